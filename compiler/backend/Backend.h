@@ -1,0 +1,37 @@
+//===- compiler/backend/Backend.h - IR -> BPF object, the facade -*- C++ -*-===//
+//
+/// \file
+/// The only backend header the driver sees: it keeps LLVM out of everything
+/// but compiler/backend. compile() runs the whole pipeline in-process:
+/// XdpCodegen builds LLVM IR with IRBuilder, verifyModule checks it, the new
+/// pass manager optimises it with the BPF TargetMachine (so the BPF IR
+/// passes run), and the BPF backend emits an ELF object with BTF.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/ir/IR.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace r2x::backend {
+
+enum class Emit {
+  LLVM, ///< optimised LLVM IR, text
+  Asm,  ///< BPF assembly, text
+  Obj   ///< BPF ELF object with BTF, ready for libbpf
+};
+
+/// An internal failure of code generation (a bug, not bad input).
+struct BackendError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Compiles a finalized program. Returns the bytes of the requested form.
+std::string compile(const ir::Program &program, Emit emit);
+
+/// The metadata text the object carries (runtime/Meta.h documents the
+/// format); exposed for tests.
+std::string metadataText(const ir::Program &program);
+
+} // namespace r2x::backend

@@ -1,0 +1,111 @@
+//===- compiler/backend/BpfTarget.cpp - LLVM's BPF target, in process -------===//
+//
+/// \file
+/// compile(): codegen, verification, optimisation and emission. The
+/// TargetMachine is handed to PassBuilder so the BPF target's own IR passes
+/// (preserve-static-offset folding, BPFAdjustOpt, IR peephole) run; without
+/// it llvm.preserve.static.offset cannot be selected.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/Backend.h"
+#include "compiler/backend/XdpCodegen.h"
+
+#include <llvm/Analysis/CGSCCPassManager.h>
+#include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/PassManager.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+
+#include <memory>
+#include <mutex>
+
+extern "C" {
+void LLVMInitializeBPFTargetInfo();
+void LLVMInitializeBPFTarget();
+void LLVMInitializeBPFTargetMC();
+void LLVMInitializeBPFAsmPrinter();
+}
+
+namespace r2x::backend {
+
+using namespace llvm;
+
+namespace {
+
+std::unique_ptr<TargetMachine> bpfTargetMachine() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeBPFTargetInfo();
+    LLVMInitializeBPFTarget();
+    LLVMInitializeBPFTargetMC();
+    LLVMInitializeBPFAsmPrinter();
+  });
+  std::string err;
+  const Target *t = TargetRegistry::lookupTarget("bpfel", err);
+  if (!t)
+    throw BackendError("LLVM has no BPF target: " + err);
+  TargetOptions opts;
+  // CPU v3: 32-bit sub-registers and jumps, fewer instructions.
+  return std::unique_ptr<TargetMachine>(t->createTargetMachine(
+      "bpfel", "v3", "", opts, Reloc::PIC_, std::nullopt, CodeGenOptLevel::Aggressive));
+}
+
+void optimize(Module &m, TargetMachine &tm) {
+  LoopAnalysisManager lam;
+  FunctionAnalysisManager fam;
+  CGSCCAnalysisManager cgam;
+  ModuleAnalysisManager mam;
+  PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(OptimizationLevel::O2);
+  mpm.run(m, mam);
+}
+
+} // namespace
+
+std::string compile(const ir::Program &program, Emit emit) {
+  LLVMContext ctx;
+  auto m = std::make_unique<Module>("rule2xdp", ctx);
+  std::unique_ptr<TargetMachine> tm = bpfTargetMachine();
+  m->setTargetTriple("bpfel");
+  m->setDataLayout(tm->createDataLayout());
+
+  emitXdpProgram(program, *m);
+
+  std::string err;
+  raw_string_ostream es(err);
+  if (verifyModule(*m, &es))
+    throw BackendError("generated LLVM IR is invalid: " + es.str());
+  optimize(*m, *tm);
+  if (verifyModule(*m, &es))
+    throw BackendError("optimised LLVM IR is invalid: " + es.str());
+
+  std::string out;
+  if (emit == Emit::LLVM) {
+    raw_string_ostream os(out);
+    m->print(os, nullptr);
+    return os.str();
+  }
+  SmallVector<char, 0> buf;
+  raw_svector_ostream os(buf);
+  legacy::PassManager pm;
+  CodeGenFileType kind = emit == Emit::Asm ? CodeGenFileType::AssemblyFile
+                                           : CodeGenFileType::ObjectFile;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, kind))
+    throw BackendError("the BPF target cannot emit this file type");
+  pm.run(*m);
+  return std::string(buf.begin(), buf.end());
+}
+
+} // namespace r2x::backend

@@ -1,0 +1,132 @@
+//===- compiler/backend/Btf.cpp - maps, globals and their BTF ---------------===//
+//
+/// \file
+/// See Btf.h for the layout libbpf expects.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/Btf.h"
+
+#include <llvm/BinaryFormat/Dwarf.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
+
+namespace r2x::backend {
+
+using namespace llvm;
+
+BtfBuilder::BtfBuilder(Module &m) : m_(m), di_(m) {
+  file_ = di_.createFile("rule2xdp.rules", ".");
+  cu_ = di_.createCompileUnit(dwarf::DW_LANG_C11, file_, "rule2xdp",
+                              /*isOptimized=*/true, "", 0);
+  m_.addModuleFlag(Module::Warning, "Debug Info Version",
+                   DEBUG_METADATA_VERSION);
+  m_.addModuleFlag(Module::Warning, "Dwarf Version", 5);
+}
+
+DIType *BtfBuilder::u8() {
+  if (!u8_)
+    u8_ = di_.createBasicType("__u8", 8, dwarf::DW_ATE_unsigned_char);
+  return u8_;
+}
+DIType *BtfBuilder::u16() {
+  if (!u16_)
+    u16_ = di_.createBasicType("__u16", 16, dwarf::DW_ATE_unsigned);
+  return u16_;
+}
+DIType *BtfBuilder::u32() {
+  if (!u32_)
+    u32_ = di_.createBasicType("__u32", 32, dwarf::DW_ATE_unsigned);
+  return u32_;
+}
+DIType *BtfBuilder::u64() {
+  if (!u64_)
+    u64_ = di_.createBasicType("__u64", 64, dwarf::DW_ATE_unsigned);
+  return u64_;
+}
+
+DIType *BtfBuilder::structType(
+    const std::string &name,
+    const std::vector<std::pair<std::string, DIType *>> &fields,
+    unsigned sizeBytes) {
+  std::vector<Metadata *> members;
+  uint64_t off = 0;
+  for (const auto &[fname, ty] : fields) {
+    uint64_t bits = ty->getSizeInBits();
+    off = (off + bits - 1) / bits * bits; // natural alignment
+    members.push_back(di_.createMemberType(cu_, fname, file_, 0, bits, 0, off,
+                                           DINode::FlagZero, ty));
+    off += bits;
+  }
+  return di_.createStructType(cu_, name, file_, 0, uint64_t(sizeBytes) * 8, 0,
+                              DINode::FlagZero, nullptr,
+                              di_.getOrCreateArray(members));
+}
+
+DIType *BtfBuilder::intArrayPtr(unsigned count) {
+  if (!int_)
+    int_ = di_.createBasicType("int", 32, dwarf::DW_ATE_signed);
+  DINodeArray sub = di_.getOrCreateArray({di_.getOrCreateSubrange(0, count)});
+  DIType *arr = di_.createArrayType(uint64_t(count) * 32, 32, int_, sub);
+  return di_.createPointerType(arr, 64);
+}
+
+GlobalVariable *BtfBuilder::map(const std::string &name, MapType type,
+                                DIType *key, DIType *value,
+                                unsigned maxEntries) {
+  LLVMContext &ctx = m_.getContext();
+  Type *ptr = PointerType::get(ctx, 0);
+  StructType *defTy = StructType::get(ctx, {ptr, ptr, ptr, ptr});
+  auto *gv = new GlobalVariable(m_, defTy, false, GlobalValue::ExternalLinkage,
+                                ConstantAggregateZero::get(defTy), name);
+  gv->setSection(".maps");
+  gv->setAlignment(Align(8));
+  gv->setDSOLocal(true);
+
+  std::vector<Metadata *> members = {
+      di_.createMemberType(cu_, "type", file_, 0, 64, 0, 0, DINode::FlagZero,
+                           intArrayPtr(static_cast<unsigned>(type))),
+      di_.createMemberType(cu_, "key", file_, 0, 64, 0, 64, DINode::FlagZero,
+                           di_.createPointerType(key, 64)),
+      di_.createMemberType(cu_, "value", file_, 0, 64, 0, 128,
+                           DINode::FlagZero, di_.createPointerType(value, 64)),
+      di_.createMemberType(cu_, "max_entries", file_, 0, 64, 0, 192,
+                           DINode::FlagZero, intArrayPtr(maxEntries)),
+  };
+  DIType *st = di_.createStructType(cu_, "", file_, 0, 256, 0,
+                                    DINode::FlagZero, nullptr,
+                                    di_.getOrCreateArray(members));
+  auto *gve = di_.createGlobalVariableExpression(cu_, name, "", file_, 0, st,
+                                                 /*isLocalToUnit=*/false);
+  gv->addDebugInfo(gve);
+  return gv;
+}
+
+void BtfBuilder::rodataString(const std::string &name,
+                              const std::string &text) {
+  LLVMContext &ctx = m_.getContext();
+  Constant *init = ConstantDataArray::getString(ctx, text, /*AddNull=*/true);
+  auto *gv = new GlobalVariable(m_, init->getType(), /*isConstant=*/true,
+                                GlobalValue::ExternalLinkage, init, name);
+  gv->setSection(".rodata");
+  gv->setAlignment(Align(1));
+  gv->setDSOLocal(true);
+  DIType *ch = di_.createBasicType("char", 8, dwarf::DW_ATE_signed_char);
+  DIType *cch = di_.createQualifiedType(dwarf::DW_TAG_const_type, ch);
+  uint64_t n = text.size() + 1;
+  DIType *arr = di_.createArrayType(
+      n * 8, 8, cch, di_.getOrCreateArray({di_.getOrCreateSubrange(0, n)}));
+  gv->addDebugInfo(
+      di_.createGlobalVariableExpression(cu_, name, "", file_, 0, arr, false));
+}
+
+void BtfBuilder::license() {
+  LLVMContext &ctx = m_.getContext();
+  Constant *init = ConstantDataArray::getString(ctx, "GPL", true);
+  auto *gv = new GlobalVariable(m_, init->getType(), true,
+                                GlobalValue::ExternalLinkage, init, "_license");
+  gv->setSection("license");
+  gv->setAlignment(Align(1));
+}
+
+void BtfBuilder::finish() { di_.finalize(); }
+
+} // namespace r2x::backend

@@ -1,0 +1,52 @@
+//===- compiler/backend/Codegen.h - IRBuilder helpers for XDP ---*- C++ -*-===//
+//
+/// \file
+/// The few primitives every lowering step uses, each encoding a verifier
+/// rule from the brief: packet addresses are i8 GEPs from `data`, every
+/// access is preceded by a pointer compare of its end with `data_end`,
+/// helpers are called through inttoptr of their number.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+
+namespace r2x::backend {
+
+/// XDP actions (enum xdp_action).
+enum XdpAction : unsigned { XdpAborted = 0, XdpDrop = 1, XdpPass = 2 };
+
+/// BPF helper numbers (enum bpf_func_id).
+enum Helper : unsigned { MapLookupElem = 1, FibLookup = 69 };
+
+struct Codegen {
+  Codegen(llvm::Module &m, llvm::Function *fn);
+
+  llvm::LLVMContext &ctx;
+  llvm::Module &m;
+  llvm::Function *fn;
+  llvm::IRBuilder<> b;
+  llvm::Type *i1, *i8, *i16, *i32, *i64, *ptr;
+  llvm::Value *data = nullptr, *dataEnd = nullptr; ///< packet pointers
+
+  llvm::BasicBlock *block(const llvm::Twine &name);
+  /// An alloca in the entry block (so the verifier sees a fixed stack slot).
+  llvm::AllocaInst *stackSlot(llvm::Type *ty, unsigned align,
+                              const llvm::Twine &name);
+  /// base + off as an i8 GEP.
+  llvm::Value *at(llvm::Value *base, llvm::Value *off);
+  llvm::Value *at(llvm::Value *base, uint64_t off);
+  /// Branches to `fail` unless [p, p + width) lies inside the packet, then
+  /// continues in a new block.
+  void needBytes(llvm::Value *p, uint64_t width, llvm::BasicBlock *fail,
+                 const llvm::Twine &name);
+  /// A big-endian load of `ty` at base + off, converted to host order.
+  llvm::Value *loadBE(llvm::Value *base, uint64_t off, llvm::Type *ty);
+  /// Conditional branch to `no` when !cond, continuing in a new block.
+  void require(llvm::Value *cond, llvm::BasicBlock *no, const llvm::Twine &name);
+  llvm::Value *callHelper(Helper id, llvm::Type *ret,
+                          llvm::ArrayRef<llvm::Value *> args);
+  void ret(XdpAction a);
+};
+
+} // namespace r2x::backend

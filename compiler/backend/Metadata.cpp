@@ -1,0 +1,81 @@
+//===- compiler/backend/Metadata.cpp - the rules as iptables -vxnL shows them ===//
+//
+/// \file
+/// Renders each rule's listing columns (target, prot, opt, in, out, source,
+/// destination, match text) the way iptables 1.8 prints them with -n, so the
+/// runtime can show counters without knowing iptables syntax. The format is
+/// documented in runtime/Meta.h.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/Backend.h"
+
+#include <sstream>
+
+namespace r2x::backend {
+namespace {
+
+using ir::Match;
+
+std::string addrColumn(const Match *m) {
+  if (!m)
+    return "0.0.0.0/0";
+  std::string s = m->negated ? "!" : "";
+  if (m->mask == 0xffffffffu)
+    return s + ir::formatAddr(m->net);
+  return s + ir::formatNet(m->net, m->mask);
+}
+
+std::string portText(const char *one, const char *many,
+                     const ir::PortRange &r) {
+  std::string neg = r.negated ? "!" : "";
+  if (r.lo == r.hi)
+    return std::string(one) + ":" + neg + std::to_string(r.lo);
+  return std::string(many) + ":" + neg + std::to_string(r.lo) + ":" +
+         std::to_string(r.hi);
+}
+
+const Match *find(const ir::Rule &r, Match::Kind k) {
+  for (const Match &m : r.matches)
+    if (m.kind == k)
+      return &m;
+  return nullptr;
+}
+
+} // namespace
+
+std::string metadataText(const ir::Program &p) {
+  std::ostringstream os;
+  os << "rule2xdp-meta\t1\n";
+  for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
+    os << "iface\t" << i << "\t" << p.ifacePatterns[i] << "\n";
+  for (const ir::Chain &c : p.chains) {
+    os << "chain\t" << ir::tableName(c.table) << "\t" << c.name << "\t"
+       << ir::verdictName(c.policy) << "\t" << c.policyCounter << "\n";
+    for (const ir::Rule &r : c.rules) {
+      const Match *proto = find(r, Match::Kind::Protocol);
+      const Match *iif = find(r, Match::Kind::InIface);
+      const Match *l4 = find(r, Match::Kind::TcpUdp);
+      std::string prot = proto ? (proto->negated ? "!" : "") +
+                                     std::to_string(proto->proto)
+                               : "0";
+      std::string extra;
+      if (l4) {
+        extra = l4->l4proto == 6 ? "tcp" : "udp";
+        if (l4->sport)
+          extra += " " + portText("spt", "spts", *l4->sport);
+        if (l4->dport)
+          extra += " " + portText("dpt", "dpts", *l4->dport);
+      }
+      std::string target =
+          r.verdict == ir::Verdict::Continue ? "" : ir::verdictName(r.verdict);
+      std::string in = iif ? (iif->negated ? "!" : "") + iif->iface : "*";
+      os << "rule\t" << r.counter << "\t" << ir::tableName(c.table) << "\t"
+         << c.name << "\t" << target << "\t" << prot << "\t--\t" << in
+         << "\t*\t" << addrColumn(find(r, Match::Kind::Source)) << "\t"
+         << addrColumn(find(r, Match::Kind::Destination)) << "\t" << extra
+         << "\n";
+    }
+  }
+  return os.str();
+}
+
+} // namespace r2x::backend

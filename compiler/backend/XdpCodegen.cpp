@@ -1,0 +1,337 @@
+//===- compiler/backend/XdpCodegen.cpp - rules -> one XDP function ----------===//
+//
+/// \file
+/// See XdpCodegen.h. Meanings follow netfilter (docs/design.md):
+///  - ip_packet_match(): addresses under mask, `-i` by name (resolved to
+///    interface indexes by the loader through the r2x_ifmatch map),
+///    protocol; `!` inverts each.
+///  - xt_tcpudp: a non-first fragment never matches; a TCP fragment at
+///    offset 1 and a header cut short are "hotdrop" (XDP_DROP, uncounted).
+///  - INPUT runs after the kernel reassembled: non-first fragments go to the
+///    kernel (which completes the datagram only if the first fragment was
+///    let through), and the first fragment is judged as the datagram.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/XdpCodegen.h"
+
+#include "compiler/backend/Backend.h"
+#include "compiler/backend/Btf.h"
+#include "compiler/backend/PacketParser.h"
+
+namespace r2x::backend {
+
+using namespace llvm;
+
+namespace {
+
+/// BPF_FIB_LKUP_RET_* (include/uapi/linux/bpf.h).
+enum FibResult : int64_t {
+  FibSuccess = 0,
+  FibNotForwarded = 4,
+  FibForwardingDisabled = 5,
+  FibNoNeighbour = 7,
+  FibFragNeeded = 8,
+};
+
+class XdpCodegen {
+public:
+  XdpCodegen(const ir::Program &p, Module &m, Function *fn, BtfBuilder &btf)
+      : p_(p), cg_(m, fn), btf_(btf) {}
+
+  void emit(Value *ctxArg);
+
+private:
+  void declareMaps();
+  void emitChain(const ir::Chain &c, BasicBlock *accept);
+  void emitMatch(const ir::Match &m, BasicBlock *noMatch);
+  void emitPorts(const ir::Match &m, BasicBlock *noMatch);
+  Value *inRange(Value *port, const ir::PortRange &r);
+  void bumpCounter(unsigned slot);
+  void emitRouting(BasicBlock *input, BasicBlock *forward);
+  Value *ifaceMask();
+
+  const ir::Program &p_;
+  Codegen cg_;
+  BtfBuilder &btf_;
+  Value *ctx_ = nullptr;
+  Packet pk_;
+  GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr;
+  BasicBlock *pass_ = nullptr, *drop_ = nullptr;
+  Value *ifaceMask_ = nullptr;
+  AllocaInst *key_ = nullptr;
+};
+
+void XdpCodegen::declareMaps() {
+  DIType *counter = btf_.structType(
+      "r2x_counter", {{"packets", btf_.u64()}, {"bytes", btf_.u64()}}, 16);
+  counters_ = btf_.map("r2x_counters", MapType::PercpuArray, btf_.u32(),
+                       counter, std::max(1u, p_.numCounters));
+  DIType *ifkey = btf_.structType("r2x_ifkey",
+                                  {{"ifindex", btf_.u32()},
+                                   {"vid_outer", btf_.u16()},
+                                   {"vid_inner", btf_.u16()}},
+                                  8);
+  ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
+}
+
+void XdpCodegen::bumpCounter(unsigned slot) {
+  IRBuilder<> &b = cg_.b;
+  b.CreateStore(b.getInt32(slot), key_);
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {counters_, key_});
+  BasicBlock *hit = cg_.block("count");
+  BasicBlock *done = cg_.block("counted");
+  b.CreateCondBr(b.CreateIsNull(v), done, hit);
+  b.SetInsertPoint(hit);
+  Value *pkts = b.CreateLoad(cg_.i64, v);
+  b.CreateStore(b.CreateAdd(pkts, b.getInt64(1)), v);
+  Value *bp = cg_.at(v, uint64_t(8));
+  Value *bytes = b.CreateLoad(cg_.i64, bp);
+  b.CreateStore(b.CreateAdd(bytes, b.CreateZExt(pk_.totLen, cg_.i64)), bp);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+}
+
+/// The bitmask of `-i` patterns naming the ingress device (and the VLAN
+/// devices of the frame's tags), looked up once per packet.
+Value *XdpCodegen::ifaceMask() {
+  if (ifaceMask_)
+    return ifaceMask_;
+  IRBuilder<> &b = cg_.b;
+  StructType *keyTy = StructType::get(cg_.ctx, {cg_.i32, cg_.i16, cg_.i16});
+  AllocaInst *key = cg_.stackSlot(keyTy, 8, "ifkey");
+  b.CreateStore(pk_.ifindex, b.CreateStructGEP(keyTy, key, 0));
+  b.CreateStore(pk_.vidOuter, b.CreateStructGEP(keyTy, key, 1));
+  b.CreateStore(pk_.vidInner, b.CreateStructGEP(keyTy, key, 2));
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {ifmatch_, key});
+  BasicBlock *from = b.GetInsertBlock();
+  BasicBlock *hit = cg_.block("ifmatch.hit");
+  BasicBlock *done = cg_.block("ifmatch.done");
+  b.CreateCondBr(b.CreateIsNull(v), done, hit);
+  b.SetInsertPoint(hit);
+  Value *mask = b.CreateLoad(cg_.i64, v);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+  PHINode *phi = b.CreatePHI(cg_.i64, 2, "ifmask");
+  phi->addIncoming(b.getInt64(0), from);
+  phi->addIncoming(mask, hit);
+  ifaceMask_ = phi;
+  return phi;
+}
+
+Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
+  IRBuilder<> &b = cg_.b;
+  Value *in;
+  if (r.lo == r.hi)
+    in = b.CreateICmpEQ(port, b.getInt16(r.lo));
+  else if (r.lo > r.hi)
+    in = b.getFalse(); // iptables accepts 5:3; it matches no port
+  else if (r.lo == 0)
+    in = b.CreateICmpULE(port, b.getInt16(r.hi));
+  else if (r.hi == 0xffff)
+    in = b.CreateICmpUGE(port, b.getInt16(r.lo));
+  else
+    in = b.CreateAnd(b.CreateICmpUGE(port, b.getInt16(r.lo)),
+                     b.CreateICmpULE(port, b.getInt16(r.hi)));
+  return r.negated ? b.CreateNot(in) : in;
+}
+
+void XdpCodegen::emitPorts(const ir::Match &m, BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  bool tcp = m.l4proto == 6;
+  // Non-first fragments never match; xt_tcpudp hotdrops a TCP fragment at
+  // offset 1 (it could overwrite the flags of the first).
+  Value *isFrag = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
+  BasicBlock *frag = cg_.block("l4.fragment");
+  BasicBlock *whole = cg_.block("l4.first");
+  b.CreateCondBr(isFrag, frag, whole);
+  b.SetInsertPoint(frag);
+  if (tcp)
+    b.CreateCondBr(b.CreateICmpEQ(pk_.fragOff, b.getInt16(1)), drop_, noMatch);
+  else
+    b.CreateBr(noMatch);
+
+  // The header must lie within tot_len (hotdrop otherwise); the pointer
+  // check repeats it for the verifier.
+  b.SetInsertPoint(whole);
+  uint64_t need = tcp ? 20 : 8;
+  Value *fits = b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)),
+                                pk_.totLen);
+  cg_.require(fits, drop_, "l4.fits");
+  cg_.needBytes(pk_.l4, need, drop_, "l4.hdr");
+  if (m.sport)
+    cg_.require(inRange(cg_.loadBE(pk_.l4, 0, cg_.i16), *m.sport), noMatch,
+                "sport.ok");
+  if (m.dport)
+    cg_.require(inRange(cg_.loadBE(pk_.l4, 2, cg_.i16), *m.dport), noMatch,
+                "dport.ok");
+}
+
+void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  Value *cond = nullptr;
+  switch (m.kind) {
+  case ir::Match::Kind::Source:
+  case ir::Match::Kind::Destination: {
+    Value *a = m.kind == ir::Match::Kind::Source ? pk_.saddr : pk_.daddr;
+    cond = m.mask == 0 ? b.getTrue()
+                       : b.CreateICmpEQ(b.CreateAnd(a, m.mask), b.getInt32(m.net));
+    break;
+  }
+  case ir::Match::Kind::Protocol:
+    cond = b.CreateICmpEQ(pk_.proto, b.getInt8(m.proto));
+    break;
+  case ir::Match::Kind::InIface: {
+    Value *bit = b.CreateAnd(ifaceMask(), b.getInt64(uint64_t(1) << m.ifaceBit));
+    cond = b.CreateICmpNE(bit, b.getInt64(0));
+    break;
+  }
+  case ir::Match::Kind::TcpUdp:
+    emitPorts(m, noMatch);
+    return;
+  }
+  if (m.negated)
+    cond = b.CreateNot(cond);
+  cg_.require(cond, noMatch, "match");
+}
+
+void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
+  IRBuilder<> &b = cg_.b;
+  for (const ir::Rule &r : c.rules) {
+    BasicBlock *next = cg_.block("rule.next");
+    for (const ir::Match &m : r.matches)
+      emitMatch(m, next);
+    bumpCounter(r.counter);
+    switch (r.verdict) {
+    case ir::Verdict::Drop:
+      b.CreateBr(drop_);
+      break;
+    case ir::Verdict::Accept:
+      b.CreateBr(accept);
+      break;
+    case ir::Verdict::Continue:
+      b.CreateBr(next);
+      break;
+    }
+    b.SetInsertPoint(next);
+  }
+  bumpCounter(c.policyCounter);
+  b.CreateBr(c.policy == ir::Verdict::Drop ? drop_ : accept);
+}
+
+/// The kernel's routing decision between INPUT and FORWARD, asked of the
+/// FIB with the packet's addresses and ingress device. Whatever neither
+/// chain would see (no route, TTL expiring, DF set but too big) goes to the
+/// kernel, which answers with its own ICMP.
+void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
+  IRBuilder<> &b = cg_.b;
+  ArrayType *fibTy = ArrayType::get(cg_.i8, 64);
+  AllocaInst *fib = cg_.stackSlot(fibTy, 8, "fib");
+  b.CreateMemSet(fib, b.getInt8(0), 64, MaybeAlign(8));
+  b.CreateStore(b.getInt8(2), cg_.at(fib, uint64_t(0)));             // family AF_INET
+  b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));                // l4_protocol
+  b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
+  b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));              // ifindex
+  b.CreateStore(pk_.tos, cg_.at(fib, uint64_t(12)));                 // tos
+  b.CreateStore(pk_.saddrRaw, cg_.at(fib, uint64_t(16)));            // ipv4_src
+  b.CreateStore(pk_.daddrRaw, cg_.at(fib, uint64_t(32)));            // ipv4_dst
+  Value *rc = cg_.callHelper(FibLookup, cg_.i64,
+                             {ctx_, fib, b.getInt32(64), b.getInt32(0)});
+
+  BasicBlock *fwd = cg_.block("route.forwarded");
+  BasicBlock *big = cg_.block("route.frag_needed");
+  SwitchInst *sw = b.CreateSwitch(rc, pass_, 5);
+  sw->addCase(b.getInt64(FibSuccess), fwd);
+  sw->addCase(b.getInt64(FibNoNeighbour), fwd);
+  sw->addCase(b.getInt64(FibFragNeeded), big);
+  sw->addCase(b.getInt64(FibNotForwarded), input);
+  // Forwarding is off on the ingress device: a local destination goes to
+  // INPUT, any other is dropped by the kernel's routing. Either way only
+  // INPUT can decide.
+  sw->addCase(b.getInt64(FibForwardingDisabled), input);
+
+  // ip_forward() drops a packet whose DF forbids fragmenting to the egress
+  // MTU before the FORWARD hook.
+  b.SetInsertPoint(big);
+  Value *df = b.CreateICmpNE(b.CreateAnd(pk_.fragWord, 0x4000), b.getInt16(0));
+  b.CreateCondBr(df, pass_, fwd);
+  // ip_forward() sends time exceeded before the FORWARD hook.
+  b.SetInsertPoint(fwd);
+  b.CreateCondBr(b.CreateICmpULE(pk_.ttl, b.getInt8(1)), pass_, forward);
+}
+
+void XdpCodegen::emit(Value *ctxArg) {
+  IRBuilder<> &b = cg_.b;
+  ctx_ = ctxArg;
+  declareMaps();
+  BasicBlock *entry = cg_.block("entry");
+  pass_ = cg_.block("xdp.pass");
+  drop_ = cg_.block("xdp.drop");
+  b.SetInsertPoint(pass_);
+  cg_.ret(XdpPass);
+  b.SetInsertPoint(drop_);
+  cg_.ret(XdpDrop);
+
+  b.SetInsertPoint(entry);
+  key_ = cg_.stackSlot(cg_.i32, 4, "counter.key");
+  pk_ = emitPacketParse(cg_, ctxArg, pass_);
+  if (!p_.ifacePatterns.empty())
+    ifaceMask(); // once per packet, before the first rule needs it
+
+  const ir::Chain *raw = nullptr, *input = nullptr, *forward = nullptr;
+  for (const ir::Chain &c : p_.chains) {
+    if (c.hook == ir::Hook::Prerouting)
+      raw = &c;
+    else if (c.hook == ir::Hook::Input)
+      input = &c;
+    else
+      forward = &c;
+  }
+  // Each table is its own traversal: ACCEPT in raw goes on to routing.
+  BasicBlock *afterRaw = cg_.block("routing");
+  if (raw)
+    emitChain(*raw, afterRaw);
+  else
+    b.CreateBr(afterRaw);
+  b.SetInsertPoint(afterRaw);
+  if (!input && !forward) {
+    b.CreateBr(pass_);
+    return;
+  }
+  BasicBlock *inBB = cg_.block("filter.INPUT");
+  BasicBlock *fwdBB = cg_.block("filter.FORWARD");
+  emitRouting(inBB, fwdBB);
+
+  b.SetInsertPoint(inBB);
+  // The kernel reassembles before INPUT: let it; the first fragment, judged
+  // as the datagram, decides whether the datagram can complete.
+  cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), pass_,
+              "input.first_fragment");
+  if (input)
+    emitChain(*input, pass_);
+  else
+    b.CreateBr(pass_);
+  b.SetInsertPoint(fwdBB);
+  if (forward)
+    emitChain(*forward, pass_);
+  else
+    b.CreateBr(pass_);
+}
+
+} // namespace
+
+void emitXdpProgram(const ir::Program &program, Module &m) {
+  LLVMContext &ctx = m.getContext();
+  FunctionType *ft =
+      FunctionType::get(Type::getInt32Ty(ctx), {PointerType::get(ctx, 0)}, false);
+  Function *fn = Function::Create(ft, GlobalValue::ExternalLinkage, "rule2xdp", m);
+  fn->setSection("xdp");
+  fn->addFnAttr(Attribute::NoUnwind); // no .eh_frame in the object
+  fn->getArg(0)->setName("ctx");
+  BtfBuilder btf(m);
+  XdpCodegen cg(program, m, fn, btf);
+  cg.emit(fn->getArg(0));
+  btf.rodataString("r2x_meta", metadataText(program));
+  btf.license();
+  btf.finish();
+}
+
+} // namespace r2x::backend

@@ -1,0 +1,217 @@
+//===- compiler/driver/main.cpp - the rule2xdp command -----------------------===//
+//
+/// \file
+/// Wires the stages together; holds no logic of its own beyond choosing what
+/// to run. rule2xdp's own options (-o, --emit, --load, --mode, --unload,
+/// --stats) are taken out of argv and parsed with CLI11; every other word is
+/// the iptables command, handed with its argv position to the frontend.
+///
+/// Exit status: 0 success, 1 bad input (nothing written), 2 kernel or load
+/// error, 3 internal error (a bug in rule2xdp).
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/Backend.h"
+#include "compiler/frontend/Diagnostics.h"
+#include "compiler/frontend/RuleParser.h"
+#include "runtime/Loader.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+#include <unistd.h>
+
+namespace {
+
+using namespace r2x;
+
+constexpr int kExitOk = 0, kExitInput = 1, kExitKernel = 2, kExitInternal = 3;
+
+struct Options {
+  std::string output;
+  std::string emit = "obj";
+  std::string load, unload, stats;
+  std::string mode = "native";
+  bool version = false;
+};
+
+/// rule2xdp's own options and whether they take a value.
+const std::vector<std::pair<std::string, bool>> kOwnOptions = {
+    {"-o", true},      {"--output", true}, {"--emit", true},
+    {"--load", true},  {"--mode", true},   {"--unload", true},
+    {"--stats", true}, {"-h", false},      {"--help", false},
+    {"--version", false}};
+
+/// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
+/// which keep their argv indexes for diagnostics.
+void partition(int argc, char **argv, std::vector<std::string> &own,
+               std::vector<std::string> &rule, std::vector<int> &ruleIdx) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    bool matched = false;
+    for (const auto &[name, takesValue] : kOwnOptions) {
+      if (a == name) {
+        own.push_back(a);
+        if (takesValue && i + 1 < argc)
+          own.push_back(argv[++i]);
+        matched = true;
+        break;
+      }
+      if (takesValue && name.size() > 2 && a.rfind(name + "=", 0) == 0) {
+        own.push_back(a);
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) {
+      rule.push_back(a);
+      ruleIdx.push_back(i);
+    }
+  }
+}
+
+/// Writes `bytes` to `path` ("-" is stdout) only as a whole: a temporary
+/// file renamed into place, so a failure never leaves a partial output.
+void writeOutput(const std::string &path, const std::string &bytes) {
+  if (path == "-" || path.empty()) {
+    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+    std::fflush(stdout);
+    return;
+  }
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!f)
+      throw std::runtime_error("cannot write " + path);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::vector<uint8_t> readFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    throw std::runtime_error("cannot read " + path);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> own, ruleArgs;
+  std::vector<int> ruleIdx;
+  partition(argc, argv, own, ruleArgs, ruleIdx);
+
+  Options o;
+  CLI::App app{"rule2xdp: compile iptables rules into XDP programs and "
+               "attach them.\n\nUsage:\n"
+               "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
+               "  rule2xdp --load IFACE [--mode native|generic] (FILE.o | RULE)\n"
+               "  rule2xdp --unload IFACE\n"
+               "  rule2xdp --stats IFACE\n"};
+  app.add_option("-o,--output", o.output,
+                 "Output file ('-' for stdout); iptables' -o is written "
+                 "--out-interface");
+  app.add_option("--emit", o.emit, "What to produce")
+      ->check(CLI::IsMember({"ir", "llvm", "asm", "obj"}));
+  app.add_option("--load", o.load, "Attach to this interface");
+  app.add_option("--mode", o.mode, "XDP attach mode")
+      ->check(CLI::IsMember({"native", "generic"}));
+  app.add_option("--unload", o.unload, "Detach rule2xdp's program");
+  app.add_option("--stats", o.stats, "Print per-rule counters");
+  app.add_flag("--version", o.version, "Print the version");
+  try {
+    std::vector<std::string> rev(own.rbegin(), own.rend());
+    app.parse(rev);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    app.exit(e);
+    return kExitInput;
+  }
+  if (o.version) {
+    std::puts("rule2xdp 0.1.0");
+    return kExitOk;
+  }
+
+  frontend::SourceManager sm;
+  try {
+    if (!o.unload.empty()) {
+      runtime::unload(o.unload);
+      return kExitOk;
+    }
+    if (!o.stats.empty()) {
+      runtime::printStats(o.stats, stdout);
+      return kExitOk;
+    }
+
+    // --load IFACE FILE.o: an object instead of a rule.
+    if (!o.load.empty() && ruleArgs.size() == 1 && ruleArgs[0][0] != '-') {
+      runtime::load(o.load,
+                    o.mode == "generic" ? runtime::XdpMode::Generic
+                                        : runtime::XdpMode::Native,
+                    readFile(ruleArgs[0]));
+      return kExitOk;
+    }
+
+    std::vector<std::string> all(argv, argv + argc);
+    std::vector<frontend::Word> words = sm.commandLineWords(all, 1);
+    // Keep only the iptables words, with their original argv positions.
+    std::vector<frontend::Word> rule;
+    for (int idx : ruleIdx)
+      rule.push_back(words[static_cast<size_t>(idx - 1)]);
+
+    ir::Program program;
+    frontend::parseRuleCommand(rule, program);
+    program.finalize();
+
+    if (!o.load.empty()) {
+      if (o.emit != "obj")
+        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
+                                   "--load takes an object: drop --emit");
+      std::string obj = backend::compile(program, backend::Emit::Obj);
+      runtime::load(o.load,
+                    o.mode == "generic" ? runtime::XdpMode::Generic
+                                        : runtime::XdpMode::Native,
+                    std::vector<uint8_t>(obj.begin(), obj.end()));
+      return kExitOk;
+    }
+
+    std::string out;
+    if (o.emit == "ir")
+      out = ir::print(program);
+    else if (o.emit == "llvm")
+      out = backend::compile(program, backend::Emit::LLVM);
+    else if (o.emit == "asm")
+      out = backend::compile(program, backend::Emit::Asm);
+    else {
+      if (o.output.empty() || (o.output == "-" && isatty(STDOUT_FILENO)))
+        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
+                                   "an object needs an output file: add -o FILE.o");
+      out = backend::compile(program, backend::Emit::Obj);
+    }
+    writeOutput(o.output, out);
+    return kExitOk;
+  } catch (const frontend::Diagnostic &d) {
+    std::cerr << frontend::format(sm, frontend::Severity::Error, d.pos,
+                                  d.what(), d.length);
+    return kExitInput;
+  } catch (const runtime::LoadError &e) {
+    std::cerr << "rule2xdp: error: " << e.what() << "\n";
+    if (!e.log.empty())
+      std::cerr << e.log << (e.log.back() == '\n' ? "" : "\n");
+    return kExitKernel;
+  } catch (const backend::BackendError &e) {
+    std::cerr << "rule2xdp: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  } catch (const std::exception &e) {
+    std::cerr << "rule2xdp: error: " << e.what() << "\n";
+    return kExitInput;
+  }
+}

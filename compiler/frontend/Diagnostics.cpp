@@ -1,0 +1,85 @@
+//===- compiler/frontend/Diagnostics.cpp - the one diagnostic formatter -----===//
+//
+/// \file
+/// Positions and the caret display shared by every frontend.
+//===----------------------------------------------------------------------===//
+#include "compiler/frontend/Diagnostics.h"
+
+#include <sstream>
+
+namespace r2x::frontend {
+
+void SourceManager::addFile(const std::string &name, const std::string &text) {
+  std::vector<std::string> lines;
+  std::string cur;
+  for (char c : text) {
+    if (c == '\n') {
+      lines.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty())
+    lines.push_back(cur);
+  files_.emplace_back(name, std::move(lines));
+}
+
+std::vector<Word>
+SourceManager::commandLineWords(const std::vector<std::string> &argv,
+                                size_t first) {
+  std::vector<Word> words;
+  std::string line = "rule2xdp";
+  for (size_t i = first; i < argv.size(); ++i) {
+    line += ' ';
+    Word w;
+    w.text = argv[i];
+    w.pos.file = "<command line>";
+    w.pos.col = static_cast<unsigned>(line.size() + 1);
+    w.pos.arg = static_cast<int>(i);
+    line += argv[i];
+    words.push_back(std::move(w));
+  }
+  cmdline_ = line;
+  return words;
+}
+
+std::string SourceManager::lineOf(const ir::SourcePos &pos) const {
+  if (pos.arg >= 0)
+    return cmdline_;
+  for (const auto &[name, lines] : files_)
+    if (name == pos.file && pos.line >= 1 && pos.line <= lines.size())
+      return lines[pos.line - 1];
+  return {};
+}
+
+ir::SourcePos advance(ir::SourcePos pos, size_t offset) {
+  pos.col += static_cast<unsigned>(offset);
+  return pos;
+}
+
+std::string format(const SourceManager &sm, Severity sev,
+                   const ir::SourcePos &pos, const std::string &msg,
+                   unsigned length) {
+  std::ostringstream os;
+  if (pos.arg >= 0)
+    os << pos.file << ":argument " << pos.arg;
+  else if (pos.line > 0)
+    os << pos.file << ":" << pos.line << ":" << pos.col;
+  else
+    os << (pos.file.empty() ? "rule2xdp" : pos.file);
+  os << (sev == Severity::Error ? ": error: " : ": warning: ") << msg << "\n";
+  std::string line = sm.lineOf(pos);
+  if (!line.empty() && pos.col >= 1) {
+    os << "  " << line << "\n  ";
+    for (unsigned i = 1; i < pos.col; ++i)
+      os << (i - 1 < line.size() && line[i - 1] == '\t' ? '\t' : ' ');
+    os << '^';
+    for (unsigned i = 1; i < length; ++i)
+      os << '~';
+    os << "\n";
+  }
+  return os.str();
+}
+
+} // namespace r2x::frontend

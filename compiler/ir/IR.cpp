@@ -1,0 +1,117 @@
+//===- compiler/ir/IR.cpp - rule IR bookkeeping ----------------------------===//
+//
+/// \file
+/// Chain lookup, interface-pattern bits and counter-slot assignment.
+//===----------------------------------------------------------------------===//
+#include "compiler/ir/IR.h"
+
+#include <algorithm>
+
+namespace r2x::ir {
+
+const char *tableName(Table t) {
+  switch (t) {
+  case Table::Raw:
+    return "raw";
+  case Table::Filter:
+    return "filter";
+  }
+  return "?";
+}
+
+const char *hookChainName(Hook h) {
+  switch (h) {
+  case Hook::Prerouting:
+    return "PREROUTING";
+  case Hook::Input:
+    return "INPUT";
+  case Hook::Forward:
+    return "FORWARD";
+  }
+  return "?";
+}
+
+const char *verdictName(Verdict v) {
+  switch (v) {
+  case Verdict::Accept:
+    return "ACCEPT";
+  case Verdict::Drop:
+    return "DROP";
+  case Verdict::Continue:
+    return "CONTINUE";
+  }
+  return "?";
+}
+
+Chain &Program::chain(Table t, Hook h) {
+  for (Chain &c : chains)
+    if (c.table == t && c.hook == h)
+      return c;
+  Chain c;
+  c.table = t;
+  c.hook = h;
+  c.name = hookChainName(h);
+  chains.push_back(std::move(c));
+  return chains.back();
+}
+
+int Program::ifaceBit(const std::string &pattern) {
+  for (size_t i = 0; i < ifacePatterns.size(); ++i)
+    if (ifacePatterns[i] == pattern)
+      return static_cast<int>(i);
+  if (ifacePatterns.size() >= 64)
+    return -1;
+  ifacePatterns.push_back(pattern);
+  return static_cast<int>(ifacePatterns.size() - 1);
+}
+
+bool Program::hasHook(Hook h) const {
+  return std::any_of(chains.begin(), chains.end(),
+                     [h](const Chain &c) { return c.hook == h; });
+}
+
+void Program::finalize() {
+  // The filter table has both ingress chains; iptables -L shows them both,
+  // and the routing decision needs to know what FORWARD does.
+  bool filter = std::any_of(chains.begin(), chains.end(), [](const Chain &c) {
+    return c.table == Table::Filter;
+  });
+  if (filter) {
+    chain(Table::Filter, Hook::Input);
+    chain(Table::Filter, Hook::Forward);
+  }
+  auto order = [](const Chain &c) {
+    return static_cast<int>(c.hook) * 4 + static_cast<int>(c.table);
+  };
+  std::stable_sort(chains.begin(), chains.end(),
+                   [&](const Chain &a, const Chain &b) {
+                     return order(a) < order(b);
+                   });
+  unsigned slot = 0;
+  for (Chain &c : chains)
+    for (Rule &r : c.rules)
+      r.counter = slot++;
+  for (Chain &c : chains)
+    c.policyCounter = slot++;
+  numCounters = slot;
+}
+
+std::string formatAddr(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) +
+         "." + std::to_string((a >> 8) & 0xff) + "." +
+         std::to_string(a & 0xff);
+}
+
+std::string formatNet(uint32_t net, uint32_t mask) {
+  // Contiguous mask: ones followed by zeros.
+  uint32_t inv = ~mask;
+  if ((inv & (inv + 1)) == 0) {
+    int len = 0;
+    for (uint32_t m = mask; m & 0x80000000u; m <<= 1)
+      ++len;
+    return formatAddr(net) + "/" + std::to_string(len);
+  }
+  return formatAddr(net) + "/" + formatAddr(mask);
+}
+
+} // namespace r2x::ir

@@ -1,0 +1,117 @@
+//===- compiler/ir/IR.h - the rule IR: contract between front and back -*- C++ -*-===//
+//
+/// \file
+/// The IR is what every frontend (iptables command lines, iptables-save
+/// files, later tc u32) produces and what the backend compiles. It depends
+/// on nothing else of ours and knows no concrete syntax: a rule is a list of
+/// matches and one target, chains are ordered rule lists attached to
+/// netfilter hooks, and every rule and built-in policy owns one counter slot.
+///
+/// Meaning is netfilter's (see docs/design.md): a rule matches when all its
+/// matches match; the first matching rule's target decides; no match means
+/// the chain policy. Each table is its own traversal, so ACCEPT in `raw`
+/// goes on to `filter`.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace r2x::ir {
+
+/// Where a piece of input came from, for diagnostics: a file line and
+/// column, or a command-line argument index (line 0).
+struct SourcePos {
+  std::string file; ///< "<command line>" for argv
+  unsigned line = 0;
+  unsigned col = 0; ///< 1-based
+  int arg = -1;     ///< argv index when the input is the command line
+};
+
+enum class Table { Raw, Filter };
+/// Netfilter hooks a received packet can traverse.
+enum class Hook { Prerouting, Input, Forward };
+/// Continue: a rule with no -j only counts, then evaluation goes on.
+enum class Verdict { Accept, Drop, Continue };
+
+const char *tableName(Table t);
+const char *hookChainName(Hook h);
+const char *verdictName(Verdict v);
+
+/// An inclusive port range, as xt_tcpudp keeps it.
+struct PortRange {
+  uint16_t lo = 0, hi = 0xffff;
+  bool negated = false;
+};
+
+/// One match of a rule. The kinds mirror netfilter's split: the first four
+/// are `struct ipt_ip` fields checked by ip_packet_match(); `TcpUdp` is the
+/// xt_tcpudp match with its fragment and "hotdrop" rules.
+struct Match {
+  enum class Kind { Source, Destination, Protocol, InIface, TcpUdp };
+  explicit Match(Kind k) : kind(k) {}
+  Kind kind;
+  bool negated = false; ///< for Source, Destination, Protocol, InIface
+
+  // Source / Destination: (addr & mask) == net, host byte order, net is
+  // already masked.
+  uint32_t net = 0, mask = 0;
+  // Protocol: the IPv4 protocol number (never 0: `-p all` is no match).
+  uint8_t proto = 0;
+  // InIface: the iptables pattern ('+' suffix = prefix) and its bit in the
+  // object's interface table.
+  std::string iface;
+  unsigned ifaceBit = 0;
+  // TcpUdp: which protocol's header (6 or 17) and the optional ranges.
+  uint8_t l4proto = 0;
+  std::optional<PortRange> sport, dport;
+};
+
+struct Rule {
+  SourcePos pos;
+  std::string text; ///< the rule as written, for comments and listings
+  std::vector<Match> matches;
+  Verdict verdict = Verdict::Accept;
+  unsigned counter = 0; ///< slot in the counters map (assigned by finalize)
+};
+
+struct Chain {
+  Table table;
+  Hook hook;
+  std::string name;
+  Verdict policy = Verdict::Accept;
+  std::vector<Rule> rules;
+  unsigned policyCounter = 0; ///< slot of the policy counter
+};
+
+/// A whole ruleset for the ingress path. Chains are kept in netfilter's
+/// traversal order by finalize().
+struct Program {
+  std::vector<Chain> chains;
+  std::vector<std::string> ifacePatterns; ///< index = Match::ifaceBit
+  unsigned numCounters = 0;
+
+  /// The chain for (table, hook), created with policy ACCEPT if absent.
+  Chain &chain(Table t, Hook h);
+  /// The bit for an interface pattern, allocating a new one if needed.
+  /// Returns -1 when the 64 available bits are used up.
+  int ifaceBit(const std::string &pattern);
+  /// Sorts chains into traversal order (raw PREROUTING, filter INPUT,
+  /// filter FORWARD; a filter table always shows both) and assigns counter
+  /// slots: rules first in chain order, then one policy slot per chain.
+  void finalize();
+  bool hasHook(Hook h) const;
+};
+
+/// Human-readable dump of the IR (`--emit=ir`); stable for lit tests.
+std::string print(const Program &p);
+
+/// Dotted-quad form of a host-order address.
+std::string formatAddr(uint32_t a);
+/// `10.0.0.0/8` style: prefix length if the mask is contiguous, else the
+/// dotted mask, as iptables -n prints them.
+std::string formatNet(uint32_t net, uint32_t mask);
+
+} // namespace r2x::ir

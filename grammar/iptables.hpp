@@ -1,0 +1,58 @@
+//===- grammar/iptables.hpp - PEGTL grammars for iptables values -*- C++ -*-===//
+//
+/// \file
+/// The shapes of the values iptables options take, as PEGTL rules with no
+/// actions: the frontend (compiler/frontend) binds actions to them. Option
+/// words themselves are walked the way iptables' getopt_long walks them, so
+/// the grammar here starts where an option's argument starts.
+///
+/// Numbers are matched loosely (any run of digits) and range-checked by the
+/// actions, so an error can say "invalid mask `33'" rather than "parse
+/// error".
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <tao/pegtl.hpp>
+
+namespace r2x::grammar {
+namespace pegtl = tao::pegtl;
+using namespace tao::pegtl;
+
+// --- IPv4 addresses: -s / -d ----------------------------------------------
+// iptables accepts 1 to 4 decimal parts ("10.1" means 10.1.0.0) and then an
+// optional "/prefix" or "/dotted.mask".
+struct octet : plus<digit> {};
+struct dotted : seq<octet, rep_max<3, seq<one<'.'>, octet>>> {};
+struct address : dotted {};
+struct prefix_len : plus<digit> {};
+struct dotted_mask : seq<octet, one<'.'>, octet, one<'.'>, octet, one<'.'>, octet> {};
+struct netmask : sor<seq<dotted_mask, eof>, seq<prefix_len, eof>> {};
+struct address_spec : seq<address, sor<eof, seq<one<'/'>, netmask>>> {};
+
+// --- ports: --sport / --dport ----------------------------------------------
+// A port is a number or a service name from /etc/services; a range is
+// "lo:hi" with either end optional.
+struct port_number : plus<digit> {};
+struct service_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+', '/'>>>> {};
+struct port : sor<seq<port_number, at<sor<one<':'>, eof>>>, service_name> {};
+struct range_lo : port {};
+struct range_hi : port {};
+struct range_sep : one<':'> {};
+struct port_range : seq<opt<range_lo>, opt<range_sep, opt<range_hi>>, eof> {};
+
+// --- protocols: -p ----------------------------------------------------------
+struct proto_number : seq<plus<digit>, eof> {};
+struct proto_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+'>>>, eof> {};
+struct protocol : sor<proto_number, proto_name> {};
+
+// --- interfaces: -i ---------------------------------------------------------
+// Any bytes but NUL; a trailing '+' is the wildcard. Length and the
+// characters the kernel refuses are checked by the action.
+struct iface_wildcard : seq<one<'+'>, eof> {};
+struct iface_char : seq<not_at<iface_wildcard>, any> {};
+struct interface : seq<plus<iface_char>, opt<iface_wildcard>, eof> {};
+
+// --- chain and target names -------------------------------------------------
+struct chain_name : seq<plus<sor<alnum, one<'-', '_', '.'>>>, eof> {};
+
+} // namespace r2x::grammar
