@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -55,9 +56,14 @@ void partition(int argc, char **argv, std::vector<std::string> &own,
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool matched = false;
+    if ((a == "-o" || a.rfind("--output", 0) == 0) &&
+        std::find(own.begin(), own.end(), "-o") != own.end())
+      throw std::invalid_argument(
+          "-o given twice: -o is rule2xdp's output file; write iptables' "
+          "output interface as --out-interface");
     for (const auto &[name, takesValue] : kOwnOptions) {
       if (a == name) {
-        own.push_back(a);
+        own.push_back(a == "--output" ? "-o" : a);
         if (takesValue && i + 1 < argc)
           own.push_back(argv[++i]);
         matched = true;
@@ -106,7 +112,12 @@ std::vector<uint8_t> readFile(const std::string &path) {
 int main(int argc, char **argv) {
   std::vector<std::string> own, ruleArgs;
   std::vector<int> ruleIdx;
-  partition(argc, argv, own, ruleArgs, ruleIdx);
+  try {
+    partition(argc, argv, own, ruleArgs, ruleIdx);
+  } catch (const std::invalid_argument &e) {
+    std::cerr << "rule2xdp: error: " << e.what() << "\n";
+    return kExitInput;
+  }
 
   Options o;
   CLI::App app{"rule2xdp: compile iptables rules into XDP programs and "

@@ -9,6 +9,7 @@
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <cctype>
 #include <cstring>
 #include <netdb.h>
@@ -338,6 +339,9 @@ std::string joinWords(const std::vector<Word> &words) {
 
 void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
   Parsed p;
+  // Values given as `--opt=value` become words of their own; Parsed keeps
+  // pointers to them, so they live as long as the parse.
+  std::deque<Word> inlineWords;
   const Word *invert = nullptr;
   size_t i = 0;
 
@@ -423,12 +427,11 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
     }
 
     const Word *valWord = nullptr;
-    Word inlineWord;
     if (spec->hasArg) {
       if (inlineValue) {
-        inlineWord.text = *inlineValue;
-        inlineWord.pos = advance(w.pos, w.text.find('=') + 1);
-        valWord = &inlineWord;
+        inlineWords.push_back(
+            Word{*inlineValue, advance(w.pos, w.text.find('=') + 1)});
+        valWord = &inlineWords.back();
       } else if (i + 1 < words.size()) {
         valWord = &words[++i];
       } else {
