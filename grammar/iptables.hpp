@@ -46,11 +46,13 @@ struct proto_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+'>>>, eof> {
 struct protocol : sor<proto_number, proto_name> {};
 
 // --- interfaces: -i ---------------------------------------------------------
-// Any bytes but NUL; a trailing '+' is the wildcard. Length and the
-// characters the kernel refuses are checked by the action.
+// Any bytes but NUL; a trailing '+' is the wildcard, and "+" alone matches
+// every interface, as in iptables. The length is checked by the action;
+// like iptables, names the kernel cannot have ('/', ' ') are accepted and
+// simply never match.
 struct iface_wildcard : seq<one<'+'>, eof> {};
 struct iface_char : seq<not_at<iface_wildcard>, any> {};
-struct interface : seq<plus<iface_char>, opt<iface_wildcard>, eof> {};
+struct interface : seq<star<iface_char>, opt<iface_wildcard>, eof> {};
 
 // --- chain and target names -------------------------------------------------
 struct chain_name : seq<plus<sor<alnum, one<'-', '_', '.'>>>, eof> {};

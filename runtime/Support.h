@@ -9,6 +9,7 @@
 
 #include "runtime/Loader.h"
 
+#include <bpf/libbpf.h>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -82,7 +83,12 @@ private:
 };
 
 /// "WHAT: strerror(err)", the shape of every system error we report.
+/// libbpf's own codes (4000 and up: "not an ELF", "bad relocation", ...)
+/// are not errnos; libbpf_strerror knows them.
 inline std::string sysMessage(const std::string &what, int err) {
+  char buf[256];
+  if (err >= 4000 && libbpf_strerror(err, buf, sizeof buf) == 0)
+    return what + ": " + buf;
   return what + ": " + std::strerror(err);
 }
 

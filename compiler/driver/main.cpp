@@ -26,6 +26,7 @@
 #include <set>
 #include <string>
 #include <vector>
+#include <net/if.h>
 #include <unistd.h>
 
 namespace {
@@ -152,6 +153,23 @@ int main(int argc, char **argv) {
   }
 
   frontend::SourceManager sm;
+  // A `-o eth1` copied from an iptables rule would otherwise quietly become
+  // a file named eth1.
+  if (!o.output.empty() && o.output != "-" && if_nametoindex(o.output.c_str()) != 0) {
+    std::cerr << "rule2xdp: error: `-o " << o.output
+              << "' names a network interface, but -o is rule2xdp's output "
+                 "file; write iptables' output interface as --out-interface\n";
+    return kExitInput;
+  }
+  if (!o.output.empty() && (!o.load.empty() || !o.unload.empty() || !o.stats.empty())) {
+    std::cerr << "rule2xdp: error: -o has no meaning with --load, --unload or --stats\n";
+    return kExitInput;
+  }
+  if ((!o.unload.empty() || !o.stats.empty()) && !ruleArgs.empty()) {
+    std::cerr << "rule2xdp: error: --unload and --stats take no rule (got `"
+              << ruleArgs[0] << "')\n";
+    return kExitInput;
+  }
   try {
     if (!o.unload.empty()) {
       runtime::unload(o.unload);

@@ -296,7 +296,7 @@ uint8_t parseProtocol(const Word &opt, const Word &val) {
 
 std::string parseInterface(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
-  if (!pegtl::parse<grammar::interface>(in))
+  if (val.text.empty() || !pegtl::parse<grammar::interface>(in))
     fail(val, "invalid interface name `" + val.text + "' in " + opt.text);
   if (val.text.size() >= 16)
     fail(val, "interface name `" + val.text +
@@ -426,6 +426,8 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
       fail(w, "unexpected argument `" + w.text + "'");
     }
 
+    // Messages name the option as written, without an inline `=value`.
+    Word optName{w.text.substr(0, w.text.find('=')), w.pos};
     const Word *valWord = nullptr;
     if (spec->hasArg) {
       if (inlineValue) {
@@ -468,19 +470,21 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
       break;
     case OptId::Source:
       once(p.src.has_value(), "-s");
-      p.src = parseAddress(w, v, Match::Kind::Source);
+      p.src = parseAddress(optName, v, Match::Kind::Source);
       p.src->negated = negated;
       break;
     case OptId::Destination:
       once(p.dst.has_value(), "-d");
-      p.dst = parseAddress(w, v, Match::Kind::Destination);
+      p.dst = parseAddress(optName, v, Match::Kind::Destination);
       p.dst->negated = negated;
       break;
     case OptId::Protocol: {
       once(p.protoWord, "-p");
       p.protoWord = &v;
       p.protoNegated = negated;
-      p.protoNumber = parseProtocol(w, v);
+      p.protoNumber = parseProtocol(optName, v);
+      if (p.protoNumber == 0 && negated)
+        fail(v, "rule would never match protocol (`! -p " + v.text + "')");
       // -p all (0) checks nothing, negated or not, as in ip_packet_match().
       if (p.protoNumber != 0) {
         Match m(Match::Kind::Protocol);
@@ -493,7 +497,7 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
     case OptId::InIface: {
       once(p.iif.has_value(), "-i");
       Match m(Match::Kind::InIface);
-      m.iface = parseInterface(w, v);
+      m.iface = parseInterface(optName, v);
       m.negated = negated;
       int bit = prog.ifaceBit(m.iface);
       if (bit < 0)
@@ -530,7 +534,7 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
         fail(w, std::string(l4Name(p.l4->proto)) + ": option \"--" +
                     (sport ? "source-port" : "destination-port") +
                     "\" can only be used once");
-      slot = parsePorts(w, v, l4Name(p.l4->proto));
+      slot = parsePorts(optName, v, l4Name(p.l4->proto));
       slot->negated = negated;
       (sport ? p.l4->sportWord : p.l4->dportWord) = &w;
       break;
