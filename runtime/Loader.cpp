@@ -12,7 +12,6 @@
 /// same pin directory.
 //===----------------------------------------------------------------------===//
 
-#include <cstdio>
 
 #include "runtime/Loader.h"
 #include "runtime/Meta.h"
@@ -28,8 +27,11 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
+#include <cstring>
 
 #include <cctype>
+#include <cstdio>
 #include <compare>
 #include <cstdarg>
 #include <fstream>
@@ -140,6 +142,22 @@ void ensureBpffs() {
   // mode=0700, as iproute2 mounts it: pins hand out map and link access.
   if (::mount("bpf", BpffsRoot, "bpf", 0, "mode=0700") != 0)
     throw sysError(std::string("cannot mount bpffs at ") + BpffsRoot, errno);
+  // A bpffs we mount in a mount namespace of our own (`ip netns exec` makes
+  // one per command) dies with it, and the pinned link with it: the program
+  // would be detached the moment we exit. Say so rather than succeed quietly.
+  // `ip netns exec` unshares and then execs us, so our parent is still in
+  // the mount namespace the user meant.
+  char self[64] = {0}, parent[64] = {0};
+  std::string parentNs = "/proc/" + std::to_string(::getppid()) + "/ns/mnt";
+  if (::readlink("/proc/self/ns/mnt", self, sizeof self - 1) > 0 &&
+      ::readlink(parentNs.c_str(), parent, sizeof parent - 1) > 0 &&
+      std::strcmp(self, parent) != 0)
+    std::fprintf(stderr,
+                 "rule2xdp: warning: %s was mounted in a private mount "
+                 "namespace (as under `ip netns exec`); the program stays "
+                 "attached only while that namespace lives. Use `nsenter "
+                 "--net=/run/netns/NAME rule2xdp ...` to keep it.\n",
+                 BpffsRoot);
 }
 
 void makeDir(const std::string &path) {

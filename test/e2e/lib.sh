@@ -1,0 +1,197 @@
+# test/e2e/lib.sh - shared by the end-to-end scripts (sourced, not run).
+#
+# Builds the talk's demo network in namespaces of its own and tears it down
+# in a trap, whatever happens:
+#
+#   namespace A                         namespace B
+#   veth-a 10.1.0.1/24  <--- veth --->  veth-b 10.1.0.2/24  (XDP here)
+#
+# Nothing outside the two namespaces is touched: no host interface, route or
+# firewall. The scripts run in a private mount namespace with a bpffs of
+# their own on /sys/fs/bpf and a tmpfs of their own on /run/netns, so
+# rule2xdp's pins and the namespace names never mix with the host's, and
+# vanish with the script even if it is killed.
+#
+# Why rule2xdp runs in B through `nsenter --net` and not `ip netns exec`:
+# `ip netns exec` gives its command a mount namespace of its own (it remounts
+# /sys), so the bpffs that `rule2xdp --load` pins its link in dies when the
+# command exits, and the link with it: the program would be detached at
+# once. `nsenter --net` switches only the network namespace and keeps our
+# bpffs.
+
+R2X_NAME=${R2X_NAME:-$(basename "$0")}
+R2X_PIDS=()
+NS_A=
+NS_B=
+TMP=
+
+say() { printf '%s\n' "$*"; }
+die() {
+  printf '%s: FAIL: %s\n' "$R2X_NAME" "$*" >&2
+  exit 1
+}
+
+# Re-runs the calling script in a private mount namespace (same PID, so the
+# marker below recognises the second run).
+r2x_private_mounts() {
+  [ "$(id -u)" = 0 ] || die "needs root (network namespaces, XDP, bpffs)"
+  if [ "${R2X_E2E_MNTNS:-}" != "$$" ]; then
+    command -v unshare >/dev/null || die "unshare (util-linux) is missing"
+    R2X_E2E_MNTNS=$$ exec unshare --mount --propagation private -- \
+      bash "$0" "$@"
+  fi
+  mount -t bpf -o mode=0700 bpf /sys/fs/bpf ||
+    die "cannot mount a private bpffs on /sys/fs/bpf"
+  # `ip netns add` names a namespace by bind-mounting it on a file in
+  # /run/netns. On a private tmpfs, the host never sees half-made entries
+  # and a killed run leaves no files behind.
+  mkdir -p /run/netns
+  mount -t tmpfs -o mode=0755,size=1m r2x-netns /run/netns ||
+    die "cannot mount a private /run/netns"
+}
+
+# Paths of the binaries under test: --rule2xdp PATH and --tools DIR, or the
+# default build directory.
+r2x_find_tools() {
+  local root
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  R2X=${R2X:-$root/build/rule2xdp}
+  TOOLS=${TOOLS:-$root/build/test/e2e}
+  SEND=$TOOLS/udp_send
+  SINK=$TOOLS/udp_sink
+  local f
+  for f in "$R2X" "$SEND" "$SINK"; do
+    [ -x "$f" ] || die "$f is missing: build first (cmake --build build)"
+  done
+}
+
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_b() { ip netns exec "$NS_B" "$@"; }
+# rule2xdp in B's network namespace, in our mount namespace (see above).
+r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
+
+r2x_cleanup() {
+  local rc=$? pid
+  set +e
+  trap - EXIT
+  for pid in "${R2X_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${R2X_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if [ -n "$NS_B" ] && [ -e "/run/netns/$NS_B" ] &&
+    [ -e /sys/fs/bpf/rule2xdp/veth-b/link ]; then
+    r2x_b --unload veth-b >/dev/null 2>&1
+  fi
+  [ -n "$NS_A" ] && ip netns del "$NS_A" 2>/dev/null
+  [ -n "$NS_B" ] && ip netns del "$NS_B" 2>/dev/null
+  rm -rf /sys/fs/bpf/rule2xdp 2>/dev/null
+  [ -n "$TMP" ] && rm -rf "$TMP"
+  exit "$rc"
+}
+
+# Creates A and B with unique names, the veth pair, addresses, and static
+# neighbour entries so no datagram waits for (or is lost to) ARP.
+r2x_make_network() {
+  local run="r2x-$$-$RANDOM"
+  trap r2x_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  TMP=$(mktemp -d /tmp/r2x-e2e.XXXXXX)
+  NS_A=$run-a
+  ip netns add "$NS_A" || die "cannot create namespace $NS_A"
+  NS_B=$run-b
+  ip netns add "$NS_B" || die "cannot create namespace $NS_B"
+  # Created directly inside the namespaces: never a host interface.
+  ip link add veth-a netns "$NS_A" type veth peer name veth-b netns "$NS_B" ||
+    die "cannot create the veth pair"
+  local ns
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 \
+      net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+    ip -n "$ns" link set lo up
+  done
+  ip -n "$NS_A" addr add 10.1.0.1/24 dev veth-a
+  ip -n "$NS_B" addr add 10.1.0.2/24 dev veth-b
+  ip -n "$NS_A" link set veth-a up
+  ip -n "$NS_B" link set veth-b up
+  local mac_a mac_b
+  mac_a=$(ip -n "$NS_A" -br link show veth-a | awk '{print $3}')
+  mac_b=$(ip -n "$NS_B" -br link show veth-b | awk '{print $3}')
+  ip -n "$NS_A" neigh replace 10.1.0.2 lladdr "$mac_b" dev veth-a nud permanent
+  ip -n "$NS_B" neigh replace 10.1.0.1 lladdr "$mac_a" dev veth-b nud permanent
+  # veth would otherwise hand B half-done checksums (see docs/brief).
+  in_a ethtool -K veth-a tx off >/dev/null 2>&1 ||
+    die "cannot turn off checksum offload on veth-a"
+}
+
+# r2x_start_sink NAME PORT [udp_sink options]: starts a sink in B and returns
+# once its socket is bound. Sets SINK_PID_<NAME>; output in $TMP/NAME.out.
+r2x_start_sink() {
+  local name=$1 port=$2 fd pid
+  shift 2
+  mkfifo "$TMP/$name.ready"
+  exec {fd}<>"$TMP/$name.ready" # read-write: opening never blocks
+  # Not through in_b: `$!` must be the sink itself (ip execs it), not a
+  # subshell running a function, or signals and `wait` miss it.
+  ip netns exec "$NS_B" "$SINK" --ready "$TMP/$name.ready" "$@" \
+    10.1.0.2 "$port" >"$TMP/$name.out" 2>&1 &
+  pid=$!
+  R2X_PIDS+=("$pid")
+  if ! read -r -t 10 -u "$fd" _; then
+    exec {fd}<&-
+    die "sink $name on :$port did not start: $(cat "$TMP/$name.out")"
+  fi
+  exec {fd}<&-
+  printf -v "SINK_PID_$name" '%s' "$pid"
+}
+
+# r2x_stop_sink NAME: stops a sink if it is still running. (Not in a $(...):
+# only this shell can wait for its children.)
+r2x_stop_sink() {
+  local var="SINK_PID_$1"
+  kill -TERM "${!var}" 2>/dev/null || true
+  wait "${!var}" 2>/dev/null || true
+}
+
+# r2x_wait_sink NAME: waits for a sink to stop by itself (--count, --quiet-ms
+# or --timeout-ms, so this is bounded).
+r2x_wait_sink() {
+  local var="SINK_PID_$1"
+  wait "${!var}" 2>/dev/null || true
+}
+
+# r2x_sink_count NAME: prints the count of a stopped sink.
+r2x_sink_count() {
+  local n
+  n=$(awk '/^received/ {print $2}' "$TMP/$1.out")
+  if grep -q '^socket overflow' "$TMP/$1.out"; then
+    die "sink $1 dropped datagrams in its socket: $(cat "$TMP/$1.out")"
+  fi
+  [ -n "$n" ] || die "sink $1 printed no count: $(cat "$TMP/$1.out")"
+  printf '%s\n' "$n"
+}
+
+# r2x_send PORT COUNT [udp_send options]: sends from A, prints the count sent.
+r2x_send() {
+  local port=$1 count=$2 out
+  shift 2
+  out=$(in_a "$SEND" "$@" 10.1.0.2 "$port" "$count") ||
+    die "udp_send to :$port failed: $out"
+  printf '%s\n' "${out#sent }"
+}
+
+# r2x_xdp_prog_id: the id of the XDP program on veth-b, empty if none.
+r2x_xdp_prog_id() {
+  ip -n "$NS_B" -d link show dev veth-b |
+    sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p'
+}
+
+# r2x_rule_packets PATTERN: the packet count of the --stats line matching
+# PATTERN (an awk regex), empty if there is none.
+r2x_rule_packets() {
+  r2x_b --stats veth-b | awk -v pat="$1" '$0 ~ pat {print $1; exit}'
+}
+
+r2x_link_stats() {
+  say "--- veth statistics (A, then B):"
+  ip -n "$NS_A" -s link show veth-a
+  ip -n "$NS_B" -s link show veth-b
+}

@@ -1,0 +1,586 @@
+//===- test/packet/Harness.cpp - compile, load and run rules -------------===//
+//
+/// \file
+/// See Harness.h. Objects are compiled once per rule text and namespace
+/// phase; every case reads all counter slots before and after its run, so
+/// cases sharing an object do not disturb each other.
+//===----------------------------------------------------------------------===//
+#include "test/packet/Harness.h"
+
+#include "runtime/Loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+
+namespace r2x::test {
+
+const char *outcomeName(Outcome o) {
+  switch (o) {
+  case Outcome::Match:
+    return "match";
+  case Outcome::NoMatch:
+    return "no match";
+  case Outcome::Hotdrop:
+    return "hotdrop";
+  case Outcome::Ignored:
+    return "ignored";
+  }
+  return "?";
+}
+
+std::pair<int, std::string> runCommand(const std::vector<std::string> &argv,
+                                       int timeoutMs) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return {-1, std::string("pipe: ") + std::strerror(errno)};
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return {-1, std::string("fork: ") + std::strerror(errno)};
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    std::vector<char *> args;
+    for (const auto &a : argv)
+      args.push_back(const_cast<char *>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  bool timedOut = false;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) {
+      timedOut = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    int r = poll(&p, 1, int(left));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      continue; // the deadline check above ends the loop
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0)
+      break;
+    out.append(buf, size_t(n));
+  }
+  close(fds[0]);
+  if (timedOut)
+    kill(pid, SIGKILL); // only the child we started
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timedOut)
+    return {-1,
+            out + "\n[timed out after " + std::to_string(timeoutMs) + " ms]"};
+  if (WIFEXITED(status))
+    return {WEXITSTATUS(status), out};
+  return {-1, out + "\n[killed by signal " + std::to_string(WTERMSIG(status)) +
+                  "]"};
+}
+
+namespace {
+
+/// Reads the bytes of the `r2x_meta` symbol from an ELF object: the
+/// metadata must be readable without loading, as --stats does.
+std::string readMeta(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> f((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  auto fits = [&](uint64_t off, uint64_t len) {
+    return off <= f.size() && len <= f.size() - off;
+  };
+  Elf64_Ehdr eh;
+  if (!fits(0, sizeof eh))
+    throw std::runtime_error("not an ELF file");
+  std::memcpy(&eh, f.data(), sizeof eh);
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_BPF)
+    throw std::runtime_error("not a 64-bit BPF ELF object");
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) ||
+      !fits(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr)))
+    throw std::runtime_error("bad section header table");
+  std::vector<Elf64_Shdr> sh(eh.e_shnum);
+  std::memcpy(sh.data(), f.data() + eh.e_shoff, sh.size() * sizeof(Elf64_Shdr));
+  for (const Elf64_Shdr &s : sh) {
+    if (s.sh_type != SHT_SYMTAB || s.sh_link >= sh.size())
+      continue;
+    const Elf64_Shdr &str = sh[s.sh_link];
+    if (!fits(s.sh_offset, s.sh_size) || !fits(str.sh_offset, str.sh_size))
+      throw std::runtime_error("bad symbol table");
+    for (uint64_t i = 0; i < s.sh_size / sizeof(Elf64_Sym); ++i) {
+      Elf64_Sym sym;
+      std::memcpy(&sym, f.data() + s.sh_offset + i * sizeof sym, sizeof sym);
+      if (sym.st_name >= str.sh_size)
+        continue;
+      const char *name = f.data() + str.sh_offset + sym.st_name;
+      if (std::strncmp(name, "r2x_meta", str.sh_size - sym.st_name) != 0)
+        continue;
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= sh.size())
+        throw std::runtime_error("r2x_meta is not defined in a section");
+      const Elf64_Shdr &sec = sh[sym.st_shndx];
+      if (sec.sh_type == SHT_NOBITS || !fits(sec.sh_offset, sec.sh_size) ||
+          sym.st_value > sec.sh_size ||
+          sym.st_size > sec.sh_size - sym.st_value)
+        throw std::runtime_error("r2x_meta lies outside its section");
+      std::string text(f.data() + sec.sh_offset + sym.st_value, sym.st_size);
+      return text.substr(0, text.find('\0'));
+    }
+  }
+  throw std::runtime_error("no symbol r2x_meta in the object");
+}
+
+std::string *gLibbpfLog = nullptr;
+
+int libbpfPrint(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG || !gLibbpfLog)
+    return 0;
+  char buf[2048];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  *gLibbpfLog += buf;
+  return 0;
+}
+
+struct IfKey {
+  uint32_t ifindex;
+  uint16_t vidOuter, vidInner;
+};
+static_assert(sizeof(IfKey) == 8);
+
+void ipCmd(const std::vector<std::string> &args) {
+  std::vector<std::string> argv{"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto [rc, out] = runCommand(argv, 10000);
+  if (rc != 0) {
+    std::string cmd;
+    for (const auto &a : argv)
+      cmd += a + " ";
+    throw std::runtime_error("`" + cmd + "` failed: " + out);
+  }
+}
+
+std::string
+mapsDiff(const std::map<unsigned, std::pair<uint64_t, uint64_t>> &a) {
+  Expected e;
+  e.counters = a;
+  std::string s = describe(e);
+  return s.substr(s.find(' ') + 1);
+}
+
+} // namespace
+
+Harness::Harness(std::string compiler, bool verbose, std::string filter)
+    : compiler_(std::move(compiler)), filter_(std::move(filter)),
+      verbose_(verbose) {
+  char tmpl[] = "/tmp/r2x-packet-XXXXXX";
+  if (!mkdtemp(tmpl))
+    throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+  tmpdir_ = tmpl;
+  libbpf_set_print(libbpfPrint);
+}
+
+Harness::~Harness() {
+  unloadAll();
+  runCommand({"rm", "-rf", "--", tmpdir_}, 10000);
+}
+
+void Harness::unloadAll() {
+  for (auto &[_, l] : loaded_)
+    if (l->obj)
+      bpf_object__close(l->obj);
+  loaded_.clear();
+}
+
+bool Harness::wants(const std::string &name) const {
+  return filter_.empty() || name.find(filter_) != std::string::npos;
+}
+
+void Harness::enterPhase(Phase phase) {
+  unloadAll();
+  devices_.clear();
+  ifindex_.clear();
+  phase_ = phase;
+  if (unshare(CLONE_NEWNET) != 0)
+    throw std::runtime_error(
+        std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno) +
+        "; the packet tests need root (CAP_SYS_ADMIN, CAP_NET_ADMIN, "
+        "CAP_BPF) to make their own network namespace");
+  ipCmd({"link", "set", "lo", "up"});
+  if (phase == Phase::Input) {
+    ipCmd({"link", "add", "r2xa0", "type", "veth", "peer", "name", "r2xb0"});
+    ipCmd({"link", "set", "r2xa0", "up"});
+    ipCmd({"link", "set", "r2xb0", "up"});
+  } else {
+    ipCmd({"link", "add", "f0", "type", "veth", "peer", "name", "f1"});
+    ipCmd({"link", "set", "f0", "up"});
+    ipCmd({"link", "set", "f1", "up"});
+    ipCmd({"addr", "add", "10.9.0.1/24", "dev", "f0"});
+    ipCmd({"neigh", "replace", "10.9.0.2", "lladdr", "02:00:00:00:09:02", "dev",
+           "f0", "nud", "permanent"});
+    // Per-namespace sysctl: this namespace only, never the host's.
+    std::ofstream fwd("/proc/sys/net/ipv4/ip_forward");
+    fwd << "1\n";
+    fwd.close();
+    if (!fwd)
+      throw std::runtime_error("cannot enable forwarding in the test netns");
+  }
+  if (struct if_nameindex *ni = if_nameindex()) {
+    for (auto *p = ni; p->if_index; ++p) {
+      ifindex_[p->if_name] = p->if_index;
+      devices_[{p->if_index, 0, 0}] = p->if_name;
+    }
+    if_freenameindex(ni);
+  }
+  if (phase == Phase::Input) {
+    // This kernel has no 8021q, so VLAN devices cannot be created. The
+    // harness adds the r2x_ifmatch keys fillIfaceMap() would make for
+    // r2xa0.10 (802.1Q) and r2xa0.20.30 (802.1ad + 802.1Q) by hand, which
+    // still tests how the program builds its key from the tags.
+    uint32_t a0 = ifindex("r2xa0");
+    devices_[{a0, 10, 0}] = "r2xa0.10";
+    devices_[{a0, 20, 30}] = "r2xa0.20.30";
+  }
+}
+
+uint32_t Harness::ifindex(const std::string &dev) const {
+  auto it = ifindex_.find(dev);
+  if (it == ifindex_.end())
+    throw std::logic_error("test bug: no device " + dev + " in this phase");
+  return it->second;
+}
+
+std::vector<uint32_t> Harness::ifindexes() const {
+  std::vector<uint32_t> v;
+  for (auto &[_, i] : ifindex_)
+    v.push_back(i);
+  return v;
+}
+
+Loaded &Harness::load(const std::string &text) {
+  auto &slot = loaded_[text];
+  if (slot)
+    return *slot;
+  slot = std::make_unique<Loaded>();
+  Loaded &l = *slot;
+  l.text = text;
+  try {
+    l.rule = parseRule(text);
+  } catch (const std::exception &e) {
+    l.error =
+        std::string("TEST BUG: the model cannot parse the rule: ") + e.what();
+    return l;
+  }
+
+  const std::string obj = tmpdir_ + "/rule" + std::to_string(++objects_) + ".o";
+  std::vector<std::string> argv{compiler_};
+  argv.insert(argv.end(), l.rule.words.begin(), l.rule.words.end());
+  argv.insert(argv.end(), {"-o", obj});
+  auto [rc, out] = runCommand(argv);
+  if (rc != 0) {
+    l.error = "compiling failed (exit " + std::to_string(rc) + "): " + out;
+    return l;
+  }
+  try {
+    l.metaText = readMeta(obj);
+    l.meta = r2x::runtime::parseMeta(l.metaText);
+  } catch (const std::exception &e) {
+    l.error = std::string("metadata: ") + e.what();
+    return l;
+  }
+
+  std::string log;
+  gLibbpfLog = &log;
+  l.obj = bpf_object__open_file(obj.c_str(), nullptr);
+  int err = l.obj ? bpf_object__load(l.obj) : -errno;
+  gLibbpfLog = nullptr;
+  if (!l.obj || err) {
+    l.error = "libbpf could not " + std::string(l.obj ? "load" : "open") +
+              " the object: " + std::strerror(-err) + "\n" + log;
+    return l;
+  }
+  // The brief: the kernel refusing the BTF is a failure even though libbpf
+  // carries on without it.
+  if (log.find("BTF is optional") != std::string::npos) {
+    l.error = "the kernel refused the object's BTF:\n" + log;
+    return l;
+  }
+
+  bpf_program *prog = bpf_object__find_program_by_name(l.obj, "rule2xdp");
+  bpf_map *counters = bpf_object__find_map_by_name(l.obj, "r2x_counters");
+  bpf_map *ifmatch = bpf_object__find_map_by_name(l.obj, "r2x_ifmatch");
+  std::string bad;
+  if (!prog || bpf_program__type(prog) != BPF_PROG_TYPE_XDP ||
+      std::string(bpf_program__section_name(prog)) != "xdp")
+    bad += "no XDP program `rule2xdp` in section `xdp`; ";
+  if (!counters || bpf_map__type(counters) != BPF_MAP_TYPE_PERCPU_ARRAY ||
+      bpf_map__key_size(counters) != 4 || bpf_map__value_size(counters) != 16)
+    bad += "no PERCPU_ARRAY r2x_counters (u32 -> 16 bytes); ";
+  if (!ifmatch || bpf_map__type(ifmatch) != BPF_MAP_TYPE_HASH ||
+      bpf_map__key_size(ifmatch) != 8 || bpf_map__value_size(ifmatch) != 8)
+    bad += "no HASH r2x_ifmatch (8-byte key -> u64); ";
+  // A single rule: slot 0 in its own table and chain, with its target.
+  size_t rules = 0;
+  for (const auto &c : l.meta.chains)
+    for (const auto &r : c.rules) {
+      ++rules;
+      if (r.slot != 0 || r.table != l.rule.table || c.name != l.rule.chain ||
+          r.target != l.rule.target)
+        bad += "metadata rule is slot " + std::to_string(r.slot) + " " +
+               r.table + "/" + c.name + " -j " + r.target + "; ";
+    }
+  if (rules != 1)
+    bad += "metadata describes " + std::to_string(rules) + " rules, not 1; ";
+  if (!bad.empty()) {
+    l.error = "object contract: " + bad + "\nmetadata:\n" + l.metaText;
+    return l;
+  }
+  l.prog = bpf_program__fd(prog);
+  l.counters = bpf_map__fd(counters);
+  l.ifmatch = bpf_map__fd(ifmatch);
+  l.slots = bpf_map__max_entries(counters);
+
+  try {
+    r2x::runtime::fillIfaceMap(l.ifmatch, l.metaText);
+  } catch (const std::exception &e) {
+    l.error = std::string("fillIfaceMap: ") + e.what();
+    return l;
+  }
+  for (const auto &[key, name] : devices_) {
+    auto [ifi, vo, vi] = key;
+    if (vo == 0 && vi == 0)
+      continue; // real devices: fillIfaceMap's job
+    uint64_t bits = 0;
+    for (const auto &p : l.meta.ifaces)
+      if (ifacePatternMatches(p.pattern, name))
+        bits |= uint64_t(1) << p.bit;
+    IfKey k{ifi, vo, vi};
+    if (bits && bpf_map_update_elem(l.ifmatch, &k, &bits, BPF_ANY) != 0) {
+      l.error = "cannot add the " + name +
+                " key to r2x_ifmatch: " + std::strerror(errno);
+      return l;
+    }
+  }
+  return l;
+}
+
+std::vector<CounterValue> Harness::readCounters(const Loaded &l) {
+  const int ncpu = libbpf_num_possible_cpus();
+  std::vector<CounterValue> out(l.slots);
+  std::vector<CounterValue> percpu(size_t(ncpu > 0 ? ncpu : 1));
+  for (uint32_t k = 0; k < l.slots; ++k) {
+    if (bpf_map_lookup_elem(l.counters, &k, percpu.data()) != 0)
+      throw std::runtime_error("reading r2x_counters: " +
+                               std::string(std::strerror(errno)));
+    for (const auto &c : percpu) {
+      out[k].packets += c.packets;
+      out[k].bytes += c.bytes;
+    }
+  }
+  return out;
+}
+
+Harness::Got Harness::run(Loaded &l, const std::vector<uint8_t> &frame,
+                          uint32_t ifindex) {
+  Got g;
+  xdp_md ctx{};
+  ctx.data_end = uint32_t(frame.size()); // the kernel insists on this
+  ctx.ingress_ifindex = ifindex;
+  g.out.assign(frame.size() + 256, 0);
+  bpf_test_run_opts o{};
+  o.sz = sizeof o;
+  o.data_in = frame.data();
+  o.data_size_in = uint32_t(frame.size());
+  o.data_out = g.out.data();
+  o.data_size_out = uint32_t(g.out.size());
+  o.ctx_in = &ctx;
+  o.ctx_size_in = sizeof ctx;
+  o.repeat = 1;
+  auto before = readCounters(l);
+  g.err = bpf_prog_test_run_opts(l.prog, &o);
+  auto after = readCounters(l);
+  g.action = o.retval;
+  g.out.resize(g.err ? 0 : o.data_size_out);
+  for (uint32_t k = 0; k < l.slots; ++k)
+    if (after[k].packets != before[k].packets ||
+        after[k].bytes != before[k].bytes)
+      g.counters[k] = {after[k].packets - before[k].packets,
+                       after[k].bytes - before[k].bytes};
+  return g;
+}
+
+FilterChain Harness::classify(uint32_t dst) const {
+  if (phase_ == Phase::Input)
+    return FilterChain::Input; // forwarding is off: everything is local
+  if (dst == ipv4("10.9.0.2"))
+    return FilterChain::Forward;
+  if (dst == ipv4("10.9.0.1") || (dst >> 24) == 127)
+    return FilterChain::Input;
+  throw std::logic_error("test bug: no fixed routing decision for " +
+                         ipv4Str(dst) + " in the FORWARD phase");
+}
+
+Expected Harness::modelExpect(const Loaded &l,
+                              const std::vector<uint8_t> &frame,
+                              uint32_t ifindex) const {
+  Parsed p = parseFrame(frame);
+  if (!p.ipv4) {
+    Expected e;
+    e.action = kPass;
+    e.trace = "ignored: " + p.why;
+    return e;
+  }
+  std::optional<std::string> dev;
+  auto it = devices_.find({ifindex, p.vidOuter, p.vidInner});
+  if (it != devices_.end())
+    dev = it->second;
+  return traverse(
+      l.meta, classify(p.dst), p.totLen, p.fragOff,
+      [&](const r2x::runtime::MetaRule &) { return evalRule(l.rule, p, dev); });
+}
+
+void Harness::fail(const std::string &name, const std::string &report) {
+  ++failed_;
+  std::cout << "FAIL " << name << "\n" << report << std::flush;
+}
+
+void Harness::record(const std::string &name, bool ok,
+                     const std::string &detail) {
+  if (!wants(name))
+    return;
+  if (ok) {
+    ++passed_;
+    if (verbose_)
+      std::cout << "ok   " << name << "\n";
+  } else {
+    fail(name, "  " + detail + "\n");
+  }
+}
+
+void Harness::compare(const std::string &name, Loaded &l,
+                      const std::vector<uint8_t> &frame, uint32_t ifindex,
+                      const Expected &want, const std::string &extra) {
+  Got g = run(l, frame, ifindex);
+  std::string why = extra;
+  if (g.err)
+    why +=
+        "bpf_prog_test_run_opts failed: " + std::string(std::strerror(-g.err)) +
+        "; ";
+  else {
+    if (g.action == kAborted)
+      why += "XDP_ABORTED is never acceptable; ";
+    if (g.action != want.action)
+      why += "wrong action; ";
+    if (g.out != frame)
+      why += "output frame differs from the input (" +
+             std::to_string(g.out.size()) + " bytes out); ";
+    if (g.counters != want.counters)
+      why += "wrong counters; ";
+  }
+  if (why.empty()) {
+    ++passed_;
+    if (verbose_)
+      std::cout << "ok   " << name << "\n";
+    return;
+  }
+  std::ostringstream r;
+  r << "  rule:     rule2xdp " << l.text << "\n"
+    << "  ingress:  ifindex " << ifindex << "\n"
+    << "  frame:    " << frame.size() << " bytes\n"
+    << hexDump(frame) << "\n"
+    << "  expected: " << describe(want) << "\n"
+    << "            (" << want.trace << ")\n"
+    << "  got:      "
+    << (g.err ? std::string("(no run)")
+              : std::string(actionName(g.action)) + " " + mapsDiff(g.counters))
+    << "\n"
+    << "  why:      " << why << "\n";
+  fail(name, r.str());
+}
+
+void Harness::expect(const std::string &name, const std::string &rule,
+                     const Frame &frame, Outcome outcome,
+                     const std::string &ingress) {
+  if (!wants(name))
+    return;
+  Loaded &l = load(rule);
+  if (!l.error.empty()) {
+    static std::map<std::string, bool> reported;
+    bool first = !reported[rule];
+    reported[rule] = true;
+    fail(name, "  rule:     rule2xdp " + rule + "\n  " +
+                   (first ? l.error
+                          : "(the rule did not compile or load; "
+                            "see its first failure)") +
+                   "\n");
+    return;
+  }
+  const std::vector<uint8_t> bytes = frame.build();
+  const uint32_t ifi = ifindex(ingress);
+
+  Expected want;
+  if (outcome == Outcome::Ignored) {
+    want.action = kPass;
+    want.trace = "stated: ignored";
+  } else {
+    RuleResult r = outcome == Outcome::Match     ? RuleResult::Match
+                   : outcome == Outcome::NoMatch ? RuleResult::NoMatch
+                                                 : RuleResult::Hotdrop;
+    want = traverse(l.meta, classify(frame.dst), frame.ipTotLen(),
+                    frame.fragOffset,
+                    [&](const r2x::runtime::MetaRule &) { return r; });
+    want.trace =
+        std::string("stated: ") + outcomeName(outcome) + "; " + want.trace;
+  }
+  Expected model = modelExpect(l, bytes, ifi);
+  std::string extra;
+  if (!(model == want))
+    extra = "TEST BUG: the reference model says " + describe(model) + " (" +
+            model.trace + "); ";
+  compare(name + " [" + ingress + "]", l, bytes, ifi, want, extra);
+}
+
+Expected Harness::expectModel(const std::string &name, const std::string &rule,
+                              const std::vector<uint8_t> &frame,
+                              uint32_t ifindex) {
+  Loaded &l = load(rule);
+  if (!l.error.empty()) {
+    fail(name, "  rule:     rule2xdp " + rule + "\n  " + l.error + "\n");
+    return {};
+  }
+  Expected want = modelExpect(l, frame, ifindex);
+  compare(name, l, frame, ifindex, want, "");
+  return want;
+}
+
+} // namespace r2x::test
