@@ -48,8 +48,11 @@ std::string metadataText(const ir::Program &p) {
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface\t" << i << "\t" << p.ifacePatterns[i] << "\n";
   for (const ir::Chain &c : p.chains) {
-    os << "chain\t" << ir::tableName(c.table) << "\t" << c.name << "\t"
-       << ir::verdictName(c.policy) << "\t" << c.policyCounter << "\n";
+    os << "chain\t" << ir::tableName(c.table) << "\t" << c.name << "\t";
+    if (c.user)
+      os << "-\t-\n";
+    else
+      os << ir::verdictName(c.policy) << "\t" << c.policyCounter << "\n";
     for (const ir::Rule &r : c.rules) {
       const Match *proto = find(r, Match::Kind::Protocol);
       const Match *iif = find(r, Match::Kind::InIface);
@@ -65,8 +68,20 @@ std::string metadataText(const ir::Program &p) {
         if (l4->dport)
           extra += " " + portText("dpt", "dpts", *l4->dport);
       }
-      std::string target =
-          r.verdict == ir::Verdict::Continue ? "" : ir::verdictName(r.verdict);
+      std::string target;
+      switch (r.verdict) {
+      case ir::Verdict::Continue:
+        break;
+      case ir::Verdict::Jump:
+      case ir::Verdict::Goto:
+        target = r.jumpTarget;
+        break;
+      default:
+        target = ir::verdictName(r.verdict);
+      }
+      // iptables -L shows a goto as "[goto]" at the start of the match text.
+      if (r.verdict == ir::Verdict::Goto)
+        extra = extra.empty() ? "[goto]" : "[goto] " + extra;
       std::string in = iif ? (iif->negated ? "!" : "") + iif->iface : "*";
       os << "rule\t" << r.counter << "\t" << ir::tableName(c.table) << "\t"
          << c.name << "\t" << target << "\t" << prot << "\t--\t" << in

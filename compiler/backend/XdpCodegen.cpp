@@ -42,6 +42,8 @@ public:
 private:
   void declareMaps();
   void emitChain(const ir::Chain &c, BasicBlock *accept);
+  void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
+                 unsigned depth);
   void emitMatch(const ir::Match &m, BasicBlock *noMatch);
   void emitPorts(const ir::Match &m, BasicBlock *noMatch);
   Value *inRange(Value *port, const ir::PortRange &r);
@@ -193,7 +195,24 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
   cg_.require(cond, noMatch, "match");
 }
 
+/// A built-in chain: its rules, then its policy. RETURN in a built-in chain
+/// means the policy too.
 void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *policy = cg_.block("policy." + c.name);
+  emitRules(c, accept, policy, 0);
+  b.SetInsertPoint(policy);
+  bumpCounter(c.policyCounter);
+  b.CreateBr(c.policy == ir::Verdict::Drop ? drop_ : accept);
+}
+
+/// The rules of `c`; falling off the end or RETURN goes to `ret`. A user
+/// chain is emitted inline at every rule that jumps to it (BPF has no
+/// return stack for us): `-j` comes back to the next rule, `-g` goes where
+/// the current chain would return. The frontend has refused loops and
+/// nesting deeper than the kernel allows, so this terminates.
+void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
+                           BasicBlock *ret, unsigned depth) {
   IRBuilder<> &b = cg_.b;
   for (const ir::Rule &r : c.rules) {
     BasicBlock *next = cg_.block("rule.next");
@@ -210,11 +229,25 @@ void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
     case ir::Verdict::Continue:
       b.CreateBr(next);
       break;
+    case ir::Verdict::Return:
+      b.CreateBr(ret);
+      break;
+    case ir::Verdict::Jump:
+    case ir::Verdict::Goto: {
+      const ir::Chain *callee = p_.userChain(c.table, r.jumpTarget);
+      if (!callee)
+        throw BackendError("jump to unknown chain " + r.jumpTarget);
+      BasicBlock *body = cg_.block("chain." + callee->name);
+      b.CreateBr(body);
+      b.SetInsertPoint(body);
+      emitRules(*callee, accept,
+                r.verdict == ir::Verdict::Jump ? next : ret, depth + 1);
+      break;
+    }
     }
     b.SetInsertPoint(next);
   }
-  bumpCounter(c.policyCounter);
-  b.CreateBr(c.policy == ir::Verdict::Drop ? drop_ : accept);
+  b.CreateBr(ret);
 }
 
 /// The kernel's routing decision between INPUT and FORWARD, asked of the
@@ -278,6 +311,8 @@ void XdpCodegen::emit(Value *ctxArg) {
 
   const ir::Chain *raw = nullptr, *input = nullptr, *forward = nullptr;
   for (const ir::Chain &c : p_.chains) {
+    if (c.user)
+      continue; // reached only through jumps
     if (c.hook == ir::Hook::Prerouting)
       raw = &c;
     else if (c.hook == ir::Hook::Input)

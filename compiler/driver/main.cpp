@@ -12,6 +12,7 @@
 #include "compiler/backend/Backend.h"
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/RuleParser.h"
+#include "compiler/frontend/SaveFile.h"
 #include "runtime/Loader.h"
 
 #include <CLI/CLI.hpp>
@@ -53,10 +54,23 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
 void partition(int argc, char **argv, std::vector<std::string> &own,
-               std::vector<std::string> &rule, std::vector<int> &ruleIdx) {
+               std::vector<std::string> &rule, std::vector<int> &ruleIdx,
+               std::vector<std::string> &files) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool matched = false;
+    // `-f FILE` reads a ruleset. iptables' own -f (fragment) takes no value,
+    // so -f followed by "-" or by a word that is no option is a file.
+    if ((a == "-f" || a == "--file") && i + 1 < argc &&
+        (std::string(argv[i + 1]) == "-" ||
+         (argv[i + 1][0] != '-' && std::string(argv[i + 1]) != "!"))) {
+      files.push_back(argv[++i]);
+      continue;
+    }
+    if (a.rfind("--file=", 0) == 0) {
+      files.push_back(a.substr(7));
+      continue;
+    }
     if ((a == "-o" || a.rfind("--output", 0) == 0) &&
         std::find(own.begin(), own.end(), "-o") != own.end())
       throw std::invalid_argument(
@@ -101,6 +115,13 @@ void writeOutput(const std::string &path, const std::string &bytes) {
   std::filesystem::rename(tmp, path);
 }
 
+std::string readText(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    throw std::runtime_error("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
 std::vector<uint8_t> readFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
@@ -113,8 +134,9 @@ std::vector<uint8_t> readFile(const std::string &path) {
 int main(int argc, char **argv) {
   std::vector<std::string> own, ruleArgs;
   std::vector<int> ruleIdx;
+  std::vector<std::string> files;
   try {
-    partition(argc, argv, own, ruleArgs, ruleIdx);
+    partition(argc, argv, own, ruleArgs, ruleIdx, files);
   } catch (const std::invalid_argument &e) {
     std::cerr << "rule2xdp: error: " << e.what() << "\n";
     return kExitInput;
@@ -124,6 +146,7 @@ int main(int argc, char **argv) {
   CLI::App app{"rule2xdp: compile iptables rules into XDP programs and "
                "attach them.\n\nUsage:\n"
                "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
+               "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
                "  rule2xdp --load IFACE [--mode native|generic] (FILE.o | RULE)\n"
                "  rule2xdp --unload IFACE\n"
                "  rule2xdp --stats IFACE\n"};
@@ -181,7 +204,8 @@ int main(int argc, char **argv) {
     }
 
     // --load IFACE FILE.o: an object instead of a rule.
-    if (!o.load.empty() && ruleArgs.size() == 1 && ruleArgs[0][0] != '-') {
+    if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&
+        ruleArgs[0][0] != '-') {
       runtime::load(o.load,
                     o.mode == "generic" ? runtime::XdpMode::Generic
                                         : runtime::XdpMode::Native,
@@ -189,15 +213,33 @@ int main(int argc, char **argv) {
       return kExitOk;
     }
 
-    std::vector<std::string> all(argv, argv + argc);
-    std::vector<frontend::Word> words = sm.commandLineWords(all, 1);
-    // Keep only the iptables words, with their original argv positions.
-    std::vector<frontend::Word> rule;
-    for (int idx : ruleIdx)
-      rule.push_back(words[static_cast<size_t>(idx - 1)]);
-
     ir::Program program;
-    frontend::parseRuleCommand(rule, program);
+    if (!files.empty()) {
+      if (!ruleArgs.empty())
+        throw frontend::Diagnostic(
+            {"<command line>", 0, 0, -1},
+            "give a rule or a ruleset (-f FILE), not both (`" + ruleArgs[0] +
+                "' is not a rule2xdp option)");
+      std::vector<frontend::Warning> warnings;
+      for (const std::string &f : files) {
+        std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
+                                    : readText(f);
+        frontend::parseSaveFile(f == "-" ? "<stdin>" : f, text, sm, program,
+                                warnings);
+      }
+      frontend::checkChainGraph(program);
+      for (const frontend::Warning &w : warnings)
+        std::cerr << frontend::format(sm, frontend::Severity::Warning, w.pos,
+                                      w.message, w.length);
+    } else {
+      std::vector<std::string> all(argv, argv + argc);
+      std::vector<frontend::Word> words = sm.commandLineWords(all, 1);
+      // Keep only the iptables words, with their original argv positions.
+      std::vector<frontend::Word> rule;
+      for (int idx : ruleIdx)
+        rule.push_back(words[static_cast<size_t>(idx - 1)]);
+      frontend::parseCommand(rule, program);
+    }
     program.finalize();
 
     if (!o.load.empty()) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <cctype>
 #include <cstring>
 #include <netdb.h>
@@ -32,7 +33,7 @@ namespace pegtl = tao::pegtl;
 // --- option tables (data, not code: a new option is one line) -------------
 
 enum class OptId {
-  Command, Append, Table, Source, Destination, Protocol, InIface, OutIface,
+  Command, Append, Insert, NewChain, Policy, Table, Source, Destination, Protocol, InIface, OutIface,
   Jump, Goto, Match, Fragment, SetCounters, SPort, DPort, TcpUnsupported
 };
 
@@ -46,7 +47,7 @@ struct OptSpec {
 
 constexpr OptSpec kBaseOpts[] = {
     {"append", 'A', OptId::Append, true, false},
-    {"insert", 'I', OptId::Command, true, false},
+    {"insert", 'I', OptId::Insert, true, false},
     {"delete", 'D', OptId::Command, true, false},
     {"replace", 'R', OptId::Command, true, false},
     {"check", 'C', OptId::Command, true, false},
@@ -54,9 +55,9 @@ constexpr OptSpec kBaseOpts[] = {
     {"list-rules", 'S', OptId::Command, false, false},
     {"flush", 'F', OptId::Command, false, false},
     {"zero", 'Z', OptId::Command, false, false},
-    {"new-chain", 'N', OptId::Command, true, false},
+    {"new-chain", 'N', OptId::NewChain, true, false},
     {"delete-chain", 'X', OptId::Command, false, false},
-    {"policy", 'P', OptId::Command, true, false},
+    {"policy", 'P', OptId::Policy, true, false},
     {"rename-chain", 'E', OptId::Command, true, false},
     {"table", 't', OptId::Table, true, false},
     {"source", 's', OptId::Source, true, true},
@@ -314,7 +315,12 @@ struct L4Module {
 };
 
 struct Parsed {
+  OptId command = OptId::Command; ///< Command: none given yet
+  const Word *commandWord = nullptr;
+  const Word *insertAt = nullptr, *policy = nullptr;
   const Word *table = nullptr, *chain = nullptr, *target = nullptr;
+  const Word *gotoChain = nullptr;
+  bool hasMatches = false;
   std::optional<Match> src, dst, proto, iif;
   const Word *protoWord = nullptr, *oif = nullptr;
   bool protoNegated = false;
@@ -337,7 +343,47 @@ std::string joinWords(const std::vector<Word> &words) {
 
 } // namespace
 
-void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
+ir::Table parseTableName(const Word &w) {
+  const std::string &t = w.text;
+  if (t == "raw")
+    return ir::Table::Raw;
+  if (t == "filter")
+    return ir::Table::Filter;
+  if (t == "nat" || t == "mangle" || t == "security")
+    fail(w, "table `" + t + "' is not supported yet");
+  fail(w, "table `" + t + "' does not exist");
+}
+
+namespace {
+
+/// The built-in chain `name` of table `t` that received packets traverse.
+std::optional<ir::Hook> ingressHook(ir::Table t, const std::string &name) {
+  if (t == ir::Table::Raw && name == "PREROUTING")
+    return ir::Hook::Prerouting;
+  if (t == ir::Table::Filter && name == "INPUT")
+    return ir::Hook::Input;
+  if (t == ir::Table::Filter && name == "FORWARD")
+    return ir::Hook::Forward;
+  return std::nullopt;
+}
+
+/// Built-in chains that only locally generated packets traverse.
+bool egressOnly(ir::Table t, const std::string &name) {
+  return name == "OUTPUT" || (t == ir::Table::Raw && name == "POSTROUTING");
+}
+
+bool builtinName(ir::Table t, const std::string &name) {
+  return ingressHook(t, name) || egressOnly(t, name) || name == "PREROUTING" ||
+         name == "INPUT" || name == "FORWARD" || name == "POSTROUTING";
+}
+
+void applyCommand(const std::vector<Word> &words, ir::Program &prog,
+                  const CommandContext &ctx, Parsed &p, ir::Rule rule);
+
+} // namespace
+
+void parseCommand(const std::vector<Word> &words, ir::Program &prog,
+                  const CommandContext &ctx) {
   Parsed p;
   // Values given as `--opt=value` become words of their own; Parsed keeps
   // pointers to them, so they live as long as the parse.
@@ -413,6 +459,12 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
       for (const OptSpec *o : active)
         if (o->shortName == w.text[1])
           spec = o;
+      // In a ruleset file the words are iptables' own: -o is the output
+      // interface there (on the command line it is rule2xdp's output file).
+      static constexpr OptSpec kOutShort{"out-interface", 'o', OptId::OutIface,
+                                         true, true};
+      if (!spec && w.text == "-o" && ctx.fileTable)
+        spec = &kOutShort;
       if (!spec) {
         if (w.text == "-o")
           fail(w, "`-o' is rule2xdp's output file; write the output "
@@ -459,10 +511,29 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
     switch (spec->id) {
     case OptId::Command:
       fail(w, "command `" + w.text +
-                  "' is not supported: rule2xdp compiles rules given with -A");
+                  "' is not supported: rule2xdp compiles rules (-A, -I) and "
+                  "chain declarations (-N, -P)");
     case OptId::Append:
-      once(p.chain, "-A");
+    case OptId::Insert:
+    case OptId::NewChain:
+    case OptId::Policy:
+      if (p.commandWord)
+        fail(w, "only one command per rule (already `" + p.commandWord->text +
+                    "')");
+      p.command = spec->id;
+      p.commandWord = &w;
       p.chain = &v;
+      // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
+      if (spec->id == OptId::Insert && i + 1 < words.size() &&
+          !words[i + 1].text.empty() &&
+          std::all_of(words[i + 1].text.begin(), words[i + 1].text.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        p.insertAt = &words[++i];
+      if (spec->id == OptId::Policy) {
+        if (i + 1 >= words.size())
+          fail(w, "-P needs a chain and a policy (ACCEPT or DROP)");
+        p.policy = &words[++i];
+      }
       break;
     case OptId::Table:
       once(p.table, "-t");
@@ -511,11 +582,13 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
       p.oif = &w;
       break;
     case OptId::Jump:
-      once(p.target, "-j");
+      once(p.target || p.gotoChain, "-j/-g");
       p.target = &v;
       break;
     case OptId::Goto:
-      fail(w, "`" + w.text + "' (goto a user chain) is not supported yet");
+      once(p.target || p.gotoChain, "-j/-g");
+      p.gotoChain = &v;
+      break;
     case OptId::Match:
       if (v.text == "tcp" || v.text == "udp")
         loadModule(v, v.text == "tcp" ? 6 : 17);
@@ -548,46 +621,16 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
     fail(*invert, "`!' at the end of the rule negates nothing");
 
   // --- whole-rule checks, as iptables makes them after parsing --------------
-  if (!p.chain) {
+  if (!p.commandWord) {
     if (words.empty())
       throw Diagnostic(ir::SourcePos{"<command line>", 0, 0, -1},
                        "no rule given: write an iptables rule such as "
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
     fail(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  ir::Table table = ir::Table::Filter;
-  if (p.table) {
-    const std::string &t = p.table->text;
-    if (t == "raw")
-      table = ir::Table::Raw;
-    else if (t == "filter")
-      table = ir::Table::Filter;
-    else if (t == "nat" || t == "mangle" || t == "security")
-      fail(*p.table, "table `" + t + "' is not supported yet");
-    else
-      fail(*p.table, "table `" + t + "' does not exist");
-  }
-  const std::string &c = p.chain->text;
-  ir::Hook hook;
-  if (table == ir::Table::Raw && c == "PREROUTING")
-    hook = ir::Hook::Prerouting;
-  else if (table == ir::Table::Filter && c == "INPUT")
-    hook = ir::Hook::Input;
-  else if (table == ir::Table::Filter && c == "FORWARD")
-    hook = ir::Hook::Forward;
-  else if (c == "OUTPUT" || c == "POSTROUTING")
-    fail(*p.chain, "chain " + c +
-                       " never sees received packets; rule2xdp compiles the "
-                       "ingress path (XDP)");
-  else
-    fail(*p.chain, "chain `" + c + "' does not exist in table `" +
-                       ir::tableName(table) + "'");
-
-  if (p.oif) {
-    if (hook != ir::Hook::Forward)
-      fail(*p.oif, "Can't use --out-interface with " + c);
-    fail(*p.oif, "--out-interface is not supported yet");
-  }
+  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.l4 || p.oif;
+  if (p.oif && p.chain && p.chain->text == "INPUT")
+    fail(*p.oif, "Can't use --out-interface with INPUT");
   if (p.l4 && (p.protoNumber != p.l4->proto || p.protoNegated)) {
     std::string n = l4Name(p.l4->proto);
     fail(*p.l4->where, n + " match requires `-p " + n + "'" +
@@ -597,17 +640,6 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
   ir::Rule rule;
   rule.pos = words.front().pos;
   rule.text = joinWords(words);
-  if (p.target) {
-    const std::string &t = p.target->text;
-    if (t == "ACCEPT")
-      rule.verdict = ir::Verdict::Accept;
-    else if (t == "DROP")
-      rule.verdict = ir::Verdict::Drop;
-    else
-      fail(*p.target, "target `" + t + "' is not supported");
-  } else {
-    rule.verdict = ir::Verdict::Continue;
-  }
   // ip_packet_match() order (addresses, interface, protocol), then matches.
   for (auto *m : {&p.src, &p.dst, &p.iif, &p.proto})
     if (*m)
@@ -619,7 +651,157 @@ void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog) {
     m.dport = p.l4->dport;
     rule.matches.push_back(m);
   }
-  prog.chain(table, hook).rules.push_back(std::move(rule));
+  applyCommand(words, prog, ctx, p, std::move(rule));
+}
+
+namespace {
+
+void applyCommand(const std::vector<Word> &words, ir::Program &prog,
+                  const CommandContext &ctx, Parsed &p, ir::Rule rule) {
+  ir::Table table = ir::Table::Filter;
+  if (p.table && ctx.fileTable)
+    fail(*p.table, "-t cannot be used inside a ruleset file: the table is "
+                   "the enclosing `*table' section");
+  if (ctx.fileTable)
+    table = *ctx.fileTable;
+  else if (p.table)
+    table = parseTableName(*p.table);
+
+  const Word &chainWord = *p.chain;
+  const std::string &c = chainWord.text;
+  const std::string tname = ir::tableName(table);
+
+  if (p.command == OptId::NewChain || p.command == OptId::Policy) {
+    if (p.hasMatches || p.target || p.gotoChain)
+      fail(*p.commandWord, "`" + p.commandWord->text +
+                               "' takes a chain name only, no matches or target");
+  }
+  if (p.command == OptId::NewChain) {
+    if (builtinName(table, c) || c == "ACCEPT" || c == "DROP" || c == "RETURN")
+      fail(chainWord, "chain `" + c + "' is built in; -N creates user chains");
+    if (c.size() > 28 || c[0] == '-' || c[0] == '!')
+      fail(chainWord, "invalid chain name `" + c + "'");
+    if (prog.userChain(table, c))
+      fail(chainWord, "chain `" + c + "' already exists in table `" + tname + "'");
+    ir::Chain uc;
+    uc.table = table;
+    uc.hook = ir::Hook::Prerouting;
+    uc.user = true;
+    uc.name = c;
+    uc.pos = chainWord.pos;
+    prog.chains.push_back(std::move(uc));
+    return;
+  }
+
+  std::optional<ir::Hook> hook = ingressHook(table, c);
+  bool egress = egressOnly(table, c);
+  ir::Chain *user = hook || egress ? nullptr : prog.userChain(table, c);
+  if (!hook && !egress && !user)
+    fail(chainWord, "chain `" + c + "' does not exist in table `" + tname + "'");
+
+  if (p.command == OptId::Policy) {
+    const std::string &pol = p.policy->text;
+    if (user)
+      fail(chainWord, "a user chain has no policy (`" + c + "')");
+    if (pol != "ACCEPT" && pol != "DROP")
+      fail(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
+    if (hook)
+      prog.chain(table, *hook).policy =
+          pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
+    return; // an egress chain's policy never applies to received packets
+  }
+
+  // -A / -I: the target.
+  if (p.gotoChain) {
+    const std::string &g = p.gotoChain->text;
+    if (!prog.userChain(table, g))
+      fail(*p.gotoChain, "-g needs a user chain of table `" + tname +
+                             "'; `" + g + "' is not one");
+    rule.verdict = ir::Verdict::Goto;
+    rule.jumpTarget = g;
+  } else if (p.target) {
+    const std::string &t = p.target->text;
+    if (t == "ACCEPT")
+      rule.verdict = ir::Verdict::Accept;
+    else if (t == "DROP")
+      rule.verdict = ir::Verdict::Drop;
+    else if (t == "RETURN")
+      rule.verdict = ir::Verdict::Return;
+    else if (prog.userChain(table, t)) {
+      rule.verdict = ir::Verdict::Jump;
+      rule.jumpTarget = t;
+    } else if (builtinName(table, t))
+      fail(*p.target, "cannot jump to built-in chain `" + t + "'");
+    else
+      fail(*p.target, "target `" + t + "' is not supported");
+  } else {
+    rule.verdict = ir::Verdict::Continue;
+  }
+
+  if (egress) {
+    if (!ctx.fileTable)
+      fail(chainWord, "chain " + c +
+                          " never sees received packets; rule2xdp compiles the "
+                          "ingress path (XDP)");
+    if (ctx.warnings)
+      ctx.warnings->push_back(
+          {chainWord.pos,
+           "rule in " + c + " ignored: " + c +
+               " never sees received packets, and XDP runs on ingress",
+           static_cast<unsigned>(c.size())});
+    return;
+  }
+  if (p.oif)
+    fail(*p.oif, "--out-interface is not supported yet");
+
+  std::vector<ir::Rule> &rules =
+      user ? user->rules : prog.chain(table, *hook).rules;
+  size_t at = rules.size();
+  if (p.command == OptId::Insert) {
+    at = 0;
+    if (p.insertAt) {
+      unsigned long n = p.insertAt->text.size() > 9 ? 0 : std::stoul(p.insertAt->text);
+      if (n < 1 || n > rules.size() + 1)
+        fail(*p.insertAt, "index of insertion too big (chain `" + c + "' has " +
+                              std::to_string(rules.size()) + " rules)");
+      at = n - 1;
+    }
+  }
+  (void)words;
+  rules.insert(rules.begin() + static_cast<long>(at), std::move(rule));
+}
+
+} // namespace
+
+void checkChainGraph(const ir::Program &prog) {
+  // Depth-first from every chain; the kernel refuses loops (ELOOP) and
+  // nf_tables refuses jumps nested deeper than 16 (EMLINK).
+  constexpr int kMaxDepth = 16;
+  std::function<void(const ir::Chain &, std::vector<const ir::Chain *> &)> walk;
+  walk = [&](const ir::Chain &c, std::vector<const ir::Chain *> &stack) {
+    for (const ir::Rule &r : c.rules) {
+      if (r.verdict != ir::Verdict::Jump && r.verdict != ir::Verdict::Goto)
+        continue;
+      const ir::Chain *next = prog.userChain(c.table, r.jumpTarget);
+      if (!next)
+        continue;
+      for (const ir::Chain *s : stack)
+        if (s == next)
+          throw Diagnostic(r.pos, "rule makes a loop through chain `" +
+                                      next->name + "'");
+      if (static_cast<int>(stack.size()) >= kMaxDepth)
+        throw Diagnostic(r.pos, "jumps nest deeper than " +
+                                    std::to_string(kMaxDepth) +
+                                    " chains (the kernel's limit)");
+      stack.push_back(next);
+      walk(*next, stack);
+      stack.pop_back();
+    }
+  };
+  for (const ir::Chain &c : prog.chains) {
+    std::vector<const ir::Chain *> stack{&c};
+    walk(c, stack);
+  }
 }
 
 } // namespace r2x::frontend

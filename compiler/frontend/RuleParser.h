@@ -16,12 +16,37 @@
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/ir/IR.h"
 
+#include <optional>
 #include <vector>
 
 namespace r2x::frontend {
 
-/// Parses one command and appends its rule to the right chain of `prog`.
+/// A non-fatal remark (e.g. rules in chains no received packet traverses).
+struct Warning {
+  ir::SourcePos pos;
+  std::string message;
+  unsigned length = 1;
+};
+
+/// Where a command comes from. In a ruleset file the table is the
+/// enclosing `*table` section, `-t` is not allowed, and rules for OUTPUT and
+/// POSTROUTING are skipped with a warning rather than refused.
+struct CommandContext {
+  std::optional<ir::Table> fileTable;
+  std::vector<Warning> *warnings = nullptr;
+};
+
+/// Parses one command (-A, -I, -N, -P) and applies it to `prog`.
 /// Throws Diagnostic.
-void parseRuleCommand(const std::vector<Word> &words, ir::Program &prog);
+void parseCommand(const std::vector<Word> &words, ir::Program &prog,
+                  const CommandContext &ctx = {});
+
+/// Resolves a table name: Raw or Filter; throws Diagnostic at `where` for
+/// tables rule2xdp does not compile yet or that do not exist.
+ir::Table parseTableName(const Word &where);
+
+/// Checks what only the whole ruleset shows: no loops through user chains
+/// and no deeper nesting than the kernel allows. Throws Diagnostic.
+void checkChainGraph(const ir::Program &prog);
 
 } // namespace r2x::frontend

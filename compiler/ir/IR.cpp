@@ -39,13 +39,19 @@ const char *verdictName(Verdict v) {
     return "DROP";
   case Verdict::Continue:
     return "CONTINUE";
+  case Verdict::Jump:
+    return "JUMP";
+  case Verdict::Goto:
+    return "GOTO";
+  case Verdict::Return:
+    return "RETURN";
   }
   return "?";
 }
 
 Chain &Program::chain(Table t, Hook h) {
   for (Chain &c : chains)
-    if (c.table == t && c.hook == h)
+    if (!c.user && c.table == t && c.hook == h)
       return c;
   Chain c;
   c.table = t;
@@ -53,6 +59,17 @@ Chain &Program::chain(Table t, Hook h) {
   c.name = hookChainName(h);
   chains.push_back(std::move(c));
   return chains.back();
+}
+
+Chain *Program::userChain(Table t, const std::string &name) {
+  for (Chain &c : chains)
+    if (c.user && c.table == t && c.name == name)
+      return &c;
+  return nullptr;
+}
+
+const Chain *Program::userChain(Table t, const std::string &name) const {
+  return const_cast<Program *>(this)->userChain(t, name);
 }
 
 int Program::ifaceBit(const std::string &pattern) {
@@ -67,7 +84,7 @@ int Program::ifaceBit(const std::string &pattern) {
 
 bool Program::hasHook(Hook h) const {
   return std::any_of(chains.begin(), chains.end(),
-                     [h](const Chain &c) { return c.hook == h; });
+                     [h](const Chain &c) { return !c.user && c.hook == h; });
 }
 
 void Program::finalize() {
@@ -80,8 +97,11 @@ void Program::finalize() {
     chain(Table::Filter, Hook::Input);
     chain(Table::Filter, Hook::Forward);
   }
+  // Tables in traversal order (raw, then filter), built-in chains of a
+  // table by hook, then its user chains.
   auto order = [](const Chain &c) {
-    return static_cast<int>(c.hook) * 4 + static_cast<int>(c.table);
+    return static_cast<int>(c.table) * 16 +
+           (c.user ? 8 : static_cast<int>(c.hook));
   };
   std::stable_sort(chains.begin(), chains.end(),
                    [&](const Chain &a, const Chain &b) {
@@ -92,7 +112,8 @@ void Program::finalize() {
     for (Rule &r : c.rules)
       r.counter = slot++;
   for (Chain &c : chains)
-    c.policyCounter = slot++;
+    if (!c.user)
+      c.policyCounter = slot++;
   numCounters = slot;
 }
 

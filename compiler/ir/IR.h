@@ -34,7 +34,10 @@ enum class Table { Raw, Filter };
 /// Netfilter hooks a received packet can traverse.
 enum class Hook { Prerouting, Input, Forward };
 /// Continue: a rule with no -j only counts, then evaluation goes on.
-enum class Verdict { Accept, Drop, Continue };
+/// Jump (-j CHAIN) runs a user chain and comes back; Goto (-g CHAIN) runs
+/// it and does not come back; Return ends the current chain (in a built-in
+/// chain: its policy).
+enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return };
 
 const char *tableName(Table t);
 const char *hookChainName(Hook h);
@@ -74,16 +77,19 @@ struct Rule {
   std::string text; ///< the rule as written, for comments and listings
   std::vector<Match> matches;
   Verdict verdict = Verdict::Accept;
-  unsigned counter = 0; ///< slot in the counters map (assigned by finalize)
+  std::string jumpTarget; ///< the user chain of Jump and Goto
+  unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)
 };
 
 struct Chain {
   Table table;
-  Hook hook;
+  Hook hook;         ///< meaningless for a user chain
+  bool user = false; ///< created with -N / `:NAME -`: no hook, no policy
   std::string name;
   Verdict policy = Verdict::Accept;
   std::vector<Rule> rules;
-  unsigned policyCounter = 0; ///< slot of the policy counter
+  unsigned policyCounter = 0; ///< slot of the policy counter (built-in only)
+  SourcePos pos;              ///< where it was declared, if anywhere
 };
 
 /// A whole ruleset for the ingress path. Chains are kept in netfilter's
@@ -95,12 +101,17 @@ struct Program {
 
   /// The chain for (table, hook), created with policy ACCEPT if absent.
   Chain &chain(Table t, Hook h);
+  /// The user chain `name` of table `t`, or null.
+  Chain *userChain(Table t, const std::string &name);
+  const Chain *userChain(Table t, const std::string &name) const;
   /// The bit for an interface pattern, allocating a new one if needed.
   /// Returns -1 when the 64 available bits are used up.
   int ifaceBit(const std::string &pattern);
   /// Sorts chains into traversal order (raw PREROUTING, filter INPUT,
-  /// filter FORWARD; a filter table always shows both) and assigns counter
-  /// slots: rules first in chain order, then one policy slot per chain.
+  /// filter FORWARD; a filter table always shows both; user chains after
+  /// the built-in chains of their table, in declaration order) and assigns
+  /// counter slots: rules first in chain order, then one policy slot per
+  /// built-in chain.
   void finalize();
   bool hasHook(Hook h) const;
 };

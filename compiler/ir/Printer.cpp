@@ -52,14 +52,20 @@ std::string print(const Program &p) {
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface bit " << i << " \"" << p.ifacePatterns[i] << "\"\n";
   for (const Chain &c : p.chains) {
-    os << "chain " << tableName(c.table) << " " << c.name << " hook "
-       << hookChainName(c.hook) << " policy " << verdictName(c.policy)
-       << " counter " << c.policyCounter << "\n";
+    if (c.user)
+      os << "chain " << tableName(c.table) << " " << c.name << " user\n";
+    else
+      os << "chain " << tableName(c.table) << " " << c.name << " hook "
+         << hookChainName(c.hook) << " policy " << verdictName(c.policy)
+         << " counter " << c.policyCounter << "\n";
     for (const Rule &r : c.rules) {
       os << "  rule counter " << r.counter << "  # " << r.text << "\n";
       for (const Match &m : r.matches)
         os << "    match " << printMatch(m) << "\n";
-      os << "    verdict " << verdictName(r.verdict) << "\n";
+      os << "    verdict " << verdictName(r.verdict);
+      if (!r.jumpTarget.empty())
+        os << " " << r.jumpTarget;
+      os << "\n";
     }
   }
   return os.str();

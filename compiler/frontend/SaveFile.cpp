@@ -1,0 +1,182 @@
+//===- compiler/frontend/SaveFile.cpp - iptables-save / -restore input ------===//
+//
+/// \file
+/// See SaveFile.h.
+//===----------------------------------------------------------------------===//
+#include "compiler/frontend/SaveFile.h"
+
+#include <cctype>
+#include <optional>
+
+namespace r2x::frontend {
+namespace {
+
+ir::SourcePos at(const std::string &file, unsigned line, size_t col) {
+  ir::SourcePos p;
+  p.file = file;
+  p.line = line;
+  p.col = static_cast<unsigned>(col + 1);
+  return p;
+}
+
+/// Splits a line into words the way iptables-restore does: blanks separate,
+/// quotes group, a backslash escapes the next character inside quotes.
+std::vector<Word> splitWords(const std::string &file, unsigned lineNo,
+                             const std::string &line) {
+  std::vector<Word> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    if (std::isspace(static_cast<unsigned char>(line[i]))) {
+      ++i;
+      continue;
+    }
+    Word w;
+    w.pos = at(file, lineNo, i);
+    while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) {
+      char c = line[i];
+      if (c == '"' || c == '\'') {
+        size_t open = i++;
+        while (i < line.size() && line[i] != c) {
+          if (line[i] == '\\' && i + 1 < line.size())
+            ++i;
+          w.text += line[i++];
+        }
+        if (i >= line.size())
+          throw Diagnostic(at(file, lineNo, open), "unterminated quote");
+        ++i;
+      } else {
+        w.text += c;
+        ++i;
+      }
+    }
+    words.push_back(std::move(w));
+  }
+  return words;
+}
+
+/// "[12:345]": a counters prefix or suffix.
+bool isCounters(const std::string &s) {
+  if (s.size() < 5 || s.front() != '[' || s.back() != ']')
+    return false;
+  size_t colon = s.find(':');
+  if (colon == std::string::npos || colon == 1 || colon == s.size() - 2)
+    return false;
+  for (size_t k = 1; k + 1 < s.size(); ++k)
+    if (k != colon && !std::isdigit(static_cast<unsigned char>(s[k])))
+      return false;
+  return true;
+}
+
+struct Section {
+  std::string name;
+  Word where;
+  std::optional<ir::Table> table; ///< empty: a table not compiled (must stay empty)
+};
+
+} // namespace
+
+void parseSaveFile(const std::string &name, const std::string &text,
+                   SourceManager &sm, ir::Program &prog,
+                   std::vector<Warning> &warnings) {
+  sm.addFile(name, text);
+  std::optional<Section> open;
+  unsigned lineNo = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos
+                                                                   : nl - start);
+    ++lineNo;
+    if (nl == std::string::npos && line.empty())
+      break;
+    start = nl == std::string::npos ? text.size() + 1 : nl + 1;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+
+    std::vector<Word> words = splitWords(name, lineNo, line);
+    if (words.empty() || words[0].text[0] == '#')
+      continue;
+    const Word &first = words[0];
+
+    if (first.text[0] == '*') {
+      if (open)
+        throw Diagnostic(first.pos, "table `" + open->name +
+                                        "' is not closed: COMMIT expected before `" +
+                                        first.text + "'",
+                         static_cast<unsigned>(first.text.size()));
+      if (words.size() > 1)
+        throw Diagnostic(words[1].pos, "unexpected words after `" + first.text + "'");
+      Section s;
+      s.name = first.text.substr(1);
+      s.where = first;
+      Word tw{s.name, advance(first.pos, 1)};
+      if (s.name == "nat" || s.name == "mangle" || s.name == "security") {
+        s.table.reset(); // accepted only while empty
+      } else {
+        s.table = parseTableName(tw);
+      }
+      open = s;
+      continue;
+    }
+    if (first.text == "COMMIT") {
+      if (!open)
+        throw Diagnostic(first.pos, "COMMIT without a table (`*filter', ...)", 6);
+      open.reset();
+      continue;
+    }
+    if (!open)
+      throw Diagnostic(first.pos, "`" + first.text +
+                                      "' outside a table: a section starts with "
+                                      "`*filter' (or another table)",
+                       static_cast<unsigned>(first.text.size()));
+
+    auto unsupportedTable = [&](const Word &w) {
+      throw Diagnostic(w.pos, "table `" + open->name +
+                                  "' is not supported yet (its rules and "
+                                  "policies would change what packets see)",
+                       static_cast<unsigned>(w.text.size()));
+    };
+
+    if (first.text[0] == ':') {
+      // :CHAIN POLICY [PKTS:BYTES]
+      std::string chain = first.text.substr(1);
+      if (chain.empty() || words.size() < 2 || words.size() > 3 ||
+          (words.size() == 3 && !isCounters(words[2].text)))
+        throw Diagnostic(first.pos, "a chain line is `:CHAIN POLICY [PKTS:BYTES]'",
+                         static_cast<unsigned>(first.text.size()));
+      const std::string &policy = words[1].text;
+      Word chainWord{chain, advance(first.pos, 1)};
+      if (!open->table) {
+        if (policy != "ACCEPT" && policy != "-")
+          unsupportedTable(words[1]);
+        continue;
+      }
+      std::vector<Word> cmd;
+      if (policy == "-") {
+        cmd = {Word{"-N", first.pos}, chainWord};
+      } else {
+        cmd = {Word{"-P", first.pos}, chainWord, words[1]};
+      }
+      CommandContext ctx{open->table, &warnings};
+      parseCommand(cmd, prog, ctx);
+      continue;
+    }
+
+    size_t from = 0;
+    if (isCounters(first.text))
+      from = 1; // [PKTS:BYTES] -A ...
+    std::vector<Word> cmd(words.begin() + static_cast<long>(from), words.end());
+    if (cmd.empty())
+      throw Diagnostic(first.pos, "a counters prefix needs a rule after it");
+    if (!open->table)
+      unsupportedTable(cmd[0]);
+    CommandContext ctx{open->table, &warnings};
+    parseCommand(cmd, prog, ctx);
+  }
+  if (open)
+    throw Diagnostic(open->where.pos,
+                     "table `" + open->name + "' is never closed: COMMIT expected",
+                     static_cast<unsigned>(open->where.text.size()));
+}
+
+} // namespace r2x::frontend

@@ -1,0 +1,38 @@
+//===- compiler/frontend/SaveFile.h - iptables-save / -restore input -*- C++ -*-===//
+//
+/// \file
+/// Reads the iptables-save (iptables-restore) format into the IR:
+///   # comments and blank lines
+///   *TABLE                      opens a table section
+///   :CHAIN POLICY [PKTS:BYTES]  declares a built-in chain's policy, or a
+///                               user chain with policy `-`
+///   [PKTS:BYTES] -A CHAIN ...   a rule (the counters prefix is accepted
+///                               and ignored: the program starts at zero)
+///   -I / -N / -P ...            as iptables-restore takes them
+///   COMMIT                      closes the section
+/// Words are split on blanks, with "double" or 'single' quotes and
+/// backslash escapes, as iptables-restore splits them. Every diagnostic
+/// points at FILE:LINE:COL.
+///
+/// Tables rule2xdp does not compile yet (nat, mangle, security) are accepted
+/// when they are empty (no rules, ACCEPT policies), since iptables-save
+/// prints every table the kernel has loaded; otherwise they are an error.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/frontend/Diagnostics.h"
+#include "compiler/frontend/RuleParser.h"
+#include "compiler/ir/IR.h"
+
+#include <string>
+#include <vector>
+
+namespace r2x::frontend {
+
+/// Parses `text` (named `name` in diagnostics, registered with `sm`) into
+/// `prog`. Throws Diagnostic; appends warnings.
+void parseSaveFile(const std::string &name, const std::string &text,
+                   SourceManager &sm, ir::Program &prog,
+                   std::vector<Warning> &warnings);
+
+} // namespace r2x::frontend
