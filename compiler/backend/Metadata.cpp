@@ -57,6 +57,8 @@ std::string metadataText(const ir::Program &p) {
       const Match *proto = find(r, Match::Kind::Protocol);
       const Match *iif = find(r, Match::Kind::InIface);
       const Match *l4 = find(r, Match::Kind::TcpUdp);
+      const Match *frag = find(r, Match::Kind::Fragment);
+      std::string opt = frag ? (frag->negated ? "!f" : "-f") : "--";
       std::string prot = proto ? (proto->negated ? "!" : "") +
                                      std::to_string(proto->proto)
                                : "0";
@@ -84,7 +86,7 @@ std::string metadataText(const ir::Program &p) {
         extra = extra.empty() ? "[goto]" : "[goto] " + extra;
       std::string in = iif ? (iif->negated ? "!" : "") + iif->iface : "*";
       os << "rule\t" << r.counter << "\t" << ir::tableName(c.table) << "\t"
-         << c.name << "\t" << target << "\t" << prot << "\t--\t" << in
+         << c.name << "\t" << target << "\t" << prot << "\t" << opt << "\t" << in
          << "\t*\t" << addrColumn(find(r, Match::Kind::Source)) << "\t"
          << addrColumn(find(r, Match::Kind::Destination)) << "\t" << extra
          << "\n";

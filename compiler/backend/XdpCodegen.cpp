@@ -186,6 +186,9 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
     cond = b.CreateICmpNE(bit, b.getInt64(0));
     break;
   }
+  case ir::Match::Kind::Fragment:
+    cond = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
+    break;
   case ir::Match::Kind::TcpUdp:
     emitPorts(m, noMatch);
     return;

@@ -321,7 +321,7 @@ struct Parsed {
   const Word *table = nullptr, *chain = nullptr, *target = nullptr;
   const Word *gotoChain = nullptr;
   bool hasMatches = false;
-  std::optional<Match> src, dst, proto, iif;
+  std::optional<Match> src, dst, proto, iif, frag;
   const Word *protoWord = nullptr, *oif = nullptr;
   bool protoNegated = false;
   uint8_t protoNumber = 0;
@@ -595,8 +595,13 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       else
         fail(v, "match `" + v.text + "' is not supported");
       break;
-    case OptId::Fragment:
-      fail(w, "`" + w.text + "' (fragment match) is not supported yet");
+    case OptId::Fragment: {
+      once(p.frag.has_value(), "-f");
+      Match m(Match::Kind::Fragment);
+      m.negated = negated;
+      p.frag = m;
+      break;
+    }
     case OptId::SetCounters:
       fail(w, "`" + w.text + "' (set counters) is not supported");
     case OptId::SPort:
@@ -628,7 +633,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
     fail(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.l4 || p.oif;
+  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.frag || p.l4 || p.oif;
   if (p.oif && p.chain && p.chain->text == "INPUT")
     fail(*p.oif, "Can't use --out-interface with INPUT");
   if (p.l4 && (p.protoNumber != p.l4->proto || p.protoNegated)) {
@@ -641,7 +646,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   rule.pos = words.front().pos;
   rule.text = joinWords(words);
   // ip_packet_match() order (addresses, interface, protocol), then matches.
-  for (auto *m : {&p.src, &p.dst, &p.iif, &p.proto})
+  for (auto *m : {&p.src, &p.dst, &p.iif, &p.proto, &p.frag})
     if (*m)
       rule.matches.push_back(**m);
   if (p.l4) {

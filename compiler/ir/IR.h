@@ -49,14 +49,15 @@ struct PortRange {
   bool negated = false;
 };
 
-/// One match of a rule. The kinds mirror netfilter's split: the first four
-/// are `struct ipt_ip` fields checked by ip_packet_match(); `TcpUdp` is the
-/// xt_tcpudp match with its fragment and "hotdrop" rules.
+/// One match of a rule. The kinds mirror netfilter's split: the first five
+/// are `struct ipt_ip` fields checked by ip_packet_match() (Fragment is `-f`:
+/// a non-first fragment); `TcpUdp` is the xt_tcpudp match with its fragment
+/// and "hotdrop" rules.
 struct Match {
-  enum class Kind { Source, Destination, Protocol, InIface, TcpUdp };
+  enum class Kind { Source, Destination, Protocol, InIface, Fragment, TcpUdp };
   explicit Match(Kind k) : kind(k) {}
   Kind kind;
-  bool negated = false; ///< for Source, Destination, Protocol, InIface
+  bool negated = false; ///< for all kinds but TcpUdp
 
   // Source / Destination: (addr & mask) == net, host byte order, net is
   // already masked.

@@ -31,6 +31,8 @@ std::string printMatch(const Match &m) {
   case Match::Kind::InIface:
     return "iif " + neg + "matches \"" + m.iface + "\" bit " +
            std::to_string(m.ifaceBit);
+  case Match::Kind::Fragment:
+    return "ip.fragment_offset " + std::string(m.negated ? "== 0" : "!= 0");
   case Match::Kind::TcpUdp: {
     std::string s = m.l4proto == 6 ? "tcp" : "udp";
     s += " header";
