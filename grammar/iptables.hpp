@@ -32,7 +32,8 @@ struct address_spec : seq<address, sor<eof, seq<one<'/'>, netmask>>> {};
 // --- ports: --sport / --dport ----------------------------------------------
 // A port is a number or a service name from /etc/services; a range is
 // "lo:hi" with either end optional.
-struct port_number : plus<digit> {};
+// Numbers are read as C's strtoul(base 0) reads them: 0x hex, 0 octal.
+struct port_number : sor<seq<one<'0'>, one<'x', 'X'>, plus<xdigit>>, plus<digit>> {};
 struct service_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+', '/'>>>> {};
 struct port : sor<seq<port_number, at<sor<one<':'>, eof>>>, service_name> {};
 struct range_lo : port {};

@@ -24,15 +24,6 @@ std::string addrColumn(const Match *m) {
   return s + ir::formatNet(m->net, m->mask);
 }
 
-std::string portText(const char *one, const char *many,
-                     const ir::PortRange &r) {
-  std::string neg = r.negated ? "!" : "";
-  if (r.lo == r.hi)
-    return std::string(one) + ":" + neg + std::to_string(r.lo);
-  return std::string(many) + ":" + neg + std::to_string(r.lo) + ":" +
-         std::to_string(r.hi);
-}
-
 const Match *find(const ir::Rule &r, Match::Kind k) {
   for (const Match &m : r.matches)
     if (m.kind == k)
@@ -56,20 +47,19 @@ std::string metadataText(const ir::Program &p) {
     for (const ir::Rule &r : c.rules) {
       const Match *proto = find(r, Match::Kind::Protocol);
       const Match *iif = find(r, Match::Kind::InIface);
-      const Match *l4 = find(r, Match::Kind::TcpUdp);
       const Match *frag = find(r, Match::Kind::Fragment);
       std::string opt = frag ? (frag->negated ? "!f" : "-f") : "--";
       std::string prot = proto ? (proto->negated ? "!" : "") +
                                      std::to_string(proto->proto)
                                : "0";
+      // The match text iptables prints after the destination, in rule order,
+      // as the frontend rendered it; comments last.
       std::string extra;
-      if (l4) {
-        extra = l4->l4proto == 6 ? "tcp" : "udp";
-        if (l4->sport)
-          extra += " " + portText("spt", "spts", *l4->sport);
-        if (l4->dport)
-          extra += " " + portText("dpt", "dpts", *l4->dport);
-      }
+      for (const Match &m : r.matches)
+        if (!m.listing.empty())
+          extra += (extra.empty() ? "" : " ") + m.listing;
+      for (const std::string &c : r.comments)
+        extra += (extra.empty() ? "" : " ") + ("/* " + c + " */");
       std::string target;
       switch (r.verdict) {
       case ir::Verdict::Continue:

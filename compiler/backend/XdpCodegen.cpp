@@ -45,7 +45,8 @@ private:
   void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
                  unsigned depth);
   void emitMatch(const ir::Match &m, BasicBlock *noMatch);
-  void emitPorts(const ir::Match &m, BasicBlock *noMatch);
+  void emitTransport(const ir::Match &m, BasicBlock *noMatch);
+  Value *fieldValue(ir::Field f);
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
@@ -136,35 +137,115 @@ Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
   return r.negated ? b.CreateNot(in) : in;
 }
 
-void XdpCodegen::emitPorts(const ir::Match &m, BasicBlock *noMatch) {
+/// The x_tables matches that read the transport header (tcp, udp, icmp,
+/// multiport) share their preamble: a non-first fragment never matches;
+/// tcp hotdrops a fragment at offset 1 (it could overwrite the flags of the
+/// first); a header cut short by tot_len is a hotdrop. The pointer check
+/// repeats the length check for the verifier.
+void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  bool tcp = m.l4proto == 6;
-  // Non-first fragments never match; xt_tcpudp hotdrops a TCP fragment at
-  // offset 1 (it could overwrite the flags of the first).
+  uint64_t need = 8; // udp, icmp (struct icmphdr)
+  bool tcpMatch = m.kind == ir::Match::Kind::TcpUdp && m.l4proto == 6;
+  if (tcpMatch)
+    need = 20;
+  else if (m.kind == ir::Match::Kind::Multiport)
+    need = 4; // the two ports
   Value *isFrag = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
   BasicBlock *frag = cg_.block("l4.fragment");
   BasicBlock *whole = cg_.block("l4.first");
   b.CreateCondBr(isFrag, frag, whole);
   b.SetInsertPoint(frag);
-  if (tcp)
+  if (tcpMatch)
     b.CreateCondBr(b.CreateICmpEQ(pk_.fragOff, b.getInt16(1)), drop_, noMatch);
   else
     b.CreateBr(noMatch);
 
-  // The header must lie within tot_len (hotdrop otherwise); the pointer
-  // check repeats it for the verifier.
   b.SetInsertPoint(whole);
-  uint64_t need = tcp ? 20 : 8;
   Value *fits = b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)),
                                 pk_.totLen);
   cg_.require(fits, drop_, "l4.fits");
   cg_.needBytes(pk_.l4, need, drop_, "l4.hdr");
-  if (m.sport)
-    cg_.require(inRange(cg_.loadBE(pk_.l4, 0, cg_.i16), *m.sport), noMatch,
-                "sport.ok");
-  if (m.dport)
-    cg_.require(inRange(cg_.loadBE(pk_.l4, 2, cg_.i16), *m.dport), noMatch,
-                "dport.ok");
+
+  switch (m.kind) {
+  case ir::Match::Kind::TcpUdp:
+    if (m.sport)
+      cg_.require(inRange(cg_.loadBE(pk_.l4, 0, cg_.i16), *m.sport), noMatch,
+                  "sport.ok");
+    if (m.dport)
+      cg_.require(inRange(cg_.loadBE(pk_.l4, 2, cg_.i16), *m.dport), noMatch,
+                  "dport.ok");
+    if (m.tcpFlags) {
+      Value *flags = cg_.loadBE(pk_.l4, 13, cg_.i8);
+      Value *eq = b.CreateICmpEQ(b.CreateAnd(flags, m.tcpFlags->mask),
+                                 b.getInt8(m.tcpFlags->comp));
+      cg_.require(m.tcpFlags->negated ? b.CreateNot(eq) : eq, noMatch, "flags.ok");
+    }
+    break;
+  case ir::Match::Kind::Icmp: {
+    // xt_icmp: type 0xff is "any"; otherwise type and a code range.
+    Value *ok = b.getTrue();
+    if (m.icmpType != 0xff) {
+      Value *type = cg_.loadBE(pk_.l4, 0, cg_.i8);
+      Value *code = cg_.loadBE(pk_.l4, 1, cg_.i8);
+      ok = b.CreateAnd(b.CreateICmpEQ(type, b.getInt8(m.icmpType)),
+                       b.CreateAnd(b.CreateICmpUGE(code, b.getInt8(m.icmpCodeLo)),
+                                   b.CreateICmpULE(code, b.getInt8(m.icmpCodeHi))));
+    }
+    cg_.require(m.negated ? b.CreateNot(ok) : ok, noMatch, "icmp.ok");
+    break;
+  }
+  case ir::Match::Kind::Multiport: {
+    Value *sport = cg_.loadBE(pk_.l4, 0, cg_.i16);
+    Value *dport = cg_.loadBE(pk_.l4, 2, cg_.i16);
+    Value *any = b.getFalse();
+    for (ir::PortRange r : m.ports) {
+      r.negated = false;
+      if (m.side != ir::Match::PortSide::Destination)
+        any = b.CreateOr(any, inRange(sport, r));
+      if (m.side != ir::Match::PortSide::Source)
+        any = b.CreateOr(any, inRange(dport, r));
+    }
+    cg_.require(m.negated ? b.CreateNot(any) : any, noMatch, "multiport.ok");
+    break;
+  }
+  default:
+    throw BackendError("not a transport-header match");
+  }
+}
+
+/// The value of a Field, widened to i64.
+Value *XdpCodegen::fieldValue(ir::Field f) {
+  IRBuilder<> &b = cg_.b;
+  switch (f) {
+  case ir::Field::IpTos:
+    return b.CreateZExt(pk_.tos, cg_.i64);
+  case ir::Field::IpTotLen:
+    return b.CreateZExt(pk_.totLen, cg_.i64);
+  case ir::Field::IpTtl:
+    return b.CreateZExt(pk_.ttl, cg_.i64);
+  case ir::Field::IpSaddr:
+    return b.CreateZExt(pk_.saddr, cg_.i64);
+  case ir::Field::IpDaddr:
+    return b.CreateZExt(pk_.daddr, cg_.i64);
+  case ir::Field::EthSrc: {
+    // Bytes 6..11 of the frame, inside the Ethernet header already checked.
+    Value *hi = b.CreateZExt(cg_.loadBE(cg_.data, 6, cg_.i32), cg_.i64);
+    Value *lo = b.CreateZExt(cg_.loadBE(cg_.data, 10, cg_.i16), cg_.i64);
+    return b.CreateOr(b.CreateShl(hi, 16), lo);
+  }
+  case ir::Field::PktType: {
+    // eth_type_trans(): all-ones is broadcast, the group bit multicast.
+    Value *hi = cg_.loadBE(cg_.data, 0, cg_.i32);
+    Value *lo = cg_.loadBE(cg_.data, 4, cg_.i16);
+    Value *bcast = b.CreateAnd(b.CreateICmpEQ(hi, b.getInt32(0xffffffffu)),
+                               b.CreateICmpEQ(lo, b.getInt16(0xffff)));
+    Value *mcast = b.CreateICmpNE(b.CreateAnd(hi, b.getInt32(0x01000000u)),
+                                  b.getInt32(0));
+    return b.CreateSelect(bcast, b.getInt64(1),
+                          b.CreateSelect(mcast, b.getInt64(2), b.getInt64(0)));
+  }
+  }
+  throw BackendError("unknown field");
 }
 
 void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
@@ -189,8 +270,17 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
   case ir::Match::Kind::Fragment:
     cond = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
     break;
+  case ir::Match::Kind::Field: {
+    Value *v = b.CreateAnd(fieldValue(m.field), b.getInt64(m.fieldMask));
+    cond = m.lo == m.hi ? b.CreateICmpEQ(v, b.getInt64(m.lo))
+                        : b.CreateAnd(b.CreateICmpUGE(v, b.getInt64(m.lo)),
+                                      b.CreateICmpULE(v, b.getInt64(m.hi)));
+    break;
+  }
   case ir::Match::Kind::TcpUdp:
-    emitPorts(m, noMatch);
+  case ir::Match::Kind::Icmp:
+  case ir::Match::Kind::Multiport:
+    emitTransport(m, noMatch);
     return;
   }
   if (m.negated)

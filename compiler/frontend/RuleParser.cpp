@@ -6,10 +6,12 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/RuleParser.h"
 
+#include "compiler/frontend/Matches.h"
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
 #include <deque>
+#include <memory>
 #include <functional>
 #include <cctype>
 #include <cstring>
@@ -25,16 +27,14 @@ namespace pegtl = tao::pegtl;
 
 [[noreturn]] void fail(const Word &w, const std::string &msg, size_t offset = 0,
                        size_t length = 0) {
-  if (length == 0)
-    length = std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
-  throw Diagnostic(advance(w.pos, offset), msg, static_cast<unsigned>(length));
+  failAt(w, msg, offset, length);
 }
 
 // --- option tables (data, not code: a new option is one line) -------------
 
 enum class OptId {
   Command, Append, Insert, NewChain, Policy, Table, Source, Destination, Protocol, InIface, OutIface,
-  Jump, Goto, Match, Fragment, SetCounters, SPort, DPort, TcpUnsupported
+  Jump, Goto, Match, Fragment, SetCounters
 };
 
 struct OptSpec {
@@ -74,36 +74,41 @@ constexpr OptSpec kBaseOpts[] = {
     {"set-counters", 'c', OptId::SetCounters, true, false},
 };
 
-// Options of the tcp and udp matches (libxt_tcp, libxt_udp).
-constexpr OptSpec kPortOpts[] = {
-    {"source-port", 0, OptId::SPort, true, true},
-    {"sport", 0, OptId::SPort, true, true},
-    {"destination-port", 0, OptId::DPort, true, true},
-    {"dport", 0, OptId::DPort, true, true},
-};
-constexpr OptSpec kTcpOnlyOpts[] = {
-    {"tcp-flags", 0, OptId::TcpUnsupported, true, true},
-    {"syn", 0, OptId::TcpUnsupported, false, true},
-    {"tcp-option", 0, OptId::TcpUnsupported, true, true},
+/// An option the walker may see now: a base option, or one of a loaded
+/// module's.
+struct Candidate {
+  std::string_view name;
+  char shortName = 0;
+  const OptSpec *base = nullptr;
+  const ModuleOption *mod = nullptr;
+  ModuleState *state = nullptr;
+  bool hasArg() const { return base ? base->hasArg : mod->args > 0; }
+  bool negatable() const { return base ? base->negatable : mod->negatable; }
+  /// Names meaning the same option share a key (getopt_long's test for
+  /// ambiguity compares what the option does, not its spelling).
+  std::pair<const void *, int> key() const {
+    return base ? std::pair<const void *, int>{nullptr, static_cast<int>(base->id)}
+                : std::pair<const void *, int>{mod->module, mod->id};
+  }
 };
 
 /// glibc getopt_long's rule: an exact name wins; otherwise a unique prefix,
 /// where prefixes of several names that mean the same option are not
 /// ambiguous.
-const OptSpec *lookupLong(std::string_view name,
-                          const std::vector<const OptSpec *> &active,
-                          bool &ambiguous) {
+const Candidate *lookupLong(std::string_view name,
+                            const std::vector<Candidate> &active,
+                            bool &ambiguous) {
   ambiguous = false;
-  for (const OptSpec *o : active)
-    if (name == o->name)
-      return o;
-  const OptSpec *found = nullptr;
-  for (const OptSpec *o : active) {
-    if (std::string_view(o->name).substr(0, name.size()) != name)
+  for (const Candidate &o : active)
+    if (name == o.name)
+      return &o;
+  const Candidate *found = nullptr;
+  for (const Candidate &o : active) {
+    if (o.name.substr(0, name.size()) != name)
       continue;
     if (!found)
-      found = o;
-    else if (found->id != o->id || found->hasArg != o->hasArg)
+      found = &o;
+    else if (found->key() != o.key() || found->hasArg() != o.hasArg())
       ambiguous = true;
   }
   return ambiguous ? nullptr : found;
@@ -206,63 +211,6 @@ Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
   return m;
 }
 
-struct PortState {
-  std::string lo, hi;
-  size_t loOff = 0, hiOff = 0;
-  bool sep = false;
-};
-template <typename Rule> struct PortAction : pegtl::nothing<Rule> {};
-template <> struct PortAction<grammar::range_lo> {
-  template <typename In> static void apply(const In &in, PortState &s) {
-    s.lo = in.string();
-    s.loOff = in.position().byte;
-  }
-};
-template <> struct PortAction<grammar::range_hi> {
-  template <typename In> static void apply(const In &in, PortState &s) {
-    s.hi = in.string();
-    s.hiOff = in.position().byte;
-  }
-};
-template <> struct PortAction<grammar::range_sep> {
-  template <typename In> static void apply(const In &, PortState &s) {
-    s.sep = true;
-  }
-};
-
-uint16_t portValue(const Word &opt, const Word &val, const std::string &text,
-                   size_t offset, const char *proto) {
-  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
-    if (text.size() > 5 || std::stoul(text) > 65535)
-      fail(val, "invalid port `" + text + "' in " + opt.text +
-                    " (a port is 0 to 65535)",
-           offset, text.size());
-    return static_cast<uint16_t>(std::stoul(text));
-  }
-  // iptables resolves service names with getservbyname for the -p protocol.
-  if (const servent *se = getservbyname(text.c_str(), proto))
-    return ntohs(static_cast<uint16_t>(se->s_port));
-  fail(val, "unknown service `" + text + "' for " + proto + " in " + opt.text,
-       offset, text.size());
-}
-
-ir::PortRange parsePorts(const Word &opt, const Word &val, const char *proto) {
-  if (val.text == "!")
-    fail(val, "`!' must come before the option it negates: write `! " +
-                  opt.text + " PORT'");
-  PortState s;
-  pegtl::memory_input in(val.text, "");
-  if (val.text.empty() || !pegtl::parse<grammar::port_range, PortAction>(in, s))
-    fail(val, "invalid port or range `" + val.text + "' in " + opt.text);
-  ir::PortRange r;
-  r.lo = s.lo.empty() ? 0 : portValue(opt, val, s.lo, s.loOff, proto);
-  if (!s.sep)
-    r.hi = r.lo;
-  else
-    r.hi = s.hi.empty() ? 0xffff : portValue(opt, val, s.hi, s.hiOff, proto);
-  return r;
-}
-
 /// iptables' built-in protocol names, then /etc/protocols.
 std::optional<uint8_t> protocolNumber(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(),
@@ -307,13 +255,6 @@ std::string parseInterface(const Word &opt, const Word &val) {
 
 // --- the walker --------------------------------------------------------------
 
-struct L4Module {
-  const Word *where = nullptr;
-  uint8_t proto = 0; // 6 or 17
-  std::optional<ir::PortRange> sport, dport;
-  const Word *sportWord = nullptr, *dportWord = nullptr;
-};
-
 struct Parsed {
   OptId command = OptId::Command; ///< Command: none given yet
   const Word *commandWord = nullptr;
@@ -325,10 +266,8 @@ struct Parsed {
   const Word *protoWord = nullptr, *oif = nullptr;
   bool protoNegated = false;
   uint8_t protoNumber = 0;
-  std::optional<L4Module> l4;
+  std::vector<std::unique_ptr<ModuleState>> modules;
 };
-
-const char *l4Name(uint8_t p) { return p == 6 ? "tcp" : "udp"; }
 
 std::string joinWords(const std::vector<Word> &words) {
   std::string s;
@@ -391,11 +330,14 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   const Word *invert = nullptr;
   size_t i = 0;
 
-  auto loadModule = [&](const Word &where, uint8_t proto) {
-    if (p.l4)
-      fail(where, std::string("a second -m ") + l4Name(proto) +
-                      " match in one rule is not supported");
-    p.l4 = L4Module{&where, proto, {}, {}, nullptr, nullptr};
+  auto load = [&](const ModuleSpec &spec, const Word &where) -> ModuleState & {
+    if (!spec.repeatable)
+      for (const auto &m : p.modules)
+        if (m->spec == &spec)
+          fail(where, std::string("a second -m ") + spec.name +
+                          " match in one rule is not supported");
+    p.modules.push_back(loadModule(spec, where));
+    return *p.modules.back();
   };
 
   while (i < words.size()) {
@@ -407,18 +349,14 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       ++i;
       continue;
     }
-    std::vector<const OptSpec *> active;
+    std::vector<Candidate> active;
     for (const OptSpec &o : kBaseOpts)
-      active.push_back(&o);
-    if (p.l4) {
-      for (const OptSpec &o : kPortOpts)
-        active.push_back(&o);
-      if (p.l4->proto == 6)
-        for (const OptSpec &o : kTcpOnlyOpts)
-          active.push_back(&o);
-    }
+      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+    for (const auto &m : p.modules)
+      for (const ModuleOption &o : m->spec->options)
+        active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
 
-    const OptSpec *spec = nullptr;
+    std::optional<Candidate> spec;
     std::optional<std::string> inlineValue;
     if (w.text.size() > 2 && w.text.compare(0, 2, "--") == 0) {
       std::string name = w.text.substr(2);
@@ -427,44 +365,46 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         name.resize(eq);
       }
       bool ambiguous = false;
-      spec = lookupLong(name, active, ambiguous);
+      if (const Candidate *c = lookupLong(name, active, ambiguous))
+        spec = *c;
       // iptables loads the -p protocol's match when one of its options
       // appears without -m (never after `! -p`).
-      if (!spec && !ambiguous && !p.l4 && p.protoWord && !p.protoNegated &&
-          (p.protoNumber == 6 || p.protoNumber == 17)) {
-        std::vector<const OptSpec *> more = active;
-        for (const OptSpec &o : kPortOpts)
-          more.push_back(&o);
-        if (p.protoNumber == 6)
-          for (const OptSpec &o : kTcpOnlyOpts)
-            more.push_back(&o);
-        spec = lookupLong(name, more, ambiguous);
-        if (spec && (spec->id == OptId::SPort || spec->id == OptId::DPort ||
-                     spec->id == OptId::TcpUnsupported))
-          loadModule(*p.protoWord, p.protoNumber);
-        else
-          spec = nullptr;
+      const ModuleSpec *implicit =
+          p.protoWord && !p.protoNegated ? protocolModule(p.protoNumber) : nullptr;
+      if (!spec && !ambiguous && implicit &&
+          std::none_of(p.modules.begin(), p.modules.end(),
+                       [&](const auto &m) { return m->spec == implicit; })) {
+        std::vector<Candidate> more;
+        for (const ModuleOption &o : implicit->options)
+          more.push_back(Candidate{o.name, 0, nullptr, &o, nullptr});
+        if (const Candidate *c = lookupLong(name, more, ambiguous)) {
+          ModuleState &st = load(*implicit, *p.protoWord);
+          spec = *c;
+          spec->state = &st;
+        }
       }
       if (ambiguous)
         fail(w, "option `" + w.text + "' is ambiguous");
       if (!spec) {
-        if (name == "dport" || name == "sport" || name == "destination-port" ||
-            name == "source-port")
-          fail(w, "option `" + w.text +
-                      "' needs the tcp or udp match: give `-p tcp' or `-p "
-                      "udp' (not negated) first");
+        for (const char *portOpt : {"dport", "sport", "destination-port", "source-port"})
+          if (name == portOpt)
+            fail(w, "option `" + w.text +
+                        "' needs the tcp or udp match: give `-p tcp' or `-p "
+                        "udp' (not negated) first");
+        if (name == "icmp-type")
+          fail(w, "option `--icmp-type' needs `-p icmp' (not negated) first");
         fail(w, "unknown option `" + w.text + "'");
       }
     } else if (w.text.size() == 2 && w.text[0] == '-' && w.text[1] != '-') {
-      for (const OptSpec *o : active)
-        if (o->shortName == w.text[1])
+      for (const Candidate &o : active)
+        if (o.shortName == w.text[1])
           spec = o;
       // In a ruleset file the words are iptables' own: -o is the output
       // interface there (on the command line it is rule2xdp's output file).
       static constexpr OptSpec kOutShort{"out-interface", 'o', OptId::OutIface,
                                          true, true};
       if (!spec && w.text == "-o" && ctx.fileTable)
-        spec = &kOutShort;
+        spec = Candidate{kOutShort.name, 'o', &kOutShort, nullptr, nullptr};
       if (!spec) {
         if (w.text == "-o")
           fail(w, "`-o' is rule2xdp's output file; write the output "
@@ -480,35 +420,42 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
 
     // Messages name the option as written, without an inline `=value`.
     Word optName{w.text.substr(0, w.text.find('=')), w.pos};
-    const Word *valWord = nullptr;
-    if (spec->hasArg) {
-      if (inlineValue) {
+    std::vector<const Word *> args;
+    unsigned nargs = spec->base ? (spec->base->hasArg ? 1 : 0) : spec->mod->args;
+    if (inlineValue && nargs == 0)
+      fail(w, "option `" + optName.text + "' takes no argument");
+    for (unsigned k = 0; k < nargs; ++k) {
+      if (k == 0 && inlineValue) {
         inlineWords.push_back(
             Word{*inlineValue, advance(w.pos, w.text.find('=') + 1)});
-        valWord = &inlineWords.back();
+        args.push_back(&inlineWords.back());
       } else if (i + 1 < words.size()) {
-        valWord = &words[++i];
+        args.push_back(&words[++i]);
       } else {
-        fail(w, "option `" + w.text + "' requires an argument");
+        fail(w, "option `" + optName.text + "' requires " +
+                    (nargs == 1 ? "an argument" : std::to_string(nargs) + " arguments"));
       }
-    } else if (inlineValue) {
-      fail(w, "option `" + w.text + "' takes no argument");
     }
-    if (invert && !spec->negatable)
+    if (invert && !spec->negatable())
       fail(*invert, "cannot have ! before `" + w.text + "'");
     bool negated = invert != nullptr;
     invert = nullptr;
-    if (valWord && valWord->text == "!" && spec->negatable &&
-        spec->id != OptId::SPort && spec->id != OptId::DPort)
-      fail(*valWord, "`!' must come before the option it negates: write `! " +
-                         w.text + " VALUE'");
+    if (!args.empty() && args[0]->text == "!" && spec->negatable())
+      fail(*args[0], "`!' must come before the option it negates: write `! " +
+                         optName.text + " VALUE'");
 
+    if (spec->mod) {
+      spec->state->option(*spec->mod, optName, args, negated);
+      ++i;
+      continue;
+    }
     auto once = [&](bool already, const char *what) {
       if (already)
         fail(w, std::string("multiple ") + what + " flags not allowed");
     };
-    const Word &v = valWord ? *valWord : w;
-    switch (spec->id) {
+    const Word &v = args.empty() ? w : *args[0];
+    const OptSpec *base = spec->base;
+    switch (base->id) {
     case OptId::Command:
       fail(w, "command `" + w.text +
                   "' is not supported: rule2xdp compiles rules (-A, -I) and "
@@ -520,16 +467,16 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       if (p.commandWord)
         fail(w, "only one command per rule (already `" + p.commandWord->text +
                     "')");
-      p.command = spec->id;
+      p.command = base->id;
       p.commandWord = &w;
       p.chain = &v;
       // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
-      if (spec->id == OptId::Insert && i + 1 < words.size() &&
+      if (base->id == OptId::Insert && i + 1 < words.size() &&
           !words[i + 1].text.empty() &&
           std::all_of(words[i + 1].text.begin(), words[i + 1].text.end(),
                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
         p.insertAt = &words[++i];
-      if (spec->id == OptId::Policy) {
+      if (base->id == OptId::Policy) {
         if (i + 1 >= words.size())
           fail(w, "-P needs a chain and a policy (ACCEPT or DROP)");
         p.policy = &words[++i];
@@ -556,7 +503,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.protoNumber = parseProtocol(optName, v);
       if (p.protoNumber == 0 && negated)
         fail(v, "rule would never match protocol (`! -p " + v.text + "')");
-      // -p all (0) checks nothing, negated or not, as in ip_packet_match().
+      // -p all (0) checks nothing, as in ip_packet_match().
       if (p.protoNumber != 0) {
         Match m(Match::Kind::Protocol);
         m.proto = p.protoNumber;
@@ -589,12 +536,13 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       once(p.target || p.gotoChain, "-j/-g");
       p.gotoChain = &v;
       break;
-    case OptId::Match:
-      if (v.text == "tcp" || v.text == "udp")
-        loadModule(v, v.text == "tcp" ? 6 : 17);
-      else
+    case OptId::Match: {
+      const ModuleSpec *m = findModule(v.text);
+      if (!m)
         fail(v, "match `" + v.text + "' is not supported");
+      load(*m, v);
       break;
+    }
     case OptId::Fragment: {
       once(p.frag.has_value(), "-f");
       Match m(Match::Kind::Fragment);
@@ -604,21 +552,6 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     }
     case OptId::SetCounters:
       fail(w, "`" + w.text + "' (set counters) is not supported");
-    case OptId::SPort:
-    case OptId::DPort: {
-      bool sport = spec->id == OptId::SPort;
-      std::optional<ir::PortRange> &slot = sport ? p.l4->sport : p.l4->dport;
-      if (slot)
-        fail(w, std::string(l4Name(p.l4->proto)) + ": option \"--" +
-                    (sport ? "source-port" : "destination-port") +
-                    "\" can only be used once");
-      slot = parsePorts(optName, v, l4Name(p.l4->proto));
-      slot->negated = negated;
-      (sport ? p.l4->sportWord : p.l4->dportWord) = &w;
-      break;
-    }
-    case OptId::TcpUnsupported:
-      fail(w, "tcp option `" + w.text + "' is not supported yet");
     }
     ++i;
   }
@@ -633,15 +566,10 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
     fail(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.frag || p.l4 || p.oif;
+  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.frag ||
+                 !p.modules.empty() || p.oif;
   if (p.oif && p.chain && p.chain->text == "INPUT")
     fail(*p.oif, "Can't use --out-interface with INPUT");
-  if (p.l4 && (p.protoNumber != p.l4->proto || p.protoNegated)) {
-    std::string n = l4Name(p.l4->proto);
-    fail(*p.l4->where, n + " match requires `-p " + n + "'" +
-                           (p.protoNegated ? " (not negated)" : ""));
-  }
-
   ir::Rule rule;
   rule.pos = words.front().pos;
   rule.text = joinWords(words);
@@ -649,13 +577,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   for (auto *m : {&p.src, &p.dst, &p.iif, &p.proto, &p.frag})
     if (*m)
       rule.matches.push_back(**m);
-  if (p.l4) {
-    Match m(Match::Kind::TcpUdp);
-    m.l4proto = p.l4->proto;
-    m.sport = p.l4->sport;
-    m.dport = p.l4->dport;
-    rule.matches.push_back(m);
-  }
+  RuleFacts facts{p.protoNumber, p.protoNegated};
+  for (const auto &m : p.modules)
+    m->finish(facts, rule.matches, rule.comments);
   applyCommand(words, prog, ctx, p, std::move(rule));
 }
 

@@ -49,15 +49,41 @@ struct PortRange {
   bool negated = false;
 };
 
-/// One match of a rule. The kinds mirror netfilter's split: the first five
-/// are `struct ipt_ip` fields checked by ip_packet_match() (Fragment is `-f`:
-/// a non-first fragment); `TcpUdp` is the xt_tcpudp match with its fragment
-/// and "hotdrop" rules.
+/// A header field a `Field` match compares. The backend's field table says
+/// where each lives (compiler/backend/Fields.cpp): adding a simple match is
+/// one entry there and one parser case.
+enum class Field {
+  IpTos,    ///< IPv4 TOS byte (tos, dscp, ecn)
+  IpTotLen, ///< IPv4 total length (length)
+  IpTtl,    ///< IPv4 TTL (ttl)
+  IpSaddr,  ///< IPv4 source (iprange)
+  IpDaddr,  ///< IPv4 destination (iprange)
+  EthSrc,   ///< Ethernet source address, 48 bits (mac)
+  PktType,  ///< 0 unicast, 1 broadcast, 2 multicast, from the destination MAC (pkttype)
+};
+
+/// TCP flags under a mask (`--tcp-flags MASK COMP`, `--syn`).
+struct TcpFlags {
+  uint8_t mask = 0, comp = 0;
+  bool negated = false;
+};
+
+/// One match of a rule. The kinds mirror netfilter's split. The first five
+/// are `struct ipt_ip` fields checked by ip_packet_match() (Fragment is
+/// `-f`: a non-first fragment). TcpUdp, Icmp and Multiport are x_tables
+/// matches that read the transport header. They never match a non-first
+/// fragment, and they "hotdrop" a packet whose header is cut short. Field
+/// is a header field compared with a range under a mask.
 struct Match {
-  enum class Kind { Source, Destination, Protocol, InIface, Fragment, TcpUdp };
+  enum class Kind {
+    Source, Destination, Protocol, InIface, Fragment,
+    TcpUdp, Icmp, Multiport, Field
+  };
   explicit Match(Kind k) : kind(k) {}
   Kind kind;
-  bool negated = false; ///< for all kinds but TcpUdp
+  bool negated = false; ///< all kinds but TcpUdp (ranges and flags carry
+                        ///< their own)
+  std::string listing;  ///< what `iptables -vxnL` prints for it, if anything
 
   // Source / Destination: (addr & mask) == net, host byte order, net is
   // already masked.
@@ -68,15 +94,25 @@ struct Match {
   // object's interface table.
   std::string iface;
   unsigned ifaceBit = 0;
-  // TcpUdp: which protocol's header (6 or 17) and the optional ranges.
+  // TcpUdp: which protocol's header (6 or 17) and the optional tests.
   uint8_t l4proto = 0;
   std::optional<PortRange> sport, dport;
+  std::optional<TcpFlags> tcpFlags;
+  // Icmp: type (255 = any) and an inclusive code range.
+  uint8_t icmpType = 255, icmpCodeLo = 0, icmpCodeHi = 255;
+  // Multiport: ranges tested against the source, destination or either port.
+  enum class PortSide { Source, Destination, Either } side = PortSide::Either;
+  std::vector<PortRange> ports;
+  // Field: ((field & fieldMask) in [lo, hi]) xor negated.
+  Field field = Field::IpTos;
+  uint64_t fieldMask = ~uint64_t(0), lo = 0, hi = 0;
 };
 
 struct Rule {
   SourcePos pos;
   std::string text; ///< the rule as written, for comments and listings
   std::vector<Match> matches;
+  std::vector<std::string> comments; ///< -m comment (listing only)
   Verdict verdict = Verdict::Accept;
   std::string jumpTarget; ///< the user chain of Jump and Goto
   unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/ir/IR.h"
 
+#include <cstdio>
 #include <sstream>
 
 namespace r2x::ir {
@@ -17,6 +18,12 @@ std::string range(const PortRange &r) {
   if (r.lo == r.hi)
     return s + std::to_string(r.lo);
   return s + std::to_string(r.lo) + ".." + std::to_string(r.hi);
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 std::string printMatch(const Match &m) {
@@ -40,6 +47,48 @@ std::string printMatch(const Match &m) {
       s += " sport " + range(*m.sport);
     if (m.dport)
       s += " dport " + range(*m.dport);
+    if (m.tcpFlags)
+      s += " flags & " + hex(m.tcpFlags->mask) +
+           (m.tcpFlags->negated ? " != " : " == ") + hex(m.tcpFlags->comp);
+    return s;
+  }
+  case Match::Kind::Icmp:
+    if (m.icmpType == 255)
+      return "icmp header " + neg + "any type";
+    return "icmp header " + neg + "type " + std::to_string(m.icmpType) +
+           " code " + std::to_string(m.icmpCodeLo) + ".." +
+           std::to_string(m.icmpCodeHi);
+  case Match::Kind::Multiport: {
+    static const char *side[] = {"sport", "dport", "sport or dport"};
+    std::string s = "ports header " + std::string(side[static_cast<int>(m.side)]) +
+                    " " + neg + "in";
+    for (size_t i = 0; i < m.ports.size(); ++i)
+      s += (i ? "," : " ") + range(m.ports[i]);
+    return s;
+  }
+  case Match::Kind::Field: {
+    static const char *names[] = {"ip.tos", "ip.len", "ip.ttl", "ip.saddr",
+                                  "ip.daddr", "eth.saddr", "eth.pkttype"};
+    std::string s = names[static_cast<int>(m.field)];
+    auto value = [&](uint64_t v) {
+      if (m.field == Field::IpSaddr || m.field == Field::IpDaddr)
+        return formatAddr(static_cast<uint32_t>(v));
+      if (m.field == Field::EthSrc || m.field == Field::IpTos)
+        return hex(v);
+      return std::to_string(v);
+    };
+    bool fullMask = m.fieldMask == ~uint64_t(0) ||
+                    (m.field == Field::IpSaddr && m.fieldMask == 0xffffffffu) ||
+                    (m.field == Field::IpDaddr && m.fieldMask == 0xffffffffu) ||
+                    (m.field == Field::EthSrc && m.fieldMask == 0xffffffffffffull) ||
+                    (m.field == Field::IpTotLen && m.fieldMask == 0xffff) ||
+                    ((m.field == Field::IpTtl || m.field == Field::PktType) &&
+                     m.fieldMask == 0xff);
+    if (!fullMask)
+      s += " & " + hex(m.fieldMask);
+    s += " " + neg + "in " + value(m.lo);
+    if (m.hi != m.lo)
+      s += ".." + value(m.hi);
     return s;
   }
   }

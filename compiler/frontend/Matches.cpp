@@ -1,0 +1,779 @@
+//===- compiler/frontend/Matches.cpp - x_tables match modules ---------------===//
+//
+/// \file
+/// One class per module; the table at the end binds names and options to
+/// them. Meanings and listing texts follow the kernel's xt_* matches and
+/// iptables 1.8.9's libxt_* printers (checked against `iptables -vxnL`).
+//===----------------------------------------------------------------------===//
+#include "compiler/frontend/Matches.h"
+
+#include "grammar/iptables.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <netdb.h>
+#include <optional>
+#include <strings.h>
+
+namespace r2x::frontend {
+
+using ir::Match;
+namespace pegtl = tao::pegtl;
+
+void failAt(const Word &w, const std::string &msg, size_t offset,
+            size_t length) {
+  if (length == 0)
+    length = std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
+  throw Diagnostic(advance(w.pos, offset), msg, static_cast<unsigned>(length));
+}
+
+namespace {
+
+/// strtoul with base 0, as iptables' xtables_strtoui reads numbers: 0x hex,
+/// a leading 0 octal, else decimal; the whole text must be the number.
+std::optional<uint64_t> cNumber(const std::string &t) {
+  if (t.empty())
+    return std::nullopt;
+  int base = 10;
+  size_t i = 0;
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+    base = 16;
+    i = 2;
+  } else if (t.size() > 1 && t[0] == '0') {
+    base = 8;
+    i = 1;
+  }
+  uint64_t v = 0;
+  for (; i < t.size(); ++i) {
+    int d;
+    char c = static_cast<char>(std::tolower(static_cast<unsigned char>(t[i])));
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return std::nullopt;
+    if (d >= base)
+      return std::nullopt;
+    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+    if (v > 0xffffffffull)
+      return std::nullopt;
+  }
+  return v;
+}
+
+uint64_t number(const Word &opt, const Word &val, const std::string &text,
+                uint64_t max, size_t offset = 0) {
+  std::optional<uint64_t> v = cNumber(text);
+  if (!v || *v > max)
+    failAt(val, "invalid value `" + text + "' for " + opt.text + " (0 to " +
+                    std::to_string(max) + ")",
+           offset, text.size());
+  return *v;
+}
+
+std::string hex2(uint64_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string hex2upper(uint64_t v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02llX", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Match fieldMatch(ir::Field f, uint64_t mask, uint64_t lo, uint64_t hi,
+                 bool negated, std::string listing) {
+  Match m(Match::Kind::Field);
+  m.field = f;
+  m.fieldMask = mask;
+  m.lo = lo;
+  m.hi = hi;
+  m.negated = negated;
+  m.listing = std::move(listing);
+  return m;
+}
+
+void requireProto(const Word &where, const RuleFacts &facts,
+                  std::initializer_list<uint8_t> protos, const std::string &what) {
+  bool ok = !facts.protoNegated &&
+            std::find(protos.begin(), protos.end(), facts.proto) != protos.end();
+  if (!ok)
+    failAt(where, what + (facts.protoNegated ? " (not negated)" : ""));
+}
+
+// --- ports ---------------------------------------------------------------------
+
+struct PortState {
+  std::string lo, hi;
+  size_t loOff = 0, hiOff = 0;
+  bool sep = false;
+};
+template <typename Rule> struct PortAction : pegtl::nothing<Rule> {};
+template <> struct PortAction<grammar::range_lo> {
+  template <typename In> static void apply(const In &in, PortState &s) {
+    s.lo = in.string();
+    s.loOff = in.position().byte;
+  }
+};
+template <> struct PortAction<grammar::range_hi> {
+  template <typename In> static void apply(const In &in, PortState &s) {
+    s.hi = in.string();
+    s.hiOff = in.position().byte;
+  }
+};
+template <> struct PortAction<grammar::range_sep> {
+  template <typename In> static void apply(const In &, PortState &s) {
+    s.sep = true;
+  }
+};
+
+} // namespace
+
+uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,
+                   size_t offset, const char *proto) {
+  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
+    std::optional<uint64_t> v = cNumber(text);
+    if (!v || *v > 65535)
+      failAt(val, "invalid port `" + text + "' in " + opt.text +
+                      " (a port is 0 to 65535)",
+             offset, text.size());
+    return static_cast<uint16_t>(*v);
+  }
+  // iptables resolves service names with getservbyname for the -p protocol.
+  if (const servent *se = getservbyname(text.c_str(), proto))
+    return ntohs(static_cast<uint16_t>(se->s_port));
+  failAt(val, "unknown service `" + text + "' for " + proto + " in " + opt.text,
+         offset, text.size());
+}
+
+ir::PortRange parsePortRange(const Word &opt, const Word &val,
+                             const char *proto) {
+  if (val.text == "!")
+    failAt(val, "`!' must come before the option it negates: write `! " +
+                    opt.text + " PORT'");
+  PortState s;
+  pegtl::memory_input in(val.text, "");
+  if (val.text.empty() || !pegtl::parse<grammar::port_range, PortAction>(in, s))
+    failAt(val, "invalid port or range `" + val.text + "' in " + opt.text);
+  ir::PortRange r;
+  r.lo = s.lo.empty() ? 0 : parsePort(opt, val, s.lo, s.loOff, proto);
+  if (!s.sep)
+    r.hi = r.lo;
+  else
+    r.hi = s.hi.empty() ? 0xffff : parsePort(opt, val, s.hi, s.hiOff, proto);
+  return r;
+}
+
+namespace {
+
+std::string portsText(const char *one, const char *many, const ir::PortRange &r) {
+  std::string neg = r.negated ? "!" : "";
+  if (r.lo == r.hi)
+    return std::string(one) + ":" + neg + std::to_string(r.lo);
+  return std::string(many) + ":" + neg + std::to_string(r.lo) + ":" +
+         std::to_string(r.hi);
+}
+
+// --- tcp, udp (xt_tcpudp) ----------------------------------------------------
+
+enum TcpUdpOpt { SPort, DPort, Flags, Syn, TcpOption };
+
+/// "SYN,ACK" -> bits, as libxt_tcp's parse_tcp_flag (case-insensitive).
+uint8_t tcpFlagList(const Word &opt, const Word &val) {
+  static const std::pair<const char *, uint8_t> names[] = {
+      {"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04}, {"PSH", 0x08},
+      {"ACK", 0x10}, {"URG", 0x20}, {"ALL", 0x3f}, {"NONE", 0x00}};
+  uint8_t bits = 0;
+  size_t start = 0;
+  while (start <= val.text.size()) {
+    size_t comma = val.text.find(',', start);
+    std::string f = val.text.substr(start, comma == std::string::npos
+                                               ? std::string::npos
+                                               : comma - start);
+    bool known = false;
+    for (const auto &[n, b] : names)
+      if (strcasecmp(n, f.c_str()) == 0) {
+        bits |= b;
+        known = true;
+      }
+    if (!known)
+      failAt(val, "unknown TCP flag `" + f + "' in " + opt.text, start,
+             f.size());
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  return bits;
+}
+
+class TcpUdpModule : public ModuleState {
+public:
+  explicit TcpUdpModule(uint8_t proto) : proto_(proto) {}
+  void option(const ModuleOption &o, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    const char *name = proto_ == 6 ? "tcp" : "udp";
+    switch (o.id) {
+    case SPort:
+    case DPort: {
+      std::optional<ir::PortRange> &slot = o.id == SPort ? sport_ : dport_;
+      if (slot)
+        failAt(w, std::string(name) + ": option \"--" +
+                      (o.id == SPort ? "source-port" : "destination-port") +
+                      "\" can only be used once");
+      slot = parsePortRange(w, *args[0], name);
+      slot->negated = negated;
+      break;
+    }
+    case Flags:
+    case Syn:
+      if (flags_)
+        failAt(w, "tcp: only one of --tcp-flags and --syn");
+      flags_ = ir::TcpFlags{};
+      if (o.id == Syn) {
+        flags_->mask = 0x17; // SYN,RST,ACK,FIN
+        flags_->comp = 0x02; // SYN
+      } else {
+        flags_->mask = tcpFlagList(w, *args[0]);
+        flags_->comp = tcpFlagList(w, *args[1]);
+      }
+      flags_->negated = negated;
+      break;
+    case TcpOption:
+      failAt(w, "tcp option `" + w.text + "' is not supported yet");
+    }
+  }
+  void finish(const RuleFacts &facts, std::vector<Match> &out,
+              std::vector<std::string> &) override {
+    std::string n = proto_ == 6 ? "tcp" : "udp";
+    requireProto(where, facts, {proto_}, n + " match requires `-p " + n + "'");
+    Match m(Match::Kind::TcpUdp);
+    m.l4proto = proto_;
+    m.sport = sport_;
+    m.dport = dport_;
+    m.tcpFlags = flags_;
+    m.listing = n;
+    if (sport_)
+      m.listing += " " + portsText("spt", "spts", *sport_);
+    if (dport_)
+      m.listing += " " + portsText("dpt", "dpts", *dport_);
+    if (flags_)
+      m.listing += std::string(" flags:") + (flags_->negated ? "!" : "") +
+                   hex2upper(flags_->mask) + "/" + hex2upper(flags_->comp);
+    out.push_back(std::move(m));
+  }
+
+private:
+  uint8_t proto_;
+  std::optional<ir::PortRange> sport_, dport_;
+  std::optional<ir::TcpFlags> flags_;
+};
+
+// --- icmp (xt_icmp in ip_tables) -----------------------------------------------
+
+struct IcmpName {
+  const char *name;
+  uint8_t type, codeLo, codeHi;
+};
+// libxt_icmp's table (names iptables accepts, in its order).
+const IcmpName kIcmpNames[] = {
+    {"any", 0xff, 0, 0xff},
+    {"echo-reply", 0, 0, 0xff},
+    {"destination-unreachable", 3, 0, 0xff},
+    {"network-unreachable", 3, 0, 0},
+    {"host-unreachable", 3, 1, 1},
+    {"protocol-unreachable", 3, 2, 2},
+    {"port-unreachable", 3, 3, 3},
+    {"fragmentation-needed", 3, 4, 4},
+    {"source-route-failed", 3, 5, 5},
+    {"network-unknown", 3, 6, 6},
+    {"host-unknown", 3, 7, 7},
+    {"network-prohibited", 3, 9, 9},
+    {"host-prohibited", 3, 10, 10},
+    {"TOS-network-unreachable", 3, 11, 11},
+    {"TOS-host-unreachable", 3, 12, 12},
+    {"communication-prohibited", 3, 13, 13},
+    {"host-precedence-violation", 3, 14, 14},
+    {"precedence-cutoff", 3, 15, 15},
+    {"source-quench", 4, 0, 0xff},
+    {"redirect", 5, 0, 0xff},
+    {"network-redirect", 5, 0, 0},
+    {"host-redirect", 5, 1, 1},
+    {"TOS-network-redirect", 5, 2, 2},
+    {"TOS-host-redirect", 5, 3, 3},
+    {"echo-request", 8, 0, 0xff},
+    {"router-advertisement", 9, 0, 0xff},
+    {"router-solicitation", 10, 0, 0xff},
+    {"time-exceeded", 11, 0, 0xff},
+    {"ttl-zero-during-transit", 11, 0, 0},
+    {"ttl-zero-during-reassembly", 11, 1, 1},
+    {"parameter-problem", 12, 0, 0xff},
+    {"ip-header-bad", 12, 0, 0},
+    {"required-option-missing", 12, 1, 1},
+    {"timestamp-request", 13, 0, 0xff},
+    {"timestamp-reply", 14, 0, 0xff},
+    {"address-mask-request", 17, 0, 0xff},
+    {"address-mask-reply", 18, 0, 0xff},
+    {"ping", 8, 0, 0xff},
+    {"pong", 0, 0, 0xff},
+};
+
+class IcmpModule : public ModuleState {
+public:
+  void option(const ModuleOption &, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    if (given_)
+      failAt(w, "icmp: option \"--icmp-type\" can only be used once");
+    given_ = true;
+    negated_ = negated;
+    const Word &v = *args[0];
+    const std::string &t = v.text;
+    if (!t.empty() && std::isdigit(static_cast<unsigned char>(t[0]))) {
+      // TYPE[/CODE]
+      size_t slash = t.find('/');
+      type_ = static_cast<uint8_t>(number(w, v, t.substr(0, slash), 255));
+      codeLo_ = 0;
+      codeHi_ = 0xff;
+      if (slash != std::string::npos) {
+        codeLo_ = codeHi_ = static_cast<uint8_t>(
+            number(w, v, t.substr(slash + 1), 255, slash + 1));
+      }
+      return;
+    }
+    // A name, or a unique prefix of one, in any case (as libxt_icmp).
+    const IcmpName *found = nullptr;
+    for (const IcmpName &n : kIcmpNames) {
+      if (strncasecmp(n.name, t.c_str(), t.size()) != 0 || t.empty())
+        continue;
+      if (strlen(n.name) == t.size()) { // an exact name wins
+        found = &n;
+        break;
+      }
+      if (found && (found->type != n.type || found->codeLo != n.codeLo))
+        failAt(v, "ambiguous ICMP type `" + t + "'");
+      found = &n;
+    }
+    if (!found)
+      failAt(v, "unknown ICMP type `" + t + "'");
+    type_ = found->type;
+    codeLo_ = found->codeLo;
+    codeHi_ = found->codeHi;
+  }
+  void finish(const RuleFacts &facts, std::vector<Match> &out,
+              std::vector<std::string> &) override {
+    requireProto(where, facts, {1}, "icmp match requires `-p icmp'");
+    Match m(Match::Kind::Icmp);
+    m.icmpType = type_;
+    m.icmpCodeLo = codeLo_;
+    m.icmpCodeHi = codeHi_;
+    m.negated = negated_;
+    // libxt_icmp: "icmptype T" / "icmp !type T", then the code.
+    m.listing = negated_ ? "icmp !type " : "icmptype ";
+    m.listing += std::to_string(type_);
+    if (codeLo_ == codeHi_)
+      m.listing += " code " + std::to_string(codeLo_);
+    else if (codeLo_ != 0 || codeHi_ != 0xff)
+      m.listing += " codes " + std::to_string(codeLo_) + "-" + std::to_string(codeHi_);
+    out.push_back(std::move(m));
+  }
+
+private:
+  bool given_ = false, negated_ = false;
+  uint8_t type_ = 0xff, codeLo_ = 0, codeHi_ = 0xff;
+};
+
+// --- multiport (xt_multiport revision 1) ---------------------------------------
+
+enum MultiportOpt { MpSource, MpDestination, MpEither };
+
+class MultiportModule : public ModuleState {
+public:
+  void option(const ModuleOption &o, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    if (given_)
+      failAt(w, "multiport can only have one option");
+    given_ = true;
+    negated_ = negated;
+    side_ = static_cast<Match::PortSide>(o.id);
+    optName_ = o.id == MpSource ? "sports" : o.id == MpDestination ? "dports" : "ports";
+    list_ = args[0];
+    listOpt_ = w;
+  }
+  void finish(const RuleFacts &facts, std::vector<Match> &out,
+              std::vector<std::string> &) override {
+    if (!given_)
+      failAt(where, "multiport needs --sports, --dports or --ports");
+    requireProto(where, facts, {6, 17, 33, 132, 136},
+                 "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' "
+                 "or `-p dccp'");
+    const char *proto = facts.proto == 17 ? "udp" : "tcp";
+    Match m(Match::Kind::Multiport);
+    m.side = side_;
+    m.negated = negated_;
+    m.l4proto = facts.proto;
+    // Comma-separated ports and lo:hi ranges; a range takes two of the 15
+    // slots the kernel has.
+    const std::string &t = list_->text;
+    unsigned slots = 0;
+    size_t start = 0;
+    std::string shown;
+    while (start <= t.size()) {
+      size_t comma = t.find(',', start);
+      std::string item = t.substr(start, comma == std::string::npos
+                                             ? std::string::npos
+                                             : comma - start);
+      Word itemWord{item, advance(list_->pos, start)};
+      if (item.empty())
+        failAt(*list_, "empty port in " + listOpt_.text, start, 1);
+      ir::PortRange r = parsePortRange(listOpt_, itemWord, proto);
+      if (item.find(':') == std::string::npos)
+        r.hi = r.lo;
+      slots += r.lo == r.hi ? 1 : 2;
+      m.ports.push_back(r);
+      shown += (shown.empty() ? "" : ",") +
+               (r.lo == r.hi ? std::to_string(r.lo)
+                             : std::to_string(r.lo) + ":" + std::to_string(r.hi));
+      if (comma == std::string::npos)
+        break;
+      start = comma + 1;
+    }
+    if (slots > 15)
+      failAt(*list_, "too many ports specified (at most 15; a range counts as 2)");
+    m.listing = "multiport " + optName_ + (negated_ ? "  !" : " ") + shown;
+    out.push_back(std::move(m));
+  }
+
+private:
+  bool given_ = false, negated_ = false;
+  Match::PortSide side_ = Match::PortSide::Either;
+  std::string optName_;
+  const Word *list_ = nullptr;
+  Word listOpt_;
+};
+
+// --- header-field modules --------------------------------------------------------
+
+/// Modules that become Field matches straight from their options.
+class FieldModule : public ModuleState {
+public:
+  using Handler = void (*)(FieldModule &, int id, const Word &w,
+                           const std::vector<const Word *> &args, bool negated);
+  explicit FieldModule(Handler h) : handler_(h) {}
+  void option(const ModuleOption &o, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    handler_(*this, o.id, w, args, negated);
+    ++given_;
+  }
+  void finish(const RuleFacts &, std::vector<Match> &out,
+              std::vector<std::string> &comments) override {
+    if (given_ == 0 && std::string(spec_name()) != "comment")
+      failAt(where, std::string(spec_name()) + " match needs an option");
+    for (Match &m : matches)
+      out.push_back(std::move(m));
+    for (std::string &c : texts)
+      comments.push_back(std::move(c));
+  }
+  const char *spec_name() const;
+  std::vector<Match> matches;
+  std::vector<std::string> texts;
+
+private:
+  Handler handler_;
+  int given_ = 0;
+};
+
+void ttlOption(FieldModule &fm, int id, const Word &w,
+               const std::vector<const Word *> &args, bool negated) {
+  if (!fm.matches.empty())
+    failAt(w, "ttl: only one of --ttl-eq, --ttl-lt, --ttl-gt");
+  uint64_t v = number(w, *args[0], args[0]->text, 255);
+  uint64_t lo = v, hi = v;
+  std::string op = negated ? "!=" : "==";
+  if (id == 1) { // lt
+    if (v == 0) {
+      lo = 1; // matches nothing
+      hi = 0;
+    } else {
+      lo = 0;
+      hi = v - 1;
+    }
+    op = "<";
+  } else if (id == 2) { // gt
+    lo = v + 1;
+    hi = 255;
+    op = ">";
+  }
+  fm.matches.push_back(fieldMatch(ir::Field::IpTtl, 0xff, lo, hi, negated,
+                                  "TTL match TTL " + op + " " + std::to_string(v)));
+}
+
+void lengthOption(FieldModule &fm, int, const Word &w,
+                  const std::vector<const Word *> &args, bool negated) {
+  const std::string &t = args[0]->text;
+  size_t colon = t.find(':');
+  uint64_t lo = 0, hi = 0xffff;
+  if (colon == std::string::npos) {
+    lo = hi = number(w, *args[0], t, 0xffff);
+  } else {
+    if (colon > 0)
+      lo = number(w, *args[0], t.substr(0, colon), 0xffff);
+    if (colon + 1 < t.size())
+      hi = number(w, *args[0], t.substr(colon + 1), 0xffff, colon + 1);
+  }
+  if (lo > hi)
+    failAt(*args[0], "length range `" + t + "' has its minimum above its maximum");
+  std::string shown = lo == hi ? std::to_string(lo)
+                               : std::to_string(lo) + ":" + std::to_string(hi);
+  fm.matches.push_back(fieldMatch(ir::Field::IpTotLen, 0xffff, lo, hi, negated,
+                                  "length " + std::string(negated ? "!" : "") + shown));
+}
+
+void tosOption(FieldModule &fm, int, const Word &w,
+               const std::vector<const Word *> &args, bool negated) {
+  static const std::pair<const char *, uint8_t> names[] = {
+      {"Minimize-Delay", 0x10}, {"Maximize-Throughput", 0x08},
+      {"Maximize-Reliability", 0x04}, {"Minimize-Cost", 0x02},
+      {"Normal-Service", 0x00}};
+  const std::string &t = args[0]->text;
+  uint64_t value = 0, mask = 0xff;
+  bool named = false;
+  for (const auto &[n, v] : names)
+    if (strcasecmp(n, t.c_str()) == 0) {
+      value = v;
+      mask = 0x3f; // libxt_tos: symbolic names compare the old TOS bits
+      named = true;
+    }
+  if (!named) {
+    size_t slash = t.find('/');
+    value = number(w, *args[0], t.substr(0, slash), 0xff);
+    if (slash != std::string::npos)
+      mask = number(w, *args[0], t.substr(slash + 1), 0xff, slash + 1);
+  }
+  fm.matches.push_back(fieldMatch(ir::Field::IpTos, mask, value & mask,
+                                  value & mask, negated,
+                                  "tos match" + std::string(negated ? "!" : "") +
+                                      hex2(value) + "/" + hex2(mask)));
+}
+
+void dscpOption(FieldModule &fm, int id, const Word &w,
+                const std::vector<const Word *> &args, bool negated) {
+  if (!fm.matches.empty())
+    failAt(w, "dscp: only one of --dscp and --dscp-class");
+  const std::string &t = args[0]->text;
+  uint64_t v = 0;
+  if (id == 0) {
+    v = number(w, *args[0], t, 63);
+  } else {
+    static const std::pair<const char *, uint8_t> classes[] = {
+        {"CS0", 0},   {"CS1", 8},   {"CS2", 16},  {"CS3", 24},  {"CS4", 32},
+        {"CS5", 40},  {"CS6", 48},  {"CS7", 56},  {"BE", 0},    {"AF11", 10},
+        {"AF12", 12}, {"AF13", 14}, {"AF21", 18}, {"AF22", 20}, {"AF23", 22},
+        {"AF31", 26}, {"AF32", 28}, {"AF33", 30}, {"AF41", 34}, {"AF42", 36},
+        {"AF43", 38}, {"EF", 46}};
+    bool found = false;
+    for (const auto &[n, c] : classes)
+      if (strcasecmp(n, t.c_str()) == 0) {
+        v = c;
+        found = true;
+      }
+    if (!found)
+      failAt(*args[0], "unknown DSCP class `" + t + "'");
+  }
+  // xt_dscp: ((tos & 0xfc) >> 2) == dscp
+  fm.matches.push_back(fieldMatch(ir::Field::IpTos, 0xfc, v << 2, v << 2, negated,
+                                  "DSCP match " + std::string(negated ? "!" : "") +
+                                      hex2(v)));
+}
+
+void ecnOption(FieldModule &fm, int id, const Word &w,
+               const std::vector<const Word *> &args, bool negated) {
+  if (id != 0)
+    failAt(w, "ecn option `" + w.text + "' is not supported yet");
+  uint64_t v = number(w, *args[0], args[0]->text, 3);
+  fm.matches.push_back(fieldMatch(ir::Field::IpTos, 0x03, v, v, negated,
+                                  "ECN match " + std::string(negated ? "!" : "") +
+                                      "ECT=" + std::to_string(v)));
+}
+
+void iprangeOption(FieldModule &fm, int id, const Word &w,
+                   const std::vector<const Word *> &args, bool negated) {
+  const Word &v = *args[0];
+  size_t dash = v.text.find('-');
+  auto addr = [&](const std::string &t, size_t off) {
+    uint32_t a = 0;
+    int parts = 0;
+    size_t s = 0;
+    while (true) {
+      size_t dot = t.find('.', s);
+      std::string part = t.substr(s, dot == std::string::npos ? std::string::npos : dot - s);
+      if (part.empty() || part.size() > 3 ||
+          !std::all_of(part.begin(), part.end(),
+                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+          std::stoul(part) > 255)
+        failAt(v, "invalid address `" + t + "' in " + w.text, off, t.size());
+      a = (a << 8) | static_cast<uint32_t>(std::stoul(part));
+      ++parts;
+      if (dot == std::string::npos)
+        break;
+      s = dot + 1;
+    }
+    if (parts != 4)
+      failAt(v, "invalid address `" + t + "' in " + w.text, off, t.size());
+    return a;
+  };
+  uint32_t lo = addr(v.text.substr(0, dash), 0);
+  uint32_t hi = dash == std::string::npos ? lo : addr(v.text.substr(dash + 1), dash + 1);
+  bool src = id == 0;
+  std::string shown = ir::formatAddr(lo) + "-" + ir::formatAddr(hi);
+  fm.matches.push_back(fieldMatch(src ? ir::Field::IpSaddr : ir::Field::IpDaddr,
+                                  0xffffffffu, lo, hi, negated,
+                                  std::string(src ? "source" : "destination") +
+                                      " IP range " + (negated ? "! " : "") + shown));
+}
+
+void macOption(FieldModule &fm, int, const Word &w,
+               const std::vector<const Word *> &args, bool negated) {
+  const std::string &t = args[0]->text;
+  uint64_t mac = 0;
+  bool ok = t.size() == 17;
+  for (size_t i = 0; ok && i < 6; ++i) {
+    std::string byte = t.substr(i * 3, 2);
+    ok = std::isxdigit(static_cast<unsigned char>(byte[0])) &&
+         std::isxdigit(static_cast<unsigned char>(byte[1])) &&
+         (i == 5 || t[i * 3 + 2] == ':');
+    if (ok)
+      mac = (mac << 8) | std::stoul(byte, nullptr, 16);
+  }
+  if (!ok)
+    failAt(*args[0], "invalid MAC address `" + t + "' in " + w.text +
+                         " (write six hex bytes like 02:00:00:00:00:01)");
+  char shown[32];
+  std::snprintf(shown, sizeof shown, "%02x:%02x:%02x:%02x:%02x:%02x",
+                unsigned(mac >> 40) & 0xff, unsigned(mac >> 32) & 0xff,
+                unsigned(mac >> 24) & 0xff, unsigned(mac >> 16) & 0xff,
+                unsigned(mac >> 8) & 0xff, unsigned(mac) & 0xff);
+  fm.matches.push_back(fieldMatch(ir::Field::EthSrc, 0xffffffffffffull, mac, mac,
+                                  negated,
+                                  std::string("MAC ") + (negated ? "! " : "") + shown));
+}
+
+void pkttypeOption(FieldModule &fm, int, const Word &w,
+                   const std::vector<const Word *> &args, bool negated) {
+  // Frames that reach netfilter are for this host, broadcast or multicast
+  // (ip_rcv drops PACKET_OTHERHOST first), so the destination MAC decides.
+  static const std::pair<const char *, uint8_t> types[] = {
+      {"unicast", 0}, {"host", 0}, {"broadcast", 1}, {"multicast", 2}};
+  const std::string &t = args[0]->text;
+  for (const auto &[n, v] : types)
+    if (strcasecmp(n, t.c_str()) == 0) {
+      fm.matches.push_back(fieldMatch(ir::Field::PktType, 0xff, v, v, negated,
+                                      std::string("PKTTYPE ") +
+                                          (negated ? "!= " : "= ") + n));
+      return;
+    }
+  failAt(*args[0], "packet type `" + t + "' in " + w.text +
+                       " is not unicast, broadcast or multicast");
+}
+
+void commentOption(FieldModule &fm, int, const Word &w,
+                   const std::vector<const Word *> &args, bool) {
+  if (args[0]->text.size() > 255)
+    failAt(*args[0], "comment in " + w.text + " is longer than 255 characters");
+  fm.texts.push_back(args[0]->text);
+}
+
+// --- the table -------------------------------------------------------------------
+
+template <uint8_t P> std::unique_ptr<ModuleState> makeTcpUdp() {
+  return std::make_unique<TcpUdpModule>(P);
+}
+template <class M> std::unique_ptr<ModuleState> makePlain() {
+  return std::make_unique<M>();
+}
+template <FieldModule::Handler H> std::unique_ptr<ModuleState> makeField() {
+  return std::make_unique<FieldModule>(H);
+}
+
+std::vector<ModuleSpec> &table() {
+  static std::vector<ModuleSpec> t = [] {
+    std::vector<ModuleSpec> v = {
+        {"tcp",
+         {{"source-port", SPort, 1, true}, {"sport", SPort, 1, true},
+          {"destination-port", DPort, 1, true}, {"dport", DPort, 1, true},
+          {"tcp-flags", Flags, 2, true}, {"syn", Syn, 0, true},
+          {"tcp-option", TcpOption, 1, true}},
+         makeTcpUdp<6>, false},
+        {"udp",
+         {{"source-port", SPort, 1, true}, {"sport", SPort, 1, true},
+          {"destination-port", DPort, 1, true}, {"dport", DPort, 1, true}},
+         makeTcpUdp<17>, false},
+        {"icmp", {{"icmp-type", 0, 1, true}}, makePlain<IcmpModule>, false},
+        {"multiport",
+         {{"source-ports", MpSource, 1, true}, {"sports", MpSource, 1, true},
+          {"destination-ports", MpDestination, 1, true},
+          {"dports", MpDestination, 1, true}, {"ports", MpEither, 1, true}},
+         makePlain<MultiportModule>, false},
+        {"ttl",
+         {{"ttl-eq", 0, 1, true}, {"ttl-lt", 1, 1, false}, {"ttl-gt", 2, 1, false}},
+         makeField<ttlOption>, false},
+        {"length", {{"length", 0, 1, true}}, makeField<lengthOption>, false},
+        {"tos", {{"tos", 0, 1, true}}, makeField<tosOption>, false},
+        {"dscp", {{"dscp", 0, 1, true}, {"dscp-class", 1, 1, true}},
+         makeField<dscpOption>, false},
+        {"ecn",
+         {{"ecn-ip-ect", 0, 1, true}, {"ecn-tcp-cwr", 1, 0, true},
+          {"ecn-tcp-ece", 2, 0, true}},
+         makeField<ecnOption>, false},
+        {"iprange", {{"src-range", 0, 1, true}, {"dst-range", 1, 1, true}},
+         makeField<iprangeOption>, false},
+        {"mac", {{"mac-source", 0, 1, true}}, makeField<macOption>, false},
+        {"pkttype", {{"pkt-type", 0, 1, true}}, makeField<pkttypeOption>, false},
+        {"comment", {{"comment", 0, 1, false}}, makeField<commentOption>, true},
+    };
+    return v;
+  }();
+  static bool linked = [] {
+    for (ModuleSpec &m : t)
+      for (ModuleOption &o : m.options)
+        o.module = &m;
+    return true;
+  }();
+  (void)linked;
+  return t;
+}
+
+} // namespace
+
+const char *FieldModule::spec_name() const { return spec ? spec->name : "?"; }
+
+const ModuleSpec *findModule(std::string_view name) {
+  for (const ModuleSpec &m : table())
+    if (name == m.name)
+      return &m;
+  return nullptr;
+}
+
+std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
+                                        const Word &where) {
+  std::unique_ptr<ModuleState> s = spec.make();
+  s->spec = &spec;
+  s->where = where;
+  return s;
+}
+
+const ModuleSpec *protocolModule(uint8_t proto) {
+  switch (proto) {
+  case 6:
+    return findModule("tcp");
+  case 17:
+    return findModule("udp");
+  case 1:
+    return findModule("icmp");
+  }
+  return nullptr;
+}
+
+} // namespace r2x::frontend
