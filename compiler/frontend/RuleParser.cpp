@@ -172,8 +172,6 @@ std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
 }
 
 Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
-  if (val.text.find(',') != std::string::npos)
-    fail(val, "comma-separated address lists are not supported yet");
   AddrState s;
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::address_spec, AddrAction>(in, s)) {
@@ -209,6 +207,29 @@ Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
   m.mask = mask;
   m.net = *addr & mask;
   return m;
+}
+
+/// "a,b,c": iptables makes one rule per address (per combination of
+/// source and destination addresses), in the order given.
+std::vector<Match> parseAddressList(const Word &opt, const Word &val,
+                                    Match::Kind kind, bool negated) {
+  std::vector<Match> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = val.text.find(',', start);
+    std::string item = val.text.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty())
+      fail(val, "empty address in the list of " + opt.text, start, 1);
+    out.push_back(parseAddress(opt, Word{item, advance(val.pos, start)}, kind));
+    out.back().negated = negated;
+    if (comma == std::string::npos)
+      break;
+    start = comma + 1;
+  }
+  if (out.size() > 1 && negated)
+    fail(val, "! not allowed with multiple source or destination IP addresses");
+  return out;
 }
 
 /// iptables' built-in protocol names, then /etc/protocols.
@@ -262,7 +283,8 @@ struct Parsed {
   const Word *table = nullptr, *chain = nullptr, *target = nullptr;
   const Word *gotoChain = nullptr;
   bool hasMatches = false;
-  std::optional<Match> src, dst, proto, iif, frag;
+  std::vector<Match> srcs, dsts; ///< one rule per combination
+  std::optional<Match> proto, iif, frag;
   const Word *protoWord = nullptr, *oif = nullptr;
   bool protoNegated = false;
   uint8_t protoNumber = 0;
@@ -317,7 +339,8 @@ bool builtinName(ir::Table t, const std::string &name) {
 }
 
 void applyCommand(const std::vector<Word> &words, ir::Program &prog,
-                  const CommandContext &ctx, Parsed &p, ir::Rule rule);
+                  const CommandContext &ctx, Parsed &p,
+                  std::vector<ir::Rule> rules);
 
 } // namespace
 
@@ -487,14 +510,12 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.table = &v;
       break;
     case OptId::Source:
-      once(p.src.has_value(), "-s");
-      p.src = parseAddress(optName, v, Match::Kind::Source);
-      p.src->negated = negated;
+      once(!p.srcs.empty(), "-s");
+      p.srcs = parseAddressList(optName, v, Match::Kind::Source, negated);
       break;
     case OptId::Destination:
-      once(p.dst.has_value(), "-d");
-      p.dst = parseAddress(optName, v, Match::Kind::Destination);
-      p.dst->negated = negated;
+      once(!p.dsts.empty(), "-d");
+      p.dsts = parseAddressList(optName, v, Match::Kind::Destination, negated);
       break;
     case OptId::Protocol: {
       once(p.protoWord, "-p");
@@ -566,27 +587,46 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
     fail(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  p.hasMatches = p.src || p.dst || p.proto || p.iif || p.frag ||
+  p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif || p.frag ||
                  !p.modules.empty() || p.oif;
   if (p.oif && p.chain && p.chain->text == "INPUT")
     fail(*p.oif, "Can't use --out-interface with INPUT");
-  ir::Rule rule;
-  rule.pos = words.front().pos;
-  rule.text = joinWords(words);
-  // ip_packet_match() order (addresses, interface, protocol), then matches.
-  for (auto *m : {&p.src, &p.dst, &p.iif, &p.proto, &p.frag})
+  ir::Rule proto;
+  proto.pos = words.front().pos;
+  proto.text = joinWords(words);
+  std::vector<Match> tail; // ip_packet_match() order after the addresses
+  for (auto *m : {&p.iif, &p.proto, &p.frag})
     if (*m)
-      rule.matches.push_back(**m);
+      tail.push_back(**m);
   RuleFacts facts{p.protoNumber, p.protoNegated};
   for (const auto &m : p.modules)
-    m->finish(facts, rule.matches, rule.comments);
-  applyCommand(words, prog, ctx, p, std::move(rule));
+    m->finish(facts, tail, proto.comments);
+
+  std::vector<ir::Rule> rules;
+  std::vector<std::optional<Match>> srcs(p.srcs.begin(), p.srcs.end());
+  std::vector<std::optional<Match>> dsts(p.dsts.begin(), p.dsts.end());
+  if (srcs.empty())
+    srcs.push_back(std::nullopt);
+  if (dsts.empty())
+    dsts.push_back(std::nullopt);
+  for (const auto &s : srcs)
+    for (const auto &d : dsts) {
+      ir::Rule r = proto;
+      if (s)
+        r.matches.push_back(*s);
+      if (d)
+        r.matches.push_back(*d);
+      r.matches.insert(r.matches.end(), tail.begin(), tail.end());
+      rules.push_back(std::move(r));
+    }
+  applyCommand(words, prog, ctx, p, std::move(rules));
 }
 
 namespace {
 
 void applyCommand(const std::vector<Word> &words, ir::Program &prog,
-                  const CommandContext &ctx, Parsed &p, ir::Rule rule) {
+                  const CommandContext &ctx, Parsed &p,
+                  std::vector<ir::Rule> newRules) {
   ir::Table table = ir::Table::Filter;
   if (p.table && ctx.fileTable)
     fail(*p.table, "-t cannot be used inside a ruleset file: the table is "
@@ -640,7 +680,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     return; // an egress chain's policy never applies to received packets
   }
 
-  // -A / -I: the target.
+  // -A / -I: the target, the same for every rule the address lists make.
+  ir::Rule rule;
   if (p.gotoChain) {
     const std::string &g = p.gotoChain->text;
     if (!prog.userChain(table, g))
@@ -697,7 +738,13 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     }
   }
   (void)words;
-  rules.insert(rules.begin() + static_cast<long>(at), std::move(rule));
+  for (ir::Rule &r : newRules) {
+    r.verdict = rule.verdict;
+    r.jumpTarget = rule.jumpTarget;
+  }
+  rules.insert(rules.begin() + static_cast<long>(at),
+               std::make_move_iterator(newRules.begin()),
+               std::make_move_iterator(newRules.end()));
 }
 
 } // namespace
