@@ -17,6 +17,8 @@
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/PacketParser.h"
 
+#include <algorithm>
+
 namespace r2x::backend {
 
 using namespace llvm;
@@ -402,30 +404,38 @@ void XdpCodegen::emit(Value *ctxArg) {
   if (!p_.ifacePatterns.empty())
     ifaceMask(); // once per packet, before the first rule needs it
 
-  const ir::Chain *raw = nullptr, *input = nullptr, *forward = nullptr;
-  for (const ir::Chain &c : p_.chains) {
-    if (c.user)
-      continue; // reached only through jumps
-    if (c.hook == ir::Hook::Prerouting)
-      raw = &c;
-    else if (c.hook == ir::Hook::Input)
-      input = &c;
-    else
-      forward = &c;
-  }
-  // Each table is its own traversal: ACCEPT in raw goes on to routing.
-  BasicBlock *afterRaw = cg_.block("routing");
-  if (raw)
-    emitChain(*raw, afterRaw);
-  else
-    b.CreateBr(afterRaw);
-  b.SetInsertPoint(afterRaw);
-  if (!input && !forward) {
+  // The built-in chains of one hook, in netfilter's table order (raw,
+  // mangle, filter: the Table enum's order). Each table is its own
+  // traversal: ACCEPT ends that table and goes on to the next.
+  auto hookChains = [&](ir::Hook h) {
+    std::vector<const ir::Chain *> cs;
+    for (const ir::Chain &c : p_.chains)
+      if (!c.user && c.hook == h)
+        cs.push_back(&c);
+    std::stable_sort(cs.begin(), cs.end(), [](const ir::Chain *a, const ir::Chain *b) {
+      return a->table < b->table;
+    });
+    return cs;
+  };
+  auto emitHook = [&](ir::Hook h, BasicBlock *after) {
+    for (const ir::Chain *c : hookChains(h)) {
+      BasicBlock *next = cg_.block(std::string("after.") + ir::tableName(c->table) +
+                                   "." + c->name);
+      emitChain(*c, next);
+      b.SetInsertPoint(next);
+    }
+    b.CreateBr(after);
+  };
+
+  BasicBlock *routing = cg_.block("routing");
+  emitHook(ir::Hook::Prerouting, routing);
+  b.SetInsertPoint(routing);
+  if (hookChains(ir::Hook::Input).empty() && hookChains(ir::Hook::Forward).empty()) {
     b.CreateBr(pass_);
     return;
   }
-  BasicBlock *inBB = cg_.block("filter.INPUT");
-  BasicBlock *fwdBB = cg_.block("filter.FORWARD");
+  BasicBlock *inBB = cg_.block("hook.INPUT");
+  BasicBlock *fwdBB = cg_.block("hook.FORWARD");
   emitRouting(inBB, fwdBB);
 
   b.SetInsertPoint(inBB);
@@ -433,15 +443,9 @@ void XdpCodegen::emit(Value *ctxArg) {
   // as the datagram, decides whether the datagram can complete.
   cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), pass_,
               "input.first_fragment");
-  if (input)
-    emitChain(*input, pass_);
-  else
-    b.CreateBr(pass_);
+  emitHook(ir::Hook::Input, pass_);
   b.SetInsertPoint(fwdBB);
-  if (forward)
-    emitChain(*forward, pass_);
-  else
-    b.CreateBr(pass_);
+  emitHook(ir::Hook::Forward, pass_);
 }
 
 } // namespace

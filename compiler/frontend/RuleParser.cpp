@@ -310,7 +310,9 @@ ir::Table parseTableName(const Word &w) {
     return ir::Table::Raw;
   if (t == "filter")
     return ir::Table::Filter;
-  if (t == "nat" || t == "mangle" || t == "security")
+  if (t == "mangle")
+    return ir::Table::Mangle;
+  if (t == "nat" || t == "security")
     fail(w, "table `" + t + "' is not supported yet");
   fail(w, "table `" + t + "' does not exist");
 }
@@ -325,12 +327,19 @@ std::optional<ir::Hook> ingressHook(ir::Table t, const std::string &name) {
     return ir::Hook::Input;
   if (t == ir::Table::Filter && name == "FORWARD")
     return ir::Hook::Forward;
+  if (t == ir::Table::Mangle && name == "PREROUTING")
+    return ir::Hook::Prerouting;
+  if (t == ir::Table::Mangle && name == "INPUT")
+    return ir::Hook::Input;
+  if (t == ir::Table::Mangle && name == "FORWARD")
+    return ir::Hook::Forward;
   return std::nullopt;
 }
 
 /// Built-in chains that only locally generated packets traverse.
 bool egressOnly(ir::Table t, const std::string &name) {
-  return name == "OUTPUT" || (t == ir::Table::Raw && name == "POSTROUTING");
+  return name == "OUTPUT" ||
+         ((t == ir::Table::Raw || t == ir::Table::Mangle) && name == "POSTROUTING");
 }
 
 bool builtinName(ir::Table t, const std::string &name) {
@@ -416,6 +425,16 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                         "udp' (not negated) first");
         if (name == "icmp-type")
           fail(w, "option `--icmp-type' needs `-p icmp' (not negated) first");
+        // Options after `-j TARGET` belong to the target (--set-mark,
+        // --to-destination...): name the target, which is what is missing.
+        if (p.target) {
+          const std::string &t = p.target->text;
+          bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN";
+          for (const ir::Chain &c : prog.chains)
+            known = known || (c.user && c.name == t);
+          if (!known)
+            fail(*p.target, "target `" + t + "' is not supported");
+        }
         fail(w, "unknown option `" + w.text + "'");
       }
     } else if (w.text.size() == 2 && w.text[0] == '-' && w.text[1] != '-') {

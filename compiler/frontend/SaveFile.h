@@ -14,7 +14,7 @@
 /// backslash escapes, as iptables-restore splits them. Every diagnostic
 /// points at FILE:LINE:COL.
 ///
-/// Tables rule2xdp does not compile yet (nat, mangle, security) are accepted
+/// Tables rule2xdp does not compile yet (nat, security) are accepted
 /// when they are empty (no rules, ACCEPT policies), since iptables-save
 /// prints every table the kernel has loaded; otherwise they are an error.
 //===----------------------------------------------------------------------===//

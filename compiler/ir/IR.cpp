@@ -13,6 +13,8 @@ const char *tableName(Table t) {
   switch (t) {
   case Table::Raw:
     return "raw";
+  case Table::Mangle:
+    return "mangle";
   case Table::Filter:
     return "filter";
   }

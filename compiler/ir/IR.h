@@ -30,7 +30,8 @@ struct SourcePos {
   int arg = -1;     ///< argv index when the input is the command line
 };
 
-enum class Table { Raw, Filter };
+/// Tables in netfilter's order within a hook (raw, mangle, filter).
+enum class Table { Raw, Mangle, Filter };
 /// Netfilter hooks a received packet can traverse.
 enum class Hook { Prerouting, Input, Forward };
 /// Continue: a rule with no -j only counts, then evaluation goes on.
