@@ -172,6 +172,9 @@ std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
 }
 
 Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
+  if (val.text.find(':') != std::string::npos)
+    fail(val, "IPv6 addresses (ip6tables rules) are not supported yet (`" +
+                  val.text + "' in " + opt.text + ")");
   AddrState s;
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::address_spec, AddrAction>(in, s)) {
