@@ -28,6 +28,9 @@ struct Codegen {
   llvm::IRBuilder<> b;
   llvm::Type *i1, *i8, *i16, *i32, *i64, *ptr;
   llvm::Value *data = nullptr, *dataEnd = nullptr; ///< packet pointers
+  /// A per-CPU scratch value (map r2x_scratch) for results that many paths
+  /// produce: see PacketParser.cpp, the IPv6 walk.
+  llvm::GlobalVariable *scratch = nullptr;
 
   llvm::BasicBlock *block(const llvm::Twine &name);
   /// An alloca in the entry block (so the verifier sees a fixed stack slot).

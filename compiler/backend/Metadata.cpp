@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace r2x::backend {
@@ -15,10 +16,15 @@ namespace {
 
 using ir::Match;
 
-std::string addrColumn(const Match *m) {
+std::string addrColumn(const Match *m, bool v6) {
   if (!m)
-    return "0.0.0.0/0";
+    return v6 ? "::/0" : "0.0.0.0/0";
   std::string s = m->negated ? "!" : "";
+  if (v6) {
+    bool host = std::all_of(m->mask6.begin(), m->mask6.end(),
+                            [](uint8_t b) { return b == 0xff; });
+    return s + (host ? ir::formatAddr6(m->net6) : ir::formatNet6(m->net6, m->mask6));
+  }
   if (m->mask == 0xffffffffu)
     return s + ir::formatAddr(m->net);
   return s + ir::formatNet(m->net, m->mask);
@@ -39,7 +45,10 @@ std::string metadataText(const ir::Program &p) {
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface\t" << i << "\t" << p.ifacePatterns[i] << "\n";
   for (const ir::Chain &c : p.chains) {
-    os << "chain\t" << ir::tableName(c.table) << "\t" << c.name << "\t";
+    bool v6 = c.family == ir::Family::V6;
+    // ip6tables' tables are other tables: "ip6 filter" beside "filter".
+    std::string table = std::string(v6 ? "ip6 " : "") + ir::tableName(c.table);
+    os << "chain\t" << table << "\t" << c.name << "\t";
     if (c.user)
       os << "-\t-\n";
     else
@@ -49,7 +58,8 @@ std::string metadataText(const ir::Program &p) {
       const Match *iif = find(r, Match::Kind::InIface);
       const Match *frag = find(r, Match::Kind::Fragment);
       std::string opt = frag ? (frag->negated ? "!f" : "-f") : "--";
-      std::string prot = proto ? (proto->negated ? "!" : "") +
+      std::string prot = proto && (proto->proto != 0 || !v6)
+                             ? (proto->negated ? "!" : "") +
                                      std::to_string(proto->proto)
                                : "0";
       // The match text iptables prints after the destination, in rule order,
@@ -75,10 +85,10 @@ std::string metadataText(const ir::Program &p) {
       if (r.verdict == ir::Verdict::Goto)
         extra = extra.empty() ? "[goto]" : "[goto] " + extra;
       std::string in = iif ? (iif->negated ? "!" : "") + iif->iface : "*";
-      os << "rule\t" << r.counter << "\t" << ir::tableName(c.table) << "\t"
+      os << "rule\t" << r.counter << "\t" << table << "\t"
          << c.name << "\t" << target << "\t" << prot << "\t" << opt << "\t" << in
-         << "\t*\t" << addrColumn(find(r, Match::Kind::Source)) << "\t"
-         << addrColumn(find(r, Match::Kind::Destination)) << "\t" << extra
+         << "\t*\t" << addrColumn(find(r, Match::Kind::Source), v6) << "\t"
+         << addrColumn(find(r, Match::Kind::Destination), v6) << "\t" << extra
          << "\n";
     }
   }

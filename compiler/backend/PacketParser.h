@@ -15,8 +15,26 @@
 
 namespace r2x::backend {
 
-/// SSA values describing a valid IPv4 packet. Integers are in host order.
+/// What every frame has once its Ethernet header and tags are read.
+struct L2 {
+  llvm::Value *etype = nullptr;    ///< i16 EtherType after the tags
+  llvm::Value *l3off = nullptr;    ///< i64 offset of the L3 header
+  llvm::Value *ifindex = nullptr;  ///< i32 ctx->ingress_ifindex
+  llvm::Value *vidOuter = nullptr; ///< i16, 0 if untagged
+  llvm::Value *vidInner = nullptr; ///< i16, 0 unless QinQ
+};
+
+/// Bounds of the extension-header walk (ipv6_find_hdr has none: it stops
+/// at the packet's end). A header chain longer than this is refused by the
+/// rules that need it (hotdrop), never passed unchecked.
+constexpr unsigned kMaxIpv6ExtHeaders = 8;
+
+/// SSA values describing a valid IPv4 or IPv6 packet. Integers are in host
+/// order. For IPv6, `ihl` is the offset of the upper-layer header the walk
+/// found and `totLen` is 40 + payload length, so the transport-header code
+/// is the same for both families.
 struct Packet {
+  bool v6 = false;
   llvm::Value *ifindex = nullptr;  ///< i32 ctx->ingress_ifindex
   llvm::Value *vidOuter = nullptr; ///< i16, 0 if untagged
   llvm::Value *vidInner = nullptr; ///< i16, 0 unless QinQ
@@ -33,12 +51,25 @@ struct Packet {
   llvm::Value *saddrRaw = nullptr; ///< i32 as on the wire (for fib lookup)
   llvm::Value *daddrRaw = nullptr; ///< i32 as on the wire
   llvm::Value *l4 = nullptr;       ///< ptr to l3 + ihl
+  // IPv6 only.
+  llvm::Value *saddr6[4] = {};     ///< i32 words as on the wire
+  llvm::Value *daddr6[4] = {};
+  llvm::Value *flowWord = nullptr; ///< i32 first header word as on the wire
+  llvm::Value *walkOk = nullptr;   ///< i1 ipv6_find_hdr() succeeded
+  llvm::Value *upperProto = nullptr; ///< i8 the protocol it found
 };
 
-/// Emits the walk from the function's entry. On return the builder sits in
-/// the block where a valid IPv4 packet is being processed; every other frame
-/// has gone to `pass`.
-Packet emitPacketParse(Codegen &cg, llvm::Value *ctxArg,
-                       llvm::BasicBlock *pass);
+/// Ethernet and up to two VLAN tags, from the function's entry. Frames too
+/// short for them go to `pass`.
+L2 emitL2(Codegen &cg, llvm::Value *ctxArg, llvm::BasicBlock *pass);
+
+/// IPv4 validated as ip_rcv_core() does; every other frame goes to `pass`.
+Packet emitIpv4(Codegen &cg, const L2 &l2, llvm::BasicBlock *pass);
+
+/// IPv6 validated as ip6_rcv_core() does, then the extension headers walked
+/// as ipv6_find_hdr(target = -1) walks them.
+Packet emitIpv6(Codegen &cg, const L2 &l2, llvm::BasicBlock *pass);
+
+
 
 } // namespace r2x::backend

@@ -18,6 +18,7 @@
 #include "compiler/backend/PacketParser.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace r2x::backend {
 
@@ -52,6 +53,7 @@ private:
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
+  void emitFamily(ir::Family fam);
   Value *ifaceMask();
 
   const ir::Program &p_;
@@ -62,6 +64,7 @@ private:
   GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
   Value *ifaceMask_ = nullptr;
+  ir::Family family_ = ir::Family::V4;
   AllocaInst *key_ = nullptr;
 };
 
@@ -76,6 +79,16 @@ void XdpCodegen::declareMaps() {
                                    {"vid_inner", btf_.u16()}},
                                   8);
   ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
+  if (p_.hasFamily(ir::Family::V6)) {
+    DIType *scratch = btf_.structType("r2x_scratch",
+                                      {{"walk_ok", btf_.u32()},
+                                       {"proto", btf_.u32()},
+                                       {"thoff", btf_.u32()},
+                                       {"fragoff", btf_.u32()}},
+                                      16);
+    cg_.scratch = btf_.map("r2x_scratch", MapType::PercpuArray, btf_.u32(),
+                           scratch, 1);
+  }
 }
 
 void XdpCodegen::bumpCounter(unsigned slot) {
@@ -255,13 +268,37 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
   Value *cond = nullptr;
   switch (m.kind) {
   case ir::Match::Kind::Source:
-  case ir::Match::Kind::Destination: {
+  case ir::Match::Kind::Destination:
+    if (pk_.v6) {
+      // ipv6_masked_addr_cmp(): four words under the mask, as on the wire.
+      Value *const *words = m.kind == ir::Match::Kind::Source ? pk_.saddr6 : pk_.daddr6;
+      cond = b.getTrue();
+      for (unsigned w = 0; w < 4; ++w) {
+        uint32_t mk = 0, net = 0;
+        std::memcpy(&mk, m.mask6.data() + 4 * w, 4);
+        std::memcpy(&net, m.net6.data() + 4 * w, 4);
+        if (mk != 0)
+          cond = b.CreateAnd(cond, b.CreateICmpEQ(b.CreateAnd(words[w], mk),
+                                                  b.getInt32(net)));
+      }
+      break;
+    }
+    {
     Value *a = m.kind == ir::Match::Kind::Source ? pk_.saddr : pk_.daddr;
     cond = m.mask == 0 ? b.getTrue()
                        : b.CreateICmpEQ(b.CreateAnd(a, m.mask), b.getInt32(m.net));
+    }
     break;
-  }
   case ir::Match::Kind::Protocol:
+    if (pk_.v6) {
+      // ip6_packet_match(): -p walks to the upper-layer header; a walk that
+      // fails is a hotdrop (the fragment offset is 0 on every failure), and
+      // `-p all` (0) only asks that the walk succeed.
+      cg_.require(pk_.walkOk, drop_, "ip6.walk");
+      cond = m.proto == 0 ? b.getTrue()
+                          : b.CreateICmpEQ(pk_.upperProto, b.getInt8(m.proto));
+      break;
+    }
     cond = b.CreateICmpEQ(pk_.proto, b.getInt8(m.proto));
     break;
   case ir::Match::Kind::InIface: {
@@ -329,7 +366,7 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       break;
     case ir::Verdict::Jump:
     case ir::Verdict::Goto: {
-      const ir::Chain *callee = p_.userChain(c.table, r.jumpTarget);
+      const ir::Chain *callee = p_.userChain(c.family, c.table, r.jumpTarget);
       if (!callee)
         throw BackendError("jump to unknown chain " + r.jumpTarget);
       BasicBlock *body = cg_.block("chain." + callee->name);
@@ -354,13 +391,31 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   ArrayType *fibTy = ArrayType::get(cg_.i8, 64);
   AllocaInst *fib = cg_.stackSlot(fibTy, 8, "fib");
   b.CreateMemSet(fib, b.getInt8(0), 64, MaybeAlign(8));
-  b.CreateStore(b.getInt8(2), cg_.at(fib, uint64_t(0)));             // family AF_INET
-  b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));                // l4_protocol
-  b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
-  b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));              // ifindex
-  b.CreateStore(pk_.tos, cg_.at(fib, uint64_t(12)));                 // tos
-  b.CreateStore(pk_.saddrRaw, cg_.at(fib, uint64_t(16)));            // ipv4_src
-  b.CreateStore(pk_.daddrRaw, cg_.at(fib, uint64_t(32)));            // ipv4_dst
+  if (pk_.v6) {
+    // struct bpf_fib_lookup for AF_INET6: flowinfo @12 is the first header
+    // word without the version; the addresses are 16 bytes @16 and @32.
+    b.CreateStore(b.getInt8(10), cg_.at(fib, uint64_t(0)));          // AF_INET6
+    // ip6_route_input() routes on the first next header.
+    b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));
+    b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
+    b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));
+    // On the wire the word is version:4 tclass:8 flow:20; in a little-endian
+    // load the version is the low nibble of the first byte.
+    b.CreateStore(b.CreateAnd(pk_.flowWord, b.getInt32(0xffffff0fu)),
+                  cg_.at(fib, uint64_t(12)));
+    for (unsigned w = 0; w < 4; ++w) {
+      b.CreateStore(pk_.saddr6[w], cg_.at(fib, uint64_t(16 + 4 * w)));
+      b.CreateStore(pk_.daddr6[w], cg_.at(fib, uint64_t(32 + 4 * w)));
+    }
+  } else {
+    b.CreateStore(b.getInt8(2), cg_.at(fib, uint64_t(0)));           // AF_INET
+    b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));              // l4_protocol
+    b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
+    b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));            // ifindex
+    b.CreateStore(pk_.tos, cg_.at(fib, uint64_t(12)));               // tos
+    b.CreateStore(pk_.saddrRaw, cg_.at(fib, uint64_t(16)));          // ipv4_src
+    b.CreateStore(pk_.daddrRaw, cg_.at(fib, uint64_t(32)));          // ipv4_dst
+  }
   Value *rc = cg_.callHelper(FibLookup, cg_.i64,
                              {ctx_, fib, b.getInt32(64), b.getInt32(0)});
 
@@ -377,11 +432,17 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   sw->addCase(b.getInt64(FibForwardingDisabled), input);
 
   // ip_forward() drops a packet whose DF forbids fragmenting to the egress
-  // MTU before the FORWARD hook.
+  // MTU before the FORWARD hook; ip6_forward() always does (routers do not
+  // fragment IPv6) and sends packet too big.
   b.SetInsertPoint(big);
-  Value *df = b.CreateICmpNE(b.CreateAnd(pk_.fragWord, 0x4000), b.getInt16(0));
-  b.CreateCondBr(df, pass_, fwd);
-  // ip_forward() sends time exceeded before the FORWARD hook.
+  if (pk_.v6) {
+    b.CreateBr(pass_);
+  } else {
+    Value *df = b.CreateICmpNE(b.CreateAnd(pk_.fragWord, 0x4000), b.getInt16(0));
+    b.CreateCondBr(df, pass_, fwd);
+  }
+  // ip_forward() / ip6_forward() send time exceeded before the FORWARD hook
+  // (TTL or hop limit 1 or 0).
   b.SetInsertPoint(fwd);
   b.CreateCondBr(b.CreateICmpULE(pk_.ttl, b.getInt8(1)), pass_, forward);
 }
@@ -400,7 +461,39 @@ void XdpCodegen::emit(Value *ctxArg) {
 
   b.SetInsertPoint(entry);
   key_ = cg_.stackSlot(cg_.i32, 4, "counter.key");
-  pk_ = emitPacketParse(cg_, ctxArg, pass_);
+  L2 l2 = emitL2(cg_, ctxArg, pass_);
+
+  // iptables rules judge IPv4, ip6tables rules IPv6; anything else (and a
+  // family without rules) goes to the kernel untouched.
+  BasicBlock *v4 = cg_.block("ipv4");
+  BasicBlock *v6 = cg_.block("ipv6");
+  SwitchInst *sw = b.CreateSwitch(l2.etype, pass_, 2);
+  if (p_.hasFamily(ir::Family::V4))
+    sw->addCase(b.getInt16(0x0800), v4);
+  if (p_.hasFamily(ir::Family::V6))
+    sw->addCase(b.getInt16(0x86dd), v6);
+
+  b.SetInsertPoint(v4);
+  if (p_.hasFamily(ir::Family::V4)) {
+    pk_ = emitIpv4(cg_, l2, pass_);
+    emitFamily(ir::Family::V4);
+  } else {
+    b.CreateBr(pass_);
+  }
+  b.SetInsertPoint(v6);
+  if (p_.hasFamily(ir::Family::V6)) {
+    pk_ = emitIpv6(cg_, l2, pass_);
+    ifaceMask_ = nullptr; // the v4 path's value does not dominate this one
+    emitFamily(ir::Family::V6);
+  } else {
+    b.CreateBr(pass_);
+  }
+}
+
+/// One family's chains in netfilter's order.
+void XdpCodegen::emitFamily(ir::Family fam) {
+  IRBuilder<> &b = cg_.b;
+  family_ = fam;
   if (!p_.ifacePatterns.empty())
     ifaceMask(); // once per packet, before the first rule needs it
 
@@ -410,7 +503,7 @@ void XdpCodegen::emit(Value *ctxArg) {
   auto hookChains = [&](ir::Hook h) {
     std::vector<const ir::Chain *> cs;
     for (const ir::Chain &c : p_.chains)
-      if (!c.user && c.hook == h)
+      if (!c.user && c.family == fam && c.hook == h)
         cs.push_back(&c);
     std::stable_sort(cs.begin(), cs.end(), [](const ir::Chain *a, const ir::Chain *b) {
       return a->table < b->table;
@@ -439,10 +532,13 @@ void XdpCodegen::emit(Value *ctxArg) {
   emitRouting(inBB, fwdBB);
 
   b.SetInsertPoint(inBB);
-  // The kernel reassembles before INPUT: let it; the first fragment, judged
-  // as the datagram, decides whether the datagram can complete.
-  cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), pass_,
-              "input.first_fragment");
+  if (fam == ir::Family::V4) {
+    // The kernel reassembles IPv4 before INPUT: let it; the first fragment,
+    // judged as the datagram, decides whether the datagram can complete.
+    // (IPv6 without conntrack reaches INPUT fragment by fragment.)
+    cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), pass_,
+                "input.first_fragment");
+  }
   emitHook(ir::Hook::Input, pass_);
   b.SetInsertPoint(fwdBB);
   emitHook(ir::Hook::Forward, pass_);

@@ -55,7 +55,8 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
 /// which keep their argv indexes for diagnostics.
 void partition(int argc, char **argv, std::vector<std::string> &own,
                std::vector<std::string> &rule, std::vector<int> &ruleIdx,
-               std::vector<std::string> &files) {
+               std::vector<std::string> &files,
+               std::optional<ir::Family> &family) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool matched = false;
@@ -69,6 +70,12 @@ void partition(int argc, char **argv, std::vector<std::string> &own,
     }
     if (a.rfind("--file=", 0) == 0) {
       files.push_back(a.substr(7));
+      continue;
+    }
+    // -4 / -6 (as in iptables-restore files): which family the rule or
+    // ruleset is for; -6 makes the words ip6tables'.
+    if (a == "-6" || a == "--ipv6" || a == "-4" || a == "--ipv4") {
+      family = (a == "-6" || a == "--ipv6") ? ir::Family::V6 : ir::Family::V4;
       continue;
     }
     if ((a == "-o" || a.rfind("--output", 0) == 0) &&
@@ -135,8 +142,9 @@ int main(int argc, char **argv) {
   std::vector<std::string> own, ruleArgs;
   std::vector<int> ruleIdx;
   std::vector<std::string> files;
+  std::optional<ir::Family> family;
   try {
-    partition(argc, argv, own, ruleArgs, ruleIdx, files);
+    partition(argc, argv, own, ruleArgs, ruleIdx, files, family);
   } catch (const std::invalid_argument &e) {
     std::cerr << "rule2xdp: error: " << e.what() << "\n";
     return kExitInput;
@@ -147,6 +155,7 @@ int main(int argc, char **argv) {
                "attach them.\n\nUsage:\n"
                "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
                "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
+               "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
                "  rule2xdp --load IFACE [--mode native|generic] (FILE.o | RULE)\n"
                "  rule2xdp --unload IFACE\n"
                "  rule2xdp --stats IFACE\n"};
@@ -224,8 +233,11 @@ int main(int argc, char **argv) {
       for (const std::string &f : files) {
         std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
                                     : readText(f);
-        frontend::parseSaveFile(f == "-" ? "<stdin>" : f, text, sm, program,
-                                warnings);
+        std::string name = f == "-" ? "<stdin>" : f;
+        // -6 / -4 say which; otherwise the content does, else iptables.
+        std::optional<ir::Family> detected = frontend::detectFamily(name, text);
+        ir::Family fam = family.value_or(detected.value_or(ir::Family::V4));
+        frontend::parseSaveFile(name, text, sm, program, warnings, fam);
       }
       frontend::checkChainGraph(program);
       for (const frontend::Warning &w : warnings)
@@ -238,7 +250,9 @@ int main(int argc, char **argv) {
       std::vector<frontend::Word> rule;
       for (int idx : ruleIdx)
         rule.push_back(words[static_cast<size_t>(idx - 1)]);
-      frontend::parseCommand(rule, program);
+      frontend::CommandContext ctx;
+      ctx.family = family.value_or(ir::Family::V4);
+      frontend::parseCommand(rule, program, ctx);
     }
     program.finalize();
 

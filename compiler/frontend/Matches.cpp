@@ -13,7 +13,9 @@
 #include <cctype>
 #include <cstdio>
 #include <netdb.h>
+#include <iterator>
 #include <optional>
+#include <span>
 #include <strings.h>
 
 namespace r2x::frontend {
@@ -321,12 +323,17 @@ const IcmpName kIcmpNames[] = {
     {"pong", 0, 0, 0xff},
 };
 
+struct IcmpName;
+const IcmpName *icmpNames(bool v6, size_t &count);
+
 class IcmpModule : public ModuleState {
 public:
+  explicit IcmpModule(bool v6) : v6_(v6) {}
   void option(const ModuleOption &, const Word &w,
               const std::vector<const Word *> &args, bool negated) override {
     if (given_)
-      failAt(w, "icmp: option \"--icmp-type\" can only be used once");
+      failAt(w, std::string(v6_ ? "icmp6" : "icmp") + ": option \"" +
+                    w.text + "\" can only be used once");
     given_ = true;
     negated_ = negated;
     const Word &v = *args[0];
@@ -345,7 +352,9 @@ public:
     }
     // A name, or a unique prefix of one, in any case (as libxt_icmp).
     const IcmpName *found = nullptr;
-    for (const IcmpName &n : kIcmpNames) {
+    size_t count = 0;
+    const IcmpName *names = icmpNames(v6_, count);
+    for (const IcmpName &n : std::span(names, count)) {
       if (strncasecmp(n.name, t.c_str(), t.size()) != 0 || t.empty())
         continue;
       if (strlen(n.name) == t.size()) { // an exact name wins
@@ -357,21 +366,30 @@ public:
       found = &n;
     }
     if (!found)
-      failAt(v, "unknown ICMP type `" + t + "'");
+      failAt(v, std::string("unknown ") + (v6_ ? "ICMPv6" : "ICMP") + " type `" +
+                    t + "'");
     type_ = found->type;
     codeLo_ = found->codeLo;
     codeHi_ = found->codeHi;
   }
   void finish(const RuleFacts &facts, std::vector<Match> &out,
               std::vector<std::string> &) override {
-    requireProto(where, facts, {1}, "icmp match requires `-p icmp'");
+    if (v6_)
+      requireProto(where, facts, {58}, "icmp6 match requires `-p icmpv6'");
+    else
+      requireProto(where, facts, {1}, "icmp match requires `-p icmp'");
     Match m(Match::Kind::Icmp);
+    m.l4proto = v6_ ? 58 : 1;
     m.icmpType = type_;
     m.icmpCodeLo = codeLo_;
     m.icmpCodeHi = codeHi_;
     m.negated = negated_;
-    // libxt_icmp: "icmptype T" / "icmp !type T", then the code.
-    m.listing = negated_ ? "icmp !type " : "icmptype ";
+    // libxt_icmp: "icmptype T" / "icmp !type T", then the code;
+    // libip6t_icmp6: "ipv6-icmptype T" / "ipv6-icmp !type T".
+    if (v6_)
+      m.listing = negated_ ? "ipv6-icmp !type " : "ipv6-icmptype ";
+    else
+      m.listing = negated_ ? "icmp !type " : "icmptype ";
     m.listing += std::to_string(type_);
     if (codeLo_ == codeHi_)
       m.listing += " code " + std::to_string(codeLo_);
@@ -381,9 +399,54 @@ public:
   }
 
 private:
+  bool v6_;
   bool given_ = false, negated_ = false;
   uint8_t type_ = 0xff, codeLo_ = 0, codeHi_ = 0xff;
 };
+
+// libip6t_icmp6's table.
+const IcmpName kIcmp6Names[] = {
+    {"destination-unreachable", 1, 0, 0xff},
+    {"no-route", 1, 0, 0},
+    {"communication-prohibited", 1, 1, 1},
+    {"beyond-scope", 1, 2, 2},
+    {"address-unreachable", 1, 3, 3},
+    {"port-unreachable", 1, 4, 4},
+    {"failed-policy", 1, 5, 5},
+    {"reject-route", 1, 6, 6},
+    {"packet-too-big", 2, 0, 0xff},
+    {"time-exceeded", 3, 0, 0xff},
+    {"ttl-zero-during-transit", 3, 0, 0},
+    {"ttl-zero-during-reassembly", 3, 1, 1},
+    {"parameter-problem", 4, 0, 0xff},
+    {"bad-header", 4, 0, 0},
+    {"unknown-header-type", 4, 1, 1},
+    {"unknown-option", 4, 2, 2},
+    {"echo-request", 128, 0, 0xff},
+    {"ping", 128, 0, 0xff},
+    {"echo-reply", 129, 0, 0xff},
+    {"pong", 129, 0, 0xff},
+    {"mld-listener-query", 130, 0, 0xff},
+    {"mld-listener-report", 131, 0, 0xff},
+    {"mld-listener-done", 132, 0, 0xff},
+    {"mld-listener-reduction", 132, 0, 0xff},
+    {"router-solicitation", 133, 0, 0xff},
+    {"router-advertisement", 134, 0, 0xff},
+    {"neighbour-solicitation", 135, 0, 0xff},
+    {"neighbor-solicitation", 135, 0, 0xff},
+    {"neighbour-advertisement", 136, 0, 0xff},
+    {"neighbor-advertisement", 136, 0, 0xff},
+    {"redirect", 137, 0, 0xff},
+};
+
+const IcmpName *icmpNames(bool v6, size_t &count) {
+  if (v6) {
+    count = std::size(kIcmp6Names);
+    return kIcmp6Names;
+  }
+  count = std::size(kIcmpNames);
+  return kIcmpNames;
+}
 
 // --- multiport (xt_multiport revision 1) ---------------------------------------
 
@@ -488,7 +551,9 @@ private:
 void ttlOption(FieldModule &fm, int id, const Word &w,
                const std::vector<const Word *> &args, bool negated) {
   if (!fm.matches.empty())
-    failAt(w, "ttl: only one of --ttl-eq, --ttl-lt, --ttl-gt");
+    failAt(w, w.text.find("hl") != std::string::npos
+                  ? "hl: only one of --hl-eq, --hl-lt, --hl-gt"
+                  : "ttl: only one of --ttl-eq, --ttl-lt, --ttl-gt");
   uint64_t v = number(w, *args[0], args[0]->text, 255);
   uint64_t lo = v, hi = v;
   std::string op = negated ? "!=" : "==";
@@ -508,6 +573,14 @@ void ttlOption(FieldModule &fm, int id, const Word &w,
   }
   fm.matches.push_back(fieldMatch(ir::Field::IpTtl, 0xff, lo, hi, negated,
                                   "TTL match TTL " + op + " " + std::to_string(v)));
+}
+
+void hlOption(FieldModule &fm, int id, const Word &w,
+              const std::vector<const Word *> &args, bool negated) {
+  ttlOption(fm, id, w, args, negated);
+  // libip6t_hl prints "HL match HL == 5".
+  std::string &l = fm.matches.back().listing;
+  l.replace(0, std::string("TTL match TTL").size(), "HL match HL");
 }
 
 void lengthOption(FieldModule &fm, int, const Word &w,
@@ -690,6 +763,9 @@ void commentOption(FieldModule &fm, int, const Word &w,
 template <uint8_t P> std::unique_ptr<ModuleState> makeTcpUdp() {
   return std::make_unique<TcpUdpModule>(P);
 }
+template <bool V6> std::unique_ptr<ModuleState> makeIcmp() {
+  return std::make_unique<IcmpModule>(V6);
+}
 template <class M> std::unique_ptr<ModuleState> makePlain() {
   return std::make_unique<M>();
 }
@@ -710,7 +786,8 @@ std::vector<ModuleSpec> &table() {
          {{"source-port", SPort, 1, true}, {"sport", SPort, 1, true},
           {"destination-port", DPort, 1, true}, {"dport", DPort, 1, true}},
          makeTcpUdp<17>, false},
-        {"icmp", {{"icmp-type", 0, 1, true}}, makePlain<IcmpModule>, false},
+        {"icmp", {{"icmp-type", 0, 1, true}}, makeIcmp<false>, false, 1},
+        {"icmp6", {{"icmpv6-type", 0, 1, true}}, makeIcmp<true>, false, 2},
         {"multiport",
          {{"source-ports", MpSource, 1, true}, {"sports", MpSource, 1, true},
           {"destination-ports", MpDestination, 1, true},
@@ -718,17 +795,20 @@ std::vector<ModuleSpec> &table() {
          makePlain<MultiportModule>, false},
         {"ttl",
          {{"ttl-eq", 0, 1, true}, {"ttl-lt", 1, 1, false}, {"ttl-gt", 2, 1, false}},
-         makeField<ttlOption>, false},
+         makeField<ttlOption>, false, 1},
+        {"hl",
+         {{"hl-eq", 0, 1, true}, {"hl-lt", 1, 1, false}, {"hl-gt", 2, 1, false}},
+         makeField<hlOption>, false, 2},
         {"length", {{"length", 0, 1, true}}, makeField<lengthOption>, false},
-        {"tos", {{"tos", 0, 1, true}}, makeField<tosOption>, false},
+        {"tos", {{"tos", 0, 1, true}}, makeField<tosOption>, false, 1},
         {"dscp", {{"dscp", 0, 1, true}, {"dscp-class", 1, 1, true}},
-         makeField<dscpOption>, false},
+         makeField<dscpOption>, false, 1},
         {"ecn",
          {{"ecn-ip-ect", 0, 1, true}, {"ecn-tcp-cwr", 1, 0, true},
           {"ecn-tcp-ece", 2, 0, true}},
-         makeField<ecnOption>, false},
+         makeField<ecnOption>, false, 1},
         {"iprange", {{"src-range", 0, 1, true}, {"dst-range", 1, 1, true}},
-         makeField<iprangeOption>, false},
+         makeField<iprangeOption>, false, 1},
         {"mac", {{"mac-source", 0, 1, true}}, makeField<macOption>, false},
         {"pkttype", {{"pkt-type", 0, 1, true}}, makeField<pkttypeOption>, false},
         {"comment", {{"comment", 0, 1, false}}, makeField<commentOption>, true},
@@ -764,16 +844,22 @@ std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
   return s;
 }
 
-const ModuleSpec *protocolModule(uint8_t proto) {
+const ModuleSpec *protocolModule(uint8_t proto, ir::Family family) {
   switch (proto) {
   case 6:
     return findModule("tcp");
   case 17:
     return findModule("udp");
   case 1:
-    return findModule("icmp");
+    return family == ir::Family::V4 ? findModule("icmp") : nullptr;
+  case 58:
+    return family == ir::Family::V6 ? findModule("icmp6") : nullptr;
   }
   return nullptr;
+}
+
+bool moduleFits(const ModuleSpec &m, ir::Family f) {
+  return (m.families & (f == ir::Family::V4 ? 1 : 2)) != 0;
 }
 
 } // namespace r2x::frontend

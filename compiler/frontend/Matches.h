@@ -37,6 +37,7 @@ struct ModuleOption {
 struct RuleFacts {
   uint8_t proto = 0; ///< 0: no -p (or -p all)
   bool protoNegated = false;
+  ir::Family family = ir::Family::V4;
 };
 
 class ModuleState {
@@ -57,7 +58,11 @@ struct ModuleSpec {
   std::vector<ModuleOption> options;
   std::unique_ptr<ModuleState> (*make)();
   bool repeatable; ///< may be loaded twice in one rule (comment)
+  int families = 3; ///< bit 0: iptables, bit 1: ip6tables
 };
+
+/// Whether iptables (V4) or ip6tables (V6) has this module.
+bool moduleFits(const ModuleSpec &m, ir::Family f);
 
 /// The module called `name`, or null.
 const ModuleSpec *findModule(std::string_view name);
@@ -67,8 +72,8 @@ std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
                                         const Word &where);
 
 /// The module `-p PROTO` loads implicitly when one of its options appears
-/// (tcp, udp, icmp), or null.
-const ModuleSpec *protocolModule(uint8_t proto);
+/// (tcp, udp, icmp; icmp6 for ip6tables), or null.
+const ModuleSpec *protocolModule(uint8_t proto, ir::Family family);
 
 /// Helpers shared with the base-option parser.
 [[noreturn]] void failAt(const Word &w, const std::string &msg,

@@ -15,6 +15,7 @@
 #include <functional>
 #include <cctype>
 #include <cstring>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <optional>
 #include <string_view>
@@ -171,10 +172,48 @@ std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
   return v;
 }
 
+/// ip6tables: ADDR[/LEN|/MASK], ADDR as inet_pton reads it.
+Match parseAddress6(const Word &opt, const Word &val, Match::Kind kind) {
+  size_t slash = val.text.find('/');
+  std::string a = val.text.substr(0, slash);
+  Match m(kind);
+  if (a.find(':') == std::string::npos)
+    fail(val, "`" + a + "' in " + opt.text +
+                  " is not an IPv6 address (this is an ip6tables rule)", 0,
+         a.size());
+  if (inet_pton(AF_INET6, a.c_str(), m.net6.data()) != 1)
+    fail(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
+  m.mask6.fill(0xff);
+  if (slash != std::string::npos) {
+    std::string mk = val.text.substr(slash + 1);
+    if (mk.find(':') != std::string::npos) {
+      if (inet_pton(AF_INET6, mk.c_str(), m.mask6.data()) != 1)
+        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1, mk.size());
+    } else {
+      if (mk.empty() || mk.size() > 3 ||
+          !std::all_of(mk.begin(), mk.end(),
+                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+          std::stoul(mk) > 128)
+        fail(val, "invalid mask `" + mk + "' in " + opt.text +
+                      " (a prefix length is 0 to 128)",
+             slash + 1, mk.size());
+      unsigned len = static_cast<unsigned>(std::stoul(mk));
+      for (unsigned i = 0; i < 16; ++i) {
+        unsigned bits = len > i * 8 ? std::min(8u, len - i * 8) : 0;
+        m.mask6[i] = static_cast<uint8_t>(bits ? 0xff << (8 - bits) : 0);
+      }
+    }
+  }
+  for (unsigned i = 0; i < 16; ++i)
+    m.net6[i] &= m.mask6[i];
+  return m;
+}
+
 Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
   if (val.text.find(':') != std::string::npos)
-    fail(val, "IPv6 addresses (ip6tables rules) are not supported yet (`" +
-                  val.text + "' in " + opt.text + ")");
+    fail(val, "`" + val.text + "' in " + opt.text +
+                  " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
+                  "or an ip6tables-save file)");
   AddrState s;
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::address_spec, AddrAction>(in, s)) {
@@ -215,7 +254,8 @@ Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
 /// "a,b,c": iptables makes one rule per address (per combination of
 /// source and destination addresses), in the order given.
 std::vector<Match> parseAddressList(const Word &opt, const Word &val,
-                                    Match::Kind kind, bool negated) {
+                                    Match::Kind kind, bool negated,
+                                    ir::Family family) {
   std::vector<Match> out;
   size_t start = 0;
   while (true) {
@@ -224,7 +264,9 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
         start, comma == std::string::npos ? std::string::npos : comma - start);
     if (item.empty())
       fail(val, "empty address in the list of " + opt.text, start, 1);
-    out.push_back(parseAddress(opt, Word{item, advance(val.pos, start)}, kind));
+    Word itemWord{item, advance(val.pos, start)};
+    out.push_back(family == ir::Family::V6 ? parseAddress6(opt, itemWord, kind)
+                                           : parseAddress(opt, itemWord, kind));
     out.back().negated = negated;
     if (comma == std::string::npos)
       break;
@@ -405,7 +447,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       // iptables loads the -p protocol's match when one of its options
       // appears without -m (never after `! -p`).
       const ModuleSpec *implicit =
-          p.protoWord && !p.protoNegated ? protocolModule(p.protoNumber) : nullptr;
+          p.protoWord && !p.protoNegated
+              ? protocolModule(p.protoNumber, ctx.family)
+              : nullptr;
       if (!spec && !ambiguous && implicit &&
           std::none_of(p.modules.begin(), p.modules.end(),
                        [&](const auto &m) { return m->spec == implicit; })) {
@@ -427,14 +471,20 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                         "' needs the tcp or udp match: give `-p tcp' or `-p "
                         "udp' (not negated) first");
         if (name == "icmp-type")
-          fail(w, "option `--icmp-type' needs `-p icmp' (not negated) first");
+          fail(w, ctx.family == ir::Family::V6
+                      ? "option `--icmp-type' is iptables'; an ip6tables rule "
+                        "writes `-p icmpv6 --icmpv6-type'"
+                      : "option `--icmp-type' needs `-p icmp' (not negated) first");
+        if (name == "icmpv6-type")
+          fail(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
+                  "first, in an ip6tables rule");
         // Options after `-j TARGET` belong to the target (--set-mark,
         // --to-destination...): name the target, which is what is missing.
         if (p.target) {
           const std::string &t = p.target->text;
           bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN";
           for (const ir::Chain &c : prog.chains)
-            known = known || (c.user && c.name == t);
+            known = known || (c.user && c.family == ctx.family && c.name == t);
           if (!known)
             fail(*p.target, "target `" + t + "' is not supported");
         }
@@ -533,11 +583,13 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       break;
     case OptId::Source:
       once(!p.srcs.empty(), "-s");
-      p.srcs = parseAddressList(optName, v, Match::Kind::Source, negated);
+      p.srcs = parseAddressList(optName, v, Match::Kind::Source, negated,
+                                ctx.family);
       break;
     case OptId::Destination:
       once(!p.dsts.empty(), "-d");
-      p.dsts = parseAddressList(optName, v, Match::Kind::Destination, negated);
+      p.dsts = parseAddressList(optName, v, Match::Kind::Destination, negated,
+                                ctx.family);
       break;
     case OptId::Protocol: {
       once(p.protoWord, "-p");
@@ -546,8 +598,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.protoNumber = parseProtocol(optName, v);
       if (p.protoNumber == 0 && negated)
         fail(v, "rule would never match protocol (`! -p " + v.text + "')");
-      // -p all (0) checks nothing, as in ip_packet_match().
-      if (p.protoNumber != 0) {
+      // -p all (0) checks nothing in ip_packet_match(); in ip6_packet_match()
+      // any -p walks the extension headers, which can fail (hotdrop).
+      if (p.protoNumber != 0 || ctx.family == ir::Family::V6) {
         Match m(Match::Kind::Protocol);
         m.proto = p.protoNumber;
         m.negated = negated;
@@ -583,10 +636,18 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       const ModuleSpec *m = findModule(v.text);
       if (!m)
         fail(v, "match `" + v.text + "' is not supported");
+      if (!moduleFits(*m, ctx.family))
+        fail(v, "match `" + v.text + "' is not available for " +
+                    (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
+                    " rules" +
+                    (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
       load(*m, v);
       break;
     }
     case OptId::Fragment: {
+      if (ctx.family == ir::Family::V6)
+        fail(w, "ip6tables has no -f (its fragment match is -m frag, not "
+                "supported yet)");
       once(p.frag.has_value(), "-f");
       Match m(Match::Kind::Fragment);
       m.negated = negated;
@@ -620,7 +681,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   for (auto *m : {&p.iif, &p.proto, &p.frag})
     if (*m)
       tail.push_back(**m);
-  RuleFacts facts{p.protoNumber, p.protoNegated};
+  RuleFacts facts{p.protoNumber, p.protoNegated, ctx.family};
   for (const auto &m : p.modules)
     m->finish(facts, tail, proto.comments);
 
@@ -672,9 +733,10 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       fail(chainWord, "chain `" + c + "' is built in; -N creates user chains");
     if (c.size() > 28 || c[0] == '-' || c[0] == '!')
       fail(chainWord, "invalid chain name `" + c + "'");
-    if (prog.userChain(table, c))
+    if (prog.userChain(ctx.family, table, c))
       fail(chainWord, "chain `" + c + "' already exists in table `" + tname + "'");
     ir::Chain uc;
+    uc.family = ctx.family;
     uc.table = table;
     uc.hook = ir::Hook::Prerouting;
     uc.user = true;
@@ -686,7 +748,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
 
   std::optional<ir::Hook> hook = ingressHook(table, c);
   bool egress = egressOnly(table, c);
-  ir::Chain *user = hook || egress ? nullptr : prog.userChain(table, c);
+  ir::Chain *user = hook || egress ? nullptr : prog.userChain(ctx.family, table, c);
   if (!hook && !egress && !user)
     fail(chainWord, "chain `" + c + "' does not exist in table `" + tname + "'");
 
@@ -697,7 +759,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     if (pol != "ACCEPT" && pol != "DROP")
       fail(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
     if (hook)
-      prog.chain(table, *hook).policy =
+      prog.chain(ctx.family, table, *hook).policy =
           pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
     return; // an egress chain's policy never applies to received packets
   }
@@ -706,7 +768,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   ir::Rule rule;
   if (p.gotoChain) {
     const std::string &g = p.gotoChain->text;
-    if (!prog.userChain(table, g))
+    if (!prog.userChain(ctx.family, table, g))
       fail(*p.gotoChain, "-g needs a user chain of table `" + tname +
                              "'; `" + g + "' is not one");
     rule.verdict = ir::Verdict::Goto;
@@ -719,7 +781,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       rule.verdict = ir::Verdict::Drop;
     else if (t == "RETURN")
       rule.verdict = ir::Verdict::Return;
-    else if (prog.userChain(table, t)) {
+    else if (prog.userChain(ctx.family, table, t)) {
       rule.verdict = ir::Verdict::Jump;
       rule.jumpTarget = t;
     } else if (builtinName(table, t))
@@ -747,7 +809,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     fail(*p.oif, "--out-interface is not supported yet");
 
   std::vector<ir::Rule> &rules =
-      user ? user->rules : prog.chain(table, *hook).rules;
+      user ? user->rules : prog.chain(ctx.family, table, *hook).rules;
   size_t at = rules.size();
   if (p.command == OptId::Insert) {
     at = 0;
@@ -780,7 +842,7 @@ void checkChainGraph(const ir::Program &prog) {
     for (const ir::Rule &r : c.rules) {
       if (r.verdict != ir::Verdict::Jump && r.verdict != ir::Verdict::Goto)
         continue;
-      const ir::Chain *next = prog.userChain(c.table, r.jumpTarget);
+      const ir::Chain *next = prog.userChain(c.family, c.table, r.jumpTarget);
       if (!next)
         continue;
       for (const ir::Chain *s : stack)

@@ -32,6 +32,7 @@ struct Warning {
 /// enclosing `*table` section, `-t` is not allowed, and rules for OUTPUT and
 /// POSTROUTING are skipped with a warning rather than refused.
 struct CommandContext {
+  ir::Family family = ir::Family::V4; ///< iptables or ip6tables words
   std::optional<ir::Table> fileTable;
   std::vector<Warning> *warnings = nullptr;
 };

@@ -75,9 +75,62 @@ struct Section {
 
 } // namespace
 
+std::optional<ir::Family> detectFamily(const std::string &name,
+                                       const std::string &text) {
+  std::optional<ir::Family> found;
+  const Word *evidence = nullptr;
+  std::vector<Word> keep; // the words of the line that decided
+  unsigned lineNo = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    start = nl == std::string::npos ? text.size() : nl + 1;
+    ++lineNo;
+    std::vector<Word> words;
+    try {
+      words = splitWords(name, lineNo, line);
+    } catch (const Diagnostic &) {
+      continue; // the parser reports it
+    }
+    for (size_t i = 0; i < words.size(); ++i) {
+      const std::string &w = words[i].text;
+      std::optional<ir::Family> says;
+      bool addrOpt = w == "-s" || w == "-d" || w == "--source" || w == "--src" ||
+                     w == "--destination" || w == "--dst";
+      if (addrOpt && i + 1 < words.size())
+        says = words[i + 1].text.find(':') != std::string::npos ? ir::Family::V6
+                                                               : ir::Family::V4;
+      if (w == "icmp6" || w == "hl" || w == "--icmpv6-type" || w == "icmpv6" ||
+          w == "ipv6-icmp")
+        says = ir::Family::V6;
+      if ((w == "icmp" && i > 0 && (words[i - 1].text == "-p" || words[i - 1].text == "-m")) ||
+          w == "ttl" || w == "-f" || w == "--icmp-type")
+        says = ir::Family::V4;
+      if (!says)
+        continue;
+      if (found && *found != *says) {
+        const Word &culprit = addrOpt ? words[i + 1] : words[i];
+        throw Diagnostic(culprit.pos, std::string("this file mixes IPv4 and IPv6 rules (`") +
+                                          culprit.text +
+                                "' is " + (*says == ir::Family::V6 ? "IPv6" : "IPv4") +
+                                " but line " + std::to_string(evidence->pos.line) +
+                                " is not): give iptables and ip6tables rules in separate files",
+                         static_cast<unsigned>(culprit.text.size()));
+      }
+      if (!found) {
+        found = says;
+        keep = words;
+        evidence = &keep[i];
+      }
+    }
+  }
+  return found;
+}
+
 void parseSaveFile(const std::string &name, const std::string &text,
                    SourceManager &sm, ir::Program &prog,
-                   std::vector<Warning> &warnings) {
+                   std::vector<Warning> &warnings, ir::Family family) {
   sm.addFile(name, text);
   std::optional<Section> open;
   unsigned lineNo = 0;
@@ -157,7 +210,7 @@ void parseSaveFile(const std::string &name, const std::string &text,
       } else {
         cmd = {Word{"-P", first.pos}, chainWord, words[1]};
       }
-      CommandContext ctx{open->table, &warnings};
+      CommandContext ctx{family, open->table, &warnings};
       parseCommand(cmd, prog, ctx);
       continue;
     }
@@ -170,7 +223,7 @@ void parseSaveFile(const std::string &name, const std::string &text,
       throw Diagnostic(first.pos, "a counters prefix needs a rule after it");
     if (!open->table)
       unsupportedTable(cmd[0]);
-    CommandContext ctx{open->table, &warnings};
+    CommandContext ctx{family, open->table, &warnings};
     parseCommand(cmd, prog, ctx);
   }
   if (open)

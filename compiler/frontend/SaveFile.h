@@ -24,15 +24,25 @@
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/ir/IR.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace r2x::frontend {
 
 /// Parses `text` (named `name` in diagnostics, registered with `sm`) into
-/// `prog`. Throws Diagnostic; appends warnings.
+/// `prog`, as iptables (V4) or ip6tables (V6) rules. Throws Diagnostic;
+/// appends warnings.
 void parseSaveFile(const std::string &name, const std::string &text,
                    SourceManager &sm, ir::Program &prog,
-                   std::vector<Warning> &warnings);
+                   std::vector<Warning> &warnings,
+                   ir::Family family = ir::Family::V4);
+
+/// The family an iptables-save or ip6tables-save text belongs to, read from
+/// what only one of them can hold (IPv6 or IPv4 addresses, icmpv6/icmp6/hl or
+/// icmp/ttl/-f). Empty when nothing tells (then iptables is assumed, or
+/// -6 says otherwise). Throws Diagnostic when the text holds both.
+std::optional<ir::Family> detectFamily(const std::string &name,
+                                       const std::string &text);
 
 } // namespace r2x::frontend

@@ -6,6 +6,7 @@
 #include "compiler/ir/IR.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 
 namespace r2x::ir {
 
@@ -51,11 +52,12 @@ const char *verdictName(Verdict v) {
   return "?";
 }
 
-Chain &Program::chain(Table t, Hook h) {
+Chain &Program::chain(Family f, Table t, Hook h) {
   for (Chain &c : chains)
-    if (!c.user && c.table == t && c.hook == h)
+    if (!c.user && c.family == f && c.table == t && c.hook == h)
       return c;
   Chain c;
+  c.family = f;
   c.table = t;
   c.hook = h;
   c.name = hookChainName(h);
@@ -63,15 +65,48 @@ Chain &Program::chain(Table t, Hook h) {
   return chains.back();
 }
 
-Chain *Program::userChain(Table t, const std::string &name) {
+Chain *Program::userChain(Family f, Table t, const std::string &name) {
   for (Chain &c : chains)
-    if (c.user && c.table == t && c.name == name)
+    if (c.user && c.family == f && c.table == t && c.name == name)
       return &c;
   return nullptr;
 }
 
-const Chain *Program::userChain(Table t, const std::string &name) const {
-  return const_cast<Program *>(this)->userChain(t, name);
+const Chain *Program::userChain(Family f, Table t,
+                                const std::string &name) const {
+  return const_cast<Program *>(this)->userChain(f, t, name);
+}
+
+bool Program::hasFamily(Family f) const {
+  return std::any_of(chains.begin(), chains.end(),
+                     [f](const Chain &c) { return c.family == f; });
+}
+
+const char *familyName(Family f) { return f == Family::V4 ? "ip" : "ip6"; }
+
+std::string formatAddr6(const std::array<uint8_t, 16> &a) {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a.data(), buf, sizeof buf);
+  return buf;
+}
+
+std::string formatNet6(const std::array<uint8_t, 16> &net,
+                       const std::array<uint8_t, 16> &mask) {
+  int len = 0;
+  bool contiguous = true, seenZero = false;
+  for (uint8_t byte : mask)
+    for (int bit = 7; bit >= 0; --bit) {
+      bool one = (byte >> bit) & 1;
+      if (one && seenZero)
+        contiguous = false;
+      if (one)
+        ++len;
+      else
+        seenZero = true;
+    }
+  if (contiguous)
+    return formatAddr6(net) + "/" + std::to_string(len);
+  return formatAddr6(net) + "/" + formatAddr6(mask);
 }
 
 int Program::ifaceBit(const std::string &pattern) {
@@ -92,17 +127,19 @@ bool Program::hasHook(Hook h) const {
 void Program::finalize() {
   // The filter table has both ingress chains; iptables -L shows them both,
   // and the routing decision needs to know what FORWARD does.
-  bool filter = std::any_of(chains.begin(), chains.end(), [](const Chain &c) {
-    return c.table == Table::Filter;
-  });
-  if (filter) {
-    chain(Table::Filter, Hook::Input);
-    chain(Table::Filter, Hook::Forward);
+  for (Family f : {Family::V4, Family::V6}) {
+    bool filter = std::any_of(chains.begin(), chains.end(), [f](const Chain &c) {
+      return c.family == f && c.table == Table::Filter;
+    });
+    if (filter) {
+      chain(f, Table::Filter, Hook::Input);
+      chain(f, Table::Filter, Hook::Forward);
+    }
   }
   // Tables in traversal order (raw, then filter), built-in chains of a
   // table by hook, then its user chains.
   auto order = [](const Chain &c) {
-    return static_cast<int>(c.table) * 16 +
+    return static_cast<int>(c.family) * 256 + static_cast<int>(c.table) * 16 +
            (c.user ? 8 : static_cast<int>(c.hook));
   };
   std::stable_sort(chains.begin(), chains.end(),

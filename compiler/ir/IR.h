@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,10 @@ struct SourcePos {
   unsigned col = 0; ///< 1-based
   int arg = -1;     ///< argv index when the input is the command line
 };
+
+/// iptables (IPv4) or ip6tables (IPv6): separate tables in the kernel, and
+/// separate chains here; one program holds both.
+enum class Family { V4, V6 };
 
 /// Tables in netfilter's order within a hook (raw, mangle, filter).
 enum class Table { Raw, Mangle, Filter };
@@ -87,8 +92,9 @@ struct Match {
   std::string listing;  ///< what `iptables -vxnL` prints for it, if anything
 
   // Source / Destination: (addr & mask) == net, host byte order, net is
-  // already masked.
+  // already masked. IPv6 chains use net6/mask6 (network byte order).
   uint32_t net = 0, mask = 0;
+  std::array<uint8_t, 16> net6{}, mask6{};
   // Protocol: the IPv4 protocol number (never 0: `-p all` is no match).
   uint8_t proto = 0;
   // InIface: the iptables pattern ('+' suffix = prefix) and its bit in the
@@ -120,6 +126,7 @@ struct Rule {
 };
 
 struct Chain {
+  Family family = Family::V4;
   Table table;
   Hook hook;         ///< meaningless for a user chain
   bool user = false; ///< created with -N / `:NAME -`: no hook, no policy
@@ -137,11 +144,12 @@ struct Program {
   std::vector<std::string> ifacePatterns; ///< index = Match::ifaceBit
   unsigned numCounters = 0;
 
-  /// The chain for (table, hook), created with policy ACCEPT if absent.
-  Chain &chain(Table t, Hook h);
-  /// The user chain `name` of table `t`, or null.
-  Chain *userChain(Table t, const std::string &name);
-  const Chain *userChain(Table t, const std::string &name) const;
+  /// The chain for (family, table, hook), created with policy ACCEPT if
+  /// absent.
+  Chain &chain(Family f, Table t, Hook h);
+  /// The user chain `name` of table `t` of family `f`, or null.
+  Chain *userChain(Family f, Table t, const std::string &name);
+  const Chain *userChain(Family f, Table t, const std::string &name) const;
   /// The bit for an interface pattern, allocating a new one if needed.
   /// Returns -1 when the 64 available bits are used up.
   int ifaceBit(const std::string &pattern);
@@ -152,6 +160,7 @@ struct Program {
   /// built-in chain.
   void finalize();
   bool hasHook(Hook h) const;
+  bool hasFamily(Family f) const;
 };
 
 /// Human-readable dump of the IR (`--emit=ir`); stable for lit tests.
@@ -162,5 +171,10 @@ std::string formatAddr(uint32_t a);
 /// `10.0.0.0/8` style: prefix length if the mask is contiguous, else the
 /// dotted mask, as iptables -n prints them.
 std::string formatNet(uint32_t net, uint32_t mask);
+/// IPv6 forms, as ip6tables -n prints them (`2001:db8::/32`, `::/0`).
+std::string formatAddr6(const std::array<uint8_t, 16> &a);
+std::string formatNet6(const std::array<uint8_t, 16> &net,
+                       const std::array<uint8_t, 16> &mask);
+const char *familyName(Family f);
 
 } // namespace r2x::ir

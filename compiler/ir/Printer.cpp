@@ -26,14 +26,20 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-std::string printMatch(const Match &m) {
+std::string printMatch(const Match &m, bool v6) {
   std::string neg = m.negated ? "not " : "";
   switch (m.kind) {
   case Match::Kind::Source:
+    if (v6)
+      return "ip6.saddr " + neg + "in " + formatNet6(m.net6, m.mask6);
     return "ip.saddr " + neg + "in " + formatNet(m.net, m.mask);
   case Match::Kind::Destination:
+    if (v6)
+      return "ip6.daddr " + neg + "in " + formatNet6(m.net6, m.mask6);
     return "ip.daddr " + neg + "in " + formatNet(m.net, m.mask);
   case Match::Kind::Protocol:
+    if (v6)
+      return "ip6.upper_protocol " + neg + "== " + std::to_string(m.proto);
     return "ip.protocol " + neg + "== " + std::to_string(m.proto);
   case Match::Kind::InIface:
     return "iif " + neg + "matches \"" + m.iface + "\" bit " +
@@ -103,16 +109,17 @@ std::string print(const Program &p) {
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface bit " << i << " \"" << p.ifacePatterns[i] << "\"\n";
   for (const Chain &c : p.chains) {
+    const char *fam = c.family == Family::V6 ? "ip6 " : "";
     if (c.user)
-      os << "chain " << tableName(c.table) << " " << c.name << " user\n";
+      os << "chain " << fam << tableName(c.table) << " " << c.name << " user\n";
     else
-      os << "chain " << tableName(c.table) << " " << c.name << " hook "
+      os << "chain " << fam << tableName(c.table) << " " << c.name << " hook "
          << hookChainName(c.hook) << " policy " << verdictName(c.policy)
          << " counter " << c.policyCounter << "\n";
     for (const Rule &r : c.rules) {
       os << "  rule counter " << r.counter << "  # " << r.text << "\n";
       for (const Match &m : r.matches)
-        os << "    match " << printMatch(m) << "\n";
+        os << "    match " << printMatch(m, c.family == Family::V6) << "\n";
       os << "    verdict " << verdictName(r.verdict);
       if (!r.jumpTarget.empty())
         os << " " << r.jumpTarget;
