@@ -24,4 +24,16 @@ void forwardCases(Harness &h);
 /// and XDP_ABORTED is never acceptable. Runs in the INPUT phase.
 void randomCases(Harness &h, uint64_t seed, int iterations);
 
+/// Whole rulesets (`rule2xdp -f`): a host firewall with user chains, jumps,
+/// gotos and RETURN, raw before filter, -I, counting rules, nested chains,
+/// ignored OUTPUT rules, and rulesets the compiler must refuse. INPUT phase.
+void rulesetInputCases(Harness &h);
+
+/// A router's FORWARD chain with a user chain, in the FORWARD phase.
+void rulesetForwardCases(Harness &h);
+
+/// Random rulesets (user chains, jumps, gotos, RETURN, policies) and random
+/// frames; the ruleset model is the oracle. Runs in the current phase.
+void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames);
+
 } // namespace r2x::test

@@ -190,6 +190,12 @@ Frame Frame::ports(uint16_t s, uint16_t d) const {
   return f;
 }
 
+Frame Frame::withTtl(uint8_t t) const {
+  Frame f = *this;
+  f.ttl = t;
+  return f;
+}
+
 std::vector<uint8_t> Frame::l4Bytes() const {
   std::vector<uint8_t> v;
   switch (l4) {

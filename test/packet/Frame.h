@@ -91,6 +91,7 @@ struct Frame {
   Frame from(const std::string &a) const;
   Frame to(const std::string &a) const;
   Frame ports(uint16_t s, uint16_t d) const;
+  Frame withTtl(uint8_t t) const;
 
   /// L4 bytes (header + payload) before any truncation.
   std::vector<uint8_t> l4Bytes() const;

@@ -21,11 +21,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -311,12 +313,36 @@ Loaded &Harness::load(const std::string &text) {
     l.error = "compiling failed (exit " + std::to_string(rc) + "): " + out;
     return l;
   }
+  l.error = openObject(l, obj);
+  if (!l.error.empty())
+    return l;
+  // A single rule: slot 0 in its own table and chain, with its target.
+  std::string bad;
+  size_t rules = 0;
+  for (const auto &c : l.meta.chains)
+    for (const auto &r : c.rules) {
+      ++rules;
+      if (r.slot != 0 || r.table != l.rule.table || c.name != l.rule.chain ||
+          r.target != l.rule.target)
+        bad += "metadata rule is slot " + std::to_string(r.slot) + " " +
+               r.table + "/" + c.name + " -j " + r.target + "; ";
+    }
+  if (rules != 1)
+    bad += "metadata describes " + std::to_string(rules) + " rules, not 1; ";
+  if (!bad.empty())
+    l.error = "object contract: " + bad + "\nmetadata:\n" + l.metaText;
+  return l;
+}
+
+/// Reads the metadata of a compiled object, loads it, checks the program and
+/// maps the contract promises and fills r2x_ifmatch. Returns an error text
+/// (empty: the object is usable).
+std::string Harness::openObject(Loaded &l, const std::string &obj) {
   try {
     l.metaText = readMeta(obj);
     l.meta = r2x::runtime::parseMeta(l.metaText);
   } catch (const std::exception &e) {
-    l.error = std::string("metadata: ") + e.what();
-    return l;
+    return std::string("metadata: ") + e.what();
   }
 
   std::string log;
@@ -325,16 +351,17 @@ Loaded &Harness::load(const std::string &text) {
   int err = l.obj ? bpf_object__load(l.obj) : -errno;
   gLibbpfLog = nullptr;
   if (!l.obj || err) {
-    l.error = "libbpf could not " + std::string(l.obj ? "load" : "open") +
-              " the object: " + std::strerror(-err) + "\n" + log;
-    return l;
+    // The verifier log can be huge: keep its head and tail.
+    if (log.size() > 6000)
+      log = log.substr(0, 3000) + "\n[... " + std::to_string(log.size() - 6000) +
+            " bytes of log left out ...]\n" + log.substr(log.size() - 3000);
+    return "libbpf could not " + std::string(l.obj ? "load" : "open") +
+           " the object: " + std::strerror(-err) + "\n" + log;
   }
   // The brief: the kernel refusing the BTF is a failure even though libbpf
   // carries on without it.
-  if (log.find("BTF is optional") != std::string::npos) {
-    l.error = "the kernel refused the object's BTF:\n" + log;
-    return l;
-  }
+  if (log.find("BTF is optional") != std::string::npos)
+    return "the kernel refused the object's BTF:\n" + log;
 
   bpf_program *prog = bpf_object__find_program_by_name(l.obj, "rule2xdp");
   bpf_map *counters = bpf_object__find_map_by_name(l.obj, "r2x_counters");
@@ -349,22 +376,8 @@ Loaded &Harness::load(const std::string &text) {
   if (!ifmatch || bpf_map__type(ifmatch) != BPF_MAP_TYPE_HASH ||
       bpf_map__key_size(ifmatch) != 8 || bpf_map__value_size(ifmatch) != 8)
     bad += "no HASH r2x_ifmatch (8-byte key -> u64); ";
-  // A single rule: slot 0 in its own table and chain, with its target.
-  size_t rules = 0;
-  for (const auto &c : l.meta.chains)
-    for (const auto &r : c.rules) {
-      ++rules;
-      if (r.slot != 0 || r.table != l.rule.table || c.name != l.rule.chain ||
-          r.target != l.rule.target)
-        bad += "metadata rule is slot " + std::to_string(r.slot) + " " +
-               r.table + "/" + c.name + " -j " + r.target + "; ";
-    }
-  if (rules != 1)
-    bad += "metadata describes " + std::to_string(rules) + " rules, not 1; ";
-  if (!bad.empty()) {
-    l.error = "object contract: " + bad + "\nmetadata:\n" + l.metaText;
-    return l;
-  }
+  if (!bad.empty())
+    return "object contract: " + bad + "\nmetadata:\n" + l.metaText;
   l.prog = bpf_program__fd(prog);
   l.counters = bpf_map__fd(counters);
   l.ifmatch = bpf_map__fd(ifmatch);
@@ -373,8 +386,7 @@ Loaded &Harness::load(const std::string &text) {
   try {
     r2x::runtime::fillIfaceMap(l.ifmatch, l.metaText);
   } catch (const std::exception &e) {
-    l.error = std::string("fillIfaceMap: ") + e.what();
-    return l;
+    return std::string("fillIfaceMap: ") + e.what();
   }
   for (const auto &[key, name] : devices_) {
     auto [ifi, vo, vi] = key;
@@ -385,13 +397,11 @@ Loaded &Harness::load(const std::string &text) {
       if (ifacePatternMatches(p.pattern, name))
         bits |= uint64_t(1) << p.bit;
     IfKey k{ifi, vo, vi};
-    if (bits && bpf_map_update_elem(l.ifmatch, &k, &bits, BPF_ANY) != 0) {
-      l.error = "cannot add the " + name +
-                " key to r2x_ifmatch: " + std::strerror(errno);
-      return l;
-    }
+    if (bits && bpf_map_update_elem(l.ifmatch, &k, &bits, BPF_ANY) != 0)
+      return "cannot add the " + name +
+             " key to r2x_ifmatch: " + std::strerror(errno);
   }
-  return l;
+  return "";
 }
 
 std::vector<CounterValue> Harness::readCounters(const Loaded &l) {
@@ -514,8 +524,7 @@ void Harness::compare(const std::string &name, Loaded &l,
     return;
   }
   std::ostringstream r;
-  r << "  rule:     rule2xdp " << l.text << "\n"
-    << "  ingress:  ifindex " << ifindex << "\n"
+  r << describeObject(l, name) << "  ingress:  ifindex " << ifindex << "\n"
     << "  frame:    " << frame.size() << " bytes\n"
     << hexDump(frame) << "\n"
     << "  expected: " << describe(want) << "\n"
@@ -581,6 +590,293 @@ Expected Harness::expectModel(const std::string &name, const std::string &rule,
   Expected want = modelExpect(l, frame, ifindex);
   compare(name, l, frame, ifindex, want, "");
   return want;
+}
+
+// --- rulesets -----------------------------------------------------------------
+
+namespace {
+
+std::string indent(const std::string &text) {
+  std::string out, line;
+  std::istringstream in(text);
+  for (unsigned n = 1; std::getline(in, line); ++n) {
+    char num[16];
+    std::snprintf(num, sizeof num, "%4u| ", n);
+    out += "    " + std::string(num) + line + "\n";
+  }
+  return out;
+}
+
+const char *const kRulesetKey = "ruleset\n";
+
+} // namespace
+
+std::string Harness::describeObject(Loaded &l, const std::string &name) {
+  if (!l.isRuleset)
+    return "  rule:     rule2xdp " + l.text + "\n";
+  if (!l.firstFailure.empty())
+    return "  ruleset:  as printed above for \"" + l.firstFailure + "\"\n";
+  l.firstFailure = name;
+  return "  ruleset:  rule2xdp -f FILE, FILE (with line numbers):\n" +
+         indent(l.text);
+}
+
+Loaded &Harness::loadRuleset(const std::string &text) {
+  auto &slot = loaded_[kRulesetKey + text];
+  if (slot)
+    return *slot;
+  slot = std::make_unique<Loaded>();
+  Loaded &l = *slot;
+  l.text = text;
+  l.isRuleset = true;
+  try {
+    l.set = parseRuleset(text);
+  } catch (const std::exception &e) {
+    l.error = std::string("TEST BUG: the model cannot parse the ruleset: ") +
+              e.what();
+    return l;
+  }
+  const std::string base = tmpdir_ + "/ruleset" + std::to_string(++objects_);
+  {
+    std::ofstream f(base + ".rules");
+    f << text;
+    if (!f)
+      throw std::runtime_error("cannot write " + base + ".rules");
+  }
+  auto [rc, out] =
+      runCommand({compiler_, "-f", base + ".rules", "-o", base + ".o"});
+  l.compileOutput = out;
+  if (rc != 0) {
+    l.error = "compiling failed (exit " + std::to_string(rc) + "): " + out;
+    return l;
+  }
+  l.error = openObject(l, base + ".o");
+  if (l.error.empty())
+    l.error = mapRuleset(l);
+  return l;
+}
+
+/// Finds each model rule in the object's metadata (same table, chain and
+/// position, same listing columns) and takes its counter slot from there;
+/// every slot must belong to exactly one rule or policy.
+std::string Harness::mapRuleset(Loaded &l) {
+  const Ruleset &rs = l.set;
+  SlotMap &sm = l.slotMap;
+  sm.rule.assign(rs.chains.size(), {});
+  sm.policy.assign(rs.chains.size(), -1);
+  std::string bad;
+  std::map<unsigned, std::string> owner;
+  auto own = [&](unsigned slot, const std::string &who) {
+    if (slot >= l.slots)
+      bad += who + " has slot " + std::to_string(slot) + " beyond the map (" +
+             std::to_string(l.slots) + " slots); ";
+    auto [it, fresh] = owner.emplace(slot, who);
+    if (!fresh)
+      bad += who + " and " + it->second + " share slot " +
+             std::to_string(slot) + "; ";
+  };
+  for (size_t ci = 0; ci < rs.chains.size(); ++ci) {
+    const RsChain &c = rs.chains[ci];
+    if (c.egress)
+      continue;
+    const r2x::runtime::MetaChain *mc = nullptr;
+    for (const auto &m : l.meta.chains)
+      if (m.table == c.table && m.name == c.name)
+        mc = &m;
+    const std::string who = c.table + " " + c.name;
+    if (!mc) {
+      bad += "metadata lacks chain " + who + "; ";
+      continue;
+    }
+    if (c.user != (mc->slot < 0))
+      bad += who + (c.user ? " is a user chain" : " is built in") +
+             " but the metadata says otherwise; ";
+    if (!c.user) {
+      if (mc->policy != c.policy)
+        bad += who + " policy " + mc->policy + ", model " + c.policy + "; ";
+      if (mc->slot >= 0) {
+        sm.policy[ci] = mc->slot;
+        own(unsigned(mc->slot), who + " policy");
+      }
+    }
+    if (mc->rules.size() != c.rules.size()) {
+      bad += who + " has " + std::to_string(mc->rules.size()) +
+             " rules in the metadata, " + std::to_string(c.rules.size()) +
+             " in the model; ";
+      continue;
+    }
+    for (size_t ri = 0; ri < c.rules.size(); ++ri) {
+      const auto &mr = mc->rules[ri];
+      ListingColumns want = listingColumns(c.rules[ri]);
+      std::string rw = who + "/" + std::to_string(ri + 1);
+      auto col = [&](const char *what, const std::string &got,
+                     const std::string &exp) {
+        if (got != exp)
+          bad += rw + " " + what + " is `" + got + "', the model says `" +
+                 exp + "'; ";
+      };
+      col("target", mr.target, want.target);
+      col("prot", mr.prot, want.prot);
+      col("in", mr.in, want.in);
+      col("source", mr.source, want.source);
+      col("destination", mr.destination, want.destination);
+      col("extra", mr.extra, want.extra);
+      sm.rule[ci].push_back(mr.slot);
+      own(mr.slot, rw);
+    }
+  }
+  for (const auto &m : l.meta.chains)
+    if (int ci = rs.find(m.table, m.name);
+        ci < 0 || rs.chains[size_t(ci)].egress)
+      bad += "metadata has chain " + m.table + " " + m.name +
+             " the model does not traverse; ";
+  if (l.slots != std::max<size_t>(1, owner.size()))
+    bad += "r2x_counters has " + std::to_string(l.slots) + " slots for " +
+           std::to_string(owner.size()) + " rules and policies; ";
+  if (bad.empty())
+    return "";
+  return "object contract (ruleset): " + bad + "\nmetadata:\n" + l.metaText;
+}
+
+void Harness::forget(const std::string &text) {
+  auto it = loaded_.find(kRulesetKey + text);
+  if (it == loaded_.end())
+    return;
+  if (it->second->obj)
+    bpf_object__close(it->second->obj);
+  loaded_.erase(it);
+}
+
+std::optional<FilterChain> Harness::route(const Parsed &p) const {
+  if (phase_ == Phase::Input)
+    return FilterChain::Input; // forwarding is off: everything is local
+  if (p.dst == ipv4("10.9.0.2")) {
+    // ip_forward(): time exceeded before the FORWARD hook; DF and bigger
+    // than f0's MTU: fragmentation needed, also before FORWARD.
+    if (p.ttl <= 1 || (p.df && p.totLen > 1500))
+      return std::nullopt;
+    return FilterChain::Forward;
+  }
+  if (p.dst == ipv4("10.9.0.1") || (p.dst >> 24) == 127)
+    return FilterChain::Input;
+  throw std::logic_error("test bug: no fixed routing decision for " +
+                         ipv4Str(p.dst) + " in the FORWARD phase");
+}
+
+Expected Harness::modelSet(const Loaded &l, const std::vector<uint8_t> &frame,
+                           uint32_t ifindex) const {
+  Parsed p = parseFrame(frame);
+  std::optional<std::string> dev;
+  std::optional<FilterChain> r;
+  if (p.ipv4) {
+    auto it = devices_.find({ifindex, p.vidOuter, p.vidInner});
+    if (it != devices_.end())
+      dev = it->second;
+    r = route(p);
+  }
+  return evalRuleset(l.set, l.slotMap, p, r, dev);
+}
+
+void Harness::expectSet(const std::string &name, const std::string &ruleset,
+                        const Frame &frame, uint32_t action,
+                        const std::vector<std::string> &counted,
+                        const std::string &ingress) {
+  if (!wants(name))
+    return;
+  Loaded &l = loadRuleset(ruleset);
+  if (!l.error.empty()) {
+    bool first = l.firstFailure.empty();
+    fail(name, describeObject(l, name) + "  " +
+                   (first ? l.error
+                          : "(the ruleset did not compile or load; see its "
+                            "first failure)") +
+                   "\n");
+    return;
+  }
+  const std::vector<uint8_t> bytes = frame.build();
+  const uint32_t ifi = ifindex(ingress);
+  Expected want;
+  want.action = action;
+  want.trace = "stated:";
+  try {
+    for (const std::string &label : counted) {
+      auto &c = want.counters[slotOfLabel(l.set, l.slotMap, label)];
+      c.first += 1;
+      c.second += frame.ipTotLen();
+      want.trace += " " + label;
+    }
+  } catch (const std::exception &e) {
+    fail(name, std::string("  TEST BUG: ") + e.what() + "\n");
+    return;
+  }
+  Expected model = modelSet(l, bytes, ifi);
+  std::string extra;
+  if (!(model == want))
+    extra = "TEST BUG: the ruleset model says " + describe(model) + " (" +
+            model.trace + "); ";
+  compare(name + " [" + ingress + "]", l, bytes, ifi, want, extra);
+}
+
+Expected Harness::expectSetModel(const std::string &name,
+                                 const std::string &ruleset,
+                                 const std::vector<uint8_t> &frame,
+                                 uint32_t ifindex) {
+  Loaded &l = loadRuleset(ruleset);
+  if (!l.error.empty()) {
+    fail(name, describeObject(l, name) + "  " + l.error + "\n");
+    return {};
+  }
+  Expected want = modelSet(l, frame, ifindex);
+  compare(name, l, frame, ifindex, want, "");
+  return want;
+}
+
+void Harness::expectCompile(const std::string &name, const std::string &ruleset,
+                            int wantRc, const std::vector<std::string> &anyOf) {
+  if (!wants(name))
+    return;
+  namespace fs = std::filesystem;
+  const fs::path dir = tmpdir_ + "/compile" + std::to_string(++objects_);
+  fs::create_directory(dir);
+  const std::string file = (dir / "ruleset.rules").string();
+  const std::string obj = (dir / "out.o").string();
+  {
+    std::ofstream f(file);
+    f << ruleset;
+  }
+  auto [rc, out] = runCommand({compiler_, "-f", file, "-o", obj});
+  std::string why;
+  if (rc != wantRc)
+    why += "exit " + std::to_string(rc) + ", expected " +
+           std::to_string(wantRc) + "; ";
+  if (!anyOf.empty()) {
+    bool found = false;
+    std::string pats;
+    for (std::string p : anyOf) {
+      for (size_t at; (at = p.find("FILE")) != std::string::npos;)
+        p.replace(at, 4, file);
+      found |= out.find(p) != std::string::npos;
+      pats += "\n              `" + p + "'";
+    }
+    if (!found)
+      why += "the output has none of:" + pats + "\n            ; ";
+  }
+  std::vector<std::string> left;
+  for (const auto &e : fs::directory_iterator(dir))
+    if (e.path().filename() != "ruleset.rules")
+      left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  if (wantRc == 0 && left != std::vector<std::string>{"out.o"})
+    why += "the object was not written (or more was); ";
+  if (wantRc != 0 && !left.empty()) {
+    why += "files were written:";
+    for (const auto &f : left)
+      why += " " + f;
+    why += "; ";
+  }
+  record(name, why.empty(),
+         "ruleset:\n" + indent(ruleset) + "  rule2xdp -f " + file + " -o " +
+             obj + "\n  output:\n" + indent(out) + "  why: " + why);
 }
 
 } // namespace r2x::test

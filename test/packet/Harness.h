@@ -1,11 +1,13 @@
 //===- test/packet/Harness.h - compile, load and run rules ------*- C++ -*-===//
 //
 /// \file
-/// The machinery of the packet tests: it compiles a rule with the real
-/// `rule2xdp` binary, loads the object with libbpf, runs frames through
+/// The machinery of the packet tests: it compiles a rule (or a whole
+/// ruleset, written to a file for `rule2xdp -f`) with the real `rule2xdp`
+/// binary, loads the object with libbpf, runs frames through
 /// BPF_PROG_TEST_RUN (repeat 1) and compares the XDP action, the output bytes
 /// and every counter slot with what is expected. Each check is one case;
-/// failures are printed with the rule, the frame in hex, expected and got.
+/// failures are printed with the rule or ruleset, the frame in hex, expected
+/// and got.
 ///
 /// The tests run in network namespaces the harness creates itself (unshare),
 /// so the routing decision the program asks bpf_fib_lookup for is fixed:
@@ -20,6 +22,7 @@
 #include "runtime/Meta.h"
 #include "test/packet/Frame.h"
 #include "test/packet/Model.h"
+#include "test/packet/Ruleset.h"
 
 #include <cstdint>
 #include <map>
@@ -45,10 +48,15 @@ const char *outcomeName(Outcome o);
 
 enum class Phase { Input, Forward };
 
-/// A compiled and loaded single-rule object.
+/// A compiled and loaded object: a single rule, or a ruleset.
 struct Loaded {
   std::string text;
-  Rule rule;
+  Rule rule;         // single rule
+  bool isRuleset = false;
+  Ruleset set;       // ruleset: the model's reading of `text`
+  SlotMap slotMap;   // ruleset: the object's slot for each model rule
+  std::string compileOutput; // warnings rule2xdp printed
+  std::string firstFailure;  // the first case that printed this ruleset
   std::string error; // non-empty: compiling or loading failed
   std::string metaText;
   r2x::runtime::Meta meta;
@@ -84,6 +92,31 @@ public:
   /// A check that is not a packet run (compiler exit codes and the like).
   void record(const std::string &name, bool ok, const std::string &detail);
 
+  /// A fixed ruleset case: `ruleset` (iptables-save text, compiled with
+  /// `rule2xdp -f`) on `frame`. The case states the action and the rules
+  /// that count, as labels "CHAIN/N", "CHAIN/policy" or "raw:CHAIN/N" (a
+  /// label twice: counted twice); the ruleset model double-checks it.
+  void expectSet(const std::string &name, const std::string &ruleset,
+                 const Frame &frame, uint32_t action,
+                 const std::vector<std::string> &counted,
+                 const std::string &ingress = "lo");
+
+  /// A random ruleset case: the ruleset model is the only oracle.
+  Expected expectSetModel(const std::string &name, const std::string &ruleset,
+                          const std::vector<uint8_t> &frame, uint32_t ifindex);
+
+  /// Compiles `ruleset` with `rule2xdp -f FILE -o OUT` in a directory of
+  /// its own and checks the exit code. With `wantRc` 0 the object must be
+  /// written; otherwise nothing may be written. The output must contain one
+  /// of `anyOf` (if given), where "FILE" stands for the ruleset's path.
+  void expectCompile(const std::string &name, const std::string &ruleset,
+                     int wantRc, const std::vector<std::string> &anyOf);
+
+  Loaded &loadRuleset(const std::string &ruleset);
+  /// Closes a ruleset's object (the random loop makes many).
+  void forget(const std::string &ruleset);
+  Phase phase() const { return phase_; }
+
   uint32_t ifindex(const std::string &dev) const;
   std::vector<uint32_t> ifindexes() const;
   Loaded &load(const std::string &rule);
@@ -105,6 +138,12 @@ private:
   Got run(Loaded &l, const std::vector<uint8_t> &frame, uint32_t ifindex);
   std::vector<CounterValue> readCounters(const Loaded &l);
   FilterChain classify(uint32_t dst) const;
+  std::optional<FilterChain> route(const Parsed &p) const;
+  std::string openObject(Loaded &l, const std::string &obj);
+  std::string mapRuleset(Loaded &l);
+  Expected modelSet(const Loaded &l, const std::vector<uint8_t> &frame,
+                    uint32_t ifindex) const;
+  std::string describeObject(Loaded &l, const std::string &name);
   Expected modelExpect(const Loaded &l, const std::vector<uint8_t> &frame,
                        uint32_t ifindex) const;
   void compare(const std::string &name, Loaded &l,

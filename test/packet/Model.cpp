@@ -111,7 +111,7 @@ uint32_t be32(const std::vector<uint8_t> &v, size_t at) {
 
 } // namespace
 
-Rule parseRule(const std::string &text) {
+Rule parseRule(const std::string &text, bool needTarget) {
   Rule r;
   r.text = text;
   r.words = split(text);
@@ -128,10 +128,19 @@ Rule parseRule(const std::string &text) {
     const std::string &v = w[++i];
     if (o == "-t") {
       r.table = v;
-    } else if (o == "-A") {
+    } else if (o == "-A" || o == "-I") {
+      if (!r.chain.empty())
+        throw std::invalid_argument("two commands: " + text);
+      r.command = o;
       r.chain = v;
-    } else if (o == "-j") {
+      if (o == "-I" && i + 1 < w.size() && !w[i + 1].empty() &&
+          w[i + 1].find_first_not_of("0123456789") == std::string::npos)
+        r.insertAt = unsigned(number(w[++i], 1u << 20));
+    } else if (o == "-j" || o == "-g") {
+      if (!r.target.empty())
+        throw std::invalid_argument("two targets: " + text);
       r.target = v;
+      r.isGoto = o == "-g";
     } else if (o == "-s" || o == "--source") {
       r.src = parseAddr(v);
       r.src.inv = inv;
@@ -148,6 +157,10 @@ Rule parseRule(const std::string &text) {
     } else if (o == "--dport" || o == "--destination-port") {
       r.dport = parsePorts(v);
       r.dport.inv = inv;
+    } else if (o == "-m" || o == "--match") {
+      // iptables-save spells the implicit match out: `-p tcp -m tcp`.
+      if (v != "tcp" && v != "udp")
+        throw std::invalid_argument("the model knows -m tcp and -m udp only");
     } else if (o == "-i" || o == "--in-interface") {
       r.in = {true, inv, v};
     } else {
@@ -155,7 +168,7 @@ Rule parseRule(const std::string &text) {
     }
     inv = false;
   }
-  if (r.chain.empty() || r.target.empty())
+  if (r.chain.empty() || (needTarget && r.target.empty()))
     throw std::invalid_argument("rule needs -A and -j: " + text);
   if ((r.sport.set || r.dport.set) &&
       (r.protoInv || (r.proto != 6 && r.proto != 17)))
@@ -211,6 +224,8 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
   uint16_t frag = be16(f, p.l3 + 6);
   p.fragOff = frag & 0x1fff;
   p.mf = frag & 0x2000;
+  p.df = frag & 0x4000;
+  p.ttl = f[p.l3 + 8];
   p.proto = f[p.l3 + 9];
   p.src = be32(f, p.l3 + 12);
   p.dst = be32(f, p.l3 + 16);
@@ -282,9 +297,13 @@ Expected traverse(
     c.first += 1;
     c.second += totLen;
   };
+  // Netfilter's table order within a hook: raw, mangle, filter.
+  const char *hook = cls == FilterChain::Input ? "INPUT" : "FORWARD";
   const std::pair<const char *, const char *> stages[] = {
       {"raw", "PREROUTING"},
-      {"filter", cls == FilterChain::Input ? "INPUT" : "FORWARD"}};
+      {"mangle", "PREROUTING"},
+      {"mangle", hook},
+      {"filter", hook}};
   for (auto [table, chainName] : stages) {
     const r2x::runtime::MetaChain *chain = nullptr;
     for (const auto &c : meta.chains)

@@ -9,9 +9,9 @@
 /// checks those statements (a disagreement is a bug in the test) and is the
 /// oracle for the random-frame loop, where nobody can write expectations.
 ///
-/// Traversal: raw PREROUTING (if the object has it) sees every IPv4 packet,
-/// fragments one by one; then the filter chain the routing decision picks
-/// (INPUT or FORWARD). INPUT sees reassembled datagrams, so a non-first
+/// Traversal: raw and mangle PREROUTING (if the object has them) see every
+/// IPv4 packet, fragments one by one; then the mangle and filter chains of
+/// the hook the routing decision picks (INPUT or FORWARD). INPUT sees reassembled datagrams, so a non-first
 /// fragment is handed to the kernel there (XDP_PASS, no counter) and a first
 /// fragment stands for the datagram. Counters add 1 packet and tot_len bytes.
 //===----------------------------------------------------------------------===//
@@ -56,6 +56,9 @@ struct Rule {
   std::string text;
   std::vector<std::string> words;
   std::string table = "filter", chain, target;
+  std::string command = "-A"; // or "-I"
+  unsigned insertAt = 0;      // -I CHAIN N: N (0: no number given)
+  bool isGoto = false;        // -g CHAIN rather than -j
   Addr src, dst;
   bool protoSet = false, protoInv = false;
   uint8_t proto = 0;
@@ -64,8 +67,10 @@ struct Rule {
 };
 
 /// Parses "-t raw -A PREROUTING ! -s 10.0.0.0/8 -p udp --dport 1:2 -j DROP".
-/// Throws std::invalid_argument on anything outside the supported subset.
-Rule parseRule(const std::string &text);
+/// Also `-I CHAIN [N]` and `-g CHAIN`; without `needTarget` a rule without
+/// -j/-g (it only counts) is accepted. Throws std::invalid_argument on
+/// anything outside the supported subset.
+Rule parseRule(const std::string &text, bool needTarget = true);
 
 /// iptables' interface pattern test: a trailing '+' is a prefix wildcard.
 bool ifacePatternMatches(const std::string &pattern, const std::string &name);
@@ -78,8 +83,8 @@ struct Parsed {
   size_t l3 = 0; // offset of the IPv4 header in the frame
   unsigned ihlBytes = 0;
   uint16_t totLen = 0, fragOff = 0;
-  bool mf = false;
-  uint8_t proto = 0;
+  bool mf = false, df = false;
+  uint8_t ttl = 0, proto = 0;
   uint32_t src = 0, dst = 0;
   std::vector<uint8_t> ip; // the datagram: frame[l3, l3 + totLen)
 };

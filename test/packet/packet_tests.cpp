@@ -8,7 +8,13 @@
 /// it never skips.
 ///
 ///   packet_tests [--compiler PATH] [--seed N] [--iterations N]
+///                [--rulesets N] [--ruleset-frames N]
 ///                [--filter SUBSTRING] [-v]
+///
+/// --iterations: random frames through the single-rule objects (3000).
+/// --rulesets: random rulesets in the INPUT phase (the FORWARD phase gets
+/// half as many), each with --ruleset-frames random frames (defaults 60 and
+/// 150). The random ruleset loops use seeds derived from --seed.
 //===----------------------------------------------------------------------===//
 #include "test/packet/Cases.h"
 
@@ -32,7 +38,8 @@ namespace {
 int usage(const char *argv0) {
   std::cerr << "usage: " << argv0
             << " [--compiler PATH] [--seed N] [--iterations N]"
-               " [--filter SUBSTRING] [-v]\n";
+               " [--rulesets N] [--ruleset-frames N] [--filter SUBSTRING]"
+               " [-v]\n";
   return 2;
 }
 
@@ -43,7 +50,7 @@ int main(int argc, char **argv) {
   uint64_t seed =
       std::random_device{}() ^
       uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-  int iterations = 3000;
+  int iterations = 3000, rulesets = 60, rulesetFrames = 150;
   bool verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -59,6 +66,10 @@ int main(int argc, char **argv) {
       seed = std::stoull(value());
     else if (a == "--iterations")
       iterations = std::stoi(value());
+    else if (a == "--rulesets")
+      rulesets = std::stoi(value());
+    else if (a == "--ruleset-frames")
+      rulesetFrames = std::stoi(value());
     else if (a == "--filter")
       filter = value();
     else if (a == "-v")
@@ -67,7 +78,9 @@ int main(int argc, char **argv) {
       return usage(argv[0]);
   }
   std::cout << "packet_tests: compiler " << compiler << ", random seed " << seed
-            << ", " << iterations << " random frames\n"
+            << ", " << iterations << " random frames, " << rulesets << "+"
+            << rulesets / 2 << " random rulesets x " << rulesetFrames
+            << " frames\n"
             << std::flush;
 
   int passed = 0, failed = 0;
@@ -81,8 +94,12 @@ int main(int argc, char **argv) {
       h.enterPhase(Phase::Input);
       inputCases(h);
       randomCases(h, seed, iterations);
+      rulesetInputCases(h);
+      randomRulesets(h, seed + 1, rulesets, rulesetFrames);
       h.enterPhase(Phase::Forward);
       forwardCases(h);
+      rulesetForwardCases(h);
+      randomRulesets(h, seed + 2, rulesets / 2, rulesetFrames);
     } catch (const std::exception &e) {
       // Not a case failing but the harness unable to go on: never filtered.
       std::cout << "FAIL harness\n  " << e.what() << "\n";
