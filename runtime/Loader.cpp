@@ -326,12 +326,33 @@ uint32_t modeFlag(XdpMode mode) {
 
 struct Loaded {
   int progFd, countersFd, ifmatchFd, metaFd;
+  int natFd = -1; ///< r2x_nat, if the object has one
 };
 
 void pinMaps(const std::string &dir, const Loaded &loaded) {
   pinReplacing(loaded.countersFd, dir + "/" + CountersPin);
   pinReplacing(loaded.ifmatchFd, dir + "/" + IfmatchPin);
   pinReplacing(loaded.metaFd, dir + "/" + MetaPin);
+  if (loaded.natFd >= 0)
+    pinReplacing(loaded.natFd, dir + "/" + NatPin);
+  else if (pathExists(dir + "/" + NatPin))
+    ::unlink((dir + "/" + NatPin).c_str()); // a replaced DNAT program's
+}
+
+/// Every device of the namespace in r2x_tx, so redirects can reach it.
+void fillTxMap(int mapFd) {
+  struct if_nameindex *all = if_nameindex();
+  if (!all)
+    throw sysError("cannot list the network devices", errno);
+  for (struct if_nameindex *i = all; i->if_index != 0; ++i) {
+    uint32_t idx = i->if_index;
+    if (bpf_map_update_elem(mapFd, &idx, &idx, BPF_ANY) != 0) {
+      int err = errno;
+      if_freenameindex(all);
+      throw sysError(std::string("cannot add ") + i->if_name + " to " + TxMap, err);
+    }
+  }
+  if_freenameindex(all);
 }
 
 /// A first attach: a new link, pinned after the maps.
@@ -484,12 +505,16 @@ std::string pinDir(const std::string &iface) {
   return std::string(PinRoot) + "/" + iface;
 }
 
-void load(const std::string &iface, XdpMode mode,
+void load(const std::vector<std::string> &ifaces, XdpMode mode,
           const std::vector<uint8_t> &object) {
-  checkIfaceName(iface);
-  unsigned ifindex = ::if_nametoindex(iface.c_str());
-  if (ifindex == 0)
-    throw LoadError("no such interface: " + iface);
+  std::vector<unsigned> ifindexes;
+  for (const std::string &iface : ifaces) {
+    checkIfaceName(iface);
+    unsigned ifindex = ::if_nametoindex(iface.c_str());
+    if (ifindex == 0)
+      throw LoadError("no such interface: " + iface);
+    ifindexes.push_back(ifindex);
+  }
 
   LibbpfCapture capture;
   auto openOpts = zeroedOpts<bpf_object_open_opts>();
@@ -527,10 +552,15 @@ void load(const std::string &iface, XdpMode mode,
               sizeof(uint64_t), "a HASH from {u32, u16, u16} to u64");
   checkSlots(parsed, bpf_map__max_entries(counters));
   fillIfaceMap(bpf_map__fd(ifmatch), meta.text);
+  Loaded loaded{bpf_program__fd(prog), bpf_map__fd(counters),
+                bpf_map__fd(ifmatch), bpf_map__fd(meta.map)};
+  if (bpf_map *nat = bpf_object__find_map_by_name(obj.get(), NatMap))
+    loaded.natFd = bpf_map__fd(nat);
+  if (bpf_map *tx = bpf_object__find_map_by_name(obj.get(), TxMap))
+    fillTxMap(bpf_map__fd(tx));
 
-  attach(iface, ifindex, mode,
-         {bpf_program__fd(prog), bpf_map__fd(counters), bpf_map__fd(ifmatch),
-          bpf_map__fd(meta.map)});
+  for (size_t k = 0; k < ifaces.size(); ++k)
+    attach(ifaces[k], ifindexes[k], mode, loaded);
 }
 
 void unload(const std::string &iface) {

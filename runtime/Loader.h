@@ -38,9 +38,16 @@ enum class XdpMode { Native, Generic };
 /// The pin directory for an interface: /sys/fs/bpf/rule2xdp/IFACE.
 std::string pinDir(const std::string &iface);
 
-/// Loads `object` (an ELF image in memory) and attaches it to `iface`.
-/// Replaces a program rule2xdp attached earlier. Throws LoadError.
-void load(const std::string &iface, XdpMode mode,
+/// Loads `object` (an ELF image in memory) once and attaches it to every
+/// interface of `ifaces`, which then share its maps (counters, and the NAT
+/// table a DNAT program needs on both directions' interfaces). Replaces a
+/// program rule2xdp attached earlier. Throws LoadError.
+///
+/// An object with DNAT has two more maps: `r2x_nat` (LRU_HASH, the
+/// connection table, pinned as `nat`) and `r2x_tx` (DEVMAP_HASH ifindex ->
+/// ifindex), which load() fills with every device of the network namespace
+/// so the program can redirect to any of them.
+void load(const std::vector<std::string> &ifaces, XdpMode mode,
           const std::vector<uint8_t> &object);
 
 /// Detaches rule2xdp's program from `iface` and removes its pins. Throws

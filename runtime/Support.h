@@ -30,11 +30,14 @@ inline constexpr const char *LinkPin = "link";
 inline constexpr const char *CountersPin = "counters";
 inline constexpr const char *IfmatchPin = "ifmatch";
 inline constexpr const char *MetaPin = "meta";
+inline constexpr const char *NatPin = "nat";
 
 /// Names in the object (the compiler's side of the contract, Loader.h).
 inline constexpr const char *ProgName = "rule2xdp";
 inline constexpr const char *CountersMap = "r2x_counters";
 inline constexpr const char *IfmatchMap = "r2x_ifmatch";
+inline constexpr const char *NatMap = "r2x_nat";
+inline constexpr const char *TxMap = "r2x_tx";
 
 /// The first line of every metadata text, without its version field; it is
 /// how the text is found inside a `.rodata` image that may hold other data.

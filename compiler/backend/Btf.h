@@ -21,7 +21,9 @@
 namespace r2x::backend {
 
 /// BPF map types used by rule2xdp (values from linux/bpf.h).
-enum class MapType : unsigned { Hash = 1, Array = 2, PercpuArray = 6, Devmap = 14 };
+enum class MapType : unsigned {
+  Hash = 1, Array = 2, PercpuArray = 6, LruHash = 9, Devmap = 14, DevmapHash = 25
+};
 
 class BtfBuilder {
 public:

@@ -14,10 +14,15 @@
 namespace r2x::backend {
 
 /// XDP actions (enum xdp_action).
-enum XdpAction : unsigned { XdpAborted = 0, XdpDrop = 1, XdpPass = 2 };
+enum XdpAction : unsigned {
+  XdpAborted = 0, XdpDrop = 1, XdpPass = 2, XdpTx = 3, XdpRedirect = 4
+};
 
 /// BPF helper numbers (enum bpf_func_id).
-enum Helper : unsigned { MapLookupElem = 1, FibLookup = 69 };
+enum Helper : unsigned {
+  MapLookupElem = 1, MapUpdateElem = 2, GetPrandomU32 = 7, RedirectMap = 51,
+  FibLookup = 69
+};
 
 struct Codegen {
   Codegen(llvm::Module &m, llvm::Function *fn);
@@ -50,6 +55,14 @@ struct Codegen {
   llvm::Value *callHelper(Helper id, llvm::Type *ret,
                           llvm::ArrayRef<llvm::Value *> args);
   void ret(XdpAction a);
+  /// RFC 1624 incremental update of a 16-bit one's complement checksum:
+  /// each (old, new) pair is a 16-bit word of the covered data as loaded
+  /// from the packet (byte order does not matter as long as it is the same
+  /// for all). Returns the new checksum in the same order.
+  llvm::Value *csumReplace(llvm::Value *csum,
+                           llvm::ArrayRef<std::pair<llvm::Value *, llvm::Value *>> words);
+  /// The two 16-bit halves of an i32, for csumReplace.
+  std::pair<llvm::Value *, llvm::Value *> halves(llvm::Value *v32);
 };
 
 } // namespace r2x::backend

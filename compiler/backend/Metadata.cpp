@@ -81,6 +81,8 @@ std::string metadataText(const ir::Program &p) {
       default:
         target = ir::verdictName(r.verdict);
       }
+      if (r.verdict == ir::Verdict::Dnat)
+        extra += (extra.empty() ? "" : " ") + ir::formatNatTarget(r.nat);
       // iptables -L shows a goto as "[goto]" at the start of the match text.
       if (r.verdict == ir::Verdict::Goto)
         extra = extra.empty() ? "[goto]" : "[goto] " + extra;

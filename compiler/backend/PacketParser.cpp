@@ -72,6 +72,23 @@ Value *Codegen::callHelper(Helper id, Type *ret, ArrayRef<Value *> args) {
 
 void Codegen::ret(XdpAction a) { b.CreateRet(b.getInt32(a)); }
 
+Value *Codegen::csumReplace(Value *csum,
+                            ArrayRef<std::pair<Value *, Value *>> words) {
+  // HC' = ~(~HC + ~m + m'), summed in 32 bits and folded twice.
+  Value *sum = b.CreateZExt(b.CreateNot(csum), i32);
+  for (auto [from, to] : words) {
+    sum = b.CreateAdd(sum, b.CreateZExt(b.CreateNot(from), i32));
+    sum = b.CreateAdd(sum, b.CreateZExt(to, i32));
+  }
+  for (int k = 0; k < 2; ++k)
+    sum = b.CreateAdd(b.CreateAnd(sum, 0xffff), b.CreateLShr(sum, 16));
+  return b.CreateNot(b.CreateTrunc(sum, i16));
+}
+
+std::pair<Value *, Value *> Codegen::halves(Value *v32) {
+  return {b.CreateTrunc(v32, i16), b.CreateTrunc(b.CreateLShr(v32, 16), i16)};
+}
+
 L2 emitL2(Codegen &cg, Value *ctxArg, BasicBlock *pass) {
   IRBuilder<> &b = cg.b;
   L2 l2;

@@ -15,10 +15,12 @@
 
 #include "compiler/backend/Backend.h"
 #include "compiler/backend/Btf.h"
+#include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 namespace r2x::backend {
 
@@ -66,6 +68,9 @@ private:
   Value *ifaceMask_ = nullptr;
   ir::Family family_ = ir::Family::V4;
   AllocaInst *key_ = nullptr;
+  std::unique_ptr<NatLowering> nat_; ///< IPv4 DNAT, if any nat rule exists
+  Value *fibRc_ = nullptr;           ///< the routing decision's lookup
+  AllocaInst *fib_ = nullptr;
 };
 
 void XdpCodegen::declareMaps() {
@@ -79,6 +84,8 @@ void XdpCodegen::declareMaps() {
                                    {"vid_inner", btf_.u16()}},
                                   8);
   ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
+  if (p_.hasNat(ir::Family::V4))
+    nat_ = std::make_unique<NatLowering>(cg_, btf_);
   if (p_.hasFamily(ir::Family::V6)) {
     DIType *scratch = btf_.structType("r2x_scratch",
                                       {{"walk_ok", btf_.u32()},
@@ -364,6 +371,13 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     case ir::Verdict::Return:
       b.CreateBr(ret);
       break;
+    case ir::Verdict::Dnat:
+      // The frontend allows DNAT in IPv4 nat chains only.
+      if (!nat_ || c.family != ir::Family::V4)
+        throw BackendError("DNAT outside an IPv4 nat chain");
+      nat_->emitBind(pk_, r.nat);
+      b.CreateBr(accept);
+      break;
     case ir::Verdict::Jump:
     case ir::Verdict::Goto: {
       const ir::Chain *callee = p_.userChain(c.family, c.table, r.jumpTarget);
@@ -389,7 +403,7 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
 void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   IRBuilder<> &b = cg_.b;
   ArrayType *fibTy = ArrayType::get(cg_.i8, 64);
-  AllocaInst *fib = cg_.stackSlot(fibTy, 8, "fib");
+  AllocaInst *fib = fib_ = cg_.stackSlot(fibTy, 8, "fib");
   b.CreateMemSet(fib, b.getInt8(0), 64, MaybeAlign(8));
   if (pk_.v6) {
     // struct bpf_fib_lookup for AF_INET6: flowinfo @12 is the first header
@@ -416,8 +430,8 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
     b.CreateStore(pk_.saddrRaw, cg_.at(fib, uint64_t(16)));          // ipv4_src
     b.CreateStore(pk_.daddrRaw, cg_.at(fib, uint64_t(32)));          // ipv4_dst
   }
-  Value *rc = cg_.callHelper(FibLookup, cg_.i64,
-                             {ctx_, fib, b.getInt32(64), b.getInt32(0)});
+  Value *rc = fibRc_ = cg_.callHelper(FibLookup, cg_.i64,
+                                     {ctx_, fib, b.getInt32(64), b.getInt32(0)});
 
   BasicBlock *fwd = cg_.block("route.forwarded");
   BasicBlock *big = cg_.block("route.frag_needed");
@@ -510,12 +524,20 @@ void XdpCodegen::emitFamily(ir::Family fam) {
     });
     return cs;
   };
+  bool nat = fam == ir::Family::V4 && nat_;
+  if (nat)
+    nat_->begin();
   auto emitHook = [&](ir::Hook h, BasicBlock *after) {
     for (const ir::Chain *c : hookChains(h)) {
       BasicBlock *next = cg_.block(std::string("after.") + ir::tableName(c->table) +
                                    "." + c->name);
+      bool natChain = nat && c->table == ir::Table::Nat;
+      if (natChain)
+        nat_->emitLookup(pk_, next); // a bound connection skips the chain
       emitChain(*c, next);
       b.SetInsertPoint(next);
+      if (natChain)
+        nat_->reloadDestination(pk_);
     }
     b.CreateBr(after);
   };
@@ -523,7 +545,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   BasicBlock *routing = cg_.block("routing");
   emitHook(ir::Hook::Prerouting, routing);
   b.SetInsertPoint(routing);
-  if (hookChains(ir::Hook::Input).empty() && hookChains(ir::Hook::Forward).empty()) {
+  if (!nat && hookChains(ir::Hook::Input).empty() &&
+      hookChains(ir::Hook::Forward).empty()) {
     b.CreateBr(pass_);
     return;
   }
@@ -541,7 +564,15 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   }
   emitHook(ir::Hook::Input, pass_);
   b.SetInsertPoint(fwdBB);
-  emitHook(ir::Hook::Forward, pass_);
+  if (!nat) {
+    emitHook(ir::Hook::Forward, pass_);
+    return;
+  }
+  // Translated packets leave through the fast path once FORWARD accepts.
+  BasicBlock *accepted = cg_.block("forward.accepted");
+  emitHook(ir::Hook::Forward, accepted);
+  b.SetInsertPoint(accepted);
+  nat_->emitForward(pk_, fibRc_, fib_, pass_);
 }
 
 } // namespace

@@ -129,6 +129,21 @@ std::string readText(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+/// `--load b0,b1`: the interfaces, comma-separated.
+std::vector<std::string> splitIfaces(const std::string &list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = list.find(',', start);
+    out.push_back(list.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (out.back().empty())
+      throw std::runtime_error("empty interface name in --load `" + list + "'");
+    if (comma == std::string::npos)
+      return out;
+    start = comma + 1;
+  }
+}
+
 std::vector<uint8_t> readFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
@@ -156,7 +171,7 @@ int main(int argc, char **argv) {
                "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
                "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
                "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
-               "  rule2xdp --load IFACE [--mode native|generic] (FILE.o | RULE)\n"
+               "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] (FILE.o | RULE)\n"
                "  rule2xdp --unload IFACE\n"
                "  rule2xdp --stats IFACE\n"};
   app.add_option("-o,--output", o.output,
@@ -164,7 +179,9 @@ int main(int argc, char **argv) {
                  "--out-interface");
   app.add_option("--emit", o.emit, "What to produce")
       ->check(CLI::IsMember({"ir", "llvm", "asm", "obj"}));
-  app.add_option("--load", o.load, "Attach to this interface");
+  app.add_option("--load", o.load,
+                 "Attach to these interfaces (comma-separated; they share the "
+                 "program's maps)");
   app.add_option("--mode", o.mode, "XDP attach mode")
       ->check(CLI::IsMember({"native", "generic"}));
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
@@ -215,7 +232,7 @@ int main(int argc, char **argv) {
     // --load IFACE FILE.o: an object instead of a rule.
     if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&
         ruleArgs[0][0] != '-') {
-      runtime::load(o.load,
+      runtime::load(splitIfaces(o.load),
                     o.mode == "generic" ? runtime::XdpMode::Generic
                                         : runtime::XdpMode::Native,
                     readFile(ruleArgs[0]));
@@ -261,10 +278,16 @@ int main(int argc, char **argv) {
         throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                    "--load takes an object: drop --emit");
       std::string obj = backend::compile(program, backend::Emit::Obj);
-      runtime::load(o.load,
+      runtime::load(splitIfaces(o.load),
                     o.mode == "generic" ? runtime::XdpMode::Generic
                                         : runtime::XdpMode::Native,
                     std::vector<uint8_t>(obj.begin(), obj.end()));
+      if (program.hasNat(ir::Family::V4))
+        std::cerr << "rule2xdp: note: translated packets are forwarded by XDP "
+                     "redirect; a veth device passes them on only if the "
+                     "program on its peer is XDP too (or the peer has GRO on), "
+                     "and replies are translated back only on interfaces given "
+                     "to --load\n";
       return kExitOk;
     }
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <memory>
 #include <functional>
 #include <cctype>
@@ -35,7 +36,8 @@ namespace pegtl = tao::pegtl;
 
 enum class OptId {
   Command, Append, Insert, NewChain, Policy, Table, Source, Destination, Protocol, InIface, OutIface,
-  Jump, Goto, Match, Fragment, SetCounters
+  Jump, Goto, Match, Fragment, SetCounters,
+  ToDestination, NatRandom, NatPersistent // DNAT's options, after -j DNAT
 };
 
 struct OptSpec {
@@ -73,6 +75,13 @@ constexpr OptSpec kBaseOpts[] = {
     {"match", 'm', OptId::Match, true, false},
     {"fragment", 'f', OptId::Fragment, false, true},
     {"set-counters", 'c', OptId::SetCounters, true, false},
+};
+
+/// The DNAT target's options; iptables knows them once `-j DNAT` is read.
+constexpr OptSpec kDnatOpts[] = {
+    {"to-destination", 0, OptId::ToDestination, true, false},
+    {"random", 0, OptId::NatRandom, false, false},
+    {"persistent", 0, OptId::NatPersistent, false, false},
 };
 
 /// An option the walker may see now: a base option, or one of a loaded
@@ -321,6 +330,17 @@ std::string parseInterface(const Word &opt, const Word &val) {
 
 // --- the walker --------------------------------------------------------------
 
+[[noreturn]] void failTarget(const Word &t) {
+  if (t.text == "REDIRECT")
+    fail(t, "target `REDIRECT' is not supported yet: it delivers to a local "
+            "socket, whose replies leave through the kernel's output path, "
+            "where rule2xdp cannot translate them back");
+  if (t.text == "SNAT" || t.text == "MASQUERADE")
+    fail(t, "target `" + t.text + "' is not supported yet (rule2xdp "
+            "translates destinations only: DNAT)");
+  fail(t, "target `" + t.text + "' is not supported");
+}
+
 struct Parsed {
   OptId command = OptId::Command; ///< Command: none given yet
   const Word *commandWord = nullptr;
@@ -334,7 +354,51 @@ struct Parsed {
   bool protoNegated = false;
   uint8_t protoNumber = 0;
   std::vector<std::unique_ptr<ModuleState>> modules;
+  const Word *natTo = nullptr; ///< --to-destination's value
+  ir::NatTarget nat;
 };
+
+/// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one IPv4
+/// address (a range is refused: rule2xdp does not pick among addresses
+/// yet), ports 1 to 65535 with lo <= hi.
+void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr) {
+  const std::string &s = v.text;
+  size_t colon = s.find(':');
+  std::string addr = s.substr(0, colon);
+  hasAddr = !addr.empty();
+  if (addr.find('-') != std::string::npos)
+    fail(v, "address ranges in " + opt.text +
+                " are not supported yet (rule2xdp maps to one address)",
+         0, addr.size());
+  if (hasAddr) {
+    in_addr a{};
+    if (inet_pton(AF_INET, addr.c_str(), &a) != 1)
+      fail(v, "invalid address `" + addr + "' in " + opt.text, 0, addr.size());
+    t.addr = ntohl(a.s_addr);
+  }
+  if (colon == std::string::npos) {
+    if (!hasAddr)
+      fail(v, "missing address or port in " + opt.text);
+    return;
+  }
+  std::string ports = s.substr(colon + 1);
+  size_t dash = ports.find('-');
+  auto port = [&](const std::string &text, size_t off) -> uint16_t {
+    if (text.empty() || text.size() > 5 ||
+        !std::all_of(text.begin(), text.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+        std::stoul(text) == 0 || std::stoul(text) > 65535)
+      fail(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
+           off, std::max<size_t>(text.size(), 1));
+    return static_cast<uint16_t>(std::stoul(text));
+  };
+  size_t base = colon + 1;
+  t.portLo = port(ports.substr(0, dash), base);
+  t.portHi = dash == std::string::npos ? t.portLo
+                                       : port(ports.substr(dash + 1), base + dash + 1);
+  if (t.portHi < t.portLo)
+    fail(v, "invalid port range `" + ports + "' in " + opt.text, base, ports.size());
+}
 
 std::string joinWords(const std::vector<Word> &words) {
   std::string s;
@@ -357,7 +421,9 @@ ir::Table parseTableName(const Word &w) {
     return ir::Table::Filter;
   if (t == "mangle")
     return ir::Table::Mangle;
-  if (t == "nat" || t == "security")
+  if (t == "nat")
+    return ir::Table::Nat;
+  if (t == "security")
     fail(w, "table `" + t + "' is not supported yet");
   fail(w, "table `" + t + "' does not exist");
 }
@@ -378,6 +444,8 @@ std::optional<ir::Hook> ingressHook(ir::Table t, const std::string &name) {
     return ir::Hook::Input;
   if (t == ir::Table::Mangle && name == "FORWARD")
     return ir::Hook::Forward;
+  if (t == ir::Table::Nat && name == "PREROUTING")
+    return ir::Hook::Prerouting;
   return std::nullopt;
 }
 
@@ -429,6 +497,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     std::vector<Candidate> active;
     for (const OptSpec &o : kBaseOpts)
       active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+    if (p.target && p.target->text == "DNAT")
+      for (const OptSpec &o : kDnatOpts)
+        active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
     for (const auto &m : p.modules)
       for (const ModuleOption &o : m->spec->options)
         active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
@@ -482,11 +553,11 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         // --to-destination...): name the target, which is what is missing.
         if (p.target) {
           const std::string &t = p.target->text;
-          bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN";
+          bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
           for (const ir::Chain &c : prog.chains)
             known = known || (c.user && c.family == ctx.family && c.name == t);
           if (!known)
-            fail(*p.target, "target `" + t + "' is not supported");
+            failTarget(*p.target);
         }
         fail(w, "unknown option `" + w.text + "'");
       }
@@ -656,6 +727,26 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     }
     case OptId::SetCounters:
       fail(w, "`" + w.text + "' (set counters) is not supported");
+    case OptId::ToDestination: {
+      if (p.natTo)
+        fail(w, "multiple --to-destination are not supported (kernels since "
+                "2.6.11 take one)");
+      p.natTo = &v;
+      bool hasAddr = false;
+      parseNatTo(optName, v, p.nat, hasAddr);
+      if (!hasAddr)
+        fail(v, "--to-destination without an address (only a new port) is "
+                "not supported yet");
+      break;
+    }
+    case OptId::NatRandom:
+      once(p.nat.random, "--random");
+      p.nat.random = true;
+      break;
+    case OptId::NatPersistent:
+      once(p.nat.persistent, "--persistent");
+      p.nat.persistent = true;
+      break;
     }
     ++i;
   }
@@ -707,6 +798,34 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
 
 namespace {
 
+constexpr const char *kNatNoDrop =
+    "the nat table is not intended for filtering: DROP is not allowed there "
+    "(as iptables says)";
+
+/// What iptables and the kernel require of a DNAT rule, and what rule2xdp
+/// can translate with the kernel's meaning.
+void checkDnat(const Word &target, ir::Table table, const std::string &chain,
+               const CommandContext &ctx, const Parsed &p) {
+  if (table != ir::Table::Nat)
+    fail(target, "target DNAT is only valid in the nat table, not `" +
+                     std::string(ir::tableName(table)) + "'");
+  if (chain == "INPUT" || chain == "POSTROUTING" || chain == "FORWARD")
+    fail(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
+                 "user chains called from them), not in " + chain);
+  if (ctx.family == ir::Family::V6)
+    fail(target, "DNAT for ip6tables rules is not supported yet");
+  if (!p.natTo)
+    fail(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
+  if (p.nat.portLo != 0) {
+    bool tcpUdp = p.protoWord && !p.protoNegated &&
+                  (p.protoNumber == 6 || p.protoNumber == 17);
+    if (!tcpUdp)
+      fail(*p.natTo, "a port in --to-destination needs `-p tcp' or `-p udp' "
+                     "(iptables also allows sctp and dccp, which rule2xdp does "
+                     "not translate yet)");
+  }
+}
+
 void applyCommand(const std::vector<Word> &words, ir::Program &prog,
                   const CommandContext &ctx, Parsed &p,
                   std::vector<ir::Rule> newRules) {
@@ -748,8 +867,13 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
 
   std::optional<ir::Hook> hook = ingressHook(table, c);
   bool egress = egressOnly(table, c);
-  ir::Chain *user = hook || egress ? nullptr : prog.userChain(ctx.family, table, c);
-  if (!hook && !egress && !user)
+  // nat INPUT and POSTROUTING: built in, seen by received packets, but only
+  // for source translation, which rule2xdp does not do yet.
+  bool natSource = table == ir::Table::Nat && (c == "INPUT" || c == "POSTROUTING");
+  ir::Chain *user = hook || egress || natSource
+                        ? nullptr
+                        : prog.userChain(ctx.family, table, c);
+  if (!hook && !egress && !user && !natSource)
     fail(chainWord, "chain `" + c + "' does not exist in table `" + tname + "'");
 
   if (p.command == OptId::Policy) {
@@ -758,6 +882,12 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       fail(chainWord, "a user chain has no policy (`" + c + "')");
     if (pol != "ACCEPT" && pol != "DROP")
       fail(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
+    if (table == ir::Table::Nat && pol == "DROP")
+      fail(*p.policy, kNatNoDrop);
+    // The only nat policy is ACCEPT, which translates nothing: the chain
+    // exists for received packets only once it has rules.
+    if (natSource || table == ir::Table::Nat)
+      return;
     if (hook)
       prog.chain(ctx.family, table, *hook).policy =
           pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
@@ -777,8 +907,15 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     const std::string &t = p.target->text;
     if (t == "ACCEPT")
       rule.verdict = ir::Verdict::Accept;
+    else if (t == "DROP" && table == ir::Table::Nat)
+      fail(*p.target, kNatNoDrop);
     else if (t == "DROP")
       rule.verdict = ir::Verdict::Drop;
+    else if (t == "DNAT") {
+      checkDnat(*p.target, table, c, ctx, p);
+      rule.verdict = ir::Verdict::Dnat;
+      rule.nat = p.nat;
+    }
     else if (t == "RETURN")
       rule.verdict = ir::Verdict::Return;
     else if (prog.userChain(ctx.family, table, t)) {
@@ -787,7 +924,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     } else if (builtinName(table, t))
       fail(*p.target, "cannot jump to built-in chain `" + t + "'");
     else
-      fail(*p.target, "target `" + t + "' is not supported");
+      failTarget(*p.target);
   } else {
     rule.verdict = ir::Verdict::Continue;
   }
@@ -807,6 +944,9 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   }
   if (p.oif)
     fail(*p.oif, "--out-interface is not supported yet");
+  if (natSource)
+    fail(chainWord, "nat " + c + " rules (SNAT, MASQUERADE) are not supported "
+                    "yet: rule2xdp translates destinations in PREROUTING only");
 
   std::vector<ir::Rule> &rules =
       user ? user->rules : prog.chain(ctx.family, table, *hook).rules;
@@ -825,6 +965,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   for (ir::Rule &r : newRules) {
     r.verdict = rule.verdict;
     r.jumpTarget = rule.jumpTarget;
+    r.nat = rule.nat;
   }
   rules.insert(rules.begin() + static_cast<long>(at),
                std::make_move_iterator(newRules.begin()),
@@ -834,33 +975,56 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
 } // namespace
 
 void checkChainGraph(const ir::Program &prog) {
-  // Depth-first from every chain; the kernel refuses loops (ELOOP) and
-  // nf_tables refuses jumps nested deeper than 16 (EMLINK).
+  // The kernel refuses loops (ELOOP) and nf_tables refuses jumps nested
+  // deeper than 16 (EMLINK). One depth-first pass with memoised depths
+  // (the longest jump path below each chain): linear in rules, where
+  // walking every path is exponential in the chain graph (a fuzzer found a
+  // small file that took minutes).
   constexpr int kMaxDepth = 16;
-  std::function<void(const ir::Chain &, std::vector<const ir::Chain *> &)> walk;
-  walk = [&](const ir::Chain &c, std::vector<const ir::Chain *> &stack) {
+  std::map<const ir::Chain *, int> depth;
+  std::map<const ir::Chain *, bool> onStack;
+  auto jumpOf = [&](const ir::Chain &c, const ir::Rule &r) -> const ir::Chain * {
+    if (r.verdict != ir::Verdict::Jump && r.verdict != ir::Verdict::Goto)
+      return nullptr;
+    return prog.userChain(c.family, c.table, r.jumpTarget);
+  };
+  std::function<void(const ir::Chain &)> visit = [&](const ir::Chain &c) {
+    onStack[&c] = true;
+    int best = 0;
     for (const ir::Rule &r : c.rules) {
-      if (r.verdict != ir::Verdict::Jump && r.verdict != ir::Verdict::Goto)
-        continue;
-      const ir::Chain *next = prog.userChain(c.family, c.table, r.jumpTarget);
+      const ir::Chain *next = jumpOf(c, r);
       if (!next)
         continue;
-      for (const ir::Chain *s : stack)
-        if (s == next)
-          throw Diagnostic(r.pos, "rule makes a loop through chain `" +
-                                      next->name + "'");
-      if (static_cast<int>(stack.size()) >= kMaxDepth)
-        throw Diagnostic(r.pos, "jumps nest deeper than " +
-                                    std::to_string(kMaxDepth) +
-                                    " chains (the kernel's limit)");
-      stack.push_back(next);
-      walk(*next, stack);
-      stack.pop_back();
+      if (onStack[next])
+        throw Diagnostic(r.pos, "rule makes a loop through chain `" +
+                                    next->name + "'");
+      if (!depth.count(next))
+        visit(*next);
+      best = std::max(best, 1 + depth[next]);
     }
+    onStack[&c] = false;
+    depth[&c] = best;
   };
+  for (const ir::Chain &c : prog.chains)
+    if (!depth.count(&c))
+      visit(c);
+  // Name the jump that goes one level too deep on the first such path.
   for (const ir::Chain &c : prog.chains) {
-    std::vector<const ir::Chain *> stack{&c};
-    walk(c, stack);
+    if (depth[&c] < kMaxDepth)
+      continue;
+    const ir::Chain *x = &c;
+    for (int need = kMaxDepth;; --need)
+      for (const ir::Rule &r : x->rules) {
+        const ir::Chain *next = jumpOf(*x, r);
+        if (!next || 1 + depth[next] < need)
+          continue;
+        if (need == 1)
+          throw Diagnostic(r.pos, "jumps nest deeper than " +
+                                      std::to_string(kMaxDepth) +
+                                      " chains (the kernel's limit)");
+        x = next;
+        break;
+      }
   }
 }
 

@@ -163,7 +163,7 @@ void parseSaveFile(const std::string &name, const std::string &text,
       s.name = first.text.substr(1);
       s.where = first;
       Word tw{s.name, advance(first.pos, 1)};
-      if (s.name == "nat" || s.name == "security") {
+      if (s.name == "security") {
         s.table.reset(); // accepted only while empty
       } else {
         s.table = parseTableName(tw);

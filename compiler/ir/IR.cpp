@@ -16,6 +16,8 @@ const char *tableName(Table t) {
     return "raw";
   case Table::Mangle:
     return "mangle";
+  case Table::Nat:
+    return "nat";
   case Table::Filter:
     return "filter";
   }
@@ -48,6 +50,8 @@ const char *verdictName(Verdict v) {
     return "GOTO";
   case Verdict::Return:
     return "RETURN";
+  case Verdict::Dnat:
+    return "DNAT";
   }
   return "?";
 }
@@ -124,6 +128,12 @@ bool Program::hasHook(Hook h) const {
                      [h](const Chain &c) { return !c.user && c.hook == h; });
 }
 
+bool Program::hasNat(Family f) const {
+  return std::any_of(chains.begin(), chains.end(), [f](const Chain &c) {
+    return c.family == f && c.table == Table::Nat && !c.rules.empty();
+  });
+}
+
 void Program::finalize() {
   // The filter table has both ingress chains; iptables -L shows them both,
   // and the routing decision needs to know what FORWARD does.
@@ -136,7 +146,7 @@ void Program::finalize() {
       chain(f, Table::Filter, Hook::Forward);
     }
   }
-  // Tables in traversal order (raw, then filter), built-in chains of a
+  // Tables in traversal order (raw, mangle, nat, filter), built-in chains of a
   // table by hook, then its user chains.
   auto order = [](const Chain &c) {
     return static_cast<int>(c.family) * 256 + static_cast<int>(c.table) * 16 +
@@ -172,6 +182,20 @@ std::string formatNet(uint32_t net, uint32_t mask) {
     return formatAddr(net) + "/" + std::to_string(len);
   }
   return formatAddr(net) + "/" + formatAddr(mask);
+}
+
+std::string formatNatTarget(const NatTarget &t) {
+  std::string s = "to:" + formatAddr(t.addr);
+  if (t.portLo != 0) {
+    s += ":" + std::to_string(t.portLo);
+    if (t.portHi != t.portLo)
+      s += "-" + std::to_string(t.portHi);
+  }
+  if (t.random)
+    s += " random";
+  if (t.persistent)
+    s += " persistent";
+  return s;
 }
 
 } // namespace r2x::ir

@@ -35,15 +35,24 @@ struct SourcePos {
 /// separate chains here; one program holds both.
 enum class Family { V4, V6 };
 
-/// Tables in netfilter's order within a hook (raw, mangle, filter).
-enum class Table { Raw, Mangle, Filter };
+/// Tables in netfilter's order within a hook (raw, mangle, nat, filter).
+enum class Table { Raw, Mangle, Nat, Filter };
 /// Netfilter hooks a received packet can traverse.
 enum class Hook { Prerouting, Input, Forward };
 /// Continue: a rule with no -j only counts, then evaluation goes on.
 /// Jump (-j CHAIN) runs a user chain and comes back; Goto (-g CHAIN) runs
 /// it and does not come back; Return ends the current chain (in a built-in
-/// chain: its policy).
-enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return };
+/// chain: its policy). Dnat (nat PREROUTING only) binds the connection to a
+/// new destination (Rule::nat) and ends the nat table.
+enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return, Dnat };
+
+/// `-j DNAT --to-destination ADDR[:PORT[-PORT]] [--random] [--persistent]`.
+/// One address (IPv4 host order); ports 0 = keep the packet's port.
+struct NatTarget {
+  uint32_t addr = 0;
+  uint16_t portLo = 0, portHi = 0;
+  bool random = false, persistent = false;
+};
 
 const char *tableName(Table t);
 const char *hookChainName(Hook h);
@@ -122,6 +131,7 @@ struct Rule {
   std::vector<std::string> comments; ///< -m comment (listing only)
   Verdict verdict = Verdict::Accept;
   std::string jumpTarget; ///< the user chain of Jump and Goto
+  NatTarget nat;          ///< Dnat's binding
   unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)
 };
 
@@ -160,6 +170,9 @@ struct Program {
   /// built-in chain.
   void finalize();
   bool hasHook(Hook h) const;
+  /// Whether any nat chain of family `f` has a rule (DNAT needs the NAT
+  /// table and the forwarding fast path).
+  bool hasNat(Family f) const;
   bool hasFamily(Family f) const;
 };
 
@@ -176,5 +189,7 @@ std::string formatAddr6(const std::array<uint8_t, 16> &a);
 std::string formatNet6(const std::array<uint8_t, 16> &net,
                        const std::array<uint8_t, 16> &mask);
 const char *familyName(Family f);
+/// `to:10.1.1.2:8080-8090 random`, as iptables -n lists a DNAT target.
+std::string formatNatTarget(const NatTarget &t);
 
 } // namespace r2x::ir

@@ -123,6 +123,8 @@ std::string print(const Program &p) {
       os << "    verdict " << verdictName(r.verdict);
       if (!r.jumpTarget.empty())
         os << " " << r.jumpTarget;
+      if (r.verdict == Verdict::Dnat)
+        os << " " << formatNatTarget(r.nat);
       os << "\n";
     }
   }

@@ -1,0 +1,82 @@
+//===- compiler/backend/Nat.h - DNAT bindings and the forwarding path -*- C++ -*-===//
+//
+/// \file
+/// Destination NAT with the kernel's meaning, in XDP (IPv4).
+///
+/// netfilter consults the nat table only for the first packet of a
+/// connection; conntrack then translates every later packet of it, in both
+/// directions. rule2xdp keeps its own connection table for that, the LRU
+/// hash map `r2x_nat`, shared by the program on every interface it is
+/// loaded on (`--load b0,b1`):
+///   key   {u32 saddr, daddr; u16 sport, dport; u8 proto; u8 pad[3]}, as on
+///         the wire (ICMP queries: sport = identifier, dport = 0; other
+///         protocols: ports 0);
+///   value {u32 addr; u16 port; u8 dir; u8 pad}: dir 0 = a packet in the
+///         original direction gets destination addr:port; dir 1 = a reply
+///         gets source addr:port (the un-DNAT conntrack does in POSTROUTING).
+/// A DNAT rule that binds a connection writes both entries. A packet with an
+/// entry skips the nat chain, as in the kernel.
+///
+/// Translated packets are forwarded by the program itself after the
+/// FORWARD chain accepted them (bpf_fib_lookup, TTL decrement, MAC rewrite,
+/// bpf_redirect_map through the DEVMAP_HASH `r2x_tx` the loader fills with
+/// the namespace's devices). Whatever that fast path cannot do as the kernel
+/// would (no neighbour entry, IP options, VLAN tags, a device not in the
+/// map) goes to the kernel: a packet in the original direction already
+/// translated (the kernel forwards it as a plain routed packet), a reply
+/// untranslated (see docs/nat.md for what that means).
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/backend/Btf.h"
+#include "compiler/backend/PacketParser.h"
+#include "compiler/ir/IR.h"
+
+namespace r2x::backend {
+
+class NatLowering {
+public:
+  /// Declares r2x_nat and r2x_tx.
+  NatLowering(Codegen &cg, BtfBuilder &btf);
+
+  /// At the start of the IPv4 path: no translation yet.
+  void begin();
+
+  /// The connection-table step of nat PREROUTING. Packets conntrack would
+  /// not translate (fragments, short headers, ICMP errors, protocols
+  /// rule2xdp does not translate) and packets with a binding (translated
+  /// here) continue at `after`. Leaves the insert point where the nat chain
+  /// must be evaluated: a packet that may open a connection and has none.
+  void emitLookup(Packet &pk, llvm::BasicBlock *after);
+
+  /// A DNAT rule's target: bind the connection, translate this packet.
+  void emitBind(Packet &pk, const ir::NatTarget &t);
+
+  /// After nat PREROUTING: the header fields later chains and the routing
+  /// decision read, reloaded (a translated packet has a new destination).
+  void reloadDestination(Packet &pk);
+
+  /// After the FORWARD chains accepted a packet: untranslated packets go to
+  /// `pass` (the kernel forwards them); translated ones are forwarded here
+  /// when possible. `fib` holds the bpf_fib_lookup result `fibRc`.
+  void emitForward(Packet &pk, llvm::Value *fibRc, llvm::Value *fib,
+                   llvm::BasicBlock *pass);
+
+private:
+  /// Rewrites the destination (dst) or source address and port, with the IP
+  /// and transport checksums updated incrementally.
+  void rewrite(Packet &pk, bool dst, llvm::Value *addrRaw, llvm::Value *portRaw,
+               llvm::BasicBlock *skip);
+  void storeKey(llvm::Value *saddr, llvm::Value *daddr, llvm::Value *sport,
+                llvm::Value *dport, llvm::Value *proto);
+  void storeValue(llvm::Value *addr, llvm::Value *port, uint8_t dir);
+
+  Codegen &cg_;
+  llvm::GlobalVariable *nat_ = nullptr, *tx_ = nullptr;
+  llvm::AllocaInst *key_ = nullptr, *val_ = nullptr;
+  llvm::AllocaInst *state_ = nullptr; ///< i32: 0 none, 1 translated, 2 reply
+  llvm::AllocaInst *replyAddr_ = nullptr, *replyPort_ = nullptr;
+  llvm::AllocaInst *sport_ = nullptr, *dport_ = nullptr; ///< raw i16 of the key
+};
+
+} // namespace r2x::backend
