@@ -326,17 +326,19 @@ uint32_t modeFlag(XdpMode mode) {
 
 struct Loaded {
   int progFd, countersFd, ifmatchFd, metaFd;
-  int natFd = -1; ///< r2x_nat, if the object has one
+  int natFd = -1, nat6Fd = -1; ///< r2x_nat and r2x_nat6, if the object has them
 };
 
 void pinMaps(const std::string &dir, const Loaded &loaded) {
   pinReplacing(loaded.countersFd, dir + "/" + CountersPin);
   pinReplacing(loaded.ifmatchFd, dir + "/" + IfmatchPin);
   pinReplacing(loaded.metaFd, dir + "/" + MetaPin);
-  if (loaded.natFd >= 0)
-    pinReplacing(loaded.natFd, dir + "/" + NatPin);
-  else if (pathExists(dir + "/" + NatPin))
-    ::unlink((dir + "/" + NatPin).c_str()); // a replaced DNAT program's
+  for (auto [fd, pin] : {std::pair{loaded.natFd, NatPin}, std::pair{loaded.nat6Fd, Nat6Pin}}) {
+    if (fd >= 0)
+      pinReplacing(fd, dir + "/" + pin);
+    else if (pathExists(dir + "/" + pin))
+      ::unlink((dir + "/" + pin).c_str()); // a replaced DNAT program's
+  }
 }
 
 /// Every device of the namespace in r2x_tx, so redirects can reach it.
@@ -556,6 +558,8 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
                 bpf_map__fd(ifmatch), bpf_map__fd(meta.map)};
   if (bpf_map *nat = bpf_object__find_map_by_name(obj.get(), NatMap))
     loaded.natFd = bpf_map__fd(nat);
+  if (bpf_map *nat6 = bpf_object__find_map_by_name(obj.get(), Nat6Map))
+    loaded.nat6Fd = bpf_map__fd(nat6);
   if (bpf_map *tx = bpf_object__find_map_by_name(obj.get(), TxMap))
     fillTxMap(bpf_map__fd(tx));
 

@@ -31,12 +31,14 @@ inline constexpr const char *CountersPin = "counters";
 inline constexpr const char *IfmatchPin = "ifmatch";
 inline constexpr const char *MetaPin = "meta";
 inline constexpr const char *NatPin = "nat";
+inline constexpr const char *Nat6Pin = "nat6";
 
 /// Names in the object (the compiler's side of the contract, Loader.h).
 inline constexpr const char *ProgName = "rule2xdp";
 inline constexpr const char *CountersMap = "r2x_counters";
 inline constexpr const char *IfmatchMap = "r2x_ifmatch";
 inline constexpr const char *NatMap = "r2x_nat";
+inline constexpr const char *Nat6Map = "r2x_nat6";
 inline constexpr const char *TxMap = "r2x_tx";
 
 /// The first line of every metadata text, without its version field; it is

@@ -10,6 +10,8 @@
 
 #include <llvm/IR/Intrinsics.h>
 
+#include <cstring>
+
 namespace r2x::backend {
 
 using namespace llvm;
@@ -23,76 +25,110 @@ constexpr uint64_t kFibIfindex = 8, kFibSmac = 52, kFibDmac = 58;
 constexpr uint8_t kAddressOnly[] = {4, 41, 47, 50, 132};
 } // namespace
 
-NatLowering::NatLowering(Codegen &cg, BtfBuilder &btf) : cg_(cg) {
-  DIType *key = btf.structType("r2x_nat_key",
-                               {{"saddr", btf.u32()},
-                                {"daddr", btf.u32()},
+GlobalVariable *NatLowering::declareTx(BtfBuilder &btf) {
+  return btf.map("r2x_tx", MapType::DevmapHash, btf.u32(), btf.u32(), 256);
+}
+
+NatLowering::NatLowering(Codegen &cg, BtfBuilder &btf, bool v6, GlobalVariable *tx)
+    : cg_(cg), v6_(v6), tx_(tx) {
+  DIType *addr = v6 ? btf.structType("r2x_in6", {{"w0", btf.u32()}, {"w1", btf.u32()},
+                                                  {"w2", btf.u32()}, {"w3", btf.u32()}},
+                                     16)
+                    : btf.u32();
+  std::string sfx = v6 ? "6" : "";
+  DIType *key = btf.structType("r2x_nat" + sfx + "_key",
+                               {{"saddr", addr},
+                                {"daddr", addr},
                                 {"sport", btf.u16()},
                                 {"dport", btf.u16()},
                                 {"proto", btf.u8()},
                                 {"pad1", btf.u8()},
                                 {"pad2", btf.u16()}},
-                               16);
-  DIType *val = btf.structType("r2x_nat_value",
-                               {{"addr", btf.u32()},
+                               8 * words() + 8);
+  DIType *val = btf.structType("r2x_nat" + sfx + "_value",
+                               {{"addr", addr},
                                 {"port", btf.u16()},
                                 {"dir", btf.u8()},
                                 {"pad", btf.u8()}},
-                               8);
-  nat_ = btf.map("r2x_nat", MapType::LruHash, key, val, 65536);
-  tx_ = btf.map("r2x_tx", MapType::DevmapHash, btf.u32(), btf.u32(), 256);
+                               4 * words() + 4);
+  nat_ = btf.map("r2x_nat" + sfx, MapType::LruHash, key, val, 65536);
 }
 
 void NatLowering::begin() {
   IRBuilder<> &b = cg_.b;
-  key_ = cg_.stackSlot(ArrayType::get(cg_.i8, 16), 8, "nat.key");
-  val_ = cg_.stackSlot(ArrayType::get(cg_.i8, 8), 8, "nat.value");
-  state_ = cg_.stackSlot(cg_.i32, 4, "nat.state");
-  replyAddr_ = cg_.stackSlot(cg_.i32, 4, "nat.reply.addr");
-  replyPort_ = cg_.stackSlot(cg_.i16, 2, "nat.reply.port");
-  sport_ = cg_.stackSlot(cg_.i16, 2, "nat.sport");
-  dport_ = cg_.stackSlot(cg_.i16, 2, "nat.dport");
+  std::string sfx = v6_ ? "6" : "";
+  key_ = cg_.stackSlot(ArrayType::get(cg_.i8, 8 * words() + 8), 8, "nat.key" + sfx);
+  val_ = cg_.stackSlot(ArrayType::get(cg_.i8, 4 * words() + 4), 8, "nat.value" + sfx);
+  state_ = cg_.stackSlot(cg_.i32, 4, "nat.state" + sfx);
+  replyAddr_ = cg_.stackSlot(ArrayType::get(cg_.i32, words()), 4, "nat.reply.addr" + sfx);
+  replyPort_ = cg_.stackSlot(cg_.i16, 2, "nat.reply.port" + sfx);
+  sport_ = cg_.stackSlot(cg_.i16, 2, "nat.sport" + sfx);
+  dport_ = cg_.stackSlot(cg_.i16, 2, "nat.dport" + sfx);
   b.CreateStore(b.getInt32(0), state_);
-  b.CreateStore(b.getInt32(0), replyAddr_);
+  for (unsigned w = 0; w < words(); ++w)
+    b.CreateStore(b.getInt32(0), cg_.at(replyAddr_, uint64_t(4 * w)));
   b.CreateStore(b.getInt16(0), replyPort_);
 }
 
-void NatLowering::storeKey(Value *saddr, Value *daddr, Value *sport,
-                           Value *dport, Value *proto) {
-  IRBuilder<> &b = cg_.b;
-  // Every byte is part of the hash key: padding too.
-  b.CreateStore(b.getInt64(0), cg_.at(key_, uint64_t(8)));
-  b.CreateStore(saddr, cg_.at(key_, uint64_t(0)));
-  b.CreateStore(daddr, cg_.at(key_, uint64_t(4)));
-  b.CreateStore(sport, cg_.at(key_, uint64_t(8)));
-  b.CreateStore(dport, cg_.at(key_, uint64_t(10)));
-  b.CreateStore(proto, cg_.at(key_, uint64_t(12)));
+NatLowering::Addr NatLowering::loadAddr(Value *p) {
+  Addr a;
+  for (unsigned w = 0; w < words(); ++w)
+    a.push_back(cg_.b.CreateLoad(cg_.i32, cg_.at(p, uint64_t(4 * w))));
+  return a;
 }
 
-void NatLowering::storeValue(Value *addr, Value *port, uint8_t dir) {
+NatLowering::Addr NatLowering::source(const Packet &pk) const {
+  return v6_ ? Addr(pk.saddr6, pk.saddr6 + 4) : Addr{pk.saddrRaw};
+}
+
+NatLowering::Addr NatLowering::destination(const Packet &pk) const {
+  return v6_ ? Addr(pk.daddr6, pk.daddr6 + 4) : Addr{pk.daddrRaw};
+}
+
+void NatLowering::storeKey(const Addr &saddr, const Addr &daddr, Value *sport,
+                           Value *dport, Value *proto) {
   IRBuilder<> &b = cg_.b;
-  b.CreateStore(addr, cg_.at(val_, uint64_t(0)));
-  b.CreateStore(port, cg_.at(val_, uint64_t(4)));
-  b.CreateStore(b.getInt8(dir), cg_.at(val_, uint64_t(6)));
-  b.CreateStore(b.getInt8(0), cg_.at(val_, uint64_t(7)));
+  uint64_t ports = 8 * words();
+  // Every byte is part of the hash key: padding too.
+  b.CreateStore(b.getInt64(0), cg_.at(key_, ports));
+  for (unsigned w = 0; w < words(); ++w) {
+    b.CreateStore(saddr[w], cg_.at(key_, uint64_t(4 * w)));
+    b.CreateStore(daddr[w], cg_.at(key_, uint64_t(4 * words() + 4 * w)));
+  }
+  b.CreateStore(sport, cg_.at(key_, ports));
+  b.CreateStore(dport, cg_.at(key_, ports + 2));
+  b.CreateStore(proto, cg_.at(key_, ports + 4));
+}
+
+void NatLowering::storeValue(const Addr &addr, Value *port, uint8_t dir) {
+  IRBuilder<> &b = cg_.b;
+  uint64_t at = 4 * words();
+  for (unsigned w = 0; w < words(); ++w)
+    b.CreateStore(addr[w], cg_.at(val_, uint64_t(4 * w)));
+  b.CreateStore(port, cg_.at(val_, at));
+  b.CreateStore(b.getInt8(dir), cg_.at(val_, at + 2));
+  b.CreateStore(b.getInt8(0), cg_.at(val_, at + 3));
 }
 
 void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   IRBuilder<> &b = cg_.b;
   // conntrack sees datagrams after defragmentation; XDP sees fragments,
   // which rule2xdp cannot translate consistently: they go on untranslated
-  // (docs/nat.md).
-  cg_.require(b.CreateICmpEQ(b.CreateAnd(pk.fragWord, 0x3fff), b.getInt16(0)),
-              after, "nat.whole");
+  // (docs/nat.md). IPv6: only a transport header right after the fixed
+  // header is translated (no extension header, so no fragment header).
+  if (!v6_)
+    cg_.require(b.CreateICmpEQ(b.CreateAnd(pk.fragWord, 0x3fff), b.getInt16(0)),
+                after, "nat.whole");
   BasicBlock *tcp = cg_.block("nat.tcp"), *udp = cg_.block("nat.udp"),
              *icmp = cg_.block("nat.icmp"), *other = cg_.block("nat.addronly"),
              *keyed = cg_.block("nat.keyed");
   SwitchInst *sw = b.CreateSwitch(pk.proto, after, 8);
   sw->addCase(b.getInt8(6), tcp);
   sw->addCase(b.getInt8(17), udp);
-  sw->addCase(b.getInt8(1), icmp);
-  for (uint8_t p : kAddressOnly)
-    sw->addCase(b.getInt8(p), other);
+  sw->addCase(b.getInt8(v6_ ? 58 : 1), icmp);
+  if (!v6_)
+    for (uint8_t p : kAddressOnly)
+      sw->addCase(b.getInt8(p), other);
 
   // A transport header conntrack cannot read makes the packet invalid:
   // never translated.
@@ -116,16 +152,21 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
   b.CreateBr(keyed);
 
-  // ICMP queries (echo, timestamp, information, address mask) open a
-  // connection keyed by their identifier; their replies belong to it.
-  // Errors are RELATED to another connection: not translated here.
+  // ICMP queries (echo, timestamp, information, address mask; ICMPv6
+  // echo) open a connection keyed by their identifier; their replies
+  // belong to it. Errors are RELATED to another connection: not translated
+  // here.
   b.SetInsertPoint(icmp);
   header(8);
   Value *type = b.CreateLoad(cg_.i8, cg_.at(pk.l4, uint64_t(0)));
   Value *query = b.getFalse(), *reply = b.getFalse();
-  for (unsigned t : {8u, 13u, 15u, 17u})
+  std::vector<unsigned> queries = v6_ ? std::vector<unsigned>{128}
+                                      : std::vector<unsigned>{8, 13, 15, 17};
+  std::vector<unsigned> replies = v6_ ? std::vector<unsigned>{129}
+                                      : std::vector<unsigned>{0, 14, 16, 18};
+  for (unsigned t : queries)
     query = b.CreateOr(query, b.CreateICmpEQ(type, b.getInt8(t)));
-  for (unsigned t : {0u, 14u, 16u, 18u})
+  for (unsigned t : replies)
     reply = b.CreateOr(reply, b.CreateICmpEQ(type, b.getInt8(t)));
   cg_.require(b.CreateOr(query, reply), after, "nat.icmp.query");
   b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, uint64_t(4))), sport_);
@@ -134,25 +175,30 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   b.CreateBr(keyed);
 
   b.SetInsertPoint(other);
-  b.CreateStore(b.getInt16(0), sport_);
-  b.CreateStore(b.getInt16(0), dport_);
-  mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
-  b.CreateBr(keyed);
+  if (v6_) {
+    b.CreateBr(after); // unreachable: no address-only protocol for IPv6
+  } else {
+    b.CreateStore(b.getInt16(0), sport_);
+    b.CreateStore(b.getInt16(0), dport_);
+    mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
+    b.CreateBr(keyed);
+  }
 
   b.SetInsertPoint(keyed);
   PHINode *may = b.CreatePHI(cg_.i1, static_cast<unsigned>(mayOpen.size()), "nat.may_open");
   for (auto [bb, v] : mayOpen)
     may->addIncoming(v, bb);
-  storeKey(pk.saddrRaw, pk.daddrRaw, b.CreateLoad(cg_.i16, sport_),
+  storeKey(source(pk), destination(pk), b.CreateLoad(cg_.i16, sport_),
            b.CreateLoad(cg_.i16, dport_), pk.proto);
   Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {nat_, key_});
   BasicBlock *hit = cg_.block("nat.bound"), *miss = cg_.block("nat.new");
   b.CreateCondBr(b.CreateIsNull(v), miss, hit);
 
   b.SetInsertPoint(hit);
-  Value *addr = b.CreateLoad(cg_.i32, v);
-  Value *port = b.CreateLoad(cg_.i16, cg_.at(v, uint64_t(4)));
-  Value *dir = b.CreateLoad(cg_.i8, cg_.at(v, uint64_t(6)));
+  Addr addr = loadAddr(v);
+  uint64_t at = 4 * words();
+  Value *port = b.CreateLoad(cg_.i16, cg_.at(v, at));
+  Value *dir = b.CreateLoad(cg_.i8, cg_.at(v, at + 2));
   BasicBlock *orig = cg_.block("nat.original"), *rep = cg_.block("nat.reply");
   b.CreateCondBr(b.CreateICmpEQ(dir, b.getInt8(0)), orig, rep);
   b.SetInsertPoint(orig);
@@ -161,7 +207,8 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   b.CreateBr(after);
   // A reply is translated back after FORWARD (POSTROUTING in the kernel).
   b.SetInsertPoint(rep);
-  b.CreateStore(addr, replyAddr_);
+  for (unsigned w = 0; w < words(); ++w)
+    b.CreateStore(addr[w], cg_.at(replyAddr_, uint64_t(4 * w)));
   b.CreateStore(port, replyPort_);
   b.CreateStore(b.getInt32(2), state_);
   b.CreateBr(after);
@@ -172,7 +219,16 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
 
 void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
   IRBuilder<> &b = cg_.b;
-  Value *newAddr = b.getInt32(__builtin_bswap32(t.addr)); // as on the wire
+  Addr newAddr;
+  if (v6_) {
+    for (unsigned w = 0; w < 4; ++w) {
+      uint32_t raw;
+      std::memcpy(&raw, t.addr6.data() + 4 * w, 4);
+      newAddr.push_back(b.getInt32(raw)); // as on the wire
+    }
+  } else {
+    newAddr.push_back(b.getInt32(__builtin_bswap32(t.addr)));
+  }
   Value *sport = b.CreateLoad(cg_.i16, sport_);
   Value *dport = b.CreateLoad(cg_.i16, dport_);
   Value *newPort = dport;
@@ -202,9 +258,9 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
   // swap the ports; ICMP queries keep their identifier.
   Value *ported = b.CreateOr(b.CreateICmpEQ(pk.proto, b.getInt8(6)),
                              b.CreateICmpEQ(pk.proto, b.getInt8(17)));
-  storeKey(newAddr, pk.saddrRaw, b.CreateSelect(ported, newPort, sport),
+  storeKey(newAddr, source(pk), b.CreateSelect(ported, newPort, sport),
            b.CreateSelect(ported, sport, b.getInt16(0)), pk.proto);
-  storeValue(pk.daddrRaw, dport, 1);
+  storeValue(destination(pk), dport, 1);
   cg_.callHelper(MapUpdateElem, cg_.i64, {nat_, key_, val_, b.getInt64(0)});
   BasicBlock *done = cg_.block("nat.bound.done");
   rewrite(pk, true, newAddr, newPort, done);
@@ -213,66 +269,70 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
   b.SetInsertPoint(done);
 }
 
-void NatLowering::rewrite(Packet &pk, bool dst, Value *addrRaw, Value *portRaw,
+void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw,
                           BasicBlock *skip) {
   IRBuilder<> &b = cg_.b;
-  uint64_t addrOff = dst ? 16 : 12, portOff = dst ? 2 : 0;
+  uint64_t addrOff = v6_ ? (dst ? 24 : 8) : (dst ? 16 : 12);
+  uint64_t portOff = dst ? 2 : 0;
   BasicBlock *tcp = cg_.block("rw.tcp"), *udp = cg_.block("rw.udp"),
-             *ip = cg_.block("rw.ip"), *done = cg_.block("rw.done");
-  SwitchInst *sw = b.CreateSwitch(pk.proto, ip, 2);
+             *icmp = cg_.block("rw.icmp"), *ip = cg_.block("rw.ip"),
+             *done = cg_.block("rw.done");
+  SwitchInst *sw = b.CreateSwitch(pk.proto, ip, 3);
   sw->addCase(b.getInt8(6), tcp);
   sw->addCase(b.getInt8(17), udp);
+  if (v6_)
+    sw->addCase(b.getInt8(58), icmp); // ICMPv6 sums the pseudo-header
 
-  // The IP header: address and header checksum.
-  auto ipPart = [&]() -> std::pair<Value *, Value *> {
-    Value *addrP = cg_.at(pk.l3, addrOff);
-    Value *old = b.CreateLoad(cg_.i32, addrP);
-    b.CreateStore(addrRaw, addrP);
-    Value *csumP = cg_.at(pk.l3, uint64_t(10));
-    auto [ol, oh] = cg_.halves(old);
-    auto [nl, nh] = cg_.halves(addrRaw);
-    b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), {{ol, nl}, {oh, nh}}),
-                  csumP);
-    return {old, addrRaw};
+  // The address (and for IPv4 the header checksum); returns the checksum
+  // words that change: the address halves.
+  auto ipPart = [&]() {
+    std::vector<std::pair<Value *, Value *>> changed;
+    for (unsigned w = 0; w < words(); ++w) {
+      Value *p = cg_.at(pk.l3, addrOff + 4 * w);
+      Value *old = b.CreateLoad(cg_.i32, p);
+      b.CreateStore(addr[w], p);
+      auto [ol, oh] = cg_.halves(old);
+      auto [nl, nh] = cg_.halves(addr[w]);
+      changed.push_back({ol, nl});
+      changed.push_back({oh, nh});
+    }
+    if (!v6_) {
+      Value *csumP = cg_.at(pk.l3, uint64_t(10));
+      b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), changed), csumP);
+    }
+    return changed;
   };
-  auto l4Words = [&](Value *old, Value *oldPort) {
-    auto [ol, oh] = cg_.halves(old);
-    auto [nl, nh] = cg_.halves(addrRaw);
-    return std::vector<std::pair<Value *, Value *>>{
-        {ol, nl}, {oh, nh}, {oldPort, portRaw}};
-  };
-
-  b.SetInsertPoint(tcp);
-  cg_.needBytes(pk.l4, 20, skip, "rw.tcp.hdr");
-  {
-    auto [old, _] = ipPart();
-    Value *portP = cg_.at(pk.l4, portOff);
-    Value *oldPort = b.CreateLoad(cg_.i16, portP);
-    b.CreateStore(portRaw, portP);
-    Value *csumP = cg_.at(pk.l4, uint64_t(16));
-    b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), l4Words(old, oldPort)),
-                  csumP);
-  }
-  b.CreateBr(done);
-
-  b.SetInsertPoint(udp);
-  cg_.needBytes(pk.l4, 8, skip, "rw.udp.hdr");
-  {
-    auto [old, _] = ipPart();
-    Value *portP = cg_.at(pk.l4, portOff);
-    Value *oldPort = b.CreateLoad(cg_.i16, portP);
-    b.CreateStore(portRaw, portP);
-    Value *csumP = cg_.at(pk.l4, uint64_t(6));
+  // Transport: the port at portOff (if portRaw) and the checksum at csumOff.
+  auto l4Part = [&](uint64_t need, uint64_t csumOff, bool port, bool zeroIsNone) {
+    cg_.needBytes(pk.l4, need, skip, "rw.l4.hdr");
+    std::vector<std::pair<Value *, Value *>> changed = ipPart();
+    if (port) {
+      Value *portP = cg_.at(pk.l4, portOff);
+      changed.push_back({b.CreateLoad(cg_.i16, portP), portRaw});
+      b.CreateStore(portRaw, portP);
+    }
+    Value *csumP = cg_.at(pk.l4, csumOff);
     Value *csum = b.CreateLoad(cg_.i16, csumP);
-    BasicBlock *sum = cg_.block("rw.udp.csum");
-    b.CreateCondBr(b.CreateICmpEQ(csum, b.getInt16(0)), done, sum);
-    b.SetInsertPoint(sum);
-    Value *n = cg_.csumReplace(csum, l4Words(old, oldPort));
-    n = b.CreateSelect(b.CreateICmpEQ(n, b.getInt16(0)), b.getInt16(0xffff), n);
+    if (zeroIsNone) {
+      BasicBlock *sum = cg_.block("rw.csum");
+      b.CreateCondBr(b.CreateICmpEQ(csum, b.getInt16(0)), done, sum);
+      b.SetInsertPoint(sum);
+    }
+    Value *n = cg_.csumReplace(csum, changed);
+    if (zeroIsNone)
+      n = b.CreateSelect(b.CreateICmpEQ(n, b.getInt16(0)), b.getInt16(0xffff), n);
     b.CreateStore(n, csumP);
-  }
-  b.CreateBr(done);
-
+    b.CreateBr(done);
+  };
+  b.SetInsertPoint(tcp);
+  l4Part(20, 16, true, false);
+  b.SetInsertPoint(udp);
+  l4Part(8, 6, true, true);
+  b.SetInsertPoint(icmp);
+  if (v6_)
+    l4Part(8, 2, false, false);
+  else
+    b.CreateBr(ip);
   b.SetInsertPoint(ip);
   ipPart();
   b.CreateBr(done);
@@ -281,6 +341,11 @@ void NatLowering::rewrite(Packet &pk, bool dst, Value *addrRaw, Value *portRaw,
 
 void NatLowering::reloadDestination(Packet &pk) {
   IRBuilder<> &b = cg_.b;
+  if (v6_) {
+    for (unsigned w = 0; w < 4; ++w)
+      pk.daddr6[w] = b.CreateLoad(cg_.i32, cg_.at(pk.l3, uint64_t(24 + 4 * w)));
+    return;
+  }
   pk.daddrRaw = b.CreateLoad(cg_.i32, cg_.at(pk.l3, uint64_t(16)), "daddr.raw.nat");
   pk.daddr = b.CreateUnaryIntrinsic(Intrinsic::bswap, pk.daddrRaw);
 }
@@ -293,7 +358,8 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
   // The fast path needs a resolved neighbour (no ARP from XDP), a plain
   // header (IP options are the kernel's business) and an untagged frame.
   cg_.require(b.CreateICmpEQ(fibRc, b.getInt64(0)), pass, "fwd.fib_ok");
-  cg_.require(b.CreateICmpEQ(pk.ihl, b.getInt32(20)), pass, "fwd.no_options");
+  if (!v6_)
+    cg_.require(b.CreateICmpEQ(pk.ihl, b.getInt32(20)), pass, "fwd.no_options");
   cg_.require(b.CreateICmpEQ(pk.vidOuter, b.getInt16(0)), pass, "fwd.untagged");
   cg_.needBytes(cg_.data, 14, pass, "fwd.eth");
   Value *ifindex = b.CreateLoad(cg_.i32, cg_.at(fib, kFibIfindex));
@@ -306,19 +372,24 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
   BasicBlock *reply = cg_.block("fwd.unnat"), *out = cg_.block("fwd.out");
   b.CreateCondBr(b.CreateICmpEQ(state, b.getInt32(2)), reply, out);
   b.SetInsertPoint(reply);
-  rewrite(pk, false, b.CreateLoad(cg_.i32, replyAddr_),
-          b.CreateLoad(cg_.i16, replyPort_), pass);
+  rewrite(pk, false, loadAddr(replyAddr_), b.CreateLoad(cg_.i16, replyPort_), pass);
   b.CreateBr(out);
 
-  // ip_decrease_ttl(): the checksum word as loaded (little-endian) gains
-  // htons(0x0100) = 1, with the end-around carry.
   b.SetInsertPoint(out);
-  Value *csumP = cg_.at(pk.l3, uint64_t(10));
-  Value *c = b.CreateAdd(b.CreateZExt(b.CreateLoad(cg_.i16, csumP), cg_.i32), b.getInt32(1));
-  c = b.CreateAdd(c, b.CreateZExt(b.CreateICmpUGE(c, b.getInt32(0xffff)), cg_.i32));
-  b.CreateStore(b.CreateTrunc(c, cg_.i16), csumP);
-  Value *ttlP = cg_.at(pk.l3, uint64_t(8));
-  b.CreateStore(b.CreateSub(b.CreateLoad(cg_.i8, ttlP), b.getInt8(1)), ttlP);
+  if (v6_) {
+    // ip6_forward(): hop limit minus one; IPv6 has no header checksum.
+    Value *hlP = cg_.at(pk.l3, uint64_t(7));
+    b.CreateStore(b.CreateSub(b.CreateLoad(cg_.i8, hlP), b.getInt8(1)), hlP);
+  } else {
+    // ip_decrease_ttl(): the checksum word as loaded (little-endian) gains
+    // htons(0x0100) = 1, with the end-around carry.
+    Value *csumP = cg_.at(pk.l3, uint64_t(10));
+    Value *c = b.CreateAdd(b.CreateZExt(b.CreateLoad(cg_.i16, csumP), cg_.i32), b.getInt32(1));
+    c = b.CreateAdd(c, b.CreateZExt(b.CreateICmpUGE(c, b.getInt32(0xffff)), cg_.i32));
+    b.CreateStore(b.CreateTrunc(c, cg_.i16), csumP);
+    Value *ttlP = cg_.at(pk.l3, uint64_t(8));
+    b.CreateStore(b.CreateSub(b.CreateLoad(cg_.i8, ttlP), b.getInt8(1)), ttlP);
+  }
   // Ethernet: the neighbour's address, then the egress device's.
   b.CreateMemCpy(cg_.at(cg_.data, uint64_t(0)), MaybeAlign(1), cg_.at(fib, kFibDmac),
                  MaybeAlign(1), 6);

@@ -1,7 +1,8 @@
 //===- compiler/backend/Nat.h - DNAT bindings and the forwarding path -*- C++ -*-===//
 //
 /// \file
-/// Destination NAT with the kernel's meaning, in XDP (IPv4).
+/// Destination NAT with the kernel's meaning, in XDP (IPv4 and IPv6; one
+/// NatLowering per family).
 ///
 /// netfilter consults the nat table only for the first packet of a
 /// connection; conntrack then translates every later packet of it, in both
@@ -10,7 +11,7 @@
 /// loaded on (`--load b0,b1`):
 ///   key   {u32 saddr, daddr; u16 sport, dport; u8 proto; u8 pad[3]}, as on
 ///         the wire (ICMP queries: sport = identifier, dport = 0; other
-///         protocols: ports 0);
+///         protocols: ports 0); IPv6 (`r2x_nat6`): 16-byte addresses;
 ///   value {u32 addr; u16 port; u8 dir; u8 pad}: dir 0 = a packet in the
 ///         original direction gets destination addr:port; dir 1 = a reply
 ///         gets source addr:port (the un-DNAT conntrack does in POSTROUTING).
@@ -36,11 +37,15 @@ namespace r2x::backend {
 
 class NatLowering {
 public:
-  /// Declares r2x_nat and r2x_tx.
-  NatLowering(Codegen &cg, BtfBuilder &btf);
+  /// Declares the family's connection table (r2x_nat or r2x_nat6); `tx`
+  /// is the DEVMAP_HASH r2x_tx both families redirect through.
+  NatLowering(Codegen &cg, BtfBuilder &btf, bool v6, llvm::GlobalVariable *tx);
+  /// Declares r2x_tx (once per program).
+  static llvm::GlobalVariable *declareTx(BtfBuilder &btf);
 
   /// At the start of the IPv4 path: no translation yet.
   void begin();
+  bool v6() const { return v6_; }
 
   /// The connection-table step of nat PREROUTING. Packets conntrack would
   /// not translate (fragments, short headers, ICMP errors, protocols
@@ -65,17 +70,23 @@ public:
 private:
   /// Rewrites the destination (dst) or source address and port, with the IP
   /// and transport checksums updated incrementally.
-  void rewrite(Packet &pk, bool dst, llvm::Value *addrRaw, llvm::Value *portRaw,
+  using Addr = std::vector<llvm::Value *>; ///< i32 words as on the wire
+  void rewrite(Packet &pk, bool dst, const Addr &addr, llvm::Value *portRaw,
                llvm::BasicBlock *skip);
-  void storeKey(llvm::Value *saddr, llvm::Value *daddr, llvm::Value *sport,
+  void storeKey(const Addr &saddr, const Addr &daddr, llvm::Value *sport,
                 llvm::Value *dport, llvm::Value *proto);
-  void storeValue(llvm::Value *addr, llvm::Value *port, uint8_t dir);
+  void storeValue(const Addr &addr, llvm::Value *port, uint8_t dir);
+  Addr loadAddr(llvm::Value *p);
+  Addr source(const Packet &pk) const;
+  Addr destination(const Packet &pk) const;
+  unsigned words() const { return v6_ ? 4 : 1; }
 
   Codegen &cg_;
+  bool v6_;
   llvm::GlobalVariable *nat_ = nullptr, *tx_ = nullptr;
   llvm::AllocaInst *key_ = nullptr, *val_ = nullptr;
   llvm::AllocaInst *state_ = nullptr; ///< i32: 0 none, 1 translated, 2 reply
-  llvm::AllocaInst *replyAddr_ = nullptr, *replyPort_ = nullptr;
+  llvm::AllocaInst *replyAddr_ = nullptr, *replyPort_ = nullptr; ///< reply's
   llvm::AllocaInst *sport_ = nullptr, *dport_ = nullptr; ///< raw i16 of the key
 };
 

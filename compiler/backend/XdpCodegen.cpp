@@ -68,7 +68,11 @@ private:
   Value *ifaceMask_ = nullptr;
   ir::Family family_ = ir::Family::V4;
   AllocaInst *key_ = nullptr;
-  std::unique_ptr<NatLowering> nat_; ///< IPv4 DNAT, if any nat rule exists
+  std::unique_ptr<NatLowering> nat_;  ///< IPv4 DNAT, if any nat rule exists
+  std::unique_ptr<NatLowering> nat6_; ///< IPv6 DNAT
+  NatLowering *natOf(ir::Family f) const {
+    return f == ir::Family::V6 ? nat6_.get() : nat_.get();
+  }
   Value *fibRc_ = nullptr;           ///< the routing decision's lookup
   AllocaInst *fib_ = nullptr;
 };
@@ -84,8 +88,14 @@ void XdpCodegen::declareMaps() {
                                    {"vid_inner", btf_.u16()}},
                                   8);
   ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
-  if (p_.hasNat(ir::Family::V4))
-    nat_ = std::make_unique<NatLowering>(cg_, btf_);
+  bool v4nat = p_.hasNat(ir::Family::V4), v6nat = p_.hasNat(ir::Family::V6);
+  if (v4nat || v6nat) {
+    GlobalVariable *tx = NatLowering::declareTx(btf_);
+    if (v4nat)
+      nat_ = std::make_unique<NatLowering>(cg_, btf_, false, tx);
+    if (v6nat)
+      nat6_ = std::make_unique<NatLowering>(cg_, btf_, true, tx);
+  }
   if (p_.hasFamily(ir::Family::V6)) {
     DIType *scratch = btf_.structType("r2x_scratch",
                                       {{"walk_ok", btf_.u32()},
@@ -372,10 +382,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       b.CreateBr(ret);
       break;
     case ir::Verdict::Dnat:
-      // The frontend allows DNAT in IPv4 nat chains only.
-      if (!nat_ || c.family != ir::Family::V4)
-        throw BackendError("DNAT outside an IPv4 nat chain");
-      nat_->emitBind(pk_, r.nat);
+      if (!natOf(c.family))
+        throw BackendError("DNAT outside a nat chain");
+      natOf(c.family)->emitBind(pk_, r.nat);
       b.CreateBr(accept);
       break;
     case ir::Verdict::Jump:
@@ -524,20 +533,21 @@ void XdpCodegen::emitFamily(ir::Family fam) {
     });
     return cs;
   };
-  bool nat = fam == ir::Family::V4 && nat_;
+  NatLowering *natl = natOf(fam);
+  bool nat = natl != nullptr;
   if (nat)
-    nat_->begin();
+    natl->begin();
   auto emitHook = [&](ir::Hook h, BasicBlock *after) {
     for (const ir::Chain *c : hookChains(h)) {
       BasicBlock *next = cg_.block(std::string("after.") + ir::tableName(c->table) +
                                    "." + c->name);
       bool natChain = nat && c->table == ir::Table::Nat;
       if (natChain)
-        nat_->emitLookup(pk_, next); // a bound connection skips the chain
+        natl->emitLookup(pk_, next); // a bound connection skips the chain
       emitChain(*c, next);
       b.SetInsertPoint(next);
       if (natChain)
-        nat_->reloadDestination(pk_);
+        natl->reloadDestination(pk_);
     }
     b.CreateBr(after);
   };
@@ -572,7 +582,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   BasicBlock *accepted = cg_.block("forward.accepted");
   emitHook(ir::Hook::Forward, accepted);
   b.SetInsertPoint(accepted);
-  nat_->emitForward(pk_, fibRc_, fib_, pass_);
+  natl->emitForward(pk_, fibRc_, fib_, pass_);
 }
 
 } // namespace

@@ -282,7 +282,7 @@ int main(int argc, char **argv) {
                     o.mode == "generic" ? runtime::XdpMode::Generic
                                         : runtime::XdpMode::Native,
                     std::vector<uint8_t>(obj.begin(), obj.end()));
-      if (program.hasNat(ir::Family::V4))
+      if (program.hasNat(ir::Family::V4) || program.hasNat(ir::Family::V6))
         std::cerr << "rule2xdp: note: translated packets are forwarded by XDP "
                      "redirect; a veth device passes them on only if the "
                      "program on its peer is XDP too (or the peer has GRO on), "

@@ -361,16 +361,43 @@ struct Parsed {
 /// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one IPv4
 /// address (a range is refused: rule2xdp does not pick among addresses
 /// yet), ports 1 to 65535 with lo <= hi.
-void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr) {
+void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
+                ir::Family family) {
   const std::string &s = v.text;
   size_t colon = s.find(':');
   std::string addr = s.substr(0, colon);
+  if (family == ir::Family::V6) {
+    // ip6tables: ADDR, or [ADDR]:PORT[-PORT] (libxt_NAT's parse_to).
+    t.v6 = true;
+    size_t close = std::string::npos;
+    if (!s.empty() && s[0] == '[') {
+      close = s.find(']');
+      if (close == std::string::npos)
+        fail(v, "missing `]' in " + opt.text);
+      addr = s.substr(1, close - 1);
+      colon = close + 1 < s.size() ? close + 1 : std::string::npos;
+      if (colon != std::string::npos && s[colon] != ':')
+        fail(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
+    } else {
+      addr = s;
+      colon = std::string::npos;
+    }
+    hasAddr = !addr.empty();
+    if (addr.find('-') != std::string::npos)
+      fail(v, "address ranges in " + opt.text +
+                  " are not supported yet (rule2xdp maps to one address)");
+    if (hasAddr && inet_pton(AF_INET6, addr.c_str(), t.addr6.data()) != 1)
+      fail(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
+                  " (with a port, write [ADDR]:PORT)");
+    if (colon == std::string::npos)
+      return;
+  }
   hasAddr = !addr.empty();
   if (addr.find('-') != std::string::npos)
     fail(v, "address ranges in " + opt.text +
                 " are not supported yet (rule2xdp maps to one address)",
          0, addr.size());
-  if (hasAddr) {
+  if (hasAddr && family == ir::Family::V4) {
     in_addr a{};
     if (inet_pton(AF_INET, addr.c_str(), &a) != 1)
       fail(v, "invalid address `" + addr + "' in " + opt.text, 0, addr.size());
@@ -733,7 +760,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                 "2.6.11 take one)");
       p.natTo = &v;
       bool hasAddr = false;
-      parseNatTo(optName, v, p.nat, hasAddr);
+      parseNatTo(optName, v, p.nat, hasAddr, ctx.family);
       if (!hasAddr)
         fail(v, "--to-destination without an address (only a new port) is "
                 "not supported yet");
@@ -812,13 +839,12 @@ void checkDnat(const Word &target, ir::Table table, const std::string &chain,
   if (chain == "INPUT" || chain == "POSTROUTING" || chain == "FORWARD")
     fail(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
                  "user chains called from them), not in " + chain);
-  if (ctx.family == ir::Family::V6)
-    fail(target, "DNAT for ip6tables rules is not supported yet");
   if (!p.natTo)
     fail(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
   if (p.nat.portLo != 0) {
     bool tcpUdp = p.protoWord && !p.protoNegated &&
                   (p.protoNumber == 6 || p.protoNumber == 17);
+    (void)ctx;
     if (!tcpUdp)
       fail(*p.natTo, "a port in --to-destination needs `-p tcp' or `-p udp' "
                      "(iptables also allows sctp and dccp, which rule2xdp does "

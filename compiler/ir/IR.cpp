@@ -185,7 +185,9 @@ std::string formatNet(uint32_t net, uint32_t mask) {
 }
 
 std::string formatNatTarget(const NatTarget &t) {
-  std::string s = "to:" + formatAddr(t.addr);
+  std::string s = "to:" + (t.v6 ? (t.portLo ? "[" + formatAddr6(t.addr6) + "]"
+                                             : formatAddr6(t.addr6))
+                                  : formatAddr(t.addr));
   if (t.portLo != 0) {
     s += ":" + std::to_string(t.portLo);
     if (t.portHi != t.portLo)

@@ -47,9 +47,11 @@ enum class Hook { Prerouting, Input, Forward };
 enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return, Dnat };
 
 /// `-j DNAT --to-destination ADDR[:PORT[-PORT]] [--random] [--persistent]`.
-/// One address (IPv4 host order); ports 0 = keep the packet's port.
+/// One address (IPv4 host order, or addr6); ports 0 = keep the port.
 struct NatTarget {
   uint32_t addr = 0;
+  std::array<uint8_t, 16> addr6{}; ///< ip6tables: the address as on the wire
+  bool v6 = false;
   uint16_t portLo = 0, portHi = 0;
   bool random = false, persistent = false;
 };

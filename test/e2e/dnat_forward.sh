@@ -16,7 +16,9 @@
 #  3. a TTL=1 datagram draws the kernel's ICMP time exceeded at A;
 #  4. traffic the DNAT does not match is routed as before (UDP to
 #     10.1.1.2:999 reaches C, UDP to 10.1.0.2:4321 reaches B's own socket);
-#  5. the same UDP datagrams under iptables' DNAT rule (no XDP) arrive at C
+#  5. the same for IPv6 (ip6tables DNAT rules, same program): UDP with hop
+#     limit 63 forwarded by XDP, and a 4 MB TCP transfer;
+#  6. the same UDP datagrams under iptables' DNAT rule (no XDP) arrive at C
 #     exactly as under rule2xdp's program.
 # Needs root; fails (never skips) without it. Everything lives in
 # namespaces, a bpffs and a /run/netns of its own (see lib.sh).
@@ -58,8 +60,8 @@ TMP=$(mktemp -d /tmp/r2x-dnat.XXXXXX)
 NS_A=$run-a NS_B=$run-b NS_C=$run-c
 for ns in "$NS_A" "$NS_B" "$NS_C"; do
   ip netns add "$ns" || die "cannot create namespace $ns"
-  ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 \
-    net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+  ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.accept_dad=0 \
+    net.ipv6.conf.default.accept_dad=0 >/dev/null
   ip -n "$ns" link set lo up
 done
 ip link add a0 netns "$NS_A" type veth peer name b0 netns "$NS_B"
@@ -72,9 +74,16 @@ for l in "$NS_A a0" "$NS_B b0" "$NS_B b1" "$NS_C c0"; do
   set -- $l
   ip -n "$1" link set "$2" up
 done
+ip -n "$NS_A" addr add 2001:db8:1::1/64 dev a0 nodad
+ip -n "$NS_B" addr add 2001:db8:1::2/64 dev b0 nodad
+ip -n "$NS_B" addr add 2001:db8:2::1/64 dev b1 nodad
+ip -n "$NS_C" addr add 2001:db8:2::2/64 dev c0 nodad
 ip -n "$NS_A" route add 10.1.1.0/24 via 10.1.0.2
 ip -n "$NS_C" route add default via 10.1.1.1
-ip netns exec "$NS_B" sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
+ip -n "$NS_A" -6 route add 2001:db8:2::/64 via 2001:db8:1::2
+ip -n "$NS_C" -6 route add default via 2001:db8:2::1
+ip netns exec "$NS_B" sysctl -q -w net.ipv4.ip_forward=1 \
+  net.ipv6.conf.all.forwarding=1 >/dev/null
 # Full checksums on the wire (brief: veth and checksums), and NAPI on the
 # receiving ends so frames redirected by XDP into a0 and c0 are taken.
 for l in "$NS_A a0" "$NS_C c0" "$NS_B b0" "$NS_B b1"; do
@@ -91,6 +100,7 @@ r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
 # (C answers the datagram to its closed port 9 with an ICMP error, which
 # resolves the neighbours the other way.)
 in_a $PEER udp-send 10.1.1.2 9 1 || die "cannot send from A"
+in_a $PEER udp-send 2001:db8:2::2 9 1 || die "cannot send from A (IPv6)"
 sleep 0.3
 
 # start NAME NS CMD...: a background peer; returns once it printed "ready".
@@ -125,7 +135,14 @@ cat >"$TMP/nat.rules" <<'EOF'
 -A PREROUTING -d 10.1.0.2/32 -p tcp -m tcp --dport 5001 -j DNAT --to-destination 10.1.1.2
 COMMIT
 EOF
-r2x_b -f "$TMP/nat.rules" --load b0,b1 2>"$TMP/load.err" ||
+cat >"$TMP/nat6.rules" <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 2001:db8:1::2/128 -p udp -m udp --dport 1234 -j DNAT --to-destination 2001:db8:2::2
+-A PREROUTING -d 2001:db8:1::2/128 -p tcp -m tcp --dport 5001 -j DNAT --to-destination 2001:db8:2::2
+COMMIT
+EOF
+r2x_b -f "$TMP/nat.rules" -f "$TMP/nat6.rules" --load b0,b1 2>"$TMP/load.err" ||
   die "load failed: $(cat "$TMP/load.err")"
 before=$(forwarded)
 udp_round xdp
@@ -176,6 +193,25 @@ waitfor local
 [ "$(tail -1 "$TMP/local.out")" = "received 20" ] || die "UDP to B:4321: $(tail -1 "$TMP/local.out")"
 say "4. unmatched traffic: routed to C:999 (20/20, TTL 63) and delivered to B:4321 (20/20)"
 
+# IPv6: the same through ip6tables-style DNAT rules in the same program.
+forwarded6() { in_b nstat -az Ip6OutForwDatagrams | awk '/Ip6OutForwDatagrams/ {print $2}'; }
+before=$(forwarded6)
+start xdp6 "$NS_C" $PEER udp-recv 2001:db8:2::2 1234 "$N" 5
+in_a $PEER udp-send 2001:db8:1::2 1234 "$N"
+waitfor xdp6
+kernel6=$(($(forwarded6) - before))
+[ "$kernel6" -le 2 ] || die "B's kernel forwarded $kernel6 of $N IPv6 datagrams: the XDP fast path did not"
+[ "$(tail -1 "$TMP/xdp6.out")" = "received $N" ] || die "IPv6 UDP through the DNAT: $(tail -1 "$TMP/xdp6.out") of $N"
+bad=$(grep -v '^received\|^ready' "$TMP/xdp6.out" | grep -cv '^2001:db8:1::1 ttl 63 port 1234 rule2xdp-[0-9]*$' || true)
+[ "$bad" = 0 ] || die "IPv6 datagrams at C not from 2001:db8:1::1 with hop limit 63: $(grep -v 'ttl 63' "$TMP/xdp6.out" | head -3)"
+start tcpsrv6 "$NS_C" $PEER tcp-server 2001:db8:2::2 5001
+in_a $PEER tcp-client 2001:db8:1::2 5001 4194304 >"$TMP/tcpcli6.out" 2>&1 || die "IPv6 TCP client: $(cat "$TMP/tcpcli6.out")"
+waitfor tcpsrv6
+sent=$(awk '/^bytes/ {print $4}' "$TMP/tcpcli6.out")
+recv=$(awk '/^peer/ {print $6}' "$TMP/tcpsrv6.out")
+[ -n "$sent" ] && [ "$sent" = "$recv" ] || die "IPv6 TCP transfer differs: $(cat "$TMP/tcpcli6.out") / $(cat "$TMP/tcpsrv6.out")"
+say "5. IPv6: $N/$N UDP at C with hop limit 63 (B's kernel forwarded $kernel6), 4 MiB TCP identical ($sent)"
+
 r2x_b --unload b0 >/dev/null && r2x_b --unload b1 >/dev/null || die "unload failed"
 in_b iptables -t nat -A PREROUTING -d 10.1.0.2 -p udp --dport 1234 -j DNAT --to-destination 10.1.1.2 ||
   die "iptables DNAT rule refused"
@@ -184,7 +220,7 @@ sort "$TMP/xdp.lines" >"$TMP/xdp.sorted"
 sort "$TMP/kernel.lines" >"$TMP/kernel.sorted"
 cmp -s "$TMP/xdp.sorted" "$TMP/kernel.sorted" ||
   die "C saw different datagrams under iptables' DNAT: $(diff "$TMP/xdp.sorted" "$TMP/kernel.sorted" | head -5)"
-say "5. iptables DNAT in B's kernel: C saw the same $N datagrams (source, TTL, port, payload)"
+say "6. iptables DNAT in B's kernel: C saw the same $N datagrams (source, TTL, port, payload)"
 # Known difference (docs/nat.md): conntrack rewrites the header quoted in an
 # ICMP error back to the original destination; rule2xdp's program does not.
 start icmpk "$NS_A" $PEER icmp-wait 10.1.0.2 5

@@ -25,11 +25,20 @@ import time
 
 IP_RECVTTL = 12
 IP_TTL = 2
+IPV6_RECVHOPLIMIT = 51
+IPV6_HOPLIMIT = 52
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
 def udp_recv(addr, port, count, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    if family(addr) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+    else:
+        s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
     s.bind((addr, port))
     print("ready", flush=True)
     end = time.time() + timeout
@@ -42,7 +51,8 @@ def udp_recv(addr, port, count, timeout):
             break
         ttl = -1
         for level, typ, val in anc:
-            if level == socket.IPPROTO_IP and typ == IP_TTL:
+            if (level, typ) in ((socket.IPPROTO_IP, IP_TTL),
+                                (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
                 ttl = struct.unpack("i", val[:4])[0]
         print(f"{src[0]} ttl {ttl} port {port} {data.decode(errors='replace')}")
         n += 1
@@ -50,8 +60,10 @@ def udp_recv(addr, port, count, timeout):
 
 
 def udp_send(dst, port, count, ttl=None):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    if ttl is not None:
+    s = socket.socket(family(dst), socket.SOCK_DGRAM)
+    if ttl is not None and family(dst) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    elif ttl is not None:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
     for i in range(count):
         s.sendto(f"rule2xdp-{i}".encode(), (dst, port))
@@ -64,7 +76,7 @@ def payload(nbytes):
 
 
 def tcp_server(addr, port):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls = socket.socket(family(addr), socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((addr, port))
     ls.listen(1)
