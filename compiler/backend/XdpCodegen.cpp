@@ -265,6 +265,8 @@ Value *XdpCodegen::fieldValue(ir::Field f) {
     Value *lo = b.CreateZExt(cg_.loadBE(cg_.data, 10, cg_.i16), cg_.i64);
     return b.CreateOr(b.CreateShl(hi, 16), lo);
   }
+  case ir::Field::TcpFlagsByte: // bounds checked by emitMatch
+    return b.CreateZExt(cg_.loadBE(pk_.l4, 13, cg_.i8), cg_.i64);
   case ir::Field::PktType: {
     // eth_type_trans(): all-ones is broadcast, the group bit multicast.
     Value *hi = cg_.loadBE(cg_.data, 0, cg_.i32);
@@ -327,6 +329,12 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
     cond = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
     break;
   case ir::Match::Kind::Field: {
+    if (m.field == ir::Field::TcpFlagsByte) {
+      // xt_ecn's match_tcp(): skb_header_pointer(thoff, 20) or no match.
+      cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(20)), pk_.totLen),
+                  noMatch, "ecn.tcp.fits");
+      cg_.needBytes(pk_.l4, 20, noMatch, "ecn.tcp.hdr");
+    }
     Value *v = b.CreateAnd(fieldValue(m.field), b.getInt64(m.fieldMask));
     cond = m.lo == m.hi ? b.CreateICmpEQ(v, b.getInt64(m.lo))
                         : b.CreateAnd(b.CreateICmpUGE(v, b.getInt64(m.lo)),

@@ -530,10 +530,13 @@ public:
     handler_(*this, o.id, w, args, negated);
     ++given_;
   }
-  void finish(const RuleFacts &, std::vector<Match> &out,
+  void finish(const RuleFacts &facts, std::vector<Match> &out,
               std::vector<std::string> &comments) override {
     if (given_ == 0 && std::string(spec_name()) != "comment")
       failAt(where, std::string(spec_name()) + " match needs an option");
+    if (tcpWord)
+      requireProto(*tcpWord, facts, {6},
+                   "ecn: `" + tcpWord->text + "' needs `-p tcp'");
     for (Match &m : matches)
       out.push_back(std::move(m));
     for (std::string &c : texts)
@@ -542,6 +545,7 @@ public:
   const char *spec_name() const;
   std::vector<Match> matches;
   std::vector<std::string> texts;
+  std::optional<Word> tcpWord; ///< an option that reads the TCP header
 
 private:
   Handler handler_;
@@ -663,8 +667,17 @@ void dscpOption(FieldModule &fm, int id, const Word &w,
 
 void ecnOption(FieldModule &fm, int id, const Word &w,
                const std::vector<const Word *> &args, bool negated) {
-  if (id != 0)
-    failAt(w, "ecn option `" + w.text + "' is not supported yet");
+  if (id != 0) {
+    // xt_ecn: --ecn-tcp-cwr is the TCP CWR flag (0x80), --ecn-tcp-ece ECE
+    // (0x40), both read from the TCP header (kernel refuses them without
+    // -p tcp).
+    uint64_t bit = id == 1 ? 0x80 : 0x40;
+    fm.tcpWord = w;
+    fm.matches.push_back(fieldMatch(ir::Field::TcpFlagsByte, bit, bit, bit, negated,
+                                    "ECN match " + std::string(negated ? "!" : "") +
+                                        (id == 1 ? "CWR" : "ECE")));
+    return;
+  }
   uint64_t v = number(w, *args[0], args[0]->text, 3);
   fm.matches.push_back(fieldMatch(ir::Field::IpTos, 0x03, v, v, negated,
                                   "ECN match " + std::string(negated ? "!" : "") +

@@ -77,6 +77,9 @@ enum class Field {
   IpDaddr,  ///< IPv4 destination (iprange)
   EthSrc,   ///< Ethernet source address, 48 bits (mac)
   PktType,  ///< 0 unicast, 1 broadcast, 2 multicast, from the destination MAC (pkttype)
+  TcpFlagsByte, ///< byte 13 of a TCP header at IHL, read as xt_ecn reads it:
+                ///< also in a non-first fragment, no match (no hotdrop) if
+                ///< 20 bytes are not there (ecn --ecn-tcp-ece/cwr)
 };
 
 /// TCP flags under a mask (`--tcp-flags MASK COMP`, `--syn`).

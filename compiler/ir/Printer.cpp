@@ -74,12 +74,14 @@ std::string printMatch(const Match &m, bool v6) {
   }
   case Match::Kind::Field: {
     static const char *names[] = {"ip.tos", "ip.len", "ip.ttl", "ip.saddr",
-                                  "ip.daddr", "eth.saddr", "eth.pkttype"};
+                                  "ip.daddr", "eth.saddr", "eth.pkttype",
+                                  "tcp.flags"};
     std::string s = names[static_cast<int>(m.field)];
     auto value = [&](uint64_t v) {
       if (m.field == Field::IpSaddr || m.field == Field::IpDaddr)
         return formatAddr(static_cast<uint32_t>(v));
-      if (m.field == Field::EthSrc || m.field == Field::IpTos)
+      if (m.field == Field::EthSrc || m.field == Field::IpTos ||
+          m.field == Field::TcpFlagsByte)
         return hex(v);
       return std::to_string(v);
     };
