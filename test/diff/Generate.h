@@ -1,11 +1,22 @@
-//===- test/diff/Generate.h - random rules and datagrams ---------*- C++ -*-===//
+//===- test/diff/Generate.h - random rulesets and datagrams ------*- C++ -*-===//
 //
 /// \file
-/// Seeded, reproducible generation of single iptables rules from the grammar
-/// rule2xdp supports, and of valid test datagrams (one frame, or a whole
-/// fragmented datagram) whose fields overlap the rules' addresses, protocols
-/// and ports. Rule K of seed S and its datagrams depend only on (S, K), so
+/// Seeded, reproducible generation of
+///  - whole rulesets in iptables-save / ip6tables-save form (1-8 rules over
+///    raw PREROUTING, mangle PREROUTING/INPUT/FORWARD, filter INPUT/FORWARD
+///    and user chains, with policies, -j, -g, RETURN and count-only rules),
+///    using every match rule2xdp compiles (docs/matches.md), with `!` where
+///    iptables allows it;
+///  - test datagrams (one frame, or a whole fragmented datagram; IPv6 with
+///    extension headers) whose fields come from the same value pools as the
+///    rules (ports, TTLs, lengths, flags, types, addresses, MACs), so both
+///    sides of every match are hit.
+/// Ruleset K of seed S and its datagrams depend only on (S, K, family), so
 /// `--seed S --only K` replays one ruleset exactly.
+///
+/// Datagrams are described by a DatagramSpec, which is also what the fixed
+/// frame files (rulesets/*.frames) are parsed into: one datagram a line,
+/// `key=value` words (see parseDatagram()).
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -38,31 +49,80 @@ private:
   std::mt19937_64 rng_;
 };
 
-struct RuleSpec {
-  std::vector<std::string> words; // as given to iptables and rule2xdp
+enum class Family { V4, V6 };
+
+/// A ruleset: the text given both to iptables-restore and `rule2xdp -f`.
+struct RulesetSpec {
+  Family family = Family::V4;
   std::string text;
-  std::string table; // "filter" or "raw"
-  bool hasPorts = false; // --sport/--dport
+  std::string name; // "random" or the file name
+  bool hasL4 = false;  // some rule reads the transport header
   bool invertedFullPortRange = false; // ! --sport 0:65535 and the like
+  bool tcpFlagsMaskNone = false; // --tcp-flags NONE X with X not NONE
+  std::vector<std::string> tables;   // "filter", "raw", "mangle"
+  /// A -m length in a chain after the routing decision: see main(), a
+  /// local fragmented IPv4 datagram is then not sent (compiler bug B4).
+  bool lengthAfterRouting = false;
 };
 
-RuleSpec makeRule(Rng &rng);
-/// A rule given as text (words separated by blanks, no quoting).
-RuleSpec ruleFromText(const std::string &text);
+RulesetSpec makeRuleset(Rng &rng, Family family);
+/// A ruleset file (an iptables-save dump); the family from its addresses
+/// or from `# family: ipv6` / an ip6tables-save header.
+RulesetSpec rulesetFromFile(const std::string &path);
+/// Fills hasL4 etc. from the text.
+void analyse(RulesetSpec &rs);
 
-/// Which destinations datagrams use: the brief's set, or that set plus the
+/// What a test datagram is, before it is built into frames.
+struct DatagramSpec {
+  Family family = Family::V4;
+  Ingress in = Ingress::FromA;
+  std::string src, dst;
+  bool local = false;   // B delivers it (INPUT), else it forwards it
+  std::string l4 = "udp"; // udp tcp icmp icmp6 raw
+  uint8_t proto = 17;     // for raw
+  uint16_t sport = 40000, dport = 1234;
+  uint8_t tcpFlags = 0x02;
+  uint8_t icmpType = 8, icmpCode = 0;
+  uint8_t ttl = 64, tos = 0;   // IPv6: hop limit, traffic class
+  size_t payload = 0;
+  unsigned ipOptWords = 0;     // IPv4 NOP options, words of 4 bytes
+  bool eolOption = false;
+  bool df = false;
+  /// IPv6 extension headers in order (0 hop-by-hop, 43 routing, 44
+  /// fragment, 51 AH, 60 destination options). A 44 here is an atomic
+  /// fragment unless `fragments` is set, which fragments after it.
+  std::vector<uint8_t> ext;
+  int fragments = 0;           // 0: whole; 2 or 3: a fragmented datagram
+  size_t firstFragL4 = 24;     // bytes of L4 in the first fragment
+  std::string dmac;            // "" B's MAC, "bcast", "mcast", "other"
+  std::string smac;            // "" the sender's MAC, else this
+  uint16_t ipId = 0;
+};
+
+/// Which destinations datagrams use: the standard set, or that set plus the
 /// limited broadcast, multicast and martian destinations (--wide).
 enum class DestinationSet { Standard, Wide };
 
+DatagramSpec makeDatagramSpec(Rng &rng, Family family, DestinationSet dsts);
+
+/// "from=A l4=tcp src=10.1.0.1 dst=10.1.0.2 dport=22 flags=0x02 ..." (see
+/// the .frames files). Throws std::invalid_argument on a bad line.
+DatagramSpec parseDatagram(const std::string &line, Family family);
+
+/// The one-line description (the same key=value form parseDatagram takes).
+std::string describeDatagram(const DatagramSpec &d);
+
 struct Datagram {
-  Ingress in = Ingress::FromA;
+  DatagramSpec spec;
   std::vector<std::vector<uint8_t>> frames; // >1: fragments, in order
-  uint32_t dst = 0;
-  bool local = false; // B delivers it locally (INPUT), else it forwards it
   std::string summary;
 };
 
-Datagram makeDatagram(Rng &rng, const Topology &topo, uint16_t ipId,
-                      DestinationSet dsts);
+Datagram buildDatagram(const DatagramSpec &spec, const Topology &topo);
+
+/// The fragment offset (8-byte units) of a frame, either family; 0 if none.
+unsigned fragmentOffset(const std::vector<uint8_t> &frame);
+/// An IPv6 frame whose header chain (up to the upper layer) holds AH.
+bool hasAuthHeader(const std::vector<uint8_t> &frame);
 
 } // namespace r2x::diff

@@ -12,7 +12,9 @@
 
 namespace r2x::diff {
 
-const char *backendName(Backend b) {
+const char *backendName(Backend b, Family f) {
+  if (f == Family::V6)
+    return b == Backend::Legacy ? "ip6tables-legacy" : "ip6tables-nft";
   return b == Backend::Legacy ? "iptables-legacy" : "iptables-nft";
 }
 
@@ -24,10 +26,8 @@ std::string failure(const std::vector<std::string> &argv,
          "): " + r.out + r.err;
 }
 
-std::string tool(Backend b, const char *suffix = "") {
-  return std::string(b == Backend::Legacy ? "iptables-legacy"
-                                          : "iptables-nft") +
-         suffix;
+std::string tool(Backend b, Family f, const char *suffix = "") {
+  return std::string(backendName(b, f)) + suffix;
 }
 
 /// "[12:3456]" -> {12, 3456}.
@@ -40,6 +40,23 @@ bool parseCount(const std::string &s, Count &c) {
   c = {p, b};
   return true;
 }
+
+const char *const EmptyTables = "*filter\n"
+                                ":INPUT ACCEPT [0:0]\n"
+                                ":FORWARD ACCEPT [0:0]\n"
+                                ":OUTPUT ACCEPT [0:0]\n"
+                                "COMMIT\n"
+                                "*raw\n"
+                                ":PREROUTING ACCEPT [0:0]\n"
+                                ":OUTPUT ACCEPT [0:0]\n"
+                                "COMMIT\n"
+                                "*mangle\n"
+                                ":PREROUTING ACCEPT [0:0]\n"
+                                ":INPUT ACCEPT [0:0]\n"
+                                ":FORWARD ACCEPT [0:0]\n"
+                                ":OUTPUT ACCEPT [0:0]\n"
+                                ":POSTROUTING ACCEPT [0:0]\n"
+                                "COMMIT\n";
 
 } // namespace
 
@@ -64,95 +81,101 @@ void Netfilter::checkNamespace() const {
 
 std::string Netfilter::reset() {
   checkNamespace();
-  // Legacy: an empty filter and raw table, policies ACCEPT, counters zero.
-  const std::string empty = "*filter\n"
-                            ":INPUT ACCEPT [0:0]\n"
-                            ":FORWARD ACCEPT [0:0]\n"
-                            ":OUTPUT ACCEPT [0:0]\n"
-                            "COMMIT\n"
-                            "*raw\n"
-                            ":PREROUTING ACCEPT [0:0]\n"
-                            ":OUTPUT ACCEPT [0:0]\n"
-                            "COMMIT\n";
-  std::vector<std::string> legacy{"iptables-legacy-restore", "-w"};
-  ProcessResult r = run(legacy, empty);
-  if (!r.ok())
-    return failure(legacy, r);
+  for (const char *restore :
+       {"iptables-legacy-restore", "ip6tables-legacy-restore"}) {
+    std::vector<std::string> legacy{restore, "-w"};
+    ProcessResult r = run(legacy, EmptyTables);
+    if (!r.ok())
+      return failure(legacy, r);
+  }
   std::vector<std::string> nft{"nft", "flush", "ruleset"};
-  r = run(nft);
+  ProcessResult r = run(nft);
   if (!r.ok())
     return failure(nft, r);
   return {};
 }
 
-std::string Netfilter::install(Backend b, const std::vector<std::string> &words,
-                               const std::string &table,
-                               const std::vector<std::string> &chains) {
+std::string Netfilter::install(Backend b, Family f, const std::string &text,
+                               bool &refused) {
+  refused = false;
   checkNamespace();
   if (std::string err = reset(); !err.empty())
     return err;
-  if (b == Backend::Nft)
-    for (const std::string &chain : chains) {
-      std::vector<std::string> argv{tool(b), "-w", "-t", table,
-                                    "-P",    chain, "ACCEPT"};
-      ProcessResult r = run(argv);
-      if (!r.ok())
-        return failure(argv, r);
-    }
-  std::vector<std::string> argv{tool(b), "-w"};
-  argv.insert(argv.end(), words.begin(), words.end());
-  ProcessResult r = run(argv);
-  if (!r.ok())
-    return "iptables refused the rule: " + failure(argv, r);
-
-  if (b == Backend::Nft) {
-    std::vector<std::string> list{"nft", "list", "table", "ip", table};
-    ProcessResult l = run(list);
-    if (!l.ok())
-      return failure(list, l);
-    for (const std::string &chain : chains)
-      if (l.out.find("chain " + chain + " {") == std::string::npos)
-        return "nf_tables has no chain " + table + " " + chain +
-               " after `iptables-nft -P`:\n" + l.out;
+  std::vector<std::string> argv{tool(b, f, "-restore"), "-w"};
+  ProcessResult r = run(argv, text);
+  if (!r.ok()) {
+    refused = true;
+    return "iptables-restore refused the ruleset: " + failure(argv, r);
   }
-  TableCounters now = read(b, table);
-  if (now.rules.size() != 1)
-    return "expected exactly one rule in table " + table + ", got:\n" +
-           now.text;
-  for (const std::string &chain : chains)
-    if (!now.policy.count(chain))
-      return "no chain " + chain + " in:\n" + now.text;
+  if (b == Backend::Nft) {
+    // The built-in chains the text names must exist as base chains.
+    std::istringstream in(text);
+    std::string line, table;
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>>
+        builtins;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] == '*')
+        table = line.substr(1);
+      else if (line.size() > 1 && line[0] == ':') {
+        std::istringstream w(line.substr(1));
+        std::string chain, policy;
+        w >> chain >> policy;
+        if (policy != "-")
+          builtins[table].push_back({chain, policy});
+      }
+    }
+    for (const auto &[t, chains] : builtins) {
+      std::vector<std::string> list{"nft", "list", "table",
+                                    f == Family::V4 ? "ip" : "ip6", t};
+      ProcessResult l = run(list);
+      for (const auto &[chain, policy] : chains) {
+        if (l.ok() && l.out.find("chain " + chain + " {") != std::string::npos)
+          continue;
+        std::vector<std::string> p{tool(b, f), "-w", "-t", t, "-P", chain,
+                                   policy};
+        ProcessResult pr = run(p);
+        if (!pr.ok())
+          return failure(p, pr);
+      }
+    }
+  }
   return {};
 }
 
-TableCounters Netfilter::read(Backend b, const std::string &table) {
+Counters Netfilter::read(Backend b, Family f) {
   checkNamespace();
-  std::vector<std::string> argv{tool(b, "-save"), "-c", "-t", table};
+  std::vector<std::string> argv{tool(b, f, "-save"), "-c"};
   ProcessResult r = run(argv);
   if (!r.ok())
     throw std::runtime_error(failure(argv, r));
-  TableCounters t;
+  Counters t;
   t.text = r.out;
   std::istringstream in(r.out);
-  std::string line;
+  std::string line, table;
+  std::map<std::string, unsigned> position;
   while (std::getline(in, line)) {
-    if (line.size() > 1 && line[0] == ':') {
-      // ":INPUT ACCEPT [1:2]"
-      std::istringstream f(line.substr(1));
+    if (!line.empty() && line[0] == '*') {
+      table = line.substr(1);
+      position.clear();
+    } else if (line.size() > 1 && line[0] == ':') {
+      // ":INPUT ACCEPT [1:2]"; a user chain is ":NAME - [0:0]"
+      std::istringstream w(line.substr(1));
       std::string chain, policy, count;
       Count c;
-      if (!(f >> chain >> policy >> count) || !parseCount(count, c))
+      if (!(w >> chain >> policy >> count) || !parseCount(count, c))
         throw std::runtime_error("cannot parse `" + line + "` in:\n" + r.out);
-      t.policy[chain] = c;
+      if (policy != "-")
+        t.count[table + ":" + chain + " policy"] = c;
     } else if (!line.empty() && line[0] == '[') {
       // "[1:2] -A INPUT ..."
-      std::istringstream f(line);
+      std::istringstream w(line);
       std::string count, dashA, chain;
       Count c;
-      if (!(f >> count >> dashA >> chain) || dashA != "-A" ||
+      if (!(w >> count >> dashA >> chain) || dashA != "-A" ||
           !parseCount(count, c))
         throw std::runtime_error("cannot parse `" + line + "` in:\n" + r.out);
-      t.rules.emplace_back(chain, c);
+      t.count[table + ":" + chain + "#" +
+              std::to_string(++position[chain])] = c;
     }
   }
   return t;

@@ -1,23 +1,26 @@
 //===- test/diff/Netfilter.h - the kernel side: iptables back ends -*- C++ -*-===//
 //
 /// \file
-/// Installs one rule in B's netfilter with iptables-legacy or iptables-nft
-/// and reads the counters of the chains the compiled program models. The
-/// process is already inside B (Topology.h), so the iptables children are.
+/// Installs a whole ruleset (an iptables-save text) in B's netfilter with
+/// iptables-restore / ip6tables-restore of the legacy or the nft back end,
+/// and reads every counter with iptables-save -c. The process is already
+/// inside B (Topology.h), so the iptables children are.
 ///
-/// Only one back end holds rules at a time: before each install the legacy
-/// tables filter and raw are restored empty (policies ACCEPT, counters 0)
-/// and the nf_tables ruleset of B is flushed. Empty legacy chains with an
-/// ACCEPT policy may stay registered while nft is tested (x_tables tables
-/// cannot be unregistered from a netns); they accept everything, so they
-/// do not change a verdict.
+/// Only one back end and one family holds rules at a time: before each
+/// install the legacy tables filter, raw and mangle of both families are
+/// restored empty (policies ACCEPT, counters 0) and the nf_tables ruleset
+/// of B is flushed. Empty legacy chains with an ACCEPT policy may stay
+/// registered while nft is tested (x_tables tables cannot be unregistered
+/// from a netns); they accept everything, so they do not change a verdict.
 ///
 /// iptables-nft creates base chains lazily and `iptables-nft-save` prints
 /// built-in chains that do not exist in the kernel with [0:0]; so for nft
-/// every chain the program models is created explicitly with `-P CHAIN
-/// ACCEPT` and checked with `nft list table`.
+/// every built-in chain the ruleset names is checked with `nft list table`
+/// after the restore, and made with `-P CHAIN POLICY` if it is missing.
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "test/diff/Generate.h" // Family
 
 #include <cstdint>
 #include <map>
@@ -27,18 +30,19 @@
 namespace r2x::diff {
 
 enum class Backend { Legacy, Nft };
-const char *backendName(Backend b);
+const char *backendName(Backend b, Family f = Family::V4);
 
 struct Count {
   uint64_t packets = 0, bytes = 0;
   bool operator==(const Count &) const = default;
 };
 
-/// The counters of one table as `iptables-save -c -t TABLE` shows them.
-struct TableCounters {
-  std::map<std::string, Count> policy;                 // chain -> policy
-  std::vector<std::pair<std::string, Count>> rules;    // chain, counters
-  std::string text;                                    // the raw output
+/// Every counter of every table as `iptables-save -c` shows it, by key:
+/// "TABLE:CHAIN policy" and "TABLE:CHAIN#N" (N: the rule's 1-based
+/// position in its chain, as `iptables -L --line-numbers` numbers it).
+struct Counters {
+  std::map<std::string, Count> count;
+  std::string text; // the raw output
 };
 
 class Netfilter {
@@ -48,18 +52,18 @@ public:
   /// touch the host's firewall.
   explicit Netfilter(const std::string &netnsPath);
 
-  /// Clears both back ends. Returns an error text, empty on success.
+  /// Clears both back ends, both families. Returns an error text, empty on
+  /// success.
   std::string reset();
 
-  /// Installs `words` (an iptables rule, "-t raw -A PREROUTING ...") with
-  /// back end `b` after reset(), creating `chains` of `table` first.
-  /// Returns an error text (iptables refused it, ...), empty on success.
-  std::string install(Backend b, const std::vector<std::string> &words,
-                      const std::string &table,
-                      const std::vector<std::string> &chains);
+  /// Installs the ruleset `text` with back end `b` after reset(). Returns an
+  /// error text, empty on success; `refused` tells whether iptables-restore
+  /// refused the text (as opposed to a setup failure).
+  std::string install(Backend b, Family f, const std::string &text,
+                      bool &refused);
 
-  /// Reads the counters of `table`. Throws std::runtime_error on failure.
-  TableCounters read(Backend b, const std::string &table);
+  /// Reads the counters. Throws std::runtime_error on failure.
+  Counters read(Backend b, Family f);
 
 private:
   void checkNamespace() const;

@@ -163,9 +163,17 @@ Topology::Topology() {
     gNsCount = gNsCount + 1;
     must({"ip", "netns", "add", n});
     must({"ip", "-n", n, "link", "set", "lo", "up"});
+    // IPv6 on, but quiet: no link-local addresses (addr_gen_mode 1), no
+    // DAD, no router solicitations, so nothing of B's own reaches B's
+    // INPUT counters.
     must({"ip", "netns", "exec", n, "sysctl", "-qw",
-          "net.ipv6.conf.all.disable_ipv6=1",
-          "net.ipv6.conf.default.disable_ipv6=1"});
+          "net.ipv6.conf.all.disable_ipv6=0",
+          "net.ipv6.conf.default.disable_ipv6=0",
+          "net.ipv6.conf.default.addr_gen_mode=1",
+          "net.ipv6.conf.default.accept_dad=0",
+          "net.ipv6.conf.default.dad_transmits=0",
+          "net.ipv6.conf.default.router_solicitations=0",
+          "net.ipv6.conf.default.accept_ra=0"});
   }
   must({"ip", "-n", A, "link", "add", "a0", "type", "veth", "peer", "name",
         "b0", "netns", B});
@@ -174,15 +182,42 @@ Topology::Topology() {
   must({"ip", "netns", "exec", B, "sysctl", "-qw", "net.ipv4.ip_forward=1",
         "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
         "net.ipv4.conf.b0.rp_filter=0", "net.ipv4.conf.b1.rp_filter=0"});
+  must({"ip", "netns", "exec", B, "sysctl", "-qw",
+        "net.ipv6.conf.all.forwarding=1"});
+  // A and C send nothing of their own (MLD reports, neighbour discovery,
+  // ICMPv6 errors, TCP resets...): their IP output is dropped by their own
+  // nf_tables (not B's, the one under test). Test frames leave through
+  // AF_PACKET sockets, which no hook sees.
+  for (const std::string &n : {A, C})
+    must({"ip", "netns", "exec", n, "nft",
+          "add table ip6 r2xquiet; "
+          "add chain ip6 r2xquiet out { type filter hook output priority 0; "
+          "policy drop; }"});
+  must({"ip", "-n", A, "addr", "add", "2001:db8:1::1/64", "dev", "a0",
+        "nodad"});
+  must({"ip", "-n", B, "addr", "add", "2001:db8:1::2/64", "dev", "b0",
+        "nodad"});
+  must({"ip", "-n", B, "addr", "add", "2001:db8:2::1/64", "dev", "b1",
+        "nodad"});
+  must({"ip", "-n", C, "addr", "add", "2001:db8:2::2/64", "dev", "c0",
+        "nodad"});
   must({"ip", "-n", A, "addr", "add", "10.1.0.1/24", "dev", "a0"});
   must({"ip", "-n", B, "addr", "add", "10.1.0.2/24", "dev", "b0"});
   must({"ip", "-n", B, "addr", "add", "10.1.1.1/24", "dev", "b1"});
   must({"ip", "-n", C, "addr", "add", "10.1.1.2/24", "dev", "c0"});
+  // Fixed MACs: rules (-m mac) and frames name them, and a seed replays
+  // the same bytes in every run.
+  must({"ip", "-n", A, "link", "set", "a0", "address", "02:00:00:00:0a:01"});
+  must({"ip", "-n", B, "link", "set", "b0", "address", "02:00:00:00:0b:00"});
+  must({"ip", "-n", B, "link", "set", "b1", "address", "02:00:00:00:0b:01"});
+  must({"ip", "-n", C, "link", "set", "c0", "address", "02:00:00:00:0c:01"});
   must({"ip", "-n", A, "link", "set", "a0", "up"});
   must({"ip", "-n", B, "link", "set", "b0", "up"});
   must({"ip", "-n", B, "link", "set", "b1", "up"});
   must({"ip", "-n", C, "link", "set", "c0", "up"});
   must({"ip", "-n", B, "route", "add", "default", "via", "10.1.1.2"});
+  must({"ip", "-n", B, "-6", "route", "add", "default", "via",
+        "2001:db8:2::2", "dev", "b1"});
 
   int nsA = openNs("/run/netns/" + A), nsB = openNs("/run/netns/" + B),
       nsC = openNs("/run/netns/" + C);
@@ -236,7 +271,31 @@ Topology::Topology() {
         "dev", "b0", "nud", "permanent"});
   must({"ip", "-n", B, "neigh", "replace", "10.1.1.9", "lladdr", mac(macC0_),
         "dev", "b1", "nud", "permanent"});
+  // IPv6: every neighbour B could talk to, so B never solicits and waits.
+  for (const char *a : {"2001:db8:1::1", "2001:db8:1::7"})
+    must({"ip", "-n", B, "-6", "neigh", "replace", a, "lladdr", mac(macA0_),
+          "dev", "b0", "nud", "permanent"});
+  for (const char *a : {"2001:db8:2::2", "2001:db8:2::9"})
+    must({"ip", "-n", B, "-6", "neigh", "replace", a, "lladdr", mac(macC0_),
+          "dev", "b1", "nud", "permanent"});
 
+  // IPv6 on B's devices is ready (multicast delivered to INPUT) only once
+  // linkwatch has seen the carrier: wait (bounded) for operstate UP.
+  {
+    bool up = false;
+    for (int attempt = 0; attempt < 100 && !up; ++attempt) {
+      ProcessResult r = run({"ip", "-n", B, "-o", "link", "show"}, {}, 5000);
+      size_t n = 0;
+      for (size_t at = 0;
+           (at = r.out.find("state UP", at)) != std::string::npos; ++at)
+        ++n;
+      up = r.ok() && n >= 2;
+      if (!up)
+        usleep(50 * 1000);
+    }
+    if (!up)
+      throw std::runtime_error("setup: b0 and b1 not operationally up in 5 s");
+  }
   // The links need a moment to get their carrier: wait for a sentinel to
   // come through each path (bounded), which also proves the detector works.
   for (Ingress in : {Ingress::FromA, Ingress::FromC}) {

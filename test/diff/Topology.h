@@ -4,13 +4,24 @@
 /// Three network namespaces made for one run (names carry the pid, so runs
 /// never collide and nothing of the host is touched):
 ///
-///     A: a0 10.1.0.1/24 ──veth── B: b0 10.1.0.2/24
-///                                B: b1 10.1.1.1/24 ──veth── C: c0 10.1.1.2/24
+///     A: a0 10.1.0.1/24      ──veth── B: b0 10.1.0.2/24      2001:db8:1::2/64
+///           2001:db8:1::1/64
+///                                     B: b1 10.1.1.1/24      2001:db8:2::1/64
+///                                            ──veth── C: c0 10.1.1.2/24
+///                                                           2001:db8:2::2/64
 ///
-/// B is the router under test: ip_forward=1, rp_filter=0, default route via
-/// 10.1.1.2 (so no destination is unroutable). A and C have only their
-/// connected routes, so nothing they answer comes back into B. IPv6 is off
-/// everywhere (it never reaches iptables' IPv4 counters anyway).
+/// MACs are fixed (a0 02:00:00:00:0a:01, b0 ..:0b:00, b1 ..:0b:01, c0
+/// ..:0c:01) so rules and frames can name them and a seed replays the same
+/// bytes. B is the router under test: ip_forward=1, IPv6 forwarding on,
+/// rp_filter=0, default routes via C (so no destination is unroutable), and
+/// permanent neighbour entries for every address it may talk to (it never
+/// solicits). A and C have only their connected routes, and their own
+/// nf_tables drops every IPv6 packet they would send themselves (MLD, ND,
+/// errors): nothing of theirs reaches B's counters. IPv6 addresses are added
+/// with nodad, and no namespace makes link-local addresses or sends router
+/// solicitations. Setup waits (bounded) until b0 and b1 are operationally
+/// up: before linkwatch has run, B does not deliver IPv6 multicast to
+/// INPUT, which showed as a flaky ff02::1 frame.
 ///
 /// The process itself lives in B after setup: the XDP program's fib lookup,
 /// fillIfaceMap() and every `iptables` child then see B. Test frames are sent

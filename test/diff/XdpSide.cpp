@@ -121,20 +121,13 @@ XdpProgram::XdpProgram(const std::string &compiler,
   counters_ = bpf_map__fd(counters);
   slots_ = bpf_map__max_entries(counters);
 
-  size_t rules = 0;
   for (const auto &chain : meta_.chains) {
     if (chain.slot >= int(slots_))
       throw std::runtime_error("object contract: policy slot out of range");
-    for (const auto &rule : chain.rules) {
-      ++rules;
+    for (const auto &rule : chain.rules)
       if (rule.slot >= slots_)
         throw std::runtime_error("object contract: rule slot out of range");
-    }
   }
-  if (rules != 1)
-    throw std::runtime_error("the metadata describes " +
-                             std::to_string(rules) + " rules, not 1:\n" +
-                             metaText_);
   // In B: the devices and their ifindexes the program will see.
   r2x::runtime::fillIfaceMap(bpf_map__fd(ifmatch), metaText_);
 }

@@ -1,7 +1,7 @@
 //===- test/diff/XdpSide.h - the XDP side: compile, load, test-run -*- C++ -*-===//
 //
 /// \file
-/// Compiles a rule with the real `rule2xdp` binary, opens and loads the
+/// Compiles a ruleset (`-f FILE`, `-6 -f FILE`) with the real `rule2xdp` binary, opens and loads the
 /// object with libbpf in the current network namespace (B), fills
 /// `r2x_ifmatch` with r2x::runtime::fillIfaceMap() from the metadata text in
 /// the object's `.rodata` map, and runs frames through BPF_PROG_TEST_RUN
@@ -41,7 +41,7 @@ struct XdpResult {
 
 class XdpProgram {
 public:
-  /// Compiles `words` to `objectPath` and loads it. Throws CompileError,
+  /// Runs `compiler words -o objectPath` and loads the object. Throws CompileError,
   /// or std::runtime_error for any load or contract failure.
   XdpProgram(const std::string &compiler, const std::vector<std::string> &words,
              const std::string &objectPath);
