@@ -7,6 +7,7 @@
 /// it llvm.preserve.static.offset cannot be selected.
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
+#include "compiler/backend/Pipeline.h"
 #include "compiler/backend/XdpCodegen.h"
 
 #include <llvm/Analysis/CGSCCPassManager.h>
@@ -75,13 +76,17 @@ void optimize(Module &m, TargetMachine &tm) {
 } // namespace
 
 std::string compile(const ir::Program &program, Emit emit) {
+  return compileModule([&](Module &m) { emitXdpProgram(program, m); }, emit);
+}
+
+std::string compileModule(const std::function<void(Module &)> &build, Emit emit) {
   LLVMContext ctx;
   auto m = std::make_unique<Module>("rule2xdp", ctx);
   std::unique_ptr<TargetMachine> tm = bpfTargetMachine();
   m->setTargetTriple("bpfel");
   m->setDataLayout(tm->createDataLayout());
 
-  emitXdpProgram(program, *m);
+  build(*m);
 
   std::string err;
   raw_string_ostream es(err);

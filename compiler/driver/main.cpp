@@ -13,6 +13,7 @@
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/frontend/SaveFile.h"
+#include "compiler/driver/TcMain.h"
 #include "runtime/Loader.h"
 
 #include <CLI/CLI.hpp>
@@ -42,6 +43,9 @@ struct Options {
   std::string load, unload, stats;
   std::string mode = "native";
   bool version = false;
+  std::vector<std::string> tc; // --tc commands (compiler/driver/TcMain.h)
+  std::string tcBatch;
+  bool passUnsupported = false;
 };
 
 /// rule2xdp's own options and whether they take a value.
@@ -49,6 +53,7 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"-o", true},      {"--output", true}, {"--emit", true},
     {"--load", true},  {"--mode", true},   {"--unload", true},
     {"--stats", true}, {"-h", false},      {"--help", false},
+    {"--tc", true},    {"--tc-batch", true}, {"--pass-unsupported", false},
     {"--version", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
@@ -187,6 +192,11 @@ int main(int argc, char **argv) {
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
   app.add_option("--stats", o.stats, "Print per-rule counters");
   app.add_flag("--version", o.version, "Print the version");
+  app.add_option("--tc", o.tc, "A tc command (the words after `tc`), e.g. "
+                 "'filter add dev eth0 ingress u32 match ... action drop'");
+  app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
+  app.add_flag("--pass-unsupported", o.passUnsupported,
+               "tc: hand packets whose action XDP cannot do to the kernel");
   try {
     std::vector<std::string> rev(own.rbegin(), own.rend());
     app.parse(rev);
@@ -236,6 +246,19 @@ int main(int argc, char **argv) {
                     o.mode == "generic" ? runtime::XdpMode::Generic
                                         : runtime::XdpMode::Native,
                     readFile(ruleArgs[0]));
+      return kExitOk;
+    }
+
+    if (!o.tc.empty() || !o.tcBatch.empty()) {
+      if (!ruleArgs.empty() || !files.empty())
+        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
+                                   "give tc commands (--tc, --tc-batch) or "
+                                   "iptables rules, not both");
+      std::vector<std::string> all(argv, argv + argc);
+      if (auto out = driver::runTc({o.tc, o.tcBatch, o.passUnsupported, o.emit,
+                                    o.output, o.load, o.mode == "generic"},
+                                   all, sm))
+        writeOutput(o.output, *out);
       return kExitOk;
     }
 

@@ -1,0 +1,470 @@
+//===- compiler/backend/U32Codegen.cpp - cls_u32 as one XDP function --------===//
+//
+/// \file
+/// Lowers an ir::tc::Program into `rule2xdp` (section `xdp`), following
+/// tcf_classify() and u32_classify() (net/sched/cls_api.c, cls_u32.c):
+///
+///  - skb->protocol at tc ingress is the frame's EtherType, except that the
+///    kernel has already moved one VLAN tag out of the data (skb_vlan_untag),
+///    and then a filter sees the tag's protocol (skb_protocol(skb, false)).
+///    So `protocol ip|ipv6` filters see untagged frames of that EtherType
+///    only; `protocol all` filters see every frame, with the network header
+///    after the Ethernet header, or after the first tag of a tagged frame.
+///  - The u32 walk is inlined: the link graph has no cycles (the frontend
+///    refuses them), so each table is emitted at every knode that links to
+///    it, with the kernel's stack depth limit (8) checked statically.
+///    `off` is an SSA value per inlined level (the kernel restores it on
+///    POP); `off2` is one variable for the whole filter (the kernel does not
+///    restore it), kept in a stack slot.
+///  - Every read is checked as skb_header_pointer() checks it: a key needs
+///    toff + 4 <= skb->len, and a failing read ends the filter with no
+///    result (`goto out`). skb->len at ingress is the frame minus the
+///    Ethernet header (and tag). Pointers are always `data + non-negative
+///    offset` with offsets masked to 15 bits, which the verifier accepts.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/Btf.h"
+#include "compiler/backend/Codegen.h"
+#include "compiler/backend/Pipeline.h"
+#include "compiler/backend/TcBackend.h"
+
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsBPF.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace r2x::backend {
+
+using namespace llvm;
+namespace tc = ir::tc;
+
+namespace {
+
+constexpr unsigned kMaxDepth = 8;      ///< TC_U32_MAXDEPTH
+constexpr uint32_t kDynLimit = 0x7fff; ///< dynamic offsets beyond: out
+constexpr unsigned kHelperRedirectMap = 51;
+
+class U32Codegen {
+public:
+  U32Codegen(const tc::Program &p, Module &m, Function *fn, BtfBuilder &btf)
+      : p_(p), cg_(m, fn), btf_(btf) {}
+  void emit(Value *ctxArg);
+
+private:
+  /// The state of one filter's walk.
+  struct Walk {
+    Value *l3off = nullptr; ///< i64 offset of the network header in the frame
+    Value *len = nullptr;   ///< i64 skb->len
+    AllocaInst *off2 = nullptr;
+    BasicBlock *out = nullptr; ///< no result: the next filter
+  };
+
+  void declareMaps();
+  void emitTable(const tc::HashTable &t, Value *off, Value *sel, BasicBlock *end,
+                 unsigned depth);
+  void emitKnodes(const std::vector<tc::Knode> &nodes, Value *off, BasicBlock *end,
+                  unsigned depth);
+  /// The 32-bit word (host order) at off + rel [+ off2], or branch to out.
+  Value *readWord(Value *off, int32_t rel, int32_t offmask, uint32_t mask);
+  Value *read16(Value *off, int32_t rel);
+  /// data + l3off + rel + dyn, after checking rel + dyn + width <= len.
+  Value *access(Value *dyn, int32_t rel, unsigned width);
+  void runActions(const tc::Knode &k, BasicBlock *next);
+  /// A packet load that stays below its bounds check. The same word is
+  /// often read by several filters; a plain load let LLVM re-issue it on a
+  /// path where only an earlier, failed check dominates it, which the
+  /// verifier rightly refuses ("offset is outside of the packet").
+  Value *loadPacket(Type *ty, Value *p) {
+    LoadInst *l = cg_.b.CreateLoad(ty, p);
+    l->setVolatile(true);
+    return l;
+  }
+  void bumpCounter(unsigned slot);
+
+  const tc::Program &p_;
+  Codegen cg_;
+  BtfBuilder &btf_;
+  Walk w_;
+  GlobalVariable *counters_ = nullptr, *redirect_ = nullptr;
+  AllocaInst *key_ = nullptr;
+  unsigned seq_ = 0;
+  BasicBlock *pass_ = nullptr, *drop_ = nullptr;
+};
+
+void U32Codegen::declareMaps() {
+  DIType *counter = btf_.structType(
+      "r2x_counter", {{"packets", btf_.u64()}, {"bytes", btf_.u64()}}, 16);
+  counters_ = btf_.map("r2x_counters", MapType::PercpuArray, btf_.u32(), counter,
+                       std::max(1u, p_.numCounters));
+  // The loader's contract asks for r2x_ifmatch; a tc program has no `-i`.
+  DIType *ifkey = btf_.structType(
+      "r2x_ifkey",
+      {{"ifindex", btf_.u32()}, {"vid_outer", btf_.u16()}, {"vid_inner", btf_.u16()}}, 8);
+  btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 1);
+  if (!p_.redirectDevs.empty())
+    redirect_ = btf_.map("r2x_redirect", MapType::Devmap, btf_.u32(), btf_.u32(),
+                         static_cast<unsigned>(p_.redirectDevs.size()));
+}
+
+void U32Codegen::bumpCounter(unsigned slot) {
+  IRBuilder<> &b = cg_.b;
+  b.CreateStore(b.getInt32(slot), key_);
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {counters_, key_});
+  BasicBlock *hit = cg_.block("count");
+  BasicBlock *done = cg_.block("counted");
+  b.CreateCondBr(b.CreateIsNull(v), done, hit);
+  b.SetInsertPoint(hit);
+  Value *pkts = b.CreateLoad(cg_.i64, v);
+  b.CreateStore(b.CreateAdd(pkts, b.getInt64(1)), v);
+  Value *bp = cg_.at(v, uint64_t(8));
+  b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, bp), w_.len), bp);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+}
+
+Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width) {
+  IRBuilder<> &b = cg_.b;
+  // rel >= -16 (the frontend refuses reads further before the frame), so
+  // l3off + rel >= -2 only for the masked-out bytes of `ether dst`, which
+  // readWord never loads: callers pass the first byte they load.
+  Value *base = b.CreateAdd(w_.l3off, b.getInt64(static_cast<uint64_t>(int64_t(rel))));
+  if (dyn) {
+    cg_.require(b.CreateICmpULE(dyn, b.getInt32(kDynLimit)), w_.out, "u32.dyn");
+    Value *d = b.CreateZExt(b.CreateAnd(dyn, b.getInt32(kDynLimit)), cg_.i64);
+    base = b.CreateAdd(base, d);
+  }
+  Value *p = cg_.at(cg_.data, base);
+  // Each read compares with its own opaque copy of data_end, so LLVM keeps
+  // every check right before its load instead of merging equal checks of
+  // different filters: the verifier explores paths LLVM knows impossible
+  // and would find the merged check's range marked past the end there.
+  Value *end = b.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.ptr, cg_.ptr},
+                                 {b.getInt32(seq_++), cg_.dataEnd});
+  BasicBlock *ok = cg_.block("u32.read");
+  b.CreateCondBr(b.CreateICmpUGT(cg_.at(p, uint64_t(width)), end), w_.out, ok);
+  b.SetInsertPoint(ok);
+  return p;
+}
+
+Value *U32Codegen::readWord(Value *off, int32_t rel, int32_t offmask, uint32_t mask) {
+  IRBuilder<> &b = cg_.b;
+  Value *dyn = nullptr;
+  int32_t fixed = rel;
+  if (auto *c = dyn_cast<ConstantInt>(off))
+    fixed += static_cast<int32_t>(c->getSExtValue());
+  else
+    dyn = off;
+  if (offmask) {
+    Value *o2 = b.CreateAnd(b.CreateLoad(cg_.i32, w_.off2, "off2"),
+                            b.getInt32(static_cast<uint32_t>(offmask)));
+    dyn = dyn ? b.CreateAdd(dyn, o2) : o2;
+  }
+  // skb_header_pointer(skb, toff, 4): toff + 4 <= len. The bytes the mask
+  // ignores may lie before the frame (`ether dst` reads from -16); the
+  // bound is on the end, so check it with the first byte that matters.
+  unsigned firstByte = 0;
+  while (firstByte < 3 && !(mask & (0xFF000000u >> (8 * firstByte))))
+    ++firstByte;
+  if (fixed >= -14 && mask != 0)
+    firstByte = 0;
+  Value *p = access(dyn, fixed + int32_t(firstByte), 4 - firstByte);
+  if (mask == 0)
+    return b.getInt32(0);
+  if (firstByte == 0)
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap, loadPacket(cg_.i32, p));
+  Value *word = b.getInt32(0);
+  for (unsigned i = firstByte; i < 4; ++i) {
+    Value *byte = b.CreateZExt(loadPacket(cg_.i8, cg_.at(p, uint64_t(i - firstByte))), cg_.i32);
+    word = b.CreateOr(word, b.CreateShl(byte, 8 * (3 - i)));
+  }
+  return word;
+}
+
+Value *U32Codegen::read16(Value *off, int32_t rel) {
+  IRBuilder<> &b = cg_.b;
+  Value *dyn = nullptr;
+  int32_t fixed = rel;
+  if (auto *c = dyn_cast<ConstantInt>(off))
+    fixed += static_cast<int32_t>(c->getSExtValue());
+  else
+    dyn = off;
+  Value *p = access(dyn, fixed, 2);
+  return b.CreateUnaryIntrinsic(Intrinsic::bswap, loadPacket(cg_.i16, p));
+}
+
+/// tcf_exts_exec(): each action in turn while it returns PIPE. The knode's
+/// counter counts the executions, as tc's action statistics do.
+void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
+  IRBuilder<> &b = cg_.b;
+  bumpCounter(k.counter);
+  tc::Control result = tc::Control::Ok; // no actions: TC_ACT_OK
+  for (const tc::Action &a : k.actions) {
+    switch (a.kind) {
+    case tc::Action::Kind::Gact:
+      break;
+    case tc::Action::Kind::Mirred: {
+      // act_mirred: a missing or down device is TC_ACT_SHOT; the devmap's
+      // fallback (flags) gives XDP_DROP when the slot is empty.
+      AllocaInst *slotKey = cg_.stackSlot(cg_.i32, 4, "redirect.key");
+      (void)slotKey;
+      Value *r = cg_.callHelper(static_cast<Helper>(kHelperRedirectMap), cg_.i64,
+                                {redirect_, b.getInt64(a.devSlot), b.getInt64(XdpDrop)});
+      b.CreateRet(b.CreateTrunc(r, cg_.i32));
+      b.SetInsertPoint(cg_.block("unreachable.after.redirect"));
+      b.CreateUnreachable();
+      return;
+    }
+    case tc::Action::Kind::Nat:
+      throw BackendError("action nat reached the backend");
+    }
+    result = a.control;
+    if (result != tc::Control::Pipe)
+      break;
+  }
+  switch (result) {
+  case tc::Control::Ok:
+  case tc::Control::Pipe:
+    b.CreateBr(pass_);
+    break;
+  case tc::Control::Shot:
+    b.CreateBr(drop_);
+    break;
+  case tc::Control::Unspec:
+    b.CreateBr(next);
+    break;
+  case tc::Control::Stolen:
+    throw BackendError("stolen without a redirect");
+  }
+}
+
+void U32Codegen::emitTable(const tc::HashTable &t, Value *off, Value *sel,
+                           BasicBlock *end, unsigned depth) {
+  IRBuilder<> &b = cg_.b;
+  if (t.buckets.empty()) {
+    b.CreateBr(end);
+    return;
+  }
+  if (t.divisor <= 1 || !sel) {
+    auto it = t.buckets.find(0);
+    if (it == t.buckets.end()) {
+      b.CreateBr(end);
+      return;
+    }
+    emitKnodes(it->second, off, end, depth);
+    return;
+  }
+  SwitchInst *sw = b.CreateSwitch(sel, end, static_cast<unsigned>(t.buckets.size()));
+  for (const auto &[bucket, nodes] : t.buckets) {
+    BasicBlock *bb = cg_.block("bucket." + std::to_string(bucket));
+    sw->addCase(b.getInt32(bucket), bb);
+    b.SetInsertPoint(bb);
+    emitKnodes(nodes, off, end, depth);
+  }
+}
+
+void U32Codegen::emitKnodes(const std::vector<tc::Knode> &nodes, Value *off,
+                            BasicBlock *end, unsigned depth) {
+  IRBuilder<> &b = cg_.b;
+  for (const tc::Knode &k : nodes) {
+    BasicBlock *next = cg_.block("knode.next");
+    for (const tc::Key &key : k.keys) {
+      Value *word = readWord(off, key.off, key.offmask, key.mask);
+      if (key.mask != 0)
+        cg_.require(b.CreateICmpEQ(b.CreateAnd(word, key.mask), b.getInt32(key.val & key.mask)),
+                    next, "key.ok");
+    }
+    BasicBlock *terminal = cg_.block("knode.terminal");
+    if (k.link) {
+      const tc::HashTable *down = p_.table(*k.link);
+      if (!down)
+        throw BackendError("link to a missing table");
+      // PUSH: the kernel gives up past TC_U32_MAXDEPTH levels.
+      if (depth >= kMaxDepth) {
+        b.CreateBr(w_.out);
+      } else {
+        Value *sel = nullptr;
+        if (down->divisor > 1) {
+          Value *h = readWord(off, k.hoff, 0, 0xFFFFFFFFu);
+          sel = b.CreateAnd(b.CreateLShr(b.CreateAnd(h, k.hmask), k.fshift),
+                            b.getInt32(down->divisor - 1));
+        }
+        Value *childOff = off;
+        bool moves = k.flags & (tc::SelOffset | tc::SelVarOffset | tc::SelEat);
+        if (moves) {
+          if (k.flags & (tc::SelOffset | tc::SelVarOffset)) {
+            Value *o2 = b.getInt32(uint32_t(int32_t(k.plus) + 3));
+            if (k.flags & tc::SelVarOffset) {
+              Value *v = read16(off, k.offoff);
+              v = b.CreateLShr(b.CreateAnd(v, b.getInt16(k.offmask)), k.offshift);
+              o2 = b.CreateAdd(o2, b.CreateZExt(v, cg_.i32));
+            }
+            b.CreateStore(b.CreateAnd(o2, b.getInt32(~3u)), w_.off2);
+          }
+          if (k.flags & tc::SelEat) {
+            childOff = b.CreateAdd(off, b.CreateLoad(cg_.i32, w_.off2), "off.eat");
+            b.CreateStore(b.getInt32(0), w_.off2);
+          }
+          // `if (off < skb->len) goto next_ht;` else POP to this knode.
+          Value *inside = b.CreateICmpULT(b.CreateZExt(childOff, cg_.i64), w_.len);
+          cg_.require(inside, terminal, "u32.descend");
+        }
+        emitTable(*down, childOff, sel, terminal, depth + 1);
+      }
+    } else {
+      b.CreateBr(terminal);
+    }
+    b.SetInsertPoint(terminal);
+    if (k.terminal())
+      runActions(k, next);
+    else
+      b.CreateBr(next);
+    b.SetInsertPoint(next);
+  }
+  b.CreateBr(end);
+}
+
+void U32Codegen::emit(Value *ctxArg) {
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *entry = cg_.block("entry");
+  b.SetInsertPoint(entry);
+  declareMaps();
+  key_ = cg_.stackSlot(cg_.i32, 4, "key");
+  pass_ = cg_.block("pass");
+  drop_ = cg_.block("drop");
+
+  StructType *xdpMd =
+      StructType::get(cg_.ctx, {cg_.i32, cg_.i32, cg_.i32, cg_.i32, cg_.i32, cg_.i32});
+  auto ctxField = [&](unsigned idx, const char *name) {
+    Value *s = b.CreateIntrinsic(Intrinsic::preserve_static_offset, {}, {ctxArg});
+    return b.CreateLoad(cg_.i32, b.CreateStructGEP(xdpMd, s, idx), name);
+  };
+  Value *data32 = ctxField(0, "data32");
+  Value *end32 = ctxField(1, "data_end32");
+  cg_.data = b.CreateIntToPtr(b.CreateZExt(data32, cg_.i64), cg_.ptr, "data");
+  cg_.dataEnd = b.CreateIntToPtr(b.CreateZExt(end32, cg_.i64), cg_.ptr, "data_end");
+
+  // eth_type_trans() needs the Ethernet header; skb_vlan_untag() moves a
+  // first tag (802.1Q or 802.1ad) out of the data.
+  cg_.needBytes(cg_.data, 14, pass_, "eth");
+  Value *etype = cg_.loadBE(cg_.data, 12, cg_.i16);
+  Value *tagged = b.CreateOr(b.CreateICmpEQ(etype, b.getInt16(0x8100)),
+                             b.CreateICmpEQ(etype, b.getInt16(0x88a8)));
+  Value *frameLen = b.CreateSub(b.CreatePtrToInt(cg_.dataEnd, cg_.i64),
+                                b.CreatePtrToInt(cg_.data, cg_.i64), "frame_len");
+
+  for (const tc::Filter &f : p_.filters) {
+    BasicBlock *nextFilter = cg_.block("filter.next");
+    BasicBlock *run = cg_.block("filter." + std::to_string(f.pref));
+    Value *l3off = b.getInt64(14);
+    switch (f.proto) {
+    case tc::Proto::Ip:
+      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged), b.CreateICmpEQ(etype, b.getInt16(0x0800))),
+                     run, nextFilter);
+      break;
+    case tc::Proto::Ipv6:
+      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged), b.CreateICmpEQ(etype, b.getInt16(0x86DD))),
+                     run, nextFilter);
+      break;
+    case tc::Proto::All: {
+      // A tagged frame shorter than its tag was freed by the kernel.
+      Value *shortTag = b.CreateAnd(tagged, b.CreateICmpULT(frameLen, b.getInt64(18)));
+      b.CreateCondBr(shortTag, pass_, run);
+      l3off = nullptr;
+      break;
+    }
+    }
+    b.SetInsertPoint(run);
+    if (!l3off)
+      l3off = b.CreateSelect(tagged, b.getInt64(18), b.getInt64(14), "l3off");
+    w_.l3off = l3off;
+    w_.len = b.CreateSub(frameLen, l3off, "skb_len");
+    w_.off2 = cg_.stackSlot(cg_.i32, 4, "off2");
+    b.CreateStore(b.getInt32(0), w_.off2);
+    w_.out = nextFilter;
+    const tc::HashTable *root = p_.table(f.rootHtid);
+    if (!root)
+      throw BackendError("filter without a root table");
+    emitTable(*root, b.getInt32(0), nullptr, nextFilter, 0);
+    b.SetInsertPoint(nextFilter);
+  }
+  b.CreateBr(pass_);
+  b.SetInsertPoint(pass_);
+  cg_.ret(XdpPass);
+  b.SetInsertPoint(drop_);
+  cg_.ret(XdpDrop);
+}
+
+void emitU32Program(const tc::Program &program, Module &m) {
+  LLVMContext &ctx = m.getContext();
+  FunctionType *ft =
+      FunctionType::get(Type::getInt32Ty(ctx), {PointerType::get(ctx, 0)}, false);
+  Function *fn = Function::Create(ft, GlobalValue::ExternalLinkage, "rule2xdp", m);
+  fn->setSection("xdp");
+  fn->addFnAttr(Attribute::NoUnwind);
+  fn->getArg(0)->setName("ctx");
+  BtfBuilder btf(m);
+  U32Codegen cg(program, m, fn, btf);
+  cg.emit(fn->getArg(0));
+  btf.rodataString("r2x_meta", tcMetadataText(program));
+  btf.license();
+  btf.finish();
+}
+
+} // namespace
+
+std::string compileTc(const tc::Program &program, Emit emit) {
+  for (const auto &[htid, t] : program.tables)
+    for (const auto &[bucket, nodes] : t.buckets)
+      for (const tc::Knode &k : nodes)
+        for (const tc::Action &a : k.actions)
+          if (a.kind == tc::Action::Kind::Nat)
+            throw std::invalid_argument("action nat is not supported yet");
+          else if (a.kind == tc::Action::Kind::Mirred)
+            // The code is here (bpf_redirect_map through r2x_redirect), but
+            // the loader does not fill the devmap yet: refuse rather than
+            // drop what the kernel would redirect.
+            throw std::invalid_argument("action mirred egress redirect is not supported "
+                                        "yet (the loader cannot resolve dev " + a.dev + ")");
+  return compileModule([&](Module &m) { emitU32Program(program, m); }, emit);
+}
+
+std::string tcMetadataText(const tc::Program &p) {
+  std::ostringstream os;
+  os << "rule2xdp-meta\t1\n";
+  os << "chain\ttc\tingress\t-\t-\n";
+  for (const tc::Filter &f : p.filters)
+    for (const auto &[htid, t] : p.tables) {
+      if (t.pref != f.pref)
+        continue;
+      for (const auto &[bucket, nodes] : t.buckets)
+        for (const tc::Knode &k : nodes) {
+          std::string target = "-";
+          if (k.terminal()) {
+            tc::Control c = tc::Control::Ok;
+            std::string last;
+            for (const tc::Action &a : k.actions) {
+              c = a.control;
+              last = a.kind == tc::Action::Kind::Mirred ? "redirect" : "";
+              if (c != tc::Control::Pipe)
+                break;
+            }
+            target = last.empty() ? tc::controlName(c) : last;
+          }
+          std::string extra = "u32 pref " + std::to_string(f.pref) + " fh " +
+                              tc::formatHandle(k.handle);
+          if (k.classid)
+            extra += " flowid " + tc::formatClassid(*k.classid);
+          if (k.link)
+            extra += " link " + tc::formatHandle(*k.link);
+          for (const tc::Key &key : k.keys)
+            extra += " match " + tc::formatKey(key);
+          os << "rule\t" << k.counter << "\ttc\tingress\t" << target << "\t"
+             << tc::protoName(f.proto) << "\t--\t*\t*\t\t\t" << extra << "\n";
+        }
+    }
+  for (size_t i = 0; i < p.redirectDevs.size(); ++i)
+    os << "redirect\t" << i << "\t" << p.redirectDevs[i] << "\n";
+  return os.str();
+}
+
+} // namespace r2x::backend

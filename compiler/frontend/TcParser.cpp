@@ -1,0 +1,1232 @@
+//===- compiler/frontend/TcParser.cpp - tc commands -> tc u32 IR ------------===//
+//
+/// \file
+/// See TcParser.h. The selector parsers follow tc/f_u32.c (iproute2 6.1)
+/// word for word: abbreviations are accepted where tc uses matches(), the
+/// value is parsed with tc's base (values base 0, masks base 16), and the
+/// packing into 32-bit keys keeps tc's quirks (a u16 at an odd offset lands
+/// in the low half of the aligned word; keys at the same offset merge).
+/// Where the kernel would refuse a command, so do we, with its reason.
+//===----------------------------------------------------------------------===//
+#include "compiler/frontend/TcParser.h"
+
+#include <algorithm>
+#include <array>
+#include <arpa/inet.h>
+#include <cctype>
+#include <functional>
+#include <optional>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+namespace r2x::frontend {
+
+namespace tc = ir::tc;
+
+namespace {
+
+constexpr uint32_t kRootHtid = 0x80000000u; ///< the first u32 root: 800:
+constexpr uint32_t kAutoPref = 0xC000;      ///< tcf_auto_prio's start
+
+uint32_t htidOf(uint32_t h) { return h & 0xFFF00000u; }
+unsigned bucketOf(uint32_t h) { return (h >> 12) & 0xFF; }
+unsigned nodeOf(uint32_t h) { return h & 0xFFF; }
+
+/// iproute2's matches(): `arg` is a non-empty prefix of `word`.
+bool matches(const std::string &arg, const char *word) {
+  return !arg.empty() && std::strncmp(word, arg.c_str(), arg.size()) == 0 &&
+         arg.size() <= std::strlen(word);
+}
+
+struct Cursor {
+  const std::vector<Word> &w;
+  size_t i = 0;
+  ir::SourcePos end;
+
+  bool done() const { return i >= w.size(); }
+  const Word &peek() const { return w[i]; }
+  bool is(const char *s) const { return !done() && w[i].text == s; }
+  const Word &take() { return w[i++]; }
+  /// The next word, or an error at the end of the command.
+  const Word &need(const std::string &what) {
+    if (done())
+      throw Diagnostic(end, "missing " + what);
+    return w[i++];
+  }
+};
+
+[[noreturn]] void fail(const Word &w, const std::string &msg) {
+  throw Diagnostic(w.pos, msg, static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
+}
+
+/// get_u32()/get_unsigned()/get_u16(): strtoul in `base`, whole word, no
+/// sign, at most `max`.
+uint64_t number(const Word &w, int base, uint64_t max, const std::string &what) {
+  const std::string &s = w.text;
+  if (s.empty() || s[0] == '-' || s[0] == '+' || std::isspace(static_cast<unsigned char>(s[0])))
+    fail(w, "invalid " + what + " '" + s + "'");
+  errno = 0;
+  char *end = nullptr;
+  unsigned long long v = std::strtoull(s.c_str(), &end, base);
+  if (end == s.c_str() || *end != '\0' || errno == ERANGE)
+    fail(w, "invalid " + what + " '" + s + "'");
+  if (v > max)
+    fail(w, what + " '" + s + "' is out of range");
+  return v;
+}
+
+/// get_integer(): strtol, base 0, int range.
+int32_t integer(const Word &w, const std::string &what) {
+  const std::string &s = w.text;
+  errno = 0;
+  char *end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 0);
+  if (s.empty() || end == s.c_str() || *end != '\0' || errno == ERANGE ||
+      v < INT_MIN || v > INT_MAX)
+    fail(w, "invalid " + what + " '" + s + "'");
+  return static_cast<int32_t>(v);
+}
+
+/// get_u32_handle(): `HTID:[HASH[:NODE]]` in hex, or 0xNNNNNNNN.
+uint32_t u32Handle(const Word &w, const std::string &what) {
+  const std::string &s = w.text;
+  size_t c1 = s.find(':');
+  if (c1 == std::string::npos) {
+    if (s.rfind("0x", 0) == 0)
+      return static_cast<uint32_t>(number(w, 16, 0xffffffffu, what));
+    fail(w, "invalid " + what + " '" + s + "' (write HTID:[BUCKET[:NODE]] in hex)");
+  }
+  auto part = [&](const std::string &p, unsigned max) -> unsigned {
+    if (p.empty())
+      return 0;
+    char *end = nullptr;
+    unsigned long v = std::strtoul(p.c_str(), &end, 16);
+    if (*end != '\0' || p[0] == '-' || p[0] == '+' || v >= max)
+      fail(w, "invalid " + what + " '" + s + "'");
+    return static_cast<unsigned>(v);
+  };
+  unsigned htid = part(s.substr(0, c1), 0x1000), hash = 0, node = 0;
+  std::string rest = s.substr(c1 + 1);
+  size_t c2 = rest.find(':');
+  hash = part(rest.substr(0, c2), 0x100);
+  if (c2 != std::string::npos)
+    node = part(rest.substr(c2 + 1), 0x1000);
+  return (htid << 20) | (hash << 12) | node;
+}
+
+/// get_tc_classid(): `root`, `none`, `MAJ:MIN`, `MAJ:`, `:MIN`, hex.
+uint32_t classid(const Word &w) {
+  const std::string &s = w.text;
+  if (s == "root")
+    return 0xffffffffu;
+  if (s == "none")
+    return 0;
+  char *end = nullptr;
+  unsigned long maj = std::strtoul(s.c_str(), &end, 16);
+  if (end == s.c_str()) {
+    maj = 0;
+    if (*end != ':')
+      fail(w, "invalid classid '" + s + "'");
+  }
+  if (*end == ':') {
+    if (maj >= (1u << 16))
+      fail(w, "invalid classid '" + s + "'");
+    maj <<= 16;
+    const char *p = end + 1;
+    unsigned long min = std::strtoul(p, &end, 16);
+    if (*end || min >= (1u << 16))
+      fail(w, "invalid classid '" + s + "'");
+    maj |= min;
+  } else if (*end) {
+    fail(w, "invalid classid '" + s + "'");
+  }
+  return static_cast<uint32_t>(maj);
+}
+
+/// get_addr_ipv4(): up to four parts, each strtoul base 0 <= 255.
+bool ipv4Parts(const std::string &s, uint32_t &out) {
+  uint8_t ap[4] = {0, 0, 0, 0};
+  const char *cp = s.c_str();
+  for (int i = 0; i < 4; ++i) {
+    if (*cp == '-' || *cp == '+' || std::isspace(static_cast<unsigned char>(*cp)))
+      return false;
+    char *endp = nullptr;
+    unsigned long n = std::strtoul(cp, &endp, 0);
+    if (n > 255 || endp == cp)
+      return false;
+    ap[i] = static_cast<uint8_t>(n);
+    if (*endp == '\0')
+      break;
+    if (i == 3 || *endp != '.')
+      return false;
+    cp = endp + 1;
+  }
+  out = uint32_t(ap[0]) << 24 | uint32_t(ap[1]) << 16 | uint32_t(ap[2]) << 8 | ap[3];
+  return true;
+}
+
+/// get_prefix_1() for `ip src|dst` and `ip6 src|dst`: ADDR[/LEN] (LEN also
+/// as a dotted IPv4 mask), or default/any/all.
+struct Prefix {
+  std::array<uint8_t, 16> addr{};
+  int bits = 0;
+};
+
+Prefix prefix(const Word &w, bool v6) {
+  std::string s = w.text;
+  Prefix p;
+  if (s == "default" || s == "any" || s == "all")
+    return p;
+  std::string a = s, len;
+  size_t slash = s.find('/');
+  if (slash != std::string::npos) {
+    a = s.substr(0, slash);
+    len = s.substr(slash + 1);
+  }
+  int maxBits = v6 ? 128 : 32;
+  if (v6) {
+    if (inet_pton(AF_INET6, a.c_str(), p.addr.data()) != 1)
+      fail(w, "invalid IPv6 address '" + s + "'");
+  } else {
+    uint32_t v;
+    if (!ipv4Parts(a, v))
+      fail(w, "invalid IPv4 address '" + s + "'");
+    p.addr[0] = uint8_t(v >> 24);
+    p.addr[1] = uint8_t(v >> 16);
+    p.addr[2] = uint8_t(v >> 8);
+    p.addr[3] = uint8_t(v);
+  }
+  p.bits = maxBits;
+  if (slash != std::string::npos) {
+    char *end = nullptr;
+    unsigned long n = std::strtoul(len.c_str(), &end, 10);
+    if (!len.empty() && *end == '\0' && len[0] != '-' && n <= unsigned(maxBits)) {
+      p.bits = int(n);
+    } else {
+      uint32_t m;
+      if (v6 || !ipv4Parts(len, m))
+        fail(w, "invalid prefix length in '" + s + "'");
+      // A dotted mask must be contiguous (mask2bits()).
+      int b = 0;
+      while (b < 32 && (m & (0x80000000u >> b)))
+        ++b;
+      if (b < 32 && (m << b) != 0)
+        fail(w, "mask in '" + s + "' is not contiguous");
+      p.bits = b;
+    }
+  }
+  return p;
+}
+
+uint32_t be32(const std::array<uint8_t, 16> &a, unsigned word) {
+  return uint32_t(a[4 * word]) << 24 | uint32_t(a[4 * word + 1]) << 16 |
+         uint32_t(a[4 * word + 2]) << 8 | a[4 * word + 3];
+}
+
+/// A selector being built: struct tc_u32_sel's keys plus the knode options.
+struct Sel {
+  std::vector<tc::Key> keys;
+};
+
+/// pack_key(): merge with a key at the same offset, or append one; tc
+/// refuses contradicting merges and unaligned offsets. Values in host order.
+void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
+             int32_t offmask) {
+  key &= mask;
+  for (tc::Key &k : sel.keys) {
+    if (k.off == off && k.offmask == offmask) {
+      if ((key ^ k.val) & (mask & k.mask))
+        fail(at, "this match contradicts an earlier one at offset " +
+                     std::to_string(off) + " (tc: Illegal \"match\")");
+      k.val |= key;
+      k.mask |= mask;
+      return;
+    }
+  }
+  if (sel.keys.size() >= 128)
+    fail(at, "more than 128 keys in one filter");
+  if (off % 4)
+    fail(at, "a 32-bit match needs an offset that is a multiple of 4 (got " +
+                 std::to_string(off) + "; tc: Illegal \"match\")");
+  tc::Key k;
+  k.val = key;
+  k.mask = mask;
+  k.off = off;
+  k.offmask = offmask;
+  k.nexthdr = offmask != 0;
+  k.pos = at.pos;
+  sel.keys.push_back(k);
+}
+
+void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
+               int32_t nexthdr) {
+  if (key > 0xFFFF || mask > 0xFFFF)
+    fail(at, "a 16-bit match takes values up to 0xffff");
+  if ((off & 3) == 0) {
+    key <<= 16;
+    mask <<= 16;
+  }
+  off &= ~3;
+  packKey(sel, at, key, mask, off, nexthdr);
+}
+
+void packKey8(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
+              int32_t nexthdr) {
+  if (key > 0xFF || mask > 0xFF)
+    fail(at, "an 8-bit match takes values up to 0xff");
+  unsigned shift = 8 * (3 - unsigned(off & 3));
+  key <<= shift;
+  mask <<= shift;
+  off &= ~3;
+  packKey(sel, at, key, mask, off, nexthdr);
+}
+
+/// parse_at(): `at [nexthdr+]N` after a value and mask.
+void parseAt(Cursor &c, int32_t &off, int32_t &nexthdr) {
+  if (!c.is("at"))
+    return;
+  c.take();
+  const Word &w = c.need("offset after 'at'");
+  std::string s = w.text;
+  Word num = w;
+  if (s.size() > 8 && s.rfind("nexthdr+", 0) == 0) {
+    nexthdr = -1;
+    num.text = s.substr(8);
+    num.pos = advance(w.pos, 8);
+  } else if (matches(s, "nexthdr+")) {
+    nexthdr = -1;
+    num = c.need("offset after 'nexthdr+'");
+  }
+  off = integer(num, "offset");
+}
+
+enum class Width { W32, W16, W8 };
+
+/// parse_u32/u16/u8: VAL MASK [at [nexthdr+]OFF], packed at `off`.
+void parseValue(Cursor &c, Sel &sel, Width width, int32_t off, int32_t nexthdr,
+                const Word &sample) {
+  const Word &v = c.need("value");
+  uint32_t key = static_cast<uint32_t>(number(v, 0, 0xffffffffu, "value"));
+  const Word &m = c.need("mask");
+  uint32_t mask = static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
+  if (width == Width::W8 && (key > 0xFF || mask > 0xFF))
+    fail(v, "an 8-bit match takes values up to 0xff");
+  parseAt(c, off, nexthdr);
+  switch (width) {
+  case Width::W32:
+    packKey(sel, sample, key, mask, off, nexthdr);
+    break;
+  case Width::W16:
+    packKey16(sel, sample, key, mask, off, nexthdr);
+    break;
+  case Width::W8:
+    packKey8(sel, sample, key, mask, off, nexthdr);
+    break;
+  }
+}
+
+void parseIpAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
+  const Word &a = c.need("address");
+  Prefix p = prefix(a, false);
+  int32_t nexthdr = 0;
+  parseAt(c, off, nexthdr);
+  uint32_t mask = p.bits ? 0xFFFFFFFFu << (32 - p.bits) : 0;
+  packKey(sel, sample, be32(p.addr, 0), mask, off, nexthdr);
+}
+
+void parseIp6Addr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
+  const Word &a = c.need("address");
+  Prefix p = prefix(a, true);
+  int32_t nexthdr = 0;
+  parseAt(c, off, nexthdr);
+  for (int i = 0; i < p.bits; i += 32) {
+    uint32_t mask = i + 31 < p.bits ? 0xFFFFFFFFu : 0xFFFFFFFFu << (32 - (p.bits - i));
+    packKey(sel, sample, be32(p.addr, unsigned(i / 32)), mask, off + 4 * (i / 32),
+            nexthdr);
+  }
+}
+
+void parseEtherAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
+  const Word &a = c.need("MAC address");
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(a.text.c_str(), "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3],
+                  &b[4], &b[5], &tail) != 6 ||
+      std::any_of(b, b + 6, [](unsigned x) { return x > 0xff; }))
+    fail(a, "invalid MAC address '" + a.text + "'");
+  int32_t nexthdr = 0;
+  parseAt(c, off, nexthdr);
+  for (int i = 0; i < 6; ++i)
+    packKey8(sel, sample, b[i], 0xFF, off + i, nexthdr);
+}
+
+/// parse_selector(): one `match` (or `sample`) selector.
+void parseSelector(Cursor &c, Sel &sel) {
+  const Word &kind = c.need("selector (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+  const std::string &k = kind.text;
+  auto sub = [&](const std::string &what) -> const Word & { return c.need(what); };
+  if (matches(k, "u32")) {
+    parseValue(c, sel, Width::W32, 0, 0, kind);
+  } else if (matches(k, "u16")) {
+    parseValue(c, sel, Width::W16, 0, 0, kind);
+  } else if (matches(k, "u8")) {
+    parseValue(c, sel, Width::W8, 0, 0, kind);
+  } else if (matches(k, "ip")) {
+    const Word &f = sub("ip field");
+    const std::string &s = f.text;
+    if (s == "src")
+      parseIpAddr(c, sel, 12, kind);
+    else if (s == "dst")
+      parseIpAddr(c, sel, 16, kind);
+    else if (s == "tos" || matches(s, "dsfield") || matches(s, "precedence"))
+      parseValue(c, sel, Width::W8, 1, 0, kind);
+    else if (s == "ihl")
+      parseValue(c, sel, Width::W8, 0, 0, kind);
+    else if (s == "protocol")
+      parseValue(c, sel, Width::W8, 9, 0, kind);
+    else if (s == "nofrag")
+      packKey16(sel, kind, 0, 0x3FFF, 6, false);
+    else if (s == "firstfrag") // MF set, offset 0 (tc 6.1 packs 2000/3fff)
+      packKey16(sel, kind, 0x2000, 0x3FFF, 6, 0);
+    else if (s == "df")
+      packKey16(sel, kind, 0x4000, 0x4000, 6, 0);
+    else if (s == "mf")
+      packKey16(sel, kind, 0x2000, 0x2000, 6, 0);
+    else if (s == "dport")
+      parseValue(c, sel, Width::W16, 22, 0, kind);
+    else if (s == "sport")
+      parseValue(c, sel, Width::W16, 20, 0, kind);
+    else if (s == "icmp_type")
+      parseValue(c, sel, Width::W8, 20, 0, kind);
+    else if (s == "icmp_code")
+      parseValue(c, sel, Width::W8, 21, 0, kind);
+    else
+      fail(f, "unknown ip field '" + s + "'");
+  } else if (matches(k, "ip6")) {
+    const Word &f = sub("ip6 field");
+    const std::string &s = f.text;
+    if (s == "src")
+      parseIp6Addr(c, sel, 8, kind);
+    else if (s == "dst")
+      parseIp6Addr(c, sel, 24, kind);
+    else if (s == "priority") {
+      // parse_ip6_class(): the traffic class, 8 bits after the version.
+      const Word &v = c.need("value");
+      uint32_t key = static_cast<uint32_t>(number(v, 0, 0xffffffffu, "value"));
+      const Word &m = c.need("mask");
+      uint32_t mask = static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
+      if (key > 0xFF || mask > 0xFF)
+        fail(v, "ip6 priority takes values up to 0xff");
+      packKey(sel, kind, key << 20, mask << 20, 0, 0);
+    } else if (s == "protocol")
+      parseValue(c, sel, Width::W8, 6, 0, kind);
+    else if (s == "flowlabel")
+      parseValue(c, sel, Width::W32, 0, 0, kind);
+    else if (s == "dport")
+      parseValue(c, sel, Width::W16, 42, 0, kind);
+    else if (s == "sport")
+      parseValue(c, sel, Width::W16, 40, 0, kind);
+    else if (s == "icmp_type")
+      parseValue(c, sel, Width::W8, 40, 0, kind);
+    else if (s == "icmp_code") // tc packs it with offmask 1
+      parseValue(c, sel, Width::W8, 41, 1, kind);
+    else
+      fail(f, "unknown ip6 field '" + s + "'");
+  } else if (matches(k, "udp") || matches(k, "tcp")) {
+    const Word &f = sub(k + " field");
+    if (f.text == "src")
+      parseValue(c, sel, Width::W16, 0, -1, kind);
+    else if (f.text == "dst")
+      parseValue(c, sel, Width::W16, 2, -1, kind);
+    else
+      fail(f, "unknown " + k + " field '" + f.text + "' (src or dst)");
+  } else if (matches(k, "icmp")) {
+    const Word &f = sub("icmp field");
+    if (f.text == "type")
+      parseValue(c, sel, Width::W8, 0, -1, kind);
+    else if (f.text == "code")
+      parseValue(c, sel, Width::W8, 1, -1, kind);
+    else
+      fail(f, "unknown icmp field '" + f.text + "' (type or code)");
+  } else if (matches(k, "mark")) {
+    fail(kind, "match mark is not supported: XDP runs before the kernel gives a "
+               "packet its mark");
+  } else if (matches(k, "ether")) {
+    const Word &f = sub("ether field");
+    if (f.text == "src")
+      parseEtherAddr(c, sel, -8, kind);
+    else if (f.text == "dst")
+      parseEtherAddr(c, sel, -14, kind);
+    else
+      fail(f, "unknown ether field '" + f.text + "' (src or dst)");
+  } else {
+    fail(kind, "unknown selector '" + k + "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+  }
+}
+
+/// action_a2n(): the control words.
+bool controlWord(const std::string &s, tc::Control &out) {
+  if (s == "continue")
+    out = tc::Control::Unspec;
+  else if (s == "drop" || s == "shot")
+    out = tc::Control::Shot;
+  else if (s == "pass" || s == "ok")
+    out = tc::Control::Ok;
+  else if (s == "pipe")
+    out = tc::Control::Pipe;
+  else
+    return false;
+  return true;
+}
+
+bool unsupportedControl(const std::string &s) {
+  return s == "reclassify" || s == "goto" || s == "jump" || s == "trap";
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+
+std::vector<Word> splitTcLine(const std::string &line, const ir::SourcePos &start) {
+  std::vector<Word> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i])))
+      ++i;
+    if (i >= line.size())
+      break;
+    Word w;
+    w.pos = advance(start, i);
+    if (line[i] == '"' || line[i] == '\'') {
+      char q = line[i++];
+      size_t close = line.find(q, i);
+      if (close == std::string::npos)
+        throw Diagnostic(w.pos, "unterminated quote");
+      w.text = line.substr(i, close - i);
+      i = close + 1;
+    } else {
+      size_t b = i;
+      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i])))
+        ++i;
+      w.text = line.substr(b, i - b);
+    }
+    words.push_back(std::move(w));
+  }
+  return words;
+}
+
+struct TcBuilder::Impl {
+  bool passUnsupported;
+  tc::Program prog;
+  std::optional<Word> devWord;
+  uint32_t nextAutoHt = 0x801; ///< after 800:, which the first root takes
+  bool anyRoot = false;
+
+  tc::Filter *filter(uint32_t pref) {
+    for (tc::Filter &f : prog.filters)
+      if (f.pref == pref)
+        return &f;
+    return nullptr;
+  }
+
+  uint32_t newHtid() {
+    if (!anyRoot) {
+      anyRoot = true;
+      if (!prog.tables.count(kRootHtid))
+        return kRootHtid;
+    }
+    for (;; ++nextAutoHt) {
+      if (nextAutoHt > 0xFFF)
+        throw Diagnostic({}, "too many u32 hash tables");
+      uint32_t h = nextAutoHt << 20;
+      if (!prog.tables.count(h)) {
+        ++nextAutoHt;
+        return h;
+      }
+    }
+  }
+
+  void setDev(const Word &w) {
+    if (devWord && devWord->text != w.text)
+      fail(w, "all commands must be for one device (" + devWord->text +
+                  " here): one XDP program runs on one device");
+    if (!devWord)
+      devWord = w;
+    prog.dev = w.text;
+  }
+
+  void qdisc(Cursor &c);
+  void filterAdd(Cursor &c);
+  void u32(Cursor &c, const Word &kindWord, tc::Filter &f, std::optional<uint32_t> fhandle,
+           const std::optional<Word> &handleWord);
+  void actions(Cursor &c, tc::Knode &k);
+};
+
+TcBuilder::TcBuilder(bool passUnsupported) : impl_(std::make_shared<Impl>()) {
+  impl_->passUnsupported = passUnsupported;
+  impl_->prog.passUnsupported = passUnsupported;
+}
+
+void TcBuilder::command(const std::vector<Word> &words, const ir::SourcePos &end) {
+  Cursor c{words, 0, end};
+  if (c.done())
+    return;
+  const Word &obj = c.take();
+  if (matches(obj.text, "qdisc"))
+    impl_->qdisc(c);
+  else if (matches(obj.text, "filter"))
+    impl_->filterAdd(c);
+  else
+    fail(obj, "unsupported tc object '" + obj.text + "': give `qdisc add` and `filter add` commands");
+}
+
+void TcBuilder::Impl::qdisc(Cursor &c) {
+  const Word &verb = c.need("qdisc command (add)");
+  if (!matches(verb.text, "add"))
+    fail(verb, "only `qdisc add` is supported (got '" + verb.text + "')");
+  bool kind = false;
+  while (!c.done()) {
+    const Word &w = c.take();
+    if (w.text == "dev")
+      setDev(c.need("device name"));
+    else if (w.text == "handle") {
+      const Word &h = c.need("handle");
+      if (h.text != "ffff:" && h.text != "ffff")
+        fail(h, "an ingress qdisc's handle is ffff:");
+    } else if (w.text == "parent") {
+      const Word &p = c.need("parent");
+      if (p.text != "ffff:fff1")
+        fail(p, "an ingress or clsact qdisc has parent ffff:fff1");
+    } else if (w.text == "ingress" || w.text == "clsact") {
+      kind = true;
+    } else {
+      fail(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
+              "received packets before any qdisc ('" + w.text + "')");
+    }
+  }
+  if (!kind)
+    throw Diagnostic(c.end, "missing qdisc kind (ingress or clsact)");
+}
+
+void TcBuilder::Impl::filterAdd(Cursor &c) {
+  const Word &verb = c.need("filter command (add)");
+  if (!matches(verb.text, "add"))
+    fail(verb, "only `filter add` is supported (got '" + verb.text + "')");
+  std::optional<uint32_t> pref, proto;
+  std::optional<Word> handleWord, protoWord, prefWord;
+  bool parent = false;
+  const Word *kind = nullptr;
+  while (!c.done()) {
+    const Word &w = c.take();
+    const std::string &s = w.text;
+    if (s == "dev") {
+      setDev(c.need("device name"));
+    } else if (s == "root") {
+      fail(w, "a filter at the root is an egress filter; XDP sees received "
+              "packets only: attach to the ingress qdisc (parent ffff:)");
+    } else if (s == "parent") {
+      const Word &p = c.need("parent");
+      uint32_t h = classid(p);
+      if (h == 0xfffffff3u)
+        fail(p, "egress filters cannot be compiled: XDP sees received packets "
+                "only (use parent ffff: or ingress)");
+      if (h != 0xffff0000u && h != 0xfffffff2u)
+        fail(p, "parent " + p.text + " is not the ingress hook: XDP sees received "
+                "packets only (use parent ffff: or ingress)");
+      parent = true;
+    } else if (s == "ingress") {
+      parent = true;
+    } else if (s == "egress") {
+      fail(w, "egress filters cannot be compiled: XDP sees received packets only");
+    } else if (s == "handle") {
+      handleWord = c.need("handle");
+    } else if (s == "chain") {
+      const Word &n = c.need("chain index");
+      if (number(n, 0, 0xffffffffu, "chain index") != 0)
+        fail(n, "only chain 0 is supported");
+    } else if (matches(s, "preference") || matches(s, "priority")) {
+      const Word &n = c.need("priority");
+      uint64_t v = number(n, 0, 0xffffffffu, "priority");
+      if (v > 0xFFFF)
+        fail(n, "Illegal \"priority\": at most 65535");
+      pref = static_cast<uint32_t>(v);
+      prefWord = n;
+    } else if (matches(s, "protocol")) {
+      const Word &p = c.need("protocol");
+      protoWord = p;
+      if (p.text == "ip")
+        proto = 0x0800;
+      else if (p.text == "ipv6")
+        proto = 0x86DD;
+      else if (p.text == "all")
+        proto = 0x0003;
+      else {
+        char *end = nullptr;
+        unsigned long v = std::strtoul(p.text.c_str(), &end, 0);
+        if (*end || p.text.empty())
+          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
+        proto = static_cast<uint32_t>(v);
+        if (v != 0x0800 && v != 0x86DD && v != 0x0003)
+          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
+      }
+    } else if (s == "estimator") {
+      fail(w, "estimator is not supported");
+    } else {
+      kind = &w;
+      break;
+    }
+  }
+  if (!kind)
+    throw Diagnostic(c.end, "missing filter kind (u32)");
+  if (kind->text != "u32")
+    fail(*kind, "only the u32 classifier is supported (got '" + kind->text + "')");
+  if (!devWord)
+    fail(*kind, "missing `dev DEVICE`");
+  if (!parent)
+    fail(*kind, "missing parent: the filter must be on the ingress hook (parent ffff: or ingress)");
+
+  tc::Proto p = tc::Proto::All;
+  if (proto == 0x0800u)
+    p = tc::Proto::Ip;
+  else if (proto == 0x86DDu)
+    p = tc::Proto::Ipv6;
+
+  tc::Filter *f = nullptr;
+  if (pref) {
+    if (*pref == 0)
+      fail(*prefWord, "priority 0 means \"choose one\"; give 1..65535 or leave it out");
+    f = filter(*pref);
+    if (f && protoWord && f->proto != p)
+      fail(*protoWord, "pref " + std::to_string(*pref) + " already holds a filter for protocol " +
+                           tc::protoName(f->proto) + " (the kernel refuses a second protocol)");
+  } else {
+    // tc_new_tfilter() looks for the first filter at or above 0x8000 and
+    // tcf_auto_prio() takes one below it, or 49152 when there is none: a
+    // filter without pref runs before the earlier ones without pref.
+    uint32_t lowest = kAutoPref + 1;
+    for (const tc::Filter &g : prog.filters)
+      if (g.pref >= 0x8000)
+        lowest = std::min(lowest, g.pref);
+    pref = lowest - 1;
+    if (*pref == 0)
+      fail(*kind, "no automatic priority left");
+  }
+  if (!f) {
+    tc::Filter nf;
+    nf.pref = *pref;
+    nf.proto = p;
+    nf.pos = kind->pos;
+    nf.rootHtid = newHtid();
+    tc::HashTable root;
+    root.htid = nf.rootHtid;
+    root.root = true;
+    root.pref = nf.pref;
+    root.pos = kind->pos;
+    prog.tables[root.htid] = root;
+    prog.filters.push_back(nf);
+    std::sort(prog.filters.begin(), prog.filters.end(),
+              [](const tc::Filter &a, const tc::Filter &b) { return a.pref < b.pref; });
+    f = filter(*pref);
+  }
+  std::optional<uint32_t> fh;
+  if (handleWord)
+    fh = u32Handle(*handleWord, "filter handle");
+  u32(c, *kind, *f, fh, handleWord);
+}
+
+void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
+  // parse_action(): actions until the words end or classid/flowid; each
+  // `action` word starts the next one.
+  while (!c.done()) {
+    const Word &w = c.peek();
+    if (w.text == "action") {
+      c.take();
+      continue;
+    }
+    if (w.text == "classid" || w.text == "flowid")
+      return;
+    c.take();
+    tc::Action a;
+    a.pos = w.pos;
+    tc::Control ctl;
+    if (controlWord(w.text, ctl) || w.text == "gact") {
+      // gact: [gact] CONTROL [index N]
+      a.kind = tc::Action::Kind::Gact;
+      const Word *cw = &w;
+      if (w.text == "gact")
+        cw = &c.need("gact control (drop, pass, pipe, continue)");
+      if (!controlWord(cw->text, ctl)) {
+        if (unsupportedControl(cw->text) || cw->text == "random")
+          fail(*cw, "gact " + cw->text + " is not supported");
+        fail(*cw, "invalid gact control '" + cw->text + "'");
+      }
+      a.control = ctl;
+      if (c.is("random"))
+        fail(c.peek(), "gact random is not supported: its choice is the kernel's");
+      if (c.is("index")) {
+        c.take();
+        number(c.need("action index"), 0, 0xffffffffu, "action index");
+      }
+      a.text = std::string("gact ") + tc::controlName(ctl);
+      k.actions.push_back(a);
+      continue;
+    }
+    if (unsupportedControl(w.text))
+      fail(w, "control '" + w.text + "' is not supported");
+    if (w.text == "mirred") {
+      const Word &dir = c.need("mirred direction (egress)");
+      const Word &what = c.need("mirred action (redirect)");
+      if (dir.text != "egress")
+        fail(dir, "mirred " + dir.text + " is not supported: XDP can only send a "
+                  "frame out of a device (egress redirect)");
+      if (what.text != "redirect") {
+        if (passUnsupported) {
+          while (!c.done() && c.peek().text != "action" && c.peek().text != "classid" &&
+                 c.peek().text != "flowid")
+            c.take();
+          a.kind = tc::Action::Kind::Gact;
+          a.control = tc::Control::Ok;
+          a.text = "mirred " + what.text + " (unsupported: handed to the kernel)";
+          k.actions.push_back(a);
+          continue;
+        }
+        fail(what, "mirred " + what.text + " cannot be done in XDP (XDP cannot copy "
+                   "a frame); only `mirred egress redirect` is supported");
+      }
+      const Word &devKw = c.need("dev");
+      if (devKw.text != "dev")
+        fail(devKw, "expected `dev DEVICE` after mirred egress redirect");
+      const Word &dev = c.need("device name");
+      a.kind = tc::Action::Kind::Mirred;
+      a.dev = dev.text;
+      a.control = tc::Control::Stolen;
+      if (!c.done()) {
+        tc::Control ctl2;
+        if (controlWord(c.peek().text, ctl2))
+          fail(c.peek(), "mirred redirect with a control other than the default "
+                         "(stolen) is not supported");
+      }
+      if (c.is("index")) {
+        c.take();
+        number(c.need("action index"), 0, 0xffffffffu, "action index");
+      }
+      auto it = std::find(prog.redirectDevs.begin(), prog.redirectDevs.end(), dev.text);
+      a.devSlot = static_cast<unsigned>(it - prog.redirectDevs.begin());
+      if (it == prog.redirectDevs.end())
+        prog.redirectDevs.push_back(dev.text);
+      a.text = "mirred egress redirect dev " + dev.text;
+      k.actions.push_back(a);
+      continue;
+    }
+    if (w.text == "nat") {
+      const Word &dir = c.need("nat direction (ingress or egress)");
+      if (dir.text != "ingress" && dir.text != "egress")
+        fail(dir, "nat takes ingress or egress (got '" + dir.text + "')");
+      const Word &oldW = c.need("old address");
+      const Word &newW = c.need("new address");
+      Prefix o = prefix(oldW, false);
+      uint32_t n;
+      if (!ipv4Parts(newW.text, n))
+        fail(newW, "invalid IPv4 address '" + newW.text + "'");
+      a.kind = tc::Action::Kind::Nat;
+      a.egress = dir.text == "egress";
+      a.oldAddr = be32(o.addr, 0);
+      a.mask = o.bits ? 0xFFFFFFFFu << (32 - o.bits) : 0;
+      a.newAddr = n;
+      a.control = tc::Control::Ok;
+      if (!c.done() && controlWord(c.peek().text, ctl)) {
+        a.control = ctl;
+        c.take();
+      }
+      if (c.is("index")) {
+        c.take();
+        number(c.need("action index"), 0, 0xffffffffu, "action index");
+      }
+      a.text = "nat " + dir.text + " " + oldW.text + " " + newW.text + " " +
+               tc::controlName(a.control);
+      k.actions.push_back(a);
+      continue;
+    }
+    // Every other action kind.
+    if (passUnsupported) {
+      while (!c.done() && c.peek().text != "action" && c.peek().text != "classid" &&
+             c.peek().text != "flowid")
+        c.take();
+      a.kind = tc::Action::Kind::Gact;
+      a.control = tc::Control::Ok;
+      a.text = w.text + " (unsupported: handed to the kernel)";
+      k.actions.push_back(a);
+      continue;
+    }
+    fail(w, "action " + w.text + " cannot be done in XDP (rule2xdp compiles gact "
+            "drop/pass/pipe/continue, mirred egress redirect and nat; "
+            "--pass-unsupported hands such packets to the kernel)");
+  }
+}
+
+void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
+                          std::optional<uint32_t> fhandle,
+                          const std::optional<Word> &handleWord) {
+  if (c.done()) {
+    if (fhandle)
+      fail(*handleWord, "a filter handle needs u32 options");
+    return; // creates the filter (and its root table) only
+  }
+  Sel sel;
+  tc::Knode k;
+  k.pos = kindWord.pos;
+  bool selOk = false, terminal = false, sampleOk = false;
+  uint32_t htid = 0;
+  std::optional<Word> htWord, divisorWord, linkWord, sampleWord, orderWord;
+  std::optional<unsigned> divisor;
+  uint32_t order = 0;
+  while (!c.done()) {
+    const Word &w = c.take();
+    const std::string &s = w.text;
+    if (matches(s, "match")) {
+      parseSelector(c, sel);
+      selOk = true;
+    } else if (matches(s, "offset")) {
+      // parse_offset(): plus N, at N (even), mask M (hex u16), shift S, eat.
+      while (!c.done()) {
+        const std::string &o = c.peek().text;
+        if (matches(o, "plus")) {
+          c.take();
+          const Word &n = c.need("offset plus value");
+          int32_t v = integer(n, "offset");
+          if (v < 0 || v > 0x7fff)
+            fail(n, "offset plus takes 0..32767 here (a negative offset would "
+                    "read before the network header)");
+          k.plus = static_cast<int16_t>(v);
+          k.flags |= tc::SelOffset;
+        } else if (matches(o, "at")) {
+          c.take();
+          const Word &n = c.need("offset at value");
+          int32_t v = integer(n, "offset");
+          if (v % 2)
+            fail(n, "offset \"at\" must be even");
+          if (v < 0 || v > 0x7fff)
+            fail(n, "offset at takes 0..32767 here");
+          k.offoff = static_cast<int16_t>(v);
+          k.flags |= tc::SelVarOffset;
+        } else if (matches(o, "mask")) {
+          c.take();
+          k.offmask = static_cast<uint16_t>(number(c.need("offset mask"), 16, 0xffff, "offset mask"));
+          k.flags |= tc::SelVarOffset;
+        } else if (matches(o, "shift")) {
+          c.take();
+          const Word &n = c.need("offset shift");
+          int32_t v = integer(n, "shift");
+          if (v < 0 || v > 255)
+            fail(n, "shift takes 0..255");
+          k.offshift = static_cast<uint8_t>(v);
+          k.flags |= tc::SelVarOffset;
+        } else if (matches(o, "eat")) {
+          c.take();
+          k.flags |= tc::SelEat;
+        } else {
+          break;
+        }
+      }
+    } else if (matches(s, "hashkey")) {
+      while (!c.done()) {
+        const std::string &o = c.peek().text;
+        if (matches(o, "mask")) {
+          c.take();
+          k.hmask = static_cast<uint32_t>(number(c.need("hashkey mask"), 16, 0xffffffffu, "hashkey mask"));
+        } else if (matches(o, "at")) {
+          c.take();
+          const Word &n = c.need("hashkey offset");
+          int32_t v = integer(n, "hashkey offset");
+          if (v % 4)
+            fail(n, "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
+          k.hoff = v;
+        } else {
+          break;
+        }
+      }
+    } else if (matches(s, "classid") || s == "flowid") {
+      k.classid = classid(c.need("classid"));
+      k.flags |= tc::SelTerminal;
+    } else if (matches(s, "divisor")) {
+      const Word &n = c.need("divisor");
+      uint64_t d = number(n, 0, 0xffffffffu, "divisor");
+      if (d == 0 || d > 0x100 || ((d - 1) & d))
+        fail(n, "Illegal \"divisor\": a power of two from 1 to 256");
+      divisor = static_cast<unsigned>(d);
+      divisorWord = n;
+    } else if (matches(s, "order")) {
+      const Word &n = c.need("order");
+      order = static_cast<uint32_t>(number(n, 0, 0xffffffffu, "order"));
+      orderWord = n;
+    } else if (s == "link") {
+      const Word &n = c.need("link handle");
+      uint32_t h = u32Handle(n, "link");
+      if (h && nodeOf(h))
+        fail(n, "\"link\" must be a hash table");
+      if (!h)
+        fail(n, "link 0 (unlink) has no meaning for a new filter");
+      k.link = h;
+      linkWord = n;
+    } else if (s == "ht") {
+      const Word &n = c.need("hash table");
+      uint32_t h = u32Handle(n, "ht");
+      if (h && nodeOf(h))
+        fail(n, "\"ht\" must be a hash table");
+      htid = sampleOk ? ((htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
+      htWord = n;
+    } else if (s == "sample") {
+      Sel s2;
+      size_t before = c.i;
+      parseSelector(c, s2);
+      if (s2.keys.size() != 1)
+        fail(c.w[before], "\"sample\" must contain exactly ONE key");
+      unsigned div = 0x100;
+      if (c.is("divisor")) {
+        c.take();
+        const Word &n = c.need("sample divisor");
+        uint64_t d = number(n, 0, 0xffffffffu, "divisor");
+        if (d == 0 || d > 0x100 || ((d - 1) & d))
+          fail(n, "Illegal sample \"divisor\"");
+        div = static_cast<unsigned>(d);
+      }
+      // tc 6.1 hashes the sample as the kernel does: the masked word
+      // shifted down to the mask's lowest bit.
+      uint32_t m = s2.keys[0].mask;
+      unsigned shift = m ? unsigned(__builtin_ctz(m)) : 0;
+      uint32_t hash = (s2.keys[0].val & m) >> shift;
+      htid = ((hash % div) << 12) | (htid & 0xFFF00000u);
+      sampleOk = true;
+      sampleWord = w;
+    } else if (s == "indev") {
+      fail(w, "indev is not supported");
+    } else if (matches(s, "action")) {
+      actions(c, k);
+      terminal = true;
+    } else if (matches(s, "police")) {
+      fail(w, "police cannot be done in XDP");
+    } else if (s == "skip_hw") {
+      // Software only is what we compile anyway.
+    } else if (s == "skip_sw") {
+      fail(w, "skip_sw: the kernel never runs this filter in software; there is nothing to compile");
+    } else {
+      fail(w, "What is \"" + s + "\"? (not a u32 option)");
+    }
+  }
+  if (terminal)
+    k.flags |= tc::SelTerminal;
+
+  if (divisor) {
+    // u32_change() with TCA_U32_DIVISOR: a new hash table, nothing else.
+    if (selOk || k.link || !k.actions.empty() || k.classid)
+      fail(*divisorWord, "divisor makes a hash table; give its matches and actions "
+                         "in other filters (ht HANDLE:)");
+    uint32_t h = fhandle.value_or(0);
+    if (h & 0xFFFFF)
+      fail(*handleWord, "Divisor can only be used on a hash table (handle HTID:)");
+    if (!h)
+      h = newHtid();
+    else if (prog.tables.count(h))
+      fail(*handleWord, "hash table " + tc::formatHandle(h) + " exists already");
+    tc::HashTable t;
+    t.htid = h;
+    t.divisor = *divisor;
+    t.pref = f.pref;
+    t.pos = divisorWord->pos;
+    prog.tables[h] = t;
+    return;
+  }
+
+  // The table and bucket the knode goes into.
+  tc::HashTable *ht = nullptr;
+  if (htWord || sampleOk) {
+    if (htidOf(htid) == 0xFFF00000u) {
+      ht = &prog.tables[f.rootHtid];
+      htid = f.rootHtid | (htid & 0xFF000);
+    } else {
+      auto it = prog.tables.find(htidOf(htid));
+      if (it == prog.tables.end())
+        fail(htWord ? *htWord : *sampleWord,
+             "Specified hash table not found (" + tc::formatHandle(htidOf(htid)) + ")");
+      ht = &it->second;
+      if (ht->pref != f.pref)
+        fail(htWord ? *htWord : *sampleWord,
+             "hash table " + tc::formatHandle(ht->htid) + " belongs to pref " +
+                 std::to_string(ht->pref));
+    }
+  } else {
+    ht = &prog.tables[f.rootHtid];
+    htid = f.rootHtid;
+  }
+  if (bucketOf(htid) > ht->divisor - 1)
+    fail(htWord ? *htWord : (sampleWord ? *sampleWord : kindWord),
+         "Specified hash table buckets exceed configured value (bucket " +
+             std::to_string(bucketOf(htid)) + ", divisor " + std::to_string(ht->divisor) + ")");
+  if (!selOk)
+    fail(kindWord, "Selector not specified: a u32 filter needs a `match` "
+                   "(`match u32 0 0` matches every packet)");
+  if (k.link) {
+    auto it = prog.tables.find(*k.link);
+    if (it == prog.tables.end())
+      fail(*linkWord, "Link hash table not found");
+    if (it->second.root)
+      fail(*linkWord, "Not linking to root node");
+    if (it->second.pref != f.pref)
+      fail(*linkWord, "hash table " + tc::formatHandle(*k.link) + " belongs to pref " +
+                          std::to_string(it->second.pref));
+  }
+
+  uint32_t handle = fhandle.value_or(0);
+  if (order) {
+    if (nodeOf(handle) && order != nodeOf(handle))
+      fail(*orderWord, "\"order\" contradicts \"handle\"");
+    handle |= order;
+  }
+  if (handle) {
+    if (htidOf(handle) && htidOf(handle ^ htid))
+      fail(handleWord ? *handleWord : *orderWord, "Handle specified hash table address mismatch");
+    if (!nodeOf(handle) || nodeOf(handle) > 0xFFF)
+      fail(handleWord ? *handleWord : *orderWord, "the handle needs a node id (HTID:BUCKET:NODE)");
+    handle = (htid & 0xFFFFF000u) | nodeOf(handle);
+  } else {
+    // gen_new_kid(): the lowest free node id from 0x800 in the table.
+    std::vector<unsigned> used;
+    for (const auto &[b, nodes] : ht->buckets)
+      for (const tc::Knode &n : nodes)
+        used.push_back(nodeOf(n.handle));
+    unsigned id = 0x800;
+    while (id <= 0xFFF && std::count(used.begin(), used.end(), id))
+      ++id;
+    if (id > 0xFFF)
+      fail(kindWord, "no free node id in table " + tc::formatHandle(ht->htid));
+    handle = (htid & 0xFFFFF000u) | id;
+  }
+  for (const auto &[b, nodes] : ht->buckets)
+    for (const tc::Knode &n : nodes)
+      if (n.handle == handle)
+        fail(handleWord ? *handleWord : kindWord,
+             "filter " + tc::formatHandle(handle) + " exists already");
+  k.handle = handle;
+  k.keys = std::move(sel.keys);
+  if (k.hmask)
+    k.fshift = static_cast<uint8_t>(__builtin_ctz(k.hmask));
+  // Keys that read before the frame, which the kernel reads from its
+  // headroom (the Ethernet header lies at -14..-1 for untagged frames).
+  for (const tc::Key &key : k.keys) {
+    if (key.off > 0x7000)
+      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
+                                    ": offsets beyond 28672 are not supported");
+    if (key.off >= 0)
+      continue;
+    if (key.off + 3 < -14)
+      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
+                                    " reads before the Ethernet header (the "
+                                    "kernel would read its buffer's headroom)");
+    if (f.proto == tc::Proto::All)
+      throw Diagnostic(key.pos, "a negative offset with protocol all is not supported "
+                                "(on a VLAN-tagged frame the kernel has moved the "
+                                "Ethernet header)");
+    for (int b = 0; b < 4; ++b) {
+      uint32_t byteMask = key.mask & (0xFF000000u >> (8 * b));
+      if (byteMask && key.off + b < -14)
+        throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
+                                      " reads before the Ethernet header (the "
+                                      "kernel would read its buffer's headroom)");
+    }
+  }
+  if (k.hoff < -14 || k.hoff > 0x7fff)
+    throw Diagnostic(kindWord.pos, "hashkey at " + std::to_string(k.hoff) +
+                                       " is out of the range rule2xdp compiles");
+  std::string text;
+  for (const Word &w : c.w)
+    text += (text.empty() ? "" : " ") + w.text;
+  k.text = text;
+  std::vector<tc::Knode> &bucket = ht->buckets[bucketOf(htid)];
+  auto pos = std::find_if(bucket.begin(), bucket.end(), [&](const tc::Knode &n) {
+    return nodeOf(handle) < nodeOf(n.handle);
+  });
+  bucket.insert(pos, std::move(k));
+}
+
+ir::tc::Program TcBuilder::finish(const ir::SourcePos &where) {
+  tc::Program &p = impl_->prog;
+  if (p.filters.empty())
+    throw Diagnostic(where, "no tc filter given");
+  // A link cycle would make the kernel give up ("dead loop") at depth 8;
+  // rule2xdp refuses it.
+  std::map<uint32_t, int> state;
+  std::function<void(uint32_t)> visit = [&](uint32_t h) {
+    state[h] = 1;
+    for (const auto &[b, nodes] : p.tables[h].buckets)
+      for (const tc::Knode &k : nodes)
+        if (k.link) {
+          if (state[*k.link] == 1)
+            throw Diagnostic(k.pos, "link " + tc::formatHandle(*k.link) +
+                                        " makes a loop of hash tables (the kernel "
+                                        "stops such a walk as a dead loop)");
+          if (state[*k.link] == 0)
+            visit(*k.link);
+        }
+    state[h] = 2;
+  };
+  for (const tc::Filter &f : p.filters)
+    visit(f.rootHtid);
+  p.finalize();
+  return p;
+}
+
+void parseTcBatch(const std::string &name, const std::string &text, SourceManager &sm,
+                  TcBuilder &builder) {
+  sm.addFile(name, text);
+  std::vector<std::string> lines;
+  {
+    std::string cur;
+    for (char ch : text) {
+      if (ch == '\n') {
+        lines.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    if (!cur.empty())
+      lines.push_back(cur);
+  }
+  for (size_t i = 0; i < lines.size(); ++i) {
+    // getcmdline(): `#` to the end of the line is a comment; a trailing
+    // backslash joins the next line (positions stay on each line).
+    std::vector<Word> words;
+    ir::SourcePos end;
+    size_t first = i;
+    for (;;) {
+      std::string line = lines[i];
+      size_t hash = line.find('#');
+      if (hash != std::string::npos)
+        line.resize(hash);
+      bool cont = false;
+      size_t last = line.find_last_not_of(" \t\r");
+      if (last != std::string::npos && line[last] == '\\') {
+        cont = true;
+        line.resize(last);
+      }
+      ir::SourcePos pos{name, static_cast<unsigned>(i + 1), 1, -1};
+      for (Word &w : splitTcLine(line, pos))
+        words.push_back(std::move(w));
+      end = {name, static_cast<unsigned>(i + 1),
+             static_cast<unsigned>(line.find_last_not_of(" \t\r") == std::string::npos
+                                       ? 1
+                                       : line.find_last_not_of(" \t\r") + 2),
+             -1};
+      if (!cont || i + 1 >= lines.size())
+        break;
+      ++i;
+    }
+    (void)first;
+    if (!words.empty())
+      builder.command(words, end);
+  }
+}
+
+} // namespace r2x::frontend

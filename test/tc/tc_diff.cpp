@@ -1,0 +1,622 @@
+//===- test/tc/tc_diff.cpp - u32 against the kernel's cls_u32, frame by frame ===//
+//
+/// \file
+/// The kernel as oracle for the tc frontend. For each generated set of u32
+/// filters (seeded; the seed is printed), the same filters are
+///  - installed in the kernel on the ingress of r0 in namespace R, every
+///    terminal knode's action being `mirred egress mirror dev kI CONTROL`
+///    (this kernel has no gact: mirred is the observable, one sink veth per
+///    knode, counted with AF_PACKET sockets on the sinks' peers), and
+///  - compiled by rule2xdp with `action CONTROL` and run through
+///    BPF_PROG_TEST_RUN; each knode's counter slot says whether its actions
+///    ran (knodes are tied to sinks by their `classid 1:I`).
+/// Each frame is sent from namespace S into r0 and followed by a sentinel
+/// (EtherType 0x88b5) that a pref-1 filter redirects to its own sink; the
+/// process is pinned to one CPU, so once the sentinel arrived every mirror
+/// copy of the frame has been delivered (one backlog, FIFO). The set of
+/// knodes that ran must be equal, and the program's verdict must be the one
+/// the last knode's control gives (drop: XDP_DROP, else XDP_PASS).
+///
+/// Namespaces are named after the pid and removed by the destructor, at
+/// exit and on signals. Nothing is sent from, or changed in, the root
+/// namespace. Needs root and BPF; fails (never skips) without them.
+//===----------------------------------------------------------------------===//
+#include "test/diff/Process.h"
+#include "test/packet/Frame.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using r2x::diff::ProcessResult;
+using r2x::diff::joinWords;
+using r2x::diff::run;
+using r2x::test::Frame;
+
+namespace {
+
+constexpr unsigned kSinks = 10;
+std::string gNames[2]; // S, R
+char gPaths[2][128];
+
+void cleanupNow() {
+  for (auto &p : gPaths)
+    if (p[0]) {
+      umount2(p, MNT_DETACH);
+      unlink(p);
+      p[0] = 0;
+    }
+}
+void onSignal(int sig) {
+  cleanupNow();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void must(const std::vector<std::string> &argv, const std::string &input = {}) {
+  ProcessResult r = run(argv, input, 20000);
+  if (!r.ok())
+    throw std::runtime_error("`" + joinWords(argv) + "` failed (" +
+                             std::to_string(r.status) + "): " + r.out + r.err);
+}
+
+std::runtime_error sysFail(const std::string &what) {
+  return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+int openNs(const std::string &path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw sysFail("open " + path);
+  return fd;
+}
+
+int packetSocket(const char *dev, int proto) {
+  unsigned idx = if_nametoindex(dev);
+  if (!idx)
+    throw sysFail(std::string("no interface ") + dev);
+  int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(uint16_t(proto)));
+  if (s < 0)
+    throw sysFail("AF_PACKET socket (needs root)");
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(uint16_t(proto));
+  sll.sll_ifindex = int(idx);
+  if (bind(s, reinterpret_cast<sockaddr *>(&sll), sizeof sll) != 0)
+    throw sysFail("bind AF_PACKET");
+  return s;
+}
+
+/// S (sender, s0) and R (receiver: r0 with the filters, sinks kI/kIp and
+/// the sentinel sink ks/ksp). The process lives in R after setup.
+class Topology {
+public:
+  Topology() {
+    r2x::diff::setChildAffinityAll();
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+      throw sysFail("sched_getaffinity");
+    int cpu = 0;
+    while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mask))
+      ++cpu;
+    CPU_ZERO(&mask);
+    CPU_SET(cpu, &mask);
+    if (sched_setaffinity(0, sizeof mask, &mask) != 0)
+      throw sysFail("sched_setaffinity");
+
+    std::string pre = "r2xtc-" + std::to_string(getpid()) + "-";
+    gNames[0] = pre + "S";
+    gNames[1] = pre + "R";
+    for (int i = 0; i < 2; ++i)
+      std::snprintf(gPaths[i], sizeof gPaths[i], "/run/netns/%s", gNames[i].c_str());
+    std::atexit(cleanupNow);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE})
+      signal(sig, onSignal);
+    const std::string &S = gNames[0], &R = gNames[1];
+    must({"ip", "netns", "add", S});
+    must({"ip", "netns", "add", R});
+    for (const std::string &n : {S, R}) {
+      must({"ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"});
+      must({"ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"});
+    }
+    must({"ip", "-n", R, "link", "add", "r0", "type", "veth", "peer", "name", "s0", "netns", S});
+    must({"ip", "-n", S, "link", "set", "s0", "up"});
+    must({"ip", "-n", R, "link", "set", "r0", "up"});
+    for (unsigned i = 0; i <= kSinks; ++i) {
+      std::string k = i == kSinks ? "ks" : "k" + std::to_string(i);
+      must({"ip", "-n", R, "link", "add", k, "type", "veth", "peer", "name", k + "p"});
+      must({"ip", "-n", R, "link", "set", k, "up"});
+      must({"ip", "-n", R, "link", "set", k + "p", "up"});
+    }
+    int orig = openNs("/proc/self/ns/net");
+    int sfd = openNs(gPaths[0]), rfd = openNs(gPaths[1]);
+    if (setns(sfd, CLONE_NEWNET) != 0)
+      throw sysFail("setns S");
+    tx_ = packetSocket("s0", 0);
+    if (setns(rfd, CLONE_NEWNET) != 0)
+      throw sysFail("setns R");
+    for (unsigned i = 0; i <= kSinks; ++i) {
+      std::string k = (i == kSinks ? "ks" : "k" + std::to_string(i)) + "p";
+      sinks_.push_back(packetSocket(k.c_str(), ETH_P_ALL));
+    }
+    close(orig);
+    close(sfd);
+    close(rfd);
+  }
+  ~Topology() {
+    for (const std::string &n : gNames)
+      run({"ip", "netns", "del", n}, {}, 10000);
+    cleanupNow();
+  }
+
+  const std::string &R() const { return gNames[1]; }
+
+  /// Sends `frame` from S, then the sentinel; returns which knode sinks got
+  /// a copy (bit I), after the sentinel arrived (bounded wait).
+  unsigned send(const std::vector<uint8_t> &frame) {
+    drain();
+    if (::send(tx_, frame.data(), frame.size(), 0) < 0)
+      throw sysFail("send frame");
+    std::vector<uint8_t> sentinel(60, 0);
+    std::memset(sentinel.data(), 0xff, 6);
+    sentinel[6] = 0x02;
+    sentinel[11] = 0x01;
+    sentinel[12] = 0x88;
+    sentinel[13] = 0xb5;
+    ++seq_;
+    std::memcpy(sentinel.data() + 14, &seq_, sizeof seq_);
+    if (::send(tx_, sentinel.data(), sentinel.size(), 0) < 0)
+      throw sysFail("send sentinel");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    for (;;) {
+      pollfd p{sinks_[kSinks], POLLIN, 0};
+      int ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       deadline - std::chrono::steady_clock::now())
+                       .count());
+      if (ms <= 0 || poll(&p, 1, ms) <= 0)
+        throw std::runtime_error("the sentinel never arrived (timeout)");
+      uint8_t buf[2048];
+      sockaddr_ll from{};
+      socklen_t fl = sizeof from;
+      ssize_t n = recvfrom(sinks_[kSinks], buf, sizeof buf, MSG_DONTWAIT,
+                           reinterpret_cast<sockaddr *>(&from), &fl);
+      if (n >= 22 && from.sll_pkttype != PACKET_OUTGOING &&
+          std::memcmp(buf + 14, &seq_, sizeof seq_) == 0)
+        break;
+    }
+    unsigned hit = 0;
+    for (unsigned i = 0; i < kSinks; ++i)
+      if (countFrames(sinks_[i]))
+        hit |= 1u << i;
+    return hit;
+  }
+
+private:
+  static unsigned countFrames(int s) {
+    unsigned n = 0;
+    uint8_t buf[2048];
+    for (;;) {
+      sockaddr_ll from{};
+      socklen_t fl = sizeof from;
+      ssize_t r = recvfrom(s, buf, sizeof buf, MSG_DONTWAIT,
+                           reinterpret_cast<sockaddr *>(&from), &fl);
+      if (r < 0)
+        return n;
+      if (from.sll_pkttype != PACKET_OUTGOING)
+        ++n;
+    }
+  }
+  void drain() {
+    for (int s : sinks_)
+      countFrames(s);
+  }
+  int tx_ = -1;
+  std::vector<int> sinks_;
+  uint64_t seq_ = 0;
+};
+
+/// The compiled program, run through BPF_PROG_TEST_RUN.
+class Program {
+public:
+  Program(const std::string &object, const std::string &irText) {
+    std::ifstream f(object, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), {});
+    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "rule2xdp");
+    obj_ = bpf_object__open_mem(bytes.data(), bytes.size(), &oo);
+    if (!obj_)
+      throw std::runtime_error("cannot open the object");
+    if (bpf_object__load(obj_))
+      throw std::runtime_error("the kernel refused the program (verifier)");
+    prog_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "rule2xdp"));
+    bpf_map *m = bpf_object__find_map_by_name(obj_, "r2x_counters");
+    counters_ = bpf_map__fd(m);
+    slots_ = bpf_map__max_entries(m);
+    // "knode 800::800 counter 3 terminal flowid 1:5": slot 3 is sink 5.
+    std::istringstream is(irText);
+    std::string line;
+    while (std::getline(is, line)) {
+      size_t k = line.find("knode "), c = line.find(" counter "), fl = line.find(" flowid 1:");
+      if (k == std::string::npos || c == std::string::npos || fl == std::string::npos)
+        continue;
+      unsigned slot = unsigned(std::stoul(line.substr(c + 9)));
+      unsigned sink = unsigned(std::stoul(line.substr(fl + 10), nullptr, 16));
+      sinkOfSlot_[slot] = sink;
+    }
+  }
+  ~Program() { bpf_object__close(obj_); }
+
+  /// The XDP action and which sinks' knodes ran.
+  std::pair<uint32_t, unsigned> run(const std::vector<uint8_t> &frame) {
+    std::vector<uint64_t> before = packets();
+    std::vector<uint8_t> out(frame.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
+                .data_out = out.data(), .data_size_in = uint32_t(frame.size()),
+                .data_size_out = uint32_t(out.size()), .repeat = 1);
+    if (int err = bpf_prog_test_run_opts(prog_, &o))
+      throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") + std::strerror(-err));
+    std::vector<uint64_t> after = packets();
+    unsigned hit = 0;
+    for (unsigned s = 0; s < slots_; ++s)
+      if (after[s] != before[s]) {
+        auto it = sinkOfSlot_.find(s);
+        hit |= it == sinkOfSlot_.end() ? 0x80000000u : 1u << it->second;
+      }
+    return {o.retval, hit};
+  }
+
+private:
+  std::vector<uint64_t> packets() {
+    int cpus = libbpf_num_possible_cpus();
+    std::vector<uint64_t> total(slots_);
+    std::vector<uint64_t> v(size_t(cpus) * 2);
+    for (uint32_t s = 0; s < slots_; ++s) {
+      if (bpf_map_lookup_elem(counters_, &s, v.data()))
+        throw std::runtime_error("cannot read counters");
+      for (int c = 0; c < cpus; ++c)
+        total[s] += v[size_t(c) * 2];
+    }
+    return total;
+  }
+  bpf_object *obj_ = nullptr;
+  int prog_ = -1, counters_ = -1;
+  unsigned slots_ = 0;
+  std::map<unsigned, unsigned> sinkOfSlot_;
+};
+
+//===-- generation ----------------------------------------------------------===//
+
+struct Rng {
+  std::mt19937_64 g;
+  explicit Rng(uint64_t seed) : g(seed) {}
+  unsigned below(unsigned n) { return unsigned(g() % n); }
+  bool chance(unsigned pct) { return below(100) < pct; }
+  template <class T> const T &pick(const std::vector<T> &v) { return v[below(unsigned(v.size()))]; }
+};
+
+const std::vector<std::string> kAddrs = {"10.1.0.1", "10.1.0.2", "10.1.1.2", "192.168.7.7"};
+const std::vector<uint16_t> kPorts = {1234, 53, 80, 40000};
+const char *kControls[] = {"drop", "pass", "continue", "pipe"};
+
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+Frame randomFrame(Rng &r) {
+  Frame f;
+  switch (r.below(3)) {
+  case 0:
+    f = Frame::udp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts), r.pick(kPorts));
+    break;
+  case 1:
+    f = Frame::tcp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts), r.pick(kPorts));
+    break;
+  default:
+    f = Frame::icmp(r.pick(kAddrs), r.pick(kAddrs));
+    f.icmpType = r.chance(50) ? 8 : 0;
+  }
+  if (r.chance(20))
+    f = f.withOptions(4 * (1 + r.below(3)));
+  if (r.chance(15))
+    f = f.frag(uint16_t(r.below(3)), r.chance(50));
+  if (r.chance(10))
+    f.tos = uint8_t(r.below(256));
+  if (r.chance(10))
+    f = f.vlan(uint16_t(1 + r.below(100)));
+  if (r.chance(8))
+    f = f.ether(r.chance(50) ? 0x86DD : 0x0806);
+  if (r.chance(15)) {
+    size_t len = f.build().size();
+    f = f.cut(14 + r.below(unsigned(len - 13)));
+  }
+  return f;
+}
+
+/// A selector that often matches frames like `t` (values from its bytes).
+std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6, bool negative) {
+  auto word = [&](int off) {
+    uint32_t w = 0;
+    for (int i = 0; i < 4; ++i) {
+      size_t p = size_t(14 + off + i);
+      w = w << 8 | (p < t.size() ? t[p] : 0);
+    }
+    return w;
+  };
+  static const uint32_t masks[] = {0xffffffffu, 0xffff0000u, 0x0000ffffu, 0xff00ff00u, 0x00f0000fu, 0};
+  switch (r.below(v6 ? 3 : 12)) {
+  case 0: {
+    int off = int(4 * r.below(11));
+    uint32_t m = masks[r.below(6)];
+    return "u32 " + hex(r.chance(80) ? word(off) & m : uint32_t(r.g())) + " " + hex(m) + " at " + std::to_string(off);
+  }
+  case 1: {
+    int off = int(2 * r.below(22));
+    uint32_t w = word(off & ~3);
+    uint16_t v = (off & 3) == 0 ? uint16_t(w >> 16) : uint16_t(w);
+    uint16_t m = r.chance(70) ? 0xffff : uint16_t(r.g());
+    return "u16 " + hex(r.chance(80) ? v & m : uint16_t(r.g()) & m) + " " + hex(m) + " at " + std::to_string(off);
+  }
+  case 2: {
+    int off = int(r.below(44)) - (negative && r.chance(10) ? 14 : 0);
+    uint8_t v = uint8_t(word(off & ~3) >> (8 * (3 - (off & 3))));
+    uint8_t m = r.chance(70) ? 0xff : uint8_t(r.g());
+    return "u8 " + hex(r.chance(80) ? v & m : uint8_t(r.g()) & m) + " " + hex(m) + " at " + std::to_string(off);
+  }
+  case 3:
+  case 4: {
+    static const int lens[] = {32, 32, 24, 16, 8, 0, 31, 12};
+    return std::string("ip ") + (r.chance(50) ? "src " : "dst ") + r.pick(kAddrs) + "/" +
+           std::to_string(lens[r.below(8)]);
+  }
+  case 5: {
+    static const int protos[] = {1, 6, 17};
+    return "ip protocol " + std::to_string(protos[r.below(3)]) + " 0xff";
+  }
+  case 6:
+    return std::string("ip ") + (r.chance(50) ? "sport " : "dport ") +
+           std::to_string(r.pick(kPorts)) + (r.chance(80) ? " 0xffff" : " " + hex(r.g() & 0xffff));
+  case 7:
+    return r.chance(50) ? "ip tos " + hex(r.below(256)) + " " + hex(r.below(256))
+                        : "ip ihl " + std::to_string(5 + r.below(3)) + " 0x0f";
+  case 8: {
+    static const char *fl[] = {"nofrag", "firstfrag", "df", "mf"};
+    return std::string("ip ") + fl[r.below(4)];
+  }
+  case 9:
+    return "ip icmp_type " + std::to_string(r.chance(50) ? 8 : 0) + " 0xff";
+  case 10:
+    if (!negative)
+      return "u32 0 0 at 0";
+    return std::string("ether ") + (r.chance(50) ? "src 02:00:00:00:00:01" : "dst 02:00:00:00:00:02");
+  default:
+    return std::string(r.chance(50) ? "udp" : "tcp") + (r.chance(50) ? " dst " : " src ") +
+           std::to_string(r.pick(kPorts)) + " 0xffff";
+  }
+}
+
+struct Case {
+  std::string kernel, xdp; // tc -batch texts
+  std::vector<std::string> knodes; // per sink, for reports
+};
+
+Case generate(Rng &r, const std::vector<Frame> &frames) {
+  Case c;
+  unsigned sink = 0;
+  auto add = [&](const std::string &line) {
+    c.kernel += line + "\n";
+    c.xdp += line + "\n";
+  };
+  auto knode = [&](const std::string &head) {
+    if (sink >= kSinks)
+      return;
+    std::string ctl = kControls[r.below(4)];
+    std::string cls = " classid 1:" + hex(sink).substr(2);
+    c.kernel += head + cls + " action mirred egress mirror dev k" + std::to_string(sink) + " " + ctl + "\n";
+    c.xdp += head + cls + " action " + ctl + "\n";
+    c.knodes.push_back(head + " (" + ctl + ")");
+    ++sink;
+  };
+  bool negative = true;
+  auto matches = [&](unsigned n, bool v6) {
+    std::string s;
+    const std::vector<uint8_t> t = r.pick(frames).build();
+    for (unsigned i = 0; i < n; ++i)
+      s += " match " + selector(r, t, v6, negative);
+    return s;
+  };
+  unsigned nFilters = 1 + r.below(3);
+  std::set<unsigned> prefs;
+  unsigned nextHt = 1;
+  for (unsigned fi = 0; fi < nFilters && sink < kSinks; ++fi) {
+    unsigned pr = r.below(4);
+    std::string proto = pr == 0 ? "all" : pr == 3 ? "ipv6" : "ip";
+    bool v6 = proto == "ipv6";
+    // rule2xdp refuses negative offsets with protocol all (docs/tc.md).
+    negative = proto != "all";
+    std::string base = "filter add dev r0 parent ffff: protocol " + proto;
+    if (r.chance(25)) { // automatic pref: one knode
+      knode(base + " u32" + matches(1 + r.below(2), v6));
+      continue;
+    }
+    unsigned pref;
+    do
+      pref = 2 + r.below(20);
+    while (prefs.count(pref));
+    prefs.insert(pref);
+    base += " pref " + std::to_string(pref) + " u32";
+    unsigned n = 1 + r.below(3);
+    for (unsigned k = 0; k < n; ++k) {
+      if (!v6 && r.chance(30) && sink + 2 < kSinks) {
+        // A hash table linked from the root, with buckets from samples.
+        unsigned div = 1u << r.below(5);
+        std::string ht = hex(nextHt++).substr(2) + ":";
+        add("filter add dev r0 parent ffff: protocol " + proto + " pref " +
+            std::to_string(pref) + " handle " + ht + " u32 divisor " + std::to_string(div));
+        bool eat = r.chance(50);
+        std::string link = base + matches(1, false) + " link " + ht;
+        static const std::vector<std::pair<std::string, std::string>> keys = {
+            {"0x000000ff", "at 16"}, {"0xff000000", "at 12"}, {"0x0000ffff", "at 20"},
+            {"0x00ff0000", "at 8"}};
+        const auto &hk = keys[r.below(unsigned(keys.size()))];
+        link += " hashkey mask " + hk.first + " at " + hk.second.substr(3);
+        if (eat)
+          link += " offset at 0 mask 0x0f00 shift 6 eat";
+        else if (r.chance(40))
+          link += " offset at 0 mask 0x0f00 shift 6";
+        if (r.chance(40))
+          knode(link);
+        else
+          add(link);
+        unsigned inner = 1 + r.below(3);
+        for (unsigned j = 0; j < inner; ++j) {
+          std::string head = "filter add dev r0 parent ffff: protocol " + proto + " pref " +
+                             std::to_string(pref) + " u32 ht " + ht;
+          if (div > 1) {
+            // a bucket by sample, as users write it
+            const std::vector<uint8_t> t = r.pick(frames).build();
+            (void)t;
+            head = "filter add dev r0 parent ffff: protocol " + proto + " pref " +
+                   std::to_string(pref) + " u32 ht " + ht + " sample u32 " +
+                   hex(r.g() & 0xffffffffu) + " " + hk.first + " at " + hk.second.substr(3) +
+                   " divisor " + std::to_string(div);
+          }
+          std::string m;
+          if (eat && r.chance(60))
+            m = std::string(" match ") + (r.chance(50) ? "udp" : "tcp") + " dst " +
+                std::to_string(r.pick(kPorts)) + " 0xffff";
+          else
+            m = matches(1 + r.below(2), false);
+          knode(head + m);
+        }
+        continue;
+      }
+      knode(base + matches(1 + r.below(3), v6));
+    }
+  }
+  return c;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  uint64_t seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  unsigned cases = 30, packets = 16;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--seed")
+      seed = std::stoull(argv[i + 1]);
+    else if (a == "--cases")
+      cases = unsigned(std::stoul(argv[i + 1]));
+    else if (a == "--packets")
+      packets = unsigned(std::stoul(argv[i + 1]));
+  }
+  std::printf("tc_diff: seed %llu, %u filter sets, %u frames each\n",
+              static_cast<unsigned long long>(seed), cases, packets);
+  std::fflush(stdout);
+  unsigned compared = 0, mismatches = 0, matched = 0;
+  try {
+    Topology topo;
+    Rng r(seed);
+    std::string dir = "/tmp/r2xtc-" + std::to_string(getpid());
+    must({"mkdir", "-p", dir});
+    struct RemoveDir {
+      std::string d;
+      ~RemoveDir() { run({"rm", "-rf", d}); }
+    } removeDir{dir};
+    for (unsigned ci = 0; ci < cases; ++ci) {
+      std::vector<Frame> frames;
+      for (unsigned i = 0; i < packets; ++i)
+        frames.push_back(randomFrame(r));
+      Case c = generate(r, frames);
+      std::string kfile = dir + "/kernel.tc", xfile = dir + "/xdp.tc", obj = dir + "/p.o";
+      std::ofstream(xfile) << c.xdp;
+      std::string k = "qdisc add dev r0 ingress\n"
+                      "filter add dev r0 parent ffff: protocol 0x88b5 pref 1 u32 match u32 0 0 "
+                      "action mirred egress redirect dev ks\n" +
+                      c.kernel;
+      std::ofstream(kfile) << k;
+      run({"tc", "qdisc", "del", "dev", "r0", "ingress"}, {}, 10000);
+      ProcessResult kr = run({"tc", "-batch", kfile}, {}, 20000);
+      ProcessResult cr = run({R2X_COMPILER, "--tc-batch", xfile, "-o", obj}, {}, 60000);
+      if (!kr.ok() || !cr.ok()) {
+        // Both must accept or refuse the same filters.
+        if (kr.ok() != cr.ok()) {
+          ++mismatches;
+          std::printf("FAIL case %u: tc %s, rule2xdp %s\n%s\ntc: %s\nrule2xdp: %s\n", ci,
+                      kr.ok() ? "accepted" : "refused", cr.ok() ? "accepted" : "refused",
+                      c.xdp.c_str(), kr.err.c_str(), cr.err.c_str());
+        }
+        continue;
+      }
+      ProcessResult ir = run({R2X_COMPILER, "--tc-batch", xfile, "--emit=ir"}, {}, 60000);
+      std::unique_ptr<Program> progPtr;
+      try {
+        progPtr = std::make_unique<Program>(obj, ir.out);
+      } catch (const std::exception &e) {
+        throw std::runtime_error(std::string(e.what()) + "; filters:\n" + c.xdp);
+      }
+      Program &prog = *progPtr;
+      for (const Frame &f : frames) {
+        std::vector<uint8_t> bytes = f.build();
+        unsigned kernel = topo.send(bytes);
+        auto [action, xdp] = prog.run(bytes);
+        ++compared;
+        if (kernel)
+          ++matched;
+        // The verdict the last knode that ran gives.
+        uint32_t want = 2;
+        for (unsigned i = 0; i < c.knodes.size(); ++i)
+          if ((kernel >> i) & 1) {
+            const std::string &kn = c.knodes[i];
+            if (kn.size() > 6 && kn.substr(kn.size() - 6) == "(drop)")
+              want = 1;
+          }
+        if (kernel != xdp || action != want) {
+          ++mismatches;
+          std::printf("FAIL case %u frame mismatch: kernel ran sinks %#x (verdict %u), "
+                      "rule2xdp ran %#x, XDP action %u\nfilters:\n%sframe:\n%s\n",
+                      ci, kernel, want, xdp, action, c.xdp.c_str(),
+                      r2x::test::hexDump(bytes).c_str());
+          ProcessResult show = run({"tc", "-s", "filter", "show", "dev", "r0", "ingress"});
+          std::printf("kernel's view (tc -s filter show):\n%s\n", show.out.c_str());
+          if (mismatches > 5)
+            throw std::runtime_error("too many mismatches");
+        }
+      }
+    }
+  } catch (const std::exception &e) {
+    std::printf("FAIL tc_diff: %s (seed %llu)\n", e.what(),
+                static_cast<unsigned long long>(seed));
+    return 1;
+  }
+  std::printf("tc_diff: %u frames compared (%u matched a filter), %u mismatches, seed %llu\n",
+              compared, matched, mismatches, static_cast<unsigned long long>(seed));
+  return mismatches ? 1 : 0;
+}
