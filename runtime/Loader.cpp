@@ -24,7 +24,10 @@
 #include <net/if.h>
 
 #include <dirent.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -562,6 +565,8 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
     loaded.nat6Fd = bpf_map__fd(nat6);
   if (bpf_map *tx = bpf_object__find_map_by_name(obj.get(), TxMap))
     fillTxMap(bpf_map__fd(tx));
+  if (bpf_map *ifmac = bpf_object__find_map_by_name(obj.get(), IfmacMap))
+    fillMacMap(bpf_map__fd(ifmac));
 
   for (size_t k = 0; k < ifaces.size(); ++k)
     attach(ifaces[k], ifindexes[k], mode, loaded);
@@ -583,6 +588,34 @@ void unload(const std::string &iface) {
       throw sysError("cannot detach the program from " + iface, err);
   link.fd.reset();
   removePinDir(dir);
+}
+
+void fillMacMap(int mapFd) {
+  struct if_nameindex *all = if_nameindex();
+  if (!all)
+    throw sysError("cannot list the network devices", errno);
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) {
+    if_freenameindex(all);
+    throw sysError("cannot open a socket to read device addresses", errno);
+  }
+  for (struct if_nameindex *i = all; i->if_index != 0; ++i) {
+    struct ifreq req {};
+    std::strncpy(req.ifr_name, i->if_name, IFNAMSIZ - 1);
+    if (::ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0 ||
+        req.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+      continue; // no Ethernet address: not checked
+    uint8_t value[8] = {};
+    std::memcpy(value, req.ifr_hwaddr.sa_data, 6);
+    uint32_t key = i->if_index;
+    // Devices beyond the array (ifindex >= its size) are not checked.
+    if (bpf_map_update_elem(mapFd, &key, value, BPF_ANY) != 0 && errno != E2BIG) {
+      int err = errno;
+      if_freenameindex(all);
+      throw sysError(std::string("cannot add ") + i->if_name + " to " + IfmacMap, err);
+    }
+  }
+  if_freenameindex(all);
 }
 
 void fillIfaceMap(int mapFd, const std::string &metaText) {

@@ -64,4 +64,10 @@ void printStats(const std::string &iface, std::FILE *out);
 /// run the program through BPF_PROG_TEST_RUN.
 void fillIfaceMap(int mapFd, const std::string &metaText);
 
+/// Fills `r2x_ifmac` (ARRAY, ifindex -> MAC in frame byte order, two zero
+/// bytes after it) for every Ethernet device of the current network
+/// namespace, so the program can leave frames for other hosts to the kernel
+/// as ip_rcv_core() does. Used by load() and by tests.
+void fillMacMap(int mapFd);
+
 } // namespace r2x::runtime

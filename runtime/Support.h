@@ -40,6 +40,7 @@ inline constexpr const char *IfmatchMap = "r2x_ifmatch";
 inline constexpr const char *NatMap = "r2x_nat";
 inline constexpr const char *Nat6Map = "r2x_nat6";
 inline constexpr const char *TxMap = "r2x_tx";
+inline constexpr const char *IfmacMap = "r2x_ifmac";
 
 /// The first line of every metadata text, without its version field; it is
 /// how the text is found inside a `.rodata` image that may hold other data.

@@ -212,8 +212,11 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
   Value *payload = b.CreateZExt(cg.loadBE(pk.l3, 4, cg.i16), cg.i32, "payload_len");
   Value *first = cg.loadBE(pk.l3, 6, cg.i8);
   // A jumbogram (payload length 0 with a hop-by-hop header) is the kernel's
-  // to judge; rules never see one here.
-  cg.require(b.CreateICmpNE(payload, b.getInt32(0)), pass, "ipv6.notjumbo");
+  // to judge; rules never see one here. Payload length 0 with any other
+  // next header is an ordinary 40-byte packet (ip6_rcv_core()).
+  cg.require(b.CreateNot(b.CreateAnd(b.CreateICmpEQ(payload, b.getInt32(0)),
+                                     b.CreateICmpEQ(first, b.getInt8(0)))),
+             pass, "ipv6.notjumbo");
   pk.totLen = b.CreateAdd(payload, b.getInt32(40), "ip6_len");
   Value *ipEnd = cg.at(pk.l3, b.CreateZExt(pk.totLen, cg.i64));
   cg.require(b.CreateICmpULE(ipEnd, cg.dataEnd), pass, "ipv6.valid");

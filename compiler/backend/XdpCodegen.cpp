@@ -56,6 +56,7 @@ private:
   void bumpCounter(unsigned slot);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
   void emitFamily(ir::Family fam);
+  void emitOtherHost(const L2 &l2);
   Value *ifaceMask();
 
   const ir::Program &p_;
@@ -63,10 +64,11 @@ private:
   BtfBuilder &btf_;
   Value *ctx_ = nullptr;
   Packet pk_;
-  GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr;
+  GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr, *ifmac_ = nullptr;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
   Value *ifaceMask_ = nullptr;
   ir::Family family_ = ir::Family::V4;
+  ir::Hook hook_ = ir::Hook::Prerouting; ///< the hook being emitted
   AllocaInst *key_ = nullptr;
   std::unique_ptr<NatLowering> nat_;  ///< IPv4 DNAT, if any nat rule exists
   std::unique_ptr<NatLowering> nat6_; ///< IPv6 DNAT
@@ -88,6 +90,8 @@ void XdpCodegen::declareMaps() {
                                    {"vid_inner", btf_.u16()}},
                                   8);
   ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
+  // ifindex -> the device's MAC (6 bytes, as in a frame, then 2 zero bytes).
+  ifmac_ = btf_.map("r2x_ifmac", MapType::Array, btf_.u32(), btf_.u64(), 65536);
   bool v4nat = p_.hasNat(ir::Family::V4), v6nat = p_.hasNat(ir::Family::V6);
   if (v4nat || v6nat) {
     GlobalVariable *tx = NatLowering::declareTx(btf_);
@@ -254,6 +258,10 @@ Value *XdpCodegen::fieldValue(ir::Field f) {
   case ir::Field::IpTotLen:
     return b.CreateZExt(pk_.totLen, cg_.i64);
   case ir::Field::IpTtl:
+    // ip_forward() and ip6_forward() decrement the TTL / hop limit before
+    // the FORWARD hook (a packet at 1 or less never gets there).
+    if (hook_ == ir::Hook::Forward)
+      return b.CreateZExt(b.CreateSub(pk_.ttl, b.getInt8(1)), cg_.i64);
     return b.CreateZExt(pk_.ttl, cg_.i64);
   case ir::Field::IpSaddr:
     return b.CreateZExt(pk_.saddr, cg_.i64);
@@ -475,7 +483,37 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   // ip_forward() / ip6_forward() send time exceeded before the FORWARD hook
   // (TTL or hop limit 1 or 0).
   b.SetInsertPoint(fwd);
-  b.CreateCondBr(b.CreateICmpULE(pk_.ttl, b.getInt8(1)), pass_, forward);
+  cg_.require(b.CreateICmpUGT(pk_.ttl, b.getInt8(1)), pass_, "route.ttl_ok");
+  // ... and drop one that came in a broadcast or multicast frame
+  // (pkt_type != PACKET_HOST), also before FORWARD.
+  Value *group = b.CreateAnd(b.CreateLoad(cg_.i8, cg_.data), b.getInt8(1));
+  b.CreateCondBr(b.CreateICmpNE(group, b.getInt8(0)), pass_, forward);
+}
+
+/// ip_rcv_core() and ipv6_rcv() drop a frame addressed to another host
+/// (PACKET_OTHERHOST: a unicast destination MAC that is not the device's)
+/// before PREROUTING. The loader puts each device's MAC in r2x_ifmac; a
+/// device without one (0) is not checked.
+void XdpCodegen::emitOtherHost(const L2 &l2) {
+  IRBuilder<> &b = cg_.b;
+  AllocaInst *key = cg_.stackSlot(cg_.i32, 4, "ifmac.key");
+  b.CreateStore(l2.ifindex, key);
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {ifmac_, key});
+  BasicBlock *known = cg_.block("ifmac.known");
+  BasicBlock *host = cg_.block("ifmac.host");
+  b.CreateCondBr(b.CreateIsNull(v), host, known);
+  b.SetInsertPoint(known);
+  Value *dev = b.CreateLoad(cg_.i64, v);
+  // The frame's destination in the same byte layout as the map value.
+  Value *dst = b.CreateOr(
+      b.CreateZExt(b.CreateLoad(cg_.i32, cg_.data), cg_.i64),
+      b.CreateShl(b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(cg_.data, uint64_t(4))), cg_.i64),
+                  32));
+  Value *unicast = b.CreateICmpEQ(b.CreateAnd(dst, b.getInt64(1)), b.getInt64(0));
+  Value *other = b.CreateAnd(b.CreateAnd(unicast, b.CreateICmpNE(dev, b.getInt64(0))),
+                             b.CreateICmpNE(dst, dev));
+  b.CreateCondBr(other, pass_, host);
+  b.SetInsertPoint(host);
 }
 
 void XdpCodegen::emit(Value *ctxArg) {
@@ -493,6 +531,7 @@ void XdpCodegen::emit(Value *ctxArg) {
   b.SetInsertPoint(entry);
   key_ = cg_.stackSlot(cg_.i32, 4, "counter.key");
   L2 l2 = emitL2(cg_, ctxArg, pass_);
+  emitOtherHost(l2);
 
   // iptables rules judge IPv4, ip6tables rules IPv6; anything else (and a
   // family without rules) goes to the kernel untouched.
@@ -546,6 +585,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   if (nat)
     natl->begin();
   auto emitHook = [&](ir::Hook h, BasicBlock *after) {
+    hook_ = h;
     for (const ir::Chain *c : hookChains(h)) {
       BasicBlock *next = cg_.block(std::string("after.") + ir::tableName(c->table) +
                                    "." + c->name);

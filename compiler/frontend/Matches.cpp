@@ -492,8 +492,19 @@ public:
       if (item.empty())
         failAt(*list_, "empty port in " + listOpt_.text, start, 1);
       ir::PortRange r = parsePortRange(listOpt_, itemWord, proto);
-      if (item.find(':') == std::string::npos)
+      size_t colon = item.find(':');
+      if (colon == std::string::npos) {
         r.hi = r.lo;
+      } else {
+        // libxt_multiport: both ends given (xtables_parse_port refuses an
+        // empty one), and the first below the second.
+        if (colon == 0 || colon + 1 == item.size())
+          failAt(*list_, "invalid port/service `' specified in " + listOpt_.text,
+                 start, item.size());
+        if (r.lo >= r.hi)
+          failAt(*list_, "invalid portrange specified (`" + item + "')", start,
+                 item.size());
+      }
       slots += r.lo == r.hi ? 1 : 2;
       m.ports.push_back(r);
       shown += (shown.empty() ? "" : ",") +

@@ -281,9 +281,7 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
       break;
     start = comma + 1;
   }
-  if (out.size() > 1 && negated)
-    fail(val, "! not allowed with multiple source or destination IP addresses");
-  return out;
+  return out; // `!' with a list: checked for the whole rule (walker)
 }
 
 /// iptables' built-in protocol names, then /etc/protocols.
@@ -349,6 +347,7 @@ struct Parsed {
   const Word *gotoChain = nullptr;
   bool hasMatches = false;
   std::vector<Match> srcs, dsts; ///< one rule per combination
+  const Word *srcWord = nullptr, *dstWord = nullptr; ///< their values
   std::optional<Match> proto, iif, frag;
   const Word *protoWord = nullptr, *oif = nullptr;
   bool protoNegated = false;
@@ -683,11 +682,13 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       once(!p.srcs.empty(), "-s");
       p.srcs = parseAddressList(optName, v, Match::Kind::Source, negated,
                                 ctx.family);
+      p.srcWord = &v;
       break;
     case OptId::Destination:
       once(!p.dsts.empty(), "-d");
       p.dsts = parseAddressList(optName, v, Match::Kind::Destination, negated,
                                 ctx.family);
+      p.dstWord = &v;
       break;
     case OptId::Protocol: {
       once(p.protoWord, "-p");
@@ -779,6 +780,15 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   }
   if (invert)
     fail(*invert, "`!' at the end of the rule negates nothing");
+  // iptables: a list on either side forbids `!' on both (IPT_INV_SRCIP or
+  // IPT_INV_DSTIP with more than one address of either).
+  {
+    bool neg = (!p.srcs.empty() && p.srcs[0].negated) ||
+               (!p.dsts.empty() && p.dsts[0].negated);
+    const Word *list = p.srcs.size() > 1 ? p.srcWord : p.dsts.size() > 1 ? p.dstWord : nullptr;
+    if (neg && list)
+      fail(*list, "! not allowed with multiple source or destination IP addresses");
+  }
 
   // --- whole-rule checks, as iptables makes them after parsing --------------
   if (!p.commandWord) {

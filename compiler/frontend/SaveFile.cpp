@@ -146,6 +146,10 @@ void parseSaveFile(const std::string &name, const std::string &text,
     if (!line.empty() && line.back() == '\r')
       line.pop_back();
 
+    // iptables-restore skips a line starting with '#' before splitting it
+    // into words: quotes in a comment mean nothing.
+    if (!line.empty() && line[0] == '#')
+      continue;
     std::vector<Word> words = splitWords(name, lineNo, line);
     if (words.empty() || words[0].text[0] == '#')
       continue;

@@ -130,6 +130,9 @@ XdpProgram::XdpProgram(const std::string &compiler,
   }
   // In B: the devices and their ifindexes the program will see.
   r2x::runtime::fillIfaceMap(bpf_map__fd(ifmatch), metaText_);
+  // And their MACs, so frames for other hosts are left to the kernel.
+  if (bpf_map *ifmac = bpf_object__find_map_by_name(obj_, "r2x_ifmac"))
+    r2x::runtime::fillMacMap(bpf_map__fd(ifmac));
 }
 
 XdpProgram::~XdpProgram() {

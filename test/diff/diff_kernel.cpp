@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
 
   // Tally per (back end, family).
   std::map<std::pair<Backend, Family>, Tally> tally;
-  int passed = 0, failed = 0, reports = 0, knownReports = 0;
+  int passed = 0, failed = 0, reports = 0, knownReports = 0, bothRefused = 0;
   std::string setupError;
 
   auto report = [&](const std::string &text) {
@@ -539,6 +539,13 @@ int main(int argc, char **argv) {
         if (e.status == 1) {
           bool refused = false;
           nfErr = nf.install(Backend::Legacy, fam, rs.text, refused);
+          if (!nfErr.empty() && refused) {
+            // Both refuse it: the generator made an invalid ruleset on
+            // purpose (e.g. `! -s A -d B,C`) and rule2xdp agrees.
+            ++bothRefused;
+            std::cout << line << " refused by iptables and rule2xdp alike\n";
+            continue;
+          }
           kind = nfErr.empty() ? "GRAMMAR MISMATCH"
                                : "TEST BUG (invalid ruleset generated)";
           if (nfErr.empty())
@@ -892,6 +899,9 @@ int main(int argc, char **argv) {
     }
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
+  if (bothRefused)
+    std::cout << bothRefused
+              << " invalid rulesets refused by both iptables-restore and rule2xdp\n";
   std::cout << "time: " << secs << " s\n"
             << passed << " passed, " << failed << " failed\n";
   return failed == 0 ? 0 : 1;
