@@ -18,6 +18,8 @@
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 
+#include <llvm/IR/Intrinsics.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -51,6 +53,7 @@ private:
                  unsigned depth);
   void emitMatch(const ir::Match &m, BasicBlock *noMatch);
   void emitTransport(const ir::Match &m, BasicBlock *noMatch);
+  void emitU32(const ir::Match &m, BasicBlock *noMatch);
   Value *fieldValue(ir::Field f);
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
@@ -250,6 +253,72 @@ void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
 }
 
 /// The value of a Field, widened to i64.
+/// xt_u32's u32_match_it(). Offsets are from the network header and
+/// bounded by skb->len, which netfilter's IPv4 and IPv6 hooks see as the
+/// packet's total length (IPv4 tot_len, IPv6 40 + payload length): the
+/// same totLen the parser validated against the frame. A read that does not
+/// fit makes the whole match false (not a hotdrop). Shift counts are taken
+/// modulo 32, as the kernel's `val <<= number` executes on x86 and arm64.
+void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *fail = cg_.block("u32.false");
+  BasicBlock *pass = cg_.block("u32.true");
+  Value *len = b.CreateZExt(pk_.totLen, cg_.i64);
+  // The 32-bit word at l3 + off (an i64 already checked to be <= len - 4).
+  auto word = [&](Value *off) {
+    // Masked so the verifier knows the pointer's range; off < 65536 holds.
+    Value *p = cg_.at(pk_.l3, b.CreateAnd(off, b.getInt64(0xffff)));
+    cg_.needBytes(p, 4, fail, "u32.read");
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateLoad(cg_.i32, p));
+  };
+  for (const ir::U32Test &t : m.u32) {
+    // if (skb->len < 4 || pos > skb->len - 4) return false;
+    cg_.require(b.CreateICmpUGE(len, b.getInt64(4)), fail, "u32.len");
+    cg_.require(b.CreateICmpULE(b.getInt64(t.start), b.CreateSub(len, b.getInt64(4))), fail,
+                "u32.start");
+    Value *val = word(b.getInt64(t.start));
+    Value *at = b.getInt64(0);
+    for (const auto &[op, n] : t.ops) {
+      switch (op) {
+      case ir::U32Test::Op::And:
+        val = b.CreateAnd(val, b.getInt32(n));
+        break;
+      case ir::U32Test::Op::Shl:
+        val = b.CreateShl(val, b.getInt32(n & 31));
+        break;
+      case ir::U32Test::Op::Shr:
+        val = b.CreateLShr(val, b.getInt32(n & 31));
+        break;
+      case ir::U32Test::Op::At: {
+        // at += val (a u32 that must not wrap), then at + 4 <= skb->len and
+        // pos <= skb->len - at - 4.
+        at = b.CreateAdd(at, b.CreateZExt(val, cg_.i64));
+        cg_.require(b.CreateICmpULE(at, b.getInt64(0xffffffffu)), fail, "u32.at.wrap");
+        cg_.require(b.CreateICmpULE(b.CreateAdd(at, b.getInt64(4)), len), fail, "u32.at.fits");
+        cg_.require(b.CreateICmpULE(b.getInt64(n),
+                                    b.CreateSub(b.CreateSub(len, at), b.getInt64(4))),
+                    fail, "u32.at.pos");
+        val = word(b.CreateAdd(at, b.getInt64(n)));
+        break;
+      }
+      }
+    }
+    Value *in = b.getFalse();
+    for (const auto &[lo, hi] : t.ranges)
+      in = b.CreateOr(in, b.CreateAnd(b.CreateICmpUGE(val, b.getInt32(lo)),
+                                      b.CreateICmpULE(val, b.getInt32(hi))));
+    cg_.require(in, fail, "u32.test");
+  }
+  b.CreateBr(pass);
+  // ret ^ data->invert
+  BasicBlock *cont = cg_.block("u32.done");
+  b.SetInsertPoint(pass);
+  b.CreateBr(m.negated ? noMatch : cont);
+  b.SetInsertPoint(fail);
+  b.CreateBr(m.negated ? cont : noMatch);
+  b.SetInsertPoint(cont);
+}
+
 Value *XdpCodegen::fieldValue(ir::Field f) {
   IRBuilder<> &b = cg_.b;
   switch (f) {
@@ -353,6 +422,9 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
   case ir::Match::Kind::Icmp:
   case ir::Match::Kind::Multiport:
     emitTransport(m, noMatch);
+    return;
+  case ir::Match::Kind::U32:
+    emitU32(m, noMatch);
     return;
   }
   if (m.negated)

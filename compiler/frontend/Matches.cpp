@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <netdb.h>
 #include <iterator>
+#include <cerrno>
+#include <cstdlib>
 #include <optional>
 #include <span>
 #include <strings.h>
@@ -272,6 +274,133 @@ private:
   uint8_t proto_;
   std::optional<ir::PortRange> sport_, dport_;
   std::optional<ir::TcpFlags> flags_;
+};
+
+// --- u32 (xt_u32) -------------------------------------------------------------
+
+/// libxt_u32's parser: tests `LOCATION=VALUES` joined by `&&`; a location is
+/// a number then `&N`, `<<N`, `>>N`, `@N`; values are `N` or `N:M` joined by
+/// `,`; numbers as strtoul(base 0) reads them; white space anywhere between
+/// tokens. At most 10 location elements, 10 values and 10 tests
+/// (XT_U32_MAXSIZE, as libxt_u32 counts them). Messages and their character
+/// positions are libxt_u32's.
+std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
+  const std::string &t = val.text;
+  size_t i = 0;
+  auto err = [&](const std::string &what) {
+    failAt(val, "u32: at char " + std::to_string(i) + ": " + what + " (in " + opt.text + ")",
+           std::min(i, t.size()), 1);
+  };
+  auto number = [&]() -> uint32_t {
+    const char *begin = t.c_str() + i;
+    char *end = nullptr;
+    errno = 0;
+    unsigned long v = std::strtoul(begin, &end, 0);
+    if (end == begin || errno == ERANGE || v > 0xffffffffUL)
+      err("not a number or out of range");
+    i += static_cast<size_t>(end - begin);
+    return static_cast<uint32_t>(v);
+  };
+  std::vector<ir::U32Test> tests(1);
+  bool values = false; // reading values (after '=')
+  size_t locs = 0;
+  while (true) {
+    while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
+      ++i;
+    ir::U32Test &ct = tests.back();
+    if (i >= t.size()) {
+      if (!values)
+        err("abrupt end of input after location specifier");
+      if (ct.ranges.empty())
+        err("test ended with no value specified");
+      if (tests.size() > 10)
+        err("too many \"&&\"s");
+      return tests;
+    }
+    if (!values) {
+      if (t[i] == '=') {
+        if (locs == 0)
+          err("location spec missing");
+        ++i;
+        values = true;
+        continue;
+      }
+      ir::U32Test::Op op = ir::U32Test::Op::And;
+      if (locs != 0) {
+        if (t[i] == '&')
+          op = ir::U32Test::Op::And;
+        else if (t[i] == '<') {
+          if (i + 1 >= t.size() || t[++i] != '<')
+            err("a second '<' was expected");
+          op = ir::U32Test::Op::Shl;
+        } else if (t[i] == '>') {
+          if (i + 1 >= t.size() || t[++i] != '>')
+            err("a second '>' was expected");
+          op = ir::U32Test::Op::Shr;
+        } else if (t[i] == '@')
+          op = ir::U32Test::Op::At;
+        else
+          err("operator expected");
+        ++i;
+      }
+      uint32_t n = number();
+      if (locs == 0)
+        ct.start = n;
+      else
+        ct.ops.push_back({op, n});
+      if (++locs > 10)
+        err("too many operators");
+    } else {
+      if (t[i] == '&') {
+        if (i + 1 >= t.size() || t[++i] != '&')
+          err("a second '&' was expected");
+        if (ct.ranges.empty())
+          err("value spec missing");
+        ++i;
+        tests.emplace_back();
+        values = false;
+        locs = 0;
+        continue;
+      }
+      if (!ct.ranges.empty()) {
+        if (t[i] != ',')
+          err("expected \",\" or \"&&\"");
+        ++i;
+      }
+      uint32_t lo = number(), hi = lo;
+      while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
+        ++i;
+      if (i < t.size() && t[i] == ':') {
+        ++i;
+        hi = number();
+      }
+      ct.ranges.push_back({lo, hi});
+      if (ct.ranges.size() > 10)
+        err("too many \",\"s");
+    }
+  }
+}
+
+class U32Module : public ModuleState {
+public:
+  void option(const ModuleOption &, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    if (m_)
+      failAt(w, "u32: only one --u32 per match");
+    m_.emplace(Match::Kind::U32);
+    m_->u32 = parseU32(w, *args[0]);
+    m_->negated = negated;
+    m_->listing = std::string("u32 ") + (negated ? "! " : "") + "\"" + args[0]->text + "\"";
+  }
+  void finish(const RuleFacts &, std::vector<Match> &out,
+              std::vector<std::string> &) override {
+    if (!m_)
+      failAt(where, "u32: option \"--u32\" must be specified");
+    out.push_back(std::move(*m_));
+  }
+
+private:
+  std::optional<Match> m_;
 };
 
 // --- icmp (xt_icmp in ip_tables) -----------------------------------------------
@@ -836,6 +965,7 @@ std::vector<ModuleSpec> &table() {
         {"mac", {{"mac-source", 0, 1, true}}, makeField<macOption>, false},
         {"pkttype", {{"pkt-type", 0, 1, true}}, makeField<pkttypeOption>, false},
         {"comment", {{"comment", 0, 1, false}}, makeField<commentOption>, true},
+        {"u32", {{"u32", 0, 1, true}}, makePlain<U32Module>, false},
     };
     return v;
   }();

@@ -94,10 +94,20 @@ struct TcpFlags {
 /// matches that read the transport header. They never match a non-first
 /// fragment, and they "hotdrop" a packet whose header is cut short. Field
 /// is a header field compared with a range under a mask.
+/// One test of `-m u32 --u32` (xt_u32): a location (a number, then
+/// operators &, <<, >>, @ each with a number) and the value ranges the word
+/// found there must fall in.
+struct U32Test {
+  enum class Op : uint8_t { And, Shl, Shr, At };
+  uint32_t start = 0;
+  std::vector<std::pair<Op, uint32_t>> ops;
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
+};
+
 struct Match {
   enum class Kind {
     Source, Destination, Protocol, InIface, Fragment,
-    TcpUdp, Icmp, Multiport, Field
+    TcpUdp, Icmp, Multiport, Field, U32
   };
   explicit Match(Kind k) : kind(k) {}
   Kind kind;
@@ -124,6 +134,8 @@ struct Match {
   // Multiport: ranges tested against the source, destination or either port.
   enum class PortSide { Source, Destination, Either } side = PortSide::Either;
   std::vector<PortRange> ports;
+  // U32: every test holds (xor negated).
+  std::vector<U32Test> u32;
   // Field: ((field & fieldMask) in [lo, hi]) xor negated.
   Field field = Field::IpTos;
   uint64_t fieldMask = ~uint64_t(0), lo = 0, hi = 0;

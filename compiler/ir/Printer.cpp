@@ -72,6 +72,21 @@ std::string printMatch(const Match &m, bool v6) {
       s += (i ? "," : " ") + range(m.ports[i]);
     return s;
   }
+  case Match::Kind::U32: {
+    static const char *ops[] = {"&", "<<", ">>", "@"};
+    std::string s = "u32 " + neg + "tests";
+    for (size_t t = 0; t < m.u32.size(); ++t) {
+      const U32Test &u = m.u32[t];
+      s += (t ? " && " : " ") + hex(u.start);
+      for (const auto &[op, n] : u.ops)
+        s += std::string(ops[static_cast<int>(op)]) + hex(n);
+      s += "=";
+      for (size_t r = 0; r < u.ranges.size(); ++r)
+        s += (r ? "," : "") + hex(u.ranges[r].first) +
+             (u.ranges[r].second != u.ranges[r].first ? ":" + hex(u.ranges[r].second) : "");
+    }
+    return s;
+  }
   case Match::Kind::Field: {
     static const char *names[] = {"ip.tos", "ip.len", "ip.ttl", "ip.saddr",
                                   "ip.daddr", "eth.saddr", "eth.pkttype",

@@ -295,6 +295,27 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
                                    "44:44", "52:64"})});
     groups.push_back(g);
   }
+  if (r.chance(8)) {
+    // -m u32: words of the network header and beyond, as the frames have
+    // them (ports, protocol, TTL, lengths, addresses, IHL-relative jumps).
+    // In INPUT it sees the reassembled datagram, like -m length (B4).
+    length = true;
+    Words g{"-m", "u32"};
+    neg(r, g, 20);
+    g.insert(g.end(),
+             {"--u32",
+              v6 ? r.pick<std::string>({"4>>8&0xFF=17", "4>>8&0xFF=6,58", "4&0xFF=64:255",
+                                        "4>>16=0:64", "40>>16=1000:1100", "40&0xFFFF=53",
+                                        "8=0x20010db8", "0>>20&0xFF=0:3", "60=0:0xffffffff",
+                                        "4>>8&0xFF=17 && 42&0xFFFF=1234:2000"})
+                 : r.pick<std::string>({"0>>22&0x3C@0>>16=1000:1100", "0>>22&0x3C@2&0xFFFF=53",
+                                        "6&0xFF=17", "6&0xFF=6:6,17", "4&0x3FFF=0",
+                                        "8>>24=64:128", "0>>22&0x3C@12>>26&0x3C@0=0:0xffffffff",
+                                        "12=0x0a010001", "2&0xFFFF=0:100", "3&0xFF<<4>>4=0:7",
+                                        "6&0xFF=17 && 0>>22&0x3C@2>>0&0xFFFF=1234:2000",
+                                        "60=0:0xffffffff", "0>>22&0x3C@8=0:0x7fffffff"})});
+    groups.push_back(g);
+  }
   if (!v6 && r.chance(6)) {
     Words g{"-m", "tos"};
     neg(r, g, 25);
@@ -543,7 +564,8 @@ void analyse(RulesetSpec &rs) {
     for (std::string x; ws >> x;)
       w.push_back(x);
     if (w.size() > 1 && w[0] == "-A" && w[1] != "PREROUTING" &&
-        std::find(w.begin(), w.end(), "length") != w.end())
+        (std::find(w.begin(), w.end(), "length") != w.end() ||
+         std::find(w.begin(), w.end(), "u32") != w.end()))
       rs.lengthAfterRouting = true;
     for (size_t i = 0; i < w.size(); ++i) {
       const std::string &x = w[i];
