@@ -43,6 +43,35 @@ DIType *BtfBuilder::u64() {
   return u64_;
 }
 
+DIType *BtfBuilder::int32() {
+  return di_.createBasicType("int", 32, dwarf::DW_ATE_signed);
+}
+DIType *BtfBuilder::long64() {
+  return di_.createBasicType("long", 64, dwarf::DW_ATE_signed);
+}
+
+void BtfBuilder::function(Function *f, DIType *ret, const std::vector<DIType *> &args) {
+  std::vector<Metadata *> types{ret};
+  std::vector<DIType *> argTypes;
+  for (DIType *a : args) {
+    argTypes.push_back(a ? a : di_.createPointerType(nullptr, 64));
+    types.push_back(argTypes.back());
+  }
+  DISubroutineType *st = di_.createSubroutineType(di_.getOrCreateTypeArray(types));
+  DISubprogram *sp = di_.createFunction(
+      cu_, f->getName(), f->getName(), file_, 1, st, 1, DINode::FlagPrototyped,
+      DISubprogram::SPFlagDefinition |
+          (f->hasLocalLinkage() ? DISubprogram::SPFlagLocalToUnit : DISubprogram::SPFlagZero));
+  // The kernel wants every argument of a FUNC named: retained parameters
+  // give BTF their names.
+  for (unsigned i = 0; i < argTypes.size(); ++i)
+    di_.createParameterVariable(sp, i < f->arg_size() && f->getArg(i)->hasName()
+                                        ? f->getArg(i)->getName()
+                                        : "arg" + std::to_string(i),
+                                i + 1, file_, 1, argTypes[i], /*AlwaysPreserve=*/true);
+  f->setSubprogram(sp);
+}
+
 DIType *BtfBuilder::structType(
     const std::string &name,
     const std::vector<std::pair<std::string, DIType *>> &fields,

@@ -46,6 +46,14 @@ public:
   /// A NUL-terminated constant string in `.rodata` (external linkage keeps
   /// it in the object though the program never reads it).
   void rodataString(const std::string &name, const std::string &text);
+  /// A DISubprogram for `f` (BTF FUNC and .BTF.ext func_info), which the
+  /// kernel needs for every function once a program has subprograms
+  /// (bpf_loop callbacks). `ret` null is void; a null arg is `void *`.
+  void function(llvm::Function *f, llvm::DIType *ret,
+                const std::vector<llvm::DIType *> &args);
+  /// Signed C types for prototypes.
+  llvm::DIType *int32();
+  llvm::DIType *long64();
   /// `char _license[] SEC("license") = "GPL";`
   void license();
   /// Finalises the debug info. (No llvm.used: on ELF it marks globals

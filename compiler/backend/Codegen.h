@@ -21,7 +21,7 @@ enum XdpAction : unsigned {
 /// BPF helper numbers (enum bpf_func_id).
 enum Helper : unsigned {
   MapLookupElem = 1, MapUpdateElem = 2, GetPrandomU32 = 7, RedirectMap = 51,
-  FibLookup = 69
+  FibLookup = 69, Loop = 181, XdpLoadBytes = 189
 };
 
 struct Codegen {

@@ -54,6 +54,10 @@ private:
   void emitMatch(const ir::Match &m, BasicBlock *noMatch);
   void emitTransport(const ir::Match &m, BasicBlock *noMatch);
   void emitU32(const ir::Match &m, BasicBlock *noMatch);
+  void emitTcpOption(const ir::Match &m, BasicBlock *noMatch);
+  Function *tcpOptionScanner();
+  Function *tcpOptScan_ = nullptr;
+  AllocaInst *tcpOptState_ = nullptr;
   Value *fieldValue(ir::Field f);
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
@@ -219,6 +223,8 @@ void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
                                  b.getInt8(m.tcpFlags->comp));
       cg_.require(m.tcpFlags->negated ? b.CreateNot(eq) : eq, noMatch, "flags.ok");
     }
+    if (m.tcpOption)
+      emitTcpOption(m, noMatch);
     break;
   case ir::Match::Kind::Icmp: {
     // xt_icmp: type 0xff is "any"; otherwise type and a code range.
@@ -264,12 +270,42 @@ void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
   BasicBlock *fail = cg_.block("u32.false");
   BasicBlock *pass = cg_.block("u32.true");
   Value *len = b.CreateZExt(pk_.totLen, cg_.i64);
+  // In FORWARD the kernel has already decremented the TTL (and fixed the
+  // IPv4 checksum, ip_decrease_ttl()) or the hop limit: a word covering
+  // those bytes reads them as they are then.
+  Value *fwdCsum = nullptr;
+  if (hook_ == ir::Hook::Forward && !pk_.v6) {
+    Value *c = b.CreateAdd(b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(pk_.l3, uint64_t(10))),
+                                        cg_.i32),
+                           b.getInt32(1));
+    c = b.CreateAdd(c, b.CreateZExt(b.CreateICmpUGE(c, b.getInt32(0xffff)), cg_.i32));
+    fwdCsum = b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateTrunc(c, cg_.i16)); // host order
+  }
   // The 32-bit word at l3 + off (an i64 already checked to be <= len - 4).
   auto word = [&](Value *off) {
     // Masked so the verifier knows the pointer's range; off < 65536 holds.
     Value *p = cg_.at(pk_.l3, b.CreateAnd(off, b.getInt64(0xffff)));
     cg_.needBytes(p, 4, fail, "u32.read");
-    return b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateLoad(cg_.i32, p));
+    Value *w = b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateLoad(cg_.i32, p));
+    if (hook_ != ir::Hook::Forward)
+      return w;
+    Value *out = b.getInt32(0);
+    for (unsigned k = 0; k < 4; ++k) {
+      unsigned shift = 24 - 8 * k;
+      Value *pos = b.CreateAdd(off, b.getInt64(k));
+      Value *byte = b.CreateAnd(b.CreateLShr(w, shift), b.getInt32(0xff));
+      Value *ttlAt = b.getInt64(pk_.v6 ? 7 : 8);
+      byte = b.CreateSelect(b.CreateICmpEQ(pos, ttlAt),
+                            b.CreateAnd(b.CreateSub(byte, b.getInt32(1)), b.getInt32(0xff)), byte);
+      if (fwdCsum) {
+        Value *c32 = b.CreateZExt(fwdCsum, cg_.i32);
+        byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(10)), b.CreateLShr(c32, 8), byte);
+        byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(11)),
+                              b.CreateAnd(c32, b.getInt32(0xff)), byte);
+      }
+      out = b.CreateOr(out, b.CreateShl(byte, shift));
+    }
+    return out;
   };
   for (const ir::U32Test &t : m.u32) {
     // if (skb->len < 4 || pos > skb->len - 4) return false;
@@ -317,6 +353,125 @@ void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
   b.SetInsertPoint(fail);
   b.CreateBr(m.negated ? cont : noMatch);
   b.SetInsertPoint(cont);
+}
+
+/// The scan state bpf_loop's callback works on, on the caller's stack:
+/// the options (64 bytes, zero-filled), then u32 i, optlen, found, and the
+/// option kind sought.
+namespace tcpopt {
+constexpr uint64_t kBuf = 0, kI = 64, kLen = 68, kFound = 72, kKind = 76, kSize = 80;
+}
+
+/// One step of xt_tcpudp's tcp_find_option() loop, as a bpf_loop callback
+/// (verified once, not once per unrolled step, which blew the verifier's
+/// budget): returns 1 to stop (found, or past the options), 0 to go on.
+/// Kinds 0 and 1 are one byte; others skip their length byte, a zero
+/// length counting as 1. When a kind >= 2 is the last byte, the kernel reads
+/// the byte after the options, and whatever it holds the scan ends: stop.
+Function *XdpCodegen::tcpOptionScanner() {
+  if (tcpOptScan_)
+    return tcpOptScan_;
+  LLVMContext &ctx = cg_.ctx;
+  FunctionType *ft = FunctionType::get(cg_.i64, {cg_.i64, cg_.ptr}, false);
+  Function *f = Function::Create(ft, GlobalValue::InternalLinkage, "r2x_tcpopt_step", cg_.m);
+  f->addFnAttr(Attribute::NoUnwind);
+  f->addFnAttr(Attribute::NoInline);
+  IRBuilder<> b(ctx);
+  auto block = [&](const char *n) { return BasicBlock::Create(ctx, n, f); };
+  BasicBlock *entry = block("entry"), *stop = block("stop"), *more = block("more");
+  BasicBlock *found = block("found"), *one = block("onebyte"), *withLen = block("withlen");
+  BasicBlock *lenRead = block("lenread");
+  Value *st = f->getArg(1);
+  auto field = [&](uint64_t off) { return b.CreateGEP(cg_.i8, st, b.getInt64(off)); };
+  b.SetInsertPoint(entry);
+  Value *i = b.CreateLoad(cg_.i32, field(tcpopt::kI));
+  Value *len = b.CreateLoad(cg_.i32, field(tcpopt::kLen));
+  b.CreateCondBr(b.CreateICmpULT(i, len), more, stop);
+  b.SetInsertPoint(more);
+  auto byteAt = [&](Value *idx) {
+    Value *off = b.CreateZExt(b.CreateAnd(idx, b.getInt32(63)), cg_.i64);
+    return b.CreateLoad(cg_.i8, b.CreateGEP(cg_.i8, st, off));
+  };
+  Value *kind = byteAt(i);
+  Value *want = b.CreateLoad(cg_.i8, field(tcpopt::kKind));
+  BasicBlock *other = block("other");
+  b.CreateCondBr(b.CreateICmpEQ(kind, want), found, other);
+  b.SetInsertPoint(other);
+  b.CreateCondBr(b.CreateICmpULT(kind, b.getInt8(2)), one, withLen);
+  b.SetInsertPoint(one);
+  b.CreateStore(b.CreateAdd(i, b.getInt32(1)), field(tcpopt::kI));
+  b.CreateRet(b.getInt64(0));
+  b.SetInsertPoint(withLen);
+  Value *i1 = b.CreateAdd(i, b.getInt32(1));
+  b.CreateCondBr(b.CreateICmpULT(i1, len), lenRead, stop);
+  b.SetInsertPoint(lenRead);
+  Value *l = b.CreateZExt(byteAt(i1), cg_.i32);
+  l = b.CreateSelect(b.CreateICmpEQ(l, b.getInt32(0)), b.getInt32(1), l);
+  b.CreateStore(b.CreateAdd(i, l), field(tcpopt::kI));
+  b.CreateRet(b.getInt64(0));
+  b.SetInsertPoint(found);
+  b.CreateStore(b.getInt32(1), field(tcpopt::kFound));
+  b.CreateBr(stop);
+  b.SetInsertPoint(stop);
+  b.CreateRet(b.getInt64(1));
+  return tcpOptScan_ = f;
+}
+
+/// xt_tcpudp's --tcp-option, after the TCP header (checked by the caller):
+/// a data offset below 5 words is a hotdrop, and so are options cut short
+/// by the packet's end. No options: the match is `!`'s answer. Otherwise
+/// the options are copied to the stack (bpf_xdp_load_bytes) and scanned
+/// with bpf_loop, at most 40 steps (each moves on at least one byte).
+void XdpCodegen::emitTcpOption(const ir::Match &m, BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  Value *doff = b.CreateShl(b.CreateZExt(b.CreateLShr(cg_.loadBE(pk_.l4, 12, cg_.i8), 4),
+                                         cg_.i32),
+                            2);
+  cg_.require(b.CreateICmpUGE(doff, b.getInt32(20)), drop_, "tcpopt.doff");
+  cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, doff), pk_.totLen), drop_,
+              "tcpopt.fits");
+  Value *optlen = b.CreateSub(doff, b.getInt32(20));
+  BasicBlock *scan = cg_.block("tcpopt.scan");
+  BasicBlock *none = cg_.block("tcpopt.none");
+  BasicBlock *decide = cg_.block("tcpopt.decide");
+  b.CreateCondBr(b.CreateICmpEQ(optlen, b.getInt32(0)), none, scan);
+
+  b.SetInsertPoint(scan);
+  // One scan state for every --tcp-option of the program (the stack is
+  // 512 bytes).
+  if (!tcpOptState_)
+    tcpOptState_ = cg_.stackSlot(ArrayType::get(cg_.i8, tcpopt::kSize), 8, "tcpopt.state");
+  AllocaInst *st = tcpOptState_;
+  b.CreateMemSet(st, b.getInt8(0), tcpopt::kSize, MaybeAlign(8));
+  auto field = [&](uint64_t off) { return cg_.at(st, off); };
+  b.CreateStore(optlen, field(tcpopt::kLen));
+  b.CreateStore(b.getInt8(m.tcpOption), field(tcpopt::kKind));
+  // The options' offset in the frame, and their length as a size the
+  // verifier can bound (1..64; optlen is 4..40).
+  Value *off = b.CreateAdd(b.CreateSub(b.CreatePtrToInt(pk_.l4, cg_.i64),
+                                       b.CreatePtrToInt(cg_.data, cg_.i64)),
+                           b.getInt64(20));
+  Value *size = b.CreateAdd(
+      b.CreateAnd(b.CreateZExt(b.CreateSub(optlen, b.getInt32(1)), cg_.i64), b.getInt64(63)),
+      b.getInt64(1));
+  Value *rc = cg_.callHelper(XdpLoadBytes, cg_.i64,
+                             {ctx_, b.CreateTrunc(off, cg_.i32), field(tcpopt::kBuf),
+                              b.CreateTrunc(size, cg_.i32)});
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), drop_, "tcpopt.copied");
+  cg_.callHelper(Loop, cg_.i64,
+                 {b.getInt32(40), tcpOptionScanner(), st, b.getInt64(0)});
+  Value *hit = b.CreateICmpNE(b.CreateLoad(cg_.i32, field(tcpopt::kFound)), b.getInt32(0));
+  BasicBlock *scanned = b.GetInsertBlock();
+  b.CreateBr(decide);
+
+  b.SetInsertPoint(none);
+  b.CreateBr(decide);
+  b.SetInsertPoint(decide);
+  PHINode *found = b.CreatePHI(cg_.i1, 2, "tcpopt.found");
+  found->addIncoming(hit, scanned);
+  found->addIncoming(b.getFalse(), none);
+  Value *ok = m.tcpOptionNegated ? b.CreateNot(found) : static_cast<Value *>(found);
+  cg_.require(ok, noMatch, "tcpopt.ok");
 }
 
 Value *XdpCodegen::fieldValue(ir::Field f) {
@@ -718,6 +873,12 @@ void emitXdpProgram(const ir::Program &program, Module &m) {
   BtfBuilder btf(m);
   XdpCodegen cg(program, m, fn, btf);
   cg.emit(fn->getArg(0));
+  // With a subprogram (a bpf_loop callback), the kernel wants BTF func_info
+  // for every function.
+  if (Function *scan = m.getFunction("r2x_tcpopt_step")) {
+    btf.function(fn, btf.int32(), {nullptr});
+    btf.function(scan, btf.long64(), {btf.u32(), nullptr});
+  }
   btf.rodataString("r2x_meta", metadataText(program));
   btf.license();
   btf.finish();

@@ -246,8 +246,18 @@ public:
       }
       flags_->negated = negated;
       break;
-    case TcpOption:
-      failAt(w, "tcp option `" + w.text + "' is not supported yet");
+    case TcpOption: {
+      if (option_)
+        failAt(w, "multiple --tcp-option flags not allowed");
+      // libxt_tcp: 1 to 255 ("Bad TCP option").
+      std::optional<uint64_t> v = cNumber(args[0]->text);
+      if (!v || *v < 1 || *v > 255)
+        failAt(*args[0], "invalid TCP option `" + args[0]->text + "' in " + w.text +
+                             " (1 to 255)");
+      option_ = static_cast<uint8_t>(*v);
+      optionNeg_ = negated;
+      break;
+    }
     }
   }
   void finish(const RuleFacts &facts, std::vector<Match> &out,
@@ -259,6 +269,8 @@ public:
     m.sport = sport_;
     m.dport = dport_;
     m.tcpFlags = flags_;
+    m.tcpOption = option_;
+    m.tcpOptionNegated = optionNeg_;
     m.listing = n;
     if (sport_)
       m.listing += " " + portsText("spt", "spts", *sport_);
@@ -267,6 +279,9 @@ public:
     if (flags_)
       m.listing += std::string(" flags:") + (flags_->negated ? "!" : "") +
                    hex2upper(flags_->mask) + "/" + hex2upper(flags_->comp);
+    if (option_)
+      m.listing += std::string(" option=") + (optionNeg_ ? "!" : "") +
+                   std::to_string(option_);
     out.push_back(std::move(m));
   }
 
@@ -274,6 +289,8 @@ private:
   uint8_t proto_;
   std::optional<ir::PortRange> sport_, dport_;
   std::optional<ir::TcpFlags> flags_;
+  uint8_t option_ = 0;
+  bool optionNeg_ = false;
 };
 
 // --- u32 (xt_u32) -------------------------------------------------------------

@@ -129,6 +129,9 @@ struct Match {
   uint8_t l4proto = 0;
   std::optional<PortRange> sport, dport;
   std::optional<TcpFlags> tcpFlags;
+  // TcpUdp (tcp): --tcp-option N (0 = none), and whether it is `!`.
+  uint8_t tcpOption = 0;
+  bool tcpOptionNegated = false;
   // Icmp: type (255 = any) and an inclusive code range.
   uint8_t icmpType = 255, icmpCodeLo = 0, icmpCodeHi = 255;
   // Multiport: ranges tested against the source, destination or either port.

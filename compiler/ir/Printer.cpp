@@ -56,6 +56,9 @@ std::string printMatch(const Match &m, bool v6) {
     if (m.tcpFlags)
       s += " flags & " + hex(m.tcpFlags->mask) +
            (m.tcpFlags->negated ? " != " : " == ") + hex(m.tcpFlags->comp);
+    if (m.tcpOption)
+      s += std::string(m.tcpOptionNegated ? " no" : "") + " option " +
+           std::to_string(m.tcpOption);
     return s;
   }
   case Match::Kind::Icmp:

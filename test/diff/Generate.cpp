@@ -38,7 +38,8 @@ const std::vector<uint16_t> Ports = {0,    22,   53,   80,    443,  999,
 const std::vector<uint8_t> Ttls = {1, 2, 63, 64, 65, 255};
 const std::vector<size_t> Payloads = {0, 4, 8, 12, 20, 24, 32, 44};
 const std::vector<uint8_t> TcpFlags = {0x02, 0x12, 0x10, 0x11, 0x04, 0x18,
-                                       0x00, 0x3f, 0x30, 0x03, 0x02, 0x10};
+                                       0x00, 0x3f, 0x30, 0x03, 0x02, 0x10,
+                                       0xc2, 0x52, 0x90};
 const std::vector<uint8_t> Toses = {0x10, 0x08, 0x02, 0xb8, 0x03,
                                     0x20, 0x01, 0x48, 0x00};
 
@@ -212,6 +213,20 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
                            portSpec(r)});
         hasPorts = true;
       }
+      if (tcp && !v6 && r.chance(8)) {
+        // -m ecn's TCP bits: ECE (0x40) and CWR (0x80).
+        g.insert(g.end(), {"-m", "ecn"});
+        neg(r, g, 30);
+        g.push_back(r.chance(50) ? "--ecn-tcp-ece" : "--ecn-tcp-cwr");
+        hasPorts = true;
+      }
+      if (tcp && r.chance(15)) {
+        // Kinds the frames carry (MSS 2, window scale 3, SACK-permitted 4,
+        // timestamps 8, a zero-length 5, NOP 1) and one they never do.
+        hasPorts = true;
+        neg(r, g, 30);
+        g.insert(g.end(), {"--tcp-option", r.pick<std::string>({"2", "3", "4", "8", "5", "1", "30"})});
+      }
       if (tcp && r.chance(30)) {
         hasPorts = true;
         if (r.chance(35)) {
@@ -313,7 +328,8 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
                                         "8>>24=64:128", "0>>22&0x3C@12>>26&0x3C@0=0:0xffffffff",
                                         "12=0x0a010001", "2&0xFFFF=0:100", "3&0xFF<<4>>4=0:7",
                                         "6&0xFF=17 && 0>>22&0x3C@2>>0&0xFFFF=1234:2000",
-                                        "60=0:0xffffffff", "0>>22&0x3C@8=0:0x7fffffff"})});
+                                        "60=0:0xffffffff", "0>>22&0x3C@8=0:0x7fffffff",
+                                        "8&0xFFFF=0:0x7fff", "7=0x40000000:0x40ffffff"})});
     groups.push_back(g);
   }
   if (!v6 && r.chance(6)) {
@@ -680,11 +696,12 @@ std::vector<uint8_t> l4Bytes(const DatagramSpec &d) {
     put16(v, d.dport);
     put32(v, 0x01020304);
     put32(v, 0);
-    v.push_back(5 << 4);
+    v.push_back(uint8_t((5 + d.tcpOpts.size() / 4) << 4));
     v.push_back(d.tcpFlags);
     put16(v, 64240);
     put16(v, 0);
     put16(v, 0);
+    v.insert(v.end(), d.tcpOpts.begin(), d.tcpOpts.end());
   } else if (d.l4 == "icmp" || d.l4 == "icmp6") {
     v.push_back(d.icmpType);
     v.push_back(d.icmpCode);
@@ -917,6 +934,22 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
   } else if (kind < 65) {
     d.l4 = "tcp";
     d.tcpFlags = r.pick(TcpFlags);
+    if (r.chance(45)) {
+      // Real and odd option lists: MSS; NOP NOP SACK-permitted; NOP window
+      // scale; NOP NOP timestamps; EOL then junk (scanned on, as the kernel
+      // does); a zero length (counts as 1); a kind in the last byte.
+      static const std::vector<std::vector<uint8_t>> Opts = {
+          {2, 4, 5, 0xb4},
+          {1, 1, 4, 2},
+          {1, 3, 3, 7},
+          {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0},
+          {2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7},
+          {0, 8, 10, 0},
+          {5, 0, 1, 1},
+          {1, 1, 1, 3},
+          {4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1, 3, 3, 9, 1, 1, 1}};
+      d.tcpOpts = r.pick(Opts);
+    }
   } else if (kind < 87) {
     d.l4 = v6 ? "icmp6" : "icmp";
     static const std::vector<std::pair<uint8_t, uint8_t>> T4 = {
@@ -1016,6 +1049,13 @@ std::string describeDatagram(const DatagramSpec &d) {
     char f[8];
     std::snprintf(f, sizeof f, "0x%02x", d.tcpFlags);
     s << " flags=" << f;
+    if (!d.tcpOpts.empty()) {
+      s << " topts=";
+      for (uint8_t b : d.tcpOpts) {
+        std::snprintf(f, sizeof f, "%02x", b);
+        s << f;
+      }
+    }
   }
   if (d.l4 == "icmp" || d.l4 == "icmp6")
     s << " type=" << unsigned(d.icmpType) << " code=" << unsigned(d.icmpCode);
@@ -1080,6 +1120,12 @@ DatagramSpec parseDatagram(const std::string &line, Family family) {
       d.dport = uint16_t(num());
     else if (k == "flags")
       d.tcpFlags = uint8_t(num());
+    else if (k == "topts") {
+      if (v.size() % 8 != 0)
+        throw std::runtime_error("topts: hex bytes, a multiple of 4");
+      for (size_t i = 0; i + 1 < v.size(); i += 2)
+        d.tcpOpts.push_back(uint8_t(std::stoul(v.substr(i, 2), nullptr, 16)));
+    }
     else if (k == "type")
       d.icmpType = uint8_t(num());
     else if (k == "code")

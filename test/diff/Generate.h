@@ -82,6 +82,7 @@ struct DatagramSpec {
   uint8_t proto = 17;     // for raw
   uint16_t sport = 40000, dport = 1234;
   uint8_t tcpFlags = 0x02;
+  std::vector<uint8_t> tcpOpts; // TCP options (a multiple of 4 bytes)
   uint8_t icmpType = 8, icmpCode = 0;
   uint8_t ttl = 64, tos = 0;   // IPv6: hop limit, traffic class
   size_t payload = 0;

@@ -752,8 +752,9 @@ std::optional<FilterChain> Harness::route(const Parsed &p) const {
     return FilterChain::Input; // forwarding is off: everything is local
   if (p.dst == ipv4("10.9.0.2")) {
     // ip_forward(): time exceeded before the FORWARD hook; DF and bigger
-    // than f0's MTU: fragmentation needed, also before FORWARD.
-    if (p.ttl <= 1 || (p.df && p.totLen > 1500))
+    // than f0's MTU: fragmentation needed, also before FORWARD; a packet
+    // that came in a broadcast or multicast frame is dropped there too.
+    if (p.ttl <= 1 || (p.df && p.totLen > 1500) || p.l2Group)
       return std::nullopt;
     return FilterChain::Forward;
   }

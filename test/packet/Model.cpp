@@ -192,6 +192,7 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
   };
   if (f.size() < 14)
     return ignore("shorter than an Ethernet header");
+  p.l2Group = (f[0] & 1) != 0;
   size_t at = 12;
   uint16_t type = be16(f, at);
   // Up to two tags (802.1Q or 802.1ad, in any order), as the contract says.

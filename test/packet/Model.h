@@ -86,6 +86,7 @@ struct Parsed {
   bool mf = false, df = false;
   uint8_t ttl = 0, proto = 0;
   uint32_t src = 0, dst = 0;
+  bool l2Group = false;    // broadcast or multicast destination MAC
   std::vector<uint8_t> ip; // the datagram: frame[l3, l3 + totLen)
 };
 Parsed parseFrame(const std::vector<uint8_t> &frame);
