@@ -360,6 +360,47 @@ void fillTxMap(int mapFd) {
   if_freenameindex(all);
 }
 
+/// The targets of tc `mirred egress redirect` from the metadata's
+/// `redirect<TAB>SLOT<TAB>DEV` records (Meta.h skips them), each resolved to
+/// its ifindex in the current network namespace. A missing device is a
+/// load error naming it: act_mirred would refuse to be created without it.
+std::map<uint32_t, uint32_t> redirectTargets(const std::string &metaText) {
+  std::map<uint32_t, uint32_t> slots;
+  std::size_t pos = 0;
+  while (pos < metaText.size()) {
+    std::size_t eol = metaText.find('\n', pos);
+    std::string line = metaText.substr(pos, eol == std::string::npos ? eol : eol - pos);
+    pos = eol == std::string::npos ? metaText.size() : eol + 1;
+    if (line.rfind("redirect\t", 0) != 0)
+      continue;
+    std::size_t tab = line.find('\t', 9);
+    std::string slot = line.substr(9, tab == std::string::npos ? tab : tab - 9);
+    std::string dev = tab == std::string::npos ? "" : line.substr(tab + 1);
+    if (slot.empty() || slot.size() > 9 ||
+        slot.find_first_not_of("0123456789") != std::string::npos || dev.empty())
+      throw LoadError("object metadata is malformed: bad redirect record '" + line + "'");
+    checkIfaceName(dev);
+    unsigned ifindex = ::if_nametoindex(dev.c_str());
+    if (ifindex == 0)
+      throw LoadError("mirred egress redirect dev " + dev + ": no such device in this " +
+                      "network namespace");
+    slots[uint32_t(std::stoul(slot))] = ifindex;
+  }
+  return slots;
+}
+
+void fillRedirectMap(bpf_map *map, const std::map<uint32_t, uint32_t> &slots) {
+  for (const auto &[slot, ifindex] : slots) {
+    if (slot >= bpf_map__max_entries(map))
+      throw LoadError("metadata gives redirect slot " + std::to_string(slot) + ", but " +
+                      RedirectMap + " has " + std::to_string(bpf_map__max_entries(map)));
+    if (bpf_map_update_elem(bpf_map__fd(map), &slot, &ifindex, BPF_ANY) != 0)
+      throw sysError("cannot add redirect target " + std::to_string(ifindex) + " to " +
+                         RedirectMap,
+                     errno);
+  }
+}
+
 /// A first attach: a new link, pinned after the maps.
 void attachNew(const std::string &iface, unsigned ifindex, XdpMode mode,
                const Loaded &loaded) {
@@ -540,6 +581,7 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
   MetaSource meta = findMeta(obj.get());
   // Refuse bad metadata before touching the kernel.
   Meta parsed = parseObjectMeta(meta.text);
+  std::map<uint32_t, uint32_t> redirects = redirectTargets(meta.text);
 
   if (int err = bpf_object__load(obj.get()))
     throw LoadError(sysMessage("cannot load the BPF object", -err),
@@ -565,6 +607,10 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
     loaded.nat6Fd = bpf_map__fd(nat6);
   if (bpf_map *tx = bpf_object__find_map_by_name(obj.get(), TxMap))
     fillTxMap(bpf_map__fd(tx));
+  if (bpf_map *redirect = bpf_object__find_map_by_name(obj.get(), RedirectMap))
+    fillRedirectMap(redirect, redirects);
+  else if (!redirects.empty())
+    throw LoadError(std::string("object names redirect targets but has no map ") + RedirectMap);
   if (bpf_map *ifmac = bpf_object__find_map_by_name(obj.get(), IfmacMap))
     fillMacMap(bpf_map__fd(ifmac));
 

@@ -9,7 +9,12 @@
 ///  - map `r2x_counters` (PERCPU_ARRAY, u32 -> struct {u64 packets, bytes});
 ///  - map `r2x_ifmatch`  (HASH, struct {u32 ifindex; u16 vid_outer, vid_inner}
 ///    -> u64 bitmask of the object's `-i` patterns that name that device);
-///  - `.rodata` global `r2x_meta`: the metadata text (runtime/Meta.h).
+///  - `.rodata` global `r2x_meta`: the metadata text (runtime/Meta.h);
+///  - optional, by name: `r2x_nat`/`r2x_nat6` (DNAT connection tables,
+///    pinned), `r2x_tx` (DEVMAP_HASH of every device, for DNAT forwarding),
+///    `r2x_ifmac` (ARRAY ifindex -> MAC), `r2x_redirect` (DEVMAP of tc
+///    mirred targets, named by the metadata's `redirect` records); load()
+///    fills each one the object has.
 ///
 /// Pins live under /sys/fs/bpf/rule2xdp/IFACE/: `link`, `counters`,
 /// `ifmatch`, `meta`. A pinned link keeps the program attached after the

@@ -40,6 +40,9 @@ inline constexpr const char *IfmatchMap = "r2x_ifmatch";
 inline constexpr const char *NatMap = "r2x_nat";
 inline constexpr const char *Nat6Map = "r2x_nat6";
 inline constexpr const char *TxMap = "r2x_tx";
+/// tc `mirred egress redirect` targets (DEVMAP slot -> ifindex), named by the
+/// metadata's `redirect SLOT DEV` records (compiler/backend/TcBackend.h).
+inline constexpr const char *RedirectMap = "r2x_redirect";
 inline constexpr const char *IfmacMap = "r2x_ifmac";
 
 /// The first line of every metadata text, without its version field; it is

@@ -21,6 +21,10 @@
 ///    result (`goto out`). skb->len at ingress is the frame minus the
 ///    Ethernet header (and tag). Pointers are always `data + non-negative
 ///    offset` with offsets masked to 15 bits, which the verifier accepts.
+///  - Actions (tcf_exts_exec): gact controls; act_nat rewrites the packet in
+///    place (emitNat); mirred egress redirect is bpf_redirect_map through the
+///    DEVMAP r2x_redirect, which the loader fills from the metadata's
+///    `redirect SLOT DEV` records (docs/tc.md).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/Codegen.h"
@@ -67,9 +71,13 @@ private:
   /// The 32-bit word (host order) at off + rel [+ off2], or branch to out.
   Value *readWord(Value *off, int32_t rel, int32_t offmask, uint32_t mask);
   Value *read16(Value *off, int32_t rel);
-  /// data + l3off + rel + dyn, after checking rel + dyn + width <= len.
-  Value *access(Value *dyn, int32_t rel, unsigned width);
+  /// data + l3off + rel + dyn, after checking rel + dyn + width <= len;
+  /// otherwise to `fail` (default: the filter's `out`).
+  Value *access(Value *dyn, int32_t rel, unsigned width, BasicBlock *fail = nullptr);
   void runActions(const tc::Knode &k, BasicBlock *next);
+  /// act_nat (net/sched/act_nat.c, tcf_nat_act): continues in a new block,
+  /// or branches to drop_ where the kernel returns TC_ACT_SHOT.
+  void emitNat(const tc::Action &a);
   /// A packet load that stays below its bounds check. The same word is
   /// often read by several filters; a plain load let LLVM re-issue it on a
   /// path where only an earlier, failed check dominates it, which the
@@ -122,14 +130,16 @@ void U32Codegen::bumpCounter(unsigned slot) {
   b.SetInsertPoint(done);
 }
 
-Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width) {
+Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width, BasicBlock *fail) {
   IRBuilder<> &b = cg_.b;
+  if (!fail)
+    fail = w_.out;
   // rel >= -16 (the frontend refuses reads further before the frame), so
   // l3off + rel >= -2 only for the masked-out bytes of `ether dst`, which
   // readWord never loads: callers pass the first byte they load.
   Value *base = b.CreateAdd(w_.l3off, b.getInt64(static_cast<uint64_t>(int64_t(rel))));
   if (dyn) {
-    cg_.require(b.CreateICmpULE(dyn, b.getInt32(kDynLimit)), w_.out, "u32.dyn");
+    cg_.require(b.CreateICmpULE(dyn, b.getInt32(kDynLimit)), fail, "u32.dyn");
     Value *d = b.CreateZExt(b.CreateAnd(dyn, b.getInt32(kDynLimit)), cg_.i64);
     base = b.CreateAdd(base, d);
   }
@@ -141,7 +151,7 @@ Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width) {
   Value *end = b.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.ptr, cg_.ptr},
                                  {b.getInt32(seq_++), cg_.dataEnd});
   BasicBlock *ok = cg_.block("u32.read");
-  b.CreateCondBr(b.CreateICmpUGT(cg_.at(p, uint64_t(width)), end), w_.out, ok);
+  b.CreateCondBr(b.CreateICmpUGT(cg_.at(p, uint64_t(width)), end), fail, ok);
   b.SetInsertPoint(ok);
   return p;
 }
@@ -192,6 +202,112 @@ Value *U32Codegen::read16(Value *off, int32_t rel) {
   return b.CreateUnaryIntrinsic(Intrinsic::bswap, loadPacket(cg_.i16, p));
 }
 
+/// tcf_nat_act(). The header at the network offset is taken as IPv4
+/// without looking at its version or IHL, as the kernel does (with
+/// `protocol all` an IPv6 header is rewritten as if it were one). Every
+/// field is read right before its use and written in the kernel's order, so
+/// overlapping headers (IHL < 5) come out as the kernel leaves them.
+/// Checksums: RFC 1624 updates, which is what inet_proto_csum_replace4()
+/// computes for a frame with full checksums (the only kind XDP receives).
+void U32Codegen::emitNat(const tc::Action &a) {
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *done = cg_.block("nat.done");
+  BasicBlock *hit = cg_.block("nat.rewrite");
+  BasicBlock *miss = cg_.block("nat.other");
+  BasicBlock *tcp = cg_.block("nat.tcp"), *udp = cg_.block("nat.udp");
+  BasicBlock *icmp = cg_.block("nat.icmp");
+  auto bswap = [&](Value *v) { return b.CreateUnaryIntrinsic(Intrinsic::bswap, v); };
+  // (old ^ addr) & mask == 0, on host-order addresses.
+  auto inside = [&](Value *host) {
+    Value *x = b.CreateXor(host, b.getInt32(a.oldAddr));
+    return b.CreateICmpEQ(b.CreateAnd(x, b.getInt32(a.mask)), b.getInt32(0));
+  };
+  // new & mask | addr & ~mask, as the packet holds it.
+  auto translate = [&](Value *host) {
+    return bswap(b.CreateOr(b.getInt32(a.newAddr & a.mask),
+                            b.CreateAnd(host, b.getInt32(~a.mask))));
+  };
+  auto addrWords = [&](Value *from, Value *to) {
+    auto [f0, f1] = cg_.halves(from);
+    auto [t0, t1] = cg_.halves(to);
+    return std::vector<std::pair<Value *, Value *>>{{f0, t0}, {f1, t1}};
+  };
+  auto fixCsum = [&](Value *p, Value *from, Value *to) {
+    b.CreateStore(cg_.csumReplace(loadPacket(cg_.i16, p), addrWords(from, to)), p);
+  };
+  auto fragment = [&](Value *ip) { // frag_off & htons(IP_OFFSET)
+    Value *f = bswap(loadPacket(cg_.i16, cg_.at(ip, uint64_t(6))));
+    return b.CreateICmpNE(b.CreateAnd(f, b.getInt16(0x1fff)), b.getInt16(0));
+  };
+  auto protocol = [&](Value *ip) { return loadPacket(cg_.i8, cg_.at(ip, uint64_t(9))); };
+  auto ihl = [&](Value *ip) { // iph->ihl * 4
+    Value *v = b.CreateZExt(loadPacket(cg_.i8, ip), cg_.i32);
+    return b.CreateShl(b.CreateAnd(v, b.getInt32(0xf)), 2, "ihl");
+  };
+
+  // pskb_may_pull(skb, sizeof(struct iphdr)), else TC_ACT_SHOT.
+  Value *ip = access(nullptr, 0, 20, drop_);
+  Value *addrP = cg_.at(ip, uint64_t(a.egress ? 12 : 16)); // saddr : daddr
+  Value *oldRaw = loadPacket(cg_.i32, addrP);
+  b.CreateCondBr(inside(bswap(oldRaw)), hit, miss);
+
+  // Another address: only an ICMP message (not a later fragment) goes on,
+  // for the header an ICMP error quotes.
+  b.SetInsertPoint(miss);
+  b.CreateCondBr(b.CreateOr(fragment(ip), b.CreateICmpNE(protocol(ip), b.getInt8(1))), done,
+                 icmp);
+
+  b.SetInsertPoint(hit);
+  Value *newRaw = translate(bswap(oldRaw));
+  b.CreateStore(newRaw, addrP);
+  fixCsum(cg_.at(ip, uint64_t(10)), oldRaw, newRaw);
+  cg_.require(b.CreateNot(fragment(ip)), done, "nat.l4");
+  SwitchInst *sw = b.CreateSwitch(protocol(ip), done, 3);
+  sw->addCase(b.getInt8(6), tcp);
+  sw->addCase(b.getInt8(17), udp);
+  sw->addCase(b.getInt8(1), icmp);
+
+  // TCP: the pseudo-header's address changed.
+  b.SetInsertPoint(tcp);
+  Value *th = access(ihl(ip), 0, 20, drop_);
+  fixCsum(cg_.at(th, uint64_t(16)), oldRaw, newRaw);
+  b.CreateBr(done);
+
+  // UDP: a zero checksum (none) stays zero; a result of zero is sent as
+  // 0xffff (CSUM_MANGLED_0).
+  b.SetInsertPoint(udp);
+  Value *uh = access(ihl(ip), 0, 8, drop_);
+  Value *ucsumP = cg_.at(uh, uint64_t(6));
+  Value *ucsum = loadPacket(cg_.i16, ucsumP);
+  cg_.require(b.CreateICmpNE(ucsum, b.getInt16(0)), done, "nat.udp.sum");
+  Value *un = cg_.csumReplace(ucsum, addrWords(oldRaw, newRaw));
+  b.CreateStore(b.CreateSelect(b.CreateICmpEQ(un, b.getInt16(0)), b.getInt16(0xffff), un),
+                ucsumP);
+  b.CreateBr(done);
+
+  // ICMP errors (icmp_is_err: 3, 4, 5, 11, 12): the quoted header's other
+  // address, with the ICMP checksum fixed. As in the kernel, the quoted
+  // header's own checksum and the quoted L4 checksum are left as they are.
+  b.SetInsertPoint(icmp);
+  Value *ih = access(ihl(ip), 0, 8, drop_);
+  Value *type = loadPacket(cg_.i8, ih);
+  BasicBlock *err = cg_.block("nat.icmp.err");
+  SwitchInst *types = b.CreateSwitch(type, done, 5);
+  for (uint8_t t : {3, 4, 5, 11, 12})
+    types->addCase(b.getInt8(t), err);
+  b.SetInsertPoint(err);
+  Value *eh = access(ihl(ip), 0, 8 + 20, drop_);
+  Value *innerP = cg_.at(eh, uint64_t(8 + (a.egress ? 16 : 12))); // daddr : saddr
+  Value *innerRaw = loadPacket(cg_.i32, innerP);
+  cg_.require(inside(bswap(innerRaw)), done, "nat.icmp.inner");
+  Value *innerNew = translate(bswap(innerRaw));
+  b.CreateStore(innerNew, innerP);
+  fixCsum(cg_.at(eh, uint64_t(2)), innerRaw, innerNew);
+  b.CreateBr(done);
+
+  b.SetInsertPoint(done);
+}
+
 /// tcf_exts_exec(): each action in turn while it returns PIPE. The knode's
 /// counter counts the executions, as tc's action statistics do.
 void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
@@ -205,8 +321,6 @@ void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
     case tc::Action::Kind::Mirred: {
       // act_mirred: a missing or down device is TC_ACT_SHOT; the devmap's
       // fallback (flags) gives XDP_DROP when the slot is empty.
-      AllocaInst *slotKey = cg_.stackSlot(cg_.i32, 4, "redirect.key");
-      (void)slotKey;
       Value *r = cg_.callHelper(static_cast<Helper>(kHelperRedirectMap), cg_.i64,
                                 {redirect_, b.getInt64(a.devSlot), b.getInt64(XdpDrop)});
       b.CreateRet(b.CreateTrunc(r, cg_.i32));
@@ -215,7 +329,10 @@ void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
       return;
     }
     case tc::Action::Kind::Nat:
-      throw BackendError("action nat reached the backend");
+      // `nat ... drop` drops before looking at the packet.
+      if (a.control != tc::Control::Shot)
+        emitNat(a);
+      break;
     }
     result = a.control;
     if (result != tc::Control::Pipe)
@@ -413,18 +530,6 @@ void emitU32Program(const tc::Program &program, Module &m) {
 } // namespace
 
 std::string compileTc(const tc::Program &program, Emit emit) {
-  for (const auto &[htid, t] : program.tables)
-    for (const auto &[bucket, nodes] : t.buckets)
-      for (const tc::Knode &k : nodes)
-        for (const tc::Action &a : k.actions)
-          if (a.kind == tc::Action::Kind::Nat)
-            throw std::invalid_argument("action nat is not supported yet");
-          else if (a.kind == tc::Action::Kind::Mirred)
-            // The code is here (bpf_redirect_map through r2x_redirect), but
-            // the loader does not fill the devmap yet: refuse rather than
-            // drop what the kernel would redirect.
-            throw std::invalid_argument("action mirred egress redirect is not supported "
-                                        "yet (the loader cannot resolve dev " + a.dev + ")");
   return compileModule([&](Module &m) { emitU32Program(program, m); }, emit);
 }
 

@@ -821,20 +821,26 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       continue;
     }
     if (w.text == "nat") {
+      // parse_nat_args() (tc/m_nat.c): DIRECTION OLD NEW, both addresses
+      // through get_prefix_1(); NEW's prefix length is not used.
       const Word &dir = c.need("nat direction (ingress or egress)");
-      if (dir.text != "ingress" && dir.text != "egress")
+      if (!matches(dir.text, "egress") && !matches(dir.text, "ingress"))
         fail(dir, "nat takes ingress or egress (got '" + dir.text + "')");
       const Word &oldW = c.need("old address");
       const Word &newW = c.need("new address");
       Prefix o = prefix(oldW, false);
-      uint32_t n;
-      if (!ipv4Parts(newW.text, n))
-        fail(newW, "invalid IPv4 address '" + newW.text + "'");
+      // tc computes the mask as ~0u << (32 - len): a shift by 32 for /0,
+      // undefined in C (x86 gives a /32 mask).
+      if (o.bits == 0)
+        fail(oldW, "nat with a /0 (or default/any/all) old address: tc computes its mask "
+                   "as ~0u << 32, which C leaves undefined (x86 makes it /32); give a "
+                   "prefix length of 1 to 32");
+      Prefix n = prefix(newW, false);
       a.kind = tc::Action::Kind::Nat;
-      a.egress = dir.text == "egress";
+      a.egress = matches(dir.text, "egress");
       a.oldAddr = be32(o.addr, 0);
-      a.mask = o.bits ? 0xFFFFFFFFu << (32 - o.bits) : 0;
-      a.newAddr = n;
+      a.mask = 0xFFFFFFFFu << (32 - o.bits);
+      a.newAddr = be32(n.addr, 0);
       a.control = tc::Control::Ok;
       if (!c.done() && controlWord(c.peek().text, ctl)) {
         a.control = ctl;
@@ -844,8 +850,10 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
         c.take();
         number(c.need("action index"), 0, 0xffffffffu, "action index");
       }
-      a.text = "nat " + dir.text + " " + oldW.text + " " + newW.text + " " +
-               tc::controlName(a.control);
+      // As `tc actions show` prints it.
+      a.text = std::string("nat ") + (a.egress ? "egress " : "ingress ") +
+               ir::formatAddr(a.oldAddr) + "/" + std::to_string(o.bits) + " " +
+               ir::formatAddr(a.newAddr) + " " + tc::controlName(a.control);
       k.actions.push_back(a);
       continue;
     }

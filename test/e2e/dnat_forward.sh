@@ -103,27 +103,13 @@ in_a $PEER udp-send 10.1.1.2 9 1 || die "cannot send from A"
 in_a $PEER udp-send 2001:db8:2::2 9 1 || die "cannot send from A (IPv6)"
 sleep 0.3
 
-# start NAME NS CMD...: a background peer; returns once it printed "ready".
-start() {
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>&1 &
-  R2X_PIDS+=($!)
-  eval "PID_$name=$!"
-  for _ in $(seq 100); do
-    grep -q '^ready' "$TMP/$name.out" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  die "$name did not start: $(cat "$TMP/$name.out")"
-}
-waitfor() { local v="PID_$1"; wait "${!v}" || die "$1 failed: $(cat "$TMP/$1.out")"; }
 forwarded() { in_b nstat -az IpForwDatagrams | awk '/IpForwDatagrams/ {print $2}'; }
 
 N=200
 udp_round() { # NAME: N datagrams from A to 10.1.0.2:1234, received at C
-  start "$1" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" 5
+  r2x_start "$1" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" 5
   in_a $PEER udp-send 10.1.0.2 1234 "$N"
-  waitfor "$1"
+  r2x_waitfor "$1"
   grep -v '^ready' "$TMP/$1.out" >"$TMP/$1.lines"
 }
 
@@ -160,9 +146,9 @@ say "1. UDP: $N/$N at C, TTL 63, payloads intact, B's kernel forwarded $kernel (
 stats=$(r2x_b --stats b0)
 echo "$stats" | grep -q 'DNAT.*udp dpt:1234 to:10.1.1.2' || die "--stats lacks the DNAT rule: $stats"
 
-start tcpsrv "$NS_C" $PEER tcp-server 10.1.1.2 5001
+r2x_start tcpsrv "$NS_C" $PEER tcp-server 10.1.1.2 5001
 in_a $PEER tcp-client 10.1.0.2 5001 4194304 >"$TMP/tcpcli.out" 2>&1 || die "TCP client: $(cat "$TMP/tcpcli.out")"
-waitfor tcpsrv
+r2x_waitfor tcpsrv
 sent=$(awk '/^bytes/ {print $4}' "$TMP/tcpcli.out")
 echoed=$(awk '/^server says/ {print $3}' "$TMP/tcpcli.out")
 recv=$(awk '/^peer/ {print $6}' "$TMP/tcpsrv.out")
@@ -172,9 +158,9 @@ peer=$(awk '/^peer/ {print $2}' "$TMP/tcpsrv.out")
 [ "$peer" = 10.1.0.1 ] || die "C saw the TCP connection from $peer, not 10.1.0.1"
 say "2. TCP: 4 MiB through the DNAT, sha256 identical at C ($sent), reply translated back"
 
-start icmp "$NS_A" $PEER icmp-wait 10.1.0.2 5
+r2x_start icmp "$NS_A" $PEER icmp-wait 10.1.0.2 5
 in_a $PEER udp-send 10.1.0.2 1234 1 1
-waitfor icmp
+r2x_waitfor icmp
 line=$(grep '^icmp\|^no icmp' "$TMP/icmp.out")
 case $line in
 "icmp type 11 code 0 "*) ;;
@@ -182,31 +168,31 @@ case $line in
 esac
 say "3. TTL 1: the kernel's ICMP time exceeded reached A ($line)"
 
-start direct "$NS_C" $PEER udp-recv 10.1.1.2 999 20 5
+r2x_start direct "$NS_C" $PEER udp-recv 10.1.1.2 999 20 5
 in_a $PEER udp-send 10.1.1.2 999 20
-waitfor direct
+r2x_waitfor direct
 [ "$(tail -1 "$TMP/direct.out")" = "received 20" ] || die "routed UDP to C:999: $(tail -1 "$TMP/direct.out")"
 grep -q '^10.1.0.1 ttl 63 ' "$TMP/direct.out" || die "routed UDP to C:999 not forwarded with TTL 63"
-start local "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 5
+r2x_start local "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 5
 in_a $PEER udp-send 10.1.0.2 4321 20
-waitfor local
+r2x_waitfor local
 [ "$(tail -1 "$TMP/local.out")" = "received 20" ] || die "UDP to B:4321: $(tail -1 "$TMP/local.out")"
 say "4. unmatched traffic: routed to C:999 (20/20, TTL 63) and delivered to B:4321 (20/20)"
 
 # IPv6: the same through ip6tables-style DNAT rules in the same program.
 forwarded6() { in_b nstat -az Ip6OutForwDatagrams | awk '/Ip6OutForwDatagrams/ {print $2}'; }
 before=$(forwarded6)
-start xdp6 "$NS_C" $PEER udp-recv 2001:db8:2::2 1234 "$N" 5
+r2x_start xdp6 "$NS_C" $PEER udp-recv 2001:db8:2::2 1234 "$N" 5
 in_a $PEER udp-send 2001:db8:1::2 1234 "$N"
-waitfor xdp6
+r2x_waitfor xdp6
 kernel6=$(($(forwarded6) - before))
 [ "$kernel6" -le 2 ] || die "B's kernel forwarded $kernel6 of $N IPv6 datagrams: the XDP fast path did not"
 [ "$(tail -1 "$TMP/xdp6.out")" = "received $N" ] || die "IPv6 UDP through the DNAT: $(tail -1 "$TMP/xdp6.out") of $N"
 bad=$(grep -v '^received\|^ready' "$TMP/xdp6.out" | grep -cv '^2001:db8:1::1 ttl 63 port 1234 rule2xdp-[0-9]*$' || true)
 [ "$bad" = 0 ] || die "IPv6 datagrams at C not from 2001:db8:1::1 with hop limit 63: $(grep -v 'ttl 63' "$TMP/xdp6.out" | head -3)"
-start tcpsrv6 "$NS_C" $PEER tcp-server 2001:db8:2::2 5001
+r2x_start tcpsrv6 "$NS_C" $PEER tcp-server 2001:db8:2::2 5001
 in_a $PEER tcp-client 2001:db8:1::2 5001 4194304 >"$TMP/tcpcli6.out" 2>&1 || die "IPv6 TCP client: $(cat "$TMP/tcpcli6.out")"
-waitfor tcpsrv6
+r2x_waitfor tcpsrv6
 sent=$(awk '/^bytes/ {print $4}' "$TMP/tcpcli6.out")
 recv=$(awk '/^peer/ {print $6}' "$TMP/tcpsrv6.out")
 [ -n "$sent" ] && [ "$sent" = "$recv" ] || die "IPv6 TCP transfer differs: $(cat "$TMP/tcpcli6.out") / $(cat "$TMP/tcpsrv6.out")"
@@ -223,8 +209,8 @@ cmp -s "$TMP/xdp.sorted" "$TMP/kernel.sorted" ||
 say "6. iptables DNAT in B's kernel: C saw the same $N datagrams (source, TTL, port, payload)"
 # Known difference (docs/nat.md): conntrack rewrites the header quoted in an
 # ICMP error back to the original destination; rule2xdp's program does not.
-start icmpk "$NS_A" $PEER icmp-wait 10.1.0.2 5
+r2x_start icmpk "$NS_A" $PEER icmp-wait 10.1.0.2 5
 in_a $PEER udp-send 10.1.0.2 1234 1 1
-waitfor icmpk
+r2x_waitfor icmpk
 say "   (TTL 1 under iptables: $(grep '^icmp\|^no icmp' "$TMP/icmpk.out"))"
 say "dnat_forward: PASS"

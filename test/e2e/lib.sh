@@ -195,3 +195,24 @@ r2x_link_stats() {
   ip -n "$NS_A" -s link show veth-a
   ip -n "$NS_B" -s link show veth-b
 }
+
+# r2x_start NAME NS CMD...: a background peer in namespace NS (such as
+# test/tools/nat_peer.py) that prints "ready" once it can receive; returns
+# then. Its output goes to $TMP/NAME.out. r2x_waitfor NAME waits for it to
+# end and fails the test if it failed.
+r2x_start() {
+  local name=$1 ns=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>&1 &
+  R2X_PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
+  for _ in $(seq 100); do
+    grep -q '^ready' "$TMP/$name.out" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  die "$name did not start: $(cat "$TMP/$name.out")"
+}
+r2x_waitfor() {
+  local v="PID_$1"
+  wait "${!v}" || die "$1 failed: $(cat "$TMP/$1.out")"
+}

@@ -17,6 +17,9 @@
 /// knodes that ran must be equal, and the program's verdict must be the one
 /// the last knode's control gives (drop: XDP_DROP, else XDP_PASS).
 ///
+/// `--nat CASES` checks act_nat instead (see "act_nat against its
+/// documented semantics" below).
+///
 /// Namespaces are named after the pid and removed by the destructor, at
 /// exit and on signals. Nothing is sent from, or changed in, the root
 /// namespace. Needs root and BPF; fails (never skips) without them.
@@ -84,6 +87,17 @@ void must(const std::vector<std::string> &argv, const std::string &input = {}) {
     throw std::runtime_error("`" + joinWords(argv) + "` failed (" +
                              std::to_string(r.status) + "): " + r.out + r.err);
 }
+
+/// A directory for the test's files, PREFIX + pid, removed at the end.
+struct TempDir {
+  explicit TempDir(const std::string &prefix) : path(prefix + std::to_string(getpid())) {
+    must({"mkdir", "-p", path});
+  }
+  ~TempDir() { run({"rm", "-rf", path}); }
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  std::string path;
+};
 
 std::runtime_error sysFail(const std::string &what) {
   return std::runtime_error(what + ": " + std::strerror(errno));
@@ -271,8 +285,10 @@ public:
   }
   ~Program() { bpf_object__close(obj_); }
 
-  /// The XDP action and which sinks' knodes ran.
-  std::pair<uint32_t, unsigned> run(const std::vector<uint8_t> &frame) {
+  /// The XDP action and which sinks' knodes ran; the frame as the program
+  /// left it in `*outFrame`, if given.
+  std::pair<uint32_t, unsigned> run(const std::vector<uint8_t> &frame,
+                                    std::vector<uint8_t> *outFrame = nullptr) {
     std::vector<uint64_t> before = packets();
     std::vector<uint8_t> out(frame.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
@@ -280,6 +296,8 @@ public:
                 .data_size_out = uint32_t(out.size()), .repeat = 1);
     if (int err = bpf_prog_test_run_opts(prog_, &o))
       throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") + std::strerror(-err));
+    if (outFrame)
+      *outFrame = std::vector<uint8_t>(out.begin(), out.begin() + o.data_size_out);
     std::vector<uint64_t> after = packets();
     unsigned hit = 0;
     for (unsigned s = 0; s < slots_; ++s)
@@ -523,19 +541,367 @@ Case generate(Rng &r, const std::vector<Frame> &frames) {
   return c;
 }
 
+//===-- act_nat against its documented semantics --------------------------===//
+//
+// `tc_diff --nat CASES`: this kernel has no act_nat, so the oracle is a
+// model of tcf_nat_act() (net/sched/act_nat.c) written here. Each case is
+// `action nat DIR OLD/LEN NEW CONTROL` (protocol ip or all, pref 1) and a
+// pref-2 `protocol all` pass filter; random frames (UDP, TCP, ICMP echo,
+// ICMP errors quoting a header, UDP without checksum, wrong checksums,
+// options, fragments, short IHL, VLAN tags, non-IP, cut frames) go through
+// the program, and the verdict, which filters ran and every byte of the
+// frame must be the model's. The model applies the kernel's updates in the
+// kernel's order; where the frame's checksums were valid, every checksum it
+// produced is also recomputed from scratch, so a formula wrong in the same
+// way in the model and in the program cannot pass.
+
+uint16_t get16(const std::vector<uint8_t> &f, size_t at) {
+  return uint16_t(f[at] << 8 | f[at + 1]);
+}
+uint32_t get32(const std::vector<uint8_t> &f, size_t at) {
+  return uint32_t(get16(f, at)) << 16 | get16(f, at + 2);
+}
+void set16(std::vector<uint8_t> &f, size_t at, uint16_t v) {
+  f[at] = uint8_t(v >> 8);
+  f[at + 1] = uint8_t(v);
+}
+void set32(std::vector<uint8_t> &f, size_t at, uint32_t v) {
+  set16(f, at, uint16_t(v >> 16));
+  set16(f, at + 2, uint16_t(v));
+}
+/// One's complement sum of the big-endian words of f[from, to), folded.
+uint16_t onesSum(const std::vector<uint8_t> &f, size_t from, size_t to, uint32_t s = 0) {
+  for (size_t i = from; i < to; i += 2)
+    s += i + 1 < to ? get16(f, i) : uint32_t(f[i]) << 8;
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
+  return uint16_t(s);
+}
+/// csum_replace4(): RFC 1624 eqn. 3 for a 32-bit field going from -> to.
+uint16_t replace4(uint16_t check, uint32_t from, uint32_t to) {
+  uint32_t s = uint16_t(~check);
+  s += uint16_t(~(from >> 16)) + uint16_t(~from) + (to >> 16) + (to & 0xffff);
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
+  return uint16_t(~s);
+}
+
+struct NatSpec {
+  bool egress = false, protoAll = false;
+  uint32_t old = 0, mask = 0, neu = 0;
+  unsigned len = 32;
+  std::string control;
+  std::string text() const {
+    return std::string("nat ") + (egress ? "egress " : "ingress ") + r2x::test::ipv4Str(old) +
+           "/" + std::to_string(len) + " " + r2x::test::ipv4Str(neu) + " " + control;
+  }
+};
+
+struct NatExpect {
+  uint32_t action = 2; // XDP_PASS
+  unsigned ran = 0;    // bit 1: the nat filter, bit 2: the pref-2 filter
+  std::vector<uint8_t> frame;
+  std::vector<std::string> scratch; // checksums to recompute: "ip", "l4", "icmp"
+  size_t l3 = 14;
+};
+
+/// tcf_nat_act() on e.frame at network offset L; false: TC_ACT_SHOT.
+bool natApply(const NatSpec &n, NatExpect &e, size_t L) {
+  std::vector<uint8_t> &f = e.frame;
+  size_t len = f.size() - L;
+  if (len < 20)
+    return false;
+  size_t at = L + (n.egress ? 12 : 16);
+  uint32_t addr = get32(f, at), neu = 0;
+  auto fragment = [&] { return (get16(f, L + 6) & 0x1fff) != 0; };
+  if (((addr ^ n.old) & n.mask) == 0) {
+    neu = (n.neu & n.mask) | (addr & ~n.mask);
+    set32(f, at, neu);
+    set16(f, L + 10, replace4(get16(f, L + 10), addr, neu));
+    e.scratch.push_back("ip");
+  } else if (fragment() || f[L + 9] != 1) {
+    return true;
+  }
+  size_t ihl = size_t(f[L] & 0xf) * 4;
+  if (fragment())
+    return true;
+  switch (f[L + 9]) {
+  case 6:
+    if (len < ihl + 20)
+      return false;
+    set16(f, L + ihl + 16, replace4(get16(f, L + ihl + 16), addr, neu));
+    e.scratch.push_back("l4");
+    break;
+  case 17: {
+    if (len < ihl + 8)
+      return false;
+    uint16_t c = get16(f, L + ihl + 6);
+    if (c) {
+      c = replace4(c, addr, neu);
+      set16(f, L + ihl + 6, c ? c : 0xffff);
+      e.scratch.push_back("l4");
+    }
+    break;
+  }
+  case 1: {
+    if (len < ihl + 8)
+      return false;
+    uint8_t type = f[L + ihl];
+    if (type != 3 && type != 4 && type != 5 && type != 11 && type != 12)
+      break;
+    if (len < ihl + 8 + 20)
+      return false;
+    size_t iat = L + ihl + 8 + (n.egress ? 16 : 12);
+    uint32_t inner = get32(f, iat);
+    if ((inner ^ n.old) & n.mask)
+      break;
+    uint32_t innerNew = (n.neu & n.mask) | (inner & ~n.mask);
+    set32(f, iat, innerNew);
+    set16(f, L + ihl + 2, replace4(get16(f, L + ihl + 2), inner, innerNew));
+    e.scratch.push_back("icmp");
+    break;
+  }
+  default:
+    break;
+  }
+  return true;
+}
+
+NatExpect natModel(const NatSpec &n, const std::vector<uint8_t> &in) {
+  NatExpect e;
+  e.frame = in;
+  uint16_t et = get16(in, 12);
+  bool tagged = et == 0x8100 || et == 0x88a8;
+  if (tagged && in.size() < 18)
+    return e; // the kernel frees it before tc; rule2xdp passes it
+  size_t l3 = tagged ? 18 : 14;
+  auto pref2 = [&] {
+    if (in.size() >= l3 + 4) // `match u32 0 0` reads a word
+      e.ran |= 4;
+  };
+  bool runs = n.protoAll || (!tagged && et == 0x0800);
+  e.l3 = l3;
+  if (!runs || in.size() < l3 + 4) {
+    pref2();
+    return e;
+  }
+  e.ran |= 2;
+  if (n.control == "drop" || !natApply(n, e, l3)) {
+    e.action = 1;
+    return e;
+  }
+  if (n.control == "continue")
+    pref2();
+  return e;
+}
+
+/// Recomputes from scratch the checksums the model changed, where the
+/// input's were valid and the datagram is whole; "" when all agree.
+std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e, unsigned &checked) {
+  if (e.scratch.empty())
+    return "";
+  const std::vector<uint8_t> &out = e.frame;
+  size_t L = e.l3;
+  size_t ihl = size_t(in[L] & 0xf) * 4;
+  if (ihl < 20 || L + ihl > in.size())
+    return "";
+  uint16_t totLen = get16(in, L + 2);
+  bool whole = (get16(in, L + 6) & 0x3fff) == 0 && totLen >= ihl + 8 && L + totLen <= in.size();
+  uint8_t proto = in[L + 9];
+  for (const std::string &k : e.scratch) {
+    size_t from = L, to = L + ihl, field = L + 10;
+    uint32_t seed = 0, seedIn = 0;
+    if (k != "ip") {
+      if (!whole)
+        continue;
+      from = L + ihl;
+      to = L + totLen;
+      field = from + (k == "icmp" ? 2 : proto == 6 ? 16 : 6);
+      if (proto == 6 && totLen < ihl + 20)
+        continue;
+      if (k == "l4") { // the pseudo-header
+        auto pseudo = [&](const std::vector<uint8_t> &f) {
+          return uint32_t(onesSum(f, L + 12, L + 20)) + proto + uint32_t(totLen - ihl);
+        };
+        seed = pseudo(out);
+        seedIn = pseudo(in);
+      }
+    }
+    if (onesSum(in, from, to, seedIn) != 0xffff)
+      continue; // the input's checksum was wrong: only the model's update applies
+    ++checked;
+    std::vector<uint8_t> z = out;
+    set16(z, field, 0);
+    uint16_t want = uint16_t(~onesSum(z, from, to, seed));
+    if (k == "l4" && proto == 17 && want == 0)
+      want = 0xffff;
+    if (get16(out, field) != want) {
+      char b[96];
+      std::snprintf(b, sizeof b, "%s checksum %#06x, from scratch %#06x", k.c_str(),
+                    get16(out, field), want);
+      return b;
+    }
+  }
+  return "";
+}
+
+const std::vector<std::string> kNatAddrs = {"10.1.0.1", "10.1.0.2", "10.1.0.77", "10.1.1.2",
+                                            "192.168.7.7"};
+
+std::vector<uint8_t> natFrame(Rng &r) {
+  Frame f;
+  unsigned kind = r.below(7);
+  const std::string &src = r.pick(kNatAddrs), &dst = r.pick(kNatAddrs);
+  switch (kind) {
+  case 0:
+  case 4:
+    f = Frame::udp(src, dst, r.pick(kPorts), r.pick(kPorts));
+    break;
+  case 1:
+    f = Frame::tcp(src, dst, r.pick(kPorts), r.pick(kPorts));
+    break;
+  case 2:
+    f = Frame::icmp(src, dst);
+    f.icmpType = r.chance(50) ? 8 : 0;
+    break;
+  case 3:
+    f = Frame::icmp(src, dst).payload(28 + 4 * r.below(3));
+    f.icmpType = std::vector<uint8_t>{3, 4, 5, 11, 12}[r.below(5)];
+    break;
+  case 5:
+    f = Frame::raw(src, dst, 47);
+    break;
+  default:
+    f = Frame::udp(src, dst, r.pick(kPorts), 1234).payload(r.below(40));
+  }
+  if (r.chance(20))
+    f = f.withOptions(4 * (1 + r.below(3)));
+  if (r.chance(12))
+    f = f.frag(uint16_t(r.below(2) * (1 + r.below(3))), r.chance(50));
+  if (kind != 3 && r.chance(5))
+    f = f.ihl(uint8_t(r.below(5)));
+  if (r.chance(12))
+    f = f.vlan(uint16_t(1 + r.below(100)), r.chance(70) ? 0x8100 : 0x88a8);
+  if (r.chance(6))
+    f = f.ether(r.chance(50) ? 0x86DD : 0x0806);
+  std::vector<uint8_t> v = f.build();
+  size_t L = 14 + 4 * f.tags.size(), ihl = f.ipHeaderLen();
+  if (kind == 3 && f.fragOffset == 0 && L + ihl + 36 <= v.size()) {
+    // An ICMP error quoting the first 28 bytes of a datagram.
+    std::vector<uint8_t> q = (r.chance(50) ? Frame::udp(r.pick(kNatAddrs), r.pick(kNatAddrs), 1234, 53)
+                                           : Frame::tcp(r.pick(kNatAddrs), r.pick(kNatAddrs), 80, 40000))
+                                 .build();
+    std::copy(q.begin() + 14, q.begin() + 14 + 28, v.begin() + long(L + ihl + 8));
+    size_t end = std::min(v.size(), L + get16(v, L + 2));
+    set16(v, L + ihl + 2, 0);
+    set16(v, L + ihl + 2, uint16_t(~onesSum(v, L + ihl, end)));
+  }
+  if (kind == 4 && L + ihl + 8 <= v.size())
+    set16(v, L + ihl + 6, 0); // UDP without a checksum
+  if (r.chance(10) && v.size() > 16)
+    v[14 + r.below(unsigned(v.size() - 14))] ^= uint8_t(1 + r.below(255)); // a wrong byte
+  if (r.chance(12))
+    v.resize(14 + r.below(unsigned(v.size() - 13)));
+  return v;
+}
+
+NatSpec natSpec(Rng &r, const std::vector<std::vector<uint8_t>> &frames) {
+  NatSpec n;
+  n.egress = r.chance(50);
+  n.protoAll = r.chance(30);
+  static const unsigned lens[] = {8, 16, 24, 30, 31, 32, 32, 32};
+  n.len = lens[r.below(8)];
+  n.mask = 0xffffffffu << (32 - n.len);
+  // The address to translate, from a frame (outer or quoted header), or not.
+  const std::vector<uint8_t> &t = r.pick(frames);
+  size_t L = t.size() >= 18 && (get16(t, 12) == 0x8100 || get16(t, 12) == 0x88a8) ? 18 : 14;
+  std::vector<size_t> at = {L + 12, L + 16, L + 20 + 8 + 12, L + 20 + 8 + 16};
+  size_t a = at[r.below(4)];
+  n.old = a + 4 <= t.size() && r.chance(85) ? get32(t, a) : r2x::test::ipv4(r.pick(kNatAddrs));
+  if (r.chance(30))
+    n.old ^= uint32_t(r.g()) & ~n.mask; // host bits tc keeps and the kernel ignores
+  n.neu = r.chance(80) ? r2x::test::ipv4(r.pick(kNatAddrs)) : uint32_t(r.g());
+  static const char *controls[] = {"pass", "pipe", "continue", "pipe", "pass", "drop"};
+  n.control = controls[r.below(6)];
+  return n;
+}
+
+int natCheck(uint64_t seed, unsigned cases, unsigned packets) {
+  std::printf("tc_diff --nat: seed %llu, %u nat actions, %u frames each\n",
+              static_cast<unsigned long long>(seed), cases, packets);
+  unsigned compared = 0, rewritten = 0, checked = 0, mismatches = 0;
+  TempDir tmp("/tmp/r2xtcnat-");
+  const std::string &dir = tmp.path;
+  Rng r(seed);
+  for (unsigned ci = 0; ci < cases; ++ci) {
+    std::vector<std::vector<uint8_t>> frames;
+    for (unsigned i = 0; i < packets; ++i)
+      frames.push_back(natFrame(r));
+    NatSpec n = natSpec(r, frames);
+    std::string batch = std::string("filter add dev e parent ffff: protocol ") +
+                        (n.protoAll ? "all" : "ip") +
+                        " pref 1 u32 match u32 0 0 classid 1:1 action " + n.text() +
+                        "\nfilter add dev e parent ffff: protocol all pref 2 u32 match u32 0 0 "
+                        "classid 1:2 action pass\n";
+    std::string file = dir + "/nat.tc", obj = dir + "/nat.o";
+    std::ofstream(file) << batch;
+    ProcessResult cr = run({R2X_COMPILER, "--tc-batch", file, "-o", obj}, {}, 60000);
+    if (!cr.ok())
+      throw std::runtime_error("rule2xdp refused:\n" + batch + cr.err);
+    ProcessResult ir = run({R2X_COMPILER, "--tc-batch", file, "--emit=ir"}, {}, 60000);
+    Program prog(obj, ir.out);
+    for (const std::vector<uint8_t> &in : frames) {
+      NatExpect e = natModel(n, in);
+      std::vector<uint8_t> out;
+      auto [action, ran] = prog.run(in, &out);
+      ++compared;
+      rewritten += e.frame != in;
+      std::string scratch = natScratch(in, e, checked);
+      bool same = action == e.action && ran == e.ran && (action != 2 || out == e.frame);
+      if (!same || !scratch.empty()) {
+        ++mismatches;
+        std::printf("FAIL nat case %u: %s\n%smodel: action %u ran %#x, program: action %u "
+                    "ran %#x%s%s\nframe in:\n%s\nmodel:\n%s\nprogram:\n%s\n",
+                    ci, n.text().c_str(), batch.c_str(), e.action, e.ran, action, ran,
+                    scratch.empty() ? "" : "; model vs from scratch: ", scratch.c_str(),
+                    r2x::test::hexDump(in).c_str(), r2x::test::hexDump(e.frame).c_str(),
+                    r2x::test::hexDump(out).c_str());
+        if (mismatches > 5)
+          throw std::runtime_error("too many mismatches");
+      }
+    }
+  }
+  std::printf("tc_diff --nat: %u frames compared (%u rewritten, %u checksums recomputed "
+              "from scratch), %u mismatches, seed %llu\n",
+              compared, rewritten, checked, mismatches,
+              static_cast<unsigned long long>(seed));
+  return mismatches ? 1 : 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   uint64_t seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
-  unsigned cases = 30, packets = 16;
+  unsigned cases = 30, packets = 16, natCases = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--seed")
+    if (a == "--nat")
+      natCases = unsigned(std::stoul(argv[i + 1]));
+    else if (a == "--seed")
       seed = std::stoull(argv[i + 1]);
     else if (a == "--cases")
       cases = unsigned(std::stoul(argv[i + 1]));
     else if (a == "--packets")
       packets = unsigned(std::stoul(argv[i + 1]));
+  }
+  if (natCases) {
+    try {
+      return natCheck(seed, natCases, packets);
+    } catch (const std::exception &e) {
+      std::printf("FAIL tc_diff --nat: %s (seed %llu)\n", e.what(),
+                  static_cast<unsigned long long>(seed));
+      return 1;
+    }
   }
   std::printf("tc_diff: seed %llu, %u filter sets, %u frames each\n",
               static_cast<unsigned long long>(seed), cases, packets);
@@ -544,12 +910,8 @@ int main(int argc, char **argv) {
   try {
     Topology topo;
     Rng r(seed);
-    std::string dir = "/tmp/r2xtc-" + std::to_string(getpid());
-    must({"mkdir", "-p", dir});
-    struct RemoveDir {
-      std::string d;
-      ~RemoveDir() { run({"rm", "-rf", d}); }
-    } removeDir{dir};
+    TempDir tmp("/tmp/r2xtc-");
+    const std::string &dir = tmp.path;
     for (unsigned ci = 0; ci < cases; ++ci) {
       std::vector<Frame> frames;
       for (unsigned i = 0; i < packets; ++i)
