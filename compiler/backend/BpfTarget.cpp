@@ -10,6 +10,9 @@
 #include "compiler/backend/Pipeline.h"
 #include "compiler/backend/XdpCodegen.h"
 
+#include <cstdio>
+#include <unistd.h>
+
 #include <llvm/Analysis/CGSCCPassManager.h>
 #include <llvm/Analysis/LoopAnalysisManager.h>
 #include <llvm/IR/LLVMContext.h>
@@ -19,6 +22,7 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/ErrorHandling.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -79,7 +83,23 @@ std::string compile(const ir::Program &program, Emit emit) {
   return compileModule([&](Module &m) { emitXdpProgram(program, m); }, emit);
 }
 
+/// LLVM stops on what it cannot encode, the usual case being a program so
+/// large that BPF's 16-bit jump offsets cannot reach across it (around a
+/// thousand rules). Say so and exit 1 (the input cannot be compiled):
+/// nothing has been written or loaded yet, that happens after compiling.
+[[noreturn]] void llvmFatal(void *, const char *reason, bool) {
+  std::fprintf(stderr,
+               "rule2xdp: error: LLVM cannot build this program: %s\n"
+               "  (each rule is straight-line BPF code; a few hundred rules fit "
+               "in one program: docs/design.md, \"Limits\")\n",
+               reason);
+  std::fflush(stderr);
+  _exit(1);
+}
+
 std::string compileModule(const std::function<void(Module &)> &build, Emit emit) {
+  static bool handler = (install_fatal_error_handler(llvmFatal), true);
+  (void)handler;
   LLVMContext ctx;
   auto m = std::make_unique<Module>("rule2xdp", ctx);
   std::unique_ptr<TargetMachine> tm = bpfTargetMachine();
