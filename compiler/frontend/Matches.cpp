@@ -976,7 +976,7 @@ std::vector<ModuleSpec> &table() {
         {"ecn",
          {{"ecn-ip-ect", 0, 1, true}, {"ecn-tcp-cwr", 1, 0, true},
           {"ecn-tcp-ece", 2, 0, true}},
-         makeField<ecnOption>, false, 1},
+         makeField<ecnOption>, true, 1}, // two -m ecn are two matches, as in iptables
         {"iprange", {{"src-range", 0, 1, true}, {"dst-range", 1, 1, true}},
          makeField<iprangeOption>, false, 1},
         {"mac", {{"mac-source", 0, 1, true}}, makeField<macOption>, false},

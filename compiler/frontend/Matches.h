@@ -51,6 +51,9 @@ public:
                       std::vector<std::string> &comments) = 0;
   const ModuleSpec *spec = nullptr;
   Word where; ///< the `-m NAME` (or `-p NAME`) word that loaded it
+  /// A later `-m` of the same module takes the options that follow it, as
+  /// iptables gives them to the newest instance.
+  bool superseded = false;
 };
 
 struct ModuleSpec {

@@ -507,6 +507,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         if (m->spec == &spec)
           fail(where, std::string("a second -m ") + spec.name +
                           " match in one rule is not supported");
+    for (auto &m : p.modules)
+      if (m->spec == &spec)
+        m->superseded = true;
     p.modules.push_back(loadModule(spec, where));
     return *p.modules.back();
   };
@@ -527,8 +530,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       for (const OptSpec &o : kDnatOpts)
         active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
     for (const auto &m : p.modules)
-      for (const ModuleOption &o : m->spec->options)
-        active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
+      if (!m->superseded)
+        for (const ModuleOption &o : m->spec->options)
+          active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
 
     std::optional<Candidate> spec;
     std::optional<std::string> inlineValue;
