@@ -27,6 +27,11 @@ struct BackendError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Rules (as emitted, user chains counted at each jump) above which the
+/// program is built for BPF CPU v4, whose long jumps (kernel 6.6+) reach
+/// across it; below, CPU v3 (kernel 5.1+).
+constexpr size_t kLongJumpRules = 300;
+
 /// Compiles a finalized program. Returns the bytes of the requested form.
 std::string compile(const ir::Program &program, Emit emit);
 

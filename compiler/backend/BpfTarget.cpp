@@ -44,7 +44,7 @@ using namespace llvm;
 
 namespace {
 
-std::unique_ptr<TargetMachine> bpfTargetMachine() {
+std::unique_ptr<TargetMachine> bpfTargetMachine(const char *cpu) {
   static std::once_flag once;
   std::call_once(once, [] {
     LLVMInitializeBPFTargetInfo();
@@ -57,9 +57,10 @@ std::unique_ptr<TargetMachine> bpfTargetMachine() {
   if (!t)
     throw BackendError("LLVM has no BPF target: " + err);
   TargetOptions opts;
-  // CPU v3: 32-bit sub-registers and jumps, fewer instructions.
+  // CPU v3: 32-bit sub-registers and jumps, fewer instructions; v4 adds
+  // long jumps (gotol), which LLVM uses where a branch is out of range.
   return std::unique_ptr<TargetMachine>(t->createTargetMachine(
-      "bpfel", "v3", "", opts, Reloc::PIC_, std::nullopt, CodeGenOptLevel::Aggressive));
+      "bpfel", cpu, "", opts, Reloc::PIC_, std::nullopt, CodeGenOptLevel::Aggressive));
 }
 
 void optimize(Module &m, TargetMachine &tm) {
@@ -79,8 +80,29 @@ void optimize(Module &m, TargetMachine &tm) {
 
 } // namespace
 
+namespace {
+/// Rules as emitted: a user chain is inlined at every jump to it.
+size_t emittedRules(const ir::Program &p, const ir::Chain &c, unsigned depth) {
+  size_t n = c.rules.size();
+  if (depth > 16)
+    return n;
+  for (const ir::Rule &r : c.rules)
+    if (r.verdict == ir::Verdict::Jump || r.verdict == ir::Verdict::Goto)
+      if (const ir::Chain *callee = p.userChain(c.family, c.table, r.jumpTarget))
+        n += emittedRules(p, *callee, depth + 1);
+  return n;
+}
+} // namespace
+
 std::string compile(const ir::Program &program, Emit emit) {
-  return compileModule([&](Module &m) { emitXdpProgram(program, m); }, emit);
+  // About 30 BPF instructions a rule: past a few hundred rules, a branch
+  // from the first rules to the chain's end no longer fits in 16 bits.
+  size_t rules = 0;
+  for (const ir::Chain &c : program.chains)
+    if (!c.user)
+      rules += emittedRules(program, c, 0);
+  const char *cpu = rules > kLongJumpRules ? "v4" : "v3";
+  return compileModule([&](Module &m) { emitXdpProgram(program, m); }, emit, cpu);
 }
 
 /// LLVM stops on what it cannot encode, the usual case being a program so
@@ -90,19 +112,19 @@ std::string compile(const ir::Program &program, Emit emit) {
 [[noreturn]] void llvmFatal(void *, const char *reason, bool) {
   std::fprintf(stderr,
                "rule2xdp: error: LLVM cannot build this program: %s\n"
-               "  (each rule is straight-line BPF code; a few hundred rules fit "
-               "in one program: docs/design.md, \"Limits\")\n",
+               "  (docs/design.md, \"Limits\")\n",
                reason);
   std::fflush(stderr);
   _exit(1);
 }
 
-std::string compileModule(const std::function<void(Module &)> &build, Emit emit) {
+std::string compileModule(const std::function<void(Module &)> &build, Emit emit,
+                          const char *cpu) {
   static bool handler = (install_fatal_error_handler(llvmFatal), true);
   (void)handler;
   LLVMContext ctx;
   auto m = std::make_unique<Module>("rule2xdp", ctx);
-  std::unique_ptr<TargetMachine> tm = bpfTargetMachine();
+  std::unique_ptr<TargetMachine> tm = bpfTargetMachine(cpu);
   m->setTargetTriple("bpfel");
   m->setDataLayout(tm->createDataLayout());
 

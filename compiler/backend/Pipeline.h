@@ -19,6 +19,10 @@ class Module;
 
 namespace r2x::backend {
 
-std::string compileModule(const std::function<void(llvm::Module &)> &build, Emit emit);
+/// `cpu` is the BPF CPU version LLVM targets: "v3" (32-bit sub-registers,
+/// kernel 5.1+) unless the program is too large for its 16-bit jump
+/// offsets, then "v4" (long jumps, kernel 6.6+).
+std::string compileModule(const std::function<void(llvm::Module &)> &build, Emit emit,
+                          const char *cpu = "v3");
 
 } // namespace r2x::backend

@@ -63,6 +63,8 @@ private:
   void bumpCounter(unsigned slot);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
   void emitFamily(ir::Family fam);
+  void storeHeader();
+  Value *hdrField(uint64_t off, Type *ty);
   void emitOtherHost(const L2 &l2);
   Value *ifaceMask();
 
@@ -72,6 +74,10 @@ private:
   Value *ctx_ = nullptr;
   Packet pk_;
   GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr, *ifmac_ = nullptr;
+  /// IPv4: the header fields rules compare, kept in a per-CPU map value and
+  /// read back with volatile loads at each use (see storeHeader()).
+  GlobalVariable *hdrMap_ = nullptr;
+  Value *hdr_ = nullptr;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
   Value *ifaceMask_ = nullptr;
   ir::Family family_ = ir::Family::V4;
@@ -99,6 +105,16 @@ void XdpCodegen::declareMaps() {
   ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
   // ifindex -> the device's MAC (6 bytes, as in a frame, then 2 zero bytes).
   ifmac_ = btf_.map("r2x_ifmac", MapType::Array, btf_.u32(), btf_.u64(), 65536);
+  if (p_.hasFamily(ir::Family::V4)) {
+    DIType *hdr = btf_.structType("r2x_hdr",
+                                  {{"saddr", btf_.u32()},
+                                   {"daddr", btf_.u32()},
+                                   {"sport", btf_.u16()},
+                                   {"dport", btf_.u16()},
+                                   {"proto", btf_.u32()}},
+                                  16);
+    hdrMap_ = btf_.map("r2x_hdr", MapType::PercpuArray, btf_.u32(), hdr, 1);
+  }
   bool v4nat = p_.hasNat(ir::Family::V4), v6nat = p_.hasNat(ir::Family::V6);
   if (v4nat || v6nat) {
     GlobalVariable *tx = NatLowering::declareTx(btf_);
@@ -187,6 +203,11 @@ Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
 /// repeats the length check for the verifier.
 void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
+  // The source (0) or destination (2) port: IPv4 from r2x_hdr (see
+  // storeHeader()), IPv6 from the header the walk found.
+  auto port = [&](uint64_t off) {
+    return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(8 + off, cg_.i16);
+  };
   uint64_t need = 8; // udp, icmp (struct icmphdr)
   bool tcpMatch = m.kind == ir::Match::Kind::TcpUdp && m.l4proto == 6;
   if (tcpMatch)
@@ -212,10 +233,10 @@ void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
   switch (m.kind) {
   case ir::Match::Kind::TcpUdp:
     if (m.sport)
-      cg_.require(inRange(cg_.loadBE(pk_.l4, 0, cg_.i16), *m.sport), noMatch,
+      cg_.require(inRange(port(0), *m.sport), noMatch,
                   "sport.ok");
     if (m.dport)
-      cg_.require(inRange(cg_.loadBE(pk_.l4, 2, cg_.i16), *m.dport), noMatch,
+      cg_.require(inRange(port(2), *m.dport), noMatch,
                   "dport.ok");
     if (m.tcpFlags) {
       Value *flags = cg_.loadBE(pk_.l4, 13, cg_.i8);
@@ -240,8 +261,8 @@ void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
     break;
   }
   case ir::Match::Kind::Multiport: {
-    Value *sport = cg_.loadBE(pk_.l4, 0, cg_.i16);
-    Value *dport = cg_.loadBE(pk_.l4, 2, cg_.i16);
+    Value *sport = port(0);
+    Value *dport = port(2);
     Value *any = b.getFalse();
     for (ir::PortRange r : m.ports) {
       r.negated = false;
@@ -474,6 +495,47 @@ void XdpCodegen::emitTcpOption(const ir::Match &m, BasicBlock *noMatch) {
   cg_.require(ok, noMatch, "tcpopt.ok");
 }
 
+/// Rules read the IPv4 addresses, protocol and ports from a per-CPU map
+/// value, afresh at each use. Kept in registers, a value one rule compared
+/// with a constant stays exact on that rule's paths: LLVM threads jumps past
+/// later rules it can decide, and the verifier keeps one more state per
+/// rule that walks all the rules after it (quadratic: 500 rules took
+/// 800,000 verifier steps). The verifier does not track map contents, so a
+/// value read from the map is unknown again at every rule.
+void XdpCodegen::storeHeader() {
+  IRBuilder<> &b = cg_.b;
+  b.CreateStore(b.getInt32(0), key_);
+  hdr_ = cg_.callHelper(MapLookupElem, cg_.ptr, {hdrMap_, key_});
+  cg_.require(b.CreateIsNotNull(hdr_), pass_, "hdr.slot");
+  auto put = [&](uint64_t off, Value *v) {
+    b.CreateStore(v, cg_.at(hdr_, off), /*isVolatile=*/true);
+  };
+  put(0, pk_.saddr);
+  put(4, pk_.daddr);
+  put(12, b.CreateZExt(pk_.proto, cg_.i32));
+  // The ports, when a first fragment holds them; rules read them only after
+  // their own checks of the same conditions.
+  BasicBlock *ports = cg_.block("hdr.ports"), *none = cg_.block("hdr.noports"),
+             *done = cg_.block("hdr.done");
+  Value *ok = b.CreateAnd(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)),
+                          b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(4)), pk_.totLen));
+  b.CreateCondBr(ok, ports, none);
+  b.SetInsertPoint(ports);
+  cg_.needBytes(pk_.l4, 4, none, "hdr.l4");
+  put(8, cg_.loadBE(pk_.l4, 0, cg_.i16));
+  put(10, cg_.loadBE(pk_.l4, 2, cg_.i16));
+  b.CreateBr(done);
+  b.SetInsertPoint(none);
+  put(8, b.getInt16(0));
+  put(10, b.getInt16(0));
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+}
+
+Value *XdpCodegen::hdrField(uint64_t off, Type *ty) {
+  return cg_.b.CreateLoad(ty, cg_.at(hdr_, off), /*isVolatile=*/true);
+}
+
 Value *XdpCodegen::fieldValue(ir::Field f) {
   IRBuilder<> &b = cg_.b;
   switch (f) {
@@ -488,9 +550,9 @@ Value *XdpCodegen::fieldValue(ir::Field f) {
       return b.CreateZExt(b.CreateSub(pk_.ttl, b.getInt8(1)), cg_.i64);
     return b.CreateZExt(pk_.ttl, cg_.i64);
   case ir::Field::IpSaddr:
-    return b.CreateZExt(pk_.saddr, cg_.i64);
+    return b.CreateZExt(pk_.v6 ? pk_.saddr : hdrField(0, cg_.i32), cg_.i64);
   case ir::Field::IpDaddr:
-    return b.CreateZExt(pk_.daddr, cg_.i64);
+    return b.CreateZExt(pk_.v6 ? pk_.daddr : hdrField(4, cg_.i32), cg_.i64);
   case ir::Field::EthSrc: {
     // Bytes 6..11 of the frame, inside the Ethernet header already checked.
     Value *hi = b.CreateZExt(cg_.loadBE(cg_.data, 6, cg_.i32), cg_.i64);
@@ -535,7 +597,7 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
       break;
     }
     {
-    Value *a = m.kind == ir::Match::Kind::Source ? pk_.saddr : pk_.daddr;
+    Value *a = hdrField(m.kind == ir::Match::Kind::Source ? 0 : 4, cg_.i32);
     cond = m.mask == 0 ? b.getTrue()
                        : b.CreateICmpEQ(b.CreateAnd(a, m.mask), b.getInt32(m.net));
     }
@@ -550,7 +612,7 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                           : b.CreateICmpEQ(pk_.upperProto, b.getInt8(m.proto));
       break;
     }
-    cond = b.CreateICmpEQ(pk_.proto, b.getInt8(m.proto));
+    cond = b.CreateICmpEQ(hdrField(12, cg_.i32), b.getInt32(m.proto));
     break;
   case ir::Match::Kind::InIface: {
     Value *bit = b.CreateAnd(ifaceMask(), b.getInt64(uint64_t(1) << m.ifaceBit));
@@ -793,6 +855,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   family_ = fam;
   if (!p_.ifacePatterns.empty())
     ifaceMask(); // once per packet, before the first rule needs it
+  if (fam == ir::Family::V4)
+    storeHeader();
 
   // The built-in chains of one hook, in netfilter's table order (raw,
   // mangle, filter: the Table enum's order). Each table is its own
@@ -821,8 +885,11 @@ void XdpCodegen::emitFamily(ir::Family fam) {
         natl->emitLookup(pk_, next); // a bound connection skips the chain
       emitChain(*c, next);
       b.SetInsertPoint(next);
-      if (natChain)
+      if (natChain) {
         natl->reloadDestination(pk_);
+        if (fam == ir::Family::V4)
+          storeHeader(); // the translated destination and port
+      }
     }
     b.CreateBr(after);
   };
