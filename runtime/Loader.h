@@ -14,7 +14,8 @@
 ///    pinned), `r2x_tx` (DEVMAP_HASH of every device, for DNAT forwarding),
 ///    `r2x_ifmac` (ARRAY ifindex -> MAC), `r2x_redirect` (DEVMAP of tc
 ///    mirred targets, named by the metadata's `redirect` records); load()
-///    fills each one the object has.
+///    fills each one the object has. `r2x_hdr` and `r2x_scratch` (per-CPU
+///    work space of the program itself) need nothing from the loader.
 ///
 /// Pins live under /sys/fs/bpf/rule2xdp/IFACE/: `link`, `counters`,
 /// `ifmatch`, `meta`. A pinned link keeps the program attached after the
