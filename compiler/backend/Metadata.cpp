@@ -19,23 +19,56 @@ using ir::Match;
 std::string addrColumn(const Match *m, bool v6) {
   if (!m)
     return v6 ? "::/0" : "0.0.0.0/0";
+  const Match::Address &a = *m->as<Match::Address>();
   std::string s = m->negated ? "!" : "";
   if (v6) {
-    bool host = std::all_of(m->mask6.begin(), m->mask6.end(),
+    bool host = std::all_of(a.mask6.begin(), a.mask6.end(),
                             [](uint8_t b) { return b == 0xff; });
-    return s + (host ? ir::formatAddr6(m->net6) : ir::formatNet6(m->net6, m->mask6));
+    return s +
+           (host ? ir::formatAddr6(a.net6) : ir::formatNet6(a.net6, a.mask6));
   }
-  if (m->mask == 0xffffffffu)
-    return s + ir::formatAddr(m->net);
-  return s + ir::formatNet(m->net, m->mask);
+  if (a.mask == 0xffffffffu)
+    return s + ir::formatAddr(a.net);
+  return s + ir::formatNet(a.net, a.mask);
 }
 
-const Match *find(const ir::Rule &r, Match::Kind k) {
-  for (const Match &m : r.matches)
-    if (m.kind == k)
-      return &m;
-  return nullptr;
-}
+/// Where each match of a rule shows in iptables' listing: the
+/// ip_packet_match() kinds have columns of their own (the first of each
+/// kind), the x_tables matches print their text after the destination, in
+/// rule order, as the frontend rendered it.
+struct Columns {
+  const Match *src = nullptr, *dst = nullptr, *proto = nullptr, *iif = nullptr,
+              *frag = nullptr;
+  std::string extra;
+
+  explicit Columns(const ir::Rule &r) {
+    auto column = [](const Match *&slot, const Match &m) {
+      if (!slot)
+        slot = &m;
+    };
+    for (const Match &m : r.matches) {
+      auto text = [&] {
+        if (!m.listing.empty())
+          extra += (extra.empty() ? "" : " ") + m.listing;
+      };
+      std::visit(
+          ir::Overloaded{
+              [&](const Match::Address &a) {
+                column(a.side == Match::Address::Side::Source ? src : dst, m);
+              },
+              [&](const Match::Protocol &) { column(proto, m); },
+              [&](const Match::InIface &) { column(iif, m); },
+              [&](const Match::Fragment &) { column(frag, m); },
+              [&](const Match::TcpUdp &) { text(); },
+              [&](const Match::Icmp &) { text(); },
+              [&](const Match::Multiport &) { text(); },
+              [&](const Match::FieldRange &) { text(); },
+              [&](const Match::U32 &) { text(); },
+          },
+          m.kind);
+    }
+  }
+};
 
 } // namespace
 
@@ -54,20 +87,16 @@ std::string metadataText(const ir::Program &p) {
     else
       os << ir::verdictName(c.policy) << "\t" << c.policyCounter << "\n";
     for (const ir::Rule &r : c.rules) {
-      const Match *proto = find(r, Match::Kind::Protocol);
-      const Match *iif = find(r, Match::Kind::InIface);
-      const Match *frag = find(r, Match::Kind::Fragment);
+      Columns cols(r);
+      const Match *proto = cols.proto, *iif = cols.iif, *frag = cols.frag;
       std::string opt = frag ? (frag->negated ? "!f" : "-f") : "--";
-      std::string prot = proto && (proto->proto != 0 || !v6)
-                             ? (proto->negated ? "!" : "") +
-                                     std::to_string(proto->proto)
-                               : "0";
-      // The match text iptables prints after the destination, in rule order,
-      // as the frontend rendered it; comments last.
-      std::string extra;
-      for (const Match &m : r.matches)
-        if (!m.listing.empty())
-          extra += (extra.empty() ? "" : " ") + m.listing;
+      uint8_t protoNumber = proto ? proto->as<Match::Protocol>()->proto : 0;
+      std::string prot =
+          proto && (protoNumber != 0 || !v6)
+              ? (proto->negated ? "!" : "") + std::to_string(protoNumber)
+              : "0";
+      // Comments come last in the match text.
+      std::string extra = cols.extra;
       for (const std::string &c : r.comments)
         extra += (extra.empty() ? "" : " ") + ("/* " + c + " */");
       std::string target;
@@ -86,12 +115,13 @@ std::string metadataText(const ir::Program &p) {
       // iptables -L shows a goto as "[goto]" at the start of the match text.
       if (r.verdict == ir::Verdict::Goto)
         extra = extra.empty() ? "[goto]" : "[goto] " + extra;
-      std::string in = iif ? (iif->negated ? "!" : "") + iif->iface : "*";
-      os << "rule\t" << r.counter << "\t" << table << "\t"
-         << c.name << "\t" << target << "\t" << prot << "\t" << opt << "\t" << in
-         << "\t*\t" << addrColumn(find(r, Match::Kind::Source), v6) << "\t"
-         << addrColumn(find(r, Match::Kind::Destination), v6) << "\t" << extra
-         << "\n";
+      std::string in =
+          iif ? (iif->negated ? "!" : "") + iif->as<Match::InIface>()->pattern
+              : "*";
+      os << "rule\t" << r.counter << "\t" << table << "\t" << c.name << "\t"
+         << target << "\t" << prot << "\t" << opt << "\t" << in << "\t*\t"
+         << addrColumn(cols.src, v6) << "\t" << addrColumn(cols.dst, v6) << "\t"
+         << extra << "\n";
     }
   }
   return os.str();

@@ -20,15 +20,23 @@
 
 #include <llvm/IR/Intrinsics.h>
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <variant>
 
 namespace r2x::backend {
 
 using namespace llvm;
 
 namespace {
+
+/// Header lengths the matches read (struct ethhdr, tcphdr, udphdr,
+/// icmphdr) and the two ports that lead every header multiport reads.
+constexpr uint64_t kEthHeaderLen = 14, kTcpHeaderLen = 20, kUdpHeaderLen = 8,
+                   kIcmpHeaderLen = 8, kPortsLen = 4;
 
 /// BPF_FIB_LKUP_RET_* (include/uapi/linux/bpf.h).
 enum FibResult : int64_t {
@@ -51,14 +59,33 @@ private:
   void emitChain(const ir::Chain &c, BasicBlock *accept);
   void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
                  unsigned depth);
+  // One function per kind of ir::Match; emitMatch dispatches.
   void emitMatch(const ir::Match &m, BasicBlock *noMatch);
-  void emitTransport(const ir::Match &m, BasicBlock *noMatch);
-  void emitU32(const ir::Match &m, BasicBlock *noMatch);
-  void emitTcpOption(const ir::Match &m, BasicBlock *noMatch);
+  Value *addressTest(const ir::Match::Address &a);
+  Value *protocolTest(const ir::Match::Protocol &p);
+  Value *fieldTest(const ir::Match::FieldRange &f, BasicBlock *noMatch);
+  void emitTcpUdp(const ir::Match::TcpUdp &t, BasicBlock *noMatch);
+  void emitIcmp(const ir::Match::Icmp &i, bool negated, BasicBlock *noMatch);
+  void emitMultiport(const ir::Match::Multiport &mp, bool negated,
+                     BasicBlock *noMatch);
+  void emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch);
+  Value *transportPort(uint64_t off);
+  void emitU32(const ir::Match::U32 &u, bool negated, BasicBlock *noMatch);
+  void emitTcpOption(const ir::Match::TcpUdp &t, BasicBlock *noMatch);
   Function *tcpOptionScanner();
   Function *tcpOptScan_ = nullptr;
   AllocaInst *tcpOptState_ = nullptr;
-  Value *fieldValue(ir::Field f);
+  // Fields.def's readers: fieldValue() has one case per row.
+  Value *fieldValue(ir::Field f, BasicBlock *noMatch);
+  Value *widen(Value *v);
+  Value *bigEndian(Value *base, uint64_t off, unsigned bytes);
+  template <uint64_t Off, unsigned Bits> Value *frameField();
+  template <uint64_t Off, unsigned Bits>
+  Value *tcpHeaderField(BasicBlock *noMatch);
+  Value *ttlAtHook();
+  Value *sourceAddress();
+  Value *destinationAddress();
+  Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
@@ -199,27 +226,16 @@ Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
 /// The x_tables matches that read the transport header (tcp, udp, icmp,
 /// multiport) share their preamble: a non-first fragment never matches;
 /// tcp hotdrops a fragment at offset 1 (it could overwrite the flags of the
-/// first); a header cut short by tot_len is a hotdrop. The pointer check
-/// repeats the length check for the verifier.
-void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
+/// first); a header cut short by tot_len (shorter than `need`) is a
+/// hotdrop. The pointer check repeats the length check for the verifier.
+void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  // The source (0) or destination (2) port: IPv4 from r2x_hdr (see
-  // storeHeader()), IPv6 from the header the walk found.
-  auto port = [&](uint64_t off) {
-    return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(8 + off, cg_.i16);
-  };
-  uint64_t need = 8; // udp, icmp (struct icmphdr)
-  bool tcpMatch = m.kind == ir::Match::Kind::TcpUdp && m.l4proto == 6;
-  if (tcpMatch)
-    need = 20;
-  else if (m.kind == ir::Match::Kind::Multiport)
-    need = 4; // the two ports
   Value *isFrag = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
   BasicBlock *frag = cg_.block("l4.fragment");
   BasicBlock *whole = cg_.block("l4.first");
   b.CreateCondBr(isFrag, frag, whole);
   b.SetInsertPoint(frag);
-  if (tcpMatch)
+  if (tcp)
     b.CreateCondBr(b.CreateICmpEQ(pk_.fragOff, b.getInt16(1)), drop_, noMatch);
   else
     b.CreateBr(noMatch);
@@ -229,64 +245,78 @@ void XdpCodegen::emitTransport(const ir::Match &m, BasicBlock *noMatch) {
                                 pk_.totLen);
   cg_.require(fits, drop_, "l4.fits");
   cg_.needBytes(pk_.l4, need, drop_, "l4.hdr");
-
-  switch (m.kind) {
-  case ir::Match::Kind::TcpUdp:
-    if (m.sport)
-      cg_.require(inRange(port(0), *m.sport), noMatch,
-                  "sport.ok");
-    if (m.dport)
-      cg_.require(inRange(port(2), *m.dport), noMatch,
-                  "dport.ok");
-    if (m.tcpFlags) {
-      Value *flags = cg_.loadBE(pk_.l4, 13, cg_.i8);
-      Value *eq = b.CreateICmpEQ(b.CreateAnd(flags, m.tcpFlags->mask),
-                                 b.getInt8(m.tcpFlags->comp));
-      cg_.require(m.tcpFlags->negated ? b.CreateNot(eq) : eq, noMatch, "flags.ok");
-    }
-    if (m.tcpOption)
-      emitTcpOption(m, noMatch);
-    break;
-  case ir::Match::Kind::Icmp: {
-    // xt_icmp: type 0xff is "any"; otherwise type and a code range.
-    Value *ok = b.getTrue();
-    if (m.icmpType != 0xff) {
-      Value *type = cg_.loadBE(pk_.l4, 0, cg_.i8);
-      Value *code = cg_.loadBE(pk_.l4, 1, cg_.i8);
-      ok = b.CreateAnd(b.CreateICmpEQ(type, b.getInt8(m.icmpType)),
-                       b.CreateAnd(b.CreateICmpUGE(code, b.getInt8(m.icmpCodeLo)),
-                                   b.CreateICmpULE(code, b.getInt8(m.icmpCodeHi))));
-    }
-    cg_.require(m.negated ? b.CreateNot(ok) : ok, noMatch, "icmp.ok");
-    break;
-  }
-  case ir::Match::Kind::Multiport: {
-    Value *sport = port(0);
-    Value *dport = port(2);
-    Value *any = b.getFalse();
-    for (ir::PortRange r : m.ports) {
-      r.negated = false;
-      if (m.side != ir::Match::PortSide::Destination)
-        any = b.CreateOr(any, inRange(sport, r));
-      if (m.side != ir::Match::PortSide::Source)
-        any = b.CreateOr(any, inRange(dport, r));
-    }
-    cg_.require(m.negated ? b.CreateNot(any) : any, noMatch, "multiport.ok");
-    break;
-  }
-  default:
-    throw BackendError("not a transport-header match");
-  }
 }
 
-/// The value of a Field, widened to i64.
+/// The source (0) or destination (2) port, after emitTransport(): IPv4 from
+/// r2x_hdr (see storeHeader()), IPv6 from the header the walk found.
+Value *XdpCodegen::transportPort(uint64_t off) {
+  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(8 + off, cg_.i16);
+}
+
+/// xt_tcpudp: every part given must hold, each with its own `!`.
+void XdpCodegen::emitTcpUdp(const ir::Match::TcpUdp &t, BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  bool tcp = t.proto == IPPROTO_TCP;
+  emitTransport(tcp ? kTcpHeaderLen : kUdpHeaderLen, tcp, noMatch);
+  if (t.sport)
+    cg_.require(inRange(transportPort(0), *t.sport), noMatch, "sport.ok");
+  if (t.dport)
+    cg_.require(inRange(transportPort(2), *t.dport), noMatch, "dport.ok");
+  if (t.flags) {
+    Value *flags = cg_.loadBE(pk_.l4, 13, cg_.i8);
+    Value *eq = b.CreateICmpEQ(b.CreateAnd(flags, t.flags->mask),
+                               b.getInt8(t.flags->comp));
+    cg_.require(t.flags->negated ? b.CreateNot(eq) : eq, noMatch, "flags.ok");
+  }
+  if (t.option)
+    emitTcpOption(t, noMatch);
+}
+
+/// xt_icmp (and icmp6): type 0xff is "any"; otherwise type and a code
+/// range. The header read is struct icmphdr's 8 bytes.
+void XdpCodegen::emitIcmp(const ir::Match::Icmp &i, bool negated,
+                          BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  emitTransport(kIcmpHeaderLen, false, noMatch);
+  Value *ok = b.getTrue();
+  if (i.type != 0xff) {
+    Value *type = cg_.loadBE(pk_.l4, 0, cg_.i8);
+    Value *code = cg_.loadBE(pk_.l4, 1, cg_.i8);
+    ok = b.CreateAnd(b.CreateICmpEQ(type, b.getInt8(i.type)),
+                     b.CreateAnd(b.CreateICmpUGE(code, b.getInt8(i.codeLo)),
+                                 b.CreateICmpULE(code, b.getInt8(i.codeHi))));
+  }
+  cg_.require(negated ? b.CreateNot(ok) : ok, noMatch, "icmp.ok");
+}
+
+/// xt_multiport: any range holds for the side(s) it names; only the two
+/// ports are read.
+void XdpCodegen::emitMultiport(const ir::Match::Multiport &mp, bool negated,
+                               BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  using Side = ir::Match::Multiport::Side;
+  emitTransport(kPortsLen, false, noMatch);
+  Value *sport = transportPort(0);
+  Value *dport = transportPort(2);
+  Value *any = b.getFalse();
+  for (ir::PortRange r : mp.ports) {
+    r.negated = false;
+    if (mp.side != Side::Destination)
+      any = b.CreateOr(any, inRange(sport, r));
+    if (mp.side != Side::Source)
+      any = b.CreateOr(any, inRange(dport, r));
+  }
+  cg_.require(negated ? b.CreateNot(any) : any, noMatch, "multiport.ok");
+}
+
 /// xt_u32's u32_match_it(). Offsets are from the network header and
 /// bounded by skb->len, which netfilter's IPv4 and IPv6 hooks see as the
 /// packet's total length (IPv4 tot_len, IPv6 40 + payload length): the
 /// same totLen the parser validated against the frame. A read that does not
 /// fit makes the whole match false (not a hotdrop). Shift counts are taken
 /// modulo 32, as the kernel's `val <<= number` executes on x86 and arm64.
-void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
+void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
+                         BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
   BasicBlock *fail = cg_.block("u32.false");
   BasicBlock *pass = cg_.block("u32.true");
@@ -328,7 +358,7 @@ void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
     }
     return out;
   };
-  for (const ir::U32Test &t : m.u32) {
+  for (const ir::U32Test &t : u.tests) {
     // if (skb->len < 4 || pos > skb->len - 4) return false;
     cg_.require(b.CreateICmpUGE(len, b.getInt64(4)), fail, "u32.len");
     cg_.require(b.CreateICmpULE(b.getInt64(t.start), b.CreateSub(len, b.getInt64(4))), fail,
@@ -370,9 +400,9 @@ void XdpCodegen::emitU32(const ir::Match &m, BasicBlock *noMatch) {
   // ret ^ data->invert
   BasicBlock *cont = cg_.block("u32.done");
   b.SetInsertPoint(pass);
-  b.CreateBr(m.negated ? noMatch : cont);
+  b.CreateBr(negated ? noMatch : cont);
   b.SetInsertPoint(fail);
-  b.CreateBr(m.negated ? cont : noMatch);
+  b.CreateBr(negated ? cont : noMatch);
   b.SetInsertPoint(cont);
 }
 
@@ -443,7 +473,8 @@ Function *XdpCodegen::tcpOptionScanner() {
 /// by the packet's end. No options: the match is `!`'s answer. Otherwise
 /// the options are copied to the stack (bpf_xdp_load_bytes) and scanned
 /// with bpf_loop, at most 40 steps (each moves on at least one byte).
-void XdpCodegen::emitTcpOption(const ir::Match &m, BasicBlock *noMatch) {
+void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
+                               BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
   Value *doff = b.CreateShl(b.CreateZExt(b.CreateLShr(cg_.loadBE(pk_.l4, 12, cg_.i8), 4),
                                          cg_.i32),
@@ -466,7 +497,7 @@ void XdpCodegen::emitTcpOption(const ir::Match &m, BasicBlock *noMatch) {
   b.CreateMemSet(st, b.getInt8(0), tcpopt::kSize, MaybeAlign(8));
   auto field = [&](uint64_t off) { return cg_.at(st, off); };
   b.CreateStore(optlen, field(tcpopt::kLen));
-  b.CreateStore(b.getInt8(m.tcpOption), field(tcpopt::kKind));
+  b.CreateStore(b.getInt8(t.option), field(tcpopt::kKind));
   // The options' offset in the frame, and their length as a size the
   // verifier can bound (1..64; optlen is 4..40).
   Value *off = b.CreateAdd(b.CreateSub(b.CreatePtrToInt(pk_.l4, cg_.i64),
@@ -491,7 +522,8 @@ void XdpCodegen::emitTcpOption(const ir::Match &m, BasicBlock *noMatch) {
   PHINode *found = b.CreatePHI(cg_.i1, 2, "tcpopt.found");
   found->addIncoming(hit, scanned);
   found->addIncoming(b.getFalse(), none);
-  Value *ok = m.tcpOptionNegated ? b.CreateNot(found) : static_cast<Value *>(found);
+  Value *ok =
+      t.optionNegated ? b.CreateNot(found) : static_cast<Value *>(found);
   cg_.require(ok, noMatch, "tcpopt.ok");
 }
 
@@ -536,117 +568,179 @@ Value *XdpCodegen::hdrField(uint64_t off, Type *ty) {
   return cg_.b.CreateLoad(ty, cg_.at(hdr_, off), /*isVolatile=*/true);
 }
 
-Value *XdpCodegen::fieldValue(ir::Field f) {
+Value *XdpCodegen::widen(Value *v) { return cg_.b.CreateZExt(v, cg_.i64); }
+
+/// `bytes` big-endian bytes at base + off as one i64, read in the widest
+/// loads that fit. The caller has checked that they are in the packet.
+Value *XdpCodegen::bigEndian(Value *base, uint64_t off, unsigned bytes) {
   IRBuilder<> &b = cg_.b;
+  Value *v = nullptr;
+  for (unsigned done = 0; done < bytes;) {
+    unsigned n = bytes - done >= 4 ? 4 : bytes - done >= 2 ? 2 : 1;
+    Value *part = widen(cg_.loadBE(base, off + done, b.getIntNTy(8 * n)));
+    v = v ? b.CreateOr(b.CreateShl(v, 8 * n), part) : part;
+    done += n;
+  }
+  return v;
+}
+
+/// Fields.def's Frame reader: inside the Ethernet header, which emitL2()
+/// has checked.
+template <uint64_t Off, unsigned Bits> Value *XdpCodegen::frameField() {
+  static_assert(Bits % 8 == 0 && Off + Bits / 8 <= kEthHeaderLen,
+                "a Frame field lies in the Ethernet header, in whole bytes");
+  return bigEndian(cg_.data, Off, Bits / 8);
+}
+
+/// Fields.def's TcpHeader reader: xt_ecn's match_tcp() reads the whole
+/// header (skb_header_pointer(thoff, 20)) and does not match without it.
+template <uint64_t Off, unsigned Bits>
+Value *XdpCodegen::tcpHeaderField(BasicBlock *noMatch) {
+  static_assert(Bits % 8 == 0 && Off + Bits / 8 <= kTcpHeaderLen,
+                "a TcpHeader field lies in the 20-byte header, in whole bytes");
+  IRBuilder<> &b = cg_.b;
+  cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(kTcpHeaderLen)),
+                              pk_.totLen),
+              noMatch, "tcphdr.fits");
+  cg_.needBytes(pk_.l4, kTcpHeaderLen, noMatch, "tcphdr.in");
+  return bigEndian(pk_.l4, Off, Bits / 8);
+}
+
+/// ip_forward() and ip6_forward() decrement the TTL / hop limit before the
+/// FORWARD hook (a packet at 1 or less never gets there).
+Value *XdpCodegen::ttlAtHook() {
+  IRBuilder<> &b = cg_.b;
+  if (hook_ == ir::Hook::Forward)
+    return b.CreateSub(pk_.ttl, b.getInt8(1));
+  return pk_.ttl;
+}
+
+/// The IPv4 addresses, from r2x_hdr as the address matches read them.
+Value *XdpCodegen::sourceAddress() { return hdrField(0, cg_.i32); }
+Value *XdpCodegen::destinationAddress() { return hdrField(4, cg_.i32); }
+
+/// skb->pkt_type as eth_type_trans() sets it: all-ones is broadcast (1), the
+/// group bit multicast (2), else this host (0; other hosts' frames never
+/// reach netfilter, see emitOtherHost()).
+Value *XdpCodegen::packetType() {
+  IRBuilder<> &b = cg_.b;
+  Value *hi = cg_.loadBE(cg_.data, 0, cg_.i32);
+  Value *lo = cg_.loadBE(cg_.data, 4, cg_.i16);
+  Value *bcast = b.CreateAnd(b.CreateICmpEQ(hi, b.getInt32(0xffffffffu)),
+                             b.CreateICmpEQ(lo, b.getInt16(0xffff)));
+  Value *mcast =
+      b.CreateICmpNE(b.CreateAnd(hi, b.getInt32(0x01000000u)), b.getInt32(0));
+  return b.CreateSelect(bcast, b.getInt64(1),
+                        b.CreateSelect(mcast, b.getInt64(2), b.getInt64(0)));
+}
+
+/// The value of a field as an i64, by its row of Fields.def: READER names
+/// the reader above, WHERE is its argument. A TcpHeader field may branch to
+/// `noMatch` when its header is absent.
+Value *XdpCodegen::fieldValue(ir::Field f, BasicBlock *noMatch) {
+#define R2X_READ_Parsed(BITS, WHERE) widen(pk_.WHERE)
+#define R2X_READ_Frame(BITS, WHERE) frameField<WHERE, BITS>()
+#define R2X_READ_TcpHeader(BITS, WHERE) tcpHeaderField<WHERE, BITS>(noMatch)
+#define R2X_READ_Computed(BITS, WHERE) widen(WHERE())
+#define R2X_FIELD(ENUM, NAME, BITS, FAMILIES, FORMAT, READER, WHERE)           \
+  case ir::Field::ENUM:                                                        \
+    return R2X_READ_##READER(BITS, WHERE);
   switch (f) {
-  case ir::Field::IpTos:
-    return b.CreateZExt(pk_.tos, cg_.i64);
-  case ir::Field::IpTotLen:
-    return b.CreateZExt(pk_.totLen, cg_.i64);
-  case ir::Field::IpTtl:
-    // ip_forward() and ip6_forward() decrement the TTL / hop limit before
-    // the FORWARD hook (a packet at 1 or less never gets there).
-    if (hook_ == ir::Hook::Forward)
-      return b.CreateZExt(b.CreateSub(pk_.ttl, b.getInt8(1)), cg_.i64);
-    return b.CreateZExt(pk_.ttl, cg_.i64);
-  case ir::Field::IpSaddr:
-    return b.CreateZExt(pk_.v6 ? pk_.saddr : hdrField(0, cg_.i32), cg_.i64);
-  case ir::Field::IpDaddr:
-    return b.CreateZExt(pk_.v6 ? pk_.daddr : hdrField(4, cg_.i32), cg_.i64);
-  case ir::Field::EthSrc: {
-    // Bytes 6..11 of the frame, inside the Ethernet header already checked.
-    Value *hi = b.CreateZExt(cg_.loadBE(cg_.data, 6, cg_.i32), cg_.i64);
-    Value *lo = b.CreateZExt(cg_.loadBE(cg_.data, 10, cg_.i16), cg_.i64);
-    return b.CreateOr(b.CreateShl(hi, 16), lo);
+#include "compiler/ir/Fields.def"
   }
-  case ir::Field::TcpFlagsByte: // bounds checked by emitMatch
-    return b.CreateZExt(cg_.loadBE(pk_.l4, 13, cg_.i8), cg_.i64);
-  case ir::Field::PktType: {
-    // eth_type_trans(): all-ones is broadcast, the group bit multicast.
-    Value *hi = cg_.loadBE(cg_.data, 0, cg_.i32);
-    Value *lo = cg_.loadBE(cg_.data, 4, cg_.i16);
-    Value *bcast = b.CreateAnd(b.CreateICmpEQ(hi, b.getInt32(0xffffffffu)),
-                               b.CreateICmpEQ(lo, b.getInt16(0xffff)));
-    Value *mcast = b.CreateICmpNE(b.CreateAnd(hi, b.getInt32(0x01000000u)),
-                                  b.getInt32(0));
-    return b.CreateSelect(bcast, b.getInt64(1),
-                          b.CreateSelect(mcast, b.getInt64(2), b.getInt64(0)));
-  }
-  }
+#undef R2X_READ_Parsed
+#undef R2X_READ_Frame
+#undef R2X_READ_TcpHeader
+#undef R2X_READ_Computed
   throw BackendError("unknown field");
 }
 
+/// -s / -d: IPv4 from r2x_hdr; IPv6 as ipv6_masked_addr_cmp(), four words
+/// under the mask, as on the wire.
+Value *XdpCodegen::addressTest(const ir::Match::Address &a) {
+  IRBuilder<> &b = cg_.b;
+  bool src = a.side == ir::Match::Address::Side::Source;
+  if (pk_.v6) {
+    Value *const *words = src ? pk_.saddr6 : pk_.daddr6;
+    Value *cond = b.getTrue();
+    for (unsigned w = 0; w < 4; ++w) {
+      uint32_t mk = 0, net = 0;
+      std::memcpy(&mk, a.mask6.data() + 4 * w, 4);
+      std::memcpy(&net, a.net6.data() + 4 * w, 4);
+      if (mk != 0)
+        cond = b.CreateAnd(
+            cond, b.CreateICmpEQ(b.CreateAnd(words[w], mk), b.getInt32(net)));
+    }
+    return cond;
+  }
+  Value *addr = src ? sourceAddress() : destinationAddress();
+  return a.mask == 0
+             ? b.getTrue()
+             : b.CreateICmpEQ(b.CreateAnd(addr, a.mask), b.getInt32(a.net));
+}
+
+/// -p. ip6_packet_match(): -p walks to the upper-layer header; a walk that
+/// fails is a hotdrop (the fragment offset is 0 on every failure), and
+/// `-p all` (0) only asks that the walk succeed.
+Value *XdpCodegen::protocolTest(const ir::Match::Protocol &p) {
+  IRBuilder<> &b = cg_.b;
+  if (pk_.v6) {
+    cg_.require(pk_.walkOk, drop_, "ip6.walk");
+    return p.proto == 0 ? b.getTrue()
+                        : b.CreateICmpEQ(pk_.upperProto, b.getInt8(p.proto));
+  }
+  return b.CreateICmpEQ(hdrField(12, cg_.i32), b.getInt32(p.proto));
+}
+
+/// ((field & mask) in [lo, hi]).
+Value *XdpCodegen::fieldTest(const ir::Match::FieldRange &f,
+                             BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  const ir::FieldInfo &info = ir::fieldInfo(f.field);
+  if (!info.existsIn(family_))
+    throw BackendError(std::string("field ") + info.name +
+                       " does not exist in " + ir::familyName(family_) +
+                       " chains");
+  Value *v = b.CreateAnd(fieldValue(f.field, noMatch), b.getInt64(f.mask));
+  return f.lo == f.hi ? b.CreateICmpEQ(v, b.getInt64(f.lo))
+                      : b.CreateAnd(b.CreateICmpUGE(v, b.getInt64(f.lo)),
+                                    b.CreateICmpULE(v, b.getInt64(f.hi)));
+}
+
+/// One match: the kinds that are one condition on values already read get
+/// their `!` here; the others read headers and branch on their own.
 void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  Value *cond = nullptr;
-  switch (m.kind) {
-  case ir::Match::Kind::Source:
-  case ir::Match::Kind::Destination:
-    if (pk_.v6) {
-      // ipv6_masked_addr_cmp(): four words under the mask, as on the wire.
-      Value *const *words = m.kind == ir::Match::Kind::Source ? pk_.saddr6 : pk_.daddr6;
-      cond = b.getTrue();
-      for (unsigned w = 0; w < 4; ++w) {
-        uint32_t mk = 0, net = 0;
-        std::memcpy(&mk, m.mask6.data() + 4 * w, 4);
-        std::memcpy(&net, m.net6.data() + 4 * w, 4);
-        if (mk != 0)
-          cond = b.CreateAnd(cond, b.CreateICmpEQ(b.CreateAnd(words[w], mk),
-                                                  b.getInt32(net)));
-      }
-      break;
-    }
-    {
-    Value *a = hdrField(m.kind == ir::Match::Kind::Source ? 0 : 4, cg_.i32);
-    cond = m.mask == 0 ? b.getTrue()
-                       : b.CreateICmpEQ(b.CreateAnd(a, m.mask), b.getInt32(m.net));
-    }
-    break;
-  case ir::Match::Kind::Protocol:
-    if (pk_.v6) {
-      // ip6_packet_match(): -p walks to the upper-layer header; a walk that
-      // fails is a hotdrop (the fragment offset is 0 on every failure), and
-      // `-p all` (0) only asks that the walk succeed.
-      cg_.require(pk_.walkOk, drop_, "ip6.walk");
-      cond = m.proto == 0 ? b.getTrue()
-                          : b.CreateICmpEQ(pk_.upperProto, b.getInt8(m.proto));
-      break;
-    }
-    cond = b.CreateICmpEQ(hdrField(12, cg_.i32), b.getInt32(m.proto));
-    break;
-  case ir::Match::Kind::InIface: {
-    Value *bit = b.CreateAnd(ifaceMask(), b.getInt64(uint64_t(1) << m.ifaceBit));
-    cond = b.CreateICmpNE(bit, b.getInt64(0));
-    break;
-  }
-  case ir::Match::Kind::Fragment:
-    cond = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
-    break;
-  case ir::Match::Kind::Field: {
-    if (m.field == ir::Field::TcpFlagsByte) {
-      // xt_ecn's match_tcp(): skb_header_pointer(thoff, 20) or no match.
-      cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(20)), pk_.totLen),
-                  noMatch, "ecn.tcp.fits");
-      cg_.needBytes(pk_.l4, 20, noMatch, "ecn.tcp.hdr");
-    }
-    Value *v = b.CreateAnd(fieldValue(m.field), b.getInt64(m.fieldMask));
-    cond = m.lo == m.hi ? b.CreateICmpEQ(v, b.getInt64(m.lo))
-                        : b.CreateAnd(b.CreateICmpUGE(v, b.getInt64(m.lo)),
-                                      b.CreateICmpULE(v, b.getInt64(m.hi)));
-    break;
-  }
-  case ir::Match::Kind::TcpUdp:
-  case ir::Match::Kind::Icmp:
-  case ir::Match::Kind::Multiport:
-    emitTransport(m, noMatch);
-    return;
-  case ir::Match::Kind::U32:
-    emitU32(m, noMatch);
-    return;
-  }
-  if (m.negated)
-    cond = b.CreateNot(cond);
-  cg_.require(cond, noMatch, "match");
+  auto test = [&](Value *cond) {
+    cg_.require(m.negated ? b.CreateNot(cond) : cond, noMatch, "match");
+  };
+  using M = ir::Match;
+  std::visit(
+      ir::Overloaded{
+          [&](const M::Address &a) { test(addressTest(a)); },
+          [&](const M::Protocol &p) { test(protocolTest(p)); },
+          [&](const M::InIface &i) {
+            Value *bit =
+                b.CreateAnd(ifaceMask(), b.getInt64(uint64_t(1) << i.bit));
+            test(b.CreateICmpNE(bit, b.getInt64(0)));
+          },
+          [&](const M::Fragment &) {
+            test(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)));
+          },
+          [&](const M::FieldRange &f) { test(fieldTest(f, noMatch)); },
+          [&](const M::TcpUdp &t) {
+            if (m.negated)
+              throw BackendError("a negated tcp/udp match (its parts carry "
+                                 "their own `!')");
+            emitTcpUdp(t, noMatch);
+          },
+          [&](const M::Icmp &i) { emitIcmp(i, m.negated, noMatch); },
+          [&](const M::Multiport &mp) {
+            emitMultiport(mp, m.negated, noMatch);
+          },
+          [&](const M::U32 &u) { emitU32(u, m.negated, noMatch); },
+      },
+      m.kind);
 }
 
 /// A built-in chain: its rules, then its policy. RETURN in a built-in chain

@@ -91,14 +91,7 @@ std::string hex2upper(uint64_t v) {
 
 Match fieldMatch(ir::Field f, uint64_t mask, uint64_t lo, uint64_t hi,
                  bool negated, std::string listing) {
-  Match m(Match::Kind::Field);
-  m.field = f;
-  m.fieldMask = mask;
-  m.lo = lo;
-  m.hi = hi;
-  m.negated = negated;
-  m.listing = std::move(listing);
-  return m;
+  return Match(Match::FieldRange{f, mask, lo, hi}, negated, std::move(listing));
 }
 
 void requireProto(const Word &where, const RuleFacts &facts,
@@ -264,13 +257,7 @@ public:
               std::vector<std::string> &) override {
     std::string n = proto_ == 6 ? "tcp" : "udp";
     requireProto(where, facts, {proto_}, n + " match requires `-p " + n + "'");
-    Match m(Match::Kind::TcpUdp);
-    m.l4proto = proto_;
-    m.sport = sport_;
-    m.dport = dport_;
-    m.tcpFlags = flags_;
-    m.tcpOption = option_;
-    m.tcpOptionNegated = optionNeg_;
+    Match m(Match::TcpUdp{proto_, sport_, dport_, flags_, option_, optionNeg_});
     m.listing = n;
     if (sport_)
       m.listing += " " + portsText("spt", "spts", *sport_);
@@ -404,10 +391,9 @@ public:
               const std::vector<const Word *> &args, bool negated) override {
     if (m_)
       failAt(w, "u32: only one --u32 per match");
-    m_.emplace(Match::Kind::U32);
-    m_->u32 = parseU32(w, *args[0]);
-    m_->negated = negated;
-    m_->listing = std::string("u32 ") + (negated ? "! " : "") + "\"" + args[0]->text + "\"";
+    m_.emplace(Match::U32{parseU32(w, *args[0])}, negated,
+               std::string("u32 ") + (negated ? "! " : "") + "\"" +
+                   args[0]->text + "\"");
   }
   void finish(const RuleFacts &, std::vector<Match> &out,
               std::vector<std::string> &) override {
@@ -524,12 +510,7 @@ public:
       requireProto(where, facts, {58}, "icmp6 match requires `-p icmpv6'");
     else
       requireProto(where, facts, {1}, "icmp match requires `-p icmp'");
-    Match m(Match::Kind::Icmp);
-    m.l4proto = v6_ ? 58 : 1;
-    m.icmpType = type_;
-    m.icmpCodeLo = codeLo_;
-    m.icmpCodeHi = codeHi_;
-    m.negated = negated_;
+    Match m(Match::Icmp{type_, codeLo_, codeHi_}, negated_);
     // libxt_icmp: "icmptype T" / "icmp !type T", then the code;
     // libip6t_icmp6: "ipv6-icmptype T" / "ipv6-icmp !type T".
     if (v6_)
@@ -606,7 +587,7 @@ public:
       failAt(w, "multiport can only have one option");
     given_ = true;
     negated_ = negated;
-    side_ = static_cast<Match::PortSide>(o.id);
+    side_ = static_cast<Match::Multiport::Side>(o.id);
     optName_ = o.id == MpSource ? "sports" : o.id == MpDestination ? "dports" : "ports";
     list_ = args[0];
     listOpt_ = w;
@@ -619,10 +600,7 @@ public:
                  "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' "
                  "or `-p dccp'");
     const char *proto = facts.proto == 17 ? "udp" : "tcp";
-    Match m(Match::Kind::Multiport);
-    m.side = side_;
-    m.negated = negated_;
-    m.l4proto = facts.proto;
+    Match::Multiport mp{side_, {}};
     // Comma-separated ports and lo:hi ranges; a range takes two of the 15
     // slots the kernel has.
     const std::string &t = list_->text;
@@ -652,7 +630,7 @@ public:
                  item.size());
       }
       slots += r.lo == r.hi ? 1 : 2;
-      m.ports.push_back(r);
+      mp.ports.push_back(r);
       shown += (shown.empty() ? "" : ",") +
                (r.lo == r.hi ? std::to_string(r.lo)
                              : std::to_string(r.lo) + ":" + std::to_string(r.hi));
@@ -662,13 +640,14 @@ public:
     }
     if (slots > 15)
       failAt(*list_, "too many ports specified (at most 15; a range counts as 2)");
-    m.listing = "multiport " + optName_ + (negated_ ? "  !" : " ") + shown;
-    out.push_back(std::move(m));
+    out.emplace_back(std::move(mp), negated_,
+                     "multiport " + optName_ + (negated_ ? "  !" : " ") +
+                         shown);
   }
 
 private:
   bool given_ = false, negated_ = false;
-  Match::PortSide side_ = Match::PortSide::Either;
+  Match::Multiport::Side side_ = Match::Multiport::Side::Either;
   std::string optName_;
   const Word *list_ = nullptr;
   Word listOpt_;

@@ -182,10 +182,11 @@ std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
 }
 
 /// ip6tables: ADDR[/LEN|/MASK], ADDR as inet_pton reads it.
-Match parseAddress6(const Word &opt, const Word &val, Match::Kind kind) {
+Match::Address parseAddress6(const Word &opt, const Word &val,
+                             Match::Address::Side side) {
   size_t slash = val.text.find('/');
   std::string a = val.text.substr(0, slash);
-  Match m(kind);
+  Match::Address m{side};
   if (a.find(':') == std::string::npos)
     fail(val, "`" + a + "' in " + opt.text +
                   " is not an IPv6 address (this is an ip6tables rule)", 0,
@@ -218,7 +219,8 @@ Match parseAddress6(const Word &opt, const Word &val, Match::Kind kind) {
   return m;
 }
 
-Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
+Match::Address parseAddress(const Word &opt, const Word &val,
+                            Match::Address::Side side) {
   if (val.text.find(':') != std::string::npos)
     fail(val, "`" + val.text + "' in " + opt.text +
                   " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
@@ -254,7 +256,7 @@ Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
       mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
     }
   }
-  Match m(kind);
+  Match::Address m{side};
   m.mask = mask;
   m.net = *addr & mask;
   return m;
@@ -263,7 +265,7 @@ Match parseAddress(const Word &opt, const Word &val, Match::Kind kind) {
 /// "a,b,c": iptables makes one rule per address (per combination of
 /// source and destination addresses), in the order given.
 std::vector<Match> parseAddressList(const Word &opt, const Word &val,
-                                    Match::Kind kind, bool negated,
+                                    Match::Address::Side side, bool negated,
                                     ir::Family family) {
   std::vector<Match> out;
   size_t start = 0;
@@ -274,9 +276,10 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
     if (item.empty())
       fail(val, "empty address in the list of " + opt.text, start, 1);
     Word itemWord{item, advance(val.pos, start)};
-    out.push_back(family == ir::Family::V6 ? parseAddress6(opt, itemWord, kind)
-                                           : parseAddress(opt, itemWord, kind));
-    out.back().negated = negated;
+    out.emplace_back(family == ir::Family::V6
+                         ? parseAddress6(opt, itemWord, side)
+                         : parseAddress(opt, itemWord, side),
+                     negated);
     if (comma == std::string::npos)
       break;
     start = comma + 1;
@@ -684,14 +687,14 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       break;
     case OptId::Source:
       once(!p.srcs.empty(), "-s");
-      p.srcs = parseAddressList(optName, v, Match::Kind::Source, negated,
-                                ctx.family);
+      p.srcs = parseAddressList(optName, v, Match::Address::Side::Source,
+                                negated, ctx.family);
       p.srcWord = &v;
       break;
     case OptId::Destination:
       once(!p.dsts.empty(), "-d");
-      p.dsts = parseAddressList(optName, v, Match::Kind::Destination, negated,
-                                ctx.family);
+      p.dsts = parseAddressList(optName, v, Match::Address::Side::Destination,
+                                negated, ctx.family);
       p.dstWord = &v;
       break;
     case OptId::Protocol: {
@@ -704,23 +707,18 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       // -p all (0) checks nothing in ip_packet_match(); in ip6_packet_match()
       // any -p walks the extension headers, which can fail (hotdrop).
       if (p.protoNumber != 0 || ctx.family == ir::Family::V6) {
-        Match m(Match::Kind::Protocol);
-        m.proto = p.protoNumber;
-        m.negated = negated;
-        p.proto = m;
+        p.proto = Match(Match::Protocol{p.protoNumber}, negated);
       }
       break;
     }
     case OptId::InIface: {
       once(p.iif.has_value(), "-i");
-      Match m(Match::Kind::InIface);
-      m.iface = parseInterface(optName, v);
-      m.negated = negated;
-      int bit = prog.ifaceBit(m.iface);
+      Match::InIface iif{parseInterface(optName, v)};
+      int bit = prog.ifaceBit(iif.pattern);
       if (bit < 0)
         fail(v, "more than 64 distinct -i interface patterns in one program");
-      m.ifaceBit = static_cast<unsigned>(bit);
-      p.iif = m;
+      iif.bit = static_cast<unsigned>(bit);
+      p.iif = Match(std::move(iif), negated);
       break;
     }
     case OptId::OutIface:
@@ -752,9 +750,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         fail(w, "ip6tables has no -f (its fragment match is -m frag, not "
                 "supported yet)");
       once(p.frag.has_value(), "-f");
-      Match m(Match::Kind::Fragment);
-      m.negated = negated;
-      p.frag = m;
+      p.frag = Match(Match::Fragment{}, negated);
       break;
     }
     case OptId::SetCounters:

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 namespace r2x::ir {
@@ -66,21 +68,62 @@ struct PortRange {
   bool negated = false;
 };
 
-/// A header field a `Field` match compares. The backend's field table says
-/// where each lives (compiler/backend/Fields.cpp): adding a simple match is
-/// one entry there and one parser case.
+/// A header field a FieldRange match compares: one enumerator per row of
+/// Fields.def, which also says how it prints and how the backend reads it.
 enum class Field {
-  IpTos,    ///< IPv4 TOS byte (tos, dscp, ecn)
-  IpTotLen, ///< IPv4 total length (length)
-  IpTtl,    ///< IPv4 TTL (ttl)
-  IpSaddr,  ///< IPv4 source (iprange)
-  IpDaddr,  ///< IPv4 destination (iprange)
-  EthSrc,   ///< Ethernet source address, 48 bits (mac)
-  PktType,  ///< 0 unicast, 1 broadcast, 2 multicast, from the destination MAC (pkttype)
-  TcpFlagsByte, ///< byte 13 of a TCP header at IHL, read as xt_ecn reads it:
-                ///< also in a non-first fragment, no match (no hotdrop) if
-                ///< 20 bytes are not there (ecn --ecn-tcp-ece/cwr)
+#define R2X_FIELD(ENUM, NAME, BITS, FAMILIES, FORMAT, READER, WHERE) ENUM,
+#include "compiler/ir/Fields.def"
 };
+
+/// The families a field exists in (Fields.def's FAMILIES column).
+enum class FieldFamilies : uint8_t { V4 = 1, V6 = 2, Both = 3 };
+/// How --emit=ir prints a field's values (Fields.def's FORMAT column).
+enum class FieldFormat : uint8_t { Dec, Hex, Ipv4, Flags };
+
+/// What the IR knows of a field: its row of Fields.def without the backend's
+/// columns.
+struct FieldInfo {
+  const char *name; ///< as --emit=ir prints it
+  unsigned bits;
+  FieldFamilies families;
+  FieldFormat format;
+  /// The mask that keeps every bit of the field.
+  constexpr uint64_t fullMask() const {
+    return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+  }
+  constexpr bool existsIn(Family f) const {
+    unsigned bit = f == Family::V4 ? 1u : 2u;
+    return (static_cast<unsigned>(families) & bit) != 0;
+  }
+};
+
+/// Indexed by Field: both are expanded from the same rows, in order.
+inline constexpr FieldInfo kFieldInfo[] = {
+#define R2X_FIELD(ENUM, NAME, BITS, FAMILIES, FORMAT, READER, WHERE)           \
+  {NAME, BITS, FieldFamilies::FAMILIES, FieldFormat::FORMAT},
+#include "compiler/ir/Fields.def"
+};
+
+constexpr const FieldInfo &fieldInfo(Field f) {
+  return kFieldInfo[static_cast<size_t>(f)];
+}
+
+// Every row: a width the backend can hold in one 64-bit value.
+#define R2X_FIELD(ENUM, NAME, BITS, FAMILIES, FORMAT, READER, WHERE)           \
+  static_assert(BITS >= 1 && BITS <= 64, #ENUM ": a field is 1 to 64 bits");
+#include "compiler/ir/Fields.def"
+
+/// Whether every row prints a name of its own (lit tests tell fields apart
+/// by it).
+constexpr bool fieldNamesDistinct() {
+  constexpr size_t n = sizeof kFieldInfo / sizeof kFieldInfo[0];
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j)
+      if (std::string_view(kFieldInfo[i].name) == kFieldInfo[j].name)
+        return false;
+  return true;
+}
+static_assert(fieldNamesDistinct(), "two rows of Fields.def print one name");
 
 /// TCP flags under a mask (`--tcp-flags MASK COMP`, `--syn`).
 struct TcpFlags {
@@ -88,12 +131,6 @@ struct TcpFlags {
   bool negated = false;
 };
 
-/// One match of a rule. The kinds mirror netfilter's split. The first five
-/// are `struct ipt_ip` fields checked by ip_packet_match() (Fragment is
-/// `-f`: a non-first fragment). TcpUdp, Icmp and Multiport are x_tables
-/// matches that read the transport header. They never match a non-first
-/// fragment, and they "hotdrop" a packet whose header is cut short. Field
-/// is a header field compared with a range under a mask.
 /// One test of `-m u32 --u32` (xt_u32): a location (a number, then
 /// operators &, <<, >>, @ each with a number) and the value ranges the word
 /// found there must fall in.
@@ -104,45 +141,85 @@ struct U32Test {
   std::vector<std::pair<uint32_t, uint32_t>> ranges;
 };
 
+/// One match of a rule: a kind with its own data (a std::variant, so every
+/// consumer must say what it does with each kind: printer, metadata writer,
+/// code generator) and what all kinds share.
+///
+/// The kinds mirror netfilter's split. Address, Protocol, InIface and
+/// Fragment are `struct ipt_ip` fields checked by ip_packet_match()
+/// (Fragment is `-f`: a non-first fragment). TcpUdp, Icmp and Multiport are
+/// x_tables matches that read the transport header: they never match a
+/// non-first fragment, and they "hotdrop" a packet whose header is cut
+/// short. FieldRange is a header field (Fields.def) compared with a range
+/// under a mask; U32 is xt_u32.
 struct Match {
-  enum class Kind {
-    Source, Destination, Protocol, InIface, Fragment,
-    TcpUdp, Icmp, Multiport, Field, U32
+  /// -s / -d: (addr & mask) == net, host byte order, net already masked.
+  /// IPv6 chains use net6/mask6 (network byte order).
+  struct Address {
+    enum class Side { Source, Destination } side = Side::Source;
+    uint32_t net = 0, mask = 0;
+    std::array<uint8_t, 16> net6{}, mask6{};
   };
-  explicit Match(Kind k) : kind(k) {}
+  /// -p: the protocol number (IPv4: never 0, `-p all` is no match; IPv6: 0
+  /// only asks that the extension-header walk succeed).
+  struct Protocol {
+    uint8_t proto = 0;
+  };
+  /// -i: the iptables pattern ('+' suffix = prefix) and its bit in the
+  /// object's interface table (Program::ifacePatterns).
+  struct InIface {
+    std::string pattern;
+    unsigned bit = 0;
+  };
+  /// -f: a non-first fragment.
+  struct Fragment {};
+  /// xt_tcpudp: which protocol's header (6 or 17) and the optional tests,
+  /// each carrying its own `!` (the match's `negated` stays false).
+  struct TcpUdp {
+    uint8_t proto = 0;
+    std::optional<PortRange> sport, dport;
+    std::optional<TcpFlags> flags;
+    uint8_t option = 0; ///< tcp --tcp-option N (0 = none)
+    bool optionNegated = false;
+  };
+  /// xt_icmp / icmp6: type (255 = any) and an inclusive code range.
+  struct Icmp {
+    uint8_t type = 255, codeLo = 0, codeHi = 255;
+  };
+  /// xt_multiport: ranges tested against the source, destination or either
+  /// port.
+  struct Multiport {
+    enum class Side { Source, Destination, Either } side = Side::Either;
+    std::vector<PortRange> ports;
+  };
+  /// ((field & mask) in [lo, hi]).
+  struct FieldRange {
+    Field field = Field::IpTos;
+    uint64_t mask = ~uint64_t(0), lo = 0, hi = 0;
+  };
+  /// xt_u32: every test holds.
+  struct U32 {
+    std::vector<U32Test> tests;
+  };
+  using Kind = std::variant<Address, Protocol, InIface, Fragment, TcpUdp, Icmp,
+                            Multiport, FieldRange, U32>;
+
+  explicit Match(Kind k, bool negated = false, std::string listing = {})
+      : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
+
   Kind kind;
-  bool negated = false; ///< all kinds but TcpUdp (ranges and flags carry
-                        ///< their own)
+  bool negated = false; ///< `!` before the match (TcpUdp: always false)
   std::string listing;  ///< what `iptables -vxnL` prints for it, if anything
 
-  // Source / Destination: (addr & mask) == net, host byte order, net is
-  // already masked. IPv6 chains use net6/mask6 (network byte order).
-  uint32_t net = 0, mask = 0;
-  std::array<uint8_t, 16> net6{}, mask6{};
-  // Protocol: the IPv4 protocol number (never 0: `-p all` is no match).
-  uint8_t proto = 0;
-  // InIface: the iptables pattern ('+' suffix = prefix) and its bit in the
-  // object's interface table.
-  std::string iface;
-  unsigned ifaceBit = 0;
-  // TcpUdp: which protocol's header (6 or 17) and the optional tests.
-  uint8_t l4proto = 0;
-  std::optional<PortRange> sport, dport;
-  std::optional<TcpFlags> tcpFlags;
-  // TcpUdp (tcp): --tcp-option N (0 = none), and whether it is `!`.
-  uint8_t tcpOption = 0;
-  bool tcpOptionNegated = false;
-  // Icmp: type (255 = any) and an inclusive code range.
-  uint8_t icmpType = 255, icmpCodeLo = 0, icmpCodeHi = 255;
-  // Multiport: ranges tested against the source, destination or either port.
-  enum class PortSide { Source, Destination, Either } side = PortSide::Either;
-  std::vector<PortRange> ports;
-  // U32: every test holds (xor negated).
-  std::vector<U32Test> u32;
-  // Field: ((field & fieldMask) in [lo, hi]) xor negated.
-  Field field = Field::IpTos;
-  uint64_t fieldMask = ~uint64_t(0), lo = 0, hi = 0;
+  /// The kind's data if the match is of kind K, else null.
+  template <class K> const K *as() const { return std::get_if<K>(&kind); }
+  template <class K> K *as() { return std::get_if<K>(&kind); }
 };
+
+/// `std::visit(Overloaded{[](const Match::Address &) {...}, ...}, m.kind)`:
+/// one lambda per kind, and a kind without one does not compile.
+template <class... Fs> struct Overloaded : Fs... { using Fs::operator()...; };
+template <class... Fs> Overloaded(Fs...) -> Overloaded<Fs...>;
 
 struct Rule {
   SourcePos pos;
@@ -171,7 +248,7 @@ struct Chain {
 /// traversal order by finalize().
 struct Program {
   std::vector<Chain> chains;
-  std::vector<std::string> ifacePatterns; ///< index = Match::ifaceBit
+  std::vector<std::string> ifacePatterns; ///< index = Match::InIface::bit
   unsigned numCounters = 0;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if

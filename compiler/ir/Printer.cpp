@@ -26,99 +26,110 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+std::string printField(const Match::FieldRange &f, const std::string &neg) {
+  const FieldInfo &info = fieldInfo(f.field);
+  auto value = [&](uint64_t v) {
+    switch (info.format) {
+    case FieldFormat::Dec:
+      return std::to_string(v);
+    case FieldFormat::Hex:
+    case FieldFormat::Flags:
+      return hex(v);
+    case FieldFormat::Ipv4:
+      return formatAddr(static_cast<uint32_t>(v));
+    }
+    return hex(v);
+  };
+  // A mask that keeps the whole field says nothing, except on a field of
+  // flags, where the mask is what is tested.
+  bool fullMask =
+      f.mask == ~uint64_t(0) ||
+      (info.format != FieldFormat::Flags && f.mask == info.fullMask());
+  std::string s = info.name;
+  if (!fullMask)
+    s += " & " + hex(f.mask);
+  s += " " + neg + "in " + value(f.lo);
+  if (f.hi != f.lo)
+    s += ".." + value(f.hi);
+  return s;
+}
+
+std::string printU32(const Match::U32 &u, const std::string &neg) {
+  static const char *ops[] = {"&", "<<", ">>", "@"};
+  std::string s = "u32 " + neg + "tests";
+  for (size_t t = 0; t < u.tests.size(); ++t) {
+    const U32Test &test = u.tests[t];
+    s += (t ? " && " : " ") + hex(test.start);
+    for (const auto &[op, n] : test.ops)
+      s += std::string(ops[static_cast<int>(op)]) + hex(n);
+    s += "=";
+    for (size_t r = 0; r < test.ranges.size(); ++r) {
+      const auto &[lo, hi] = test.ranges[r];
+      s += (r ? "," : "") + hex(lo) + (hi != lo ? ":" + hex(hi) : "");
+    }
+  }
+  return s;
+}
+
 std::string printMatch(const Match &m, bool v6) {
   std::string neg = m.negated ? "not " : "";
-  switch (m.kind) {
-  case Match::Kind::Source:
-    if (v6)
-      return "ip6.saddr " + neg + "in " + formatNet6(m.net6, m.mask6);
-    return "ip.saddr " + neg + "in " + formatNet(m.net, m.mask);
-  case Match::Kind::Destination:
-    if (v6)
-      return "ip6.daddr " + neg + "in " + formatNet6(m.net6, m.mask6);
-    return "ip.daddr " + neg + "in " + formatNet(m.net, m.mask);
-  case Match::Kind::Protocol:
-    if (v6)
-      return "ip6.upper_protocol " + neg + "== " + std::to_string(m.proto);
-    return "ip.protocol " + neg + "== " + std::to_string(m.proto);
-  case Match::Kind::InIface:
-    return "iif " + neg + "matches \"" + m.iface + "\" bit " +
-           std::to_string(m.ifaceBit);
-  case Match::Kind::Fragment:
-    return "ip.fragment_offset " + std::string(m.negated ? "== 0" : "!= 0");
-  case Match::Kind::TcpUdp: {
-    std::string s = m.l4proto == 6 ? "tcp" : "udp";
-    s += " header";
-    if (m.sport)
-      s += " sport " + range(*m.sport);
-    if (m.dport)
-      s += " dport " + range(*m.dport);
-    if (m.tcpFlags)
-      s += " flags & " + hex(m.tcpFlags->mask) +
-           (m.tcpFlags->negated ? " != " : " == ") + hex(m.tcpFlags->comp);
-    if (m.tcpOption)
-      s += std::string(m.tcpOptionNegated ? " no" : "") + " option " +
-           std::to_string(m.tcpOption);
-    return s;
-  }
-  case Match::Kind::Icmp:
-    if (m.icmpType == 255)
-      return "icmp header " + neg + "any type";
-    return "icmp header " + neg + "type " + std::to_string(m.icmpType) +
-           " code " + std::to_string(m.icmpCodeLo) + ".." +
-           std::to_string(m.icmpCodeHi);
-  case Match::Kind::Multiport: {
-    static const char *side[] = {"sport", "dport", "sport or dport"};
-    std::string s = "ports header " + std::string(side[static_cast<int>(m.side)]) +
-                    " " + neg + "in";
-    for (size_t i = 0; i < m.ports.size(); ++i)
-      s += (i ? "," : " ") + range(m.ports[i]);
-    return s;
-  }
-  case Match::Kind::U32: {
-    static const char *ops[] = {"&", "<<", ">>", "@"};
-    std::string s = "u32 " + neg + "tests";
-    for (size_t t = 0; t < m.u32.size(); ++t) {
-      const U32Test &u = m.u32[t];
-      s += (t ? " && " : " ") + hex(u.start);
-      for (const auto &[op, n] : u.ops)
-        s += std::string(ops[static_cast<int>(op)]) + hex(n);
-      s += "=";
-      for (size_t r = 0; r < u.ranges.size(); ++r)
-        s += (r ? "," : "") + hex(u.ranges[r].first) +
-             (u.ranges[r].second != u.ranges[r].first ? ":" + hex(u.ranges[r].second) : "");
-    }
-    return s;
-  }
-  case Match::Kind::Field: {
-    static const char *names[] = {"ip.tos", "ip.len", "ip.ttl", "ip.saddr",
-                                  "ip.daddr", "eth.saddr", "eth.pkttype",
-                                  "tcp.flags"};
-    std::string s = names[static_cast<int>(m.field)];
-    auto value = [&](uint64_t v) {
-      if (m.field == Field::IpSaddr || m.field == Field::IpDaddr)
-        return formatAddr(static_cast<uint32_t>(v));
-      if (m.field == Field::EthSrc || m.field == Field::IpTos ||
-          m.field == Field::TcpFlagsByte)
-        return hex(v);
-      return std::to_string(v);
-    };
-    bool fullMask = m.fieldMask == ~uint64_t(0) ||
-                    (m.field == Field::IpSaddr && m.fieldMask == 0xffffffffu) ||
-                    (m.field == Field::IpDaddr && m.fieldMask == 0xffffffffu) ||
-                    (m.field == Field::EthSrc && m.fieldMask == 0xffffffffffffull) ||
-                    (m.field == Field::IpTotLen && m.fieldMask == 0xffff) ||
-                    ((m.field == Field::IpTtl || m.field == Field::PktType) &&
-                     m.fieldMask == 0xff);
-    if (!fullMask)
-      s += " & " + hex(m.fieldMask);
-    s += " " + neg + "in " + value(m.lo);
-    if (m.hi != m.lo)
-      s += ".." + value(m.hi);
-    return s;
-  }
-  }
-  return "?";
+  const char *ip = v6 ? "ip6" : "ip";
+  return std::visit(
+      Overloaded{
+          [&](const Match::Address &a) {
+            bool src = a.side == Match::Address::Side::Source;
+            return std::string(ip) + (src ? ".saddr " : ".daddr ") + neg +
+                   "in " +
+                   (v6 ? formatNet6(a.net6, a.mask6)
+                       : formatNet(a.net, a.mask));
+          },
+          [&](const Match::Protocol &p) {
+            return std::string(v6 ? "ip6.upper_protocol " : "ip.protocol ") +
+                   neg + "== " + std::to_string(p.proto);
+          },
+          [&](const Match::InIface &i) {
+            return "iif " + neg + "matches \"" + i.pattern + "\" bit " +
+                   std::to_string(i.bit);
+          },
+          [&](const Match::Fragment &) {
+            return "ip.fragment_offset " +
+                   std::string(m.negated ? "== 0" : "!= 0");
+          },
+          [&](const Match::TcpUdp &t) {
+            std::string s = t.proto == 6 ? "tcp" : "udp";
+            s += " header";
+            if (t.sport)
+              s += " sport " + range(*t.sport);
+            if (t.dport)
+              s += " dport " + range(*t.dport);
+            if (t.flags)
+              s += " flags & " + hex(t.flags->mask) +
+                   (t.flags->negated ? " != " : " == ") + hex(t.flags->comp);
+            if (t.option)
+              s += std::string(t.optionNegated ? " no" : "") + " option " +
+                   std::to_string(t.option);
+            return s;
+          },
+          [&](const Match::Icmp &i) {
+            if (i.type == 255)
+              return "icmp header " + neg + "any type";
+            return "icmp header " + neg + "type " + std::to_string(i.type) +
+                   " code " + std::to_string(i.codeLo) + ".." +
+                   std::to_string(i.codeHi);
+          },
+          [&](const Match::Multiport &mp) {
+            static const char *side[] = {"sport", "dport", "sport or dport"};
+            std::string s = "ports header " +
+                            std::string(side[static_cast<int>(mp.side)]) + " " +
+                            neg + "in";
+            for (size_t i = 0; i < mp.ports.size(); ++i)
+              s += (i ? "," : " ") + range(mp.ports[i]);
+            return s;
+          },
+          [&](const Match::FieldRange &f) { return printField(f, neg); },
+          [&](const Match::U32 &u) { return printU32(u, neg); },
+      },
+      m.kind);
 }
 
 } // namespace

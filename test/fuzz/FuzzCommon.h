@@ -49,11 +49,16 @@ inline void checkProgram(const ir::Program &p) {
           !p.userChain(c.family, c.table, r.jumpTarget))
         invariant("a jump to something that is not a user chain of its table",
                   ir::print(p));
-      for (const ir::Match &m : r.matches)
-        if (m.kind == ir::Match::Kind::InIface &&
-            (m.ifaceBit >= p.ifacePatterns.size() ||
-             p.ifacePatterns[m.ifaceBit] != m.iface))
+      for (const ir::Match &m : r.matches) {
+        const auto *iif = m.as<ir::Match::InIface>();
+        if (iif && (iif->bit >= p.ifacePatterns.size() ||
+                    p.ifacePatterns[iif->bit] != iif->pattern))
           invariant("an -i match whose bit is not its pattern's", ir::print(p));
+        const auto *field = m.as<ir::Match::FieldRange>();
+        if (field && !ir::fieldInfo(field->field).existsIn(c.family))
+          invariant("a field match on a field its chain's family lacks",
+                    ir::print(p));
+      }
     }
   }
   if (rules + builtins != p.numCounters)
