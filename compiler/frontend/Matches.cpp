@@ -987,10 +987,11 @@ const ModuleSpec *findModule(std::string_view name) {
 }
 
 std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
-                                        const Word &where) {
+                                        const Word &where, ir::Family family) {
   std::unique_ptr<ModuleState> s = spec.make();
   s->spec = &spec;
   s->where = where;
+  s->family = family;
   return s;
 }
 

@@ -51,6 +51,9 @@ public:
                       std::vector<std::string> &comments) = 0;
   const ModuleSpec *spec = nullptr;
   Word where; ///< the `-m NAME` (or `-p NAME`) word that loaded it
+  /// The rule's family: which header a module reads can depend on it
+  /// (xt_dscp reads the IPv4 TOS byte or the IPv6 traffic class).
+  ir::Family family = ir::Family::V4;
   /// A later `-m` of the same module takes the options that follow it, as
   /// iptables gives them to the newest instance.
   bool superseded = false;
@@ -70,9 +73,10 @@ bool moduleFits(const ModuleSpec &m, ir::Family f);
 /// The module called `name`, or null.
 const ModuleSpec *findModule(std::string_view name);
 
-/// Loads a module for a rule. Throws Diagnostic if it cannot be loaded.
+/// Loads a module for a rule of family `family`. Throws Diagnostic if it
+/// cannot be loaded.
 std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
-                                        const Word &where);
+                                        const Word &where, ir::Family family);
 
 /// The module `-p PROTO` loads implicitly when one of its options appears
 /// (tcp, udp, icmp; icmp6 for ip6tables), or null.

@@ -513,7 +513,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     for (auto &m : p.modules)
       if (m->spec == &spec)
         m->superseded = true;
-    p.modules.push_back(loadModule(spec, where));
+    p.modules.push_back(loadModule(spec, where, ctx.family));
     return *p.modules.back();
   };
 
