@@ -22,6 +22,8 @@ const Frame U = Frame::udp("10.1.0.1", "10.1.0.2", 40000, 1234);
 const Frame T = Frame::tcp("10.1.0.1", "10.1.0.2", 40000, 80);
 const Frame I = Frame::icmp("10.1.0.1", "10.1.0.2");
 const Frame G = Frame::raw("10.1.0.1", "10.1.0.2", 47); // GRE
+// The same datagram as U over IPv6.
+const Frame U6 = Frame::udp6("2001:db8::1", "2001:db8::2", 40000, 1234);
 
 // The talk's rule.
 const std::string R1 = "-A INPUT -d 10.1.0.2 -p udp --dport 1234 -j DROP";
@@ -311,6 +313,26 @@ void vlans(Harness &h) {
            Ignored);
 }
 
+// -m dscp (xt_dscp): the DS field's upper six bits; the two ECN bits below
+// them do not count. DSCP 46 (EF) is TOS 0xb8, AF11 (10) is 0x28.
+void dscp(Harness &h) {
+  const std::string ef = "-A INPUT -m dscp --dscp 46 -j DROP";
+  h.expect("dscp: match", ef, U.withTos(0xb8), Match);
+  h.expect("dscp: ECN bits do not count", ef, U.withTos(0xbb), Match);
+  h.expect("dscp: other class", ef, U.withTos(0x28), NoMatch);
+  h.expect("dscp: class 0", ef, U, NoMatch);
+  h.expect("dscp: tcp", ef, T.withTos(0xb8), Match);
+  h.expect("dscp: first fragment", ef, U.withTos(0xb8).frag(0, true), Match);
+  h.expect("dscp: IPv6 is not for an iptables rule", ef, U6.withTos(0xb8),
+           Ignored);
+  const std::string notEf = "-A INPUT -m dscp ! --dscp 46 -j DROP";
+  h.expect("! dscp: other class", notEf, U.withTos(0x28), Match);
+  h.expect("! dscp: the class", notEf, U.withTos(0xb9), NoMatch);
+  const std::string zero = "-A INPUT -m dscp --dscp 0 -j ACCEPT";
+  h.expect("dscp 0: ECN bits only", zero, U.withTos(0x03), Match);
+  h.expect("dscp 0: lowest class bit", zero, U.withTos(0x04), NoMatch);
+}
+
 void ipOptions(Harness &h) {
   for (int ihl = 6; ihl <= 15; ++ihl) {
     std::string n = "IHL " + std::to_string(ihl);
@@ -475,6 +497,7 @@ void inputCases(Harness &h) {
   ports(h);
   interfaces(h);
   vlans(h);
+  dscp(h);
   ipOptions(h);
   fragments(h);
   truncated(h);

@@ -28,6 +28,13 @@ std::string ipv4Str(uint32_t addr) {
   return buf;
 }
 
+std::array<uint8_t, 16> ipv6(const std::string &text) {
+  std::array<uint8_t, 16> a{};
+  if (inet_pton(AF_INET6, text.c_str(), a.data()) != 1)
+    throw std::invalid_argument("bad IPv6 address: " + text);
+  return a;
+}
+
 std::string hexDump(const std::vector<uint8_t> &bytes) {
   std::string out;
   char buf[32];
@@ -100,6 +107,17 @@ Frame Frame::raw(const std::string &s, const std::string &d, uint8_t p) {
   f.l4 = L4::Raw;
   f.proto = p;
   f.payloadLen = 26;
+  return f;
+}
+
+Frame Frame::udp6(const std::string &s, const std::string &d, uint16_t sp,
+                  uint16_t dp) {
+  Frame f = udp("0.0.0.0", "0.0.0.0", sp, dp);
+  f.v6 = true;
+  f.version = 6;
+  f.etherType = 0x86dd;
+  f.src6 = ipv6(s);
+  f.dst6 = ipv6(d);
   return f;
 }
 
@@ -196,6 +214,18 @@ Frame Frame::withTtl(uint8_t t) const {
   return f;
 }
 
+Frame Frame::withTos(uint8_t t) const {
+  Frame f = *this;
+  f.tos = t;
+  return f;
+}
+
+Frame Frame::flow(uint32_t label) const {
+  Frame f = *this;
+  f.flowLabel = label & 0xfffff;
+  return f;
+}
+
 std::vector<uint8_t> Frame::l4Bytes() const {
   std::vector<uint8_t> v;
   switch (l4) {
@@ -231,16 +261,23 @@ std::vector<uint8_t> Frame::l4Bytes() const {
 
   // Checksums over the complete (untruncated) segment.
   if (l4 == L4::Udp || l4 == L4::Tcp) {
-    uint8_t pseudo[12];
-    for (int i = 0; i < 4; ++i) {
-      pseudo[i] = uint8_t(src >> (24 - 8 * i));
-      pseudo[4 + i] = uint8_t(dst >> (24 - 8 * i));
+    std::vector<uint8_t> pseudo;
+    if (v6) {
+      // RFC 8200 8.1: addresses, upper-layer length (32 bits), zeros, next
+      // header.
+      pseudo.insert(pseudo.end(), src6.begin(), src6.end());
+      pseudo.insert(pseudo.end(), dst6.begin(), dst6.end());
+      put32(pseudo, uint32_t(v.size()));
+      put32(pseudo, proto);
+    } else {
+      put32(pseudo, src);
+      put32(pseudo, dst);
+      pseudo.push_back(0);
+      pseudo.push_back(proto);
+      put16(pseudo, uint16_t(v.size()));
     }
-    pseudo[8] = 0;
-    pseudo[9] = proto;
-    pseudo[10] = uint8_t(v.size() >> 8);
-    pseudo[11] = uint8_t(v.size());
-    uint16_t c = fold(sumWords(v.data(), v.size(), sumWords(pseudo, 12)));
+    uint16_t c = fold(
+        sumWords(v.data(), v.size(), sumWords(pseudo.data(), pseudo.size())));
     if (l4 == L4::Udp && c == 0)
       c = 0xffff;
     set16(v, l4 == L4::Udp ? 6 : 16, c);
@@ -251,6 +288,8 @@ std::vector<uint8_t> Frame::l4Bytes() const {
 }
 
 size_t Frame::ipHeaderLen() const {
+  if (v6)
+    return 40;
   size_t opt = (options.size() + 3) / 4 * 4;
   return ihlOverride ? size_t(*ihlOverride) * 4 : 20 + opt;
 }
@@ -258,11 +297,11 @@ size_t Frame::ipHeaderLen() const {
 uint16_t Frame::ipTotLen() const {
   if (totLenOverride)
     return *totLenOverride;
-  size_t opt = (options.size() + 3) / 4 * 4;
+  size_t header = v6 ? 40 : 20 + (options.size() + 3) / 4 * 4;
   size_t l4len = l4Bytes().size();
   if (l4Keep && *l4Keep < l4len)
     l4len = *l4Keep;
-  return uint16_t(20 + opt + l4len);
+  return uint16_t(header + l4len);
 }
 
 std::vector<uint8_t> Frame::build() const {
@@ -274,6 +313,8 @@ std::vector<uint8_t> Frame::build() const {
   }
   put16(f, etherType);
 
+  if (v6)
+    return buildIpv6(std::move(f));
   const size_t ipAt = f.size();
   std::vector<uint8_t> opt = options;
   while (opt.size() % 4)
@@ -294,6 +335,22 @@ std::vector<uint8_t> Frame::build() const {
   f.insert(f.end(), opt.begin(), opt.end());
   set16(f, ipAt + 10, fold(sumWords(&f[ipAt], 20 + opt.size())));
 
+  return finish(std::move(f));
+}
+
+std::vector<uint8_t> Frame::buildIpv6(std::vector<uint8_t> f) const {
+  // version:4 traffic class:8 flow label:20, payload length, next header,
+  // hop limit, addresses.
+  put32(f, uint32_t(version) << 28 | uint32_t(tos) << 20 | flowLabel);
+  put16(f, uint16_t(ipTotLen() - 40));
+  f.push_back(proto);
+  f.push_back(ttl);
+  f.insert(f.end(), src6.begin(), src6.end());
+  f.insert(f.end(), dst6.begin(), dst6.end());
+  return finish(std::move(f));
+}
+
+std::vector<uint8_t> Frame::finish(std::vector<uint8_t> f) const {
   std::vector<uint8_t> l4b = l4Bytes();
   if (l4Keep && *l4Keep < l4b.size())
     l4b.resize(*l4Keep);

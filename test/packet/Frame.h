@@ -3,7 +3,8 @@
 /// \file
 /// A small builder for the Ethernet frames the packet tests push through
 /// BPF_PROG_TEST_RUN: up to any number of VLAN tags, IPv4 with options and any
-/// IHL, fragments, UDP/TCP/ICMP/raw payloads, and the malformed shapes the
+/// IHL, fragments, IPv6 (no extension headers), UDP/TCP/ICMP/raw payloads,
+/// and the malformed shapes the
 /// kernel's IP layer discards (bad version, short IHL, tot_len out of range,
 /// cut frames). Every field the tests want to lie about can be overridden;
 /// everything else is derived so a default frame is well formed.
@@ -12,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,6 +26,8 @@ namespace r2x::test {
 uint32_t ipv4(const std::string &dotted);
 /// 0x0a010002 -> "10.1.0.2".
 std::string ipv4Str(uint32_t addr);
+/// "2001:db8::1" -> its 16 bytes. Throws on a malformed address.
+std::array<uint8_t, 16> ipv6(const std::string &text);
 /// Hex dump, 16 bytes a line, for failure reports.
 std::string hexDump(const std::vector<uint8_t> &bytes);
 
@@ -43,7 +47,11 @@ struct Frame {
   std::vector<VlanTag> tags;
   uint16_t etherType = 0x0800;
 
-  // IPv4
+  // IPv4, or IPv6 when `v6` (then tos is the traffic class, ttl the hop
+  // limit, proto the next header, and the IPv4-only fields are unused)
+  bool v6 = false;
+  std::array<uint8_t, 16> src6{}, dst6{};
+  uint32_t flowLabel = 0; // 20 bits
   uint8_t version = 4;
   std::optional<uint8_t> ihlOverride; // default 5 + options/4
   std::vector<uint8_t> options;       // padded with EOL to 4 bytes
@@ -73,6 +81,9 @@ struct Frame {
   static Frame icmp(const std::string &src, const std::string &dst);
   static Frame raw(const std::string &src, const std::string &dst,
                    uint8_t proto);
+  /// UDP over IPv6 with no extension headers.
+  static Frame udp6(const std::string &src, const std::string &dst,
+                    uint16_t sport, uint16_t dport);
 
   Frame vlan(uint16_t tci, uint16_t tpid = 0x8100) const;
   Frame ether(uint16_t type) const;
@@ -92,14 +103,23 @@ struct Frame {
   Frame to(const std::string &a) const;
   Frame ports(uint16_t s, uint16_t d) const;
   Frame withTtl(uint8_t t) const;
+  Frame withTos(uint8_t t) const;   ///< IPv4 TOS, IPv6 traffic class
+  Frame flow(uint32_t label) const; ///< IPv6 flow label
 
   /// L4 bytes (header + payload) before any truncation.
   std::vector<uint8_t> l4Bytes() const;
-  /// The IPv4 header length in bytes as written (IHL*4 after overrides).
+  /// The IPv4 header length in bytes as written (IHL*4 after overrides);
+  /// IPv6: 40.
   size_t ipHeaderLen() const;
-  /// The tot_len field as written.
+  /// The tot_len field as written; IPv6: 40 + the payload length, what
+  /// netfilter counts.
   uint16_t ipTotLen() const;
   std::vector<uint8_t> build() const;
+
+private:
+  std::vector<uint8_t> buildIpv6(std::vector<uint8_t> l2) const;
+  /// Appends L4, then pads or cuts the frame.
+  std::vector<uint8_t> finish(std::vector<uint8_t> l3) const;
 };
 
 } // namespace r2x::test

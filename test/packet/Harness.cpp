@@ -322,8 +322,8 @@ Loaded &Harness::load(const std::string &text) {
   for (const auto &c : l.meta.chains)
     for (const auto &r : c.rules) {
       ++rules;
-      if (r.slot != 0 || r.table != l.rule.table || c.name != l.rule.chain ||
-          r.target != l.rule.target)
+      if (r.slot != 0 || r.table != (l.rule.v6 ? "ip6 " : "") + l.rule.table ||
+          c.name != l.rule.chain || r.target != l.rule.target)
         bad += "metadata rule is slot " + std::to_string(r.slot) + " " +
                r.table + "/" + c.name + " -j " + r.target + "; ";
     }
@@ -449,9 +449,12 @@ Harness::Got Harness::run(Loaded &l, const std::vector<uint8_t> &frame,
   return g;
 }
 
-FilterChain Harness::classify(uint32_t dst) const {
+FilterChain Harness::classify(bool ipv6, uint32_t dst) const {
   if (phase_ == Phase::Input)
     return FilterChain::Input; // forwarding is off: everything is local
+  if (ipv6)
+    throw std::logic_error("test bug: IPv6 has no fixed routing decision in "
+                           "the FORWARD phase");
   if (dst == ipv4("10.9.0.2"))
     return FilterChain::Forward;
   if (dst == ipv4("10.9.0.1") || (dst >> 24) == 127)
@@ -464,7 +467,7 @@ Expected Harness::modelExpect(const Loaded &l,
                               const std::vector<uint8_t> &frame,
                               uint32_t ifindex) const {
   Parsed p = parseFrame(frame);
-  if (!p.ipv4) {
+  if (!p.ipv4 && !p.ipv6) {
     Expected e;
     e.action = kPass;
     e.trace = "ignored: " + p.why;
@@ -475,7 +478,7 @@ Expected Harness::modelExpect(const Loaded &l,
   if (it != devices_.end())
     dev = it->second;
   return traverse(
-      l.meta, classify(p.dst), p.totLen, p.fragOff,
+      l.meta, classify(p.ipv6, p.dst), p.ipv6, p.totLen, p.fragOff,
       [&](const r2x::runtime::MetaRule &) { return evalRule(l.rule, p, dev); });
 }
 
@@ -565,8 +568,8 @@ void Harness::expect(const std::string &name, const std::string &rule,
     RuleResult r = outcome == Outcome::Match     ? RuleResult::Match
                    : outcome == Outcome::NoMatch ? RuleResult::NoMatch
                                                  : RuleResult::Hotdrop;
-    want = traverse(l.meta, classify(frame.dst), frame.ipTotLen(),
-                    frame.fragOffset,
+    want = traverse(l.meta, classify(frame.v6, frame.dst), frame.v6,
+                    frame.ipTotLen(), frame.fragOffset,
                     [&](const r2x::runtime::MetaRule &) { return r; });
     want.trace =
         std::string("stated: ") + outcomeName(outcome) + "; " + want.trace;

@@ -137,7 +137,7 @@ private:
 
   Got run(Loaded &l, const std::vector<uint8_t> &frame, uint32_t ifindex);
   std::vector<CounterValue> readCounters(const Loaded &l);
-  FilterChain classify(uint32_t dst) const;
+  FilterChain classify(bool ipv6, uint32_t dst) const;
   std::optional<FilterChain> route(const Parsed &p) const;
   std::string openObject(Loaded &l, const std::string &obj);
   std::string mapRuleset(Loaded &l);

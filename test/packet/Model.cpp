@@ -123,6 +123,10 @@ Rule parseRule(const std::string &text, bool needTarget) {
       inv = true;
       continue;
     }
+    if (o == "-6") {
+      r.v6 = true;
+      continue;
+    }
     if (i + 1 >= w.size())
       throw std::invalid_argument("option without value: " + o);
     const std::string &v = w[++i];
@@ -141,6 +145,10 @@ Rule parseRule(const std::string &text, bool needTarget) {
         throw std::invalid_argument("two targets: " + text);
       r.target = v;
       r.isGoto = o == "-g";
+    } else if ((o == "-s" || o == "--source" || o == "-d" ||
+                o == "--destination") &&
+               r.v6) {
+      throw std::invalid_argument("the model has no IPv6 addresses: " + text);
     } else if (o == "-s" || o == "--source") {
       r.src = parseAddr(v);
       r.src.inv = inv;
@@ -159,8 +167,11 @@ Rule parseRule(const std::string &text, bool needTarget) {
       r.dport.inv = inv;
     } else if (o == "-m" || o == "--match") {
       // iptables-save spells the implicit match out: `-p tcp -m tcp`.
-      if (v != "tcp" && v != "udp")
-        throw std::invalid_argument("the model knows -m tcp and -m udp only");
+      if (v != "tcp" && v != "udp" && v != "dscp")
+        throw std::invalid_argument(
+            "the model knows -m tcp, -m udp and -m dscp only");
+    } else if (o == "--dscp") {
+      r.dscp = {true, inv, uint8_t(number(v, 63))};
     } else if (o == "-i" || o == "--in-interface") {
       r.in = {true, inv, v};
     } else {
@@ -173,6 +184,11 @@ Rule parseRule(const std::string &text, bool needTarget) {
   if ((r.sport.set || r.dport.set) &&
       (r.protoInv || (r.proto != 6 && r.proto != 17)))
     throw std::invalid_argument("ports need -p tcp or -p udp: " + text);
+  // x_tables matches run in rule order and a tcp/udp hotdrop can come
+  // before or after a dscp mismatch: the model keeps them apart.
+  if (r.dscp.set && (r.sport.set || r.dport.set))
+    throw std::invalid_argument("the model does not order dscp and ports: " +
+                                text);
   return r;
 }
 
@@ -182,6 +198,48 @@ bool ifacePatternMatches(const std::string &pattern, const std::string &name) {
                         pattern.size() - 1) == 0;
   return pattern == name;
 }
+
+namespace {
+
+/// ip6_rcv_core(): version 6 and the payload inside the frame; a jumbogram
+/// (payload length 0 before a hop-by-hop header) is the kernel's to judge.
+/// `p` has the L2 fields and l3.
+Parsed parseIpv6(const std::vector<uint8_t> &f, Parsed p) {
+  auto ignore = [&](std::string why) {
+    p.why = std::move(why);
+    return p;
+  };
+  constexpr size_t kHeader = 40;
+  if (f.size() < p.l3 + kHeader)
+    return ignore("frame shorter than L2 + 40");
+  if (f[p.l3] >> 4 != 6)
+    return ignore("IP version is not 6");
+  const uint16_t payload = be16(f, p.l3 + 4);
+  const uint8_t next = f[p.l3 + 6];
+  if (payload == 0 && next == 0)
+    return ignore("IPv6 jumbogram");
+  if (f.size() < p.l3 + kHeader + payload)
+    return ignore("payload longer than the frame");
+  if (payload > 0xffff - kHeader)
+    throw std::logic_error(
+        "test bug: the model counts IPv6 lengths in 16 bits");
+  p.ihlBytes = kHeader;
+  p.totLen = uint16_t(kHeader + payload);
+  p.tos = uint8_t(be16(f, p.l3) >> 4); // ipv6_get_dsfield()
+  p.ttl = f[p.l3 + 7];
+  p.proto = next;
+  // ipv6_ext_hdr(): hop-by-hop, routing, fragment, AH, no next header,
+  // destination options.
+  for (uint8_t ext : {0, 43, 44, 51, 59, 60})
+    p.ext6 |= next == ext;
+  p.ip.assign(f.begin() + long(p.l3),
+              f.begin() + long(p.l3 + kHeader + payload));
+  p.ipv6 = true;
+  p.why = "an IPv6 packet";
+  return p;
+}
+
+} // namespace
 
 Parsed parseFrame(const std::vector<uint8_t> &f) {
   Parsed p;
@@ -204,8 +262,12 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
     at += 4;
     type = be16(f, at);
   }
+  if (type == 0x86dd) {
+    p.l3 = at + 2;
+    return parseIpv6(f, p);
+  }
   if (type != 0x0800)
-    return ignore("EtherType is not IPv4");
+    return ignore("EtherType is not IPv4 or IPv6");
   p.l3 = at + 2;
   // ip_rcv_core(): the checks after which the kernel would have dropped it.
   if (f.size() < p.l3 + 20)
@@ -226,6 +288,7 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
   p.fragOff = frag & 0x1fff;
   p.mf = frag & 0x2000;
   p.df = frag & 0x4000;
+  p.tos = f[p.l3 + 1];
   p.ttl = f[p.l3 + 8];
   p.proto = f[p.l3 + 9];
   p.src = be32(f, p.l3 + 12);
@@ -238,6 +301,14 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
 
 RuleResult evalRule(const Rule &r, const Parsed &p,
                     const std::optional<std::string> &ifname) {
+  if (r.v6 != p.ipv6)
+    throw std::logic_error("test bug: a rule judged a packet of the other "
+                           "family: " +
+                           r.text);
+  if (p.ext6 && (r.protoSet || r.sport.set || r.dport.set))
+    throw std::logic_error("test bug: the model does not walk IPv6 extension "
+                           "headers: " +
+                           r.text);
   // ip_packet_match(): NF_INVF(flag, mismatch) fails when mismatch ^ inverted.
   if (r.src.set && (((p.src & r.src.mask) == r.src.net) == r.src.inv))
     return RuleResult::NoMatch;
@@ -249,6 +320,11 @@ RuleResult evalRule(const Rule &r, const Parsed &p,
       return RuleResult::NoMatch;
   }
   if (r.protoSet && r.proto != 0 && ((p.proto == r.proto) == r.protoInv))
+    return RuleResult::NoMatch;
+
+  // xt_dscp: dscp_mt() and dscp_mt6() compare the DS field's upper six bits
+  // (parseRule keeps dscp and ports apart, so the order does not matter).
+  if (r.dscp.set && (((p.tos >> 2) == r.dscp.value) == r.dscp.inv))
     return RuleResult::NoMatch;
 
   if (!r.sport.set && !r.dport.set)
@@ -287,7 +363,7 @@ std::string describe(const Expected &e) {
 }
 
 Expected traverse(
-    const r2x::runtime::Meta &meta, FilterChain cls, uint16_t totLen,
+    const r2x::runtime::Meta &meta, FilterChain cls, bool ipv6, uint16_t totLen,
     uint16_t fragOff,
     const std::function<RuleResult(const r2x::runtime::MetaRule &)> &eval) {
   Expected e;
@@ -305,15 +381,18 @@ Expected traverse(
       {"mangle", "PREROUTING"},
       {"mangle", hook},
       {"filter", hook}};
-  for (auto [table, chainName] : stages) {
+  for (auto [tableName, chainName] : stages) {
+    // ip6tables' tables are others ("ip6 filter" in the metadata).
+    const std::string table = (ipv6 ? "ip6 " : "") + std::string(tableName);
     const r2x::runtime::MetaChain *chain = nullptr;
     for (const auto &c : meta.chains)
       if (c.table == table && c.name == chainName)
         chain = &c;
     if (!chain)
       continue;
-    std::string where = std::string(table) + " " + chainName;
-    if (std::string(chainName) == "INPUT" && fragOff != 0) {
+    std::string where = table + " " + chainName;
+    // IPv6 without conntrack reaches INPUT fragment by fragment.
+    if (!ipv6 && std::string(chainName) == "INPUT" && fragOff != 0) {
       e.trace += where + ": non-first fragment, left to reassembly; ";
       e.action = kPass;
       return e;
