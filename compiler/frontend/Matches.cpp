@@ -795,10 +795,13 @@ void dscpOption(FieldModule &fm, int id, const Word &w,
     if (!found)
       failAt(*args[0], "unknown DSCP class `" + t + "'");
   }
-  // xt_dscp: ((tos & 0xfc) >> 2) == dscp
-  fm.matches.push_back(fieldMatch(ir::Field::IpTos, 0xfc, v << 2, v << 2, negated,
-                                  "DSCP match " + std::string(negated ? "!" : "") +
-                                      hex2(v)));
+  // xt_dscp: (dsfield >> 2) == dscp, the DS field being the IPv4 TOS byte
+  // (dscp_mt) or the IPv6 traffic class (dscp_mt6).
+  ir::Field ds =
+      fm.family == ir::Family::V6 ? ir::Field::Ip6TClass : ir::Field::IpTos;
+  fm.matches.push_back(
+      fieldMatch(ds, 0xfc, v << 2, v << 2, negated,
+                 "DSCP match " + std::string(negated ? "!" : "") + hex2(v)));
 }
 
 void ecnOption(FieldModule &fm, int id, const Word &w,
@@ -951,7 +954,7 @@ std::vector<ModuleSpec> &table() {
         {"length", {{"length", 0, 1, true}}, makeField<lengthOption>, false},
         {"tos", {{"tos", 0, 1, true}}, makeField<tosOption>, false, 1},
         {"dscp", {{"dscp", 0, 1, true}, {"dscp-class", 1, 1, true}},
-         makeField<dscpOption>, false, 1},
+         makeField<dscpOption>, false},
         {"ecn",
          {{"ecn-ip-ect", 0, 1, true}, {"ecn-tcp-cwr", 1, 0, true},
           {"ecn-tcp-ece", 2, 0, true}},

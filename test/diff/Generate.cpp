@@ -343,7 +343,8 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
                                    "0x00/0xff", "0x20"})});
     groups.push_back(g);
   }
-  if (!v6 && r.chance(6)) {
+  if (r.chance(6)) {
+    // xt_dscp: the IPv4 TOS byte or the IPv6 traffic class.
     Words g{"-m", "dscp"};
     neg(r, g, 25);
     if (r.chance(30))

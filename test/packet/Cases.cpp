@@ -333,6 +333,35 @@ void dscp(Harness &h) {
   h.expect("dscp 0: lowest class bit", zero, U.withTos(0x04), NoMatch);
 }
 
+// ip6tables -m dscp (dscp_mt6): the upper six bits of the traffic class,
+// which lies between the version and the flow label.
+void ip6Dscp(Harness &h) {
+  const std::string ef = "-6 -A INPUT -m dscp --dscp 46 -j DROP";
+  h.expect("ip6 dscp: match", ef, U6.withTos(0xb8), Match);
+  h.expect("ip6 dscp: ECN bits do not count", ef, U6.withTos(0xbb), Match);
+  h.expect("ip6 dscp: other class", ef, U6.withTos(0x28), NoMatch);
+  h.expect("ip6 dscp: class 0", ef, U6, NoMatch);
+  h.expect("ip6 dscp: the flow label is not the class", ef, U6.flow(0xfffff),
+           NoMatch);
+  h.expect("ip6 dscp: match beside a full flow label", ef,
+           U6.withTos(0xb8).flow(0xfffff), Match);
+  h.expect("ip6 dscp: VLAN tag", ef, U6.withTos(0xb8).vlan(10), Match);
+  h.expect("ip6 dscp: IPv4 is not for an ip6tables rule", ef, U.withTos(0xb8),
+           Ignored);
+  const std::string notEf = "-6 -A INPUT -m dscp ! --dscp 46 -j DROP";
+  h.expect("ip6 ! dscp: other class", notEf, U6.withTos(0x28), Match);
+  h.expect("ip6 ! dscp: the class", notEf, U6.withTos(0xb9), NoMatch);
+  const std::string top = "-6 -A INPUT -m dscp --dscp 63 -j ACCEPT";
+  h.expect("ip6 dscp 63: match", top, U6.withTos(0xfc), Match);
+  h.expect("ip6 dscp 63: one bit short", top, U6.withTos(0xf8), NoMatch);
+  const std::string udp = "-6 -A INPUT -p udp -m dscp --dscp 46 -j DROP";
+  h.expect("ip6 -p udp and dscp: match", udp, U6.withTos(0xb8), Match);
+  h.expect("ip6 -p udp and dscp: other class", udp, U6.withTos(0x20), NoMatch);
+  h.expect("ip6 -p tcp and dscp: udp",
+           "-6 -A INPUT -p tcp -m dscp --dscp 46 -j DROP", U6.withTos(0xb8),
+           NoMatch);
+}
+
 void ipOptions(Harness &h) {
   for (int ihl = 6; ihl <= 15; ++ihl) {
     std::string n = "IHL " + std::to_string(ihl);
@@ -498,6 +527,7 @@ void inputCases(Harness &h) {
   interfaces(h);
   vlans(h);
   dscp(h);
+  ip6Dscp(h);
   ipOptions(h);
   fragments(h);
   truncated(h);
