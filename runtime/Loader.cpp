@@ -340,7 +340,7 @@ std::map<uint32_t, uint32_t> redirectTargets(const Meta &meta) {
     unsigned ifindex = ::if_nametoindex(r.dev.c_str());
     if (ifindex == 0)
       throw LoadError("mirred egress redirect dev " + r.dev +
-                      ": no such device in this " + "network namespace");
+                      ": no such device in this network namespace");
     slots[r.slot] = ifindex;
   }
   return slots;
