@@ -50,7 +50,7 @@ inline constexpr const char *ObjectName = "rule2xdp";
 //===-- map types and struct layouts --------------------------------------===//
 
 /// The BPF map types rule2xdp objects use (enum bpf_map_type values from
-/// linux/bpf.h; runtime/Loader.cpp checks them against that header).
+/// linux/bpf.h; runtime/BpfObject.cpp checks them against that header).
 enum class MapType : uint32_t {
   Hash = 1,
   Array = 2,
