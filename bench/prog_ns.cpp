@@ -24,6 +24,8 @@
 ///   prog_ns [--repeat N] [--rounds N] [--cpu N] [--rule2xdp PATH]
 ///           [--prog1 PATH]
 //===----------------------------------------------------------------------===//
+#include "runtime/contract/Object.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -338,10 +340,10 @@ int main(int argc, char **argv) {
                "--dport", "1234", "-j", "DROP"},
               raw);
   libbpf_set_print(nullptr); // quiet: failures are reported above
-  std::vector<Prog> progs = {loadProg("rule2xdp", input, "rule2xdp"),
-                             loadProg("xdp_prog1", prog1, "xdp_prog1"),
-                             loadProg("rule2xdp raw", raw, "rule2xdp"),
-                             emptyProg()};
+  std::vector<Prog> progs = {
+      loadProg("rule2xdp", input, r2x::contract::ProgName),
+      loadProg("xdp_prog1", prog1, "xdp_prog1"),
+      loadProg("rule2xdp raw", raw, r2x::contract::ProgName), emptyProg()};
   removeScratch();
   gScratchMade = false;
 

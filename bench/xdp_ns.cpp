@@ -14,6 +14,7 @@
 /// prints: ns=X kernel_ns=Y repeat=N retval=ACTION  (exit 1 on a wrong verdict)
 //===----------------------------------------------------------------------===//
 #include "frame.h"
+#include "runtime/contract/Object.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -60,7 +61,8 @@ Run once(int fd, bench::Frame &f, unsigned ifindex, uint32_t repeat) {
 } // namespace
 
 int main(int argc, char **argv) {
-  std::string obj, prog = "rule2xdp", iface = "lo", expect = "drop";
+  std::string obj, prog = r2x::contract::ProgName, iface = "lo",
+                   expect = "drop";
   int rounds = 5, ms = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];

@@ -14,6 +14,7 @@
 
 
 #include "runtime/Loader.h"
+#include "runtime/BpfObject.h"
 #include "runtime/Meta.h"
 #include "runtime/Support.h"
 
@@ -45,6 +46,7 @@
 namespace r2x::runtime {
 
 using namespace detail;
+namespace pin = contract::pin;
 
 namespace {
 
@@ -139,12 +141,13 @@ template <class Opts> Opts zeroedOpts() {
 /// mount: under `ip netns exec` that is the exec's mount namespace.
 void ensureBpffs() {
   struct statfs fs;
-  if (::statfs(BpffsRoot, &fs) == 0 &&
+  if (::statfs(pin::BpffsRoot, &fs) == 0 &&
       static_cast<uint32_t>(fs.f_type) == BPF_FS_MAGIC)
     return;
   // mode=0700, as iproute2 mounts it: pins hand out map and link access.
-  if (::mount("bpf", BpffsRoot, "bpf", 0, "mode=0700") != 0)
-    throw sysError(std::string("cannot mount bpffs at ") + BpffsRoot, errno);
+  if (::mount("bpf", pin::BpffsRoot, "bpf", 0, "mode=0700") != 0)
+    throw sysError(std::string("cannot mount bpffs at ") + pin::BpffsRoot,
+                   errno);
   // A bpffs we mount in a mount namespace of our own (`ip netns exec` makes
   // one per command) dies with it, and the pinned link with it: the program
   // would be detached the moment we exit. Say so rather than succeed quietly.
@@ -160,7 +163,7 @@ void ensureBpffs() {
                  "namespace (as under `ip netns exec`); the program stays "
                  "attached only while that namespace lives. Use `nsenter "
                  "--net=/run/netns/NAME rule2xdp ...` to keep it.\n",
-                 BpffsRoot);
+                 pin::BpffsRoot);
 }
 
 void makeDir(const std::string &path) {
@@ -197,7 +200,7 @@ void removePinDir(const std::string &dir) {
   }
   if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
     throw sysError("cannot remove " + dir, errno);
-  ::rmdir(PinRoot); // fails harmlessly while other interfaces have pins
+  ::rmdir(pin::Root); // fails harmlessly while other interfaces have pins
 }
 
 //===-- the pinned link ---------------------------------------------------===//
@@ -219,7 +222,7 @@ struct PinnedLink {
 /// Opens the link pinned for `iface` and works out where it is attached.
 /// `ifindex` is the interface's index here, 0 if it does not exist.
 PinnedLink openPinnedLink(const std::string &iface, unsigned ifindex) {
-  std::string path = pinDir(iface) + "/" + LinkPin;
+  std::string path = pinDir(iface) + "/" + pin::Link;
   PinnedLink link;
   link.fd = Fd(bpf_obj_get(path.c_str()));
   if (!link.fd.valid())
@@ -259,33 +262,6 @@ LoadError notOurs(const std::string &iface, const PinnedLink &link) {
 
 using ObjectPtr = std::unique_ptr<bpf_object, decltype(&bpf_object__close)>;
 
-/// The `.rodata` map holding `r2x_meta`, and the text. libbpf names internal
-/// maps "<object prefix>.rodata" (truncated to 15 characters), so match the
-/// suffix; `.rodata.str1.1` and friends do not count.
-struct MetaSource {
-  bpf_map *map = nullptr;
-  std::string text;
-};
-
-MetaSource findMeta(bpf_object *object) {
-  constexpr std::string_view Suffix = ".rodata";
-  bpf_map *map;
-  bpf_object__for_each_map(map, object) {
-    std::string_view name = bpf_map__name(map);
-    if (name.size() < Suffix.size() ||
-        name.substr(name.size() - Suffix.size()) != Suffix)
-      continue;
-    std::size_t size = 0;
-    const void *image = bpf_map__initial_value(map, &size);
-    if (!image)
-      continue;
-    std::string text = findMetaText(image, size);
-    if (!text.empty())
-      return {map, std::move(text)};
-  }
-  throw LoadError("object has no rule2xdp metadata");
-}
-
 Meta parseObjectMeta(const std::string &text) {
   try {
     return parseMeta(text);
@@ -294,24 +270,14 @@ Meta parseObjectMeta(const std::string &text) {
   }
 }
 
-bpf_map *findMap(bpf_object *object, const char *name, bpf_map_type type,
-                 uint32_t keySize, uint32_t valueSize, const char *shape) {
-  bpf_map *map = bpf_object__find_map_by_name(object, name);
-  if (!map)
-    throw LoadError(std::string("object has no map ") + name);
-  if (bpf_map__type(map) != type || bpf_map__key_size(map) != keySize ||
-      bpf_map__value_size(map) != valueSize)
-    throw LoadError(std::string("map ") + name + " is not " + shape);
-  return map;
-}
-
 /// Every counter slot the metadata names must exist, or --stats would fail
 /// long after the compiler bug that caused it.
 void checkSlots(const Meta &meta, uint32_t slots) {
   auto check = [slots](long slot, const std::string &what) {
     if (slot >= long(slots))
       throw LoadError("metadata gives " + what + " counter slot " +
-                      std::to_string(slot) + ", but " + CountersMap + " has " +
+                      std::to_string(slot) + ", but " +
+                      contract::CountersMap.name + " has " +
                       std::to_string(slots));
   };
   for (const MetaChain &chain : meta.chains) {
@@ -333,14 +299,15 @@ struct Loaded {
 };
 
 void pinMaps(const std::string &dir, const Loaded &loaded) {
-  pinReplacing(loaded.countersFd, dir + "/" + CountersPin);
-  pinReplacing(loaded.ifmatchFd, dir + "/" + IfmatchPin);
-  pinReplacing(loaded.metaFd, dir + "/" + MetaPin);
-  for (auto [fd, pin] : {std::pair{loaded.natFd, NatPin}, std::pair{loaded.nat6Fd, Nat6Pin}}) {
+  pinReplacing(loaded.countersFd, dir + "/" + pin::Counters);
+  pinReplacing(loaded.ifmatchFd, dir + "/" + pin::Ifmatch);
+  pinReplacing(loaded.metaFd, dir + "/" + pin::Meta);
+  for (auto [fd, name] : {std::pair{loaded.natFd, pin::Nat},
+                          std::pair{loaded.nat6Fd, pin::Nat6}}) {
     if (fd >= 0)
-      pinReplacing(fd, dir + "/" + pin);
-    else if (pathExists(dir + "/" + pin))
-      ::unlink((dir + "/" + pin).c_str()); // a replaced DNAT program's
+      pinReplacing(fd, dir + "/" + name);
+    else if (pathExists(dir + "/" + name))
+      ::unlink((dir + "/" + name).c_str()); // a replaced DNAT program's
   }
 }
 
@@ -354,49 +321,41 @@ void fillTxMap(int mapFd) {
     if (bpf_map_update_elem(mapFd, &idx, &idx, BPF_ANY) != 0) {
       int err = errno;
       if_freenameindex(all);
-      throw sysError(std::string("cannot add ") + i->if_name + " to " + TxMap, err);
+      throw sysError(std::string("cannot add ") + i->if_name + " to " +
+                         contract::TxMap.name,
+                     err);
     }
   }
   if_freenameindex(all);
 }
 
-/// The targets of tc `mirred egress redirect` from the metadata's
-/// `redirect<TAB>SLOT<TAB>DEV` records (Meta.h skips them), each resolved to
-/// its ifindex in the current network namespace. A missing device is a
-/// load error naming it: act_mirred would refuse to be created without it.
-std::map<uint32_t, uint32_t> redirectTargets(const std::string &metaText) {
+/// The targets of tc `mirred egress redirect` (the metadata's `redirect`
+/// records), each resolved to its ifindex in the current network namespace:
+/// slot -> ifindex. A missing device is a load error naming it: act_mirred
+/// would refuse to be created without it.
+std::map<uint32_t, uint32_t> redirectTargets(const Meta &meta) {
   std::map<uint32_t, uint32_t> slots;
-  std::size_t pos = 0;
-  while (pos < metaText.size()) {
-    std::size_t eol = metaText.find('\n', pos);
-    std::string line = metaText.substr(pos, eol == std::string::npos ? eol : eol - pos);
-    pos = eol == std::string::npos ? metaText.size() : eol + 1;
-    if (line.rfind("redirect\t", 0) != 0)
-      continue;
-    std::size_t tab = line.find('\t', 9);
-    std::string slot = line.substr(9, tab == std::string::npos ? tab : tab - 9);
-    std::string dev = tab == std::string::npos ? "" : line.substr(tab + 1);
-    if (slot.empty() || slot.size() > 9 ||
-        slot.find_first_not_of("0123456789") != std::string::npos || dev.empty())
-      throw LoadError("object metadata is malformed: bad redirect record '" + line + "'");
-    checkIfaceName(dev);
-    unsigned ifindex = ::if_nametoindex(dev.c_str());
+  for (const MetaRedirect &r : meta.redirects) {
+    checkIfaceName(r.dev);
+    unsigned ifindex = ::if_nametoindex(r.dev.c_str());
     if (ifindex == 0)
-      throw LoadError("mirred egress redirect dev " + dev + ": no such device in this " +
-                      "network namespace");
-    slots[uint32_t(std::stoul(slot))] = ifindex;
+      throw LoadError("mirred egress redirect dev " + r.dev +
+                      ": no such device in this network namespace");
+    slots[r.slot] = ifindex;
   }
   return slots;
 }
 
 void fillRedirectMap(bpf_map *map, const std::map<uint32_t, uint32_t> &slots) {
+  const char *name = contract::RedirectMap.name;
   for (const auto &[slot, ifindex] : slots) {
     if (slot >= bpf_map__max_entries(map))
-      throw LoadError("metadata gives redirect slot " + std::to_string(slot) + ", but " +
-                      RedirectMap + " has " + std::to_string(bpf_map__max_entries(map)));
+      throw LoadError("metadata gives redirect slot " + std::to_string(slot) +
+                      ", but " + name + " has " +
+                      std::to_string(bpf_map__max_entries(map)));
     if (bpf_map_update_elem(bpf_map__fd(map), &slot, &ifindex, BPF_ANY) != 0)
-      throw sysError("cannot add redirect target " + std::to_string(ifindex) + " to " +
-                         RedirectMap,
+      throw sysError("cannot add redirect target " + std::to_string(ifindex) +
+                         " to " + name,
                      errno);
   }
 }
@@ -423,7 +382,7 @@ void attachNew(const std::string &iface, unsigned ifindex, XdpMode mode,
   try {
     makeDir(dir);
     pinMaps(dir, loaded);
-    std::string linkPath = dir + "/" + LinkPin;
+    std::string linkPath = dir + "/" + pin::Link;
     if (int err = bpf_obj_pin(link.get(), linkPath.c_str()))
       throw sysError("cannot pin " + linkPath, err);
   } catch (...) {
@@ -439,9 +398,9 @@ void attachNew(const std::string &iface, unsigned ifindex, XdpMode mode,
 void attach(const std::string &iface, unsigned ifindex, XdpMode mode,
             const Loaded &loaded) {
   ensureBpffs();
-  makeDir(PinRoot);
+  makeDir(pin::Root);
   std::string dir = pinDir(iface);
-  if (!pathExists(dir + "/" + LinkPin))
+  if (!pathExists(dir + "/" + pin::Link))
     return attachNew(iface, ifindex, mode, loaded);
 
   PinnedLink link = openPinnedLink(iface, ifindex);
@@ -467,7 +426,7 @@ void attach(const std::string &iface, unsigned ifindex, XdpMode mode,
   }
   link.fd.reset();
   removePinDir(dir);
-  makeDir(PinRoot);
+  makeDir(pin::Root);
   attachNew(iface, ifindex, mode, loaded);
 }
 
@@ -519,13 +478,7 @@ std::map<std::string, VlanDevice> readVlans() {
 
 /// The key of `r2x_ifmatch`: the device the program runs on and the VLAN tags
 /// the frame carried (0 = none).
-struct IfmatchKey {
-  uint32_t ifindex;
-  uint16_t vidOuter;
-  uint16_t vidInner;
-  auto operator<=>(const IfmatchKey &) const = default;
-};
-static_assert(sizeof(IfmatchKey) == 8, "the BPF side reads 8 bytes");
+using IfmatchKey = contract::IfKey;
 
 } // namespace
 
@@ -548,7 +501,7 @@ void checkIfaceName(const std::string &iface) {
 } // namespace detail
 
 std::string pinDir(const std::string &iface) {
-  return std::string(PinRoot) + "/" + iface;
+  return std::string(pin::Root) + "/" + iface;
 }
 
 void load(const std::vector<std::string> &ifaces, XdpMode mode,
@@ -564,24 +517,19 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
 
   LibbpfCapture capture;
   auto openOpts = zeroedOpts<bpf_object_open_opts>();
-  openOpts.object_name = "rule2xdp";
+  openOpts.object_name = contract::ObjectName;
   ObjectPtr obj(bpf_object__open_mem(object.data(), object.size(), &openOpts),
                 &bpf_object__close);
   if (!obj)
     throw LoadError(sysMessage("cannot open the BPF object", errno),
                     capture.excerpt());
 
-  bpf_program *prog = bpf_object__find_program_by_name(obj.get(), ProgName);
-  if (!prog)
-    throw LoadError(std::string("object has no program ") + ProgName);
-  if (bpf_program__type(prog) != BPF_PROG_TYPE_XDP)
-    throw LoadError(std::string("program ") + ProgName +
-                    " is not an XDP program (section " +
-                    bpf_program__section_name(prog) + ")");
-  MetaSource meta = findMeta(obj.get());
+  bpf_program *prog = findProgram(obj.get());
+  bpf_map *metaSource = metaMap(obj.get());
+  std::string metaText = objectMetaText(obj.get());
   // Refuse bad metadata before touching the kernel.
-  Meta parsed = parseObjectMeta(meta.text);
-  std::map<uint32_t, uint32_t> redirects = redirectTargets(meta.text);
+  Meta parsed = parseObjectMeta(metaText);
+  std::map<uint32_t, uint32_t> redirects = redirectTargets(parsed);
 
   if (int err = bpf_object__load(obj.get()))
     throw LoadError(sysMessage("cannot load the BPF object", -err),
@@ -591,27 +539,25 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
   if (capture.text().find("BTF is optional, ignoring") != std::string::npos)
     throw LoadError("the kernel refused the object's BTF", capture.excerpt());
 
-  bpf_map *counters = findMap(
-      obj.get(), CountersMap, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-      sizeof(CounterValue), "a PERCPU_ARRAY from u32 to {u64 packets, bytes}");
-  bpf_map *ifmatch =
-      findMap(obj.get(), IfmatchMap, BPF_MAP_TYPE_HASH, sizeof(IfmatchKey),
-              sizeof(uint64_t), "a HASH from {u32, u16, u16} to u64");
+  bpf_map *counters = findMap(obj.get(), contract::CountersMap);
+  bpf_map *ifmatch = findMap(obj.get(), contract::IfmatchMap);
   checkSlots(parsed, bpf_map__max_entries(counters));
-  fillIfaceMap(bpf_map__fd(ifmatch), meta.text);
+  fillIfaceMap(bpf_map__fd(ifmatch), metaText);
   Loaded loaded{bpf_program__fd(prog), bpf_map__fd(counters),
-                bpf_map__fd(ifmatch), bpf_map__fd(meta.map)};
-  if (bpf_map *nat = bpf_object__find_map_by_name(obj.get(), NatMap))
+                bpf_map__fd(ifmatch), bpf_map__fd(metaSource)};
+  if (bpf_map *nat = findMap(obj.get(), contract::NatMap, false))
     loaded.natFd = bpf_map__fd(nat);
-  if (bpf_map *nat6 = bpf_object__find_map_by_name(obj.get(), Nat6Map))
+  if (bpf_map *nat6 = findMap(obj.get(), contract::Nat6Map, false))
     loaded.nat6Fd = bpf_map__fd(nat6);
-  if (bpf_map *tx = bpf_object__find_map_by_name(obj.get(), TxMap))
+  if (bpf_map *tx = findMap(obj.get(), contract::TxMap, false))
     fillTxMap(bpf_map__fd(tx));
-  if (bpf_map *redirect = bpf_object__find_map_by_name(obj.get(), RedirectMap))
+  if (bpf_map *redirect = findMap(obj.get(), contract::RedirectMap, false))
     fillRedirectMap(redirect, redirects);
   else if (!redirects.empty())
-    throw LoadError(std::string("object names redirect targets but has no map ") + RedirectMap);
-  if (bpf_map *ifmac = bpf_object__find_map_by_name(obj.get(), IfmacMap))
+    throw LoadError(
+        std::string("object names redirect targets but has no map ") +
+        contract::RedirectMap.name);
+  if (bpf_map *ifmac = findMap(obj.get(), contract::IfmacMap, false))
     fillMacMap(bpf_map__fd(ifmac));
 
   for (size_t k = 0; k < ifaces.size(); ++k)
@@ -621,7 +567,7 @@ void load(const std::vector<std::string> &ifaces, XdpMode mode,
 void unload(const std::string &iface) {
   checkIfaceName(iface);
   std::string dir = pinDir(iface);
-  if (!pathExists(dir + "/" + LinkPin))
+  if (!pathExists(dir + "/" + pin::Link))
     throw LoadError("rule2xdp has no program on " + iface);
 
   PinnedLink link = openPinnedLink(iface, ::if_nametoindex(iface.c_str()));
@@ -651,14 +597,17 @@ void fillMacMap(int mapFd) {
     if (::ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0 ||
         req.ifr_hwaddr.sa_family != ARPHRD_ETHER)
       continue; // no Ethernet address: not checked
-    uint8_t value[8] = {};
-    std::memcpy(value, req.ifr_hwaddr.sa_data, 6);
+    contract::MacValue value{};
+    std::memcpy(value.addr, req.ifr_hwaddr.sa_data, sizeof value.addr);
     uint32_t key = i->if_index;
     // Devices beyond the array (ifindex >= its size) are not checked.
-    if (bpf_map_update_elem(mapFd, &key, value, BPF_ANY) != 0 && errno != E2BIG) {
+    if (bpf_map_update_elem(mapFd, &key, &value, BPF_ANY) != 0 &&
+        errno != E2BIG) {
       int err = errno;
       if_freenameindex(all);
-      throw sysError(std::string("cannot add ") + i->if_name + " to " + IfmacMap, err);
+      throw sysError(std::string("cannot add ") + i->if_name + " to " +
+                         contract::IfmacMap.name,
+                     err);
     }
   }
   if_freenameindex(all);
@@ -716,7 +665,8 @@ void fillIfaceMap(int mapFd, const std::string &metaText) {
 
   for (const auto &[key, mask] : wanted)
     if (int err = bpf_map_update_elem(mapFd, &key, &mask, BPF_ANY))
-      throw sysError("cannot fill r2x_ifmatch", err);
+      throw sysError(std::string("cannot fill ") + contract::IfmatchMap.name,
+                     err);
 
   // Refilling a live map: drop devices that went away or stopped matching.
   std::vector<IfmatchKey> stale;

@@ -4,23 +4,18 @@
 /// The loader side of rule2xdp. It knows BPF ELF objects and libbpf only (no
 /// LLVM, no iptables syntax), so it could ship without the compiler.
 ///
-/// Contract with the compiler (see docs/design.md, "The object contract"):
-///  - one program, function `rule2xdp`, section `xdp`;
-///  - map `r2x_counters` (PERCPU_ARRAY, u32 -> struct {u64 packets, bytes});
-///  - map `r2x_ifmatch`  (HASH, struct {u32 ifindex; u16 vid_outer, vid_inner}
-///    -> u64 bitmask of the object's `-i` patterns that name that device);
-///  - `.rodata` global `r2x_meta`: the metadata text (runtime/Meta.h);
-///  - optional, by name: `r2x_nat`/`r2x_nat6` (DNAT connection tables,
-///    pinned), `r2x_tx` (DEVMAP_HASH of every device, for DNAT forwarding),
-///    `r2x_ifmac` (ARRAY ifindex -> MAC), `r2x_redirect` (DEVMAP of tc
-///    mirred targets, named by the metadata's `redirect` records); load()
-///    fills each one the object has. `r2x_hdr` and `r2x_scratch` (per-CPU
-///    work space of the program itself) need nothing from the loader.
+/// What it expects of an object is the object contract
+/// (runtime/contract/Object.h, described in docs/object-contract.md): the
+/// program `rule2xdp` in section `xdp`, the maps `r2x_counters` and
+/// `r2x_ifmatch`, the metadata text `r2x_meta`, and the optional maps load()
+/// fills when the object has them (`r2x_ifmac`, `r2x_tx`, `r2x_redirect`)
+/// or pins (`r2x_nat`, `r2x_nat6`). runtime/BpfObject.h finds each one and
+/// checks its shape; runtime/Meta.h parses the metadata.
 ///
 /// Pins live under /sys/fs/bpf/rule2xdp/IFACE/: `link`, `counters`,
-/// `ifmatch`, `meta`. A pinned link keeps the program attached after the
-/// process exits; loading again on the same interface replaces the program
-/// atomically through bpf_link_update.
+/// `ifmatch`, `meta` (and `nat`, `nat6`). A pinned link keeps the program
+/// attached after the process exits; loading again on the same interface
+/// replaces the program atomically through bpf_link_update.
 //===----------------------------------------------------------------------===//
 #pragma once
 

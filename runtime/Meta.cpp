@@ -1,9 +1,11 @@
 //===- runtime/Meta.cpp - read the metadata a rule2xdp object carries -----===//
 //
 /// \file
-/// Parser for the TAB-separated metadata text (format in Meta.h), the
-/// iptables interface-pattern match, and the search for the text inside a
-/// `.rodata` image.
+/// The one reader of the TAB-separated metadata text (its format:
+/// runtime/contract/Object.h, docs/object-contract.md): a dispatcher over
+/// the record kinds with one parser each. Also the iptables
+/// interface-pattern match, and the search for the text inside a `.rodata`
+/// image.
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Meta.h"
@@ -22,15 +24,14 @@ namespace r2x::runtime {
 
 namespace {
 
-/// IFNAMSIZ from <net/if.h>, spelled out so this file needs no system
-/// headers: a name (or pattern, '+' included) has at most 15 characters.
-constexpr std::size_t MaxIfaceName = 16 - 1;
+namespace record = contract::meta;
+using contract::MaxIfaceName;
 
 /// Splits on TAB, keeping empty fields: an empty EXTRA is meaningful.
 std::vector<std::string_view> splitTabs(std::string_view line) {
   std::vector<std::string_view> fields;
   for (;;) {
-    std::size_t tab = line.find('\t');
+    std::size_t tab = line.find(record::Separator);
     fields.push_back(line.substr(0, tab));
     if (tab == std::string_view::npos)
       return fields;
@@ -53,108 +54,167 @@ unsigned parseNumber(std::string_view text, unsigned lineNo, const char *what) {
   return value;
 }
 
-void expectFields(const std::vector<std::string_view> &fields,
-                  std::size_t count, unsigned lineNo) {
-  if (fields.size() != count)
-    fail(lineNo, "'" + std::string(fields[0]) + "' record has " +
-                     std::to_string(fields.size()) + " fields, expected " +
-                     std::to_string(count));
-}
+/// The reader's state: what is parsed so far, and what later records are
+/// checked against.
+class Reader {
+public:
+  Meta meta;
+
+  /// One record (not the header): checked against its kind's field count,
+  /// then handed to the kind's parser. Kinds this reader does not know are
+  /// a newer compiler's records, ignored on purpose.
+  void record(std::string_view line, unsigned lineNo) {
+    lineNo_ = lineNo;
+    line_ = line;
+    fields_ = splitTabs(line);
+    struct Kind {
+      const record::Record &spec;
+      void (Reader::*parse)();
+    };
+    static constexpr Kind kinds[] = {{record::Iface, &Reader::iface},
+                                     {record::Chain, &Reader::chain},
+                                     {record::Rule, &Reader::rule},
+                                     {record::Redirect, &Reader::redirect}};
+    for (const Kind &kind : kinds)
+      if (fields_[0] == kind.spec.name) {
+        expectFields(kind.spec);
+        (this->*kind.parse)();
+        return;
+      }
+  }
+
+private:
+  std::string_view field(unsigned index) const { return fields_[index]; }
+
+  /// A `restIsLast` kind's last field may hold TABs, so it has at least as
+  /// many fields as the kind; any other kind exactly as many.
+  void expectFields(const record::Record &spec) const {
+    std::size_t n = fields_.size();
+    if (spec.restIsLast ? n < spec.fields : n != spec.fields)
+      fail(lineNo_, "'" + std::string(spec.name) + "' record has " +
+                        std::to_string(n) + " fields, expected " +
+                        std::to_string(spec.fields));
+  }
+
+  /// The last field of a `restIsLast` kind: to the end of the line.
+  std::string rest(unsigned index) const {
+    return std::string(field(index).data(), line_.data() + line_.size());
+  }
+
+  void iface() {
+    namespace f = record::iface;
+    unsigned bit = parseNumber(field(f::Bit), lineNo_, "iface bit");
+    if (bit >= contract::MaxIfacePatterns)
+      fail(lineNo_, "iface bit " + std::to_string(bit) + " is not in 0.." +
+                        std::to_string(contract::MaxIfacePatterns - 1));
+    if (bitsSeen_ & (uint64_t(1) << bit))
+      fail(lineNo_, "iface bit " + std::to_string(bit) + " defined twice");
+    bitsSeen_ |= uint64_t(1) << bit;
+    std::string_view pattern = field(f::Pattern);
+    if (pattern.empty() || pattern.size() > MaxIfaceName)
+      fail(lineNo_, "bad interface pattern '" + std::string(pattern) + "'");
+    meta.ifaces.push_back({bit, std::string(pattern)});
+  }
+
+  void chain() {
+    namespace f = record::chain;
+    MetaChain chain;
+    chain.table = field(f::Table);
+    chain.name = field(f::Name);
+    chain.policy = field(f::Policy);
+    if (chain.table.empty() || chain.name.empty())
+      fail(lineNo_, "chain record without a table or a name");
+    if (field(f::Slot) != record::None) {
+      unsigned slot = parseNumber(field(f::Slot), lineNo_, "chain slot");
+      if (slot > unsigned(INT_MAX))
+        fail(lineNo_, "bad chain slot '" + std::string(field(f::Slot)) + "'");
+      chain.slot = int(slot);
+    }
+    auto key = std::make_pair(chain.table, chain.name);
+    if (chainIndex_.count(key))
+      fail(lineNo_,
+           "chain " + chain.table + "/" + chain.name + " defined twice");
+    chainIndex_.emplace(std::move(key), meta.chains.size());
+    meta.chains.push_back(std::move(chain));
+  }
+
+  /// EXTRA is last and takes the rest of the line: a comment match may
+  /// print text we do not want to cut at a TAB.
+  void rule() {
+    namespace f = record::rule;
+    MetaRule rule;
+    rule.slot = parseNumber(field(f::Slot), lineNo_, "rule slot");
+    rule.table = field(f::Table);
+    rule.chain = field(f::Chain);
+    rule.target = field(f::Target);
+    rule.prot = field(f::Prot);
+    rule.opt = field(f::Opt);
+    rule.in = field(f::In);
+    rule.out = field(f::Out);
+    rule.source = field(f::Source);
+    rule.destination = field(f::Destination);
+    rule.extra = rest(f::Extra);
+    auto it = chainIndex_.find({rule.table, rule.chain});
+    if (it == chainIndex_.end())
+      fail(lineNo_, "rule for chain " + rule.table + "/" + rule.chain +
+                        ", which no earlier 'chain' record defines");
+    meta.chains[it->second].rules.push_back(std::move(rule));
+  }
+
+  void redirect() {
+    namespace f = record::redirect;
+    unsigned slot = parseNumber(field(f::Slot), lineNo_, "redirect slot");
+    std::string_view dev = field(f::Dev);
+    if (dev.empty() || dev.size() > MaxIfaceName)
+      fail(lineNo_, "bad redirect device '" + std::string(dev) + "'");
+    for (const MetaRedirect &r : meta.redirects)
+      if (r.slot == slot)
+        fail(lineNo_,
+             "redirect slot " + std::to_string(slot) + " defined twice");
+    meta.redirects.push_back({slot, std::string(dev)});
+  }
+
+  unsigned lineNo_ = 0;
+  std::string_view line_;
+  std::vector<std::string_view> fields_;
+  /// Index of each chain in meta.chains by (table, chain): rules look it up.
+  std::map<std::pair<std::string, std::string>, std::size_t> chainIndex_;
+  uint64_t bitsSeen_ = 0;
+};
 
 } // namespace
 
 Meta parseMeta(const std::string &text) {
-  Meta meta;
-  // Index of each chain in meta.chains by (table, chain): rules look it up.
-  std::map<std::pair<std::string, std::string>, std::size_t> chainIndex;
-  uint64_t bitsSeen = 0;
-
+  const std::string expected = "expected the header '" +
+                               std::string(record::Header.name) + "<TAB>" +
+                               std::to_string(record::Version) + "'";
+  Reader reader;
   std::string_view rest = text;
   unsigned lineNo = 0;
   bool sawHeader = false;
   while (!rest.empty()) {
-    std::size_t nl = rest.find('\n');
+    std::size_t nl = rest.find(record::EndOfRecord);
     std::string_view line = rest.substr(0, nl);
     rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
     ++lineNo;
 
     if (!sawHeader) {
       auto fields = splitTabs(line);
-      if (fields.size() != 2 || fields[0] != "rule2xdp-meta")
-        fail(lineNo, "expected the header 'rule2xdp-meta<TAB>1'");
-      if (fields[1] != "1")
+      if (fields.size() != record::Header.fields ||
+          fields[0] != record::Header.name)
+        fail(lineNo, expected);
+      if (fields[1] != std::to_string(record::Version))
         fail(lineNo,
              "unsupported metadata version '" + std::string(fields[1]) + "'");
       sawHeader = true;
       continue;
     }
-    if (line.empty())
-      continue;
-
-    auto fields = splitTabs(line);
-    std::string_view kind = fields[0];
-    if (kind == "iface") {
-      expectFields(fields, 3, lineNo);
-      unsigned bit = parseNumber(fields[1], lineNo, "iface bit");
-      if (bit > 63)
-        fail(lineNo, "iface bit " + std::to_string(bit) + " is not in 0..63");
-      if (bitsSeen & (uint64_t(1) << bit))
-        fail(lineNo, "iface bit " + std::to_string(bit) + " defined twice");
-      bitsSeen |= uint64_t(1) << bit;
-      std::string_view pattern = fields[2];
-      if (pattern.empty() || pattern.size() > MaxIfaceName)
-        fail(lineNo, "bad interface pattern '" + std::string(pattern) + "'");
-      meta.ifaces.push_back({bit, std::string(pattern)});
-    } else if (kind == "chain") {
-      expectFields(fields, 5, lineNo);
-      MetaChain chain;
-      chain.table = fields[1];
-      chain.name = fields[2];
-      chain.policy = fields[3];
-      if (chain.table.empty() || chain.name.empty())
-        fail(lineNo, "chain record without a table or a name");
-      if (fields[4] != "-") {
-        unsigned slot = parseNumber(fields[4], lineNo, "chain slot");
-        if (slot > unsigned(INT_MAX))
-          fail(lineNo, "bad chain slot '" + std::string(fields[4]) + "'");
-        chain.slot = int(slot);
-      }
-      auto key = std::make_pair(chain.table, chain.name);
-      if (chainIndex.count(key))
-        fail(lineNo,
-             "chain " + chain.table + "/" + chain.name + " defined twice");
-      chainIndex.emplace(std::move(key), meta.chains.size());
-      meta.chains.push_back(std::move(chain));
-    } else if (kind == "rule") {
-      // EXTRA is last and takes the rest of the line: a comment match may
-      // print text we do not want to cut at a TAB.
-      if (fields.size() < 12)
-        fail(lineNo, "'rule' record has " + std::to_string(fields.size()) +
-                         " fields, expected 12");
-      MetaRule rule;
-      rule.slot = parseNumber(fields[1], lineNo, "rule slot");
-      rule.table = fields[2];
-      rule.chain = fields[3];
-      rule.target = fields[4];
-      rule.prot = fields[5];
-      rule.opt = fields[6];
-      rule.in = fields[7];
-      rule.out = fields[8];
-      rule.source = fields[9];
-      rule.destination = fields[10];
-      const char *extraStart = fields[11].data();
-      rule.extra = std::string(extraStart, line.data() + line.size());
-      auto it = chainIndex.find({rule.table, rule.chain});
-      if (it == chainIndex.end())
-        fail(lineNo, "rule for chain " + rule.table + "/" + rule.chain +
-                         ", which no earlier 'chain' record defines");
-      meta.chains[it->second].rules.push_back(std::move(rule));
-    }
-    // Any other kind: a newer compiler's record, ignored on purpose.
+    if (!line.empty())
+      reader.record(line, lineNo);
   }
   if (!sawHeader)
-    fail(1, "expected the header 'rule2xdp-meta<TAB>1'");
-  return meta;
+    fail(1, expected);
+  return std::move(reader.meta);
 }
 
 bool ifaceMatches(const std::string &pattern, const std::string &name) {
@@ -173,7 +233,7 @@ namespace detail {
 
 std::string findMetaText(const void *image, std::size_t size) {
   std::string_view bytes(static_cast<const char *>(image), size);
-  std::size_t start = bytes.find(MetaMagic);
+  std::size_t start = bytes.find(contract::meta::HeaderPrefix);
   if (start == std::string_view::npos)
     return {};
   std::string_view text = bytes.substr(start);

@@ -1,24 +1,14 @@
-//===- runtime/Meta.h - the metadata a rule2xdp object carries ---*- C++ -*-===//
+//===- runtime/Meta.h - the metadata a rule2xdp object carries --*- C++ -*-===//
 //
 /// \file
 /// The compiler embeds a text description of its rules in the object (the
 /// `.rodata` global `r2x_meta`) so the loader can fill interface matches and
-/// `--stats` can print counters like `iptables -vxnL` without the source.
-///
-/// Format, one record per line, fields separated by a TAB:
-///   rule2xdp-meta<TAB>1
-///   iface<TAB>BIT<TAB>PATTERN       `-i` pattern number BIT (0..63); a
-///                                   trailing '+' matches any name with that
-///                                   prefix, as iptables does
-///   chain<TAB>TABLE<TAB>CHAIN<TAB>POLICY<TAB>SLOT
-///                                   a chain in display order; SLOT is the
-///                                   counter index of its policy, or '-' for a
-///                                   user chain (issue 3)
-///   rule<TAB>SLOT<TAB>TABLE<TAB>CHAIN<TAB>TARGET<TAB>PROT<TAB>OPT<TAB>IN
-///       <TAB>OUT<TAB>SOURCE<TAB>DESTINATION<TAB>EXTRA
-///                                   a rule in chain order, its columns as
-///                                   `iptables -vxnL` shows them
-/// Unknown record kinds are ignored so newer objects stay readable.
+/// redirect targets, and `--stats` can print counters like `iptables -vxnL`,
+/// without the source. The format (one TAB-separated record per line: the
+/// header, `iface`, `chain`, `rule`, `redirect`) is part of the object
+/// contract: runtime/contract/Object.h spells it, docs/object-contract.md
+/// describes it. parseMeta() is its one reader: every record kind is parsed
+/// here, and nowhere else.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -44,9 +34,16 @@ struct MetaChain {
   std::vector<MetaRule> rules;
 };
 
+/// tc `mirred egress redirect dev DEV`: r2x_redirect slot `slot` is DEV.
+struct MetaRedirect {
+  unsigned slot = 0;
+  std::string dev;
+};
+
 struct Meta {
   std::vector<MetaIface> ifaces;
   std::vector<MetaChain> chains;
+  std::vector<MetaRedirect> redirects; ///< in slot order as written
 };
 
 /// Parses the metadata text. Throws std::runtime_error on a malformed text.

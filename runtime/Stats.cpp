@@ -13,6 +13,7 @@
 
 #include <cstdio>
 
+#include "runtime/BpfObject.h"
 #include "runtime/Loader.h"
 #include "runtime/Meta.h"
 #include "runtime/Support.h"
@@ -27,6 +28,8 @@
 namespace r2x::runtime {
 
 using namespace detail;
+using contract::CounterValue;
+namespace pin = contract::pin;
 
 namespace {
 
@@ -65,7 +68,7 @@ struct bpf_map_info mapInfo(const Fd &fd, const std::string &path) {
 /// The metadata text from the pinned `.rodata` map: an ARRAY with one value,
 /// the whole section image.
 std::string readMeta(const std::string &dir) {
-  std::string path = dir + "/" + MetaPin;
+  std::string path = dir + "/" + pin::Meta;
   Fd fd = openPin(path);
   struct bpf_map_info info = mapInfo(fd, path);
   if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 ||
@@ -86,17 +89,13 @@ std::string readMeta(const std::string &dir) {
 class CounterReader {
 public:
   explicit CounterReader(const std::string &dir)
-      : path_(dir + "/" + CountersPin), fd_(openPin(path_)) {
+      : path_(dir + "/" + pin::Counters), fd_(openPin(path_)) {
     struct bpf_map_info info = mapInfo(fd_, path_);
-    if (info.type != BPF_MAP_TYPE_PERCPU_ARRAY || info.key_size != 4 ||
-        info.value_size != sizeof(CounterValue))
+    const contract::MapSpec &spec = contract::CountersMap;
+    if (info.type != uint32_t(spec.type) || info.key_size != spec.keySize ||
+        info.value_size != spec.valueSize)
       throw LoadError(path_ + " is not a PERCPU_ARRAY of {u64 packets, bytes}");
     slots_ = info.max_entries;
-    int cpus = libbpf_num_possible_cpus();
-    if (cpus <= 0)
-      throw sysError("cannot count the possible CPUs", cpus);
-    cpus_ = unsigned(cpus);
-    perCpu_.resize(cpus_ * Stride);
   }
 
   /// Slot `slot` summed over the CPUs.
@@ -104,27 +103,13 @@ public:
     if (slot >= slots_)
       throw LoadError("metadata names counter slot " + std::to_string(slot) +
                       ", but " + path_ + " has " + std::to_string(slots_));
-    uint32_t key = slot;
-    if (int err = bpf_map_lookup_elem(fd_.get(), &key, perCpu_.data()))
-      throw sysError("cannot read " + path_ + " slot " + std::to_string(slot),
-                     err);
-    CounterValue total{0, 0};
-    for (unsigned cpu = 0; cpu < cpus_; ++cpu) {
-      CounterValue value;
-      std::memcpy(&value, perCpu_.data() + cpu * Stride, sizeof value);
-      total.packets += value.packets;
-      total.bytes += value.bytes;
-    }
-    return total;
+    return readCounter(fd_.get(), slot);
   }
 
 private:
-  /// The kernel copies each CPU's value into an 8-byte aligned stride.
-  static constexpr std::size_t Stride = (sizeof(CounterValue) + 7) / 8 * 8;
   std::string path_;
   Fd fd_;
-  unsigned slots_ = 0, cpus_ = 0;
-  std::vector<unsigned char> perCpu_;
+  unsigned slots_ = 0;
 };
 
 /// iptables shows a negated field as '!' in a column of its own, just
@@ -179,7 +164,7 @@ void appendRule(std::string &text, const MetaRule &rule,
 void printStats(const std::string &iface, std::FILE *out) {
   checkIfaceName(iface);
   std::string dir = pinDir(iface);
-  if (!pathExists(dir + "/" + LinkPin))
+  if (!pathExists(dir + "/" + pin::Link))
     throw LoadError("rule2xdp has no program on " + iface);
 
   Meta meta;

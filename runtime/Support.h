@@ -1,13 +1,15 @@
 //===- runtime/Support.h - shared by the loader and --stats ----*- C++ -*-===//
 //
 /// \file
-/// Private to runtime/: the pin layout under bpffs, a file-descriptor owner,
-/// and the search for the metadata text inside a `.rodata` image. Loader.cpp
-/// writes what Stats.cpp reads, so both take the names from here.
+/// Private to runtime/: a file-descriptor owner, error messages, and the
+/// search for the metadata text inside a `.rodata` image. The names Loader.cpp
+/// writes and Stats.cpp reads (pins, maps, the metadata magic) are the object
+/// contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "runtime/Loader.h"
+#include "runtime/contract/Object.h"
 
 #include <bpf/libbpf.h>
 #include <cerrno>
@@ -18,43 +20,6 @@
 #include <unistd.h>
 
 namespace r2x::runtime::detail {
-
-/// bpffs is expected here; load() mounts it when it is missing.
-inline constexpr const char *BpffsRoot = "/sys/fs/bpf";
-/// Our subtree inside bpffs: one directory per interface.
-inline constexpr const char *PinRoot = "/sys/fs/bpf/rule2xdp";
-
-/// Pin names inside pinDir(iface). The link pin is written last by load()
-/// and is the one whose presence means "rule2xdp owns this interface".
-inline constexpr const char *LinkPin = "link";
-inline constexpr const char *CountersPin = "counters";
-inline constexpr const char *IfmatchPin = "ifmatch";
-inline constexpr const char *MetaPin = "meta";
-inline constexpr const char *NatPin = "nat";
-inline constexpr const char *Nat6Pin = "nat6";
-
-/// Names in the object (the compiler's side of the contract, Loader.h).
-inline constexpr const char *ProgName = "rule2xdp";
-inline constexpr const char *CountersMap = "r2x_counters";
-inline constexpr const char *IfmatchMap = "r2x_ifmatch";
-inline constexpr const char *NatMap = "r2x_nat";
-inline constexpr const char *Nat6Map = "r2x_nat6";
-inline constexpr const char *TxMap = "r2x_tx";
-/// tc `mirred egress redirect` targets (DEVMAP slot -> ifindex), named by the
-/// metadata's `redirect SLOT DEV` records (compiler/backend/TcBackend.h).
-inline constexpr const char *RedirectMap = "r2x_redirect";
-inline constexpr const char *IfmacMap = "r2x_ifmac";
-
-/// The first line of every metadata text, without its version field; it is
-/// how the text is found inside a `.rodata` image that may hold other data.
-inline constexpr std::string_view MetaMagic = "rule2xdp-meta\t";
-
-/// Value of one `r2x_counters` slot, as the program writes it.
-struct CounterValue {
-  uint64_t packets;
-  uint64_t bytes;
-};
-static_assert(sizeof(CounterValue) == 16);
 
 /// Owns a file descriptor; closing on every exit path matters here because an
 /// unpinned BPF link detaches its program when the last descriptor closes.

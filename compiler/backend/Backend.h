@@ -35,8 +35,8 @@ constexpr size_t kLongJumpRules = 300;
 /// Compiles a finalized program. Returns the bytes of the requested form.
 std::string compile(const ir::Program &program, Emit emit);
 
-/// The metadata text the object carries (runtime/Meta.h documents the
-/// format); exposed for tests.
+/// The metadata text the object carries (its format is the object
+/// contract's, runtime/contract/Object.h); exposed for tests.
 std::string metadataText(const ir::Program &program);
 
 } // namespace r2x::backend

@@ -5,6 +5,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Btf.h"
 
+#include "compiler/backend/Backend.h"
+
 #include <llvm/BinaryFormat/Dwarf.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/GlobalVariable.h>
@@ -72,22 +74,35 @@ void BtfBuilder::function(Function *f, DIType *ret, const std::vector<DIType *> 
   f->setSubprogram(sp);
 }
 
-DIType *BtfBuilder::structType(
-    const std::string &name,
-    const std::vector<std::pair<std::string, DIType *>> &fields,
-    unsigned sizeBytes) {
-  std::vector<Metadata *> members;
-  uint64_t off = 0;
-  for (const auto &[fname, ty] : fields) {
-    uint64_t bits = ty->getSizeInBits();
-    off = (off + bits - 1) / bits * bits; // natural alignment
-    members.push_back(di_.createMemberType(cu_, fname, file_, 0, bits, 0, off,
-                                           DINode::FlagZero, ty));
-    off += bits;
+DIType *BtfBuilder::unsignedType(uint32_t bytes) {
+  switch (bytes) {
+  case 1:
+    return u8();
+  case 2:
+    return u16();
+  case 4:
+    return u32();
+  case 8:
+    return u64();
   }
-  return di_.createStructType(cu_, name, file_, 0, uint64_t(sizeBytes) * 8, 0,
-                              DINode::FlagZero, nullptr,
-                              di_.getOrCreateArray(members));
+  throw BackendError("no unsigned BTF type of " + std::to_string(bytes) +
+                     " bytes");
+}
+
+DIType *BtfBuilder::structType(const contract::StructLayout &layout) {
+  DIType *&known = structs_[&layout];
+  if (known)
+    return known;
+  std::vector<Metadata *> members;
+  for (const contract::Field &f : layout) {
+    DIType *ty = f.type ? structType(*f.type) : unsignedType(f.size);
+    members.push_back(
+        di_.createMemberType(cu_, f.name, file_, 0, uint64_t(f.size) * 8, 0,
+                             uint64_t(f.offset) * 8, DINode::FlagZero, ty));
+  }
+  return known = di_.createStructType(
+             cu_, layout.name, file_, 0, uint64_t(layout.size) * 8, 0,
+             DINode::FlagZero, nullptr, di_.getOrCreateArray(members));
 }
 
 DIType *BtfBuilder::intArrayPtr(unsigned count) {
@@ -98,9 +113,18 @@ DIType *BtfBuilder::intArrayPtr(unsigned count) {
   return di_.createPointerType(arr, 64);
 }
 
-GlobalVariable *BtfBuilder::map(const std::string &name, MapType type,
-                                DIType *key, DIType *value,
-                                unsigned maxEntries) {
+GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,
+                                DIType *value, uint32_t maxEntries) {
+  const std::string name = spec.name;
+  if (key->getSizeInBits() != uint64_t(spec.keySize) * 8 ||
+      value->getSizeInBits() != uint64_t(spec.valueSize) * 8)
+    throw BackendError("map " + name +
+                       ": key or value type differs from the object contract");
+  if (maxEntries == 0)
+    maxEntries = spec.maxEntries;
+  if (maxEntries == 0)
+    throw BackendError("map " + name +
+                       ": the program must choose its entry count");
   LLVMContext &ctx = m_.getContext();
   Type *ptr = PointerType::get(ctx, 0);
   StructType *defTy = StructType::get(ctx, {ptr, ptr, ptr, ptr});
@@ -112,11 +136,11 @@ GlobalVariable *BtfBuilder::map(const std::string &name, MapType type,
 
   std::vector<Metadata *> members = {
       di_.createMemberType(cu_, "type", file_, 0, 64, 0, 0, DINode::FlagZero,
-                           intArrayPtr(static_cast<unsigned>(type))),
+                           intArrayPtr(static_cast<unsigned>(spec.type))),
       di_.createMemberType(cu_, "key", file_, 0, 64, 0, 64, DINode::FlagZero,
                            di_.createPointerType(key, 64)),
-      di_.createMemberType(cu_, "value", file_, 0, 64, 0, 128,
-                           DINode::FlagZero, di_.createPointerType(value, 64)),
+      di_.createMemberType(cu_, "value", file_, 0, 64, 0, 128, DINode::FlagZero,
+                           di_.createPointerType(value, 64)),
       di_.createMemberType(cu_, "max_entries", file_, 0, 64, 0, 192,
                            DINode::FlagZero, intArrayPtr(maxEntries)),
   };
@@ -129,13 +153,13 @@ GlobalVariable *BtfBuilder::map(const std::string &name, MapType type,
   return gv;
 }
 
-void BtfBuilder::rodataString(const std::string &name,
-                              const std::string &text) {
+void BtfBuilder::metadata(const std::string &text) {
   LLVMContext &ctx = m_.getContext();
+  const char *name = contract::MetaSymbol;
   Constant *init = ConstantDataArray::getString(ctx, text, /*AddNull=*/true);
   auto *gv = new GlobalVariable(m_, init->getType(), /*isConstant=*/true,
                                 GlobalValue::ExternalLinkage, init, name);
-  gv->setSection(".rodata");
+  gv->setSection(contract::MetaSection);
   gv->setAlignment(Align(1));
   gv->setDSOLocal(true);
   DIType *ch = di_.createBasicType("char", 8, dwarf::DW_ATE_signed_char);
@@ -149,10 +173,11 @@ void BtfBuilder::rodataString(const std::string &name,
 
 void BtfBuilder::license() {
   LLVMContext &ctx = m_.getContext();
-  Constant *init = ConstantDataArray::getString(ctx, "GPL", true);
+  Constant *init = ConstantDataArray::getString(ctx, contract::License, true);
   auto *gv = new GlobalVariable(m_, init->getType(), true,
-                                GlobalValue::ExternalLinkage, init, "_license");
-  gv->setSection("license");
+                                GlobalValue::ExternalLinkage, init,
+                                contract::LicenseSymbol);
+  gv->setSection(contract::LicenseSection);
   gv->setAlignment(Align(1));
 }
 

@@ -7,23 +7,20 @@
 /// count is the value) and `key` and `value` (pointers to the real types).
 /// The BPF backend turns the module's debug info into .BTF/.BTF.ext, so this
 /// file builds that debug info with DIBuilder, plus the license and the
-/// `.rodata` metadata string.
+/// `.rodata` metadata string, all as runtime/contract/Object.h names them.
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "runtime/contract/Object.h"
 
 #include <llvm/IR/DIBuilder.h>
 #include <llvm/IR/Module.h>
 
+#include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace r2x::backend {
-
-/// BPF map types used by rule2xdp (values from linux/bpf.h).
-enum class MapType : unsigned {
-  Hash = 1, Array = 2, PercpuArray = 6, LruHash = 9, Devmap = 14, DevmapHash = 25
-};
 
 class BtfBuilder {
 public:
@@ -33,19 +30,23 @@ public:
   llvm::DIType *u16();
   llvm::DIType *u32();
   llvm::DIType *u64();
-  /// A named struct of (name, type) fields laid out in order, naturally
-  /// aligned; `sizeBytes` is the C sizeof.
-  llvm::DIType *structType(const std::string &name,
-                           const std::vector<std::pair<std::string, llvm::DIType *>> &fields,
-                           unsigned sizeBytes);
+  /// The unsigned integer type of `bytes` bytes (1, 2, 4 or 8).
+  llvm::DIType *unsignedType(uint32_t bytes);
+  /// A struct of the object contract, named and laid out as its table says
+  /// (runtime/contract/Object.h checks the table against the C++ struct).
+  /// One DI type per layout, however often it is asked for.
+  llvm::DIType *structType(const contract::StructLayout &layout);
 
-  /// Declares a BTF-defined map and returns its global.
-  llvm::GlobalVariable *map(const std::string &name, MapType type,
-                            llvm::DIType *key, llvm::DIType *value,
-                            unsigned maxEntries);
-  /// A NUL-terminated constant string in `.rodata` (external linkage keeps
-  /// it in the object though the program never reads it).
-  void rodataString(const std::string &name, const std::string &text);
+  /// Declares the BTF-defined map `spec` and returns its global. The key and
+  /// value types must have the sizes the contract gives (else BackendError).
+  /// `maxEntries` 0 takes the contract's fixed count; a map whose count the
+  /// program chooses (spec.maxEntries 0) must be given one.
+  llvm::GlobalVariable *map(const contract::MapSpec &spec, llvm::DIType *key,
+                            llvm::DIType *value, uint32_t maxEntries = 0);
+  /// The metadata text as the contract's NUL-terminated `.rodata` global
+  /// (external linkage keeps it in the object though the program never
+  /// reads it).
+  void metadata(const std::string &text);
   /// A DISubprogram for `f` (BTF FUNC and .BTF.ext func_info), which the
   /// kernel needs for every function once a program has subprograms
   /// (bpf_loop callbacks). `ret` null is void; a null arg is `void *`.
@@ -69,6 +70,7 @@ private:
   llvm::DIFile *file_;
   llvm::DIType *int_ = nullptr, *u8_ = nullptr, *u16_ = nullptr,
                *u32_ = nullptr, *u64_ = nullptr;
+  std::map<const contract::StructLayout *, llvm::DIType *> structs_;
 };
 
 } // namespace r2x::backend

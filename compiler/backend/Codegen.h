@@ -1,27 +1,38 @@
 //===- compiler/backend/Codegen.h - IRBuilder helpers for XDP ---*- C++ -*-===//
 //
 /// \file
-/// The few primitives every lowering step uses, each encoding a verifier
-/// rule from the brief: packet addresses are i8 GEPs from `data`, every
-/// access is preceded by a pointer compare of its end with `data_end`,
-/// helpers are called through inttoptr of their number.
+/// The few primitives every lowering step uses (Codegen.cpp), each encoding
+/// a verifier rule from the brief: packet addresses are i8 GEPs from
+/// `data`, every access is preceded by a pointer compare of its end with
+/// `data_end`, helpers are called through inttoptr of their number.
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
 
+#include "compiler/backend/Kernel.h"
+
 namespace r2x::backend {
 
 /// XDP actions (enum xdp_action).
 enum XdpAction : unsigned {
-  XdpAborted = 0, XdpDrop = 1, XdpPass = 2, XdpTx = 3, XdpRedirect = 4
+  XdpAborted = XDP_ABORTED,
+  XdpDrop = XDP_DROP,
+  XdpPass = XDP_PASS,
+  XdpTx = XDP_TX,
+  XdpRedirect = XDP_REDIRECT
 };
 
-/// BPF helper numbers (enum bpf_func_id).
+/// The BPF helpers the programs call (enum bpf_func_id).
 enum Helper : unsigned {
-  MapLookupElem = 1, MapUpdateElem = 2, GetPrandomU32 = 7, RedirectMap = 51,
-  FibLookup = 69, Loop = 181, XdpLoadBytes = 189
+  MapLookupElem = BPF_FUNC_map_lookup_elem,
+  MapUpdateElem = BPF_FUNC_map_update_elem,
+  GetPrandomU32 = BPF_FUNC_get_prandom_u32,
+  RedirectMap = BPF_FUNC_redirect_map,
+  FibLookup = BPF_FUNC_fib_lookup,
+  Loop = BPF_FUNC_loop,
+  XdpLoadBytes = BPF_FUNC_xdp_load_bytes
 };
 
 struct Codegen {
@@ -63,6 +74,11 @@ struct Codegen {
                            llvm::ArrayRef<std::pair<llvm::Value *, llvm::Value *>> words);
   /// The two 16-bit halves of an i32, for csumReplace.
   std::pair<llvm::Value *, llvm::Value *> halves(llvm::Value *v32);
+  /// ip_decrease_ttl()'s checksum update for a TTL one lower: the IPv4
+  /// header checksum (i16) as loaded from the packet, little-endian, gains
+  /// htons(0x0100) = 1 with the end-around carry. Returns it in the same
+  /// order.
+  llvm::Value *ttlDecrementCsum(llvm::Value *csum);
 };
 
 } // namespace r2x::backend

@@ -1,12 +1,14 @@
-//===- compiler/backend/Metadata.cpp - the rules as iptables -vxnL shows them ===//
+//===- compiler/backend/Metadata.cpp - rules as iptables -vxnL shows them -===//
 //
 /// \file
 /// Renders each rule's listing columns (target, prot, opt, in, out, source,
 /// destination, match text) the way iptables 1.8 prints them with -n, so the
-/// runtime can show counters without knowing iptables syntax. The format is
-/// documented in runtime/Meta.h.
+/// runtime can show counters without knowing iptables syntax. The records
+/// are the object contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
+
+#include "runtime/contract/Object.h"
 
 #include <algorithm>
 #include <sstream>
@@ -73,19 +75,20 @@ struct Columns {
 } // namespace
 
 std::string metadataText(const ir::Program &p) {
+  namespace meta = contract::meta;
   std::ostringstream os;
-  os << "rule2xdp-meta\t1\n";
+  os << meta::header();
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
-    os << "iface\t" << i << "\t" << p.ifacePatterns[i] << "\n";
+    os << meta::format(meta::Iface, {std::to_string(i), p.ifacePatterns[i]});
   for (const ir::Chain &c : p.chains) {
     bool v6 = c.family == ir::Family::V6;
     // ip6tables' tables are other tables: "ip6 filter" beside "filter".
     std::string table = std::string(v6 ? "ip6 " : "") + ir::tableName(c.table);
-    os << "chain\t" << table << "\t" << c.name << "\t";
     if (c.user)
-      os << "-\t-\n";
+      os << meta::format(meta::Chain, {table, c.name, meta::None, meta::None});
     else
-      os << ir::verdictName(c.policy) << "\t" << c.policyCounter << "\n";
+      os << meta::format(meta::Chain, {table, c.name, ir::verdictName(c.policy),
+                                       std::to_string(c.policyCounter)});
     for (const ir::Rule &r : c.rules) {
       Columns cols(r);
       const Match *proto = cols.proto, *iif = cols.iif, *frag = cols.frag;
@@ -118,10 +121,10 @@ std::string metadataText(const ir::Program &p) {
       std::string in =
           iif ? (iif->negated ? "!" : "") + iif->as<Match::InIface>()->pattern
               : "*";
-      os << "rule\t" << r.counter << "\t" << table << "\t" << c.name << "\t"
-         << target << "\t" << prot << "\t" << opt << "\t" << in << "\t*\t"
-         << addrColumn(cols.src, v6) << "\t" << addrColumn(cols.dst, v6) << "\t"
-         << extra << "\n";
+      os << meta::format(meta::Rule,
+                         {std::to_string(r.counter), table, c.name, target,
+                          prot, opt, in, "*", addrColumn(cols.src, v6),
+                          addrColumn(cols.dst, v6), extra});
     }
   }
   return os.str();

@@ -16,55 +16,83 @@ namespace r2x::backend {
 
 using namespace llvm;
 
+/// The connection table of one family as the object contract lays it out
+/// (contract::NatKey / Nat6Key and their values).
+struct NatShape {
+  const contract::MapSpec &map;
+  const contract::StructLayout &key, &value;
+  uint64_t keySaddr, keyDaddr, keySport, keyDport, keyProto, keyPad;
+  uint64_t valAddr, valPort, valDir, valPad;
+};
+
 namespace {
-/// bpf_fib_lookup field offsets (struct bpf_fib_lookup).
-constexpr uint64_t kFibIfindex = 8, kFibSmac = 52, kFibDmac = 58;
+/// state_: what nat PREROUTING did with the packet: nothing, translated
+/// it, or found it a reply to translate back after FORWARD.
+enum NatState : uint32_t { Untouched = 0, Translated = 1, ReplyPending = 2 };
+
 /// Protocols translated by address only: conntrack keys them without ports
 /// (or rule2xdp does not rewrite their ports) and their checksums cover no
 /// IP address. IPIP, IPv6-in-IPv4, GRE, ESP, SCTP (CRC32c over SCTP only).
-constexpr uint8_t kAddressOnly[] = {4, 41, 47, 50, 132};
+constexpr uint8_t kAddressOnly[] = {IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE,
+                                    IPPROTO_ESP, IPPROTO_SCTP};
+
+template <class Key, class Val>
+constexpr NatShape natShape(const contract::MapSpec &map,
+                            const contract::StructLayout &key,
+                            const contract::StructLayout &value) {
+  static_assert(
+      offsetof(Key, pad2) + sizeof(uint16_t) == sizeof(Key) &&
+          offsetof(Key, proto) + 1 == offsetof(Key, pad1) &&
+          offsetof(Key, sport) + 8 == sizeof(Key),
+      "the ports, protocol and padding are the last 8 bytes of the key");
+  return {map,
+          key,
+          value,
+          offsetof(Key, saddr),
+          offsetof(Key, daddr),
+          offsetof(Key, sport),
+          offsetof(Key, dport),
+          offsetof(Key, proto),
+          offsetof(Key, sport),
+          offsetof(Val, addr),
+          offsetof(Val, port),
+          offsetof(Val, dir),
+          offsetof(Val, pad)};
+}
+
+const NatShape &shapeOf(bool v6) {
+  static const NatShape v4 = natShape<contract::NatKey, contract::NatValue>(
+      contract::NatMap, contract::NatKeyLayout, contract::NatValueLayout);
+  static const NatShape v6s = natShape<contract::Nat6Key, contract::Nat6Value>(
+      contract::Nat6Map, contract::Nat6KeyLayout, contract::Nat6ValueLayout);
+  return v6 ? v6s : v4;
+}
 } // namespace
 
 GlobalVariable *NatLowering::declareTx(BtfBuilder &btf) {
-  return btf.map("r2x_tx", MapType::DevmapHash, btf.u32(), btf.u32(), 256);
+  return btf.map(contract::TxMap, btf.u32(), btf.u32());
 }
 
-NatLowering::NatLowering(Codegen &cg, BtfBuilder &btf, bool v6, GlobalVariable *tx)
-    : cg_(cg), v6_(v6), tx_(tx) {
-  DIType *addr = v6 ? btf.structType("r2x_in6", {{"w0", btf.u32()}, {"w1", btf.u32()},
-                                                  {"w2", btf.u32()}, {"w3", btf.u32()}},
-                                     16)
-                    : btf.u32();
-  std::string sfx = v6 ? "6" : "";
-  DIType *key = btf.structType("r2x_nat" + sfx + "_key",
-                               {{"saddr", addr},
-                                {"daddr", addr},
-                                {"sport", btf.u16()},
-                                {"dport", btf.u16()},
-                                {"proto", btf.u8()},
-                                {"pad1", btf.u8()},
-                                {"pad2", btf.u16()}},
-                               8 * words() + 8);
-  DIType *val = btf.structType("r2x_nat" + sfx + "_value",
-                               {{"addr", addr},
-                                {"port", btf.u16()},
-                                {"dir", btf.u8()},
-                                {"pad", btf.u8()}},
-                               4 * words() + 4);
-  nat_ = btf.map("r2x_nat" + sfx, MapType::LruHash, key, val, 65536);
+NatLowering::NatLowering(Codegen &cg, BtfBuilder &btf, bool v6,
+                         GlobalVariable *tx)
+    : cg_(cg), v6_(v6), shape_(shapeOf(v6)), tx_(tx) {
+  nat_ = btf.map(shape_.map, btf.structType(shape_.key),
+                 btf.structType(shape_.value));
 }
 
 void NatLowering::begin() {
   IRBuilder<> &b = cg_.b;
   std::string sfx = v6_ ? "6" : "";
-  key_ = cg_.stackSlot(ArrayType::get(cg_.i8, 8 * words() + 8), 8, "nat.key" + sfx);
-  val_ = cg_.stackSlot(ArrayType::get(cg_.i8, 4 * words() + 4), 8, "nat.value" + sfx);
+  key_ = cg_.stackSlot(ArrayType::get(cg_.i8, shape_.map.keySize), 8,
+                       "nat.key" + sfx);
+  val_ = cg_.stackSlot(ArrayType::get(cg_.i8, shape_.map.valueSize), 8,
+                       "nat.value" + sfx);
   state_ = cg_.stackSlot(cg_.i32, 4, "nat.state" + sfx);
   replyAddr_ = cg_.stackSlot(ArrayType::get(cg_.i32, words()), 4, "nat.reply.addr" + sfx);
   replyPort_ = cg_.stackSlot(cg_.i16, 2, "nat.reply.port" + sfx);
   sport_ = cg_.stackSlot(cg_.i16, 2, "nat.sport" + sfx);
   dport_ = cg_.stackSlot(cg_.i16, 2, "nat.dport" + sfx);
-  b.CreateStore(b.getInt32(0), state_);
+  b.CreateStore(b.getInt32(Untouched), state_);
   for (unsigned w = 0; w < words(); ++w)
     b.CreateStore(b.getInt32(0), cg_.at(replyAddr_, uint64_t(4 * w)));
   b.CreateStore(b.getInt16(0), replyPort_);
@@ -88,26 +116,25 @@ NatLowering::Addr NatLowering::destination(const Packet &pk) const {
 void NatLowering::storeKey(const Addr &saddr, const Addr &daddr, Value *sport,
                            Value *dport, Value *proto) {
   IRBuilder<> &b = cg_.b;
-  uint64_t ports = 8 * words();
-  // Every byte is part of the hash key: padding too.
-  b.CreateStore(b.getInt64(0), cg_.at(key_, ports));
+  // Every byte is part of the hash key: padding too (the last 8 bytes, see
+  // natShape()).
+  b.CreateStore(b.getInt64(0), cg_.at(key_, shape_.keyPad));
   for (unsigned w = 0; w < words(); ++w) {
-    b.CreateStore(saddr[w], cg_.at(key_, uint64_t(4 * w)));
-    b.CreateStore(daddr[w], cg_.at(key_, uint64_t(4 * words() + 4 * w)));
+    b.CreateStore(saddr[w], cg_.at(key_, shape_.keySaddr + 4 * w));
+    b.CreateStore(daddr[w], cg_.at(key_, shape_.keyDaddr + 4 * w));
   }
-  b.CreateStore(sport, cg_.at(key_, ports));
-  b.CreateStore(dport, cg_.at(key_, ports + 2));
-  b.CreateStore(proto, cg_.at(key_, ports + 4));
+  b.CreateStore(sport, cg_.at(key_, shape_.keySport));
+  b.CreateStore(dport, cg_.at(key_, shape_.keyDport));
+  b.CreateStore(proto, cg_.at(key_, shape_.keyProto));
 }
 
 void NatLowering::storeValue(const Addr &addr, Value *port, uint8_t dir) {
   IRBuilder<> &b = cg_.b;
-  uint64_t at = 4 * words();
   for (unsigned w = 0; w < words(); ++w)
-    b.CreateStore(addr[w], cg_.at(val_, uint64_t(4 * w)));
-  b.CreateStore(port, cg_.at(val_, at));
-  b.CreateStore(b.getInt8(dir), cg_.at(val_, at + 2));
-  b.CreateStore(b.getInt8(0), cg_.at(val_, at + 3));
+    b.CreateStore(addr[w], cg_.at(val_, shape_.valAddr + 4 * w));
+  b.CreateStore(port, cg_.at(val_, shape_.valPort));
+  b.CreateStore(b.getInt8(dir), cg_.at(val_, shape_.valDir));
+  b.CreateStore(b.getInt8(0), cg_.at(val_, shape_.valPad));
 }
 
 void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
@@ -123,9 +150,10 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
              *icmp = cg_.block("nat.icmp"), *other = cg_.block("nat.addronly"),
              *keyed = cg_.block("nat.keyed");
   SwitchInst *sw = b.CreateSwitch(pk.proto, after, 8);
-  sw->addCase(b.getInt8(6), tcp);
-  sw->addCase(b.getInt8(17), udp);
-  sw->addCase(b.getInt8(v6_ ? 58 : 1), icmp);
+  sw->addCase(b.getInt8(IPPROTO_TCP), tcp);
+  sw->addCase(b.getInt8(IPPROTO_UDP), udp);
+  sw->addCase(
+      b.getInt8(v6_ ? unsigned(IPPROTO_ICMPV6) : unsigned(IPPROTO_ICMP)), icmp);
   if (!v6_)
     for (uint8_t p : kAddressOnly)
       sw->addCase(b.getInt8(p), other);
@@ -139,16 +167,18 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   };
   auto ports = [&](uint64_t need) {
     header(need);
-    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, uint64_t(0))), sport_);
-    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, uint64_t(2))), dport_);
+    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Sport)),
+                  sport_);
+    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Dport)),
+                  dport_);
   };
   std::vector<std::pair<BasicBlock *, Value *>> mayOpen;
   b.SetInsertPoint(tcp);
-  ports(20);
+  ports(kernel::TcpHlen);
   mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
   b.CreateBr(keyed);
   b.SetInsertPoint(udp);
-  ports(8);
+  ports(kernel::UdpHlen);
   mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
   b.CreateBr(keyed);
 
@@ -157,19 +187,23 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   // belong to it. Errors are RELATED to another connection: not translated
   // here.
   b.SetInsertPoint(icmp);
-  header(8);
+  header(kernel::IcmpHlen);
   Value *type = b.CreateLoad(cg_.i8, cg_.at(pk.l4, uint64_t(0)));
   Value *query = b.getFalse(), *reply = b.getFalse();
-  std::vector<unsigned> queries = v6_ ? std::vector<unsigned>{128}
-                                      : std::vector<unsigned>{8, 13, 15, 17};
-  std::vector<unsigned> replies = v6_ ? std::vector<unsigned>{129}
-                                      : std::vector<unsigned>{0, 14, 16, 18};
+  std::vector<unsigned> queries =
+      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REQUEST}
+          : std::vector<unsigned>{ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST,
+                                  ICMP_ADDRESS};
+  std::vector<unsigned> replies =
+      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REPLY}
+          : std::vector<unsigned>{ICMP_ECHOREPLY, ICMP_TIMESTAMPREPLY,
+                                  ICMP_INFO_REPLY, ICMP_ADDRESSREPLY};
   for (unsigned t : queries)
     query = b.CreateOr(query, b.CreateICmpEQ(type, b.getInt8(t)));
   for (unsigned t : replies)
     reply = b.CreateOr(reply, b.CreateICmpEQ(type, b.getInt8(t)));
   cg_.require(b.CreateOr(query, reply), after, "nat.icmp.query");
-  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, uint64_t(4))), sport_);
+  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::IcmpId)), sport_);
   b.CreateStore(b.getInt16(0), dport_);
   mayOpen.push_back({b.GetInsertBlock(), query});
   b.CreateBr(keyed);
@@ -195,22 +229,22 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   b.CreateCondBr(b.CreateIsNull(v), miss, hit);
 
   b.SetInsertPoint(hit);
-  Addr addr = loadAddr(v);
-  uint64_t at = 4 * words();
-  Value *port = b.CreateLoad(cg_.i16, cg_.at(v, at));
-  Value *dir = b.CreateLoad(cg_.i8, cg_.at(v, at + 2));
+  Addr addr = loadAddr(cg_.at(v, shape_.valAddr));
+  Value *port = b.CreateLoad(cg_.i16, cg_.at(v, shape_.valPort));
+  Value *dir = b.CreateLoad(cg_.i8, cg_.at(v, shape_.valDir));
   BasicBlock *orig = cg_.block("nat.original"), *rep = cg_.block("nat.reply");
-  b.CreateCondBr(b.CreateICmpEQ(dir, b.getInt8(0)), orig, rep);
+  b.CreateCondBr(b.CreateICmpEQ(dir, b.getInt8(contract::NatOriginal)), orig,
+                 rep);
   b.SetInsertPoint(orig);
   rewrite(pk, true, addr, port, after);
-  b.CreateStore(b.getInt32(1), state_);
+  b.CreateStore(b.getInt32(Translated), state_);
   b.CreateBr(after);
   // A reply is translated back after FORWARD (POSTROUTING in the kernel).
   b.SetInsertPoint(rep);
   for (unsigned w = 0; w < words(); ++w)
     b.CreateStore(addr[w], cg_.at(replyAddr_, uint64_t(4 * w)));
   b.CreateStore(port, replyPort_);
-  b.CreateStore(b.getInt32(2), state_);
+  b.CreateStore(b.getInt32(ReplyPending), state_);
   b.CreateBr(after);
 
   b.SetInsertPoint(miss);
@@ -252,19 +286,19 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
     newPort = b.CreateUnaryIntrinsic(Intrinsic::bswap, chosen);
   }
   // The original direction (the key is still this packet's).
-  storeValue(newAddr, newPort, 0);
+  storeValue(newAddr, newPort, contract::NatOriginal);
   cg_.callHelper(MapUpdateElem, cg_.i64, {nat_, key_, val_, b.getInt64(0)});
   // The reply: from the new destination back to the client. TCP and UDP
   // swap the ports; ICMP queries keep their identifier.
-  Value *ported = b.CreateOr(b.CreateICmpEQ(pk.proto, b.getInt8(6)),
-                             b.CreateICmpEQ(pk.proto, b.getInt8(17)));
+  Value *ported = b.CreateOr(b.CreateICmpEQ(pk.proto, b.getInt8(IPPROTO_TCP)),
+                             b.CreateICmpEQ(pk.proto, b.getInt8(IPPROTO_UDP)));
   storeKey(newAddr, source(pk), b.CreateSelect(ported, newPort, sport),
            b.CreateSelect(ported, sport, b.getInt16(0)), pk.proto);
-  storeValue(destination(pk), dport, 1);
+  storeValue(destination(pk), dport, contract::NatReply);
   cg_.callHelper(MapUpdateElem, cg_.i64, {nat_, key_, val_, b.getInt64(0)});
   BasicBlock *done = cg_.block("nat.bound.done");
   rewrite(pk, true, newAddr, newPort, done);
-  b.CreateStore(b.getInt32(1), state_);
+  b.CreateStore(b.getInt32(Translated), state_);
   b.CreateBr(done);
   b.SetInsertPoint(done);
 }
@@ -272,16 +306,19 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
 void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw,
                           BasicBlock *skip) {
   IRBuilder<> &b = cg_.b;
-  uint64_t addrOff = v6_ ? (dst ? 24 : 8) : (dst ? 16 : 12);
-  uint64_t portOff = dst ? 2 : 0;
+  using namespace kernel;
+  uint64_t addrOff =
+      v6_ ? (dst ? Ip6Daddr : Ip6Saddr) : (dst ? Ip4Daddr : Ip4Saddr);
+  uint64_t portOff = dst ? L4Dport : L4Sport;
   BasicBlock *tcp = cg_.block("rw.tcp"), *udp = cg_.block("rw.udp"),
              *icmp = cg_.block("rw.icmp"), *ip = cg_.block("rw.ip"),
              *done = cg_.block("rw.done");
   SwitchInst *sw = b.CreateSwitch(pk.proto, ip, 3);
-  sw->addCase(b.getInt8(6), tcp);
-  sw->addCase(b.getInt8(17), udp);
+  sw->addCase(b.getInt8(IPPROTO_TCP), tcp);
+  sw->addCase(b.getInt8(IPPROTO_UDP), udp);
   if (v6_)
-    sw->addCase(b.getInt8(58), icmp); // ICMPv6 sums the pseudo-header
+    sw->addCase(b.getInt8(IPPROTO_ICMPV6),
+                icmp); // ICMPv6 sums the pseudo-header
 
   // The address (and for IPv4 the header checksum); returns the checksum
   // words that change: the address halves.
@@ -297,7 +334,7 @@ void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw
       changed.push_back({oh, nh});
     }
     if (!v6_) {
-      Value *csumP = cg_.at(pk.l3, uint64_t(10));
+      Value *csumP = cg_.at(pk.l3, Ip4Check);
       b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), changed), csumP);
     }
     return changed;
@@ -325,12 +362,12 @@ void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw
     b.CreateBr(done);
   };
   b.SetInsertPoint(tcp);
-  l4Part(20, 16, true, false);
+  l4Part(TcpHlen, TcpCheck, true, false);
   b.SetInsertPoint(udp);
-  l4Part(8, 6, true, true);
+  l4Part(UdpHlen, UdpCheck, true, true);
   b.SetInsertPoint(icmp);
   if (v6_)
-    l4Part(8, 2, false, false);
+    l4Part(IcmpHlen, IcmpCheck, false, false); // ICMPv6's header is ICMP's
   else
     b.CreateBr(ip);
   b.SetInsertPoint(ip);
@@ -343,10 +380,12 @@ void NatLowering::reloadDestination(Packet &pk) {
   IRBuilder<> &b = cg_.b;
   if (v6_) {
     for (unsigned w = 0; w < 4; ++w)
-      pk.daddr6[w] = b.CreateLoad(cg_.i32, cg_.at(pk.l3, uint64_t(24 + 4 * w)));
+      pk.daddr6[w] =
+          b.CreateLoad(cg_.i32, cg_.at(pk.l3, kernel::Ip6Daddr + 4 * w));
     return;
   }
-  pk.daddrRaw = b.CreateLoad(cg_.i32, cg_.at(pk.l3, uint64_t(16)), "daddr.raw.nat");
+  pk.daddrRaw =
+      b.CreateLoad(cg_.i32, cg_.at(pk.l3, kernel::Ip4Daddr), "daddr.raw.nat");
   pk.daddr = b.CreateUnaryIntrinsic(Intrinsic::bswap, pk.daddrRaw);
 }
 
@@ -354,15 +393,18 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
                               BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
   Value *state = b.CreateLoad(cg_.i32, state_);
-  cg_.require(b.CreateICmpNE(state, b.getInt32(0)), pass, "fwd.translated");
+  cg_.require(b.CreateICmpNE(state, b.getInt32(Untouched)), pass,
+              "fwd.translated");
   // The fast path needs a resolved neighbour (no ARP from XDP), a plain
   // header (IP options are the kernel's business) and an untagged frame.
-  cg_.require(b.CreateICmpEQ(fibRc, b.getInt64(0)), pass, "fwd.fib_ok");
+  cg_.require(b.CreateICmpEQ(fibRc, b.getInt64(BPF_FIB_LKUP_RET_SUCCESS)), pass,
+              "fwd.fib_ok");
   if (!v6_)
-    cg_.require(b.CreateICmpEQ(pk.ihl, b.getInt32(20)), pass, "fwd.no_options");
+    cg_.require(b.CreateICmpEQ(pk.ihl, b.getInt32(kernel::Ip4Hlen)), pass,
+                "fwd.no_options");
   cg_.require(b.CreateICmpEQ(pk.vidOuter, b.getInt16(0)), pass, "fwd.untagged");
-  cg_.needBytes(cg_.data, 14, pass, "fwd.eth");
-  Value *ifindex = b.CreateLoad(cg_.i32, cg_.at(fib, kFibIfindex));
+  cg_.needBytes(cg_.data, ETH_HLEN, pass, "fwd.eth");
+  Value *ifindex = b.CreateLoad(cg_.i32, cg_.at(fib, kernel::FibIfindex));
   // Flags XDP_PASS: a device missing from r2x_tx hands the packet to the
   // kernel, untouched by what follows.
   Value *rc = cg_.callHelper(RedirectMap, cg_.i64,
@@ -370,7 +412,7 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
   cg_.require(b.CreateICmpEQ(rc, b.getInt64(XdpRedirect)), pass, "fwd.redirect");
 
   BasicBlock *reply = cg_.block("fwd.unnat"), *out = cg_.block("fwd.out");
-  b.CreateCondBr(b.CreateICmpEQ(state, b.getInt32(2)), reply, out);
+  b.CreateCondBr(b.CreateICmpEQ(state, b.getInt32(ReplyPending)), reply, out);
   b.SetInsertPoint(reply);
   rewrite(pk, false, loadAddr(replyAddr_), b.CreateLoad(cg_.i16, replyPort_), pass);
   b.CreateBr(out);
@@ -378,23 +420,22 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
   b.SetInsertPoint(out);
   if (v6_) {
     // ip6_forward(): hop limit minus one; IPv6 has no header checksum.
-    Value *hlP = cg_.at(pk.l3, uint64_t(7));
+    Value *hlP = cg_.at(pk.l3, kernel::Ip6HopLimit);
     b.CreateStore(b.CreateSub(b.CreateLoad(cg_.i8, hlP), b.getInt8(1)), hlP);
   } else {
-    // ip_decrease_ttl(): the checksum word as loaded (little-endian) gains
-    // htons(0x0100) = 1, with the end-around carry.
-    Value *csumP = cg_.at(pk.l3, uint64_t(10));
-    Value *c = b.CreateAdd(b.CreateZExt(b.CreateLoad(cg_.i16, csumP), cg_.i32), b.getInt32(1));
-    c = b.CreateAdd(c, b.CreateZExt(b.CreateICmpUGE(c, b.getInt32(0xffff)), cg_.i32));
-    b.CreateStore(b.CreateTrunc(c, cg_.i16), csumP);
-    Value *ttlP = cg_.at(pk.l3, uint64_t(8));
+    // ip_decrease_ttl().
+    Value *csumP = cg_.at(pk.l3, kernel::Ip4Check);
+    b.CreateStore(cg_.ttlDecrementCsum(b.CreateLoad(cg_.i16, csumP)), csumP);
+    Value *ttlP = cg_.at(pk.l3, kernel::Ip4Ttl);
     b.CreateStore(b.CreateSub(b.CreateLoad(cg_.i8, ttlP), b.getInt8(1)), ttlP);
   }
   // Ethernet: the neighbour's address, then the egress device's.
-  b.CreateMemCpy(cg_.at(cg_.data, uint64_t(0)), MaybeAlign(1), cg_.at(fib, kFibDmac),
-                 MaybeAlign(1), 6);
-  b.CreateMemCpy(cg_.at(cg_.data, uint64_t(6)), MaybeAlign(1), cg_.at(fib, kFibSmac),
-                 MaybeAlign(1), 6);
+  b.CreateMemCpy(cg_.at(cg_.data, offsetof(struct ethhdr, h_dest)),
+                 MaybeAlign(1), cg_.at(fib, kernel::FibDmac), MaybeAlign(1),
+                 ETH_ALEN);
+  b.CreateMemCpy(cg_.at(cg_.data, offsetof(struct ethhdr, h_source)),
+                 MaybeAlign(1), cg_.at(fib, kernel::FibSmac), MaybeAlign(1),
+                 ETH_ALEN);
   cg_.ret(XdpRedirect);
 }
 

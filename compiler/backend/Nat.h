@@ -1,4 +1,4 @@
-//===- compiler/backend/Nat.h - DNAT bindings and the forwarding path -*- C++ -*-===//
+//===- compiler/backend/Nat.h - DNAT and its forwarding path ----*- C++ -*-===//
 //
 /// \file
 /// Destination NAT with the kernel's meaning, in XDP (IPv4 and IPv6; one
@@ -7,14 +7,12 @@
 /// netfilter consults the nat table only for the first packet of a
 /// connection; conntrack then translates every later packet of it, in both
 /// directions. rule2xdp keeps its own connection table for that, the LRU
-/// hash map `r2x_nat`, shared by the program on every interface it is
-/// loaded on (`--load b0,b1`):
-///   key   {u32 saddr, daddr; u16 sport, dport; u8 proto; u8 pad[3]}, as on
-///         the wire (ICMP queries: sport = identifier, dport = 0; other
-///         protocols: ports 0); IPv6 (`r2x_nat6`): 16-byte addresses;
-///   value {u32 addr; u16 port; u8 dir; u8 pad}: dir 0 = a packet in the
-///         original direction gets destination addr:port; dir 1 = a reply
-///         gets source addr:port (the un-DNAT conntrack does in POSTROUTING).
+/// hash map `r2x_nat` (`r2x_nat6` for IPv6), shared by the program on every
+/// interface it is loaded on (`--load b0,b1`). Its key and value are
+/// contract::NatKey and NatValue (runtime/contract/Object.h): the
+/// connection's addresses, ports and protocol as on the wire, and the
+/// translation for the original direction (destination addr:port) or for a
+/// reply (source addr:port, the un-DNAT conntrack does in POSTROUTING).
 /// A DNAT rule that binds a connection writes both entries. A packet with an
 /// entry skips the nat chain, as in the kernel.
 ///
@@ -34,6 +32,8 @@
 #include "compiler/ir/IR.h"
 
 namespace r2x::backend {
+
+struct NatShape; ///< a connection table's layout (Nat.cpp)
 
 class NatLowering {
 public:
@@ -83,9 +83,10 @@ private:
 
   Codegen &cg_;
   bool v6_;
+  const NatShape &shape_; ///< the table's layout
   llvm::GlobalVariable *nat_ = nullptr, *tx_ = nullptr;
   llvm::AllocaInst *key_ = nullptr, *val_ = nullptr;
-  llvm::AllocaInst *state_ = nullptr; ///< i32: 0 none, 1 translated, 2 reply
+  llvm::AllocaInst *state_ = nullptr; ///< i32 NatState (Nat.cpp)
   llvm::AllocaInst *replyAddr_ = nullptr, *replyPort_ = nullptr; ///< reply's
   llvm::AllocaInst *sport_ = nullptr, *dport_ = nullptr; ///< raw i16 of the key
 };

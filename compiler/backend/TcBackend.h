@@ -19,8 +19,9 @@ namespace r2x::backend {
 
 std::string compileTc(const ir::tc::Program &program, Emit emit);
 
-/// The metadata text of a tc object (runtime/Meta.h format; each knode is a
-/// `rule` of chain `ingress` in table `tc`, plus `redirect` records).
+/// The metadata text of a tc object (the object contract's format,
+/// runtime/contract/Object.h; each knode is a `rule` of chain `ingress` in
+/// table `tc`, plus `redirect` records).
 std::string tcMetadataText(const ir::tc::Program &program);
 
 } // namespace r2x::backend

@@ -29,6 +29,7 @@
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/Codegen.h"
 #include "compiler/backend/Pipeline.h"
+#include "compiler/backend/Scaffold.h"
 #include "compiler/backend/TcBackend.h"
 
 #include <llvm/IR/Intrinsics.h>
@@ -46,7 +47,6 @@ namespace {
 
 constexpr unsigned kMaxDepth = 8;      ///< TC_U32_MAXDEPTH
 constexpr uint32_t kDynLimit = 0x7fff; ///< dynamic offsets beyond: out
-constexpr unsigned kHelperRedirectMap = 51;
 
 class U32Codegen {
 public:
@@ -87,8 +87,6 @@ private:
     l->setVolatile(true);
     return l;
   }
-  void bumpCounter(unsigned slot);
-
   const tc::Program &p_;
   Codegen cg_;
   BtfBuilder &btf_;
@@ -100,34 +98,12 @@ private:
 };
 
 void U32Codegen::declareMaps() {
-  DIType *counter = btf_.structType(
-      "r2x_counter", {{"packets", btf_.u64()}, {"bytes", btf_.u64()}}, 16);
-  counters_ = btf_.map("r2x_counters", MapType::PercpuArray, btf_.u32(), counter,
-                       std::max(1u, p_.numCounters));
+  counters_ = declareCounters(btf_, p_.numCounters);
   // The loader's contract asks for r2x_ifmatch; a tc program has no `-i`.
-  DIType *ifkey = btf_.structType(
-      "r2x_ifkey",
-      {{"ifindex", btf_.u32()}, {"vid_outer", btf_.u16()}, {"vid_inner", btf_.u16()}}, 8);
-  btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 1);
+  declareIfmatch(btf_, contract::IfmatchEntriesTc);
   if (!p_.redirectDevs.empty())
-    redirect_ = btf_.map("r2x_redirect", MapType::Devmap, btf_.u32(), btf_.u32(),
-                         static_cast<unsigned>(p_.redirectDevs.size()));
-}
-
-void U32Codegen::bumpCounter(unsigned slot) {
-  IRBuilder<> &b = cg_.b;
-  b.CreateStore(b.getInt32(slot), key_);
-  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {counters_, key_});
-  BasicBlock *hit = cg_.block("count");
-  BasicBlock *done = cg_.block("counted");
-  b.CreateCondBr(b.CreateIsNull(v), done, hit);
-  b.SetInsertPoint(hit);
-  Value *pkts = b.CreateLoad(cg_.i64, v);
-  b.CreateStore(b.CreateAdd(pkts, b.getInt64(1)), v);
-  Value *bp = cg_.at(v, uint64_t(8));
-  b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, bp), w_.len), bp);
-  b.CreateBr(done);
-  b.SetInsertPoint(done);
+    redirect_ = btf_.map(contract::RedirectMap, btf_.u32(), btf_.u32(),
+                         static_cast<uint32_t>(p_.redirectDevs.size()));
 }
 
 Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width, BasicBlock *fail) {
@@ -236,48 +212,53 @@ void U32Codegen::emitNat(const tc::Action &a) {
     b.CreateStore(cg_.csumReplace(loadPacket(cg_.i16, p), addrWords(from, to)), p);
   };
   auto fragment = [&](Value *ip) { // frag_off & htons(IP_OFFSET)
-    Value *f = bswap(loadPacket(cg_.i16, cg_.at(ip, uint64_t(6))));
-    return b.CreateICmpNE(b.CreateAnd(f, b.getInt16(0x1fff)), b.getInt16(0));
+    Value *f = bswap(loadPacket(cg_.i16, cg_.at(ip, kernel::Ip4FragOff)));
+    return b.CreateICmpNE(b.CreateAnd(f, b.getInt16(kernel::Ip4OffMask)),
+                          b.getInt16(0));
   };
-  auto protocol = [&](Value *ip) { return loadPacket(cg_.i8, cg_.at(ip, uint64_t(9))); };
+  auto protocol = [&](Value *ip) {
+    return loadPacket(cg_.i8, cg_.at(ip, kernel::Ip4Protocol));
+  };
   auto ihl = [&](Value *ip) { // iph->ihl * 4
     Value *v = b.CreateZExt(loadPacket(cg_.i8, ip), cg_.i32);
     return b.CreateShl(b.CreateAnd(v, b.getInt32(0xf)), 2, "ihl");
   };
 
   // pskb_may_pull(skb, sizeof(struct iphdr)), else TC_ACT_SHOT.
-  Value *ip = access(nullptr, 0, 20, drop_);
-  Value *addrP = cg_.at(ip, uint64_t(a.egress ? 12 : 16)); // saddr : daddr
+  Value *ip = access(nullptr, 0, kernel::Ip4Hlen, drop_);
+  Value *addrP = cg_.at(ip, a.egress ? kernel::Ip4Saddr : kernel::Ip4Daddr);
   Value *oldRaw = loadPacket(cg_.i32, addrP);
   b.CreateCondBr(inside(bswap(oldRaw)), hit, miss);
 
   // Another address: only an ICMP message (not a later fragment) goes on,
   // for the header an ICMP error quotes.
   b.SetInsertPoint(miss);
-  b.CreateCondBr(b.CreateOr(fragment(ip), b.CreateICmpNE(protocol(ip), b.getInt8(1))), done,
-                 icmp);
+  b.CreateCondBr(
+      b.CreateOr(fragment(ip),
+                 b.CreateICmpNE(protocol(ip), b.getInt8(IPPROTO_ICMP))),
+      done, icmp);
 
   b.SetInsertPoint(hit);
   Value *newRaw = translate(bswap(oldRaw));
   b.CreateStore(newRaw, addrP);
-  fixCsum(cg_.at(ip, uint64_t(10)), oldRaw, newRaw);
+  fixCsum(cg_.at(ip, kernel::Ip4Check), oldRaw, newRaw);
   cg_.require(b.CreateNot(fragment(ip)), done, "nat.l4");
   SwitchInst *sw = b.CreateSwitch(protocol(ip), done, 3);
-  sw->addCase(b.getInt8(6), tcp);
-  sw->addCase(b.getInt8(17), udp);
-  sw->addCase(b.getInt8(1), icmp);
+  sw->addCase(b.getInt8(IPPROTO_TCP), tcp);
+  sw->addCase(b.getInt8(IPPROTO_UDP), udp);
+  sw->addCase(b.getInt8(IPPROTO_ICMP), icmp);
 
   // TCP: the pseudo-header's address changed.
   b.SetInsertPoint(tcp);
-  Value *th = access(ihl(ip), 0, 20, drop_);
-  fixCsum(cg_.at(th, uint64_t(16)), oldRaw, newRaw);
+  Value *th = access(ihl(ip), 0, kernel::TcpHlen, drop_);
+  fixCsum(cg_.at(th, kernel::TcpCheck), oldRaw, newRaw);
   b.CreateBr(done);
 
   // UDP: a zero checksum (none) stays zero; a result of zero is sent as
   // 0xffff (CSUM_MANGLED_0).
   b.SetInsertPoint(udp);
-  Value *uh = access(ihl(ip), 0, 8, drop_);
-  Value *ucsumP = cg_.at(uh, uint64_t(6));
+  Value *uh = access(ihl(ip), 0, kernel::UdpHlen, drop_);
+  Value *ucsumP = cg_.at(uh, kernel::UdpCheck);
   Value *ucsum = loadPacket(cg_.i16, ucsumP);
   cg_.require(b.CreateICmpNE(ucsum, b.getInt16(0)), done, "nat.udp.sum");
   Value *un = cg_.csumReplace(ucsum, addrWords(oldRaw, newRaw));
@@ -285,24 +266,26 @@ void U32Codegen::emitNat(const tc::Action &a) {
                 ucsumP);
   b.CreateBr(done);
 
-  // ICMP errors (icmp_is_err: 3, 4, 5, 11, 12): the quoted header's other
-  // address, with the ICMP checksum fixed. As in the kernel, the quoted
-  // header's own checksum and the quoted L4 checksum are left as they are.
+  // ICMP errors (icmp_is_err()): the quoted header's other address, with
+  // the ICMP checksum fixed. As in the kernel, the quoted header's own
+  // checksum and the quoted L4 checksum are left as they are.
   b.SetInsertPoint(icmp);
-  Value *ih = access(ihl(ip), 0, 8, drop_);
+  Value *ih = access(ihl(ip), 0, kernel::IcmpHlen, drop_);
   Value *type = loadPacket(cg_.i8, ih);
   BasicBlock *err = cg_.block("nat.icmp.err");
   SwitchInst *types = b.CreateSwitch(type, done, 5);
-  for (uint8_t t : {3, 4, 5, 11, 12})
+  for (uint8_t t : {ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT,
+                    ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB})
     types->addCase(b.getInt8(t), err);
   b.SetInsertPoint(err);
-  Value *eh = access(ihl(ip), 0, 8 + 20, drop_);
-  Value *innerP = cg_.at(eh, uint64_t(8 + (a.egress ? 16 : 12))); // daddr : saddr
+  Value *eh = access(ihl(ip), 0, kernel::IcmpHlen + kernel::Ip4Hlen, drop_);
+  Value *innerP = cg_.at(
+      eh, kernel::IcmpHlen + (a.egress ? kernel::Ip4Daddr : kernel::Ip4Saddr));
   Value *innerRaw = loadPacket(cg_.i32, innerP);
   cg_.require(inside(bswap(innerRaw)), done, "nat.icmp.inner");
   Value *innerNew = translate(bswap(innerRaw));
   b.CreateStore(innerNew, innerP);
-  fixCsum(cg_.at(eh, uint64_t(2)), innerRaw, innerNew);
+  fixCsum(cg_.at(eh, kernel::IcmpCheck), innerRaw, innerNew);
   b.CreateBr(done);
 
   b.SetInsertPoint(done);
@@ -312,7 +295,7 @@ void U32Codegen::emitNat(const tc::Action &a) {
 /// counter counts the executions, as tc's action statistics do.
 void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
   IRBuilder<> &b = cg_.b;
-  bumpCounter(k.counter);
+  bumpCounter(cg_, counters_, key_, k.counter, w_.len);
   tc::Control result = tc::Control::Ok; // no actions: TC_ACT_OK
   for (const tc::Action &a : k.actions) {
     switch (a.kind) {
@@ -321,8 +304,9 @@ void U32Codegen::runActions(const tc::Knode &k, BasicBlock *next) {
     case tc::Action::Kind::Mirred: {
       // act_mirred: a missing or down device is TC_ACT_SHOT; the devmap's
       // fallback (flags) gives XDP_DROP when the slot is empty.
-      Value *r = cg_.callHelper(static_cast<Helper>(kHelperRedirectMap), cg_.i64,
-                                {redirect_, b.getInt64(a.devSlot), b.getInt64(XdpDrop)});
+      Value *r = cg_.callHelper(
+          RedirectMap, cg_.i64,
+          {redirect_, b.getInt64(a.devSlot), b.getInt64(XdpDrop)});
       b.CreateRet(b.CreateTrunc(r, cg_.i32));
       b.SetInsertPoint(cg_.block("unreachable.after.redirect"));
       b.CreateUnreachable();
@@ -449,42 +433,35 @@ void U32Codegen::emit(Value *ctxArg) {
   pass_ = cg_.block("pass");
   drop_ = cg_.block("drop");
 
-  StructType *xdpMd =
-      StructType::get(cg_.ctx, {cg_.i32, cg_.i32, cg_.i32, cg_.i32, cg_.i32, cg_.i32});
-  auto ctxField = [&](unsigned idx, const char *name) {
-    Value *s = b.CreateIntrinsic(Intrinsic::preserve_static_offset, {}, {ctxArg});
-    return b.CreateLoad(cg_.i32, b.CreateStructGEP(xdpMd, s, idx), name);
-  };
-  Value *data32 = ctxField(0, "data32");
-  Value *end32 = ctxField(1, "data_end32");
-  cg_.data = b.CreateIntToPtr(b.CreateZExt(data32, cg_.i64), cg_.ptr, "data");
-  cg_.dataEnd = b.CreateIntToPtr(b.CreateZExt(end32, cg_.i64), cg_.ptr, "data_end");
+  loadPacketPointers(cg_, ctxArg);
 
   // eth_type_trans() needs the Ethernet header; skb_vlan_untag() moves a
   // first tag (802.1Q or 802.1ad) out of the data.
-  cg_.needBytes(cg_.data, 14, pass_, "eth");
-  Value *etype = cg_.loadBE(cg_.data, 12, cg_.i16);
-  Value *tagged = b.CreateOr(b.CreateICmpEQ(etype, b.getInt16(0x8100)),
-                             b.CreateICmpEQ(etype, b.getInt16(0x88a8)));
+  Value *etype = emitEthernet(cg_, pass_);
+  Value *tagged = isVlanTag(cg_, etype);
   Value *frameLen = b.CreateSub(b.CreatePtrToInt(cg_.dataEnd, cg_.i64),
                                 b.CreatePtrToInt(cg_.data, cg_.i64), "frame_len");
 
   for (const tc::Filter &f : p_.filters) {
     BasicBlock *nextFilter = cg_.block("filter.next");
     BasicBlock *run = cg_.block("filter." + std::to_string(f.pref));
-    Value *l3off = b.getInt64(14);
+    Value *l3off = b.getInt64(ETH_HLEN);
     switch (f.proto) {
     case tc::Proto::Ip:
-      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged), b.CreateICmpEQ(etype, b.getInt16(0x0800))),
+      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged),
+                                 b.CreateICmpEQ(etype, b.getInt16(ETH_P_IP))),
                      run, nextFilter);
       break;
     case tc::Proto::Ipv6:
-      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged), b.CreateICmpEQ(etype, b.getInt16(0x86DD))),
+      b.CreateCondBr(b.CreateAnd(b.CreateNot(tagged),
+                                 b.CreateICmpEQ(etype, b.getInt16(ETH_P_IPV6))),
                      run, nextFilter);
       break;
     case tc::Proto::All: {
       // A tagged frame shorter than its tag was freed by the kernel.
-      Value *shortTag = b.CreateAnd(tagged, b.CreateICmpULT(frameLen, b.getInt64(18)));
+      Value *shortTag = b.CreateAnd(
+          tagged,
+          b.CreateICmpULT(frameLen, b.getInt64(ETH_HLEN + kernel::VlanHlen)));
       b.CreateCondBr(shortTag, pass_, run);
       l3off = nullptr;
       break;
@@ -492,7 +469,8 @@ void U32Codegen::emit(Value *ctxArg) {
     }
     b.SetInsertPoint(run);
     if (!l3off)
-      l3off = b.CreateSelect(tagged, b.getInt64(18), b.getInt64(14), "l3off");
+      l3off = b.CreateSelect(tagged, b.getInt64(ETH_HLEN + kernel::VlanHlen),
+                             b.getInt64(ETH_HLEN), "l3off");
     w_.l3off = l3off;
     w_.len = b.CreateSub(frameLen, l3off, "skb_len");
     w_.off2 = cg_.stackSlot(cg_.i32, 4, "off2");
@@ -512,19 +490,11 @@ void U32Codegen::emit(Value *ctxArg) {
 }
 
 void emitU32Program(const tc::Program &program, Module &m) {
-  LLVMContext &ctx = m.getContext();
-  FunctionType *ft =
-      FunctionType::get(Type::getInt32Ty(ctx), {PointerType::get(ctx, 0)}, false);
-  Function *fn = Function::Create(ft, GlobalValue::ExternalLinkage, "rule2xdp", m);
-  fn->setSection("xdp");
-  fn->addFnAttr(Attribute::NoUnwind);
-  fn->getArg(0)->setName("ctx");
+  Function *fn = createProgram(m);
   BtfBuilder btf(m);
   U32Codegen cg(program, m, fn, btf);
   cg.emit(fn->getArg(0));
-  btf.rodataString("r2x_meta", tcMetadataText(program));
-  btf.license();
-  btf.finish();
+  finishObject(btf, tcMetadataText(program));
 }
 
 } // namespace
@@ -534,9 +504,10 @@ std::string compileTc(const tc::Program &program, Emit emit) {
 }
 
 std::string tcMetadataText(const tc::Program &p) {
+  namespace meta = contract::meta;
   std::ostringstream os;
-  os << "rule2xdp-meta\t1\n";
-  os << "chain\ttc\tingress\t-\t-\n";
+  os << meta::header();
+  os << meta::format(meta::Chain, {"tc", "ingress", meta::None, meta::None});
   for (const tc::Filter &f : p.filters)
     for (const auto &[htid, t] : p.tables) {
       if (t.pref != f.pref)
@@ -563,12 +534,14 @@ std::string tcMetadataText(const tc::Program &p) {
             extra += " link " + tc::formatHandle(*k.link);
           for (const tc::Key &key : k.keys)
             extra += " match " + tc::formatKey(key);
-          os << "rule\t" << k.counter << "\ttc\tingress\t" << target << "\t"
-             << tc::protoName(f.proto) << "\t--\t*\t*\t\t\t" << extra << "\n";
+          os << meta::format(meta::Rule,
+                             {std::to_string(k.counter), "tc", "ingress",
+                              target, tc::protoName(f.proto), "--", "*", "*",
+                              "", "", extra});
         }
     }
   for (size_t i = 0; i < p.redirectDevs.size(); ++i)
-    os << "redirect\t" << i << "\t" << p.redirectDevs[i] << "\n";
+    os << meta::format(meta::Redirect, {std::to_string(i), p.redirectDevs[i]});
   return os.str();
 }
 

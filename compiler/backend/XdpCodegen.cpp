@@ -17,6 +17,7 @@
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
+#include "compiler/backend/Scaffold.h"
 
 #include <llvm/IR/Intrinsics.h>
 
@@ -38,14 +39,26 @@ namespace {
 constexpr uint64_t kEthHeaderLen = 14, kTcpHeaderLen = 20, kUdpHeaderLen = 8,
                    kIcmpHeaderLen = 8, kPortsLen = 4;
 
-/// BPF_FIB_LKUP_RET_* (include/uapi/linux/bpf.h).
+/// bpf_fib_lookup()'s answers (BPF_FIB_LKUP_RET_*, linux/bpf.h).
 enum FibResult : int64_t {
-  FibSuccess = 0,
-  FibNotForwarded = 4,
-  FibForwardingDisabled = 5,
-  FibNoNeighbour = 7,
-  FibFragNeeded = 8,
+  FibSuccess = BPF_FIB_LKUP_RET_SUCCESS,
+  FibNotForwarded = BPF_FIB_LKUP_RET_NOT_FWDED,
+  FibForwardingDisabled = BPF_FIB_LKUP_RET_FWD_DISABLED,
+  FibNoNeighbour = BPF_FIB_LKUP_RET_NO_NEIGH,
+  FibFragNeeded = BPF_FIB_LKUP_RET_FRAG_NEEDED,
 };
+
+/// The fields of r2x_hdr (contract::Hdr) rules read back.
+constexpr uint64_t HdrSaddr = offsetof(contract::Hdr, saddr);
+constexpr uint64_t HdrDaddr = offsetof(contract::Hdr, daddr);
+constexpr uint64_t HdrSport = offsetof(contract::Hdr, sport);
+constexpr uint64_t HdrDport = offsetof(contract::Hdr, dport);
+constexpr uint64_t HdrProto = offsetof(contract::Hdr, proto);
+// Ports are read as HdrSport + their offset in the L4 header.
+static_assert(HdrDport - HdrSport == kernel::L4Dport - kernel::L4Sport);
+
+/// The bpf_loop callback of --tcp-option.
+constexpr const char *TcpOptStep = "r2x_tcpopt_step";
 
 class XdpCodegen {
 public:
@@ -120,28 +133,13 @@ private:
 };
 
 void XdpCodegen::declareMaps() {
-  DIType *counter = btf_.structType(
-      "r2x_counter", {{"packets", btf_.u64()}, {"bytes", btf_.u64()}}, 16);
-  counters_ = btf_.map("r2x_counters", MapType::PercpuArray, btf_.u32(),
-                       counter, std::max(1u, p_.numCounters));
-  DIType *ifkey = btf_.structType("r2x_ifkey",
-                                  {{"ifindex", btf_.u32()},
-                                   {"vid_outer", btf_.u16()},
-                                   {"vid_inner", btf_.u16()}},
-                                  8);
-  ifmatch_ = btf_.map("r2x_ifmatch", MapType::Hash, ifkey, btf_.u64(), 256);
+  counters_ = declareCounters(btf_, p_.numCounters);
+  ifmatch_ = declareIfmatch(btf_, contract::IfmatchMap.maxEntries);
   // ifindex -> the device's MAC (6 bytes, as in a frame, then 2 zero bytes).
-  ifmac_ = btf_.map("r2x_ifmac", MapType::Array, btf_.u32(), btf_.u64(), 65536);
-  if (p_.hasFamily(ir::Family::V4)) {
-    DIType *hdr = btf_.structType("r2x_hdr",
-                                  {{"saddr", btf_.u32()},
-                                   {"daddr", btf_.u32()},
-                                   {"sport", btf_.u16()},
-                                   {"dport", btf_.u16()},
-                                   {"proto", btf_.u32()}},
-                                  16);
-    hdrMap_ = btf_.map("r2x_hdr", MapType::PercpuArray, btf_.u32(), hdr, 1);
-  }
+  ifmac_ = btf_.map(contract::IfmacMap, btf_.u32(), btf_.u64());
+  if (p_.hasFamily(ir::Family::V4))
+    hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
+                       btf_.structType(contract::HdrLayout));
   bool v4nat = p_.hasNat(ir::Family::V4), v6nat = p_.hasNat(ir::Family::V6);
   if (v4nat || v6nat) {
     GlobalVariable *tx = NatLowering::declareTx(btf_);
@@ -150,33 +148,14 @@ void XdpCodegen::declareMaps() {
     if (v6nat)
       nat6_ = std::make_unique<NatLowering>(cg_, btf_, true, tx);
   }
-  if (p_.hasFamily(ir::Family::V6)) {
-    DIType *scratch = btf_.structType("r2x_scratch",
-                                      {{"walk_ok", btf_.u32()},
-                                       {"proto", btf_.u32()},
-                                       {"thoff", btf_.u32()},
-                                       {"fragoff", btf_.u32()}},
-                                      16);
-    cg_.scratch = btf_.map("r2x_scratch", MapType::PercpuArray, btf_.u32(),
-                           scratch, 1);
-  }
+  if (p_.hasFamily(ir::Family::V6))
+    cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
+                           btf_.structType(contract::ScratchLayout));
 }
 
+/// iptables counts the IP total length (IPv6: 40 + payload length).
 void XdpCodegen::bumpCounter(unsigned slot) {
-  IRBuilder<> &b = cg_.b;
-  b.CreateStore(b.getInt32(slot), key_);
-  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {counters_, key_});
-  BasicBlock *hit = cg_.block("count");
-  BasicBlock *done = cg_.block("counted");
-  b.CreateCondBr(b.CreateIsNull(v), done, hit);
-  b.SetInsertPoint(hit);
-  Value *pkts = b.CreateLoad(cg_.i64, v);
-  b.CreateStore(b.CreateAdd(pkts, b.getInt64(1)), v);
-  Value *bp = cg_.at(v, uint64_t(8));
-  Value *bytes = b.CreateLoad(cg_.i64, bp);
-  b.CreateStore(b.CreateAdd(bytes, b.CreateZExt(pk_.totLen, cg_.i64)), bp);
-  b.CreateBr(done);
-  b.SetInsertPoint(done);
+  backend::bumpCounter(cg_, counters_, key_, slot, pk_.totLen);
 }
 
 /// The bitmask of `-i` patterns naming the ingress device (and the VLAN
@@ -185,11 +164,12 @@ Value *XdpCodegen::ifaceMask() {
   if (ifaceMask_)
     return ifaceMask_;
   IRBuilder<> &b = cg_.b;
-  StructType *keyTy = StructType::get(cg_.ctx, {cg_.i32, cg_.i16, cg_.i16});
-  AllocaInst *key = cg_.stackSlot(keyTy, 8, "ifkey");
-  b.CreateStore(pk_.ifindex, b.CreateStructGEP(keyTy, key, 0));
-  b.CreateStore(pk_.vidOuter, b.CreateStructGEP(keyTy, key, 1));
-  b.CreateStore(pk_.vidInner, b.CreateStructGEP(keyTy, key, 2));
+  using contract::IfKey;
+  AllocaInst *key =
+      cg_.stackSlot(ArrayType::get(cg_.i8, sizeof(IfKey)), 8, "ifkey");
+  b.CreateStore(pk_.ifindex, cg_.at(key, offsetof(IfKey, ifindex)));
+  b.CreateStore(pk_.vidOuter, cg_.at(key, offsetof(IfKey, vid_outer)));
+  b.CreateStore(pk_.vidInner, cg_.at(key, offsetof(IfKey, vid_inner)));
   Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {ifmatch_, key});
   BasicBlock *from = b.GetInsertBlock();
   BasicBlock *hit = cg_.block("ifmatch.hit");
@@ -250,7 +230,7 @@ void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
 /// The source (0) or destination (2) port, after emitTransport(): IPv4 from
 /// r2x_hdr (see storeHeader()), IPv6 from the header the walk found.
 Value *XdpCodegen::transportPort(uint64_t off) {
-  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(8 + off, cg_.i16);
+  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(HdrSport + off, cg_.i16);
 }
 
 /// xt_tcpudp: every part given must hold, each with its own `!`.
@@ -326,11 +306,9 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
   // those bytes reads them as they are then.
   Value *fwdCsum = nullptr;
   if (hook_ == ir::Hook::Forward && !pk_.v6) {
-    Value *c = b.CreateAdd(b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(pk_.l3, uint64_t(10))),
-                                        cg_.i32),
-                           b.getInt32(1));
-    c = b.CreateAdd(c, b.CreateZExt(b.CreateICmpUGE(c, b.getInt32(0xffff)), cg_.i32));
-    fwdCsum = b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateTrunc(c, cg_.i16)); // host order
+    Value *c = cg_.ttlDecrementCsum(
+        b.CreateLoad(cg_.i16, cg_.at(pk_.l3, kernel::Ip4Check)));
+    fwdCsum = b.CreateUnaryIntrinsic(Intrinsic::bswap, c); // host order
   }
   // The 32-bit word at l3 + off (an i64 already checked to be <= len - 4).
   auto word = [&](Value *off) {
@@ -345,14 +323,16 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
       unsigned shift = 24 - 8 * k;
       Value *pos = b.CreateAdd(off, b.getInt64(k));
       Value *byte = b.CreateAnd(b.CreateLShr(w, shift), b.getInt32(0xff));
-      Value *ttlAt = b.getInt64(pk_.v6 ? 7 : 8);
+      Value *ttlAt = b.getInt64(pk_.v6 ? kernel::Ip6HopLimit : kernel::Ip4Ttl);
       byte = b.CreateSelect(b.CreateICmpEQ(pos, ttlAt),
                             b.CreateAnd(b.CreateSub(byte, b.getInt32(1)), b.getInt32(0xff)), byte);
       if (fwdCsum) {
         Value *c32 = b.CreateZExt(fwdCsum, cg_.i32);
-        byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(10)), b.CreateLShr(c32, 8), byte);
-        byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(11)),
-                              b.CreateAnd(c32, b.getInt32(0xff)), byte);
+        byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(kernel::Ip4Check)),
+                              b.CreateLShr(c32, 8), byte);
+        byte = b.CreateSelect(
+            b.CreateICmpEQ(pos, b.getInt64(kernel::Ip4Check + 1)),
+            b.CreateAnd(c32, b.getInt32(0xff)), byte);
       }
       out = b.CreateOr(out, b.CreateShl(byte, shift));
     }
@@ -424,7 +404,8 @@ Function *XdpCodegen::tcpOptionScanner() {
     return tcpOptScan_;
   LLVMContext &ctx = cg_.ctx;
   FunctionType *ft = FunctionType::get(cg_.i64, {cg_.i64, cg_.ptr}, false);
-  Function *f = Function::Create(ft, GlobalValue::InternalLinkage, "r2x_tcpopt_step", cg_.m);
+  Function *f =
+      Function::Create(ft, GlobalValue::InternalLinkage, TcpOptStep, cg_.m);
   f->addFnAttr(Attribute::NoUnwind);
   f->addFnAttr(Attribute::NoInline);
   IRBuilder<> b(ctx);
@@ -542,24 +523,26 @@ void XdpCodegen::storeHeader() {
   auto put = [&](uint64_t off, Value *v) {
     b.CreateStore(v, cg_.at(hdr_, off), /*isVolatile=*/true);
   };
-  put(0, pk_.saddr);
-  put(4, pk_.daddr);
-  put(12, b.CreateZExt(pk_.proto, cg_.i32));
+  put(HdrSaddr, pk_.saddr);
+  put(HdrDaddr, pk_.daddr);
+  put(HdrProto, b.CreateZExt(pk_.proto, cg_.i32));
   // The ports, when a first fragment holds them; rules read them only after
   // their own checks of the same conditions.
   BasicBlock *ports = cg_.block("hdr.ports"), *none = cg_.block("hdr.noports"),
              *done = cg_.block("hdr.done");
-  Value *ok = b.CreateAnd(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)),
-                          b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(4)), pk_.totLen));
+  constexpr uint64_t portsLen = kernel::L4Dport + 2;
+  Value *ok = b.CreateAnd(
+      b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)),
+      b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(portsLen)), pk_.totLen));
   b.CreateCondBr(ok, ports, none);
   b.SetInsertPoint(ports);
-  cg_.needBytes(pk_.l4, 4, none, "hdr.l4");
-  put(8, cg_.loadBE(pk_.l4, 0, cg_.i16));
-  put(10, cg_.loadBE(pk_.l4, 2, cg_.i16));
+  cg_.needBytes(pk_.l4, portsLen, none, "hdr.l4");
+  put(HdrSport, cg_.loadBE(pk_.l4, kernel::L4Sport, cg_.i16));
+  put(HdrDport, cg_.loadBE(pk_.l4, kernel::L4Dport, cg_.i16));
   b.CreateBr(done);
   b.SetInsertPoint(none);
-  put(8, b.getInt16(0));
-  put(10, b.getInt16(0));
+  put(HdrSport, b.getInt16(0));
+  put(HdrDport, b.getInt16(0));
   b.CreateBr(done);
   b.SetInsertPoint(done);
 }
@@ -616,8 +599,8 @@ Value *XdpCodegen::ttlAtHook() {
 }
 
 /// The IPv4 addresses, from r2x_hdr as the address matches read them.
-Value *XdpCodegen::sourceAddress() { return hdrField(0, cg_.i32); }
-Value *XdpCodegen::destinationAddress() { return hdrField(4, cg_.i32); }
+Value *XdpCodegen::sourceAddress() { return hdrField(HdrSaddr, cg_.i32); }
+Value *XdpCodegen::destinationAddress() { return hdrField(HdrDaddr, cg_.i32); }
 
 /// skb->pkt_type as eth_type_trans() sets it: all-ones is broadcast (1), the
 /// group bit multicast (2), else this host (0; other hosts' frames never
@@ -689,7 +672,7 @@ Value *XdpCodegen::protocolTest(const ir::Match::Protocol &p) {
     return p.proto == 0 ? b.getTrue()
                         : b.CreateICmpEQ(pk_.upperProto, b.getInt8(p.proto));
   }
-  return b.CreateICmpEQ(hdrField(12, cg_.i32), b.getInt32(p.proto));
+  return b.CreateICmpEQ(hdrField(HdrProto, cg_.i32), b.getInt32(p.proto));
 }
 
 /// ((field & mask) in [lo, hi]).
@@ -810,36 +793,32 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
 /// kernel, which answers with its own ICMP.
 void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   IRBuilder<> &b = cg_.b;
-  ArrayType *fibTy = ArrayType::get(cg_.i8, 64);
+  using namespace kernel;
+  ArrayType *fibTy = ArrayType::get(cg_.i8, FibSize);
   AllocaInst *fib = fib_ = cg_.stackSlot(fibTy, 8, "fib");
-  b.CreateMemSet(fib, b.getInt8(0), 64, MaybeAlign(8));
+  b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
+  // ip_route_input() / ip6_route_input() route on the first next header.
+  b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
+  b.CreateStore(pk_.proto, cg_.at(fib, FibL4Protocol));
+  b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, FibTotLen));
+  b.CreateStore(pk_.ifindex, cg_.at(fib, FibIfindex));
   if (pk_.v6) {
-    // struct bpf_fib_lookup for AF_INET6: flowinfo @12 is the first header
-    // word without the version; the addresses are 16 bytes @16 and @32.
-    b.CreateStore(b.getInt8(10), cg_.at(fib, uint64_t(0)));          // AF_INET6
-    // ip6_route_input() routes on the first next header.
-    b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));
-    b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
-    b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));
-    // On the wire the word is version:4 tclass:8 flow:20; in a little-endian
-    // load the version is the low nibble of the first byte.
+    // flowinfo is the first header word without the version. On the wire
+    // the word is version:4 tclass:8 flow:20; in a little-endian load the
+    // version is the low nibble of the first byte.
     b.CreateStore(b.CreateAnd(pk_.flowWord, b.getInt32(0xffffff0fu)),
-                  cg_.at(fib, uint64_t(12)));
+                  cg_.at(fib, FibFlowinfo));
     for (unsigned w = 0; w < 4; ++w) {
-      b.CreateStore(pk_.saddr6[w], cg_.at(fib, uint64_t(16 + 4 * w)));
-      b.CreateStore(pk_.daddr6[w], cg_.at(fib, uint64_t(32 + 4 * w)));
+      b.CreateStore(pk_.saddr6[w], cg_.at(fib, FibSrc + 4 * w));
+      b.CreateStore(pk_.daddr6[w], cg_.at(fib, FibDst + 4 * w));
     }
   } else {
-    b.CreateStore(b.getInt8(2), cg_.at(fib, uint64_t(0)));           // AF_INET
-    b.CreateStore(pk_.proto, cg_.at(fib, uint64_t(1)));              // l4_protocol
-    b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, uint64_t(6)));
-    b.CreateStore(pk_.ifindex, cg_.at(fib, uint64_t(8)));            // ifindex
-    b.CreateStore(pk_.tos, cg_.at(fib, uint64_t(12)));               // tos
-    b.CreateStore(pk_.saddrRaw, cg_.at(fib, uint64_t(16)));          // ipv4_src
-    b.CreateStore(pk_.daddrRaw, cg_.at(fib, uint64_t(32)));          // ipv4_dst
+    b.CreateStore(pk_.tos, cg_.at(fib, FibTos));
+    b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibSrc));
+    b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibDst));
   }
-  Value *rc = fibRc_ = cg_.callHelper(FibLookup, cg_.i64,
-                                     {ctx_, fib, b.getInt32(64), b.getInt32(0)});
+  Value *rc = fibRc_ = cg_.callHelper(
+      FibLookup, cg_.i64, {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
 
   BasicBlock *fwd = cg_.block("route.forwarded");
   BasicBlock *big = cg_.block("route.frag_needed");
@@ -860,7 +839,8 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   if (pk_.v6) {
     b.CreateBr(pass_);
   } else {
-    Value *df = b.CreateICmpNE(b.CreateAnd(pk_.fragWord, 0x4000), b.getInt16(0));
+    Value *df =
+        b.CreateICmpNE(b.CreateAnd(pk_.fragWord, kernel::Ip4Df), b.getInt16(0));
     b.CreateCondBr(df, pass_, fwd);
   }
   // ip_forward() / ip6_forward() send time exceeded before the FORWARD hook
@@ -922,9 +902,9 @@ void XdpCodegen::emit(Value *ctxArg) {
   BasicBlock *v6 = cg_.block("ipv6");
   SwitchInst *sw = b.CreateSwitch(l2.etype, pass_, 2);
   if (p_.hasFamily(ir::Family::V4))
-    sw->addCase(b.getInt16(0x0800), v4);
+    sw->addCase(b.getInt16(ETH_P_IP), v4);
   if (p_.hasFamily(ir::Family::V6))
-    sw->addCase(b.getInt16(0x86dd), v6);
+    sw->addCase(b.getInt16(ETH_P_IPV6), v6);
 
   b.SetInsertPoint(v4);
   if (p_.hasFamily(ir::Family::V4)) {
@@ -1024,25 +1004,17 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 } // namespace
 
 void emitXdpProgram(const ir::Program &program, Module &m) {
-  LLVMContext &ctx = m.getContext();
-  FunctionType *ft =
-      FunctionType::get(Type::getInt32Ty(ctx), {PointerType::get(ctx, 0)}, false);
-  Function *fn = Function::Create(ft, GlobalValue::ExternalLinkage, "rule2xdp", m);
-  fn->setSection("xdp");
-  fn->addFnAttr(Attribute::NoUnwind); // no .eh_frame in the object
-  fn->getArg(0)->setName("ctx");
+  Function *fn = createProgram(m);
   BtfBuilder btf(m);
   XdpCodegen cg(program, m, fn, btf);
   cg.emit(fn->getArg(0));
   // With a subprogram (a bpf_loop callback), the kernel wants BTF func_info
   // for every function.
-  if (Function *scan = m.getFunction("r2x_tcpopt_step")) {
+  if (Function *scan = m.getFunction(TcpOptStep)) {
     btf.function(fn, btf.int32(), {nullptr});
     btf.function(scan, btf.long64(), {btf.u32(), nullptr});
   }
-  btf.rodataString("r2x_meta", metadataText(program));
-  btf.license();
-  btf.finish();
+  finishObject(btf, metadataText(program));
 }
 
 } // namespace r2x::backend

@@ -1,6 +1,7 @@
 //===- test/diff/XdpSide.cpp - the XDP side: compile, load, test-run ------===//
 #include "test/diff/XdpSide.h"
 
+#include "runtime/BpfObject.h"
 #include "runtime/Loader.h"
 #include "test/diff/Process.h"
 
@@ -19,11 +20,16 @@ namespace r2x::diff {
 
 const char *xdpActionName(uint32_t action) {
   switch (action) {
-  case 0: return "XDP_ABORTED";
-  case 1: return "XDP_DROP";
-  case 2: return "XDP_PASS";
-  case 3: return "XDP_TX";
-  case 4: return "XDP_REDIRECT";
+  case XDP_ABORTED:
+    return "XDP_ABORTED";
+  case XDP_DROP:
+    return "XDP_DROP";
+  case XDP_PASS:
+    return "XDP_PASS";
+  case XDP_TX:
+    return "XDP_TX";
+  case XDP_REDIRECT:
+    return "XDP_REDIRECT";
   }
   return "XDP_?";
 }
@@ -39,32 +45,6 @@ int libbpfPrint(enum libbpf_print_level level, const char *fmt, va_list ap) {
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   *gLog += buf;
   return 0;
-}
-
-/// The metadata text in the object's `.rodata` map, found as the loader
-/// finds it (runtime/Loader.cpp): libbpf names the map "<prefix>.rodata";
-/// the text runs from the magic to the first NUL.
-std::string findMetaText(bpf_object *obj) {
-  constexpr std::string_view Suffix = ".rodata";
-  constexpr std::string_view Magic = "rule2xdp-meta\t";
-  bpf_map *map;
-  bpf_object__for_each_map(map, obj) {
-    std::string_view name = bpf_map__name(map);
-    if (name.size() < Suffix.size() ||
-        name.substr(name.size() - Suffix.size()) != Suffix)
-      continue;
-    size_t size = 0;
-    const void *image = bpf_map__initial_value(map, &size);
-    if (!image)
-      continue;
-    std::string_view bytes(static_cast<const char *>(image), size);
-    size_t at = bytes.find(Magic);
-    if (at == std::string_view::npos)
-      continue;
-    bytes.remove_prefix(at);
-    return std::string(bytes.substr(0, bytes.find('\0')));
-  }
-  return {};
 }
 
 } // namespace
@@ -88,9 +68,16 @@ XdpProgram::XdpProgram(const std::string &compiler,
   libbpf_print_fn_t previous = libbpf_set_print(libbpfPrint);
   obj_ = bpf_object__open_file(objectPath.c_str(), nullptr);
   int err = obj_ ? 0 : -errno;
-  if (obj_)
-    metaText_ = findMetaText(obj_);
-  if (obj_ && !metaText_.empty())
+  std::string metaError;
+  if (obj_) {
+    // As the loader reads it (runtime/BpfObject.h), before loading.
+    try {
+      metaText_ = r2x::runtime::objectMetaText(obj_);
+    } catch (const std::exception &e) {
+      metaError = e.what();
+    }
+  }
+  if (obj_ && metaError.empty())
     err = bpf_object__load(obj_);
   libbpf_set_print(previous);
   gLog = nullptr;
@@ -98,8 +85,8 @@ XdpProgram::XdpProgram(const std::string &compiler,
   if (!obj_)
     throw std::runtime_error("libbpf cannot open the object: " +
                              std::string(std::strerror(-err)) + "\n" + log);
-  if (metaText_.empty())
-    throw std::runtime_error("the object has no rule2xdp metadata in .rodata");
+  if (!metaError.empty())
+    throw std::runtime_error(metaError);
   if (err)
     throw std::runtime_error("libbpf cannot load the object: " +
                              std::string(std::strerror(-err)) + "\n" + log);
@@ -107,16 +94,10 @@ XdpProgram::XdpProgram(const std::string &compiler,
     throw std::runtime_error("the kernel refused the object's BTF:\n" + log);
 
   meta_ = r2x::runtime::parseMeta(metaText_);
-  bpf_program *prog = bpf_object__find_program_by_name(obj_, "rule2xdp");
-  bpf_map *counters = bpf_object__find_map_by_name(obj_, "r2x_counters");
-  bpf_map *ifmatch = bpf_object__find_map_by_name(obj_, "r2x_ifmatch");
-  if (!prog || bpf_program__type(prog) != BPF_PROG_TYPE_XDP)
-    throw std::runtime_error("object contract: no XDP program rule2xdp");
-  if (!counters || bpf_map__type(counters) != BPF_MAP_TYPE_PERCPU_ARRAY ||
-      bpf_map__key_size(counters) != 4 || bpf_map__value_size(counters) != 16)
-    throw std::runtime_error("object contract: no PERCPU_ARRAY r2x_counters");
-  if (!ifmatch)
-    throw std::runtime_error("object contract: no map r2x_ifmatch");
+  // The program and maps as the loader finds them: LoadError otherwise.
+  bpf_program *prog = r2x::runtime::findProgram(obj_);
+  bpf_map *counters = r2x::runtime::findMap(obj_, r2x::contract::CountersMap);
+  bpf_map *ifmatch = r2x::runtime::findMap(obj_, r2x::contract::IfmatchMap);
   prog_ = bpf_program__fd(prog);
   counters_ = bpf_map__fd(counters);
   slots_ = bpf_map__max_entries(counters);
@@ -131,7 +112,8 @@ XdpProgram::XdpProgram(const std::string &compiler,
   // In B: the devices and their ifindexes the program will see.
   r2x::runtime::fillIfaceMap(bpf_map__fd(ifmatch), metaText_);
   // And their MACs, so frames for other hosts are left to the kernel.
-  if (bpf_map *ifmac = bpf_object__find_map_by_name(obj_, "r2x_ifmac"))
+  if (bpf_map *ifmac =
+          r2x::runtime::findMap(obj_, r2x::contract::IfmacMap, false))
     r2x::runtime::fillMacMap(bpf_map__fd(ifmac));
 }
 
@@ -141,16 +123,11 @@ XdpProgram::~XdpProgram() {
 }
 
 std::vector<Count> XdpProgram::readCounters() {
-  int ncpu = libbpf_num_possible_cpus();
-  std::vector<Count> sum(slots_), percpu(size_t(ncpu > 0 ? ncpu : 1));
+  std::vector<Count> sum(slots_);
   for (uint32_t k = 0; k < slots_; ++k) {
-    if (bpf_map_lookup_elem(counters_, &k, percpu.data()) != 0)
-      throw std::runtime_error(std::string("reading r2x_counters: ") +
-                               std::strerror(errno));
-    for (const Count &c : percpu) {
-      sum[k].packets += c.packets;
-      sum[k].bytes += c.bytes;
-    }
+    r2x::contract::CounterValue c = r2x::runtime::readCounter(counters_, k);
+    sum[k].packets = c.packets;
+    sum[k].bytes = c.bytes;
   }
   return sum;
 }

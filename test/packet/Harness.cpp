@@ -7,11 +7,11 @@
 //===----------------------------------------------------------------------===//
 #include "test/packet/Harness.h"
 
+#include "runtime/BpfObject.h"
 #include "runtime/Loader.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <elf.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <net/if.h>
@@ -30,7 +30,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -114,55 +113,6 @@ std::pair<int, std::string> runCommand(const std::vector<std::string> &argv,
 
 namespace {
 
-/// Reads the bytes of the `r2x_meta` symbol from an ELF object: the
-/// metadata must be readable without loading, as --stats does.
-std::string readMeta(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> f((std::istreambuf_iterator<char>(in)),
-                      std::istreambuf_iterator<char>());
-  auto fits = [&](uint64_t off, uint64_t len) {
-    return off <= f.size() && len <= f.size() - off;
-  };
-  Elf64_Ehdr eh;
-  if (!fits(0, sizeof eh))
-    throw std::runtime_error("not an ELF file");
-  std::memcpy(&eh, f.data(), sizeof eh);
-  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_BPF)
-    throw std::runtime_error("not a 64-bit BPF ELF object");
-  if (eh.e_shentsize != sizeof(Elf64_Shdr) ||
-      !fits(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr)))
-    throw std::runtime_error("bad section header table");
-  std::vector<Elf64_Shdr> sh(eh.e_shnum);
-  std::memcpy(sh.data(), f.data() + eh.e_shoff, sh.size() * sizeof(Elf64_Shdr));
-  for (const Elf64_Shdr &s : sh) {
-    if (s.sh_type != SHT_SYMTAB || s.sh_link >= sh.size())
-      continue;
-    const Elf64_Shdr &str = sh[s.sh_link];
-    if (!fits(s.sh_offset, s.sh_size) || !fits(str.sh_offset, str.sh_size))
-      throw std::runtime_error("bad symbol table");
-    for (uint64_t i = 0; i < s.sh_size / sizeof(Elf64_Sym); ++i) {
-      Elf64_Sym sym;
-      std::memcpy(&sym, f.data() + s.sh_offset + i * sizeof sym, sizeof sym);
-      if (sym.st_name >= str.sh_size)
-        continue;
-      const char *name = f.data() + str.sh_offset + sym.st_name;
-      if (std::strncmp(name, "r2x_meta", str.sh_size - sym.st_name) != 0)
-        continue;
-      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= sh.size())
-        throw std::runtime_error("r2x_meta is not defined in a section");
-      const Elf64_Shdr &sec = sh[sym.st_shndx];
-      if (sec.sh_type == SHT_NOBITS || !fits(sec.sh_offset, sec.sh_size) ||
-          sym.st_value > sec.sh_size ||
-          sym.st_size > sec.sh_size - sym.st_value)
-        throw std::runtime_error("r2x_meta lies outside its section");
-      std::string text(f.data() + sec.sh_offset + sym.st_value, sym.st_size);
-      return text.substr(0, text.find('\0'));
-    }
-  }
-  throw std::runtime_error("no symbol r2x_meta in the object");
-}
-
 std::string *gLibbpfLog = nullptr;
 
 int libbpfPrint(enum libbpf_print_level level, const char *fmt, va_list ap) {
@@ -173,12 +123,6 @@ int libbpfPrint(enum libbpf_print_level level, const char *fmt, va_list ap) {
   *gLibbpfLog += buf;
   return 0;
 }
-
-struct IfKey {
-  uint32_t ifindex;
-  uint16_t vidOuter, vidInner;
-};
-static_assert(sizeof(IfKey) == 8);
 
 void ipCmd(const std::vector<std::string> &args) {
   std::vector<std::string> argv{"ip"};
@@ -338,17 +282,21 @@ Loaded &Harness::load(const std::string &text) {
 /// maps the contract promises and fills r2x_ifmatch. Returns an error text
 /// (empty: the object is usable).
 std::string Harness::openObject(Loaded &l, const std::string &obj) {
-  try {
-    l.metaText = readMeta(obj);
-    l.meta = r2x::runtime::parseMeta(l.metaText);
-  } catch (const std::exception &e) {
-    return std::string("metadata: ") + e.what();
-  }
-
   std::string log;
   gLibbpfLog = &log;
   l.obj = bpf_object__open_file(obj.c_str(), nullptr);
-  int err = l.obj ? bpf_object__load(l.obj) : -errno;
+  int err = l.obj ? 0 : -errno;
+  // The metadata is read (and must parse) before loading, as --load does.
+  if (l.obj) {
+    try {
+      l.metaText = r2x::runtime::objectMetaText(l.obj);
+      l.meta = r2x::runtime::parseMeta(l.metaText);
+    } catch (const std::exception &e) {
+      gLibbpfLog = nullptr;
+      return std::string("metadata: ") + e.what();
+    }
+    err = bpf_object__load(l.obj);
+  }
   gLibbpfLog = nullptr;
   if (!l.obj || err) {
     // The verifier log can be huge: keep its head and tail.
@@ -363,21 +311,22 @@ std::string Harness::openObject(Loaded &l, const std::string &obj) {
   if (log.find("BTF is optional") != std::string::npos)
     return "the kernel refused the object's BTF:\n" + log;
 
-  bpf_program *prog = bpf_object__find_program_by_name(l.obj, "rule2xdp");
-  bpf_map *counters = bpf_object__find_map_by_name(l.obj, "r2x_counters");
-  bpf_map *ifmatch = bpf_object__find_map_by_name(l.obj, "r2x_ifmatch");
-  std::string bad;
-  if (!prog || bpf_program__type(prog) != BPF_PROG_TYPE_XDP ||
-      std::string(bpf_program__section_name(prog)) != "xdp")
-    bad += "no XDP program `rule2xdp` in section `xdp`; ";
-  if (!counters || bpf_map__type(counters) != BPF_MAP_TYPE_PERCPU_ARRAY ||
-      bpf_map__key_size(counters) != 4 || bpf_map__value_size(counters) != 16)
-    bad += "no PERCPU_ARRAY r2x_counters (u32 -> 16 bytes); ";
-  if (!ifmatch || bpf_map__type(ifmatch) != BPF_MAP_TYPE_HASH ||
-      bpf_map__key_size(ifmatch) != 8 || bpf_map__value_size(ifmatch) != 8)
-    bad += "no HASH r2x_ifmatch (8-byte key -> u64); ";
-  if (!bad.empty())
-    return "object contract: " + bad + "\nmetadata:\n" + l.metaText;
+  // The program and maps as the loader finds them (runtime/BpfObject.h);
+  // the section too, which the loader leaves to libbpf.
+  bpf_program *prog;
+  bpf_map *counters, *ifmatch;
+  try {
+    prog = r2x::runtime::findProgram(l.obj);
+    counters = r2x::runtime::findMap(l.obj, r2x::contract::CountersMap);
+    ifmatch = r2x::runtime::findMap(l.obj, r2x::contract::IfmatchMap);
+  } catch (const std::exception &e) {
+    return std::string("object contract: ") + e.what() + "\nmetadata:\n" +
+           l.metaText;
+  }
+  if (std::string(bpf_program__section_name(prog)) !=
+      r2x::contract::ProgSection)
+    return std::string("object contract: program not in section ") +
+           r2x::contract::ProgSection + "\nmetadata:\n" + l.metaText;
   l.prog = bpf_program__fd(prog);
   l.counters = bpf_map__fd(counters);
   l.ifmatch = bpf_map__fd(ifmatch);
@@ -396,26 +345,20 @@ std::string Harness::openObject(Loaded &l, const std::string &obj) {
     for (const auto &p : l.meta.ifaces)
       if (ifacePatternMatches(p.pattern, name))
         bits |= uint64_t(1) << p.bit;
-    IfKey k{ifi, vo, vi};
+    r2x::contract::IfKey k{ifi, vo, vi};
     if (bits && bpf_map_update_elem(l.ifmatch, &k, &bits, BPF_ANY) != 0)
-      return "cannot add the " + name +
-             " key to r2x_ifmatch: " + std::strerror(errno);
+      return "cannot add the " + name + " key to " +
+             r2x::contract::IfmatchMap.name + ": " + std::strerror(errno);
   }
   return "";
 }
 
 std::vector<CounterValue> Harness::readCounters(const Loaded &l) {
-  const int ncpu = libbpf_num_possible_cpus();
   std::vector<CounterValue> out(l.slots);
-  std::vector<CounterValue> percpu(size_t(ncpu > 0 ? ncpu : 1));
   for (uint32_t k = 0; k < l.slots; ++k) {
-    if (bpf_map_lookup_elem(l.counters, &k, percpu.data()) != 0)
-      throw std::runtime_error("reading r2x_counters: " +
-                               std::string(std::strerror(errno)));
-    for (const auto &c : percpu) {
-      out[k].packets += c.packets;
-      out[k].bytes += c.bytes;
-    }
+    r2x::contract::CounterValue c = r2x::runtime::readCounter(l.counters, k);
+    out[k].packets = c.packets;
+    out[k].bytes = c.bytes;
   }
   return out;
 }
@@ -734,7 +677,8 @@ std::string Harness::mapRuleset(Loaded &l) {
       bad += "metadata has chain " + m.table + " " + m.name +
              " the model does not traverse; ";
   if (l.slots != std::max<size_t>(1, owner.size()))
-    bad += "r2x_counters has " + std::to_string(l.slots) + " slots for " +
+    bad += std::string(r2x::contract::CountersMap.name) + " has " +
+           std::to_string(l.slots) + " slots for " +
            std::to_string(owner.size()) + " rules and policies; ";
   if (bad.empty())
     return "";

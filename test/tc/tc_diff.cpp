@@ -24,6 +24,7 @@
 /// exit and on signals. Nothing is sent from, or changed in, the root
 /// namespace. Needs root and BPF; fails (never skips) without them.
 //===----------------------------------------------------------------------===//
+#include "runtime/BpfObject.h"
 #include "test/diff/Process.h"
 #include "test/packet/Frame.h"
 
@@ -261,14 +262,16 @@ public:
   Program(const std::string &object, const std::string &irText) {
     std::ifstream f(object, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), {});
-    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "rule2xdp");
+    LIBBPF_OPTS(bpf_object_open_opts, oo,
+                .object_name = r2x::contract::ObjectName);
     obj_ = bpf_object__open_mem(bytes.data(), bytes.size(), &oo);
     if (!obj_)
       throw std::runtime_error("cannot open the object");
     if (bpf_object__load(obj_))
       throw std::runtime_error("the kernel refused the program (verifier)");
-    prog_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "rule2xdp"));
-    bpf_map *m = bpf_object__find_map_by_name(obj_, "r2x_counters");
+    // The program and counters as the loader finds them.
+    prog_ = bpf_program__fd(r2x::runtime::findProgram(obj_));
+    bpf_map *m = r2x::runtime::findMap(obj_, r2x::contract::CountersMap);
     counters_ = bpf_map__fd(m);
     slots_ = bpf_map__max_entries(m);
     // "knode 800::800 counter 3 terminal flowid 1:5": slot 3 is sink 5.
@@ -310,15 +313,9 @@ public:
 
 private:
   std::vector<uint64_t> packets() {
-    int cpus = libbpf_num_possible_cpus();
     std::vector<uint64_t> total(slots_);
-    std::vector<uint64_t> v(size_t(cpus) * 2);
-    for (uint32_t s = 0; s < slots_; ++s) {
-      if (bpf_map_lookup_elem(counters_, &s, v.data()))
-        throw std::runtime_error("cannot read counters");
-      for (int c = 0; c < cpus; ++c)
-        total[s] += v[size_t(c) * 2];
-    }
+    for (uint32_t s = 0; s < slots_; ++s)
+      total[s] = r2x::runtime::readCounter(counters_, s).packets;
     return total;
   }
   bpf_object *obj_ = nullptr;
