@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -350,10 +351,16 @@ inline constexpr const char *MetaSection = ".rodata";
 /// naming the record's kind. docs/object-contract.md describes each.
 namespace meta {
 
-/// The version of the format, on the header line. A reader refuses other
-/// versions; within a version, a reader ignores record kinds it does not
-/// know (new kinds that older loaders may safely skip do not bump it).
-inline constexpr unsigned Version = 1;
+/// The version of the format, on the header line. A reader refuses versions
+/// outside [OldestVersion, Version]; within a version, a reader ignores
+/// record kinds it does not know (new kinds that older loaders may safely
+/// skip do not bump it). Version 2 added `key` (a stable key for every
+/// counter slot, which a replacing load uses to keep counters) and `dnat`;
+/// version 1 texts have neither, and are still read.
+inline constexpr unsigned Version = 2;
+inline constexpr unsigned OldestVersion = 1;
+/// The first version whose texts have `key` and `dnat` records.
+inline constexpr unsigned KeyedVersion = 2;
 inline constexpr char Separator = '\t';
 inline constexpr char EndOfRecord = '\n';
 /// A field without a value (a user chain's policy and counter slot).
@@ -383,6 +390,17 @@ inline constexpr Record Chain{"chain", 5};
 inline constexpr Record Rule{"rule", 12, true};
 /// `redirect SLOT DEV`: tc mirred's target device for r2x_redirect slot SLOT.
 inline constexpr Record Redirect{"redirect", 3};
+/// `key SLOT KEY` (version 2): counter slot SLOT counts the rule or policy
+/// whose stable key is KEY (see RuleKeys below). A load that replaces a
+/// program copies the old program's counters into the new one's slots with
+/// the same key. Every slot a `chain` or `rule` record names has one, and
+/// no two slots share a key.
+inline constexpr Record Key{"key", 3};
+/// `dnat ADDRESS` (version 2): a DNAT rule translates to ADDRESS (IPv4
+/// dotted quad or IPv6 text), once per address. The replies of those
+/// connections arrive on the interface of the route to ADDRESS, where the
+/// program must run too.
+inline constexpr Record Dnat{"dnat", 2};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -413,10 +431,17 @@ enum : unsigned {
 namespace redirect {
 enum : unsigned { Slot = 1, Dev };
 }
+namespace key {
+enum : unsigned { Slot = 1, Key };
+}
+namespace dnat {
+enum : unsigned { Address = 1 };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
-              redirect::Dev + 1 == Redirect.fields);
+              redirect::Dev + 1 == Redirect.fields &&
+              key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and
@@ -451,6 +476,55 @@ inline std::string format(const Record &kind,
 inline std::string header() {
   return format(Header, {std::to_string(Version)});
 }
+
+/// The stable keys of counter slots, as the code generators write them in
+/// `key` records. A key names what a slot counts, not where it sits, so a
+/// rule keeps its key when rules are inserted or removed around it:
+///  - a rule: its table, chain and the columns its `rule` record lists
+///    (target, prot, opt, in, out, source, destination, extra: the rule as
+///    `iptables -vxnL` shows it), plus its occurrence number among the rules
+///    of the same chain with the same columns (0 for the first), so
+///    identical rules keep apart;
+///  - a built-in chain's policy: its table and chain (as `iptables -P`
+///    keeps a chain's counters when the policy changes).
+/// A key is 16 lowercase hex digits: the 64-bit FNV-1a hash of its parts,
+/// each followed by a NUL byte. Readers only compare keys; how they are made
+/// is the writers' business, kept here so both code generators agree.
+class RuleKeys {
+public:
+  /// The key of the next rule of `table`/`chain` with these columns.
+  std::string rule(std::string_view table, std::string_view chain,
+                   std::initializer_list<std::string_view> columns) {
+    uint64_t h = hash(Offset, "rule");
+    h = hash(h, table);
+    h = hash(h, chain);
+    for (std::string_view c : columns)
+      h = hash(h, c);
+    unsigned occurrence = seen_[h]++;
+    return hex(hash(h, std::to_string(occurrence)));
+  }
+  /// The key of a built-in chain's policy counter.
+  static std::string policy(std::string_view table, std::string_view chain) {
+    return hex(hash(hash(hash(Offset, "policy"), table), chain));
+  }
+
+private:
+  static constexpr uint64_t Offset = 0xcbf29ce484222325ull; // FNV-1a 64
+  static constexpr uint64_t Prime = 0x100000001b3ull;
+  static uint64_t hash(uint64_t h, std::string_view part) {
+    for (unsigned char c : part)
+      h = (h ^ c) * Prime;
+    return (h ^ 0) * Prime; // the NUL after each part
+  }
+  static std::string hex(uint64_t h) {
+    static constexpr char Digits[] = "0123456789abcdef";
+    std::string s(16, '0');
+    for (int i = 15; i >= 0; --i, h >>= 4)
+      s[std::size_t(i)] = Digits[h & 0xf];
+    return s;
+  }
+  std::map<uint64_t, unsigned> seen_;
+};
 
 } // namespace meta
 
