@@ -73,9 +73,9 @@ public:
       void (Reader::*parse)();
     };
     static constexpr Kind kinds[] = {
-        {record::Iface, &Reader::iface},       {record::Chain, &Reader::chain},
-        {record::Rule, &Reader::rule},         {record::Redirect, &Reader::redirect},
-        {record::Key, &Reader::key},           {record::Dnat, &Reader::dnat}};
+        {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
+        {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
+        {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "runtime/Loader.h"
+#include "runtime/Meta.h"
 #include "runtime/contract/Object.h"
 
 #include <bpf/libbpf.h>
@@ -79,6 +80,24 @@ void checkIfaceName(const std::string &iface);
 /// The metadata text inside a `.rodata` image: from the magic to the first NUL
 /// (or the end of the image). Empty if the image holds no metadata.
 std::string findMetaText(const void *image, std::size_t size);
+
+/// libbpf option structs must be zeroed, padding included, and carry their
+/// size (the LIBBPF_OPTS macro does this in C). In place: a struct returned
+/// by value need not keep its padding bytes, which libbpf checks are zero.
+template <class Opts> void zeroOpts(Opts &opts) {
+  std::memset(&opts, 0, sizeof opts);
+  opts.sz = sizeof opts;
+}
+
+/// parseMeta() for metadata the runtime found in an object or a loaded
+/// program: a malformed text is a LoadError.
+inline Meta parseObjectMeta(const std::string &text) {
+  try {
+    return parseMeta(text);
+  } catch (const std::runtime_error &e) {
+    throw LoadError(std::string("object metadata is malformed: ") + e.what());
+  }
+}
 
 /// True if `path` exists (a pin, a directory).
 inline bool pathExists(const std::string &path) {

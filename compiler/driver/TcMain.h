@@ -8,6 +8,7 @@
 #pragma once
 
 #include "compiler/frontend/Diagnostics.h"
+#include "runtime/Loader.h"
 
 #include <optional>
 #include <string>
@@ -20,7 +21,7 @@ struct TcRequest {
   std::string batch;                 ///< --tc-batch file ("-" is stdin)
   bool passUnsupported = false;
   std::string emit = "obj", output, load;
-  bool generic = false;
+  runtime::LoadOptions loadOptions;
 };
 
 /// Runs the request. Returns the bytes to write to -o, or nothing when the

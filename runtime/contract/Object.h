@@ -19,7 +19,7 @@
 ///    max_entries;
 ///  - the metadata text: its symbol, magic, version and every record kind
 ///    with its fields;
-///  - the pins under bpffs.
+///  - the files on the host: convenience pins under bpffs, lock files.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -528,20 +528,33 @@ private:
 
 } // namespace meta
 
-//===-- pins --------------------------------------------------------------===//
+//===-- files on the host
+//--------------------------------------------------===//
 
-/// Where the loader pins, and `--stats` and `--unload` look: one directory
-/// per interface under PinRoot. The link pin is written last and is the one
-/// whose presence means "rule2xdp owns this interface".
+/// Convenience pins, for people and tools (bpftool) to reach the maps of a
+/// loaded program by name. The runtime never reads them: it finds programs
+/// from the interface (runtime/Discover.h). One directory per network
+/// namespace (named by the inode of /proc/self/ns/net: interface names
+/// repeat across namespaces, and bpffs is shared by all of them) and
+/// interface: Root/net<INODE>/IFACE/. Root-only: directories 0700, pins
+/// 0600.
 namespace pin {
 inline constexpr const char *BpffsRoot = "/sys/fs/bpf";
 inline constexpr const char *Root = "/sys/fs/bpf/rule2xdp";
-inline constexpr const char *Link = "link";
+inline constexpr const char *NetnsPrefix = "net"; ///< + the netns inode
+inline constexpr unsigned DirMode = 0700, PinMode = 0600;
 inline constexpr const char *Counters = "counters"; ///< r2x_counters
 inline constexpr const char *Ifmatch = "ifmatch";   ///< r2x_ifmatch
 inline constexpr const char *Meta = "meta";         ///< the `.rodata` map
 inline constexpr const char *Nat = "nat";           ///< r2x_nat
 inline constexpr const char *Nat6 = "nat6";         ///< r2x_nat6
 } // namespace pin
+
+/// Two rule2xdp processes acting on one interface take turns: each holds an
+/// exclusive flock(2) on LockDir/net<NETNS-INODE>-if<IFINDEX>.lock while it
+/// inspects, loads, replaces or unloads (runtime/Lock.h).
+namespace lock {
+inline constexpr const char *Dir = "/run/rule2xdp";
+} // namespace lock
 
 } // namespace r2x::contract
