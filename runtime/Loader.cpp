@@ -151,20 +151,25 @@ std::optional<std::set<unsigned>> transmitters(XdpMode mode) {
   return out;
 }
 
-/// A DNAT program translates replies on the interface they arrive on (the
-/// route to the translated address) and sends them back through the
-/// interface the client's packets came in on, by redirect. Without the
-/// first, replies reach the client untranslated; without the second, they
-/// are dropped by the kernel (or, where the program does not redirect,
-/// passed untranslated).
+/// A DNAT program translates a reply on the interface it arrives on (the
+/// route to the translated address) and sends it back by redirect through
+/// the client's side: the load's other interfaces. Without the first, the
+/// reply reaches the client untranslated; without the second, the kernel
+/// drops the redirected reply. (A packet in the original direction that
+/// cannot be redirected is passed to the kernel, already translated, which
+/// forwards it: the side where replies arrive need not transmit.)
 void checkDnat(const Meta &meta, const Plan &p,
                const std::optional<std::set<unsigned>> &tx) {
   if (meta.dnat.empty())
     return;
   std::map<unsigned, std::vector<std::string>> missing; // ifindex -> addresses
+  std::set<unsigned> replySide;
   for (const std::string &address : meta.dnat) {
     Route r = routeTo(address);
-    if (!r.local && !loadsOn(p, r.ifindex))
+    if (r.local)
+      continue; // delivered locally: docs/nat.md says what is not done
+    replySide.insert(r.ifindex);
+    if (!loadsOn(p, r.ifindex))
       missing[r.ifindex].push_back(address);
   }
   if (!missing.empty()) {
@@ -178,16 +183,18 @@ void checkDnat(const Meta &meta, const Plan &p,
         where += (where.empty() ? "" : "; ") + std::string("replies from ") +
                  a + " arrive on " + name;
     }
-    throw LoadError("the program translates connections (DNAT) whose " +
-                    std::string("replies it would not see: ") + where +
-                    " (the route there), where it is not loaded. Load it " +
-                    "there too: --load " + list);
+    throw LoadError("the program translates connections (DNAT) whose "
+                    "replies it would not see: " +
+                    where +
+                    " (the route there), where it is not loaded. Load it "
+                    "there too: --load " +
+                    list);
   }
   if (!tx)
     return;
   for (const InterfaceXdp &x : p.ifaces)
-    if (!tx->count(x.ifindex))
-      throw LoadError("DNAT replies go back through " + x.iface +
+    if (!replySide.count(x.ifindex) && !tx->count(x.ifindex))
+      throw LoadError("DNAT replies go back to clients on " + x.iface +
                       " by XDP redirect, but " + x.iface +
                       " cannot transmit redirected frames in native mode: " +
                       noXmitReason(x.iface));
@@ -334,14 +341,18 @@ void attachAllDispatcher(const Plan &p, xdp_program *prog, XdpMode mode) {
     attachDispatcher(x, prog, mode);
     if (x.own)
       detachDispatcher(x, x.own->progId);
-    // libxdp falls back to a plain attach when it cannot use a dispatcher;
-    // --multiprog promised one.
+    // libxdp falls back to a plain attach when it cannot use a dispatcher
+    // (a kernel that refuses extension programs: its log says why); the
+    // dispatcher was the point, so take the program off again and say so.
     InterfaceXdp now = inspect(x.iface);
-    if (!now.dispatcher || !now.own || now.own->progId != xdp_program__id(prog))
-      throw LoadError("libxdp did not put the program into a dispatcher on " +
-                      x.iface +
-                      " (attached: " + std::to_string(now.attachedId) + " " +
-                      now.attachedName + ")");
+    if (now.dispatcher && now.own && now.own->progId == xdp_program__id(prog))
+      continue;
+    if (!now.dispatcher && now.attachedId == xdp_program__id(prog))
+      detachNetlink(now, xdp_program__fd(prog));
+    throw LoadError("libxdp could not make a multi-program dispatcher on " +
+                    x.iface +
+                    " (the kernel must load and attach extension programs, "
+                    "BPF_PROG_TYPE_EXT); nothing was attached");
   }
 }
 

@@ -20,6 +20,7 @@
 
 R2X_NAME=${R2X_NAME:-$(basename "$0")}
 R2X_PIDS=()
+R2X_NETNS_INODES=() # of every namespace made, for their lock files
 NS_A=
 NS_B=
 TMP=
@@ -69,6 +70,23 @@ in_b() { ip netns exec "$NS_B" "$@"; }
 # rule2xdp in B's network namespace, in our mount namespace (see above).
 r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
 
+# r2x_netns_add NAME: `ip netns add NAME`, remembering its inode so the
+# cleanup removes the lock files rule2xdp makes for it under /run/rule2xdp
+# (named after the namespace's inode; /run is the host's).
+r2x_netns_add() {
+  ip netns add "$1" || die "cannot create namespace $1"
+  R2X_NETNS_INODES+=("$(stat -L -c %i "/run/netns/$1")")
+}
+
+# r2x_forget_locks: removes the lock files of the namespaces made here.
+r2x_forget_locks() {
+  local ino
+  for ino in "${R2X_NETNS_INODES[@]}"; do
+    rm -f /run/rule2xdp/net"$ino"-if*.lock
+  done
+  rmdir /run/rule2xdp 2>/dev/null || true
+}
+
 r2x_cleanup() {
   local rc=$? pid
   set +e
@@ -81,6 +99,7 @@ r2x_cleanup() {
   fi
   [ -n "$NS_A" ] && ip netns del "$NS_A" 2>/dev/null
   [ -n "$NS_B" ] && ip netns del "$NS_B" 2>/dev/null
+  r2x_forget_locks
   rm -rf /sys/fs/bpf/rule2xdp 2>/dev/null
   [ -n "$TMP" ] && rm -rf "$TMP"
   exit "$rc"
@@ -95,9 +114,9 @@ r2x_make_network() {
   trap 'exit 143' TERM
   TMP=$(mktemp -d /tmp/r2x-e2e.XXXXXX)
   NS_A=$run-a
-  ip netns add "$NS_A" || die "cannot create namespace $NS_A"
+  r2x_netns_add "$NS_A"
   NS_B=$run-b
-  ip netns add "$NS_B" || die "cannot create namespace $NS_B"
+  r2x_netns_add "$NS_B"
   # Created directly inside the namespaces: never a host interface.
   ip link add veth-a netns "$NS_A" type veth peer name veth-b netns "$NS_B" ||
     die "cannot create the veth pair"
