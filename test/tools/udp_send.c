@@ -6,6 +6,9 @@
  * replaces or unloads a program; --ready FILE writes "ready" to FILE (a FIFO)
  * after the first datagram left, so the caller can act while traffic flows.
  * Every loop is bounded: --timeout-ms (default 30 s) ends the run early.
+ * SIGTERM or SIGINT stops it too, as a planned end: it still prints what
+ * it sent, and exits 0 if nothing failed (a stream whose end the caller
+ * chooses).
  *
  *   udp_send [--size BYTES] [--pps RATE] [--src ADDR] [--timeout-ms MS]
  *            [--ready FILE] ADDR PORT COUNT
@@ -14,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t stopRequested;
+
+static void onSignal(int sig) {
+  (void)sig;
+  stopRequested = 1;
+}
 
 static void usage(void) {
   fprintf(stderr, "usage: udp_send [--size BYTES] [--pps RATE] [--src ADDR] "
@@ -47,7 +58,8 @@ static int64_t nowNs(void) {
 
 static void sleepUntil(int64_t ns) {
   struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR &&
+         !stopRequested) {
   }
 }
 
@@ -105,9 +117,14 @@ int main(int argc, char **argv) {
   for (long b = 0; b < size; ++b)
     payload[b] = (char)('a' + b % 26);
 
+  /* No SA_RESTART: a signal ends clock_nanosleep's wait at once. */
+  struct sigaction sa = {.sa_handler = onSignal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
   const int64_t start = nowNs(), deadline = start + timeoutMs * 1000000LL;
   long sent = 0, errors = 0;
-  for (long n = 0; n < count; ++n) {
+  for (long n = 0; n < count && !stopRequested; ++n) {
     if (nowNs() > deadline) {
       fprintf(stderr, "udp_send: timed out after %ld ms\n", timeoutMs);
       break;
@@ -150,5 +167,5 @@ int main(int argc, char **argv) {
   fflush(stdout);
   close(fd);
   free(payload);
-  return errors || sent != count ? 1 : 0;
+  return errors || (sent != count && !stopRequested) ? 1 : 0;
 }
