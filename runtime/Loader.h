@@ -2,8 +2,9 @@
 //-*-===//
 //
 /// \file
-/// The loader side of rule2xdp. It knows BPF ELF objects and libbpf only (no
-/// LLVM, no iptables syntax), so it could ship without the compiler.
+/// The loader side of rule2xdp. It knows BPF ELF objects, libbpf, libxdp and
+/// netlink only (no LLVM, no iptables syntax), so it could ship without the
+/// compiler.
 ///
 /// What it expects of an object is the object contract
 /// (runtime/contract/Object.h, described in docs/object-contract.md): the

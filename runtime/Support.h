@@ -1,10 +1,10 @@
 //===- runtime/Support.h - shared by the loader and --stats ----*- C++ -*-===//
 //
 /// \file
-/// Private to runtime/: a file-descriptor owner, error messages, and the
-/// search for the metadata text inside a `.rodata` image. The names Loader.cpp
-/// writes and Stats.cpp reads (pins, maps, the metadata magic) are the object
-/// contract's (runtime/contract/Object.h).
+/// Private to runtime/: a file-descriptor owner, error messages, libbpf
+/// option structs, and the search for the metadata text inside a `.rodata`
+/// image. The names the runtime writes and reads (maps, the metadata magic,
+/// pins, locks) are the object contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #pragma once
 

@@ -3,8 +3,10 @@
 /// \file
 /// Renders each rule's listing columns (target, prot, opt, in, out, source,
 /// destination, match text) the way iptables 1.8 prints them with -n, so the
-/// runtime can show counters without knowing iptables syntax. The records
-/// are the object contract's (runtime/contract/Object.h).
+/// runtime can show counters without knowing iptables syntax; gives every
+/// counter slot its stable key (contract::meta::RuleKeys, from those
+/// columns) and lists the DNAT destinations. The records are the object
+/// contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
 
