@@ -22,9 +22,7 @@ namespace {
 
 using contract::CounterValue;
 
-/// The kernel copies each CPU's value of a per-CPU map into an 8-byte
-/// aligned stride.
-constexpr std::size_t Stride = (sizeof(CounterValue) + 7) / 8 * 8;
+constexpr std::size_t Stride = CounterStride;
 
 unsigned possibleCpus() {
   int cpus = libbpf_num_possible_cpus();

@@ -172,8 +172,11 @@ std::optional<OwnProgram> ownProgram(uint32_t progId) {
   return own;
 }
 
-InterfaceXdp inspect(const std::string &iface) {
-  checkIfaceName(iface);
+namespace {
+
+/// One look at the interface; nothing if its program went away while we
+/// looked (replaced by a concurrent load, or by another tool).
+std::optional<InterfaceXdp> look(const std::string &iface) {
   InterfaceXdp x;
   x.iface = iface;
   x.ifindex = ::if_nametoindex(iface.c_str());
@@ -197,8 +200,8 @@ InterfaceXdp inspect(const std::string &iface) {
   if (!x.attachedId)
     return x;
   std::optional<ProgInfo> prog = progInfo(x.attachedId);
-  if (!prog) // replaced while we looked: ask again
-    return inspect(iface);
+  if (!prog)
+    return std::nullopt;
   x.attachedName = prog->info.name;
   if (x.attachedName == DispatcherName) {
     x.dispatcher = true;
@@ -209,7 +212,25 @@ InterfaceXdp inspect(const std::string &iface) {
   } else if (x.attachedId != query.hw_prog_id) {
     x.own = ownProgram(x.attachedId);
   }
+  // "Not ours" because the program (or its dispatcher) was freed while we
+  // read it is no answer: look again.
+  if (!x.own && !progById(x.attachedId).valid())
+    return std::nullopt;
   return x;
+}
+
+} // namespace
+
+InterfaceXdp inspect(const std::string &iface) {
+  checkIfaceName(iface);
+  // Programs on an interface change under us only as fast as loads go: a
+  // few looks settle it.
+  constexpr int Looks = 100;
+  for (int i = 0; i < Looks; ++i)
+    if (std::optional<InterfaceXdp> x = look(iface))
+      return *x;
+  throw LoadError("the XDP program of " + iface +
+                  " kept changing while rule2xdp looked at it");
 }
 
 } // namespace r2x::runtime

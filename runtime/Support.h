@@ -89,6 +89,12 @@ template <class Opts> void zeroOpts(Opts &opts) {
   opts.sz = sizeof opts;
 }
 
+/// The kernel copies each CPU's value of a per-CPU map into an 8-byte
+/// aligned stride: the layout of a per-CPU r2x_counters slot as read or
+/// written from user space.
+inline constexpr std::size_t CounterStride =
+    (sizeof(contract::CounterValue) + 7) / 8 * 8;
+
 /// parseMeta() for metadata the runtime found in an object or a loaded
 /// program: a malformed text is a LoadError.
 inline Meta parseObjectMeta(const std::string &text) {
