@@ -71,8 +71,12 @@ std::string printMatch(const Match &m, bool v6) {
     static const char *side[] = {"sport", "dport", "sport or dport"};
     std::string s = "ports header " + std::string(side[static_cast<int>(m.side)]) +
                     " " + neg + "in";
-    for (size_t i = 0; i < m.ports.size(); ++i)
-      s += (i ? "," : " ") + range(m.ports[i]);
+    // Appended piece by piece: `"," + std::string` trips GCC 12's
+    // -Wrestrict false positive at -O3 (GCC bug 105329).
+    for (size_t i = 0; i < m.ports.size(); ++i) {
+      s += i ? "," : " ";
+      s += range(m.ports[i]);
+    }
     return s;
   }
   case Match::Kind::U32: {
@@ -84,9 +88,14 @@ std::string printMatch(const Match &m, bool v6) {
       for (const auto &[op, n] : u.ops)
         s += std::string(ops[static_cast<int>(op)]) + hex(n);
       s += "=";
-      for (size_t r = 0; r < u.ranges.size(); ++r)
-        s += (r ? "," : "") + hex(u.ranges[r].first) +
-             (u.ranges[r].second != u.ranges[r].first ? ":" + hex(u.ranges[r].second) : "");
+      for (size_t r = 0; r < u.ranges.size(); ++r) {
+        s += r ? "," : "";
+        s += hex(u.ranges[r].first);
+        if (u.ranges[r].second != u.ranges[r].first) {
+          s += ':';
+          s += hex(u.ranges[r].second);
+        }
+      }
     }
     return s;
   }
