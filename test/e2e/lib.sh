@@ -25,6 +25,11 @@ NS_A=
 NS_B=
 TMP=
 
+# How long a wait for something that must happen may take before the test
+# fails. Generous: it is reached only when something is broken, never on a
+# merely busy machine, and every wait returns as soon as its event happens.
+R2X_WAIT_S=${R2X_WAIT_S:-60}
+
 say() { printf '%s\n' "$*"; }
 die() {
   printf '%s: FAIL: %s\n' "$R2X_NAME" "$*" >&2
@@ -135,7 +140,7 @@ r2x_start_sink() {
     10.1.0.2 "$port" >"$TMP/$name.out" 2>&1 &
   pid=$!
   R2X_PIDS+=("$pid")
-  if ! read -r -t 10 -u "$fd" _; then
+  if ! read -r -t "$R2X_WAIT_S" -u "$fd" _; then
     exec {fd}<&-
     die "sink $name on :$port did not start: $(cat "$TMP/$name.out")"
   fi
@@ -196,23 +201,43 @@ r2x_link_stats() {
   ip -n "$NS_B" -s link show veth-b
 }
 
+# r2x_wait_until DESCRIPTION CMD...: polls CMD until it succeeds; fails the
+# test with DESCRIPTION if it has not after R2X_WAIT_S seconds. For events
+# nothing can be blocked on (a counter reaching a value, a file line).
+r2x_wait_until() {
+  local what=$1 end=$((SECONDS + R2X_WAIT_S))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || die "$what: not within ${R2X_WAIT_S}s"
+    sleep 0.05
+  done
+}
+
 # r2x_start NAME NS CMD...: a background peer in namespace NS (such as
 # test/tools/nat_peer.py) that prints "ready" once it can receive; returns
 # then. Its output goes to $TMP/NAME.out. r2x_waitfor NAME waits for it to
-# end and fails the test if it failed.
+# end and fails the test if it failed; r2x_stop NAME ends it (SIGTERM: the
+# peers then count what is queued, print their summary and exit 0).
 r2x_start() {
-  local name=$1 ns=$2
+  local name=$1 ns=$2 pid
   shift 2
   ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>&1 &
-  R2X_PIDS+=($!)
-  printf -v "PID_$name" '%s' "$!"
-  for _ in $(seq 100); do
-    grep -q '^ready' "$TMP/$name.out" 2>/dev/null && return 0
+  pid=$!
+  R2X_PIDS+=("$pid")
+  printf -v "PID_$name" '%s' "$pid"
+  local end=$((SECONDS + R2X_WAIT_S))
+  until grep -q '^ready' "$TMP/$name.out" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || die "$name ended before it was ready: $(cat "$TMP/$name.out")"
+    [ "$SECONDS" -lt "$end" ] || die "$name did not start: $(cat "$TMP/$name.out")"
     sleep 0.05
   done
-  die "$name did not start: $(cat "$TMP/$name.out")"
 }
 r2x_waitfor() {
   local v="PID_$1"
   wait "${!v}" || die "$1 failed: $(cat "$TMP/$1.out")"
+}
+r2x_stop() {
+  local v="PID_$1"
+  kill -TERM "${!v}" 2>/dev/null || true
+  r2x_waitfor "$1"
 }
