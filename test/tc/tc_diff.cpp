@@ -88,6 +88,28 @@ void must(const std::vector<std::string> &argv, const std::string &input = {}) {
                              std::to_string(r.status) + "): " + r.out + r.err);
 }
 
+/// Polls `ip -o link show` in namespace NS until WANT devices are
+/// operationally UP: linkwatch activates a new veth's qdisc only then, and a
+/// frame sent before is dropped (no event to wait on; bounded: 30 s).
+void awaitUp(const std::string &ns, size_t want) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    ProcessResult r = run({"ip", "-n", ns, "-o", "link", "show"}, {}, 20000);
+    size_t up = 0;
+    for (size_t at = 0; (at = r.out.find(" state UP ", at)) != std::string::npos;
+         ++at)
+      ++up;
+    if (r.ok() && up >= want)
+      return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("setup: " + std::to_string(up) + " of " +
+                               std::to_string(want) + " devices UP in " + ns +
+                               " after 30 s");
+    usleep(50 * 1000); // the poll's interval
+  }
+}
+
 /// A directory for the test's files, PREFIX + pid, removed at the end.
 struct TempDir {
   explicit TempDir(const std::string &prefix) : path(prefix + std::to_string(getpid())) {
@@ -168,6 +190,8 @@ public:
       must({"ip", "-n", R, "link", "set", k, "up"});
       must({"ip", "-n", R, "link", "set", k + "p", "up"});
     }
+    awaitUp(S, 1);                  // s0
+    awaitUp(R, 1 + 2 * (kSinks + 1)); // r0, the sinks and the sentinel sink
     int orig = openNs("/proc/self/ns/net");
     int sfd = openNs(gPaths[0]), rfd = openNs(gPaths[1]);
     if (setns(sfd, CLONE_NEWNET) != 0)
@@ -207,7 +231,9 @@ public:
     std::memcpy(sentinel.data() + 14, &seq_, sizeof seq_);
     if (::send(tx_, sentinel.data(), sentinel.size(), 0) < 0)
       throw sysFail("send sentinel");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    // Generous: the wait ends when the sentinel arrives; only a broken
+    // run reaches the bound, never a merely busy machine.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
       pollfd p{sinks_[kSinks], POLLIN, 0};
       int ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(
