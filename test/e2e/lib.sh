@@ -31,6 +31,14 @@ TMP=
 R2X_WAIT_S=${R2X_WAIT_S:-60}
 
 say() { printf '%s\n' "$*"; }
+
+# r2x_reaped PID: PID was waited for; the cleanup must not signal it again
+# (the number may belong to another process by then).
+r2x_reaped() {
+  local keep=() p
+  for p in "${R2X_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  R2X_PIDS=("${keep[@]}")
+}
 die() {
   printf '%s: FAIL: %s\n' "$R2X_NAME" "$*" >&2
   exit 1
@@ -154,6 +162,7 @@ r2x_stop_sink() {
   local var="SINK_PID_$1"
   kill -TERM "${!var}" 2>/dev/null || true
   wait "${!var}" 2>/dev/null || true
+  r2x_reaped "${!var}"
 }
 
 # r2x_wait_sink NAME: waits for a sink to stop by itself (--count, --quiet-ms
@@ -161,6 +170,7 @@ r2x_stop_sink() {
 r2x_wait_sink() {
   local var="SINK_PID_$1"
   wait "${!var}" 2>/dev/null || true
+  r2x_reaped "${!var}"
 }
 
 # r2x_sink_count NAME: prints the count of a stopped sink.
@@ -233,8 +243,10 @@ r2x_start() {
   done
 }
 r2x_waitfor() {
-  local v="PID_$1"
-  wait "${!v}" || die "$1 failed: $(cat "$TMP/$1.out")"
+  local v="PID_$1" rc=0
+  wait "${!v}" || rc=$?
+  r2x_reaped "${!v}"
+  [ "$rc" = 0 ] || die "$1 failed: $(cat "$TMP/$1.out")"
 }
 r2x_stop() {
   local v="PID_$1"

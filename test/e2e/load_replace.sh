@@ -72,8 +72,11 @@ start_stream() { # NAME PORT COUNT
 }
 # stop_stream PID NAME: ends a stream (it prints what it sent and exits 0).
 stop_stream() {
+  local rc=0
   kill -TERM "$1" 2>/dev/null || true
-  wait "$1" || die "stream $2 failed: $(cat "$TMP/$2.out")"
+  wait "$1" || rc=$?
+  r2x_reaped "$1"
+  [ "$rc" = 0 ] || die "stream $2 failed: $(cat "$TMP/$2.out")"
 }
 stream_sent() { awk '/^sent/ {print $2}' "$TMP/$1.out"; }
 # fence NAME: K datagrams to :5555 (which no program here drops) through the
