@@ -237,7 +237,10 @@ r2x_start() {
   printf -v "PID_$name" '%s' "$pid"
   local end=$((SECONDS + R2X_WAIT_S))
   until grep -q '^ready' "$TMP/$name.out" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || die "$name ended before it was ready: $(cat "$TMP/$name.out")"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      grep -q '^ready' "$TMP/$name.out" 2>/dev/null && break # ready, then done
+      die "$name ended before it was ready: $(cat "$TMP/$name.out")"
+    fi
     [ "$SECONDS" -lt "$end" ] || die "$name did not start: $(cat "$TMP/$name.out")"
     sleep 0.05
   done
