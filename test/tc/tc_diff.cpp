@@ -281,13 +281,24 @@ private:
   uint64_t seq_ = 0;
 };
 
+/// libbpf option structs must be zeroed, padding included, and carry their
+/// size. (LIBBPF_OPTS does this in C; in C++ its designated initializers
+/// trip clang 19's -Wmissing-designated-field-initializers.)
+template <class Opts> Opts zeroedOpts() {
+  Opts opts;
+  std::memset(&opts, 0, sizeof opts);
+  opts.sz = sizeof opts;
+  return opts;
+}
+
 /// The compiled program, run through BPF_PROG_TEST_RUN.
 class Program {
 public:
   Program(const std::string &object, const std::string &irText) {
     std::ifstream f(object, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), {});
-    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "rule2xdp");
+    auto oo = zeroedOpts<bpf_object_open_opts>();
+    oo.object_name = "rule2xdp";
     obj_ = bpf_object__open_mem(bytes.data(), bytes.size(), &oo);
     if (!obj_)
       throw std::runtime_error("cannot open the object");
@@ -317,9 +328,12 @@ public:
                                     std::vector<uint8_t> *outFrame = nullptr) {
     std::vector<uint64_t> before = packets();
     std::vector<uint8_t> out(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
-                .data_out = out.data(), .data_size_in = uint32_t(frame.size()),
-                .data_size_out = uint32_t(out.size()), .repeat = 1);
+    auto o = zeroedOpts<bpf_test_run_opts>();
+    o.data_in = frame.data();
+    o.data_out = out.data();
+    o.data_size_in = uint32_t(frame.size());
+    o.data_size_out = uint32_t(out.size());
+    o.repeat = 1;
     if (int err = bpf_prog_test_run_opts(prog_, &o))
       throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") + std::strerror(-err));
     if (outFrame)
