@@ -20,7 +20,8 @@ struct TcRequest {
   std::vector<std::string> commands; ///< --tc values, in order
   std::string batch;                 ///< --tc-batch file ("-" is stdin)
   bool passUnsupported = false;
-  std::string emit = "obj", output, load;
+  std::string emit = "obj", output;
+  std::vector<std::string> load; ///< --load (compiler/driver/Ifaces.h)
   runtime::LoadOptions loadOptions;
 };
 

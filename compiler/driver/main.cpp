@@ -13,6 +13,7 @@
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/frontend/SaveFile.h"
+#include "compiler/driver/Ifaces.h"
 #include "compiler/driver/TcMain.h"
 #include "runtime/Loader.h"
 #include "runtime/Stats.h"
@@ -137,21 +138,6 @@ std::string readText(const std::string &path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-/// `--load b0,b1`: the interfaces, comma-separated.
-std::vector<std::string> splitIfaces(const std::string &list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = list.find(',', start);
-    out.push_back(list.substr(start, comma == std::string::npos ? comma : comma - start));
-    if (out.back().empty())
-      throw std::runtime_error("empty interface name in --load `" + list + "'");
-    if (comma == std::string::npos)
-      return out;
-    start = comma + 1;
-  }
-}
-
 std::vector<uint8_t> readFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
@@ -268,6 +254,10 @@ int main(int argc, char **argv) {
     return kExitInput;
   }
   try {
+    // `--load b0,b1`, split once here for every path that loads (iptables
+    // rules, an object file, tc filters).
+    const std::vector<std::string> loadIfaces =
+        o.load.empty() ? std::vector<std::string>{} : driver::splitIfaces(o.load);
     if (!o.unload.empty()) {
       runtime::unload(o.unload);
       return kExitOk;
@@ -280,7 +270,7 @@ int main(int argc, char **argv) {
     // --load IFACE FILE.o: an object instead of a rule.
     if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&
         ruleArgs[0][0] != '-') {
-      runtime::load(splitIfaces(o.load), loadOptions(o), readFile(ruleArgs[0]));
+      runtime::load(loadIfaces, loadOptions(o), readFile(ruleArgs[0]));
       return kExitOk;
     }
 
@@ -291,7 +281,7 @@ int main(int argc, char **argv) {
                                    "iptables rules, not both");
       std::vector<std::string> all(argv, argv + argc);
       if (auto out = driver::runTc({o.tc, o.tcBatch, o.passUnsupported, o.emit,
-                                    o.output, o.load, loadOptions(o)},
+                                    o.output, loadIfaces, loadOptions(o)},
                                    all, sm))
         writeOutput(o.output, *out);
       return kExitOk;
@@ -336,7 +326,7 @@ int main(int argc, char **argv) {
         throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                    "--load takes an object: drop --emit");
       std::string obj = backend::compile(program, backend::Emit::Obj);
-      runtime::load(splitIfaces(o.load), loadOptions(o),
+      runtime::load(loadIfaces, loadOptions(o),
                     std::vector<uint8_t>(obj.begin(), obj.end()));
       return kExitOk;
     }

@@ -65,7 +65,14 @@ std::string printU32(const Match::U32 &u, const std::string &neg) {
     s += "=";
     for (size_t r = 0; r < test.ranges.size(); ++r) {
       const auto &[lo, hi] = test.ranges[r];
-      s += (r ? "," : "") + hex(lo) + (hi != lo ? ":" + hex(hi) : "");
+      // Appended piece by piece: `"," + std::string` trips GCC 12's
+      // -Wrestrict false positive at -O3 (GCC bug 105329).
+      s += r ? "," : "";
+      s += hex(lo);
+      if (hi != lo) {
+        s += ':';
+        s += hex(hi);
+      }
     }
   }
   return s;
@@ -122,8 +129,10 @@ std::string printMatch(const Match &m, bool v6) {
             std::string s = "ports header " +
                             std::string(side[static_cast<int>(mp.side)]) + " " +
                             neg + "in";
-            for (size_t i = 0; i < mp.ports.size(); ++i)
-              s += (i ? "," : " ") + range(mp.ports[i]);
+            for (size_t i = 0; i < mp.ports.size(); ++i) {
+              s += i ? "," : " ";
+              s += range(mp.ports[i]);
+            }
             return s;
           },
           [&](const Match::FieldRange &f) { return printField(f, neg); },

@@ -65,12 +65,15 @@ struct StructLayout;
 
 /// One member of a struct the object's BTF describes: its BTF name, its
 /// byte offset and size, and either an unsigned integer of that size
-/// (`type` null) or a nested struct.
+/// (`type` null) or a nested struct. `typeSize` repeats the nested struct's
+/// size so that wellFormed() needs no pointer test: GCC's UBSan makes
+/// `&layout != nullptr` a non-constant expression in a static_assert.
 struct Field {
   const char *name;
   uint32_t offset;
   uint32_t size;
   const StructLayout *type = nullptr;
+  uint32_t typeSize = 0;
 };
 
 /// A struct as the object's BTF names and lays it out. The code generators
@@ -100,9 +103,10 @@ constexpr StructLayout layout(const char *name, std::size_t size,
 constexpr bool wellFormed(const StructLayout &s) {
   uint32_t next = 0;
   for (const Field &f : s) {
-    if (f.offset != next || f.size == 0 || (f.type && f.type->size != f.size))
+    if (f.offset != next || f.size == 0 ||
+        (f.typeSize != 0 && f.typeSize != f.size))
       return false;
-    uint32_t align = f.type ? 4 : f.size;
+    uint32_t align = f.typeSize != 0 ? 4 : f.size;
     if (f.offset % align != 0)
       return false;
     next = f.offset + f.size;
@@ -118,7 +122,8 @@ constexpr bool wellFormed(const StructLayout &s) {
                          static_cast<uint32_t>(sizeof(T::member))}
 #define R2X_CONTRACT_NESTED(T, member, layout)                                 \
   ::r2x::contract::Field{#member, static_cast<uint32_t>(offsetof(T, member)),  \
-                         static_cast<uint32_t>(sizeof(T::member)), &(layout)}
+                         static_cast<uint32_t>(sizeof(T::member)), &(layout), \
+                         (layout).size}
 // clang-format on
 
 /// A map as the object declares it. `maxEntries` 0 means the program

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -280,34 +281,38 @@ Topology::Topology() {
           "dev", "b1", "nud", "permanent"});
 
   // IPv6 on B's devices is ready (multicast delivered to INPUT) only once
-  // linkwatch has seen the carrier: wait (bounded) for operstate UP.
-  {
-    bool up = false;
-    for (int attempt = 0; attempt < 100 && !up; ++attempt) {
-      ProcessResult r = run({"ip", "-n", B, "-o", "link", "show"}, {}, 5000);
-      size_t n = 0;
-      for (size_t at = 0;
-           (at = r.out.find("state UP", at)) != std::string::npos; ++at)
-        ++n;
-      up = r.ok() && n >= 2;
-      if (!up)
-        usleep(50 * 1000);
-    }
-    if (!up)
-      throw std::runtime_error("setup: b0 and b1 not operationally up in 5 s");
+  // linkwatch has seen the carrier: poll (bounded) for operstate UP.
+  const auto setupDeadline = std::chrono::steady_clock::now() +
+                             std::chrono::milliseconds(kSettleTimeoutMs);
+  const std::string settle = std::to_string(kSettleTimeoutMs / 1000) + " s";
+  for (bool up = false; !up;) {
+    ProcessResult r = run({"ip", "-n", B, "-o", "link", "show"}, {}, 5000);
+    size_t n = 0;
+    for (size_t at = 0; (at = r.out.find("state UP", at)) != std::string::npos;
+         ++at)
+      ++n;
+    up = r.ok() && n >= 2;
+    if (up)
+      break;
+    if (std::chrono::steady_clock::now() > setupDeadline)
+      throw std::runtime_error("setup: b0 and b1 not operationally up in " +
+                               settle);
+    usleep(50 * 1000); // the poll's interval: linkwatch has no event to wait on
   }
-  // The links need a moment to get their carrier: wait for a sentinel to
-  // come through each path (bounded), which also proves the detector works.
+  // The links need a moment to get their carrier: send sentinels until one
+  // comes through each path (bounded), which also proves the detector works.
+  // A sentinel sent before the carrier is lost, so each try waits a little
+  // longer for its own before sending the next.
   for (Ingress in : {Ingress::FromA, Ingress::FromC}) {
     bool through = false;
-    for (int attempt = 0; attempt < 50 && !through; ++attempt) {
+    for (int waitMs = 100; !through; waitMs = std::min(2 * waitMs, 2000)) {
+      if (std::chrono::steady_clock::now() > setupDeadline)
+        throw std::runtime_error(
+            std::string("setup: no sentinel frame from ") +
+            (in == Ingress::FromA ? "A" : "C") + " reached B within " + settle);
       sentinel(in);
-      through = awaitSentinel(100);
+      through = awaitSentinel(waitMs);
     }
-    if (!through)
-      throw std::runtime_error(std::string("setup: no sentinel frame from ") +
-                               (in == Ingress::FromA ? "A" : "C") +
-                               " reached B within 5 s");
   }
 }
 

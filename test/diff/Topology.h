@@ -57,6 +57,12 @@ using Mac = std::array<uint8_t, 6>;
 /// Where a test frame enters B.
 enum class Ingress { FromA, FromC };
 
+/// How long B may take to process a frame (or a link to come up) before the
+/// test reports it lost. Generous: every wait ends as soon as its event
+/// happens, so this is reached only when something is broken, never on a
+/// merely busy machine.
+constexpr int kSettleTimeoutMs = 30000;
+
 class Topology {
 public:
   /// Builds the namespaces and moves the process into B. Throws
@@ -75,7 +81,7 @@ public:
   /// until B has received the sentinel. Returns false on timeout; throws on
   /// a socket error.
   bool sendAndSettle(Ingress in, const std::vector<uint8_t> &frame,
-                     int timeoutMs = 2000);
+                     int timeoutMs = kSettleTimeoutMs);
 
   const std::string &nameB() const { return names_[1]; }
 

@@ -704,7 +704,9 @@ int main(int argc, char **argv) {
             const FrameRun &fr = runs[j];
             const XdpResult &x = fr.xdp;
             if (lost)
-              fail(j, "B did not process it within 2 s (sentinel lost)");
+              fail(j, "B did not process it within " +
+                          std::to_string(kSettleTimeoutMs / 1000) +
+                          " s (sentinel lost)");
             if (x.action != XdpDrop && x.action != XdpPass)
               fail(j, std::string("XDP action ") + xdpActionName(x.action));
             if (x.modified)

@@ -97,18 +97,28 @@ in_a() { ip netns exec "$NS_A" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 in_c() { ip netns exec "$NS_C" "$@"; }
 r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
-# Neighbours resolved before the measured traffic.
-# (C answers the datagram to its closed port 9 with an ICMP error, which
-# resolves the neighbours the other way.)
+# Neighbours resolved before the measured traffic: the program forwards
+# only to neighbours B's kernel knows (bpf_fib_lookup), and leaves the rest
+# to the kernel. A datagram to C's closed port 9 makes B resolve C, and C's
+# ICMP error back makes B resolve A; wait until B holds both, per family.
 in_a $PEER udp-send 10.1.1.2 9 1 || die "cannot send from A"
 in_a $PEER udp-send 2001:db8:2::2 9 1 || die "cannot send from A (IPv6)"
-sleep 0.3
+# neigh_valid DEV ADDR: B has a usable entry (what bpf_fib_lookup accepts:
+# any NUD_VALID state, not INCOMPLETE or FAILED).
+neigh_valid() {
+  ip -n "$NS_B" neigh show "$2" dev "$1" |
+    grep -Eq ' (REACHABLE|STALE|DELAY|PROBE|PERMANENT) *$'
+}
+r2x_wait_until "B resolving 10.1.1.2" neigh_valid b1 10.1.1.2
+r2x_wait_until "B resolving 10.1.0.1" neigh_valid b0 10.1.0.1
+r2x_wait_until "B resolving 2001:db8:2::2" neigh_valid b1 2001:db8:2::2
+r2x_wait_until "B resolving 2001:db8:1::1" neigh_valid b0 2001:db8:1::1
 
 forwarded() { in_b nstat -az IpForwDatagrams | awk '/IpForwDatagrams/ {print $2}'; }
 
 N=200
 udp_round() { # NAME: N datagrams from A to 10.1.0.2:1234, received at C
-  r2x_start "$1" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" 5
+  r2x_start "$1" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" "$R2X_WAIT_S"
   in_a $PEER udp-send 10.1.0.2 1234 "$N"
   r2x_waitfor "$1"
   grep -v '^ready' "$TMP/$1.out" >"$TMP/$1.lines"
@@ -159,7 +169,7 @@ peer=$(awk '/^peer/ {print $2}' "$TMP/tcpsrv.out")
 [ "$peer" = 10.1.0.1 ] || die "C saw the TCP connection from $peer, not 10.1.0.1"
 say "2. TCP: 4 MiB through the DNAT, sha256 identical at C ($sent), reply translated back"
 
-r2x_start icmp "$NS_A" $PEER icmp-wait 10.1.0.2 5
+r2x_start icmp "$NS_A" $PEER icmp-wait 10.1.0.2 "$R2X_WAIT_S"
 in_a $PEER udp-send 10.1.0.2 1234 1 1
 r2x_waitfor icmp
 line=$(grep '^icmp\|^no icmp' "$TMP/icmp.out")
@@ -169,12 +179,12 @@ case $line in
 esac
 say "3. TTL 1: the kernel's ICMP time exceeded reached A ($line)"
 
-r2x_start direct "$NS_C" $PEER udp-recv 10.1.1.2 999 20 5
+r2x_start direct "$NS_C" $PEER udp-recv 10.1.1.2 999 20 "$R2X_WAIT_S"
 in_a $PEER udp-send 10.1.1.2 999 20
 r2x_waitfor direct
 [ "$(tail -1 "$TMP/direct.out")" = "received 20" ] || die "routed UDP to C:999: $(tail -1 "$TMP/direct.out")"
 grep -q '^10.1.0.1 ttl 63 ' "$TMP/direct.out" || die "routed UDP to C:999 not forwarded with TTL 63"
-r2x_start local "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 5
+r2x_start local "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 "$R2X_WAIT_S"
 in_a $PEER udp-send 10.1.0.2 4321 20
 r2x_waitfor local
 [ "$(tail -1 "$TMP/local.out")" = "received 20" ] || die "UDP to B:4321: $(tail -1 "$TMP/local.out")"
@@ -183,7 +193,7 @@ say "4. unmatched traffic: routed to C:999 (20/20, TTL 63) and delivered to B:43
 # IPv6: the same through ip6tables-style DNAT rules in the same program.
 forwarded6() { in_b nstat -az Ip6OutForwDatagrams | awk '/Ip6OutForwDatagrams/ {print $2}'; }
 before=$(forwarded6)
-r2x_start xdp6 "$NS_C" $PEER udp-recv 2001:db8:2::2 1234 "$N" 5
+r2x_start xdp6 "$NS_C" $PEER udp-recv 2001:db8:2::2 1234 "$N" "$R2X_WAIT_S"
 in_a $PEER udp-send 2001:db8:1::2 1234 "$N"
 r2x_waitfor xdp6
 kernel6=$(($(forwarded6) - before))
@@ -210,7 +220,7 @@ cmp -s "$TMP/xdp.sorted" "$TMP/kernel.sorted" ||
 say "6. iptables DNAT in B's kernel: C saw the same $N datagrams (source, TTL, port, payload)"
 # Known difference (docs/nat.md): conntrack rewrites the header quoted in an
 # ICMP error back to the original destination; rule2xdp's program does not.
-r2x_start icmpk "$NS_A" $PEER icmp-wait 10.1.0.2 5
+r2x_start icmpk "$NS_A" $PEER icmp-wait 10.1.0.2 "$R2X_WAIT_S"
 in_a $PEER udp-send 10.1.0.2 1234 1 1
 r2x_waitfor icmpk
 say "   (TTL 1 under iptables: $(grep '^icmp\|^no icmp' "$TMP/icmpk.out"))"

@@ -25,7 +25,20 @@ NS_A=
 NS_B=
 TMP=
 
+# How long a wait for something that must happen may take before the test
+# fails. Generous: it is reached only when something is broken, never on a
+# merely busy machine, and every wait returns as soon as its event happens.
+R2X_WAIT_S=${R2X_WAIT_S:-60}
+
 say() { printf '%s\n' "$*"; }
+
+# r2x_reaped PID: PID was waited for; the cleanup must not signal it again
+# (the number may belong to another process by then).
+r2x_reaped() {
+  local keep=() p
+  for p in "${R2X_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  R2X_PIDS=("${keep[@]}")
+}
 die() {
   printf '%s: FAIL: %s\n' "$R2X_NAME" "$*" >&2
   exit 1
@@ -153,7 +166,7 @@ r2x_start_sink() {
     10.1.0.2 "$port" >"$TMP/$name.out" 2>&1 &
   pid=$!
   R2X_PIDS+=("$pid")
-  if ! read -r -t 10 -u "$fd" _; then
+  if ! read -r -t "$R2X_WAIT_S" -u "$fd" _; then
     exec {fd}<&-
     die "sink $name on :$port did not start: $(cat "$TMP/$name.out")"
   fi
@@ -167,6 +180,7 @@ r2x_stop_sink() {
   local var="SINK_PID_$1"
   kill -TERM "${!var}" 2>/dev/null || true
   wait "${!var}" 2>/dev/null || true
+  r2x_reaped "${!var}"
 }
 
 # r2x_wait_sink NAME: waits for a sink to stop by itself (--count, --quiet-ms
@@ -174,6 +188,7 @@ r2x_stop_sink() {
 r2x_wait_sink() {
   local var="SINK_PID_$1"
   wait "${!var}" 2>/dev/null || true
+  r2x_reaped "${!var}"
 }
 
 # r2x_sink_count NAME: prints the count of a stopped sink.
@@ -214,23 +229,48 @@ r2x_link_stats() {
   ip -n "$NS_B" -s link show veth-b
 }
 
+# r2x_wait_until DESCRIPTION CMD...: polls CMD until it succeeds; fails the
+# test with DESCRIPTION if it has not after R2X_WAIT_S seconds. For events
+# nothing can be blocked on (a counter reaching a value, a file line).
+r2x_wait_until() {
+  local what=$1 end=$((SECONDS + R2X_WAIT_S))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || die "$what: not within ${R2X_WAIT_S}s"
+    sleep 0.05
+  done
+}
+
 # r2x_start NAME NS CMD...: a background peer in namespace NS (such as
 # test/tools/nat_peer.py) that prints "ready" once it can receive; returns
 # then. Its output goes to $TMP/NAME.out. r2x_waitfor NAME waits for it to
-# end and fails the test if it failed.
+# end and fails the test if it failed; r2x_stop NAME ends it (SIGTERM: the
+# peers then count what is queued, print their summary and exit 0).
 r2x_start() {
-  local name=$1 ns=$2
+  local name=$1 ns=$2 pid
   shift 2
   ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>&1 &
-  R2X_PIDS+=($!)
-  printf -v "PID_$name" '%s' "$!"
-  for _ in $(seq 100); do
-    grep -q '^ready' "$TMP/$name.out" 2>/dev/null && return 0
+  pid=$!
+  R2X_PIDS+=("$pid")
+  printf -v "PID_$name" '%s' "$pid"
+  local end=$((SECONDS + R2X_WAIT_S))
+  until grep -q '^ready' "$TMP/$name.out" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      grep -q '^ready' "$TMP/$name.out" 2>/dev/null && break # ready, then done
+      die "$name ended before it was ready: $(cat "$TMP/$name.out")"
+    fi
+    [ "$SECONDS" -lt "$end" ] || die "$name did not start: $(cat "$TMP/$name.out")"
     sleep 0.05
   done
-  die "$name did not start: $(cat "$TMP/$name.out")"
 }
 r2x_waitfor() {
+  local v="PID_$1" rc=0
+  wait "${!v}" || rc=$?
+  r2x_reaped "${!v}"
+  [ "$rc" = 0 ] || die "$1 failed: $(cat "$TMP/$1.out")"
+}
+r2x_stop() {
   local v="PID_$1"
-  wait "${!v}" || die "$1 failed: $(cat "$TMP/$1.out")"
+  kill -TERM "${!v}" 2>/dev/null || true
+  r2x_waitfor "$1"
 }

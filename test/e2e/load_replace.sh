@@ -13,6 +13,14 @@
 #     after the unload, nothing stays attached or pinned, and the programs'
 #     ids disappear from the kernel.
 #
+# No timing decides anything. The streams run until the test stops them
+# (SIGTERM), so a --load or --unload, however slow, happens while they flow;
+# each is stopped only once the event it must span was seen (P2 counting
+# :1234 datagrams; the first :4321 datagram at B's socket after the unload).
+# Exact counts are read once a fence (K datagrams to another port, behind
+# the streams in the same veth queue: with a program attached, veth-b takes
+# every frame through its one NAPI ring, in order) has arrived.
+#
 #   load_replace.sh [--mode native|generic] [--rule2xdp PATH] [--tools DIR]
 # Needs root; fails without it.
 set -euo pipefail
@@ -34,8 +42,8 @@ while [ $# -gt 0 ]; do
 done
 r2x_find_tools
 
-STREAM=45000 # datagrams per stream ...
-PPS=15000    # ... at this rate: three seconds, ample time for a --load
+PPS=15000        # the streams' rate ...
+STREAM=100000000 # ... and a count they never reach: they run until stopped
 K=500
 FAILS=0
 check() { # check DESCRIPTION CONDITION-AS-TEXT RESULT(0|1)
@@ -55,14 +63,32 @@ start_stream() { # NAME PORT COUNT
   local fd
   mkfifo "$TMP/$1.ready"
   exec {fd}<>"$TMP/$1.ready"
-  ip netns exec "$NS_A" "$SEND" --pps "$PPS" --timeout-ms 60000 \
+  ip netns exec "$NS_A" "$SEND" --pps "$PPS" --timeout-ms $((2 * R2X_WAIT_S * 1000)) \
     --ready "$TMP/$1.ready" 10.1.0.2 "$2" "$3" >"$TMP/$1.out" 2>&1 &
   SENDER_PID=$!
   R2X_PIDS+=("$SENDER_PID")
-  read -r -t 10 -u "$fd" _ || die "stream $1 did not start"
+  read -r -t "$R2X_WAIT_S" -u "$fd" _ || die "stream $1 did not start"
   exec {fd}<&-
 }
+# stop_stream PID NAME: ends a stream (it prints what it sent and exits 0).
+stop_stream() {
+  local rc=0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" || rc=$?
+  r2x_reaped "$1"
+  [ "$rc" = 0 ] || die "stream $2 failed: $(cat "$TMP/$2.out")"
+}
 stream_sent() { awk '/^sent/ {print $2}' "$TMP/$1.out"; }
+# fence NAME: K datagrams to :5555 (which no program here drops) through the
+# same veth queue as the streams; once they all arrived at their sink, every
+# datagram sent before them has met the program and reached its socket.
+fence() {
+  r2x_start_sink "$1" 5555 --count "$K" --timeout-ms $((R2X_WAIT_S * 1000))
+  r2x_send 5555 "$K" >/dev/null
+  r2x_wait_sink "$1"
+  [ "$(r2x_sink_count "$1")" = "$K" ] || die "fence $1: $(r2x_sink_count "$1") of $K"
+}
+p2_counted() { [ "$(r2x_rule_packets 'dpt:1234')" -ge "$1" ] 2>/dev/null; }
 
 r2x_make_network
 "$R2X" -A INPUT -d 10.1.0.2 -p udp --dport 1234 -j DROP -o "$TMP/p1.o"
@@ -72,20 +98,22 @@ r2x_make_network
 say "== 1. replace with traffic flowing"
 r2x_b --load veth-b --mode "$MODE" "$TMP/p1.o"
 ID1=$(r2x_xdp_prog_id)
-r2x_start_sink a1234 1234 --timeout-ms 60000
-r2x_start_sink a4321 4321 --count "$STREAM" --timeout-ms 60000
+r2x_start_sink a1234 1234 --timeout-ms $((3 * R2X_WAIT_S * 1000))
+r2x_start_sink a4321 4321 --timeout-ms $((3 * R2X_WAIT_S * 1000))
 start_stream s1 1234 "$STREAM"
 S1=$SENDER_PID
 start_stream c1 4321 "$STREAM"
 C1=$SENDER_PID
 r2x_b --load veth-b --mode "$MODE" "$TMP/p2.o"
 ID2=$(r2x_xdp_prog_id)
-STILL=$(kill -0 "$S1" 2>/dev/null && echo yes || echo no)
-wait "$S1" || die "stream s1 failed: $(cat "$TMP/s1.out")"
-wait "$C1" || die "stream c1 failed: $(cat "$TMP/c1.out")"
+STILL=$(kill -0 "$S1" 2>/dev/null && kill -0 "$C1" 2>/dev/null && echo yes || echo no)
+# P2 must see the stream: counters start at 0 with each program.
+r2x_wait_until "P2 counting the :1234 stream" p2_counted $((PPS / 10))
+stop_stream "$S1" s1
+stop_stream "$C1" c1
 SENT_C1=$(stream_sent c1)
-# The control sink stops by itself at $STREAM datagrams (or its timeout).
-r2x_wait_sink a4321
+fence f1
+r2x_stop_sink a4321
 GOT_4321=$(r2x_sink_count a4321)
 r2x_stop_sink a1234
 GOT_1234=$(r2x_sink_count a1234)
@@ -102,8 +130,8 @@ check "every :4321 datagram arrived" "$GOT_4321 of $SENT_C1" "$(is "$GOT_4321" "
 say "== 2. replace with a rule for another port"
 r2x_b --load veth-b --mode "$MODE" "$TMP/p3.o"
 ID3=$(r2x_xdp_prog_id)
-r2x_start_sink b1234 1234 --count "$K" --timeout-ms 30000
-r2x_start_sink b4321 4321 --timeout-ms 30000
+r2x_start_sink b1234 1234 --count "$K" --timeout-ms $((R2X_WAIT_S * 1000))
+r2x_start_sink b4321 4321 --timeout-ms $((2 * R2X_WAIT_S * 1000))
 SENT_B4321=$(r2x_send 4321 "$K")
 SENT_B1234=$(r2x_send 1234 "$K")
 r2x_wait_sink b1234 # the :1234 datagrams went last: all :4321 ones were seen
@@ -117,32 +145,41 @@ check ":4321 is dropped under P3" "received $GOT_B4321" "$(is "$GOT_B4321" 0)"
 check "P3's counter" "$P3_DROPS packets" "$(is "$P3_DROPS" "$K")"
 
 say "== 3. unload with traffic flowing"
-r2x_start_sink c4321 4321 --timeout-ms 60000
+# The sink says when its first datagram came: P3 drops :4321, so that is
+# the stream getting through after the unload.
+mkfifo "$TMP/c4321.first"
+exec {first_fd}<>"$TMP/c4321.first"
+r2x_start_sink c4321 4321 --first "$TMP/c4321.first" --timeout-ms $((3 * R2X_WAIT_S * 1000))
 start_stream s3 4321 "$STREAM"
 S3=$SENDER_PID
 r2x_b --unload veth-b
 STILL=$(kill -0 "$S3" 2>/dev/null && echo yes || echo no)
 AFTER_ID=$(r2x_xdp_prog_id)
 PINS=$( (find /sys/fs/bpf/rule2xdp -mindepth 1 2>/dev/null || true) | tr '\n' ' ')
-wait "$S3" || die "stream s3 failed: $(cat "$TMP/s3.out")"
-# After the unload nothing drops; a last burst of K must arrive in full.
+read -r -t "$R2X_WAIT_S" -u "$first_fd" _ ||
+  die "no :4321 datagram reached B's socket after the unload"
+exec {first_fd}<&-
+stop_stream "$S3" s3
 r2x_stop_sink c4321
 GOT_C4321=$(r2x_sink_count c4321)
-r2x_start_sink d4321 4321 --count "$K" --timeout-ms 30000
+# After the unload nothing drops; a last burst of K must arrive in full.
+r2x_start_sink d4321 4321 --count "$K" --timeout-ms $((R2X_WAIT_S * 1000))
 SENT_D=$(r2x_send 4321 "$K")
 r2x_wait_sink d4321
 GOT_D=$(r2x_sink_count d4321)
 # Program ids are released when the last reference (the link) goes; the
-# kernel frees links from a work queue, so allow it a bounded moment.
+# kernel frees links from a work queue: wait (bounded) until they are gone.
 LEFT=
-for _ in $(seq 50); do
+programs_left() {
+  local id
   LEFT=
   for id in $ID1 $ID2 $ID3; do
     bpftool prog show id "$id" >/dev/null 2>&1 && LEFT="$LEFT $id"
   done
-  [ -z "$LEFT" ] && break
-  sleep 0.1
-done
+  [ -n "$LEFT" ]
+}
+END=$((SECONDS + R2X_WAIT_S))
+while programs_left && [ "$SECONDS" -lt "$END" ]; do sleep 0.1; done
 say "   stream still running at unload: $STILL; :4321 got $GOT_C4321 of $(stream_sent s3) during the stream, $GOT_D of $SENT_D after"
 check "the unload happened while traffic flowed" "stream running: $STILL" "$(is "$STILL" yes)"
 check "traffic passes again after the unload" "received $GOT_C4321" "$(gt "$GOT_C4321" 0)"

@@ -29,6 +29,10 @@
 #  4. unmatched traffic (UDP to 10.1.0.2:4321) reaches B's own socket;
 #  5. a redirect to a device that does not exist is a load error naming it
 #     (exit 2), and the loaded program stays.
+# No timing decides anything: the receivers stop at their count, or, where
+# nothing is to arrive, once the program's own counter shows it decided every
+# datagram (then SIGTERM; they take what is queued first). Their timeouts
+# only bound a broken run.
 # Needs root; fails (never skips) without it. Private bpffs and /run/netns
 # (test/e2e/lib.sh), everything removed on exit.
 set -euo pipefail
@@ -95,13 +99,17 @@ r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
 last() { tail -1 "$TMP/$1.out"; }
 
 N=100
+W=$R2X_WAIT_S # the receivers' timeout (lib.sh): reached only if broken
+# filter_packets: the packets --stats counts on the filter so far.
+filter_packets() { r2x_b --stats b0 | awk '/match 0a010002/ {print $1; exit}'; }
+filter_counted() { [ "$(filter_packets)" = "$1" ]; }
 # 0. The kernel's own mirred (this kernel has it, not act_nat), without XDP:
 # what a redirected frame looks like at c0.
 ip netns exec "$NS_B" tc qdisc add dev b0 ingress || die "tc qdisc add"
 ip netns exec "$NS_B" tc filter add dev b0 parent ffff: protocol ip prio 10 u32 \
   match ip dst 10.1.0.2 match ip dport 1234 0xffff action mirred egress redirect dev b1 ||
   die "tc filter add (mirred)"
-r2x_start kernel_cap "$NS_C" $CAPTURE c0 1234 "$N" 4
+r2x_start kernel_cap "$NS_C" $CAPTURE c0 1234 "$N" "$W"
 in_a $PEER udp-send 10.1.0.2 1234 "$N"
 r2x_waitfor kernel_cap
 want="dmac $MAC_B0 smac $MAC_A0 src 10.1.0.1 dst 10.1.0.2 ttl 64 ipsum ok udpsum ok payload rule2xdp-"
@@ -125,20 +133,29 @@ ip netns exec "$NS_C" ethtool -K c0 gro on >/dev/null || die "ethtool gro on c0"
 r2x_b --load b0 --tc "$FILTER" 2>"$TMP/load.err" || die "load failed: $(cat "$TMP/load.err")"
 say "loaded on b0: $FILTER"
 
-# round NAME: N datagrams A -> 10.1.0.2:1234, watched on c0 (raw frames),
-# at C's socket on 10.1.1.2:1234 and at B's socket on 10.1.0.2:1234.
+# round NAME EXPECT...: N datagrams A -> 10.1.0.2:1234, watched on c0 (raw
+# frames, NAME_cap), at C's socket on 10.1.1.2:1234 (NAME_c) and at B's
+# socket on 10.1.0.2:1234 (NAME_b). EXPECT lists the watchers that must see
+# all N; they are waited for. Then the filter's counter must have grown by
+# N (every datagram decided), and the other watchers are stopped.
 round() {
-  r2x_start "${1}_cap" "$NS_C" $CAPTURE c0 1234 "$N" 4
-  r2x_start "${1}_c" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" 4
-  r2x_start "${1}_b" "$NS_B" $PEER udp-recv 10.1.0.2 1234 "$N" 4
+  local name=$1 w before
+  shift
+  before=$(filter_packets)
+  r2x_start "${name}_cap" "$NS_C" $CAPTURE c0 1234 "$N" "$W"
+  r2x_start "${name}_c" "$NS_C" $PEER udp-recv 10.1.1.2 1234 "$N" "$W"
+  r2x_start "${name}_b" "$NS_B" $PEER udp-recv 10.1.0.2 1234 "$N" "$W"
   in_a $PEER udp-send 10.1.0.2 1234 "$N"
-  r2x_waitfor "${1}_cap"
-  r2x_waitfor "${1}_c"
-  r2x_waitfor "${1}_b"
+  for w in "$@"; do r2x_waitfor "${name}_$w"; done
+  r2x_wait_until "$name: the filter did not count $N more than ${before:-0}" \
+    filter_counted $((${before:-0} + N))
+  for w in cap c b; do
+    case " $* " in *" $w "*) ;; *) r2x_stop "${name}_$w" ;; esac
+  done
 }
 
 ip -n "$NS_C" link set c0 promisc on # no help: ip_rcv_core() drops PACKET_OTHERHOST
-round mac
+round mac cap
 [ "$(last mac_cap)" = "captured $N" ] || die "2. frames at c0: $(last mac_cap) of $N"
 want="dmac $MAC_B0 smac $MAC_A0 src 10.1.0.1 dst 10.1.1.2 ttl 64 ipsum ok udpsum ok payload rule2xdp-"
 bad=$(grep '^dmac' "$TMP/mac_cap.out" | grep -cv "^$want[0-9]*\$" || true)
@@ -149,7 +166,7 @@ ip -n "$NS_C" link set c0 promisc off
 say "2. GRO on c0: $N/$N frames at c0, to 10.1.1.2, checksums ok, TTL 64, MACs as sent ($MAC_A0 -> $MAC_B0); C's IP layer drops them (other host)"
 
 ip -n "$NS_C" link set c0 address "$MAC_B0"
-round xdp
+round xdp cap c
 [ "$(last xdp_c)" = "received $N" ] || die "3. UDP through nat + redirect: $(last xdp_c) of $N at C"
 bad=$(grep -v '^received\|^ready' "$TMP/xdp_c.out" | grep -cv '^10.1.0.1 ttl 64 port 1234 rule2xdp-[0-9]*$' || true)
 [ "$bad" = 0 ] || die "3. datagrams at C not from 10.1.0.1 with TTL 64: $(grep -v 'ttl 64' "$TMP/xdp_c.out" | head -3)"
@@ -165,7 +182,7 @@ pkts=$(echo "$stats" | awk '/match 0a010002/ {print $1; exit}')
 echo "$stats"
 say "3. c0 with b0's MAC: $N/$N datagrams at C's socket on 10.1.1.2:1234 from 10.1.0.1, payloads intact, checksums ok, none at B"
 
-r2x_start other "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 4
+r2x_start other "$NS_B" $PEER udp-recv 10.1.0.2 4321 20 "$W"
 in_a $PEER udp-send 10.1.0.2 4321 20
 r2x_waitfor other
 [ "$(last other)" = "received 20" ] || die "4. UDP to B:4321: $(last other)"

@@ -89,6 +89,28 @@ void must(const std::vector<std::string> &argv, const std::string &input = {}) {
                              std::to_string(r.status) + "): " + r.out + r.err);
 }
 
+/// Polls `ip -o link show` in namespace NS until WANT devices are
+/// operationally UP: linkwatch activates a new veth's qdisc only then, and a
+/// frame sent before is dropped (no event to wait on; bounded: 30 s).
+void awaitUp(const std::string &ns, size_t want) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    ProcessResult r = run({"ip", "-n", ns, "-o", "link", "show"}, {}, 20000);
+    size_t up = 0;
+    for (size_t at = 0; (at = r.out.find(" state UP ", at)) != std::string::npos;
+         ++at)
+      ++up;
+    if (r.ok() && up >= want)
+      return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("setup: " + std::to_string(up) + " of " +
+                               std::to_string(want) + " devices UP in " + ns +
+                               " after 30 s");
+    usleep(50 * 1000); // the poll's interval
+  }
+}
+
 /// A directory for the test's files, PREFIX + pid, removed at the end.
 struct TempDir {
   explicit TempDir(const std::string &prefix) : path(prefix + std::to_string(getpid())) {
@@ -169,6 +191,8 @@ public:
       must({"ip", "-n", R, "link", "set", k, "up"});
       must({"ip", "-n", R, "link", "set", k + "p", "up"});
     }
+    awaitUp(S, 1);                  // s0
+    awaitUp(R, 1 + 2 * (kSinks + 1)); // r0, the sinks and the sentinel sink
     int orig = openNs("/proc/self/ns/net");
     int sfd = openNs(gPaths[0]), rfd = openNs(gPaths[1]);
     if (setns(sfd, CLONE_NEWNET) != 0)
@@ -208,7 +232,9 @@ public:
     std::memcpy(sentinel.data() + 14, &seq_, sizeof seq_);
     if (::send(tx_, sentinel.data(), sentinel.size(), 0) < 0)
       throw sysFail("send sentinel");
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    // Generous: the wait ends when the sentinel arrives; only a broken
+    // run reaches the bound, never a merely busy machine.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
       pollfd p{sinks_[kSinks], POLLIN, 0};
       int ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -256,14 +282,24 @@ private:
   uint64_t seq_ = 0;
 };
 
+/// libbpf option structs must be zeroed, padding included, and carry their
+/// size. (LIBBPF_OPTS does this in C; in C++ its designated initializers
+/// trip clang 19's -Wmissing-designated-field-initializers.)
+template <class Opts> Opts zeroedOpts() {
+  Opts opts;
+  std::memset(&opts, 0, sizeof opts);
+  opts.sz = sizeof opts;
+  return opts;
+}
+
 /// The compiled program, run through BPF_PROG_TEST_RUN.
 class Program {
 public:
   Program(const std::string &object, const std::string &irText) {
     std::ifstream f(object, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), {});
-    LIBBPF_OPTS(bpf_object_open_opts, oo,
-                .object_name = r2x::contract::ObjectName);
+    auto oo = zeroedOpts<bpf_object_open_opts>();
+    oo.object_name = r2x::contract::ObjectName;
     obj_ = bpf_object__open_mem(bytes.data(), bytes.size(), &oo);
     if (!obj_)
       throw std::runtime_error("cannot open the object");
@@ -294,9 +330,12 @@ public:
                                     std::vector<uint8_t> *outFrame = nullptr) {
     std::vector<uint64_t> before = packets();
     std::vector<uint8_t> out(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
-                .data_out = out.data(), .data_size_in = uint32_t(frame.size()),
-                .data_size_out = uint32_t(out.size()), .repeat = 1);
+    auto o = zeroedOpts<bpf_test_run_opts>();
+    o.data_in = frame.data();
+    o.data_out = out.data();
+    o.data_size_in = uint32_t(frame.size());
+    o.data_size_out = uint32_t(out.size());
+    o.repeat = 1;
     if (int err = bpf_prog_test_run_opts(prog_, &o))
       throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") + std::strerror(-err));
     if (outFrame)

@@ -4,10 +4,13 @@
 Standard library only (runs with Debian's /usr/bin/python3). Modes:
 
   udp-recv ADDR PORT COUNT TIMEOUT   receive COUNT datagrams (or until TIMEOUT
-        seconds pass); print one line per datagram: source address, TTL,
-        local port, payload (checksums: the kernel drops a datagram whose IP
-        or UDP checksum is wrong before it reaches a socket, so every line is
-        a datagram with valid checksums); then "received N".
+        seconds pass, or SIGTERM); print one line per datagram: source
+        address, TTL, local port, payload (checksums: the kernel drops a
+        datagram whose IP or UDP checksum is wrong before it reaches a
+        socket, so every line is a datagram with valid checksums); then
+        "received N". On SIGTERM it first takes what is already queued, so a
+        caller that knows every datagram has been delivered (or dropped)
+        stops it then instead of waiting out TIMEOUT.
   udp-send DST PORT COUNT [TTL]      send COUNT datagrams "rule2xdp-I"
   tcp-server ADDR PORT               accept one connection, read to EOF,
         print "bytes N sha256 H" (and send the digest back)
@@ -18,6 +21,8 @@ Standard library only (runs with Debian's /usr/bin/python3). Modes:
 """
 import hashlib
 import random
+import select
+import signal
 import socket
 import struct
 import sys
@@ -27,6 +32,18 @@ IP_RECVTTL = 12
 IP_TTL = 2
 IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
+
+
+def sigterm_fd():
+    """A socket that turns readable once SIGTERM arrives (the caller knows
+    nothing more is coming): a wait in select() ends at once, where a flag
+    set by a handler would not interrupt a blocking receive."""
+    r, w = socket.socketpair()
+    r.setblocking(False)
+    w.setblocking(False)
+    signal.set_wakeup_fd(w.fileno())
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    return r, w
 
 
 def family(addr):
@@ -40,22 +57,34 @@ def udp_recv(addr, port, count, timeout):
     else:
         s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
     s.bind((addr, port))
+    s.setblocking(False)
+    stop, _keep = sigterm_fd()
     print("ready", flush=True)
-    end = time.time() + timeout
+    end = time.monotonic() + timeout
     n = 0
-    while n < count and time.time() < end:
-        s.settimeout(max(0.01, end - time.time()))
-        try:
-            data, anc, _, src = s.recvmsg(2048, socket.CMSG_SPACE(4))
-        except socket.timeout:
+    stopped = False
+    while n < count:
+        left = end - time.monotonic()
+        if left <= 0:
             break
-        ttl = -1
-        for level, typ, val in anc:
-            if (level, typ) in ((socket.IPPROTO_IP, IP_TTL),
-                                (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
-                ttl = struct.unpack("i", val[:4])[0]
-        print(f"{src[0]} ttl {ttl} port {port} {data.decode(errors='replace')}")
-        n += 1
+        readable, _, _ = select.select([s, stop], [], [], left)
+        stopped = stop in readable
+        # Everything queued now (after SIGTERM: the last of it).
+        while n < count:
+            try:
+                data, anc, _, src = s.recvmsg(2048, socket.CMSG_SPACE(4))
+            except BlockingIOError:
+                break
+            ttl = -1
+            for level, typ, val in anc:
+                if (level, typ) in ((socket.IPPROTO_IP, IP_TTL),
+                                    (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
+                    ttl = struct.unpack("i", val[:4])[0]
+            print(f"{src[0]} ttl {ttl} port {port} "
+                  f"{data.decode(errors='replace')}")
+            n += 1
+        if stopped:
+            break
     print(f"received {n}", flush=True)
 
 

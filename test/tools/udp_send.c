@@ -5,10 +5,11 @@
  * "sent N". Optional pacing (--pps) keeps a long stream flowing while a test
  * replaces or unloads a program; --ready FILE writes "ready" to FILE (a FIFO)
  * after the first datagram left, so the caller can act while traffic flows.
- * Every loop is bounded: --timeout-ms (default 30 s) ends the run early.
- * SIGTERM or SIGINT stops it too, as a planned end: it still prints what
- * it sent, and exits 0 if nothing failed (a stream whose end the caller
- * chooses).
+ * SIGTERM or SIGINT ends a stream early but cleanly (exit 0, "sent N" as
+ * always): a caller that needs traffic to flow until something happened
+ * sends a large COUNT and stops the stream then, instead of guessing how
+ * long it takes. Every loop is bounded: --timeout-ms (default 30 s) ends the
+ * run early (an error).
  *
  *   udp_send [--size BYTES] [--pps RATE] [--src ADDR] [--timeout-ms MS]
  *            [--ready FILE] ADDR PORT COUNT
@@ -17,8 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +57,14 @@ static int64_t nowNs(void) {
   return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static void sleepUntil(int64_t ns) {
+/* Sleeps until the monotonic time NS; false if a stop was requested. */
+static int sleepUntil(int64_t ns) {
   struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR &&
-         !stopRequested) {
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR) {
+    if (stopRequested)
+      return 0;
   }
+  return !stopRequested;
 }
 
 int main(int argc, char **argv) {
@@ -93,6 +97,11 @@ int main(int argc, char **argv) {
   dst.sin_port = htons((uint16_t)number(argv[i + 1], 1, 65535));
   long count = number(argv[i + 2], 0, 1000000000);
 
+  /* No SA_RESTART: a signal ends a pacing sleep at once. */
+  struct sigaction sa = {.sa_handler = onSignal};
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     perror("udp_send: socket");
@@ -117,11 +126,6 @@ int main(int argc, char **argv) {
   for (long b = 0; b < size; ++b)
     payload[b] = (char)('a' + b % 26);
 
-  /* No SA_RESTART: a signal ends clock_nanosleep's wait at once. */
-  struct sigaction sa = {.sa_handler = onSignal};
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-
   const int64_t start = nowNs(), deadline = start + timeoutMs * 1000000LL;
   long sent = 0, errors = 0;
   for (long n = 0; n < count && !stopRequested; ++n) {
@@ -129,8 +133,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "udp_send: timed out after %ld ms\n", timeoutMs);
       break;
     }
-    if (pps)
-      sleepUntil(start + (int64_t)(n * (1000000000.0 / (double)pps)));
+    if (pps &&
+        !sleepUntil(start + (int64_t)(n * (1000000000.0 / (double)pps))))
+      break; /* stopped while pacing */
     /* A full queue is back-pressure, not loss: retry a bounded number of
      * times (until the deadline) before counting an error. */
     for (;;) {
@@ -142,7 +147,7 @@ int main(int argc, char **argv) {
       }
       if ((errno == ENOBUFS || errno == EAGAIN) && nowNs() < deadline) {
         sleepUntil(nowNs() + 100000);
-        continue;
+        continue; /* a stop waits for this datagram: "sent" stays exact */
       }
       /* With IP_RECVERR an ICMP error about an earlier datagram (port
        * unreachable once a sink is gone) fails this call once; this

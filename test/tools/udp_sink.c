@@ -6,10 +6,11 @@
  * prints "received N" (and "socket overflow drops D" if the socket dropped
  * any, which would make the count meaningless). --ready FILE writes "ready"
  * to FILE (a FIFO) once the socket is bound, so the caller can start sending
- * without sleeping.
+ * without sleeping; --first FILE writes "first" to FILE when the first
+ * datagram arrived, so the caller can wait for traffic to get through.
  *
  *   udp_sink [--count N] [--quiet-ms MS] [--timeout-ms MS] [--ready FILE]
- *            ADDR PORT
+ *            [--first FILE] ADDR PORT
  * Exit: 0 if it stopped because of --count or a signal (or quiet with no
  * --count), 1 on errors or if --count was not reached.
  *===----------------------------------------------------------------------===*/
@@ -36,7 +37,8 @@ static void onSignal(int sig) {
 
 static void usage(void) {
   fprintf(stderr, "usage: udp_sink [--count N] [--quiet-ms MS] "
-                  "[--timeout-ms MS] [--ready FILE] ADDR PORT\n");
+                  "[--timeout-ms MS] [--ready FILE] [--first FILE] "
+                  "ADDR PORT\n");
   exit(2);
 }
 
@@ -51,6 +53,18 @@ static long number(const char *s, long min, long max) {
   return v;
 }
 
+/* Writes LINE to the FIFO at PATH (opened now: the reader holds it open). */
+static int signalFifo(const char *path, const char *line) {
+  int rf = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+  size_t n = strlen(line);
+  int ok = rf >= 0 && write(rf, line, n) == (ssize_t)n;
+  if (!ok)
+    fprintf(stderr, "udp_sink: cannot signal %s: %s\n", path, strerror(errno));
+  if (rf >= 0)
+    close(rf);
+  return ok;
+}
+
 static int64_t nowMs(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -59,7 +73,7 @@ static int64_t nowMs(void) {
 
 int main(int argc, char **argv) {
   long want = 0, quietMs = 0, timeoutMs = 60000;
-  const char *ready = NULL;
+  const char *ready = NULL, *first = NULL;
   int i = 1;
   for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
     if (i + 1 >= argc)
@@ -72,6 +86,8 @@ int main(int argc, char **argv) {
       timeoutMs = number(argv[i + 1], 1, 3600000);
     else if (!strcmp(argv[i], "--ready"))
       ready = argv[i + 1];
+    else if (!strcmp(argv[i], "--first"))
+      first = argv[i + 1];
     else
       usage();
   }
@@ -105,15 +121,8 @@ int main(int argc, char **argv) {
             strerror(errno));
     return 1;
   }
-  if (ready) {
-    int rf = open(ready, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
-    if (rf < 0 || write(rf, "ready\n", 6) != 6) {
-      fprintf(stderr, "udp_sink: cannot signal %s: %s\n", ready,
-              strerror(errno));
-      return 1;
-    }
-    close(rf);
-  }
+  if (ready && !signalFifo(ready, "ready\n"))
+    return 1;
 
   const int64_t deadline = nowMs() + timeoutMs;
   int64_t last = nowMs();
@@ -159,6 +168,9 @@ int main(int argc, char **argv) {
         break;
       ++received;
       last = nowMs();
+      if (first && !signalFifo(first, "first\n"))
+        return 1;
+      first = NULL;
       for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
           memcpy(&overflow, CMSG_DATA(c), sizeof overflow);

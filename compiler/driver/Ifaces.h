@@ -1,0 +1,20 @@
+//===- compiler/driver/Ifaces.h - the interfaces of --load ------*- C++ -*-===//
+//
+/// \file
+/// `--load b0,b1` names the interfaces that share one program's maps. Every
+/// path that loads (an iptables rule or ruleset, an object file, tc filters)
+/// reads the value through this one function, so they cannot disagree on
+/// what a comma means.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace r2x::driver {
+
+/// The comma-separated interface names of `list`, in order. Throws
+/// std::runtime_error for an empty name (`--load b0,,b1`, `--load ,b0`).
+std::vector<std::string> splitIfaces(const std::string &list);
+
+} // namespace r2x::driver
