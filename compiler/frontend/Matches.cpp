@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/Matches.h"
 
+#include "compiler/frontend/Lex.h"
+
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
@@ -165,6 +167,40 @@ ir::PortRange parsePortRange(const Word &opt, const Word &val,
   return r;
 }
 
+/// libxt_udp's --sport/--dport (XTTYPE_PORTRC): libxtables'
+/// xtopt_parse_mport() splits at `:' (strsep, at most two parts, an empty
+/// part keeps 0 or 65535) and reads each part with xtables_getportbyname(),
+/// i.e. getaddrinfo(): decimal, blanks and `+' allowed, modulo 65536, or a
+/// service name of any protocol. So `010' is 10 here, but 8 in a tcp match
+/// (xtables_parse_port, base 0), and `0x10' is refused. One part means lo =
+/// hi (udp_parse). A reversed range is kept, as iptables 1.8.9 keeps it:
+/// the kernel's port_match() then matches nothing.
+ir::PortRange parseUdpPortRange(const Word &opt, const Word &val) {
+  if (val.text == "!")
+    failAt(val, "`!' must come before the option it negates: write `! " +
+                    opt.text + " PORT'");
+  std::vector<Piece> parts = splitList(val.text, ':');
+  if (parts.size() > 2)
+    failAt(val,
+           "udp: Too many components for option \"" + opt.text + "\" (max: 2)");
+  uint16_t ends[2] = {0, 0xffff};
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (parts[k].text.empty())
+      continue;
+    std::optional<uint16_t> port = xtablesGetPortByName(parts[k].text);
+    if (!port)
+      failAt(val,
+             "Port \"" + parts[k].text +
+                 "\" does not resolve to anything (in " + opt.text + ")",
+             parts[k].offset, parts[k].text.size());
+    ends[k] = *port;
+  }
+  ir::PortRange r;
+  r.lo = ends[0];
+  r.hi = parts.size() == 1 ? ends[0] : ends[1];
+  return r;
+}
+
 namespace {
 
 std::string portsText(const char *one, const char *many, const ir::PortRange &r) {
@@ -179,30 +215,23 @@ std::string portsText(const char *one, const char *many, const ir::PortRange &r)
 
 enum TcpUdpOpt { SPort, DPort, Flags, Syn, TcpOption };
 
-/// "SYN,ACK" -> bits, as libxt_tcp's parse_tcp_flag (case-insensitive).
+/// "SYN,ACK" -> bits, as libxt_tcp's parse_tcp_flag(): strtok() pieces
+/// (empty ones vanish: "SYN,,ACK" is SYN,ACK), names case-insensitive.
 uint8_t tcpFlagList(const Word &opt, const Word &val) {
   static const std::pair<const char *, uint8_t> names[] = {
       {"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04}, {"PSH", 0x08},
       {"ACK", 0x10}, {"URG", 0x20}, {"ALL", 0x3f}, {"NONE", 0x00}};
   uint8_t bits = 0;
-  size_t start = 0;
-  while (start <= val.text.size()) {
-    size_t comma = val.text.find(',', start);
-    std::string f = val.text.substr(start, comma == std::string::npos
-                                               ? std::string::npos
-                                               : comma - start);
+  for (const Piece &f : splitTokens(val.text, ',')) {
     bool known = false;
     for (const auto &[n, b] : names)
-      if (strcasecmp(n, f.c_str()) == 0) {
+      if (strcasecmp(n, f.text.c_str()) == 0) {
         bits |= b;
         known = true;
       }
     if (!known)
-      failAt(val, "unknown TCP flag `" + f + "' in " + opt.text, start,
-             f.size());
-    if (comma == std::string::npos)
-      break;
-    start = comma + 1;
+      failAt(val, "unknown TCP flag `" + f.text + "' in " + opt.text, f.offset,
+             f.text.size());
   }
   return bits;
 }
@@ -221,7 +250,15 @@ public:
         failAt(w, std::string(name) + ": option \"--" +
                       (o.id == SPort ? "source-port" : "destination-port") +
                       "\" can only be used once");
-      slot = parsePortRange(w, *args[0], name);
+      if (proto_ == 17) {
+        slot = parseUdpPortRange(w, *args[0]);
+      } else {
+        slot = parsePortRange(w, *args[0], name);
+        // libxt_tcp's parse_tcp_ports().
+        if (slot->lo > slot->hi)
+          failAt(*args[0], "invalid portrange (min > max) `" + args[0]->text +
+                               "' in " + w.text);
+      }
       slot->negated = negated;
       break;
     }
@@ -668,7 +705,11 @@ public:
   }
   void finish(const RuleFacts &facts, std::vector<Match> &out,
               std::vector<std::string> &comments) override {
-    if (given_ == 0 && std::string(spec_name()) != "comment")
+    // libxt_comment's --comment is XTOPT_MAND: xtables_options_fcheck()
+    // says it "must be specified".
+    if (given_ == 0 && std::string(spec_name()) == "comment")
+      failAt(where, "comment: option \"--comment\" must be specified");
+    if (given_ == 0)
       failAt(where, std::string(spec_name()) + " match needs an option");
     if (tcpWord)
       requireProto(*tcpWord, facts, {6},
@@ -905,6 +946,9 @@ void pkttypeOption(FieldModule &fm, int, const Word &w,
 
 void commentOption(FieldModule &fm, int, const Word &w,
                    const std::vector<const Word *> &args, bool) {
+  // Without XTOPT_MULTI, xtables_option_parse() takes an option once.
+  if (!fm.texts.empty())
+    failAt(w, "comment: option \"--comment\" can only be used once");
   if (args[0]->text.size() > 255)
     failAt(*args[0], "comment in " + w.text + " is longer than 255 characters");
   fm.texts.push_back(args[0]->text);

@@ -489,6 +489,53 @@ bool builtinName(ir::Table t, const std::string &name) {
          name == "INPUT" || name == "FORWARD" || name == "POSTROUTING";
 }
 
+/// The options whose value iptables 1.8 reads as argv[optind - 1], the word
+/// before getopt's next one, rather than optarg (iptables/xshared.c,
+/// do_parse(): cases 'p', 's', 'd', 'j', 'i', 'o'; the indirection served
+/// the old `-s ! ADDR' form). Glued to the option (`-ptcp') or written
+/// `--protocol=tcp', their value is the whole word, option letters and all.
+bool readsWholeWord(OptId id) {
+  return id == OptId::Protocol || id == OptId::Source ||
+         id == OptId::Destination || id == OptId::Jump ||
+         id == OptId::InIface || id == OptId::OutIface;
+}
+
+/// iptables refuses such a value as a protocol, host or target it cannot
+/// find; as an interface name it takes it (`-ieth0' is an interface called
+/// "-ieth0"), which is never what was meant. rule2xdp refuses all of them.
+[[noreturn]] void failWholeWord(const Word &whole, const Word &opt,
+                                const Word &value) {
+  fail(whole, "iptables reads the whole word `" + whole.text +
+                  "' as the value of " + opt.text +
+                  " (it takes the word, not getopt's value, for -p, -s, -d, "
+                  "-j, -i and -o): write `" +
+                  opt.text + " " + value.text + "'");
+}
+
+/// getopt's reading of a short-option word longer than two characters,
+/// whose option (its second character) is known: with an argument, the rest
+/// of the word is the value (`-AINPUT'); without, the rest is the next short
+/// option of a cluster (`-fp'). seq[i] is replaced by the words it stands
+/// for; the new words live in `store' (a deque: references stay valid).
+void splitCluster(std::vector<const Word *> &seq, size_t i,
+                  std::deque<Word> &store,
+                  std::map<const Word *, const Word *> &gluedFrom,
+                  bool hasArg) {
+  const Word &w = *seq[i];
+  const Word &whole = gluedFrom.count(&w) ? *gluedFrom.at(&w) : w;
+  store.push_back(Word{w.text.substr(0, 2), w.pos});
+  const Word &opt = store.back();
+  if (hasArg) {
+    store.push_back(Word{w.text.substr(2), advance(w.pos, 2)});
+    gluedFrom[&store.back()] = &whole;
+  } else {
+    store.push_back(Word{"-" + w.text.substr(2), advance(w.pos, 1)});
+    gluedFrom[&store.back()] = &whole; // a rest that is itself glued
+  }
+  seq[i] = &opt;
+  seq.insert(seq.begin() + static_cast<std::ptrdiff_t>(i) + 1, &store.back());
+}
+
 void applyCommand(const std::vector<Word> &words, ir::Program &prog,
                   const CommandContext &ctx, Parsed &p,
                   std::vector<ir::Rule> rules);
@@ -517,8 +564,16 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     return *p.modules.back();
   };
 
-  while (i < words.size()) {
-    const Word &w = words[i];
+  // The words in getopt's order: a glued short option (`-AINPUT') or a
+  // cluster (`-fp') is rewritten here into the words it stands for.
+  std::vector<const Word *> seq;
+  for (const Word &w : words)
+    seq.push_back(&w);
+  // Values that were glued to their short option, and the word they were in.
+  std::map<const Word *, const Word *> gluedFrom;
+
+  while (i < seq.size()) {
+    const Word &w = *seq[i];
     if (w.text == "!") {
       if (invert)
         fail(w, "multiple consecutive ! not allowed");
@@ -594,7 +649,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         }
         fail(w, "unknown option `" + w.text + "'");
       }
-    } else if (w.text.size() == 2 && w.text[0] == '-' && w.text[1] != '-') {
+    } else if (w.text.size() >= 2 && w.text[0] == '-' && w.text[1] != '-') {
       for (const Candidate &o : active)
         if (o.shortName == w.text[1])
           spec = o;
@@ -605,14 +660,17 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       if (!spec && w.text == "-o" && ctx.fileTable)
         spec = Candidate{kOutShort.name, 'o', &kOutShort, nullptr, nullptr};
       if (!spec) {
-        if (w.text == "-o")
-          fail(w, "`-o' is rule2xdp's output file; write the output "
-                  "interface as `--out-interface'");
-        fail(w, "unknown option `" + w.text + "'");
+        if (w.text.compare(0, 2, "-o") == 0)
+          fail(w,
+               "`-o' is rule2xdp's output file; write the output "
+               "interface as `--out-interface'",
+               0, 2);
+        fail(w, "unknown option `-" + w.text.substr(1, 1) + "'", 0, 2);
       }
-    } else if (w.text.size() > 2 && w.text[0] == '-') {
-      fail(w, "unknown option `" + w.text +
-                  "' (write an option and its value as separate words)");
+      if (w.text.size() > 2) {
+        splitCluster(seq, i, inlineWords, gluedFrom, spec->hasArg());
+        continue;
+      }
     } else {
       fail(w, "unexpected argument `" + w.text + "'");
     }
@@ -628,12 +686,18 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         inlineWords.push_back(
             Word{*inlineValue, advance(w.pos, w.text.find('=') + 1)});
         args.push_back(&inlineWords.back());
-      } else if (i + 1 < words.size()) {
-        args.push_back(&words[++i]);
+      } else if (i + 1 < seq.size()) {
+        args.push_back(seq[++i]);
       } else {
         fail(w, "option `" + optName.text + "' requires " +
                     (nargs == 1 ? "an argument" : std::to_string(nargs) + " arguments"));
       }
+    }
+    if (spec->base && readsWholeWord(spec->base->id) && !args.empty()) {
+      auto glued = gluedFrom.find(args[0]);
+      if (glued != gluedFrom.end() || inlineValue)
+        failWholeWord(glued != gluedFrom.end() ? *glued->second : w, optName,
+                      *args[0]);
     }
     if (invert && !spec->negatable())
       fail(*invert, "cannot have ! before `" + w.text + "'");
@@ -670,15 +734,17 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.commandWord = &w;
       p.chain = &v;
       // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
-      if (base->id == OptId::Insert && i + 1 < words.size() &&
-          !words[i + 1].text.empty() &&
-          std::all_of(words[i + 1].text.begin(), words[i + 1].text.end(),
-                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
-        p.insertAt = &words[++i];
+      if (base->id == OptId::Insert && i + 1 < seq.size() &&
+          !seq[i + 1]->text.empty() &&
+          std::all_of(seq[i + 1]->text.begin(), seq[i + 1]->text.end(),
+                      [](char c) {
+                        return std::isdigit(static_cast<unsigned char>(c));
+                      }))
+        p.insertAt = seq[++i];
       if (base->id == OptId::Policy) {
-        if (i + 1 >= words.size())
+        if (i + 1 >= seq.size())
           fail(w, "-P needs a chain and a policy (ACCEPT or DROP)");
-        p.policy = &words[++i];
+        p.policy = seq[++i];
       }
       break;
     case OptId::Table:
