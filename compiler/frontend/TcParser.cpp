@@ -362,108 +362,163 @@ void parseEtherAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
     packKey8(sel, sample, b[i], 0xFF, off + i, nexthdr);
 }
 
-/// parse_selector(): one `match` (or `sample`) selector.
+// --- selectors: one table row per `match KIND FIELD`
+// --------------------------
+
+using SelectorParse = void (*)(Cursor &c, Sel &sel, const Word &kind);
+
+/// How tc compares a field's word: strcmp(), or matches() (an abbreviation
+/// is enough), as the parse_ip()... function of f_u32.c does for that field.
+enum class Spelled { Exactly, Abbreviated };
+
+/// One field of a selector kind: what parse_ip(), parse_ip6(), parse_tcp(),
+/// parse_udp(), parse_icmp() and parse_ether() of iproute2 6.1 pack for it.
+/// Offsets are tc's (from the IP header; -1 in parseValue's NEXTHDR: from
+/// the transport header, nexthdr+).
+struct SelectorField {
+  const char *kind;
+  const char *field;
+  Spelled spelled;
+  SelectorParse parse;
+};
+
+#define R2X_VALUE(W, OFF, NH)                                                  \
+  [](Cursor &c, Sel &sel, const Word &k) { parseValue(c, sel, W, OFF, NH, k); }
+
+const SelectorField kSelectorFields[] = {
+    {"ip", "src", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) { parseIpAddr(c, sel, 12, k); }},
+    {"ip", "dst", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) { parseIpAddr(c, sel, 16, k); }},
+    {"ip", "tos", Spelled::Exactly, R2X_VALUE(Width::W8, 1, 0)},
+    {"ip", "dsfield", Spelled::Abbreviated, R2X_VALUE(Width::W8, 1, 0)},
+    {"ip", "precedence", Spelled::Abbreviated, R2X_VALUE(Width::W8, 1, 0)},
+    {"ip", "ihl", Spelled::Exactly, R2X_VALUE(Width::W8, 0, 0)},
+    {"ip", "protocol", Spelled::Exactly, R2X_VALUE(Width::W8, 9, 0)},
+    {"ip", "nofrag", Spelled::Exactly,
+     [](Cursor &, Sel &sel, const Word &k) {
+       packKey16(sel, k, 0, 0x3FFF, 6, false);
+     }},
+    // MF set, offset 0 (tc 6.1 packs 2000/3fff).
+    {"ip", "firstfrag", Spelled::Exactly,
+     [](Cursor &, Sel &sel, const Word &k) {
+       packKey16(sel, k, 0x2000, 0x3FFF, 6, 0);
+     }},
+    {"ip", "df", Spelled::Exactly,
+     [](Cursor &, Sel &sel, const Word &k) {
+       packKey16(sel, k, 0x4000, 0x4000, 6, 0);
+     }},
+    {"ip", "mf", Spelled::Exactly,
+     [](Cursor &, Sel &sel, const Word &k) {
+       packKey16(sel, k, 0x2000, 0x2000, 6, 0);
+     }},
+    {"ip", "dport", Spelled::Exactly, R2X_VALUE(Width::W16, 22, 0)},
+    {"ip", "sport", Spelled::Exactly, R2X_VALUE(Width::W16, 20, 0)},
+    {"ip", "icmp_type", Spelled::Exactly, R2X_VALUE(Width::W8, 20, 0)},
+    {"ip", "icmp_code", Spelled::Exactly, R2X_VALUE(Width::W8, 21, 0)},
+
+    {"ip6", "src", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) { parseIp6Addr(c, sel, 8, k); }},
+    {"ip6", "dst", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) { parseIp6Addr(c, sel, 24, k); }},
+    // parse_ip6_class(): the traffic class, 8 bits after the version.
+    {"ip6", "priority", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) {
+       const Word &v = c.need("value");
+       uint32_t key = static_cast<uint32_t>(number(v, 0, 0xffffffffu, "value"));
+       const Word &m = c.need("mask");
+       uint32_t mask =
+           static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
+       if (key > 0xFF || mask > 0xFF)
+         fail(v, "ip6 priority takes values up to 0xff");
+       packKey(sel, k, key << 20, mask << 20, 0, 0);
+     }},
+    {"ip6", "protocol", Spelled::Exactly, R2X_VALUE(Width::W8, 6, 0)},
+    {"ip6", "flowlabel", Spelled::Exactly, R2X_VALUE(Width::W32, 0, 0)},
+    {"ip6", "dport", Spelled::Exactly, R2X_VALUE(Width::W16, 42, 0)},
+    {"ip6", "sport", Spelled::Exactly, R2X_VALUE(Width::W16, 40, 0)},
+    {"ip6", "icmp_type", Spelled::Exactly, R2X_VALUE(Width::W8, 40, 0)},
+    // tc packs it with offmask 1.
+    {"ip6", "icmp_code", Spelled::Exactly, R2X_VALUE(Width::W8, 41, 1)},
+
+    {"udp", "src", Spelled::Exactly, R2X_VALUE(Width::W16, 0, -1)},
+    {"udp", "dst", Spelled::Exactly, R2X_VALUE(Width::W16, 2, -1)},
+    {"tcp", "src", Spelled::Exactly, R2X_VALUE(Width::W16, 0, -1)},
+    {"tcp", "dst", Spelled::Exactly, R2X_VALUE(Width::W16, 2, -1)},
+
+    {"icmp", "type", Spelled::Exactly, R2X_VALUE(Width::W8, 0, -1)},
+    {"icmp", "code", Spelled::Exactly, R2X_VALUE(Width::W8, 1, -1)},
+
+    {"ether", "src", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) { parseEtherAddr(c, sel, -8, k); }},
+    {"ether", "dst", Spelled::Exactly,
+     [](Cursor &c, Sel &sel, const Word &k) {
+       parseEtherAddr(c, sel, -14, k);
+     }},
+};
+
+/// The selector kinds, in parse_selector()'s order (it matters: each is
+/// tried with matches(), so an abbreviation takes the first kind it fits).
+/// A kind with `whole` set takes no field word; the others look their
+/// field up in kSelectorFields and name the fields in `unknown`.
+struct SelectorKind {
+  const char *name;
+  SelectorParse whole;
+  const char *unknown; ///< appended to "unknown KIND field 'F'"
+};
+
+const SelectorKind kSelectorKinds[] = {
+    {"u32", R2X_VALUE(Width::W32, 0, 0), nullptr},
+    {"u16", R2X_VALUE(Width::W16, 0, 0), nullptr},
+    {"u8", R2X_VALUE(Width::W8, 0, 0), nullptr},
+    {"ip", nullptr, ""},
+    {"ip6", nullptr, ""},
+    {"udp", nullptr, " (src or dst)"},
+    {"tcp", nullptr, " (src or dst)"},
+    {"icmp", nullptr, " (type or code)"},
+    {"mark",
+     [](Cursor &, Sel &, const Word &k) {
+       fail(k, "match mark is not supported: XDP runs before the kernel "
+               "gives a packet its mark");
+     },
+     nullptr},
+    {"ether", nullptr, " (src or dst)"},
+};
+
+#undef R2X_VALUE
+
+/// parse_selector(): one `match` (or `sample`) selector, through the tables.
 void parseSelector(Cursor &c, Sel &sel) {
-  const Word &kind = c.need("selector (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+  const Word &kind =
+      c.need("selector (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
   const std::string &k = kind.text;
-  auto sub = [&](const std::string &what) -> const Word & { return c.need(what); };
-  if (matches(k, "u32")) {
-    parseValue(c, sel, Width::W32, 0, 0, kind);
-  } else if (matches(k, "u16")) {
-    parseValue(c, sel, Width::W16, 0, 0, kind);
-  } else if (matches(k, "u8")) {
-    parseValue(c, sel, Width::W8, 0, 0, kind);
-  } else if (matches(k, "ip")) {
-    const Word &f = sub("ip field");
-    const std::string &s = f.text;
-    if (s == "src")
-      parseIpAddr(c, sel, 12, kind);
-    else if (s == "dst")
-      parseIpAddr(c, sel, 16, kind);
-    else if (s == "tos" || matches(s, "dsfield") || matches(s, "precedence"))
-      parseValue(c, sel, Width::W8, 1, 0, kind);
-    else if (s == "ihl")
-      parseValue(c, sel, Width::W8, 0, 0, kind);
-    else if (s == "protocol")
-      parseValue(c, sel, Width::W8, 9, 0, kind);
-    else if (s == "nofrag")
-      packKey16(sel, kind, 0, 0x3FFF, 6, false);
-    else if (s == "firstfrag") // MF set, offset 0 (tc 6.1 packs 2000/3fff)
-      packKey16(sel, kind, 0x2000, 0x3FFF, 6, 0);
-    else if (s == "df")
-      packKey16(sel, kind, 0x4000, 0x4000, 6, 0);
-    else if (s == "mf")
-      packKey16(sel, kind, 0x2000, 0x2000, 6, 0);
-    else if (s == "dport")
-      parseValue(c, sel, Width::W16, 22, 0, kind);
-    else if (s == "sport")
-      parseValue(c, sel, Width::W16, 20, 0, kind);
-    else if (s == "icmp_type")
-      parseValue(c, sel, Width::W8, 20, 0, kind);
-    else if (s == "icmp_code")
-      parseValue(c, sel, Width::W8, 21, 0, kind);
-    else
-      fail(f, "unknown ip field '" + s + "'");
-  } else if (matches(k, "ip6")) {
-    const Word &f = sub("ip6 field");
-    const std::string &s = f.text;
-    if (s == "src")
-      parseIp6Addr(c, sel, 8, kind);
-    else if (s == "dst")
-      parseIp6Addr(c, sel, 24, kind);
-    else if (s == "priority") {
-      // parse_ip6_class(): the traffic class, 8 bits after the version.
-      const Word &v = c.need("value");
-      uint32_t key = static_cast<uint32_t>(number(v, 0, 0xffffffffu, "value"));
-      const Word &m = c.need("mask");
-      uint32_t mask = static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
-      if (key > 0xFF || mask > 0xFF)
-        fail(v, "ip6 priority takes values up to 0xff");
-      packKey(sel, kind, key << 20, mask << 20, 0, 0);
-    } else if (s == "protocol")
-      parseValue(c, sel, Width::W8, 6, 0, kind);
-    else if (s == "flowlabel")
-      parseValue(c, sel, Width::W32, 0, 0, kind);
-    else if (s == "dport")
-      parseValue(c, sel, Width::W16, 42, 0, kind);
-    else if (s == "sport")
-      parseValue(c, sel, Width::W16, 40, 0, kind);
-    else if (s == "icmp_type")
-      parseValue(c, sel, Width::W8, 40, 0, kind);
-    else if (s == "icmp_code") // tc packs it with offmask 1
-      parseValue(c, sel, Width::W8, 41, 1, kind);
-    else
-      fail(f, "unknown ip6 field '" + s + "'");
-  } else if (matches(k, "udp") || matches(k, "tcp")) {
-    const Word &f = sub(k + " field");
-    if (f.text == "src")
-      parseValue(c, sel, Width::W16, 0, -1, kind);
-    else if (f.text == "dst")
-      parseValue(c, sel, Width::W16, 2, -1, kind);
-    else
-      fail(f, "unknown " + k + " field '" + f.text + "' (src or dst)");
-  } else if (matches(k, "icmp")) {
-    const Word &f = sub("icmp field");
-    if (f.text == "type")
-      parseValue(c, sel, Width::W8, 0, -1, kind);
-    else if (f.text == "code")
-      parseValue(c, sel, Width::W8, 1, -1, kind);
-    else
-      fail(f, "unknown icmp field '" + f.text + "' (type or code)");
-  } else if (matches(k, "mark")) {
-    fail(kind, "match mark is not supported: XDP runs before the kernel gives a "
-               "packet its mark");
-  } else if (matches(k, "ether")) {
-    const Word &f = sub("ether field");
-    if (f.text == "src")
-      parseEtherAddr(c, sel, -8, kind);
-    else if (f.text == "dst")
-      parseEtherAddr(c, sel, -14, kind);
-    else
-      fail(f, "unknown ether field '" + f.text + "' (src or dst)");
-  } else {
-    fail(kind, "unknown selector '" + k + "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+  const SelectorKind *sk = nullptr;
+  for (const SelectorKind &cand : kSelectorKinds)
+    if (matches(k, cand.name)) {
+      sk = &cand;
+      break;
+    }
+  if (!sk)
+    fail(kind, "unknown selector '" + k +
+                   "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+  if (sk->whole) {
+    sk->whole(c, sel, kind);
+    return;
   }
+  // Messages name udp and tcp as written (`match tc ...'), the others by
+  // their names.
+  bool asWritten =
+      std::strcmp(sk->name, "udp") == 0 || std::strcmp(sk->name, "tcp") == 0;
+  std::string shown = asWritten ? k : sk->name;
+  const Word &f = c.need(shown + " field");
+  for (const SelectorField &row : kSelectorFields)
+    if (std::strcmp(row.kind, sk->name) == 0 &&
+        (row.spelled == Spelled::Exactly ? f.text == row.field
+                                         : matches(f.text, row.field))) {
+      row.parse(c, sel, kind);
+      return;
+    }
+  fail(f, "unknown " + shown + " field '" + f.text + "'" + sk->unknown);
 }
 
 /// action_a2n(): the control words.

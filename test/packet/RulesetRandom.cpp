@@ -154,12 +154,15 @@ private:
     return pool[g_.below(pool.size())];
   }
 
-  std::string ports() {
+  /// A --sport/--dport value. The reversed range 5:3 (it matches no port)
+  /// only for udp: libxt_tcp refuses it ("invalid portrange (min > max)").
+  std::string ports(const std::string &proto) {
     static const char *pool[] = {"22",        "53",         "80",
                                  "1234",      "1000:2000",  "0:1023",
                                  "1024:65535", "80:443",    "5:3",
                                  "65535",     "0",          "1233:1235"};
-    return pool[g_.below(std::size(pool))];
+    std::string p = pool[g_.below(std::size(pool))];
+    return p == "5:3" && proto == "tcp" ? "3:5" : p;
   }
 
   std::string iface() {
@@ -202,9 +205,9 @@ private:
           s += " -m " + p;
         bool sp = g_.chance(40), dp = !sp || g_.chance(60);
         if (sp)
-          s += " " + neg(20) + "--sport " + ports();
+          s += " " + neg(20) + "--sport " + ports(p);
         if (dp)
-          s += " " + neg(20) + "--dport " + ports();
+          s += " " + neg(20) + "--dport " + ports(p);
       }
     }
     // none 20, ACCEPT 12, DROP 12, RETURN 12, -j 25, -g 12 (the last two
