@@ -111,8 +111,7 @@ contract::CounterValue readCounter(int countersFd, uint32_t slot) {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0)
     throw sysError("cannot count the possible CPUs", cpus);
-  // The kernel copies each CPU's value into an 8-byte aligned stride.
-  constexpr std::size_t Stride = (sizeof(contract::CounterValue) + 7) / 8 * 8;
+  constexpr std::size_t Stride = CounterStride;
   std::vector<unsigned char> perCpu(std::size_t(cpus) * Stride);
   if (int err = bpf_map_lookup_elem(countersFd, &slot, perCpu.data()))
     throw sysError(std::string("cannot read ") + contract::CountersMap.name +

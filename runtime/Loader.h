@@ -1,8 +1,10 @@
-//===- runtime/Loader.h - attach rule2xdp objects to interfaces ---*- C++ -*-===//
+//===- runtime/Loader.h - attach rule2xdp objects to interfaces ---*- C++
+//-*-===//
 //
 /// \file
-/// The loader side of rule2xdp. It knows BPF ELF objects and libbpf only (no
-/// LLVM, no iptables syntax), so it could ship without the compiler.
+/// The loader side of rule2xdp. It knows BPF ELF objects, libbpf, libxdp and
+/// netlink only (no LLVM, no iptables syntax), so it could ship without the
+/// compiler.
 ///
 /// What it expects of an object is the object contract
 /// (runtime/contract/Object.h, described in docs/object-contract.md): the
@@ -12,14 +14,17 @@
 /// or pins (`r2x_nat`, `r2x_nat6`). runtime/BpfObject.h finds each one and
 /// checks its shape; runtime/Meta.h parses the metadata.
 ///
-/// Pins live under /sys/fs/bpf/rule2xdp/IFACE/: `link`, `counters`,
-/// `ifmatch`, `meta` (and `nat`, `nat6`). A pinned link keeps the program
-/// attached after the process exits; loading again on the same interface
-/// replaces the program atomically through bpf_link_update.
+/// A loaded program stays attached without pins (netlink attach, or libxdp's
+/// dispatcher), and is found again from the interface itself
+/// (runtime/Discover.h: that is also where "rule2xdp owns this program" is
+/// decided). Pins under /sys/fs/bpf/rule2xdp/ are a convenience for people
+/// and tools. Two rule2xdp processes on one interface take turns (a lock per
+/// interface, runtime/Lock.h).
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,28 +41,42 @@ struct LoadError : std::runtime_error {
 
 enum class XdpMode { Native, Generic };
 
-/// The pin directory for an interface: /sys/fs/bpf/rule2xdp/IFACE.
+struct LoadOptions {
+  XdpMode mode = XdpMode::Native;
+  /// Through libxdp's multi-program dispatcher, so other XDP programs
+  /// (xdp-loader's) share the interface. Taken anyway when an interface
+  /// already has a dispatcher.
+  bool multiprog = false;
+};
+
+/// The pin directory for an interface of this network namespace:
+/// /sys/fs/bpf/rule2xdp/net<NETNS-INODE>/IFACE.
 std::string pinDir(const std::string &iface);
 
 /// Loads `object` (an ELF image in memory) once and attaches it to every
 /// interface of `ifaces`, which then share its maps (counters, and the NAT
-/// table a DNAT program needs on both directions' interfaces). Replaces a
-/// program rule2xdp attached earlier. Throws LoadError.
+/// table a DNAT program needs on both directions' interfaces). Replaces
+/// rule2xdp's program where there is one (atomically, except through a
+/// dispatcher or when the mode changes), keeping the counters of the rules
+/// both programs have (by their keys) and a DNAT program's connection
+/// table. Refuses, changing nothing, an interface whose XDP program is not
+/// rule2xdp's (unless it is a libxdp dispatcher), and a DNAT program whose
+/// replies would be lost: one that is not loaded where they arrive, or (in
+/// native mode) loaded on an interface that cannot transmit what XDP
+/// redirects. Throws LoadError.
 ///
-/// An object with DNAT has two more maps: `r2x_nat` (LRU_HASH, the
-/// connection table, pinned as `nat`) and `r2x_tx` (DEVMAP_HASH ifindex ->
-/// ifindex), which load() fills with every device of the network namespace
-/// so the program can redirect to any of them.
-void load(const std::vector<std::string> &ifaces, XdpMode mode,
+/// The loader fills `r2x_ifmatch`, `r2x_ifmac`, `r2x_redirect`, and
+/// `r2x_tx` (DEVMAP_HASH ifindex -> ifindex) with the devices of the
+/// network namespace the program can redirect to: in native mode only those
+/// that transmit redirected frames (the kernel's NETDEV_XDP_ACT_NDO_XMIT),
+/// so a packet for any other gets XDP_PASS and the kernel forwards it.
+void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
           const std::vector<uint8_t> &object);
 
-/// Detaches rule2xdp's program from `iface` and removes its pins. Throws
-/// LoadError if nothing is attached by rule2xdp there.
+/// Detaches rule2xdp's program from `iface` (only rule2xdp's, also from a
+/// dispatcher shared with others) and removes its pins. Throws LoadError if
+/// rule2xdp has no program there.
 void unload(const std::string &iface);
-
-/// Prints the per-rule counters of the program on `iface`, laid out like
-/// `iptables -vxnL`. Throws LoadError.
-void printStats(const std::string &iface, std::FILE *out);
 
 /// Fills the `r2x_ifmatch` map (given by fd) for every interface of the
 /// current network namespace, including VLAN devices stacked on them, from

@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
@@ -71,10 +72,10 @@ public:
       const record::Record &spec;
       void (Reader::*parse)();
     };
-    static constexpr Kind kinds[] = {{record::Iface, &Reader::iface},
-                                     {record::Chain, &Reader::chain},
-                                     {record::Rule, &Reader::rule},
-                                     {record::Redirect, &Reader::redirect}};
+    static constexpr Kind kinds[] = {
+        {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
+        {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
+        {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -174,8 +175,29 @@ private:
     meta.redirects.push_back({slot, std::string(dev)});
   }
 
+  void key() {
+    namespace f = record::key;
+    unsigned slot = parseNumber(field(f::Slot), lineNo_, "key slot");
+    std::string_view key = field(f::Key);
+    if (key.empty())
+      fail(lineNo_, "empty key for counter slot " + std::to_string(slot));
+    if (meta.keys.count(slot))
+      fail(lineNo_, "counter slot " + std::to_string(slot) + " has two keys");
+    if (!keysSeen_.emplace(key).second)
+      fail(lineNo_, "key '" + std::string(key) + "' names two counter slots");
+    meta.keys.emplace(slot, std::string(key));
+  }
+
+  void dnat() {
+    std::string_view address = field(record::dnat::Address);
+    if (address.empty())
+      fail(lineNo_, "dnat record without an address");
+    meta.dnat.emplace_back(address);
+  }
+
   unsigned lineNo_ = 0;
   std::string_view line_;
+  std::set<std::string, std::less<>> keysSeen_;
   std::vector<std::string_view> fields_;
   /// Index of each chain in meta.chains by (table, chain): rules look it up.
   std::map<std::pair<std::string, std::string>, std::size_t> chainIndex_;
@@ -183,6 +205,25 @@ private:
 };
 
 } // namespace
+
+/// From version 2 on, every counter slot a chain or rule record names has
+/// a key: a replacing load relies on them to keep counters.
+void checkKeys(const Meta &meta) {
+  if (meta.version < record::KeyedVersion)
+    return;
+  auto need = [&meta](unsigned slot, const std::string &what) {
+    if (!meta.keys.count(slot))
+      throw std::runtime_error("metadata: counter slot " +
+                               std::to_string(slot) + " (" + what +
+                               ") has no key record");
+  };
+  for (const MetaChain &chain : meta.chains) {
+    if (chain.slot >= 0)
+      need(unsigned(chain.slot), "the policy of " + chain.name);
+    for (const MetaRule &rule : chain.rules)
+      need(rule.slot, "a rule of " + chain.name);
+  }
+}
 
 Meta parseMeta(const std::string &text) {
   const std::string expected = "expected the header '" +
@@ -203,9 +244,14 @@ Meta parseMeta(const std::string &text) {
       if (fields.size() != record::Header.fields ||
           fields[0] != record::Header.name)
         fail(lineNo, expected);
-      if (fields[1] != std::to_string(record::Version))
+      unsigned version = 0;
+      auto [end, ec] = std::from_chars(
+          fields[1].data(), fields[1].data() + fields[1].size(), version);
+      if (ec != std::errc() || end != fields[1].data() + fields[1].size() ||
+          version < record::OldestVersion || version > record::Version)
         fail(lineNo,
              "unsupported metadata version '" + std::string(fields[1]) + "'");
+      reader.meta.version = version;
       sawHeader = true;
       continue;
     }
@@ -214,6 +260,7 @@ Meta parseMeta(const std::string &text) {
   }
   if (!sawHeader)
     fail(1, expected);
+  checkKeys(reader.meta);
   return std::move(reader.meta);
 }
 

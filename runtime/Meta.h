@@ -5,13 +5,14 @@
 /// `.rodata` global `r2x_meta`) so the loader can fill interface matches and
 /// redirect targets, and `--stats` can print counters like `iptables -vxnL`,
 /// without the source. The format (one TAB-separated record per line: the
-/// header, `iface`, `chain`, `rule`, `redirect`) is part of the object
-/// contract: runtime/contract/Object.h spells it, docs/object-contract.md
-/// describes it. parseMeta() is its one reader: every record kind is parsed
-/// here, and nowhere else.
+/// header, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`) is part of the
+/// object contract: runtime/contract/Object.h spells it,
+/// docs/object-contract.md describes it. parseMeta() is its one reader: every
+/// record kind is parsed here, and nowhere else.
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,14 @@ struct MetaRedirect {
 };
 
 struct Meta {
+  unsigned version = 0; ///< of the text read
   std::vector<MetaIface> ifaces;
   std::vector<MetaChain> chains;
   std::vector<MetaRedirect> redirects; ///< in slot order as written
+  /// Counter slot -> its stable key (`key` records; none in version 1).
+  std::map<unsigned, std::string> keys;
+  /// DNAT rules' translated destinations (`dnat` records), as written.
+  std::vector<std::string> dnat;
 };
 
 /// Parses the metadata text. Throws std::runtime_error on a malformed text.

@@ -1,14 +1,15 @@
 //===- runtime/Support.h - shared by the loader and --stats ----*- C++ -*-===//
 //
 /// \file
-/// Private to runtime/: a file-descriptor owner, error messages, and the
-/// search for the metadata text inside a `.rodata` image. The names Loader.cpp
-/// writes and Stats.cpp reads (pins, maps, the metadata magic) are the object
-/// contract's (runtime/contract/Object.h).
+/// Private to runtime/: a file-descriptor owner, error messages, libbpf
+/// option structs, and the search for the metadata text inside a `.rodata`
+/// image. The names the runtime writes and reads (maps, the metadata magic,
+/// pins, locks) are the object contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "runtime/Loader.h"
+#include "runtime/Meta.h"
 #include "runtime/contract/Object.h"
 
 #include <bpf/libbpf.h>
@@ -79,6 +80,30 @@ void checkIfaceName(const std::string &iface);
 /// The metadata text inside a `.rodata` image: from the magic to the first NUL
 /// (or the end of the image). Empty if the image holds no metadata.
 std::string findMetaText(const void *image, std::size_t size);
+
+/// libbpf option structs must be zeroed, padding included, and carry their
+/// size (the LIBBPF_OPTS macro does this in C). In place: a struct returned
+/// by value need not keep its padding bytes, which libbpf checks are zero.
+template <class Opts> void zeroOpts(Opts &opts) {
+  std::memset(&opts, 0, sizeof opts);
+  opts.sz = sizeof opts;
+}
+
+/// The kernel copies each CPU's value of a per-CPU map into an 8-byte
+/// aligned stride: the layout of a per-CPU r2x_counters slot as read or
+/// written from user space.
+inline constexpr std::size_t CounterStride =
+    (sizeof(contract::CounterValue) + 7) / 8 * 8;
+
+/// parseMeta() for metadata the runtime found in an object or a loaded
+/// program: a malformed text is a LoadError.
+inline Meta parseObjectMeta(const std::string &text) {
+  try {
+    return parseMeta(text);
+  } catch (const std::runtime_error &e) {
+    throw LoadError(std::string("object metadata is malformed: ") + e.what());
+  }
+}
 
 /// True if `path` exists (a pin, a directory).
 inline bool pathExists(const std::string &path) {

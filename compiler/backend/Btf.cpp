@@ -95,12 +95,7 @@ DIType *BtfBuilder::structType(const contract::StructLayout &layout) {
     return known;
   std::vector<Metadata *> members;
   for (const contract::Field &f : layout) {
-    DIType *ty = f.type ? structType(*f.type) : unsignedType(f.elem ? f.elem : f.size);
-    if (f.elem) {
-      DINodeArray sub =
-          di_.getOrCreateArray({di_.getOrCreateSubrange(0, f.size / f.elem)});
-      ty = di_.createArrayType(uint64_t(f.size) * 8, uint64_t(f.elem) * 8, ty, sub);
-    }
+    DIType *ty = f.type ? structType(*f.type) : unsignedType(f.size);
     members.push_back(
         di_.createMemberType(cu_, f.name, file_, 0, uint64_t(f.size) * 8, 0,
                              uint64_t(f.offset) * 8, DINode::FlagZero, ty));

@@ -3,14 +3,17 @@
 /// \file
 /// Renders each rule's listing columns (target, prot, opt, in, out, source,
 /// destination, match text) the way iptables 1.8 prints them with -n, so the
-/// runtime can show counters without knowing iptables syntax. The records
-/// are the object contract's (runtime/contract/Object.h).
+/// runtime can show counters without knowing iptables syntax; gives every
+/// counter slot its stable key (contract::meta::RuleKeys, from those
+/// columns) and lists the DNAT destinations. The records are the object
+/// contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
 
 #include "runtime/contract/Object.h"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 namespace r2x::backend {
@@ -72,6 +75,47 @@ struct Columns {
   }
 };
 
+/// A rule's columns as `iptables -vxnL` prints them (the `rule` record's
+/// fields after the table and chain).
+struct RuleColumns {
+  std::string target, prot, opt, in, source, destination, extra;
+};
+
+RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
+  Columns cols(r);
+  const Match *proto = cols.proto, *iif = cols.iif, *frag = cols.frag;
+  RuleColumns out;
+  out.opt = frag ? (frag->negated ? "!f" : "-f") : "--";
+  uint8_t protoNumber = proto ? proto->as<Match::Protocol>()->proto : 0;
+  out.prot = proto && (protoNumber != 0 || !v6)
+                 ? (proto->negated ? "!" : "") + std::to_string(protoNumber)
+                 : "0";
+  // Comments come last in the match text.
+  out.extra = cols.extra;
+  for (const std::string &c : r.comments)
+    out.extra += (out.extra.empty() ? "" : " ") + ("/* " + c + " */");
+  switch (r.verdict) {
+  case ir::Verdict::Continue:
+    break;
+  case ir::Verdict::Jump:
+  case ir::Verdict::Goto:
+    out.target = r.jumpTarget;
+    break;
+  default:
+    out.target = ir::verdictName(r.verdict);
+  }
+  if (r.verdict == ir::Verdict::Dnat)
+    out.extra += (out.extra.empty() ? "" : " ") + ir::formatNatTarget(r.nat);
+  // iptables -L shows a goto as "[goto]" at the start of the match text.
+  if (r.verdict == ir::Verdict::Goto)
+    out.extra = out.extra.empty() ? "[goto]" : "[goto] " + out.extra;
+  out.in = iif ? (iif->negated ? "!" : "") + iif->as<Match::InIface>()->pattern
+               : "*";
+  out.source = addrColumn(cols.src, v6);
+  out.destination = addrColumn(cols.dst, v6);
+  return out;
+}
+
 } // namespace
 
 std::string metadataText(const ir::Program &p) {
@@ -80,53 +124,39 @@ std::string metadataText(const ir::Program &p) {
   os << meta::header();
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << meta::format(meta::Iface, {std::to_string(i), p.ifacePatterns[i]});
+  meta::RuleKeys keys;
+  auto key = [&os](unsigned slot, const std::string &k) {
+    os << meta::format(meta::Key, {std::to_string(slot), k});
+  };
+  std::set<std::string> dnat;
   for (const ir::Chain &c : p.chains) {
     bool v6 = c.family == ir::Family::V6;
     // ip6tables' tables are other tables: "ip6 filter" beside "filter".
     std::string table = std::string(v6 ? "ip6 " : "") + ir::tableName(c.table);
-    if (c.user)
+    if (c.user) {
       os << meta::format(meta::Chain, {table, c.name, meta::None, meta::None});
-    else
+    } else {
       os << meta::format(meta::Chain, {table, c.name, ir::verdictName(c.policy),
                                        std::to_string(c.policyCounter)});
+      key(c.policyCounter, meta::RuleKeys::policy(table, c.name));
+    }
     for (const ir::Rule &r : c.rules) {
-      Columns cols(r);
-      const Match *proto = cols.proto, *iif = cols.iif, *frag = cols.frag;
-      std::string opt = frag ? (frag->negated ? "!f" : "-f") : "--";
-      uint8_t protoNumber = proto ? proto->as<Match::Protocol>()->proto : 0;
-      std::string prot =
-          proto && (protoNumber != 0 || !v6)
-              ? (proto->negated ? "!" : "") + std::to_string(protoNumber)
-              : "0";
-      // Comments come last in the match text.
-      std::string extra = cols.extra;
-      for (const std::string &c : r.comments)
-        extra += (extra.empty() ? "" : " ") + ("/* " + c + " */");
-      std::string target;
-      switch (r.verdict) {
-      case ir::Verdict::Continue:
-        break;
-      case ir::Verdict::Jump:
-      case ir::Verdict::Goto:
-        target = r.jumpTarget;
-        break;
-      default:
-        target = ir::verdictName(r.verdict);
-      }
-      if (r.verdict == ir::Verdict::Dnat)
-        extra += (extra.empty() ? "" : " ") + ir::formatNatTarget(r.nat);
-      // iptables -L shows a goto as "[goto]" at the start of the match text.
-      if (r.verdict == ir::Verdict::Goto)
-        extra = extra.empty() ? "[goto]" : "[goto] " + extra;
-      std::string in =
-          iif ? (iif->negated ? "!" : "") + iif->as<Match::InIface>()->pattern
-              : "*";
+      RuleColumns cols = ruleColumns(r, v6);
       os << meta::format(meta::Rule,
-                         {std::to_string(r.counter), table, c.name, target,
-                          prot, opt, in, "*", addrColumn(cols.src, v6),
-                          addrColumn(cols.dst, v6), extra});
+                         {std::to_string(r.counter), table, c.name, cols.target,
+                          cols.prot, cols.opt, cols.in, "*", cols.source,
+                          cols.destination, cols.extra});
+      key(r.counter,
+          keys.rule(table, c.name,
+                    {cols.target, cols.prot, cols.opt, cols.in, "*",
+                     cols.source, cols.destination, cols.extra}));
+      if (r.verdict == ir::Verdict::Dnat)
+        dnat.insert(v6 ? ir::formatAddr6(r.nat.addr6)
+                       : ir::formatAddr(r.nat.addr));
     }
   }
+  for (const std::string &address : dnat)
+    os << meta::format(meta::Dnat, {address});
   return os.str();
 }
 

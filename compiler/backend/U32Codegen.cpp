@@ -508,6 +508,7 @@ std::string tcMetadataText(const tc::Program &p) {
   std::ostringstream os;
   os << meta::header();
   os << meta::format(meta::Chain, {"tc", "ingress", meta::None, meta::None});
+  meta::RuleKeys keys;
   for (const tc::Filter &f : p.filters)
     for (const auto &[htid, t] : p.tables) {
       if (t.pref != f.pref)
@@ -534,10 +535,15 @@ std::string tcMetadataText(const tc::Program &p) {
             extra += " link " + tc::formatHandle(*k.link);
           for (const tc::Key &key : k.keys)
             extra += " match " + tc::formatKey(key);
+          std::string proto = tc::protoName(f.proto);
           os << meta::format(meta::Rule,
                              {std::to_string(k.counter), "tc", "ingress",
-                              target, tc::protoName(f.proto), "--", "*", "*",
-                              "", "", extra});
+                              target, proto, "--", "*", "*", "", "", extra});
+          os << meta::format(
+              meta::Key,
+              {std::to_string(k.counter),
+               keys.rule("tc", "ingress",
+                         {target, proto, "--", "*", "*", "", "", extra})});
         }
     }
   for (size_t i = 0; i < p.redirectDevs.size(); ++i)

@@ -66,8 +66,7 @@ std::optional<std::string> runTc(const TcRequest &req,
       throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                  "--load takes an object: drop --emit");
     std::string obj = backend::compileTc(program, backend::Emit::Obj);
-    runtime::load(req.load,
-                  req.generic ? runtime::XdpMode::Generic : runtime::XdpMode::Native,
+    runtime::load(req.load, req.loadOptions,
                   std::vector<uint8_t>(obj.begin(), obj.end()));
     return std::nullopt;
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "compiler/frontend/Diagnostics.h"
+#include "runtime/Loader.h"
 
 #include <optional>
 #include <string>
@@ -21,7 +22,7 @@ struct TcRequest {
   bool passUnsupported = false;
   std::string emit = "obj", output;
   std::vector<std::string> load; ///< --load (compiler/driver/Ifaces.h)
-  bool generic = false;
+  runtime::LoadOptions loadOptions;
 };
 
 /// Runs the request. Returns the bytes to write to -o, or nothing when the

@@ -16,6 +16,7 @@
 #include "compiler/driver/Ifaces.h"
 #include "compiler/driver/TcMain.h"
 #include "runtime/Loader.h"
+#include "runtime/Stats.h"
 
 #include <CLI/CLI.hpp>
 
@@ -43,6 +44,8 @@ struct Options {
   std::string emit = "obj";
   std::string load, unload, stats;
   std::string mode = "native";
+  bool multiprog = false; ///< --load through libxdp's dispatcher
+  bool json = false;      ///< --stats as JSON
   bool version = false;
   std::vector<std::string> tc; // --tc commands (compiler/driver/TcMain.h)
   std::string tcBatch;
@@ -55,7 +58,7 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--load", true},  {"--mode", true},   {"--unload", true},
     {"--stats", true}, {"-h", false},      {"--help", false},
     {"--tc", true},    {"--tc-batch", true}, {"--pass-unsupported", false},
-    {"--version", false}};
+    {"--version", false}, {"--multiprog", false}, {"--json", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
@@ -142,6 +145,33 @@ std::vector<uint8_t> readFile(const std::string &path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
 }
 
+runtime::LoadOptions loadOptions(const Options &o) {
+  runtime::LoadOptions l;
+  l.mode = o.mode == "generic" ? runtime::XdpMode::Generic
+                               : runtime::XdpMode::Native;
+  l.multiprog = o.multiprog;
+  return l;
+}
+
+/// `--stats IFACE [--json]`.
+void runStats(const Options &o) {
+  runtime::Stats stats = runtime::readStats(o.stats);
+  std::string text =
+      o.json ? runtime::statsJson(stats) : runtime::statsTable(stats);
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() ||
+      std::fflush(stdout) != 0)
+    throw runtime::LoadError("cannot write the statistics");
+}
+
+/// Options that only mean something beside another: the message, or empty.
+std::string misplacedOption(const Options &o) {
+  if (o.json && o.stats.empty())
+    return "--json goes with --stats";
+  if (o.multiprog && o.load.empty())
+    return "--multiprog goes with --load";
+  return {};
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -162,9 +192,9 @@ int main(int argc, char **argv) {
                "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
                "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
                "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
-               "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] (FILE.o | RULE)\n"
+               "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] [--multiprog] (FILE.o | RULE)\n"
                "  rule2xdp --unload IFACE\n"
-               "  rule2xdp --stats IFACE\n"};
+               "  rule2xdp --stats IFACE [--json]\n"};
   app.add_option("-o,--output", o.output,
                  "Output file ('-' for stdout); iptables' -o is written "
                  "--out-interface");
@@ -175,8 +205,12 @@ int main(int argc, char **argv) {
                  "program's maps)");
   app.add_option("--mode", o.mode, "XDP attach mode")
       ->check(CLI::IsMember({"native", "generic"}));
+  app.add_flag("--multiprog", o.multiprog,
+               "Load through libxdp's multi-program dispatcher, sharing the "
+               "interface (automatic when it already has one)");
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
   app.add_option("--stats", o.stats, "Print per-rule counters");
+  app.add_flag("--json", o.json, "With --stats: print JSON");
   app.add_flag("--version", o.version, "Print the version");
   app.add_option("--tc", o.tc, "A tc command (the words after `tc`), e.g. "
                  "'filter add dev eth0 ingress u32 match ... action drop'");
@@ -210,6 +244,10 @@ int main(int argc, char **argv) {
     std::cerr << "rule2xdp: error: -o has no meaning with --load, --unload or --stats\n";
     return kExitInput;
   }
+  if (std::string m = misplacedOption(o); !m.empty()) {
+    std::cerr << "rule2xdp: error: " << m << "\n";
+    return kExitInput;
+  }
   if ((!o.unload.empty() || !o.stats.empty()) && !ruleArgs.empty()) {
     std::cerr << "rule2xdp: error: --unload and --stats take no rule (got `"
               << ruleArgs[0] << "')\n";
@@ -225,17 +263,14 @@ int main(int argc, char **argv) {
       return kExitOk;
     }
     if (!o.stats.empty()) {
-      runtime::printStats(o.stats, stdout);
+      runStats(o);
       return kExitOk;
     }
 
     // --load IFACE FILE.o: an object instead of a rule.
     if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&
         ruleArgs[0][0] != '-') {
-      runtime::load(loadIfaces,
-                    o.mode == "generic" ? runtime::XdpMode::Generic
-                                        : runtime::XdpMode::Native,
-                    readFile(ruleArgs[0]));
+      runtime::load(loadIfaces, loadOptions(o), readFile(ruleArgs[0]));
       return kExitOk;
     }
 
@@ -246,7 +281,7 @@ int main(int argc, char **argv) {
                                    "iptables rules, not both");
       std::vector<std::string> all(argv, argv + argc);
       if (auto out = driver::runTc({o.tc, o.tcBatch, o.passUnsupported, o.emit,
-                                    o.output, loadIfaces, o.mode == "generic"},
+                                    o.output, loadIfaces, loadOptions(o)},
                                    all, sm))
         writeOutput(o.output, *out);
       return kExitOk;
@@ -291,16 +326,8 @@ int main(int argc, char **argv) {
         throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                    "--load takes an object: drop --emit");
       std::string obj = backend::compile(program, backend::Emit::Obj);
-      runtime::load(loadIfaces,
-                    o.mode == "generic" ? runtime::XdpMode::Generic
-                                        : runtime::XdpMode::Native,
+      runtime::load(loadIfaces, loadOptions(o),
                     std::vector<uint8_t>(obj.begin(), obj.end()));
-      if (program.hasNat(ir::Family::V4) || program.hasNat(ir::Family::V6))
-        std::cerr << "rule2xdp: note: translated packets are forwarded by XDP "
-                     "redirect; a veth device passes them on only if the "
-                     "program on its peer is XDP too (or the peer has GRO on), "
-                     "and replies are translated back only on interfaces given "
-                     "to --load\n";
       return kExitOk;
     }
 

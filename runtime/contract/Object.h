@@ -19,13 +19,14 @@
 ///    max_entries;
 ///  - the metadata text: its symbol, magic, version and every record kind
 ///    with its fields;
-///  - the pins under bpffs.
+///  - the files on the host: convenience pins under bpffs, lock files.
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -64,14 +65,15 @@ struct StructLayout;
 
 /// One member of a struct the object's BTF describes: its BTF name, its
 /// byte offset and size, and either an unsigned integer of that size
-/// (`type` null, `elem` 0), an array of unsigned integers of `elem` bytes
-/// each, or a nested struct.
+/// (`type` null) or a nested struct. `typeSize` repeats the nested struct's
+/// size so that wellFormed() needs no pointer test: GCC's UBSan makes
+/// `&layout != nullptr` a non-constant expression in a static_assert.
 struct Field {
   const char *name;
   uint32_t offset;
   uint32_t size;
   const StructLayout *type = nullptr;
-  uint32_t elem = 0;
+  uint32_t typeSize = 0;
 };
 
 /// A struct as the object's BTF names and lays it out. The code generators
@@ -101,11 +103,10 @@ constexpr StructLayout layout(const char *name, std::size_t size,
 constexpr bool wellFormed(const StructLayout &s) {
   uint32_t next = 0;
   for (const Field &f : s) {
-    if (f.offset != next || f.size == 0 || (f.type && f.type->size != f.size))
+    if (f.offset != next || f.size == 0 ||
+        (f.typeSize != 0 && f.typeSize != f.size))
       return false;
-    uint32_t align = f.type ? 4 : f.elem ? f.elem : f.size;
-    if (f.elem && (f.type || f.size % f.elem != 0))
-      return false;
+    uint32_t align = f.typeSize != 0 ? 4 : f.size;
     if (f.offset % align != 0)
       return false;
     next = f.offset + f.size;
@@ -121,11 +122,8 @@ constexpr bool wellFormed(const StructLayout &s) {
                          static_cast<uint32_t>(sizeof(T::member))}
 #define R2X_CONTRACT_NESTED(T, member, layout)                                 \
   ::r2x::contract::Field{#member, static_cast<uint32_t>(offsetof(T, member)),  \
-                         static_cast<uint32_t>(sizeof(T::member)), &(layout)}
-#define R2X_CONTRACT_ARRAY(T, member)                                          \
-  ::r2x::contract::Field{#member, static_cast<uint32_t>(offsetof(T, member)),  \
-                         static_cast<uint32_t>(sizeof(T::member)), nullptr,    \
-                         static_cast<uint32_t>(sizeof(T::member[0]))}
+                         static_cast<uint32_t>(sizeof(T::member)), &(layout), \
+                         (layout).size}
 // clang-format on
 
 /// A map as the object declares it. `maxEntries` 0 means the program
@@ -348,315 +346,26 @@ inline constexpr MapSpec TxMap{"r2x_tx", MapType::DevmapHash, sizeof(uint32_t),
 inline constexpr MapSpec RedirectMap{"r2x_redirect", MapType::Devmap,
                                      sizeof(uint32_t), sizeof(uint32_t), 0};
 
-//===-- r2x_gen, r2x_text: the live metadata and the live half -----------===//
-
-/// What an update in place (`rule2xdp --load IFACE -A ...`, docs/classifier.md)
-/// replaces lives in two halves of each map: half H of a map with 2 * C
-/// entries is keys [H * C, (H + 1) * C). r2x_gen says which half is live; an
-/// update writes the other half, then flips `active` (one 4-byte store, so a
-/// reader sees the old or the new value, never a mix), then waits for an RCU
-/// grace period before it returns, so no packet still reads the old half
-/// when the next update overwrites it.
-struct GenValue {
-  uint32_t active;   ///< 0 or 1: the live half
-  uint32_t text_len0; ///< bytes of metadata text in r2x_text's half 0
-  uint32_t text_len1; ///< ... in half 1
-  uint32_t serial;   ///< updates made in place since the load
-};
-inline constexpr Field GenFields[] = {R2X_CONTRACT_FIELD(GenValue, active),
-                                      R2X_CONTRACT_FIELD(GenValue, text_len0),
-                                      R2X_CONTRACT_FIELD(GenValue, text_len1),
-                                      R2X_CONTRACT_FIELD(GenValue, serial)};
-inline constexpr StructLayout GenLayout =
-    layout("r2x_gen", sizeof(GenValue), GenFields);
-static_assert(sizeof(GenValue) == 16 && wellFormed(GenLayout));
-/// ARRAY, one entry; in every object. Filled by the loader (half 0 live).
-inline constexpr MapSpec GenMap{"r2x_gen", MapType::Array, sizeof(uint32_t),
-                                sizeof(GenValue), 1};
-/// The half index as the program and the readers take it from `active`.
-constexpr uint32_t liveHalf(const GenValue &g) { return g.active & 1; }
-
-/// One chunk of the metadata text (NUL padding after its end).
-inline constexpr uint32_t TextChunkSize = 4096;
-struct TextChunk {
-  uint8_t bytes[TextChunkSize];
-};
-inline constexpr Field TextChunkFields[] = {
-    R2X_CONTRACT_ARRAY(TextChunk, bytes)};
-inline constexpr StructLayout TextChunkLayout =
-    layout("r2x_text_chunk", sizeof(TextChunk), TextChunkFields);
-static_assert(wellFormed(TextChunkLayout));
-/// ARRAY u32 chunk -> TextChunk, two halves: the metadata text of the rules
-/// the program runs now (after updates in place, not the object's). In every
-/// object; max_entries is chosen by the compiler with room for updates.
-inline constexpr MapSpec TextMap{"r2x_text", MapType::Array, sizeof(uint32_t),
-                                 sizeof(TextChunk), 0};
-constexpr uint32_t textChunks(uint64_t bytes) {
-  return uint32_t((bytes + TextChunkSize - 1) / TextChunkSize);
-}
-
-//===-- r2x_cls_*: the classifier (docs/classifier.md) --------------------===//
-
-/// The dimensions the classifier's decision tree cuts, in the order of
-/// ClsPkt::key: IPv4 source and destination (host order), protocol, and the
-/// two ports as 17-bit keys: 0..65535 the port, ClsPortShort when the
-/// transport header is too short for the packet's protocol (or a TCP
-/// fragment at offset 1: tcp and udp matches hotdrop), ClsPortNone when the
-/// packet has no ports a match can read (a later fragment, another
-/// protocol).
-enum ClsDim : uint32_t { ClsSrc, ClsDst, ClsProto, ClsSport, ClsDport, ClsDims };
-inline constexpr unsigned ClsDimBits[ClsDims] = {32, 32, 8, 17, 17};
-inline constexpr uint32_t ClsPortShort = 0x10000, ClsPortNone = 0x10001;
-
-/// A tree node. Internal: child index = (key[dim] >> shift) & mask, and the
-/// child is node `a + index`; `b` = dim | shift << 8 | mask << 16. Leaf
-/// (ClsLeaf set in `b`): the candidates are r2x_cls_leaf entries
-/// [a, a + (b & ClsCountMask)).
-struct ClsNode {
-  uint32_t a;
-  uint32_t b;
-};
-inline constexpr uint32_t ClsLeaf = 0x80000000u, ClsCountMask = 0x7fffffffu;
-inline constexpr Field ClsNodeFields[] = {R2X_CONTRACT_FIELD(ClsNode, a),
-                                          R2X_CONTRACT_FIELD(ClsNode, b)};
-inline constexpr StructLayout ClsNodeLayout =
-    layout("r2x_cls_node", sizeof(ClsNode), ClsNodeFields);
-static_assert(sizeof(ClsNode) == 8 && wellFormed(ClsNodeLayout));
-
-/// A leaf's candidate: a rule index (into r2x_cls_rule's half), with
-/// ClsCertain set when the rule (and every guard) matches every packet the
-/// leaf can hold, so the program counts it without testing it.
-inline constexpr uint32_t ClsCertain = 0x80000000u, ClsIndexMask = 0x7fffffffu;
-
-/// Where a segment is entered: its tree's root node and the first rule
-/// index the scan may take (rules of the segment before it are skipped).
-struct ClsEntry {
-  uint32_t root;
-  uint32_t start;
-};
-inline constexpr Field ClsEntryFields[] = {R2X_CONTRACT_FIELD(ClsEntry, root),
-                                           R2X_CONTRACT_FIELD(ClsEntry, start)};
-inline constexpr StructLayout ClsEntryLayout =
-    layout("r2x_cls_entry", sizeof(ClsEntry), ClsEntryFields);
-static_assert(sizeof(ClsEntry) == 8 && wellFormed(ClsEntryLayout));
-
-/// What a matched rule does next (ClsRule::next = kind << ClsNextShift |
-/// value): Continue with the rule after it; JumpIn: go on from rule index
-/// `value` (RETURN, or the end of a -g chain, inside the segment); Accept;
-/// Drop; Exit: leave the segment through its exit `value` (the code after
-/// the segment: exit 0 is the position right after it).
-enum ClsNextKind : uint32_t {
-  ClsContinue = 0,
-  ClsJumpIn = 1,
-  ClsAccept = 2,
-  ClsDrop = 3,
-  ClsExit = 4
-};
-inline constexpr uint32_t ClsNextShift = 28,
-                          ClsValueMask = (uint32_t(1) << ClsNextShift) - 1;
-inline constexpr uint32_t ClsNoSlot = 0xffffffffu, ClsNoGuard = 0xffffffffu;
-
-/// Which tests a rule makes (ClsRule::flags). Each `Neg` bit is the `!` of
-/// the test before it.
-enum ClsMatch : uint32_t {
-  ClsMSrc = 1u << 0,
-  ClsMSrcNeg = 1u << 1,
-  ClsMDst = 1u << 2,
-  ClsMDstNeg = 1u << 3,
-  ClsMProto = 1u << 4,
-  ClsMProtoNeg = 1u << 5,
-  ClsMIface = 1u << 6,
-  ClsMIfaceNeg = 1u << 7,
-  ClsMFrag = 1u << 8,
-  ClsMFragNeg = 1u << 9,
-  ClsMTcpUdp = 1u << 10, ///< xt_tcpudp, header of protocol `l4`
-  ClsMSport = 1u << 11,
-  ClsMSportNeg = 1u << 12,
-  ClsMDport = 1u << 13,
-  ClsMDportNeg = 1u << 14,
-  ClsMTcpFlags = 1u << 15,
-  ClsMTcpFlagsNeg = 1u << 16,
-  ClsMIcmp = 1u << 17, ///< xt_icmp (type 255: any)
-  ClsMIcmpNeg = 1u << 18,
-};
-
-/// One rule of a segment as data, for the program's generic matcher: the
-/// ip_packet_match() tests, then `field_before` field tests, then the one
-/// transport match (tcp/udp or icmp, which may hotdrop), then the other
-/// field tests, in the rule's order. `guard` is the jump rule whose chain
-/// the rule was inlined from (its tests must hold too), or ClsNoGuard.
-/// Addresses and ports in host order.
-struct ClsRule {
-  uint32_t slot;
-  uint32_t next;
-  uint32_t guard;
-  uint32_t flags;
-  uint32_t src;
-  uint32_t src_mask;
-  uint32_t dst;
-  uint32_t dst_mask;
-  uint16_t sport_lo;
-  uint16_t sport_hi;
-  uint16_t dport_lo;
-  uint16_t dport_hi;
-  uint8_t proto;
-  uint8_t l4;
-  uint8_t tcp_mask;
-  uint8_t tcp_comp;
-  uint8_t icmp_type;
-  uint8_t icmp_code_lo;
-  uint8_t icmp_code_hi;
-  uint8_t iface_bit;
-  uint32_t field_first;
-  uint8_t field_count;
-  uint8_t field_before;
-  uint16_t pad;
-};
-inline constexpr Field ClsRuleFields[] = {
-    R2X_CONTRACT_FIELD(ClsRule, slot),         R2X_CONTRACT_FIELD(ClsRule, next),
-    R2X_CONTRACT_FIELD(ClsRule, guard),        R2X_CONTRACT_FIELD(ClsRule, flags),
-    R2X_CONTRACT_FIELD(ClsRule, src),          R2X_CONTRACT_FIELD(ClsRule, src_mask),
-    R2X_CONTRACT_FIELD(ClsRule, dst),          R2X_CONTRACT_FIELD(ClsRule, dst_mask),
-    R2X_CONTRACT_FIELD(ClsRule, sport_lo),     R2X_CONTRACT_FIELD(ClsRule, sport_hi),
-    R2X_CONTRACT_FIELD(ClsRule, dport_lo),     R2X_CONTRACT_FIELD(ClsRule, dport_hi),
-    R2X_CONTRACT_FIELD(ClsRule, proto),        R2X_CONTRACT_FIELD(ClsRule, l4),
-    R2X_CONTRACT_FIELD(ClsRule, tcp_mask),     R2X_CONTRACT_FIELD(ClsRule, tcp_comp),
-    R2X_CONTRACT_FIELD(ClsRule, icmp_type),    R2X_CONTRACT_FIELD(ClsRule, icmp_code_lo),
-    R2X_CONTRACT_FIELD(ClsRule, icmp_code_hi), R2X_CONTRACT_FIELD(ClsRule, iface_bit),
-    R2X_CONTRACT_FIELD(ClsRule, field_first),  R2X_CONTRACT_FIELD(ClsRule, field_count),
-    R2X_CONTRACT_FIELD(ClsRule, field_before), R2X_CONTRACT_FIELD(ClsRule, pad)};
-inline constexpr StructLayout ClsRuleLayout =
-    layout("r2x_cls_rule", sizeof(ClsRule), ClsRuleFields);
-static_assert(sizeof(ClsRule) == 56 && offsetof(ClsRule, sport_lo) == 32 &&
-              offsetof(ClsRule, field_first) == 48);
-static_assert(wellFormed(ClsRuleLayout));
-
-/// A header-field test of a rule, `((value & mask) in [lo, hi]) != negated`;
-/// `field` is the compiler's field number (ClsPkt::field), and a field the
-/// packet does not have (ClsPkt::field_avail) does not match.
-struct ClsField {
-  uint32_t field;
-  uint32_t negated;
-  uint64_t mask;
-  uint64_t lo;
-  uint64_t hi;
-};
-inline constexpr Field ClsFieldFields[] = {
-    R2X_CONTRACT_FIELD(ClsField, field), R2X_CONTRACT_FIELD(ClsField, negated),
-    R2X_CONTRACT_FIELD(ClsField, mask), R2X_CONTRACT_FIELD(ClsField, lo),
-    R2X_CONTRACT_FIELD(ClsField, hi)};
-inline constexpr StructLayout ClsFieldLayout =
-    layout("r2x_cls_field", sizeof(ClsField), ClsFieldFields);
-static_assert(sizeof(ClsField) == 32 && wellFormed(ClsFieldLayout));
-
-/// The program's per-CPU scan state (its own work space, like r2x_hdr): the
-/// packet's key and test values, filled before each segment, and the scan's
-/// position and result.
-inline constexpr unsigned ClsMaxFields = 16;
-struct ClsPkt {
-  uint32_t key[8]; ///< ClsDim order; the rest zero
-  uint32_t cur;    ///< the first rule index the scan may still take
-  uint32_t result; ///< ClsResult or an exit index
-  uint32_t leaf_base;
-  uint32_t rule_base;
-  uint32_t field_base;
-  uint32_t tot_len;
-  uint32_t l4_len;
-  uint16_t frag_off;
-  uint8_t tcp_flags;
-  uint8_t icmp_type;
-  uint8_t icmp_code;
-  uint8_t pad1;
-  uint16_t pad2;
-  uint32_t slot; ///< the counter lookup's key
-  uint64_t ifmask;
-  uint64_t field_avail;
-  uint64_t field[ClsMaxFields];
-};
-inline constexpr Field ClsPktFields[] = {
-    R2X_CONTRACT_ARRAY(ClsPkt, key),       R2X_CONTRACT_FIELD(ClsPkt, cur),
-    R2X_CONTRACT_FIELD(ClsPkt, result),    R2X_CONTRACT_FIELD(ClsPkt, leaf_base),
-    R2X_CONTRACT_FIELD(ClsPkt, rule_base), R2X_CONTRACT_FIELD(ClsPkt, field_base),
-    R2X_CONTRACT_FIELD(ClsPkt, tot_len),   R2X_CONTRACT_FIELD(ClsPkt, l4_len),
-    R2X_CONTRACT_FIELD(ClsPkt, frag_off),  R2X_CONTRACT_FIELD(ClsPkt, tcp_flags),
-    R2X_CONTRACT_FIELD(ClsPkt, icmp_type), R2X_CONTRACT_FIELD(ClsPkt, icmp_code),
-    R2X_CONTRACT_FIELD(ClsPkt, pad1),      R2X_CONTRACT_FIELD(ClsPkt, pad2),
-    R2X_CONTRACT_FIELD(ClsPkt, slot),      R2X_CONTRACT_FIELD(ClsPkt, ifmask),
-    R2X_CONTRACT_FIELD(ClsPkt, field_avail), R2X_CONTRACT_ARRAY(ClsPkt, field)};
-inline constexpr StructLayout ClsPktLayout =
-    layout("r2x_cls_pkt", sizeof(ClsPkt), ClsPktFields);
-static_assert(sizeof(ClsPkt) == 216 && offsetof(ClsPkt, ifmask) == 72 &&
-              offsetof(ClsPkt, field) == 88);
-static_assert(wellFormed(ClsPktLayout));
-/// What a segment's scan ended with, besides an exit index (< ClsResults).
-enum ClsResult : uint32_t {
-  ClsResultAccept = 0x10000,
-  ClsResultDrop = 0x10001,
-  ClsResultHotdrop = 0x10002,
-};
-
-/// The classifier's maps (in objects with a classified segment). Every one
-/// but r2x_cls_pkt has two halves (see r2x_gen); max_entries is chosen by
-/// the compiler with room for updates.
-inline constexpr MapSpec ClsEntryMap{"r2x_cls_entry", MapType::Array,
-                                     sizeof(uint32_t), sizeof(ClsEntry), 0};
-inline constexpr MapSpec ClsNodeMap{"r2x_cls_node", MapType::Array,
-                                    sizeof(uint32_t), sizeof(ClsNode), 0};
-inline constexpr MapSpec ClsLeafMap{"r2x_cls_leaf", MapType::Array,
-                                    sizeof(uint32_t), sizeof(uint32_t), 0};
-inline constexpr MapSpec ClsRuleMap{"r2x_cls_rule", MapType::Array,
-                                    sizeof(uint32_t), sizeof(ClsRule), 0};
-inline constexpr MapSpec ClsFieldMap{"r2x_cls_field", MapType::Array,
-                                     sizeof(uint32_t), sizeof(ClsField), 0};
-/// PERCPU_ARRAY, one slot: the program's own.
-inline constexpr MapSpec ClsPktMap{"r2x_cls_pkt", MapType::PercpuArray,
-                                   sizeof(uint32_t), sizeof(ClsPkt), 1};
-/// The maps with two halves, which an update in place writes.
-inline constexpr const MapSpec *HalvedMaps[] = {
-    &TextMap, &ClsEntryMap, &ClsNodeMap, &ClsLeafMap, &ClsRuleMap, &ClsFieldMap};
-
-//===-- section .r2x.init: what the loader writes into maps --------------===//
-
-/// A section the loader reads from the ELF image (libbpf skips it): the
-/// first contents of maps, written by the loader after loading and before
-/// attaching. An InitHeader, `count` InitEntry records, then the data. Each
-/// entry fills `entries` values of map `map` from key `first_key` on, with
-/// `entries * value_size` bytes at `offset` (from the section's start);
-/// `bytes` is how many of them are meaningful (the text's length; else the
-/// same). The metadata text is r2x_text's entry, and r2x_gen's gives the
-/// lengths.
-inline constexpr const char *InitSection = ".r2x.init";
-inline constexpr const char *InitSymbol = "r2x_init";
-inline constexpr char InitMagic[8] = {'r', '2', 'x', 'i', 'n', 'i', 't', '\0'};
-inline constexpr uint32_t InitVersion = 1;
-struct InitHeader {
-  char magic[8];
-  uint32_t version;
-  uint32_t count;
-};
-struct InitEntry {
-  char map[16]; ///< the map's name, NUL-padded
-  uint32_t first_key;
-  uint32_t entries;
-  uint64_t offset;
-  uint64_t bytes;
-};
-static_assert(sizeof(InitHeader) == 16 && sizeof(InitEntry) == 40);
-
 //===-- the metadata text -------------------------------------------------===//
 
-/// The metadata text travels in section .r2x.init as r2x_text's first
-/// contents (version 1 kept it in `.rodata`, which the kernel cannot hold
-/// past 4 MiB: about 45,000 rules).
-///
+/// The `.rodata` global holding the metadata text, NUL-terminated.
+inline constexpr const char *MetaSymbol = "r2x_meta";
+inline constexpr const char *MetaSection = ".rodata";
+
 /// The text is one record per line: fields separated by a TAB, the first
 /// naming the record's kind. docs/object-contract.md describes each.
 namespace meta {
 
-/// The version of the format, on the header line. A reader refuses other
-/// versions; within a version, a reader ignores record kinds it does not
-/// know (new kinds that older loaders may safely skip do not bump it).
+/// The version of the format, on the header line. A reader refuses versions
+/// outside [OldestVersion, Version]; within a version, a reader ignores
+/// record kinds it does not know (new kinds that older loaders may safely
+/// skip do not bump it). Version 2 added `key` (a stable key for every
+/// counter slot, which a replacing load uses to keep counters) and `dnat`;
+/// version 1 texts have neither, and are still read.
 inline constexpr unsigned Version = 2;
+inline constexpr unsigned OldestVersion = 1;
+/// The first version whose texts have `key` and `dnat` records.
+inline constexpr unsigned KeyedVersion = 2;
 inline constexpr char Separator = '\t';
 inline constexpr char EndOfRecord = '\n';
 /// A field without a value (a user chain's policy and counter slot).
@@ -686,18 +395,17 @@ inline constexpr Record Chain{"chain", 5};
 inline constexpr Record Rule{"rule", 12, true};
 /// `redirect SLOT DEV`: tc mirred's target device for r2x_redirect slot SLOT.
 inline constexpr Record Redirect{"redirect", 3};
-/// `source KIND FAMILY NAME TEXT`: what the rules were compiled from, in
-/// order, so a loaded program's ruleset can be changed later (`rule2xdp
-/// --load IFACE -A ...`). KIND `file`: TEXT is an iptables-save text named
-/// NAME; KIND `command`: TEXT is one command's words, TAB-separated.
-/// FAMILY is 4 or 6. NAME and every word or text are escaped (escape()).
-inline constexpr Record Source{"source", 5, true};
-/// `classifier FORMAT MODE MINRUN SKELETON`: how the rules were classified
-/// (docs/classifier.md): the data format, the --classifier mode and run
-/// length, and the hash of everything the program's code depends on. An
-/// update whose skeleton is the same changes maps only.
-inline constexpr Record Classifier{"classifier", 5};
-inline constexpr unsigned ClassifierFormat = 1;
+/// `key SLOT KEY` (version 2): counter slot SLOT counts the rule or policy
+/// whose stable key is KEY (see RuleKeys below). A load that replaces a
+/// program copies the old program's counters into the new one's slots with
+/// the same key. Every slot a `chain` or `rule` record names has one, and
+/// no two slots share a key.
+inline constexpr Record Key{"key", 3};
+/// `dnat ADDRESS` (version 2): a DNAT rule translates to ADDRESS (IPv4
+/// dotted quad or IPv6 text), once per address. The replies of those
+/// connections arrive on the interface of the route to ADDRESS, where the
+/// program must run too.
+inline constexpr Record Dnat{"dnat", 2};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -728,65 +436,17 @@ enum : unsigned {
 namespace redirect {
 enum : unsigned { Slot = 1, Dev };
 }
-namespace source {
-enum : unsigned { Kind = 1, Family, Name, Text };
-inline constexpr std::string_view File = "file", Command = "command";
+namespace key {
+enum : unsigned { Slot = 1, Key };
 }
-namespace classifier {
-enum : unsigned { Format = 1, Mode, MinRun, Skeleton };
+namespace dnat {
+enum : unsigned { Address = 1 };
 }
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
-              source::Text + 1 == Source.fields &&
-              classifier::Skeleton + 1 == Classifier.fields);
-
-/// A value with `\`, TAB and newline written as `\\`, `\t` and `\n`, so
-/// any text fits in one field.
-inline std::string escape(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == Separator)
-      out += "\\t";
-    else if (c == EndOfRecord)
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-/// The inverse of escape(); throws std::invalid_argument on a stray `\`.
-inline std::string unescape(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] != '\\') {
-      out += v[i];
-      continue;
-    }
-    if (++i == v.size())
-      throw std::invalid_argument("metadata: `\\' at the end of a value");
-    switch (v[i]) {
-    case '\\':
-      out += '\\';
-      break;
-    case 't':
-      out += Separator;
-      break;
-    case 'n':
-      out += EndOfRecord;
-      break;
-    default:
-      throw std::invalid_argument("metadata: unknown escape `\\" +
-                                  std::string(1, v[i]) + "'");
-    }
-  }
-  return out;
-}
+              key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and
@@ -822,23 +482,84 @@ inline std::string header() {
   return format(Header, {std::to_string(Version)});
 }
 
+/// The stable keys of counter slots, as the code generators write them in
+/// `key` records. A key names what a slot counts, not where it sits, so a
+/// rule keeps its key when rules are inserted or removed around it:
+///  - a rule: its table, chain and the columns its `rule` record lists
+///    (target, prot, opt, in, out, source, destination, extra: the rule as
+///    `iptables -vxnL` shows it), plus its occurrence number among the rules
+///    of the same chain with the same columns (0 for the first), so
+///    identical rules keep apart;
+///  - a built-in chain's policy: its table and chain (as `iptables -P`
+///    keeps a chain's counters when the policy changes).
+/// A key is 16 lowercase hex digits: the 64-bit FNV-1a hash of its parts,
+/// each followed by a NUL byte. Readers only compare keys; how they are made
+/// is the writers' business, kept here so both code generators agree.
+class RuleKeys {
+public:
+  /// The key of the next rule of `table`/`chain` with these columns.
+  std::string rule(std::string_view table, std::string_view chain,
+                   std::initializer_list<std::string_view> columns) {
+    uint64_t h = hash(Offset, "rule");
+    h = hash(h, table);
+    h = hash(h, chain);
+    for (std::string_view c : columns)
+      h = hash(h, c);
+    unsigned occurrence = seen_[h]++;
+    return hex(hash(h, std::to_string(occurrence)));
+  }
+  /// The key of a built-in chain's policy counter.
+  static std::string policy(std::string_view table, std::string_view chain) {
+    return hex(hash(hash(hash(Offset, "policy"), table), chain));
+  }
+
+private:
+  static constexpr uint64_t Offset = 0xcbf29ce484222325ull; // FNV-1a 64
+  static constexpr uint64_t Prime = 0x100000001b3ull;
+  static uint64_t hash(uint64_t h, std::string_view part) {
+    for (unsigned char c : part)
+      h = (h ^ c) * Prime;
+    return (h ^ 0) * Prime; // the NUL after each part
+  }
+  static std::string hex(uint64_t h) {
+    static constexpr char Digits[] = "0123456789abcdef";
+    std::string s(16, '0');
+    for (int i = 15; i >= 0; --i, h >>= 4)
+      s[std::size_t(i)] = Digits[h & 0xf];
+    return s;
+  }
+  std::map<uint64_t, unsigned> seen_;
+};
+
 } // namespace meta
 
-//===-- pins --------------------------------------------------------------===//
+//===-- files on the host
+//--------------------------------------------------===//
 
-/// Where the loader pins, and `--stats` and `--unload` look: one directory
-/// per interface under PinRoot. The link pin is written last and is the one
-/// whose presence means "rule2xdp owns this interface".
+/// Convenience pins, for people and tools (bpftool) to reach the maps of a
+/// loaded program by name. The runtime never reads them: it finds programs
+/// from the interface (runtime/Discover.h). One directory per network
+/// namespace (named by the inode of /proc/self/ns/net: interface names
+/// repeat across namespaces, and bpffs is shared by all of them) and
+/// interface: Root/net<INODE>/IFACE/. Root-only: directories 0700, pins
+/// 0600.
 namespace pin {
 inline constexpr const char *BpffsRoot = "/sys/fs/bpf";
 inline constexpr const char *Root = "/sys/fs/bpf/rule2xdp";
-inline constexpr const char *Link = "link";
+inline constexpr const char *NetnsPrefix = "net"; ///< + the netns inode
+inline constexpr unsigned DirMode = 0700, PinMode = 0600;
 inline constexpr const char *Counters = "counters"; ///< r2x_counters
 inline constexpr const char *Ifmatch = "ifmatch";   ///< r2x_ifmatch
-inline constexpr const char *Text = "text";         ///< r2x_text
-inline constexpr const char *Gen = "gen";           ///< r2x_gen
+inline constexpr const char *Meta = "meta";         ///< the `.rodata` map
 inline constexpr const char *Nat = "nat";           ///< r2x_nat
 inline constexpr const char *Nat6 = "nat6";         ///< r2x_nat6
 } // namespace pin
+
+/// Two rule2xdp processes acting on one interface take turns: each holds an
+/// exclusive flock(2) on LockDir/net<NETNS-INODE>-if<IFINDEX>.lock while it
+/// inspects, loads, replaces or unloads (runtime/Lock.h).
+namespace lock {
+inline constexpr const char *Dir = "/run/rule2xdp";
+} // namespace lock
 
 } // namespace r2x::contract

@@ -47,6 +47,7 @@ cleanup() {
   trap - EXIT
   for pid in "${R2X_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for ns in "$NS_A" "$NS_B" "$NS_C"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null; done
+  r2x_forget_locks
   rm -rf /sys/fs/bpf/rule2xdp 2>/dev/null
   [ -n "$TMP" ] && rm -rf "$TMP"
   exit "$rc"
@@ -59,7 +60,7 @@ run="r2x-$$-$RANDOM"
 TMP=$(mktemp -d /tmp/r2x-dnat.XXXXXX)
 NS_A=$run-a NS_B=$run-b NS_C=$run-c
 for ns in "$NS_A" "$NS_B" "$NS_C"; do
-  ip netns add "$ns" || die "cannot create namespace $ns"
+  r2x_netns_add "$ns"
   ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.accept_dad=0 \
     net.ipv6.conf.default.accept_dad=0 >/dev/null
   ip -n "$ns" link set lo up

@@ -12,15 +12,15 @@
 # rule2xdp's pins and the namespace names never mix with the host's, and
 # vanish with the script even if it is killed.
 #
-# Why rule2xdp runs in B through `nsenter --net` and not `ip netns exec`:
-# `ip netns exec` gives its command a mount namespace of its own (it remounts
-# /sys), so the bpffs that `rule2xdp --load` pins its link in dies when the
-# command exits, and the link with it: the program would be detached at
-# once. `nsenter --net` switches only the network namespace and keeps our
-# bpffs.
+# rule2xdp runs in B through `nsenter --net`, which switches only the
+# network namespace and keeps our bpffs, so its convenience pins land in the
+# test's private bpffs and can be checked. (Under `ip netns exec`, which
+# gives its command a mount namespace and a /sys of its own, the program
+# stays attached all the same: netlink_attach.sh tests that.)
 
 R2X_NAME=${R2X_NAME:-$(basename "$0")}
 R2X_PIDS=()
+R2X_NETNS_INODES=() # of every namespace made, for their lock files
 NS_A=
 NS_B=
 TMP=
@@ -83,6 +83,23 @@ in_b() { ip netns exec "$NS_B" "$@"; }
 # rule2xdp in B's network namespace, in our mount namespace (see above).
 r2x_b() { nsenter --net="/run/netns/$NS_B" -- "$R2X" "$@"; }
 
+# r2x_netns_add NAME: `ip netns add NAME`, remembering its inode so the
+# cleanup removes the lock files rule2xdp makes for it under /run/rule2xdp
+# (named after the namespace's inode; /run is the host's).
+r2x_netns_add() {
+  ip netns add "$1" || die "cannot create namespace $1"
+  R2X_NETNS_INODES+=("$(stat -L -c %i "/run/netns/$1")")
+}
+
+# r2x_forget_locks: removes the lock files of the namespaces made here.
+r2x_forget_locks() {
+  local ino
+  for ino in "${R2X_NETNS_INODES[@]}"; do
+    rm -f /run/rule2xdp/net"$ino"-if*.lock
+  done
+  rmdir /run/rule2xdp 2>/dev/null || true
+}
+
 r2x_cleanup() {
   local rc=$? pid
   set +e
@@ -90,11 +107,12 @@ r2x_cleanup() {
   for pid in "${R2X_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${R2X_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   if [ -n "$NS_B" ] && [ -e "/run/netns/$NS_B" ] &&
-    [ -e /sys/fs/bpf/rule2xdp/veth-b/link ]; then
+    [ -n "$(r2x_xdp_prog_id 2>/dev/null)" ]; then
     r2x_b --unload veth-b >/dev/null 2>&1
   fi
   [ -n "$NS_A" ] && ip netns del "$NS_A" 2>/dev/null
   [ -n "$NS_B" ] && ip netns del "$NS_B" 2>/dev/null
+  r2x_forget_locks
   rm -rf /sys/fs/bpf/rule2xdp 2>/dev/null
   [ -n "$TMP" ] && rm -rf "$TMP"
   exit "$rc"
@@ -109,9 +127,9 @@ r2x_make_network() {
   trap 'exit 143' TERM
   TMP=$(mktemp -d /tmp/r2x-e2e.XXXXXX)
   NS_A=$run-a
-  ip netns add "$NS_A" || die "cannot create namespace $NS_A"
+  r2x_netns_add "$NS_A"
   NS_B=$run-b
-  ip netns add "$NS_B" || die "cannot create namespace $NS_B"
+  r2x_netns_add "$NS_B"
   # Created directly inside the namespaces: never a host interface.
   ip link add veth-a netns "$NS_A" type veth peer name veth-b netns "$NS_B" ||
     die "cannot create the veth pair"

@@ -61,7 +61,12 @@ std::string sample() {
          meta::format(meta::Rule, {"1", "filter", "mine", "", "0", "--", "*",
                                    "*", "", "", ""}) +
          meta::format(meta::Redirect, {"0", "b1"}) +
-         meta::format(meta::Redirect, {"1", "b2"});
+         meta::format(meta::Redirect, {"1", "b2"}) +
+         meta::format(meta::Key, {"3", "policy-key"}) +
+         meta::format(meta::Key, {"0", "rule-key-0"}) +
+         meta::format(meta::Key, {"1", "rule-key-1"}) +
+         meta::format(meta::Dnat, {"10.1.1.2"}) +
+         meta::format(meta::Dnat, {"2001:db8::2"});
 }
 
 void readsEveryKind() {
@@ -82,6 +87,14 @@ void readsEveryKind() {
   check(m.redirects.size() == 2 && m.redirects[0].slot == 0 &&
             m.redirects[0].dev == "b1" && m.redirects[1].dev == "b2",
         "redirect records");
+  check(m.version == meta::Version && m.keys.size() == 3 &&
+            m.keys.at(3) == "policy-key" && m.keys.at(1) == "rule-key-1",
+        "key records");
+  check(m.dnat.size() == 2 && m.dnat[1] == "2001:db8::2", "dnat records");
+  // A version 1 text (before keys) is still read, without keys.
+  Meta old = parseMeta("rule2xdp-meta\t1\nchain\tfilter\tINPUT\tACCEPT\t0\n");
+  check(old.version == 1 && old.keys.empty() && old.chains.size() == 1,
+        "a version 1 text");
   // A newer compiler's record kind is skipped; blank lines too.
   Meta n = parseMeta(sample() + "future\tx\ty\n\n");
   check(n.redirects.size() == 2 && n.chains.size() == 2,
@@ -90,9 +103,11 @@ void readsEveryKind() {
 
 void refusesBadTexts() {
   std::string h = meta::header();
-  refusesText("", "expected the header 'rule2xdp-meta<TAB>1'");
+  refusesText("", "expected the header 'rule2xdp-meta<TAB>2'");
   refusesText("iface\t0\teth0\n", "expected the header");
-  refusesText("rule2xdp-meta\t2\n", "unsupported metadata version '2'");
+  refusesText("rule2xdp-meta\t3\n", "unsupported metadata version '3'");
+  refusesText("rule2xdp-meta\t0\n", "unsupported metadata version '0'");
+  refusesText("rule2xdp-meta\t2x\n", "unsupported metadata version '2x'");
   refusesText(h + "iface\t0\n", "'iface' record has 2 fields, expected 3");
   refusesText(h + "iface\t64\teth0\n", "iface bit 64 is not in 0..63");
   refusesText(h + "iface\t1\ta\niface\t1\tb\n", "iface bit 1 defined twice");
@@ -110,6 +125,39 @@ void refusesBadTexts() {
   refusesText(h + "redirect\t0\t\n", "bad redirect device ''");
   refusesText(h + "redirect\t0\tb1\nredirect\t0\tb2\n",
               "redirect slot 0 defined twice");
+  refusesText(h + "key\t0\n", "'key' record has 2 fields, expected 3");
+  refusesText(h + "key\t0\ta\nkey\t0\tb\n", "counter slot 0 has two keys");
+  refusesText(h + "key\t0\ta\nkey\t1\ta\n", "key 'a' names two counter slots");
+  refusesText(h + "key\t0\t\n", "empty key for counter slot 0");
+  refusesText(h + "chain\tfilter\tINPUT\tACCEPT\t4\n",
+              "counter slot 4 (the policy of INPUT) has no key record");
+  refusesText(h + "dnat\t\n", "dnat record without an address");
+}
+
+/// Keys name what a slot counts: the same rule gets the same key in any
+/// position; identical rules are told apart by occurrence; a policy's key
+/// depends on its chain only.
+void keysAreStable() {
+  meta::RuleKeys a, b;
+  std::string a1 = a.rule("filter", "INPUT", {"DROP", "17", "udp dpt:1"});
+  std::string a2 = a.rule("filter", "INPUT", {"DROP", "17", "udp dpt:2"});
+  std::string b2 = b.rule("filter", "INPUT", {"DROP", "17", "udp dpt:2"});
+  std::string b1 = b.rule("filter", "INPUT", {"DROP", "17", "udp dpt:1"});
+  check(a1 == b1 && a2 == b2 && a1 != a2, "a rule's key ignores its position");
+  check(a1.size() == 16 &&
+            a1.find_first_not_of("0123456789abcdef") == std::string::npos,
+        "16 hex digits");
+  std::string again = a.rule("filter", "INPUT", {"DROP", "17", "udp dpt:1"});
+  check(again != a1, "identical rules get distinct keys (occurrence)");
+  check(a.rule("filter", "FORWARD", {"DROP", "17", "udp dpt:1"}) != a1,
+        "the chain is part of the key");
+  check(a.rule("filter", "INPUT", {"DROP", "17udp", " dpt:1"}) != b1,
+        "columns do not run into each other");
+  check(meta::RuleKeys::policy("filter", "INPUT") ==
+                meta::RuleKeys::policy("filter", "INPUT") &&
+            meta::RuleKeys::policy("filter", "INPUT") !=
+                meta::RuleKeys::policy("ip6 filter", "INPUT"),
+        "policy keys");
 }
 
 void writerChecksItsRecords() {
@@ -126,7 +174,7 @@ void writerChecksItsRecords() {
                                   "", "/* a\nb */"});
       },
       "line break", "a line break in EXTRA");
-  check(meta::header() == "rule2xdp-meta\t1\n", "the header line");
+  check(meta::header() == "rule2xdp-meta\t2\n", "the header line");
 }
 
 } // namespace
@@ -136,6 +184,7 @@ int main() {
     readsEveryKind();
     refusesBadTexts();
     writerChecksItsRecords();
+    keysAreStable();
   } catch (const std::exception &e) {
     std::printf("FAIL unexpected exception: %s\n", e.what());
     ++failures;

@@ -1,0 +1,194 @@
+//===- runtime/Netlink.cpp - what the kernel says about devices -----------===//
+//
+/// \file
+/// See Netlink.h. One request and its answer per socket; libmnl does the
+/// message layout and the sequence checks.
+//===----------------------------------------------------------------------===//
+#include "runtime/Netlink.h"
+
+#include "runtime/Support.h"
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/ethtool.h>
+#include <linux/genetlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <functional>
+#include <vector>
+
+namespace r2x::runtime::detail {
+
+namespace {
+
+/// linux/netdev.h (see XdpActNdoXmit).
+constexpr const char *NetdevFamily = "netdev";
+enum : uint8_t { NetdevCmdDevGet = 1 };
+enum : uint16_t { NetdevAttrIfindex = 1, NetdevAttrXdpFeatures = 3 };
+
+/// A netlink socket for one request: sends it and runs `onMessage` on
+/// every answer until the kernel's ACK or the end of a dump. A kernel
+/// error comes back as its errno (0: success).
+class Netlink {
+public:
+  explicit Netlink(int bus) : nl_(mnl_socket_open(bus)) {
+    if (!nl_ || mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0)
+      throw sysError("cannot open a netlink socket", errno);
+    portid_ = mnl_socket_get_portid(nl_);
+  }
+  ~Netlink() {
+    if (nl_)
+      mnl_socket_close(nl_);
+  }
+  Netlink(const Netlink &) = delete;
+  Netlink &operator=(const Netlink &) = delete;
+
+  /// A fresh request in the buffer, of `type` with `flags`. run() reads
+  /// answers until the kernel's ACK or the end of a dump, so a request
+  /// that is not a dump needs NLM_F_ACK.
+  nlmsghdr *request(uint16_t type, uint16_t flags) {
+    nlmsghdr *nlh = mnl_nlmsg_put_header(buf_.data());
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+    nlh->nlmsg_seq = ++seq_;
+    return nlh;
+  }
+
+  int run(nlmsghdr *nlh, const std::function<void(const nlmsghdr *)> &each) {
+    if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0)
+      throw sysError("cannot send a netlink request", errno);
+    for (;;) {
+      ssize_t n = mnl_socket_recvfrom(nl_, buf_.data(), buf_.size());
+      if (n < 0)
+        throw sysError("cannot read a netlink answer", errno);
+      int rc = mnl_cb_run(
+          buf_.data(), size_t(n), seq_, portid_, &Netlink::cb,
+          const_cast<std::function<void(const nlmsghdr *)> *>(&each));
+      if (rc == MNL_CB_ERROR)
+        return errno;
+      if (rc == MNL_CB_STOP)
+        return 0;
+    }
+  }
+
+private:
+  static int cb(const nlmsghdr *nlh, void *data) {
+    (*static_cast<std::function<void(const nlmsghdr *)> *>(data))(nlh);
+    return MNL_CB_OK;
+  }
+
+  mnl_socket *nl_;
+  unsigned portid_ = 0, seq_ = 0;
+  std::vector<char> buf_ = std::vector<char>(MNL_SOCKET_BUFFER_SIZE);
+};
+
+/// The attributes of a message after its fixed header of `offset` bytes,
+/// by type.
+std::map<uint16_t, const nlattr *> attributes(const nlmsghdr *nlh,
+                                              size_t offset) {
+  std::map<uint16_t, const nlattr *> out;
+  // mnl_attr_for_each, without its C-only void* conversions.
+  auto *attr =
+      static_cast<const nlattr *>(mnl_nlmsg_get_payload_offset(nlh, offset));
+  const char *end = static_cast<const char *>(mnl_nlmsg_get_payload_tail(nlh));
+  while (mnl_attr_ok(attr, int(end - reinterpret_cast<const char *>(attr)))) {
+    out[mnl_attr_get_type(attr)] = attr;
+    attr = mnl_attr_next(attr);
+  }
+  return out;
+}
+
+/// The id of generic netlink family `name`, 0 if the kernel has none.
+uint16_t genlFamily(Netlink &nl, const char *name) {
+  nlmsghdr *nlh = nl.request(GENL_ID_CTRL, NLM_F_ACK);
+  auto *genl = static_cast<genlmsghdr *>(
+      mnl_nlmsg_put_extra_header(nlh, sizeof(genlmsghdr)));
+  genl->cmd = CTRL_CMD_GETFAMILY;
+  genl->version = 1;
+  mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, name);
+  uint16_t id = 0;
+  int err = nl.run(nlh, [&id](const nlmsghdr *m) {
+    auto a = attributes(m, sizeof(genlmsghdr));
+    if (a.count(CTRL_ATTR_FAMILY_ID))
+      id = mnl_attr_get_u16(a[CTRL_ATTR_FAMILY_ID]);
+  });
+  if (err == ENOENT)
+    return 0;
+  if (err)
+    throw sysError(
+        std::string("cannot look up the ") + name + " netlink family", err);
+  return id;
+}
+
+} // namespace
+
+std::optional<std::map<unsigned, uint64_t>> xdpFeatures() {
+  Netlink nl(NETLINK_GENERIC);
+  uint16_t family = genlFamily(nl, NetdevFamily);
+  if (!family)
+    return std::nullopt;
+  nlmsghdr *nlh = nl.request(family, NLM_F_DUMP);
+  auto *genl = static_cast<genlmsghdr *>(
+      mnl_nlmsg_put_extra_header(nlh, sizeof(genlmsghdr)));
+  genl->cmd = NetdevCmdDevGet;
+  genl->version = 1;
+  std::map<unsigned, uint64_t> features;
+  int err = nl.run(nlh, [&features](const nlmsghdr *m) {
+    auto a = attributes(m, sizeof(genlmsghdr));
+    if (a.count(NetdevAttrIfindex) && a.count(NetdevAttrXdpFeatures))
+      features[mnl_attr_get_u32(a[NetdevAttrIfindex])] =
+          mnl_attr_get_u64(a[NetdevAttrXdpFeatures]);
+  });
+  if (err)
+    throw sysError("cannot read the devices' XDP features", err);
+  return features;
+}
+
+Route routeTo(const std::string &address) {
+  unsigned char raw[sizeof(in6_addr)];
+  int family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (inet_pton(family, address.c_str(), raw) != 1)
+    throw LoadError("bad address in the object's metadata: '" + address + "'");
+  Netlink nl(NETLINK_ROUTE);
+  nlmsghdr *nlh = nl.request(RTM_GETROUTE, NLM_F_ACK);
+  auto *rtm =
+      static_cast<rtmsg *>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = uint8_t(family);
+  rtm->rtm_dst_len = family == AF_INET ? 32 : 128;
+  mnl_attr_put(nlh, RTA_DST, family == AF_INET ? 4 : 16, raw);
+  Route route;
+  int err = nl.run(nlh, [&route](const nlmsghdr *m) {
+    if (m->nlmsg_type != RTM_NEWROUTE)
+      return;
+    auto *r = static_cast<const rtmsg *>(mnl_nlmsg_get_payload(m));
+    route.local = r->rtm_type == RTN_LOCAL;
+    auto a = attributes(m, sizeof(rtmsg));
+    if (a.count(RTA_OIF))
+      route.ifindex = mnl_attr_get_u32(a[RTA_OIF]);
+  });
+  if (err || !route.ifindex)
+    throw LoadError(
+        sysMessage("no route to " + address + " in this network namespace",
+                   err ? err : ENETUNREACH));
+  return route;
+}
+
+std::string driverName(const std::string &iface) {
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid())
+    return {};
+  struct ethtool_drvinfo info {};
+  info.cmd = ETHTOOL_GDRVINFO;
+  struct ifreq req {};
+  std::strncpy(req.ifr_name, iface.c_str(), IFNAMSIZ - 1);
+  req.ifr_data = reinterpret_cast<char *>(&info);
+  if (::ioctl(sock.get(), SIOCETHTOOL, &req) != 0)
+    return {};
+  return info.driver;
+}
+
+} // namespace r2x::runtime::detail

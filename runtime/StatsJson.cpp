@@ -1,0 +1,76 @@
+//===- runtime/StatsJson.cpp - the counters as JSON -----------------------===//
+//
+/// \file
+/// statsJson(): what statsTable() shows, as JSON built with nlohmann::json
+/// (keys in a fixed order). The fields are described in docs/user-guide.md
+/// ("Counters as JSON").
+//===----------------------------------------------------------------------===//
+#include "runtime/Stats.h"
+
+#include <nlohmann/json.hpp>
+
+namespace r2x::runtime {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json counts(const contract::CounterValue &c) {
+  return Json{{"packets", c.packets}, {"bytes", c.bytes}};
+}
+
+Json rule(const RuleCount &r) {
+  ShownRule shown = showRule(r.rule);
+  Json j = counts(r.count);
+  j["target"] = shown.target;
+  j["prot"] = shown.prot;
+  j["opt"] = shown.opt;
+  j["in"] = shown.in;
+  j["out"] = shown.out;
+  j["source"] = shown.source;
+  j["destination"] = shown.destination;
+  j["goto"] = shown.isGoto;
+  j["matches"] = shown.matches;
+  j["key"] = r.key.empty() ? Json(nullptr) : Json(r.key);
+  return j;
+}
+
+Json chain(const ChainCount &c) {
+  Json j{{"name", c.name}};
+  if (c.user) {
+    j["references"] = c.references;
+  } else {
+    j["policy"] = c.policy;
+    j["policy_counters"] = counts(c.policyCount);
+  }
+  Json rules = Json::array();
+  for (const RuleCount &r : c.rules)
+    rules.push_back(rule(r));
+  j["rules"] = std::move(rules);
+  return j;
+}
+
+} // namespace
+
+std::string statsJson(const Stats &stats) {
+  Json program{{"id", stats.progId},
+               {"mode", stats.mode == XdpMode::Native ? "native" : "generic"},
+               {"dispatcher", stats.dispatcherId
+                                  ? Json{{"id", stats.dispatcherId}}
+                                  : Json(nullptr)}};
+  Json tables = Json::array();
+  for (const std::string &table : stats.tables) {
+    Json chains = Json::array();
+    for (const ChainCount &c : stats.chains)
+      if (c.table == table)
+        chains.push_back(chain(c));
+    tables.push_back(Json{{"name", table}, {"chains", std::move(chains)}});
+  }
+  Json j{{"interface", stats.iface},
+         {"ifindex", stats.ifindex},
+         {"program", std::move(program)},
+         {"tables", std::move(tables)}};
+  return j.dump(2) + "\n";
+}
+
+} // namespace r2x::runtime
