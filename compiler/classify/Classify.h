@@ -1,31 +1,27 @@
-//===- compiler/classify/Classify.h - rules as data for a fixed program -*- C++ -*-===//
+//===- compiler/classify/Classify.h - runs of rules as a decision tree -*- C++
+//-*-===//
 //
 /// \file
-/// The classifier (docs/classifier.md): long runs of rules become data that
-/// one fixed piece of BPF code walks, so the program's size, LLVM's time and
-/// the verifier's work stop growing with the rules.
+/// The classifier (docs/classifier.md): a run of consecutive simple rules
+/// of one chain becomes data (a decision tree over the packet's key and a
+/// table of rule records) that one fixed piece of BPF code walks
+/// (compiler/backend/ClassifyCodegen.cpp), so the program's size, LLVM's
+/// time and the verifier's work stop growing with the rules, and a packet
+/// tests only the few rules of its leaf.
 ///
-/// Three stages, each a pure function of the IR:
-///  1. flatten(): a built-in chain with every user chain inlined at each
-///     jump to it, as a list of positions (netfilter's first-match order);
-///  2. plan(): which positions are classified, cut into segments (runs of
-///     classifiable positions that no jumped-to chain straddles), and where
-///     control enters and leaves each; also the skeleton, the text of
-///     everything the program's code depends on (an update in place needs
-///     the same skeleton);
-///  3. build(): the data (contract::ClsRule records, a decision tree per
-///     segment, entry points), as the maps hold it.
-/// The code generator (compiler/backend/ClassifyCodegen.cpp) emits the
-/// fixed code from the plan; the driver calls build() again to update a
-/// loaded program's maps (compiler/driver/Update.cpp).
+/// First-match meaning: a leaf lists, in rule order, every rule of the run
+/// whose box (Regions.h) meets the leaf's region; the program tests them in
+/// that order and acts on each match as the straight-line code would (count,
+/// then ACCEPT, DROP, or go on), and falls through to the rule after the run
+/// when the leaf is exhausted. A rule the tree leaves out of a leaf cannot
+/// match any packet of it. A run holds no jumps, RETURN or goto, so control
+/// enters only at its first rule and leaves only by a verdict or its end.
 ///
-/// This layer depends on the IR and the object contract only, so the
-/// compiler's backend and the driver can both use it.
+/// This layer depends on the IR only; the backend lays the data out.
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "compiler/ir/IR.h"
-#include "runtime/contract/Object.h"
 
 #include <cstdint>
 #include <optional>
@@ -36,19 +32,19 @@
 namespace r2x::classify {
 
 /// `--classifier=never|auto|always`: no classification; runs of at least
-/// Options::minRun classifiable positions; every classifiable position.
+/// Options::minRun rules; every run of one rule or more.
 enum class Mode { Never, Auto, Always };
 const char *modeName(Mode m);
 std::optional<Mode> parseMode(std::string_view text);
 
-/// The shortest run `auto` classifies (docs/classifier.md: where a scan of
-/// straight-line rules starts to cost more than the tree's walk).
-inline constexpr unsigned kDefaultMinRun = 32;
+/// The shortest run `auto` classifies: below it, straight-line code is at
+/// least as fast (bench/results/classifier.txt) and easier to read in -S.
+inline constexpr unsigned kDefaultMinRun = 16;
 
 struct Options {
   Mode mode = Mode::Auto;
   unsigned minRun = kDefaultMinRun;
-  /// Leaves are cut until they hold at most this many candidates (HiCuts'
+  /// Leaves are cut until they hold at most this many rules (HiCuts'
   /// binth), when a cut can separate them.
   unsigned binth = 4;
   /// A cut may replicate rules into its children up to this factor of the
@@ -56,126 +52,102 @@ struct Options {
   double spaceFactor = 4.0;
 };
 
-/// The deepest tree the program walks (its loop bound); the builder makes a
-/// leaf rather than go deeper.
-inline constexpr unsigned kMaxDepth = 24;
-/// The longest chain of guards (jump rules inside a segment) a rule can
-/// have: netfilter's nesting limit.
-inline constexpr unsigned kMaxGuards = 16;
-/// Field tests one rule may carry (ClsRule::field_count).
-inline constexpr unsigned kMaxFieldTests = 8;
+//===-- the key -----------------------------------------------------------===//
 
-//===-- 1. flatten --------------------------------------------------------===//
+/// The dimensions the tree cuts, the order of the program's key: IPv4
+/// source and destination (host order), protocol, and the two ports as
+/// 17-bit keys: 0..65535 the port, PortShort when a tcp/udp match would
+/// hotdrop (the transport header is cut short, or a TCP fragment at offset
+/// 1), PortNone when the packet has no ports a match can read (a later
+/// fragment, or a protocol other than TCP and UDP).
+enum Dim : unsigned { Src, Dst, Proto, Sport, Dport, Dims };
+inline constexpr unsigned DimBits[Dims] = {32, 32, 8, 17, 17};
+inline constexpr uint32_t PortShort = 0x10000, PortNone = 0x10001;
 
-/// One position of a flattened chain. A rule position tests its rule (and,
-/// implicitly, every jump rule whose inlined chain holds it); the pseudo
-/// position (rule null) ends an inlined `-g` chain and goes to `target`.
-struct Position {
-  const ir::Rule *rule = nullptr;
-  /// The innermost jump (-j/-g) position whose inlined chain holds this
-  /// one; -1 at the top level.
-  int guard = -1;
-  /// Jump and goto rules: the first position after the inlined chain (where
-  /// a jump rule that does not match goes).
-  unsigned copyEnd = 0;
-  /// RETURN rules and the pseudo position: where control goes (the end of
-  /// the enclosing -j copy; the chain's end is the policy).
-  unsigned target = 0;
-};
+/// The largest key of dimension `dim` (its domain is [0, max]).
+constexpr uint32_t dimMax(unsigned dim) {
+  return DimBits[dim] >= 32 ? 0xffffffffu : (uint32_t(1) << DimBits[dim]) - 1;
+}
 
-struct FlatChain {
-  const ir::Chain *chain = nullptr;
-  std::vector<Position> pos;
-  /// The position after the last: the policy.
-  unsigned end() const { return unsigned(pos.size()); }
-};
+//===-- what can be classified --------------------------------------------===//
 
-/// `c` (a built-in chain of `p`) with its user chains inlined. Throws
-/// std::length_error when inlining makes more than kMaxPositions.
-FlatChain flatten(const ir::Program &p, const ir::Chain &c);
-inline constexpr size_t kMaxPositions = size_t(1) << 24;
-
-//===-- 2. plan -----------------------------------------------------------===//
-
-/// Whether the data-driven matcher can test `r` exactly (IPv4, a target the
-/// scan carries out, and matches it knows: addresses, protocol, -i, -f,
-/// tcp/udp ports and flags, icmp, header fields). Empty when it can; else
-/// what it cannot.
+/// Empty when `r` (a rule of an IPv4 chain of `table`) can be a rule of a
+/// run: ACCEPT, DROP or no target; -s/-d (any mask), -p, and tcp/udp with
+/// only --sport/--dport after its own non-negated -p. Else what it cannot.
 std::string unclassifiable(const ir::Rule &r, ir::Family family,
                            ir::Table table);
 
-/// A run of classified positions [begin, end) of one flat chain.
-struct Segment {
-  unsigned begin = 0, end = 0;
-  /// Positions control can enter at (begin first), each with its global
-  /// entry id (the index of r2x_cls_entry's half the code passes).
-  std::vector<unsigned> entries;
-  std::vector<unsigned> entryIds;
-  /// Where control can leave to (positions >= end; exit 0 is `end`).
-  std::vector<unsigned> exits;
-  /// The segment's first rule index in r2x_cls_rule's half.
-  unsigned ruleBase = 0;
-  /// Exit index of position `x` (>= end).
-  unsigned exitOf(unsigned x) const;
+/// The length of the run of `c` that starts at rule `first` (0 if
+/// `c.rules[first]` cannot start one): the classifiable rules from there,
+/// if they are at least as many as the options ask; else 0.
+size_t runAt(const ir::Chain &c, size_t first, const Options &o);
+
+//===-- the data ----------------------------------------------------------===//
+
+/// A tree node, two words. Internal: the child is node `a + ((key[dim] >>
+/// shift) & mask)`, with b = dim | shift << 8 | mask << 16. Leaf (NodeLeaf
+/// set in b): its rules are leaf entries [a, a + (b & NodeCountMask)).
+struct Node {
+  uint32_t a = 0, b = 0;
+};
+inline constexpr uint32_t NodeLeaf = 0x80000000u, NodeCountMask = 0x7fffffffu;
+
+/// A leaf entry: a rule's index in the run, with LeafCertain set when it
+/// matches every packet of the leaf's region (the program counts it without
+/// testing it).
+inline constexpr uint32_t LeafCertain = 0x80000000u,
+                          LeafIndexMask = 0x7fffffffu;
+
+/// One rule as the program's matcher reads it (RuleWords 32-bit words):
+/// src & srcMask == srcNet (xor SrcNeg), the same for dst, proto &
+/// protoMask == proto (xor ProtoNeg); with L4, PortShort hotdrops,
+/// PortNone does not match, and each port must lie in [lo, hi] (xor its
+/// Neg). A test the rule does not make has mask 0 or the full range.
+struct RuleRec {
+  uint32_t srcNet = 0, srcMask = 0, dstNet = 0, dstMask = 0;
+  uint32_t sport = 0xffff0000u; ///< lo | hi << 16
+  uint32_t dport = 0xffff0000u;
+  uint32_t slot = 0; ///< the rule's counter slot
+  uint32_t control =
+      0; ///< proto | protoMask << 8 | flags << 16 | verdict << 24
+};
+inline constexpr unsigned RuleWords = sizeof(RuleRec) / 4;
+static_assert(sizeof(RuleRec) == 32);
+enum RuleFlag : uint32_t {
+  SrcNeg = 1,
+  DstNeg = 2,
+  ProtoNeg = 4,
+  L4 = 8,
+  SportNeg = 16,
+  DportNeg = 32
+};
+/// RuleRec::control's verdict byte.
+enum RuleVerdict : uint32_t {
+  VerdictContinue = 0,
+  VerdictAccept = 1,
+  VerdictDrop = 2
 };
 
-struct ChainPlan {
-  FlatChain flat;
-  std::vector<Segment> segments; ///< in position order
-  /// The segment holding position `x`, or null.
-  const Segment *segmentAt(unsigned x) const;
-};
-
-struct Plan {
-  Options options;
-  /// Every built-in chain, in program order (a chain without segments is
-  /// compiled as straight-line code).
-  std::vector<ChainPlan> chains;
-  unsigned entryCount = 0, ruleCount = 0;
-  /// ir::Field rows the classified rules test (bit = the Field's number).
-  uint32_t fieldsUsed = 0;
-  bool any() const { return entryCount != 0; }
-  /// The plan of chain `c`, or null.
-  const ChainPlan *of(const ir::Chain &c) const;
-};
-
-Plan plan(const ir::Program &p, const Options &o);
-
-/// Everything the program's code depends on, as text: chains, policies and
-/// their slots, each straight-line rule (text, slot, target), each segment's
-/// entries and exits, the fields the classified rules test. Two programs
-/// with the same skeleton have the same code; only their maps differ.
-std::string skeleton(const ir::Program &p, const Plan &plan);
-/// The skeleton's 64-bit FNV-1a hash in 16 hex digits (the metadata's
-/// `classifier` record).
-std::string skeletonHash(const ir::Program &p, const Plan &plan);
-
-//===-- 3. build ----------------------------------------------------------===//
-
-/// One half of the classifier's maps, as the maps hold it (indexes relative
-/// to the half).
-struct Image {
-  std::vector<contract::ClsEntry> entries; ///< by entry id
-  std::vector<contract::ClsNode> nodes;
-  std::vector<uint32_t> leaves;
-  std::vector<contract::ClsRule> rules;
-  std::vector<contract::ClsField> fields;
-};
-
-/// Statistics of a build, for --classifier-stats and the benchmarks.
+/// Statistics of a build, for the benchmarks and tests.
 struct Stats {
-  unsigned segments = 0, rules = 0, nodes = 0, leafEntries = 0;
-  unsigned maxDepth = 0, maxLeaf = 0;
-  double meanLeaf = 0; ///< candidates per non-empty leaf, mean
+  unsigned nodes = 0, leafEntries = 0, maxDepth = 0, maxLeaf = 0;
+  double meanLeaf = 0; ///< rules per non-empty leaf, mean
 };
 
-Image build(const Plan &plan, Stats *stats = nullptr);
+/// A run's data, as the program's read-only globals hold it.
+struct Image {
+  std::vector<Node> nodes; ///< the root is node 0
+  std::vector<uint32_t> leaves;
+  std::vector<RuleRec> rules; ///< in run order
+  Stats stats;
+};
 
-/// The capacity of one half of a map that holds `used` entries now: room to
-/// grow by updates in place (a quarter more, at least 64).
-constexpr uint32_t halfCapacity(size_t used) {
-  size_t cap = used + (used / 4 > 64 ? used / 4 : 64);
-  return uint32_t(cap);
-}
+/// The run `rules` (each one unclassifiable() accepts) as data.
+Image build(const std::vector<const ir::Rule *> &rules, const Options &o);
+
+/// The reference walk of an Image, as the program does it: the rule
+/// indexes in `img.rules` that the program tests for `key`, in order (the
+/// leaf's list), with LeafCertain kept. For tests.
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]);
 
 } // namespace r2x::classify

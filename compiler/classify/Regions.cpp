@@ -2,9 +2,9 @@
 //
 /// \file
 /// See Regions.h. The boxes follow what the program's key holds
-/// (contract::ClsPkt, filled in compiler/backend/ClassifyCodegen.cpp): a
+/// (Classify.h's key, filled in compiler/backend/ClassifyCodegen.cpp): a
 /// tcp or udp match can only be met by a packet whose port keys are ports
-/// (it matches or not) or ClsPortShort (it hotdrops), never ClsPortNone (a
+/// (it matches or not) or PortShort (it hotdrops), never PortNone (a
 /// later fragment: it does not match).
 //===----------------------------------------------------------------------===//
 #include "compiler/classify/Regions.h"
@@ -13,8 +13,6 @@
 #include <variant>
 
 namespace r2x::classify {
-
-using contract::ClsDim;
 
 IntervalSet IntervalSet::of(uint32_t lo, uint32_t hi) {
   IntervalSet s;
@@ -114,12 +112,12 @@ void exactDim(Box &b, unsigned dim, const IntervalSet &s) {
 }
 
 /// A tcp/udp port test: the certain set is the ports it accepts; the box
-/// adds ClsPortShort, where the match hotdrops.
+/// adds PortShort, where the match hotdrops.
 void portDim(Box &b, unsigned dim, const std::optional<ir::PortRange> &r) {
   IntervalSet real = r ? rangeOrComplement(r->lo, r->hi, 0xffff, r->negated)
                        : IntervalSet::of(0, 0xffff);
   IntervalSet box = real;
-  box.add(contract::ClsPortShort, contract::ClsPortShort);
+  box.add(PortShort, PortShort);
   bool ignored = true;
   b.dim[dim] = b.dim[dim].intersect(box, ignored);
   b.certain[dim] = b.certain[dim].intersect(real, b.exact);
@@ -129,7 +127,7 @@ void portDim(Box &b, unsigned dim, const std::optional<ir::PortRange> &r) {
 
 Box fullBox() {
   Box b;
-  for (unsigned d = 0; d < contract::ClsDims; ++d)
+  for (unsigned d = 0; d < Dims; ++d)
     b.dim[d] = b.certain[d] = IntervalSet::full(d);
   b.exact = true;
   return b;
@@ -142,8 +140,7 @@ Box boxOf(const ir::Rule &r) {
     std::visit(
         ir::Overloaded{
             [&](const M::Address &a) {
-              unsigned dim = a.side == M::Address::Side::Source ? ClsDim::ClsSrc
-                                                                : ClsDim::ClsDst;
+              unsigned dim = a.side == M::Address::Side::Source ? Src : Dst;
               if (!contiguous(a.mask)) {
                 b.exact = false; // the matcher tests it; the tree cannot
                 return;
@@ -153,12 +150,12 @@ Box boxOf(const ir::Rule &r) {
                                          m.negated));
             },
             [&](const M::Protocol &p) {
-              exactDim(b, ClsDim::ClsProto,
+              exactDim(b, Proto,
                        rangeOrComplement(p.proto, p.proto, 0xff, m.negated));
             },
             [&](const M::TcpUdp &t) {
-              portDim(b, ClsDim::ClsSport, t.sport);
-              portDim(b, ClsDim::ClsDport, t.dport);
+              portDim(b, Sport, t.sport);
+              portDim(b, Dport, t.dport);
               if (t.flags || t.option)
                 b.exact = false;
             },
@@ -177,7 +174,7 @@ Box boxOf(const ir::Rule &r) {
 Box intersect(const Box &a, const Box &b) {
   Box r;
   r.exact = a.exact && b.exact;
-  for (unsigned d = 0; d < contract::ClsDims; ++d) {
+  for (unsigned d = 0; d < Dims; ++d) {
     bool ignored = true;
     r.dim[d] = a.dim[d].intersect(b.dim[d], ignored);
     r.certain[d] = a.certain[d].intersect(b.certain[d], r.exact);

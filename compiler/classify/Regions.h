@@ -1,8 +1,9 @@
-//===- compiler/classify/Regions.h - rules as boxes in key space -*- C++ -*-===//
+//===- compiler/classify/Regions.h - rules as boxes in key space -*- C++
+//-*-===//
 //
 /// \file
 /// What the tree builder knows of a rule: per dimension of the key
-/// (contract::ClsDim), a small set of intervals holding every key for which
+/// (classify::Dim), a small set of intervals holding every key for which
 /// the rule can match or hotdrop (its box, a superset), and, when the rule
 /// is exact (every test it makes is one on the key), the intervals where it
 /// certainly matches. The matcher in the program always tests the rule
@@ -11,8 +12,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "compiler/classify/Classify.h"
 #include "compiler/ir/IR.h"
-#include "runtime/contract/Object.h"
 
 #include <array>
 #include <cstdint>
@@ -49,11 +50,11 @@ private:
 
 /// A rule's extent in key space.
 struct Box {
-  std::array<IntervalSet, contract::ClsDims> dim;
+  std::array<IntervalSet, Dims> dim;
   /// Every test of the rule is a key test, and `certain` holds where it
   /// matches for sure.
   bool exact = false;
-  std::array<IntervalSet, contract::ClsDims> certain;
+  std::array<IntervalSet, Dims> certain;
 };
 
 /// The box of one rule's own matches (its guards are intersected by the
@@ -64,12 +65,5 @@ Box fullBox();
 /// Both: the keys where both can match (exact only if both are and the
 /// certain sets stayed exact).
 Box intersect(const Box &a, const Box &b);
-
-/// The largest key of dimension `dim` (its domain is [0, max]).
-constexpr uint32_t dimMax(unsigned dim) {
-  return contract::ClsDimBits[dim] >= 32
-             ? 0xffffffffu
-             : (uint32_t(1) << contract::ClsDimBits[dim]) - 1;
-}
 
 } // namespace r2x::classify

@@ -1,27 +1,25 @@
-//===- compiler/classify/Build.cpp - the classifier's data ----------------===//
+//===- compiler/classify/Tree.cpp - a run of rules as a decision tree -----===//
 //
 /// \file
-/// Stage 3 of Classify.h: each segment's rules as contract::ClsRule records
-/// and a decision tree over them (docs/classifier.md).
-///
-/// The tree is HiCuts' with cuts the program can take with a shift and a
-/// mask: a node cuts one dimension of its region (an aligned block of key
-/// space) into 2^b equal parts, the key's next b bits of that dimension.
-/// A leaf lists, in rule order, every rule whose box meets the leaf's
-/// region; the program's matcher tests them one by one from the scan's
-/// position (so first-match order, jumps and RETURN stay as flattened).
-/// Two things keep leaves short:
+/// See Classify.h. The tree is HiCuts' with cuts the program can take with
+/// a shift and a mask: a node cuts one dimension of its region (an aligned
+/// block of key space) into 2^b equal parts, the key's next b bits of that
+/// dimension. A leaf lists, in rule order, every rule whose box meets the
+/// leaf's region. Two things keep leaves short:
 ///  - the cut of each node is the one (dimension, b) whose largest child is
 ///    smallest, among those whose children together hold at most
 ///    Options::spaceFactor times the node's rules (plus the children);
 ///    when no cut separates the rules, a node zooms into the block of key
 ///    space they all share;
 ///  - a rule that certainly matches the whole region and ends the scan
-///    (ACCEPT, DROP) hides every later rule up to the next place a scan can
-///    start or land (an entry, a RETURN's target): those are left out.
+///    (ACCEPT, DROP) hides every later rule there: those are left out.
+/// (From the stopped WIP's Build.cpp, commit 5bf95fa, cut down to runs
+/// without jumps: a run is entered only at its first rule.)
 //===----------------------------------------------------------------------===//
 #include "compiler/classify/Classify.h"
 #include "compiler/classify/Regions.h"
+
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <map>
@@ -30,22 +28,98 @@
 
 namespace r2x::classify {
 
-namespace {
+const char *modeName(Mode m) {
+  switch (m) {
+  case Mode::Never:
+    return "never";
+  case Mode::Auto:
+    return "auto";
+  case Mode::Always:
+    return "always";
+  }
+  return "?";
+}
 
-using namespace contract;
+std::optional<Mode> parseMode(std::string_view text) {
+  for (Mode m : {Mode::Never, Mode::Auto, Mode::Always})
+    if (text == modeName(m))
+      return m;
+  return std::nullopt;
+}
+
+std::string unclassifiable(const ir::Rule &r, ir::Family family,
+                           ir::Table table) {
+  using M = ir::Match;
+  if (family != ir::Family::V4)
+    return "an ip6tables rule";
+  if (table == ir::Table::Nat)
+    return "a nat rule";
+  if (r.verdict != ir::Verdict::Accept && r.verdict != ir::Verdict::Drop &&
+      r.verdict != ir::Verdict::Continue)
+    return std::string("target ") + ir::verdictName(r.verdict);
+  unsigned src = 0, dst = 0, proto = 0, l4 = 0;
+  const M::Protocol *protocol = nullptr;
+  bool protoNegated = false;
+  std::string why;
+  for (const M &m : r.matches)
+    std::visit(ir::Overloaded{
+                   [&](const M::Address &a) {
+                     ++(a.side == M::Address::Side::Source ? src : dst);
+                   },
+                   [&](const M::Protocol &p) {
+                     ++proto;
+                     if (!protocol) {
+                       protocol = &p;
+                       protoNegated = m.negated;
+                     }
+                   },
+                   [&](const M::TcpUdp &t) {
+                     ++l4;
+                     if (m.negated || t.flags || t.option)
+                       why = "tcp flags or options";
+                     // The key reads the header of the packet's protocol: the
+                     // rule's own -p must have made it this one.
+                     if (!protocol || protoNegated ||
+                         protocol->proto != t.proto)
+                       why = "a transport match without its -p";
+                   },
+                   [&](const M::InIface &) { why = "-i"; },
+                   [&](const M::Fragment &) { why = "-f"; },
+                   [&](const M::Icmp &) { why = "-m icmp"; },
+                   [&](const M::Multiport &) { why = "-m multiport"; },
+                   [&](const M::FieldRange &) { why = "a header field match"; },
+                   [&](const M::U32 &) { why = "-m u32"; },
+               },
+               m.kind);
+  if (!why.empty())
+    return why;
+  if (src > 1 || dst > 1 || proto > 1 || l4 > 1)
+    return "two matches of one kind";
+  return {};
+}
+
+size_t runAt(const ir::Chain &c, size_t first, const Options &o) {
+  if (o.mode == Mode::Never)
+    return 0;
+  size_t end = first;
+  while (end < c.rules.size() &&
+         unclassifiable(c.rules[end], c.family, c.table).empty())
+    ++end;
+  size_t minRun = o.mode == Mode::Always ? 1 : std::max(1u, o.minRun);
+  return end - first >= minRun ? end - first : 0;
+}
+
+namespace {
 
 /// The largest cut a node makes (2^8 children), and a zooming node's.
 constexpr unsigned kMaxCutBits = 8, kMaxZoomBits = 12;
-
-uint32_t encodeNext(ClsNextKind kind, uint32_t value) {
-  if (value > ClsValueMask)
-    throw std::length_error("the classifier's rule index does not fit");
-  return uint32_t(kind) << ClsNextShift | value;
-}
+/// The deepest tree the builder makes (the program's walk is bounded by the
+/// depth it reports): below it, a node becomes a leaf.
+constexpr unsigned kMaxDepth = 24;
 
 /// A rule of the segment as the builder sees it.
 struct Cand {
-  uint32_t index = 0; ///< in r2x_cls_rule's half
+  uint32_t index = 0; ///< in the run
   Box box;
   bool terminal = false; ///< ACCEPT or DROP: the scan stops there
 };
@@ -53,13 +127,13 @@ struct Cand {
 /// A node's region: per dimension, the aligned block [lo, hi] and how many
 /// of the dimension's top bits are fixed.
 struct Region {
-  uint32_t lo[ClsDims], hi[ClsDims];
-  unsigned used[ClsDims];
+  uint32_t lo[Dims], hi[Dims];
+  unsigned used[Dims];
 };
 
 Region wholeSpace() {
   Region r;
-  for (unsigned d = 0; d < ClsDims; ++d) {
+  for (unsigned d = 0; d < Dims; ++d) {
     r.lo[d] = 0;
     r.hi[d] = dimMax(d);
     r.used[d] = 0;
@@ -103,7 +177,7 @@ private:
   bool certainIn(const Cand &c, const Region &r) const {
     if (!c.box.exact)
       return false;
-    for (unsigned d = 0; d < ClsDims; ++d)
+    for (unsigned d = 0; d < Dims; ++d)
       if (!c.box.certain[d].covers(r.lo[d], r.hi[d]))
         return false;
     return true;
@@ -120,7 +194,8 @@ private:
     for (uint32_t i : list) {
       const Cand &c = cands_[i];
       if (!alive) {
-        auto next = std::upper_bound(landings_.begin(), landings_.end(), deadAt);
+        auto next =
+            std::upper_bound(landings_.begin(), landings_.end(), deadAt);
         if (next == landings_.end() || *next > c.index)
           continue;
         alive = true;
@@ -140,7 +215,7 @@ private:
   template <class F>
   void childSpans(const std::vector<uint32_t> &list, const Region &r,
                   unsigned dim, unsigned bits, F f) const {
-    unsigned shift = ClsDimBits[dim] - r.used[dim] - bits;
+    unsigned shift = DimBits[dim] - r.used[dim] - bits;
     uint64_t lo = r.lo[dim], hi = r.hi[dim];
     for (uint32_t i : list) {
       const IntervalSet &s = cands_[i].box.dim[dim];
@@ -186,12 +261,13 @@ private:
                                const Region &r) const {
     std::optional<Cut> best;
     size_t n = list.size();
-    for (unsigned d = 0; d < ClsDims; ++d) {
-      unsigned free = ClsDimBits[d] - r.used[d];
+    for (unsigned d = 0; d < Dims; ++d) {
+      unsigned free = DimBits[d] - r.used[d];
       std::optional<Cut> mine;
       for (unsigned b = 1; b <= std::min(free, kMaxCutBits); ++b) {
         Cut c = measure(list, r, d, b);
-        if (b > 1 && double(c.sum) > o_.spaceFactor * double(n) + double(1u << b))
+        if (b > 1 &&
+            double(c.sum) > o_.spaceFactor * double(n) + double(1u << b))
           break;
         if (!mine || c.max <= mine->max)
           mine = c;
@@ -206,8 +282,8 @@ private:
       return best;
     // No cut separates the candidates: zoom into the block of key space
     // they all share, in the dimension where it is smallest.
-    for (unsigned d = 0; d < ClsDims; ++d) {
-      unsigned free = ClsDimBits[d] - r.used[d];
+    for (unsigned d = 0; d < Dims; ++d) {
+      unsigned free = DimBits[d] - r.used[d];
       unsigned common = 0;
       while (common < std::min(free, kMaxZoomBits) &&
              measure(list, r, d, common + 1).sum == n)
@@ -221,12 +297,12 @@ private:
 
   /// The leaf for `list` in region `r`, sharing storage with an identical
   /// leaf.
-  contract::ClsNode leaf(const std::vector<uint32_t> &list, const Region &r) {
+  Node leaf(const std::vector<uint32_t> &list, const Region &r) {
     std::vector<uint32_t> entries;
     entries.reserve(list.size());
     for (uint32_t i : list)
       entries.push_back(cands_[i].index |
-                        (certainIn(cands_[i], r) ? ClsCertain : 0));
+                        (certainIn(cands_[i], r) ? LeafCertain : 0));
     if (!list.empty()) {
       st_.maxLeaf = std::max<unsigned>(st_.maxLeaf, unsigned(list.size()));
       leafSum_ += list.size();
@@ -236,7 +312,7 @@ private:
     auto [it, fresh] = memo_.try_emplace(entries, uint32_t(img_.leaves.size()));
     if (fresh)
       img_.leaves.insert(img_.leaves.end(), entries.begin(), entries.end());
-    return {it->second, ClsLeaf | uint32_t(entries.size())};
+    return {it->second, NodeLeaf | uint32_t(entries.size())};
   }
 
   void node(uint32_t at, const Region &r, const std::vector<uint32_t> &list,
@@ -258,9 +334,9 @@ private:
                });
     uint32_t base = uint32_t(img_.nodes.size());
     img_.nodes.resize(img_.nodes.size() + children);
-    unsigned shift = ClsDimBits[cut->dim] - r.used[cut->dim] - cut->bits;
-    img_.nodes[at] = {base, cut->dim | shift << 8 |
-                                uint32_t((children - 1) << 16)};
+    unsigned shift = DimBits[cut->dim] - r.used[cut->dim] - cut->bits;
+    img_.nodes[at] = {base,
+                      cut->dim | shift << 8 | uint32_t((children - 1) << 16)};
     for (size_t k = 0; k < children; ++k) {
       Region child = r;
       uint64_t width = uint64_t(1) << shift;
@@ -281,165 +357,87 @@ private:
   size_t leafSum_ = 0, leafCount_ = 0;
 };
 
-static_assert(kMaxZoomBits < 16, "a node's mask is 15 bits (ClsNode::b)");
+static_assert(kMaxZoomBits < 16, "a node's mask is 15 bits (Node::b)");
 
 /// A rule's tests as the matcher's record.
-void encodeMatches(const ir::Rule &r, ClsRule &rec, Image &img) {
+RuleRec encode(const ir::Rule &r) {
   using M = ir::Match;
-  rec.field_first = uint32_t(img.fields.size());
-  bool l4Seen = false;
-  for (const M &m : r.matches) {
-    uint32_t neg = m.negated ? 1 : 0;
-    std::visit(
-        ir::Overloaded{
-            [&](const M::Address &a) {
-              if (a.side == M::Address::Side::Source) {
-                rec.flags |= ClsMSrc | (neg ? ClsMSrcNeg : 0);
-                rec.src = a.net;
-                rec.src_mask = a.mask;
-              } else {
-                rec.flags |= ClsMDst | (neg ? ClsMDstNeg : 0);
-                rec.dst = a.net;
-                rec.dst_mask = a.mask;
-              }
-            },
-            [&](const M::Protocol &p) {
-              rec.flags |= ClsMProto | (neg ? ClsMProtoNeg : 0);
-              rec.proto = p.proto;
-            },
-            [&](const M::InIface &i) {
-              rec.flags |= ClsMIface | (neg ? ClsMIfaceNeg : 0);
-              rec.iface_bit = uint8_t(i.bit);
-            },
-            [&](const M::Fragment &) {
-              rec.flags |= ClsMFrag | (neg ? ClsMFragNeg : 0);
-            },
-            [&](const M::TcpUdp &t) {
-              l4Seen = true;
-              rec.flags |= ClsMTcpUdp;
-              rec.l4 = t.proto;
-              if (t.sport) {
-                rec.flags |= ClsMSport | (t.sport->negated ? ClsMSportNeg : 0);
-                rec.sport_lo = t.sport->lo;
-                rec.sport_hi = t.sport->hi;
-              }
-              if (t.dport) {
-                rec.flags |= ClsMDport | (t.dport->negated ? ClsMDportNeg : 0);
-                rec.dport_lo = t.dport->lo;
-                rec.dport_hi = t.dport->hi;
-              }
-              if (t.flags) {
-                rec.flags |=
-                    ClsMTcpFlags | (t.flags->negated ? ClsMTcpFlagsNeg : 0);
-                rec.tcp_mask = t.flags->mask;
-                rec.tcp_comp = t.flags->comp;
-              }
-            },
-            [&](const M::Icmp &i) {
-              l4Seen = true;
-              rec.flags |= ClsMIcmp | (neg ? ClsMIcmpNeg : 0);
-              rec.icmp_type = i.type;
-              rec.icmp_code_lo = i.codeLo;
-              rec.icmp_code_hi = i.codeHi;
-            },
-            [&](const M::FieldRange &f) {
-              img.fields.push_back({static_cast<uint32_t>(f.field), neg,
-                                    f.mask, f.lo, f.hi});
-              ++rec.field_count;
-              if (!l4Seen)
-                ++rec.field_before;
-            },
-            [&](const M::Multiport &) {
-              throw std::logic_error("multiport in a classified rule");
-            },
-            [&](const M::U32 &) {
-              throw std::logic_error("u32 in a classified rule");
-            },
-        },
-        m.kind);
-  }
-}
-
-/// What a matched position does next, as ClsRule::next.
-uint32_t nextOf(const Position &p, const Segment &s) {
-  if (p.rule) {
-    switch (p.rule->verdict) {
-    case ir::Verdict::Accept:
-      return encodeNext(ClsAccept, 0);
-    case ir::Verdict::Drop:
-      return encodeNext(ClsDrop, 0);
-    case ir::Verdict::Continue:
-    case ir::Verdict::Jump:
-    case ir::Verdict::Goto:
-      return encodeNext(ClsContinue, 0);
-    case ir::Verdict::Return:
-      break;
-    case ir::Verdict::Dnat:
-      throw std::logic_error("DNAT in a classified rule");
-    }
-  }
-  if (p.target < s.end)
-    return encodeNext(ClsJumpIn, s.ruleBase + (p.target - s.begin));
-  return encodeNext(ClsExit, s.exitOf(p.target));
-}
-
-void buildSegment(const FlatChain &f, const Segment &s, const Options &o,
-                  Image &img, Stats &st) {
-  std::vector<Cand> cands;
-  std::vector<uint32_t> landings;
-  cands.reserve(s.end - s.begin);
-  for (unsigned q = s.begin; q < s.end; ++q) {
-    const Position &p = f.pos[q];
-    ClsRule rec{};
-    rec.slot = p.rule ? p.rule->counter : ClsNoSlot;
-    rec.next = nextOf(p, s);
-    rec.guard = ClsNoGuard;
-    Cand c;
-    c.index = s.ruleBase + (q - s.begin);
-    c.box = p.rule ? boxOf(*p.rule) : fullBox();
-    // Guards before the segment hold whenever it runs: only the innermost
-    // guard inside it is tested (and its box narrows this one).
-    if (p.guard >= int(s.begin)) {
-      rec.guard = s.ruleBase + (unsigned(p.guard) - s.begin);
-      c.box = intersect(c.box, cands[unsigned(p.guard) - s.begin].box);
-    }
-    if (p.rule)
-      encodeMatches(*p.rule, rec, img);
-    else
-      rec.field_first = uint32_t(img.fields.size());
-    uint32_t kind = rec.next >> ClsNextShift;
-    c.terminal = kind == ClsAccept || kind == ClsDrop;
-    if (kind == ClsJumpIn)
-      landings.push_back(rec.next & ClsValueMask);
-    img.rules.push_back(rec);
-    cands.push_back(std::move(c));
-  }
-  for (unsigned x : s.entries)
-    landings.push_back(s.ruleBase + (x - s.begin));
-  uint32_t root =
-      TreeBuilder(o, img, st, std::move(cands), std::move(landings)).build();
-  for (size_t k = 0; k < s.entries.size(); ++k) {
-    if (img.entries.size() <= s.entryIds[k])
-      img.entries.resize(s.entryIds[k] + 1);
-    img.entries[s.entryIds[k]] = {root, s.ruleBase + (s.entries[k] - s.begin)};
-  }
-  ++st.segments;
+  RuleRec rec;
+  uint32_t proto = 0, protoMask = 0, flags = 0;
+  for (const M &m : r.matches)
+    std::visit(ir::Overloaded{
+                   [&](const M::Address &a) {
+                     bool src = a.side == M::Address::Side::Source;
+                     (src ? rec.srcNet : rec.dstNet) = a.net & a.mask;
+                     (src ? rec.srcMask : rec.dstMask) = a.mask;
+                     if (m.negated)
+                       flags |= src ? SrcNeg : DstNeg;
+                   },
+                   [&](const M::Protocol &p) {
+                     proto = p.proto;
+                     protoMask = 0xff;
+                     if (m.negated)
+                       flags |= ProtoNeg;
+                   },
+                   [&](const M::TcpUdp &t) {
+                     flags |= L4;
+                     if (t.sport) {
+                       rec.sport = t.sport->lo | uint32_t(t.sport->hi) << 16;
+                       flags |= t.sport->negated ? SportNeg : 0;
+                     }
+                     if (t.dport) {
+                       rec.dport = t.dport->lo | uint32_t(t.dport->hi) << 16;
+                       flags |= t.dport->negated ? DportNeg : 0;
+                     }
+                   },
+                   [&](const auto &) {
+                     throw std::logic_error(
+                         "classify: a match a run cannot hold");
+                   },
+               },
+               m.kind);
+  uint32_t verdict = r.verdict == ir::Verdict::Accept ? VerdictAccept
+                     : r.verdict == ir::Verdict::Drop ? VerdictDrop
+                                                      : VerdictContinue;
+  rec.slot = r.counter;
+  rec.control = proto | protoMask << 8 | flags << 16 | verdict << 24;
+  return rec;
 }
 
 } // namespace
 
-Image build(const Plan &plan, Stats *stats) {
+Image build(const std::vector<const ir::Rule *> &rules, const Options &o) {
   Image img;
-  Stats st;
-  for (const ChainPlan &cp : plan.chains)
-    for (const Segment &s : cp.segments)
-      buildSegment(cp.flat, s, plan.options, img, st);
-  st.rules = unsigned(img.rules.size());
-  st.nodes = unsigned(img.nodes.size());
-  st.leafEntries = unsigned(img.leaves.size());
-  if (stats)
-    *stats = st;
+  std::vector<Cand> cands;
+  cands.reserve(rules.size());
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    img.rules.push_back(encode(*rules[i]));
+    Cand c;
+    c.index = i;
+    c.box = boxOf(*rules[i]);
+    c.terminal = rules[i]->verdict == ir::Verdict::Accept ||
+                 rules[i]->verdict == ir::Verdict::Drop;
+    cands.push_back(std::move(c));
+  }
+  // The run is entered at its first rule only.
+  TreeBuilder(o, img, img.stats, std::move(cands), {0}).build();
+  img.stats.nodes = unsigned(img.nodes.size());
+  img.stats.leafEntries = unsigned(img.leaves.size());
   return img;
+}
+
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]) {
+  uint32_t at = 0;
+  for (unsigned depth = 0;; ++depth) {
+    if (depth > img.stats.maxDepth)
+      throw std::logic_error("classify: a walk deeper than the tree");
+    const Node &n = img.nodes.at(at);
+    if (n.b & NodeLeaf)
+      return {img.leaves.begin() + n.a,
+              img.leaves.begin() + n.a + (n.b & NodeCountMask)};
+    unsigned dim = n.b & 0xff, shift = (n.b >> 8) & 0xff;
+    at = n.a + ((key[dim] >> shift) & (n.b >> 16));
+  }
 }
 
 } // namespace r2x::classify
