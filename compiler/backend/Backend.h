@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "compiler/classify/Classify.h"
 #include "compiler/ir/IR.h"
 
 #include <stdexcept>
@@ -33,7 +34,10 @@ struct BackendError : std::runtime_error {
 constexpr size_t kLongJumpRules = 300;
 
 /// Compiles a finalized program. Returns the bytes of the requested form.
-std::string compile(const ir::Program &program, Emit emit);
+/// `cls` says which runs of rules become decision trees
+/// (compiler/classify/Classify.h).
+std::string compile(const ir::Program &program, Emit emit,
+                    const classify::Options &cls = {});
 
 /// The metadata text the object carries (its format is the object
 /// contract's, runtime/contract/Object.h); exposed for tests.

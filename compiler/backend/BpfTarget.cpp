@@ -94,7 +94,8 @@ size_t emittedRules(const ir::Program &p, const ir::Chain &c, unsigned depth) {
 }
 } // namespace
 
-std::string compile(const ir::Program &program, Emit emit) {
+std::string compile(const ir::Program &program, Emit emit,
+                    const classify::Options &cls) {
   // About 30 BPF instructions a rule: past a few hundred rules, a branch
   // from the first rules to the chain's end no longer fits in 16 bits.
   size_t rules = 0;
@@ -102,7 +103,8 @@ std::string compile(const ir::Program &program, Emit emit) {
     if (!c.user)
       rules += emittedRules(program, c, 0);
   const char *cpu = rules > kLongJumpRules ? "v4" : "v3";
-  return compileModule([&](Module &m) { emitXdpProgram(program, m); }, emit, cpu);
+  return compileModule([&](Module &m) { emitXdpProgram(program, m, cls); },
+                       emit, cpu);
 }
 
 /// LLVM stops on what it cannot encode, the usual case being a program so

@@ -64,8 +64,13 @@ GlobalVariable *declareIfmatch(BtfBuilder &btf, uint32_t entries) {
 
 void bumpCounter(Codegen &cg, GlobalVariable *counters, AllocaInst *key,
                  unsigned slot, Value *bytes) {
+  bumpCounter(cg, counters, key, cg.b.getInt32(slot), bytes);
+}
+
+void bumpCounter(Codegen &cg, GlobalVariable *counters, AllocaInst *key,
+                 Value *slot, Value *bytes) {
   IRBuilder<> &b = cg.b;
-  b.CreateStore(b.getInt32(slot), key);
+  b.CreateStore(slot, key);
   Value *v = cg.callHelper(MapLookupElem, cg.ptr, {counters, key});
   BasicBlock *hit = cg.block("count");
   BasicBlock *done = cg.block("counted");

@@ -38,6 +38,9 @@ llvm::GlobalVariable *declareIfmatch(BtfBuilder &btf, uint32_t entries);
 /// stack slot `key` (an i32) for the lookup's key.
 void bumpCounter(Codegen &cg, llvm::GlobalVariable *counters,
                  llvm::AllocaInst *key, unsigned slot, llvm::Value *bytes);
+/// The same for a slot known only at run time (an i32).
+void bumpCounter(Codegen &cg, llvm::GlobalVariable *counters,
+                 llvm::AllocaInst *key, llvm::Value *slot, llvm::Value *bytes);
 
 /// The Ethernet header: branches to `tooShort` unless the frame holds one,
 /// then returns its EtherType (i16, host order).

@@ -15,6 +15,7 @@
 
 #include "compiler/backend/Backend.h"
 #include "compiler/backend/Btf.h"
+#include "compiler/backend/ClassifyCodegen.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/backend/Scaffold.h"
@@ -62,8 +63,9 @@ constexpr const char *TcpOptStep = "r2x_tcpopt_step";
 
 class XdpCodegen {
 public:
-  XdpCodegen(const ir::Program &p, Module &m, Function *fn, BtfBuilder &btf)
-      : p_(p), cg_(m, fn), btf_(btf) {}
+  XdpCodegen(const ir::Program &p, Module &m, Function *fn, BtfBuilder &btf,
+             const classify::Options &cls)
+      : p_(p), cg_(m, fn), btf_(btf), cls_(cls) {}
 
   void emit(Value *ctxArg);
 
@@ -111,6 +113,9 @@ private:
   const ir::Program &p_;
   Codegen cg_;
   BtfBuilder &btf_;
+  classify::Options cls_;
+  unsigned runs_ = 0; ///< classified runs emitted
+  BasicBlock *aborted_ = nullptr;
   Value *ctx_ = nullptr;
   Packet pk_;
   GlobalVariable *counters_ = nullptr, *ifmatch_ = nullptr, *ifmac_ = nullptr;
@@ -745,8 +750,21 @@ void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
 void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
                            BasicBlock *ret, unsigned depth) {
   IRBuilder<> &b = cg_.b;
-  for (const ir::Rule &r : c.rules) {
+  for (size_t at = 0; at < c.rules.size(); ++at) {
+    const ir::Rule &r = c.rules[at];
     BasicBlock *next = cg_.block("rule.next");
+    // A run of simple rules: a decision tree instead (ClassifyCodegen.h).
+    if (size_t n = classify::runAt(c, at, cls_)) {
+      std::vector<const ir::Rule *> run;
+      for (size_t k = at; k < at + n; ++k)
+        run.push_back(&c.rules[k]);
+      emitClassifiedRun({cg_, pk_, hdr_, counters_, key_, accept, drop_,
+                         aborted_},
+                        run, cls_, runs_++, next);
+      b.SetInsertPoint(next);
+      at += n - 1;
+      continue;
+    }
     for (const ir::Match &m : r.matches)
       emitMatch(m, next);
     bumpCounter(r.counter);
@@ -886,8 +904,11 @@ void XdpCodegen::emit(Value *ctxArg) {
   BasicBlock *entry = cg_.block("entry");
   pass_ = cg_.block("xdp.pass");
   drop_ = cg_.block("xdp.drop");
+  aborted_ = cg_.block("xdp.aborted");
   b.SetInsertPoint(pass_);
   cg_.ret(XdpPass);
+  b.SetInsertPoint(aborted_);
+  cg_.ret(XdpAborted);
   b.SetInsertPoint(drop_);
   cg_.ret(XdpDrop);
 
@@ -1003,10 +1024,11 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 
 } // namespace
 
-void emitXdpProgram(const ir::Program &program, Module &m) {
+void emitXdpProgram(const ir::Program &program, Module &m,
+                    const classify::Options &cls) {
   Function *fn = createProgram(m);
   BtfBuilder btf(m);
-  XdpCodegen cg(program, m, fn, btf);
+  XdpCodegen cg(program, m, fn, btf, cls);
   cg.emit(fn->getArg(0));
   // With a subprogram (a bpf_loop callback), the kernel wants BTF func_info
   // for every function.

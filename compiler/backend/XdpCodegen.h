@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "compiler/classify/Classify.h"
 #include "compiler/ir/IR.h"
 
 #include <llvm/IR/Module.h>
@@ -17,6 +18,7 @@
 namespace r2x::backend {
 
 /// Builds the program, its maps, license and metadata into `m`.
-void emitXdpProgram(const ir::Program &program, llvm::Module &m);
+void emitXdpProgram(const ir::Program &program, llvm::Module &m,
+                    const classify::Options &cls = {});
 
 } // namespace r2x::backend

@@ -50,6 +50,7 @@ struct Options {
   std::vector<std::string> tc; // --tc commands (compiler/driver/TcMain.h)
   std::string tcBatch;
   bool passUnsupported = false;
+  std::string classifier = "never"; ///< --classifier (compiler/classify)
 };
 
 /// rule2xdp's own options and whether they take a value.
@@ -58,6 +59,7 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--load", true},  {"--mode", true},   {"--unload", true},
     {"--stats", true}, {"-h", false},      {"--help", false},
     {"--tc", true},    {"--tc-batch", true}, {"--pass-unsupported", false},
+    {"--classifier", true},
     {"--version", false}, {"--multiprog", false}, {"--json", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
@@ -215,6 +217,11 @@ int main(int argc, char **argv) {
   app.add_option("--tc", o.tc, "A tc command (the words after `tc`), e.g. "
                  "'filter add dev eth0 ingress u32 match ... action drop'");
   app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
+  app.add_option("--classifier", o.classifier,
+                 "Runs of simple rules as decision trees: never (the default), auto (runs "
+                 "of " + std::to_string(classify::kDefaultMinRun) +
+                     " rules or more), always")
+      ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_flag("--pass-unsupported", o.passUnsupported,
                "tc: hand packets whose action XDP cannot do to the kernel");
   try {
@@ -320,12 +327,14 @@ int main(int argc, char **argv) {
       frontend::parseCommand(rule, program, ctx);
     }
     program.finalize();
+    classify::Options cls;
+    cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Auto);
 
     if (!o.load.empty()) {
       if (o.emit != "obj")
         throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                    "--load takes an object: drop --emit");
-      std::string obj = backend::compile(program, backend::Emit::Obj);
+      std::string obj = backend::compile(program, backend::Emit::Obj, cls);
       runtime::load(loadIfaces, loadOptions(o),
                     std::vector<uint8_t>(obj.begin(), obj.end()));
       return kExitOk;
@@ -335,14 +344,14 @@ int main(int argc, char **argv) {
     if (o.emit == "ir")
       out = ir::print(program);
     else if (o.emit == "llvm")
-      out = backend::compile(program, backend::Emit::LLVM);
+      out = backend::compile(program, backend::Emit::LLVM, cls);
     else if (o.emit == "asm")
-      out = backend::compile(program, backend::Emit::Asm);
+      out = backend::compile(program, backend::Emit::Asm, cls);
     else {
       if (o.output.empty() || (o.output == "-" && isatty(STDOUT_FILENO)))
         throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                    "an object needs an output file: add -o FILE.o");
-      out = backend::compile(program, backend::Emit::Obj);
+      out = backend::compile(program, backend::Emit::Obj, cls);
     }
     writeOutput(o.output, out);
     return kExitOk;

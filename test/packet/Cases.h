@@ -34,6 +34,9 @@ void rulesetForwardCases(Harness &h);
 
 /// Random rulesets (user chains, jumps, gotos, RETURN, policies) and random
 /// frames; the ruleset model is the oracle. Runs in the current phase.
-void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames);
+/// `big` > 0: filter's built-in chains get about `big` rules, mostly
+/// simple ones (long runs for the classifier).
+void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
+                    unsigned big = 0);
 
 } // namespace r2x::test

@@ -29,7 +29,12 @@ struct UserChain {
 
 class RulesetGen {
 public:
-  RulesetGen(Gen &g, Phase phase) : g_(g), phase_(phase) {}
+  /// `big`: built-in filter chains get big/2 to 3*big/2 rules, mostly of
+  /// the simple kind the classifier takes (compiler/classify), so long runs
+  /// of them become decision trees under --classifier, broken now and then
+  /// by a rule it does not take.
+  RulesetGen(Gen &g, Phase phase, unsigned big = 0)
+      : g_(g), phase_(phase), big_(big) {}
 
   std::string generate() {
     chains_.clear();
@@ -113,7 +118,8 @@ private:
     std::vector<Target> owners;
     for (const auto &b : builtins)
       owners.push_back({b, 0,
-                        t == "filter" ? 1 + g_.below(8)
+                        t == "filter" && big_ ? big_ / 2 + g_.below(big_ + 1)
+                        : t == "filter"       ? 1 + g_.below(8)
                         : t == "raw"  ? g_.below(9)
                                       : g_.below(5)});
     for (size_t k = 0; k < mine.size(); ++k)
@@ -179,6 +185,8 @@ private:
   std::string rule(const std::string &chain, size_t have,
                    const std::vector<std::string> &callees) {
     std::string s;
+    // In a big ruleset, a built-in chain's rules are mostly simple.
+    const bool simple = big_ && chain[0] != 'U' && !g_.chance(3);
     if (g_.chance(25))
       s += counters() + " ";
     if (g_.chance(15)) {
@@ -192,12 +200,13 @@ private:
       s += " " + neg(20) + "-s " + addr();
     if (g_.chance(30))
       s += " " + neg(20) + "-d " + addr();
-    if (g_.chance(15))
+    if (!simple && g_.chance(15))
       s += " " + neg(25) + "-i " + iface();
     if (g_.chance(55)) {
       std::string p =
-          g_.pick<const char *>({"tcp", "udp", "tcp", "udp", "icmp", "6", "17",
-                                 "47", "all"});
+          simple ? g_.pick<const char *>({"tcp", "udp", "6", "17", "47", "all"})
+                 : g_.pick<const char *>({"tcp", "udp", "tcp", "udp", "icmp",
+                                          "6", "17", "47", "all"});
       bool inv = p != "all" && g_.chance(15);
       s += std::string(" ") + (inv ? "! " : "") + "-p " + p;
       if (!inv && (p == "tcp" || p == "udp") && g_.chance(60)) {
@@ -212,8 +221,10 @@ private:
     }
     // none 20, ACCEPT 12, DROP 12, RETURN 12, -j 25, -g 12 (the last two
     // only with a callee to go to).
-    unsigned total = callees.empty() ? 56 : 93;
+    unsigned total = callees.empty() || simple ? 56 : 93;
     unsigned r = unsigned(g_.below(total));
+    if (simple && r >= 44)
+      r = unsigned(g_.below(44)); // no RETURN
     if (r < 20) {
     } else if (r < 32) {
       s += " -j ACCEPT";
@@ -231,6 +242,7 @@ private:
 
   Gen &g_;
   Phase phase_;
+  unsigned big_;
   std::vector<UserChain> chains_;
 };
 
@@ -251,9 +263,11 @@ void forForwardPhase(Gen &g, std::vector<uint8_t> &frame) {
 
 } // namespace
 
-void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames) {
+void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
+                    unsigned big) {
   const bool input = h.phase() == Phase::Input;
-  const std::string loop = std::string("random ruleset (seed ") +
+  const std::string loop = std::string(big ? "big random ruleset (seed "
+                                           : "random ruleset (seed ") +
                            std::to_string(seed) + ", " +
                            (input ? "INPUT" : "FORWARD") + " phase)";
   const std::vector<uint32_t> ifaces =
@@ -262,7 +276,7 @@ void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames) {
             : std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("f0"),
                                     h.ifindex("f1")};
   Gen g(seed);
-  RulesetGen rg(g, h.phase());
+  RulesetGen rg(g, h.phase(), big);
   const int failedBefore = h.failed();
   std::map<std::string, int> seen;
   int runs = 0, compiled = 0;
@@ -318,7 +332,8 @@ void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames) {
       return;
     }
   }
-  std::cout << "random rulesets (" << (input ? "INPUT" : "FORWARD")
+  std::cout << (big ? "big " : "") << "random rulesets ("
+            << (input ? "INPUT" : "FORWARD")
             << " phase, seed " << seed << "): " << compiled << " rulesets, "
             << runs << " frames:";
   for (auto &[k, n] : seen)

@@ -9,12 +9,14 @@
 ///
 ///   packet_tests [--compiler PATH] [--seed N] [--iterations N]
 ///                [--rulesets N] [--ruleset-frames N]
-///                [--filter SUBSTRING] [-v]
+///                [--big-rulesets N] [--filter SUBSTRING] [-v]
 ///
 /// --iterations: random frames through the single-rule objects (3000).
 /// --rulesets: random rulesets in the INPUT phase (the FORWARD phase gets
 /// half as many), each with --ruleset-frames random frames (defaults 60 and
-/// 150). The random ruleset loops use seeds derived from --seed.
+/// 150). --big-rulesets: random rulesets whose filter chains hold about
+/// 200 rules, mostly simple (6 INPUT, half as many FORWARD). The random
+/// ruleset loops use seeds derived from --seed.
 //===----------------------------------------------------------------------===//
 #include "test/packet/Cases.h"
 
@@ -35,6 +37,10 @@ using namespace r2x::test;
 
 namespace {
 
+/// About how many rules the big random rulesets give each built-in filter
+/// chain (RulesetRandom.cpp).
+constexpr unsigned kBigRun = 200;
+
 int usage(const char *argv0) {
   std::cerr << "usage: " << argv0
             << " [--compiler PATH] [--seed N] [--iterations N]"
@@ -50,7 +56,7 @@ int main(int argc, char **argv) {
   uint64_t seed =
       std::random_device{}() ^
       uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-  int iterations = 3000, rulesets = 60, rulesetFrames = 150;
+  int iterations = 3000, rulesets = 60, rulesetFrames = 150, bigRulesets = 6;
   bool verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -68,6 +74,8 @@ int main(int argc, char **argv) {
       iterations = std::stoi(value());
     else if (a == "--rulesets")
       rulesets = std::stoi(value());
+    else if (a == "--big-rulesets")
+      bigRulesets = std::stoi(value());
     else if (a == "--ruleset-frames")
       rulesetFrames = std::stoi(value());
     else if (a == "--filter")
@@ -96,10 +104,12 @@ int main(int argc, char **argv) {
       randomCases(h, seed, iterations);
       rulesetInputCases(h);
       randomRulesets(h, seed + 1, rulesets, rulesetFrames);
+      randomRulesets(h, seed + 3, bigRulesets, rulesetFrames, kBigRun);
       h.enterPhase(Phase::Forward);
       forwardCases(h);
       rulesetForwardCases(h);
       randomRulesets(h, seed + 2, rulesets / 2, rulesetFrames);
+      randomRulesets(h, seed + 4, bigRulesets / 2, rulesetFrames, kBigRun);
     } catch (const std::exception &e) {
       // Not a case failing but the harness unable to go on: never filtered.
       std::cout << "FAIL harness\n  " << e.what() << "\n";

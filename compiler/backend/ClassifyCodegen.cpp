@@ -1,0 +1,336 @@
+//===- compiler/backend/ClassifyCodegen.cpp - a classified run in BPF -----===//
+//
+/// \file
+/// See ClassifyCodegen.h. The meanings are XdpCodegen.cpp's, read from data:
+/// ip_packet_match()'s address and protocol tests first, then xt_tcpudp's
+/// (a later fragment does not match, a TCP fragment at offset 1 or a header
+/// cut short by tot_len or by the frame hotdrops, the ports in range). The
+/// key folds those conditions into the port dimensions (Classify.h), so
+/// the tree and the matcher agree on them.
+///
+/// The verifier: both loops have a constant bound (the tree's depth, the
+/// longest leaf), and every index read from the data is checked against
+/// its global's length before use, so each access is a bounded offset into
+/// a map value. Loop bodies leave no constants behind that differ between
+/// paths, so the verifier's states at each loop head are equivalent and
+/// one iteration costs one body of work.
+//===----------------------------------------------------------------------===//
+#include "compiler/backend/ClassifyCodegen.h"
+
+#include "compiler/backend/Kernel.h"
+#include "compiler/backend/Scaffold.h"
+#include "runtime/contract/Object.h"
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsBPF.h>
+#include <llvm/IR/Metadata.h>
+
+#include <netinet/in.h>
+
+namespace r2x::backend {
+
+using namespace llvm;
+namespace cls = classify;
+
+namespace {
+
+/// xt_tcpudp's header lengths (struct tcphdr, struct udphdr).
+constexpr uint64_t kTcpHeaderLen = 20, kUdpHeaderLen = 8;
+/// The sections of the classifier's globals: each is one frozen ARRAY map
+/// whose one value is the section (at most KMALLOC_MAX_SIZE, 4 MiB here).
+constexpr const char *kNodeSection = ".rodata.cls_node",
+                     *kLeafSection = ".rodata.cls_leaf",
+                     *kRuleSection = ".rodata.cls_rule";
+
+/// A constant array of u32 words in `section`, named `name`.
+GlobalVariable *wordsGlobal(Module &m, const std::string &name,
+                            const char *section,
+                            const std::vector<uint32_t> &words) {
+  std::vector<uint32_t> w = words;
+  if (w.empty())
+    w.push_back(0); // an empty global would be an empty map value
+  Constant *init = ConstantDataArray::get(m.getContext(), w);
+  // Not `constant` to LLVM, and read with volatile loads: an optimiser
+  // that knows the words folds the bounds checks away (every index in the
+  // data is in range), and the verifier, which does not, refuses the
+  // access. libbpf freezes the map all the same.
+  auto *gv = new GlobalVariable(m, init->getType(), /*isConstant=*/false,
+                                GlobalValue::ExternalLinkage, init, name);
+  gv->setSection(section);
+  gv->setAlignment(Align(8));
+  gv->setDSOLocal(true);
+  return gv;
+}
+
+/// Marks the back edge `br` of a loop as not to be unrolled: the bounds are
+/// for the verifier, and an unrolled walk only makes the program longer.
+void noUnroll(BranchInst *br) {
+  LLVMContext &ctx = br->getContext();
+  MDNode *disable =
+      MDNode::get(ctx, {MDString::get(ctx, "llvm.loop.unroll.disable")});
+  MDNode *loop = MDNode::getDistinct(ctx, {nullptr, disable});
+  loop->replaceOperandWith(0, loop);
+  br->setMetadata(LLVMContext::MD_loop, loop);
+}
+
+class RunEmitter {
+public:
+  RunEmitter(const RunContext &ctx, const cls::Image &img, unsigned id)
+      : x_(ctx), cg_(ctx.cg), b_(ctx.cg.b), img_(img), id_(id) {}
+
+  void emit(BasicBlock *next);
+
+private:
+  void emitKey();
+  std::pair<Value *, Value *> walk();
+  void scan(Value *first, Value *count, BasicBlock *next);
+  /// Word `k` (i64, already bounded) of the global `g`.
+  Value *word(GlobalVariable *g, Value *k) {
+    Value *p = b_.CreateGEP(cg_.i32, g, k);
+    return b_.CreateLoad(cg_.i32, p, /*isVolatile=*/true);
+  }
+  /// `k` (i32) as an i64 index, continuing only if it is below `n`. The
+  /// index goes through an opaque copy that both the check and every use
+  /// take, so LLVM can neither rewrite the check (as induction variable
+  /// passes do) nor widen the index another way: the verifier sees the
+  /// register it bounded used as the offset.
+  Value *bounded(Value *k, size_t n, const char *what) {
+    Value *wide =
+        b_.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.i64, cg_.i64},
+                           {b_.getInt32(seq_++), b_.CreateZExt(k, cg_.i64)});
+    cg_.require(b_.CreateICmpULT(wide, b_.getInt64(n)), x_.aborted, what);
+    return wide;
+  }
+  Value *hdrField(uint64_t off, Type *ty) {
+    return b_.CreateLoad(ty, cg_.at(x_.hdr, off), /*isVolatile=*/true);
+  }
+
+  const RunContext &x_;
+  Codegen &cg_;
+  IRBuilder<> &b_;
+  const cls::Image &img_;
+  unsigned id_;
+  unsigned seq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
+  Value *key_[cls::Dims] = {};
+  GlobalVariable *nodes_ = nullptr, *leaves_ = nullptr, *rules_ = nullptr;
+};
+
+/// The key: addresses and protocol as r2x_hdr holds them, and the port
+/// dimensions from the conditions xt_tcpudp tests before the ports.
+void RunEmitter::emitKey() {
+  using contract::Hdr;
+  const Packet &pk = x_.pk;
+  key_[cls::Src] = hdrField(offsetof(Hdr, saddr), cg_.i32);
+  key_[cls::Dst] = hdrField(offsetof(Hdr, daddr), cg_.i32);
+  Value *proto = key_[cls::Proto] = hdrField(offsetof(Hdr, proto), cg_.i32);
+  BasicBlock *frag = cg_.block("cls.key.fragment");
+  BasicBlock *first = cg_.block("cls.key.first");
+  BasicBlock *tcp = cg_.block("cls.key.tcp"), *udp = cg_.block("cls.key.udp");
+  BasicBlock *ports = cg_.block("cls.key.ports");
+  BasicBlock *done = cg_.block("cls.key.done");
+  b_.CreateCondBr(b_.CreateICmpNE(pk.fragOff, b_.getInt16(0)), frag, first);
+
+  // A later fragment: tcp hotdrops at offset 1, nothing else matches.
+  b_.SetInsertPoint(frag);
+  Value *off1 = b_.CreateAnd(b_.CreateICmpEQ(proto, b_.getInt32(IPPROTO_TCP)),
+                             b_.CreateICmpEQ(pk.fragOff, b_.getInt16(1)));
+  Value *fragKey = b_.CreateSelect(off1, b_.getInt32(cls::PortShort),
+                                   b_.getInt32(cls::PortNone));
+  b_.CreateBr(done);
+
+  // A first fragment (or a whole datagram): the header of its protocol.
+  b_.SetInsertPoint(first);
+  BasicBlock *short_ = cg_.block("cls.key.short");
+  SwitchInst *sw = b_.CreateSwitch(proto, done, 2);
+  sw->addCase(b_.getInt32(IPPROTO_TCP), tcp);
+  sw->addCase(b_.getInt32(IPPROTO_UDP), udp);
+  for (auto [bb, len] : {std::pair{tcp, kTcpHeaderLen}, {udp, kUdpHeaderLen}}) {
+    b_.SetInsertPoint(bb);
+    Value *fits =
+        b_.CreateICmpULE(b_.CreateAdd(pk.ihl, b_.getInt32(len)), pk.totLen);
+    cg_.require(fits, short_, "cls.key.fits");
+    cg_.needBytes(pk.l4, len, short_, "cls.key.l4");
+    b_.CreateBr(ports);
+  }
+  b_.SetInsertPoint(short_);
+  b_.CreateBr(done);
+  // r2x_hdr holds the ports whenever the first 4 bytes are there.
+  b_.SetInsertPoint(ports);
+  Value *sp = b_.CreateZExt(hdrField(offsetof(Hdr, sport), cg_.i16), cg_.i32);
+  Value *dp = b_.CreateZExt(hdrField(offsetof(Hdr, dport), cg_.i16), cg_.i32);
+  b_.CreateBr(done);
+
+  b_.SetInsertPoint(done);
+  PHINode *s = b_.CreatePHI(cg_.i32, 4, "cls.sport");
+  PHINode *d = b_.CreatePHI(cg_.i32, 4, "cls.dport");
+  s->addIncoming(fragKey, frag);
+  d->addIncoming(fragKey, frag);
+  s->addIncoming(b_.getInt32(cls::PortNone), first);
+  d->addIncoming(b_.getInt32(cls::PortNone), first);
+  s->addIncoming(b_.getInt32(cls::PortShort), short_);
+  d->addIncoming(b_.getInt32(cls::PortShort), short_);
+  s->addIncoming(sp, ports);
+  d->addIncoming(dp, ports);
+  key_[cls::Sport] = s;
+  key_[cls::Dport] = d;
+}
+
+/// The walk from the root to a leaf. Leaves the builder in the leaf's
+/// block and returns its first entry and its count.
+std::pair<Value *, Value *> RunEmitter::walk() {
+  BasicBlock *pre = b_.GetInsertBlock();
+  BasicBlock *loop = cg_.block("cls.walk");
+  BasicBlock *cut = cg_.block("cls.cut");
+  BasicBlock *leaf = cg_.block("cls.leaf");
+  b_.CreateBr(loop);
+  b_.SetInsertPoint(loop);
+  PHINode *node = b_.CreatePHI(cg_.i32, 2, "cls.node");
+  PHINode *depth = b_.CreatePHI(cg_.i32, 2, "cls.depth");
+  node->addIncoming(b_.getInt32(0), pre);
+  depth->addIncoming(b_.getInt32(0), pre);
+  Value *w = b_.CreateShl(bounded(node, img_.nodes.size(), "cls.node.ok"), 1);
+  Value *a = word(nodes_, w);
+  Value *nb = word(nodes_, b_.CreateOr(w, 1));
+  b_.CreateCondBr(
+      b_.CreateICmpNE(b_.CreateAnd(nb, cls::NodeLeaf), b_.getInt32(0)), leaf,
+      cut);
+
+  b_.SetInsertPoint(cut);
+  Value *dim = b_.CreateAnd(nb, 0xff);
+  Value *shift = b_.CreateAnd(b_.CreateLShr(nb, 8), 0x1f);
+  Value *mask = b_.CreateLShr(nb, 16);
+  Value *k = key_[cls::Dims - 1];
+  for (int d = int(cls::Dims) - 2; d >= 0; --d)
+    k = b_.CreateSelect(b_.CreateICmpEQ(dim, b_.getInt32(uint32_t(d))), key_[d],
+                        k);
+  Value *child = b_.CreateAdd(a, b_.CreateAnd(b_.CreateLShr(k, shift), mask));
+  Value *deeper = b_.CreateAdd(depth, b_.getInt32(1));
+  node->addIncoming(child, b_.GetInsertBlock());
+  depth->addIncoming(deeper, b_.GetInsertBlock());
+  // The builder's deepest leaf is at maxDepth: a walk past it is bad data.
+  noUnroll(b_.CreateCondBr(
+      b_.CreateICmpULE(deeper, b_.getInt32(img_.stats.maxDepth)), loop,
+      x_.aborted));
+
+  b_.SetInsertPoint(leaf);
+  return {a, b_.CreateAnd(nb, cls::NodeCountMask)};
+}
+
+/// The leaf's rules in order: test (unless certain), count, act.
+void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
+  BasicBlock *pre = b_.GetInsertBlock();
+  BasicBlock *loop = cg_.block("cls.scan");
+  BasicBlock *l4 = cg_.block("cls.l4"), *l4ports = cg_.block("cls.l4.ports");
+  BasicBlock *matched = cg_.block("cls.matched");
+  BasicBlock *step = cg_.block("cls.step");
+  BasicBlock *test = cg_.block("cls.test");
+  b_.CreateBr(loop);
+  b_.SetInsertPoint(loop);
+  PHINode *i = b_.CreatePHI(cg_.i32, 2, "cls.i");
+  i->addIncoming(b_.getInt32(0), pre);
+  cg_.require(b_.CreateICmpULT(i, count), next, "cls.more");
+  Value *li = b_.CreateAdd(first, i);
+  Value *e = word(leaves_, bounded(li, img_.leaves.size(), "cls.entry.ok"));
+  Value *r = b_.CreateAnd(e, cls::LeafIndexMask);
+  Value *base = b_.CreateMul(bounded(r, img_.rules.size(), "cls.rule.ok"),
+                             b_.getInt64(cls::RuleWords));
+  auto field = [&](unsigned k) {
+    return word(rules_, b_.CreateAdd(base, b_.getInt64(k)));
+  };
+  using R = cls::RuleRec;
+  constexpr unsigned W = 4;
+  Value *slot = field(offsetof(R, slot) / W);
+  Value *control = field(offsetof(R, control) / W);
+  Value *flags = b_.CreateLShr(control, 16);
+  auto flag = [&](uint32_t f) {
+    return b_.CreateICmpNE(b_.CreateAnd(flags, f), b_.getInt32(0));
+  };
+  b_.CreateCondBr(
+      b_.CreateICmpNE(b_.CreateAnd(e, cls::LeafCertain), b_.getInt32(0)),
+      matched, test);
+
+  // ip_packet_match(): each test `!`-ed by its flag.
+  b_.SetInsertPoint(test);
+  auto masked = [&](Value *v, Value *mask, Value *want, uint32_t neg) {
+    Value *eq = b_.CreateICmpEQ(b_.CreateAnd(v, mask), want);
+    return b_.CreateXor(eq, flag(neg));
+  };
+  Value *ok = masked(key_[cls::Src], field(offsetof(R, srcMask) / W),
+                     field(offsetof(R, srcNet) / W), cls::SrcNeg);
+  ok = b_.CreateAnd(ok, masked(key_[cls::Dst], field(offsetof(R, dstMask) / W),
+                               field(offsetof(R, dstNet) / W), cls::DstNeg));
+  ok = b_.CreateAnd(ok, masked(key_[cls::Proto],
+                               b_.CreateAnd(b_.CreateLShr(control, 8), 0xff),
+                               b_.CreateAnd(control, 0xff), cls::ProtoNeg));
+  cg_.require(ok, step, "cls.ip.ok");
+  b_.CreateCondBr(flag(cls::L4), l4, matched);
+
+  // xt_tcpudp: the key says hotdrop, no ports, or the ports.
+  b_.SetInsertPoint(l4);
+  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
+  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), x_.drop,
+              "cls.l4.whole");
+  b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
+                  l4ports);
+  b_.SetInsertPoint(l4ports);
+  auto inRange = [&](Value *port, unsigned word, uint32_t neg) {
+    Value *range = field(word);
+    Value *lo = b_.CreateAnd(range, 0xffff), *hi = b_.CreateLShr(range, 16);
+    Value *in =
+        b_.CreateAnd(b_.CreateICmpUGE(port, lo), b_.CreateICmpULE(port, hi));
+    return b_.CreateXor(in, flag(neg));
+  };
+  Value *ports =
+      b_.CreateAnd(inRange(sp, offsetof(R, sport) / W, cls::SportNeg),
+                   inRange(dp, offsetof(R, dport) / W, cls::DportNeg));
+  b_.CreateCondBr(ports, matched, step);
+
+  // Count (1 packet, tot_len bytes), then the target.
+  b_.SetInsertPoint(matched);
+  bumpCounter(cg_, x_.counters, x_.counterKey, slot, x_.pk.totLen);
+  SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(control, 24), step, 2);
+  sw->addCase(b_.getInt32(cls::VerdictAccept), x_.accept);
+  sw->addCase(b_.getInt32(cls::VerdictDrop), x_.drop);
+
+  // The next entry; the bound is the longest leaf (the count ends sooner).
+  b_.SetInsertPoint(step);
+  Value *more = b_.CreateAdd(i, b_.getInt32(1));
+  i->addIncoming(more, step);
+  noUnroll(b_.CreateCondBr(
+      b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)), loop, next));
+}
+
+void RunEmitter::emit(BasicBlock *next) {
+  Module &m = cg_.m;
+  std::string prefix = "r2x_cls" + std::to_string(id_) + "_";
+  std::vector<uint32_t> words;
+  for (const cls::Node &n : img_.nodes) {
+    words.push_back(n.a);
+    words.push_back(n.b);
+  }
+  nodes_ = wordsGlobal(m, prefix + "node", kNodeSection, words);
+  leaves_ = wordsGlobal(m, prefix + "leaf", kLeafSection, img_.leaves);
+  words.clear();
+  for (const cls::RuleRec &r : img_.rules)
+    for (uint32_t w : {r.srcNet, r.srcMask, r.dstNet, r.dstMask, r.sport,
+                       r.dport, r.slot, r.control})
+      words.push_back(w);
+  static_assert(cls::RuleWords == 8, "the words above are a RuleRec");
+  rules_ = wordsGlobal(m, prefix + "rule", kRuleSection, words);
+  emitKey();
+  auto [first, count] = walk();
+  scan(first, count, next);
+}
+
+} // namespace
+
+void emitClassifiedRun(const RunContext &ctx,
+                       const std::vector<const ir::Rule *> &rules,
+                       const classify::Options &o, unsigned id,
+                       BasicBlock *next) {
+  classify::Image img = classify::build(rules, o);
+  RunEmitter(ctx, img, id).emit(next);
+}
+
+} // namespace r2x::backend

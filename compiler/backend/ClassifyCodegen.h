@@ -1,0 +1,45 @@
+//===- compiler/backend/ClassifyCodegen.h - a classified run in BPF -*- C++
+//-*-===//
+//
+/// \file
+/// The program's side of the classifier (compiler/classify/Classify.h,
+/// docs/classifier.md): a run's decision tree, leaf lists and rule records
+/// become read-only globals (sections `.rodata.cls_*`, which libbpf turns
+/// into frozen ARRAY maps it fills itself), and one fixed piece of code
+/// walks them: the key, a bounded walk down the tree, and a bounded scan of
+/// the leaf that tests each listed rule, counts a match, and acts on its
+/// target as the straight-line code would.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/backend/Codegen.h"
+#include "compiler/backend/PacketParser.h"
+#include "compiler/classify/Classify.h"
+
+#include <llvm/IR/GlobalVariable.h>
+
+#include <vector>
+
+namespace r2x::backend {
+
+/// What a run's code needs of the program around it.
+struct RunContext {
+  Codegen &cg;
+  const Packet &pk;
+  llvm::Value *hdr;                ///< the r2x_hdr value (contract::Hdr)
+  llvm::GlobalVariable *counters;  ///< r2x_counters
+  llvm::AllocaInst *counterKey;    ///< an i32 stack slot for its key
+  llvm::BasicBlock *accept, *drop; ///< the chain's ACCEPT, and XDP_DROP
+  llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
+};
+
+/// Emits the run `rules` (each one classify::unclassifiable() accepts) at
+/// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`
+/// (the rule after the run) when no rule of the run decides. `id` names its
+/// globals (r2x_cls<id>_*), one id per run of the program.
+void emitClassifiedRun(const RunContext &ctx,
+                       const std::vector<const ir::Rule *> &rules,
+                       const classify::Options &o, unsigned id,
+                       llvm::BasicBlock *next);
+
+} // namespace r2x::backend

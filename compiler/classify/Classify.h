@@ -1,0 +1,153 @@
+//===- compiler/classify/Classify.h - runs of rules as a decision tree -*- C++
+//-*-===//
+//
+/// \file
+/// The classifier (docs/classifier.md): a run of consecutive simple rules
+/// of one chain becomes data (a decision tree over the packet's key and a
+/// table of rule records) that one fixed piece of BPF code walks
+/// (compiler/backend/ClassifyCodegen.cpp), so the program's size, LLVM's
+/// time and the verifier's work stop growing with the rules, and a packet
+/// tests only the few rules of its leaf.
+///
+/// First-match meaning: a leaf lists, in rule order, every rule of the run
+/// whose box (Regions.h) meets the leaf's region; the program tests them in
+/// that order and acts on each match as the straight-line code would (count,
+/// then ACCEPT, DROP, or go on), and falls through to the rule after the run
+/// when the leaf is exhausted. A rule the tree leaves out of a leaf cannot
+/// match any packet of it. A run holds no jumps, RETURN or goto, so control
+/// enters only at its first rule and leaves only by a verdict or its end.
+///
+/// This layer depends on the IR only; the backend lays the data out.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/ir/IR.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace r2x::classify {
+
+/// `--classifier=never|auto|always`: no classification; runs of at least
+/// Options::minRun rules; every run of one rule or more.
+enum class Mode { Never, Auto, Always };
+const char *modeName(Mode m);
+std::optional<Mode> parseMode(std::string_view text);
+
+/// The shortest run `auto` classifies: below it, straight-line code is at
+/// least as fast (bench/results/classifier.txt) and easier to read in -S.
+inline constexpr unsigned kDefaultMinRun = 16;
+
+struct Options {
+  Mode mode = Mode::Auto;
+  unsigned minRun = kDefaultMinRun;
+  /// Leaves are cut until they hold at most this many rules (HiCuts'
+  /// binth), when a cut can separate them.
+  unsigned binth = 4;
+  /// A cut may replicate rules into its children up to this factor of the
+  /// node's rules (HiCuts' space factor).
+  double spaceFactor = 4.0;
+};
+
+//===-- the key -----------------------------------------------------------===//
+
+/// The dimensions the tree cuts, the order of the program's key: IPv4
+/// source and destination (host order), protocol, and the two ports as
+/// 17-bit keys: 0..65535 the port, PortShort when a tcp/udp match would
+/// hotdrop (the transport header is cut short, or a TCP fragment at offset
+/// 1), PortNone when the packet has no ports a match can read (a later
+/// fragment, or a protocol other than TCP and UDP).
+enum Dim : unsigned { Src, Dst, Proto, Sport, Dport, Dims };
+inline constexpr unsigned DimBits[Dims] = {32, 32, 8, 17, 17};
+inline constexpr uint32_t PortShort = 0x10000, PortNone = 0x10001;
+
+/// The largest key of dimension `dim` (its domain is [0, max]).
+constexpr uint32_t dimMax(unsigned dim) {
+  return DimBits[dim] >= 32 ? 0xffffffffu : (uint32_t(1) << DimBits[dim]) - 1;
+}
+
+//===-- what can be classified --------------------------------------------===//
+
+/// Empty when `r` (a rule of an IPv4 chain of `table`) can be a rule of a
+/// run: ACCEPT, DROP or no target; -s/-d (any mask), -p, and tcp/udp with
+/// only --sport/--dport after its own non-negated -p. Else what it cannot.
+std::string unclassifiable(const ir::Rule &r, ir::Family family,
+                           ir::Table table);
+
+/// The length of the run of `c` that starts at rule `first` (0 if
+/// `c.rules[first]` cannot start one): the classifiable rules from there,
+/// if they are at least as many as the options ask; else 0.
+size_t runAt(const ir::Chain &c, size_t first, const Options &o);
+
+//===-- the data ----------------------------------------------------------===//
+
+/// A tree node, two words. Internal: the child is node `a + ((key[dim] >>
+/// shift) & mask)`, with b = dim | shift << 8 | mask << 16. Leaf (NodeLeaf
+/// set in b): its rules are leaf entries [a, a + (b & NodeCountMask)).
+struct Node {
+  uint32_t a = 0, b = 0;
+};
+inline constexpr uint32_t NodeLeaf = 0x80000000u, NodeCountMask = 0x7fffffffu;
+
+/// A leaf entry: a rule's index in the run, with LeafCertain set when it
+/// matches every packet of the leaf's region (the program counts it without
+/// testing it).
+inline constexpr uint32_t LeafCertain = 0x80000000u,
+                          LeafIndexMask = 0x7fffffffu;
+
+/// One rule as the program's matcher reads it (RuleWords 32-bit words):
+/// src & srcMask == srcNet (xor SrcNeg), the same for dst, proto &
+/// protoMask == proto (xor ProtoNeg); with L4, PortShort hotdrops,
+/// PortNone does not match, and each port must lie in [lo, hi] (xor its
+/// Neg). A test the rule does not make has mask 0 or the full range.
+struct RuleRec {
+  uint32_t srcNet = 0, srcMask = 0, dstNet = 0, dstMask = 0;
+  uint32_t sport = 0xffff0000u; ///< lo | hi << 16
+  uint32_t dport = 0xffff0000u;
+  uint32_t slot = 0; ///< the rule's counter slot
+  uint32_t control =
+      0; ///< proto | protoMask << 8 | flags << 16 | verdict << 24
+};
+inline constexpr unsigned RuleWords = sizeof(RuleRec) / 4;
+static_assert(sizeof(RuleRec) == 32);
+enum RuleFlag : uint32_t {
+  SrcNeg = 1,
+  DstNeg = 2,
+  ProtoNeg = 4,
+  L4 = 8,
+  SportNeg = 16,
+  DportNeg = 32
+};
+/// RuleRec::control's verdict byte.
+enum RuleVerdict : uint32_t {
+  VerdictContinue = 0,
+  VerdictAccept = 1,
+  VerdictDrop = 2
+};
+
+/// Statistics of a build, for the benchmarks and tests.
+struct Stats {
+  unsigned nodes = 0, leafEntries = 0, maxDepth = 0, maxLeaf = 0;
+  double meanLeaf = 0; ///< rules per non-empty leaf, mean
+};
+
+/// A run's data, as the program's read-only globals hold it.
+struct Image {
+  std::vector<Node> nodes; ///< the root is node 0
+  std::vector<uint32_t> leaves;
+  std::vector<RuleRec> rules; ///< in run order
+  Stats stats;
+};
+
+/// The run `rules` (each one unclassifiable() accepts) as data.
+Image build(const std::vector<const ir::Rule *> &rules, const Options &o);
+
+/// The reference walk of an Image, as the program does it: the rule
+/// indexes in `img.rules` that the program tests for `key`, in order (the
+/// leaf's list), with LeafCertain kept. For tests.
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]);
+
+} // namespace r2x::classify
