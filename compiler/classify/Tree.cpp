@@ -383,11 +383,11 @@ RuleRec encode(const ir::Rule &r) {
                      flags |= L4;
                      if (t.sport) {
                        rec.sport = t.sport->lo | uint32_t(t.sport->hi) << 16;
-                       flags |= t.sport->negated ? SportNeg : 0;
+                       flags |= t.sport->negated ? uint32_t(SportNeg) : 0u;
                      }
                      if (t.dport) {
                        rec.dport = t.dport->lo | uint32_t(t.dport->hi) << 16;
-                       flags |= t.dport->negated ? DportNeg : 0;
+                       flags |= t.dport->negated ? uint32_t(DportNeg) : 0u;
                      }
                    },
                    [&](const auto &) {
