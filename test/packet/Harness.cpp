@@ -765,6 +765,48 @@ void Harness::expectSet(const std::string &name, const std::string &ruleset,
   compare(name + " [" + ingress + "]", l, bytes, ifi, want, extra);
 }
 
+void Harness::expectHandover(const std::string &name,
+                             const std::string &ruleset, const Frame &frame,
+                             uint32_t action,
+                             const std::vector<unsigned> &slots,
+                             const std::string &ingress) {
+  if (!wants(name))
+    return;
+  auto &slot = loaded_["handover\n" + ruleset];
+  if (!slot) {
+    slot = std::make_unique<Loaded>();
+    slot->text = ruleset;
+    const std::string base =
+        tmpdir_ + "/handover" + std::to_string(++objects_);
+    std::ofstream f(base + ".rules");
+    f << ruleset;
+    f.close();
+    auto [rc, out] = runCommand({compiler_, "-f", base + ".rules",
+                                 "--pass-unsupported", "-o", base + ".o"});
+    slot->compileOutput = out;
+    if (rc != 0)
+      slot->error = "compiling failed (exit " + std::to_string(rc) + "): " + out;
+    else
+      slot->error = openObject(*slot, base + ".o");
+  }
+  Loaded &l = *slot;
+  if (!l.error.empty()) {
+    fail(name, "  " + l.error + "\n");
+    return;
+  }
+  Expected want;
+  want.action = action;
+  want.trace = "stated slots:";
+  for (unsigned s : slots) {
+    auto &c = want.counters[s];
+    c.first += 1;
+    c.second += frame.ipTotLen();
+    want.trace += " " + std::to_string(s);
+  }
+  compare(name + " [" + ingress + "]", l, frame.build(), ifindex(ingress),
+          want, "");
+}
+
 Expected Harness::expectSetModel(const std::string &name,
                                  const std::string &ruleset,
                                  const std::vector<uint8_t> &frame,

@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
       inputCases(h);
       randomCases(h, seed, iterations);
       rulesetInputCases(h);
+      handoverCases(h);
       randomRulesets(h, seed + 1, rulesets, rulesetFrames);
       h.enterPhase(Phase::Forward);
       forwardCases(h);
