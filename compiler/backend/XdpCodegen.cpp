@@ -79,7 +79,7 @@ private:
   void emitFamilyChains(ir::Family fam);
   // Hand-over mode (docs/handover.md).
   bool handover() const { return p_.mode == ir::Mode::Handover; }
-  void recordOnPath(const ir::Rule &r);
+  void recordOnPath(unsigned slot);
   void emitCommit(BasicBlock *commit);
   void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
                  unsigned depth);
@@ -775,9 +775,11 @@ void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
   emitRules(c, accept, policy, 0);
   b.SetInsertPoint(policy);
   // Hand-over mode: XDP counts only packets whose fate it decides. An
-  // ACCEPT policy decides nothing yet (the next table or hook follows); at
-  // the end of the last one `accept` is XDP_PASS, and the kernel counts.
+  // ACCEPT policy decides nothing yet (the next table or hook follows, and
+  // the kernel counts the policy if a later chain drops); at the end of the
+  // last one `accept` is XDP_PASS, and the kernel counts.
   if (handover() && c.policy != ir::Verdict::Drop) {
+    recordOnPath(c.policyCounter);
     b.CreateBr(accept);
     return;
   }
@@ -789,7 +791,7 @@ void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
 /// goto, RETURN or count-only rule) sets its bit in the path record; the
 /// record is committed to the counters only if XDP drops the packet
 /// (emitCommit), as the kernel would have counted those rules then.
-void XdpCodegen::recordOnPath(const ir::Rule &r) {
+void XdpCodegen::recordOnPath(unsigned slot) {
   IRBuilder<> &b = cg_.b;
   unsigned bit = static_cast<unsigned>(pathSlots_.size());
   if (bit >= kPathWords * 64) {
@@ -797,7 +799,7 @@ void XdpCodegen::recordOnPath(const ir::Rule &r) {
     b.SetInsertPoint(cg_.block("unreachable.path_full"));
     return;
   }
-  pathSlots_.push_back(r.counter);
+  pathSlots_.push_back(slot);
   Value *word = cg_.at(path_, uint64_t(8 * (bit / 64)));
   b.CreateStore(b.CreateOr(b.CreateLoad(cg_.i64, word),
                            b.getInt64(uint64_t(1) << (bit % 64))),
@@ -857,7 +859,7 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       case ir::Verdict::Return:
       case ir::Verdict::Jump:
       case ir::Verdict::Goto:
-        recordOnPath(r);
+        recordOnPath(r.counter);
         break;
       }
     } else {

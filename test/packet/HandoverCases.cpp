@@ -7,7 +7,8 @@
 /// and a target it cannot carry out are XDP_PASS and counted by nobody in
 /// XDP (the kernel counts them when it runs the rules again); a drop counts
 /// the deciding rule or policy and every jump, RETURN and count-only rule
-/// the packet matched on its way, in raw as in filter; with source NAT in
+/// the packet matched on its way and every ACCEPT policy it went through
+/// (raw's, before filter), as the kernel counts them; with source NAT in
 /// the kernel only raw and mangle PREROUTING decide.
 //===----------------------------------------------------------------------===//
 #include "test/packet/Cases.h"
@@ -68,22 +69,23 @@ void handoverCases(Harness &h) {
   auto udp = [](uint16_t dport) {
     return Frame::udp("10.1.0.1", "10.1.0.2", 40000, dport);
   };
-  // Policy DROP: the jump and the count-only rule in CHECK count with it.
+  // Policy DROP: the jump, the count-only rule in CHECK and raw's ACCEPT
+  // policy count with it.
   h.expectHandover(p + "policy-drop-counts-path", kHost, tcp("10.1.0.1", 80),
-                   kDrop, {2, 8, 11});
+                   kDrop, {2, 8, 10, 11});
   h.expectHandover(p + "accept-passes-uncounted", kHost, tcp("10.1.0.1", 22),
                    kPass, {});
   // The deciding rule in a user chain, the jump to it, and raw's
   // count-only rule of the other table.
   h.expectHandover(p + "drop-in-user-chain", kHost, tcp("10.1.0.66", 23), kDrop,
-                   {1, 2, 7});
+                   {1, 2, 7, 10});
   h.expectHandover(p + "raw-target-hands-over", kHost, udp(9), kPass, {});
   h.expectHandover(p + "unknown-match-hands-over", kHost, udp(53), kPass, {});
   h.expectHandover(p + "log-hands-over", kHost, udp(5353), kPass, {});
   h.expectHandover(p + "reject-hands-over", kHost, udp(1000), kPass, {});
   // RETURN counted, then the policy.
   h.expectHandover(p + "return-then-policy", kHost,
-                   Frame::icmp("10.1.0.77", "10.1.0.2"), kDrop, {2, 9, 11});
+                   Frame::icmp("10.1.0.77", "10.1.0.2"), kDrop, {2, 9, 10, 11});
 
   // Source NAT in the kernel: raw decides, filter is the kernel's.
   h.expectHandover(p + "kernel-nat-raw-drops", kNat, tcp("10.1.0.66", 80),
