@@ -69,6 +69,7 @@ struct Columns {
               [&](const Match::Multiport &) { text(); },
               [&](const Match::FieldRange &) { text(); },
               [&](const Match::U32 &) { text(); },
+              [&](const Match::Unknown &) { text(); },
           },
           m.kind);
     }
@@ -100,6 +101,9 @@ RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
   case ir::Verdict::Jump:
   case ir::Verdict::Goto:
     out.target = r.jumpTarget;
+    break;
+  case ir::Verdict::Handover:
+    out.target = r.target; // MARK, not the IR's HANDOVER
     break;
   default:
     out.target = ir::verdictName(r.verdict);

@@ -1,4 +1,5 @@
-//===- compiler/backend/XdpCodegen.cpp - rules -> one XDP function ----------===//
+//===- compiler/backend/XdpCodegen.cpp - rules -> one XDP function
+//----------===//
 //
 /// \file
 /// See XdpCodegen.h. Meanings follow netfilter (docs/design.md):
@@ -61,6 +62,11 @@ static_assert(HdrDport - HdrSport == kernel::L4Dport - kernel::L4Sport);
 /// The bpf_loop callback of --tcp-option.
 constexpr const char *TcpOptStep = "r2x_tcpopt_step";
 
+/// Hand-over mode: the 64-bit words of the per-packet path record (one bit
+/// per inlined jump, goto, return or count-only rule that matched). A rule
+/// beyond them hands its packets over when it matches.
+constexpr unsigned kPathWords = 8;
+
 class XdpCodegen {
 public:
   XdpCodegen(const ir::Program &p, Module &m, Function *fn, BtfBuilder &btf,
@@ -72,6 +78,11 @@ public:
 private:
   void declareMaps();
   void emitChain(const ir::Chain &c, BasicBlock *accept);
+  void emitFamilyChains(ir::Family fam);
+  // Hand-over mode (docs/handover.md).
+  bool handover() const { return p_.mode == ir::Mode::Handover; }
+  void recordOnPath(unsigned slot);
+  void emitCommit(BasicBlock *commit);
   void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
                  unsigned depth);
   // One function per kind of ir::Match; emitMatch dispatches.
@@ -133,8 +144,12 @@ private:
   NatLowering *natOf(ir::Family f) const {
     return f == ir::Family::V6 ? nat6_.get() : nat_.get();
   }
-  Value *fibRc_ = nullptr;           ///< the routing decision's lookup
+  Value *fibRc_ = nullptr; ///< the routing decision's lookup
   AllocaInst *fib_ = nullptr;
+  /// Hand-over mode: the path record and the counter slot of each of its
+  /// bits, for the family being emitted.
+  AllocaInst *path_ = nullptr;
+  std::vector<unsigned> pathSlots_;
 };
 
 void XdpCodegen::declareMaps() {
@@ -226,8 +241,8 @@ void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
     b.CreateBr(noMatch);
 
   b.SetInsertPoint(whole);
-  Value *fits = b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)),
-                                pk_.totLen);
+  Value *fits =
+      b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)), pk_.totLen);
   cg_.require(fits, drop_, "l4.fits");
   cg_.needBytes(pk_.l4, need, drop_, "l4.hdr");
 }
@@ -235,7 +250,8 @@ void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
 /// The source (0) or destination (2) port, after emitTransport(): IPv4 from
 /// r2x_hdr (see storeHeader()), IPv6 from the header the walk found.
 Value *XdpCodegen::transportPort(uint64_t off) {
-  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16) : hdrField(HdrSport + off, cg_.i16);
+  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16)
+                : hdrField(HdrSport + off, cg_.i16);
 }
 
 /// xt_tcpudp: every part given must hold, each with its own `!`.
@@ -320,7 +336,8 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
     // Masked so the verifier knows the pointer's range; off < 65536 holds.
     Value *p = cg_.at(pk_.l3, b.CreateAnd(off, b.getInt64(0xffff)));
     cg_.needBytes(p, 4, fail, "u32.read");
-    Value *w = b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateLoad(cg_.i32, p));
+    Value *w =
+        b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateLoad(cg_.i32, p));
     if (hook_ != ir::Hook::Forward)
       return w;
     Value *out = b.getInt32(0);
@@ -329,8 +346,10 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
       Value *pos = b.CreateAdd(off, b.getInt64(k));
       Value *byte = b.CreateAnd(b.CreateLShr(w, shift), b.getInt32(0xff));
       Value *ttlAt = b.getInt64(pk_.v6 ? kernel::Ip6HopLimit : kernel::Ip4Ttl);
-      byte = b.CreateSelect(b.CreateICmpEQ(pos, ttlAt),
-                            b.CreateAnd(b.CreateSub(byte, b.getInt32(1)), b.getInt32(0xff)), byte);
+      byte = b.CreateSelect(
+          b.CreateICmpEQ(pos, ttlAt),
+          b.CreateAnd(b.CreateSub(byte, b.getInt32(1)), b.getInt32(0xff)),
+          byte);
       if (fwdCsum) {
         Value *c32 = b.CreateZExt(fwdCsum, cg_.i32);
         byte = b.CreateSelect(b.CreateICmpEQ(pos, b.getInt64(kernel::Ip4Check)),
@@ -346,8 +365,9 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
   for (const ir::U32Test &t : u.tests) {
     // if (skb->len < 4 || pos > skb->len - 4) return false;
     cg_.require(b.CreateICmpUGE(len, b.getInt64(4)), fail, "u32.len");
-    cg_.require(b.CreateICmpULE(b.getInt64(t.start), b.CreateSub(len, b.getInt64(4))), fail,
-                "u32.start");
+    cg_.require(
+        b.CreateICmpULE(b.getInt64(t.start), b.CreateSub(len, b.getInt64(4))),
+        fail, "u32.start");
     Value *val = word(b.getInt64(t.start));
     Value *at = b.getInt64(0);
     for (const auto &[op, n] : t.ops) {
@@ -365,11 +385,14 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
         // at += val (a u32 that must not wrap), then at + 4 <= skb->len and
         // pos <= skb->len - at - 4.
         at = b.CreateAdd(at, b.CreateZExt(val, cg_.i64));
-        cg_.require(b.CreateICmpULE(at, b.getInt64(0xffffffffu)), fail, "u32.at.wrap");
-        cg_.require(b.CreateICmpULE(b.CreateAdd(at, b.getInt64(4)), len), fail, "u32.at.fits");
-        cg_.require(b.CreateICmpULE(b.getInt64(n),
-                                    b.CreateSub(b.CreateSub(len, at), b.getInt64(4))),
-                    fail, "u32.at.pos");
+        cg_.require(b.CreateICmpULE(at, b.getInt64(0xffffffffu)), fail,
+                    "u32.at.wrap");
+        cg_.require(b.CreateICmpULE(b.CreateAdd(at, b.getInt64(4)), len), fail,
+                    "u32.at.fits");
+        cg_.require(
+            b.CreateICmpULE(b.getInt64(n),
+                            b.CreateSub(b.CreateSub(len, at), b.getInt64(4))),
+            fail, "u32.at.pos");
         val = word(b.CreateAdd(at, b.getInt64(n)));
         break;
       }
@@ -395,7 +418,8 @@ void XdpCodegen::emitU32(const ir::Match::U32 &u, bool negated,
 /// the options (64 bytes, zero-filled), then u32 i, optlen, found, and the
 /// option kind sought.
 namespace tcpopt {
-constexpr uint64_t kBuf = 0, kI = 64, kLen = 68, kFound = 72, kKind = 76, kSize = 80;
+constexpr uint64_t kBuf = 0, kI = 64, kLen = 68, kFound = 72, kKind = 76,
+                   kSize = 80;
 }
 
 /// One step of xt_tcpudp's tcp_find_option() loop, as a bpf_loop callback
@@ -415,11 +439,15 @@ Function *XdpCodegen::tcpOptionScanner() {
   f->addFnAttr(Attribute::NoInline);
   IRBuilder<> b(ctx);
   auto block = [&](const char *n) { return BasicBlock::Create(ctx, n, f); };
-  BasicBlock *entry = block("entry"), *stop = block("stop"), *more = block("more");
-  BasicBlock *found = block("found"), *one = block("onebyte"), *withLen = block("withlen");
+  BasicBlock *entry = block("entry"), *stop = block("stop"),
+             *more = block("more");
+  BasicBlock *found = block("found"), *one = block("onebyte"),
+             *withLen = block("withlen");
   BasicBlock *lenRead = block("lenread");
   Value *st = f->getArg(1);
-  auto field = [&](uint64_t off) { return b.CreateGEP(cg_.i8, st, b.getInt64(off)); };
+  auto field = [&](uint64_t off) {
+    return b.CreateGEP(cg_.i8, st, b.getInt64(off));
+  };
   b.SetInsertPoint(entry);
   Value *i = b.CreateLoad(cg_.i32, field(tcpopt::kI));
   Value *len = b.CreateLoad(cg_.i32, field(tcpopt::kLen));
@@ -462,9 +490,9 @@ Function *XdpCodegen::tcpOptionScanner() {
 void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
                                BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  Value *doff = b.CreateShl(b.CreateZExt(b.CreateLShr(cg_.loadBE(pk_.l4, 12, cg_.i8), 4),
-                                         cg_.i32),
-                            2);
+  Value *doff = b.CreateShl(
+      b.CreateZExt(b.CreateLShr(cg_.loadBE(pk_.l4, 12, cg_.i8), 4), cg_.i32),
+      2);
   cg_.require(b.CreateICmpUGE(doff, b.getInt32(20)), drop_, "tcpopt.doff");
   cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, doff), pk_.totLen), drop_,
               "tcpopt.fits");
@@ -478,7 +506,8 @@ void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
   // One scan state for every --tcp-option of the program (the stack is
   // 512 bytes).
   if (!tcpOptState_)
-    tcpOptState_ = cg_.stackSlot(ArrayType::get(cg_.i8, tcpopt::kSize), 8, "tcpopt.state");
+    tcpOptState_ =
+        cg_.stackSlot(ArrayType::get(cg_.i8, tcpopt::kSize), 8, "tcpopt.state");
   AllocaInst *st = tcpOptState_;
   b.CreateMemSet(st, b.getInt8(0), tcpopt::kSize, MaybeAlign(8));
   auto field = [&](uint64_t off) { return cg_.at(st, off); };
@@ -490,15 +519,18 @@ void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
                                        b.CreatePtrToInt(cg_.data, cg_.i64)),
                            b.getInt64(20));
   Value *size = b.CreateAdd(
-      b.CreateAnd(b.CreateZExt(b.CreateSub(optlen, b.getInt32(1)), cg_.i64), b.getInt64(63)),
+      b.CreateAnd(b.CreateZExt(b.CreateSub(optlen, b.getInt32(1)), cg_.i64),
+                  b.getInt64(63)),
       b.getInt64(1));
-  Value *rc = cg_.callHelper(XdpLoadBytes, cg_.i64,
-                             {ctx_, b.CreateTrunc(off, cg_.i32), field(tcpopt::kBuf),
-                              b.CreateTrunc(size, cg_.i32)});
+  Value *rc =
+      cg_.callHelper(XdpLoadBytes, cg_.i64,
+                     {ctx_, b.CreateTrunc(off, cg_.i32), field(tcpopt::kBuf),
+                      b.CreateTrunc(size, cg_.i32)});
   cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), drop_, "tcpopt.copied");
   cg_.callHelper(Loop, cg_.i64,
                  {b.getInt32(40), tcpOptionScanner(), st, b.getInt64(0)});
-  Value *hit = b.CreateICmpNE(b.CreateLoad(cg_.i32, field(tcpopt::kFound)), b.getInt32(0));
+  Value *hit = b.CreateICmpNE(b.CreateLoad(cg_.i32, field(tcpopt::kFound)),
+                              b.getInt32(0));
   BasicBlock *scanned = b.GetInsertBlock();
   b.CreateBr(decide);
 
@@ -727,6 +759,15 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
             emitMultiport(mp, m.negated, noMatch);
           },
           [&](const M::U32 &u) { emitU32(u, m.negated, noMatch); },
+          [&](const M::Unknown &) {
+            // Hand-over mode: reached with every earlier match true, the
+            // kernel evaluates it (and the rest of the ruleset).
+            if (!handover())
+              throw BackendError("a match XDP cannot evaluate outside "
+                                 "hand-over mode");
+            b.CreateBr(pass_);
+            b.SetInsertPoint(cg_.block("unreachable.after_handover"));
+          },
       },
       m.kind);
 }
@@ -738,8 +779,58 @@ void XdpCodegen::emitChain(const ir::Chain &c, BasicBlock *accept) {
   BasicBlock *policy = cg_.block("policy." + c.name);
   emitRules(c, accept, policy, 0);
   b.SetInsertPoint(policy);
+  // Hand-over mode: XDP counts only packets whose fate it decides. An
+  // ACCEPT policy decides nothing yet (the next table or hook follows, and
+  // the kernel counts the policy if a later chain drops); at the end of the
+  // last one `accept` is XDP_PASS, and the kernel counts.
+  if (handover() && c.policy != ir::Verdict::Drop) {
+    recordOnPath(c.policyCounter);
+    b.CreateBr(accept);
+    return;
+  }
   bumpCounter(c.policyCounter);
   b.CreateBr(c.policy == ir::Verdict::Drop ? drop_ : accept);
+}
+
+/// Hand-over mode: a rule that matched and lets evaluation go on (a jump,
+/// goto, RETURN or count-only rule) sets its bit in the path record; the
+/// record is committed to the counters only if XDP drops the packet
+/// (emitCommit), as the kernel would have counted those rules then.
+void XdpCodegen::recordOnPath(unsigned slot) {
+  IRBuilder<> &b = cg_.b;
+  unsigned bit = static_cast<unsigned>(pathSlots_.size());
+  if (bit >= kPathWords * 64) {
+    b.CreateBr(pass_); // no bit left: the kernel decides and counts
+    b.SetInsertPoint(cg_.block("unreachable.path_full"));
+    return;
+  }
+  pathSlots_.push_back(slot);
+  Value *word = cg_.at(path_, uint64_t(8 * (bit / 64)));
+  b.CreateStore(b.CreateOr(b.CreateLoad(cg_.i64, word),
+                           b.getInt64(uint64_t(1) << (bit % 64))),
+                word);
+}
+
+/// Hand-over mode: XDP drops the packet. Every rule recorded on its path is
+/// counted (the deciding rule or policy counted itself), then XDP_DROP.
+void XdpCodegen::emitCommit(BasicBlock *commit) {
+  IRBuilder<> &b = cg_.b;
+  b.SetInsertPoint(commit);
+  for (unsigned bit = 0; bit < pathSlots_.size(); ++bit) {
+    Value *word =
+        b.CreateLoad(cg_.i64, cg_.at(path_, uint64_t(8 * (bit / 64))));
+    Value *set =
+        b.CreateICmpNE(b.CreateAnd(word, b.getInt64(uint64_t(1) << (bit % 64))),
+                       b.getInt64(0));
+    BasicBlock *count = cg_.block("commit.count");
+    BasicBlock *next = cg_.block("commit.next");
+    b.CreateCondBr(set, count, next);
+    b.SetInsertPoint(count);
+    bumpCounter(pathSlots_[bit]);
+    b.CreateBr(next);
+    b.SetInsertPoint(next);
+  }
+  cg_.ret(XdpDrop);
 }
 
 /// The rules of `c`; falling off the end or RETURN goes to `ret`. A user
@@ -754,7 +845,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     const ir::Rule &r = c.rules[at];
     BasicBlock *next = cg_.block("rule.next");
     // A run of simple rules: a decision tree instead (ClassifyCodegen.h).
-    if (size_t n = classify::runAt(c, at, cls_)) {
+    // Not in hand-over mode: the tree counts every rule it matches at
+    // once, where hand-over counts only on XDP's own drop (the path record).
+    if (size_t n = handover() ? 0 : classify::runAt(c, at, cls_)) {
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
@@ -767,7 +860,31 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     }
     for (const ir::Match &m : r.matches)
       emitMatch(m, next);
-    bumpCounter(r.counter);
+    if (handover()) {
+      // Only a drop decides here; ACCEPT and what XDP cannot carry out go
+      // to the kernel uncounted, and the rest is recorded on the path.
+      switch (r.verdict) {
+      case ir::Verdict::Drop:
+        bumpCounter(r.counter);
+        b.CreateBr(drop_);
+        b.SetInsertPoint(next);
+        continue;
+      case ir::Verdict::Accept:
+      case ir::Verdict::Dnat:
+      case ir::Verdict::Handover:
+        b.CreateBr(pass_);
+        b.SetInsertPoint(next);
+        continue;
+      case ir::Verdict::Continue:
+      case ir::Verdict::Return:
+      case ir::Verdict::Jump:
+      case ir::Verdict::Goto:
+        recordOnPath(r.counter);
+        break;
+      }
+    } else {
+      bumpCounter(r.counter);
+    }
     switch (r.verdict) {
     case ir::Verdict::Drop:
       b.CreateBr(drop_);
@@ -781,6 +898,8 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     case ir::Verdict::Return:
       b.CreateBr(ret);
       break;
+    case ir::Verdict::Handover:
+      throw BackendError("a hand-over target outside hand-over mode");
     case ir::Verdict::Dnat:
       if (!natOf(c.family))
         throw BackendError("DNAT outside a nat chain");
@@ -795,8 +914,8 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       BasicBlock *body = cg_.block("chain." + callee->name);
       b.CreateBr(body);
       b.SetInsertPoint(body);
-      emitRules(*callee, accept,
-                r.verdict == ir::Verdict::Jump ? next : ret, depth + 1);
+      emitRules(*callee, accept, r.verdict == ir::Verdict::Jump ? next : ret,
+                depth + 1);
       break;
     }
     }
@@ -888,11 +1007,15 @@ void XdpCodegen::emitOtherHost(const L2 &l2) {
   // The frame's destination in the same byte layout as the map value.
   Value *dst = b.CreateOr(
       b.CreateZExt(b.CreateLoad(cg_.i32, cg_.data), cg_.i64),
-      b.CreateShl(b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(cg_.data, uint64_t(4))), cg_.i64),
-                  32));
-  Value *unicast = b.CreateICmpEQ(b.CreateAnd(dst, b.getInt64(1)), b.getInt64(0));
-  Value *other = b.CreateAnd(b.CreateAnd(unicast, b.CreateICmpNE(dev, b.getInt64(0))),
-                             b.CreateICmpNE(dst, dev));
+      b.CreateShl(
+          b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(cg_.data, uint64_t(4))),
+                       cg_.i64),
+          32));
+  Value *unicast =
+      b.CreateICmpEQ(b.CreateAnd(dst, b.getInt64(1)), b.getInt64(0));
+  Value *other =
+      b.CreateAnd(b.CreateAnd(unicast, b.CreateICmpNE(dev, b.getInt64(0))),
+                  b.CreateICmpNE(dst, dev));
   b.CreateCondBr(other, pass_, host);
   b.SetInsertPoint(host);
 }
@@ -944,8 +1067,25 @@ void XdpCodegen::emit(Value *ctxArg) {
   }
 }
 
-/// One family's chains in netfilter's order.
+/// One family's chains in netfilter's order. In hand-over mode, drops go
+/// through this family's commit block, which counts the recorded path.
 void XdpCodegen::emitFamily(ir::Family fam) {
+  if (!handover()) {
+    emitFamilyChains(fam);
+    return;
+  }
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *commit = drop_ = cg_.block("handover.commit");
+  pathSlots_.clear();
+  if (!path_)
+    path_ = cg_.stackSlot(ArrayType::get(cg_.i64, kPathWords), 8, "path");
+  for (unsigned w = 0; w < kPathWords; ++w)
+    b.CreateStore(b.getInt64(0), cg_.at(path_, uint64_t(8 * w)));
+  emitFamilyChains(fam);
+  emitCommit(commit);
+}
+
+void XdpCodegen::emitFamilyChains(ir::Family fam) {
   IRBuilder<> &b = cg_.b;
   family_ = fam;
   if (!p_.ifacePatterns.empty())
@@ -961,20 +1101,32 @@ void XdpCodegen::emitFamily(ir::Family fam) {
     for (const ir::Chain &c : p_.chains)
       if (!c.user && c.family == fam && c.hook == h)
         cs.push_back(&c);
-    std::stable_sort(cs.begin(), cs.end(), [](const ir::Chain *a, const ir::Chain *b) {
-      return a->table < b->table;
-    });
+    std::stable_sort(cs.begin(), cs.end(),
+                     [](const ir::Chain *a, const ir::Chain *b) {
+                       return a->table < b->table;
+                     });
     return cs;
   };
   NatLowering *natl = natOf(fam);
   bool nat = natl != nullptr;
   if (nat)
     natl->begin();
+  // Hand-over mode with source NAT in the kernel: conntrack rewrites the
+  // destination of their replies at nat PREROUTING, which XDP cannot see
+  // without a conntrack lookup; only raw and mangle PREROUTING, which run
+  // before, see what XDP sees.
+  bool kernelNat =
+      handover() && !p_.kernelSourceNat[static_cast<size_t>(fam)].empty();
   auto emitHook = [&](ir::Hook h, BasicBlock *after) {
     hook_ = h;
     for (const ir::Chain *c : hookChains(h)) {
-      BasicBlock *next = cg_.block(std::string("after.") + ir::tableName(c->table) +
-                                   "." + c->name);
+      if (kernelNat && c->table >= ir::Table::Nat) {
+        b.CreateBr(pass_);
+        b.SetInsertPoint(cg_.block("unreachable.kernel_nat"));
+        break;
+      }
+      BasicBlock *next = cg_.block(std::string("after.") +
+                                   ir::tableName(c->table) + "." + c->name);
       bool natChain = nat && c->table == ir::Table::Nat;
       if (natChain)
         natl->emitLookup(pk_, next); // a bound connection skips the chain
@@ -992,8 +1144,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   BasicBlock *routing = cg_.block("routing");
   emitHook(ir::Hook::Prerouting, routing);
   b.SetInsertPoint(routing);
-  if (!nat && hookChains(ir::Hook::Input).empty() &&
-      hookChains(ir::Hook::Forward).empty()) {
+  if (kernelNat || (!nat && hookChains(ir::Hook::Input).empty() &&
+                    hookChains(ir::Hook::Forward).empty())) {
     b.CreateBr(pass_);
     return;
   }

@@ -166,6 +166,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::FieldRange &) { b.exact = false; },
             [&](const M::Multiport &) { b.exact = false; },
             [&](const M::U32 &) { b.exact = false; },
+            [&](const M::Unknown &) { b.exact = false; },
         },
         m.kind);
   return b;

@@ -89,6 +89,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
                    [&](const M::Multiport &) { why = "-m multiport"; },
                    [&](const M::FieldRange &) { why = "a header field match"; },
                    [&](const M::U32 &) { why = "-m u32"; },
+                   [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
                },
                m.kind);
   if (!why.empty())

@@ -1,4 +1,5 @@
-//===- compiler/driver/main.cpp - the rule2xdp command -----------------------===//
+//===- compiler/driver/main.cpp - the rule2xdp command
+//-----------------------===//
 //
 /// \file
 /// Wires the stages together; holds no logic of its own beyond choosing what
@@ -10,11 +11,12 @@
 /// error, 3 internal error (a bug in rule2xdp).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
-#include "compiler/frontend/Diagnostics.h"
-#include "compiler/frontend/RuleParser.h"
-#include "compiler/frontend/SaveFile.h"
 #include "compiler/driver/Ifaces.h"
 #include "compiler/driver/TcMain.h"
+#include "compiler/frontend/Diagnostics.h"
+#include "compiler/frontend/Handover.h"
+#include "compiler/frontend/RuleParser.h"
+#include "compiler/frontend/SaveFile.h"
 #include "runtime/Loader.h"
 #include "runtime/Stats.h"
 
@@ -26,12 +28,12 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <net/if.h>
 #include <optional>
 #include <set>
 #include <string>
-#include <vector>
-#include <net/if.h>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -189,14 +191,16 @@ int main(int argc, char **argv) {
   }
 
   Options o;
-  CLI::App app{"rule2xdp: compile iptables rules into XDP programs and "
-               "attach them.\n\nUsage:\n"
-               "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
-               "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
-               "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
-               "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] [--multiprog] (FILE.o | RULE)\n"
-               "  rule2xdp --unload IFACE\n"
-               "  rule2xdp --stats IFACE [--json]\n"};
+  CLI::App app{
+      "rule2xdp: compile iptables rules into XDP programs and "
+      "attach them.\n\nUsage:\n"
+      "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
+      "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
+      "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
+      "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] "
+      "[--multiprog] (FILE.o | RULE)\n"
+      "  rule2xdp --unload IFACE\n"
+      "  rule2xdp --stats IFACE [--json]\n"};
   app.add_option("-o,--output", o.output,
                  "Output file ('-' for stdout); iptables' -o is written "
                  "--out-interface");
@@ -214,7 +218,8 @@ int main(int argc, char **argv) {
   app.add_option("--stats", o.stats, "Print per-rule counters");
   app.add_flag("--json", o.json, "With --stats: print JSON");
   app.add_flag("--version", o.version, "Print the version");
-  app.add_option("--tc", o.tc, "A tc command (the words after `tc`), e.g. "
+  app.add_option("--tc", o.tc,
+                 "A tc command (the words after `tc`), e.g. "
                  "'filter add dev eth0 ingress u32 match ... action drop'");
   app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
   app.add_option("--classifier", o.classifier,
@@ -223,7 +228,10 @@ int main(int argc, char **argv) {
                      " rules or more), always")
       ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_flag("--pass-unsupported", o.passUnsupported,
-               "tc: hand packets whose action XDP cannot do to the kernel");
+               "Hand-over mode: the kernel keeps the same rules; what XDP "
+               "cannot decide goes to it (XDP_PASS), and the rules handed "
+               "over are listed on stderr (docs/handover.md). tc: hand "
+               "packets whose action XDP cannot do to the kernel");
   try {
     std::vector<std::string> rev(own.rbegin(), own.rend());
     app.parse(rev);
@@ -241,14 +249,17 @@ int main(int argc, char **argv) {
   frontend::SourceManager sm;
   // A `-o eth1` copied from an iptables rule would otherwise quietly become
   // a file named eth1.
-  if (!o.output.empty() && o.output != "-" && if_nametoindex(o.output.c_str()) != 0) {
+  if (!o.output.empty() && o.output != "-" &&
+      if_nametoindex(o.output.c_str()) != 0) {
     std::cerr << "rule2xdp: error: `-o " << o.output
               << "' names a network interface, but -o is rule2xdp's output "
                  "file; write iptables' output interface as --out-interface\n";
     return kExitInput;
   }
-  if (!o.output.empty() && (!o.load.empty() || !o.unload.empty() || !o.stats.empty())) {
-    std::cerr << "rule2xdp: error: -o has no meaning with --load, --unload or --stats\n";
+  if (!o.output.empty() &&
+      (!o.load.empty() || !o.unload.empty() || !o.stats.empty())) {
+    std::cerr << "rule2xdp: error: -o has no meaning with --load, --unload or "
+                 "--stats\n";
     return kExitInput;
   }
   if (std::string m = misplacedOption(o); !m.empty()) {
@@ -264,7 +275,8 @@ int main(int argc, char **argv) {
     // `--load b0,b1`, split once here for every path that loads (iptables
     // rules, an object file, tc filters).
     const std::vector<std::string> loadIfaces =
-        o.load.empty() ? std::vector<std::string>{} : driver::splitIfaces(o.load);
+        o.load.empty() ? std::vector<std::string>{}
+                       : driver::splitIfaces(o.load);
     if (!o.unload.empty()) {
       runtime::unload(o.unload);
       return kExitOk;
@@ -295,6 +307,8 @@ int main(int argc, char **argv) {
     }
 
     ir::Program program;
+    if (o.passUnsupported)
+      program.mode = ir::Mode::Handover;
     if (!files.empty()) {
       if (!ruleArgs.empty())
         throw frontend::Diagnostic(
@@ -302,14 +316,26 @@ int main(int argc, char **argv) {
             "give a rule or a ruleset (-f FILE), not both (`" + ruleArgs[0] +
                 "' is not a rule2xdp option)");
       std::vector<frontend::Warning> warnings;
+      std::vector<frontend::Diagnostic> errors; // all of them, in one run
       for (const std::string &f : files) {
-        std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
-                                    : readText(f);
+        std::string text =
+            f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
+                     : readText(f);
         std::string name = f == "-" ? "<stdin>" : f;
         // -6 / -4 say which; otherwise the content does, else iptables.
         std::optional<ir::Family> detected = frontend::detectFamily(name, text);
         ir::Family fam = family.value_or(detected.value_or(ir::Family::V4));
-        frontend::parseSaveFile(name, text, sm, program, warnings, fam);
+        frontend::parseSaveFile(name, text, sm, program, warnings, fam,
+                                &errors);
+      }
+      if (!errors.empty()) {
+        for (const frontend::Diagnostic &d : errors)
+          std::cerr << frontend::format(sm, frontend::Severity::Error, d.pos,
+                                        d.what(), d.length);
+        std::cerr << "rule2xdp: " << errors.size()
+                  << (errors.size() == 1 ? " error" : " errors")
+                  << ", nothing written\n";
+        return kExitInput;
       }
       frontend::checkChainGraph(program);
       for (const frontend::Warning &w : warnings)
@@ -324,7 +350,12 @@ int main(int argc, char **argv) {
         rule.push_back(words[static_cast<size_t>(idx - 1)]);
       frontend::CommandContext ctx;
       ctx.family = family.value_or(ir::Family::V4);
+      ctx.handover = o.passUnsupported;
       frontend::parseCommand(rule, program, ctx);
+    }
+    if (program.mode == ir::Mode::Handover) {
+      frontend::finishHandover(program);
+      std::cerr << frontend::handoverListing(program, sm);
     }
     program.finalize();
     classify::Options cls;

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/RuleParser.h"
 
+#include "compiler/frontend/Handover.h"
 #include "compiler/frontend/Matches.h"
 #include "grammar/iptables.hpp"
 
@@ -356,6 +357,12 @@ struct Parsed {
   bool protoNegated = false;
   uint8_t protoNumber = 0;
   std::vector<std::unique_ptr<ModuleState>> modules;
+  // Hand-over mode: the target XDP cannot carry out, with its options; the
+  // module or target that takes options read by shape; -o's value.
+  std::unique_ptr<ModuleState> targetState;
+  ModuleState *shapeTail = nullptr;
+  const Word *oifValue = nullptr;
+  bool oifNegated = false;
   const Word *natTo = nullptr; ///< --to-destination's value
   ir::NatTarget nat;
 };
@@ -584,13 +591,16 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     std::vector<Candidate> active;
     for (const OptSpec &o : kBaseOpts)
       active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
-    if (p.target && p.target->text == "DNAT")
+    if (p.target && p.target->text == "DNAT" && !ctx.handover)
       for (const OptSpec &o : kDnatOpts)
         active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
     for (const auto &m : p.modules)
       if (!m->superseded)
         for (const ModuleOption &o : m->spec->options)
           active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
+    if (p.targetState)
+      for (const ModuleOption &o : p.targetState->spec->options)
+        active.push_back(Candidate{o.name, 0, nullptr, &o, p.targetState.get()});
 
     std::optional<Candidate> spec;
     std::optional<std::string> inlineValue;
@@ -623,6 +633,15 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       }
       if (ambiguous)
         fail(w, "option `" + w.text + "' is ambiguous");
+      if (!spec && ctx.handover && p.shapeTail) {
+        // An option of a module or target unknown to rule2xdp.
+        i = readOptionByShape(words, i, invert != nullptr, *p.shapeTail) + 1;
+        invert = nullptr;
+        continue;
+      }
+      if (!spec && ctx.handover && p.targetState)
+        fail(w, "unknown option `" + w.text + "' for target " +
+                    p.targetState->spec->name);
       if (!spec) {
         for (const char *portOpt : {"dport", "sport", "destination-port", "source-port"})
           if (name == portOpt)
@@ -790,17 +809,39 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     case OptId::OutIface:
       once(p.oif, "--out-interface");
       p.oif = &w;
+      p.oifValue = &v;
+      p.oifNegated = negated;
       break;
-    case OptId::Jump:
+    case OptId::Jump: {
       once(p.target || p.gotoChain, "-j/-g");
       p.target = &v;
+      const std::string &t = v.text;
+      bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN";
+      for (const ir::Chain &c : prog.chains)
+        standard = standard || (c.user && c.family == ctx.family && c.name == t);
+      if (ctx.handover && !standard) {
+        p.targetState = loadModule(*opaqueTarget(t), v, ctx.family);
+        if (readsOptionsByShape(*p.targetState->spec))
+          p.shapeTail = p.targetState.get();
+      }
       break;
+    }
     case OptId::Goto:
       once(p.target || p.gotoChain, "-j/-g");
       p.gotoChain = &v;
       break;
     case OptId::Match: {
       const ModuleSpec *m = findModule(v.text);
+      if (!m && ctx.handover) {
+        m = opaqueModule(v.text);
+        ModuleState &st = load(*m, v);
+        p.shapeTail = readsOptionsByShape(*m) ? &st : nullptr;
+        break;
+      }
+      if (!m && (v.text == "conntrack" || v.text == "state"))
+        fail(v, "match `" + v.text + "' needs the kernel's connection "
+                "tracking: compile with --pass-unsupported and keep the same "
+                "ruleset installed in the kernel (docs/handover.md)");
       if (!m)
         fail(v, "match `" + v.text + "' is not supported");
       if (!moduleFits(*m, ctx.family))
@@ -866,13 +907,21 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   }
   p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif || p.frag ||
                  !p.modules.empty() || p.oif;
-  if (p.oif && p.chain && p.chain->text == "INPUT")
-    fail(*p.oif, "Can't use --out-interface with INPUT");
+  if (p.oif && p.chain &&
+      (p.chain->text == "INPUT" || p.chain->text == "PREROUTING"))
+    fail(*p.oif, "Can't use --out-interface with " + p.chain->text);
   ir::Rule proto;
   proto.pos = words.front().pos;
   proto.text = joinWords(words);
   std::vector<Match> tail; // ip_packet_match() order after the addresses
-  for (auto *m : {&p.iif, &p.proto, &p.frag})
+  std::optional<Match> oif;
+  if (p.oif && ctx.handover) // ip_packet_match() checks it after -i
+    oif = Match(Match::Unknown{(p.oifNegated ? "! -o " : "-o ") +
+                                   p.oifValue->text,
+                               "the output device is known only after the "
+                               "kernel's routing decision"},
+                false, (p.oifNegated ? "! -o " : "-o ") + p.oifValue->text);
+  for (auto *m : {&p.iif, &oif, &p.proto, &p.frag})
     if (*m)
       tail.push_back(**m);
   RuleFacts facts{p.protoNumber, p.protoNegated, ctx.family};
@@ -1013,7 +1062,15 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       fail(*p.target, kNatNoDrop);
     else if (t == "DROP")
       rule.verdict = ir::Verdict::Drop;
-    else if (t == "DNAT") {
+    else if (p.targetState) {
+      // Hand-over mode: a target XDP cannot carry out.
+      if (t == "DNAT" && table != ir::Table::Nat)
+        fail(*p.target, "target DNAT is only valid in the nat table, not `" +
+                            tname + "'");
+      rule.verdict = ir::Verdict::Handover;
+      rule.target = t;
+      rule.handoverReason = targetReason(t);
+    } else if (t == "DNAT") {
       checkDnat(*p.target, table, c, ctx, p);
       rule.verdict = ir::Verdict::Dnat;
       rule.nat = p.nat;
@@ -1031,6 +1088,21 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     rule.verdict = ir::Verdict::Continue;
   }
 
+  if (ctx.handover && (egress || natSource)) {
+    if (table == ir::Table::Nat && rule.verdict == ir::Verdict::Handover &&
+        rule.target != "DNAT" && rule.target != "REDIRECT") {
+      std::string &n = prog.kernelSourceNat[static_cast<size_t>(ctx.family)];
+      if (n.empty())
+        n = chainWord.pos.file + ":" + std::to_string(chainWord.pos.line) +
+            ": " + newRules.front().text;
+    }
+    for (const ir::Rule &r : newRules)
+      prog.kernelOnly.push_back(
+          {r.pos, r.text,
+           natSource ? "nat " + c + " runs after the filter decided"
+                     : c + " never sees received packets"});
+    return;
+  }
   if (egress) {
     if (!ctx.fileTable)
       fail(chainWord, "chain " + c +
@@ -1044,8 +1116,9 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
            static_cast<unsigned>(c.size())});
     return;
   }
-  if (p.oif)
-    fail(*p.oif, "--out-interface is not supported yet");
+  if (p.oif && !ctx.handover)
+    fail(*p.oif, "--out-interface is not supported yet (with "
+                 "--pass-unsupported it is handed to the kernel)");
   if (natSource)
     fail(chainWord, "nat " + c + " rules (SNAT, MASQUERADE) are not supported "
                     "yet: rule2xdp translates destinations in PREROUTING only");
@@ -1068,6 +1141,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     r.verdict = rule.verdict;
     r.jumpTarget = rule.jumpTarget;
     r.nat = rule.nat;
+    r.target = rule.target;
+    r.handoverReason = rule.handoverReason;
   }
   rules.insert(rules.begin() + static_cast<long>(at),
                std::make_move_iterator(newRules.begin()),

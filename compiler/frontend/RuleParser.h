@@ -35,6 +35,8 @@ struct CommandContext {
   ir::Family family = ir::Family::V4; ///< iptables or ip6tables words
   std::optional<ir::Table> fileTable;
   std::vector<Warning> *warnings = nullptr;
+  /// Hand-over mode (Handover.h): what XDP cannot do is marked, not refused.
+  bool handover = false;
 };
 
 /// Parses one command (-A, -I, -N, -P) and applies it to `prog`.

@@ -1,11 +1,15 @@
-//===- compiler/frontend/SaveFile.cpp - iptables-save / -restore input ------===//
+//===- compiler/frontend/SaveFile.cpp - iptables-save / -restore input
+//------===//
 //
 /// \file
 /// See SaveFile.h.
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/SaveFile.h"
 
+#include "compiler/frontend/Handover.h"
+
 #include <cctype>
+#include <memory>
 #include <optional>
 
 namespace r2x::frontend {
@@ -32,7 +36,8 @@ std::vector<Word> splitWords(const std::string &file, unsigned lineNo,
     }
     Word w;
     w.pos = at(file, lineNo, i);
-    while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) {
+    while (i < line.size() &&
+           !std::isspace(static_cast<unsigned char>(line[i]))) {
       char c = line[i];
       if (c == '"' || c == '\'') {
         size_t open = i++;
@@ -70,7 +75,12 @@ bool isCounters(const std::string &s) {
 struct Section {
   std::string name;
   Word where;
-  std::optional<ir::Table> table; ///< empty: a table not compiled (must stay empty)
+  std::optional<ir::Table>
+      table; ///< empty: a table not compiled (must stay empty)
+  /// Hand-over mode, security table: its rules are read into `kernelOnly`
+  /// as if they were filter's (same chains), then listed as kernel-only.
+  std::shared_ptr<ir::Program> kernelOnly;
+  bool broken = false; ///< its `*table` line was an error: skip to COMMIT
 };
 
 } // namespace
@@ -84,7 +94,8 @@ std::optional<ir::Family> detectFamily(const std::string &name,
   size_t start = 0;
   while (start < text.size()) {
     size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    std::string line = text.substr(
+        start, nl == std::string::npos ? std::string::npos : nl - start);
     start = nl == std::string::npos ? text.size() : nl + 1;
     ++lineNo;
     std::vector<Word> words;
@@ -96,27 +107,31 @@ std::optional<ir::Family> detectFamily(const std::string &name,
     for (size_t i = 0; i < words.size(); ++i) {
       const std::string &w = words[i].text;
       std::optional<ir::Family> says;
-      bool addrOpt = w == "-s" || w == "-d" || w == "--source" || w == "--src" ||
-                     w == "--destination" || w == "--dst";
+      bool addrOpt = w == "-s" || w == "-d" || w == "--source" ||
+                     w == "--src" || w == "--destination" || w == "--dst";
       if (addrOpt && i + 1 < words.size())
-        says = words[i + 1].text.find(':') != std::string::npos ? ir::Family::V6
-                                                               : ir::Family::V4;
+        says = words[i + 1].text.find(':') != std::string::npos
+                   ? ir::Family::V6
+                   : ir::Family::V4;
       if (w == "icmp6" || w == "hl" || w == "--icmpv6-type" || w == "icmpv6" ||
           w == "ipv6-icmp")
         says = ir::Family::V6;
-      if ((w == "icmp" && i > 0 && (words[i - 1].text == "-p" || words[i - 1].text == "-m")) ||
+      if ((w == "icmp" && i > 0 &&
+           (words[i - 1].text == "-p" || words[i - 1].text == "-m")) ||
           w == "ttl" || w == "-f" || w == "--icmp-type")
         says = ir::Family::V4;
       if (!says)
         continue;
       if (found && *found != *says) {
         const Word &culprit = addrOpt ? words[i + 1] : words[i];
-        throw Diagnostic(culprit.pos, std::string("this file mixes IPv4 and IPv6 rules (`") +
-                                          culprit.text +
-                                "' is " + (*says == ir::Family::V6 ? "IPv6" : "IPv4") +
-                                " but line " + std::to_string(evidence->pos.line) +
-                                " is not): give iptables and ip6tables rules in separate files",
-                         static_cast<unsigned>(culprit.text.size()));
+        throw Diagnostic(
+            culprit.pos,
+            std::string("this file mixes IPv4 and IPv6 rules (`") +
+                culprit.text + "' is " +
+                (*says == ir::Family::V6 ? "IPv6" : "IPv4") + " but line " +
+                std::to_string(evidence->pos.line) +
+                " is not): give iptables and ip6tables rules in separate files",
+            static_cast<unsigned>(culprit.text.size()));
       }
       if (!found) {
         found = says;
@@ -128,112 +143,182 @@ std::optional<ir::Family> detectFamily(const std::string &name,
   return found;
 }
 
+namespace {
+
+/// One file's reading state: the open section, and what each line is
+/// applied to.
+struct Reader {
+  const std::string &name;
+  ir::Program &prog;
+  std::vector<Warning> &warnings;
+  ir::Family family;
+  std::optional<Section> open;
+
+  void line(unsigned lineNo, const std::string &line);
+  void rule(std::vector<Word> cmd);
+};
+
+} // namespace
+
 void parseSaveFile(const std::string &name, const std::string &text,
                    SourceManager &sm, ir::Program &prog,
-                   std::vector<Warning> &warnings, ir::Family family) {
+                   std::vector<Warning> &warnings, ir::Family family,
+                   std::vector<Diagnostic> *errors) {
   sm.addFile(name, text);
-  std::optional<Section> open;
+  Reader rd{name, prog, warnings, family, std::nullopt};
   unsigned lineNo = 0;
   size_t start = 0;
   while (start <= text.size()) {
     size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos
-                                                                   : nl - start);
+    std::string line = text.substr(
+        start, nl == std::string::npos ? std::string::npos : nl - start);
     ++lineNo;
     if (nl == std::string::npos && line.empty())
       break;
     start = nl == std::string::npos ? text.size() + 1 : nl + 1;
     if (!line.empty() && line.back() == '\r')
       line.pop_back();
-
-    // iptables-restore skips a line starting with '#' before splitting it
-    // into words: quotes in a comment mean nothing.
-    if (!line.empty() && line[0] == '#')
-      continue;
-    std::vector<Word> words = splitWords(name, lineNo, line);
-    if (words.empty() || words[0].text[0] == '#')
-      continue;
-    const Word &first = words[0];
-
-    if (first.text[0] == '*') {
-      if (open)
-        throw Diagnostic(first.pos, "table `" + open->name +
-                                        "' is not closed: COMMIT expected before `" +
-                                        first.text + "'",
-                         static_cast<unsigned>(first.text.size()));
-      if (words.size() > 1)
-        throw Diagnostic(words[1].pos, "unexpected words after `" + first.text + "'");
-      Section s;
-      s.name = first.text.substr(1);
-      s.where = first;
-      Word tw{s.name, advance(first.pos, 1)};
-      if (s.name == "security") {
-        s.table.reset(); // accepted only while empty
-      } else {
-        s.table = parseTableName(tw);
-      }
-      open = s;
+    if (!errors) {
+      rd.line(lineNo, line);
       continue;
     }
-    if (first.text == "COMMIT") {
-      if (!open)
-        throw Diagnostic(first.pos, "COMMIT without a table (`*filter', ...)", 6);
-      open.reset();
-      continue;
+    try {
+      rd.line(lineNo, line);
+    } catch (const Diagnostic &d) {
+      errors->push_back(d);
     }
-    if (!open)
-      throw Diagnostic(first.pos, "`" + first.text +
-                                      "' outside a table: a section starts with "
-                                      "`*filter' (or another table)",
-                       static_cast<unsigned>(first.text.size()));
-
-    auto unsupportedTable = [&](const Word &w) {
-      throw Diagnostic(w.pos, "table `" + open->name +
-                                  "' is not supported yet (its rules and "
-                                  "policies would change what packets see)",
-                       static_cast<unsigned>(w.text.size()));
-    };
-
-    if (first.text[0] == ':') {
-      // :CHAIN POLICY [PKTS:BYTES]
-      std::string chain = first.text.substr(1);
-      if (chain.empty() || words.size() < 2 || words.size() > 3 ||
-          (words.size() == 3 && !isCounters(words[2].text)))
-        throw Diagnostic(first.pos, "a chain line is `:CHAIN POLICY [PKTS:BYTES]'",
-                         static_cast<unsigned>(first.text.size()));
-      const std::string &policy = words[1].text;
-      Word chainWord{chain, advance(first.pos, 1)};
-      if (!open->table) {
-        if (policy != "ACCEPT" && policy != "-")
-          unsupportedTable(words[1]);
-        continue;
-      }
-      std::vector<Word> cmd;
-      if (policy == "-") {
-        cmd = {Word{"-N", first.pos}, chainWord};
-      } else {
-        cmd = {Word{"-P", first.pos}, chainWord, words[1]};
-      }
-      CommandContext ctx{family, open->table, &warnings};
-      parseCommand(cmd, prog, ctx);
-      continue;
-    }
-
-    size_t from = 0;
-    if (isCounters(first.text))
-      from = 1; // [PKTS:BYTES] -A ...
-    std::vector<Word> cmd(words.begin() + static_cast<long>(from), words.end());
-    if (cmd.empty())
-      throw Diagnostic(first.pos, "a counters prefix needs a rule after it");
-    if (!open->table)
-      unsupportedTable(cmd[0]);
-    CommandContext ctx{family, open->table, &warnings};
-    parseCommand(cmd, prog, ctx);
   }
-  if (open)
-    throw Diagnostic(open->where.pos,
-                     "table `" + open->name + "' is never closed: COMMIT expected",
-                     static_cast<unsigned>(open->where.text.size()));
+  if (rd.open) {
+    Diagnostic d(rd.open->where.pos,
+                 "table `" + rd.open->name +
+                     "' is never closed: COMMIT expected",
+                 static_cast<unsigned>(rd.open->where.text.size()));
+    if (!errors)
+      throw d;
+    errors->push_back(d);
+  }
 }
+
+namespace {
+
+void Reader::line(unsigned lineNo, const std::string &line) {
+  // iptables-restore skips a line starting with '#' before splitting it
+  // into words: quotes in a comment mean nothing.
+  if (!line.empty() && line[0] == '#')
+    return;
+  std::vector<Word> words = splitWords(name, lineNo, line);
+  if (words.empty() || words[0].text[0] == '#')
+    return;
+  const Word &first = words[0];
+
+  if (first.text[0] == '*') {
+    if (open)
+      throw Diagnostic(first.pos,
+                       "table `" + open->name +
+                           "' is not closed: COMMIT expected before `" +
+                           first.text + "'",
+                       static_cast<unsigned>(first.text.size()));
+    if (words.size() > 1)
+      throw Diagnostic(words[1].pos,
+                       "unexpected words after `" + first.text + "'");
+    Section s;
+    s.name = first.text.substr(1);
+    s.where = first;
+    Word tw{s.name, advance(first.pos, 1)};
+    if (s.name == "security") {
+      s.table.reset(); // accepted only while empty
+      if (prog.mode == ir::Mode::Handover)
+        s.kernelOnly = std::make_shared<ir::Program>();
+      open = s;
+      return;
+    }
+    // An unknown table still opens a section (up to COMMIT), whose lines
+    // are then not reported one by one.
+    s.broken = true;
+    open = s;
+    open->table = parseTableName(tw);
+    open->broken = false;
+    return;
+  }
+  if (first.text == "COMMIT") {
+    if (!open)
+      throw Diagnostic(first.pos, "COMMIT without a table (`*filter', ...)", 6);
+    open.reset();
+    return;
+  }
+  if (open && open->broken)
+    return;
+  if (!open)
+    throw Diagnostic(first.pos,
+                     "`" + first.text +
+                         "' outside a table: a section starts with "
+                         "`*filter' (or another table)",
+                     static_cast<unsigned>(first.text.size()));
+
+  auto unsupportedTable = [&](const Word &w) {
+    throw Diagnostic(w.pos,
+                     "table `" + open->name +
+                         "' is not supported yet (its rules and "
+                         "policies would change what packets see)",
+                     static_cast<unsigned>(w.text.size()));
+  };
+
+  if (first.text[0] == ':') {
+    // :CHAIN POLICY [PKTS:BYTES]
+    std::string chain = first.text.substr(1);
+    if (chain.empty() || words.size() < 2 || words.size() > 3 ||
+        (words.size() == 3 && !isCounters(words[2].text)))
+      throw Diagnostic(first.pos,
+                       "a chain line is `:CHAIN POLICY [PKTS:BYTES]'",
+                       static_cast<unsigned>(first.text.size()));
+    const std::string &policy = words[1].text;
+    Word chainWord{chain, advance(first.pos, 1)};
+    if (!open->table && !open->kernelOnly) {
+      if (policy != "ACCEPT" && policy != "-")
+        unsupportedTable(words[1]);
+      return;
+    }
+    if (policy == "-")
+      rule({Word{"-N", first.pos}, chainWord});
+    else
+      rule({Word{"-P", first.pos}, chainWord, words[1]});
+    return;
+  }
+
+  size_t from = 0;
+  if (isCounters(first.text))
+    from = 1; // [PKTS:BYTES] -A ...
+  std::vector<Word> cmd(words.begin() + static_cast<long>(from), words.end());
+  if (cmd.empty())
+    throw Diagnostic(first.pos, "a counters prefix needs a rule after it");
+  if (!open->table && !open->kernelOnly)
+    unsupportedTable(cmd[0]);
+  rule(std::move(cmd));
+}
+
+/// One command of the open section.
+void Reader::rule(std::vector<Word> cmd) {
+  bool handover = prog.mode == ir::Mode::Handover;
+  if (!open->kernelOnly) {
+    CommandContext ctx{family, open->table, &warnings, handover};
+    parseCommand(cmd, prog, ctx);
+    return;
+  }
+  // The security table (hand-over mode): after filter in INPUT, FORWARD and
+  // OUTPUT, so it never changes a drop XDP decides. Its rules are read with
+  // filter's chains for their syntax, then listed.
+  CommandContext ctx{family, ir::Table::Filter, &warnings, handover};
+  parseCommand(cmd, *open->kernelOnly, ctx);
+  const std::string &c = cmd.front().text;
+  if (c == "-A" || c == "-I" || c == "--append" || c == "--insert") {
+    std::string text;
+    for (const Word &w : cmd)
+      text += (text.empty() ? "" : " ") + w.text;
+    prog.kernelOnly.push_back(
+        {cmd.front().pos, text, "the security table runs after filter"});
+  }
+}
+
+} // namespace
 
 } // namespace r2x::frontend

@@ -14,9 +14,9 @@
 /// backslash escapes, as iptables-restore splits them. Every diagnostic
 /// points at FILE:LINE:COL.
 ///
-/// Tables rule2xdp does not compile yet (nat, security) are accepted
-/// when they are empty (no rules, ACCEPT policies), since iptables-save
-/// prints every table the kernel has loaded; otherwise they are an error.
+/// The security table is accepted when it is empty (no rules, ACCEPT
+/// policies), since iptables-save prints every table the kernel has loaded;
+/// otherwise it is an error, except in hand-over mode.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -31,12 +31,17 @@
 namespace r2x::frontend {
 
 /// Parses `text` (named `name` in diagnostics, registered with `sm`) into
-/// `prog`, as iptables (V4) or ip6tables (V6) rules. Throws Diagnostic;
-/// appends warnings.
+/// `prog`, as iptables (V4) or ip6tables (V6) rules; appends warnings.
+/// With `errors`, every line's error is appended there and reading goes on
+/// with the next line (a compiler reports all of a file's errors in one
+/// run); without, the first error is thrown as a Diagnostic. In hand-over
+/// mode (`prog.mode`) the security table, which runs after filter, is read
+/// and listed as kernel-only.
 void parseSaveFile(const std::string &name, const std::string &text,
                    SourceManager &sm, ir::Program &prog,
                    std::vector<Warning> &warnings,
-                   ir::Family family = ir::Family::V4);
+                   ir::Family family = ir::Family::V4,
+                   std::vector<Diagnostic> *errors = nullptr);
 
 /// The family an iptables-save or ip6tables-save text belongs to, read from
 /// what only one of them can hold (IPv6 or IPv4 addresses, icmpv6/icmp6/hl or

@@ -52,6 +52,8 @@ const char *verdictName(Verdict v) {
     return "RETURN";
   case Verdict::Dnat:
     return "DNAT";
+  case Verdict::Handover:
+    return "HANDOVER";
   }
   return "?";
 }
@@ -129,6 +131,10 @@ bool Program::hasHook(Hook h) const {
 }
 
 bool Program::hasNat(Family f) const {
+  // In hand-over mode the kernel owns every translation (DNAT is handed
+  // over), so XDP keeps no NAT table of its own.
+  if (mode == Mode::Handover)
+    return false;
   return std::any_of(chains.begin(), chains.end(), [f](const Chain &c) {
     return c.family == f && c.table == Table::Nat && !c.rules.empty();
   });

@@ -45,8 +45,11 @@ enum class Hook { Prerouting, Input, Forward };
 /// Jump (-j CHAIN) runs a user chain and comes back; Goto (-g CHAIN) runs
 /// it and does not come back; Return ends the current chain (in a built-in
 /// chain: its policy). Dnat (nat PREROUTING only) binds the connection to a
-/// new destination (Rule::nat) and ends the nat table.
-enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return, Dnat };
+/// new destination (Rule::nat) and ends the nat table. Handover (hand-over
+/// mode only, docs/handover.md): a target XDP cannot carry out (Rule::target
+/// names it); a packet the rule matches goes to the kernel (XDP_PASS), which
+/// runs the same ruleset again.
+enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return, Dnat, Handover };
 
 /// `-j DNAT --to-destination ADDR[:PORT[-PORT]] [--random] [--persistent]`.
 /// One address (IPv4 host order, or addr6); ports 0 = keep the port.
@@ -201,8 +204,16 @@ struct Match {
   struct U32 {
     std::vector<U32Test> tests;
   };
+  /// Hand-over mode only: a match XDP cannot evaluate (a module it does not
+  /// compile, `--out-interface`, ...). Reached in netfilter's order (every
+  /// earlier match of the rule true), the packet goes to the kernel
+  /// (XDP_PASS), which evaluates it. `what` is the match as written
+  /// (`-m conntrack --ctstate NEW`), `reason` why XDP cannot evaluate it.
+  struct Unknown {
+    std::string what, reason;
+  };
   using Kind = std::variant<Address, Protocol, InIface, Fragment, TcpUdp, Icmp,
-                            Multiport, FieldRange, U32>;
+                            Multiport, FieldRange, U32, Unknown>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -230,6 +241,9 @@ struct Rule {
   std::string jumpTarget; ///< the user chain of Jump and Goto
   NatTarget nat;          ///< Dnat's binding
   unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)
+  /// Handover: the target as written (`MARK`) and why XDP cannot carry it
+  /// out.
+  std::string target, handoverReason;
 };
 
 struct Chain {
@@ -244,12 +258,42 @@ struct Chain {
   SourcePos pos;              ///< where it was declared, if anywhere
 };
 
+/// A rule the kernel alone evaluates in hand-over mode: it is in a chain
+/// received packets never traverse (OUTPUT, POSTROUTING, nat INPUT, a user
+/// chain reached only from those or from nothing, the security table,
+/// which runs after filter), so it is syntax-checked and never compiled.
+struct KernelOnlyRule {
+  SourcePos pos;
+  std::string text;   ///< the rule as written
+  std::string reason; ///< why received packets never reach it in XDP
+};
+
+/// What XDP_PASS means (docs/handover.md).
+enum class Mode {
+  /// XDP is the whole ingress firewall: XDP_PASS means accepted, and
+  /// anything XDP cannot do exactly is a compile error.
+  Standalone,
+  /// The kernel keeps the same ruleset: XDP_PASS means "the kernel
+  /// decides". XDP decides only drops it can prove the kernel would make.
+  Handover,
+};
+
 /// A whole ruleset for the ingress path. Chains are kept in netfilter's
 /// traversal order by finalize().
 struct Program {
   std::vector<Chain> chains;
   std::vector<std::string> ifacePatterns; ///< index = Match::InIface::bit
   unsigned numCounters = 0;
+  Mode mode = Mode::Standalone;
+  /// Hand-over mode: rules only the kernel evaluates, in input order.
+  std::vector<KernelOnlyRule> kernelOnly;
+  /// Hand-over mode, per family (index: Family): non-empty when the kernel
+  /// translates source addresses (SNAT, MASQUERADE, ...). conntrack then
+  /// rewrites the destination of their replies at nat PREROUTING, before
+  /// any later chain sees them; without a conntrack lookup XDP cannot tell
+  /// such a reply, so it hands every packet over after mangle PREROUTING.
+  /// Names the first such rule.
+  std::array<std::string, 2> kernelSourceNat;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if
   /// absent.

@@ -1,4 +1,5 @@
-//===- compiler/ir/Printer.cpp - the IR's text form (--emit=ir) -------------===//
+//===- compiler/ir/Printer.cpp - the IR's text form (--emit=ir)
+//-------------===//
 //
 /// \file
 /// One line per chain, rule, match and verdict. The words are the IR's, not
@@ -137,6 +138,9 @@ std::string printMatch(const Match &m, bool v6) {
           },
           [&](const Match::FieldRange &f) { return printField(f, neg); },
           [&](const Match::U32 &u) { return printU32(u, neg); },
+          [&](const Match::Unknown &u) {
+            return "unknown (hand over) " + neg + u.what + ": " + u.reason;
+          },
       },
       m.kind);
 }
@@ -145,7 +149,14 @@ std::string printMatch(const Match &m, bool v6) {
 
 std::string print(const Program &p) {
   std::ostringstream os;
-  os << "program counters=" << p.numCounters << "\n";
+  bool handover = p.mode == Mode::Handover;
+  os << "program " << (handover ? "mode=handover " : "")
+     << "counters=" << p.numCounters << "\n";
+  for (Family f : {Family::V4, Family::V6})
+    if (const std::string &why = p.kernelSourceNat[static_cast<size_t>(f)];
+        !why.empty())
+      os << "kernel-nat " << familyName(f) << " (hand over after mangle "
+         << "PREROUTING): " << why << "\n";
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface bit " << i << " \"" << p.ifacePatterns[i] << "\"\n";
   for (const Chain &c : p.chains) {
@@ -165,9 +176,13 @@ std::string print(const Program &p) {
         os << " " << r.jumpTarget;
       if (r.verdict == Verdict::Dnat)
         os << " " << formatNatTarget(r.nat);
+      if (r.verdict == Verdict::Handover)
+        os << " " << r.target << ": " << r.handoverReason;
       os << "\n";
     }
   }
+  for (const KernelOnlyRule &k : p.kernelOnly)
+    os << "kernel-only  # " << k.text << "\n  reason " << k.reason << "\n";
   return os.str();
 }
 

@@ -29,6 +29,10 @@ void randomCases(Harness &h, uint64_t seed, int iterations);
 /// ignored OUTPUT rules, and rulesets the compiler must refuse. INPUT phase.
 void rulesetInputCases(Harness &h);
 
+/// Hand-over mode (--pass-unsupported): actions and what XDP counts.
+/// INPUT phase.
+void handoverCases(Harness &h);
+
 /// A router's FORWARD chain with a user chain, in the FORWARD phase.
 void rulesetForwardCases(Harness &h);
 

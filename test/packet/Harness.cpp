@@ -301,7 +301,8 @@ std::string Harness::openObject(Loaded &l, const std::string &obj) {
   if (!l.obj || err) {
     // The verifier log can be huge: keep its head and tail.
     if (log.size() > 6000)
-      log = log.substr(0, 3000) + "\n[... " + std::to_string(log.size() - 6000) +
+      log = log.substr(0, 3000) + "\n[... " +
+            std::to_string(log.size() - 6000) +
             " bytes of log left out ...]\n" + log.substr(log.size() - 3000);
     return "libbpf could not " + std::string(l.obj ? "load" : "open") +
            " the object: " + std::strerror(-err) + "\n" + log;
@@ -538,7 +539,8 @@ Expected Harness::expectModel(const std::string &name, const std::string &rule,
   return want;
 }
 
-// --- rulesets -----------------------------------------------------------------
+// --- rulesets
+// -----------------------------------------------------------------
 
 namespace {
 
@@ -658,8 +660,8 @@ std::string Harness::mapRuleset(Loaded &l) {
       auto col = [&](const char *what, const std::string &got,
                      const std::string &exp) {
         if (got != exp)
-          bad += rw + " " + what + " is `" + got + "', the model says `" +
-                 exp + "'; ";
+          bad += rw + " " + what + " is `" + got + "', the model says `" + exp +
+                 "'; ";
       };
       col("target", mr.target, want.target);
       col("prot", mr.prot, want.prot);
@@ -763,6 +765,48 @@ void Harness::expectSet(const std::string &name, const std::string &ruleset,
     extra = "TEST BUG: the ruleset model says " + describe(model) + " (" +
             model.trace + "); ";
   compare(name + " [" + ingress + "]", l, bytes, ifi, want, extra);
+}
+
+void Harness::expectHandover(const std::string &name,
+                             const std::string &ruleset, const Frame &frame,
+                             uint32_t action,
+                             const std::vector<unsigned> &slots,
+                             const std::string &ingress) {
+  if (!wants(name))
+    return;
+  auto &slot = loaded_["handover\n" + ruleset];
+  if (!slot) {
+    slot = std::make_unique<Loaded>();
+    slot->text = ruleset;
+    const std::string base = tmpdir_ + "/handover" + std::to_string(++objects_);
+    std::ofstream f(base + ".rules");
+    f << ruleset;
+    f.close();
+    auto [rc, out] = runCommand({compiler_, "-f", base + ".rules",
+                                 "--pass-unsupported", "-o", base + ".o"});
+    slot->compileOutput = out;
+    if (rc != 0)
+      slot->error =
+          "compiling failed (exit " + std::to_string(rc) + "): " + out;
+    else
+      slot->error = openObject(*slot, base + ".o");
+  }
+  Loaded &l = *slot;
+  if (!l.error.empty()) {
+    fail(name, "  " + l.error + "\n");
+    return;
+  }
+  Expected want;
+  want.action = action;
+  want.trace = "stated slots:";
+  for (unsigned s : slots) {
+    auto &c = want.counters[s];
+    c.first += 1;
+    c.second += frame.ipTotLen();
+    want.trace += " " + std::to_string(s);
+  }
+  compare(name + " [" + ingress + "]", l, frame.build(), ifindex(ingress), want,
+          "");
 }
 
 Expected Harness::expectSetModel(const std::string &name,

@@ -101,6 +101,17 @@ public:
                  const std::vector<std::string> &counted,
                  const std::string &ingress = "lo");
 
+  /// A hand-over case (docs/handover.md): `ruleset` compiled with
+  /// `rule2xdp -f FILE --pass-unsupported`. The case states the action and
+  /// the counter slots XDP counts (as --emit=ir numbers them; a slot twice:
+  /// counted twice). There is no model of hand-over mode: the statements
+  /// are the oracle, and the differential test checks them against the
+  /// kernel.
+  void expectHandover(const std::string &name, const std::string &ruleset,
+                      const Frame &frame, uint32_t action,
+                      const std::vector<unsigned> &slots,
+                      const std::string &ingress = "lo");
+
   /// A random ruleset case: the ruleset model is the only oracle.
   Expected expectSetModel(const std::string &name, const std::string &ruleset,
                           const std::vector<uint8_t> &frame, uint32_t ifindex);

@@ -103,6 +103,7 @@ int main(int argc, char **argv) {
       inputCases(h);
       randomCases(h, seed, iterations);
       rulesetInputCases(h);
+      handoverCases(h);
       randomRulesets(h, seed + 1, rulesets, rulesetFrames);
       randomRulesets(h, seed + 3, bigRulesets, rulesetFrames, kBigRun);
       h.enterPhase(Phase::Forward);

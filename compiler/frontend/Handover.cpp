@@ -1,0 +1,573 @@
+//===- compiler/frontend/Handover.cpp - what hand-over mode reads
+//----------===//
+//
+/// \file
+/// See Handover.h. The option tables are iptables 1.8's (libxt_*.c and
+/// libipt_*.c): each option's long name, how many words it takes and
+/// whether `!` may precede it. Values are not checked here: the same
+/// ruleset is installed in the kernel with iptables-restore, which checks
+/// them, and XDP never evaluates them.
+//===----------------------------------------------------------------------===//
+#include "compiler/frontend/Handover.h"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace r2x::frontend {
+namespace {
+
+/// Collects the words of an opaque module or target as written.
+class OpaqueState : public ModuleState {
+public:
+  void option(const ModuleOption &, const Word &optWord,
+              const std::vector<const Word *> &args, bool negated) override {
+    add(optWord.text, negated);
+    for (const Word *a : args)
+      addValue(a->text);
+  }
+  void finish(const RuleFacts &, std::vector<ir::Match> &out,
+              std::vector<std::string> &) override;
+  void add(const std::string &opt, bool negated) {
+    text_ += negated ? " ! " + opt : " " + opt;
+  }
+  void addValue(const std::string &v) {
+    bool quote = v.empty() || v.find_first_of(" \t\"'") != std::string::npos;
+    text_ += quote ? " \"" + v + "\"" : " " + v;
+  }
+  const std::string &text() const { return text_; }
+
+private:
+  std::string text_;
+};
+
+std::unique_ptr<ModuleState> makeOpaque() {
+  return std::make_unique<OpaqueState>();
+}
+
+/// One module or target of the tables below: name, reason, options.
+struct OpaqueSpec {
+  const char *name;
+  const char *reason;
+  std::vector<ModuleOption> options;
+};
+
+// Why XDP cannot evaluate a match or carry out a target, by kind.
+constexpr const char *kConnState =
+    "connection state: decided by the kernel's conntrack, not read from XDP "
+    "yet";
+constexpr const char *kKernelState =
+    "state the kernel keeps per rule (rates, address lists, counts, "
+    "randomness): not shared with XDP";
+constexpr const char *kMarks =
+    "packet and connection marks: set by the kernel, not visible to XDP";
+constexpr const char *kRouting =
+    "needs the kernel's routing table or the output device";
+constexpr const char *kSocket = "needs the local socket or process";
+constexpr const char *kNotCompiled = "not compiled to XDP yet";
+constexpr const char *kNat =
+    "address translation: the kernel's conntrack owns translated connections "
+    "in hand-over mode";
+constexpr const char *kSideEffect =
+    "an action only the kernel carries out (marks, logging, queues, "
+    "conntrack settings, header rewrites)";
+constexpr const char *kReject = "REJECT is not built in XDP yet";
+
+const std::vector<OpaqueSpec> &moduleTable() {
+  static const std::vector<OpaqueSpec> t = {
+      {"state", kConnState, {{"state", 0, 1, true}}},
+      {"conntrack",
+       kConnState,
+       {{"ctstate", 0, 1, true},
+        {"ctproto", 0, 1, true},
+        {"ctorigsrc", 0, 1, true},
+        {"ctorigdst", 0, 1, true},
+        {"ctreplsrc", 0, 1, true},
+        {"ctrepldst", 0, 1, true},
+        {"ctorigsrcport", 0, 1, true},
+        {"ctorigdstport", 0, 1, true},
+        {"ctreplsrcport", 0, 1, true},
+        {"ctrepldstport", 0, 1, true},
+        {"ctstatus", 0, 1, true},
+        {"ctexpire", 0, 1, true},
+        {"ctdir", 0, 1, false}}},
+      {"limit",
+       kKernelState,
+       {{"limit", 0, 1, false}, {"limit-burst", 0, 1, false}}},
+      {"hashlimit",
+       kKernelState,
+       {{"hashlimit", 0, 1, false},
+        {"hashlimit-upto", 0, 1, false},
+        {"hashlimit-above", 0, 1, false},
+        {"hashlimit-burst", 0, 1, false},
+        {"hashlimit-mode", 0, 1, false},
+        {"hashlimit-srcmask", 0, 1, false},
+        {"hashlimit-dstmask", 0, 1, false},
+        {"hashlimit-name", 0, 1, false},
+        {"hashlimit-htable-size", 0, 1, false},
+        {"hashlimit-htable-max", 0, 1, false},
+        {"hashlimit-htable-expire", 0, 1, false},
+        {"hashlimit-htable-gcinterval", 0, 1, false},
+        {"hashlimit-rate-match", 0, 0, false},
+        {"hashlimit-rate-interval", 0, 1, false}}},
+      {"recent",
+       kKernelState,
+       {{"set", 0, 0, true},
+        {"rcheck", 0, 0, true},
+        {"update", 0, 0, true},
+        {"remove", 0, 0, true},
+        {"seconds", 0, 1, false},
+        {"reap", 0, 0, false},
+        {"hitcount", 0, 1, false},
+        {"rttl", 0, 0, false},
+        {"name", 0, 1, false},
+        {"rsource", 0, 0, false},
+        {"rdest", 0, 0, false},
+        {"mask", 0, 1, false}}},
+      {"connlimit",
+       kKernelState,
+       {{"connlimit-upto", 0, 1, false},
+        {"connlimit-above", 0, 1, false},
+        {"connlimit-mask", 0, 1, false},
+        {"connlimit-saddr", 0, 0, false},
+        {"connlimit-daddr", 0, 0, false}}},
+      {"statistic",
+       kKernelState,
+       {{"mode", 0, 1, false},
+        {"probability", 0, 1, true},
+        {"every", 0, 1, true},
+        {"packet", 0, 1, false}}},
+      {"quota", kKernelState, {{"quota", 0, 1, true}}},
+      {"connbytes",
+       kConnState,
+       {{"connbytes", 0, 1, true},
+        {"connbytes-dir", 0, 1, false},
+        {"connbytes-mode", 0, 1, false}}},
+      {"helper", kConnState, {{"helper", 0, 1, true}}},
+      {"addrtype",
+       kRouting,
+       {{"src-type", 0, 1, true},
+        {"dst-type", 0, 1, true},
+        {"limit-iface-in", 0, 0, false},
+        {"limit-iface-out", 0, 0, false}}},
+      {"rpfilter",
+       kRouting,
+       {{"loose", 0, 0, false},
+        {"validmark", 0, 0, false},
+        {"accept-local", 0, 0, false},
+        {"invert", 0, 0, false}}},
+      {"realm", kRouting, {{"realm", 0, 1, true}}},
+      {"mark", kMarks, {{"mark", 0, 1, true}}},
+      {"connmark", kMarks, {{"mark", 0, 1, true}}},
+      {"owner",
+       kSocket,
+       {{"uid-owner", 0, 1, true},
+        {"gid-owner", 0, 1, true},
+        {"socket-exists", 0, 0, true},
+        {"suppl-groups", 0, 0, false}}},
+      {"socket",
+       kSocket,
+       {{"transparent", 0, 0, false},
+        {"nowildcard", 0, 0, false},
+        {"restore-skmark", 0, 0, false}}},
+      {"cgroup", kSocket, {{"path", 0, 1, true}, {"cgroup", 0, 1, true}}},
+      {"set",
+       "ipset sets: not read from XDP yet",
+       {{"match-set", 0, 2, true},
+        {"return-nomatch", 0, 0, false},
+        {"update-counters", 0, 0, true},
+        {"update-subcounters", 0, 0, true},
+        {"packets-eq", 0, 1, true},
+        {"packets-lt", 0, 1, false},
+        {"packets-gt", 0, 1, false},
+        {"bytes-eq", 0, 1, true},
+        {"bytes-lt", 0, 1, false},
+        {"bytes-gt", 0, 1, false}}},
+      {"physdev",
+       "bridge ports: known only inside the bridge",
+       {{"physdev-in", 0, 1, true},
+        {"physdev-out", 0, 1, true},
+        {"physdev-is-in", 0, 0, true},
+        {"physdev-is-out", 0, 0, true},
+        {"physdev-is-bridged", 0, 0, true}}},
+      {"policy",
+       "IPsec policy: known only to the kernel's xfrm",
+       {{"dir", 0, 1, false},
+        {"pol", 0, 1, false},
+        {"strict", 0, 0, false},
+        {"reqid", 0, 1, true},
+        {"spi", 0, 1, true},
+        {"proto", 0, 1, true},
+        {"mode", 0, 1, true},
+        {"tunnel-src", 0, 1, true},
+        {"tunnel-dst", 0, 1, true},
+        {"next", 0, 0, false}}},
+      {"time",
+       "the time of day: not evaluated in XDP yet",
+       {{"datestart", 0, 1, false},
+        {"datestop", 0, 1, false},
+        {"timestart", 0, 1, false},
+        {"timestop", 0, 1, false},
+        {"monthdays", 0, 1, true},
+        {"weekdays", 0, 1, true},
+        {"kerneltz", 0, 0, false},
+        {"localtz", 0, 0, false},
+        {"utc", 0, 0, false},
+        {"contiguous", 0, 0, false}}},
+      {"string",
+       kNotCompiled,
+       {{"algo", 0, 1, false},
+        {"from", 0, 1, false},
+        {"to", 0, 1, false},
+        {"string", 0, 1, true},
+        {"hex-string", 0, 1, true},
+        {"icase", 0, 0, false}}},
+      {"devgroup",
+       kNotCompiled,
+       {{"src-group", 0, 1, true}, {"dst-group", 0, 1, true}}},
+      {"sctp",
+       kNotCompiled,
+       {{"source-port", 0, 1, true},
+        {"sport", 0, 1, true},
+        {"destination-port", 0, 1, true},
+        {"dport", 0, 1, true},
+        {"chunk-types", 0, 2, true}}},
+      {"esp", kNotCompiled, {{"espspi", 0, 1, true}}},
+      {"ah", kNotCompiled, {{"ahspi", 0, 1, true}}},
+      {"frag",
+       kNotCompiled,
+       {{"fragid", 0, 1, true},
+        {"fraglen", 0, 1, true},
+        {"fragres", 0, 0, false},
+        {"fragfirst", 0, 0, false},
+        {"fragmore", 0, 0, false},
+        {"fraglast", 0, 0, false}}},
+      {"nfacct", kKernelState, {{"nfacct-name", 0, 1, false}}},
+      {"bpf",
+       kNotCompiled,
+       {{"bytecode", 0, 1, false}, {"object-pinned", 0, 1, false}}},
+  };
+  return t;
+}
+
+const std::vector<OpaqueSpec> &targetTable() {
+  static const std::vector<OpaqueSpec> t = {
+      {"REJECT", kReject, {{"reject-with", 0, 1, false}}},
+      {"LOG",
+       "LOG is not built in XDP yet",
+       {{"log-level", 0, 1, false},
+        {"log-prefix", 0, 1, false},
+        {"log-tcp-sequence", 0, 0, false},
+        {"log-tcp-options", 0, 0, false},
+        {"log-ip-options", 0, 0, false},
+        {"log-uid", 0, 0, false},
+        {"log-macdecode", 0, 0, false}}},
+      {"NFLOG",
+       kSideEffect,
+       {{"nflog-group", 0, 1, false},
+        {"nflog-prefix", 0, 1, false},
+        {"nflog-range", 0, 1, false},
+        {"nflog-size", 0, 1, false},
+        {"nflog-threshold", 0, 1, false}}},
+      {"MARK",
+       kSideEffect,
+       {{"set-mark", 0, 1, false},
+        {"set-xmark", 0, 1, false},
+        {"and-mark", 0, 1, false},
+        {"or-mark", 0, 1, false},
+        {"xor-mark", 0, 1, false}}},
+      {"CONNMARK",
+       kSideEffect,
+       {{"set-mark", 0, 1, false},
+        {"set-xmark", 0, 1, false},
+        {"save-mark", 0, 0, false},
+        {"restore-mark", 0, 0, false},
+        {"and-mark", 0, 1, false},
+        {"or-mark", 0, 1, false},
+        {"xor-mark", 0, 1, false},
+        {"mask", 0, 1, false},
+        {"nfmask", 0, 1, false},
+        {"ctmask", 0, 1, false}}},
+      {"TCPMSS",
+       kSideEffect,
+       {{"set-mss", 0, 1, false}, {"clamp-mss-to-pmtu", 0, 0, false}}},
+      {"NOTRACK", kSideEffect, {}},
+      {"CT",
+       kSideEffect,
+       {{"notrack", 0, 0, false},
+        {"helper", 0, 1, false},
+        {"ctevents", 0, 1, false},
+        {"expevents", 0, 1, false},
+        {"zone", 0, 1, false},
+        {"zone-orig", 0, 1, false},
+        {"zone-reply", 0, 1, false},
+        {"timeout", 0, 1, false}}},
+      {"NFQUEUE",
+       kSideEffect,
+       {{"queue-num", 0, 1, false},
+        {"queue-balance", 0, 1, false},
+        {"queue-bypass", 0, 0, false},
+        {"fail-open", 0, 0, false},
+        {"queue-cpu-fanout", 0, 0, false}}},
+      {"DNAT",
+       kNat,
+       {{"to-destination", 0, 1, false},
+        {"random", 0, 0, false},
+        {"random-fully", 0, 0, false},
+        {"persistent", 0, 0, false}}},
+      {"SNAT",
+       kNat,
+       {{"to-source", 0, 1, false},
+        {"random", 0, 0, false},
+        {"random-fully", 0, 0, false},
+        {"persistent", 0, 0, false}}},
+      {"MASQUERADE",
+       kNat,
+       {{"to-ports", 0, 1, false},
+        {"random", 0, 0, false},
+        {"random-fully", 0, 0, false}}},
+      {"REDIRECT", kNat, {{"to-ports", 0, 1, false}, {"random", 0, 0, false}}},
+      {"NETMAP", kNat, {{"to", 0, 1, false}}},
+      {"TPROXY",
+       kNat,
+       {{"on-port", 0, 1, false},
+        {"on-ip", 0, 1, false},
+        {"tproxy-mark", 0, 1, false}}},
+      {"SET",
+       kSideEffect,
+       {{"add-set", 0, 2, false},
+        {"del-set", 0, 2, false},
+        {"map-set", 0, 2, false},
+        {"timeout", 0, 1, false},
+        {"exist", 0, 0, false},
+        {"map-mark", 0, 0, false},
+        {"map-prio", 0, 0, false},
+        {"map-queue", 0, 0, false}}},
+      {"CHECKSUM", kSideEffect, {{"checksum-fill", 0, 0, false}}},
+      {"DSCP",
+       kSideEffect,
+       {{"set-dscp", 0, 1, false}, {"set-dscp-class", 0, 1, false}}},
+      {"TOS",
+       kSideEffect,
+       {{"set-tos", 0, 1, false},
+        {"and-tos", 0, 1, false},
+        {"or-tos", 0, 1, false},
+        {"xor-tos", 0, 1, false}}},
+      {"TTL",
+       kSideEffect,
+       {{"ttl-set", 0, 1, false},
+        {"ttl-dec", 0, 1, false},
+        {"ttl-inc", 0, 1, false}}},
+      {"CLASSIFY", kSideEffect, {{"set-class", 0, 1, false}}},
+      {"TRACE", kSideEffect, {}},
+      {"AUDIT", kSideEffect, {{"type", 0, 1, false}}},
+      {"SECMARK", kSideEffect, {{"selctx", 0, 1, false}}},
+      {"CONNSECMARK",
+       kSideEffect,
+       {{"save", 0, 0, false}, {"restore", 0, 0, false}}},
+      {"TEE", kSideEffect, {{"gateway", 0, 1, false}, {"oif", 0, 1, false}}},
+  };
+  return t;
+}
+
+/// ModuleSpecs made from the tables (and one per unknown name), with stable
+/// addresses: the walker keeps pointers to them and to their options.
+struct Registry {
+  std::deque<ModuleSpec> specs;
+  std::map<std::string, const ModuleSpec *> modules, targets;
+  std::set<const ModuleSpec *> byShape;
+  std::map<const ModuleSpec *, std::string> reasons;
+
+  const ModuleSpec *make(const std::string &name, const char *reason,
+                         const std::vector<ModuleOption> &opts, bool shape) {
+    ModuleSpec &s =
+        specs.emplace_back(ModuleSpec{nullptr, opts, makeOpaque, false, 3});
+    // The name lives in the reasons map's key space: keep one copy.
+    names.push_back(name);
+    s.name = names.back().c_str();
+    for (ModuleOption &o : s.options)
+      o.module = &s;
+    if (shape)
+      byShape.insert(&s);
+    reasons[&s] = reason;
+    return &s;
+  }
+  std::deque<std::string> names;
+};
+
+Registry &registry() {
+  static Registry r;
+  return r;
+}
+
+const ModuleSpec *lookupOpaque(const std::string &name, bool target) {
+  Registry &r = registry();
+  auto &cache = target ? r.targets : r.modules;
+  if (auto it = cache.find(name); it != cache.end())
+    return it->second;
+  const std::vector<OpaqueSpec> &table = target ? targetTable() : moduleTable();
+  for (const OpaqueSpec &s : table)
+    if (name == s.name)
+      return cache[name] = r.make(name, s.reason, s.options, false);
+  return cache[name] =
+             r.make(name,
+                    target ? "target unknown to rule2xdp (its options were not "
+                             "checked)"
+                           : "match unknown to rule2xdp (its options were not "
+                             "checked)",
+                    {}, true);
+}
+
+void OpaqueState::finish(const RuleFacts &, std::vector<ir::Match> &out,
+                         std::vector<std::string> &) {
+  std::string what = "-m " + std::string(spec->name) + text_;
+  out.emplace_back(ir::Match::Unknown{what, registry().reasons[spec]}, false,
+                   what);
+}
+
+} // namespace
+
+const ModuleSpec *opaqueModule(const std::string &name) {
+  return lookupOpaque(name, false);
+}
+
+const ModuleSpec *opaqueTarget(const std::string &name) {
+  return lookupOpaque(name, true);
+}
+
+bool readsOptionsByShape(const ModuleSpec &spec) {
+  return registry().byShape.count(&spec) != 0;
+}
+
+std::string targetReason(const std::string &name) {
+  return registry().reasons[opaqueTarget(name)];
+}
+
+size_t readOptionByShape(const std::vector<Word> &words, size_t i, bool negated,
+                         ModuleState &st) {
+  auto &o = static_cast<OpaqueState &>(st);
+  const std::string &w = words[i].text;
+  size_t eq = w.find('=');
+  o.add(w.substr(0, eq), negated);
+  if (eq != std::string::npos)
+    o.addValue(w.substr(eq + 1));
+  while (i + 1 < words.size() && words[i + 1].text != "!" &&
+         (words[i + 1].text.empty() || words[i + 1].text[0] != '-'))
+    o.addValue(words[++i].text);
+  return i;
+}
+
+namespace {
+
+/// Targets in the nat table that translate source addresses or whose
+/// effect is unknown: their connections' replies are rewritten by conntrack
+/// at nat PREROUTING. DNAT and REDIRECT translate destinations: the rule
+/// itself hands the original direction over, and replies are rewritten only
+/// after the filter (POSTROUTING / INPUT).
+bool translatesSource(const ir::Rule &r) {
+  return r.verdict == ir::Verdict::Handover && r.target != "DNAT" &&
+         r.target != "REDIRECT";
+}
+
+} // namespace
+
+void finishHandover(ir::Program &prog) {
+  // Reachability from the built-in chains received packets traverse.
+  std::set<const ir::Chain *> reached;
+  std::function<void(const ir::Chain &)> visit = [&](const ir::Chain &c) {
+    if (!reached.insert(&c).second)
+      return;
+    for (const ir::Rule &r : c.rules)
+      if (r.verdict == ir::Verdict::Jump || r.verdict == ir::Verdict::Goto)
+        if (const ir::Chain *n =
+                prog.userChain(c.family, c.table, r.jumpTarget))
+          visit(*n);
+  };
+  for (const ir::Chain &c : prog.chains)
+    if (!c.user)
+      visit(c);
+  for (const ir::Chain &c : prog.chains) {
+    for (const ir::Rule &r : c.rules) {
+      auto &nat = prog.kernelSourceNat[static_cast<size_t>(c.family)];
+      if (c.table == ir::Table::Nat && translatesSource(r) && nat.empty())
+        nat = r.pos.file + ":" + std::to_string(r.pos.line) + ": " + r.text;
+      if (c.user && !reached.count(&c))
+        prog.kernelOnly.push_back(
+            {r.pos, r.text,
+             "user chain " + c.name +
+                 " is reached only from chains received packets never "
+                 "traverse, or from nothing"});
+    }
+  }
+  prog.chains.erase(std::remove_if(prog.chains.begin(), prog.chains.end(),
+                                   [&](const ir::Chain &c) {
+                                     return c.user && !reached.count(&c);
+                                   }),
+                    prog.chains.end());
+  std::stable_sort(
+      prog.kernelOnly.begin(), prog.kernelOnly.end(),
+      [](const ir::KernelOnlyRule &a, const ir::KernelOnlyRule &b) {
+        return std::tie(a.pos.file, a.pos.line, a.pos.arg) <
+               std::tie(b.pos.file, b.pos.line, b.pos.arg);
+      });
+}
+
+std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
+  if (prog.mode != ir::Mode::Handover)
+    return {};
+  (void)sm;
+  std::ostringstream os;
+  auto where = [](const ir::SourcePos &p) {
+    if (p.line == 0)
+      return std::string("<command line>");
+    return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col);
+  };
+  struct Item {
+    ir::SourcePos pos;
+    std::string text;
+  };
+  std::vector<Item> items;
+  unsigned compiled = 0, handed = 0;
+  for (const ir::Chain &c : prog.chains)
+    for (const ir::Rule &r : c.rules) {
+      std::string why;
+      for (const ir::Match &m : r.matches)
+        if (const auto *u = m.as<ir::Match::Unknown>())
+          why += (why.empty() ? "" : "; ") +
+                 ("match `" + u->what + "': " + u->reason);
+      if (r.verdict == ir::Verdict::Handover)
+        why += (why.empty() ? "" : "; ") +
+               ("target " + r.target + ": " + r.handoverReason);
+      if (why.empty()) {
+        ++compiled;
+        continue;
+      }
+      ++handed;
+      items.push_back({r.pos, "note: handed over (" + why + "): " + r.text});
+    }
+  for (const ir::KernelOnlyRule &k : prog.kernelOnly)
+    items.push_back({k.pos, "note: kernel only (" + k.reason + "): " + k.text});
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item &a, const Item &b) {
+                     return std::tie(a.pos.file, a.pos.line, a.pos.arg) <
+                            std::tie(b.pos.file, b.pos.line, b.pos.arg);
+                   });
+  for (const Item &i : items)
+    os << where(i.pos) << ": " << i.text << "\n";
+  for (ir::Family f : {ir::Family::V4, ir::Family::V6})
+    if (const std::string &n = prog.kernelSourceNat[static_cast<size_t>(f)];
+        !n.empty())
+      os << "rule2xdp: note: the kernel translates source addresses (" << n
+         << "): every " << (f == ir::Family::V4 ? "IPv4" : "IPv6")
+         << " packet is handed over after mangle PREROUTING, since its "
+            "replies are rewritten by conntrack before nat PREROUTING\n";
+  os << "rule2xdp: hand-over mode: " << compiled << " rules decided in XDP, "
+     << handed << " handed over when reached, " << prog.kernelOnly.size()
+     << " kernel only\n";
+  return os.str();
+}
+
+} // namespace r2x::frontend

@@ -1,0 +1,97 @@
+//===- test/packet/HandoverCases.cpp - hand-over mode cases ---------------===//
+//
+/// \file
+/// Rulesets compiled with `--pass-unsupported` (docs/handover.md). Each case
+/// states the action and the counter slots XDP counts, by the numbers
+/// --emit=ir gives them. What they pin: ACCEPT, a match XDP cannot evaluate
+/// and a target it cannot carry out are XDP_PASS and counted by nobody in
+/// XDP (the kernel counts them when it runs the rules again); a drop counts
+/// the deciding rule or policy and every jump, RETURN and count-only rule
+/// the packet matched on its way and every ACCEPT policy it went through
+/// (raw's, before filter), as the kernel counts them; with source NAT in
+/// the kernel only raw and mangle PREROUTING decide.
+//===----------------------------------------------------------------------===//
+#include "test/packet/Cases.h"
+
+namespace r2x::test {
+
+namespace {
+
+// Slots (--emit=ir): raw PREROUTING 0 CT, 1 count-only, policy 10;
+// filter INPUT 2 -j CHECK, 3 ACCEPT 22, 4 limit, 5 LOG, 6 REJECT, policy 11;
+// CHECK 7 DROP 23, 8 count-only tcp, 9 RETURN.
+const std::string kHost = R"(*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 9 -j CT --notrack
+-A PREROUTING -s 10.1.0.66/32
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CHECK - [0:0]
+-A INPUT -j CHECK
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -p udp -m udp --dport 53 -m limit --limit 1/s -j ACCEPT
+-A INPUT -p udp -m udp --dport 5353 -j LOG --log-prefix "mdns "
+-A INPUT -p udp -j REJECT --reject-with icmp-port-unreachable
+-A OUTPUT -m conntrack --ctstate NEW -j ACCEPT
+-A CHECK -s 10.1.0.66/32 -p tcp -m tcp --dport 23 -j DROP
+-A CHECK -p tcp
+-A CHECK -s 10.1.0.77/32 -j RETURN
+COMMIT
+)";
+
+// Slots: raw 0 DROP, policy 2; filter INPUT 1 DROP, policy 3.
+const std::string kNat = R"(*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -s 10.1.0.66/32 -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o eth9 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -p udp -j DROP
+COMMIT
+)";
+
+} // namespace
+
+void handoverCases(Harness &h) {
+  const std::string p = "handover/";
+  auto tcp = [](const char *src, uint16_t dport) {
+    return Frame::tcp(src, "10.1.0.2", 40000, dport);
+  };
+  auto udp = [](uint16_t dport) {
+    return Frame::udp("10.1.0.1", "10.1.0.2", 40000, dport);
+  };
+  // Policy DROP: the jump, the count-only rule in CHECK and raw's ACCEPT
+  // policy count with it.
+  h.expectHandover(p + "policy-drop-counts-path", kHost, tcp("10.1.0.1", 80),
+                   kDrop, {2, 8, 10, 11});
+  h.expectHandover(p + "accept-passes-uncounted", kHost, tcp("10.1.0.1", 22),
+                   kPass, {});
+  // The deciding rule in a user chain, the jump to it, and raw's
+  // count-only rule of the other table.
+  h.expectHandover(p + "drop-in-user-chain", kHost, tcp("10.1.0.66", 23), kDrop,
+                   {1, 2, 7, 10});
+  h.expectHandover(p + "raw-target-hands-over", kHost, udp(9), kPass, {});
+  h.expectHandover(p + "unknown-match-hands-over", kHost, udp(53), kPass, {});
+  h.expectHandover(p + "log-hands-over", kHost, udp(5353), kPass, {});
+  h.expectHandover(p + "reject-hands-over", kHost, udp(1000), kPass, {});
+  // RETURN counted, then the policy.
+  h.expectHandover(p + "return-then-policy", kHost,
+                   Frame::icmp("10.1.0.77", "10.1.0.2"), kDrop, {2, 9, 10, 11});
+
+  // Source NAT in the kernel: raw decides, filter is the kernel's.
+  h.expectHandover(p + "kernel-nat-raw-drops", kNat, tcp("10.1.0.66", 80),
+                   kDrop, {0});
+  h.expectHandover(p + "kernel-nat-filter-handed-over", kNat, udp(1234), kPass,
+                   {});
+}
+
+} // namespace r2x::test
