@@ -3,8 +3,9 @@
 //
 /// \file
 /// Wires the stages together; holds no logic of its own beyond choosing what
-/// to run. rule2xdp's own options (-o, --emit, --load, --mode, --unload,
-/// --stats) are taken out of argv and parsed with CLI11; every other word is
+/// to run. rule2xdp's own options (kOwnOptions below: -o, --emit, --load,
+/// --tc, --pass-unsupported, --classifier, --stats, ...) are taken out of
+/// argv and parsed with CLI11; every other word is
 /// the iptables command, handed with its argv position to the frontend.
 ///
 /// Exit status: 0 success, 1 bad input (nothing written), 2 kernel or load
@@ -359,7 +360,7 @@ int main(int argc, char **argv) {
     }
     program.finalize();
     classify::Options cls;
-    cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Auto);
+    cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
 
     if (!o.load.empty()) {
       if (o.emit != "obj")

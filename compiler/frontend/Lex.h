@@ -18,7 +18,7 @@
 ///   both                          splitList (strchr), splitTokens (strtok)
 ///
 /// They only read: none of them throws. What a value means, its limits and
-/// the error message (with failAt, Diagnostics.h) stay with the option that
+/// the error message (with failAt, Matches.h) stay with the option that
 /// takes it.
 //===----------------------------------------------------------------------===//
 #pragma once

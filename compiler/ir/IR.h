@@ -1,8 +1,8 @@
 //===- compiler/ir/IR.h - the rule IR: contract between front and back -*- C++ -*-===//
 //
 /// \file
-/// The IR is what every frontend (iptables command lines, iptables-save
-/// files, later tc u32) produces and what the backend compiles. It depends
+/// The IR is what the iptables frontend (command lines, iptables-save files)
+/// produces and what XdpCodegen compiles; tc u32 has its own (TcIR.h). It depends
 /// on nothing else of ours and knows no concrete syntax: a rule is a list of
 /// matches and one target, chains are ordered rule lists attached to
 /// netfilter hooks, and every rule and built-in policy owns one counter slot.
