@@ -67,8 +67,8 @@ inline Frame udpFrame(const Mac &dst, const Mac &src, uint32_t saddr,
     s += uint32_t(f[i] << 8 | f[i + 1]);
   put16(24, uint16_t(~fold(s)));
   // UDP: pseudo-header + header + payload.
-  s = (saddr >> 16) + (saddr & 0xffff) + (daddr >> 16) + (daddr & 0xffff) +
-      17 + udpLen;
+  s = (saddr >> 16) + (saddr & 0xffff) + (daddr >> 16) + (daddr & 0xffff) + 17 +
+      udpLen;
   for (size_t i = 34; i < kFrameLen; i += 2)
     s += uint32_t(f[i] << 8 | f[i + 1]);
   uint16_t c = uint16_t(~fold(s));

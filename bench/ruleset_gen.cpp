@@ -1,4 +1,5 @@
-//===- bench/ruleset_gen.cpp - rulesets for the scaling benchmark ----------===//
+//===- bench/ruleset_gen.cpp - rulesets for the scaling benchmark
+//----------===//
 //
 /// `ruleset_gen N`: an iptables-save file with N rules in filter INPUT, in
 /// the style of the bpf-iptables benchmarks: one flow per rule (source,

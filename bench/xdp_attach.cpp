@@ -1,4 +1,5 @@
-//===- bench/xdp_attach.cpp - attach a reference XDP program to a device ---===//
+//===- bench/xdp_attach.cpp - attach a reference XDP program to a device
+//---===//
 //
 /// `xdp_attach`: loads one program from a BPF object and attaches it to an
 /// interface of the current network namespace (run it through
@@ -51,13 +52,20 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc)
       die("option " + a + " needs a value");
     std::string v = argv[++i];
-    if (a == "--iface") iface = v;
-    else if (a == "--obj") obj = v;
-    else if (a == "--prog") prog = v;
-    else if (a == "--mode") mode = v;
-    else if (a == "--devmap") devmap = v;
-    else if (a == "--devmap-iface") devmapIfaces.push_back(v);
-    else die("unknown option " + a);
+    if (a == "--iface")
+      iface = v;
+    else if (a == "--obj")
+      obj = v;
+    else if (a == "--prog")
+      prog = v;
+    else if (a == "--mode")
+      mode = v;
+    else if (a == "--devmap")
+      devmap = v;
+    else if (a == "--devmap-iface")
+      devmapIfaces.push_back(v);
+    else
+      die("unknown option " + a);
   }
   if (iface.empty() || (!detach && (obj.empty() || prog.empty())) ||
       (mode != "native" && mode != "generic"))
@@ -88,9 +96,10 @@ int main(int argc, char **argv) {
         die("filling " + devmap + " with " + d + ": " + std::strerror(-err));
     }
   }
-  if (int err = bpf_xdp_attach(int(ifindex), bpf_program__fd(p), flags, nullptr))
-    die("attaching " + prog + " to " + iface + " (" + mode + "): " +
-        std::strerror(-err));
+  if (int err =
+          bpf_xdp_attach(int(ifindex), bpf_program__fd(p), flags, nullptr))
+    die("attaching " + prog + " to " + iface + " (" + mode +
+        "): " + std::strerror(-err));
   bpf_object__close(o); // the attachment keeps the program and its maps
   return 0;
 }

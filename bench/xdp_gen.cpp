@@ -1,4 +1,5 @@
-//===- bench/xdp_gen.cpp - line-rate 64-byte UDP out of a veth -------------===//
+//===- bench/xdp_gen.cpp - line-rate 64-byte UDP out of a veth
+//-------------===//
 //
 /// `xdp_gen`: sends the benchmark's frame (bench/frame.h) out of IFACE as
 /// fast as one CPU can, for a fixed time, and prints how many it sent.
@@ -84,16 +85,26 @@ int main(int argc, char **argv) {
   int sport = 40000, dport = 1234;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
-    if (a == "--iface") iface = v;
-    else if (a == "--dst-mac") dstMac = v;
-    else if (a == "--src-mac") srcMac = v;
-    else if (a == "--src") src = v;
-    else if (a == "--dst") dst = v;
-    else if (a == "--sport") sport = std::atoi(v.c_str());
-    else if (a == "--dport") dport = std::atoi(v.c_str());
-    else if (a == "--seconds") seconds = std::atof(v.c_str());
-    else if (a == "--obj") obj = v;
-    else die("unknown option " + a);
+    if (a == "--iface")
+      iface = v;
+    else if (a == "--dst-mac")
+      dstMac = v;
+    else if (a == "--src-mac")
+      srcMac = v;
+    else if (a == "--src")
+      src = v;
+    else if (a == "--dst")
+      dst = v;
+    else if (a == "--sport")
+      sport = std::atoi(v.c_str());
+    else if (a == "--dport")
+      dport = std::atoi(v.c_str());
+    else if (a == "--seconds")
+      seconds = std::atof(v.c_str());
+    else if (a == "--obj")
+      obj = v;
+    else
+      die("unknown option " + a);
   }
   if (argc % 2 == 0 || iface.empty() || dstMac.empty() || seconds <= 0)
     die("usage: xdp_gen --iface IF --dst-mac MAC [--src-mac MAC] "
@@ -155,7 +166,8 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (err && err != -EINTR)
     die(std::string("BPF_PROG_TEST_RUN (live frames): ") + std::strerror(-err));
-  long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+  long long ns =
+      (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
   uint32_t key = 0;
   if (bpf_map__lookup_elem(bss, &key, sizeof key, &state, sizeof state, 0))
     die("reading the sent count");

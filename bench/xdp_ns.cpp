@@ -1,4 +1,5 @@
-//===- bench/xdp_ns.cpp - ns per packet of one XDP program -----------------===//
+//===- bench/xdp_ns.cpp - ns per packet of one XDP program
+//-----------------===//
 //
 /// `xdp_ns`: the cost of one packet in an XDP program, without the network:
 /// BPF_PROG_TEST_RUN with a large repeat on the benchmark's frame
@@ -55,7 +56,8 @@ Run once(int fd, bench::Frame &f, unsigned ifindex, uint32_t repeat) {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
   if (err)
     die(std::string("BPF_PROG_TEST_RUN: ") + std::strerror(-err));
-  double ns = double(t1.tv_sec - t0.tv_sec) * 1e9 + double(t1.tv_nsec - t0.tv_nsec);
+  double ns =
+      double(t1.tv_sec - t0.tv_sec) * 1e9 + double(t1.tv_nsec - t0.tv_nsec);
   return {ns / repeat, o.duration, o.retval};
 }
 } // namespace
@@ -66,13 +68,20 @@ int main(int argc, char **argv) {
   int rounds = 5, ms = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
-    if (a == "--obj") obj = v;
-    else if (a == "--prog") prog = v;
-    else if (a == "--iface") iface = v;
-    else if (a == "--expect") expect = v;
-    else if (a == "--rounds") rounds = std::atoi(v.c_str());
-    else if (a == "--ms") ms = std::atoi(v.c_str());
-    else die("unknown option " + a);
+    if (a == "--obj")
+      obj = v;
+    else if (a == "--prog")
+      prog = v;
+    else if (a == "--iface")
+      iface = v;
+    else if (a == "--expect")
+      expect = v;
+    else if (a == "--rounds")
+      rounds = std::atoi(v.c_str());
+    else if (a == "--ms")
+      ms = std::atoi(v.c_str());
+    else
+      die("unknown option " + a);
   }
   if (obj.empty() || rounds < 1 || ms < 1)
     die("usage: xdp_ns --obj FILE [--prog NAME] [--iface IF] "
@@ -91,12 +100,14 @@ int main(int argc, char **argv) {
     die(obj + " has no program " + prog);
   int fd = bpf_program__fd(p);
   bench::Mac dmac{0x02, 0, 0, 0, 0, 2}, smac{0x02, 0, 0, 0, 0, 1};
-  bench::Frame f = bench::udpFrame(dmac, smac, 0x0a010001, 0x0a010002, 40000, 1234);
+  bench::Frame f =
+      bench::udpFrame(dmac, smac, 0x0a010001, 0x0a010002, 40000, 1234);
   uint32_t want = expect == "drop" ? XDP_DROP : XDP_PASS;
   Run r = once(fd, f, ifindex, 1);
   if (r.retval != want) {
     std::printf("ns=0 kernel_ns=0 repeat=0 retval=%u\n", r.retval);
-    std::fprintf(stderr, "xdp_ns: FAILED: verdict %u, expected %u\n", r.retval, want);
+    std::fprintf(stderr, "xdp_ns: FAILED: verdict %u, expected %u\n", r.retval,
+                 want);
     return 1;
   }
   // Size the repeat: ~ms milliseconds per round.

@@ -1,4 +1,5 @@
-//===- grammar/iptables.hpp - PEGTL grammars for iptables values -*- C++ -*-===//
+//===- grammar/iptables.hpp - PEGTL grammars for iptables values -*- C++
+//-*-===//
 //
 /// \file
 /// The shapes of the values iptables options take, as PEGTL rules with no
@@ -25,7 +26,8 @@ struct octet : plus<digit> {};
 struct dotted : seq<octet, rep_max<3, seq<one<'.'>, octet>>> {};
 struct address : dotted {};
 struct prefix_len : plus<digit> {};
-struct dotted_mask : seq<octet, one<'.'>, octet, one<'.'>, octet, one<'.'>, octet> {};
+struct dotted_mask
+    : seq<octet, one<'.'>, octet, one<'.'>, octet, one<'.'>, octet> {};
 struct netmask : sor<seq<dotted_mask, eof>, seq<prefix_len, eof>> {};
 struct address_spec : seq<address, sor<eof, seq<one<'/'>, netmask>>> {};
 
@@ -33,8 +35,10 @@ struct address_spec : seq<address, sor<eof, seq<one<'/'>, netmask>>> {};
 // A port is a number or a service name from /etc/services; a range is
 // "lo:hi" with either end optional.
 // Numbers are read as C's strtoul(base 0) reads them: 0x hex, 0 octal.
-struct port_number : sor<seq<one<'0'>, one<'x', 'X'>, plus<xdigit>>, plus<digit>> {};
-struct service_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+', '/'>>>> {};
+struct port_number
+    : sor<seq<one<'0'>, one<'x', 'X'>, plus<xdigit>>, plus<digit>> {};
+struct service_name
+    : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+', '/'>>>> {};
 struct port : sor<seq<port_number, at<sor<one<':'>, eof>>>, service_name> {};
 struct range_lo : port {};
 struct range_hi : port {};
@@ -43,7 +47,8 @@ struct port_range : seq<opt<range_lo>, opt<range_sep, opt<range_hi>>, eof> {};
 
 // --- protocols: -p ----------------------------------------------------------
 struct proto_number : seq<plus<digit>, eof> {};
-struct proto_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+'>>>, eof> {};
+struct proto_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+'>>>, eof> {
+};
 struct protocol : sor<proto_number, proto_name> {};
 
 // --- interfaces: -i ---------------------------------------------------------

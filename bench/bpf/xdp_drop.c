@@ -4,6 +4,7 @@
  * any drop program can be on this path.
  *===----------------------------------------------------------------------===*/
 #include <linux/bpf.h>
+
 #include <bpf/bpf_helpers.h>
 
 SEC("xdp")

@@ -39,7 +39,7 @@ struct {
  * field, in whatever byte order they sit in memory. */
 static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to) {
   __u32 s = (__u16)~check;
-  s += (__u16)~from + (__u16)~(from >> 16);
+  s += (__u16)~from + (__u16) ~(from >> 16);
   s += (__u16)to + (__u16)(to >> 16);
   s = (s & 0xffff) + (s >> 16);
   s = (s & 0xffff) + (s >> 16);

@@ -10,6 +10,7 @@
  * leaves the kernel's own count unreported.
  *===----------------------------------------------------------------------===*/
 #include <linux/bpf.h>
+
 #include <bpf/bpf_helpers.h>
 
 #define GEN_FRAME 60 /* 64 bytes on the wire with the FCS */

@@ -4,6 +4,7 @@
  * NAPI, which an attached XDP program turns on.
  *===----------------------------------------------------------------------===*/
 #include <linux/bpf.h>
+
 #include <bpf/bpf_helpers.h>
 
 SEC("xdp")

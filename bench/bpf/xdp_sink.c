@@ -48,10 +48,9 @@ int xdp_sink(struct xdp_md *ctx) {
   if ((void *)uh + UDP_LEN > data_end)
     return XDP_PASS;
   if (eth->h_proto != bpf_htons(ETH_P_IP) || iph->ihl != 5 ||
-      iph->protocol != IPPROTO_UDP ||
-      iph->daddr != bpf_htonl(0x0a010102) || iph->ttl != SINK_TTL ||
-      uh->dest != bpf_htons(1234) || uh->len != bpf_htons(UDP_LEN) ||
-      iph->tot_len != bpf_htons(20 + UDP_LEN))
+      iph->protocol != IPPROTO_UDP || iph->daddr != bpf_htonl(0x0a010102) ||
+      iph->ttl != SINK_TTL || uh->dest != bpf_htons(1234) ||
+      uh->len != bpf_htons(UDP_LEN) || iph->tot_len != bpf_htons(20 + UDP_LEN))
     return XDP_PASS;
   if (fold(add16((const __u16 *)iph, 10, 0)) != 0xffff)
     return XDP_PASS; /* bad IPv4 header checksum */

@@ -1,4 +1,5 @@
-//===- compiler/backend/Backend.h - IR -> BPF object, the facade -*- C++ -*-===//
+//===- compiler/backend/Backend.h - IR -> BPF object, the facade -*- C++
+//-*-===//
 //
 /// \file
 /// The only backend header the driver sees: it keeps LLVM out of everything

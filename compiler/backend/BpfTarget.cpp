@@ -1,4 +1,5 @@
-//===- compiler/backend/BpfTarget.cpp - LLVM's BPF target, in process -------===//
+//===- compiler/backend/BpfTarget.cpp - LLVM's BPF target, in process
+//-------===//
 //
 /// \file
 /// compile(): codegen, verification, optimisation and emission. The
@@ -59,8 +60,9 @@ std::unique_ptr<TargetMachine> bpfTargetMachine(const char *cpu) {
   TargetOptions opts;
   // CPU v3: 32-bit sub-registers and jumps, fewer instructions; v4 adds
   // long jumps (gotol), which LLVM uses where a branch is out of range.
-  return std::unique_ptr<TargetMachine>(t->createTargetMachine(
-      "bpfel", cpu, "", opts, Reloc::PIC_, std::nullopt, CodeGenOptLevel::Aggressive));
+  return std::unique_ptr<TargetMachine>(
+      t->createTargetMachine("bpfel", cpu, "", opts, Reloc::PIC_, std::nullopt,
+                             CodeGenOptLevel::Aggressive));
 }
 
 void optimize(Module &m, TargetMachine &tm) {
@@ -74,7 +76,8 @@ void optimize(Module &m, TargetMachine &tm) {
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(OptimizationLevel::O2);
+  ModulePassManager mpm =
+      pb.buildPerModuleDefaultPipeline(OptimizationLevel::O2);
   mpm.run(m, mam);
 }
 
@@ -88,7 +91,8 @@ size_t emittedRules(const ir::Program &p, const ir::Chain &c, unsigned depth) {
     return n;
   for (const ir::Rule &r : c.rules)
     if (r.verdict == ir::Verdict::Jump || r.verdict == ir::Verdict::Goto)
-      if (const ir::Chain *callee = p.userChain(c.family, c.table, r.jumpTarget))
+      if (const ir::Chain *callee =
+              p.userChain(c.family, c.table, r.jumpTarget))
         n += emittedRules(p, *callee, depth + 1);
   return n;
 }

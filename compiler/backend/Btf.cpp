@@ -1,4 +1,5 @@
-//===- compiler/backend/Btf.cpp - maps, globals and their BTF ---------------===//
+//===- compiler/backend/Btf.cpp - maps, globals and their BTF
+//---------------===//
 //
 /// \file
 /// See Btf.h for the layout libbpf expects.
@@ -52,25 +53,30 @@ DIType *BtfBuilder::long64() {
   return di_.createBasicType("long", 64, dwarf::DW_ATE_signed);
 }
 
-void BtfBuilder::function(Function *f, DIType *ret, const std::vector<DIType *> &args) {
+void BtfBuilder::function(Function *f, DIType *ret,
+                          const std::vector<DIType *> &args) {
   std::vector<Metadata *> types{ret};
   std::vector<DIType *> argTypes;
   for (DIType *a : args) {
     argTypes.push_back(a ? a : di_.createPointerType(nullptr, 64));
     types.push_back(argTypes.back());
   }
-  DISubroutineType *st = di_.createSubroutineType(di_.getOrCreateTypeArray(types));
+  DISubroutineType *st =
+      di_.createSubroutineType(di_.getOrCreateTypeArray(types));
   DISubprogram *sp = di_.createFunction(
       cu_, f->getName(), f->getName(), file_, 1, st, 1, DINode::FlagPrototyped,
       DISubprogram::SPFlagDefinition |
-          (f->hasLocalLinkage() ? DISubprogram::SPFlagLocalToUnit : DISubprogram::SPFlagZero));
+          (f->hasLocalLinkage() ? DISubprogram::SPFlagLocalToUnit
+                                : DISubprogram::SPFlagZero));
   // The kernel wants every argument of a FUNC named: retained parameters
   // give BTF their names.
   for (unsigned i = 0; i < argTypes.size(); ++i)
-    di_.createParameterVariable(sp, i < f->arg_size() && f->getArg(i)->hasName()
-                                        ? f->getArg(i)->getName()
-                                        : "arg" + std::to_string(i),
-                                i + 1, file_, 1, argTypes[i], /*AlwaysPreserve=*/true);
+    di_.createParameterVariable(sp,
+                                i < f->arg_size() && f->getArg(i)->hasName()
+                                    ? f->getArg(i)->getName()
+                                    : "arg" + std::to_string(i),
+                                i + 1, file_, 1, argTypes[i],
+                                /*AlwaysPreserve=*/true);
   f->setSubprogram(sp);
 }
 
@@ -144,9 +150,8 @@ GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,
       di_.createMemberType(cu_, "max_entries", file_, 0, 64, 0, 192,
                            DINode::FlagZero, intArrayPtr(maxEntries)),
   };
-  DIType *st = di_.createStructType(cu_, "", file_, 0, 256, 0,
-                                    DINode::FlagZero, nullptr,
-                                    di_.getOrCreateArray(members));
+  DIType *st = di_.createStructType(cu_, "", file_, 0, 256, 0, DINode::FlagZero,
+                                    nullptr, di_.getOrCreateArray(members));
   auto *gve = di_.createGlobalVariableExpression(cu_, name, "", file_, 0, st,
                                                  /*isLocalToUnit=*/false);
   gv->addDebugInfo(gve);

@@ -62,7 +62,8 @@ struct Codegen {
   /// A big-endian load of `ty` at base + off, converted to host order.
   llvm::Value *loadBE(llvm::Value *base, uint64_t off, llvm::Type *ty);
   /// Conditional branch to `no` when !cond, continuing in a new block.
-  void require(llvm::Value *cond, llvm::BasicBlock *no, const llvm::Twine &name);
+  void require(llvm::Value *cond, llvm::BasicBlock *no,
+               const llvm::Twine &name);
   llvm::Value *callHelper(Helper id, llvm::Type *ret,
                           llvm::ArrayRef<llvm::Value *> args);
   void ret(XdpAction a);
@@ -70,8 +71,9 @@ struct Codegen {
   /// each (old, new) pair is a 16-bit word of the covered data as loaded
   /// from the packet (byte order does not matter as long as it is the same
   /// for all). Returns the new checksum in the same order.
-  llvm::Value *csumReplace(llvm::Value *csum,
-                           llvm::ArrayRef<std::pair<llvm::Value *, llvm::Value *>> words);
+  llvm::Value *
+  csumReplace(llvm::Value *csum,
+              llvm::ArrayRef<std::pair<llvm::Value *, llvm::Value *>> words);
   /// The two 16-bit halves of an i32, for csumReplace.
   std::pair<llvm::Value *, llvm::Value *> halves(llvm::Value *v32);
   /// ip_decrease_ttl()'s checksum update for a TTL one lower: the IPv4

@@ -150,10 +150,9 @@ std::string metadataText(const ir::Program &p) {
                          {std::to_string(r.counter), table, c.name, cols.target,
                           cols.prot, cols.opt, cols.in, "*", cols.source,
                           cols.destination, cols.extra});
-      key(r.counter,
-          keys.rule(table, c.name,
-                    {cols.target, cols.prot, cols.opt, cols.in, "*",
-                     cols.source, cols.destination, cols.extra}));
+      key(r.counter, keys.rule(table, c.name,
+                               {cols.target, cols.prot, cols.opt, cols.in, "*",
+                                cols.source, cols.destination, cols.extra}));
       if (r.verdict == ir::Verdict::Dnat)
         dnat.insert(v6 ? ir::formatAddr6(r.nat.addr6)
                        : ir::formatAddr(r.nat.addr));

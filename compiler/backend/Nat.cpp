@@ -1,4 +1,5 @@
-//===- compiler/backend/Nat.cpp - DNAT bindings and the forwarding path ----===//
+//===- compiler/backend/Nat.cpp - DNAT bindings and the forwarding path
+//----===//
 //
 /// \file
 /// See Nat.h. Checksums follow the brief: RFC 1624 updates over the words
@@ -88,7 +89,8 @@ void NatLowering::begin() {
   val_ = cg_.stackSlot(ArrayType::get(cg_.i8, shape_.map.valueSize), 8,
                        "nat.value" + sfx);
   state_ = cg_.stackSlot(cg_.i32, 4, "nat.state" + sfx);
-  replyAddr_ = cg_.stackSlot(ArrayType::get(cg_.i32, words()), 4, "nat.reply.addr" + sfx);
+  replyAddr_ = cg_.stackSlot(ArrayType::get(cg_.i32, words()), 4,
+                             "nat.reply.addr" + sfx);
   replyPort_ = cg_.stackSlot(cg_.i16, 2, "nat.reply.port" + sfx);
   sport_ = cg_.stackSlot(cg_.i16, 2, "nat.sport" + sfx);
   dport_ = cg_.stackSlot(cg_.i16, 2, "nat.dport" + sfx);
@@ -161,8 +163,9 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   // A transport header conntrack cannot read makes the packet invalid:
   // never translated.
   auto header = [&](uint64_t need) {
-    cg_.require(b.CreateICmpULE(b.CreateAdd(pk.ihl, b.getInt32(need)), pk.totLen),
-                after, "nat.l4.fits");
+    cg_.require(
+        b.CreateICmpULE(b.CreateAdd(pk.ihl, b.getInt32(need)), pk.totLen),
+        after, "nat.l4.fits");
     cg_.needBytes(pk.l4, need, after, "nat.l4.hdr");
   };
   auto ports = [&](uint64_t need) {
@@ -219,7 +222,8 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   }
 
   b.SetInsertPoint(keyed);
-  PHINode *may = b.CreatePHI(cg_.i1, static_cast<unsigned>(mayOpen.size()), "nat.may_open");
+  PHINode *may = b.CreatePHI(cg_.i1, static_cast<unsigned>(mayOpen.size()),
+                             "nat.may_open");
   for (auto [bb, v] : mayOpen)
     may->addIncoming(v, bb);
   storeKey(source(pk), destination(pk), b.CreateLoad(cg_.i16, sport_),
@@ -275,9 +279,11 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
     uint32_t n = uint32_t(t.portHi) - t.portLo + 1;
     Value *chosen;
     if (t.random) {
-      Value *r = b.CreateTrunc(cg_.callHelper(GetPrandomU32, cg_.i64, {}), cg_.i32);
-      chosen = b.CreateTrunc(b.CreateAdd(b.getInt32(t.portLo), b.CreateURem(r, b.getInt32(n))),
-                             cg_.i16);
+      Value *r =
+          b.CreateTrunc(cg_.callHelper(GetPrandomU32, cg_.i64, {}), cg_.i32);
+      chosen = b.CreateTrunc(
+          b.CreateAdd(b.getInt32(t.portLo), b.CreateURem(r, b.getInt32(n))),
+          cg_.i16);
     } else {
       Value *in = b.CreateAnd(b.CreateICmpUGE(orig, b.getInt16(t.portLo)),
                               b.CreateICmpULE(orig, b.getInt16(t.portHi)));
@@ -303,8 +309,8 @@ void NatLowering::emitBind(Packet &pk, const ir::NatTarget &t) {
   b.SetInsertPoint(done);
 }
 
-void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw,
-                          BasicBlock *skip) {
+void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr,
+                          Value *portRaw, BasicBlock *skip) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   uint64_t addrOff =
@@ -335,12 +341,14 @@ void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw
     }
     if (!v6_) {
       Value *csumP = cg_.at(pk.l3, Ip4Check);
-      b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), changed), csumP);
+      b.CreateStore(cg_.csumReplace(b.CreateLoad(cg_.i16, csumP), changed),
+                    csumP);
     }
     return changed;
   };
   // Transport: the port at portOff (if portRaw) and the checksum at csumOff.
-  auto l4Part = [&](uint64_t need, uint64_t csumOff, bool port, bool zeroIsNone) {
+  auto l4Part = [&](uint64_t need, uint64_t csumOff, bool port,
+                    bool zeroIsNone) {
     cg_.needBytes(pk.l4, need, skip, "rw.l4.hdr");
     std::vector<std::pair<Value *, Value *>> changed = ipPart();
     if (port) {
@@ -357,7 +365,8 @@ void NatLowering::rewrite(Packet &pk, bool dst, const Addr &addr, Value *portRaw
     }
     Value *n = cg_.csumReplace(csum, changed);
     if (zeroIsNone)
-      n = b.CreateSelect(b.CreateICmpEQ(n, b.getInt16(0)), b.getInt16(0xffff), n);
+      n = b.CreateSelect(b.CreateICmpEQ(n, b.getInt16(0)), b.getInt16(0xffff),
+                         n);
     b.CreateStore(n, csumP);
     b.CreateBr(done);
   };
@@ -407,14 +416,17 @@ void NatLowering::emitForward(Packet &pk, Value *fibRc, Value *fib,
   Value *ifindex = b.CreateLoad(cg_.i32, cg_.at(fib, kernel::FibIfindex));
   // Flags XDP_PASS: a device missing from r2x_tx hands the packet to the
   // kernel, untouched by what follows.
-  Value *rc = cg_.callHelper(RedirectMap, cg_.i64,
-                             {tx_, b.CreateZExt(ifindex, cg_.i64), b.getInt64(XdpPass)});
-  cg_.require(b.CreateICmpEQ(rc, b.getInt64(XdpRedirect)), pass, "fwd.redirect");
+  Value *rc = cg_.callHelper(
+      RedirectMap, cg_.i64,
+      {tx_, b.CreateZExt(ifindex, cg_.i64), b.getInt64(XdpPass)});
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(XdpRedirect)), pass,
+              "fwd.redirect");
 
   BasicBlock *reply = cg_.block("fwd.unnat"), *out = cg_.block("fwd.out");
   b.CreateCondBr(b.CreateICmpEQ(state, b.getInt32(ReplyPending)), reply, out);
   b.SetInsertPoint(reply);
-  rewrite(pk, false, loadAddr(replyAddr_), b.CreateLoad(cg_.i16, replyPort_), pass);
+  rewrite(pk, false, loadAddr(replyAddr_), b.CreateLoad(cg_.i16, replyPort_),
+          pass);
   b.CreateBr(out);
 
   b.SetInsertPoint(out);

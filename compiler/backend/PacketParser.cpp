@@ -191,8 +191,8 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
     }
     // The two-byte option header must be inside the payload.
     BasicBlock *bad = cg.block("ip6walk.short");
-    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(2)), pk.totLen), bad,
-               "ip6walk.fits");
+    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(2)), pk.totLen),
+               bad, "ip6walk.fits");
     Value *hp = cg.at(pk.l3, b.CreateZExt(start, cg.i64));
     cg.needBytes(hp, 2, bad, "ip6walk.read");
     Value *hpNext = cg.loadBE(hp, 0, cg.i8);
@@ -204,8 +204,8 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
                    notFrag);
 
     b.SetInsertPoint(isFrag);
-    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(4)), pk.totLen), bad,
-               "ip6walk.fragfits");
+    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(4)), pk.totLen),
+               bad, "ip6walk.fragfits");
     cg.needBytes(hp, 4, bad, "ip6walk.fragread");
     Value *fragOff = b.CreateAnd(cg.loadBE(hp, 2, cg.i16), 0xfff8);
     BasicBlock *later = cg.block("ip6walk.later_fragment");

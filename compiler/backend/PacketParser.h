@@ -52,10 +52,10 @@ struct Packet {
   llvm::Value *daddrRaw = nullptr; ///< i32 as on the wire
   llvm::Value *l4 = nullptr;       ///< ptr to l3 + ihl
   // IPv6 only.
-  llvm::Value *saddr6[4] = {};     ///< i32 words as on the wire
+  llvm::Value *saddr6[4] = {}; ///< i32 words as on the wire
   llvm::Value *daddr6[4] = {};
-  llvm::Value *flowWord = nullptr; ///< i32 first header word as on the wire
-  llvm::Value *walkOk = nullptr;   ///< i1 ipv6_find_hdr() succeeded
+  llvm::Value *flowWord = nullptr;   ///< i32 first header word as on the wire
+  llvm::Value *walkOk = nullptr;     ///< i1 ipv6_find_hdr() succeeded
   llvm::Value *upperProto = nullptr; ///< i8 the protocol it found
 };
 
@@ -69,7 +69,5 @@ Packet emitIpv4(Codegen &cg, const L2 &l2, llvm::BasicBlock *pass);
 /// IPv6 validated as ip6_rcv_core() does, then the extension headers walked
 /// as ipv6_find_hdr(target = -1) walks them.
 Packet emitIpv6(Codegen &cg, const L2 &l2, llvm::BasicBlock *pass);
-
-
 
 } // namespace r2x::backend

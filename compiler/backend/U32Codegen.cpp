@@ -1,4 +1,5 @@
-//===- compiler/backend/U32Codegen.cpp - cls_u32 as one XDP function --------===//
+//===- compiler/backend/U32Codegen.cpp - cls_u32 as one XDP function
+//--------===//
 //
 /// \file
 /// Lowers an ir::tc::Program into `rule2xdp` (section `xdp`), following
@@ -64,16 +65,17 @@ private:
   };
 
   void declareMaps();
-  void emitTable(const tc::HashTable &t, Value *off, Value *sel, BasicBlock *end,
-                 unsigned depth);
-  void emitKnodes(const std::vector<tc::Knode> &nodes, Value *off, BasicBlock *end,
-                  unsigned depth);
+  void emitTable(const tc::HashTable &t, Value *off, Value *sel,
+                 BasicBlock *end, unsigned depth);
+  void emitKnodes(const std::vector<tc::Knode> &nodes, Value *off,
+                  BasicBlock *end, unsigned depth);
   /// The 32-bit word (host order) at off + rel [+ off2], or branch to out.
   Value *readWord(Value *off, int32_t rel, int32_t offmask, uint32_t mask);
   Value *read16(Value *off, int32_t rel);
   /// data + l3off + rel + dyn, after checking rel + dyn + width <= len;
   /// otherwise to `fail` (default: the filter's `out`).
-  Value *access(Value *dyn, int32_t rel, unsigned width, BasicBlock *fail = nullptr);
+  Value *access(Value *dyn, int32_t rel, unsigned width,
+                BasicBlock *fail = nullptr);
   void runActions(const tc::Knode &k, BasicBlock *next);
   /// act_nat (net/sched/act_nat.c, tcf_nat_act): continues in a new block,
   /// or branches to drop_ where the kernel returns TC_ACT_SHOT.
@@ -106,14 +108,16 @@ void U32Codegen::declareMaps() {
                          static_cast<uint32_t>(p_.redirectDevs.size()));
 }
 
-Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width, BasicBlock *fail) {
+Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width,
+                          BasicBlock *fail) {
   IRBuilder<> &b = cg_.b;
   if (!fail)
     fail = w_.out;
   // rel >= -16 (the frontend refuses reads further before the frame), so
   // l3off + rel >= -2 only for the masked-out bytes of `ether dst`, which
   // readWord never loads: callers pass the first byte they load.
-  Value *base = b.CreateAdd(w_.l3off, b.getInt64(static_cast<uint64_t>(int64_t(rel))));
+  Value *base =
+      b.CreateAdd(w_.l3off, b.getInt64(static_cast<uint64_t>(int64_t(rel))));
   if (dyn) {
     cg_.require(b.CreateICmpULE(dyn, b.getInt32(kDynLimit)), fail, "u32.dyn");
     Value *d = b.CreateZExt(b.CreateAnd(dyn, b.getInt32(kDynLimit)), cg_.i64);
@@ -132,7 +136,8 @@ Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width, BasicBlock *f
   return p;
 }
 
-Value *U32Codegen::readWord(Value *off, int32_t rel, int32_t offmask, uint32_t mask) {
+Value *U32Codegen::readWord(Value *off, int32_t rel, int32_t offmask,
+                            uint32_t mask) {
   IRBuilder<> &b = cg_.b;
   Value *dyn = nullptr;
   int32_t fixed = rel;
@@ -160,7 +165,8 @@ Value *U32Codegen::readWord(Value *off, int32_t rel, int32_t offmask, uint32_t m
     return b.CreateUnaryIntrinsic(Intrinsic::bswap, loadPacket(cg_.i32, p));
   Value *word = b.getInt32(0);
   for (unsigned i = firstByte; i < 4; ++i) {
-    Value *byte = b.CreateZExt(loadPacket(cg_.i8, cg_.at(p, uint64_t(i - firstByte))), cg_.i32);
+    Value *byte = b.CreateZExt(
+        loadPacket(cg_.i8, cg_.at(p, uint64_t(i - firstByte))), cg_.i32);
     word = b.CreateOr(word, b.CreateShl(byte, 8 * (3 - i)));
   }
   return word;
@@ -192,7 +198,9 @@ void U32Codegen::emitNat(const tc::Action &a) {
   BasicBlock *miss = cg_.block("nat.other");
   BasicBlock *tcp = cg_.block("nat.tcp"), *udp = cg_.block("nat.udp");
   BasicBlock *icmp = cg_.block("nat.icmp");
-  auto bswap = [&](Value *v) { return b.CreateUnaryIntrinsic(Intrinsic::bswap, v); };
+  auto bswap = [&](Value *v) {
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap, v);
+  };
   // (old ^ addr) & mask == 0, on host-order addresses.
   auto inside = [&](Value *host) {
     Value *x = b.CreateXor(host, b.getInt32(a.oldAddr));
@@ -209,7 +217,8 @@ void U32Codegen::emitNat(const tc::Action &a) {
     return std::vector<std::pair<Value *, Value *>>{{f0, t0}, {f1, t1}};
   };
   auto fixCsum = [&](Value *p, Value *from, Value *to) {
-    b.CreateStore(cg_.csumReplace(loadPacket(cg_.i16, p), addrWords(from, to)), p);
+    b.CreateStore(cg_.csumReplace(loadPacket(cg_.i16, p), addrWords(from, to)),
+                  p);
   };
   auto fragment = [&](Value *ip) { // frag_off & htons(IP_OFFSET)
     Value *f = bswap(loadPacket(cg_.i16, cg_.at(ip, kernel::Ip4FragOff)));
@@ -262,8 +271,9 @@ void U32Codegen::emitNat(const tc::Action &a) {
   Value *ucsum = loadPacket(cg_.i16, ucsumP);
   cg_.require(b.CreateICmpNE(ucsum, b.getInt16(0)), done, "nat.udp.sum");
   Value *un = cg_.csumReplace(ucsum, addrWords(oldRaw, newRaw));
-  b.CreateStore(b.CreateSelect(b.CreateICmpEQ(un, b.getInt16(0)), b.getInt16(0xffff), un),
-                ucsumP);
+  b.CreateStore(
+      b.CreateSelect(b.CreateICmpEQ(un, b.getInt16(0)), b.getInt16(0xffff), un),
+      ucsumP);
   b.CreateBr(done);
 
   // ICMP errors (icmp_is_err()): the quoted header's other address, with
@@ -354,7 +364,8 @@ void U32Codegen::emitTable(const tc::HashTable &t, Value *off, Value *sel,
     emitKnodes(it->second, off, end, depth);
     return;
   }
-  SwitchInst *sw = b.CreateSwitch(sel, end, static_cast<unsigned>(t.buckets.size()));
+  SwitchInst *sw =
+      b.CreateSwitch(sel, end, static_cast<unsigned>(t.buckets.size()));
   for (const auto &[bucket, nodes] : t.buckets) {
     BasicBlock *bb = cg_.block("bucket." + std::to_string(bucket));
     sw->addCase(b.getInt32(bucket), bb);
@@ -371,7 +382,8 @@ void U32Codegen::emitKnodes(const std::vector<tc::Knode> &nodes, Value *off,
     for (const tc::Key &key : k.keys) {
       Value *word = readWord(off, key.off, key.offmask, key.mask);
       if (key.mask != 0)
-        cg_.require(b.CreateICmpEQ(b.CreateAnd(word, key.mask), b.getInt32(key.val & key.mask)),
+        cg_.require(b.CreateICmpEQ(b.CreateAnd(word, key.mask),
+                                   b.getInt32(key.val & key.mask)),
                     next, "key.ok");
     }
     BasicBlock *terminal = cg_.block("knode.terminal");
@@ -396,17 +408,20 @@ void U32Codegen::emitKnodes(const std::vector<tc::Knode> &nodes, Value *off,
             Value *o2 = b.getInt32(uint32_t(int32_t(k.plus) + 3));
             if (k.flags & tc::SelVarOffset) {
               Value *v = read16(off, k.offoff);
-              v = b.CreateLShr(b.CreateAnd(v, b.getInt16(k.offmask)), k.offshift);
+              v = b.CreateLShr(b.CreateAnd(v, b.getInt16(k.offmask)),
+                               k.offshift);
               o2 = b.CreateAdd(o2, b.CreateZExt(v, cg_.i32));
             }
             b.CreateStore(b.CreateAnd(o2, b.getInt32(~3u)), w_.off2);
           }
           if (k.flags & tc::SelEat) {
-            childOff = b.CreateAdd(off, b.CreateLoad(cg_.i32, w_.off2), "off.eat");
+            childOff =
+                b.CreateAdd(off, b.CreateLoad(cg_.i32, w_.off2), "off.eat");
             b.CreateStore(b.getInt32(0), w_.off2);
           }
           // `if (off < skb->len) goto next_ht;` else POP to this knode.
-          Value *inside = b.CreateICmpULT(b.CreateZExt(childOff, cg_.i64), w_.len);
+          Value *inside =
+              b.CreateICmpULT(b.CreateZExt(childOff, cg_.i64), w_.len);
           cg_.require(inside, terminal, "u32.descend");
         }
         emitTable(*down, childOff, sel, terminal, depth + 1);
@@ -439,8 +454,9 @@ void U32Codegen::emit(Value *ctxArg) {
   // first tag (802.1Q or 802.1ad) out of the data.
   Value *etype = emitEthernet(cg_, pass_);
   Value *tagged = isVlanTag(cg_, etype);
-  Value *frameLen = b.CreateSub(b.CreatePtrToInt(cg_.dataEnd, cg_.i64),
-                                b.CreatePtrToInt(cg_.data, cg_.i64), "frame_len");
+  Value *frameLen =
+      b.CreateSub(b.CreatePtrToInt(cg_.dataEnd, cg_.i64),
+                  b.CreatePtrToInt(cg_.data, cg_.i64), "frame_len");
 
   for (const tc::Filter &f : p_.filters) {
     BasicBlock *nextFilter = cg_.block("filter.next");
@@ -539,11 +555,10 @@ std::string tcMetadataText(const tc::Program &p) {
           os << meta::format(meta::Rule,
                              {std::to_string(k.counter), "tc", "ingress",
                               target, proto, "--", "*", "*", "", "", extra});
-          os << meta::format(
-              meta::Key,
-              {std::to_string(k.counter),
-               keys.rule("tc", "ingress",
-                         {target, proto, "--", "*", "*", "", "", extra})});
+          os << meta::format(meta::Key, {std::to_string(k.counter),
+                                         keys.rule("tc", "ingress",
+                                                   {target, proto, "--", "*",
+                                                    "*", "", "", extra})});
         }
     }
   for (size_t i = 0; i < p.redirectDevs.size(); ++i)

@@ -851,9 +851,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
-      emitClassifiedRun({cg_, pk_, hdr_, counters_, key_, accept, drop_,
-                         aborted_},
-                        run, cls_, runs_++, next);
+      emitClassifiedRun(
+          {cg_, pk_, hdr_, counters_, key_, accept, drop_, aborted_}, run, cls_,
+          runs_++, next);
       b.SetInsertPoint(next);
       at += n - 1;
       continue;

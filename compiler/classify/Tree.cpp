@@ -62,36 +62,36 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
   bool protoNegated = false;
   std::string why;
   for (const M &m : r.matches)
-    std::visit(ir::Overloaded{
-                   [&](const M::Address &a) {
-                     ++(a.side == M::Address::Side::Source ? src : dst);
-                   },
-                   [&](const M::Protocol &p) {
-                     ++proto;
-                     if (!protocol) {
-                       protocol = &p;
-                       protoNegated = m.negated;
-                     }
-                   },
-                   [&](const M::TcpUdp &t) {
-                     ++l4;
-                     if (m.negated || t.flags || t.option)
-                       why = "tcp flags or options";
-                     // The key reads the header of the packet's protocol: the
-                     // rule's own -p must have made it this one.
-                     if (!protocol || protoNegated ||
-                         protocol->proto != t.proto)
-                       why = "a transport match without its -p";
-                   },
-                   [&](const M::InIface &) { why = "-i"; },
-                   [&](const M::Fragment &) { why = "-f"; },
-                   [&](const M::Icmp &) { why = "-m icmp"; },
-                   [&](const M::Multiport &) { why = "-m multiport"; },
-                   [&](const M::FieldRange &) { why = "a header field match"; },
-                   [&](const M::U32 &) { why = "-m u32"; },
-                   [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
-               },
-               m.kind);
+    std::visit(
+        ir::Overloaded{
+            [&](const M::Address &a) {
+              ++(a.side == M::Address::Side::Source ? src : dst);
+            },
+            [&](const M::Protocol &p) {
+              ++proto;
+              if (!protocol) {
+                protocol = &p;
+                protoNegated = m.negated;
+              }
+            },
+            [&](const M::TcpUdp &t) {
+              ++l4;
+              if (m.negated || t.flags || t.option)
+                why = "tcp flags or options";
+              // The key reads the header of the packet's protocol: the
+              // rule's own -p must have made it this one.
+              if (!protocol || protoNegated || protocol->proto != t.proto)
+                why = "a transport match without its -p";
+            },
+            [&](const M::InIface &) { why = "-i"; },
+            [&](const M::Fragment &) { why = "-f"; },
+            [&](const M::Icmp &) { why = "-m icmp"; },
+            [&](const M::Multiport &) { why = "-m multiport"; },
+            [&](const M::FieldRange &) { why = "a header field match"; },
+            [&](const M::U32 &) { why = "-m u32"; },
+            [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
+        },
+        m.kind);
   if (!why.empty())
     return why;
   if (src > 1 || dst > 1 || proto > 1 || l4 > 1)

@@ -1,4 +1,5 @@
-//===- compiler/driver/TcMain.cpp - the --tc / --tc-batch path ---------------===//
+//===- compiler/driver/TcMain.cpp - the --tc / --tc-batch path
+//---------------===//
 //
 /// \file
 /// See TcMain.h. Each --tc value is split into words as tc -batch splits a

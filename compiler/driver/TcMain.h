@@ -1,4 +1,5 @@
-//===- compiler/driver/TcMain.h - the --tc / --tc-batch path -----*- C++ -*-===//
+//===- compiler/driver/TcMain.h - the --tc / --tc-batch path -----*- C++
+//-*-===//
 //
 /// \file
 /// The driver's tc subcommand: reads `--tc 'filter add ...'` commands (each

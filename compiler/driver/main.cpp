@@ -58,12 +58,12 @@ struct Options {
 
 /// rule2xdp's own options and whether they take a value.
 const std::vector<std::pair<std::string, bool>> kOwnOptions = {
-    {"-o", true},      {"--output", true}, {"--emit", true},
-    {"--load", true},  {"--mode", true},   {"--unload", true},
-    {"--stats", true}, {"-h", false},      {"--help", false},
-    {"--tc", true},    {"--tc-batch", true}, {"--pass-unsupported", false},
-    {"--classifier", true},
-    {"--version", false}, {"--multiprog", false}, {"--json", false}};
+    {"-o", true},           {"--output", true},   {"--emit", true},
+    {"--load", true},       {"--mode", true},     {"--unload", true},
+    {"--stats", true},      {"-h", false},        {"--help", false},
+    {"--tc", true},         {"--tc-batch", true}, {"--pass-unsupported", false},
+    {"--classifier", true}, {"--version", false}, {"--multiprog", false},
+    {"--json", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
@@ -224,8 +224,10 @@ int main(int argc, char **argv) {
                  "'filter add dev eth0 ingress u32 match ... action drop'");
   app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
   app.add_option("--classifier", o.classifier,
-                 "Runs of simple rules as decision trees: never (the default), auto (runs "
-                 "of " + std::to_string(classify::kDefaultMinRun) +
+                 "Runs of simple rules as decision trees: never (the default), "
+                 "auto (runs "
+                 "of " +
+                     std::to_string(classify::kDefaultMinRun) +
                      " rules or more), always")
       ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_flag("--pass-unsupported", o.passUnsupported,
@@ -360,7 +362,8 @@ int main(int argc, char **argv) {
     }
     program.finalize();
     classify::Options cls;
-    cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+    cls.mode =
+        classify::parseMode(o.classifier).value_or(classify::Mode::Never);
 
     if (!o.load.empty()) {
       if (o.emit != "obj")
@@ -381,8 +384,9 @@ int main(int argc, char **argv) {
       out = backend::compile(program, backend::Emit::Asm, cls);
     else {
       if (o.output.empty() || (o.output == "-" && isatty(STDOUT_FILENO)))
-        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
-                                   "an object needs an output file: add -o FILE.o");
+        throw frontend::Diagnostic(
+            {"<command line>", 0, 0, -1},
+            "an object needs an output file: add -o FILE.o");
       out = backend::compile(program, backend::Emit::Obj, cls);
     }
     writeOutput(o.output, out);

@@ -1,4 +1,5 @@
-//===- compiler/frontend/Diagnostics.cpp - the one diagnostic formatter -----===//
+//===- compiler/frontend/Diagnostics.cpp - the one diagnostic formatter
+//-----===//
 //
 /// \file
 /// Positions and the caret display shared by every frontend.

@@ -1,4 +1,5 @@
-//===- compiler/frontend/Matches.cpp - x_tables match modules ---------------===//
+//===- compiler/frontend/Matches.cpp - x_tables match modules
+//---------------===//
 //
 /// \file
 /// One class per module; the table at the end binds names and options to
@@ -13,11 +14,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
-#include <netdb.h>
-#include <iterator>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <iterator>
+#include <netdb.h>
 #include <optional>
 #include <span>
 #include <strings.h>
@@ -30,7 +31,8 @@ namespace pegtl = tao::pegtl;
 void failAt(const Word &w, const std::string &msg, size_t offset,
             size_t length) {
   if (length == 0)
-    length = std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
+    length =
+        std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
   throw Diagnostic(advance(w.pos, offset), msg, static_cast<unsigned>(length));
 }
 
@@ -73,21 +75,24 @@ uint64_t number(const Word &opt, const Word &val, const std::string &text,
                 uint64_t max, size_t offset = 0) {
   std::optional<uint64_t> v = cNumber(text);
   if (!v || *v > max)
-    failAt(val, "invalid value `" + text + "' for " + opt.text + " (0 to " +
-                    std::to_string(max) + ")",
+    failAt(val,
+           "invalid value `" + text + "' for " + opt.text + " (0 to " +
+               std::to_string(max) + ")",
            offset, text.size());
   return *v;
 }
 
 std::string hex2(uint64_t v) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%02llx", static_cast<unsigned long long>(v));
+  std::snprintf(buf, sizeof buf, "0x%02llx",
+                static_cast<unsigned long long>(v));
   return buf;
 }
 
 std::string hex2upper(uint64_t v) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%02llX", static_cast<unsigned long long>(v));
+  std::snprintf(buf, sizeof buf, "0x%02llX",
+                static_cast<unsigned long long>(v));
   return buf;
 }
 
@@ -97,14 +102,16 @@ Match fieldMatch(ir::Field f, uint64_t mask, uint64_t lo, uint64_t hi,
 }
 
 void requireProto(const Word &where, const RuleFacts &facts,
-                  std::initializer_list<uint8_t> protos, const std::string &what) {
-  bool ok = !facts.protoNegated &&
-            std::find(protos.begin(), protos.end(), facts.proto) != protos.end();
+                  std::initializer_list<uint8_t> protos,
+                  const std::string &what) {
+  bool ok = !facts.protoNegated && std::find(protos.begin(), protos.end(),
+                                             facts.proto) != protos.end();
   if (!ok)
     failAt(where, what + (facts.protoNegated ? " (not negated)" : ""));
 }
 
-// --- ports ---------------------------------------------------------------------
+// --- ports
+// ---------------------------------------------------------------------
 
 struct PortState {
   std::string lo, hi;
@@ -137,8 +144,9 @@ uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,
   if (std::isdigit(static_cast<unsigned char>(text[0]))) {
     std::optional<uint64_t> v = cNumber(text);
     if (!v || *v > 65535)
-      failAt(val, "invalid port `" + text + "' in " + opt.text +
-                      " (a port is 0 to 65535)",
+      failAt(val,
+             "invalid port `" + text + "' in " + opt.text +
+                 " (a port is 0 to 65535)",
              offset, text.size());
     return static_cast<uint16_t>(*v);
   }
@@ -203,7 +211,8 @@ ir::PortRange parseUdpPortRange(const Word &opt, const Word &val) {
 
 namespace {
 
-std::string portsText(const char *one, const char *many, const ir::PortRange &r) {
+std::string portsText(const char *one, const char *many,
+                      const ir::PortRange &r) {
   std::string neg = r.negated ? "!" : "";
   if (r.lo == r.hi)
     return std::string(one) + ":" + neg + std::to_string(r.lo);
@@ -282,8 +291,8 @@ public:
       // libxt_tcp: 1 to 255 ("Bad TCP option").
       std::optional<uint64_t> v = cNumber(args[0]->text);
       if (!v || *v < 1 || *v > 255)
-        failAt(*args[0], "invalid TCP option `" + args[0]->text + "' in " + w.text +
-                             " (1 to 255)");
+        failAt(*args[0], "invalid TCP option `" + args[0]->text + "' in " +
+                             w.text + " (1 to 255)");
       option_ = static_cast<uint8_t>(*v);
       optionNeg_ = negated;
       break;
@@ -317,7 +326,8 @@ private:
   bool optionNeg_ = false;
 };
 
-// --- u32 (xt_u32) -------------------------------------------------------------
+// --- u32 (xt_u32)
+// -------------------------------------------------------------
 
 /// libxt_u32's parser: tests `LOCATION=VALUES` joined by `&&`; a location is
 /// a number then `&N`, `<<N`, `>>N`, `@N`; values are `N` or `N:M` joined by
@@ -329,7 +339,9 @@ std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
   const std::string &t = val.text;
   size_t i = 0;
   auto err = [&](const std::string &what) {
-    failAt(val, "u32: at char " + std::to_string(i) + ": " + what + " (in " + opt.text + ")",
+    failAt(val,
+           "u32: at char " + std::to_string(i) + ": " + what + " (in " +
+               opt.text + ")",
            std::min(i, t.size()), 1);
   };
   auto number = [&]() -> uint32_t {
@@ -443,7 +455,8 @@ private:
   std::optional<Match> m_;
 };
 
-// --- icmp (xt_icmp in ip_tables) -----------------------------------------------
+// --- icmp (xt_icmp in ip_tables)
+// -----------------------------------------------
 
 struct IcmpName {
   const char *name;
@@ -501,8 +514,8 @@ public:
   void option(const ModuleOption &, const Word &w,
               const std::vector<const Word *> &args, bool negated) override {
     if (given_)
-      failAt(w, std::string(v6_ ? "icmp6" : "icmp") + ": option \"" +
-                    w.text + "\" can only be used once");
+      failAt(w, std::string(v6_ ? "icmp6" : "icmp") + ": option \"" + w.text +
+                    "\" can only be used once");
     given_ = true;
     negated_ = negated;
     const Word &v = *args[0];
@@ -535,8 +548,8 @@ public:
       found = &n;
     }
     if (!found)
-      failAt(v, std::string("unknown ") + (v6_ ? "ICMPv6" : "ICMP") + " type `" +
-                    t + "'");
+      failAt(v, std::string("unknown ") + (v6_ ? "ICMPv6" : "ICMP") +
+                    " type `" + t + "'");
     type_ = found->type;
     codeLo_ = found->codeLo;
     codeHi_ = found->codeHi;
@@ -558,7 +571,8 @@ public:
     if (codeLo_ == codeHi_)
       m.listing += " code " + std::to_string(codeLo_);
     else if (codeLo_ != 0 || codeHi_ != 0xff)
-      m.listing += " codes " + std::to_string(codeLo_) + "-" + std::to_string(codeHi_);
+      m.listing +=
+          " codes " + std::to_string(codeLo_) + "-" + std::to_string(codeHi_);
     out.push_back(std::move(m));
   }
 
@@ -612,7 +626,8 @@ const IcmpName *icmpNames(bool v6, size_t &count) {
   return kIcmpNames;
 }
 
-// --- multiport (xt_multiport revision 1) ---------------------------------------
+// --- multiport (xt_multiport revision 1)
+// ---------------------------------------
 
 enum MultiportOpt { MpSource, MpDestination, MpEither };
 
@@ -625,7 +640,9 @@ public:
     given_ = true;
     negated_ = negated;
     side_ = static_cast<Match::Multiport::Side>(o.id);
-    optName_ = o.id == MpSource ? "sports" : o.id == MpDestination ? "dports" : "ports";
+    optName_ = o.id == MpSource        ? "sports"
+               : o.id == MpDestination ? "dports"
+                                       : "ports";
     list_ = args[0];
     listOpt_ = w;
   }
@@ -646,9 +663,9 @@ public:
     std::string shown;
     while (start <= t.size()) {
       size_t comma = t.find(',', start);
-      std::string item = t.substr(start, comma == std::string::npos
-                                             ? std::string::npos
-                                             : comma - start);
+      std::string item =
+          t.substr(start, comma == std::string::npos ? std::string::npos
+                                                     : comma - start);
       Word itemWord{item, advance(list_->pos, start)};
       if (item.empty())
         failAt(*list_, "empty port in " + listOpt_.text, start, 1);
@@ -660,23 +677,26 @@ public:
         // libxt_multiport: both ends given (xtables_parse_port refuses an
         // empty one), and the first below the second.
         if (colon == 0 || colon + 1 == item.size())
-          failAt(*list_, "invalid port/service `' specified in " + listOpt_.text,
-                 start, item.size());
+          failAt(*list_,
+                 "invalid port/service `' specified in " + listOpt_.text, start,
+                 item.size());
         if (r.lo >= r.hi)
           failAt(*list_, "invalid portrange specified (`" + item + "')", start,
                  item.size());
       }
       slots += r.lo == r.hi ? 1 : 2;
       mp.ports.push_back(r);
-      shown += (shown.empty() ? "" : ",") +
-               (r.lo == r.hi ? std::to_string(r.lo)
-                             : std::to_string(r.lo) + ":" + std::to_string(r.hi));
+      shown +=
+          (shown.empty() ? "" : ",") +
+          (r.lo == r.hi ? std::to_string(r.lo)
+                        : std::to_string(r.lo) + ":" + std::to_string(r.hi));
       if (comma == std::string::npos)
         break;
       start = comma + 1;
     }
     if (slots > 15)
-      failAt(*list_, "too many ports specified (at most 15; a range counts as 2)");
+      failAt(*list_,
+             "too many ports specified (at most 15; a range counts as 2)");
     out.emplace_back(std::move(mp), negated_,
                      "multiport " + optName_ + (negated_ ? "  !" : " ") +
                          shown);
@@ -690,7 +710,8 @@ private:
   Word listOpt_;
 };
 
-// --- header-field modules --------------------------------------------------------
+// --- header-field modules
+// --------------------------------------------------------
 
 /// Modules that become Field matches straight from their options.
 class FieldModule : public ModuleState {
@@ -752,8 +773,9 @@ void ttlOption(FieldModule &fm, int id, const Word &w,
     hi = 255;
     op = ">";
   }
-  fm.matches.push_back(fieldMatch(ir::Field::IpTtl, 0xff, lo, hi, negated,
-                                  "TTL match TTL " + op + " " + std::to_string(v)));
+  fm.matches.push_back(
+      fieldMatch(ir::Field::IpTtl, 0xff, lo, hi, negated,
+                 "TTL match TTL " + op + " " + std::to_string(v)));
 }
 
 void hlOption(FieldModule &fm, int id, const Word &w,
@@ -778,18 +800,22 @@ void lengthOption(FieldModule &fm, int, const Word &w,
       hi = number(w, *args[0], t.substr(colon + 1), 0xffff, colon + 1);
   }
   if (lo > hi)
-    failAt(*args[0], "length range `" + t + "' has its minimum above its maximum");
+    failAt(*args[0],
+           "length range `" + t + "' has its minimum above its maximum");
   std::string shown = lo == hi ? std::to_string(lo)
                                : std::to_string(lo) + ":" + std::to_string(hi);
-  fm.matches.push_back(fieldMatch(ir::Field::IpTotLen, 0xffff, lo, hi, negated,
-                                  "length " + std::string(negated ? "!" : "") + shown));
+  fm.matches.push_back(
+      fieldMatch(ir::Field::IpTotLen, 0xffff, lo, hi, negated,
+                 "length " + std::string(negated ? "!" : "") + shown));
 }
 
 void tosOption(FieldModule &fm, int, const Word &w,
                const std::vector<const Word *> &args, bool negated) {
   static const std::pair<const char *, uint8_t> names[] = {
-      {"Minimize-Delay", 0x10}, {"Maximize-Throughput", 0x08},
-      {"Maximize-Reliability", 0x04}, {"Minimize-Cost", 0x02},
+      {"Minimize-Delay", 0x10},
+      {"Maximize-Throughput", 0x08},
+      {"Maximize-Reliability", 0x04},
+      {"Minimize-Cost", 0x02},
       {"Normal-Service", 0x00}};
   const std::string &t = args[0]->text;
   uint64_t value = 0, mask = 0xff;
@@ -806,10 +832,10 @@ void tosOption(FieldModule &fm, int, const Word &w,
     if (slash != std::string::npos)
       mask = number(w, *args[0], t.substr(slash + 1), 0xff, slash + 1);
   }
-  fm.matches.push_back(fieldMatch(ir::Field::IpTos, mask, value & mask,
-                                  value & mask, negated,
-                                  "tos match" + std::string(negated ? "!" : "") +
-                                      hex2(value) + "/" + hex2(mask)));
+  fm.matches.push_back(
+      fieldMatch(ir::Field::IpTos, mask, value & mask, value & mask, negated,
+                 "tos match" + std::string(negated ? "!" : "") + hex2(value) +
+                     "/" + hex2(mask)));
 }
 
 void dscpOption(FieldModule &fm, int id, const Word &w,
@@ -853,14 +879,16 @@ void ecnOption(FieldModule &fm, int id, const Word &w,
     // -p tcp).
     uint64_t bit = id == 1 ? 0x80 : 0x40;
     fm.tcpWord = w;
-    fm.matches.push_back(fieldMatch(ir::Field::TcpFlagsByte, bit, bit, bit, negated,
-                                    "ECN match " + std::string(negated ? "!" : "") +
-                                        (id == 1 ? "CWR" : "ECE")));
+    fm.matches.push_back(
+        fieldMatch(ir::Field::TcpFlagsByte, bit, bit, bit, negated,
+                   "ECN match " + std::string(negated ? "!" : "") +
+                       (id == 1 ? "CWR" : "ECE")));
     return;
   }
   uint64_t v = number(w, *args[0], args[0]->text, 3);
   fm.matches.push_back(fieldMatch(ir::Field::IpTos, 0x03, v, v, negated,
-                                  "ECN match " + std::string(negated ? "!" : "") +
+                                  "ECN match " +
+                                      std::string(negated ? "!" : "") +
                                       "ECT=" + std::to_string(v)));
 }
 
@@ -874,10 +902,13 @@ void iprangeOption(FieldModule &fm, int id, const Word &w,
     size_t s = 0;
     while (true) {
       size_t dot = t.find('.', s);
-      std::string part = t.substr(s, dot == std::string::npos ? std::string::npos : dot - s);
+      std::string part =
+          t.substr(s, dot == std::string::npos ? std::string::npos : dot - s);
       if (part.empty() || part.size() > 3 ||
           !std::all_of(part.begin(), part.end(),
-                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+                       [](char c) {
+                         return std::isdigit(static_cast<unsigned char>(c));
+                       }) ||
           std::stoul(part) > 255)
         failAt(v, "invalid address `" + t + "' in " + w.text, off, t.size());
       a = (a << 8) | static_cast<uint32_t>(std::stoul(part));
@@ -891,13 +922,15 @@ void iprangeOption(FieldModule &fm, int id, const Word &w,
     return a;
   };
   uint32_t lo = addr(v.text.substr(0, dash), 0);
-  uint32_t hi = dash == std::string::npos ? lo : addr(v.text.substr(dash + 1), dash + 1);
+  uint32_t hi =
+      dash == std::string::npos ? lo : addr(v.text.substr(dash + 1), dash + 1);
   bool src = id == 0;
   std::string shown = ir::formatAddr(lo) + "-" + ir::formatAddr(hi);
   fm.matches.push_back(fieldMatch(src ? ir::Field::IpSaddr : ir::Field::IpDaddr,
                                   0xffffffffu, lo, hi, negated,
                                   std::string(src ? "source" : "destination") +
-                                      " IP range " + (negated ? "! " : "") + shown));
+                                      " IP range " + (negated ? "! " : "") +
+                                      shown));
 }
 
 void macOption(FieldModule &fm, int, const Word &w,
@@ -921,9 +954,9 @@ void macOption(FieldModule &fm, int, const Word &w,
                 unsigned(mac >> 40) & 0xff, unsigned(mac >> 32) & 0xff,
                 unsigned(mac >> 24) & 0xff, unsigned(mac >> 16) & 0xff,
                 unsigned(mac >> 8) & 0xff, unsigned(mac) & 0xff);
-  fm.matches.push_back(fieldMatch(ir::Field::EthSrc, 0xffffffffffffull, mac, mac,
-                                  negated,
-                                  std::string("MAC ") + (negated ? "! " : "") + shown));
+  fm.matches.push_back(
+      fieldMatch(ir::Field::EthSrc, 0xffffffffffffull, mac, mac, negated,
+                 std::string("MAC ") + (negated ? "! " : "") + shown));
 }
 
 void pkttypeOption(FieldModule &fm, int, const Word &w,
@@ -935,9 +968,9 @@ void pkttypeOption(FieldModule &fm, int, const Word &w,
   const std::string &t = args[0]->text;
   for (const auto &[n, v] : types)
     if (strcasecmp(n, t.c_str()) == 0) {
-      fm.matches.push_back(fieldMatch(ir::Field::PktType, 0xff, v, v, negated,
-                                      std::string("PKTTYPE ") +
-                                          (negated ? "!= " : "= ") + n));
+      fm.matches.push_back(
+          fieldMatch(ir::Field::PktType, 0xff, v, v, negated,
+                     std::string("PKTTYPE ") + (negated ? "!= " : "= ") + n));
       return;
     }
   failAt(*args[0], "packet type `" + t + "' in " + w.text +
@@ -954,7 +987,8 @@ void commentOption(FieldModule &fm, int, const Word &w,
   fm.texts.push_back(args[0]->text);
 }
 
-// --- the table -------------------------------------------------------------------
+// --- the table
+// -------------------------------------------------------------------
 
 template <uint8_t P> std::unique_ptr<ModuleState> makeTcpUdp() {
   return std::make_unique<TcpUdpModule>(P);
@@ -973,40 +1007,69 @@ std::vector<ModuleSpec> &table() {
   static std::vector<ModuleSpec> t = [] {
     std::vector<ModuleSpec> v = {
         {"tcp",
-         {{"source-port", SPort, 1, true}, {"sport", SPort, 1, true},
-          {"destination-port", DPort, 1, true}, {"dport", DPort, 1, true},
-          {"tcp-flags", Flags, 2, true}, {"syn", Syn, 0, true},
+         {{"source-port", SPort, 1, true},
+          {"sport", SPort, 1, true},
+          {"destination-port", DPort, 1, true},
+          {"dport", DPort, 1, true},
+          {"tcp-flags", Flags, 2, true},
+          {"syn", Syn, 0, true},
           {"tcp-option", TcpOption, 1, true}},
-         makeTcpUdp<6>, false},
+         makeTcpUdp<6>,
+         false},
         {"udp",
-         {{"source-port", SPort, 1, true}, {"sport", SPort, 1, true},
-          {"destination-port", DPort, 1, true}, {"dport", DPort, 1, true}},
-         makeTcpUdp<17>, false},
+         {{"source-port", SPort, 1, true},
+          {"sport", SPort, 1, true},
+          {"destination-port", DPort, 1, true},
+          {"dport", DPort, 1, true}},
+         makeTcpUdp<17>,
+         false},
         {"icmp", {{"icmp-type", 0, 1, true}}, makeIcmp<false>, false, 1},
         {"icmp6", {{"icmpv6-type", 0, 1, true}}, makeIcmp<true>, false, 2},
         {"multiport",
-         {{"source-ports", MpSource, 1, true}, {"sports", MpSource, 1, true},
+         {{"source-ports", MpSource, 1, true},
+          {"sports", MpSource, 1, true},
           {"destination-ports", MpDestination, 1, true},
-          {"dports", MpDestination, 1, true}, {"ports", MpEither, 1, true}},
-         makePlain<MultiportModule>, false},
+          {"dports", MpDestination, 1, true},
+          {"ports", MpEither, 1, true}},
+         makePlain<MultiportModule>,
+         false},
         {"ttl",
-         {{"ttl-eq", 0, 1, true}, {"ttl-lt", 1, 1, false}, {"ttl-gt", 2, 1, false}},
-         makeField<ttlOption>, false, 1},
+         {{"ttl-eq", 0, 1, true},
+          {"ttl-lt", 1, 1, false},
+          {"ttl-gt", 2, 1, false}},
+         makeField<ttlOption>,
+         false,
+         1},
         {"hl",
-         {{"hl-eq", 0, 1, true}, {"hl-lt", 1, 1, false}, {"hl-gt", 2, 1, false}},
-         makeField<hlOption>, false, 2},
+         {{"hl-eq", 0, 1, true},
+          {"hl-lt", 1, 1, false},
+          {"hl-gt", 2, 1, false}},
+         makeField<hlOption>,
+         false,
+         2},
         {"length", {{"length", 0, 1, true}}, makeField<lengthOption>, false},
         {"tos", {{"tos", 0, 1, true}}, makeField<tosOption>, false, 1},
-        {"dscp", {{"dscp", 0, 1, true}, {"dscp-class", 1, 1, true}},
-         makeField<dscpOption>, false},
+        {"dscp",
+         {{"dscp", 0, 1, true}, {"dscp-class", 1, 1, true}},
+         makeField<dscpOption>,
+         false},
         {"ecn",
-         {{"ecn-ip-ect", 0, 1, true}, {"ecn-tcp-cwr", 1, 0, true},
+         {{"ecn-ip-ect", 0, 1, true},
+          {"ecn-tcp-cwr", 1, 0, true},
           {"ecn-tcp-ece", 2, 0, true}},
-         makeField<ecnOption>, true, 1}, // two -m ecn are two matches, as in iptables
-        {"iprange", {{"src-range", 0, 1, true}, {"dst-range", 1, 1, true}},
-         makeField<iprangeOption>, false, 1},
+         makeField<ecnOption>,
+         true,
+         1}, // two -m ecn are two matches, as in iptables
+        {"iprange",
+         {{"src-range", 0, 1, true}, {"dst-range", 1, 1, true}},
+         makeField<iprangeOption>,
+         false,
+         1},
         {"mac", {{"mac-source", 0, 1, true}}, makeField<macOption>, false},
-        {"pkttype", {{"pkt-type", 0, 1, true}}, makeField<pkttypeOption>, false},
+        {"pkttype",
+         {{"pkt-type", 0, 1, true}},
+         makeField<pkttypeOption>,
+         false},
         {"comment", {{"comment", 0, 1, false}}, makeField<commentOption>, true},
         {"u32", {{"u32", 0, 1, true}}, makePlain<U32Module>, false},
     };

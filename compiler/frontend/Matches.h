@@ -1,4 +1,5 @@
-//===- compiler/frontend/Matches.h - x_tables match modules (-m NAME) -*- C++ -*-===//
+//===- compiler/frontend/Matches.h - x_tables match modules (-m NAME) -*- C++
+//-*-===//
 //
 /// \file
 /// The match modules rule2xdp compiles, as one table: each module's name,
@@ -63,7 +64,7 @@ struct ModuleSpec {
   const char *name;
   std::vector<ModuleOption> options;
   std::unique_ptr<ModuleState> (*make)();
-  bool repeatable; ///< may be loaded twice in one rule (comment)
+  bool repeatable;  ///< may be loaded twice in one rule (comment)
   int families = 3; ///< bit 0: iptables, bit 1: ip6tables
 };
 

@@ -1,4 +1,5 @@
-//===- compiler/frontend/RuleParser.cpp - iptables words -> IR --------------===//
+//===- compiler/frontend/RuleParser.cpp - iptables words -> IR
+//--------------===//
 //
 /// \file
 /// The option walker (iptables' do_parse, in short) and the actions bound
@@ -11,13 +12,13 @@
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
-#include <deque>
-#include <map>
-#include <memory>
-#include <functional>
+#include <arpa/inet.h>
 #include <cctype>
 #include <cstring>
-#include <arpa/inet.h>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
 #include <netdb.h>
 #include <optional>
 #include <string_view>
@@ -36,9 +37,25 @@ namespace pegtl = tao::pegtl;
 // --- option tables (data, not code: a new option is one line) -------------
 
 enum class OptId {
-  Command, Append, Insert, NewChain, Policy, Table, Source, Destination, Protocol, InIface, OutIface,
-  Jump, Goto, Match, Fragment, SetCounters,
-  ToDestination, NatRandom, NatPersistent // DNAT's options, after -j DNAT
+  Command,
+  Append,
+  Insert,
+  NewChain,
+  Policy,
+  Table,
+  Source,
+  Destination,
+  Protocol,
+  InIface,
+  OutIface,
+  Jump,
+  Goto,
+  Match,
+  Fragment,
+  SetCounters,
+  ToDestination,
+  NatRandom,
+  NatPersistent // DNAT's options, after -j DNAT
 };
 
 struct OptSpec {
@@ -98,7 +115,8 @@ struct Candidate {
   /// Names meaning the same option share a key (getopt_long's test for
   /// ambiguity compares what the option does, not its spelling).
   std::pair<const void *, int> key() const {
-    return base ? std::pair<const void *, int>{nullptr, static_cast<int>(base->id)}
+    return base ? std::pair<const void *, int>{nullptr,
+                                               static_cast<int>(base->id)}
                 : std::pair<const void *, int>{mod->module, mod->id};
   }
 };
@@ -161,12 +179,12 @@ std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t dot = text.find('.', start);
-    std::string part = text.substr(start, dot == std::string::npos
-                                              ? std::string::npos
-                                              : dot - start);
+    std::string part = text.substr(
+        start, dot == std::string::npos ? std::string::npos : dot - start);
     if (part.empty() || part.size() > 3 ||
-        !std::all_of(part.begin(), part.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+        !std::all_of(part.begin(), part.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c));
+        }))
       return std::nullopt;
     unsigned long octet = std::stoul(part);
     if (octet > 255)
@@ -189,9 +207,10 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
   std::string a = val.text.substr(0, slash);
   Match::Address m{side};
   if (a.find(':') == std::string::npos)
-    fail(val, "`" + a + "' in " + opt.text +
-                  " is not an IPv6 address (this is an ip6tables rule)", 0,
-         a.size());
+    fail(val,
+         "`" + a + "' in " + opt.text +
+             " is not an IPv6 address (this is an ip6tables rule)",
+         0, a.size());
   if (inet_pton(AF_INET6, a.c_str(), m.net6.data()) != 1)
     fail(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
   m.mask6.fill(0xff);
@@ -199,14 +218,18 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
     std::string mk = val.text.substr(slash + 1);
     if (mk.find(':') != std::string::npos) {
       if (inet_pton(AF_INET6, mk.c_str(), m.mask6.data()) != 1)
-        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1, mk.size());
+        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+             mk.size());
     } else {
       if (mk.empty() || mk.size() > 3 ||
           !std::all_of(mk.begin(), mk.end(),
-                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+                       [](char c) {
+                         return std::isdigit(static_cast<unsigned char>(c));
+                       }) ||
           std::stoul(mk) > 128)
-        fail(val, "invalid mask `" + mk + "' in " + opt.text +
-                      " (a prefix length is 0 to 128)",
+        fail(val,
+             "invalid mask `" + mk + "' in " + opt.text +
+                 " (a prefix length is 0 to 128)",
              slash + 1, mk.size());
       unsigned len = static_cast<unsigned>(std::stoul(mk));
       for (unsigned i = 0; i < 16; ++i) {
@@ -251,8 +274,9 @@ Match::Address parseAddress(const Word &opt, const Word &val,
     } else {
       unsigned long len = s.mask.size() > 2 ? 99 : std::stoul(s.mask);
       if (len > 32)
-        fail(val, "invalid mask `" + s.mask + "' in " + opt.text +
-                      " (a prefix length is 0 to 32)",
+        fail(val,
+             "invalid mask `" + s.mask + "' in " + opt.text +
+                 " (a prefix length is 0 to 32)",
              s.maskOffset, s.mask.size());
       mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
     }
@@ -293,9 +317,9 @@ std::optional<uint8_t> protocolNumber(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   static const std::pair<const char *, uint8_t> builtin[] = {
-      {"all", 0},    {"tcp", 6},     {"udp", 17},         {"udplite", 136},
-      {"icmp", 1},   {"icmpv6", 58}, {"ipv6-icmp", 58},   {"esp", 50},
-      {"ah", 51},    {"sctp", 132},  {"mh", 135},         {"ipv6-mh", 135}};
+      {"all", 0},  {"tcp", 6},     {"udp", 17},       {"udplite", 136},
+      {"icmp", 1}, {"icmpv6", 58}, {"ipv6-icmp", 58}, {"esp", 50},
+      {"ah", 51},  {"sctp", 132},  {"mh", 135},       {"ipv6-mh", 135}};
   for (const auto &[n, v] : builtin)
     if (name == n)
       return v;
@@ -338,8 +362,9 @@ std::string parseInterface(const Word &opt, const Word &val) {
             "socket, whose replies leave through the kernel's output path, "
             "where rule2xdp cannot translate them back");
   if (t.text == "SNAT" || t.text == "MASQUERADE")
-    fail(t, "target `" + t.text + "' is not supported yet (rule2xdp "
-            "translates destinations only: DNAT)");
+    fail(t, "target `" + t.text +
+                "' is not supported yet (rule2xdp "
+                "translates destinations only: DNAT)");
   fail(t, "target `" + t.text + "' is not supported");
 }
 
@@ -403,8 +428,9 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   }
   hasAddr = !addr.empty();
   if (addr.find('-') != std::string::npos)
-    fail(v, "address ranges in " + opt.text +
-                " are not supported yet (rule2xdp maps to one address)",
+    fail(v,
+         "address ranges in " + opt.text +
+             " are not supported yet (rule2xdp maps to one address)",
          0, addr.size());
   if (hasAddr && family == ir::Family::V4) {
     in_addr a{};
@@ -422,7 +448,9 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   auto port = [&](const std::string &text, size_t off) -> uint16_t {
     if (text.empty() || text.size() > 5 ||
         !std::all_of(text.begin(), text.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+                     [](char c) {
+                       return std::isdigit(static_cast<unsigned char>(c));
+                     }) ||
         std::stoul(text) == 0 || std::stoul(text) > 65535)
       fail(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
            off, std::max<size_t>(text.size(), 1));
@@ -430,10 +458,12 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   };
   size_t base = colon + 1;
   t.portLo = port(ports.substr(0, dash), base);
-  t.portHi = dash == std::string::npos ? t.portLo
-                                       : port(ports.substr(dash + 1), base + dash + 1);
+  t.portHi = dash == std::string::npos
+                 ? t.portLo
+                 : port(ports.substr(dash + 1), base + dash + 1);
   if (t.portHi < t.portLo)
-    fail(v, "invalid port range `" + ports + "' in " + opt.text, base, ports.size());
+    fail(v, "invalid port range `" + ports + "' in " + opt.text, base,
+         ports.size());
 }
 
 std::string joinWords(const std::vector<Word> &words) {
@@ -441,7 +471,8 @@ std::string joinWords(const std::vector<Word> &words) {
   for (const Word &w : words) {
     if (!s.empty())
       s += ' ';
-    bool quote = w.text.empty() || w.text.find_first_of(" \t\"'") != std::string::npos;
+    bool quote =
+        w.text.empty() || w.text.find_first_of(" \t\"'") != std::string::npos;
     s += quote ? "\"" + w.text + "\"" : w.text;
   }
   return s;
@@ -487,8 +518,8 @@ std::optional<ir::Hook> ingressHook(ir::Table t, const std::string &name) {
 
 /// Built-in chains that only locally generated packets traverse.
 bool egressOnly(ir::Table t, const std::string &name) {
-  return name == "OUTPUT" ||
-         ((t == ir::Table::Raw || t == ir::Table::Mangle) && name == "POSTROUTING");
+  return name == "OUTPUT" || ((t == ir::Table::Raw || t == ir::Table::Mangle) &&
+                              name == "POSTROUTING");
 }
 
 bool builtinName(ir::Table t, const std::string &name) {
@@ -600,7 +631,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
           active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
     if (p.targetState)
       for (const ModuleOption &o : p.targetState->spec->options)
-        active.push_back(Candidate{o.name, 0, nullptr, &o, p.targetState.get()});
+        active.push_back(
+            Candidate{o.name, 0, nullptr, &o, p.targetState.get()});
 
     std::optional<Candidate> spec;
     std::optional<std::string> inlineValue;
@@ -643,16 +675,19 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         fail(w, "unknown option `" + w.text + "' for target " +
                     p.targetState->spec->name);
       if (!spec) {
-        for (const char *portOpt : {"dport", "sport", "destination-port", "source-port"})
+        for (const char *portOpt :
+             {"dport", "sport", "destination-port", "source-port"})
           if (name == portOpt)
             fail(w, "option `" + w.text +
                         "' needs the tcp or udp match: give `-p tcp' or `-p "
                         "udp' (not negated) first");
         if (name == "icmp-type")
-          fail(w, ctx.family == ir::Family::V6
-                      ? "option `--icmp-type' is iptables'; an ip6tables rule "
-                        "writes `-p icmpv6 --icmpv6-type'"
-                      : "option `--icmp-type' needs `-p icmp' (not negated) first");
+          fail(
+              w,
+              ctx.family == ir::Family::V6
+                  ? "option `--icmp-type' is iptables'; an ip6tables rule "
+                    "writes `-p icmpv6 --icmpv6-type'"
+                  : "option `--icmp-type' needs `-p icmp' (not negated) first");
         if (name == "icmpv6-type")
           fail(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
                   "first, in an ip6tables rule");
@@ -660,7 +695,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         // --to-destination...): name the target, which is what is missing.
         if (p.target) {
           const std::string &t = p.target->text;
-          bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
+          bool known =
+              t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
           for (const ir::Chain &c : prog.chains)
             known = known || (c.user && c.family == ctx.family && c.name == t);
           if (!known)
@@ -697,7 +733,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     // Messages name the option as written, without an inline `=value`.
     Word optName{w.text.substr(0, w.text.find('=')), w.pos};
     std::vector<const Word *> args;
-    unsigned nargs = spec->base ? (spec->base->hasArg ? 1 : 0) : spec->mod->args;
+    unsigned nargs =
+        spec->base ? (spec->base->hasArg ? 1 : 0) : spec->mod->args;
     if (inlineValue && nargs == 0)
       fail(w, "option `" + optName.text + "' takes no argument");
     for (unsigned k = 0; k < nargs; ++k) {
@@ -709,7 +746,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         args.push_back(seq[++i]);
       } else {
         fail(w, "option `" + optName.text + "' requires " +
-                    (nargs == 1 ? "an argument" : std::to_string(nargs) + " arguments"));
+                    (nargs == 1 ? "an argument"
+                                : std::to_string(nargs) + " arguments"));
       }
     }
     if (spec->base && readsWholeWord(spec->base->id) && !args.empty()) {
@@ -818,7 +856,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       const std::string &t = v.text;
       bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN";
       for (const ir::Chain &c : prog.chains)
-        standard = standard || (c.user && c.family == ctx.family && c.name == t);
+        standard =
+            standard || (c.user && c.family == ctx.family && c.name == t);
       if (ctx.handover && !standard) {
         p.targetState = loadModule(*opaqueTarget(t), v, ctx.family);
         if (readsOptionsByShape(*p.targetState->spec))
@@ -839,16 +878,19 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         break;
       }
       if (!m && (v.text == "conntrack" || v.text == "state"))
-        fail(v, "match `" + v.text + "' needs the kernel's connection "
-                "tracking: compile with --pass-unsupported and keep the same "
-                "ruleset installed in the kernel (docs/handover.md)");
+        fail(v,
+             "match `" + v.text +
+                 "' needs the kernel's connection "
+                 "tracking: compile with --pass-unsupported and keep the same "
+                 "ruleset installed in the kernel (docs/handover.md)");
       if (!m)
         fail(v, "match `" + v.text + "' is not supported");
       if (!moduleFits(*m, ctx.family))
-        fail(v, "match `" + v.text + "' is not available for " +
-                    (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
-                    " rules" +
-                    (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
+        fail(v,
+             "match `" + v.text + "' is not available for " +
+                 (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
+                 " rules" +
+                 (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
       load(*m, v);
       break;
     }
@@ -892,9 +934,12 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   {
     bool neg = (!p.srcs.empty() && p.srcs[0].negated) ||
                (!p.dsts.empty() && p.dsts[0].negated);
-    const Word *list = p.srcs.size() > 1 ? p.srcWord : p.dsts.size() > 1 ? p.dstWord : nullptr;
+    const Word *list = p.srcs.size() > 1   ? p.srcWord
+                       : p.dsts.size() > 1 ? p.dstWord
+                                           : nullptr;
     if (neg && list)
-      fail(*list, "! not allowed with multiple source or destination IP addresses");
+      fail(*list,
+           "! not allowed with multiple source or destination IP addresses");
   }
 
   // --- whole-rule checks, as iptables makes them after parsing --------------
@@ -905,8 +950,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
     fail(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif || p.frag ||
-                 !p.modules.empty() || p.oif;
+  p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif ||
+                 p.frag || !p.modules.empty() || p.oif;
   if (p.oif && p.chain &&
       (p.chain->text == "INPUT" || p.chain->text == "PREROUTING"))
     fail(*p.oif, "Can't use --out-interface with " + p.chain->text);
@@ -916,11 +961,11 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
   std::vector<Match> tail; // ip_packet_match() order after the addresses
   std::optional<Match> oif;
   if (p.oif && ctx.handover) // ip_packet_match() checks it after -i
-    oif = Match(Match::Unknown{(p.oifNegated ? "! -o " : "-o ") +
-                                   p.oifValue->text,
-                               "the output device is known only after the "
-                               "kernel's routing decision"},
-                false, (p.oifNegated ? "! -o " : "-o ") + p.oifValue->text);
+    oif = Match(
+        Match::Unknown{(p.oifNegated ? "! -o " : "-o ") + p.oifValue->text,
+                       "the output device is known only after the "
+                       "kernel's routing decision"},
+        false, (p.oifNegated ? "! -o " : "-o ") + p.oifValue->text);
   for (auto *m : {&p.iif, &oif, &p.proto, &p.frag})
     if (*m)
       tail.push_back(**m);
@@ -963,7 +1008,8 @@ void checkDnat(const Word &target, ir::Table table, const std::string &chain,
                      std::string(ir::tableName(table)) + "'");
   if (chain == "INPUT" || chain == "POSTROUTING" || chain == "FORWARD")
     fail(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
-                 "user chains called from them), not in " + chain);
+                 "user chains called from them), not in " +
+                     chain);
   if (!p.natTo)
     fail(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
   if (p.nat.portLo != 0) {
@@ -995,8 +1041,9 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
 
   if (p.command == OptId::NewChain || p.command == OptId::Policy) {
     if (p.hasMatches || p.target || p.gotoChain)
-      fail(*p.commandWord, "`" + p.commandWord->text +
-                               "' takes a chain name only, no matches or target");
+      fail(*p.commandWord,
+           "`" + p.commandWord->text +
+               "' takes a chain name only, no matches or target");
   }
   if (p.command == OptId::NewChain) {
     if (builtinName(table, c) || c == "ACCEPT" || c == "DROP" || c == "RETURN")
@@ -1004,7 +1051,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     if (c.size() > 28 || c[0] == '-' || c[0] == '!')
       fail(chainWord, "invalid chain name `" + c + "'");
     if (prog.userChain(ctx.family, table, c))
-      fail(chainWord, "chain `" + c + "' already exists in table `" + tname + "'");
+      fail(chainWord,
+           "chain `" + c + "' already exists in table `" + tname + "'");
     ir::Chain uc;
     uc.family = ctx.family;
     uc.table = table;
@@ -1020,12 +1068,14 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   bool egress = egressOnly(table, c);
   // nat INPUT and POSTROUTING: built in, seen by received packets, but only
   // for source translation, which rule2xdp does not do yet.
-  bool natSource = table == ir::Table::Nat && (c == "INPUT" || c == "POSTROUTING");
+  bool natSource =
+      table == ir::Table::Nat && (c == "INPUT" || c == "POSTROUTING");
   ir::Chain *user = hook || egress || natSource
                         ? nullptr
                         : prog.userChain(ctx.family, table, c);
   if (!hook && !egress && !user && !natSource)
-    fail(chainWord, "chain `" + c + "' does not exist in table `" + tname + "'");
+    fail(chainWord,
+         "chain `" + c + "' does not exist in table `" + tname + "'");
 
   if (p.command == OptId::Policy) {
     const std::string &pol = p.policy->text;
@@ -1050,8 +1100,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   if (p.gotoChain) {
     const std::string &g = p.gotoChain->text;
     if (!prog.userChain(ctx.family, table, g))
-      fail(*p.gotoChain, "-g needs a user chain of table `" + tname +
-                             "'; `" + g + "' is not one");
+      fail(*p.gotoChain, "-g needs a user chain of table `" + tname + "'; `" +
+                             g + "' is not one");
     rule.verdict = ir::Verdict::Goto;
     rule.jumpTarget = g;
   } else if (p.target) {
@@ -1065,8 +1115,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     else if (p.targetState) {
       // Hand-over mode: a target XDP cannot carry out.
       if (t == "DNAT" && table != ir::Table::Nat)
-        fail(*p.target, "target DNAT is only valid in the nat table, not `" +
-                            tname + "'");
+        fail(*p.target,
+             "target DNAT is only valid in the nat table, not `" + tname + "'");
       rule.verdict = ir::Verdict::Handover;
       rule.target = t;
       rule.handoverReason = targetReason(t);
@@ -1074,8 +1124,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       checkDnat(*p.target, table, c, ctx, p);
       rule.verdict = ir::Verdict::Dnat;
       rule.nat = p.nat;
-    }
-    else if (t == "RETURN")
+    } else if (t == "RETURN")
       rule.verdict = ir::Verdict::Return;
     else if (prog.userChain(ctx.family, table, t)) {
       rule.verdict = ir::Verdict::Jump;
@@ -1120,8 +1169,10 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     fail(*p.oif, "--out-interface is not supported yet (with "
                  "--pass-unsupported it is handed to the kernel)");
   if (natSource)
-    fail(chainWord, "nat " + c + " rules (SNAT, MASQUERADE) are not supported "
-                    "yet: rule2xdp translates destinations in PREROUTING only");
+    fail(chainWord,
+         "nat " + c +
+             " rules (SNAT, MASQUERADE) are not supported "
+             "yet: rule2xdp translates destinations in PREROUTING only");
 
   std::vector<ir::Rule> &rules =
       user ? user->rules : prog.chain(ctx.family, table, *hook).rules;
@@ -1129,7 +1180,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   if (p.command == OptId::Insert) {
     at = 0;
     if (p.insertAt) {
-      unsigned long n = p.insertAt->text.size() > 9 ? 0 : std::stoul(p.insertAt->text);
+      unsigned long n =
+          p.insertAt->text.size() > 9 ? 0 : std::stoul(p.insertAt->text);
       if (n < 1 || n > rules.size() + 1)
         fail(*p.insertAt, "index of insertion too big (chain `" + c + "' has " +
                               std::to_string(rules.size()) + " rules)");
@@ -1160,7 +1212,8 @@ void checkChainGraph(const ir::Program &prog) {
   constexpr int kMaxDepth = 16;
   std::map<const ir::Chain *, int> depth;
   std::map<const ir::Chain *, bool> onStack;
-  auto jumpOf = [&](const ir::Chain &c, const ir::Rule &r) -> const ir::Chain * {
+  auto jumpOf = [&](const ir::Chain &c,
+                    const ir::Rule &r) -> const ir::Chain * {
     if (r.verdict != ir::Verdict::Jump && r.verdict != ir::Verdict::Goto)
       return nullptr;
     return prog.userChain(c.family, c.table, r.jumpTarget);

@@ -1,4 +1,5 @@
-//===- compiler/frontend/RuleParser.h - one iptables command -> IR -*- C++ -*-===//
+//===- compiler/frontend/RuleParser.h - one iptables command -> IR -*- C++
+//-*-===//
 //
 /// \file
 /// Reads the words of one iptables command (`[-t TABLE] -A CHAIN matches

@@ -1,4 +1,5 @@
-//===- compiler/frontend/SaveFile.h - iptables-save / -restore input -*- C++ -*-===//
+//===- compiler/frontend/SaveFile.h - iptables-save / -restore input -*- C++
+//-*-===//
 //
 /// \file
 /// Reads the iptables-save (iptables-restore) format into the IR:

@@ -1,4 +1,5 @@
-//===- compiler/frontend/TcParser.cpp - tc commands -> tc u32 IR ------------===//
+//===- compiler/frontend/TcParser.cpp - tc commands -> tc u32 IR
+//------------===//
 //
 /// \file
 /// See TcParser.h. The selector parsers follow tc/f_u32.c (iproute2 6.1)
@@ -11,15 +12,15 @@
 #include "compiler/frontend/TcParser.h"
 
 #include <algorithm>
-#include <array>
 #include <arpa/inet.h>
+#include <array>
 #include <cctype>
-#include <functional>
-#include <optional>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <optional>
 
 namespace r2x::frontend {
 
@@ -58,14 +59,17 @@ struct Cursor {
 };
 
 [[noreturn]] void fail(const Word &w, const std::string &msg) {
-  throw Diagnostic(w.pos, msg, static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
+  throw Diagnostic(w.pos, msg,
+                   static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
 }
 
 /// get_u32()/get_unsigned()/get_u16(): strtoul in `base`, whole word, no
 /// sign, at most `max`.
-uint64_t number(const Word &w, int base, uint64_t max, const std::string &what) {
+uint64_t number(const Word &w, int base, uint64_t max,
+                const std::string &what) {
   const std::string &s = w.text;
-  if (s.empty() || s[0] == '-' || s[0] == '+' || std::isspace(static_cast<unsigned char>(s[0])))
+  if (s.empty() || s[0] == '-' || s[0] == '+' ||
+      std::isspace(static_cast<unsigned char>(s[0])))
     fail(w, "invalid " + what + " '" + s + "'");
   errno = 0;
   char *end = nullptr;
@@ -96,7 +100,8 @@ uint32_t u32Handle(const Word &w, const std::string &what) {
   if (c1 == std::string::npos) {
     if (s.rfind("0x", 0) == 0)
       return static_cast<uint32_t>(number(w, 16, 0xffffffffu, what));
-    fail(w, "invalid " + what + " '" + s + "' (write HTID:[BUCKET[:NODE]] in hex)");
+    fail(w, "invalid " + what + " '" + s +
+                "' (write HTID:[BUCKET[:NODE]] in hex)");
   }
   auto part = [&](const std::string &p, unsigned max) -> unsigned {
     if (p.empty())
@@ -150,7 +155,8 @@ bool ipv4Parts(const std::string &s, uint32_t &out) {
   uint8_t ap[4] = {0, 0, 0, 0};
   const char *cp = s.c_str();
   for (int i = 0; i < 4; ++i) {
-    if (*cp == '-' || *cp == '+' || std::isspace(static_cast<unsigned char>(*cp)))
+    if (*cp == '-' || *cp == '+' ||
+        std::isspace(static_cast<unsigned char>(*cp)))
       return false;
     char *endp = nullptr;
     unsigned long n = std::strtoul(cp, &endp, 0);
@@ -163,7 +169,8 @@ bool ipv4Parts(const std::string &s, uint32_t &out) {
       return false;
     cp = endp + 1;
   }
-  out = uint32_t(ap[0]) << 24 | uint32_t(ap[1]) << 16 | uint32_t(ap[2]) << 8 | ap[3];
+  out = uint32_t(ap[0]) << 24 | uint32_t(ap[1]) << 16 | uint32_t(ap[2]) << 8 |
+        ap[3];
   return true;
 }
 
@@ -202,7 +209,8 @@ Prefix prefix(const Word &w, bool v6) {
   if (slash != std::string::npos) {
     char *end = nullptr;
     unsigned long n = std::strtoul(len.c_str(), &end, 10);
-    if (!len.empty() && *end == '\0' && len[0] != '-' && n <= unsigned(maxBits)) {
+    if (!len.empty() && *end == '\0' && len[0] != '-' &&
+        n <= unsigned(maxBits)) {
       p.bits = int(n);
     } else {
       uint32_t m;
@@ -260,8 +268,8 @@ void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
   sel.keys.push_back(k);
 }
 
-void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
-               int32_t nexthdr) {
+void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
+               int32_t off, int32_t nexthdr) {
   if (key > 0xFFFF || mask > 0xFFFF)
     fail(at, "a 16-bit match takes values up to 0xffff");
   if ((off & 3) == 0) {
@@ -272,8 +280,8 @@ void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t of
   packKey(sel, at, key, mask, off, nexthdr);
 }
 
-void packKey8(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
-              int32_t nexthdr) {
+void packKey8(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
+              int32_t off, int32_t nexthdr) {
   if (key > 0xFF || mask > 0xFF)
     fail(at, "an 8-bit match takes values up to 0xff");
   unsigned shift = 8 * (3 - unsigned(off & 3));
@@ -342,9 +350,10 @@ void parseIp6Addr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
   int32_t nexthdr = 0;
   parseAt(c, off, nexthdr);
   for (int i = 0; i < p.bits; i += 32) {
-    uint32_t mask = i + 31 < p.bits ? 0xFFFFFFFFu : 0xFFFFFFFFu << (32 - (p.bits - i));
-    packKey(sel, sample, be32(p.addr, unsigned(i / 32)), mask, off + 4 * (i / 32),
-            nexthdr);
+    uint32_t mask =
+        i + 31 < p.bits ? 0xFFFFFFFFu : 0xFFFFFFFFu << (32 - (p.bits - i));
+    packKey(sel, sample, be32(p.addr, unsigned(i / 32)), mask,
+            off + 4 * (i / 32), nexthdr);
   }
 }
 
@@ -352,8 +361,8 @@ void parseEtherAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
   const Word &a = c.need("MAC address");
   unsigned b[6];
   char tail;
-  if (std::sscanf(a.text.c_str(), "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3],
-                  &b[4], &b[5], &tail) != 6 ||
+  if (std::sscanf(a.text.c_str(), "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2],
+                  &b[3], &b[4], &b[5], &tail) != 6 ||
       std::any_of(b, b + 6, [](unsigned x) { return x > 0xff; }))
     fail(a, "invalid MAC address '" + a.text + "'");
   int32_t nexthdr = 0;
@@ -544,7 +553,8 @@ bool unsupportedControl(const std::string &s) {
 
 //===----------------------------------------------------------------------===//
 
-std::vector<Word> splitTcLine(const std::string &line, const ir::SourcePos &start) {
+std::vector<Word> splitTcLine(const std::string &line,
+                              const ir::SourcePos &start) {
   std::vector<Word> words;
   size_t i = 0;
   while (i < line.size()) {
@@ -563,7 +573,8 @@ std::vector<Word> splitTcLine(const std::string &line, const ir::SourcePos &star
       i = close + 1;
     } else {
       size_t b = i;
-      while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i])))
+      while (i < line.size() &&
+             !std::isspace(static_cast<unsigned char>(line[i])))
         ++i;
       w.text = line.substr(b, i - b);
     }
@@ -614,7 +625,8 @@ struct TcBuilder::Impl {
 
   void qdisc(Cursor &c);
   void filterAdd(Cursor &c);
-  void u32(Cursor &c, const Word &kindWord, tc::Filter &f, std::optional<uint32_t> fhandle,
+  void u32(Cursor &c, const Word &kindWord, tc::Filter &f,
+           std::optional<uint32_t> fhandle,
            const std::optional<Word> &handleWord);
   void actions(Cursor &c, tc::Knode &k);
 };
@@ -624,7 +636,8 @@ TcBuilder::TcBuilder(bool passUnsupported) : impl_(std::make_shared<Impl>()) {
   impl_->prog.passUnsupported = passUnsupported;
 }
 
-void TcBuilder::command(const std::vector<Word> &words, const ir::SourcePos &end) {
+void TcBuilder::command(const std::vector<Word> &words,
+                        const ir::SourcePos &end) {
   Cursor c{words, 0, end};
   if (c.done())
     return;
@@ -634,7 +647,8 @@ void TcBuilder::command(const std::vector<Word> &words, const ir::SourcePos &end
   else if (matches(obj.text, "filter"))
     impl_->filterAdd(c);
   else
-    fail(obj, "unsupported tc object '" + obj.text + "': give `qdisc add` and `filter add` commands");
+    fail(obj, "unsupported tc object '" + obj.text +
+                  "': give `qdisc add` and `filter add` commands");
 }
 
 void TcBuilder::Impl::qdisc(Cursor &c) {
@@ -658,7 +672,8 @@ void TcBuilder::Impl::qdisc(Cursor &c) {
       kind = true;
     } else {
       fail(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
-              "received packets before any qdisc ('" + w.text + "')");
+              "received packets before any qdisc ('" +
+                  w.text + "')");
     }
   }
   if (!kind)
@@ -688,13 +703,15 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
         fail(p, "egress filters cannot be compiled: XDP sees received packets "
                 "only (use parent ffff: or ingress)");
       if (h != 0xffff0000u && h != 0xfffffff2u)
-        fail(p, "parent " + p.text + " is not the ingress hook: XDP sees received "
-                "packets only (use parent ffff: or ingress)");
+        fail(p, "parent " + p.text +
+                    " is not the ingress hook: XDP sees received "
+                    "packets only (use parent ffff: or ingress)");
       parent = true;
     } else if (s == "ingress") {
       parent = true;
     } else if (s == "egress") {
-      fail(w, "egress filters cannot be compiled: XDP sees received packets only");
+      fail(w,
+           "egress filters cannot be compiled: XDP sees received packets only");
     } else if (s == "handle") {
       handleWord = c.need("handle");
     } else if (s == "chain") {
@@ -736,11 +753,13 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
   if (!kind)
     throw Diagnostic(c.end, "missing filter kind (u32)");
   if (kind->text != "u32")
-    fail(*kind, "only the u32 classifier is supported (got '" + kind->text + "')");
+    fail(*kind,
+         "only the u32 classifier is supported (got '" + kind->text + "')");
   if (!devWord)
     fail(*kind, "missing `dev DEVICE`");
   if (!parent)
-    fail(*kind, "missing parent: the filter must be on the ingress hook (parent ffff: or ingress)");
+    fail(*kind, "missing parent: the filter must be on the ingress hook "
+                "(parent ffff: or ingress)");
 
   tc::Proto p = tc::Proto::All;
   if (proto == 0x0800u)
@@ -751,11 +770,14 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
   tc::Filter *f = nullptr;
   if (pref) {
     if (*pref == 0)
-      fail(*prefWord, "priority 0 means \"choose one\"; give 1..65535 or leave it out");
+      fail(*prefWord,
+           "priority 0 means \"choose one\"; give 1..65535 or leave it out");
     f = filter(*pref);
     if (f && protoWord && f->proto != p)
-      fail(*protoWord, "pref " + std::to_string(*pref) + " already holds a filter for protocol " +
-                           tc::protoName(f->proto) + " (the kernel refuses a second protocol)");
+      fail(*protoWord, "pref " + std::to_string(*pref) +
+                           " already holds a filter for protocol " +
+                           tc::protoName(f->proto) +
+                           " (the kernel refuses a second protocol)");
   } else {
     // tc_new_tfilter() looks for the first filter at or above 0x8000 and
     // tcf_auto_prio() takes one below it, or 49152 when there is none: a
@@ -782,7 +804,9 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
     prog.tables[root.htid] = root;
     prog.filters.push_back(nf);
     std::sort(prog.filters.begin(), prog.filters.end(),
-              [](const tc::Filter &a, const tc::Filter &b) { return a.pref < b.pref; });
+              [](const tc::Filter &a, const tc::Filter &b) {
+                return a.pref < b.pref;
+              });
     f = filter(*pref);
   }
   std::optional<uint32_t> fh;
@@ -819,7 +843,8 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       }
       a.control = ctl;
       if (c.is("random"))
-        fail(c.peek(), "gact random is not supported: its choice is the kernel's");
+        fail(c.peek(),
+             "gact random is not supported: its choice is the kernel's");
       if (c.is("index")) {
         c.take();
         number(c.need("action index"), 0, 0xffffffffu, "action index");
@@ -834,21 +859,24 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       const Word &dir = c.need("mirred direction (egress)");
       const Word &what = c.need("mirred action (redirect)");
       if (dir.text != "egress")
-        fail(dir, "mirred " + dir.text + " is not supported: XDP can only send a "
-                  "frame out of a device (egress redirect)");
+        fail(dir, "mirred " + dir.text +
+                      " is not supported: XDP can only send a "
+                      "frame out of a device (egress redirect)");
       if (what.text != "redirect") {
         if (passUnsupported) {
-          while (!c.done() && c.peek().text != "action" && c.peek().text != "classid" &&
-                 c.peek().text != "flowid")
+          while (!c.done() && c.peek().text != "action" &&
+                 c.peek().text != "classid" && c.peek().text != "flowid")
             c.take();
           a.kind = tc::Action::Kind::Gact;
           a.control = tc::Control::Ok;
-          a.text = "mirred " + what.text + " (unsupported: handed to the kernel)";
+          a.text =
+              "mirred " + what.text + " (unsupported: handed to the kernel)";
           k.actions.push_back(a);
           continue;
         }
-        fail(what, "mirred " + what.text + " cannot be done in XDP (XDP cannot copy "
-                   "a frame); only `mirred egress redirect` is supported");
+        fail(what, "mirred " + what.text +
+                       " cannot be done in XDP (XDP cannot copy "
+                       "a frame); only `mirred egress redirect` is supported");
       }
       const Word &devKw = c.need("dev");
       if (devKw.text != "dev")
@@ -860,14 +888,16 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       if (!c.done()) {
         tc::Control ctl2;
         if (controlWord(c.peek().text, ctl2))
-          fail(c.peek(), "mirred redirect with a control other than the default "
-                         "(stolen) is not supported");
+          fail(c.peek(),
+               "mirred redirect with a control other than the default "
+               "(stolen) is not supported");
       }
       if (c.is("index")) {
         c.take();
         number(c.need("action index"), 0, 0xffffffffu, "action index");
       }
-      auto it = std::find(prog.redirectDevs.begin(), prog.redirectDevs.end(), dev.text);
+      auto it = std::find(prog.redirectDevs.begin(), prog.redirectDevs.end(),
+                          dev.text);
       a.devSlot = static_cast<unsigned>(it - prog.redirectDevs.begin());
       if (it == prog.redirectDevs.end())
         prog.redirectDevs.push_back(dev.text);
@@ -887,9 +917,12 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       // tc computes the mask as ~0u << (32 - len): a shift by 32 for /0,
       // undefined in C (x86 gives a /32 mask).
       if (o.bits == 0)
-        fail(oldW, "nat with a /0 (or default/any/all) old address: tc computes its mask "
-                   "as ~0u << 32, which C leaves undefined (x86 makes it /32); give a "
-                   "prefix length of 1 to 32");
+        fail(
+            oldW,
+            "nat with a /0 (or default/any/all) old address: tc computes its "
+            "mask "
+            "as ~0u << 32, which C leaves undefined (x86 makes it /32); give a "
+            "prefix length of 1 to 32");
       Prefix n = prefix(newW, false);
       a.kind = tc::Action::Kind::Nat;
       a.egress = matches(dir.text, "egress");
@@ -914,8 +947,8 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
     }
     // Every other action kind.
     if (passUnsupported) {
-      while (!c.done() && c.peek().text != "action" && c.peek().text != "classid" &&
-             c.peek().text != "flowid")
+      while (!c.done() && c.peek().text != "action" &&
+             c.peek().text != "classid" && c.peek().text != "flowid")
         c.take();
       a.kind = tc::Action::Kind::Gact;
       a.control = tc::Control::Ok;
@@ -923,9 +956,10 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       k.actions.push_back(a);
       continue;
     }
-    fail(w, "action " + w.text + " cannot be done in XDP (rule2xdp compiles gact "
-            "drop/pass/pipe/continue, mirred egress redirect and nat; "
-            "--pass-unsupported hands such packets to the kernel)");
+    fail(w, "action " + w.text +
+                " cannot be done in XDP (rule2xdp compiles gact "
+                "drop/pass/pipe/continue, mirred egress redirect and nat; "
+                "--pass-unsupported hands such packets to the kernel)");
   }
 }
 
@@ -976,7 +1010,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
           k.flags |= tc::SelVarOffset;
         } else if (matches(o, "mask")) {
           c.take();
-          k.offmask = static_cast<uint16_t>(number(c.need("offset mask"), 16, 0xffff, "offset mask"));
+          k.offmask = static_cast<uint16_t>(
+              number(c.need("offset mask"), 16, 0xffff, "offset mask"));
           k.flags |= tc::SelVarOffset;
         } else if (matches(o, "shift")) {
           c.take();
@@ -998,13 +1033,16 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
         const std::string &o = c.peek().text;
         if (matches(o, "mask")) {
           c.take();
-          k.hmask = static_cast<uint32_t>(number(c.need("hashkey mask"), 16, 0xffffffffu, "hashkey mask"));
+          k.hmask = static_cast<uint32_t>(
+              number(c.need("hashkey mask"), 16, 0xffffffffu, "hashkey mask"));
         } else if (matches(o, "at")) {
           c.take();
           const Word &n = c.need("hashkey offset");
           int32_t v = integer(n, "hashkey offset");
           if (v % 4)
-            fail(n, "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
+            fail(
+                n,
+                "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
           k.hoff = v;
         } else {
           break;
@@ -1038,7 +1076,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       uint32_t h = u32Handle(n, "ht");
       if (h && nodeOf(h))
         fail(n, "\"ht\" must be a hash table");
-      htid = sampleOk ? ((htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
+      htid =
+          sampleOk ? ((htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
       htWord = n;
     } else if (s == "sample") {
       Sel s2;
@@ -1073,7 +1112,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
     } else if (s == "skip_hw") {
       // Software only is what we compile anyway.
     } else if (s == "skip_sw") {
-      fail(w, "skip_sw: the kernel never runs this filter in software; there is nothing to compile");
+      fail(w, "skip_sw: the kernel never runs this filter in software; there "
+              "is nothing to compile");
     } else {
       fail(w, "What is \"" + s + "\"? (not a u32 option)");
     }
@@ -1084,15 +1124,18 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
   if (divisor) {
     // u32_change() with TCA_U32_DIVISOR: a new hash table, nothing else.
     if (selOk || k.link || !k.actions.empty() || k.classid)
-      fail(*divisorWord, "divisor makes a hash table; give its matches and actions "
-                         "in other filters (ht HANDLE:)");
+      fail(*divisorWord,
+           "divisor makes a hash table; give its matches and actions "
+           "in other filters (ht HANDLE:)");
     uint32_t h = fhandle.value_or(0);
     if (h & 0xFFFFF)
-      fail(*handleWord, "Divisor can only be used on a hash table (handle HTID:)");
+      fail(*handleWord,
+           "Divisor can only be used on a hash table (handle HTID:)");
     if (!h)
       h = newHtid();
     else if (prog.tables.count(h))
-      fail(*handleWord, "hash table " + tc::formatHandle(h) + " exists already");
+      fail(*handleWord,
+           "hash table " + tc::formatHandle(h) + " exists already");
     tc::HashTable t;
     t.htid = h;
     t.divisor = *divisor;
@@ -1112,7 +1155,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       auto it = prog.tables.find(htidOf(htid));
       if (it == prog.tables.end())
         fail(htWord ? *htWord : *sampleWord,
-             "Specified hash table not found (" + tc::formatHandle(htidOf(htid)) + ")");
+             "Specified hash table not found (" +
+                 tc::formatHandle(htidOf(htid)) + ")");
       ht = &it->second;
       if (ht->pref != f.pref)
         fail(htWord ? *htWord : *sampleWord,
@@ -1126,7 +1170,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
   if (bucketOf(htid) > ht->divisor - 1)
     fail(htWord ? *htWord : (sampleWord ? *sampleWord : kindWord),
          "Specified hash table buckets exceed configured value (bucket " +
-             std::to_string(bucketOf(htid)) + ", divisor " + std::to_string(ht->divisor) + ")");
+             std::to_string(bucketOf(htid)) + ", divisor " +
+             std::to_string(ht->divisor) + ")");
   if (!selOk)
     fail(kindWord, "Selector not specified: a u32 filter needs a `match` "
                    "(`match u32 0 0` matches every packet)");
@@ -1137,7 +1182,8 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
     if (it->second.root)
       fail(*linkWord, "Not linking to root node");
     if (it->second.pref != f.pref)
-      fail(*linkWord, "hash table " + tc::formatHandle(*k.link) + " belongs to pref " +
+      fail(*linkWord, "hash table " + tc::formatHandle(*k.link) +
+                          " belongs to pref " +
                           std::to_string(it->second.pref));
   }
 
@@ -1149,9 +1195,11 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
   }
   if (handle) {
     if (htidOf(handle) && htidOf(handle ^ htid))
-      fail(handleWord ? *handleWord : *orderWord, "Handle specified hash table address mismatch");
+      fail(handleWord ? *handleWord : *orderWord,
+           "Handle specified hash table address mismatch");
     if (!nodeOf(handle) || nodeOf(handle) > 0xFFF)
-      fail(handleWord ? *handleWord : *orderWord, "the handle needs a node id (HTID:BUCKET:NODE)");
+      fail(handleWord ? *handleWord : *orderWord,
+           "the handle needs a node id (HTID:BUCKET:NODE)");
     handle = (htid & 0xFFFFF000u) | nodeOf(handle);
   } else {
     // gen_new_kid(): the lowest free node id from 0x800 in the table.
@@ -1188,28 +1236,32 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
                                     " reads before the Ethernet header (the "
                                     "kernel would read its buffer's headroom)");
     if (f.proto == tc::Proto::All)
-      throw Diagnostic(key.pos, "a negative offset with protocol all is not supported "
-                                "(on a VLAN-tagged frame the kernel has moved the "
-                                "Ethernet header)");
+      throw Diagnostic(key.pos,
+                       "a negative offset with protocol all is not supported "
+                       "(on a VLAN-tagged frame the kernel has moved the "
+                       "Ethernet header)");
     for (int b = 0; b < 4; ++b) {
       uint32_t byteMask = key.mask & (0xFF000000u >> (8 * b));
       if (byteMask && key.off + b < -14)
-        throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
-                                      " reads before the Ethernet header (the "
-                                      "kernel would read its buffer's headroom)");
+        throw Diagnostic(key.pos,
+                         "match " + tc::formatKey(key) +
+                             " reads before the Ethernet header (the "
+                             "kernel would read its buffer's headroom)");
     }
   }
   if (k.hoff < -14 || k.hoff > 0x7fff)
-    throw Diagnostic(kindWord.pos, "hashkey at " + std::to_string(k.hoff) +
-                                       " is out of the range rule2xdp compiles");
+    throw Diagnostic(kindWord.pos,
+                     "hashkey at " + std::to_string(k.hoff) +
+                         " is out of the range rule2xdp compiles");
   std::string text;
   for (const Word &w : c.w)
     text += (text.empty() ? "" : " ") + w.text;
   k.text = text;
   std::vector<tc::Knode> &bucket = ht->buckets[bucketOf(htid)];
-  auto pos = std::find_if(bucket.begin(), bucket.end(), [&](const tc::Knode &n) {
-    return nodeOf(handle) < nodeOf(n.handle);
-  });
+  auto pos =
+      std::find_if(bucket.begin(), bucket.end(), [&](const tc::Knode &n) {
+        return nodeOf(handle) < nodeOf(n.handle);
+      });
   bucket.insert(pos, std::move(k));
 }
 
@@ -1226,9 +1278,10 @@ ir::tc::Program TcBuilder::finish(const ir::SourcePos &where) {
       for (const tc::Knode &k : nodes)
         if (k.link) {
           if (state[*k.link] == 1)
-            throw Diagnostic(k.pos, "link " + tc::formatHandle(*k.link) +
-                                        " makes a loop of hash tables (the kernel "
-                                        "stops such a walk as a dead loop)");
+            throw Diagnostic(k.pos,
+                             "link " + tc::formatHandle(*k.link) +
+                                 " makes a loop of hash tables (the kernel "
+                                 "stops such a walk as a dead loop)");
           if (state[*k.link] == 0)
             visit(*k.link);
         }
@@ -1240,8 +1293,8 @@ ir::tc::Program TcBuilder::finish(const ir::SourcePos &where) {
   return p;
 }
 
-void parseTcBatch(const std::string &name, const std::string &text, SourceManager &sm,
-                  TcBuilder &builder) {
+void parseTcBatch(const std::string &name, const std::string &text,
+                  SourceManager &sm, TcBuilder &builder) {
   sm.addFile(name, text);
   std::vector<std::string> lines;
   {
@@ -1278,7 +1331,8 @@ void parseTcBatch(const std::string &name, const std::string &text, SourceManage
       for (Word &w : splitTcLine(line, pos))
         words.push_back(std::move(w));
       end = {name, static_cast<unsigned>(i + 1),
-             static_cast<unsigned>(line.find_last_not_of(" \t\r") == std::string::npos
+             static_cast<unsigned>(line.find_last_not_of(" \t\r") ==
+                                           std::string::npos
                                        ? 1
                                        : line.find_last_not_of(" \t\r") + 2),
              -1};

@@ -1,4 +1,5 @@
-//===- compiler/frontend/TcParser.h - tc commands -> tc u32 IR ---*- C++ -*-===//
+//===- compiler/frontend/TcParser.h - tc commands -> tc u32 IR ---*- C++
+//-*-===//
 //
 /// \file
 /// Reads `tc` commands (the words after `tc`) the way iproute2 6.1's tc and
@@ -29,7 +30,8 @@ namespace r2x::frontend {
 /// Splits one tc command line into words as tc's makeargs() does
 /// (whitespace separates, double or single quotes group). `start` is the
 /// position of the line's first character; each word gets its own column.
-std::vector<Word> splitTcLine(const std::string &line, const ir::SourcePos &start);
+std::vector<Word> splitTcLine(const std::string &line,
+                              const ir::SourcePos &start);
 
 /// Accumulates tc commands for one device into an ir::tc::Program.
 class TcBuilder {

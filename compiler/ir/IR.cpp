@@ -1,4 +1,5 @@
-//===- compiler/ir/IR.cpp - rule IR bookkeeping ----------------------------===//
+//===- compiler/ir/IR.cpp - rule IR bookkeeping
+//----------------------------===//
 //
 /// \file
 /// Chain lookup, interface-pattern bits and counter-slot assignment.
@@ -144,9 +145,10 @@ void Program::finalize() {
   // The filter table has both ingress chains; iptables -L shows them both,
   // and the routing decision needs to know what FORWARD does.
   for (Family f : {Family::V4, Family::V6}) {
-    bool filter = std::any_of(chains.begin(), chains.end(), [f](const Chain &c) {
-      return c.family == f && c.table == Table::Filter;
-    });
+    bool filter =
+        std::any_of(chains.begin(), chains.end(), [f](const Chain &c) {
+          return c.family == f && c.table == Table::Filter;
+        });
     if (filter) {
       chain(f, Table::Filter, Hook::Input);
       chain(f, Table::Filter, Hook::Forward);
@@ -158,10 +160,9 @@ void Program::finalize() {
     return static_cast<int>(c.family) * 256 + static_cast<int>(c.table) * 16 +
            (c.user ? 8 : static_cast<int>(c.hook));
   };
-  std::stable_sort(chains.begin(), chains.end(),
-                   [&](const Chain &a, const Chain &b) {
-                     return order(a) < order(b);
-                   });
+  std::stable_sort(
+      chains.begin(), chains.end(),
+      [&](const Chain &a, const Chain &b) { return order(a) < order(b); });
   unsigned slot = 0;
   for (Chain &c : chains)
     for (Rule &r : c.rules)
@@ -174,8 +175,7 @@ void Program::finalize() {
 
 std::string formatAddr(uint32_t a) {
   return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 0xff) +
-         "." + std::to_string((a >> 8) & 0xff) + "." +
-         std::to_string(a & 0xff);
+         "." + std::to_string((a >> 8) & 0xff) + "." + std::to_string(a & 0xff);
 }
 
 std::string formatNet(uint32_t net, uint32_t mask) {
@@ -192,8 +192,8 @@ std::string formatNet(uint32_t net, uint32_t mask) {
 
 std::string formatNatTarget(const NatTarget &t) {
   std::string s = "to:" + (t.v6 ? (t.portLo ? "[" + formatAddr6(t.addr6) + "]"
-                                             : formatAddr6(t.addr6))
-                                  : formatAddr(t.addr));
+                                            : formatAddr6(t.addr6))
+                                : formatAddr(t.addr));
   if (t.portLo != 0) {
     s += ":" + std::to_string(t.portLo);
     if (t.portHi != t.portLo)

@@ -1,10 +1,11 @@
-//===- compiler/ir/IR.h - the rule IR: contract between front and back -*- C++ -*-===//
+//===- compiler/ir/IR.h - the rule IR: contract between front and back -*- C++
+//-*-===//
 //
 /// \file
 /// The IR is what the iptables frontend (command lines, iptables-save files)
-/// produces and what XdpCodegen compiles; tc u32 has its own (TcIR.h). It depends
-/// on nothing else of ours and knows no concrete syntax: a rule is a list of
-/// matches and one target, chains are ordered rule lists attached to
+/// produces and what XdpCodegen compiles; tc u32 has its own (TcIR.h). It
+/// depends on nothing else of ours and knows no concrete syntax: a rule is a
+/// list of matches and one target, chains are ordered rule lists attached to
 /// netfilter hooks, and every rule and built-in policy owns one counter slot.
 ///
 /// Meaning is netfilter's (see docs/design.md): a rule matches when all its
@@ -49,7 +50,16 @@ enum class Hook { Prerouting, Input, Forward };
 /// mode only, docs/handover.md): a target XDP cannot carry out (Rule::target
 /// names it); a packet the rule matches goes to the kernel (XDP_PASS), which
 /// runs the same ruleset again.
-enum class Verdict { Accept, Drop, Continue, Jump, Goto, Return, Dnat, Handover };
+enum class Verdict {
+  Accept,
+  Drop,
+  Continue,
+  Jump,
+  Goto,
+  Return,
+  Dnat,
+  Handover
+};
 
 /// `-j DNAT --to-destination ADDR[:PORT[-PORT]] [--random] [--persistent]`.
 /// One address (IPv4 host order, or addr6); ports 0 = keep the port.

@@ -1,4 +1,5 @@
-//===- compiler/ir/TcIR.cpp - tc u32 IR: slots and the text form ------------===//
+//===- compiler/ir/TcIR.cpp - tc u32 IR: slots and the text form
+//------------===//
 //
 /// \file
 /// Counter slots and `--emit=ir` for the tc u32 IR (TcIR.h). Keys print as

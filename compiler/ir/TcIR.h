@@ -1,4 +1,4 @@
-//===- compiler/ir/TcIR.h - the tc u32 IR: filters as the kernel holds them -*- C++ -*-===//
+//===- compiler/ir/TcIR.h - tc u32 IR, as the kernel holds it -*- C++ -*-===//
 //
 /// \file
 /// What the tc frontend produces and the u32 backend compiles: the filters

@@ -1,4 +1,5 @@
-//===- test/diff/Generate.cpp - random rulesets and datagrams --------------===//
+//===- test/diff/Generate.cpp - random rulesets and datagrams
+//--------------===//
 #include "test/diff/Generate.h"
 
 #include "test/diff/Process.h"
@@ -37,9 +38,9 @@ const std::vector<uint16_t> Ports = {0,    22,   53,   80,    443,  999,
                                      2000, 2001, 8080, 40000, 65535};
 const std::vector<uint8_t> Ttls = {1, 2, 63, 64, 65, 255};
 const std::vector<size_t> Payloads = {0, 4, 8, 12, 20, 24, 32, 44};
-const std::vector<uint8_t> TcpFlags = {0x02, 0x12, 0x10, 0x11, 0x04, 0x18,
-                                       0x00, 0x3f, 0x30, 0x03, 0x02, 0x10,
-                                       0xc2, 0x52, 0x90};
+const std::vector<uint8_t> TcpFlags = {0x02, 0x12, 0x10, 0x11, 0x04,
+                                       0x18, 0x00, 0x3f, 0x30, 0x03,
+                                       0x02, 0x10, 0xc2, 0x52, 0x90};
 const std::vector<uint8_t> Toses = {0x10, 0x08, 0x02, 0xb8, 0x03,
                                     0x20, 0x01, 0x48, 0x00};
 
@@ -49,29 +50,55 @@ const char *const MacForeign = "02:00:00:00:0a:07";
 
 // IPv4 addresses and prefixes around the test frames' addresses, in every
 // notation the grammar has (/LEN, /MASK, non-contiguous masks, host bits).
-const Words Addresses4 = {
-    "10.1.0.1",        "10.1.0.2",        "10.1.0.7",
-    "10.1.0.255",      "10.1.1.1",        "10.1.1.2",
-    "10.1.1.9",        "192.168.5.5",     "198.51.100.7",
-    "10.1.0.0/24",     "10.1.1.0/24",     "10.1.0.0/16",
-    "10.0.0.0/8",      "192.168.0.0/16",  "10.1.0.4/30",
-    "10.1.0.0/29",     "10.1.0.6/31",     "10.1.1.0/25",
-    "10.1.0.128/25",   "10.1.0.7/24",     "10.1.0.7/32",
-    "0.0.0.0/0",       "10.1.0.0/255.255.255.0",
-    "10.1.0.0/255.255.0.255", "10.0.0.1/255.0.0.255",
-    "192.168.5.5/255.255.255.255", "198.51.100.0/24", "224.0.0.0/4"};
+const Words Addresses4 = {"10.1.0.1",
+                          "10.1.0.2",
+                          "10.1.0.7",
+                          "10.1.0.255",
+                          "10.1.1.1",
+                          "10.1.1.2",
+                          "10.1.1.9",
+                          "192.168.5.5",
+                          "198.51.100.7",
+                          "10.1.0.0/24",
+                          "10.1.1.0/24",
+                          "10.1.0.0/16",
+                          "10.0.0.0/8",
+                          "192.168.0.0/16",
+                          "10.1.0.4/30",
+                          "10.1.0.0/29",
+                          "10.1.0.6/31",
+                          "10.1.1.0/25",
+                          "10.1.0.128/25",
+                          "10.1.0.7/24",
+                          "10.1.0.7/32",
+                          "0.0.0.0/0",
+                          "10.1.0.0/255.255.255.0",
+                          "10.1.0.0/255.255.0.255",
+                          "10.0.0.1/255.0.0.255",
+                          "192.168.5.5/255.255.255.255",
+                          "198.51.100.0/24",
+                          "224.0.0.0/4"};
 const Words Lists4 = {"10.1.0.1,10.1.1.2", "10.1.0.0/24,192.168.5.5",
-                      "10.1.1.9,10.1.0.7/32,198.51.100.7",
-                      "10.1.0.2,10.1.1.1"};
-const Words Addresses6 = {
-    "2001:db8:1::1",      "2001:db8:1::2",      "2001:db8:1::7",
-    "2001:db8:2::1",      "2001:db8:2::2",      "2001:db8:2::9",
-    "2001:db8:99::7",     "2001:db8:1::/64",    "2001:db8:2::/64",
-    "2001:db8::/32",      "2001:db8:1::4/126",  "2001:db8:1::7/127",
-    "::/0",               "ff02::1",            "ff00::/8",
-    "2001:db8:1::/ffff:ffff:ffff:ffff::",
-    "2001:db8:1::1/ffff:ffff:0:ffff::ffff",
-    "2001:db8::7/ffff:ffff::ffff", "2001:db8:2::2/128"};
+                      "10.1.1.9,10.1.0.7/32,198.51.100.7", "10.1.0.2,10.1.1.1"};
+const Words Addresses6 = {"2001:db8:1::1",
+                          "2001:db8:1::2",
+                          "2001:db8:1::7",
+                          "2001:db8:2::1",
+                          "2001:db8:2::2",
+                          "2001:db8:2::9",
+                          "2001:db8:99::7",
+                          "2001:db8:1::/64",
+                          "2001:db8:2::/64",
+                          "2001:db8::/32",
+                          "2001:db8:1::4/126",
+                          "2001:db8:1::7/127",
+                          "::/0",
+                          "ff02::1",
+                          "ff00::/8",
+                          "2001:db8:1::/ffff:ffff:ffff:ffff::",
+                          "2001:db8:1::1/ffff:ffff:0:ffff::ffff",
+                          "2001:db8::7/ffff:ffff::ffff",
+                          "2001:db8:2::2/128"};
 const Words Lists6 = {"2001:db8:1::1,2001:db8:2::2",
                       "2001:db8:1::/64,2001:db8:99::7",
                       "2001:db8:2::9,2001:db8:1::7"};
@@ -203,8 +230,8 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
         g.insert(g.end(), {"-m", tcp ? "tcp" : "udp"});
       if (r.chance(40)) {
         neg(r, g, 25);
-        g.insert(g.end(), {r.chance(10) ? "--source-port" : "--sport",
-                           portSpec(r)});
+        g.insert(g.end(),
+                 {r.chance(10) ? "--source-port" : "--sport", portSpec(r)});
         hasPorts = true;
       }
       if (r.chance(50)) {
@@ -225,7 +252,9 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
         // timestamps 8, a zero-length 5, NOP 1) and one they never do.
         hasPorts = true;
         neg(r, g, 30);
-        g.insert(g.end(), {"--tcp-option", r.pick<std::string>({"2", "3", "4", "8", "5", "1", "30"})});
+        g.insert(g.end(),
+                 {"--tcp-option",
+                  r.pick<std::string>({"2", "3", "4", "8", "5", "1", "30"})});
       }
       if (tcp && r.chance(30)) {
         hasPorts = true;
@@ -234,24 +263,23 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
           g.push_back("--syn");
         } else {
           neg(r, g, 25);
-          g.insert(g.end(),
-                   {"--tcp-flags",
-                    r.pick<std::string>({"SYN,ACK", "ALL", "FIN,SYN,RST,ACK",
-                                         "NONE", "SYN", "RST", "FIN,SYN",
-                                         "ACK,URG"}),
-                    r.pick<std::string>({"SYN", "ACK", "SYN,ACK", "NONE",
-                                         "ALL", "FIN", "RST"})});
+          g.insert(
+              g.end(),
+              {"--tcp-flags",
+               r.pick<std::string>({"SYN,ACK", "ALL", "FIN,SYN,RST,ACK", "NONE",
+                                    "SYN", "RST", "FIN,SYN", "ACK,URG"}),
+               r.pick<std::string>(
+                   {"SYN", "ACK", "SYN,ACK", "NONE", "ALL", "FIN", "RST"})});
         }
       }
       if (r.chance(25)) {
         hasPorts = true;
         g.insert(g.end(), {"-m", "multiport"});
         neg(r, g, 20);
-        g.insert(g.end(),
-                 {r.pick<std::string>({"--sports", "--dports", "--ports",
-                                       "--dports", "--source-ports",
-                                       "--destination-ports"}),
-                  multiportList(r)});
+        g.insert(g.end(), {r.pick<std::string>(
+                               {"--sports", "--dports", "--ports", "--dports",
+                                "--source-ports", "--destination-ports"}),
+                           multiportList(r)});
       }
     }
     if (icmp4 && !negated && r.chance(60)) {
@@ -273,12 +301,11 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
       neg(r, g, 25);
       g.insert(g.end(),
                {"--icmpv6-type",
-                r.pick<std::string>({"echo-request", "echo-reply", "128",
-                                     "129", "1", "1/4", "port-unreachable",
-                                     "destination-unreachable",
-                                     "neighbour-solicitation", "135", "136",
-                                     "packet-too-big", "143", "3/0",
-                                     "time-exceeded"})});
+                r.pick<std::string>(
+                    {"echo-request", "echo-reply", "128", "129", "1", "1/4",
+                     "port-unreachable", "destination-unreachable",
+                     "neighbour-solicitation", "135", "136", "packet-too-big",
+                     "143", "3/0", "time-exceeded"})});
     }
     groups.push_back(g);
   }
@@ -287,8 +314,8 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
   if (ttlOk && r.chance(12)) {
     Words g{"-m", v6 ? "hl" : "ttl"};
     std::string pre = v6 ? "--hl-" : "--ttl-";
-    std::string n = std::to_string(
-        r.pick<unsigned>({1, 2, 63, 64, 65, 254, 255, 0}));
+    std::string n =
+        std::to_string(r.pick<unsigned>({1, 2, 63, 64, 65, 254, 255, 0}));
     uint64_t k = r.below(3);
     if (k == 0) {
       neg(r, g, 30);
@@ -303,11 +330,10 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
     Words g{"-m", "length"};
     neg(r, g, 25);
     g.insert(g.end(),
-             {"--length",
-              r.pick<std::string>({"28", "40", "48", "52", "60", "72", "80",
-                                   "0:40", "41:60", "60:", ":52", "48:72",
-                                   "1000:65535", "40:40", "100:200",
-                                   "44:44", "52:64"})});
+             {"--length", r.pick<std::string>(
+                              {"28", "40", "48", "52", "60", "72", "80", "0:40",
+                               "41:60", "60:", ":52", "48:72", "1000:65535",
+                               "40:40", "100:200", "44:44", "52:64"})});
     groups.push_back(g);
   }
   if (r.chance(8)) {
@@ -319,28 +345,29 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
     neg(r, g, 20);
     g.insert(g.end(),
              {"--u32",
-              v6 ? r.pick<std::string>({"4>>8&0xFF=17", "4>>8&0xFF=6,58", "4&0xFF=64:255",
-                                        "4>>16=0:64", "40>>16=1000:1100", "40&0xFFFF=53",
-                                        "8=0x20010db8", "0>>20&0xFF=0:3", "60=0:0xffffffff",
-                                        "4>>8&0xFF=17 && 42&0xFFFF=1234:2000"})
-                 : r.pick<std::string>({"0>>22&0x3C@0>>16=1000:1100", "0>>22&0x3C@2&0xFFFF=53",
-                                        "6&0xFF=17", "6&0xFF=6:6,17", "4&0x3FFF=0",
-                                        "8>>24=64:128", "0>>22&0x3C@12>>26&0x3C@0=0:0xffffffff",
-                                        "12=0x0a010001", "2&0xFFFF=0:100", "3&0xFF<<4>>4=0:7",
-                                        "6&0xFF=17 && 0>>22&0x3C@2>>0&0xFFFF=1234:2000",
-                                        "60=0:0xffffffff", "0>>22&0x3C@8=0:0x7fffffff",
-                                        "8&0xFFFF=0:0x7fff", "7=0x40000000:0x40ffffff"})});
+              v6 ? r.pick<std::string>(
+                       {"4>>8&0xFF=17", "4>>8&0xFF=6,58", "4&0xFF=64:255",
+                        "4>>16=0:64", "40>>16=1000:1100", "40&0xFFFF=53",
+                        "8=0x20010db8", "0>>20&0xFF=0:3", "60=0:0xffffffff",
+                        "4>>8&0xFF=17 && 42&0xFFFF=1234:2000"})
+                 : r.pick<std::string>(
+                       {"0>>22&0x3C@0>>16=1000:1100", "0>>22&0x3C@2&0xFFFF=53",
+                        "6&0xFF=17", "6&0xFF=6:6,17", "4&0x3FFF=0",
+                        "8>>24=64:128", "0>>22&0x3C@12>>26&0x3C@0=0:0xffffffff",
+                        "12=0x0a010001", "2&0xFFFF=0:100", "3&0xFF<<4>>4=0:7",
+                        "6&0xFF=17 && 0>>22&0x3C@2>>0&0xFFFF=1234:2000",
+                        "60=0:0xffffffff", "0>>22&0x3C@8=0:0x7fffffff",
+                        "8&0xFFFF=0:0x7fff", "7=0x40000000:0x40ffffff"})});
     groups.push_back(g);
   }
   if (!v6 && r.chance(6)) {
     Words g{"-m", "tos"};
     neg(r, g, 25);
     g.insert(g.end(),
-             {"--tos",
-              r.pick<std::string>({"0x10", "0x08/0x08", "Minimize-Delay",
-                                   "Normal-Service", "0xb8/0xfc",
-                                   "0x02/0x03", "Maximize-Throughput",
-                                   "0x00/0xff", "0x20"})});
+             {"--tos", r.pick<std::string>(
+                           {"0x10", "0x08/0x08", "Minimize-Delay",
+                            "Normal-Service", "0xb8/0xfc", "0x02/0x03",
+                            "Maximize-Throughput", "0x00/0xff", "0x20"})});
     groups.push_back(g);
   }
   if (r.chance(6)) {
@@ -349,8 +376,8 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
     neg(r, g, 25);
     if (r.chance(30))
       g.insert(g.end(),
-               {"--dscp-class", r.pick<std::string>({"EF", "CS1", "AF21",
-                                                     "BE", "CS0"})});
+               {"--dscp-class",
+                r.pick<std::string>({"EF", "CS1", "AF21", "BE", "CS0"})});
     else
       g.insert(g.end(), {"--dscp", r.pick<std::string>({"0", "2", "4", "46",
                                                         "8", "0x2e", "18"})});
@@ -364,9 +391,12 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
   }
   if (!v6 && r.chance(8)) {
     Words g{"-m", "iprange"};
-    const Words ranges = {"10.1.0.1-10.1.0.5", "10.1.0.0-10.1.1.255",
-                          "10.1.1.2",          "192.168.0.0-192.168.255.255",
-                          "10.1.1.3-10.1.1.9", "10.1.0.2-10.1.1.1",
+    const Words ranges = {"10.1.0.1-10.1.0.5",
+                          "10.1.0.0-10.1.1.255",
+                          "10.1.1.2",
+                          "192.168.0.0-192.168.255.255",
+                          "10.1.1.3-10.1.1.9",
+                          "10.1.0.2-10.1.1.1",
                           "198.51.100.7-198.51.100.7"};
     bool any = false;
     if (r.chance(60)) {
@@ -383,23 +413,23 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
   if (r.chance(6)) {
     Words g{"-m", "mac"};
     neg(r, g, 30);
-    g.insert(g.end(), {"--mac-source", r.pick<std::string>(
-                                           {MacA, MacC, MacForeign,
-                                            "02:00:00:00:0A:01"})});
+    g.insert(g.end(),
+             {"--mac-source", r.pick<std::string>({MacA, MacC, MacForeign,
+                                                   "02:00:00:00:0A:01"})});
     groups.push_back(g);
   }
   if (r.chance(6)) {
     Words g{"-m", "pkttype"};
     neg(r, g, 30);
-    g.insert(g.end(), {"--pkt-type", r.pick<std::string>({"unicast",
-                                                          "broadcast",
-                                                          "multicast"})});
+    g.insert(g.end(),
+             {"--pkt-type",
+              r.pick<std::string>({"unicast", "broadcast", "multicast"})});
     groups.push_back(g);
   }
   if (r.chance(6))
-    groups.push_back({"-m", "comment", "--comment",
-                      r.pick<std::string>({"\"allow ssh\"", "web",
-                                           "\"a b c\"", "x"})});
+    groups.push_back(
+        {"-m", "comment", "--comment",
+         r.pick<std::string>({"\"allow ssh\"", "web", "\"a b c\"", "x"})});
 
   // iptables takes the options in any order (ports after their -p).
   for (size_t i = groups.size(); i > 1; --i)
@@ -441,8 +471,8 @@ RulesetSpec makeRuleset(Rng &r, Family fam) {
     return std::string(r.chance(dropPercent) ? "DROP" : "ACCEPT");
   };
   if (raw)
-    tables.push_back({"raw", {{"PREROUTING", false, 0, policy(4), {}}},
-                      {"OUTPUT"}});
+    tables.push_back(
+        {"raw", {{"PREROUTING", false, 0, policy(4), {}}}, {"OUTPUT"}});
   if (mangle)
     tables.push_back({"mangle",
                       {{"PREROUTING", false, 0, policy(4), {}},
@@ -461,8 +491,8 @@ RulesetSpec makeRuleset(Rng &r, Family fam) {
     for (unsigned i = 0; i < n; ++i) {
       GenChain c;
       c.user = true;
-      c.name = r.pick<std::string>({"chk", "in_tcp", "LOG_AND_DROP", "u",
-                                    "svc", "a-b"}) +
+      c.name = r.pick<std::string>(
+                   {"chk", "in_tcp", "LOG_AND_DROP", "u", "svc", "a-b"}) +
                std::to_string(++userNo);
       c.phase = t.name == "raw" ? 0 : t.name == "filter" ? 1 : int(r.below(2));
       c.policy = "-";
@@ -498,8 +528,8 @@ RulesetSpec makeRuleset(Rng &r, Family fam) {
       else if (k < 65)
         w.insert(w.end(), {"-j", "RETURN"});
       else if (k < 85 && !callees.empty())
-        w.insert(w.end(), {r.chance(70) ? "-j" : "-g",
-                           t.chains[r.pick(callees)].name});
+        w.insert(w.end(),
+                 {r.chance(70) ? "-j" : "-g", t.chains[r.pick(callees)].name});
       // else: no target (count only)
     }
     c.rules.push_back(joinWords(w));
@@ -656,8 +686,8 @@ uint16_t fold(uint32_t s) {
 
 std::vector<uint8_t> addrBytes(Family fam, const std::string &a) {
   std::vector<uint8_t> v(fam == Family::V4 ? 4 : 16);
-  if (inet_pton(fam == Family::V4 ? AF_INET : AF_INET6, a.c_str(),
-                v.data()) != 1)
+  if (inet_pton(fam == Family::V4 ? AF_INET : AF_INET6, a.c_str(), v.data()) !=
+      1)
     throw std::invalid_argument("bad address " + a);
   return v;
 }
@@ -867,59 +897,54 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
   std::vector<const char *> srcs;
   std::vector<Dst> targets;
   if (!v6) {
-    srcs = fromA ? std::vector<const char *>{"10.1.0.1", "10.1.0.7",
-                                             "192.168.5.5"}
-                 : std::vector<const char *>{"10.1.1.2", "10.1.1.9",
-                                             "192.168.5.5"};
+    srcs =
+        fromA
+            ? std::vector<const char *>{"10.1.0.1", "10.1.0.7", "192.168.5.5"}
+            : std::vector<const char *>{"10.1.1.2", "10.1.1.9", "192.168.5.5"};
     // Weighted by repetition. 198.51.100.7 takes B's default route (from
     // C: back out of the interface it came in on, so B also sends a
     // redirect).
-    targets = fromA ? std::vector<Dst>{{"10.1.0.2", true, ""},
-                                       {"10.1.0.2", true, ""},
-                                       {"10.1.1.1", true, ""},
-                                       {"10.1.0.255", true, "bcast"},
-                                       {"10.1.1.255", true, ""},
-                                       {"10.1.1.2", false, ""},
-                                       {"10.1.1.2", false, ""},
-                                       {"10.1.1.2", false, ""},
-                                       {"198.51.100.7", false, ""}}
-                    : std::vector<Dst>{{"10.1.1.1", true, ""},
-                                       {"10.1.1.1", true, ""},
-                                       {"10.1.0.2", true, ""},
-                                       {"10.1.1.255", true, "bcast"},
-                                       {"10.1.0.255", true, ""},
-                                       {"10.1.0.1", false, ""},
-                                       {"10.1.0.1", false, ""},
-                                       {"10.1.0.1", false, ""},
-                                       {"198.51.100.7", false, ""}};
+    targets =
+        fromA ? std::vector<Dst>{{"10.1.0.2", true, ""},
+                                 {"10.1.0.2", true, ""},
+                                 {"10.1.1.1", true, ""},
+                                 {"10.1.0.255", true, "bcast"},
+                                 {"10.1.1.255", true, ""},
+                                 {"10.1.1.2", false, ""},
+                                 {"10.1.1.2", false, ""},
+                                 {"10.1.1.2", false, ""},
+                                 {"198.51.100.7", false, ""}}
+              : std::vector<Dst>{
+                    {"10.1.1.1", true, ""},     {"10.1.1.1", true, ""},
+                    {"10.1.0.2", true, ""},     {"10.1.1.255", true, "bcast"},
+                    {"10.1.0.255", true, ""},   {"10.1.0.1", false, ""},
+                    {"10.1.0.1", false, ""},    {"10.1.0.1", false, ""},
+                    {"198.51.100.7", false, ""}};
     if (dsts == DestinationSet::Wide)
       targets.insert(targets.end(), {{"255.255.255.255", true, "bcast"},
                                      {"224.0.0.1", true, "mcast"},
                                      {"127.0.0.1", true, ""},
                                      {"0.0.0.0", true, ""}});
   } else {
-    srcs = fromA ? std::vector<const char *>{"2001:db8:1::1",
-                                             "2001:db8:1::7",
+    srcs = fromA ? std::vector<const char *>{"2001:db8:1::1", "2001:db8:1::7",
                                              "2001:db8:99::5"}
-                 : std::vector<const char *>{"2001:db8:2::2",
-                                             "2001:db8:2::9",
+                 : std::vector<const char *>{"2001:db8:2::2", "2001:db8:2::9",
                                              "2001:db8:99::5"};
-    targets = fromA ? std::vector<Dst>{{"2001:db8:1::2", true, ""},
-                                       {"2001:db8:1::2", true, ""},
-                                       {"2001:db8:2::1", true, ""},
-                                       {"ff02::1", true, "mcast"},
-                                       {"2001:db8:2::2", false, ""},
-                                       {"2001:db8:2::2", false, ""},
-                                       {"2001:db8:2::2", false, ""},
-                                       {"2001:db8:99::7", false, ""}}
-                    : std::vector<Dst>{{"2001:db8:2::1", true, ""},
-                                       {"2001:db8:2::1", true, ""},
-                                       {"2001:db8:1::2", true, ""},
-                                       {"ff02::1", true, "mcast"},
-                                       {"2001:db8:1::1", false, ""},
-                                       {"2001:db8:1::1", false, ""},
-                                       {"2001:db8:1::1", false, ""},
-                                       {"2001:db8:99::7", false, ""}};
+    targets =
+        fromA
+            ? std::vector<Dst>{{"2001:db8:1::2", true, ""},
+                               {"2001:db8:1::2", true, ""},
+                               {"2001:db8:2::1", true, ""},
+                               {"ff02::1", true, "mcast"},
+                               {"2001:db8:2::2", false, ""},
+                               {"2001:db8:2::2", false, ""},
+                               {"2001:db8:2::2", false, ""},
+                               {"2001:db8:99::7", false, ""}}
+            : std::vector<Dst>{
+                  {"2001:db8:2::1", true, ""},  {"2001:db8:2::1", true, ""},
+                  {"2001:db8:1::2", true, ""},  {"ff02::1", true, "mcast"},
+                  {"2001:db8:1::1", false, ""}, {"2001:db8:1::1", false, ""},
+                  {"2001:db8:1::1", false, ""}, {"2001:db8:99::7", false, ""}};
   }
   const Dst &target = r.pick(targets);
   d.dst = target.addr;
@@ -954,10 +979,10 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
   } else if (kind < 87) {
     d.l4 = v6 ? "icmp6" : "icmp";
     static const std::vector<std::pair<uint8_t, uint8_t>> T4 = {
-        {8, 0}, {0, 0}, {3, 3}, {3, 1}, {11, 0}, {11, 1}, {5, 1}, {13, 0},
-        {8, 0}};
+        {8, 0},  {0, 0}, {3, 3},  {3, 1}, {11, 0},
+        {11, 1}, {5, 1}, {13, 0}, {8, 0}};
     static const std::vector<std::pair<uint8_t, uint8_t>> T6 = {
-        {128, 0}, {129, 0}, {1, 4}, {1, 0}, {3, 0},  {135, 0},
+        {128, 0}, {129, 0}, {1, 4},   {1, 0},   {3, 0}, {135, 0},
         {136, 0}, {2, 0},   {143, 0}, {128, 0}, {3, 1}};
     auto t = r.pick(v6 ? T6 : T4);
     d.icmpType = t.first;
@@ -966,7 +991,8 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
     d.l4 = "raw";
     // 59 (no next header) for IPv6 too: ip6tables judges such packets (the
     // program passed them uncounted until this test found it).
-    d.proto = v6 ? r.pick<uint8_t>({47, 50, 59}) : r.pick<uint8_t>({47, 50, 47});
+    d.proto =
+        v6 ? r.pick<uint8_t>({47, 50, 59}) : r.pick<uint8_t>({47, 50, 47});
   }
 
   const bool fragment = r.chance(18);
@@ -1126,8 +1152,7 @@ DatagramSpec parseDatagram(const std::string &line, Family family) {
         throw std::runtime_error("topts: hex bytes, a multiple of 4");
       for (size_t i = 0; i + 1 < v.size(); i += 2)
         d.tcpOpts.push_back(uint8_t(std::stoul(v.substr(i, 2), nullptr, 16)));
-    }
-    else if (k == "type")
+    } else if (k == "type")
       d.icmpType = uint8_t(num());
     else if (k == "code")
       d.icmpCode = uint8_t(num());
@@ -1220,8 +1245,7 @@ Datagram buildDatagram(const DatagramSpec &d, const Topology &topo) {
       pre.push_back(44);
       // chain6 writes `fragNext` after the fragment header.
       auto [first, bytes] =
-          chain6(pre, fragNext, piece, uint16_t(off8 << 3 | (mf ? 1 : 0)),
-                 id6);
+          chain6(pre, fragNext, piece, uint16_t(off8 << 3 | (mf ? 1 : 0)), id6);
       out.frames.push_back(ipv6Frame(d, topo, first, bytes));
     }
     out.summary += " [" + std::to_string(cuts[i]) + "+" + std::to_string(n) +
@@ -1265,8 +1289,8 @@ unsigned fragmentOffset(const std::vector<uint8_t> &f) {
       return (unsigned(f[at + 2]) << 8 | f[at + 3]) >> 3;
     if (next != 0 && next != 43 && next != 60 && next != 51)
       return 0;
-    size_t len = next == 51 ? (size_t(f[at + 1]) + 2) * 4
-                            : (size_t(f[at + 1]) + 1) * 8;
+    size_t len =
+        next == 51 ? (size_t(f[at + 1]) + 2) * 4 : (size_t(f[at + 1]) + 1) * 8;
     next = f[at];
     at += len;
   }

@@ -1,4 +1,5 @@
-//===- test/diff/Generate.h - random rulesets and datagrams ------*- C++ -*-===//
+//===- test/diff/Generate.h - random rulesets and datagrams ------*- C++
+//-*-===//
 //
 /// \file
 /// Seeded, reproducible generation of
@@ -55,11 +56,11 @@ enum class Family { V4, V6 };
 struct RulesetSpec {
   Family family = Family::V4;
   std::string text;
-  std::string name; // "random" or the file name
-  bool hasL4 = false;  // some rule reads the transport header
+  std::string name;                   // "random" or the file name
+  bool hasL4 = false;                 // some rule reads the transport header
   bool invertedFullPortRange = false; // ! --sport 0:65535 and the like
-  bool tcpFlagsMaskNone = false; // --tcp-flags NONE X with X not NONE
-  std::vector<std::string> tables;   // "filter", "raw", "mangle"
+  bool tcpFlagsMaskNone = false;      // --tcp-flags NONE X with X not NONE
+  std::vector<std::string> tables;    // "filter", "raw", "mangle"
   /// A -m length in a chain after the routing decision: see main(), a
   /// local fragmented IPv4 datagram is then not sent (compiler bug B4).
   bool lengthAfterRouting = false;
@@ -77,26 +78,26 @@ struct DatagramSpec {
   Family family = Family::V4;
   Ingress in = Ingress::FromA;
   std::string src, dst;
-  bool local = false;   // B delivers it (INPUT), else it forwards it
+  bool local = false;     // B delivers it (INPUT), else it forwards it
   std::string l4 = "udp"; // udp tcp icmp icmp6 raw
   uint8_t proto = 17;     // for raw
   uint16_t sport = 40000, dport = 1234;
   uint8_t tcpFlags = 0x02;
   std::vector<uint8_t> tcpOpts; // TCP options (a multiple of 4 bytes)
   uint8_t icmpType = 8, icmpCode = 0;
-  uint8_t ttl = 64, tos = 0;   // IPv6: hop limit, traffic class
+  uint8_t ttl = 64, tos = 0; // IPv6: hop limit, traffic class
   size_t payload = 0;
-  unsigned ipOptWords = 0;     // IPv4 NOP options, words of 4 bytes
+  unsigned ipOptWords = 0; // IPv4 NOP options, words of 4 bytes
   bool eolOption = false;
   bool df = false;
   /// IPv6 extension headers in order (0 hop-by-hop, 43 routing, 44
   /// fragment, 51 AH, 60 destination options). A 44 here is an atomic
   /// fragment unless `fragments` is set, which fragments after it.
   std::vector<uint8_t> ext;
-  int fragments = 0;           // 0: whole; 2 or 3: a fragmented datagram
-  size_t firstFragL4 = 24;     // bytes of L4 in the first fragment
-  std::string dmac;            // "" B's MAC, "bcast", "mcast", "other"
-  std::string smac;            // "" the sender's MAC, else this
+  int fragments = 0;       // 0: whole; 2 or 3: a fragmented datagram
+  size_t firstFragL4 = 24; // bytes of L4 in the first fragment
+  std::string dmac;        // "" B's MAC, "bcast", "mcast", "other"
+  std::string smac;        // "" the sender's MAC, else this
   uint16_t ipId = 0;
 };
 

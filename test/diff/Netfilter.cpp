@@ -63,8 +63,7 @@ const char *const EmptyTables = "*filter\n"
 Netfilter::Netfilter(const std::string &netnsPath) : netnsPath_(netnsPath) {
   struct stat st;
   if (stat(netnsPath.c_str(), &st) != 0)
-    throw std::runtime_error("stat " + netnsPath + ": " +
-                             std::strerror(errno));
+    throw std::runtime_error("stat " + netnsPath + ": " + std::strerror(errno));
   dev_ = st.st_dev;
   ino_ = st.st_ino;
   checkNamespace();
@@ -131,8 +130,8 @@ std::string Netfilter::install(Backend b, Family f, const std::string &text,
       for (const auto &[chain, policy] : chains) {
         if (l.ok() && l.out.find("chain " + chain + " {") != std::string::npos)
           continue;
-        std::vector<std::string> p{tool(b, f), "-w", "-t", t, "-P", chain,
-                                   policy};
+        std::vector<std::string> p{tool(b, f), "-w",  "-t",  t,
+                                   "-P",       chain, policy};
         ProcessResult pr = run(p);
         if (!pr.ok())
           return failure(p, pr);
@@ -174,8 +173,8 @@ Counters Netfilter::read(Backend b, Family f) {
       if (!(w >> count >> dashA >> chain) || dashA != "-A" ||
           !parseCount(count, c))
         throw std::runtime_error("cannot parse `" + line + "` in:\n" + r.out);
-      t.count[table + ":" + chain + "#" +
-              std::to_string(++position[chain])] = c;
+      t.count[table + ":" + chain + "#" + std::to_string(++position[chain])] =
+          c;
     }
   }
   return t;

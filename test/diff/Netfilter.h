@@ -1,4 +1,5 @@
-//===- test/diff/Netfilter.h - the kernel side: iptables back ends -*- C++ -*-===//
+//===- test/diff/Netfilter.h - the kernel side: iptables back ends -*- C++
+//-*-===//
 //
 /// \file
 /// Installs a whole ruleset (an iptables-save text) in B's netfilter with

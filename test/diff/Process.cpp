@@ -52,8 +52,8 @@ ProcessResult run(const std::vector<std::string> &argv,
   pid_t pid = fork();
   if (pid < 0) {
     r.err = std::string("fork: ") + std::strerror(errno);
-    for (int fd : {inPipe[0], inPipe[1], outPipe[0], outPipe[1], errPipe[0],
-                   errPipe[1]})
+    for (int fd :
+         {inPipe[0], inPipe[1], outPipe[0], outPipe[1], errPipe[0], errPipe[1]})
       close(fd);
     return r;
   }

@@ -1,4 +1,5 @@
-//===- test/diff/Process.h - run helper programs with a deadline -*- C++ -*-===//
+//===- test/diff/Process.h - run helper programs with a deadline -*- C++
+//-*-===//
 //
 /// \file
 /// The differential test drives `ip`, `iptables-*`, `nft` and `rule2xdp` as
@@ -15,9 +16,9 @@
 namespace r2x::diff {
 
 struct ProcessResult {
-  int status = -1;   // exit status; -1 if it could not run, timed out or died
-  std::string out;   // stdout
-  std::string err;   // stderr (and our own notes: timeout, signal)
+  int status = -1; // exit status; -1 if it could not run, timed out or died
+  std::string out; // stdout
+  std::string err; // stderr (and our own notes: timeout, signal)
   bool ok() const { return status == 0; }
 };
 

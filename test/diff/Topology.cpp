@@ -194,14 +194,14 @@ Topology::Topology() {
           "add table ip6 r2xquiet; "
           "add chain ip6 r2xquiet out { type filter hook output priority 0; "
           "policy drop; }"});
-  must({"ip", "-n", A, "addr", "add", "2001:db8:1::1/64", "dev", "a0",
-        "nodad"});
-  must({"ip", "-n", B, "addr", "add", "2001:db8:1::2/64", "dev", "b0",
-        "nodad"});
-  must({"ip", "-n", B, "addr", "add", "2001:db8:2::1/64", "dev", "b1",
-        "nodad"});
-  must({"ip", "-n", C, "addr", "add", "2001:db8:2::2/64", "dev", "c0",
-        "nodad"});
+  must(
+      {"ip", "-n", A, "addr", "add", "2001:db8:1::1/64", "dev", "a0", "nodad"});
+  must(
+      {"ip", "-n", B, "addr", "add", "2001:db8:1::2/64", "dev", "b0", "nodad"});
+  must(
+      {"ip", "-n", B, "addr", "add", "2001:db8:2::1/64", "dev", "b1", "nodad"});
+  must(
+      {"ip", "-n", C, "addr", "add", "2001:db8:2::2/64", "dev", "c0", "nodad"});
   must({"ip", "-n", A, "addr", "add", "10.1.0.1/24", "dev", "a0"});
   must({"ip", "-n", B, "addr", "add", "10.1.0.2/24", "dev", "b0"});
   must({"ip", "-n", B, "addr", "add", "10.1.1.1/24", "dev", "b1"});
@@ -217,8 +217,8 @@ Topology::Topology() {
   must({"ip", "-n", B, "link", "set", "b1", "up"});
   must({"ip", "-n", C, "link", "set", "c0", "up"});
   must({"ip", "-n", B, "route", "add", "default", "via", "10.1.1.2"});
-  must({"ip", "-n", B, "-6", "route", "add", "default", "via",
-        "2001:db8:2::2", "dev", "b1"});
+  must({"ip", "-n", B, "-6", "route", "add", "default", "via", "2001:db8:2::2",
+        "dev", "b1"});
 
   int nsA = openNs("/run/netns/" + A), nsB = openNs("/run/netns/" + B),
       nsC = openNs("/run/netns/" + C);
@@ -307,9 +307,9 @@ Topology::Topology() {
     bool through = false;
     for (int waitMs = 100; !through; waitMs = std::min(2 * waitMs, 2000)) {
       if (std::chrono::steady_clock::now() > setupDeadline)
-        throw std::runtime_error(
-            std::string("setup: no sentinel frame from ") +
-            (in == Ingress::FromA ? "A" : "C") + " reached B within " + settle);
+        throw std::runtime_error(std::string("setup: no sentinel frame from ") +
+                                 (in == Ingress::FromA ? "A" : "C") +
+                                 " reached B within " + settle);
       sentinel(in);
       through = awaitSentinel(waitMs);
     }

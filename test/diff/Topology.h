@@ -1,4 +1,5 @@
-//===- test/diff/Topology.h - the namespaces the test runs in ----*- C++ -*-===//
+//===- test/diff/Topology.h - the namespaces the test runs in ----*- C++
+//-*-===//
 //
 /// \file
 /// Three network namespaces made for one run (names carry the pid, so runs
@@ -39,8 +40,8 @@
 /// table, chain or counter of the compared ruleset ever sees it.
 ///
 /// Cleanup: the destructor, an atexit hook and a handler for SIGINT, SIGTERM,
-/// SIGHUP, SIGQUIT and SIGPIPE all unmount and unlink /run/netns/NAME (what `ip netns
-/// del` does, with async-signal-safe calls only); the namespaces die with
+/// SIGHUP, SIGQUIT and SIGPIPE all unmount and unlink /run/netns/NAME (what `ip
+/// netns del` does, with async-signal-safe calls only); the namespaces die with
 /// their last reference.
 //===----------------------------------------------------------------------===//
 #pragma once

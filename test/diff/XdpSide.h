@@ -1,12 +1,14 @@
-//===- test/diff/XdpSide.h - the XDP side: compile, load, test-run -*- C++ -*-===//
+//===- test/diff/XdpSide.h - the XDP side: compile, load, test-run -*- C++
+//-*-===//
 //
 /// \file
-/// Compiles a ruleset (`-f FILE`, `-6 -f FILE`) with the real `rule2xdp` binary, opens and loads the
-/// object with libbpf in the current network namespace (B), fills
-/// `r2x_ifmatch` with r2x::runtime::fillIfaceMap() from the metadata text in
-/// the object's `.rodata` map, and runs frames through BPF_PROG_TEST_RUN
-/// (repeat 1, ctx {data_end = length, ingress_ifindex}) reading which
-/// `r2x_counters` slots moved. Nothing is attached to any interface.
+/// Compiles a ruleset (`-f FILE`, `-6 -f FILE`) with the real `rule2xdp`
+/// binary, opens and loads the object with libbpf in the current network
+/// namespace (B), fills `r2x_ifmatch` with r2x::runtime::fillIfaceMap() from
+/// the metadata text in the object's `.rodata` map, and runs frames through
+/// BPF_PROG_TEST_RUN (repeat 1, ctx {data_end = length, ingress_ifindex})
+/// reading which `r2x_counters` slots moved. Nothing is attached to any
+/// interface.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -41,8 +43,8 @@ struct XdpResult {
 
 class XdpProgram {
 public:
-  /// Runs `compiler words -o objectPath` and loads the object. Throws CompileError,
-  /// or std::runtime_error for any load or contract failure.
+  /// Runs `compiler words -o objectPath` and loads the object. Throws
+  /// CompileError, or std::runtime_error for any load or contract failure.
   XdpProgram(const std::string &compiler, const std::vector<std::string> &words,
              const std::string &objectPath);
   ~XdpProgram();

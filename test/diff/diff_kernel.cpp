@@ -353,8 +353,8 @@ Decision select(const Model &m, const Decision &d, bool post) {
 enum class Verdict { Agree, Known, Mismatch };
 
 struct Tally {
-  int rulesets = 0, frames = 0, mismatches = 0, setupFailures = 0,
-      refused = 0, structure = 0;
+  int rulesets = 0, frames = 0, mismatches = 0, setupFailures = 0, refused = 0,
+      structure = 0;
   std::map<std::string, int> known; // frames per known divergence
 };
 
@@ -395,19 +395,23 @@ int main(int argc, char **argv) {
     backends.push_back(Backend::Legacy);
   if (opt.nft)
     backends.push_back(Backend::Nft);
-  const std::string backendArg =
-      opt.legacy && opt.nft ? "both" : opt.legacy ? "legacy" : "nft";
+  const std::string backendArg = opt.legacy && opt.nft ? "both"
+                                 : opt.legacy          ? "legacy"
+                                                       : "nft";
 
   std::cout << "diff_kernel: seed " << opt.seed << ", ";
   if (opt.only >= 0)
-    std::cout << "only random " << (opt.onlyFamily == Family::V4 ? "IPv4" : "IPv6")
-              << " ruleset " << opt.only;
+    std::cout << "only random "
+              << (opt.onlyFamily == Family::V4 ? "IPv4" : "IPv6") << " ruleset "
+              << opt.only;
   else
     std::cout << opt.files.size() << " fixed rulesets, " << opt.rulesets
-              << " random IPv4 and " << opt.rulesets6 << " random IPv6 rulesets";
-  std::cout << ", " << opt.packets << " random datagrams per ruleset, back ends "
-            << backendArg << (opt.wide ? ", wide destinations" : "")
-            << ", compiler " << opt.compiler << "\n"
+              << " random IPv4 and " << opt.rulesets6
+              << " random IPv6 rulesets";
+  std::cout << ", " << opt.packets
+            << " random datagrams per ruleset, back ends " << backendArg
+            << (opt.wide ? ", wide destinations" : "") << ", compiler "
+            << opt.compiler << "\n"
             << std::flush;
   const auto start = std::chrono::steady_clock::now();
 
@@ -566,8 +570,8 @@ int main(int argc, char **argv) {
         ++failed;
         for (Backend b : backends)
           ++tally[{b, fam}].setupFailures;
-        report(kind + " seed " + std::to_string(opt.seed) + " " + cs.id +
-               "\n" + rulesetText + "  " + e.what() +
+        report(kind + " seed " + std::to_string(opt.seed) + " " + cs.id + "\n" +
+               rulesetText + "  " + e.what() +
                (nfErr.empty() ? "" : "\n  iptables-legacy-restore: " + nfErr) +
                "\n  replay: " + cs.replay + "\n");
         std::cout << line << " NOT COMPILED\n";
@@ -577,8 +581,8 @@ int main(int argc, char **argv) {
         for (Backend b : backends)
           ++tally[{b, fam}].setupFailures;
         report("LOAD FAILURE seed " + std::to_string(opt.seed) + " " + cs.id +
-               "\n" + rulesetText + "  " + e.what() + "\n  replay: " +
-               cs.replay + "\n");
+               "\n" + rulesetText + "  " + e.what() +
+               "\n  replay: " + cs.replay + "\n");
         std::cout << line << " NOT LOADED\n";
         continue;
       }
@@ -642,13 +646,12 @@ int main(int argc, char **argv) {
               k += " " + x;
             for (const auto &x : programKeys)
               p += " " + x;
-            report("STRUCTURE MISMATCH seed " + std::to_string(opt.seed) +
-                   " " + cs.id + " " + backendName(b, fam) + "\n" +
-                   rulesetText + "  kernel counters: " + k +
-                   "\n  program counters:" + p + "\n  metadata:\n" +
-                   prog->metaText() + "\n  " + backendName(b, fam) +
-                   "-save -c:\n" + counters.text + "  replay: " + cs.replay +
-                   "\n");
+            report("STRUCTURE MISMATCH seed " + std::to_string(opt.seed) + " " +
+                   cs.id + " " + backendName(b, fam) + "\n" + rulesetText +
+                   "  kernel counters: " + k + "\n  program counters:" + p +
+                   "\n  metadata:\n" + prog->metaText() + "\n  " +
+                   backendName(b, fam) + "-save -c:\n" + counters.text +
+                   "  replay: " + cs.replay + "\n");
             line += " " + bname + " STRUCTURE MISMATCH";
             continue;
           }
@@ -684,15 +687,13 @@ int main(int argc, char **argv) {
           };
 
           // IPv4 local fragmented datagram: INPUT sees it reassembled.
-          const bool whole =
-              fam == Family::V4 && spec.local && runs.size() > 1;
+          const bool whole = fam == Family::V4 && spec.local && runs.size() > 1;
           std::vector<Verdict> status(runs.size(), Verdict::Agree);
           std::vector<std::string> knownKind(runs.size());
           std::string why;
           auto fail = [&](size_t j, const std::string &text) {
             status[j] = Verdict::Mismatch;
-            why += (runs.size() > 1 ? "fragment " + std::to_string(j + 1) +
-                                          ": "
+            why += (runs.size() > 1 ? "fragment " + std::to_string(j + 1) + ": "
                                     : std::string()) +
                    text + "; ";
           };
@@ -792,9 +793,8 @@ int main(int argc, char **argv) {
                   return true;
               return false;
             }();
-            const bool anyBad =
-                std::find(status.begin(), status.end(), Verdict::Mismatch) !=
-                status.end();
+            const bool anyBad = std::find(status.begin(), status.end(),
+                                          Verdict::Mismatch) != status.end();
             std::string kind;
             if ((countersDiffer || actionDiffers) && !anyBad) {
               if (ksumPost.empty() && laterDropped)
@@ -878,8 +878,7 @@ int main(int argc, char **argv) {
               if (status[j] == Verdict::Known) {
                 const Decision *o = otherSeen(j);
                 r << "    " << backendName(other, fam) << ": "
-                  << (o ? describe(*o) : std::string("(not run yet)"))
-                  << "\n";
+                  << (o ? describe(*o) : std::string("(not run yet)")) << "\n";
               }
             }
             if (bad)
@@ -906,9 +905,9 @@ int main(int argc, char **argv) {
     setupError = e.what();
   }
 
-  const double seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!setupError.empty()) {
     ++failed;
     std::cout << "SETUP FAILURE: " << setupError << "\n";
@@ -935,8 +934,9 @@ int main(int argc, char **argv) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
   if (bothRefused)
-    std::cout << bothRefused
-              << " invalid rulesets refused by both iptables-restore and rule2xdp\n";
+    std::cout
+        << bothRefused
+        << " invalid rulesets refused by both iptables-restore and rule2xdp\n";
   if (opt.handover)
     std::cout << "hand-over: XDP decided (dropped) " << handoverDecided
               << " of " << handoverFrames << " frames, handed over the rest\n";

@@ -1,4 +1,5 @@
-//===- test/e2e/replace_storm.cpp - many replaces, every packet decided once -===//
+//===- test/e2e/replace_storm.cpp - many replaces, every packet decided once
+//-===//
 //
 /// \file
 /// The loading half of test/e2e/replace_storm.sh. Loads two objects in turn
@@ -114,7 +115,8 @@ int main(int argc, char **argv) {
     std::getline(std::cin, line); // the stream has ended and was seen
     unsigned long long decided[2] = {0, 0};
     for (const Ran &r : ran)
-      decided[r.isA ? 0 : 1] += runtime::readCounter(r.countersFd, r.slot).packets;
+      decided[r.isA ? 0 : 1] +=
+          runtime::readCounter(r.countersFd, r.slot).packets;
     std::printf("A %llu\nB %llu\n", decided[0], decided[1]);
     return 0;
   } catch (const runtime::LoadError &e) {

@@ -1,4 +1,5 @@
-//===- test/fuzz/FuzzCommon.h - checks shared by the fuzz targets -*- C++ -*-===//
+//===- test/fuzz/FuzzCommon.h - checks shared by the fuzz targets -*- C++
+//-*-===//
 //
 /// \file
 /// What a fuzz target does with a parsed Program or a Diagnostic, so both
@@ -21,7 +22,8 @@
 
 namespace r2x::fuzz {
 
-[[noreturn]] inline void invariant(const char *what, const std::string &detail) {
+[[noreturn]] inline void invariant(const char *what,
+                                   const std::string &detail) {
   std::fprintf(stderr, "fuzz invariant broken: %s\n%s\n", what, detail.c_str());
   std::abort();
 }

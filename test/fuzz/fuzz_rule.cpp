@@ -1,4 +1,5 @@
-//===- test/fuzz/fuzz_rule.cpp - libFuzzer target: one iptables command ----===//
+//===- test/fuzz/fuzz_rule.cpp - libFuzzer target: one iptables command
+//----===//
 //
 /// \file
 /// The input is one command's words, separated by NUL or newline bytes (so

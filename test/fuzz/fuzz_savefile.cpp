@@ -1,4 +1,5 @@
-//===- test/fuzz/fuzz_savefile.cpp - libFuzzer target: iptables-save text ---===//
+//===- test/fuzz/fuzz_savefile.cpp - libFuzzer target: iptables-save text
+//---===//
 //
 /// \file
 /// The input is a ruleset file's text, read as `rule2xdp -f` reads it:

@@ -1,4 +1,5 @@
-//===- test/fuzz/fuzz_tcbatch.cpp - libFuzzer target: tc -batch text -------===//
+//===- test/fuzz/fuzz_tcbatch.cpp - libFuzzer target: tc -batch text
+//-------===//
 //
 /// \file
 /// The input is a `tc -batch` file, read as `rule2xdp --tc-batch` reads it:
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ir::tc::print(p).empty())
       fuzz::invariant("an empty tc IR print", "");
   } catch (const frontend::Diagnostic &d) {
-    fuzz::formatChecked(sm, frontend::Severity::Error, d.pos, d.what(), d.length);
+    fuzz::formatChecked(sm, frontend::Severity::Error, d.pos, d.what(),
+                        d.length);
   }
   return 0;
 }

@@ -1,4 +1,5 @@
-//===- test/packet/FrameGen.h - seeded random frames -------------*- C++ -*-===//
+//===- test/packet/FrameGen.h - seeded random frames -------------*- C++
+//-*-===//
 //
 /// \file
 /// The random frame generator shared by the single-rule loop (Random.cpp)

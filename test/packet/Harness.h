@@ -51,13 +51,13 @@ enum class Phase { Input, Forward };
 /// A compiled and loaded object: a single rule, or a ruleset.
 struct Loaded {
   std::string text;
-  Rule rule;         // single rule
+  Rule rule; // single rule
   bool isRuleset = false;
-  Ruleset set;       // ruleset: the model's reading of `text`
-  SlotMap slotMap;   // ruleset: the object's slot for each model rule
+  Ruleset set;               // ruleset: the model's reading of `text`
+  SlotMap slotMap;           // ruleset: the object's slot for each model rule
   std::string compileOutput; // warnings rule2xdp printed
   std::string firstFailure;  // the first case that printed this ruleset
-  std::string error; // non-empty: compiling or loading failed
+  std::string error;         // non-empty: compiling or loading failed
   std::string metaText;
   r2x::runtime::Meta meta;
   bpf_object *obj = nullptr;

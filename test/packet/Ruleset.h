@@ -1,4 +1,5 @@
-//===- test/packet/Ruleset.h - a whole ruleset's meaning, for tests -*- C++ -*-===//
+//===- test/packet/Ruleset.h - a whole ruleset's meaning, for tests -*- C++
+//-*-===//
 //
 /// \file
 /// The reference model of a ruleset in iptables-save form, written from

@@ -120,8 +120,8 @@ private:
       owners.push_back({b, 0,
                         t == "filter" && big_ ? big_ / 2 + g_.below(big_ + 1)
                         : t == "filter"       ? 1 + g_.below(8)
-                        : t == "raw"  ? g_.below(9)
-                                      : g_.below(5)});
+                        : t == "raw"          ? g_.below(9)
+                                              : g_.below(5)});
     for (size_t k = 0; k < mine.size(); ++k)
       owners.push_back({chains_[mine[k]].name, k + 1, 1 + g_.below(8)});
     // Rules of different chains interleave in the file, as they may.
@@ -148,12 +148,19 @@ private:
   }
 
   std::string addr() {
-    std::vector<std::string> pool = {
-        "10.1.0.1",   "10.1.0.2",       "10.1.0.3",
-        "10.1.0.0/24", "10.1.0.0/16",   "10.0.0.0/8",
-        "10.1.7.7",   "10.2.0.1",       "192.168.1.1",
-        "0.0.0.0/0",  "10.1.255.255",   "10.1.0.0/255.255.0.0",
-        "10.0.0.7/255.0.0.255"};
+    std::vector<std::string> pool = {"10.1.0.1",
+                                     "10.1.0.2",
+                                     "10.1.0.3",
+                                     "10.1.0.0/24",
+                                     "10.1.0.0/16",
+                                     "10.0.0.0/8",
+                                     "10.1.7.7",
+                                     "10.2.0.1",
+                                     "192.168.1.1",
+                                     "0.0.0.0/0",
+                                     "10.1.255.255",
+                                     "10.1.0.0/255.255.0.0",
+                                     "10.0.0.7/255.0.0.255"};
     if (phase_ == Phase::Forward)
       pool.insert(pool.end(),
                   {"10.9.0.2", "10.9.0.1", "10.9.0.0/24", "127.0.0.0/8"});
@@ -163,10 +170,9 @@ private:
   /// A --sport/--dport value. The reversed range 5:3 (it matches no port)
   /// only for udp: libxt_tcp refuses it ("invalid portrange (min > max)").
   std::string ports(const std::string &proto) {
-    static const char *pool[] = {"22",        "53",         "80",
-                                 "1234",      "1000:2000",  "0:1023",
-                                 "1024:65535", "80:443",    "5:3",
-                                 "65535",     "0",          "1233:1235"};
+    static const char *pool[] = {
+        "22",         "53",     "80",  "1234",  "1000:2000", "0:1023",
+        "1024:65535", "80:443", "5:3", "65535", "0",         "1233:1235"};
     std::string p = pool[g_.below(std::size(pool))];
     return p == "5:3" && proto == "tcp" ? "3:5" : p;
   }
@@ -174,8 +180,9 @@ private:
   std::string iface() {
     std::vector<std::string> pool =
         phase_ == Phase::Input
-            ? std::vector<std::string>{"lo", "r2xa0", "r2xb0", "r2xa0.10",
-                                       "r2xa0.20.30", "r2x+", "r2xa0.+"}
+            ? std::vector<std::string>{"lo",       "r2xa0",       "r2xb0",
+                                       "r2xa0.10", "r2xa0.20.30", "r2x+",
+                                       "r2xa0.+"}
             : std::vector<std::string>{"lo", "f0", "f1", "f+"};
     return pool[g_.below(pool.size())];
   }
@@ -266,10 +273,9 @@ void forForwardPhase(Gen &g, std::vector<uint8_t> &frame) {
 void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
                     unsigned big) {
   const bool input = h.phase() == Phase::Input;
-  const std::string loop = std::string(big ? "big random ruleset (seed "
-                                           : "random ruleset (seed ") +
-                           std::to_string(seed) + ", " +
-                           (input ? "INPUT" : "FORWARD") + " phase)";
+  const std::string loop =
+      std::string(big ? "big random ruleset (seed " : "random ruleset (seed ") +
+      std::to_string(seed) + ", " + (input ? "INPUT" : "FORWARD") + " phase)";
   const std::vector<uint32_t> ifaces =
       input ? std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("r2xa0"),
                                     h.ifindex("r2xb0")}
@@ -333,9 +339,8 @@ void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
     }
   }
   std::cout << (big ? "big " : "") << "random rulesets ("
-            << (input ? "INPUT" : "FORWARD")
-            << " phase, seed " << seed << "): " << compiled << " rulesets, "
-            << runs << " frames:";
+            << (input ? "INPUT" : "FORWARD") << " phase, seed " << seed
+            << "): " << compiled << " rulesets, " << runs << " frames:";
   for (auto &[k, n] : seen)
     std::cout << " " << k << " " << n << ";";
   std::cout << "\n";

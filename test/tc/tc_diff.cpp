@@ -1,4 +1,5 @@
-//===- test/tc/tc_diff.cpp - u32 against the kernel's cls_u32, frame by frame ===//
+//===- test/tc/tc_diff.cpp - u32 against the kernel's cls_u32, frame by frame
+//===//
 //
 /// \file
 /// The kernel as oracle for the tc frontend. For each generated set of u32
@@ -57,8 +58,8 @@
 #include <string>
 #include <vector>
 
-using r2x::diff::ProcessResult;
 using r2x::diff::joinWords;
+using r2x::diff::ProcessResult;
 using r2x::diff::run;
 using r2x::test::Frame;
 
@@ -98,8 +99,8 @@ void awaitUp(const std::string &ns, size_t want) {
   for (;;) {
     ProcessResult r = run({"ip", "-n", ns, "-o", "link", "show"}, {}, 20000);
     size_t up = 0;
-    for (size_t at = 0; (at = r.out.find(" state UP ", at)) != std::string::npos;
-         ++at)
+    for (size_t at = 0;
+         (at = r.out.find(" state UP ", at)) != std::string::npos; ++at)
       ++up;
     if (r.ok() && up >= want)
       return;
@@ -113,7 +114,8 @@ void awaitUp(const std::string &ns, size_t want) {
 
 /// A directory for the test's files, PREFIX + pid, removed at the end.
 struct TempDir {
-  explicit TempDir(const std::string &prefix) : path(prefix + std::to_string(getpid())) {
+  explicit TempDir(const std::string &prefix)
+      : path(prefix + std::to_string(getpid())) {
     must({"mkdir", "-p", path});
   }
   ~TempDir() { run({"rm", "-rf", path}); }
@@ -171,7 +173,8 @@ public:
     gNames[0] = pre + "S";
     gNames[1] = pre + "R";
     for (int i = 0; i < 2; ++i)
-      std::snprintf(gPaths[i], sizeof gPaths[i], "/run/netns/%s", gNames[i].c_str());
+      std::snprintf(gPaths[i], sizeof gPaths[i], "/run/netns/%s",
+                    gNames[i].c_str());
     std::atexit(cleanupNow);
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE})
       signal(sig, onSignal);
@@ -179,19 +182,23 @@ public:
     must({"ip", "netns", "add", S});
     must({"ip", "netns", "add", R});
     for (const std::string &n : {S, R}) {
-      must({"ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"});
-      must({"ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"});
+      must({"ip", "netns", "exec", n, "sysctl", "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1"});
+      must({"ip", "netns", "exec", n, "sysctl", "-qw",
+            "net.ipv6.conf.default.disable_ipv6=1"});
     }
-    must({"ip", "-n", R, "link", "add", "r0", "type", "veth", "peer", "name", "s0", "netns", S});
+    must({"ip", "-n", R, "link", "add", "r0", "type", "veth", "peer", "name",
+          "s0", "netns", S});
     must({"ip", "-n", S, "link", "set", "s0", "up"});
     must({"ip", "-n", R, "link", "set", "r0", "up"});
     for (unsigned i = 0; i <= kSinks; ++i) {
       std::string k = i == kSinks ? "ks" : "k" + std::to_string(i);
-      must({"ip", "-n", R, "link", "add", k, "type", "veth", "peer", "name", k + "p"});
+      must({"ip", "-n", R, "link", "add", k, "type", "veth", "peer", "name",
+            k + "p"});
       must({"ip", "-n", R, "link", "set", k, "up"});
       must({"ip", "-n", R, "link", "set", k + "p", "up"});
     }
-    awaitUp(S, 1);                  // s0
+    awaitUp(S, 1);                    // s0
     awaitUp(R, 1 + 2 * (kSinks + 1)); // r0, the sinks and the sentinel sink
     int orig = openNs("/proc/self/ns/net");
     int sfd = openNs(gPaths[0]), rfd = openNs(gPaths[1]);
@@ -314,8 +321,10 @@ public:
     std::istringstream is(irText);
     std::string line;
     while (std::getline(is, line)) {
-      size_t k = line.find("knode "), c = line.find(" counter "), fl = line.find(" flowid 1:");
-      if (k == std::string::npos || c == std::string::npos || fl == std::string::npos)
+      size_t k = line.find("knode "), c = line.find(" counter "),
+             fl = line.find(" flowid 1:");
+      if (k == std::string::npos || c == std::string::npos ||
+          fl == std::string::npos)
         continue;
       unsigned slot = unsigned(std::stoul(line.substr(c + 9)));
       unsigned sink = unsigned(std::stoul(line.substr(fl + 10), nullptr, 16));
@@ -337,9 +346,11 @@ public:
     o.data_size_out = uint32_t(out.size());
     o.repeat = 1;
     if (int err = bpf_prog_test_run_opts(prog_, &o))
-      throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") + std::strerror(-err));
+      throw std::runtime_error(std::string("bpf_prog_test_run_opts: ") +
+                               std::strerror(-err));
     if (outFrame)
-      *outFrame = std::vector<uint8_t>(out.begin(), out.begin() + o.data_size_out);
+      *outFrame =
+          std::vector<uint8_t>(out.begin(), out.begin() + o.data_size_out);
     std::vector<uint64_t> after = packets();
     unsigned hit = 0;
     for (unsigned s = 0; s < slots_; ++s)
@@ -363,17 +374,21 @@ private:
   std::map<unsigned, unsigned> sinkOfSlot_;
 };
 
-//===-- generation ----------------------------------------------------------===//
+//===-- generation
+//----------------------------------------------------------===//
 
 struct Rng {
   std::mt19937_64 g;
   explicit Rng(uint64_t seed) : g(seed) {}
   unsigned below(unsigned n) { return unsigned(g() % n); }
   bool chance(unsigned pct) { return below(100) < pct; }
-  template <class T> const T &pick(const std::vector<T> &v) { return v[below(unsigned(v.size()))]; }
+  template <class T> const T &pick(const std::vector<T> &v) {
+    return v[below(unsigned(v.size()))];
+  }
 };
 
-const std::vector<std::string> kAddrs = {"10.1.0.1", "10.1.0.2", "10.1.1.2", "192.168.7.7"};
+const std::vector<std::string> kAddrs = {"10.1.0.1", "10.1.0.2", "10.1.1.2",
+                                         "192.168.7.7"};
 const std::vector<uint16_t> kPorts = {1234, 53, 80, 40000};
 const char *kControls[] = {"drop", "pass", "continue", "pipe"};
 
@@ -387,10 +402,12 @@ Frame randomFrame(Rng &r) {
   Frame f;
   switch (r.below(3)) {
   case 0:
-    f = Frame::udp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts), r.pick(kPorts));
+    f = Frame::udp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts),
+                   r.pick(kPorts));
     break;
   case 1:
-    f = Frame::tcp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts), r.pick(kPorts));
+    f = Frame::tcp(r.pick(kAddrs), r.pick(kAddrs), r.pick(kPorts),
+                   r.pick(kPorts));
     break;
   default:
     f = Frame::icmp(r.pick(kAddrs), r.pick(kAddrs));
@@ -414,7 +431,8 @@ Frame randomFrame(Rng &r) {
 }
 
 /// A selector that often matches frames like `t` (values from its bytes).
-std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6, bool negative) {
+std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6,
+                     bool negative) {
   auto word = [&](int off) {
     uint32_t w = 0;
     for (int i = 0; i < 4; ++i) {
@@ -423,31 +441,35 @@ std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6, bool negati
     }
     return w;
   };
-  static const uint32_t masks[] = {0xffffffffu, 0xffff0000u, 0x0000ffffu, 0xff00ff00u, 0x00f0000fu, 0};
+  static const uint32_t masks[] = {0xffffffffu, 0xffff0000u, 0x0000ffffu,
+                                   0xff00ff00u, 0x00f0000fu, 0};
   switch (r.below(v6 ? 3 : 12)) {
   case 0: {
     int off = int(4 * r.below(11));
     uint32_t m = masks[r.below(6)];
-    return "u32 " + hex(r.chance(80) ? word(off) & m : uint32_t(r.g())) + " " + hex(m) + " at " + std::to_string(off);
+    return "u32 " + hex(r.chance(80) ? word(off) & m : uint32_t(r.g())) + " " +
+           hex(m) + " at " + std::to_string(off);
   }
   case 1: {
     int off = int(2 * r.below(22));
     uint32_t w = word(off & ~3);
     uint16_t v = (off & 3) == 0 ? uint16_t(w >> 16) : uint16_t(w);
     uint16_t m = r.chance(70) ? 0xffff : uint16_t(r.g());
-    return "u16 " + hex(r.chance(80) ? v & m : uint16_t(r.g()) & m) + " " + hex(m) + " at " + std::to_string(off);
+    return "u16 " + hex(r.chance(80) ? v & m : uint16_t(r.g()) & m) + " " +
+           hex(m) + " at " + std::to_string(off);
   }
   case 2: {
     int off = int(r.below(44)) - (negative && r.chance(10) ? 14 : 0);
     uint8_t v = uint8_t(word(off & ~3) >> (8 * (3 - (off & 3))));
     uint8_t m = r.chance(70) ? 0xff : uint8_t(r.g());
-    return "u8 " + hex(r.chance(80) ? v & m : uint8_t(r.g()) & m) + " " + hex(m) + " at " + std::to_string(off);
+    return "u8 " + hex(r.chance(80) ? v & m : uint8_t(r.g()) & m) + " " +
+           hex(m) + " at " + std::to_string(off);
   }
   case 3:
   case 4: {
     static const int lens[] = {32, 32, 24, 16, 8, 0, 31, 12};
-    return std::string("ip ") + (r.chance(50) ? "src " : "dst ") + r.pick(kAddrs) + "/" +
-           std::to_string(lens[r.below(8)]);
+    return std::string("ip ") + (r.chance(50) ? "src " : "dst ") +
+           r.pick(kAddrs) + "/" + std::to_string(lens[r.below(8)]);
   }
   case 5: {
     static const int protos[] = {1, 6, 17};
@@ -455,10 +477,12 @@ std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6, bool negati
   }
   case 6:
     return std::string("ip ") + (r.chance(50) ? "sport " : "dport ") +
-           std::to_string(r.pick(kPorts)) + (r.chance(80) ? " 0xffff" : " " + hex(r.g() & 0xffff));
+           std::to_string(r.pick(kPorts)) +
+           (r.chance(80) ? " 0xffff" : " " + hex(r.g() & 0xffff));
   case 7:
-    return r.chance(50) ? "ip tos " + hex(r.below(256)) + " " + hex(r.below(256))
-                        : "ip ihl " + std::to_string(5 + r.below(3)) + " 0x0f";
+    return r.chance(50)
+               ? "ip tos " + hex(r.below(256)) + " " + hex(r.below(256))
+               : "ip ihl " + std::to_string(5 + r.below(3)) + " 0x0f";
   case 8: {
     static const char *fl[] = {"nofrag", "firstfrag", "df", "mf"};
     return std::string("ip ") + fl[r.below(4)];
@@ -468,15 +492,17 @@ std::string selector(Rng &r, const std::vector<uint8_t> &t, bool v6, bool negati
   case 10:
     if (!negative)
       return "u32 0 0 at 0";
-    return std::string("ether ") + (r.chance(50) ? "src 02:00:00:00:00:01" : "dst 02:00:00:00:00:02");
+    return std::string("ether ") +
+           (r.chance(50) ? "src 02:00:00:00:00:01" : "dst 02:00:00:00:00:02");
   default:
-    return std::string(r.chance(50) ? "udp" : "tcp") + (r.chance(50) ? " dst " : " src ") +
-           std::to_string(r.pick(kPorts)) + " 0xffff";
+    return std::string(r.chance(50) ? "udp" : "tcp") +
+           (r.chance(50) ? " dst " : " src ") + std::to_string(r.pick(kPorts)) +
+           " 0xffff";
   }
 }
 
 struct Case {
-  std::string kernel, xdp; // tc -batch texts
+  std::string kernel, xdp;         // tc -batch texts
   std::vector<std::string> knodes; // per sink, for reports
 };
 
@@ -492,7 +518,8 @@ Case generate(Rng &r, const std::vector<Frame> &frames) {
       return;
     std::string ctl = kControls[r.below(4)];
     std::string cls = " classid 1:" + hex(sink).substr(2);
-    c.kernel += head + cls + " action mirred egress mirror dev k" + std::to_string(sink) + " " + ctl + "\n";
+    c.kernel += head + cls + " action mirred egress mirror dev k" +
+                std::to_string(sink) + " " + ctl + "\n";
     c.xdp += head + cls + " action " + ctl + "\n";
     c.knodes.push_back(head + " (" + ctl + ")");
     ++sink;
@@ -532,11 +559,14 @@ Case generate(Rng &r, const std::vector<Frame> &frames) {
         unsigned div = 1u << r.below(5);
         std::string ht = hex(nextHt++).substr(2) + ":";
         add("filter add dev r0 parent ffff: protocol " + proto + " pref " +
-            std::to_string(pref) + " handle " + ht + " u32 divisor " + std::to_string(div));
+            std::to_string(pref) + " handle " + ht + " u32 divisor " +
+            std::to_string(div));
         bool eat = r.chance(50);
         std::string link = base + matches(1, false) + " link " + ht;
         static const std::vector<std::pair<std::string, std::string>> keys = {
-            {"0x000000ff", "at 16"}, {"0xff000000", "at 12"}, {"0x0000ffff", "at 20"},
+            {"0x000000ff", "at 16"},
+            {"0xff000000", "at 12"},
+            {"0x0000ffff", "at 20"},
             {"0x00ff0000", "at 8"}};
         const auto &hk = keys[r.below(unsigned(keys.size()))];
         link += " hashkey mask " + hk.first + " at " + hk.second.substr(3);
@@ -550,21 +580,23 @@ Case generate(Rng &r, const std::vector<Frame> &frames) {
           add(link);
         unsigned inner = 1 + r.below(3);
         for (unsigned j = 0; j < inner; ++j) {
-          std::string head = "filter add dev r0 parent ffff: protocol " + proto + " pref " +
-                             std::to_string(pref) + " u32 ht " + ht;
+          std::string head = "filter add dev r0 parent ffff: protocol " +
+                             proto + " pref " + std::to_string(pref) +
+                             " u32 ht " + ht;
           if (div > 1) {
             // a bucket by sample, as users write it
             const std::vector<uint8_t> t = r.pick(frames).build();
             (void)t;
-            head = "filter add dev r0 parent ffff: protocol " + proto + " pref " +
-                   std::to_string(pref) + " u32 ht " + ht + " sample u32 " +
-                   hex(r.g() & 0xffffffffu) + " " + hk.first + " at " + hk.second.substr(3) +
-                   " divisor " + std::to_string(div);
+            head = "filter add dev r0 parent ffff: protocol " + proto +
+                   " pref " + std::to_string(pref) + " u32 ht " + ht +
+                   " sample u32 " + hex(r.g() & 0xffffffffu) + " " + hk.first +
+                   " at " + hk.second.substr(3) + " divisor " +
+                   std::to_string(div);
           }
           std::string m;
           if (eat && r.chance(60))
-            m = std::string(" match ") + (r.chance(50) ? "udp" : "tcp") + " dst " +
-                std::to_string(r.pick(kPorts)) + " 0xffff";
+            m = std::string(" match ") + (r.chance(50) ? "udp" : "tcp") +
+                " dst " + std::to_string(r.pick(kPorts)) + " 0xffff";
           else
             m = matches(1 + r.below(2), false);
           knode(head + m);
@@ -606,7 +638,8 @@ void set32(std::vector<uint8_t> &f, size_t at, uint32_t v) {
   set16(f, at + 2, uint16_t(v));
 }
 /// One's complement sum of the big-endian words of f[from, to), folded.
-uint16_t onesSum(const std::vector<uint8_t> &f, size_t from, size_t to, uint32_t s = 0) {
+uint16_t onesSum(const std::vector<uint8_t> &f, size_t from, size_t to,
+                 uint32_t s = 0) {
   for (size_t i = from; i < to; i += 2)
     s += i + 1 < to ? get16(f, i) : uint32_t(f[i]) << 8;
   while (s >> 16)
@@ -628,8 +661,9 @@ struct NatSpec {
   unsigned len = 32;
   std::string control;
   std::string text() const {
-    return std::string("nat ") + (egress ? "egress " : "ingress ") + r2x::test::ipv4Str(old) +
-           "/" + std::to_string(len) + " " + r2x::test::ipv4Str(neu) + " " + control;
+    return std::string("nat ") + (egress ? "egress " : "ingress ") +
+           r2x::test::ipv4Str(old) + "/" + std::to_string(len) + " " +
+           r2x::test::ipv4Str(neu) + " " + control;
   }
 };
 
@@ -637,7 +671,8 @@ struct NatExpect {
   uint32_t action = 2; // XDP_PASS
   unsigned ran = 0;    // bit 1: the nat filter, bit 2: the pref-2 filter
   std::vector<uint8_t> frame;
-  std::vector<std::string> scratch; // checksums to recompute: "ip", "l4", "icmp"
+  std::vector<std::string>
+      scratch; // checksums to recompute: "ip", "l4", "icmp"
   size_t l3 = 14;
 };
 
@@ -733,7 +768,8 @@ NatExpect natModel(const NatSpec &n, const std::vector<uint8_t> &in) {
 
 /// Recomputes from scratch the checksums the model changed, where the
 /// input's were valid and the datagram is whole; "" when all agree.
-std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e, unsigned &checked) {
+std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e,
+                       unsigned &checked) {
   if (e.scratch.empty())
     return "";
   const std::vector<uint8_t> &out = e.frame;
@@ -742,7 +778,8 @@ std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e, unsig
   if (ihl < 20 || L + ihl > in.size())
     return "";
   uint16_t totLen = get16(in, L + 2);
-  bool whole = (get16(in, L + 6) & 0x3fff) == 0 && totLen >= ihl + 8 && L + totLen <= in.size();
+  bool whole = (get16(in, L + 6) & 0x3fff) == 0 && totLen >= ihl + 8 &&
+               L + totLen <= in.size();
   uint8_t proto = in[L + 9];
   for (const std::string &k : e.scratch) {
     size_t from = L, to = L + ihl, field = L + 10;
@@ -757,14 +794,16 @@ std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e, unsig
         continue;
       if (k == "l4") { // the pseudo-header
         auto pseudo = [&](const std::vector<uint8_t> &f) {
-          return uint32_t(onesSum(f, L + 12, L + 20)) + proto + uint32_t(totLen - ihl);
+          return uint32_t(onesSum(f, L + 12, L + 20)) + proto +
+                 uint32_t(totLen - ihl);
         };
         seed = pseudo(out);
         seedIn = pseudo(in);
       }
     }
     if (onesSum(in, from, to, seedIn) != 0xffff)
-      continue; // the input's checksum was wrong: only the model's update applies
+      continue; // the input's checksum was wrong: only the model's update
+                // applies
     ++checked;
     std::vector<uint8_t> z = out;
     set16(z, field, 0);
@@ -773,16 +812,16 @@ std::string natScratch(const std::vector<uint8_t> &in, const NatExpect &e, unsig
       want = 0xffff;
     if (get16(out, field) != want) {
       char b[96];
-      std::snprintf(b, sizeof b, "%s checksum %#06x, from scratch %#06x", k.c_str(),
-                    get16(out, field), want);
+      std::snprintf(b, sizeof b, "%s checksum %#06x, from scratch %#06x",
+                    k.c_str(), get16(out, field), want);
       return b;
     }
   }
   return "";
 }
 
-const std::vector<std::string> kNatAddrs = {"10.1.0.1", "10.1.0.2", "10.1.0.77", "10.1.1.2",
-                                            "192.168.7.7"};
+const std::vector<std::string> kNatAddrs = {"10.1.0.1", "10.1.0.2", "10.1.0.77",
+                                            "10.1.1.2", "192.168.7.7"};
 
 std::vector<uint8_t> natFrame(Rng &r) {
   Frame f;
@@ -824,10 +863,13 @@ std::vector<uint8_t> natFrame(Rng &r) {
   size_t L = 14 + 4 * f.tags.size(), ihl = f.ipHeaderLen();
   if (kind == 3 && f.fragOffset == 0 && L + ihl + 36 <= v.size()) {
     // An ICMP error quoting the first 28 bytes of a datagram.
-    std::vector<uint8_t> q = (r.chance(50) ? Frame::udp(r.pick(kNatAddrs), r.pick(kNatAddrs), 1234, 53)
-                                           : Frame::tcp(r.pick(kNatAddrs), r.pick(kNatAddrs), 80, 40000))
-                                 .build();
-    std::copy(q.begin() + 14, q.begin() + 14 + 28, v.begin() + long(L + ihl + 8));
+    std::vector<uint8_t> q =
+        (r.chance(50)
+             ? Frame::udp(r.pick(kNatAddrs), r.pick(kNatAddrs), 1234, 53)
+             : Frame::tcp(r.pick(kNatAddrs), r.pick(kNatAddrs), 80, 40000))
+            .build();
+    std::copy(q.begin() + 14, q.begin() + 14 + 28,
+              v.begin() + long(L + ihl + 8));
     size_t end = std::min(v.size(), L + get16(v, L + 2));
     set16(v, L + ihl + 2, 0);
     set16(v, L + ihl + 2, uint16_t(~onesSum(v, L + ihl, end)));
@@ -835,7 +877,8 @@ std::vector<uint8_t> natFrame(Rng &r) {
   if (kind == 4 && L + ihl + 8 <= v.size())
     set16(v, L + ihl + 6, 0); // UDP without a checksum
   if (r.chance(10) && v.size() > 16)
-    v[14 + r.below(unsigned(v.size() - 14))] ^= uint8_t(1 + r.below(255)); // a wrong byte
+    v[14 + r.below(unsigned(v.size() - 14))] ^=
+        uint8_t(1 + r.below(255)); // a wrong byte
   if (r.chance(12))
     v.resize(14 + r.below(unsigned(v.size() - 13)));
   return v;
@@ -850,14 +893,20 @@ NatSpec natSpec(Rng &r, const std::vector<std::vector<uint8_t>> &frames) {
   n.mask = 0xffffffffu << (32 - n.len);
   // The address to translate, from a frame (outer or quoted header), or not.
   const std::vector<uint8_t> &t = r.pick(frames);
-  size_t L = t.size() >= 18 && (get16(t, 12) == 0x8100 || get16(t, 12) == 0x88a8) ? 18 : 14;
+  size_t L =
+      t.size() >= 18 && (get16(t, 12) == 0x8100 || get16(t, 12) == 0x88a8) ? 18
+                                                                           : 14;
   std::vector<size_t> at = {L + 12, L + 16, L + 20 + 8 + 12, L + 20 + 8 + 16};
   size_t a = at[r.below(4)];
-  n.old = a + 4 <= t.size() && r.chance(85) ? get32(t, a) : r2x::test::ipv4(r.pick(kNatAddrs));
+  n.old = a + 4 <= t.size() && r.chance(85)
+              ? get32(t, a)
+              : r2x::test::ipv4(r.pick(kNatAddrs));
   if (r.chance(30))
-    n.old ^= uint32_t(r.g()) & ~n.mask; // host bits tc keeps and the kernel ignores
+    n.old ^=
+        uint32_t(r.g()) & ~n.mask; // host bits tc keeps and the kernel ignores
   n.neu = r.chance(80) ? r2x::test::ipv4(r.pick(kNatAddrs)) : uint32_t(r.g());
-  static const char *controls[] = {"pass", "pipe", "continue", "pipe", "pass", "drop"};
+  static const char *controls[] = {"pass", "pipe", "continue",
+                                   "pipe", "pass", "drop"};
   n.control = controls[r.below(6)];
   return n;
 }
@@ -874,17 +923,20 @@ int natCheck(uint64_t seed, unsigned cases, unsigned packets) {
     for (unsigned i = 0; i < packets; ++i)
       frames.push_back(natFrame(r));
     NatSpec n = natSpec(r, frames);
-    std::string batch = std::string("filter add dev e parent ffff: protocol ") +
-                        (n.protoAll ? "all" : "ip") +
-                        " pref 1 u32 match u32 0 0 classid 1:1 action " + n.text() +
-                        "\nfilter add dev e parent ffff: protocol all pref 2 u32 match u32 0 0 "
-                        "classid 1:2 action pass\n";
+    std::string batch =
+        std::string("filter add dev e parent ffff: protocol ") +
+        (n.protoAll ? "all" : "ip") +
+        " pref 1 u32 match u32 0 0 classid 1:1 action " + n.text() +
+        "\nfilter add dev e parent ffff: protocol all pref 2 u32 match u32 0 0 "
+        "classid 1:2 action pass\n";
     std::string file = dir + "/nat.tc", obj = dir + "/nat.o";
     std::ofstream(file) << batch;
-    ProcessResult cr = run({R2X_COMPILER, "--tc-batch", file, "-o", obj}, {}, 60000);
+    ProcessResult cr =
+        run({R2X_COMPILER, "--tc-batch", file, "-o", obj}, {}, 60000);
     if (!cr.ok())
       throw std::runtime_error("rule2xdp refused:\n" + batch + cr.err);
-    ProcessResult ir = run({R2X_COMPILER, "--tc-batch", file, "--emit=ir"}, {}, 60000);
+    ProcessResult ir =
+        run({R2X_COMPILER, "--tc-batch", file, "--emit=ir"}, {}, 60000);
     Program prog(obj, ir.out);
     for (const std::vector<uint8_t> &in : frames) {
       NatExpect e = natModel(n, in);
@@ -893,21 +945,25 @@ int natCheck(uint64_t seed, unsigned cases, unsigned packets) {
       ++compared;
       rewritten += e.frame != in;
       std::string scratch = natScratch(in, e, checked);
-      bool same = action == e.action && ran == e.ran && (action != 2 || out == e.frame);
+      bool same =
+          action == e.action && ran == e.ran && (action != 2 || out == e.frame);
       if (!same || !scratch.empty()) {
         ++mismatches;
-        std::printf("FAIL nat case %u: %s\n%smodel: action %u ran %#x, program: action %u "
-                    "ran %#x%s%s\nframe in:\n%s\nmodel:\n%s\nprogram:\n%s\n",
-                    ci, n.text().c_str(), batch.c_str(), e.action, e.ran, action, ran,
-                    scratch.empty() ? "" : "; model vs from scratch: ", scratch.c_str(),
-                    r2x::test::hexDump(in).c_str(), r2x::test::hexDump(e.frame).c_str(),
-                    r2x::test::hexDump(out).c_str());
+        std::printf(
+            "FAIL nat case %u: %s\n%smodel: action %u ran %#x, program: action "
+            "%u "
+            "ran %#x%s%s\nframe in:\n%s\nmodel:\n%s\nprogram:\n%s\n",
+            ci, n.text().c_str(), batch.c_str(), e.action, e.ran, action, ran,
+            scratch.empty() ? "" : "; model vs from scratch: ", scratch.c_str(),
+            r2x::test::hexDump(in).c_str(), r2x::test::hexDump(e.frame).c_str(),
+            r2x::test::hexDump(out).c_str());
         if (mismatches > 5)
           throw std::runtime_error("too many mismatches");
       }
     }
   }
-  std::printf("tc_diff --nat: %u frames compared (%u rewritten, %u checksums recomputed "
+  std::printf("tc_diff --nat: %u frames compared (%u rewritten, %u checksums "
+              "recomputed "
               "from scratch), %u mismatches, seed %llu\n",
               compared, rewritten, checked, mismatches,
               static_cast<unsigned long long>(seed));
@@ -917,7 +973,8 @@ int natCheck(uint64_t seed, unsigned cases, unsigned packets) {
 } // namespace
 
 int main(int argc, char **argv) {
-  uint64_t seed = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  uint64_t seed =
+      uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
   unsigned cases = 30, packets = 16, natCases = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -953,32 +1010,39 @@ int main(int argc, char **argv) {
       for (unsigned i = 0; i < packets; ++i)
         frames.push_back(randomFrame(r));
       Case c = generate(r, frames);
-      std::string kfile = dir + "/kernel.tc", xfile = dir + "/xdp.tc", obj = dir + "/p.o";
+      std::string kfile = dir + "/kernel.tc", xfile = dir + "/xdp.tc",
+                  obj = dir + "/p.o";
       std::ofstream(xfile) << c.xdp;
       std::string k = "qdisc add dev r0 ingress\n"
-                      "filter add dev r0 parent ffff: protocol 0x88b5 pref 1 u32 match u32 0 0 "
+                      "filter add dev r0 parent ffff: protocol 0x88b5 pref 1 "
+                      "u32 match u32 0 0 "
                       "action mirred egress redirect dev ks\n" +
                       c.kernel;
       std::ofstream(kfile) << k;
       run({"tc", "qdisc", "del", "dev", "r0", "ingress"}, {}, 10000);
       ProcessResult kr = run({"tc", "-batch", kfile}, {}, 20000);
-      ProcessResult cr = run({R2X_COMPILER, "--tc-batch", xfile, "-o", obj}, {}, 60000);
+      ProcessResult cr =
+          run({R2X_COMPILER, "--tc-batch", xfile, "-o", obj}, {}, 60000);
       if (!kr.ok() || !cr.ok()) {
         // Both must accept or refuse the same filters.
         if (kr.ok() != cr.ok()) {
           ++mismatches;
-          std::printf("FAIL case %u: tc %s, rule2xdp %s\n%s\ntc: %s\nrule2xdp: %s\n", ci,
-                      kr.ok() ? "accepted" : "refused", cr.ok() ? "accepted" : "refused",
-                      c.xdp.c_str(), kr.err.c_str(), cr.err.c_str());
+          std::printf(
+              "FAIL case %u: tc %s, rule2xdp %s\n%s\ntc: %s\nrule2xdp: %s\n",
+              ci, kr.ok() ? "accepted" : "refused",
+              cr.ok() ? "accepted" : "refused", c.xdp.c_str(), kr.err.c_str(),
+              cr.err.c_str());
         }
         continue;
       }
-      ProcessResult ir = run({R2X_COMPILER, "--tc-batch", xfile, "--emit=ir"}, {}, 60000);
+      ProcessResult ir =
+          run({R2X_COMPILER, "--tc-batch", xfile, "--emit=ir"}, {}, 60000);
       std::unique_ptr<Program> progPtr;
       try {
         progPtr = std::make_unique<Program>(obj, ir.out);
       } catch (const std::exception &e) {
-        throw std::runtime_error(std::string(e.what()) + "; filters:\n" + c.xdp);
+        throw std::runtime_error(std::string(e.what()) + "; filters:\n" +
+                                 c.xdp);
       }
       Program &prog = *progPtr;
       for (const Frame &f : frames) {
@@ -998,12 +1062,15 @@ int main(int argc, char **argv) {
           }
         if (kernel != xdp || action != want) {
           ++mismatches;
-          std::printf("FAIL case %u frame mismatch: kernel ran sinks %#x (verdict %u), "
-                      "rule2xdp ran %#x, XDP action %u\nfilters:\n%sframe:\n%s\n",
-                      ci, kernel, want, xdp, action, c.xdp.c_str(),
-                      r2x::test::hexDump(bytes).c_str());
-          ProcessResult show = run({"tc", "-s", "filter", "show", "dev", "r0", "ingress"});
-          std::printf("kernel's view (tc -s filter show):\n%s\n", show.out.c_str());
+          std::printf(
+              "FAIL case %u frame mismatch: kernel ran sinks %#x (verdict %u), "
+              "rule2xdp ran %#x, XDP action %u\nfilters:\n%sframe:\n%s\n",
+              ci, kernel, want, xdp, action, c.xdp.c_str(),
+              r2x::test::hexDump(bytes).c_str());
+          ProcessResult show =
+              run({"tc", "-s", "filter", "show", "dev", "r0", "ingress"});
+          std::printf("kernel's view (tc -s filter show):\n%s\n",
+                      show.out.c_str());
           if (mismatches > 5)
             throw std::runtime_error("too many mismatches");
         }
@@ -1014,7 +1081,9 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(seed));
     return 1;
   }
-  std::printf("tc_diff: %u frames compared (%u matched a filter), %u mismatches, seed %llu\n",
-              compared, matched, mismatches, static_cast<unsigned long long>(seed));
+  std::printf("tc_diff: %u frames compared (%u matched a filter), %u "
+              "mismatches, seed %llu\n",
+              compared, matched, mismatches,
+              static_cast<unsigned long long>(seed));
   return mismatches ? 1 : 0;
 }

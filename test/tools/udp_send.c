@@ -133,8 +133,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "udp_send: timed out after %ld ms\n", timeoutMs);
       break;
     }
-    if (pps &&
-        !sleepUntil(start + (int64_t)(n * (1000000000.0 / (double)pps))))
+    if (pps && !sleepUntil(start + (int64_t)(n * (1000000000.0 / (double)pps))))
       break; /* stopped while pacing */
     /* A full queue is back-pressure, not loss: retry a bounded number of
      * times (until the deadline) before counting an error. */
