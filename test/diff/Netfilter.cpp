@@ -91,6 +91,17 @@ std::string Netfilter::reset() {
   ProcessResult r = run(nft);
   if (!r.ok())
     return failure(nft, r);
+  // Connection tracking entries outlive the rules that made them: a reply
+  // to a connection an earlier ruleset masqueraded is still translated (and
+  // forwarded, not delivered) after that ruleset is gone. Each ruleset
+  // starts with an empty table, as the kernel's verdict must depend on that
+  // ruleset only.
+  for (const char *family : {"ipv4", "ipv6"}) {
+    std::vector<std::string> flush{"conntrack", "-F", "-f", family};
+    ProcessResult c = run(flush);
+    if (!c.ok())
+      return failure(flush, c);
+  }
   return {};
 }
 
