@@ -118,8 +118,8 @@ CommandResult runCommand(const std::string &path) {
                            POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char *> argv = {const_cast<char *>(path.c_str()), nullptr};
   pid_t pid;
-  int rc = posix_spawnp(&pid, path.c_str(), &actions, &attr, argv.data(),
-                        environ);
+  int rc =
+      posix_spawnp(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(outPipe[1]);
@@ -297,14 +297,14 @@ Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
     for (const SaveText &t : s.texts) {
       if (t.text.empty())
         continue;
-      frontend::parseSaveFile(t.command->program, t.text, sm, program,
-                              warnings, t.command->family, &errors);
+      frontend::parseSaveFile(t.command->program, t.text, sm, program, warnings,
+                              t.command->family, &errors);
     }
     if (!errors.empty()) {
       std::string text;
       for (const frontend::Diagnostic &d : errors)
-        text += frontend::format(sm, frontend::Severity::Error, d.pos,
-                                 d.what(), d.length);
+        text += frontend::format(sm, frontend::Severity::Error, d.pos, d.what(),
+                                 d.length);
       text += "rule2xdp: " + std::to_string(errors.size()) +
               (errors.size() == 1 ? " error" : " errors") +
               " in the kernel's ruleset, nothing loaded\n";
@@ -364,8 +364,8 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
       text += e.log + (e.log.back() == '\n' ? "" : "\n");
     return Failure{kExitKernel, text};
   } catch (const std::exception &e) {
-    return Failure{kExitInput, std::string("rule2xdp: error: ") + e.what() +
-                                   "\n"};
+    return Failure{kExitInput,
+                   std::string("rule2xdp: error: ") + e.what() + "\n"};
   }
 }
 
@@ -376,8 +376,8 @@ std::optional<Failure> readAndAccelerate(const AccelerateRequest &req,
   } catch (const Failure &f) {
     return f;
   } catch (const runtime::LoadError &e) {
-    return Failure{kExitKernel, std::string("rule2xdp: error: ") + e.what() +
-                                    "\n"};
+    return Failure{kExitKernel,
+                   std::string("rule2xdp: error: ") + e.what() + "\n"};
   }
   return accelerate(req, s, what);
 }
@@ -423,8 +423,7 @@ int follow(const AccelerateRequest &req, std::string lastKey) {
   sigaddset(&stop, SIGINT);
   int sigFd = signalfd(-1, &stop, SFD_CLOEXEC);
   if (sigFd < 0) {
-    std::cerr << "rule2xdp: error: signalfd: " << std::strerror(errno)
-              << "\n";
+    std::cerr << "rule2xdp: error: signalfd: " << std::strerror(errno) << "\n";
     return kExitInternal;
   }
   int nftFd = openNftEvents();
@@ -465,8 +464,8 @@ int follow(const AccelerateRequest &req, std::string lastKey) {
     } catch (const Failure &e) {
       f = e;
     } catch (const runtime::LoadError &e) {
-      f = Failure{kExitKernel, std::string("rule2xdp: error: ") + e.what() +
-                                   "\n"};
+      f = Failure{kExitKernel,
+                  std::string("rule2xdp: error: ") + e.what() + "\n"};
     }
     if (!f && s.key == lastKey)
       continue;

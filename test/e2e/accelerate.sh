@@ -1,7 +1,8 @@
 #!/bin/bash
 # test/e2e/accelerate.sh - rule2xdp --accelerate and --follow on the demo
 # network of lib.sh: the kernel's own ruleset, installed in B with
-# iptables-nft-restore, made fast without being changed.
+# iptables-nft-restore (or, with --backend legacy, iptables-legacy-restore),
+# made fast without being changed.
 #
 # The ruleset is ufw-like, with a fail2ban-like block list in front:
 #   f2b-blocklist: udp dpt:1001 DROP               (XDP decides)
@@ -18,14 +19,15 @@
 #     DROP` in B: A sends to :5555 until XDP's counter of that rule grows
 #     (no fixed wait: a condition polled up to R2X_WAIT_S). Then K more:
 #     the kernel's counter of the new rule does not move, XDP's grows by K.
-#  3. A change iptables-nft-save cannot read (a native nft rule it cannot
-#     show): --follow says why and keeps the program (same id, still drops
-#     :5555). The bad rule removed and the :5555 rule deleted: :5555
-#     datagrams reach the kernel's ACCEPT rule again.
+#  3. A ruleset --follow cannot read: nft, a native nft rule
+#     iptables-nft-save cannot show; legacy, an iptables-nft rule beside the
+#     legacy ones (both back ends hold rules). --follow says why and keeps
+#     the program (same id, still drops :5555). The bad rule removed and the
+#     :5555 rule deleted: :5555 datagrams reach the kernel's ACCEPT again.
 #  4. SIGTERM: --follow exits 0, the program stays attached; --unload
 #     removes it.
 #
-#   accelerate.sh [--rule2xdp PATH] [--tools DIR]
+#   accelerate.sh [--backend nft|legacy] [--rule2xdp PATH] [--tools DIR]
 # Needs root; fails without it.
 set -euo pipefail
 
@@ -33,26 +35,31 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 r2x_private_mounts "$@"
 
+BACKEND=nft
 while [ $# -gt 0 ]; do
   case $1 in
+  --backend) BACKEND=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
 done
 r2x_find_tools
-command -v iptables-nft-restore >/dev/null || die "iptables-nft-restore is missing"
-command -v nft >/dev/null || die "nft is missing"
+case $BACKEND in nft | legacy) ;; *) die "--backend nft or legacy, not $BACKEND" ;; esac
+IPT=iptables-$BACKEND
+for c in "$IPT" "$IPT-restore" iptables-nft nft; do
+  command -v "$c" >/dev/null || die "$c is missing"
+done
 N1=200 R=50 M=100 K=100
 
 # kernel_packets CHAIN PATTERN: the kernel's packet count of the first rule
 # of CHAIN in B whose `iptables -L -v -x -n` line matches PATTERN.
 kernel_packets() {
   local n
-  n=$(in_b iptables-nft -L "$1" -v -x -n | awk -v pat="$2" 'NR > 2 && $0 ~ pat {print $1; exit}')
-  [ -n "$n" ] || die "no rule matching '$2' in the kernel's $1: $(in_b iptables-nft -L "$1" -v -x -n)"
+  n=$(in_b "$IPT" -L "$1" -v -x -n | awk -v pat="$2" 'NR > 2 && $0 ~ pat {print $1; exit}')
+  [ -n "$n" ] || die "no rule matching '$2' in the kernel's $1: $(in_b "$IPT" -L "$1" -v -x -n)"
   printf '%s\n' "$n"
 }
 # xdp_packets PATTERN: XDP's packet count of the rule matching PATTERN.
@@ -100,17 +107,17 @@ cat >"$TMP/ufw.rules" <<'R'
 -A ufw-user-input -p udp -m udp --dport 1003 -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 R
-# Inside B only: `ip netns exec` runs iptables-nft-restore in B's network
-# namespace, whose nftables tables are B's own.
-in_b iptables-nft-restore "$TMP/ufw.rules" || die "iptables-nft-restore failed in B"
+# Inside B only: `ip netns exec` runs iptables-*-restore in B's network
+# namespace, whose tables are B's own.
+in_b "$IPT-restore" "$TMP/ufw.rules" || die "$IPT-restore failed in B"
 
 say "== 1. --accelerate veth-b"
 r2x_b --accelerate veth-b >"$TMP/acc.out" 2>&1 || die "--accelerate failed: $(cat "$TMP/acc.out")"
 sed 's/^/   | /' "$TMP/acc.out"
-grep -q "nft back end" "$TMP/acc.out" || die "the listing does not name the nft back end"
-grep -q "^iptables-nft-save:[0-9]*:[0-9]*: note: .*conntrack" "$TMP/acc.out" ||
+grep -q "$BACKEND back end" "$TMP/acc.out" || die "the listing does not name the $BACKEND back end"
+grep -q "^$IPT-save:[0-9]*:[0-9]*: note: .*conntrack" "$TMP/acc.out" ||
   die "the listing does not hand the conntrack rules over"
-grep -q "^iptables-nft-save:[0-9]*:[0-9]*: note: .*REJECT" "$TMP/acc.out" ||
+grep -q "^$IPT-save:[0-9]*:[0-9]*: note: .*REJECT" "$TMP/acc.out" ||
   die "the listing does not hand the REJECT rule over"
 grep -q "^rule2xdp: loaded on veth-b" "$TMP/acc.out" || die "no 'loaded on veth-b'"
 ID1=$(r2x_xdp_prog_id)
@@ -137,7 +144,7 @@ ID2=$(r2x_xdp_prog_id)
 expect "XDP's :1001 count kept across the replace" "$(xdp_packets 'dpt:1001')" $N1
 
 T0=$(date +%s.%N)
-in_b iptables-nft -I INPUT -p udp --dport 5555 -j DROP || die "iptables -I in B"
+in_b "$IPT" -I INPUT -p udp --dport 5555 -j DROP || die "iptables -I in B"
 xdp_drops_5555() {
   r2x_send 5555 10 >/dev/null
   local n
@@ -158,14 +165,20 @@ expect "kernel's count of the new :5555 DROP, before -> after $K more" \
 expect "XDP's count of the new :5555 DROP grew by" \
   "$(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE))" $K
 
-say "== 3. a ruleset iptables-nft-save cannot read"
-# One nft transaction (a chain of its own would be a change --follow reads).
-printf 'add chain ip filter r2x-native\nadd rule ip filter r2x-native ip length 100 counter drop\n' |
-  in_b nft -f - || die "nft -f in B"
-rc=0
-in_b iptables-nft-save >/dev/null 2>&1 || rc=$?
-[ "$rc" != 0 ] || die "iptables-nft-save still reads B's ruleset: the test needs another broken change"
-said_why() { grep -q 'cannot read the kernel' "$TMP/follow.err" && grep -q 'last good program stays attached' "$TMP/follow.err"; }
+say "== 3. a ruleset --follow cannot read"
+if [ "$BACKEND" = nft ]; then
+  # One nft transaction (a chain of its own would be a change --follow reads).
+  printf 'add chain ip filter r2x-native\nadd rule ip filter r2x-native ip length 100 counter drop\n' |
+    in_b nft -f - || die "nft -f in B"
+  rc=0
+  in_b iptables-nft-save >/dev/null 2>&1 || rc=$?
+  [ "$rc" != 0 ] || die "iptables-nft-save still reads B's ruleset: the test needs another broken change"
+  WHY='cannot read the kernel'
+else
+  in_b iptables-nft -A INPUT -p udp --dport 7777 -j DROP || die "iptables-nft -A in B"
+  WHY='both iptables back ends hold rules'
+fi
+said_why() { grep -q "$WHY" "$TMP/follow.err" && grep -q 'last good program stays attached' "$TMP/follow.err"; }
 r2x_wait_until "--follow to report the unreadable ruleset" said_why
 sed 's/^/   | /' "$TMP/follow.err"
 kill -0 "$FOLLOW" 2>/dev/null || die "--follow ended on an unreadable ruleset"
@@ -174,9 +187,13 @@ XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
 [ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
 fence 10
 expect "XDP's :5555 count grew by (old program kept)" "$(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE))" $K
-in_b nft flush chain ip filter r2x-native || die "nft flush chain in B"
-in_b nft delete chain ip filter r2x-native || die "nft delete chain in B"
-in_b iptables-nft -D INPUT -p udp --dport 5555 -j DROP || die "iptables -D in B"
+if [ "$BACKEND" = nft ]; then
+  in_b nft flush chain ip filter r2x-native || die "nft flush chain in B"
+  in_b nft delete chain ip filter r2x-native || die "nft delete chain in B"
+else
+  in_b iptables-nft -D INPUT -p udp --dport 7777 -j DROP || die "iptables-nft -D in B"
+fi
+in_b "$IPT" -D INPUT -p udp --dport 5555 -j DROP || die "iptables -D in B"
 # Accepted by the kernel again: its ACCEPT rule for :5555 counts them.
 ABEFORE=$(kernel_packets ufw-user-input 'dpt:5555')
 accepted_5555() {
