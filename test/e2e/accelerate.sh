@@ -7,13 +7,16 @@
 # The ruleset is ufw-like, with a fail2ban-like block list in front:
 #   f2b-blocklist: udp dpt:1001 DROP               (XDP decides)
 #   ufw-before-input: lo ACCEPT, conntrack ...     (handed over: conntrack)
-#   ufw-user-input: udp dpt:4321, 5555 ACCEPT; udp dpt:1003 REJECT
+#   ufw-user-input: udp dpt:4321, 5555, tcp dpt:8080 ACCEPT; udp dpt:1003
+#                   REJECT
 #   policy INPUT DROP
 #  1. `--accelerate veth-b`: the listing names the conntrack and REJECT rules
 #     as handed over. A sends N1 to :1001, R to :1003, M to :4321 (a sink
 #     counts them, all arrive): XDP's counter of the :1001 DROP shows N1 and
 #     the kernel's stays 0; the kernel's REJECT rule counts R (handed over);
-#     XDP counts nothing for the packets it hands over.
+#     XDP counts nothing for the packets it hands over. A TCP transfer of
+#     1 MiB to :8080 (new, then established: conntrack, in the kernel)
+#     arrives with identical bytes (sha256 on both ends).
 #  2. `--accelerate veth-b --follow` in the background (replaces the program
 #     of 1, keeping the :1001 counter). `iptables -I INPUT ... dpt:5555 -j
 #     DROP` in B: A sends to :5555 until XDP's counter of that rule grows
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 r2x_find_tools
+PEER="/usr/bin/python3 $(dirname "$0")/../tools/nat_peer.py"
 case $BACKEND in nft | legacy) ;; *) die "--backend nft or legacy, not $BACKEND" ;; esac
 IPT=iptables-$BACKEND
 for c in "$IPT" "$IPT-restore" iptables-nft nft; do
@@ -104,6 +108,7 @@ cat >"$TMP/ufw.rules" <<'R'
 -A ufw-before-input -j ufw-user-input
 -A ufw-user-input -p udp -m udp --dport 4321 -j ACCEPT
 -A ufw-user-input -p udp -m udp --dport 5555 -j ACCEPT
+-A ufw-user-input -p tcp -m tcp --dport 8080 -j ACCEPT
 -A ufw-user-input -p udp -m udp --dport 1003 -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 R
@@ -131,6 +136,15 @@ expect "kernel's count of the :1003 REJECT (handed over)" "$(kernel_packets ufw-
 expect "XDP's count of the :1003 REJECT" "$(xdp_packets 'dpt:1003')" 0
 expect "kernel's count of the :4321 ACCEPT (handed over)" "$(kernel_packets ufw-user-input 'dpt:4321')" $M
 expect "XDP's count of the f2b-blocklist RETURN" "$(xdp_packets 'RETURN')" 0
+r2x_start tcpsrv "$NS_B" $PEER tcp-server 10.1.0.2 8080
+in_a $PEER tcp-client 10.1.0.2 8080 1048576 >"$TMP/tcpcli.out" 2>&1 ||
+  die "TCP client failed: $(cat "$TMP/tcpcli.out")"
+r2x_waitfor tcpsrv
+SENT=$(awk '/^bytes/ {print $2 " " $4}' "$TMP/tcpcli.out")
+GOT=$(awk '/^peer/ {print $4 " " $6}' "$TMP/tcpsrv.out")
+expect "TCP to :8080, bytes and sha256 received (sent: $SENT)" "$GOT" "$SENT"
+[ "$(kernel_packets ufw-user-input 'dpt:8080')" = 1 ] ||
+  die "the kernel's :8080 ACCEPT counted $(kernel_packets ufw-user-input 'dpt:8080') packets, want 1 (the SYN; the rest is established)"
 
 say "== 2. --follow, and iptables -I of a new DROP rule"
 nsenter --net="/run/netns/$NS_B" -- "$R2X" --accelerate veth-b --follow \
