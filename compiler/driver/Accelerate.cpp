@@ -342,17 +342,32 @@ std::string describeBackend(const Snapshot &s) {
   return "iptables and ip6tables, " + s.backend + " back end";
 }
 
-/// Compiles and loads a snapshot; on success prints the listing on stdout.
-/// Returns the failure instead of throwing it.
+/// The last ruleset compiled, by its key: a load that failed (the
+/// interface was gone, say) is retried by --follow with the same object,
+/// neither compiled nor listed again.
+struct CompileCache {
+  std::string key;
+  Compiled compiled;
+};
+
+/// Compiles (unless `cache` holds this snapshot already; then the listing
+/// is not printed again) and loads a snapshot; prints the listing on
+/// stdout. Returns the failure instead of throwing it.
 std::optional<Failure> accelerate(const AccelerateRequest &req,
-                                  const Snapshot &s, const char *what) {
+                                  const Snapshot &s, const char *what,
+                                  CompileCache &cache) {
   try {
-    Compiled c = compileSnapshot(s, req.classifier);
-    std::cout << "rule2xdp: the kernel's ruleset (" << describeBackend(s)
-              << "):\n"
-              << c.listing << std::flush;
+    if (cache.key.empty() || cache.key != s.key) {
+      cache.key.clear();
+      cache.compiled = compileSnapshot(s, req.classifier);
+      cache.key = s.key;
+      std::cout << "rule2xdp: the kernel's ruleset (" << describeBackend(s)
+                << "):\n"
+                << cache.compiled.listing << std::flush;
+    }
+    const std::string &obj = cache.compiled.object;
     runtime::load(req.ifaces, req.loadOptions,
-                  std::vector<uint8_t>(c.object.begin(), c.object.end()));
+                  std::vector<uint8_t>(obj.begin(), obj.end()));
     std::cout << "rule2xdp: " << what << " " << joined(req.ifaces) << "\n"
               << std::flush;
     return std::nullopt;
@@ -370,7 +385,8 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
 }
 
 std::optional<Failure> readAndAccelerate(const AccelerateRequest &req,
-                                         Snapshot &s, const char *what) {
+                                         Snapshot &s, const char *what,
+                                         CompileCache &cache) {
   try {
     s = readKernelRuleset();
   } catch (const Failure &f) {
@@ -379,7 +395,7 @@ std::optional<Failure> readAndAccelerate(const AccelerateRequest &req,
     return Failure{kExitKernel,
                    std::string("rule2xdp: error: ") + e.what() + "\n"};
   }
-  return accelerate(req, s, what);
+  return accelerate(req, s, what, cache);
 }
 
 /// A netlink socket in nftables' multicast group: the kernel sends to it
@@ -416,7 +432,8 @@ void drainEvents(int fd) {
 
 /// --follow: the loop after the first load. Returns on SIGTERM or SIGINT
 /// (blocked by runAccelerate(), read here through a signalfd).
-int follow(const AccelerateRequest &req, std::string lastKey) {
+int follow(const AccelerateRequest &req, std::string lastKey,
+           CompileCache &cache) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -467,10 +484,13 @@ int follow(const AccelerateRequest &req, std::string lastKey) {
       f = Failure{kExitKernel,
                   std::string("rule2xdp: error: ") + e.what() + "\n"};
     }
-    if (!f && s.key == lastKey)
+    if (!f && s.key == lastKey) {
+      lastFailure.clear(); // readable again, and what is loaded
       continue;
+    }
     if (!f)
-      f = accelerate(req, s, "the ruleset changed: replaced the program on");
+      f = accelerate(req, s, "the ruleset changed: replaced the program on",
+                     cache);
     if (!f) {
       lastKey = s.key;
       lastFailure.clear();
@@ -503,13 +523,15 @@ int runAccelerate(const AccelerateRequest &req) {
     sigprocmask(SIG_BLOCK, &stop, nullptr);
   }
   Snapshot s;
-  if (std::optional<Failure> f = readAndAccelerate(req, s, "loaded on")) {
+  CompileCache cache;
+  if (std::optional<Failure> f =
+          readAndAccelerate(req, s, "loaded on", cache)) {
     std::cerr << f->text << std::flush;
     return f->status;
   }
   if (!req.follow)
     return kExitOk;
-  return follow(req, s.key);
+  return follow(req, s.key, cache);
 }
 
 } // namespace r2x::driver
