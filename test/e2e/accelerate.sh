@@ -29,6 +29,12 @@
 #     :5555 rule deleted: :5555 datagrams reach the kernel's ACCEPT again.
 #  4. SIGTERM: --follow exits 0, the program stays attached; --unload
 #     removes it.
+#  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules:
+#     MASQUERADE, so XDP decides only raw PREROUTING, docs/handover.md) in
+#     place of the first: `--accelerate` says so; D datagrams from A to the
+#     container address 172.17.0.2 (routed via B) are dropped by XDP on the
+#     raw rule `-d 172.17.0.2 ! -i docker0 -j DROP` (XDP counts D, the
+#     kernel 0); M to :4321 on B still arrive.
 #
 #   accelerate.sh [--backend nft|legacy] [--rule2xdp PATH] [--tools DIR]
 # Needs root; fails without it.
@@ -56,7 +62,7 @@ IPT=iptables-$BACKEND
 for c in "$IPT" "$IPT-restore" iptables-nft nft; do
   command -v "$c" >/dev/null || die "$c is missing"
 done
-N1=200 R=50 M=100 K=100
+N1=200 R=50 M=100 K=100 D=150
 
 # kernel_packets CHAIN PATTERN: the kernel's packet count of the first rule
 # of CHAIN in B whose `iptables -L -v -x -n` line matches PATTERN.
@@ -233,4 +239,19 @@ fence 10
 expect "XDP's :1001 count, still dropping after SIGTERM" "$(xdp_packets 'dpt:1001')" $((N1 + 10))
 r2x_b --unload veth-b || die "--unload failed"
 [ -z "$(r2x_xdp_prog_id)" ] || die "a program is still attached after --unload"
+
+say "== 5. a Docker-like ruleset"
+in_b "$IPT-restore" "$(dirname "$0")/../diff/rulesets/docker4-handover.rules" ||
+  die "$IPT-restore of the Docker-like ruleset failed in B"
+ip -n "$NS_A" route add 172.17.0.0/16 via 10.1.0.2 || die "route to 172.17.0.0/16 in A"
+r2x_b --accelerate veth-b >"$TMP/docker.out" 2>&1 || die "--accelerate failed: $(cat "$TMP/docker.out")"
+grep -q 'the kernel translates source addresses' "$TMP/docker.out" ||
+  die "the listing does not say the kernel's source NAT limits XDP to raw/mangle: $(cat "$TMP/docker.out")"
+out=$(in_a "$SEND" 172.17.0.2 80 $D) || die "udp_send to 172.17.0.2 failed: $out"
+[ "$out" = "sent $D" ] || die "udp_send to 172.17.0.2: $out"
+fence $M
+expect "XDP's count of raw -d 172.17.0.2 ! -i docker0 DROP" "$(xdp_packets 'DROP.*!docker0')" $D
+n=$(in_b "$IPT" -t raw -L PREROUTING -v -x -n | awk 'NR > 2 && /172.17.0.2/ {print $1; exit}')
+expect "kernel's count of that raw DROP" "$n" 0
+r2x_b --unload veth-b || die "--unload failed"
 say "accelerate: all checks passed"
