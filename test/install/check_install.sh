@@ -13,7 +13,8 @@
 #  - the page documents every option `rule2xdp --help` lists, and the exit
 #    codes 0 to 3;
 #  - PREFIX/lib/systemd/system/rule2xdp-accelerate@.service starts
-#    PREFIX/sbin/rule2xdp.
+#    PREFIX/sbin/rule2xdp, and its ExecStopPost, run as systemd would for
+#    the instance eth0,veth-b, unloads each interface of the list.
 # Needs no root.
 set -euo pipefail
 build=${1:?usage: check_install.sh BUILD_DIR}
@@ -50,8 +51,20 @@ echo "man -l renders it without warnings; every option of --help and exit codes 
 # The systemd unit of --accelerate --follow names the installed command.
 unit=$dest$prefix/lib/systemd/system/rule2xdp-accelerate@.service
 [ -f "$unit" ] || die "no $unit: $(find "$dest" -type f)"
-grep -qx "ExecStart=$prefix/sbin/rule2xdp --accelerate %i --follow" "$unit" ||
-  die "$unit does not start $prefix/sbin/rule2xdp --accelerate %i --follow: $(grep ^Exec "$unit")"
+grep -qx "ExecStart=$prefix/sbin/rule2xdp --accelerate %I --follow" "$unit" ||
+  die "$unit does not start $prefix/sbin/rule2xdp --accelerate %I --follow: $(grep ^Exec "$unit")"
 grep -q '^ExecStopPost=.*rule2xdp --unload' "$unit" || die "$unit does not unload on stop"
 ! grep -q '@[A-Z_]*@' "$unit" || die "$unit has unconfigured @VARIABLES@"
+# ExecStopPost as systemd would run it for the instance "eth0,veth-b"
+# (`$$' is `$', %I the unescaped instance), with a stand-in for rule2xdp
+# that records its arguments: one --unload per interface of the list.
+stop=$(sed -n 's/^ExecStopPost=-//p' "$unit")
+stop=${stop//\$\$/\$}
+stop=${stop//%I/eth0,veth-b}
+stop=${stop//$prefix\/sbin\/rule2xdp/$dest\/stub-rule2xdp}
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$dest/stub.log" >"$dest/stub-rule2xdp"
+chmod +x "$dest/stub-rule2xdp"
+eval "$stop" || die "ExecStopPost failed: $stop"
+[ "$(cat "$dest/stub.log")" = "--unload eth0
+--unload veth-b" ] || die "ExecStopPost ran: $(cat "$dest/stub.log") (from: $stop)"
 echo "installed: $unit"
