@@ -63,10 +63,9 @@ const SaveCommand kSaveCommands[] = {
      "R2X_IP6TABLES_LEGACY_SAVE"},
 };
 
-/// What one save command printed.
+/// What one save command printed (nothing if it is not installed).
 struct SaveText {
   const SaveCommand *command;
-  bool installed = true;
   std::string text;
 };
 
@@ -190,7 +189,7 @@ std::string normalize(const std::string &text) {
   for (std::string l : lines(text)) {
     if (!l.empty() && l[0] == '#')
       l.clear();
-    else if (!l.empty() && l[0] == ':' && !l.empty() && l.back() == ']') {
+    else if (!l.empty() && l[0] == ':' && l.back() == ']') {
       size_t open = l.rfind(" [");
       if (open != std::string::npos)
         l.erase(open);
@@ -230,7 +229,7 @@ Snapshot readKernelRuleset() {
     const char *env = std::getenv(c.envVar);
     std::string path = env && *env ? env : c.program;
     CommandResult r = runCommand(path);
-    SaveText t{&c, r.found, std::move(r.out)};
+    SaveText t{&c, std::move(r.out)};
     if (!r.found) {
       all.push_back(std::move(t));
       continue;
@@ -240,7 +239,8 @@ Snapshot readKernelRuleset() {
       throw Failure{kExitKernel,
                     "rule2xdp: error: cannot read the kernel's ruleset: " +
                         path + " " + describeStatus(r.status) +
-                        (r.err.empty() ? "\n" : ":\n" + r.err)};
+                        (r.err.empty() ? "\n" : ":\n" + r.err) +
+                        (r.err.empty() || r.err.back() == '\n' ? "" : "\n")};
     for (const std::string &l : lines(t.text))
       if (l.rfind("# Table", 0) == 0 && l.find("incompatible") != l.npos)
         throw Failure{kExitKernel,
