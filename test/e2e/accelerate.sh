@@ -22,6 +22,8 @@
 #     DROP` in B: A sends to :5555 until XDP's counter of that rule grows
 #     (no fixed wait: a condition polled up to R2X_WAIT_S). Then K more:
 #     the kernel's counter of the new rule does not move, XDP's grows by K.
+#     Then BURST more `iptables -I`, one after the other: --follow's
+#     program ends with all of them.
 #  3. A ruleset --follow cannot read: nft, a native nft rule
 #     iptables-nft-save cannot show; legacy, an iptables-nft rule beside the
 #     legacy ones (both back ends hold rules). --follow says why and keeps
@@ -62,7 +64,7 @@ IPT=iptables-$BACKEND
 for c in "$IPT" "$IPT-restore" iptables-nft nft; do
   command -v "$c" >/dev/null || die "$c is missing"
 done
-N1=200 R=50 M=100 K=100 D=150
+N1=200 R=50 M=100 K=100 D=150 BURST=30
 
 # kernel_packets CHAIN PATTERN: the kernel's packet count of the first rule
 # of CHAIN in B whose `iptables -L -v -x -n` line matches PATTERN.
@@ -184,6 +186,15 @@ expect "kernel's count of the new :5555 DROP, before -> after $K more" \
   "$KBEFORE -> $(kernel_packets INPUT 'dpt:5555')" "$KBEFORE -> $KBEFORE"
 expect "XDP's count of the new :5555 DROP grew by" \
   "$(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE))" $K
+# A burst of changes, each its own iptables command: --follow ends on the
+# last one (no change lost between a read and the next event).
+for i in $(seq 1 $BURST); do
+  in_b "$IPT" -I f2b-blocklist -p udp --dport $((6000 + i)) -j DROP || die "iptables -I #$i in B"
+done
+burst_in() { [ "$(r2x_b --stats veth-b | grep -c 'DROP.*udp dpt:60[0-9][0-9]')" = $BURST ]; }
+r2x_wait_until "--follow to end on the last of $BURST changes ($(cat "$TMP/follow.err"))" burst_in
+ID3=$(r2x_xdp_prog_id)
+say "   a burst of $BURST iptables -I: all $BURST rules in XDP's program $ID3"
 
 say "== 3. a ruleset --follow cannot read"
 if [ "$BACKEND" = nft ]; then
