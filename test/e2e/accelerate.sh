@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 r2x_find_tools
-PEER="/usr/bin/python3 $(dirname "$0")/../tools/nat_peer.py"
+PEER=(/usr/bin/python3 "$(dirname "$0")/../tools/nat_peer.py")
 case $BACKEND in nft | legacy) ;; *) die "--backend nft or legacy, not $BACKEND" ;; esac
 IPT=iptables-$BACKEND
 for c in "$IPT" "$IPT-restore" iptables-nft nft; do
@@ -144,8 +144,8 @@ expect "kernel's count of the :1003 REJECT (handed over)" "$(kernel_packets ufw-
 expect "XDP's count of the :1003 REJECT" "$(xdp_packets 'dpt:1003')" 0
 expect "kernel's count of the :4321 ACCEPT (handed over)" "$(kernel_packets ufw-user-input 'dpt:4321')" $M
 expect "XDP's count of the f2b-blocklist RETURN" "$(xdp_packets 'RETURN')" 0
-r2x_start tcpsrv "$NS_B" $PEER tcp-server 10.1.0.2 8080
-in_a $PEER tcp-client 10.1.0.2 8080 1048576 >"$TMP/tcpcli.out" 2>&1 ||
+r2x_start tcpsrv "$NS_B" "${PEER[@]}" tcp-server 10.1.0.2 8080
+in_a "${PEER[@]}" tcp-client 10.1.0.2 8080 1048576 >"$TMP/tcpcli.out" 2>&1 ||
   die "TCP client failed: $(cat "$TMP/tcpcli.out")"
 r2x_waitfor tcpsrv
 SENT=$(awk '/^bytes/ {print $2 " " $4}' "$TMP/tcpcli.out")
@@ -162,7 +162,9 @@ R2X_PIDS+=("$FOLLOW")
 following() { grep -q '^rule2xdp: following' "$TMP/follow.out"; }
 r2x_wait_until "--follow to start ($(cat "$TMP/follow.err"))" following
 ID2=$(r2x_xdp_prog_id)
-[ -n "$ID2" ] && [ "$ID2" != "$ID1" ] || die "--follow did not replace the program ($ID1 -> $ID2)"
+if [ -z "$ID2" ] || [ "$ID2" = "$ID1" ]; then
+  die "--follow did not replace the program ($ID1 -> $ID2)"
+fi
 expect "XDP's :1001 count kept across the replace" "$(xdp_packets 'dpt:1001')" $N1
 
 T0=$(date +%s.%N)
