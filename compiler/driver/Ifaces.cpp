@@ -9,7 +9,8 @@
 
 namespace r2x::driver {
 
-std::vector<std::string> splitIfaces(const std::string &list) {
+std::vector<std::string> splitIfaces(const std::string &list,
+                                     const std::string &option) {
   std::vector<std::string> out;
   size_t start = 0;
   while (true) {
@@ -17,7 +18,8 @@ std::vector<std::string> splitIfaces(const std::string &list) {
     out.push_back(
         list.substr(start, comma == std::string::npos ? comma : comma - start));
     if (out.back().empty())
-      throw std::runtime_error("empty interface name in --load `" + list + "'");
+      throw std::runtime_error("empty interface name in " + option + " `" +
+                               list + "'");
     if (comma == std::string::npos)
       return out;
     start = comma + 1;

@@ -12,6 +12,7 @@
 /// error, 3 internal error (a bug in rule2xdp).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
+#include "compiler/driver/Accelerate.h"
 #include "compiler/driver/Ifaces.h"
 #include "compiler/driver/TcMain.h"
 #include "compiler/frontend/Diagnostics.h"
@@ -46,6 +47,8 @@ struct Options {
   std::string output;
   std::string emit = "obj";
   std::string load, unload, stats;
+  std::string accelerate; ///< --accelerate (compiler/driver/Accelerate.h)
+  bool follow = false;    ///< with --accelerate: keep following
   std::string mode = "native";
   bool multiprog = false; ///< --load through libxdp's dispatcher
   bool json = false;      ///< --stats as JSON
@@ -58,12 +61,15 @@ struct Options {
 
 /// rule2xdp's own options and whether they take a value.
 const std::vector<std::pair<std::string, bool>> kOwnOptions = {
-    {"-o", true},           {"--output", true},   {"--emit", true},
-    {"--load", true},       {"--mode", true},     {"--unload", true},
-    {"--stats", true},      {"-h", false},        {"--help", false},
-    {"--tc", true},         {"--tc-batch", true}, {"--pass-unsupported", false},
-    {"--classifier", true}, {"--version", false}, {"--multiprog", false},
-    {"--json", false}};
+    {"-o", true},           {"--output", true},
+    {"--emit", true},       {"--load", true},
+    {"--mode", true},       {"--unload", true},
+    {"--stats", true},      {"-h", false},
+    {"--help", false},      {"--tc", true},
+    {"--tc-batch", true},   {"--pass-unsupported", false},
+    {"--classifier", true}, {"--version", false},
+    {"--multiprog", false}, {"--json", false},
+    {"--accelerate", true}, {"--follow", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
@@ -172,8 +178,17 @@ void runStats(const Options &o) {
 std::string misplacedOption(const Options &o) {
   if (o.json && o.stats.empty())
     return "--json goes with --stats";
-  if (o.multiprog && o.load.empty())
-    return "--multiprog goes with --load";
+  if (o.multiprog && o.load.empty() && o.accelerate.empty())
+    return "--multiprog goes with --load or --accelerate";
+  if (o.follow && o.accelerate.empty())
+    return "--follow goes with --accelerate";
+  if (!o.accelerate.empty() &&
+      (!o.load.empty() || !o.unload.empty() || !o.stats.empty() ||
+       !o.tc.empty() || !o.tcBatch.empty() || !o.output.empty() ||
+       o.emit != "obj" || o.passUnsupported))
+    return "--accelerate reads, compiles (always in hand-over mode) and "
+           "loads the kernel's ruleset itself: it takes no -o, --emit, "
+           "--load, --unload, --stats, --tc or --pass-unsupported";
   return {};
 }
 
@@ -200,6 +215,7 @@ int main(int argc, char **argv) {
       "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
       "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] "
       "[--multiprog] (FILE.o | RULE)\n"
+      "  rule2xdp --accelerate IFACE[,IFACE...] [--follow] [--mode ...]\n"
       "  rule2xdp --unload IFACE\n"
       "  rule2xdp --stats IFACE [--json]\n"};
   app.add_option("-o,--output", o.output,
@@ -215,6 +231,13 @@ int main(int argc, char **argv) {
   app.add_flag("--multiprog", o.multiprog,
                "Load through libxdp's multi-program dispatcher, sharing the "
                "interface (automatic when it already has one)");
+  app.add_option("--accelerate", o.accelerate,
+                 "Compile the ruleset the kernel runs now (iptables-save, "
+                 "ip6tables-save) in hand-over mode and load it on these "
+                 "interfaces; the kernel keeps its rules");
+  app.add_flag("--follow", o.follow,
+               "With --accelerate: stay in the foreground and keep the "
+               "program equal to the kernel's ruleset as it changes");
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
   app.add_option("--stats", o.stats, "Print per-rule counters");
   app.add_flag("--json", o.json, "With --stats: print JSON");
@@ -280,6 +303,19 @@ int main(int argc, char **argv) {
     const std::vector<std::string> loadIfaces =
         o.load.empty() ? std::vector<std::string>{}
                        : driver::splitIfaces(o.load);
+    if (!o.accelerate.empty()) {
+      if (!ruleArgs.empty() || !files.empty())
+        throw frontend::Diagnostic(
+            {"<command line>", 0, 0, -1},
+            "--accelerate reads the kernel's ruleset: give no rule or -f");
+      driver::AccelerateRequest req;
+      req.ifaces = driver::splitIfaces(o.accelerate, "--accelerate");
+      req.loadOptions = loadOptions(o);
+      req.classifier.mode =
+          classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+      req.follow = o.follow;
+      return driver::runAccelerate(req);
+    }
     if (!o.unload.empty()) {
       runtime::unload(o.unload);
       return kExitOk;

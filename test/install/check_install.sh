@@ -1,6 +1,7 @@
 #!/bin/bash
-# test/install/check_install.sh - `cmake --install` puts the command and its
-# manual page where they belong, and the page renders without warnings.
+# test/install/check_install.sh - `cmake --install` puts the command, its
+# manual page and its systemd unit where they belong, and the page renders
+# without warnings.
 #
 #   check_install.sh BUILD_DIR
 # Installs BUILD_DIR (already built) into a temporary DESTDIR with the
@@ -10,7 +11,10 @@
 #    every groff warning on (--warnings=w, groff's -ww; man-db's
 #    `--warnings=all` reports nothing at all here) and nothing on stderr;
 #  - the page documents every option `rule2xdp --help` lists, and the exit
-#    codes 0 to 3.
+#    codes 0 to 3;
+#  - PREFIX/lib/systemd/system/rule2xdp-accelerate@.service starts
+#    PREFIX/sbin/rule2xdp, and its ExecStopPost, run as systemd would for
+#    the instance eth0,veth-b, unloads each interface of the list.
 # Needs no root.
 set -euo pipefail
 build=${1:?usage: check_install.sh BUILD_DIR}
@@ -43,3 +47,24 @@ for code in 0 1 2 3; do
     die "EXIT STATUS does not list $code"
 done
 echo "man -l renders it without warnings; every option of --help and exit codes 0-3 are in it"
+
+# The systemd unit of --accelerate --follow names the installed command.
+unit=$dest$prefix/lib/systemd/system/rule2xdp-accelerate@.service
+[ -f "$unit" ] || die "no $unit: $(find "$dest" -type f)"
+grep -qx "ExecStart=$prefix/sbin/rule2xdp --accelerate %I --follow" "$unit" ||
+  die "$unit does not start $prefix/sbin/rule2xdp --accelerate %I --follow: $(grep ^Exec "$unit")"
+grep -q '^ExecStopPost=.*rule2xdp --unload' "$unit" || die "$unit does not unload on stop"
+! grep -q '@[A-Z_]*@' "$unit" || die "$unit has unconfigured @VARIABLES@"
+# ExecStopPost as systemd would run it for the instance "eth0,veth-b"
+# (`$$' is `$', %I the unescaped instance), with a stand-in for rule2xdp
+# that records its arguments: one --unload per interface of the list.
+stop=$(sed -n 's/^ExecStopPost=-//p' "$unit")
+stop=${stop//\$\$/\$}
+stop=${stop//%I/eth0,veth-b}
+stop=${stop//$prefix\/sbin\/rule2xdp/$dest\/stub-rule2xdp}
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$dest/stub.log" >"$dest/stub-rule2xdp"
+chmod +x "$dest/stub-rule2xdp"
+eval "$stop" || die "ExecStopPost failed: $stop"
+[ "$(cat "$dest/stub.log")" = "--unload eth0
+--unload veth-b" ] || die "ExecStopPost ran: $(cat "$dest/stub.log") (from: $stop)"
+echo "installed: $unit"

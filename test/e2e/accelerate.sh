@@ -1,0 +1,270 @@
+#!/bin/bash
+# test/e2e/accelerate.sh - rule2xdp --accelerate and --follow on the demo
+# network of lib.sh: the kernel's own ruleset, installed in B with
+# iptables-nft-restore (or, with --backend legacy, iptables-legacy-restore),
+# made fast without being changed.
+#
+# The ruleset is ufw-like, with a fail2ban-like block list in front:
+#   f2b-blocklist: udp dpt:1001 DROP               (XDP decides)
+#   ufw-before-input: lo ACCEPT, conntrack ...     (handed over: conntrack)
+#   ufw-user-input: udp dpt:4321, 5555, tcp dpt:8080 ACCEPT; udp dpt:1003
+#                   REJECT
+#   policy INPUT DROP
+#  1. `--accelerate veth-b`: the listing names the conntrack and REJECT rules
+#     as handed over. A sends N1 to :1001, R to :1003, M to :4321 (a sink
+#     counts them, all arrive): XDP's counter of the :1001 DROP shows N1 and
+#     the kernel's stays 0; the kernel's REJECT rule counts R (handed over);
+#     XDP counts nothing for the packets it hands over. A TCP transfer of
+#     1 MiB to :8080 (new, then established: conntrack, in the kernel)
+#     arrives with identical bytes (sha256 on both ends).
+#  2. `--accelerate veth-b --follow` in the background (replaces the program
+#     of 1, keeping the :1001 counter). `iptables -I INPUT ... dpt:5555 -j
+#     DROP` in B: A sends to :5555 until XDP's counter of that rule grows
+#     (no fixed wait: a condition polled up to R2X_WAIT_S). Then K more:
+#     the kernel's counter of the new rule does not move, XDP's grows by K.
+#     Then BURST more `iptables -I`, one after the other: --follow's
+#     program ends with all of them.
+#  3. A ruleset --follow cannot read: nft, a native nft rule
+#     iptables-nft-save cannot show; legacy, an iptables-nft rule beside the
+#     legacy ones (both back ends hold rules). --follow says why and keeps
+#     the program (same id, still drops :5555). The bad rule removed and the
+#     :5555 rule deleted: :5555 datagrams reach the kernel's ACCEPT again.
+#  4. SIGTERM: --follow exits 0, the program stays attached; --unload
+#     removes it.
+#  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules:
+#     MASQUERADE, so XDP decides only raw PREROUTING, docs/handover.md) in
+#     place of the first: `--accelerate` says so; D datagrams from A to the
+#     container address 172.17.0.2 (routed via B) are dropped by XDP on the
+#     raw rule `-d 172.17.0.2 ! -i docker0 -j DROP` (XDP counts D, the
+#     kernel 0); M to :4321 on B still arrive.
+#
+#   accelerate.sh [--backend nft|legacy] [--rule2xdp PATH] [--tools DIR]
+# Needs root; fails without it.
+set -euo pipefail
+
+# shellcheck source=test/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+r2x_private_mounts "$@"
+
+BACKEND=nft
+while [ $# -gt 0 ]; do
+  case $1 in
+  --backend) BACKEND=$2; shift ;;
+  --rule2xdp) R2X=$2; shift ;;
+  --tools) TOOLS=$2; shift ;;
+  -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+  *) die "unknown argument $1" ;;
+  esac
+  shift
+done
+r2x_find_tools
+PEER=(/usr/bin/python3 "$(dirname "$0")/../tools/nat_peer.py")
+case $BACKEND in nft | legacy) ;; *) die "--backend nft or legacy, not $BACKEND" ;; esac
+IPT=iptables-$BACKEND
+for c in "$IPT" "$IPT-restore" iptables-nft nft; do
+  command -v "$c" >/dev/null || die "$c is missing"
+done
+N1=200 R=50 M=100 K=100 D=150 BURST=30
+
+# kernel_packets CHAIN PATTERN: the kernel's packet count of the first rule
+# of CHAIN in B whose `iptables -L -v -x -n` line matches PATTERN.
+kernel_packets() {
+  local n
+  n=$(in_b "$IPT" -L "$1" -v -x -n | awk -v pat="$2" 'NR > 2 && $0 ~ pat {print $1; exit}')
+  [ -n "$n" ] || die "no rule matching '$2' in the kernel's $1: $(in_b "$IPT" -L "$1" -v -x -n)"
+  printf '%s\n' "$n"
+}
+# xdp_packets PATTERN: XDP's packet count of the rule matching PATTERN.
+xdp_packets() {
+  local n
+  n=$(r2x_rule_packets "$1")
+  [ -n "$n" ] || die "no rule matching '$1' in --stats: $(r2x_b --stats veth-b)"
+  printf '%s\n' "$n"
+}
+expect() { # WHAT GOT WANT
+  [ "$2" = "$3" ] || die "$1: $2, want $3"
+  say "   $1: $2"
+}
+
+# fence COUNT: COUNT datagrams to :4321 through a sink; returns once they all
+# arrived, so every datagram sent before them met the program.
+ROUND=0
+fence() {
+  ROUND=$((ROUND + 1))
+  r2x_start_sink fence$ROUND 4321 --count "$1" --timeout-ms 30000
+  [ "$(r2x_send 4321 "$1")" = "$1" ] || die "send to :4321"
+  r2x_wait_sink fence$ROUND
+  [ "$(r2x_sink_count fence$ROUND)" = "$1" ] || die "datagrams to :4321 (accepted) lost"
+}
+
+r2x_make_network
+cat >"$TMP/ufw.rules" <<'R'
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:f2b-blocklist - [0:0]
+:ufw-before-input - [0:0]
+:ufw-user-input - [0:0]
+-A INPUT -j f2b-blocklist
+-A INPUT -j ufw-before-input
+-A f2b-blocklist -p udp -m udp --dport 1001 -j DROP
+-A f2b-blocklist -j RETURN
+-A ufw-before-input -i lo -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A ufw-before-input -m conntrack --ctstate INVALID -j DROP
+-A ufw-before-input -j ufw-user-input
+-A ufw-user-input -p udp -m udp --dport 4321 -j ACCEPT
+-A ufw-user-input -p udp -m udp --dport 5555 -j ACCEPT
+-A ufw-user-input -p tcp -m tcp --dport 8080 -j ACCEPT
+-A ufw-user-input -p udp -m udp --dport 1003 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+R
+# Inside B only: `ip netns exec` runs iptables-*-restore in B's network
+# namespace, whose tables are B's own.
+in_b "$IPT-restore" "$TMP/ufw.rules" || die "$IPT-restore failed in B"
+
+say "== 1. --accelerate veth-b"
+r2x_b --accelerate veth-b >"$TMP/acc.out" 2>&1 || die "--accelerate failed: $(cat "$TMP/acc.out")"
+sed 's/^/   | /' "$TMP/acc.out"
+grep -q "$BACKEND back end" "$TMP/acc.out" || die "the listing does not name the $BACKEND back end"
+grep -q "^$IPT-save:[0-9]*:[0-9]*: note: .*conntrack" "$TMP/acc.out" ||
+  die "the listing does not hand the conntrack rules over"
+grep -q "^$IPT-save:[0-9]*:[0-9]*: note: .*REJECT" "$TMP/acc.out" ||
+  die "the listing does not hand the REJECT rule over"
+grep -q "^rule2xdp: loaded on veth-b" "$TMP/acc.out" || die "no 'loaded on veth-b'"
+ID1=$(r2x_xdp_prog_id)
+[ -n "$ID1" ] || die "no XDP program on veth-b after --accelerate"
+[ "$(r2x_send 1001 $N1)" = $N1 ] || die "send to :1001"
+[ "$(r2x_send 1003 $R)" = $R ] || die "send to :1003"
+fence $M
+expect "XDP's count of the :1001 DROP" "$(xdp_packets 'dpt:1001')" $N1
+expect "kernel's count of the :1001 DROP" "$(kernel_packets f2b-blocklist 'dpt:1001')" 0
+expect "kernel's count of the :1003 REJECT (handed over)" "$(kernel_packets ufw-user-input 'dpt:1003')" $R
+expect "XDP's count of the :1003 REJECT" "$(xdp_packets 'dpt:1003')" 0
+expect "kernel's count of the :4321 ACCEPT (handed over)" "$(kernel_packets ufw-user-input 'dpt:4321')" $M
+expect "XDP's count of the f2b-blocklist RETURN" "$(xdp_packets 'RETURN')" 0
+r2x_start tcpsrv "$NS_B" "${PEER[@]}" tcp-server 10.1.0.2 8080
+in_a "${PEER[@]}" tcp-client 10.1.0.2 8080 1048576 >"$TMP/tcpcli.out" 2>&1 ||
+  die "TCP client failed: $(cat "$TMP/tcpcli.out")"
+r2x_waitfor tcpsrv
+SENT=$(awk '/^bytes/ {print $2 " " $4}' "$TMP/tcpcli.out")
+GOT=$(awk '/^peer/ {print $4 " " $6}' "$TMP/tcpsrv.out")
+expect "TCP to :8080, bytes and sha256 received (sent: $SENT)" "$GOT" "$SENT"
+[ "$(kernel_packets ufw-user-input 'dpt:8080')" = 1 ] ||
+  die "the kernel's :8080 ACCEPT counted $(kernel_packets ufw-user-input 'dpt:8080') packets, want 1 (the SYN; the rest is established)"
+
+say "== 2. --follow, and iptables -I of a new DROP rule"
+nsenter --net="/run/netns/$NS_B" -- "$R2X" --accelerate veth-b --follow \
+  >"$TMP/follow.out" 2>"$TMP/follow.err" &
+FOLLOW=$!
+R2X_PIDS+=("$FOLLOW")
+following() { grep -q '^rule2xdp: following' "$TMP/follow.out"; }
+r2x_wait_until "--follow to start ($(cat "$TMP/follow.err"))" following
+ID2=$(r2x_xdp_prog_id)
+if [ -z "$ID2" ] || [ "$ID2" = "$ID1" ]; then
+  die "--follow did not replace the program ($ID1 -> $ID2)"
+fi
+expect "XDP's :1001 count kept across the replace" "$(xdp_packets 'dpt:1001')" $N1
+
+T0=$(date +%s.%N)
+in_b "$IPT" -I INPUT -p udp --dport 5555 -j DROP || die "iptables -I in B"
+xdp_drops_5555() {
+  r2x_send 5555 10 >/dev/null
+  local n
+  n=$(r2x_rule_packets 'DROP.*dpt:5555') || return 1
+  [ -n "$n" ] && [ "$n" -gt 0 ]
+}
+r2x_wait_until "XDP dropping :5555 after iptables -I ($(cat "$TMP/follow.err"))" xdp_drops_5555
+T1=$(date +%s.%N)
+say "   the new rule drops in XDP (seen $(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.2f", b - a}') s after iptables -I; information only)"
+fence 10
+ID3=$(r2x_xdp_prog_id)
+KBEFORE=$(kernel_packets INPUT 'dpt:5555')
+XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
+[ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
+fence 10
+expect "kernel's count of the new :5555 DROP, before -> after $K more" \
+  "$KBEFORE -> $(kernel_packets INPUT 'dpt:5555')" "$KBEFORE -> $KBEFORE"
+expect "XDP's count of the new :5555 DROP grew by" \
+  "$(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE))" $K
+# A burst of changes, each its own iptables command: --follow ends on the
+# last one (no change lost between a read and the next event).
+for i in $(seq 1 $BURST); do
+  in_b "$IPT" -I f2b-blocklist -p udp --dport $((6000 + i)) -j DROP || die "iptables -I #$i in B"
+done
+burst_in() { [ "$(r2x_b --stats veth-b | grep -c 'DROP.*udp dpt:60[0-9][0-9]')" = $BURST ]; }
+r2x_wait_until "--follow to end on the last of $BURST changes ($(cat "$TMP/follow.err"))" burst_in
+ID3=$(r2x_xdp_prog_id)
+say "   a burst of $BURST iptables -I: all $BURST rules in XDP's program $ID3"
+
+say "== 3. a ruleset --follow cannot read"
+if [ "$BACKEND" = nft ]; then
+  # One nft transaction (a chain of its own would be a change --follow reads).
+  printf 'add chain ip filter r2x-native\nadd rule ip filter r2x-native ip length 100 counter drop\n' |
+    in_b nft -f - || die "nft -f in B"
+  rc=0
+  in_b iptables-nft-save >/dev/null 2>&1 || rc=$?
+  [ "$rc" != 0 ] || die "iptables-nft-save still reads B's ruleset: the test needs another broken change"
+  WHY='cannot read the kernel'
+else
+  in_b iptables-nft -A INPUT -p udp --dport 7777 -j DROP || die "iptables-nft -A in B"
+  WHY='both iptables back ends hold rules'
+fi
+said_why() { grep -q "$WHY" "$TMP/follow.err" && grep -q 'last good program stays attached' "$TMP/follow.err"; }
+r2x_wait_until "--follow to report the unreadable ruleset" said_why
+sed 's/^/   | /' "$TMP/follow.err"
+kill -0 "$FOLLOW" 2>/dev/null || die "--follow ended on an unreadable ruleset"
+expect "program after the unreadable change (the one of iptables -I)" "$(r2x_xdp_prog_id)" "$ID3"
+XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
+[ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
+fence 10
+expect "XDP's :5555 count grew by (old program kept)" "$(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE))" $K
+if [ "$BACKEND" = nft ]; then
+  in_b nft flush chain ip filter r2x-native || die "nft flush chain in B"
+  in_b nft delete chain ip filter r2x-native || die "nft delete chain in B"
+else
+  in_b iptables-nft -D INPUT -p udp --dport 7777 -j DROP || die "iptables-nft -D in B"
+fi
+in_b "$IPT" -D INPUT -p udp --dport 5555 -j DROP || die "iptables -D in B"
+# Accepted by the kernel again: its ACCEPT rule for :5555 counts them.
+ABEFORE=$(kernel_packets ufw-user-input 'dpt:5555')
+accepted_5555() {
+  r2x_send 5555 10 >/dev/null
+  [ "$(kernel_packets ufw-user-input 'dpt:5555')" -gt "$ABEFORE" ]
+}
+r2x_wait_until ":5555 accepted by the kernel after iptables -D ($(cat "$TMP/follow.err"))" accepted_5555
+[ "$(r2x_xdp_prog_id)" != "$ID3" ] || die "the program was not replaced after iptables -D"
+say "   :5555 reaches the kernel's ACCEPT again; program $ID3 -> $(r2x_xdp_prog_id)"
+expect "XDP's :1001 count, still kept" "$(xdp_packets 'dpt:1001')" $N1
+
+say "== 4. SIGTERM"
+ID4=$(r2x_xdp_prog_id)
+kill -TERM "$FOLLOW"
+rc=0
+wait "$FOLLOW" || rc=$?
+r2x_reaped "$FOLLOW"
+expect "--follow's exit status after SIGTERM" $rc 0
+grep -q 'stays attached' "$TMP/follow.out" || die "--follow did not say the program stays: $(cat "$TMP/follow.out")"
+expect "program after SIGTERM" "$(r2x_xdp_prog_id)" "$ID4"
+[ "$(r2x_send 1001 10)" = 10 ] || die "send to :1001"
+fence 10
+expect "XDP's :1001 count, still dropping after SIGTERM" "$(xdp_packets 'dpt:1001')" $((N1 + 10))
+r2x_b --unload veth-b || die "--unload failed"
+[ -z "$(r2x_xdp_prog_id)" ] || die "a program is still attached after --unload"
+
+say "== 5. a Docker-like ruleset"
+in_b "$IPT-restore" "$(dirname "$0")/../diff/rulesets/docker4-handover.rules" ||
+  die "$IPT-restore of the Docker-like ruleset failed in B"
+ip -n "$NS_A" route add 172.17.0.0/16 via 10.1.0.2 || die "route to 172.17.0.0/16 in A"
+r2x_b --accelerate veth-b >"$TMP/docker.out" 2>&1 || die "--accelerate failed: $(cat "$TMP/docker.out")"
+grep -q 'the kernel translates source addresses' "$TMP/docker.out" ||
+  die "the listing does not say the kernel's source NAT limits XDP to raw/mangle: $(cat "$TMP/docker.out")"
+out=$(in_a "$SEND" 172.17.0.2 80 $D) || die "udp_send to 172.17.0.2 failed: $out"
+[ "$out" = "sent $D" ] || die "udp_send to 172.17.0.2: $out"
+fence $M
+expect "XDP's count of raw -d 172.17.0.2 ! -i docker0 DROP" "$(xdp_packets 'DROP.*!docker0')" $D
+n=$(in_b "$IPT" -t raw -L PREROUTING -v -x -n | awk 'NR > 2 && /172.17.0.2/ {print $1; exit}')
+expect "kernel's count of that raw DROP" "$n" 0
+r2x_b --unload veth-b || die "--unload failed"
+say "accelerate: all checks passed"
