@@ -174,9 +174,10 @@ std::optional<uint8_t> xtablesParseProtocol(const std::string &s) {
 
 std::optional<uint64_t> getUnsigned(std::string_view s, int base) {
   std::string buf(s);
-  if (buf.empty() || buf[0] == '-' || buf[0] == '+' ||
-      std::isspace(static_cast<unsigned char>(buf[0])))
+  if (buf.empty())
     return std::nullopt;
+  // strtoul: leading white space and a sign are allowed; "-N" wraps, so
+  // only "-0" survives the caller's range check, as in tc.
   errno = 0;
   char *end = nullptr;
   unsigned long long v = std::strtoull(buf.c_str(), &end, base);
@@ -201,9 +202,6 @@ std::optional<uint32_t> getAddrIpv4(std::string_view s) {
   uint8_t ap[4] = {0, 0, 0, 0};
   const char *cp = buf.c_str();
   for (int i = 0; i < 4; ++i) {
-    if (*cp == '-' || *cp == '+' ||
-        std::isspace(static_cast<unsigned char>(*cp)))
-      return std::nullopt;
     char *endp = nullptr;
     unsigned long n = std::strtoul(cp, &endp, 0);
     if (n > 255 || endp == cp)

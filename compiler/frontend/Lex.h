@@ -91,16 +91,17 @@ std::optional<uint8_t> xtablesParseProtocol(const std::string &s);
 // --- iproute2 6.1 (tc)
 // ----------------------------------------------------------
 
-/// get_unsigned() / get_u32() / get_u16() / get_u8(): strtoull in `base`,
-/// the whole word, no sign and no leading white space. The range is the
-/// caller's to check (tc says "invalid" and "out of range" apart).
+/// get_unsigned() / get_u32() / get_u16() / get_u8(): strtoul in `base`,
+/// the whole word (leading white space and a sign allowed, as strtoul
+/// reads them: tc takes `+5' and `-0'). The range is the caller's to check
+/// (tc says "invalid" and "out of range" apart).
 std::optional<uint64_t> getUnsigned(std::string_view s, int base);
 
 /// get_integer(): strtol in base 0, the whole word, in int's range.
 std::optional<int32_t> getInteger(std::string_view s);
 
 /// get_addr_ipv4(): up to four dot-separated parts, each strtoul base 0 at
-/// most 255, no sign or white space; missing parts are 0. Host order.
+/// most 255 (so `+1.2.3.4' is read); missing parts are 0. Host order.
 std::optional<uint32_t> getAddrIpv4(std::string_view s);
 
 // --- the C library

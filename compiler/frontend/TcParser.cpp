@@ -11,12 +11,11 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/TcParser.h"
 
+#include "compiler/frontend/Lex.h"
+
 #include <algorithm>
-#include <arpa/inet.h>
 #include <array>
 #include <cctype>
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -63,34 +62,23 @@ struct Cursor {
                    static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
 }
 
-/// get_u32()/get_unsigned()/get_u16(): strtoul in `base`, whole word, no
-/// sign, at most `max`.
+/// get_u32()/get_u16()/get_u8() (getUnsigned), at most `max`.
 uint64_t number(const Word &w, int base, uint64_t max,
                 const std::string &what) {
-  const std::string &s = w.text;
-  if (s.empty() || s[0] == '-' || s[0] == '+' ||
-      std::isspace(static_cast<unsigned char>(s[0])))
-    fail(w, "invalid " + what + " '" + s + "'");
-  errno = 0;
-  char *end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, base);
-  if (end == s.c_str() || *end != '\0' || errno == ERANGE)
-    fail(w, "invalid " + what + " '" + s + "'");
-  if (v > max)
-    fail(w, what + " '" + s + "' is out of range");
-  return v;
+  std::optional<uint64_t> v = getUnsigned(w.text, base);
+  if (!v)
+    fail(w, "invalid " + what + " '" + w.text + "'");
+  if (*v > max)
+    fail(w, what + " '" + w.text + "' is out of range");
+  return *v;
 }
 
-/// get_integer(): strtol, base 0, int range.
+/// get_integer() (getInteger).
 int32_t integer(const Word &w, const std::string &what) {
-  const std::string &s = w.text;
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 0);
-  if (s.empty() || end == s.c_str() || *end != '\0' || errno == ERANGE ||
-      v < INT_MIN || v > INT_MAX)
-    fail(w, "invalid " + what + " '" + s + "'");
-  return static_cast<int32_t>(v);
+  std::optional<int32_t> v = getInteger(w.text);
+  if (!v)
+    fail(w, "invalid " + what + " '" + w.text + "'");
+  return *v;
 }
 
 /// get_u32_handle(): `HTID:[HASH[:NODE]]` in hex, or 0xNNNNNNNN.
@@ -150,30 +138,6 @@ uint32_t classid(const Word &w) {
   return static_cast<uint32_t>(maj);
 }
 
-/// get_addr_ipv4(): up to four parts, each strtoul base 0 <= 255.
-bool ipv4Parts(const std::string &s, uint32_t &out) {
-  uint8_t ap[4] = {0, 0, 0, 0};
-  const char *cp = s.c_str();
-  for (int i = 0; i < 4; ++i) {
-    if (*cp == '-' || *cp == '+' ||
-        std::isspace(static_cast<unsigned char>(*cp)))
-      return false;
-    char *endp = nullptr;
-    unsigned long n = std::strtoul(cp, &endp, 0);
-    if (n > 255 || endp == cp)
-      return false;
-    ap[i] = static_cast<uint8_t>(n);
-    if (*endp == '\0')
-      break;
-    if (i == 3 || *endp != '.')
-      return false;
-    cp = endp + 1;
-  }
-  out = uint32_t(ap[0]) << 24 | uint32_t(ap[1]) << 16 | uint32_t(ap[2]) << 8 |
-        ap[3];
-  return true;
-}
-
 /// get_prefix_1() for `ip src|dst` and `ip6 src|dst`: ADDR[/LEN] (LEN also
 /// as a dotted IPv4 mask), or default/any/all.
 struct Prefix {
@@ -194,12 +158,15 @@ Prefix prefix(const Word &w, bool v6) {
   }
   int maxBits = v6 ? 128 : 32;
   if (v6) {
-    if (inet_pton(AF_INET6, a.c_str(), p.addr.data()) != 1)
+    std::optional<std::array<uint8_t, 16>> addr = inetPton6(a);
+    if (!addr)
       fail(w, "invalid IPv6 address '" + s + "'");
+    p.addr = *addr;
   } else {
-    uint32_t v;
-    if (!ipv4Parts(a, v))
+    std::optional<uint32_t> addr = getAddrIpv4(a);
+    if (!addr)
       fail(w, "invalid IPv4 address '" + s + "'");
+    uint32_t v = *addr;
     p.addr[0] = uint8_t(v >> 24);
     p.addr[1] = uint8_t(v >> 16);
     p.addr[2] = uint8_t(v >> 8);
@@ -207,20 +174,21 @@ Prefix prefix(const Word &w, bool v6) {
   }
   p.bits = maxBits;
   if (slash != std::string::npos) {
-    char *end = nullptr;
-    unsigned long n = std::strtoul(len.c_str(), &end, 10);
-    if (!len.empty() && *end == '\0' && len[0] != '-' &&
-        n <= unsigned(maxBits)) {
-      p.bits = int(n);
+    // get_netmask(): a number in base 0, else a contiguous dotted mask (also
+    // after an IPv6 address, as tc reads it).
+    if (std::optional<uint64_t> n = getUnsigned(len, 0)) {
+      if (*n > uint64_t(maxBits))
+        fail(w, "invalid prefix length in '" + s + "'");
+      p.bits = int(*n);
     } else {
-      uint32_t m;
-      if (v6 || !ipv4Parts(len, m))
+      std::optional<uint32_t> m = getAddrIpv4(len);
+      if (!m)
         fail(w, "invalid prefix length in '" + s + "'");
       // A dotted mask must be contiguous (mask2bits()).
       int b = 0;
-      while (b < 32 && (m & (0x80000000u >> b)))
+      while (b < 32 && (*m & (0x80000000u >> b)))
         ++b;
-      if (b < 32 && (m << b) != 0)
+      if (b < 32 && (*m << b) != 0)
         fail(w, "mask in '" + s + "' is not contiguous");
       p.bits = b;
     }
@@ -735,13 +703,11 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
       else if (p.text == "all")
         proto = 0x0003;
       else {
-        char *end = nullptr;
-        unsigned long v = std::strtoul(p.text.c_str(), &end, 0);
-        if (*end || p.text.empty())
+        // ll_proto_a2n(): a name, else get_be16() in base 0.
+        std::optional<uint64_t> v = getUnsigned(p.text, 0);
+        if (!v || (*v != 0x0800 && *v != 0x86DD && *v != 0x0003))
           fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
-        proto = static_cast<uint32_t>(v);
-        if (v != 0x0800 && v != 0x86DD && v != 0x0003)
-          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
+        proto = static_cast<uint32_t>(*v);
       }
     } else if (s == "estimator") {
       fail(w, "estimator is not supported");
