@@ -8,18 +8,18 @@
 #include "compiler/frontend/RuleParser.h"
 
 #include "compiler/frontend/Handover.h"
+#include "compiler/frontend/Lex.h"
 #include "compiler/frontend/Matches.h"
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cctype>
+#include <climits>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <netdb.h>
 #include <optional>
 #include <string_view>
 
@@ -145,65 +145,11 @@ const Candidate *lookupLong(std::string_view name,
 
 // --- value actions -----------------------------------------------------------
 
-struct AddrState {
-  std::string addr, mask;
-  size_t maskOffset = 0;
-  bool hasMask = false, maskDotted = false;
-};
-
-template <typename Rule> struct AddrAction : pegtl::nothing<Rule> {};
-template <> struct AddrAction<grammar::address> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.addr = in.string();
-  }
-};
-template <> struct AddrAction<grammar::dotted_mask> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.mask = in.string();
-    s.hasMask = s.maskDotted = true;
-    s.maskOffset = in.position().byte;
-  }
-};
-template <> struct AddrAction<grammar::prefix_len> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.mask = in.string();
-    s.hasMask = true;
-    s.maskOffset = in.position().byte;
-  }
-};
-
-/// Parses "a[.b[.c[.d]]]" as iptables does: missing parts are zero.
-std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
-  uint32_t v = 0;
-  int n = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t dot = text.find('.', start);
-    std::string part = text.substr(
-        start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part.empty() || part.size() > 3 ||
-        !std::all_of(part.begin(), part.end(), [](char c) {
-          return std::isdigit(static_cast<unsigned char>(c));
-        }))
-      return std::nullopt;
-    unsigned long octet = std::stoul(part);
-    if (octet > 255)
-      return std::nullopt;
-    v |= static_cast<uint32_t>(octet) << (24 - 8 * n);
-    ++n;
-    if (dot == std::string::npos)
-      break;
-    start = dot + 1;
-  }
-  if (n > 4 || (parts == 4 && n != 4))
-    return std::nullopt;
-  return v;
-}
-
-/// ip6tables: ADDR[/LEN|/MASK], ADDR as inet_pton reads it.
+/// ip6tables: ADDR[/LEN|/MASK] (xtables_ip6parse_multiple(): the address
+/// as inet_pton reads it, LEN as xtables_strtoui, a mask with a `:').
 Match::Address parseAddress6(const Word &opt, const Word &val,
                              Match::Address::Side side) {
-  size_t slash = val.text.find('/');
+  size_t slash = val.text.rfind('/');
   std::string a = val.text.substr(0, slash);
   Match::Address m{side};
   if (a.find(':') == std::string::npos)
@@ -211,29 +157,28 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
          "`" + a + "' in " + opt.text +
              " is not an IPv6 address (this is an ip6tables rule)",
          0, a.size());
-  if (inet_pton(AF_INET6, a.c_str(), m.net6.data()) != 1)
+  std::optional<std::array<uint8_t, 16>> net = inetPton6(a);
+  if (!net)
     fail(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
+  m.net6 = *net;
   m.mask6.fill(0xff);
   if (slash != std::string::npos) {
     std::string mk = val.text.substr(slash + 1);
     if (mk.find(':') != std::string::npos) {
-      if (inet_pton(AF_INET6, mk.c_str(), m.mask6.data()) != 1)
+      std::optional<std::array<uint8_t, 16>> mask = inetPton6(mk);
+      if (!mask)
         fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
              mk.size());
+      m.mask6 = *mask;
     } else {
-      if (mk.empty() || mk.size() > 3 ||
-          !std::all_of(mk.begin(), mk.end(),
-                       [](char c) {
-                         return std::isdigit(static_cast<unsigned char>(c));
-                       }) ||
-          std::stoul(mk) > 128)
+      std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 128);
+      if (!len)
         fail(val,
              "invalid mask `" + mk + "' in " + opt.text +
                  " (a prefix length is 0 to 128)",
              slash + 1, mk.size());
-      unsigned len = static_cast<unsigned>(std::stoul(mk));
       for (unsigned i = 0; i < 16; ++i) {
-        unsigned bits = len > i * 8 ? std::min(8u, len - i * 8) : 0;
+        unsigned bits = *len > i * 8 ? std::min(8u, unsigned(*len) - i * 8) : 0;
         m.mask6[i] = static_cast<uint8_t>(bits ? 0xff << (8 - bits) : 0);
       }
     }
@@ -243,42 +188,42 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
   return m;
 }
 
+/// iptables: ADDR[/LEN|/MASK] (xtables_ipparse_multiple(): the mask after
+/// the last `/', dotted as xtables_numeric_to_ipmask, else a length as
+/// xtables_strtoui; the address as xtables_numeric_to_ipaddr, so `010.1'
+/// is 8.1.0.0). Host names, which iptables resolves, are refused.
 Match::Address parseAddress(const Word &opt, const Word &val,
                             Match::Address::Side side) {
   if (val.text.find(':') != std::string::npos)
     fail(val, "`" + val.text + "' in " + opt.text +
                   " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
                   "or an ip6tables-save file)");
-  AddrState s;
-  pegtl::memory_input in(val.text, "");
-  if (!pegtl::parse<grammar::address_spec, AddrAction>(in, s)) {
-    bool looksNumeric = !val.text.empty() &&
-                        std::isdigit(static_cast<unsigned char>(val.text[0]));
-    if (!looksNumeric)
+  size_t slash = val.text.rfind('/');
+  std::string a = val.text.substr(0, slash);
+  std::optional<uint32_t> addr = inetAtonIptables(a);
+  if (!addr) {
+    if (a.empty() || !std::isdigit(static_cast<unsigned char>(a[0])))
       fail(val, "host names are not resolved (`" + val.text + "' in " +
                     opt.text + "); write an IPv4 address");
-    fail(val, "invalid address `" + val.text + "' in " + opt.text);
+    fail(val, "invalid address `" + a + "' in " + opt.text, 0, a.size());
   }
-  std::optional<uint32_t> addr = dottedValue(s.addr, 1);
-  if (!addr)
-    fail(val, "invalid address `" + s.addr + "' in " + opt.text, 0,
-         s.addr.size());
   uint32_t mask = 0xffffffffu;
-  if (s.hasMask) {
-    if (s.maskDotted) {
-      std::optional<uint32_t> m = dottedValue(s.mask, 4);
+  if (slash != std::string::npos) {
+    std::string mk = val.text.substr(slash + 1);
+    if (mk.find('.') != std::string::npos) {
+      std::optional<uint32_t> m = inetAtonIptablesMask(mk);
       if (!m)
-        fail(val, "invalid mask `" + s.mask + "' in " + opt.text, s.maskOffset,
-             s.mask.size());
+        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+             mk.size());
       mask = *m;
     } else {
-      unsigned long len = s.mask.size() > 2 ? 99 : std::stoul(s.mask);
-      if (len > 32)
+      std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 32);
+      if (!len)
         fail(val,
-             "invalid mask `" + s.mask + "' in " + opt.text +
+             "invalid mask `" + mk + "' in " + opt.text +
                  " (a prefix length is 0 to 32)",
-             s.maskOffset, s.mask.size());
-      mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
+             slash + 1, mk.size());
+      mask = *len == 0 ? 0 : 0xffffffffu << (32 - *len);
     }
   }
   Match::Address m{side};
@@ -293,55 +238,33 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
                                     Match::Address::Side side, bool negated,
                                     ir::Family family) {
   std::vector<Match> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = val.text.find(',', start);
-    std::string item = val.text.substr(
-        start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item.empty())
-      fail(val, "empty address in the list of " + opt.text, start, 1);
-    Word itemWord{item, advance(val.pos, start)};
+  for (const Piece &item : splitList(val.text)) {
+    if (item.text.empty())
+      fail(val, "empty address in the list of " + opt.text, item.offset, 1);
+    Word itemWord{item.text, advance(val.pos, item.offset)};
     out.emplace_back(family == ir::Family::V6
                          ? parseAddress6(opt, itemWord, side)
                          : parseAddress(opt, itemWord, side),
                      negated);
-    if (comma == std::string::npos)
-      break;
-    start = comma + 1;
   }
   return out; // `!' with a list: checked for the whole rule (walker)
 }
 
-/// iptables' built-in protocol names, then /etc/protocols.
-std::optional<uint8_t> protocolNumber(std::string name) {
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  static const std::pair<const char *, uint8_t> builtin[] = {
-      {"all", 0},  {"tcp", 6},     {"udp", 17},       {"udplite", 136},
-      {"icmp", 1}, {"icmpv6", 58}, {"ipv6-icmp", 58}, {"esp", 50},
-      {"ah", 51},  {"sctp", 132},  {"mh", 135},       {"ipv6-mh", 135}};
-  for (const auto &[n, v] : builtin)
-    if (name == n)
-      return v;
-  if (const protoent *pe = getprotobyname(name.c_str()))
-    return static_cast<uint8_t>(pe->p_proto);
-  return std::nullopt;
-}
-
+/// -p: lowered, then xtables_parse_protocol() (so `-p 010' is 8, as
+/// xtables_strtoui reads it).
 uint8_t parseProtocol(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::protocol>(in))
     fail(val, "invalid protocol `" + val.text + "' in " + opt.text);
-  if (std::isdigit(static_cast<unsigned char>(val.text[0]))) {
-    if (val.text.size() > 3 || std::stoul(val.text) > 255)
-      fail(val, "invalid protocol number `" + val.text + "' in " + opt.text +
-                    " (0 to 255)");
-    return static_cast<uint8_t>(std::stoul(val.text));
-  }
-  std::optional<uint8_t> p = protocolNumber(val.text);
-  if (!p)
-    fail(val, "unknown protocol `" + val.text + "' in " + opt.text);
-  return *p;
+  std::string name = val.text;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (std::optional<uint8_t> p = xtablesParseProtocol(name))
+    return *p;
+  if (std::isdigit(static_cast<unsigned char>(name[0])))
+    fail(val, "invalid protocol number `" + val.text + "' in " + opt.text +
+                  " (0 to 255)");
+  fail(val, "unknown protocol `" + val.text + "' in " + opt.text);
 }
 
 std::string parseInterface(const Word &opt, const Word &val) {
@@ -420,9 +343,12 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
     if (addr.find('-') != std::string::npos)
       fail(v, "address ranges in " + opt.text +
                   " are not supported yet (rule2xdp maps to one address)");
-    if (hasAddr && inet_pton(AF_INET6, addr.c_str(), t.addr6.data()) != 1)
+    std::optional<std::array<uint8_t, 16>> a6;
+    if (hasAddr && !(a6 = inetPton6(addr)))
       fail(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
                   " (with a port, write [ADDR]:PORT)");
+    if (a6)
+      t.addr6 = *a6;
     if (colon == std::string::npos)
       return;
   }
@@ -433,10 +359,10 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
              " are not supported yet (rule2xdp maps to one address)",
          0, addr.size());
   if (hasAddr && family == ir::Family::V4) {
-    in_addr a{};
-    if (inet_pton(AF_INET, addr.c_str(), &a) != 1)
+    std::optional<uint32_t> a = inetPton4(addr);
+    if (!a)
       fail(v, "invalid address `" + addr + "' in " + opt.text, 0, addr.size());
-    t.addr = ntohl(a.s_addr);
+    t.addr = *a;
   }
   if (colon == std::string::npos) {
     if (!hasAddr)
@@ -445,16 +371,13 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   }
   std::string ports = s.substr(colon + 1);
   size_t dash = ports.find('-');
+  // parse_ports(): xtables_strtoui, so `0x50' is 80 and `080' is refused.
   auto port = [&](const std::string &text, size_t off) -> uint16_t {
-    if (text.empty() || text.size() > 5 ||
-        !std::all_of(text.begin(), text.end(),
-                     [](char c) {
-                       return std::isdigit(static_cast<unsigned char>(c));
-                     }) ||
-        std::stoul(text) == 0 || std::stoul(text) > 65535)
+    std::optional<uint64_t> n = xtablesStrtoul(text, 1, 65535);
+    if (!n)
       fail(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
            off, std::max<size_t>(text.size(), 1));
-    return static_cast<uint16_t>(std::stoul(text));
+    return static_cast<uint16_t>(*n);
   };
   size_t base = colon + 1;
   t.portLo = port(ports.substr(0, dash), base);
@@ -791,12 +714,10 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.commandWord = &w;
       p.chain = &v;
       // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
+      // xs_has_arg(): a next word not starting with `-' or `!' is the
+      // rule number.
       if (base->id == OptId::Insert && i + 1 < seq.size() &&
-          !seq[i + 1]->text.empty() &&
-          std::all_of(seq[i + 1]->text.begin(), seq[i + 1]->text.end(),
-                      [](char c) {
-                        return std::isdigit(static_cast<unsigned char>(c));
-                      }))
+          seq[i + 1]->text[0] != '-' && seq[i + 1]->text[0] != '!')
         p.insertAt = seq[++i];
       if (base->id == OptId::Policy) {
         if (i + 1 >= seq.size())
@@ -1180,9 +1101,13 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   if (p.command == OptId::Insert) {
     at = 0;
     if (p.insertAt) {
-      unsigned long n =
-          p.insertAt->text.size() > 9 ? 0 : std::stoul(p.insertAt->text);
-      if (n < 1 || n > rules.size() + 1)
+      // parse_rulenumber(): xtables_strtoui, 1 to INT_MAX.
+      std::optional<uint64_t> num =
+          xtablesStrtoul(p.insertAt->text, 1, INT_MAX);
+      if (!num)
+        fail(*p.insertAt, "invalid rule number `" + p.insertAt->text + "'");
+      uint64_t n = *num;
+      if (n > rules.size() + 1)
         fail(*p.insertAt, "index of insertion too big (chain `" + c + "' has " +
                               std::to_string(rules.size()) + " rules)");
       at = n - 1;
