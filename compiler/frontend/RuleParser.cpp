@@ -29,11 +29,6 @@ namespace {
 using ir::Match;
 namespace pegtl = tao::pegtl;
 
-[[noreturn]] void fail(const Word &w, const std::string &msg, size_t offset = 0,
-                       size_t length = 0) {
-  failAt(w, msg, offset, length);
-}
-
 // --- option tables (data, not code: a new option is one line) -------------
 
 enum class OptId {
@@ -153,13 +148,13 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
   std::string a = val.text.substr(0, slash);
   Match::Address m{side};
   if (a.find(':') == std::string::npos)
-    fail(val,
-         "`" + a + "' in " + opt.text +
-             " is not an IPv6 address (this is an ip6tables rule)",
-         0, a.size());
+    failAt(val,
+           "`" + a + "' in " + opt.text +
+               " is not an IPv6 address (this is an ip6tables rule)",
+           0, a.size());
   std::optional<std::array<uint8_t, 16>> net = inetPton6(a);
   if (!net)
-    fail(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
+    failAt(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
   m.net6 = *net;
   m.mask6.fill(0xff);
   if (slash != std::string::npos) {
@@ -167,16 +162,16 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
     if (mk.find(':') != std::string::npos) {
       std::optional<std::array<uint8_t, 16>> mask = inetPton6(mk);
       if (!mask)
-        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
-             mk.size());
+        failAt(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+               mk.size());
       m.mask6 = *mask;
     } else {
       std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 128);
       if (!len)
-        fail(val,
-             "invalid mask `" + mk + "' in " + opt.text +
-                 " (a prefix length is 0 to 128)",
-             slash + 1, mk.size());
+        failAt(val,
+               "invalid mask `" + mk + "' in " + opt.text +
+                   " (a prefix length is 0 to 128)",
+               slash + 1, mk.size());
       for (unsigned i = 0; i < 16; ++i) {
         unsigned bits = *len > i * 8 ? std::min(8u, unsigned(*len) - i * 8) : 0;
         m.mask6[i] = static_cast<uint8_t>(bits ? 0xff << (8 - bits) : 0);
@@ -195,17 +190,17 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
 Match::Address parseAddress(const Word &opt, const Word &val,
                             Match::Address::Side side) {
   if (val.text.find(':') != std::string::npos)
-    fail(val, "`" + val.text + "' in " + opt.text +
-                  " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
-                  "or an ip6tables-save file)");
+    failAt(val, "`" + val.text + "' in " + opt.text +
+                    " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
+                    "or an ip6tables-save file)");
   size_t slash = val.text.rfind('/');
   std::string a = val.text.substr(0, slash);
   std::optional<uint32_t> addr = inetAtonIptables(a);
   if (!addr) {
     if (a.empty() || !std::isdigit(static_cast<unsigned char>(a[0])))
-      fail(val, "host names are not resolved (`" + val.text + "' in " +
-                    opt.text + "); write an IPv4 address");
-    fail(val, "invalid address `" + a + "' in " + opt.text, 0, a.size());
+      failAt(val, "host names are not resolved (`" + val.text + "' in " +
+                      opt.text + "); write an IPv4 address");
+    failAt(val, "invalid address `" + a + "' in " + opt.text, 0, a.size());
   }
   uint32_t mask = 0xffffffffu;
   if (slash != std::string::npos) {
@@ -213,16 +208,16 @@ Match::Address parseAddress(const Word &opt, const Word &val,
     if (mk.find('.') != std::string::npos) {
       std::optional<uint32_t> m = inetAtonIptablesMask(mk);
       if (!m)
-        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
-             mk.size());
+        failAt(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+               mk.size());
       mask = *m;
     } else {
       std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 32);
       if (!len)
-        fail(val,
-             "invalid mask `" + mk + "' in " + opt.text +
-                 " (a prefix length is 0 to 32)",
-             slash + 1, mk.size());
+        failAt(val,
+               "invalid mask `" + mk + "' in " + opt.text +
+                   " (a prefix length is 0 to 32)",
+               slash + 1, mk.size());
       mask = *len == 0 ? 0 : 0xffffffffu << (32 - *len);
     }
   }
@@ -240,7 +235,7 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
   std::vector<Match> out;
   for (const Piece &item : splitList(val.text)) {
     if (item.text.empty())
-      fail(val, "empty address in the list of " + opt.text, item.offset, 1);
+      failAt(val, "empty address in the list of " + opt.text, item.offset, 1);
     Word itemWord{item.text, advance(val.pos, item.offset)};
     out.emplace_back(family == ir::Family::V6
                          ? parseAddress6(opt, itemWord, side)
@@ -255,25 +250,25 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
 uint8_t parseProtocol(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::protocol>(in))
-    fail(val, "invalid protocol `" + val.text + "' in " + opt.text);
+    failAt(val, "invalid protocol `" + val.text + "' in " + opt.text);
   std::string name = val.text;
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   if (std::optional<uint8_t> p = xtablesParseProtocol(name))
     return *p;
   if (std::isdigit(static_cast<unsigned char>(name[0])))
-    fail(val, "invalid protocol number `" + val.text + "' in " + opt.text +
-                  " (0 to 255)");
-  fail(val, "unknown protocol `" + val.text + "' in " + opt.text);
+    failAt(val, "invalid protocol number `" + val.text + "' in " + opt.text +
+                    " (0 to 255)");
+  failAt(val, "unknown protocol `" + val.text + "' in " + opt.text);
 }
 
 std::string parseInterface(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
   if (val.text.empty() || !pegtl::parse<grammar::interface>(in))
-    fail(val, "invalid interface name `" + val.text + "' in " + opt.text);
+    failAt(val, "invalid interface name `" + val.text + "' in " + opt.text);
   if (val.text.size() >= 16)
-    fail(val, "interface name `" + val.text +
-                  "' must be shorter than IFNAMSIZ (15)");
+    failAt(val, "interface name `" + val.text +
+                    "' must be shorter than IFNAMSIZ (15)");
   return val.text;
 }
 
@@ -281,14 +276,14 @@ std::string parseInterface(const Word &opt, const Word &val) {
 
 [[noreturn]] void failTarget(const Word &t) {
   if (t.text == "REDIRECT")
-    fail(t, "target `REDIRECT' is not supported yet: it delivers to a local "
-            "socket, whose replies leave through the kernel's output path, "
-            "where rule2xdp cannot translate them back");
+    failAt(t, "target `REDIRECT' is not supported yet: it delivers to a local "
+              "socket, whose replies leave through the kernel's output path, "
+              "where rule2xdp cannot translate them back");
   if (t.text == "SNAT" || t.text == "MASQUERADE")
-    fail(t, "target `" + t.text +
-                "' is not supported yet (rule2xdp "
-                "translates destinations only: DNAT)");
-  fail(t, "target `" + t.text + "' is not supported");
+    failAt(t, "target `" + t.text +
+                  "' is not supported yet (rule2xdp "
+                  "translates destinations only: DNAT)");
+  failAt(t, "target `" + t.text + "' is not supported");
 }
 
 struct Parsed {
@@ -330,23 +325,23 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
     if (!s.empty() && s[0] == '[') {
       close = s.find(']');
       if (close == std::string::npos)
-        fail(v, "missing `]' in " + opt.text);
+        failAt(v, "missing `]' in " + opt.text);
       addr = s.substr(1, close - 1);
       colon = close + 1 < s.size() ? close + 1 : std::string::npos;
       if (colon != std::string::npos && s[colon] != ':')
-        fail(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
+        failAt(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
     } else {
       addr = s;
       colon = std::string::npos;
     }
     hasAddr = !addr.empty();
     if (addr.find('-') != std::string::npos)
-      fail(v, "address ranges in " + opt.text +
-                  " are not supported yet (rule2xdp maps to one address)");
+      failAt(v, "address ranges in " + opt.text +
+                    " are not supported yet (rule2xdp maps to one address)");
     std::optional<std::array<uint8_t, 16>> a6;
     if (hasAddr && !(a6 = inetPton6(addr)))
-      fail(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
-                  " (with a port, write [ADDR]:PORT)");
+      failAt(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
+                    " (with a port, write [ADDR]:PORT)");
     if (a6)
       t.addr6 = *a6;
     if (colon == std::string::npos)
@@ -354,19 +349,20 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   }
   hasAddr = !addr.empty();
   if (addr.find('-') != std::string::npos)
-    fail(v,
-         "address ranges in " + opt.text +
-             " are not supported yet (rule2xdp maps to one address)",
-         0, addr.size());
+    failAt(v,
+           "address ranges in " + opt.text +
+               " are not supported yet (rule2xdp maps to one address)",
+           0, addr.size());
   if (hasAddr && family == ir::Family::V4) {
     std::optional<uint32_t> a = inetPton4(addr);
     if (!a)
-      fail(v, "invalid address `" + addr + "' in " + opt.text, 0, addr.size());
+      failAt(v, "invalid address `" + addr + "' in " + opt.text, 0,
+             addr.size());
     t.addr = *a;
   }
   if (colon == std::string::npos) {
     if (!hasAddr)
-      fail(v, "missing address or port in " + opt.text);
+      failAt(v, "missing address or port in " + opt.text);
     return;
   }
   std::string ports = s.substr(colon + 1);
@@ -375,8 +371,8 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   auto port = [&](const std::string &text, size_t off) -> uint16_t {
     std::optional<uint64_t> n = xtablesStrtoul(text, 1, 65535);
     if (!n)
-      fail(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
-           off, std::max<size_t>(text.size(), 1));
+      failAt(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
+             off, std::max<size_t>(text.size(), 1));
     return static_cast<uint16_t>(*n);
   };
   size_t base = colon + 1;
@@ -385,8 +381,8 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
                  ? t.portLo
                  : port(ports.substr(dash + 1), base + dash + 1);
   if (t.portHi < t.portLo)
-    fail(v, "invalid port range `" + ports + "' in " + opt.text, base,
-         ports.size());
+    failAt(v, "invalid port range `" + ports + "' in " + opt.text, base,
+           ports.size());
 }
 
 std::string joinWords(const std::vector<Word> &words) {
@@ -414,8 +410,8 @@ ir::Table parseTableName(const Word &w) {
   if (t == "nat")
     return ir::Table::Nat;
   if (t == "security")
-    fail(w, "table `" + t + "' is not supported yet");
-  fail(w, "table `" + t + "' does not exist");
+    failAt(w, "table `" + t + "' is not supported yet");
+  failAt(w, "table `" + t + "' does not exist");
 }
 
 namespace {
@@ -466,11 +462,11 @@ bool readsWholeWord(OptId id) {
 /// "-ieth0"), which is never what was meant. rule2xdp refuses all of them.
 [[noreturn]] void failWholeWord(const Word &whole, const Word &opt,
                                 const Word &value) {
-  fail(whole, "iptables reads the whole word `" + whole.text +
-                  "' as the value of " + opt.text +
-                  " (it takes the word, not getopt's value, for -p, -s, -d, "
-                  "-j, -i and -o): write `" +
-                  opt.text + " " + value.text + "'");
+  failAt(whole, "iptables reads the whole word `" + whole.text +
+                    "' as the value of " + opt.text +
+                    " (it takes the word, not getopt's value, for -p, -s, -d, "
+                    "-j, -i and -o): write `" +
+                    opt.text + " " + value.text + "'");
 }
 
 /// getopt's reading of a short-option word longer than two characters,
@@ -516,8 +512,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     if (!spec.repeatable)
       for (const auto &m : p.modules)
         if (m->spec == &spec)
-          fail(where, std::string("a second -m ") + spec.name +
-                          " match in one rule is not supported");
+          failAt(where, std::string("a second -m ") + spec.name +
+                            " match in one rule is not supported");
     for (auto &m : p.modules)
       if (m->spec == &spec)
         m->superseded = true;
@@ -537,7 +533,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     const Word &w = *seq[i];
     if (w.text == "!") {
       if (invert)
-        fail(w, "multiple consecutive ! not allowed");
+        failAt(w, "multiple consecutive ! not allowed");
       invert = &w;
       ++i;
       continue;
@@ -587,7 +583,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         }
       }
       if (ambiguous)
-        fail(w, "option `" + w.text + "' is ambiguous");
+        failAt(w, "option `" + w.text + "' is ambiguous");
       if (!spec && ctx.handover && p.shapeTail) {
         // An option of a module or target unknown to rule2xdp.
         i = readOptionByShape(words, i, invert != nullptr, *p.shapeTail) + 1;
@@ -595,25 +591,25 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         continue;
       }
       if (!spec && ctx.handover && p.targetState)
-        fail(w, "unknown option `" + w.text + "' for target " +
-                    p.targetState->spec->name);
+        failAt(w, "unknown option `" + w.text + "' for target " +
+                      p.targetState->spec->name);
       if (!spec) {
         for (const char *portOpt :
              {"dport", "sport", "destination-port", "source-port"})
           if (name == portOpt)
-            fail(w, "option `" + w.text +
-                        "' needs the tcp or udp match: give `-p tcp' or `-p "
-                        "udp' (not negated) first");
+            failAt(w, "option `" + w.text +
+                          "' needs the tcp or udp match: give `-p tcp' or `-p "
+                          "udp' (not negated) first");
         if (name == "icmp-type")
-          fail(
+          failAt(
               w,
               ctx.family == ir::Family::V6
                   ? "option `--icmp-type' is iptables'; an ip6tables rule "
                     "writes `-p icmpv6 --icmpv6-type'"
                   : "option `--icmp-type' needs `-p icmp' (not negated) first");
         if (name == "icmpv6-type")
-          fail(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
-                  "first, in an ip6tables rule");
+          failAt(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
+                    "first, in an ip6tables rule");
         // Options after `-j TARGET` belong to the target (--set-mark,
         // --to-destination...): name the target, which is what is missing.
         if (p.target) {
@@ -625,7 +621,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
           if (!known)
             failTarget(*p.target);
         }
-        fail(w, "unknown option `" + w.text + "'");
+        failAt(w, "unknown option `" + w.text + "'");
       }
     } else if (w.text.size() >= 2 && w.text[0] == '-' && w.text[1] != '-') {
       for (const Candidate &o : active)
@@ -639,18 +635,18 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         spec = Candidate{kOutShort.name, 'o', &kOutShort, nullptr, nullptr};
       if (!spec) {
         if (w.text.compare(0, 2, "-o") == 0)
-          fail(w,
-               "`-o' is rule2xdp's output file; write the output "
-               "interface as `--out-interface'",
-               0, 2);
-        fail(w, "unknown option `-" + w.text.substr(1, 1) + "'", 0, 2);
+          failAt(w,
+                 "`-o' is rule2xdp's output file; write the output "
+                 "interface as `--out-interface'",
+                 0, 2);
+        failAt(w, "unknown option `-" + w.text.substr(1, 1) + "'", 0, 2);
       }
       if (w.text.size() > 2) {
         splitCluster(seq, i, inlineWords, gluedFrom, spec->hasArg());
         continue;
       }
     } else {
-      fail(w, "unexpected argument `" + w.text + "'");
+      failAt(w, "unexpected argument `" + w.text + "'");
     }
 
     // Messages name the option as written, without an inline `=value`.
@@ -659,7 +655,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     unsigned nargs =
         spec->base ? (spec->base->hasArg ? 1 : 0) : spec->mod->args;
     if (inlineValue && nargs == 0)
-      fail(w, "option `" + optName.text + "' takes no argument");
+      failAt(w, "option `" + optName.text + "' takes no argument");
     for (unsigned k = 0; k < nargs; ++k) {
       if (k == 0 && inlineValue) {
         inlineWords.push_back(
@@ -668,9 +664,9 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       } else if (i + 1 < seq.size()) {
         args.push_back(seq[++i]);
       } else {
-        fail(w, "option `" + optName.text + "' requires " +
-                    (nargs == 1 ? "an argument"
-                                : std::to_string(nargs) + " arguments"));
+        failAt(w, "option `" + optName.text + "' requires " +
+                      (nargs == 1 ? "an argument"
+                                  : std::to_string(nargs) + " arguments"));
       }
     }
     if (spec->base && readsWholeWord(spec->base->id) && !args.empty()) {
@@ -680,12 +676,12 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                       *args[0]);
     }
     if (invert && !spec->negatable())
-      fail(*invert, "cannot have ! before `" + w.text + "'");
+      failAt(*invert, "cannot have ! before `" + w.text + "'");
     bool negated = invert != nullptr;
     invert = nullptr;
     if (!args.empty() && args[0]->text == "!" && spec->negatable())
-      fail(*args[0], "`!' must come before the option it negates: write `! " +
-                         optName.text + " VALUE'");
+      failAt(*args[0], "`!' must come before the option it negates: write `! " +
+                           optName.text + " VALUE'");
 
     if (spec->mod) {
       spec->state->option(*spec->mod, optName, args, negated);
@@ -694,22 +690,22 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     }
     auto once = [&](bool already, const char *what) {
       if (already)
-        fail(w, std::string("multiple ") + what + " flags not allowed");
+        failAt(w, std::string("multiple ") + what + " flags not allowed");
     };
     const Word &v = args.empty() ? w : *args[0];
     const OptSpec *base = spec->base;
     switch (base->id) {
     case OptId::Command:
-      fail(w, "command `" + w.text +
-                  "' is not supported: rule2xdp compiles rules (-A, -I) and "
-                  "chain declarations (-N, -P)");
+      failAt(w, "command `" + w.text +
+                    "' is not supported: rule2xdp compiles rules (-A, -I) and "
+                    "chain declarations (-N, -P)");
     case OptId::Append:
     case OptId::Insert:
     case OptId::NewChain:
     case OptId::Policy:
       if (p.commandWord)
-        fail(w, "only one command per rule (already `" + p.commandWord->text +
-                    "')");
+        failAt(w, "only one command per rule (already `" + p.commandWord->text +
+                      "')");
       p.command = base->id;
       p.commandWord = &w;
       p.chain = &v;
@@ -721,7 +717,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         p.insertAt = seq[++i];
       if (base->id == OptId::Policy) {
         if (i + 1 >= seq.size())
-          fail(w, "-P needs a chain and a policy (ACCEPT or DROP)");
+          failAt(w, "-P needs a chain and a policy (ACCEPT or DROP)");
         p.policy = seq[++i];
       }
       break;
@@ -747,7 +743,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       p.protoNegated = negated;
       p.protoNumber = parseProtocol(optName, v);
       if (p.protoNumber == 0 && negated)
-        fail(v, "rule would never match protocol (`! -p " + v.text + "')");
+        failAt(v, "rule would never match protocol (`! -p " + v.text + "')");
       // -p all (0) checks nothing in ip_packet_match(); in ip6_packet_match()
       // any -p walks the extension headers, which can fail (hotdrop).
       if (p.protoNumber != 0 || ctx.family == ir::Family::V6) {
@@ -760,7 +756,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       Match::InIface iif{parseInterface(optName, v)};
       int bit = prog.ifaceBit(iif.pattern);
       if (bit < 0)
-        fail(v, "more than 64 distinct -i interface patterns in one program");
+        failAt(v, "more than 64 distinct -i interface patterns in one program");
       iif.bit = static_cast<unsigned>(bit);
       p.iif = Match(std::move(iif), negated);
       break;
@@ -799,42 +795,43 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
         break;
       }
       if (!m && (v.text == "conntrack" || v.text == "state"))
-        fail(v,
-             "match `" + v.text +
-                 "' needs the kernel's connection "
-                 "tracking: compile with --pass-unsupported and keep the same "
-                 "ruleset installed in the kernel (docs/handover.md)");
+        failAt(
+            v,
+            "match `" + v.text +
+                "' needs the kernel's connection "
+                "tracking: compile with --pass-unsupported and keep the same "
+                "ruleset installed in the kernel (docs/handover.md)");
       if (!m)
-        fail(v, "match `" + v.text + "' is not supported");
+        failAt(v, "match `" + v.text + "' is not supported");
       if (!moduleFits(*m, ctx.family))
-        fail(v,
-             "match `" + v.text + "' is not available for " +
-                 (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
-                 " rules" +
-                 (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
+        failAt(v,
+               "match `" + v.text + "' is not available for " +
+                   (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
+                   " rules" +
+                   (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
       load(*m, v);
       break;
     }
     case OptId::Fragment: {
       if (ctx.family == ir::Family::V6)
-        fail(w, "ip6tables has no -f (its fragment match is -m frag, not "
-                "supported yet)");
+        failAt(w, "ip6tables has no -f (its fragment match is -m frag, not "
+                  "supported yet)");
       once(p.frag.has_value(), "-f");
       p.frag = Match(Match::Fragment{}, negated);
       break;
     }
     case OptId::SetCounters:
-      fail(w, "`" + w.text + "' (set counters) is not supported");
+      failAt(w, "`" + w.text + "' (set counters) is not supported");
     case OptId::ToDestination: {
       if (p.natTo)
-        fail(w, "multiple --to-destination are not supported (kernels since "
-                "2.6.11 take one)");
+        failAt(w, "multiple --to-destination are not supported (kernels since "
+                  "2.6.11 take one)");
       p.natTo = &v;
       bool hasAddr = false;
       parseNatTo(optName, v, p.nat, hasAddr, ctx.family);
       if (!hasAddr)
-        fail(v, "--to-destination without an address (only a new port) is "
-                "not supported yet");
+        failAt(v, "--to-destination without an address (only a new port) is "
+                  "not supported yet");
       break;
     }
     case OptId::NatRandom:
@@ -849,7 +846,7 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
     ++i;
   }
   if (invert)
-    fail(*invert, "`!' at the end of the rule negates nothing");
+    failAt(*invert, "`!' at the end of the rule negates nothing");
   // iptables: a list on either side forbids `!' on both (IPT_INV_SRCIP or
   // IPT_INV_DSTIP with more than one address of either).
   {
@@ -859,8 +856,8 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
                        : p.dsts.size() > 1 ? p.dstWord
                                            : nullptr;
     if (neg && list)
-      fail(*list,
-           "! not allowed with multiple source or destination IP addresses");
+      failAt(*list,
+             "! not allowed with multiple source or destination IP addresses");
   }
 
   // --- whole-rule checks, as iptables makes them after parsing --------------
@@ -869,13 +866,13 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       throw Diagnostic(ir::SourcePos{"<command line>", 0, 0, -1},
                        "no rule given: write an iptables rule such as "
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
-    fail(words.front(), "no command given: the rule needs `-A CHAIN'");
+    failAt(words.front(), "no command given: the rule needs `-A CHAIN'");
   }
   p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif ||
                  p.frag || !p.modules.empty() || p.oif;
   if (p.oif && p.chain &&
       (p.chain->text == "INPUT" || p.chain->text == "PREROUTING"))
-    fail(*p.oif, "Can't use --out-interface with " + p.chain->text);
+    failAt(*p.oif, "Can't use --out-interface with " + p.chain->text);
   ir::Rule proto;
   proto.pos = words.front().pos;
   proto.text = joinWords(words);
@@ -925,22 +922,23 @@ constexpr const char *kNatNoDrop =
 void checkDnat(const Word &target, ir::Table table, const std::string &chain,
                const CommandContext &ctx, const Parsed &p) {
   if (table != ir::Table::Nat)
-    fail(target, "target DNAT is only valid in the nat table, not `" +
-                     std::string(ir::tableName(table)) + "'");
+    failAt(target, "target DNAT is only valid in the nat table, not `" +
+                       std::string(ir::tableName(table)) + "'");
   if (chain == "INPUT" || chain == "POSTROUTING" || chain == "FORWARD")
-    fail(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
-                 "user chains called from them), not in " +
-                     chain);
+    failAt(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
+                   "user chains called from them), not in " +
+                       chain);
   if (!p.natTo)
-    fail(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
+    failAt(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
   if (p.nat.portLo != 0) {
     bool tcpUdp = p.protoWord && !p.protoNegated &&
                   (p.protoNumber == 6 || p.protoNumber == 17);
     (void)ctx;
     if (!tcpUdp)
-      fail(*p.natTo, "a port in --to-destination needs `-p tcp' or `-p udp' "
-                     "(iptables also allows sctp and dccp, which rule2xdp does "
-                     "not translate yet)");
+      failAt(*p.natTo,
+             "a port in --to-destination needs `-p tcp' or `-p udp' "
+             "(iptables also allows sctp and dccp, which rule2xdp does "
+             "not translate yet)");
   }
 }
 
@@ -949,8 +947,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
                   std::vector<ir::Rule> newRules) {
   ir::Table table = ir::Table::Filter;
   if (p.table && ctx.fileTable)
-    fail(*p.table, "-t cannot be used inside a ruleset file: the table is "
-                   "the enclosing `*table' section");
+    failAt(*p.table, "-t cannot be used inside a ruleset file: the table is "
+                     "the enclosing `*table' section");
   if (ctx.fileTable)
     table = *ctx.fileTable;
   else if (p.table)
@@ -962,18 +960,19 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
 
   if (p.command == OptId::NewChain || p.command == OptId::Policy) {
     if (p.hasMatches || p.target || p.gotoChain)
-      fail(*p.commandWord,
-           "`" + p.commandWord->text +
-               "' takes a chain name only, no matches or target");
+      failAt(*p.commandWord,
+             "`" + p.commandWord->text +
+                 "' takes a chain name only, no matches or target");
   }
   if (p.command == OptId::NewChain) {
     if (builtinName(table, c) || c == "ACCEPT" || c == "DROP" || c == "RETURN")
-      fail(chainWord, "chain `" + c + "' is built in; -N creates user chains");
+      failAt(chainWord,
+             "chain `" + c + "' is built in; -N creates user chains");
     if (c.size() > 28 || c[0] == '-' || c[0] == '!')
-      fail(chainWord, "invalid chain name `" + c + "'");
+      failAt(chainWord, "invalid chain name `" + c + "'");
     if (prog.userChain(ctx.family, table, c))
-      fail(chainWord,
-           "chain `" + c + "' already exists in table `" + tname + "'");
+      failAt(chainWord,
+             "chain `" + c + "' already exists in table `" + tname + "'");
     ir::Chain uc;
     uc.family = ctx.family;
     uc.table = table;
@@ -995,17 +994,17 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
                         ? nullptr
                         : prog.userChain(ctx.family, table, c);
   if (!hook && !egress && !user && !natSource)
-    fail(chainWord,
-         "chain `" + c + "' does not exist in table `" + tname + "'");
+    failAt(chainWord,
+           "chain `" + c + "' does not exist in table `" + tname + "'");
 
   if (p.command == OptId::Policy) {
     const std::string &pol = p.policy->text;
     if (user)
-      fail(chainWord, "a user chain has no policy (`" + c + "')");
+      failAt(chainWord, "a user chain has no policy (`" + c + "')");
     if (pol != "ACCEPT" && pol != "DROP")
-      fail(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
+      failAt(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
     if (table == ir::Table::Nat && pol == "DROP")
-      fail(*p.policy, kNatNoDrop);
+      failAt(*p.policy, kNatNoDrop);
     // The only nat policy is ACCEPT, which translates nothing: the chain
     // exists for received packets only once it has rules.
     if (natSource || table == ir::Table::Nat)
@@ -1021,8 +1020,8 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   if (p.gotoChain) {
     const std::string &g = p.gotoChain->text;
     if (!prog.userChain(ctx.family, table, g))
-      fail(*p.gotoChain, "-g needs a user chain of table `" + tname + "'; `" +
-                             g + "' is not one");
+      failAt(*p.gotoChain, "-g needs a user chain of table `" + tname + "'; `" +
+                               g + "' is not one");
     rule.verdict = ir::Verdict::Goto;
     rule.jumpTarget = g;
   } else if (p.target) {
@@ -1030,14 +1029,14 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     if (t == "ACCEPT")
       rule.verdict = ir::Verdict::Accept;
     else if (t == "DROP" && table == ir::Table::Nat)
-      fail(*p.target, kNatNoDrop);
+      failAt(*p.target, kNatNoDrop);
     else if (t == "DROP")
       rule.verdict = ir::Verdict::Drop;
     else if (p.targetState) {
       // Hand-over mode: a target XDP cannot carry out.
       if (t == "DNAT" && table != ir::Table::Nat)
-        fail(*p.target,
-             "target DNAT is only valid in the nat table, not `" + tname + "'");
+        failAt(*p.target, "target DNAT is only valid in the nat table, not `" +
+                              tname + "'");
       rule.verdict = ir::Verdict::Handover;
       rule.target = t;
       rule.handoverReason = targetReason(t);
@@ -1051,7 +1050,7 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       rule.verdict = ir::Verdict::Jump;
       rule.jumpTarget = t;
     } else if (builtinName(table, t))
-      fail(*p.target, "cannot jump to built-in chain `" + t + "'");
+      failAt(*p.target, "cannot jump to built-in chain `" + t + "'");
     else
       failTarget(*p.target);
   } else {
@@ -1075,9 +1074,10 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
   }
   if (egress) {
     if (!ctx.fileTable)
-      fail(chainWord, "chain " + c +
-                          " never sees received packets; rule2xdp compiles the "
-                          "ingress path (XDP)");
+      failAt(chainWord,
+             "chain " + c +
+                 " never sees received packets; rule2xdp compiles the "
+                 "ingress path (XDP)");
     if (ctx.warnings)
       ctx.warnings->push_back(
           {chainWord.pos,
@@ -1087,13 +1087,13 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     return;
   }
   if (p.oif && !ctx.handover)
-    fail(*p.oif, "--out-interface is not supported yet (with "
-                 "--pass-unsupported it is handed to the kernel)");
+    failAt(*p.oif, "--out-interface is not supported yet (with "
+                   "--pass-unsupported it is handed to the kernel)");
   if (natSource)
-    fail(chainWord,
-         "nat " + c +
-             " rules (SNAT, MASQUERADE) are not supported "
-             "yet: rule2xdp translates destinations in PREROUTING only");
+    failAt(chainWord,
+           "nat " + c +
+               " rules (SNAT, MASQUERADE) are not supported "
+               "yet: rule2xdp translates destinations in PREROUTING only");
 
   std::vector<ir::Rule> &rules =
       user ? user->rules : prog.chain(ctx.family, table, *hook).rules;
@@ -1105,11 +1105,12 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
       std::optional<uint64_t> num =
           xtablesStrtoul(p.insertAt->text, 1, INT_MAX);
       if (!num)
-        fail(*p.insertAt, "invalid rule number `" + p.insertAt->text + "'");
+        failAt(*p.insertAt, "invalid rule number `" + p.insertAt->text + "'");
       uint64_t n = *num;
       if (n > rules.size() + 1)
-        fail(*p.insertAt, "index of insertion too big (chain `" + c + "' has " +
-                              std::to_string(rules.size()) + " rules)");
+        failAt(*p.insertAt, "index of insertion too big (chain `" + c +
+                                "' has " + std::to_string(rules.size()) +
+                                " rules)");
       at = n - 1;
     }
   }

@@ -57,19 +57,14 @@ struct Cursor {
   }
 };
 
-[[noreturn]] void fail(const Word &w, const std::string &msg) {
-  throw Diagnostic(w.pos, msg,
-                   static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
-}
-
 /// get_u32()/get_u16()/get_u8() (getUnsigned), at most `max`.
 uint64_t number(const Word &w, int base, uint64_t max,
                 const std::string &what) {
   std::optional<uint64_t> v = getUnsigned(w.text, base);
   if (!v)
-    fail(w, "invalid " + what + " '" + w.text + "'");
+    failAt(w, "invalid " + what + " '" + w.text + "'");
   if (*v > max)
-    fail(w, what + " '" + w.text + "' is out of range");
+    failAt(w, what + " '" + w.text + "' is out of range");
   return *v;
 }
 
@@ -77,7 +72,7 @@ uint64_t number(const Word &w, int base, uint64_t max,
 int32_t integer(const Word &w, const std::string &what) {
   std::optional<int32_t> v = getInteger(w.text);
   if (!v)
-    fail(w, "invalid " + what + " '" + w.text + "'");
+    failAt(w, "invalid " + what + " '" + w.text + "'");
   return *v;
 }
 
@@ -88,8 +83,8 @@ uint32_t u32Handle(const Word &w, const std::string &what) {
   if (c1 == std::string::npos) {
     if (s.rfind("0x", 0) == 0)
       return static_cast<uint32_t>(number(w, 16, 0xffffffffu, what));
-    fail(w, "invalid " + what + " '" + s +
-                "' (write HTID:[BUCKET[:NODE]] in hex)");
+    failAt(w, "invalid " + what + " '" + s +
+                  "' (write HTID:[BUCKET[:NODE]] in hex)");
   }
   auto part = [&](const std::string &p, unsigned max) -> unsigned {
     if (p.empty())
@@ -97,7 +92,7 @@ uint32_t u32Handle(const Word &w, const std::string &what) {
     char *end = nullptr;
     unsigned long v = std::strtoul(p.c_str(), &end, 16);
     if (*end != '\0' || p[0] == '-' || p[0] == '+' || v >= max)
-      fail(w, "invalid " + what + " '" + s + "'");
+      failAt(w, "invalid " + what + " '" + s + "'");
     return static_cast<unsigned>(v);
   };
   unsigned htid = part(s.substr(0, c1), 0x1000), hash = 0, node = 0;
@@ -121,19 +116,19 @@ uint32_t classid(const Word &w) {
   if (end == s.c_str()) {
     maj = 0;
     if (*end != ':')
-      fail(w, "invalid classid '" + s + "'");
+      failAt(w, "invalid classid '" + s + "'");
   }
   if (*end == ':') {
     if (maj >= (1u << 16))
-      fail(w, "invalid classid '" + s + "'");
+      failAt(w, "invalid classid '" + s + "'");
     maj <<= 16;
     const char *p = end + 1;
     unsigned long min = std::strtoul(p, &end, 16);
     if (*end || min >= (1u << 16))
-      fail(w, "invalid classid '" + s + "'");
+      failAt(w, "invalid classid '" + s + "'");
     maj |= min;
   } else if (*end) {
-    fail(w, "invalid classid '" + s + "'");
+    failAt(w, "invalid classid '" + s + "'");
   }
   return static_cast<uint32_t>(maj);
 }
@@ -160,12 +155,12 @@ Prefix prefix(const Word &w, bool v6) {
   if (v6) {
     std::optional<std::array<uint8_t, 16>> addr = inetPton6(a);
     if (!addr)
-      fail(w, "invalid IPv6 address '" + s + "'");
+      failAt(w, "invalid IPv6 address '" + s + "'");
     p.addr = *addr;
   } else {
     std::optional<uint32_t> addr = getAddrIpv4(a);
     if (!addr)
-      fail(w, "invalid IPv4 address '" + s + "'");
+      failAt(w, "invalid IPv4 address '" + s + "'");
     uint32_t v = *addr;
     p.addr[0] = uint8_t(v >> 24);
     p.addr[1] = uint8_t(v >> 16);
@@ -178,18 +173,18 @@ Prefix prefix(const Word &w, bool v6) {
     // after an IPv6 address, as tc reads it).
     if (std::optional<uint64_t> n = getUnsigned(len, 0)) {
       if (*n > uint64_t(maxBits))
-        fail(w, "invalid prefix length in '" + s + "'");
+        failAt(w, "invalid prefix length in '" + s + "'");
       p.bits = int(*n);
     } else {
       std::optional<uint32_t> m = getAddrIpv4(len);
       if (!m)
-        fail(w, "invalid prefix length in '" + s + "'");
+        failAt(w, "invalid prefix length in '" + s + "'");
       // A dotted mask must be contiguous (mask2bits()).
       int b = 0;
       while (b < 32 && (*m & (0x80000000u >> b)))
         ++b;
       if (b < 32 && (*m << b) != 0)
-        fail(w, "mask in '" + s + "' is not contiguous");
+        failAt(w, "mask in '" + s + "' is not contiguous");
       p.bits = b;
     }
   }
@@ -214,18 +209,18 @@ void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
   for (tc::Key &k : sel.keys) {
     if (k.off == off && k.offmask == offmask) {
       if ((key ^ k.val) & (mask & k.mask))
-        fail(at, "this match contradicts an earlier one at offset " +
-                     std::to_string(off) + " (tc: Illegal \"match\")");
+        failAt(at, "this match contradicts an earlier one at offset " +
+                       std::to_string(off) + " (tc: Illegal \"match\")");
       k.val |= key;
       k.mask |= mask;
       return;
     }
   }
   if (sel.keys.size() >= 128)
-    fail(at, "more than 128 keys in one filter");
+    failAt(at, "more than 128 keys in one filter");
   if (off % 4)
-    fail(at, "a 32-bit match needs an offset that is a multiple of 4 (got " +
-                 std::to_string(off) + "; tc: Illegal \"match\")");
+    failAt(at, "a 32-bit match needs an offset that is a multiple of 4 (got " +
+                   std::to_string(off) + "; tc: Illegal \"match\")");
   tc::Key k;
   k.val = key;
   k.mask = mask;
@@ -239,7 +234,7 @@ void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
 void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
                int32_t off, int32_t nexthdr) {
   if (key > 0xFFFF || mask > 0xFFFF)
-    fail(at, "a 16-bit match takes values up to 0xffff");
+    failAt(at, "a 16-bit match takes values up to 0xffff");
   if ((off & 3) == 0) {
     key <<= 16;
     mask <<= 16;
@@ -251,7 +246,7 @@ void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
 void packKey8(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
               int32_t off, int32_t nexthdr) {
   if (key > 0xFF || mask > 0xFF)
-    fail(at, "an 8-bit match takes values up to 0xff");
+    failAt(at, "an 8-bit match takes values up to 0xff");
   unsigned shift = 8 * (3 - unsigned(off & 3));
   key <<= shift;
   mask <<= shift;
@@ -288,7 +283,7 @@ void parseValue(Cursor &c, Sel &sel, Width width, int32_t off, int32_t nexthdr,
   const Word &m = c.need("mask");
   uint32_t mask = static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
   if (width == Width::W8 && (key > 0xFF || mask > 0xFF))
-    fail(v, "an 8-bit match takes values up to 0xff");
+    failAt(v, "an 8-bit match takes values up to 0xff");
   parseAt(c, off, nexthdr);
   switch (width) {
   case Width::W32:
@@ -332,7 +327,7 @@ void parseEtherAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
   if (std::sscanf(a.text.c_str(), "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2],
                   &b[3], &b[4], &b[5], &tail) != 6 ||
       std::any_of(b, b + 6, [](unsigned x) { return x > 0xff; }))
-    fail(a, "invalid MAC address '" + a.text + "'");
+    failAt(a, "invalid MAC address '" + a.text + "'");
   int32_t nexthdr = 0;
   parseAt(c, off, nexthdr);
   for (int i = 0; i < 6; ++i)
@@ -407,7 +402,7 @@ const SelectorField kSelectorFields[] = {
        uint32_t mask =
            static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
        if (key > 0xFF || mask > 0xFF)
-         fail(v, "ip6 priority takes values up to 0xff");
+         failAt(v, "ip6 priority takes values up to 0xff");
        packKey(sel, k, key << 20, mask << 20, 0, 0);
      }},
     {"ip6", "protocol", Spelled::Exactly, R2X_VALUE(Width::W8, 6, 0)},
@@ -455,8 +450,8 @@ const SelectorKind kSelectorKinds[] = {
     {"icmp", nullptr, " (type or code)"},
     {"mark",
      [](Cursor &, Sel &, const Word &k) {
-       fail(k, "match mark is not supported: XDP runs before the kernel "
-               "gives a packet its mark");
+       failAt(k, "match mark is not supported: XDP runs before the kernel "
+                 "gives a packet its mark");
      },
      nullptr},
     {"ether", nullptr, " (src or dst)"},
@@ -476,8 +471,8 @@ void parseSelector(Cursor &c, Sel &sel) {
       break;
     }
   if (!sk)
-    fail(kind, "unknown selector '" + k +
-                   "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+    failAt(kind, "unknown selector '" + k +
+                     "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
   if (sk->whole) {
     sk->whole(c, sel, kind);
     return;
@@ -495,7 +490,7 @@ void parseSelector(Cursor &c, Sel &sel) {
       row.parse(c, sel, kind);
       return;
     }
-  fail(f, "unknown " + shown + " field '" + f.text + "'" + sk->unknown);
+  failAt(f, "unknown " + shown + " field '" + f.text + "'" + sk->unknown);
 }
 
 /// action_a2n(): the control words.
@@ -584,8 +579,8 @@ struct TcBuilder::Impl {
 
   void setDev(const Word &w) {
     if (devWord && devWord->text != w.text)
-      fail(w, "all commands must be for one device (" + devWord->text +
-                  " here): one XDP program runs on one device");
+      failAt(w, "all commands must be for one device (" + devWord->text +
+                    " here): one XDP program runs on one device");
     if (!devWord)
       devWord = w;
     prog.dev = w.text;
@@ -615,14 +610,14 @@ void TcBuilder::command(const std::vector<Word> &words,
   else if (matches(obj.text, "filter"))
     impl_->filterAdd(c);
   else
-    fail(obj, "unsupported tc object '" + obj.text +
-                  "': give `qdisc add` and `filter add` commands");
+    failAt(obj, "unsupported tc object '" + obj.text +
+                    "': give `qdisc add` and `filter add` commands");
 }
 
 void TcBuilder::Impl::qdisc(Cursor &c) {
   const Word &verb = c.need("qdisc command (add)");
   if (!matches(verb.text, "add"))
-    fail(verb, "only `qdisc add` is supported (got '" + verb.text + "')");
+    failAt(verb, "only `qdisc add` is supported (got '" + verb.text + "')");
   bool kind = false;
   while (!c.done()) {
     const Word &w = c.take();
@@ -631,17 +626,17 @@ void TcBuilder::Impl::qdisc(Cursor &c) {
     else if (w.text == "handle") {
       const Word &h = c.need("handle");
       if (h.text != "ffff:" && h.text != "ffff")
-        fail(h, "an ingress qdisc's handle is ffff:");
+        failAt(h, "an ingress qdisc's handle is ffff:");
     } else if (w.text == "parent") {
       const Word &p = c.need("parent");
       if (p.text != "ffff:fff1")
-        fail(p, "an ingress or clsact qdisc has parent ffff:fff1");
+        failAt(p, "an ingress or clsact qdisc has parent ffff:fff1");
     } else if (w.text == "ingress" || w.text == "clsact") {
       kind = true;
     } else {
-      fail(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
-              "received packets before any qdisc ('" +
-                  w.text + "')");
+      failAt(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
+                "received packets before any qdisc ('" +
+                    w.text + "')");
     }
   }
   if (!kind)
@@ -651,7 +646,7 @@ void TcBuilder::Impl::qdisc(Cursor &c) {
 void TcBuilder::Impl::filterAdd(Cursor &c) {
   const Word &verb = c.need("filter command (add)");
   if (!matches(verb.text, "add"))
-    fail(verb, "only `filter add` is supported (got '" + verb.text + "')");
+    failAt(verb, "only `filter add` is supported (got '" + verb.text + "')");
   std::optional<uint32_t> pref, proto;
   std::optional<Word> handleWord, protoWord, prefWord;
   bool parent = false;
@@ -662,35 +657,37 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
     if (s == "dev") {
       setDev(c.need("device name"));
     } else if (s == "root") {
-      fail(w, "a filter at the root is an egress filter; XDP sees received "
-              "packets only: attach to the ingress qdisc (parent ffff:)");
+      failAt(w, "a filter at the root is an egress filter; XDP sees received "
+                "packets only: attach to the ingress qdisc (parent ffff:)");
     } else if (s == "parent") {
       const Word &p = c.need("parent");
       uint32_t h = classid(p);
       if (h == 0xfffffff3u)
-        fail(p, "egress filters cannot be compiled: XDP sees received packets "
-                "only (use parent ffff: or ingress)");
+        failAt(p,
+               "egress filters cannot be compiled: XDP sees received packets "
+               "only (use parent ffff: or ingress)");
       if (h != 0xffff0000u && h != 0xfffffff2u)
-        fail(p, "parent " + p.text +
-                    " is not the ingress hook: XDP sees received "
-                    "packets only (use parent ffff: or ingress)");
+        failAt(p, "parent " + p.text +
+                      " is not the ingress hook: XDP sees received "
+                      "packets only (use parent ffff: or ingress)");
       parent = true;
     } else if (s == "ingress") {
       parent = true;
     } else if (s == "egress") {
-      fail(w,
-           "egress filters cannot be compiled: XDP sees received packets only");
+      failAt(
+          w,
+          "egress filters cannot be compiled: XDP sees received packets only");
     } else if (s == "handle") {
       handleWord = c.need("handle");
     } else if (s == "chain") {
       const Word &n = c.need("chain index");
       if (number(n, 0, 0xffffffffu, "chain index") != 0)
-        fail(n, "only chain 0 is supported");
+        failAt(n, "only chain 0 is supported");
     } else if (matches(s, "preference") || matches(s, "priority")) {
       const Word &n = c.need("priority");
       uint64_t v = number(n, 0, 0xffffffffu, "priority");
       if (v > 0xFFFF)
-        fail(n, "Illegal \"priority\": at most 65535");
+        failAt(n, "Illegal \"priority\": at most 65535");
       pref = static_cast<uint32_t>(v);
       prefWord = n;
     } else if (matches(s, "protocol")) {
@@ -706,11 +703,11 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
         // ll_proto_a2n(): a name, else get_be16() in base 0.
         std::optional<uint64_t> v = getUnsigned(p.text, 0);
         if (!v || (*v != 0x0800 && *v != 0x86DD && *v != 0x0003))
-          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
+          failAt(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
         proto = static_cast<uint32_t>(*v);
       }
     } else if (s == "estimator") {
-      fail(w, "estimator is not supported");
+      failAt(w, "estimator is not supported");
     } else {
       kind = &w;
       break;
@@ -719,13 +716,13 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
   if (!kind)
     throw Diagnostic(c.end, "missing filter kind (u32)");
   if (kind->text != "u32")
-    fail(*kind,
-         "only the u32 classifier is supported (got '" + kind->text + "')");
+    failAt(*kind,
+           "only the u32 classifier is supported (got '" + kind->text + "')");
   if (!devWord)
-    fail(*kind, "missing `dev DEVICE`");
+    failAt(*kind, "missing `dev DEVICE`");
   if (!parent)
-    fail(*kind, "missing parent: the filter must be on the ingress hook "
-                "(parent ffff: or ingress)");
+    failAt(*kind, "missing parent: the filter must be on the ingress hook "
+                  "(parent ffff: or ingress)");
 
   tc::Proto p = tc::Proto::All;
   if (proto == 0x0800u)
@@ -736,14 +733,14 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
   tc::Filter *f = nullptr;
   if (pref) {
     if (*pref == 0)
-      fail(*prefWord,
-           "priority 0 means \"choose one\"; give 1..65535 or leave it out");
+      failAt(*prefWord,
+             "priority 0 means \"choose one\"; give 1..65535 or leave it out");
     f = filter(*pref);
     if (f && protoWord && f->proto != p)
-      fail(*protoWord, "pref " + std::to_string(*pref) +
-                           " already holds a filter for protocol " +
-                           tc::protoName(f->proto) +
-                           " (the kernel refuses a second protocol)");
+      failAt(*protoWord, "pref " + std::to_string(*pref) +
+                             " already holds a filter for protocol " +
+                             tc::protoName(f->proto) +
+                             " (the kernel refuses a second protocol)");
   } else {
     // tc_new_tfilter() looks for the first filter at or above 0x8000 and
     // tcf_auto_prio() takes one below it, or 49152 when there is none: a
@@ -754,7 +751,7 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
         lowest = std::min(lowest, g.pref);
     pref = lowest - 1;
     if (*pref == 0)
-      fail(*kind, "no automatic priority left");
+      failAt(*kind, "no automatic priority left");
   }
   if (!f) {
     tc::Filter nf;
@@ -804,13 +801,13 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
         cw = &c.need("gact control (drop, pass, pipe, continue)");
       if (!controlWord(cw->text, ctl)) {
         if (unsupportedControl(cw->text) || cw->text == "random")
-          fail(*cw, "gact " + cw->text + " is not supported");
-        fail(*cw, "invalid gact control '" + cw->text + "'");
+          failAt(*cw, "gact " + cw->text + " is not supported");
+        failAt(*cw, "invalid gact control '" + cw->text + "'");
       }
       a.control = ctl;
       if (c.is("random"))
-        fail(c.peek(),
-             "gact random is not supported: its choice is the kernel's");
+        failAt(c.peek(),
+               "gact random is not supported: its choice is the kernel's");
       if (c.is("index")) {
         c.take();
         number(c.need("action index"), 0, 0xffffffffu, "action index");
@@ -820,14 +817,14 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       continue;
     }
     if (unsupportedControl(w.text))
-      fail(w, "control '" + w.text + "' is not supported");
+      failAt(w, "control '" + w.text + "' is not supported");
     if (w.text == "mirred") {
       const Word &dir = c.need("mirred direction (egress)");
       const Word &what = c.need("mirred action (redirect)");
       if (dir.text != "egress")
-        fail(dir, "mirred " + dir.text +
-                      " is not supported: XDP can only send a "
-                      "frame out of a device (egress redirect)");
+        failAt(dir, "mirred " + dir.text +
+                        " is not supported: XDP can only send a "
+                        "frame out of a device (egress redirect)");
       if (what.text != "redirect") {
         if (passUnsupported) {
           while (!c.done() && c.peek().text != "action" &&
@@ -840,13 +837,14 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
           k.actions.push_back(a);
           continue;
         }
-        fail(what, "mirred " + what.text +
-                       " cannot be done in XDP (XDP cannot copy "
-                       "a frame); only `mirred egress redirect` is supported");
+        failAt(what,
+               "mirred " + what.text +
+                   " cannot be done in XDP (XDP cannot copy "
+                   "a frame); only `mirred egress redirect` is supported");
       }
       const Word &devKw = c.need("dev");
       if (devKw.text != "dev")
-        fail(devKw, "expected `dev DEVICE` after mirred egress redirect");
+        failAt(devKw, "expected `dev DEVICE` after mirred egress redirect");
       const Word &dev = c.need("device name");
       a.kind = tc::Action::Kind::Mirred;
       a.dev = dev.text;
@@ -854,9 +852,9 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       if (!c.done()) {
         tc::Control ctl2;
         if (controlWord(c.peek().text, ctl2))
-          fail(c.peek(),
-               "mirred redirect with a control other than the default "
-               "(stolen) is not supported");
+          failAt(c.peek(),
+                 "mirred redirect with a control other than the default "
+                 "(stolen) is not supported");
       }
       if (c.is("index")) {
         c.take();
@@ -876,14 +874,14 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       // through get_prefix_1(); NEW's prefix length is not used.
       const Word &dir = c.need("nat direction (ingress or egress)");
       if (!matches(dir.text, "egress") && !matches(dir.text, "ingress"))
-        fail(dir, "nat takes ingress or egress (got '" + dir.text + "')");
+        failAt(dir, "nat takes ingress or egress (got '" + dir.text + "')");
       const Word &oldW = c.need("old address");
       const Word &newW = c.need("new address");
       Prefix o = prefix(oldW, false);
       // tc computes the mask as ~0u << (32 - len): a shift by 32 for /0,
       // undefined in C (x86 gives a /32 mask).
       if (o.bits == 0)
-        fail(
+        failAt(
             oldW,
             "nat with a /0 (or default/any/all) old address: tc computes its "
             "mask "
@@ -922,10 +920,10 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
       k.actions.push_back(a);
       continue;
     }
-    fail(w, "action " + w.text +
-                " cannot be done in XDP (rule2xdp compiles gact "
-                "drop/pass/pipe/continue, mirred egress redirect and nat; "
-                "--pass-unsupported hands such packets to the kernel)");
+    failAt(w, "action " + w.text +
+                  " cannot be done in XDP (rule2xdp compiles gact "
+                  "drop/pass/pipe/continue, mirred egress redirect and nat; "
+                  "--pass-unsupported hands such packets to the kernel)");
   }
 }
 
@@ -934,7 +932,7 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
                           const std::optional<Word> &handleWord) {
   if (c.done()) {
     if (fhandle)
-      fail(*handleWord, "a filter handle needs u32 options");
+      failAt(*handleWord, "a filter handle needs u32 options");
     return; // creates the filter (and its root table) only
   }
   Sel sel;
@@ -960,8 +958,9 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
           const Word &n = c.need("offset plus value");
           int32_t v = integer(n, "offset");
           if (v < 0 || v > 0x7fff)
-            fail(n, "offset plus takes 0..32767 here (a negative offset would "
-                    "read before the network header)");
+            failAt(n,
+                   "offset plus takes 0..32767 here (a negative offset would "
+                   "read before the network header)");
           k.plus = static_cast<int16_t>(v);
           k.flags |= tc::SelOffset;
         } else if (matches(o, "at")) {
@@ -969,9 +968,9 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
           const Word &n = c.need("offset at value");
           int32_t v = integer(n, "offset");
           if (v % 2)
-            fail(n, "offset \"at\" must be even");
+            failAt(n, "offset \"at\" must be even");
           if (v < 0 || v > 0x7fff)
-            fail(n, "offset at takes 0..32767 here");
+            failAt(n, "offset at takes 0..32767 here");
           k.offoff = static_cast<int16_t>(v);
           k.flags |= tc::SelVarOffset;
         } else if (matches(o, "mask")) {
@@ -984,7 +983,7 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
           const Word &n = c.need("offset shift");
           int32_t v = integer(n, "shift");
           if (v < 0 || v > 255)
-            fail(n, "shift takes 0..255");
+            failAt(n, "shift takes 0..255");
           k.offshift = static_cast<uint8_t>(v);
           k.flags |= tc::SelVarOffset;
         } else if (matches(o, "eat")) {
@@ -1006,7 +1005,7 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
           const Word &n = c.need("hashkey offset");
           int32_t v = integer(n, "hashkey offset");
           if (v % 4)
-            fail(
+            failAt(
                 n,
                 "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
           k.hoff = v;
@@ -1021,7 +1020,7 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       const Word &n = c.need("divisor");
       uint64_t d = number(n, 0, 0xffffffffu, "divisor");
       if (d == 0 || d > 0x100 || ((d - 1) & d))
-        fail(n, "Illegal \"divisor\": a power of two from 1 to 256");
+        failAt(n, "Illegal \"divisor\": a power of two from 1 to 256");
       divisor = static_cast<unsigned>(d);
       divisorWord = n;
     } else if (matches(s, "order")) {
@@ -1032,16 +1031,16 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       const Word &n = c.need("link handle");
       uint32_t h = u32Handle(n, "link");
       if (h && nodeOf(h))
-        fail(n, "\"link\" must be a hash table");
+        failAt(n, "\"link\" must be a hash table");
       if (!h)
-        fail(n, "link 0 (unlink) has no meaning for a new filter");
+        failAt(n, "link 0 (unlink) has no meaning for a new filter");
       k.link = h;
       linkWord = n;
     } else if (s == "ht") {
       const Word &n = c.need("hash table");
       uint32_t h = u32Handle(n, "ht");
       if (h && nodeOf(h))
-        fail(n, "\"ht\" must be a hash table");
+        failAt(n, "\"ht\" must be a hash table");
       htid =
           sampleOk ? ((htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
       htWord = n;
@@ -1050,14 +1049,14 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       size_t before = c.i;
       parseSelector(c, s2);
       if (s2.keys.size() != 1)
-        fail(c.w[before], "\"sample\" must contain exactly ONE key");
+        failAt(c.w[before], "\"sample\" must contain exactly ONE key");
       unsigned div = 0x100;
       if (c.is("divisor")) {
         c.take();
         const Word &n = c.need("sample divisor");
         uint64_t d = number(n, 0, 0xffffffffu, "divisor");
         if (d == 0 || d > 0x100 || ((d - 1) & d))
-          fail(n, "Illegal sample \"divisor\"");
+          failAt(n, "Illegal sample \"divisor\"");
         div = static_cast<unsigned>(d);
       }
       // tc 6.1 hashes the sample as the kernel does: the masked word
@@ -1069,19 +1068,19 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
       sampleOk = true;
       sampleWord = w;
     } else if (s == "indev") {
-      fail(w, "indev is not supported");
+      failAt(w, "indev is not supported");
     } else if (matches(s, "action")) {
       actions(c, k);
       terminal = true;
     } else if (matches(s, "police")) {
-      fail(w, "police cannot be done in XDP");
+      failAt(w, "police cannot be done in XDP");
     } else if (s == "skip_hw") {
       // Software only is what we compile anyway.
     } else if (s == "skip_sw") {
-      fail(w, "skip_sw: the kernel never runs this filter in software; there "
-              "is nothing to compile");
+      failAt(w, "skip_sw: the kernel never runs this filter in software; there "
+                "is nothing to compile");
     } else {
-      fail(w, "What is \"" + s + "\"? (not a u32 option)");
+      failAt(w, "What is \"" + s + "\"? (not a u32 option)");
     }
   }
   if (terminal)
@@ -1090,18 +1089,18 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
   if (divisor) {
     // u32_change() with TCA_U32_DIVISOR: a new hash table, nothing else.
     if (selOk || k.link || !k.actions.empty() || k.classid)
-      fail(*divisorWord,
-           "divisor makes a hash table; give its matches and actions "
-           "in other filters (ht HANDLE:)");
+      failAt(*divisorWord,
+             "divisor makes a hash table; give its matches and actions "
+             "in other filters (ht HANDLE:)");
     uint32_t h = fhandle.value_or(0);
     if (h & 0xFFFFF)
-      fail(*handleWord,
-           "Divisor can only be used on a hash table (handle HTID:)");
+      failAt(*handleWord,
+             "Divisor can only be used on a hash table (handle HTID:)");
     if (!h)
       h = newHtid();
     else if (prog.tables.count(h))
-      fail(*handleWord,
-           "hash table " + tc::formatHandle(h) + " exists already");
+      failAt(*handleWord,
+             "hash table " + tc::formatHandle(h) + " exists already");
     tc::HashTable t;
     t.htid = h;
     t.divisor = *divisor;
@@ -1120,52 +1119,52 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
     } else {
       auto it = prog.tables.find(htidOf(htid));
       if (it == prog.tables.end())
-        fail(htWord ? *htWord : *sampleWord,
-             "Specified hash table not found (" +
-                 tc::formatHandle(htidOf(htid)) + ")");
+        failAt(htWord ? *htWord : *sampleWord,
+               "Specified hash table not found (" +
+                   tc::formatHandle(htidOf(htid)) + ")");
       ht = &it->second;
       if (ht->pref != f.pref)
-        fail(htWord ? *htWord : *sampleWord,
-             "hash table " + tc::formatHandle(ht->htid) + " belongs to pref " +
-                 std::to_string(ht->pref));
+        failAt(htWord ? *htWord : *sampleWord,
+               "hash table " + tc::formatHandle(ht->htid) +
+                   " belongs to pref " + std::to_string(ht->pref));
     }
   } else {
     ht = &prog.tables[f.rootHtid];
     htid = f.rootHtid;
   }
   if (bucketOf(htid) > ht->divisor - 1)
-    fail(htWord ? *htWord : (sampleWord ? *sampleWord : kindWord),
-         "Specified hash table buckets exceed configured value (bucket " +
-             std::to_string(bucketOf(htid)) + ", divisor " +
-             std::to_string(ht->divisor) + ")");
+    failAt(htWord ? *htWord : (sampleWord ? *sampleWord : kindWord),
+           "Specified hash table buckets exceed configured value (bucket " +
+               std::to_string(bucketOf(htid)) + ", divisor " +
+               std::to_string(ht->divisor) + ")");
   if (!selOk)
-    fail(kindWord, "Selector not specified: a u32 filter needs a `match` "
-                   "(`match u32 0 0` matches every packet)");
+    failAt(kindWord, "Selector not specified: a u32 filter needs a `match` "
+                     "(`match u32 0 0` matches every packet)");
   if (k.link) {
     auto it = prog.tables.find(*k.link);
     if (it == prog.tables.end())
-      fail(*linkWord, "Link hash table not found");
+      failAt(*linkWord, "Link hash table not found");
     if (it->second.root)
-      fail(*linkWord, "Not linking to root node");
+      failAt(*linkWord, "Not linking to root node");
     if (it->second.pref != f.pref)
-      fail(*linkWord, "hash table " + tc::formatHandle(*k.link) +
-                          " belongs to pref " +
-                          std::to_string(it->second.pref));
+      failAt(*linkWord, "hash table " + tc::formatHandle(*k.link) +
+                            " belongs to pref " +
+                            std::to_string(it->second.pref));
   }
 
   uint32_t handle = fhandle.value_or(0);
   if (order) {
     if (nodeOf(handle) && order != nodeOf(handle))
-      fail(*orderWord, "\"order\" contradicts \"handle\"");
+      failAt(*orderWord, "\"order\" contradicts \"handle\"");
     handle |= order;
   }
   if (handle) {
     if (htidOf(handle) && htidOf(handle ^ htid))
-      fail(handleWord ? *handleWord : *orderWord,
-           "Handle specified hash table address mismatch");
+      failAt(handleWord ? *handleWord : *orderWord,
+             "Handle specified hash table address mismatch");
     if (!nodeOf(handle) || nodeOf(handle) > 0xFFF)
-      fail(handleWord ? *handleWord : *orderWord,
-           "the handle needs a node id (HTID:BUCKET:NODE)");
+      failAt(handleWord ? *handleWord : *orderWord,
+             "the handle needs a node id (HTID:BUCKET:NODE)");
     handle = (htid & 0xFFFFF000u) | nodeOf(handle);
   } else {
     // gen_new_kid(): the lowest free node id from 0x800 in the table.
@@ -1177,14 +1176,15 @@ void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
     while (id <= 0xFFF && std::count(used.begin(), used.end(), id))
       ++id;
     if (id > 0xFFF)
-      fail(kindWord, "no free node id in table " + tc::formatHandle(ht->htid));
+      failAt(kindWord,
+             "no free node id in table " + tc::formatHandle(ht->htid));
     handle = (htid & 0xFFFFF000u) | id;
   }
   for (const auto &[b, nodes] : ht->buckets)
     for (const tc::Knode &n : nodes)
       if (n.handle == handle)
-        fail(handleWord ? *handleWord : kindWord,
-             "filter " + tc::formatHandle(handle) + " exists already");
+        failAt(handleWord ? *handleWord : kindWord,
+               "filter " + tc::formatHandle(handle) + " exists already");
   k.handle = handle;
   k.keys = std::move(sel.keys);
   if (k.hmask)
