@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <netdb.h>
@@ -143,6 +144,22 @@ std::optional<uint16_t> xtablesGetPortByName(const std::string &s) {
   return port;
 }
 
+std::optional<std::array<uint8_t, 6>>
+xtablesParseEthermac(const std::string &s) {
+  std::array<uint8_t, 6> mac{};
+  const char *arg = s.c_str();
+  for (size_t i = 0; i < mac.size(); ++i) {
+    char *end = nullptr;
+    unsigned long v = std::strtoul(arg, &end, 16);
+    char want = i + 1 < mac.size() ? ':' : '\0';
+    if (*end != want || end - arg > 2)
+      return std::nullopt;
+    mac[i] = static_cast<uint8_t>(v);
+    arg = end + 1;
+  }
+  return mac;
+}
+
 std::optional<uint8_t> xtablesParseProtocol(const std::string &s) {
   if (std::optional<uint64_t> v = xtablesStrtoul(s, 0, UINT8_MAX))
     return static_cast<uint8_t>(*v);
@@ -230,6 +247,14 @@ std::optional<uint32_t> strtoulPrefix(std::string_view s, size_t &at) {
     return std::nullopt;
   at += static_cast<size_t>(end - begin);
   return static_cast<uint32_t>(v);
+}
+
+std::optional<std::array<uint8_t, 6>> sscanfEther(const std::string &s) {
+  std::array<uint8_t, 6> b{};
+  if (std::sscanf(s.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &b[0], &b[1],
+                  &b[2], &b[3], &b[4], &b[5]) != 6)
+    return std::nullopt;
+  return b;
 }
 
 std::optional<uint32_t> inetPton4(const std::string &s) {

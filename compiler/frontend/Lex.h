@@ -11,14 +11,16 @@
 ///
 ///   iptables 1.8.9 (libxtables)   xtablesStrtoul, inetAtonIptables,
 ///                                 inetAtonIptablesMask, xtablesParsePort,
-///                                 xtablesGetPortByName, xtablesParseProtocol
+///                                 xtablesGetPortByName, xtablesParseProtocol,
+///                                 xtablesParseEthermac
 ///   iproute2 6.1 (tc)             getUnsigned, getInteger, getAddrIpv4
 ///   C library                     strtoulPrefix (libxt_u32 calls strtoul),
+///                                 sscanfEther (tc's parse_ether_addr),
 ///                                 inetPton4, inetPton6
 ///   both                          splitList (strchr), splitTokens (strtok)
 ///
 /// They only read: none of them throws. What a value means, its limits and
-/// the error message (with failAt, Matches.h) stay with the option that
+/// the error message (with failAt, Diagnostics.h) stay with the option that
 /// takes it.
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -83,6 +85,12 @@ std::optional<uint16_t> xtablesParsePort(const std::string &s,
 /// protocol.
 std::optional<uint16_t> xtablesGetPortByName(const std::string &s);
 
+/// xtopt_parse_ethermac() (XTTYPE_ETHERMAC, libxt_mac's --mac-source): six
+/// `:'-separated parts, each strtoul in base 16 over at most two characters
+/// (`2:0:0:0:0:1' is read; `0x1' is not).
+std::optional<std::array<uint8_t, 6>>
+xtablesParseEthermac(const std::string &s);
+
 /// xtables_parse_protocol(): a number (xtablesStrtoul, 0..255), a name of
 /// libxtables' own table, or a name of /etc/protocols (getprotobyname).
 /// `s` is already in lower case (iptables lowers -p's value first).
@@ -110,6 +118,11 @@ std::optional<uint32_t> getAddrIpv4(std::string_view s);
 /// strtoul(s + at, &end, 0) as libxt_u32 calls it: a prefix; fails on no
 /// digits or a value beyond 32 bits. `at` moves past the number.
 std::optional<uint32_t> strtoulPrefix(std::string_view s, size_t &at);
+
+/// sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx") as tc's parse_ether_addr()
+/// calls it: each part wraps to a byte (`1ff' is 0xff) and anything after
+/// the sixth part is ignored.
+std::optional<std::array<uint8_t, 6>> sscanfEther(const std::string &s);
 
 /// inet_pton(AF_INET, ...): exactly four decimal parts. Host order.
 std::optional<uint32_t> inetPton4(const std::string &s);

@@ -869,17 +869,11 @@ void iprangeOption(FieldModule &fm, int id, const Word &w,
 void macOption(FieldModule &fm, int, const Word &w,
                const std::vector<const Word *> &args, bool negated) {
   const std::string &t = args[0]->text;
+  std::optional<std::array<uint8_t, 6>> bytes = xtablesParseEthermac(t);
   uint64_t mac = 0;
-  bool ok = t.size() == 17;
-  for (size_t i = 0; ok && i < 6; ++i) {
-    std::string byte = t.substr(i * 3, 2);
-    ok = std::isxdigit(static_cast<unsigned char>(byte[0])) &&
-         std::isxdigit(static_cast<unsigned char>(byte[1])) &&
-         (i == 5 || t[i * 3 + 2] == ':');
-    if (ok)
-      mac = (mac << 8) | std::stoul(byte, nullptr, 16);
-  }
-  if (!ok)
+  for (uint8_t b : bytes.value_or(std::array<uint8_t, 6>{}))
+    mac = (mac << 8) | b;
+  if (!bytes)
     failAt(*args[0], "invalid MAC address `" + t + "' in " + w.text +
                          " (write six hex bytes like 02:00:00:00:00:01)");
   char shown[32];
