@@ -310,64 +310,12 @@ struct Parsed {
   ir::NatTarget nat;
 };
 
-/// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one IPv4
-/// address (a range is refused: rule2xdp does not pick among addresses
-/// yet), ports 1 to 65535 with lo <= hi.
-void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
-                ir::Family family) {
-  const std::string &s = v.text;
-  size_t colon = s.find(':');
-  std::string addr = s.substr(0, colon);
-  if (family == ir::Family::V6) {
-    // ip6tables: ADDR, or [ADDR]:PORT[-PORT] (libxt_NAT's parse_to).
-    t.v6 = true;
-    size_t close = std::string::npos;
-    if (!s.empty() && s[0] == '[') {
-      close = s.find(']');
-      if (close == std::string::npos)
-        failAt(v, "missing `]' in " + opt.text);
-      addr = s.substr(1, close - 1);
-      colon = close + 1 < s.size() ? close + 1 : std::string::npos;
-      if (colon != std::string::npos && s[colon] != ':')
-        failAt(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
-    } else {
-      addr = s;
-      colon = std::string::npos;
-    }
-    hasAddr = !addr.empty();
-    if (addr.find('-') != std::string::npos)
-      failAt(v, "address ranges in " + opt.text +
-                    " are not supported yet (rule2xdp maps to one address)");
-    std::optional<std::array<uint8_t, 16>> a6;
-    if (hasAddr && !(a6 = inetPton6(addr)))
-      failAt(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
-                    " (with a port, write [ADDR]:PORT)");
-    if (a6)
-      t.addr6 = *a6;
-    if (colon == std::string::npos)
-      return;
-  }
-  hasAddr = !addr.empty();
-  if (addr.find('-') != std::string::npos)
-    failAt(v,
-           "address ranges in " + opt.text +
-               " are not supported yet (rule2xdp maps to one address)",
-           0, addr.size());
-  if (hasAddr && family == ir::Family::V4) {
-    std::optional<uint32_t> a = inetPton4(addr);
-    if (!a)
-      failAt(v, "invalid address `" + addr + "' in " + opt.text, 0,
-             addr.size());
-    t.addr = *a;
-  }
-  if (colon == std::string::npos) {
-    if (!hasAddr)
-      failAt(v, "missing address or port in " + opt.text);
-    return;
-  }
-  std::string ports = s.substr(colon + 1);
+/// The ports after `:' (libxt_NAT's parse_ports(): PORT[-PORT], each
+/// xtables_strtoui, so `0x50' is 80 and `080' is refused).
+void parseNatPorts(const Word &opt, const Word &v, size_t colon,
+                   ir::NatTarget &t) {
+  std::string ports = v.text.substr(colon + 1);
   size_t dash = ports.find('-');
-  // parse_ports(): xtables_strtoui, so `0x50' is 80 and `080' is refused.
   auto port = [&](const std::string &text, size_t off) -> uint16_t {
     std::optional<uint64_t> n = xtablesStrtoul(text, 1, 65535);
     if (!n)
@@ -383,6 +331,70 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
   if (t.portHi < t.portLo)
     failAt(v, "invalid port range `" + ports + "' in " + opt.text, base,
            ports.size());
+}
+
+/// ip6tables: ADDR, or [ADDR]:PORT[-PORT] (libxt_NAT's parse_to), the
+/// address as inet_pton reads it. Returns where `:PORT' starts, or npos.
+size_t parseNatAddr6(const Word &opt, const Word &v, ir::NatTarget &t,
+                     bool &hasAddr) {
+  const std::string &s = v.text;
+  std::string addr = s;
+  size_t colon = std::string::npos;
+  t.v6 = true;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string::npos)
+      failAt(v, "missing `]' in " + opt.text);
+    addr = s.substr(1, close - 1);
+    colon = close + 1 < s.size() ? close + 1 : std::string::npos;
+    if (colon != std::string::npos && s[colon] != ':')
+      failAt(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
+  }
+  hasAddr = !addr.empty();
+  if (addr.find('-') != std::string::npos)
+    failAt(v, "address ranges in " + opt.text +
+                  " are not supported yet (rule2xdp maps to one address)");
+  std::optional<std::array<uint8_t, 16>> a6;
+  if (hasAddr && !(a6 = inetPton6(addr)))
+    failAt(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
+                  " (with a port, write [ADDR]:PORT)");
+  if (a6)
+    t.addr6 = *a6;
+  return colon;
+}
+
+/// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one
+/// address (a range is refused: rule2xdp does not pick among addresses
+/// yet), ports 1 to 65535 with lo <= hi. iptables reads the IPv4 address
+/// with inet_pton (`10.1' is refused, unlike in -s).
+void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
+                ir::Family family) {
+  if (family == ir::Family::V6) {
+    size_t colon = parseNatAddr6(opt, v, t, hasAddr);
+    if (colon != std::string::npos)
+      parseNatPorts(opt, v, colon, t);
+    return;
+  }
+  const std::string &s = v.text;
+  size_t colon = s.find(':');
+  std::string addr = s.substr(0, colon);
+  hasAddr = !addr.empty();
+  if (addr.find('-') != std::string::npos)
+    failAt(v,
+           "address ranges in " + opt.text +
+               " are not supported yet (rule2xdp maps to one address)",
+           0, addr.size());
+  if (hasAddr) {
+    std::optional<uint32_t> a = inetPton4(addr);
+    if (!a)
+      failAt(v, "invalid address `" + addr + "' in " + opt.text, 0,
+             addr.size());
+    t.addr = *a;
+  }
+  if (colon != std::string::npos)
+    return parseNatPorts(opt, v, colon, t);
+  if (!hasAddr)
+    failAt(v, "missing address or port in " + opt.text);
 }
 
 std::string joinWords(const std::vector<Word> &words) {
