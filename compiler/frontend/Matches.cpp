@@ -295,100 +295,139 @@ private:
 /// `,`; numbers as strtoul(base 0) reads them; white space anywhere between
 /// tokens. At most 10 location elements, 10 values and 10 tests
 /// (XT_U32_MAXSIZE, as libxt_u32 counts them). Messages and their character
-/// positions are libxt_u32's.
-std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
-  const std::string &t = val.text;
-  size_t i = 0;
-  auto err = [&](const std::string &what) {
-    failAt(val,
-           "u32: at char " + std::to_string(i) + ": " + what + " (in " +
-               opt.text + ")",
-           std::min(i, t.size()), 1);
-  };
-  auto number = [&]() -> uint32_t {
-    std::optional<uint32_t> v = strtoulPrefix(t, i);
+/// positions are libxt_u32's. A loop over the characters that hands each
+/// to location() or value(), as libxt_u32's state machine does.
+class U32Parser {
+public:
+  U32Parser(const Word &opt, const Word &val)
+      : opt_(opt), val_(val), t_(val.text) {}
+
+  std::vector<ir::U32Test> parse() {
+    while (true) {
+      skipSpace();
+      if (i_ >= t_.size())
+        return end();
+      if (!values_)
+        location();
+      else
+        value();
+    }
+  }
+
+private:
+  [[noreturn]] void err(const std::string &what) const {
+    failAt(val_,
+           "u32: at char " + std::to_string(i_) + ": " + what + " (in " +
+               opt_.text + ")",
+           std::min(i_, t_.size()), 1);
+  }
+
+  uint32_t number() {
+    std::optional<uint32_t> v = strtoulPrefix(t_, i_);
     if (!v)
       err("not a number or out of range");
     return *v;
-  };
-  std::vector<ir::U32Test> tests(1);
-  bool values = false; // reading values (after '=')
-  size_t locs = 0;
-  while (true) {
-    while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
-      ++i;
-    ir::U32Test &ct = tests.back();
-    if (i >= t.size()) {
-      if (!values)
-        err("abrupt end of input after location specifier");
-      if (ct.ranges.empty())
-        err("test ended with no value specified");
-      if (tests.size() > 10)
-        err("too many \"&&\"s");
-      return tests;
+  }
+
+  void skipSpace() {
+    while (i_ < t_.size() && std::isspace(static_cast<unsigned char>(t_[i_])))
+      ++i_;
+  }
+
+  std::vector<ir::U32Test> end() const {
+    if (!values_)
+      err("abrupt end of input after location specifier");
+    if (tests_.back().ranges.empty())
+      err("test ended with no value specified");
+    if (tests_.size() > 10)
+      err("too many \"&&\"s");
+    return tests_;
+  }
+
+  /// One element of a location, or the `=' that ends it.
+  void location() {
+    ir::U32Test &ct = tests_.back();
+    if (t_[i_] == '=') {
+      if (locs_ == 0)
+        err("location spec missing");
+      ++i_;
+      values_ = true;
+      return;
     }
-    if (!values) {
-      if (t[i] == '=') {
-        if (locs == 0)
-          err("location spec missing");
-        ++i;
-        values = true;
-        continue;
-      }
-      ir::U32Test::Op op = ir::U32Test::Op::And;
-      if (locs != 0) {
-        if (t[i] == '&')
-          op = ir::U32Test::Op::And;
-        else if (t[i] == '<') {
-          if (i + 1 >= t.size() || t[++i] != '<')
-            err("a second '<' was expected");
-          op = ir::U32Test::Op::Shl;
-        } else if (t[i] == '>') {
-          if (i + 1 >= t.size() || t[++i] != '>')
-            err("a second '>' was expected");
-          op = ir::U32Test::Op::Shr;
-        } else if (t[i] == '@')
-          op = ir::U32Test::Op::At;
-        else
-          err("operator expected");
-        ++i;
-      }
-      uint32_t n = number();
-      if (locs == 0)
-        ct.start = n;
-      else
-        ct.ops.push_back({op, n});
-      if (++locs > 10)
-        err("too many operators");
-    } else {
-      if (t[i] == '&') {
-        if (i + 1 >= t.size() || t[++i] != '&')
-          err("a second '&' was expected");
-        if (ct.ranges.empty())
-          err("value spec missing");
-        ++i;
-        tests.emplace_back();
-        values = false;
-        locs = 0;
-        continue;
-      }
-      if (!ct.ranges.empty()) {
-        if (t[i] != ',')
-          err("expected \",\" or \"&&\"");
-        ++i;
-      }
-      uint32_t lo = number(), hi = lo;
-      while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
-        ++i;
-      if (i < t.size() && t[i] == ':') {
-        ++i;
-        hi = number();
-      }
-      ct.ranges.push_back({lo, hi});
-      if (ct.ranges.size() > 10)
-        err("too many \",\"s");
+    ir::U32Test::Op op = ir::U32Test::Op::And;
+    if (locs_ != 0) {
+      op = locationOp();
+      ++i_;
+    }
+    uint32_t n = number();
+    if (locs_ == 0)
+      ct.start = n;
+    else
+      ct.ops.push_back({op, n});
+    if (++locs_ > 10)
+      err("too many operators");
+  }
+
+  ir::U32Test::Op locationOp() {
+    switch (t_[i_]) {
+    case '&':
+      return ir::U32Test::Op::And;
+    case '<':
+      if (i_ + 1 >= t_.size() || t_[++i_] != '<')
+        err("a second '<' was expected");
+      return ir::U32Test::Op::Shl;
+    case '>':
+      if (i_ + 1 >= t_.size() || t_[++i_] != '>')
+        err("a second '>' was expected");
+      return ir::U32Test::Op::Shr;
+    case '@':
+      return ir::U32Test::Op::At;
+    default:
+      err("operator expected");
     }
   }
+
+  /// One value or range, or the `&&' that starts the next test.
+  void value() {
+    ir::U32Test &ct = tests_.back();
+    if (t_[i_] == '&') {
+      if (i_ + 1 >= t_.size() || t_[++i_] != '&')
+        err("a second '&' was expected");
+      if (ct.ranges.empty())
+        err("value spec missing");
+      ++i_;
+      tests_.emplace_back();
+      values_ = false;
+      locs_ = 0;
+      return;
+    }
+    if (!ct.ranges.empty()) {
+      if (t_[i_] != ',')
+        err("expected \",\" or \"&&\"");
+      ++i_;
+    }
+    uint32_t lo = number(), hi = lo;
+    skipSpace();
+    if (i_ < t_.size() && t_[i_] == ':') {
+      ++i_;
+      hi = number();
+    }
+    ct.ranges.push_back({lo, hi});
+    if (ct.ranges.size() > 10)
+      err("too many \",\"s");
+  }
+
+  const Word &opt_;
+  const Word &val_;
+  const std::string &t_;
+  size_t i_ = 0;
+  std::vector<ir::U32Test> tests_ = std::vector<ir::U32Test>(1);
+  bool values_ = false; ///< reading values (after '=')
+  size_t locs_ = 0;
+};
+
+std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
+  return U32Parser(opt, val).parse();
 }
 
 class U32Module : public ModuleState {
