@@ -214,6 +214,61 @@ std::optional<int32_t> getInteger(std::string_view s) {
   return static_cast<int32_t>(v);
 }
 
+std::optional<uint32_t> getU32Handle(const std::string &s) {
+  if (s.find(':') == std::string::npos) {
+    if (s.compare(0, 2, "0x") != 0)
+      return std::nullopt;
+    std::optional<uint64_t> v = getUnsigned(s, 16);
+    if (!v || *v > 0xffffffffu)
+      return std::nullopt;
+    return static_cast<uint32_t>(*v);
+  }
+  // HTID, HASH and NODE: strtoul in base 16; no digits is a zero part only
+  // where the next separator (or the end) follows at once.
+  const unsigned long limits[] = {0x1000, 0x100, 0x1000};
+  unsigned long parts[3] = {0, 0, 0};
+  const char *str = s.c_str();
+  for (int i = 0; i < 3; ++i) {
+    char *tmp = nullptr;
+    parts[i] = std::strtoul(str, &tmp, 16);
+    if (tmp == str && (i == 2 || *str != ':') && *str != '\0')
+      return std::nullopt;
+    if (parts[i] >= limits[i])
+      return std::nullopt;
+    if (*tmp == '\0')
+      break;
+    str = tmp + 1;
+  }
+  return static_cast<uint32_t>(parts[0] << 20 | parts[1] << 12 | parts[2]);
+}
+
+std::optional<uint32_t> getTcClassid(const std::string &s) {
+  if (s == "root")
+    return 0xffffffffu;
+  if (s == "none")
+    return 0;
+  char *end = nullptr;
+  unsigned long maj = std::strtoul(s.c_str(), &end, 16);
+  if (end == s.c_str()) {
+    maj = 0;
+    if (*end != ':')
+      return std::nullopt;
+  }
+  if (*end == ':') {
+    if (maj >= (1u << 16))
+      return std::nullopt;
+    maj <<= 16;
+    const char *p = end + 1;
+    unsigned long min = std::strtoul(p, &end, 16);
+    if (*end || min >= (1u << 16))
+      return std::nullopt;
+    maj |= min;
+  } else if (*end) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(maj);
+}
+
 std::optional<uint32_t> getAddrIpv4(std::string_view s) {
   std::string buf(s);
   uint8_t ap[4] = {0, 0, 0, 0};

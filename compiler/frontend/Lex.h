@@ -13,7 +13,8 @@
 ///                                 inetAtonIptablesMask, xtablesParsePort,
 ///                                 xtablesGetPortByName, xtablesParseProtocol,
 ///                                 xtablesParseEthermac
-///   iproute2 6.1 (tc)             getUnsigned, getInteger, getAddrIpv4
+///   iproute2 6.1 (tc)             getUnsigned, getInteger, getAddrIpv4,
+///                                 getU32Handle, getTcClassid
 ///   C library                     strtoulPrefix (libxt_u32 calls strtoul),
 ///                                 sscanfEther (tc's parse_ether_addr),
 ///                                 inetPton4, inetPton6
@@ -107,6 +108,16 @@ std::optional<uint64_t> getUnsigned(std::string_view s, int base);
 
 /// get_integer(): strtol in base 0, the whole word, in int's range.
 std::optional<int32_t> getInteger(std::string_view s);
+
+/// get_u32_handle() (tc/f_u32.c): `0x' and a get_u32 in base 16, or
+/// HTID:[HASH[:NODE]], each part strtoul in base 16 (sign allowed) below
+/// 0x1000, 0x100 and 0x1000; any character after a part's digits ends it,
+/// and what follows the node is ignored (`800:0:5:9' is 800:0:5).
+std::optional<uint32_t> getU32Handle(const std::string &s);
+
+/// get_tc_classid(): `root', `none', MAJ:MIN, MAJ:, :MIN or MIN, each part
+/// strtoul in base 16 below 0x10000.
+std::optional<uint32_t> getTcClassid(const std::string &s);
 
 /// get_addr_ipv4(): up to four dot-separated parts, each strtoul base 0 at
 /// most 255 (so `+1.2.3.4' is read); missing parts are 0. Host order.

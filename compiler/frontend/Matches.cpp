@@ -969,6 +969,8 @@ template <FieldModule::Handler H> std::unique_ptr<ModuleState> makeField() {
   return std::make_unique<FieldModule>(H);
 }
 
+/// The module table: data, one row per module (long because it lists them
+/// all; a new match is one more row).
 std::vector<ModuleSpec> &table() {
   static std::vector<ModuleSpec> t = [] {
     std::vector<ModuleSpec> v = {

@@ -78,59 +78,20 @@ int32_t integer(const Word &w, const std::string &what) {
 
 /// get_u32_handle(): `HTID:[HASH[:NODE]]` in hex, or 0xNNNNNNNN.
 uint32_t u32Handle(const Word &w, const std::string &what) {
-  const std::string &s = w.text;
-  size_t c1 = s.find(':');
-  if (c1 == std::string::npos) {
-    if (s.rfind("0x", 0) == 0)
-      return static_cast<uint32_t>(number(w, 16, 0xffffffffu, what));
-    failAt(w, "invalid " + what + " '" + s +
+  if (std::optional<uint32_t> h = getU32Handle(w.text))
+    return *h;
+  if (w.text.find(':') == std::string::npos && w.text.compare(0, 2, "0x"))
+    failAt(w, "invalid " + what + " '" + w.text +
                   "' (write HTID:[BUCKET[:NODE]] in hex)");
-  }
-  auto part = [&](const std::string &p, unsigned max) -> unsigned {
-    if (p.empty())
-      return 0;
-    char *end = nullptr;
-    unsigned long v = std::strtoul(p.c_str(), &end, 16);
-    if (*end != '\0' || p[0] == '-' || p[0] == '+' || v >= max)
-      failAt(w, "invalid " + what + " '" + s + "'");
-    return static_cast<unsigned>(v);
-  };
-  unsigned htid = part(s.substr(0, c1), 0x1000), hash = 0, node = 0;
-  std::string rest = s.substr(c1 + 1);
-  size_t c2 = rest.find(':');
-  hash = part(rest.substr(0, c2), 0x100);
-  if (c2 != std::string::npos)
-    node = part(rest.substr(c2 + 1), 0x1000);
-  return (htid << 20) | (hash << 12) | node;
+  failAt(w, "invalid " + what + " '" + w.text + "'");
 }
 
-/// get_tc_classid(): `root`, `none`, `MAJ:MIN`, `MAJ:`, `:MIN`, hex.
+/// get_tc_classid() (getTcClassid).
 uint32_t classid(const Word &w) {
-  const std::string &s = w.text;
-  if (s == "root")
-    return 0xffffffffu;
-  if (s == "none")
-    return 0;
-  char *end = nullptr;
-  unsigned long maj = std::strtoul(s.c_str(), &end, 16);
-  if (end == s.c_str()) {
-    maj = 0;
-    if (*end != ':')
-      failAt(w, "invalid classid '" + s + "'");
-  }
-  if (*end == ':') {
-    if (maj >= (1u << 16))
-      failAt(w, "invalid classid '" + s + "'");
-    maj <<= 16;
-    const char *p = end + 1;
-    unsigned long min = std::strtoul(p, &end, 16);
-    if (*end || min >= (1u << 16))
-      failAt(w, "invalid classid '" + s + "'");
-    maj |= min;
-  } else if (*end) {
-    failAt(w, "invalid classid '" + s + "'");
-  }
-  return static_cast<uint32_t>(maj);
+  std::optional<uint32_t> h = getTcClassid(w.text);
+  if (!h)
+    failAt(w, "invalid classid '" + w.text + "'");
+  return *h;
 }
 
 /// get_prefix_1() for `ip src|dst` and `ip6 src|dst`: ADDR[/LEN] (LEN also
