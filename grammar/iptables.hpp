@@ -19,18 +19,6 @@ namespace r2x::grammar {
 namespace pegtl = tao::pegtl;
 using namespace tao::pegtl;
 
-// --- IPv4 addresses: -s / -d ----------------------------------------------
-// iptables accepts 1 to 4 decimal parts ("10.1" means 10.1.0.0) and then an
-// optional "/prefix" or "/dotted.mask".
-struct octet : plus<digit> {};
-struct dotted : seq<octet, rep_max<3, seq<one<'.'>, octet>>> {};
-struct address : dotted {};
-struct prefix_len : plus<digit> {};
-struct dotted_mask
-    : seq<octet, one<'.'>, octet, one<'.'>, octet, one<'.'>, octet> {};
-struct netmask : sor<seq<dotted_mask, eof>, seq<prefix_len, eof>> {};
-struct address_spec : seq<address, sor<eof, seq<one<'/'>, netmask>>> {};
-
 // --- ports: --sport / --dport ----------------------------------------------
 // A port is a number or a service name from /etc/services; a range is
 // "lo:hi" with either end optional.
@@ -46,7 +34,10 @@ struct range_sep : one<':'> {};
 struct port_range : seq<opt<range_lo>, opt<range_sep, opt<range_hi>>, eof> {};
 
 // --- protocols: -p ----------------------------------------------------------
-struct proto_number : seq<plus<digit>, eof> {};
+// A number as xtables_strtoui reads it (0x hex, a leading 0 octal); its
+// value and range are the action's (xtablesParseProtocol).
+struct proto_number
+    : seq<sor<seq<one<'0'>, one<'x', 'X'>, plus<xdigit>>, plus<digit>>, eof> {};
 struct proto_name : seq<alpha, star<sor<alnum, one<'-', '_', '.', '+'>>>, eof> {
 };
 struct protocol : sor<proto_number, proto_name> {};

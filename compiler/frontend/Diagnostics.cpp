@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/Diagnostics.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace r2x::frontend {
@@ -81,6 +82,14 @@ std::string format(const SourceManager &sm, Severity sev,
     os << "\n";
   }
   return os.str();
+}
+
+void failAt(const Word &w, const std::string &msg, size_t offset,
+            size_t length) {
+  if (length == 0)
+    length =
+        std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
+  throw Diagnostic(advance(w.pos, offset), msg, static_cast<unsigned>(length));
 }
 
 } // namespace r2x::frontend

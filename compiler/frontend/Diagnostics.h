@@ -61,4 +61,10 @@ std::string format(const SourceManager &sm, Severity sev,
 /// `pos` moved `offset` columns to the right (inside the same word).
 ir::SourcePos advance(ir::SourcePos pos, size_t offset);
 
+/// The one way a frontend rejects a word: throws a Diagnostic pointing
+/// `offset` columns into `w`, underlining `length` columns (0: to the end
+/// of the word, at least one).
+[[noreturn]] void failAt(const Word &w, const std::string &msg,
+                         size_t offset = 0, size_t length = 0);
+
 } // namespace r2x::frontend

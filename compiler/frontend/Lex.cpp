@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <netdb.h>
@@ -143,6 +144,22 @@ std::optional<uint16_t> xtablesGetPortByName(const std::string &s) {
   return port;
 }
 
+std::optional<std::array<uint8_t, 6>>
+xtablesParseEthermac(const std::string &s) {
+  std::array<uint8_t, 6> mac{};
+  const char *arg = s.c_str();
+  for (size_t i = 0; i < mac.size(); ++i) {
+    char *end = nullptr;
+    unsigned long v = std::strtoul(arg, &end, 16);
+    char want = i + 1 < mac.size() ? ':' : '\0';
+    if (*end != want || end - arg > 2)
+      return std::nullopt;
+    mac[i] = static_cast<uint8_t>(v);
+    arg = end + 1;
+  }
+  return mac;
+}
+
 std::optional<uint8_t> xtablesParseProtocol(const std::string &s) {
   if (std::optional<uint64_t> v = xtablesStrtoul(s, 0, UINT8_MAX))
     return static_cast<uint8_t>(*v);
@@ -174,9 +191,10 @@ std::optional<uint8_t> xtablesParseProtocol(const std::string &s) {
 
 std::optional<uint64_t> getUnsigned(std::string_view s, int base) {
   std::string buf(s);
-  if (buf.empty() || buf[0] == '-' || buf[0] == '+' ||
-      std::isspace(static_cast<unsigned char>(buf[0])))
+  if (buf.empty())
     return std::nullopt;
+  // strtoul: leading white space and a sign are allowed; "-N" wraps, so
+  // only "-0" survives the caller's range check, as in tc.
   errno = 0;
   char *end = nullptr;
   unsigned long long v = std::strtoull(buf.c_str(), &end, base);
@@ -196,14 +214,66 @@ std::optional<int32_t> getInteger(std::string_view s) {
   return static_cast<int32_t>(v);
 }
 
+std::optional<uint32_t> getU32Handle(const std::string &s) {
+  if (s.find(':') == std::string::npos) {
+    if (s.compare(0, 2, "0x") != 0)
+      return std::nullopt;
+    std::optional<uint64_t> v = getUnsigned(s, 16);
+    if (!v || *v > 0xffffffffu)
+      return std::nullopt;
+    return static_cast<uint32_t>(*v);
+  }
+  // HTID, HASH and NODE: strtoul in base 16; no digits is a zero part only
+  // where the next separator (or the end) follows at once.
+  const unsigned long limits[] = {0x1000, 0x100, 0x1000};
+  unsigned long parts[3] = {0, 0, 0};
+  const char *str = s.c_str();
+  for (int i = 0; i < 3; ++i) {
+    char *tmp = nullptr;
+    parts[i] = std::strtoul(str, &tmp, 16);
+    if (tmp == str && (i == 2 || *str != ':') && *str != '\0')
+      return std::nullopt;
+    if (parts[i] >= limits[i])
+      return std::nullopt;
+    if (*tmp == '\0')
+      break;
+    str = tmp + 1;
+  }
+  return static_cast<uint32_t>(parts[0] << 20 | parts[1] << 12 | parts[2]);
+}
+
+std::optional<uint32_t> getTcClassid(const std::string &s) {
+  if (s == "root")
+    return 0xffffffffu;
+  if (s == "none")
+    return 0;
+  char *end = nullptr;
+  unsigned long maj = std::strtoul(s.c_str(), &end, 16);
+  if (end == s.c_str()) {
+    maj = 0;
+    if (*end != ':')
+      return std::nullopt;
+  }
+  if (*end == ':') {
+    if (maj >= (1u << 16))
+      return std::nullopt;
+    maj <<= 16;
+    const char *p = end + 1;
+    unsigned long min = std::strtoul(p, &end, 16);
+    if (*end || min >= (1u << 16))
+      return std::nullopt;
+    maj |= min;
+  } else if (*end) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(maj);
+}
+
 std::optional<uint32_t> getAddrIpv4(std::string_view s) {
   std::string buf(s);
   uint8_t ap[4] = {0, 0, 0, 0};
   const char *cp = buf.c_str();
   for (int i = 0; i < 4; ++i) {
-    if (*cp == '-' || *cp == '+' ||
-        std::isspace(static_cast<unsigned char>(*cp)))
-      return std::nullopt;
     char *endp = nullptr;
     unsigned long n = std::strtoul(cp, &endp, 0);
     if (n > 255 || endp == cp)
@@ -232,6 +302,14 @@ std::optional<uint32_t> strtoulPrefix(std::string_view s, size_t &at) {
     return std::nullopt;
   at += static_cast<size_t>(end - begin);
   return static_cast<uint32_t>(v);
+}
+
+std::optional<std::array<uint8_t, 6>> sscanfEther(const std::string &s) {
+  std::array<uint8_t, 6> b{};
+  if (std::sscanf(s.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &b[0], &b[1],
+                  &b[2], &b[3], &b[4], &b[5]) != 6)
+    return std::nullopt;
+  return b;
 }
 
 std::optional<uint32_t> inetPton4(const std::string &s) {

@@ -11,14 +11,17 @@
 ///
 ///   iptables 1.8.9 (libxtables)   xtablesStrtoul, inetAtonIptables,
 ///                                 inetAtonIptablesMask, xtablesParsePort,
-///                                 xtablesGetPortByName, xtablesParseProtocol
-///   iproute2 6.1 (tc)             getUnsigned, getInteger, getAddrIpv4
+///                                 xtablesGetPortByName, xtablesParseProtocol,
+///                                 xtablesParseEthermac
+///   iproute2 6.1 (tc)             getUnsigned, getInteger, getAddrIpv4,
+///                                 getU32Handle, getTcClassid
 ///   C library                     strtoulPrefix (libxt_u32 calls strtoul),
+///                                 sscanfEther (tc's parse_ether_addr),
 ///                                 inetPton4, inetPton6
 ///   both                          splitList (strchr), splitTokens (strtok)
 ///
 /// They only read: none of them throws. What a value means, its limits and
-/// the error message (with failAt, Matches.h) stay with the option that
+/// the error message (with failAt, Diagnostics.h) stay with the option that
 /// takes it.
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -83,6 +86,12 @@ std::optional<uint16_t> xtablesParsePort(const std::string &s,
 /// protocol.
 std::optional<uint16_t> xtablesGetPortByName(const std::string &s);
 
+/// xtopt_parse_ethermac() (XTTYPE_ETHERMAC, libxt_mac's --mac-source): six
+/// `:'-separated parts, each strtoul in base 16 over at most two characters
+/// (`2:0:0:0:0:1' is read; `0x1' is not).
+std::optional<std::array<uint8_t, 6>>
+xtablesParseEthermac(const std::string &s);
+
 /// xtables_parse_protocol(): a number (xtablesStrtoul, 0..255), a name of
 /// libxtables' own table, or a name of /etc/protocols (getprotobyname).
 /// `s` is already in lower case (iptables lowers -p's value first).
@@ -91,16 +100,27 @@ std::optional<uint8_t> xtablesParseProtocol(const std::string &s);
 // --- iproute2 6.1 (tc)
 // ----------------------------------------------------------
 
-/// get_unsigned() / get_u32() / get_u16() / get_u8(): strtoull in `base`,
-/// the whole word, no sign and no leading white space. The range is the
-/// caller's to check (tc says "invalid" and "out of range" apart).
+/// get_unsigned() / get_u32() / get_u16() / get_u8(): strtoul in `base`,
+/// the whole word (leading white space and a sign allowed, as strtoul
+/// reads them: tc takes `+5' and `-0'). The range is the caller's to check
+/// (tc says "invalid" and "out of range" apart).
 std::optional<uint64_t> getUnsigned(std::string_view s, int base);
 
 /// get_integer(): strtol in base 0, the whole word, in int's range.
 std::optional<int32_t> getInteger(std::string_view s);
 
+/// get_u32_handle() (tc/f_u32.c): `0x' and a get_u32 in base 16, or
+/// HTID:[HASH[:NODE]], each part strtoul in base 16 (sign allowed) below
+/// 0x1000, 0x100 and 0x1000; any character after a part's digits ends it,
+/// and what follows the node is ignored (`800:0:5:9' is 800:0:5).
+std::optional<uint32_t> getU32Handle(const std::string &s);
+
+/// get_tc_classid(): `root', `none', MAJ:MIN, MAJ:, :MIN or MIN, each part
+/// strtoul in base 16 below 0x10000.
+std::optional<uint32_t> getTcClassid(const std::string &s);
+
 /// get_addr_ipv4(): up to four dot-separated parts, each strtoul base 0 at
-/// most 255, no sign or white space; missing parts are 0. Host order.
+/// most 255 (so `+1.2.3.4' is read); missing parts are 0. Host order.
 std::optional<uint32_t> getAddrIpv4(std::string_view s);
 
 // --- the C library
@@ -109,6 +129,11 @@ std::optional<uint32_t> getAddrIpv4(std::string_view s);
 /// strtoul(s + at, &end, 0) as libxt_u32 calls it: a prefix; fails on no
 /// digits or a value beyond 32 bits. `at` moves past the number.
 std::optional<uint32_t> strtoulPrefix(std::string_view s, size_t &at);
+
+/// sscanf(s, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx") as tc's parse_ether_addr()
+/// calls it: each part wraps to a byte (`1ff' is 0xff) and anything after
+/// the sixth part is ignored.
+std::optional<std::array<uint8_t, 6>> sscanfEther(const std::string &s);
 
 /// inet_pton(AF_INET, ...): exactly four decimal parts. Host order.
 std::optional<uint32_t> inetPton4(const std::string &s);

@@ -28,53 +28,14 @@ namespace r2x::frontend {
 using ir::Match;
 namespace pegtl = tao::pegtl;
 
-void failAt(const Word &w, const std::string &msg, size_t offset,
-            size_t length) {
-  if (length == 0)
-    length =
-        std::max<size_t>(1, w.text.size() - std::min(offset, w.text.size()));
-  throw Diagnostic(advance(w.pos, offset), msg, static_cast<unsigned>(length));
-}
-
 namespace {
 
-/// strtoul with base 0, as iptables' xtables_strtoui reads numbers: 0x hex,
-/// a leading 0 octal, else decimal; the whole text must be the number.
-std::optional<uint64_t> cNumber(const std::string &t) {
-  if (t.empty())
-    return std::nullopt;
-  int base = 10;
-  size_t i = 0;
-  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
-    base = 16;
-    i = 2;
-  } else if (t.size() > 1 && t[0] == '0') {
-    base = 8;
-    i = 1;
-  }
-  uint64_t v = 0;
-  for (; i < t.size(); ++i) {
-    int d;
-    char c = static_cast<char>(std::tolower(static_cast<unsigned char>(t[i])));
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else
-      return std::nullopt;
-    if (d >= base)
-      return std::nullopt;
-    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
-    if (v > 0xffffffffull)
-      return std::nullopt;
-  }
-  return v;
-}
-
+/// A number as xtables' option parser (XTTYPE_UINT*) and libxt_tcp read
+/// it: xtables_strtoui, 0 to `max`.
 uint64_t number(const Word &opt, const Word &val, const std::string &text,
                 uint64_t max, size_t offset = 0) {
-  std::optional<uint64_t> v = cNumber(text);
-  if (!v || *v > max)
+  std::optional<uint64_t> v = xtablesStrtoul(text, 0, max);
+  if (!v)
     failAt(val,
            "invalid value `" + text + "' for " + opt.text + " (0 to " +
                std::to_string(max) + ")",
@@ -142,8 +103,8 @@ template <> struct PortAction<grammar::range_sep> {
 uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,
                    size_t offset, const char *proto) {
   if (std::isdigit(static_cast<unsigned char>(text[0]))) {
-    std::optional<uint64_t> v = cNumber(text);
-    if (!v || *v > 65535)
+    std::optional<uint64_t> v = xtablesStrtoul(text, 0, 65535);
+    if (!v)
       failAt(val,
              "invalid port `" + text + "' in " + opt.text +
                  " (a port is 0 to 65535)",
@@ -151,8 +112,8 @@ uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,
     return static_cast<uint16_t>(*v);
   }
   // iptables resolves service names with getservbyname for the -p protocol.
-  if (const servent *se = getservbyname(text.c_str(), proto))
-    return ntohs(static_cast<uint16_t>(se->s_port));
+  if (std::optional<uint16_t> port = xtablesParsePort(text, proto))
+    return *port;
   failAt(val, "unknown service `" + text + "' for " + proto + " in " + opt.text,
          offset, text.size());
 }
@@ -289,8 +250,8 @@ public:
       if (option_)
         failAt(w, "multiple --tcp-option flags not allowed");
       // libxt_tcp: 1 to 255 ("Bad TCP option").
-      std::optional<uint64_t> v = cNumber(args[0]->text);
-      if (!v || *v < 1 || *v > 255)
+      std::optional<uint64_t> v = xtablesStrtoul(args[0]->text, 1, 255);
+      if (!v)
         failAt(*args[0], "invalid TCP option `" + args[0]->text + "' in " +
                              w.text + " (1 to 255)");
       option_ = static_cast<uint8_t>(*v);
@@ -334,104 +295,139 @@ private:
 /// `,`; numbers as strtoul(base 0) reads them; white space anywhere between
 /// tokens. At most 10 location elements, 10 values and 10 tests
 /// (XT_U32_MAXSIZE, as libxt_u32 counts them). Messages and their character
-/// positions are libxt_u32's.
-std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
-  const std::string &t = val.text;
-  size_t i = 0;
-  auto err = [&](const std::string &what) {
-    failAt(val,
-           "u32: at char " + std::to_string(i) + ": " + what + " (in " +
-               opt.text + ")",
-           std::min(i, t.size()), 1);
-  };
-  auto number = [&]() -> uint32_t {
-    const char *begin = t.c_str() + i;
-    char *end = nullptr;
-    errno = 0;
-    unsigned long v = std::strtoul(begin, &end, 0);
-    if (end == begin || errno == ERANGE || v > 0xffffffffUL)
-      err("not a number or out of range");
-    i += static_cast<size_t>(end - begin);
-    return static_cast<uint32_t>(v);
-  };
-  std::vector<ir::U32Test> tests(1);
-  bool values = false; // reading values (after '=')
-  size_t locs = 0;
-  while (true) {
-    while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
-      ++i;
-    ir::U32Test &ct = tests.back();
-    if (i >= t.size()) {
-      if (!values)
-        err("abrupt end of input after location specifier");
-      if (ct.ranges.empty())
-        err("test ended with no value specified");
-      if (tests.size() > 10)
-        err("too many \"&&\"s");
-      return tests;
-    }
-    if (!values) {
-      if (t[i] == '=') {
-        if (locs == 0)
-          err("location spec missing");
-        ++i;
-        values = true;
-        continue;
-      }
-      ir::U32Test::Op op = ir::U32Test::Op::And;
-      if (locs != 0) {
-        if (t[i] == '&')
-          op = ir::U32Test::Op::And;
-        else if (t[i] == '<') {
-          if (i + 1 >= t.size() || t[++i] != '<')
-            err("a second '<' was expected");
-          op = ir::U32Test::Op::Shl;
-        } else if (t[i] == '>') {
-          if (i + 1 >= t.size() || t[++i] != '>')
-            err("a second '>' was expected");
-          op = ir::U32Test::Op::Shr;
-        } else if (t[i] == '@')
-          op = ir::U32Test::Op::At;
-        else
-          err("operator expected");
-        ++i;
-      }
-      uint32_t n = number();
-      if (locs == 0)
-        ct.start = n;
+/// positions are libxt_u32's. A loop over the characters that hands each
+/// to location() or value(), as libxt_u32's state machine does.
+class U32Parser {
+public:
+  U32Parser(const Word &opt, const Word &val)
+      : opt_(opt), val_(val), t_(val.text) {}
+
+  std::vector<ir::U32Test> parse() {
+    while (true) {
+      skipSpace();
+      if (i_ >= t_.size())
+        return end();
+      if (!values_)
+        location();
       else
-        ct.ops.push_back({op, n});
-      if (++locs > 10)
-        err("too many operators");
-    } else {
-      if (t[i] == '&') {
-        if (i + 1 >= t.size() || t[++i] != '&')
-          err("a second '&' was expected");
-        if (ct.ranges.empty())
-          err("value spec missing");
-        ++i;
-        tests.emplace_back();
-        values = false;
-        locs = 0;
-        continue;
-      }
-      if (!ct.ranges.empty()) {
-        if (t[i] != ',')
-          err("expected \",\" or \"&&\"");
-        ++i;
-      }
-      uint32_t lo = number(), hi = lo;
-      while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i])))
-        ++i;
-      if (i < t.size() && t[i] == ':') {
-        ++i;
-        hi = number();
-      }
-      ct.ranges.push_back({lo, hi});
-      if (ct.ranges.size() > 10)
-        err("too many \",\"s");
+        value();
     }
   }
+
+private:
+  [[noreturn]] void err(const std::string &what) const {
+    failAt(val_,
+           "u32: at char " + std::to_string(i_) + ": " + what + " (in " +
+               opt_.text + ")",
+           std::min(i_, t_.size()), 1);
+  }
+
+  uint32_t number() {
+    std::optional<uint32_t> v = strtoulPrefix(t_, i_);
+    if (!v)
+      err("not a number or out of range");
+    return *v;
+  }
+
+  void skipSpace() {
+    while (i_ < t_.size() && std::isspace(static_cast<unsigned char>(t_[i_])))
+      ++i_;
+  }
+
+  std::vector<ir::U32Test> end() const {
+    if (!values_)
+      err("abrupt end of input after location specifier");
+    if (tests_.back().ranges.empty())
+      err("test ended with no value specified");
+    if (tests_.size() > 10)
+      err("too many \"&&\"s");
+    return tests_;
+  }
+
+  /// One element of a location, or the `=' that ends it.
+  void location() {
+    ir::U32Test &ct = tests_.back();
+    if (t_[i_] == '=') {
+      if (locs_ == 0)
+        err("location spec missing");
+      ++i_;
+      values_ = true;
+      return;
+    }
+    ir::U32Test::Op op = ir::U32Test::Op::And;
+    if (locs_ != 0) {
+      op = locationOp();
+      ++i_;
+    }
+    uint32_t n = number();
+    if (locs_ == 0)
+      ct.start = n;
+    else
+      ct.ops.push_back({op, n});
+    if (++locs_ > 10)
+      err("too many operators");
+  }
+
+  ir::U32Test::Op locationOp() {
+    switch (t_[i_]) {
+    case '&':
+      return ir::U32Test::Op::And;
+    case '<':
+      if (i_ + 1 >= t_.size() || t_[++i_] != '<')
+        err("a second '<' was expected");
+      return ir::U32Test::Op::Shl;
+    case '>':
+      if (i_ + 1 >= t_.size() || t_[++i_] != '>')
+        err("a second '>' was expected");
+      return ir::U32Test::Op::Shr;
+    case '@':
+      return ir::U32Test::Op::At;
+    default:
+      err("operator expected");
+    }
+  }
+
+  /// One value or range, or the `&&' that starts the next test.
+  void value() {
+    ir::U32Test &ct = tests_.back();
+    if (t_[i_] == '&') {
+      if (i_ + 1 >= t_.size() || t_[++i_] != '&')
+        err("a second '&' was expected");
+      if (ct.ranges.empty())
+        err("value spec missing");
+      ++i_;
+      tests_.emplace_back();
+      values_ = false;
+      locs_ = 0;
+      return;
+    }
+    if (!ct.ranges.empty()) {
+      if (t_[i_] != ',')
+        err("expected \",\" or \"&&\"");
+      ++i_;
+    }
+    uint32_t lo = number(), hi = lo;
+    skipSpace();
+    if (i_ < t_.size() && t_[i_] == ':') {
+      ++i_;
+      hi = number();
+    }
+    ct.ranges.push_back({lo, hi});
+    if (ct.ranges.size() > 10)
+      err("too many \",\"s");
+  }
+
+  const Word &opt_;
+  const Word &val_;
+  const std::string &t_;
+  size_t i_ = 0;
+  std::vector<ir::U32Test> tests_ = std::vector<ir::U32Test>(1);
+  bool values_ = false; ///< reading values (after '=')
+  size_t locs_ = 0;
+};
+
+std::vector<ir::U32Test> parseU32(const Word &opt, const Word &val) {
+  return U32Parser(opt, val).parse();
 }
 
 class U32Module : public ModuleState {
@@ -659,13 +655,10 @@ public:
     // slots the kernel has.
     const std::string &t = list_->text;
     unsigned slots = 0;
-    size_t start = 0;
     std::string shown;
-    while (start <= t.size()) {
-      size_t comma = t.find(',', start);
-      std::string item =
-          t.substr(start, comma == std::string::npos ? std::string::npos
-                                                     : comma - start);
+    for (const Piece &p : splitList(t)) {
+      const std::string &item = p.text;
+      size_t start = p.offset;
       Word itemWord{item, advance(list_->pos, start)};
       if (item.empty())
         failAt(*list_, "empty port in " + listOpt_.text, start, 1);
@@ -690,9 +683,6 @@ public:
           (shown.empty() ? "" : ",") +
           (r.lo == r.hi ? std::to_string(r.lo)
                         : std::to_string(r.lo) + ":" + std::to_string(r.hi));
-      if (comma == std::string::npos)
-        break;
-      start = comma + 1;
     }
     if (slots > 15)
       failAt(*list_,
@@ -896,30 +886,12 @@ void iprangeOption(FieldModule &fm, int id, const Word &w,
                    const std::vector<const Word *> &args, bool negated) {
   const Word &v = *args[0];
   size_t dash = v.text.find('-');
+  // iprange_parse_spec(): xtables_numeric_to_ipaddr, so `10.1' is 10.1.0.0.
   auto addr = [&](const std::string &t, size_t off) {
-    uint32_t a = 0;
-    int parts = 0;
-    size_t s = 0;
-    while (true) {
-      size_t dot = t.find('.', s);
-      std::string part =
-          t.substr(s, dot == std::string::npos ? std::string::npos : dot - s);
-      if (part.empty() || part.size() > 3 ||
-          !std::all_of(part.begin(), part.end(),
-                       [](char c) {
-                         return std::isdigit(static_cast<unsigned char>(c));
-                       }) ||
-          std::stoul(part) > 255)
-        failAt(v, "invalid address `" + t + "' in " + w.text, off, t.size());
-      a = (a << 8) | static_cast<uint32_t>(std::stoul(part));
-      ++parts;
-      if (dot == std::string::npos)
-        break;
-      s = dot + 1;
-    }
-    if (parts != 4)
+    std::optional<uint32_t> a = inetAtonIptables(t);
+    if (!a)
       failAt(v, "invalid address `" + t + "' in " + w.text, off, t.size());
-    return a;
+    return *a;
   };
   uint32_t lo = addr(v.text.substr(0, dash), 0);
   uint32_t hi =
@@ -936,17 +908,11 @@ void iprangeOption(FieldModule &fm, int id, const Word &w,
 void macOption(FieldModule &fm, int, const Word &w,
                const std::vector<const Word *> &args, bool negated) {
   const std::string &t = args[0]->text;
+  std::optional<std::array<uint8_t, 6>> bytes = xtablesParseEthermac(t);
   uint64_t mac = 0;
-  bool ok = t.size() == 17;
-  for (size_t i = 0; ok && i < 6; ++i) {
-    std::string byte = t.substr(i * 3, 2);
-    ok = std::isxdigit(static_cast<unsigned char>(byte[0])) &&
-         std::isxdigit(static_cast<unsigned char>(byte[1])) &&
-         (i == 5 || t[i * 3 + 2] == ':');
-    if (ok)
-      mac = (mac << 8) | std::stoul(byte, nullptr, 16);
-  }
-  if (!ok)
+  for (uint8_t b : bytes.value_or(std::array<uint8_t, 6>{}))
+    mac = (mac << 8) | b;
+  if (!bytes)
     failAt(*args[0], "invalid MAC address `" + t + "' in " + w.text +
                          " (write six hex bytes like 02:00:00:00:00:01)");
   char shown[32];
@@ -1003,6 +969,8 @@ template <FieldModule::Handler H> std::unique_ptr<ModuleState> makeField() {
   return std::make_unique<FieldModule>(H);
 }
 
+/// The module table: data, one row per module (long because it lists them
+/// all; a new match is one more row).
 std::vector<ModuleSpec> &table() {
   static std::vector<ModuleSpec> t = [] {
     std::vector<ModuleSpec> v = {

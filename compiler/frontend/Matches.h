@@ -84,8 +84,6 @@ std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
 const ModuleSpec *protocolModule(uint8_t proto, ir::Family family);
 
 /// Helpers shared with the base-option parser.
-[[noreturn]] void failAt(const Word &w, const std::string &msg,
-                         size_t offset = 0, size_t length = 0);
 ir::PortRange parsePortRange(const Word &opt, const Word &val,
                              const char *proto);
 uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,

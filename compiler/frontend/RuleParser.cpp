@@ -8,18 +8,18 @@
 #include "compiler/frontend/RuleParser.h"
 
 #include "compiler/frontend/Handover.h"
+#include "compiler/frontend/Lex.h"
 #include "compiler/frontend/Matches.h"
 #include "grammar/iptables.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cctype>
+#include <climits>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <netdb.h>
 #include <optional>
 #include <string_view>
 
@@ -28,11 +28,6 @@ namespace {
 
 using ir::Match;
 namespace pegtl = tao::pegtl;
-
-[[noreturn]] void fail(const Word &w, const std::string &msg, size_t offset = 0,
-                       size_t length = 0) {
-  failAt(w, msg, offset, length);
-}
 
 // --- option tables (data, not code: a new option is one line) -------------
 
@@ -145,95 +140,40 @@ const Candidate *lookupLong(std::string_view name,
 
 // --- value actions -----------------------------------------------------------
 
-struct AddrState {
-  std::string addr, mask;
-  size_t maskOffset = 0;
-  bool hasMask = false, maskDotted = false;
-};
-
-template <typename Rule> struct AddrAction : pegtl::nothing<Rule> {};
-template <> struct AddrAction<grammar::address> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.addr = in.string();
-  }
-};
-template <> struct AddrAction<grammar::dotted_mask> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.mask = in.string();
-    s.hasMask = s.maskDotted = true;
-    s.maskOffset = in.position().byte;
-  }
-};
-template <> struct AddrAction<grammar::prefix_len> {
-  template <typename In> static void apply(const In &in, AddrState &s) {
-    s.mask = in.string();
-    s.hasMask = true;
-    s.maskOffset = in.position().byte;
-  }
-};
-
-/// Parses "a[.b[.c[.d]]]" as iptables does: missing parts are zero.
-std::optional<uint32_t> dottedValue(const std::string &text, int parts) {
-  uint32_t v = 0;
-  int n = 0;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t dot = text.find('.', start);
-    std::string part = text.substr(
-        start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part.empty() || part.size() > 3 ||
-        !std::all_of(part.begin(), part.end(), [](char c) {
-          return std::isdigit(static_cast<unsigned char>(c));
-        }))
-      return std::nullopt;
-    unsigned long octet = std::stoul(part);
-    if (octet > 255)
-      return std::nullopt;
-    v |= static_cast<uint32_t>(octet) << (24 - 8 * n);
-    ++n;
-    if (dot == std::string::npos)
-      break;
-    start = dot + 1;
-  }
-  if (n > 4 || (parts == 4 && n != 4))
-    return std::nullopt;
-  return v;
-}
-
-/// ip6tables: ADDR[/LEN|/MASK], ADDR as inet_pton reads it.
+/// ip6tables: ADDR[/LEN|/MASK] (xtables_ip6parse_multiple(): the address
+/// as inet_pton reads it, LEN as xtables_strtoui, a mask with a `:').
 Match::Address parseAddress6(const Word &opt, const Word &val,
                              Match::Address::Side side) {
-  size_t slash = val.text.find('/');
+  size_t slash = val.text.rfind('/');
   std::string a = val.text.substr(0, slash);
   Match::Address m{side};
   if (a.find(':') == std::string::npos)
-    fail(val,
-         "`" + a + "' in " + opt.text +
-             " is not an IPv6 address (this is an ip6tables rule)",
-         0, a.size());
-  if (inet_pton(AF_INET6, a.c_str(), m.net6.data()) != 1)
-    fail(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
+    failAt(val,
+           "`" + a + "' in " + opt.text +
+               " is not an IPv6 address (this is an ip6tables rule)",
+           0, a.size());
+  std::optional<std::array<uint8_t, 16>> net = inetPton6(a);
+  if (!net)
+    failAt(val, "invalid IPv6 address `" + a + "' in " + opt.text, 0, a.size());
+  m.net6 = *net;
   m.mask6.fill(0xff);
   if (slash != std::string::npos) {
     std::string mk = val.text.substr(slash + 1);
     if (mk.find(':') != std::string::npos) {
-      if (inet_pton(AF_INET6, mk.c_str(), m.mask6.data()) != 1)
-        fail(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
-             mk.size());
+      std::optional<std::array<uint8_t, 16>> mask = inetPton6(mk);
+      if (!mask)
+        failAt(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+               mk.size());
+      m.mask6 = *mask;
     } else {
-      if (mk.empty() || mk.size() > 3 ||
-          !std::all_of(mk.begin(), mk.end(),
-                       [](char c) {
-                         return std::isdigit(static_cast<unsigned char>(c));
-                       }) ||
-          std::stoul(mk) > 128)
-        fail(val,
-             "invalid mask `" + mk + "' in " + opt.text +
-                 " (a prefix length is 0 to 128)",
-             slash + 1, mk.size());
-      unsigned len = static_cast<unsigned>(std::stoul(mk));
+      std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 128);
+      if (!len)
+        failAt(val,
+               "invalid mask `" + mk + "' in " + opt.text +
+                   " (a prefix length is 0 to 128)",
+               slash + 1, mk.size());
       for (unsigned i = 0; i < 16; ++i) {
-        unsigned bits = len > i * 8 ? std::min(8u, len - i * 8) : 0;
+        unsigned bits = *len > i * 8 ? std::min(8u, unsigned(*len) - i * 8) : 0;
         m.mask6[i] = static_cast<uint8_t>(bits ? 0xff << (8 - bits) : 0);
       }
     }
@@ -243,42 +183,42 @@ Match::Address parseAddress6(const Word &opt, const Word &val,
   return m;
 }
 
+/// iptables: ADDR[/LEN|/MASK] (xtables_ipparse_multiple(): the mask after
+/// the last `/', dotted as xtables_numeric_to_ipmask, else a length as
+/// xtables_strtoui; the address as xtables_numeric_to_ipaddr, so `010.1'
+/// is 8.1.0.0). Host names, which iptables resolves, are refused.
 Match::Address parseAddress(const Word &opt, const Word &val,
                             Match::Address::Side side) {
   if (val.text.find(':') != std::string::npos)
-    fail(val, "`" + val.text + "' in " + opt.text +
-                  " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
-                  "or an ip6tables-save file)");
-  AddrState s;
-  pegtl::memory_input in(val.text, "");
-  if (!pegtl::parse<grammar::address_spec, AddrAction>(in, s)) {
-    bool looksNumeric = !val.text.empty() &&
-                        std::isdigit(static_cast<unsigned char>(val.text[0]));
-    if (!looksNumeric)
-      fail(val, "host names are not resolved (`" + val.text + "' in " +
-                    opt.text + "); write an IPv4 address");
-    fail(val, "invalid address `" + val.text + "' in " + opt.text);
+    failAt(val, "`" + val.text + "' in " + opt.text +
+                    " is an IPv6 address: write IPv6 rules for ip6tables (-6, "
+                    "or an ip6tables-save file)");
+  size_t slash = val.text.rfind('/');
+  std::string a = val.text.substr(0, slash);
+  std::optional<uint32_t> addr = inetAtonIptables(a);
+  if (!addr) {
+    if (a.empty() || !std::isdigit(static_cast<unsigned char>(a[0])))
+      failAt(val, "host names are not resolved (`" + val.text + "' in " +
+                      opt.text + "); write an IPv4 address");
+    failAt(val, "invalid address `" + a + "' in " + opt.text, 0, a.size());
   }
-  std::optional<uint32_t> addr = dottedValue(s.addr, 1);
-  if (!addr)
-    fail(val, "invalid address `" + s.addr + "' in " + opt.text, 0,
-         s.addr.size());
   uint32_t mask = 0xffffffffu;
-  if (s.hasMask) {
-    if (s.maskDotted) {
-      std::optional<uint32_t> m = dottedValue(s.mask, 4);
+  if (slash != std::string::npos) {
+    std::string mk = val.text.substr(slash + 1);
+    if (mk.find('.') != std::string::npos) {
+      std::optional<uint32_t> m = inetAtonIptablesMask(mk);
       if (!m)
-        fail(val, "invalid mask `" + s.mask + "' in " + opt.text, s.maskOffset,
-             s.mask.size());
+        failAt(val, "invalid mask `" + mk + "' in " + opt.text, slash + 1,
+               mk.size());
       mask = *m;
     } else {
-      unsigned long len = s.mask.size() > 2 ? 99 : std::stoul(s.mask);
-      if (len > 32)
-        fail(val,
-             "invalid mask `" + s.mask + "' in " + opt.text +
-                 " (a prefix length is 0 to 32)",
-             s.maskOffset, s.mask.size());
-      mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
+      std::optional<uint64_t> len = xtablesStrtoul(mk, 0, 32);
+      if (!len)
+        failAt(val,
+               "invalid mask `" + mk + "' in " + opt.text +
+                   " (a prefix length is 0 to 32)",
+               slash + 1, mk.size());
+      mask = *len == 0 ? 0 : 0xffffffffu << (32 - *len);
     }
   }
   Match::Address m{side};
@@ -293,64 +233,42 @@ std::vector<Match> parseAddressList(const Word &opt, const Word &val,
                                     Match::Address::Side side, bool negated,
                                     ir::Family family) {
   std::vector<Match> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = val.text.find(',', start);
-    std::string item = val.text.substr(
-        start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item.empty())
-      fail(val, "empty address in the list of " + opt.text, start, 1);
-    Word itemWord{item, advance(val.pos, start)};
+  for (const Piece &item : splitList(val.text)) {
+    if (item.text.empty())
+      failAt(val, "empty address in the list of " + opt.text, item.offset, 1);
+    Word itemWord{item.text, advance(val.pos, item.offset)};
     out.emplace_back(family == ir::Family::V6
                          ? parseAddress6(opt, itemWord, side)
                          : parseAddress(opt, itemWord, side),
                      negated);
-    if (comma == std::string::npos)
-      break;
-    start = comma + 1;
   }
   return out; // `!' with a list: checked for the whole rule (walker)
 }
 
-/// iptables' built-in protocol names, then /etc/protocols.
-std::optional<uint8_t> protocolNumber(std::string name) {
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  static const std::pair<const char *, uint8_t> builtin[] = {
-      {"all", 0},  {"tcp", 6},     {"udp", 17},       {"udplite", 136},
-      {"icmp", 1}, {"icmpv6", 58}, {"ipv6-icmp", 58}, {"esp", 50},
-      {"ah", 51},  {"sctp", 132},  {"mh", 135},       {"ipv6-mh", 135}};
-  for (const auto &[n, v] : builtin)
-    if (name == n)
-      return v;
-  if (const protoent *pe = getprotobyname(name.c_str()))
-    return static_cast<uint8_t>(pe->p_proto);
-  return std::nullopt;
-}
-
+/// -p: lowered, then xtables_parse_protocol() (so `-p 010' is 8, as
+/// xtables_strtoui reads it).
 uint8_t parseProtocol(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
   if (!pegtl::parse<grammar::protocol>(in))
-    fail(val, "invalid protocol `" + val.text + "' in " + opt.text);
-  if (std::isdigit(static_cast<unsigned char>(val.text[0]))) {
-    if (val.text.size() > 3 || std::stoul(val.text) > 255)
-      fail(val, "invalid protocol number `" + val.text + "' in " + opt.text +
+    failAt(val, "invalid protocol `" + val.text + "' in " + opt.text);
+  std::string name = val.text;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (std::optional<uint8_t> p = xtablesParseProtocol(name))
+    return *p;
+  if (std::isdigit(static_cast<unsigned char>(name[0])))
+    failAt(val, "invalid protocol number `" + val.text + "' in " + opt.text +
                     " (0 to 255)");
-    return static_cast<uint8_t>(std::stoul(val.text));
-  }
-  std::optional<uint8_t> p = protocolNumber(val.text);
-  if (!p)
-    fail(val, "unknown protocol `" + val.text + "' in " + opt.text);
-  return *p;
+  failAt(val, "unknown protocol `" + val.text + "' in " + opt.text);
 }
 
 std::string parseInterface(const Word &opt, const Word &val) {
   pegtl::memory_input in(val.text, "");
   if (val.text.empty() || !pegtl::parse<grammar::interface>(in))
-    fail(val, "invalid interface name `" + val.text + "' in " + opt.text);
+    failAt(val, "invalid interface name `" + val.text + "' in " + opt.text);
   if (val.text.size() >= 16)
-    fail(val, "interface name `" + val.text +
-                  "' must be shorter than IFNAMSIZ (15)");
+    failAt(val, "interface name `" + val.text +
+                    "' must be shorter than IFNAMSIZ (15)");
   return val.text;
 }
 
@@ -358,14 +276,14 @@ std::string parseInterface(const Word &opt, const Word &val) {
 
 [[noreturn]] void failTarget(const Word &t) {
   if (t.text == "REDIRECT")
-    fail(t, "target `REDIRECT' is not supported yet: it delivers to a local "
-            "socket, whose replies leave through the kernel's output path, "
-            "where rule2xdp cannot translate them back");
+    failAt(t, "target `REDIRECT' is not supported yet: it delivers to a local "
+              "socket, whose replies leave through the kernel's output path, "
+              "where rule2xdp cannot translate them back");
   if (t.text == "SNAT" || t.text == "MASQUERADE")
-    fail(t, "target `" + t.text +
-                "' is not supported yet (rule2xdp "
-                "translates destinations only: DNAT)");
-  fail(t, "target `" + t.text + "' is not supported");
+    failAt(t, "target `" + t.text +
+                  "' is not supported yet (rule2xdp "
+                  "translates destinations only: DNAT)");
+  failAt(t, "target `" + t.text + "' is not supported");
 }
 
 struct Parsed {
@@ -392,69 +310,18 @@ struct Parsed {
   ir::NatTarget nat;
 };
 
-/// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one IPv4
-/// address (a range is refused: rule2xdp does not pick among addresses
-/// yet), ports 1 to 65535 with lo <= hi.
-void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
-                ir::Family family) {
-  const std::string &s = v.text;
-  size_t colon = s.find(':');
-  std::string addr = s.substr(0, colon);
-  if (family == ir::Family::V6) {
-    // ip6tables: ADDR, or [ADDR]:PORT[-PORT] (libxt_NAT's parse_to).
-    t.v6 = true;
-    size_t close = std::string::npos;
-    if (!s.empty() && s[0] == '[') {
-      close = s.find(']');
-      if (close == std::string::npos)
-        fail(v, "missing `]' in " + opt.text);
-      addr = s.substr(1, close - 1);
-      colon = close + 1 < s.size() ? close + 1 : std::string::npos;
-      if (colon != std::string::npos && s[colon] != ':')
-        fail(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
-    } else {
-      addr = s;
-      colon = std::string::npos;
-    }
-    hasAddr = !addr.empty();
-    if (addr.find('-') != std::string::npos)
-      fail(v, "address ranges in " + opt.text +
-                  " are not supported yet (rule2xdp maps to one address)");
-    if (hasAddr && inet_pton(AF_INET6, addr.c_str(), t.addr6.data()) != 1)
-      fail(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
-                  " (with a port, write [ADDR]:PORT)");
-    if (colon == std::string::npos)
-      return;
-  }
-  hasAddr = !addr.empty();
-  if (addr.find('-') != std::string::npos)
-    fail(v,
-         "address ranges in " + opt.text +
-             " are not supported yet (rule2xdp maps to one address)",
-         0, addr.size());
-  if (hasAddr && family == ir::Family::V4) {
-    in_addr a{};
-    if (inet_pton(AF_INET, addr.c_str(), &a) != 1)
-      fail(v, "invalid address `" + addr + "' in " + opt.text, 0, addr.size());
-    t.addr = ntohl(a.s_addr);
-  }
-  if (colon == std::string::npos) {
-    if (!hasAddr)
-      fail(v, "missing address or port in " + opt.text);
-    return;
-  }
-  std::string ports = s.substr(colon + 1);
+/// The ports after `:' (libxt_NAT's parse_ports(): PORT[-PORT], each
+/// xtables_strtoui, so `0x50' is 80 and `080' is refused).
+void parseNatPorts(const Word &opt, const Word &v, size_t colon,
+                   ir::NatTarget &t) {
+  std::string ports = v.text.substr(colon + 1);
   size_t dash = ports.find('-');
   auto port = [&](const std::string &text, size_t off) -> uint16_t {
-    if (text.empty() || text.size() > 5 ||
-        !std::all_of(text.begin(), text.end(),
-                     [](char c) {
-                       return std::isdigit(static_cast<unsigned char>(c));
-                     }) ||
-        std::stoul(text) == 0 || std::stoul(text) > 65535)
-      fail(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
-           off, std::max<size_t>(text.size(), 1));
-    return static_cast<uint16_t>(std::stoul(text));
+    std::optional<uint64_t> n = xtablesStrtoul(text, 1, 65535);
+    if (!n)
+      failAt(v, "invalid port `" + text + "' in " + opt.text + " (1 to 65535)",
+             off, std::max<size_t>(text.size(), 1));
+    return static_cast<uint16_t>(*n);
   };
   size_t base = colon + 1;
   t.portLo = port(ports.substr(0, dash), base);
@@ -462,8 +329,72 @@ void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
                  ? t.portLo
                  : port(ports.substr(dash + 1), base + dash + 1);
   if (t.portHi < t.portLo)
-    fail(v, "invalid port range `" + ports + "' in " + opt.text, base,
-         ports.size());
+    failAt(v, "invalid port range `" + ports + "' in " + opt.text, base,
+           ports.size());
+}
+
+/// ip6tables: ADDR, or [ADDR]:PORT[-PORT] (libxt_NAT's parse_to), the
+/// address as inet_pton reads it. Returns where `:PORT' starts, or npos.
+size_t parseNatAddr6(const Word &opt, const Word &v, ir::NatTarget &t,
+                     bool &hasAddr) {
+  const std::string &s = v.text;
+  std::string addr = s;
+  size_t colon = std::string::npos;
+  t.v6 = true;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string::npos)
+      failAt(v, "missing `]' in " + opt.text);
+    addr = s.substr(1, close - 1);
+    colon = close + 1 < s.size() ? close + 1 : std::string::npos;
+    if (colon != std::string::npos && s[colon] != ':')
+      failAt(v, "expected `:PORT' after `]' in " + opt.text, colon, 1);
+  }
+  hasAddr = !addr.empty();
+  if (addr.find('-') != std::string::npos)
+    failAt(v, "address ranges in " + opt.text +
+                  " are not supported yet (rule2xdp maps to one address)");
+  std::optional<std::array<uint8_t, 16>> a6;
+  if (hasAddr && !(a6 = inetPton6(addr)))
+    failAt(v, "invalid IPv6 address `" + addr + "' in " + opt.text +
+                  " (with a port, write [ADDR]:PORT)");
+  if (a6)
+    t.addr6 = *a6;
+  return colon;
+}
+
+/// `--to-destination [ADDR][:PORT[-PORT]]` (libxt_NAT's parse_to): one
+/// address (a range is refused: rule2xdp does not pick among addresses
+/// yet), ports 1 to 65535 with lo <= hi. iptables reads the IPv4 address
+/// with inet_pton (`10.1' is refused, unlike in -s).
+void parseNatTo(const Word &opt, const Word &v, ir::NatTarget &t, bool &hasAddr,
+                ir::Family family) {
+  if (family == ir::Family::V6) {
+    size_t colon = parseNatAddr6(opt, v, t, hasAddr);
+    if (colon != std::string::npos)
+      parseNatPorts(opt, v, colon, t);
+    return;
+  }
+  const std::string &s = v.text;
+  size_t colon = s.find(':');
+  std::string addr = s.substr(0, colon);
+  hasAddr = !addr.empty();
+  if (addr.find('-') != std::string::npos)
+    failAt(v,
+           "address ranges in " + opt.text +
+               " are not supported yet (rule2xdp maps to one address)",
+           0, addr.size());
+  if (hasAddr) {
+    std::optional<uint32_t> a = inetPton4(addr);
+    if (!a)
+      failAt(v, "invalid address `" + addr + "' in " + opt.text, 0,
+             addr.size());
+    t.addr = *a;
+  }
+  if (colon != std::string::npos)
+    return parseNatPorts(opt, v, colon, t);
+  if (!hasAddr)
+    failAt(v, "missing address or port in " + opt.text);
 }
 
 std::string joinWords(const std::vector<Word> &words) {
@@ -491,8 +422,8 @@ ir::Table parseTableName(const Word &w) {
   if (t == "nat")
     return ir::Table::Nat;
   if (t == "security")
-    fail(w, "table `" + t + "' is not supported yet");
-  fail(w, "table `" + t + "' does not exist");
+    failAt(w, "table `" + t + "' is not supported yet");
+  failAt(w, "table `" + t + "' does not exist");
 }
 
 namespace {
@@ -543,11 +474,11 @@ bool readsWholeWord(OptId id) {
 /// "-ieth0"), which is never what was meant. rule2xdp refuses all of them.
 [[noreturn]] void failWholeWord(const Word &whole, const Word &opt,
                                 const Word &value) {
-  fail(whole, "iptables reads the whole word `" + whole.text +
-                  "' as the value of " + opt.text +
-                  " (it takes the word, not getopt's value, for -p, -s, -d, "
-                  "-j, -i and -o): write `" +
-                  opt.text + " " + value.text + "'");
+  failAt(whole, "iptables reads the whole word `" + whole.text +
+                    "' as the value of " + opt.text +
+                    " (it takes the word, not getopt's value, for -p, -s, -d, "
+                    "-j, -i and -o): write `" +
+                    opt.text + " " + value.text + "'");
 }
 
 /// getopt's reading of a short-option word longer than two characters,
@@ -574,408 +505,545 @@ void splitCluster(std::vector<const Word *> &seq, size_t i,
   seq.insert(seq.begin() + static_cast<std::ptrdiff_t>(i) + 1, &store.back());
 }
 
-void applyCommand(const std::vector<Word> &words, ir::Program &prog,
-                  const CommandContext &ctx, Parsed &p,
+void applyCommand(ir::Program &prog, const CommandContext &ctx, Parsed &p,
                   std::vector<ir::Rule> rules);
 
-} // namespace
+/// One command's walk, iptables' do_parse() in short: step() reads one
+/// option (long, short or glued, with its value words), then hands it to
+/// the module that owns it or to baseOption(), a dispatcher with one
+/// function per base option; finish() makes the whole-rule checks and the
+/// rules.
+class CommandWalker {
+public:
+  CommandWalker(const std::vector<Word> &words, ir::Program &prog,
+                const CommandContext &ctx)
+      : words_(words), prog_(prog), ctx_(ctx) {
+    for (const Word &w : words)
+      seq_.push_back(&w);
+  }
 
-void parseCommand(const std::vector<Word> &words, ir::Program &prog,
-                  const CommandContext &ctx) {
-  Parsed p;
-  // Values given as `--opt=value` become words of their own; Parsed keeps
-  // pointers to them, so they live as long as the parse.
-  std::deque<Word> inlineWords;
-  const Word *invert = nullptr;
-  size_t i = 0;
+  void run() {
+    while (i_ < seq_.size())
+      step();
+    finish();
+  }
 
-  auto load = [&](const ModuleSpec &spec, const Word &where) -> ModuleState & {
-    if (!spec.repeatable)
-      for (const auto &m : p.modules)
-        if (m->spec == &spec)
-          fail(where, std::string("a second -m ") + spec.name +
-                          " match in one rule is not supported");
-    for (auto &m : p.modules)
-      if (m->spec == &spec)
-        m->superseded = true;
-    p.modules.push_back(loadModule(spec, where, ctx.family));
-    return *p.modules.back();
+private:
+  /// One option as given: what it is, its name as written (without an
+  /// inline `=value`), its value words and whether `!` preceded it.
+  struct Occurrence {
+    Candidate spec;
+    const Word *word;
+    Word name;
+    std::vector<const Word *> args;
+    bool negated;
+    const Word &value() const { return args.empty() ? *word : *args[0]; }
   };
 
-  // The words in getopt's order: a glued short option (`-AINPUT') or a
-  // cluster (`-fp') is rewritten here into the words it stands for.
-  std::vector<const Word *> seq;
-  for (const Word &w : words)
-    seq.push_back(&w);
-  // Values that were glued to their short option, and the word they were in.
-  std::map<const Word *, const Word *> gluedFrom;
+  void step();
+  std::vector<Candidate> activeOptions() const;
+  ModuleState &load(const ModuleSpec &spec, const Word &where);
+  std::optional<Candidate> longOption(const Word &w, const std::string &name);
+  std::optional<Candidate> implicitOption(const std::string &name,
+                                          bool &ambiguous);
+  [[noreturn]] void failUnknownLong(const Word &w, const std::string &name);
+  Candidate shortOption(const Word &w);
+  Occurrence occurrence(const Word &w, const Candidate &spec,
+                        const std::optional<std::string> &inlineValue);
+  void once(const Occurrence &o, bool already, const char *what) const;
 
-  while (i < seq.size()) {
-    const Word &w = *seq[i];
-    if (w.text == "!") {
-      if (invert)
-        fail(w, "multiple consecutive ! not allowed");
-      invert = &w;
-      ++i;
-      continue;
+  void baseOption(const Occurrence &o);
+  void onCommand(const Occurrence &o);
+  void onTable(const Occurrence &o);
+  void onAddress(const Occurrence &o, Match::Address::Side side);
+  void onProtocol(const Occurrence &o);
+  void onInIface(const Occurrence &o);
+  void onOutIface(const Occurrence &o);
+  void onJump(const Occurrence &o);
+  void onGoto(const Occurrence &o);
+  void onMatch(const Occurrence &o);
+  void onFragment(const Occurrence &o);
+  void onToDestination(const Occurrence &o);
+
+  void finish();
+  void checkAddressLists() const;
+  std::vector<ir::Rule> expandRules();
+
+  const std::vector<Word> &words_;
+  ir::Program &prog_;
+  const CommandContext &ctx_;
+  Parsed p_;
+  /// Values given as `--opt=value`, and the pieces of glued short options,
+  /// become words of their own; Parsed keeps pointers to them, so they live
+  /// as long as the walk (a deque: references stay valid).
+  std::deque<Word> inlineWords_;
+  /// The words in getopt's order: a glued short option (`-AINPUT') or a
+  /// cluster (`-fp') is rewritten into the words it stands for.
+  std::vector<const Word *> seq_;
+  /// Values that were glued to their short option, and the word they were
+  /// in.
+  std::map<const Word *, const Word *> gluedFrom_;
+  const Word *invert_ = nullptr;
+  size_t i_ = 0;
+};
+
+void CommandWalker::step() {
+  const Word &w = *seq_[i_];
+  if (w.text == "!") {
+    if (invert_)
+      failAt(w, "multiple consecutive ! not allowed");
+    invert_ = &w;
+    ++i_;
+    return;
+  }
+  std::optional<Candidate> spec;
+  std::optional<std::string> inlineValue;
+  if (w.text.size() > 2 && w.text.compare(0, 2, "--") == 0) {
+    std::string name = w.text.substr(2);
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      inlineValue = name.substr(eq + 1);
+      name.resize(eq);
     }
-    std::vector<Candidate> active;
-    for (const OptSpec &o : kBaseOpts)
-      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
-    if (p.target && p.target->text == "DNAT" && !ctx.handover)
-      for (const OptSpec &o : kDnatOpts)
-        active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
-    for (const auto &m : p.modules)
-      if (!m->superseded)
-        for (const ModuleOption &o : m->spec->options)
-          active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
-    if (p.targetState)
-      for (const ModuleOption &o : p.targetState->spec->options)
-        active.push_back(
-            Candidate{o.name, 0, nullptr, &o, p.targetState.get()});
+    spec = longOption(w, name);
+    if (!spec)
+      return; // read by shape (hand-over mode)
+  } else if (w.text.size() >= 2 && w.text[0] == '-' && w.text[1] != '-') {
+    spec = shortOption(w);
+    if (w.text.size() > 2) {
+      splitCluster(seq_, i_, inlineWords_, gluedFrom_, spec->hasArg());
+      return;
+    }
+  } else {
+    failAt(w, "unexpected argument `" + w.text + "'");
+  }
+  Occurrence o = occurrence(w, *spec, inlineValue);
+  if (spec->mod)
+    spec->state->option(*spec->mod, o.name, o.args, o.negated);
+  else
+    baseOption(o);
+  ++i_;
+}
 
-    std::optional<Candidate> spec;
-    std::optional<std::string> inlineValue;
-    if (w.text.size() > 2 && w.text.compare(0, 2, "--") == 0) {
-      std::string name = w.text.substr(2);
-      if (size_t eq = name.find('='); eq != std::string::npos) {
-        inlineValue = name.substr(eq + 1);
-        name.resize(eq);
-      }
-      bool ambiguous = false;
-      if (const Candidate *c = lookupLong(name, active, ambiguous))
-        spec = *c;
-      // iptables loads the -p protocol's match when one of its options
-      // appears without -m (never after `! -p`).
-      const ModuleSpec *implicit =
-          p.protoWord && !p.protoNegated
-              ? protocolModule(p.protoNumber, ctx.family)
-              : nullptr;
-      if (!spec && !ambiguous && implicit &&
-          std::none_of(p.modules.begin(), p.modules.end(),
-                       [&](const auto &m) { return m->spec == implicit; })) {
-        std::vector<Candidate> more;
-        for (const ModuleOption &o : implicit->options)
-          more.push_back(Candidate{o.name, 0, nullptr, &o, nullptr});
-        if (const Candidate *c = lookupLong(name, more, ambiguous)) {
-          ModuleState &st = load(*implicit, *p.protoWord);
-          spec = *c;
-          spec->state = &st;
-        }
-      }
-      if (ambiguous)
-        fail(w, "option `" + w.text + "' is ambiguous");
-      if (!spec && ctx.handover && p.shapeTail) {
-        // An option of a module or target unknown to rule2xdp.
-        i = readOptionByShape(words, i, invert != nullptr, *p.shapeTail) + 1;
-        invert = nullptr;
-        continue;
-      }
-      if (!spec && ctx.handover && p.targetState)
-        fail(w, "unknown option `" + w.text + "' for target " +
-                    p.targetState->spec->name);
-      if (!spec) {
-        for (const char *portOpt :
-             {"dport", "sport", "destination-port", "source-port"})
-          if (name == portOpt)
-            fail(w, "option `" + w.text +
-                        "' needs the tcp or udp match: give `-p tcp' or `-p "
-                        "udp' (not negated) first");
-        if (name == "icmp-type")
-          fail(
-              w,
-              ctx.family == ir::Family::V6
+std::vector<Candidate> CommandWalker::activeOptions() const {
+  std::vector<Candidate> active;
+  for (const OptSpec &o : kBaseOpts)
+    active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+  if (p_.target && p_.target->text == "DNAT" && !ctx_.handover)
+    for (const OptSpec &o : kDnatOpts)
+      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+  for (const auto &m : p_.modules)
+    if (!m->superseded)
+      for (const ModuleOption &o : m->spec->options)
+        active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
+  if (p_.targetState)
+    for (const ModuleOption &o : p_.targetState->spec->options)
+      active.push_back(Candidate{o.name, 0, nullptr, &o, p_.targetState.get()});
+  return active;
+}
+
+ModuleState &CommandWalker::load(const ModuleSpec &spec, const Word &where) {
+  if (!spec.repeatable)
+    for (const auto &m : p_.modules)
+      if (m->spec == &spec)
+        failAt(where, std::string("a second -m ") + spec.name +
+                          " match in one rule is not supported");
+  for (auto &m : p_.modules)
+    if (m->spec == &spec)
+      m->superseded = true;
+  p_.modules.push_back(loadModule(spec, where, ctx_.family));
+  return *p_.modules.back();
+}
+
+/// `--name`: an active option, or one of the -p protocol's match; in
+/// hand-over mode an option of an unknown module is read by its shape
+/// (nullopt). Anything else is an error.
+std::optional<Candidate> CommandWalker::longOption(const Word &w,
+                                                   const std::string &name) {
+  std::vector<Candidate> active = activeOptions();
+  bool ambiguous = false;
+  if (const Candidate *c = lookupLong(name, active, ambiguous))
+    return *c;
+  if (!ambiguous)
+    if (std::optional<Candidate> c = implicitOption(name, ambiguous))
+      return c;
+  if (ambiguous)
+    failAt(w, "option `" + w.text + "' is ambiguous");
+  if (ctx_.handover && p_.shapeTail) {
+    // An option of a module or target unknown to rule2xdp.
+    i_ = readOptionByShape(words_, i_, invert_ != nullptr, *p_.shapeTail) + 1;
+    invert_ = nullptr;
+    return std::nullopt;
+  }
+  failUnknownLong(w, name);
+}
+
+/// iptables loads the -p protocol's match when one of its options appears
+/// without -m (never after `! -p`).
+std::optional<Candidate> CommandWalker::implicitOption(const std::string &name,
+                                                       bool &ambiguous) {
+  const ModuleSpec *implicit = p_.protoWord && !p_.protoNegated
+                                   ? protocolModule(p_.protoNumber, ctx_.family)
+                                   : nullptr;
+  if (!implicit ||
+      std::any_of(p_.modules.begin(), p_.modules.end(),
+                  [&](const auto &m) { return m->spec == implicit; }))
+    return std::nullopt;
+  std::vector<Candidate> more;
+  for (const ModuleOption &o : implicit->options)
+    more.push_back(Candidate{o.name, 0, nullptr, &o, nullptr});
+  const Candidate *c = lookupLong(name, more, ambiguous);
+  if (!c)
+    return std::nullopt;
+  Candidate spec = *c;
+  spec.state = &load(*implicit, *p_.protoWord);
+  return spec;
+}
+
+/// An unknown `--name`, with what is missing when we can tell.
+void CommandWalker::failUnknownLong(const Word &w, const std::string &name) {
+  if (ctx_.handover && p_.targetState)
+    failAt(w, "unknown option `" + w.text + "' for target " +
+                  p_.targetState->spec->name);
+  for (const char *portOpt :
+       {"dport", "sport", "destination-port", "source-port"})
+    if (name == portOpt)
+      failAt(w, "option `" + w.text +
+                    "' needs the tcp or udp match: give `-p tcp' or `-p "
+                    "udp' (not negated) first");
+  if (name == "icmp-type")
+    failAt(w, ctx_.family == ir::Family::V6
                   ? "option `--icmp-type' is iptables'; an ip6tables rule "
                     "writes `-p icmpv6 --icmpv6-type'"
                   : "option `--icmp-type' needs `-p icmp' (not negated) first");
-        if (name == "icmpv6-type")
-          fail(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
-                  "first, in an ip6tables rule");
-        // Options after `-j TARGET` belong to the target (--set-mark,
-        // --to-destination...): name the target, which is what is missing.
-        if (p.target) {
-          const std::string &t = p.target->text;
-          bool known =
-              t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
-          for (const ir::Chain &c : prog.chains)
-            known = known || (c.user && c.family == ctx.family && c.name == t);
-          if (!known)
-            failTarget(*p.target);
-        }
-        fail(w, "unknown option `" + w.text + "'");
-      }
-    } else if (w.text.size() >= 2 && w.text[0] == '-' && w.text[1] != '-') {
-      for (const Candidate &o : active)
-        if (o.shortName == w.text[1])
-          spec = o;
-      // In a ruleset file the words are iptables' own: -o is the output
-      // interface there (on the command line it is rule2xdp's output file).
-      static constexpr OptSpec kOutShort{"out-interface", 'o', OptId::OutIface,
-                                         true, true};
-      if (!spec && w.text == "-o" && ctx.fileTable)
-        spec = Candidate{kOutShort.name, 'o', &kOutShort, nullptr, nullptr};
-      if (!spec) {
-        if (w.text.compare(0, 2, "-o") == 0)
-          fail(w,
-               "`-o' is rule2xdp's output file; write the output "
-               "interface as `--out-interface'",
-               0, 2);
-        fail(w, "unknown option `-" + w.text.substr(1, 1) + "'", 0, 2);
-      }
-      if (w.text.size() > 2) {
-        splitCluster(seq, i, inlineWords, gluedFrom, spec->hasArg());
-        continue;
-      }
-    } else {
-      fail(w, "unexpected argument `" + w.text + "'");
-    }
+  if (name == "icmpv6-type")
+    failAt(w, "option `--icmpv6-type' needs `-p icmpv6' (not negated) "
+              "first, in an ip6tables rule");
+  // Options after `-j TARGET` belong to the target (--set-mark,
+  // --to-destination...): name the target, which is what is missing.
+  if (p_.target) {
+    const std::string &t = p_.target->text;
+    bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
+    for (const ir::Chain &c : prog_.chains)
+      known = known || (c.user && c.family == ctx_.family && c.name == t);
+    if (!known)
+      failTarget(*p_.target);
+  }
+  failAt(w, "unknown option `" + w.text + "'");
+}
 
-    // Messages name the option as written, without an inline `=value`.
-    Word optName{w.text.substr(0, w.text.find('=')), w.pos};
-    std::vector<const Word *> args;
-    unsigned nargs =
-        spec->base ? (spec->base->hasArg ? 1 : 0) : spec->mod->args;
-    if (inlineValue && nargs == 0)
-      fail(w, "option `" + optName.text + "' takes no argument");
-    for (unsigned k = 0; k < nargs; ++k) {
-      if (k == 0 && inlineValue) {
-        inlineWords.push_back(
-            Word{*inlineValue, advance(w.pos, w.text.find('=') + 1)});
-        args.push_back(&inlineWords.back());
-      } else if (i + 1 < seq.size()) {
-        args.push_back(seq[++i]);
-      } else {
-        fail(w, "option `" + optName.text + "' requires " +
+/// `-X`: the active option with that letter. In a ruleset file the words
+/// are iptables' own: -o is the output interface there (on the command line
+/// it is rule2xdp's output file).
+Candidate CommandWalker::shortOption(const Word &w) {
+  std::optional<Candidate> spec;
+  for (const Candidate &o : activeOptions())
+    if (o.shortName == w.text[1])
+      spec = o;
+  static constexpr OptSpec kOutShort{"out-interface", 'o', OptId::OutIface,
+                                     true, true};
+  if (!spec && w.text == "-o" && ctx_.fileTable)
+    spec = Candidate{kOutShort.name, 'o', &kOutShort, nullptr, nullptr};
+  if (!spec) {
+    if (w.text.compare(0, 2, "-o") == 0)
+      failAt(w,
+             "`-o' is rule2xdp's output file; write the output "
+             "interface as `--out-interface'",
+             0, 2);
+    failAt(w, "unknown option `-" + w.text.substr(1, 1) + "'", 0, 2);
+  }
+  return *spec;
+}
+
+/// Takes the option's value words (inline, or the next ones) and checks
+/// where `!` stands.
+CommandWalker::Occurrence
+CommandWalker::occurrence(const Word &w, const Candidate &spec,
+                          const std::optional<std::string> &inlineValue) {
+  Occurrence o{
+      spec, &w, Word{w.text.substr(0, w.text.find('=')), w.pos}, {}, false};
+  unsigned nargs = spec.base ? (spec.base->hasArg ? 1 : 0) : spec.mod->args;
+  if (inlineValue && nargs == 0)
+    failAt(w, "option `" + o.name.text + "' takes no argument");
+  for (unsigned k = 0; k < nargs; ++k) {
+    if (k == 0 && inlineValue) {
+      inlineWords_.push_back(
+          Word{*inlineValue, advance(w.pos, w.text.find('=') + 1)});
+      o.args.push_back(&inlineWords_.back());
+    } else if (i_ + 1 < seq_.size()) {
+      o.args.push_back(seq_[++i_]);
+    } else {
+      failAt(w, "option `" + o.name.text + "' requires " +
                     (nargs == 1 ? "an argument"
                                 : std::to_string(nargs) + " arguments"));
-      }
     }
-    if (spec->base && readsWholeWord(spec->base->id) && !args.empty()) {
-      auto glued = gluedFrom.find(args[0]);
-      if (glued != gluedFrom.end() || inlineValue)
-        failWholeWord(glued != gluedFrom.end() ? *glued->second : w, optName,
-                      *args[0]);
-    }
-    if (invert && !spec->negatable())
-      fail(*invert, "cannot have ! before `" + w.text + "'");
-    bool negated = invert != nullptr;
-    invert = nullptr;
-    if (!args.empty() && args[0]->text == "!" && spec->negatable())
-      fail(*args[0], "`!' must come before the option it negates: write `! " +
-                         optName.text + " VALUE'");
+  }
+  if (spec.base && readsWholeWord(spec.base->id) && !o.args.empty()) {
+    auto glued = gluedFrom_.find(o.args[0]);
+    if (glued != gluedFrom_.end() || inlineValue)
+      failWholeWord(glued != gluedFrom_.end() ? *glued->second : w, o.name,
+                    *o.args[0]);
+  }
+  if (invert_ && !spec.negatable())
+    failAt(*invert_, "cannot have ! before `" + w.text + "'");
+  o.negated = invert_ != nullptr;
+  invert_ = nullptr;
+  if (!o.args.empty() && o.args[0]->text == "!" && spec.negatable())
+    failAt(*o.args[0], "`!' must come before the option it negates: write `! " +
+                           o.name.text + " VALUE'");
+  return o;
+}
 
-    if (spec->mod) {
-      spec->state->option(*spec->mod, optName, args, negated);
-      ++i;
-      continue;
-    }
-    auto once = [&](bool already, const char *what) {
-      if (already)
-        fail(w, std::string("multiple ") + what + " flags not allowed");
-    };
-    const Word &v = args.empty() ? w : *args[0];
-    const OptSpec *base = spec->base;
-    switch (base->id) {
-    case OptId::Command:
-      fail(w, "command `" + w.text +
+void CommandWalker::once(const Occurrence &o, bool already,
+                         const char *what) const {
+  if (already)
+    failAt(*o.word, std::string("multiple ") + what + " flags not allowed");
+}
+
+// --- the base options: one function each -----------------------------------
+
+void CommandWalker::baseOption(const Occurrence &o) {
+  switch (o.spec.base->id) {
+  case OptId::Command:
+  case OptId::Append:
+  case OptId::Insert:
+  case OptId::NewChain:
+  case OptId::Policy:
+    return onCommand(o);
+  case OptId::Table:
+    return onTable(o);
+  case OptId::Source:
+    return onAddress(o, Match::Address::Side::Source);
+  case OptId::Destination:
+    return onAddress(o, Match::Address::Side::Destination);
+  case OptId::Protocol:
+    return onProtocol(o);
+  case OptId::InIface:
+    return onInIface(o);
+  case OptId::OutIface:
+    return onOutIface(o);
+  case OptId::Jump:
+    return onJump(o);
+  case OptId::Goto:
+    return onGoto(o);
+  case OptId::Match:
+    return onMatch(o);
+  case OptId::Fragment:
+    return onFragment(o);
+  case OptId::SetCounters:
+    failAt(*o.word, "`" + o.word->text + "' (set counters) is not supported");
+  case OptId::ToDestination:
+    return onToDestination(o);
+  case OptId::NatRandom:
+    once(o, p_.nat.random, "--random");
+    p_.nat.random = true;
+    return;
+  case OptId::NatPersistent:
+    once(o, p_.nat.persistent, "--persistent");
+    p_.nat.persistent = true;
+    return;
+  }
+}
+
+/// -A, -I, -N, -P; any other command is refused.
+void CommandWalker::onCommand(const Occurrence &o) {
+  const Word &w = *o.word;
+  OptId id = o.spec.base->id;
+  if (id == OptId::Command)
+    failAt(w, "command `" + w.text +
                   "' is not supported: rule2xdp compiles rules (-A, -I) and "
                   "chain declarations (-N, -P)");
-    case OptId::Append:
-    case OptId::Insert:
-    case OptId::NewChain:
-    case OptId::Policy:
-      if (p.commandWord)
-        fail(w, "only one command per rule (already `" + p.commandWord->text +
-                    "')");
-      p.command = base->id;
-      p.commandWord = &w;
-      p.chain = &v;
-      // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
-      if (base->id == OptId::Insert && i + 1 < seq.size() &&
-          !seq[i + 1]->text.empty() &&
-          std::all_of(seq[i + 1]->text.begin(), seq[i + 1]->text.end(),
-                      [](char c) {
-                        return std::isdigit(static_cast<unsigned char>(c));
-                      }))
-        p.insertAt = seq[++i];
-      if (base->id == OptId::Policy) {
-        if (i + 1 >= seq.size())
-          fail(w, "-P needs a chain and a policy (ACCEPT or DROP)");
-        p.policy = seq[++i];
-      }
-      break;
-    case OptId::Table:
-      once(p.table, "-t");
-      p.table = &v;
-      break;
-    case OptId::Source:
-      once(!p.srcs.empty(), "-s");
-      p.srcs = parseAddressList(optName, v, Match::Address::Side::Source,
-                                negated, ctx.family);
-      p.srcWord = &v;
-      break;
-    case OptId::Destination:
-      once(!p.dsts.empty(), "-d");
-      p.dsts = parseAddressList(optName, v, Match::Address::Side::Destination,
-                                negated, ctx.family);
-      p.dstWord = &v;
-      break;
-    case OptId::Protocol: {
-      once(p.protoWord, "-p");
-      p.protoWord = &v;
-      p.protoNegated = negated;
-      p.protoNumber = parseProtocol(optName, v);
-      if (p.protoNumber == 0 && negated)
-        fail(v, "rule would never match protocol (`! -p " + v.text + "')");
-      // -p all (0) checks nothing in ip_packet_match(); in ip6_packet_match()
-      // any -p walks the extension headers, which can fail (hotdrop).
-      if (p.protoNumber != 0 || ctx.family == ir::Family::V6) {
-        p.proto = Match(Match::Protocol{p.protoNumber}, negated);
-      }
-      break;
-    }
-    case OptId::InIface: {
-      once(p.iif.has_value(), "-i");
-      Match::InIface iif{parseInterface(optName, v)};
-      int bit = prog.ifaceBit(iif.pattern);
-      if (bit < 0)
-        fail(v, "more than 64 distinct -i interface patterns in one program");
-      iif.bit = static_cast<unsigned>(bit);
-      p.iif = Match(std::move(iif), negated);
-      break;
-    }
-    case OptId::OutIface:
-      once(p.oif, "--out-interface");
-      p.oif = &w;
-      p.oifValue = &v;
-      p.oifNegated = negated;
-      break;
-    case OptId::Jump: {
-      once(p.target || p.gotoChain, "-j/-g");
-      p.target = &v;
-      const std::string &t = v.text;
-      bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN";
-      for (const ir::Chain &c : prog.chains)
-        standard =
-            standard || (c.user && c.family == ctx.family && c.name == t);
-      if (ctx.handover && !standard) {
-        p.targetState = loadModule(*opaqueTarget(t), v, ctx.family);
-        if (readsOptionsByShape(*p.targetState->spec))
-          p.shapeTail = p.targetState.get();
-      }
-      break;
-    }
-    case OptId::Goto:
-      once(p.target || p.gotoChain, "-j/-g");
-      p.gotoChain = &v;
-      break;
-    case OptId::Match: {
-      const ModuleSpec *m = findModule(v.text);
-      if (!m && ctx.handover) {
-        m = opaqueModule(v.text);
-        ModuleState &st = load(*m, v);
-        p.shapeTail = readsOptionsByShape(*m) ? &st : nullptr;
-        break;
-      }
-      if (!m && (v.text == "conntrack" || v.text == "state"))
-        fail(v,
-             "match `" + v.text +
-                 "' needs the kernel's connection "
-                 "tracking: compile with --pass-unsupported and keep the same "
-                 "ruleset installed in the kernel (docs/handover.md)");
-      if (!m)
-        fail(v, "match `" + v.text + "' is not supported");
-      if (!moduleFits(*m, ctx.family))
-        fail(v,
-             "match `" + v.text + "' is not available for " +
-                 (ctx.family == ir::Family::V6 ? "ip6tables" : "iptables") +
-                 " rules" +
-                 (ctx.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
-      load(*m, v);
-      break;
-    }
-    case OptId::Fragment: {
-      if (ctx.family == ir::Family::V6)
-        fail(w, "ip6tables has no -f (its fragment match is -m frag, not "
-                "supported yet)");
-      once(p.frag.has_value(), "-f");
-      p.frag = Match(Match::Fragment{}, negated);
-      break;
-    }
-    case OptId::SetCounters:
-      fail(w, "`" + w.text + "' (set counters) is not supported");
-    case OptId::ToDestination: {
-      if (p.natTo)
-        fail(w, "multiple --to-destination are not supported (kernels since "
-                "2.6.11 take one)");
-      p.natTo = &v;
-      bool hasAddr = false;
-      parseNatTo(optName, v, p.nat, hasAddr, ctx.family);
-      if (!hasAddr)
-        fail(v, "--to-destination without an address (only a new port) is "
-                "not supported yet");
-      break;
-    }
-    case OptId::NatRandom:
-      once(p.nat.random, "--random");
-      p.nat.random = true;
-      break;
-    case OptId::NatPersistent:
-      once(p.nat.persistent, "--persistent");
-      p.nat.persistent = true;
-      break;
-    }
-    ++i;
+  if (p_.commandWord)
+    failAt(w, "only one command per rule (already `" + p_.commandWord->text +
+                  "')");
+  p_.command = id;
+  p_.commandWord = &w;
+  p_.chain = &o.value();
+  // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
+  // xs_has_arg(): a next word not starting with `-' or `!' is the
+  // rule number.
+  if (id == OptId::Insert && i_ + 1 < seq_.size() &&
+      seq_[i_ + 1]->text[0] != '-' && seq_[i_ + 1]->text[0] != '!')
+    p_.insertAt = seq_[++i_];
+  if (id == OptId::Policy) {
+    if (i_ + 1 >= seq_.size())
+      failAt(w, "-P needs a chain and a policy (ACCEPT or DROP)");
+    p_.policy = seq_[++i_];
   }
-  if (invert)
-    fail(*invert, "`!' at the end of the rule negates nothing");
-  // iptables: a list on either side forbids `!' on both (IPT_INV_SRCIP or
-  // IPT_INV_DSTIP with more than one address of either).
-  {
-    bool neg = (!p.srcs.empty() && p.srcs[0].negated) ||
-               (!p.dsts.empty() && p.dsts[0].negated);
-    const Word *list = p.srcs.size() > 1   ? p.srcWord
-                       : p.dsts.size() > 1 ? p.dstWord
-                                           : nullptr;
-    if (neg && list)
-      fail(*list,
-           "! not allowed with multiple source or destination IP addresses");
-  }
+}
 
-  // --- whole-rule checks, as iptables makes them after parsing --------------
-  if (!p.commandWord) {
-    if (words.empty())
+void CommandWalker::onTable(const Occurrence &o) {
+  once(o, p_.table, "-t");
+  p_.table = &o.value();
+}
+
+void CommandWalker::onAddress(const Occurrence &o, Match::Address::Side side) {
+  bool src = side == Match::Address::Side::Source;
+  std::vector<Match> &list = src ? p_.srcs : p_.dsts;
+  once(o, !list.empty(), src ? "-s" : "-d");
+  list = parseAddressList(o.name, o.value(), side, o.negated, ctx_.family);
+  (src ? p_.srcWord : p_.dstWord) = &o.value();
+}
+
+void CommandWalker::onProtocol(const Occurrence &o) {
+  const Word &v = o.value();
+  once(o, p_.protoWord, "-p");
+  p_.protoWord = &v;
+  p_.protoNegated = o.negated;
+  p_.protoNumber = parseProtocol(o.name, v);
+  if (p_.protoNumber == 0 && o.negated)
+    failAt(v, "rule would never match protocol (`! -p " + v.text + "')");
+  // -p all (0) checks nothing in ip_packet_match(); in ip6_packet_match()
+  // any -p walks the extension headers, which can fail (hotdrop).
+  if (p_.protoNumber != 0 || ctx_.family == ir::Family::V6)
+    p_.proto = Match(Match::Protocol{p_.protoNumber}, o.negated);
+}
+
+void CommandWalker::onInIface(const Occurrence &o) {
+  const Word &v = o.value();
+  once(o, p_.iif.has_value(), "-i");
+  Match::InIface iif{parseInterface(o.name, v)};
+  int bit = prog_.ifaceBit(iif.pattern);
+  if (bit < 0)
+    failAt(v, "more than 64 distinct -i interface patterns in one program");
+  iif.bit = static_cast<unsigned>(bit);
+  p_.iif = Match(std::move(iif), o.negated);
+}
+
+void CommandWalker::onOutIface(const Occurrence &o) {
+  once(o, p_.oif, "--out-interface");
+  p_.oif = o.word;
+  p_.oifValue = &o.value();
+  p_.oifNegated = o.negated;
+}
+
+/// -j: in hand-over mode a target other than the standard ones and the user
+/// chains is loaded to read its options by shape.
+void CommandWalker::onJump(const Occurrence &o) {
+  const Word &v = o.value();
+  once(o, p_.target || p_.gotoChain, "-j/-g");
+  p_.target = &v;
+  const std::string &t = v.text;
+  bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN";
+  for (const ir::Chain &c : prog_.chains)
+    standard = standard || (c.user && c.family == ctx_.family && c.name == t);
+  if (ctx_.handover && !standard) {
+    p_.targetState = loadModule(*opaqueTarget(t), v, ctx_.family);
+    if (readsOptionsByShape(*p_.targetState->spec))
+      p_.shapeTail = p_.targetState.get();
+  }
+}
+
+void CommandWalker::onGoto(const Occurrence &o) {
+  once(o, p_.target || p_.gotoChain, "-j/-g");
+  p_.gotoChain = &o.value();
+}
+
+/// -m NAME: a module of Matches.h; in hand-over mode an unknown one is
+/// loaded to read its options by shape.
+void CommandWalker::onMatch(const Occurrence &o) {
+  const Word &v = o.value();
+  const ModuleSpec *m = findModule(v.text);
+  if (!m && ctx_.handover) {
+    m = opaqueModule(v.text);
+    ModuleState &st = load(*m, v);
+    p_.shapeTail = readsOptionsByShape(*m) ? &st : nullptr;
+    return;
+  }
+  if (!m && (v.text == "conntrack" || v.text == "state"))
+    failAt(v, "match `" + v.text +
+                  "' needs the kernel's connection "
+                  "tracking: compile with --pass-unsupported and keep the same "
+                  "ruleset installed in the kernel (docs/handover.md)");
+  if (!m)
+    failAt(v, "match `" + v.text + "' is not supported");
+  if (!moduleFits(*m, ctx_.family))
+    failAt(v, "match `" + v.text + "' is not available for " +
+                  (ctx_.family == ir::Family::V6 ? "ip6tables" : "iptables") +
+                  " rules" +
+                  (ctx_.family == ir::Family::V6 ? "" : " (it is ip6tables')"));
+  load(*m, v);
+}
+
+void CommandWalker::onFragment(const Occurrence &o) {
+  if (ctx_.family == ir::Family::V6)
+    failAt(*o.word, "ip6tables has no -f (its fragment match is -m frag, not "
+                    "supported yet)");
+  once(o, p_.frag.has_value(), "-f");
+  p_.frag = Match(Match::Fragment{}, o.negated);
+}
+
+void CommandWalker::onToDestination(const Occurrence &o) {
+  const Word &v = o.value();
+  if (p_.natTo)
+    failAt(*o.word, "multiple --to-destination are not supported (kernels "
+                    "since 2.6.11 take one)");
+  p_.natTo = &v;
+  bool hasAddr = false;
+  parseNatTo(o.name, v, p_.nat, hasAddr, ctx_.family);
+  if (!hasAddr)
+    failAt(v, "--to-destination without an address (only a new port) is "
+              "not supported yet");
+}
+
+// --- after the last word ----------------------------------------------------
+
+void CommandWalker::finish() {
+  if (invert_)
+    failAt(*invert_, "`!' at the end of the rule negates nothing");
+  checkAddressLists();
+  if (!p_.commandWord) {
+    if (words_.empty())
       throw Diagnostic(ir::SourcePos{"<command line>", 0, 0, -1},
                        "no rule given: write an iptables rule such as "
                        "`-A INPUT -p udp --dport 1234 -j DROP'");
-    fail(words.front(), "no command given: the rule needs `-A CHAIN'");
+    failAt(words_.front(), "no command given: the rule needs `-A CHAIN'");
   }
-  p.hasMatches = !p.srcs.empty() || !p.dsts.empty() || p.proto || p.iif ||
-                 p.frag || !p.modules.empty() || p.oif;
-  if (p.oif && p.chain &&
-      (p.chain->text == "INPUT" || p.chain->text == "PREROUTING"))
-    fail(*p.oif, "Can't use --out-interface with " + p.chain->text);
+  p_.hasMatches = !p_.srcs.empty() || !p_.dsts.empty() || p_.proto || p_.iif ||
+                  p_.frag || !p_.modules.empty() || p_.oif;
+  if (p_.oif && p_.chain &&
+      (p_.chain->text == "INPUT" || p_.chain->text == "PREROUTING"))
+    failAt(*p_.oif, "Can't use --out-interface with " + p_.chain->text);
+  applyCommand(prog_, ctx_, p_, expandRules());
+}
+
+/// iptables: a list on either side forbids `!' on both (IPT_INV_SRCIP or
+/// IPT_INV_DSTIP with more than one address of either).
+void CommandWalker::checkAddressLists() const {
+  bool neg = (!p_.srcs.empty() && p_.srcs[0].negated) ||
+             (!p_.dsts.empty() && p_.dsts[0].negated);
+  const Word *list = p_.srcs.size() > 1   ? p_.srcWord
+                     : p_.dsts.size() > 1 ? p_.dstWord
+                                          : nullptr;
+  if (neg && list)
+    failAt(*list,
+           "! not allowed with multiple source or destination IP addresses");
+}
+
+/// The rules the command stands for: one per combination of source and
+/// destination address, each with the matches in ip_packet_match() order
+/// and then the modules'.
+std::vector<ir::Rule> CommandWalker::expandRules() {
   ir::Rule proto;
-  proto.pos = words.front().pos;
-  proto.text = joinWords(words);
+  proto.pos = words_.front().pos;
+  proto.text = joinWords(words_);
   std::vector<Match> tail; // ip_packet_match() order after the addresses
   std::optional<Match> oif;
-  if (p.oif && ctx.handover) // ip_packet_match() checks it after -i
+  if (p_.oif && ctx_.handover) // ip_packet_match() checks it after -i
     oif = Match(
-        Match::Unknown{(p.oifNegated ? "! -o " : "-o ") + p.oifValue->text,
+        Match::Unknown{(p_.oifNegated ? "! -o " : "-o ") + p_.oifValue->text,
                        "the output device is known only after the "
                        "kernel's routing decision"},
-        false, (p.oifNegated ? "! -o " : "-o ") + p.oifValue->text);
-  for (auto *m : {&p.iif, &oif, &p.proto, &p.frag})
+        false, (p_.oifNegated ? "! -o " : "-o ") + p_.oifValue->text);
+  for (auto *m : {&p_.iif, &oif, &p_.proto, &p_.frag})
     if (*m)
       tail.push_back(**m);
-  RuleFacts facts{p.protoNumber, p.protoNegated, ctx.family};
-  for (const auto &m : p.modules)
+  RuleFacts facts{p_.protoNumber, p_.protoNegated, ctx_.family};
+  for (const auto &m : p_.modules)
     m->finish(facts, tail, proto.comments);
 
   std::vector<ir::Rule> rules;
-  std::vector<std::optional<Match>> srcs(p.srcs.begin(), p.srcs.end());
-  std::vector<std::optional<Match>> dsts(p.dsts.begin(), p.dsts.end());
+  std::vector<std::optional<Match>> srcs(p_.srcs.begin(), p_.srcs.end());
+  std::vector<std::optional<Match>> dsts(p_.dsts.begin(), p_.dsts.end());
   if (srcs.empty())
     srcs.push_back(std::nullopt);
   if (dsts.empty())
@@ -990,7 +1058,14 @@ void parseCommand(const std::vector<Word> &words, ir::Program &prog,
       r.matches.insert(r.matches.end(), tail.begin(), tail.end());
       rules.push_back(std::move(r));
     }
-  applyCommand(words, prog, ctx, p, std::move(rules));
+  return rules;
+}
+
+} // namespace
+
+void parseCommand(const std::vector<Word> &words, ir::Program &prog,
+                  const CommandContext &ctx) {
+  CommandWalker(words, prog, ctx).run();
 }
 
 namespace {
@@ -1004,191 +1079,220 @@ constexpr const char *kNatNoDrop =
 void checkDnat(const Word &target, ir::Table table, const std::string &chain,
                const CommandContext &ctx, const Parsed &p) {
   if (table != ir::Table::Nat)
-    fail(target, "target DNAT is only valid in the nat table, not `" +
-                     std::string(ir::tableName(table)) + "'");
+    failAt(target, "target DNAT is only valid in the nat table, not `" +
+                       std::string(ir::tableName(table)) + "'");
   if (chain == "INPUT" || chain == "POSTROUTING" || chain == "FORWARD")
-    fail(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
-                 "user chains called from them), not in " +
-                     chain);
+    failAt(target, "target DNAT is only valid in PREROUTING and OUTPUT (and "
+                   "user chains called from them), not in " +
+                       chain);
   if (!p.natTo)
-    fail(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
+    failAt(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
   if (p.nat.portLo != 0) {
     bool tcpUdp = p.protoWord && !p.protoNegated &&
                   (p.protoNumber == 6 || p.protoNumber == 17);
     (void)ctx;
     if (!tcpUdp)
-      fail(*p.natTo, "a port in --to-destination needs `-p tcp' or `-p udp' "
-                     "(iptables also allows sctp and dccp, which rule2xdp does "
-                     "not translate yet)");
+      failAt(*p.natTo,
+             "a port in --to-destination needs `-p tcp' or `-p udp' "
+             "(iptables also allows sctp and dccp, which rule2xdp does "
+             "not translate yet)");
   }
 }
 
-void applyCommand(const std::vector<Word> &words, ir::Program &prog,
-                  const CommandContext &ctx, Parsed &p,
-                  std::vector<ir::Rule> newRules) {
-  ir::Table table = ir::Table::Filter;
+/// Where a command's rules go: the table, and which chain of it.
+struct ChainPlace {
+  ir::Table table;
+  const Word &chainWord;
+  std::string tname;
+  std::optional<ir::Hook> hook; ///< a built-in chain received packets see
+  bool egress = false;          ///< a built-in chain they never see
+  /// nat INPUT and POSTROUTING: built in, seen by received packets, but
+  /// only for source translation, which rule2xdp does not do yet.
+  bool natSource = false;
+  ir::Chain *user = nullptr;
+  const std::string &name() const { return chainWord.text; }
+};
+
+ir::Table commandTable(const CommandContext &ctx, const Parsed &p) {
   if (p.table && ctx.fileTable)
-    fail(*p.table, "-t cannot be used inside a ruleset file: the table is "
-                   "the enclosing `*table' section");
+    failAt(*p.table, "-t cannot be used inside a ruleset file: the table is "
+                     "the enclosing `*table' section");
   if (ctx.fileTable)
-    table = *ctx.fileTable;
-  else if (p.table)
-    table = parseTableName(*p.table);
+    return *ctx.fileTable;
+  if (p.table)
+    return parseTableName(*p.table);
+  return ir::Table::Filter;
+}
 
-  const Word &chainWord = *p.chain;
+/// -N CHAIN.
+void newChain(ir::Program &prog, const CommandContext &ctx, ir::Table table,
+              const Word &chainWord) {
   const std::string &c = chainWord.text;
-  const std::string tname = ir::tableName(table);
+  if (builtinName(table, c) || c == "ACCEPT" || c == "DROP" || c == "RETURN")
+    failAt(chainWord, "chain `" + c + "' is built in; -N creates user chains");
+  if (c.size() > 28 || c[0] == '-' || c[0] == '!')
+    failAt(chainWord, "invalid chain name `" + c + "'");
+  if (prog.userChain(ctx.family, table, c))
+    failAt(chainWord, "chain `" + c + "' already exists in table `" +
+                          ir::tableName(table) + "'");
+  ir::Chain uc;
+  uc.family = ctx.family;
+  uc.table = table;
+  uc.hook = ir::Hook::Prerouting;
+  uc.user = true;
+  uc.name = c;
+  uc.pos = chainWord.pos;
+  prog.chains.push_back(std::move(uc));
+}
 
-  if (p.command == OptId::NewChain || p.command == OptId::Policy) {
-    if (p.hasMatches || p.target || p.gotoChain)
-      fail(*p.commandWord,
-           "`" + p.commandWord->text +
-               "' takes a chain name only, no matches or target");
-  }
-  if (p.command == OptId::NewChain) {
-    if (builtinName(table, c) || c == "ACCEPT" || c == "DROP" || c == "RETURN")
-      fail(chainWord, "chain `" + c + "' is built in; -N creates user chains");
-    if (c.size() > 28 || c[0] == '-' || c[0] == '!')
-      fail(chainWord, "invalid chain name `" + c + "'");
-    if (prog.userChain(ctx.family, table, c))
-      fail(chainWord,
-           "chain `" + c + "' already exists in table `" + tname + "'");
-    ir::Chain uc;
-    uc.family = ctx.family;
-    uc.table = table;
-    uc.hook = ir::Hook::Prerouting;
-    uc.user = true;
-    uc.name = c;
-    uc.pos = chainWord.pos;
-    prog.chains.push_back(std::move(uc));
+ChainPlace findChain(ir::Program &prog, const CommandContext &ctx,
+                     ir::Table table, const Word &chainWord) {
+  const std::string &c = chainWord.text;
+  ChainPlace at{table,
+                chainWord,
+                ir::tableName(table),
+                ingressHook(table, c),
+                egressOnly(table, c),
+                table == ir::Table::Nat && (c == "INPUT" || c == "POSTROUTING"),
+                nullptr};
+  if (!at.hook && !at.egress && !at.natSource)
+    at.user = prog.userChain(ctx.family, table, c);
+  if (!at.hook && !at.egress && !at.user && !at.natSource)
+    failAt(chainWord,
+           "chain `" + c + "' does not exist in table `" + at.tname + "'");
+  return at;
+}
+
+/// -P CHAIN POLICY.
+void setPolicy(ir::Program &prog, const CommandContext &ctx,
+               const ChainPlace &at, const Parsed &p) {
+  const std::string &pol = p.policy->text;
+  if (at.user)
+    failAt(at.chainWord, "a user chain has no policy (`" + at.name() + "')");
+  if (pol != "ACCEPT" && pol != "DROP")
+    failAt(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
+  if (at.table == ir::Table::Nat && pol == "DROP")
+    failAt(*p.policy, kNatNoDrop);
+  // The only nat policy is ACCEPT, which translates nothing: the chain
+  // exists for received packets only once it has rules.
+  if (at.natSource || at.table == ir::Table::Nat)
     return;
-  }
+  if (at.hook)
+    prog.chain(ctx.family, at.table, *at.hook).policy =
+        pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
+  // an egress chain's policy never applies to received packets
+}
 
-  std::optional<ir::Hook> hook = ingressHook(table, c);
-  bool egress = egressOnly(table, c);
-  // nat INPUT and POSTROUTING: built in, seen by received packets, but only
-  // for source translation, which rule2xdp does not do yet.
-  bool natSource =
-      table == ir::Table::Nat && (c == "INPUT" || c == "POSTROUTING");
-  ir::Chain *user = hook || egress || natSource
-                        ? nullptr
-                        : prog.userChain(ctx.family, table, c);
-  if (!hook && !egress && !user && !natSource)
-    fail(chainWord,
-         "chain `" + c + "' does not exist in table `" + tname + "'");
-
-  if (p.command == OptId::Policy) {
-    const std::string &pol = p.policy->text;
-    if (user)
-      fail(chainWord, "a user chain has no policy (`" + c + "')");
-    if (pol != "ACCEPT" && pol != "DROP")
-      fail(*p.policy, "policy `" + pol + "' is not ACCEPT or DROP");
-    if (table == ir::Table::Nat && pol == "DROP")
-      fail(*p.policy, kNatNoDrop);
-    // The only nat policy is ACCEPT, which translates nothing: the chain
-    // exists for received packets only once it has rules.
-    if (natSource || table == ir::Table::Nat)
-      return;
-    if (hook)
-      prog.chain(ctx.family, table, *hook).policy =
-          pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
-    return; // an egress chain's policy never applies to received packets
-  }
-
-  // -A / -I: the target, the same for every rule the address lists make.
+/// -A / -I: the verdict, the same for every rule the address lists make.
+ir::Rule ruleVerdict(const ir::Program &prog, const CommandContext &ctx,
+                     const ChainPlace &at, const Parsed &p) {
   ir::Rule rule;
   if (p.gotoChain) {
     const std::string &g = p.gotoChain->text;
-    if (!prog.userChain(ctx.family, table, g))
-      fail(*p.gotoChain, "-g needs a user chain of table `" + tname + "'; `" +
-                             g + "' is not one");
+    if (!prog.userChain(ctx.family, at.table, g))
+      failAt(*p.gotoChain, "-g needs a user chain of table `" + at.tname +
+                               "'; `" + g + "' is not one");
     rule.verdict = ir::Verdict::Goto;
     rule.jumpTarget = g;
-  } else if (p.target) {
-    const std::string &t = p.target->text;
-    if (t == "ACCEPT")
-      rule.verdict = ir::Verdict::Accept;
-    else if (t == "DROP" && table == ir::Table::Nat)
-      fail(*p.target, kNatNoDrop);
-    else if (t == "DROP")
-      rule.verdict = ir::Verdict::Drop;
-    else if (p.targetState) {
-      // Hand-over mode: a target XDP cannot carry out.
-      if (t == "DNAT" && table != ir::Table::Nat)
-        fail(*p.target,
-             "target DNAT is only valid in the nat table, not `" + tname + "'");
-      rule.verdict = ir::Verdict::Handover;
-      rule.target = t;
-      rule.handoverReason = targetReason(t);
-    } else if (t == "DNAT") {
-      checkDnat(*p.target, table, c, ctx, p);
-      rule.verdict = ir::Verdict::Dnat;
-      rule.nat = p.nat;
-    } else if (t == "RETURN")
-      rule.verdict = ir::Verdict::Return;
-    else if (prog.userChain(ctx.family, table, t)) {
-      rule.verdict = ir::Verdict::Jump;
-      rule.jumpTarget = t;
-    } else if (builtinName(table, t))
-      fail(*p.target, "cannot jump to built-in chain `" + t + "'");
-    else
-      failTarget(*p.target);
-  } else {
-    rule.verdict = ir::Verdict::Continue;
+    return rule;
   }
+  if (!p.target) {
+    rule.verdict = ir::Verdict::Continue;
+    return rule;
+  }
+  const std::string &t = p.target->text;
+  if (t == "ACCEPT")
+    rule.verdict = ir::Verdict::Accept;
+  else if (t == "DROP" && at.table == ir::Table::Nat)
+    failAt(*p.target, kNatNoDrop);
+  else if (t == "DROP")
+    rule.verdict = ir::Verdict::Drop;
+  else if (p.targetState) {
+    // Hand-over mode: a target XDP cannot carry out.
+    if (t == "DNAT" && at.table != ir::Table::Nat)
+      failAt(*p.target, "target DNAT is only valid in the nat table, not `" +
+                            at.tname + "'");
+    rule.verdict = ir::Verdict::Handover;
+    rule.target = t;
+    rule.handoverReason = targetReason(t);
+  } else if (t == "DNAT") {
+    checkDnat(*p.target, at.table, at.name(), ctx, p);
+    rule.verdict = ir::Verdict::Dnat;
+    rule.nat = p.nat;
+  } else if (t == "RETURN")
+    rule.verdict = ir::Verdict::Return;
+  else if (prog.userChain(ctx.family, at.table, t)) {
+    rule.verdict = ir::Verdict::Jump;
+    rule.jumpTarget = t;
+  } else if (builtinName(at.table, t))
+    failAt(*p.target, "cannot jump to built-in chain `" + t + "'");
+  else
+    failTarget(*p.target);
+  return rule;
+}
 
-  if (ctx.handover && (egress || natSource)) {
-    if (table == ir::Table::Nat && rule.verdict == ir::Verdict::Handover &&
+/// Rules in a chain received packets never see (or see only after the
+/// filter decided): listed as the kernel's in hand-over mode, ignored with
+/// a warning in a ruleset file, refused on the command line. True when the
+/// rules are dealt with.
+bool leftToKernel(ir::Program &prog, const CommandContext &ctx,
+                  const ChainPlace &at, const ir::Rule &rule,
+                  const std::vector<ir::Rule> &newRules) {
+  const std::string &c = at.name();
+  if (ctx.handover && (at.egress || at.natSource)) {
+    if (at.table == ir::Table::Nat && rule.verdict == ir::Verdict::Handover &&
         rule.target != "DNAT" && rule.target != "REDIRECT") {
       std::string &n = prog.kernelSourceNat[static_cast<size_t>(ctx.family)];
       if (n.empty())
-        n = chainWord.pos.file + ":" + std::to_string(chainWord.pos.line) +
-            ": " + newRules.front().text;
+        n = at.chainWord.pos.file + ":" +
+            std::to_string(at.chainWord.pos.line) + ": " +
+            newRules.front().text;
     }
     for (const ir::Rule &r : newRules)
       prog.kernelOnly.push_back(
           {r.pos, r.text,
-           natSource ? "nat " + c + " runs after the filter decided"
-                     : c + " never sees received packets"});
-    return;
+           at.natSource ? "nat " + c + " runs after the filter decided"
+                        : c + " never sees received packets"});
+    return true;
   }
-  if (egress) {
-    if (!ctx.fileTable)
-      fail(chainWord, "chain " + c +
-                          " never sees received packets; rule2xdp compiles the "
-                          "ingress path (XDP)");
-    if (ctx.warnings)
-      ctx.warnings->push_back(
-          {chainWord.pos,
-           "rule in " + c + " ignored: " + c +
-               " never sees received packets, and XDP runs on ingress",
-           static_cast<unsigned>(c.size())});
-    return;
-  }
-  if (p.oif && !ctx.handover)
-    fail(*p.oif, "--out-interface is not supported yet (with "
-                 "--pass-unsupported it is handed to the kernel)");
-  if (natSource)
-    fail(chainWord,
-         "nat " + c +
-             " rules (SNAT, MASQUERADE) are not supported "
-             "yet: rule2xdp translates destinations in PREROUTING only");
+  if (!at.egress)
+    return false;
+  if (!ctx.fileTable)
+    failAt(at.chainWord, "chain " + c +
+                             " never sees received packets; rule2xdp compiles "
+                             "the ingress path (XDP)");
+  if (ctx.warnings)
+    ctx.warnings->push_back(
+        {at.chainWord.pos,
+         "rule in " + c + " ignored: " + c +
+             " never sees received packets, and XDP runs on ingress",
+         static_cast<unsigned>(c.size())});
+  return true;
+}
 
+/// -A appends; -I inserts at RULENUM (1 when not given).
+void insertRules(ir::Program &prog, const CommandContext &ctx,
+                 const ChainPlace &at, const Parsed &p, const ir::Rule &rule,
+                 std::vector<ir::Rule> newRules) {
   std::vector<ir::Rule> &rules =
-      user ? user->rules : prog.chain(ctx.family, table, *hook).rules;
-  size_t at = rules.size();
+      at.user ? at.user->rules
+              : prog.chain(ctx.family, at.table, *at.hook).rules;
+  size_t pos = rules.size();
   if (p.command == OptId::Insert) {
-    at = 0;
+    pos = 0;
     if (p.insertAt) {
-      unsigned long n =
-          p.insertAt->text.size() > 9 ? 0 : std::stoul(p.insertAt->text);
-      if (n < 1 || n > rules.size() + 1)
-        fail(*p.insertAt, "index of insertion too big (chain `" + c + "' has " +
-                              std::to_string(rules.size()) + " rules)");
-      at = n - 1;
+      // parse_rulenumber(): xtables_strtoui, 1 to INT_MAX.
+      std::optional<uint64_t> num =
+          xtablesStrtoul(p.insertAt->text, 1, INT_MAX);
+      if (!num)
+        failAt(*p.insertAt, "invalid rule number `" + p.insertAt->text + "'");
+      if (*num > rules.size() + 1)
+        failAt(*p.insertAt, "index of insertion too big (chain `" + at.name() +
+                                "' has " + std::to_string(rules.size()) +
+                                " rules)");
+      pos = *num - 1;
     }
   }
-  (void)words;
   for (ir::Rule &r : newRules) {
     r.verdict = rule.verdict;
     r.jumpTarget = rule.jumpTarget;
@@ -1196,9 +1300,38 @@ void applyCommand(const std::vector<Word> &words, ir::Program &prog,
     r.target = rule.target;
     r.handoverReason = rule.handoverReason;
   }
-  rules.insert(rules.begin() + static_cast<long>(at),
+  rules.insert(rules.begin() + static_cast<long>(pos),
                std::make_move_iterator(newRules.begin()),
                std::make_move_iterator(newRules.end()));
+}
+
+/// The command's effect on the program: a dispatcher over -N, -P and
+/// -A/-I.
+void applyCommand(ir::Program &prog, const CommandContext &ctx, Parsed &p,
+                  std::vector<ir::Rule> newRules) {
+  ir::Table table = commandTable(ctx, p);
+  if ((p.command == OptId::NewChain || p.command == OptId::Policy) &&
+      (p.hasMatches || p.target || p.gotoChain))
+    failAt(*p.commandWord, "`" + p.commandWord->text +
+                               "' takes a chain name only, no matches or "
+                               "target");
+  if (p.command == OptId::NewChain)
+    return newChain(prog, ctx, table, *p.chain);
+  ChainPlace at = findChain(prog, ctx, table, *p.chain);
+  if (p.command == OptId::Policy)
+    return setPolicy(prog, ctx, at, p);
+  ir::Rule rule = ruleVerdict(prog, ctx, at, p);
+  if (leftToKernel(prog, ctx, at, rule, newRules))
+    return;
+  if (p.oif && !ctx.handover)
+    failAt(*p.oif, "--out-interface is not supported yet (with "
+                   "--pass-unsupported it is handed to the kernel)");
+  if (at.natSource)
+    failAt(at.chainWord, "nat " + at.name() +
+                             " rules (SNAT, MASQUERADE) are not supported "
+                             "yet: rule2xdp translates destinations in "
+                             "PREROUTING only");
+  insertRules(prog, ctx, at, p, rule, std::move(newRules));
 }
 
 } // namespace

@@ -155,6 +155,11 @@ struct Reader {
   std::optional<Section> open;
 
   void line(unsigned lineNo, const std::string &line);
+  void tableLine(const std::vector<Word> &words);
+  void commitLine(const Word &first);
+  void chainLine(const std::vector<Word> &words);
+  void ruleLine(const std::vector<Word> &words);
+  [[noreturn]] void unsupportedTable(const Word &w) const;
   void rule(std::vector<Word> cmd);
 };
 
@@ -201,6 +206,7 @@ void parseSaveFile(const std::string &name, const std::string &text,
 
 namespace {
 
+/// One line of the file: a dispatcher over iptables-restore's line kinds.
 void Reader::line(unsigned lineNo, const std::string &line) {
   // iptables-restore skips a line starting with '#' before splitting it
   // into words: quotes in a comment mean nothing.
@@ -210,42 +216,10 @@ void Reader::line(unsigned lineNo, const std::string &line) {
   if (words.empty() || words[0].text[0] == '#')
     return;
   const Word &first = words[0];
-
-  if (first.text[0] == '*') {
-    if (open)
-      throw Diagnostic(first.pos,
-                       "table `" + open->name +
-                           "' is not closed: COMMIT expected before `" +
-                           first.text + "'",
-                       static_cast<unsigned>(first.text.size()));
-    if (words.size() > 1)
-      throw Diagnostic(words[1].pos,
-                       "unexpected words after `" + first.text + "'");
-    Section s;
-    s.name = first.text.substr(1);
-    s.where = first;
-    Word tw{s.name, advance(first.pos, 1)};
-    if (s.name == "security") {
-      s.table.reset(); // accepted only while empty
-      if (prog.mode == ir::Mode::Handover)
-        s.kernelOnly = std::make_shared<ir::Program>();
-      open = s;
-      return;
-    }
-    // An unknown table still opens a section (up to COMMIT), whose lines
-    // are then not reported one by one.
-    s.broken = true;
-    open = s;
-    open->table = parseTableName(tw);
-    open->broken = false;
-    return;
-  }
-  if (first.text == "COMMIT") {
-    if (!open)
-      throw Diagnostic(first.pos, "COMMIT without a table (`*filter', ...)", 6);
-    open.reset();
-    return;
-  }
+  if (first.text[0] == '*')
+    return tableLine(words);
+  if (first.text == "COMMIT")
+    return commitLine(first);
   if (open && open->broken)
     return;
   if (!open)
@@ -254,40 +228,81 @@ void Reader::line(unsigned lineNo, const std::string &line) {
                          "' outside a table: a section starts with "
                          "`*filter' (or another table)",
                      static_cast<unsigned>(first.text.size()));
+  if (first.text[0] == ':')
+    return chainLine(words);
+  ruleLine(words);
+}
 
-  auto unsupportedTable = [&](const Word &w) {
-    throw Diagnostic(w.pos,
+/// `*TABLE`: opens a section.
+void Reader::tableLine(const std::vector<Word> &words) {
+  const Word &first = words[0];
+  if (open)
+    throw Diagnostic(first.pos,
                      "table `" + open->name +
-                         "' is not supported yet (its rules and "
-                         "policies would change what packets see)",
-                     static_cast<unsigned>(w.text.size()));
-  };
-
-  if (first.text[0] == ':') {
-    // :CHAIN POLICY [PKTS:BYTES]
-    std::string chain = first.text.substr(1);
-    if (chain.empty() || words.size() < 2 || words.size() > 3 ||
-        (words.size() == 3 && !isCounters(words[2].text)))
-      throw Diagnostic(first.pos,
-                       "a chain line is `:CHAIN POLICY [PKTS:BYTES]'",
-                       static_cast<unsigned>(first.text.size()));
-    const std::string &policy = words[1].text;
-    Word chainWord{chain, advance(first.pos, 1)};
-    if (!open->table && !open->kernelOnly) {
-      if (policy != "ACCEPT" && policy != "-")
-        unsupportedTable(words[1]);
-      return;
-    }
-    if (policy == "-")
-      rule({Word{"-N", first.pos}, chainWord});
-    else
-      rule({Word{"-P", first.pos}, chainWord, words[1]});
+                         "' is not closed: COMMIT expected before `" +
+                         first.text + "'",
+                     static_cast<unsigned>(first.text.size()));
+  if (words.size() > 1)
+    throw Diagnostic(words[1].pos,
+                     "unexpected words after `" + first.text + "'");
+  Section s;
+  s.name = first.text.substr(1);
+  s.where = first;
+  Word tw{s.name, advance(first.pos, 1)};
+  if (s.name == "security") {
+    s.table.reset(); // accepted only while empty
+    if (prog.mode == ir::Mode::Handover)
+      s.kernelOnly = std::make_shared<ir::Program>();
+    open = s;
     return;
   }
+  // An unknown table still opens a section (up to COMMIT), whose lines
+  // are then not reported one by one.
+  s.broken = true;
+  open = s;
+  open->table = parseTableName(tw);
+  open->broken = false;
+}
 
-  size_t from = 0;
-  if (isCounters(first.text))
-    from = 1; // [PKTS:BYTES] -A ...
+void Reader::commitLine(const Word &first) {
+  if (!open)
+    throw Diagnostic(first.pos, "COMMIT without a table (`*filter', ...)", 6);
+  open.reset();
+}
+
+void Reader::unsupportedTable(const Word &w) const {
+  throw Diagnostic(w.pos,
+                   "table `" + open->name +
+                       "' is not supported yet (its rules and "
+                       "policies would change what packets see)",
+                   static_cast<unsigned>(w.text.size()));
+}
+
+/// `:CHAIN POLICY [PKTS:BYTES]`: -P for a built-in chain, -N for `-`.
+void Reader::chainLine(const std::vector<Word> &words) {
+  const Word &first = words[0];
+  std::string chain = first.text.substr(1);
+  if (chain.empty() || words.size() < 2 || words.size() > 3 ||
+      (words.size() == 3 && !isCounters(words[2].text)))
+    throw Diagnostic(first.pos, "a chain line is `:CHAIN POLICY [PKTS:BYTES]'",
+                     static_cast<unsigned>(first.text.size()));
+  const std::string &policy = words[1].text;
+  Word chainWord{chain, advance(first.pos, 1)};
+  if (!open->table && !open->kernelOnly) {
+    if (policy != "ACCEPT" && policy != "-")
+      unsupportedTable(words[1]);
+    return;
+  }
+  if (policy == "-")
+    rule({Word{"-N", first.pos}, chainWord});
+  else
+    rule({Word{"-P", first.pos}, chainWord, words[1]});
+}
+
+/// `[PKTS:BYTES] -A ...`: a command, its counters prefix dropped.
+void Reader::ruleLine(const std::vector<Word> &words) {
+  const Word &first = words[0];
+  size_t from = isCounters(first.text) ? 1 : 0;
   std::vector<Word> cmd(words.begin() + static_cast<long>(from), words.end());
   if (cmd.empty())
     throw Diagnostic(first.pos, "a counters prefix needs a rule after it");

@@ -11,12 +11,11 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/frontend/TcParser.h"
 
+#include "compiler/frontend/Lex.h"
+
 #include <algorithm>
-#include <arpa/inet.h>
 #include <array>
 #include <cctype>
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -58,120 +57,41 @@ struct Cursor {
   }
 };
 
-[[noreturn]] void fail(const Word &w, const std::string &msg) {
-  throw Diagnostic(w.pos, msg,
-                   static_cast<unsigned>(std::max<size_t>(1, w.text.size())));
-}
-
-/// get_u32()/get_unsigned()/get_u16(): strtoul in `base`, whole word, no
-/// sign, at most `max`.
+/// get_u32()/get_u16()/get_u8() (getUnsigned), at most `max`.
 uint64_t number(const Word &w, int base, uint64_t max,
                 const std::string &what) {
-  const std::string &s = w.text;
-  if (s.empty() || s[0] == '-' || s[0] == '+' ||
-      std::isspace(static_cast<unsigned char>(s[0])))
-    fail(w, "invalid " + what + " '" + s + "'");
-  errno = 0;
-  char *end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, base);
-  if (end == s.c_str() || *end != '\0' || errno == ERANGE)
-    fail(w, "invalid " + what + " '" + s + "'");
-  if (v > max)
-    fail(w, what + " '" + s + "' is out of range");
-  return v;
+  std::optional<uint64_t> v = getUnsigned(w.text, base);
+  if (!v)
+    failAt(w, "invalid " + what + " '" + w.text + "'");
+  if (*v > max)
+    failAt(w, what + " '" + w.text + "' is out of range");
+  return *v;
 }
 
-/// get_integer(): strtol, base 0, int range.
+/// get_integer() (getInteger).
 int32_t integer(const Word &w, const std::string &what) {
-  const std::string &s = w.text;
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 0);
-  if (s.empty() || end == s.c_str() || *end != '\0' || errno == ERANGE ||
-      v < INT_MIN || v > INT_MAX)
-    fail(w, "invalid " + what + " '" + s + "'");
-  return static_cast<int32_t>(v);
+  std::optional<int32_t> v = getInteger(w.text);
+  if (!v)
+    failAt(w, "invalid " + what + " '" + w.text + "'");
+  return *v;
 }
 
 /// get_u32_handle(): `HTID:[HASH[:NODE]]` in hex, or 0xNNNNNNNN.
 uint32_t u32Handle(const Word &w, const std::string &what) {
-  const std::string &s = w.text;
-  size_t c1 = s.find(':');
-  if (c1 == std::string::npos) {
-    if (s.rfind("0x", 0) == 0)
-      return static_cast<uint32_t>(number(w, 16, 0xffffffffu, what));
-    fail(w, "invalid " + what + " '" + s +
-                "' (write HTID:[BUCKET[:NODE]] in hex)");
-  }
-  auto part = [&](const std::string &p, unsigned max) -> unsigned {
-    if (p.empty())
-      return 0;
-    char *end = nullptr;
-    unsigned long v = std::strtoul(p.c_str(), &end, 16);
-    if (*end != '\0' || p[0] == '-' || p[0] == '+' || v >= max)
-      fail(w, "invalid " + what + " '" + s + "'");
-    return static_cast<unsigned>(v);
-  };
-  unsigned htid = part(s.substr(0, c1), 0x1000), hash = 0, node = 0;
-  std::string rest = s.substr(c1 + 1);
-  size_t c2 = rest.find(':');
-  hash = part(rest.substr(0, c2), 0x100);
-  if (c2 != std::string::npos)
-    node = part(rest.substr(c2 + 1), 0x1000);
-  return (htid << 20) | (hash << 12) | node;
+  if (std::optional<uint32_t> h = getU32Handle(w.text))
+    return *h;
+  if (w.text.find(':') == std::string::npos && w.text.compare(0, 2, "0x"))
+    failAt(w, "invalid " + what + " '" + w.text +
+                  "' (write HTID:[BUCKET[:NODE]] in hex)");
+  failAt(w, "invalid " + what + " '" + w.text + "'");
 }
 
-/// get_tc_classid(): `root`, `none`, `MAJ:MIN`, `MAJ:`, `:MIN`, hex.
+/// get_tc_classid() (getTcClassid).
 uint32_t classid(const Word &w) {
-  const std::string &s = w.text;
-  if (s == "root")
-    return 0xffffffffu;
-  if (s == "none")
-    return 0;
-  char *end = nullptr;
-  unsigned long maj = std::strtoul(s.c_str(), &end, 16);
-  if (end == s.c_str()) {
-    maj = 0;
-    if (*end != ':')
-      fail(w, "invalid classid '" + s + "'");
-  }
-  if (*end == ':') {
-    if (maj >= (1u << 16))
-      fail(w, "invalid classid '" + s + "'");
-    maj <<= 16;
-    const char *p = end + 1;
-    unsigned long min = std::strtoul(p, &end, 16);
-    if (*end || min >= (1u << 16))
-      fail(w, "invalid classid '" + s + "'");
-    maj |= min;
-  } else if (*end) {
-    fail(w, "invalid classid '" + s + "'");
-  }
-  return static_cast<uint32_t>(maj);
-}
-
-/// get_addr_ipv4(): up to four parts, each strtoul base 0 <= 255.
-bool ipv4Parts(const std::string &s, uint32_t &out) {
-  uint8_t ap[4] = {0, 0, 0, 0};
-  const char *cp = s.c_str();
-  for (int i = 0; i < 4; ++i) {
-    if (*cp == '-' || *cp == '+' ||
-        std::isspace(static_cast<unsigned char>(*cp)))
-      return false;
-    char *endp = nullptr;
-    unsigned long n = std::strtoul(cp, &endp, 0);
-    if (n > 255 || endp == cp)
-      return false;
-    ap[i] = static_cast<uint8_t>(n);
-    if (*endp == '\0')
-      break;
-    if (i == 3 || *endp != '.')
-      return false;
-    cp = endp + 1;
-  }
-  out = uint32_t(ap[0]) << 24 | uint32_t(ap[1]) << 16 | uint32_t(ap[2]) << 8 |
-        ap[3];
-  return true;
+  std::optional<uint32_t> h = getTcClassid(w.text);
+  if (!h)
+    failAt(w, "invalid classid '" + w.text + "'");
+  return *h;
 }
 
 /// get_prefix_1() for `ip src|dst` and `ip6 src|dst`: ADDR[/LEN] (LEN also
@@ -194,12 +114,15 @@ Prefix prefix(const Word &w, bool v6) {
   }
   int maxBits = v6 ? 128 : 32;
   if (v6) {
-    if (inet_pton(AF_INET6, a.c_str(), p.addr.data()) != 1)
-      fail(w, "invalid IPv6 address '" + s + "'");
+    std::optional<std::array<uint8_t, 16>> addr = inetPton6(a);
+    if (!addr)
+      failAt(w, "invalid IPv6 address '" + s + "'");
+    p.addr = *addr;
   } else {
-    uint32_t v;
-    if (!ipv4Parts(a, v))
-      fail(w, "invalid IPv4 address '" + s + "'");
+    std::optional<uint32_t> addr = getAddrIpv4(a);
+    if (!addr)
+      failAt(w, "invalid IPv4 address '" + s + "'");
+    uint32_t v = *addr;
     p.addr[0] = uint8_t(v >> 24);
     p.addr[1] = uint8_t(v >> 16);
     p.addr[2] = uint8_t(v >> 8);
@@ -207,21 +130,22 @@ Prefix prefix(const Word &w, bool v6) {
   }
   p.bits = maxBits;
   if (slash != std::string::npos) {
-    char *end = nullptr;
-    unsigned long n = std::strtoul(len.c_str(), &end, 10);
-    if (!len.empty() && *end == '\0' && len[0] != '-' &&
-        n <= unsigned(maxBits)) {
-      p.bits = int(n);
+    // get_netmask(): a number in base 0, else a contiguous dotted mask (also
+    // after an IPv6 address, as tc reads it).
+    if (std::optional<uint64_t> n = getUnsigned(len, 0)) {
+      if (*n > uint64_t(maxBits))
+        failAt(w, "invalid prefix length in '" + s + "'");
+      p.bits = int(*n);
     } else {
-      uint32_t m;
-      if (v6 || !ipv4Parts(len, m))
-        fail(w, "invalid prefix length in '" + s + "'");
+      std::optional<uint32_t> m = getAddrIpv4(len);
+      if (!m)
+        failAt(w, "invalid prefix length in '" + s + "'");
       // A dotted mask must be contiguous (mask2bits()).
       int b = 0;
-      while (b < 32 && (m & (0x80000000u >> b)))
+      while (b < 32 && (*m & (0x80000000u >> b)))
         ++b;
-      if (b < 32 && (m << b) != 0)
-        fail(w, "mask in '" + s + "' is not contiguous");
+      if (b < 32 && (*m << b) != 0)
+        failAt(w, "mask in '" + s + "' is not contiguous");
       p.bits = b;
     }
   }
@@ -246,18 +170,18 @@ void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
   for (tc::Key &k : sel.keys) {
     if (k.off == off && k.offmask == offmask) {
       if ((key ^ k.val) & (mask & k.mask))
-        fail(at, "this match contradicts an earlier one at offset " +
-                     std::to_string(off) + " (tc: Illegal \"match\")");
+        failAt(at, "this match contradicts an earlier one at offset " +
+                       std::to_string(off) + " (tc: Illegal \"match\")");
       k.val |= key;
       k.mask |= mask;
       return;
     }
   }
   if (sel.keys.size() >= 128)
-    fail(at, "more than 128 keys in one filter");
+    failAt(at, "more than 128 keys in one filter");
   if (off % 4)
-    fail(at, "a 32-bit match needs an offset that is a multiple of 4 (got " +
-                 std::to_string(off) + "; tc: Illegal \"match\")");
+    failAt(at, "a 32-bit match needs an offset that is a multiple of 4 (got " +
+                   std::to_string(off) + "; tc: Illegal \"match\")");
   tc::Key k;
   k.val = key;
   k.mask = mask;
@@ -271,7 +195,7 @@ void packKey(Sel &sel, const Word &at, uint32_t key, uint32_t mask, int32_t off,
 void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
                int32_t off, int32_t nexthdr) {
   if (key > 0xFFFF || mask > 0xFFFF)
-    fail(at, "a 16-bit match takes values up to 0xffff");
+    failAt(at, "a 16-bit match takes values up to 0xffff");
   if ((off & 3) == 0) {
     key <<= 16;
     mask <<= 16;
@@ -283,7 +207,7 @@ void packKey16(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
 void packKey8(Sel &sel, const Word &at, uint32_t key, uint32_t mask,
               int32_t off, int32_t nexthdr) {
   if (key > 0xFF || mask > 0xFF)
-    fail(at, "an 8-bit match takes values up to 0xff");
+    failAt(at, "an 8-bit match takes values up to 0xff");
   unsigned shift = 8 * (3 - unsigned(off & 3));
   key <<= shift;
   mask <<= shift;
@@ -320,7 +244,7 @@ void parseValue(Cursor &c, Sel &sel, Width width, int32_t off, int32_t nexthdr,
   const Word &m = c.need("mask");
   uint32_t mask = static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
   if (width == Width::W8 && (key > 0xFF || mask > 0xFF))
-    fail(v, "an 8-bit match takes values up to 0xff");
+    failAt(v, "an 8-bit match takes values up to 0xff");
   parseAt(c, off, nexthdr);
   switch (width) {
   case Width::W32:
@@ -359,16 +283,13 @@ void parseIp6Addr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
 
 void parseEtherAddr(Cursor &c, Sel &sel, int32_t off, const Word &sample) {
   const Word &a = c.need("MAC address");
-  unsigned b[6];
-  char tail;
-  if (std::sscanf(a.text.c_str(), "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2],
-                  &b[3], &b[4], &b[5], &tail) != 6 ||
-      std::any_of(b, b + 6, [](unsigned x) { return x > 0xff; }))
-    fail(a, "invalid MAC address '" + a.text + "'");
+  std::optional<std::array<uint8_t, 6>> b = sscanfEther(a.text);
+  if (!b)
+    failAt(a, "invalid MAC address '" + a.text + "'");
   int32_t nexthdr = 0;
   parseAt(c, off, nexthdr);
   for (int i = 0; i < 6; ++i)
-    packKey8(sel, sample, b[i], 0xFF, off + i, nexthdr);
+    packKey8(sel, sample, (*b)[i], 0xFF, off + i, nexthdr);
 }
 
 // --- selectors: one table row per `match KIND FIELD`
@@ -439,7 +360,7 @@ const SelectorField kSelectorFields[] = {
        uint32_t mask =
            static_cast<uint32_t>(number(m, 16, 0xffffffffu, "mask"));
        if (key > 0xFF || mask > 0xFF)
-         fail(v, "ip6 priority takes values up to 0xff");
+         failAt(v, "ip6 priority takes values up to 0xff");
        packKey(sel, k, key << 20, mask << 20, 0, 0);
      }},
     {"ip6", "protocol", Spelled::Exactly, R2X_VALUE(Width::W8, 6, 0)},
@@ -487,8 +408,8 @@ const SelectorKind kSelectorKinds[] = {
     {"icmp", nullptr, " (type or code)"},
     {"mark",
      [](Cursor &, Sel &, const Word &k) {
-       fail(k, "match mark is not supported: XDP runs before the kernel "
-               "gives a packet its mark");
+       failAt(k, "match mark is not supported: XDP runs before the kernel "
+                 "gives a packet its mark");
      },
      nullptr},
     {"ether", nullptr, " (src or dst)"},
@@ -508,8 +429,8 @@ void parseSelector(Cursor &c, Sel &sel) {
       break;
     }
   if (!sk)
-    fail(kind, "unknown selector '" + k +
-                   "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
+    failAt(kind, "unknown selector '" + k +
+                     "' (u32, u16, u8, ip, ip6, tcp, udp, icmp, ether)");
   if (sk->whole) {
     sk->whole(c, sel, kind);
     return;
@@ -527,7 +448,7 @@ void parseSelector(Cursor &c, Sel &sel) {
       row.parse(c, sel, kind);
       return;
     }
-  fail(f, "unknown " + shown + " field '" + f.text + "'" + sk->unknown);
+  failAt(f, "unknown " + shown + " field '" + f.text + "'" + sk->unknown);
 }
 
 /// action_a2n(): the control words.
@@ -547,6 +468,330 @@ bool controlWord(const std::string &s, tc::Control &out) {
 
 bool unsupportedControl(const std::string &s) {
   return s == "reclassify" || s == "goto" || s == "jump" || s == "trap";
+}
+
+/// What parse_u32() has read of one `u32 ...` so far: the knode, its
+/// selector, and where it goes.
+struct U32Opts {
+  Sel sel;
+  tc::Knode k;
+  bool selOk = false, terminal = false, sampleOk = false;
+  uint32_t htid = 0;
+  std::optional<Word> htWord, divisorWord, linkWord, sampleWord, orderWord;
+  std::optional<unsigned> divisor;
+  uint32_t order = 0;
+  /// TcBuilder::Impl::actions, for `action`.
+  std::function<void(Cursor &, tc::Knode &)> actions;
+};
+
+/// A power of two from 1 to 256, as u32 hash tables and samples divide.
+unsigned divisorValue(const Word &n, const char *illegal) {
+  uint64_t d = number(n, 0, 0xffffffffu, "divisor");
+  if (d == 0 || d > 0x100 || ((d - 1) & d))
+    failAt(n, illegal);
+  return static_cast<unsigned>(d);
+}
+
+void u32Match(Cursor &c, const Word &, U32Opts &o) {
+  parseSelector(c, o.sel);
+  o.selOk = true;
+}
+
+/// parse_offset(): plus N, at N (even), mask M (hex u16), shift S, eat.
+void u32Offset(Cursor &c, const Word &, U32Opts &o) {
+  tc::Knode &k = o.k;
+  while (!c.done()) {
+    const std::string &s = c.peek().text;
+    if (matches(s, "plus")) {
+      c.take();
+      const Word &n = c.need("offset plus value");
+      int32_t v = integer(n, "offset");
+      if (v < 0 || v > 0x7fff)
+        failAt(n, "offset plus takes 0..32767 here (a negative offset would "
+                  "read before the network header)");
+      k.plus = static_cast<int16_t>(v);
+      k.flags |= tc::SelOffset;
+    } else if (matches(s, "at")) {
+      c.take();
+      const Word &n = c.need("offset at value");
+      int32_t v = integer(n, "offset");
+      if (v % 2)
+        failAt(n, "offset \"at\" must be even");
+      if (v < 0 || v > 0x7fff)
+        failAt(n, "offset at takes 0..32767 here");
+      k.offoff = static_cast<int16_t>(v);
+      k.flags |= tc::SelVarOffset;
+    } else if (matches(s, "mask")) {
+      c.take();
+      k.offmask = static_cast<uint16_t>(
+          number(c.need("offset mask"), 16, 0xffff, "offset mask"));
+      k.flags |= tc::SelVarOffset;
+    } else if (matches(s, "shift")) {
+      c.take();
+      const Word &n = c.need("offset shift");
+      int32_t v = integer(n, "shift");
+      if (v < 0 || v > 255)
+        failAt(n, "shift takes 0..255");
+      k.offshift = static_cast<uint8_t>(v);
+      k.flags |= tc::SelVarOffset;
+    } else if (matches(s, "eat")) {
+      c.take();
+      k.flags |= tc::SelEat;
+    } else {
+      return;
+    }
+  }
+}
+
+/// parse_hashkey(): mask M (hex u32), at N (a multiple of 4).
+void u32Hashkey(Cursor &c, const Word &, U32Opts &o) {
+  while (!c.done()) {
+    const std::string &s = c.peek().text;
+    if (matches(s, "mask")) {
+      c.take();
+      o.k.hmask = static_cast<uint32_t>(
+          number(c.need("hashkey mask"), 16, 0xffffffffu, "hashkey mask"));
+    } else if (matches(s, "at")) {
+      c.take();
+      const Word &n = c.need("hashkey offset");
+      int32_t v = integer(n, "hashkey offset");
+      if (v % 4)
+        failAt(n,
+               "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
+      o.k.hoff = v;
+    } else {
+      return;
+    }
+  }
+}
+
+void u32Classid(Cursor &c, const Word &, U32Opts &o) {
+  o.k.classid = classid(c.need("classid"));
+  o.k.flags |= tc::SelTerminal;
+}
+
+void u32Divisor(Cursor &c, const Word &, U32Opts &o) {
+  const Word &n = c.need("divisor");
+  o.divisor =
+      divisorValue(n, "Illegal \"divisor\": a power of two from 1 to 256");
+  o.divisorWord = n;
+}
+
+void u32Order(Cursor &c, const Word &, U32Opts &o) {
+  const Word &n = c.need("order");
+  o.order = static_cast<uint32_t>(number(n, 0, 0xffffffffu, "order"));
+  o.orderWord = n;
+}
+
+/// `link` and `ht` take a hash table's handle (HTID:, no node).
+uint32_t tableHandle(const Word &n, const char *option) {
+  uint32_t h = u32Handle(n, option);
+  if (h && nodeOf(h))
+    failAt(n, "\"" + std::string(option) + "\" must be a hash table");
+  return h;
+}
+
+void u32Link(Cursor &c, const Word &, U32Opts &o) {
+  const Word &n = c.need("link handle");
+  uint32_t h = tableHandle(n, "link");
+  if (!h)
+    failAt(n, "link 0 (unlink) has no meaning for a new filter");
+  o.k.link = h;
+  o.linkWord = n;
+}
+
+void u32Ht(Cursor &c, const Word &, U32Opts &o) {
+  const Word &n = c.need("hash table");
+  uint32_t h = tableHandle(n, "ht");
+  o.htid =
+      o.sampleOk ? ((o.htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
+  o.htWord = n;
+}
+
+/// sample SELECTOR [divisor N]: the bucket the selector's value hashes to.
+void u32Sample(Cursor &c, const Word &w, U32Opts &o) {
+  Sel s2;
+  size_t before = c.i;
+  parseSelector(c, s2);
+  if (s2.keys.size() != 1)
+    failAt(c.w[before], "\"sample\" must contain exactly ONE key");
+  unsigned div = 0x100;
+  if (c.is("divisor")) {
+    c.take();
+    div = divisorValue(c.need("sample divisor"), "Illegal sample \"divisor\"");
+  }
+  // tc 6.1 hashes the sample as the kernel does: the masked word
+  // shifted down to the mask's lowest bit.
+  uint32_t m = s2.keys[0].mask;
+  unsigned shift = m ? unsigned(__builtin_ctz(m)) : 0;
+  uint32_t hash = (s2.keys[0].val & m) >> shift;
+  o.htid = ((hash % div) << 12) | (o.htid & 0xFFF00000u);
+  o.sampleOk = true;
+  o.sampleWord = w;
+}
+
+void u32Action(Cursor &c, const Word &, U32Opts &o) {
+  o.actions(c, o.k);
+  o.terminal = true;
+}
+
+void u32SkipHw(Cursor &, const Word &, U32Opts &) {
+  // Software only is what we compile anyway.
+}
+
+template <const char *Why> void u32Refused(Cursor &, const Word &w, U32Opts &) {
+  failAt(w, Why);
+}
+constexpr char kNoIndev[] = "indev is not supported";
+constexpr char kNoPolice[] = "police cannot be done in XDP";
+constexpr char kNoSkipSw[] = "skip_sw: the kernel never runs this filter in "
+                             "software; there is nothing to compile";
+
+/// parse_u32()'s options in its order: tc tries them one after the other,
+/// by prefix where it uses matches(), so the order decides what an
+/// abbreviation means (`o' is offset, not order).
+struct U32Option {
+  const char *name;
+  bool abbrev; ///< matches(); false: strcmp()
+  void (*parse)(Cursor &c, const Word &w, U32Opts &o);
+};
+constexpr U32Option kU32Options[] = {
+    {"match", true, u32Match},
+    {"offset", true, u32Offset},
+    {"hashkey", true, u32Hashkey},
+    {"classid", true, u32Classid},
+    {"flowid", false, u32Classid},
+    {"divisor", true, u32Divisor},
+    {"order", true, u32Order},
+    {"link", false, u32Link},
+    {"ht", false, u32Ht},
+    {"sample", false, u32Sample},
+    {"indev", false, u32Refused<kNoIndev>},
+    {"action", true, u32Action},
+    {"police", true, u32Refused<kNoPolice>},
+    {"skip_hw", false, u32SkipHw},
+    {"skip_sw", false, u32Refused<kNoSkipSw>},
+};
+
+/// gen_new_kid() and the handle checks of parse_u32(): the knode's handle
+/// in table `ht` at bucket bucketOf(o.htid).
+uint32_t knodeHandle(const U32Opts &o, const tc::HashTable &ht,
+                     std::optional<uint32_t> fhandle,
+                     const std::optional<Word> &handleWord,
+                     const Word &kindWord) {
+  uint32_t handle = fhandle.value_or(0);
+  if (o.order) {
+    if (nodeOf(handle) && o.order != nodeOf(handle))
+      failAt(*o.orderWord, "\"order\" contradicts \"handle\"");
+    handle |= o.order;
+  }
+  if (handle) {
+    if (htidOf(handle) && htidOf(handle ^ o.htid))
+      failAt(handleWord ? *handleWord : *o.orderWord,
+             "Handle specified hash table address mismatch");
+    if (!nodeOf(handle) || nodeOf(handle) > 0xFFF)
+      failAt(handleWord ? *handleWord : *o.orderWord,
+             "the handle needs a node id (HTID:BUCKET:NODE)");
+    handle = (o.htid & 0xFFFFF000u) | nodeOf(handle);
+  } else {
+    // gen_new_kid(): the lowest free node id from 0x800 in the table.
+    std::vector<unsigned> used;
+    for (const auto &[b, nodes] : ht.buckets)
+      for (const tc::Knode &n : nodes)
+        used.push_back(nodeOf(n.handle));
+    unsigned id = 0x800;
+    while (id <= 0xFFF && std::count(used.begin(), used.end(), id))
+      ++id;
+    if (id > 0xFFF)
+      failAt(kindWord, "no free node id in table " + tc::formatHandle(ht.htid));
+    handle = (o.htid & 0xFFFFF000u) | id;
+  }
+  for (const auto &[b, nodes] : ht.buckets)
+    for (const tc::Knode &n : nodes)
+      if (n.handle == handle)
+        failAt(handleWord ? *handleWord : kindWord,
+               "filter " + tc::formatHandle(handle) + " exists already");
+  return handle;
+}
+
+/// Keys that read before the frame, which the kernel reads from its
+/// headroom (the Ethernet header lies at -14..-1 for untagged frames), or
+/// far beyond it: what rule2xdp does not compile.
+void checkKeyOffsets(const tc::Knode &k, const tc::Filter &f,
+                     const Word &kindWord) {
+  for (const tc::Key &key : k.keys) {
+    if (key.off > 0x7000)
+      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
+                                    ": offsets beyond 28672 are not supported");
+    if (key.off >= 0)
+      continue;
+    if (key.off + 3 < -14)
+      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
+                                    " reads before the Ethernet header (the "
+                                    "kernel would read its buffer's headroom)");
+    if (f.proto == tc::Proto::All)
+      throw Diagnostic(key.pos,
+                       "a negative offset with protocol all is not supported "
+                       "(on a VLAN-tagged frame the kernel has moved the "
+                       "Ethernet header)");
+    for (int b = 0; b < 4; ++b) {
+      uint32_t byteMask = key.mask & (0xFF000000u >> (8 * b));
+      if (byteMask && key.off + b < -14)
+        throw Diagnostic(key.pos,
+                         "match " + tc::formatKey(key) +
+                             " reads before the Ethernet header (the "
+                             "kernel would read its buffer's headroom)");
+    }
+  }
+  if (k.hoff < -14 || k.hoff > 0x7fff)
+    throw Diagnostic(kindWord.pos,
+                     "hashkey at " + std::to_string(k.hoff) +
+                         " is out of the range rule2xdp compiles");
+}
+
+/// `index N` after an action: read and checked, not used (rule2xdp shares
+/// no action between filters).
+void skipActionIndex(Cursor &c) {
+  if (c.is("index")) {
+    c.take();
+    number(c.need("action index"), 0, 0xffffffffu, "action index");
+  }
+}
+
+/// What `filter add` says before the kind.
+struct FilterSpec {
+  std::optional<uint32_t> pref, proto;
+  std::optional<Word> handleWord, protoWord, prefWord;
+  bool parent = false;
+  const Word *kind = nullptr;
+};
+
+/// `parent HANDLE`: only the ingress hook (ffff: or the clsact ingress
+/// handle) is what XDP sees.
+void checkIngressParent(const Word &p) {
+  uint32_t h = classid(p);
+  if (h == 0xfffffff3u)
+    failAt(p, "egress filters cannot be compiled: XDP sees received packets "
+              "only (use parent ffff: or ingress)");
+  if (h != 0xffff0000u && h != 0xfffffff2u)
+    failAt(p, "parent " + p.text +
+                  " is not the ingress hook: XDP sees received "
+                  "packets only (use parent ffff: or ingress)");
+}
+
+/// `protocol NAME`: ll_proto_a2n() (a name, else get_be16() in base 0);
+/// rule2xdp compiles ip, ipv6 and all.
+uint32_t filterProtocol(const Word &p) {
+  if (p.text == "ip")
+    return 0x0800;
+  if (p.text == "ipv6")
+    return 0x86DD;
+  if (p.text == "all")
+    return 0x0003;
+  std::optional<uint64_t> v = getUnsigned(p.text, 0);
+  if (!v || (*v != 0x0800 && *v != 0x86DD && *v != 0x0003))
+    failAt(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
+  return static_cast<uint32_t>(*v);
 }
 
 } // namespace
@@ -616,8 +861,8 @@ struct TcBuilder::Impl {
 
   void setDev(const Word &w) {
     if (devWord && devWord->text != w.text)
-      fail(w, "all commands must be for one device (" + devWord->text +
-                  " here): one XDP program runs on one device");
+      failAt(w, "all commands must be for one device (" + devWord->text +
+                    " here): one XDP program runs on one device");
     if (!devWord)
       devWord = w;
     prog.dev = w.text;
@@ -625,10 +870,22 @@ struct TcBuilder::Impl {
 
   void qdisc(Cursor &c);
   void filterAdd(Cursor &c);
+  FilterSpec filterOptions(Cursor &c);
+  tc::Filter &filterFor(const FilterSpec &fs);
   void u32(Cursor &c, const Word &kindWord, tc::Filter &f,
            std::optional<uint32_t> fhandle,
            const std::optional<Word> &handleWord);
   void actions(Cursor &c, tc::Knode &k);
+  tc::Action gactAction(Cursor &c, const Word &w);
+  tc::Action mirredAction(Cursor &c, const Word &w);
+  tc::Action natAction(Cursor &c, const Word &w);
+  tc::Action handedOver(Cursor &c, const Word &w, const std::string &what);
+  void addHashTable(const U32Opts &o, const tc::Filter &f,
+                    std::optional<uint32_t> fhandle,
+                    const std::optional<Word> &handleWord);
+  tc::HashTable &knodeTable(U32Opts &o, const tc::Filter &f,
+                            const Word &kindWord);
+  void checkLink(const U32Opts &o, const tc::Filter &f) const;
 };
 
 TcBuilder::TcBuilder(bool passUnsupported) : impl_(std::make_shared<Impl>()) {
@@ -647,14 +904,14 @@ void TcBuilder::command(const std::vector<Word> &words,
   else if (matches(obj.text, "filter"))
     impl_->filterAdd(c);
   else
-    fail(obj, "unsupported tc object '" + obj.text +
-                  "': give `qdisc add` and `filter add` commands");
+    failAt(obj, "unsupported tc object '" + obj.text +
+                    "': give `qdisc add` and `filter add` commands");
 }
 
 void TcBuilder::Impl::qdisc(Cursor &c) {
   const Word &verb = c.need("qdisc command (add)");
   if (!matches(verb.text, "add"))
-    fail(verb, "only `qdisc add` is supported (got '" + verb.text + "')");
+    failAt(verb, "only `qdisc add` is supported (got '" + verb.text + "')");
   bool kind = false;
   while (!c.done()) {
     const Word &w = c.take();
@@ -663,121 +920,115 @@ void TcBuilder::Impl::qdisc(Cursor &c) {
     else if (w.text == "handle") {
       const Word &h = c.need("handle");
       if (h.text != "ffff:" && h.text != "ffff")
-        fail(h, "an ingress qdisc's handle is ffff:");
+        failAt(h, "an ingress qdisc's handle is ffff:");
     } else if (w.text == "parent") {
       const Word &p = c.need("parent");
       if (p.text != "ffff:fff1")
-        fail(p, "an ingress or clsact qdisc has parent ffff:fff1");
+        failAt(p, "an ingress or clsact qdisc has parent ffff:fff1");
     } else if (w.text == "ingress" || w.text == "clsact") {
       kind = true;
     } else {
-      fail(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
-              "received packets before any qdisc ('" +
-                  w.text + "')");
+      failAt(w, "only the ingress and clsact qdiscs are accepted: XDP sees "
+                "received packets before any qdisc ('" +
+                    w.text + "')");
     }
   }
   if (!kind)
     throw Diagnostic(c.end, "missing qdisc kind (ingress or clsact)");
 }
 
+/// `filter add` OPTIONS u32 ...: the options, the filter they name or
+/// create, then u32().
 void TcBuilder::Impl::filterAdd(Cursor &c) {
   const Word &verb = c.need("filter command (add)");
   if (!matches(verb.text, "add"))
-    fail(verb, "only `filter add` is supported (got '" + verb.text + "')");
-  std::optional<uint32_t> pref, proto;
-  std::optional<Word> handleWord, protoWord, prefWord;
-  bool parent = false;
-  const Word *kind = nullptr;
+    failAt(verb, "only `filter add` is supported (got '" + verb.text + "')");
+  FilterSpec fs = filterOptions(c);
+  if (!fs.kind)
+    throw Diagnostic(c.end, "missing filter kind (u32)");
+  const Word &kind = *fs.kind;
+  if (kind.text != "u32")
+    failAt(kind,
+           "only the u32 classifier is supported (got '" + kind.text + "')");
+  if (!devWord)
+    failAt(kind, "missing `dev DEVICE`");
+  if (!fs.parent)
+    failAt(kind, "missing parent: the filter must be on the ingress hook "
+                 "(parent ffff: or ingress)");
+  tc::Filter &f = filterFor(fs);
+  std::optional<uint32_t> fh;
+  if (fs.handleWord)
+    fh = u32Handle(*fs.handleWord, "filter handle");
+  u32(c, kind, f, fh, fs.handleWord);
+}
+
+/// tc_filter_modify()'s options, up to the filter kind.
+FilterSpec TcBuilder::Impl::filterOptions(Cursor &c) {
+  FilterSpec fs;
   while (!c.done()) {
     const Word &w = c.take();
     const std::string &s = w.text;
     if (s == "dev") {
       setDev(c.need("device name"));
     } else if (s == "root") {
-      fail(w, "a filter at the root is an egress filter; XDP sees received "
-              "packets only: attach to the ingress qdisc (parent ffff:)");
+      failAt(w, "a filter at the root is an egress filter; XDP sees received "
+                "packets only: attach to the ingress qdisc (parent ffff:)");
     } else if (s == "parent") {
-      const Word &p = c.need("parent");
-      uint32_t h = classid(p);
-      if (h == 0xfffffff3u)
-        fail(p, "egress filters cannot be compiled: XDP sees received packets "
-                "only (use parent ffff: or ingress)");
-      if (h != 0xffff0000u && h != 0xfffffff2u)
-        fail(p, "parent " + p.text +
-                    " is not the ingress hook: XDP sees received "
-                    "packets only (use parent ffff: or ingress)");
-      parent = true;
+      checkIngressParent(c.need("parent"));
+      fs.parent = true;
     } else if (s == "ingress") {
-      parent = true;
+      fs.parent = true;
     } else if (s == "egress") {
-      fail(w,
-           "egress filters cannot be compiled: XDP sees received packets only");
+      failAt(
+          w,
+          "egress filters cannot be compiled: XDP sees received packets only");
     } else if (s == "handle") {
-      handleWord = c.need("handle");
+      fs.handleWord = c.need("handle");
     } else if (s == "chain") {
       const Word &n = c.need("chain index");
       if (number(n, 0, 0xffffffffu, "chain index") != 0)
-        fail(n, "only chain 0 is supported");
+        failAt(n, "only chain 0 is supported");
     } else if (matches(s, "preference") || matches(s, "priority")) {
       const Word &n = c.need("priority");
       uint64_t v = number(n, 0, 0xffffffffu, "priority");
       if (v > 0xFFFF)
-        fail(n, "Illegal \"priority\": at most 65535");
-      pref = static_cast<uint32_t>(v);
-      prefWord = n;
+        failAt(n, "Illegal \"priority\": at most 65535");
+      fs.pref = static_cast<uint32_t>(v);
+      fs.prefWord = n;
     } else if (matches(s, "protocol")) {
-      const Word &p = c.need("protocol");
-      protoWord = p;
-      if (p.text == "ip")
-        proto = 0x0800;
-      else if (p.text == "ipv6")
-        proto = 0x86DD;
-      else if (p.text == "all")
-        proto = 0x0003;
-      else {
-        char *end = nullptr;
-        unsigned long v = std::strtoul(p.text.c_str(), &end, 0);
-        if (*end || p.text.empty())
-          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
-        proto = static_cast<uint32_t>(v);
-        if (v != 0x0800 && v != 0x86DD && v != 0x0003)
-          fail(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
-      }
+      fs.protoWord = c.need("protocol");
+      fs.proto = filterProtocol(*fs.protoWord);
     } else if (s == "estimator") {
-      fail(w, "estimator is not supported");
+      failAt(w, "estimator is not supported");
     } else {
-      kind = &w;
+      fs.kind = &w;
       break;
     }
   }
-  if (!kind)
-    throw Diagnostic(c.end, "missing filter kind (u32)");
-  if (kind->text != "u32")
-    fail(*kind,
-         "only the u32 classifier is supported (got '" + kind->text + "')");
-  if (!devWord)
-    fail(*kind, "missing `dev DEVICE`");
-  if (!parent)
-    fail(*kind, "missing parent: the filter must be on the ingress hook "
-                "(parent ffff: or ingress)");
+  return fs;
+}
 
+/// The filter at the command's pref (tc's automatic one when not given),
+/// created with its root hash table when there is none yet.
+tc::Filter &TcBuilder::Impl::filterFor(const FilterSpec &fs) {
   tc::Proto p = tc::Proto::All;
-  if (proto == 0x0800u)
+  if (fs.proto == 0x0800u)
     p = tc::Proto::Ip;
-  else if (proto == 0x86DDu)
+  else if (fs.proto == 0x86DDu)
     p = tc::Proto::Ipv6;
 
+  std::optional<uint32_t> pref = fs.pref;
   tc::Filter *f = nullptr;
   if (pref) {
     if (*pref == 0)
-      fail(*prefWord,
-           "priority 0 means \"choose one\"; give 1..65535 or leave it out");
+      failAt(*fs.prefWord,
+             "priority 0 means \"choose one\"; give 1..65535 or leave it out");
     f = filter(*pref);
-    if (f && protoWord && f->proto != p)
-      fail(*protoWord, "pref " + std::to_string(*pref) +
-                           " already holds a filter for protocol " +
-                           tc::protoName(f->proto) +
-                           " (the kernel refuses a second protocol)");
+    if (f && fs.protoWord && f->proto != p)
+      failAt(*fs.protoWord, "pref " + std::to_string(*pref) +
+                                " already holds a filter for protocol " +
+                                tc::protoName(f->proto) +
+                                " (the kernel refuses a second protocol)");
   } else {
     // tc_new_tfilter() looks for the first filter at or above 0x8000 and
     // tcf_auto_prio() takes one below it, or 49152 when there is none: a
@@ -788,36 +1039,31 @@ void TcBuilder::Impl::filterAdd(Cursor &c) {
         lowest = std::min(lowest, g.pref);
     pref = lowest - 1;
     if (*pref == 0)
-      fail(*kind, "no automatic priority left");
+      failAt(*fs.kind, "no automatic priority left");
   }
-  if (!f) {
-    tc::Filter nf;
-    nf.pref = *pref;
-    nf.proto = p;
-    nf.pos = kind->pos;
-    nf.rootHtid = newHtid();
-    tc::HashTable root;
-    root.htid = nf.rootHtid;
-    root.root = true;
-    root.pref = nf.pref;
-    root.pos = kind->pos;
-    prog.tables[root.htid] = root;
-    prog.filters.push_back(nf);
-    std::sort(prog.filters.begin(), prog.filters.end(),
-              [](const tc::Filter &a, const tc::Filter &b) {
-                return a.pref < b.pref;
-              });
-    f = filter(*pref);
-  }
-  std::optional<uint32_t> fh;
-  if (handleWord)
-    fh = u32Handle(*handleWord, "filter handle");
-  u32(c, *kind, *f, fh, handleWord);
+  if (f)
+    return *f;
+  tc::Filter nf;
+  nf.pref = *pref;
+  nf.proto = p;
+  nf.pos = fs.kind->pos;
+  nf.rootHtid = newHtid();
+  tc::HashTable root;
+  root.htid = nf.rootHtid;
+  root.root = true;
+  root.pref = nf.pref;
+  root.pos = fs.kind->pos;
+  prog.tables[root.htid] = root;
+  prog.filters.push_back(nf);
+  std::sort(
+      prog.filters.begin(), prog.filters.end(),
+      [](const tc::Filter &a, const tc::Filter &b) { return a.pref < b.pref; });
+  return *filter(*pref);
 }
 
+/// parse_action(): actions until the words end or classid/flowid; each
+/// `action` word starts the next one. A dispatcher over the action kinds.
 void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
-  // parse_action(): actions until the words end or classid/flowid; each
-  // `action` word starts the next one.
   while (!c.done()) {
     const Word &w = c.peek();
     if (w.text == "action") {
@@ -827,442 +1073,264 @@ void TcBuilder::Impl::actions(Cursor &c, tc::Knode &k) {
     if (w.text == "classid" || w.text == "flowid")
       return;
     c.take();
-    tc::Action a;
-    a.pos = w.pos;
     tc::Control ctl;
-    if (controlWord(w.text, ctl) || w.text == "gact") {
-      // gact: [gact] CONTROL [index N]
-      a.kind = tc::Action::Kind::Gact;
-      const Word *cw = &w;
-      if (w.text == "gact")
-        cw = &c.need("gact control (drop, pass, pipe, continue)");
-      if (!controlWord(cw->text, ctl)) {
-        if (unsupportedControl(cw->text) || cw->text == "random")
-          fail(*cw, "gact " + cw->text + " is not supported");
-        fail(*cw, "invalid gact control '" + cw->text + "'");
-      }
-      a.control = ctl;
-      if (c.is("random"))
-        fail(c.peek(),
-             "gact random is not supported: its choice is the kernel's");
-      if (c.is("index")) {
-        c.take();
-        number(c.need("action index"), 0, 0xffffffffu, "action index");
-      }
-      a.text = std::string("gact ") + tc::controlName(ctl);
-      k.actions.push_back(a);
-      continue;
-    }
-    if (unsupportedControl(w.text))
-      fail(w, "control '" + w.text + "' is not supported");
-    if (w.text == "mirred") {
-      const Word &dir = c.need("mirred direction (egress)");
-      const Word &what = c.need("mirred action (redirect)");
-      if (dir.text != "egress")
-        fail(dir, "mirred " + dir.text +
-                      " is not supported: XDP can only send a "
-                      "frame out of a device (egress redirect)");
-      if (what.text != "redirect") {
-        if (passUnsupported) {
-          while (!c.done() && c.peek().text != "action" &&
-                 c.peek().text != "classid" && c.peek().text != "flowid")
-            c.take();
-          a.kind = tc::Action::Kind::Gact;
-          a.control = tc::Control::Ok;
-          a.text =
-              "mirred " + what.text + " (unsupported: handed to the kernel)";
-          k.actions.push_back(a);
-          continue;
-        }
-        fail(what, "mirred " + what.text +
-                       " cannot be done in XDP (XDP cannot copy "
-                       "a frame); only `mirred egress redirect` is supported");
-      }
-      const Word &devKw = c.need("dev");
-      if (devKw.text != "dev")
-        fail(devKw, "expected `dev DEVICE` after mirred egress redirect");
-      const Word &dev = c.need("device name");
-      a.kind = tc::Action::Kind::Mirred;
-      a.dev = dev.text;
-      a.control = tc::Control::Stolen;
-      if (!c.done()) {
-        tc::Control ctl2;
-        if (controlWord(c.peek().text, ctl2))
-          fail(c.peek(),
-               "mirred redirect with a control other than the default "
-               "(stolen) is not supported");
-      }
-      if (c.is("index")) {
-        c.take();
-        number(c.need("action index"), 0, 0xffffffffu, "action index");
-      }
-      auto it = std::find(prog.redirectDevs.begin(), prog.redirectDevs.end(),
-                          dev.text);
-      a.devSlot = static_cast<unsigned>(it - prog.redirectDevs.begin());
-      if (it == prog.redirectDevs.end())
-        prog.redirectDevs.push_back(dev.text);
-      a.text = "mirred egress redirect dev " + dev.text;
-      k.actions.push_back(a);
-      continue;
-    }
-    if (w.text == "nat") {
-      // parse_nat_args() (tc/m_nat.c): DIRECTION OLD NEW, both addresses
-      // through get_prefix_1(); NEW's prefix length is not used.
-      const Word &dir = c.need("nat direction (ingress or egress)");
-      if (!matches(dir.text, "egress") && !matches(dir.text, "ingress"))
-        fail(dir, "nat takes ingress or egress (got '" + dir.text + "')");
-      const Word &oldW = c.need("old address");
-      const Word &newW = c.need("new address");
-      Prefix o = prefix(oldW, false);
-      // tc computes the mask as ~0u << (32 - len): a shift by 32 for /0,
-      // undefined in C (x86 gives a /32 mask).
-      if (o.bits == 0)
-        fail(
-            oldW,
-            "nat with a /0 (or default/any/all) old address: tc computes its "
-            "mask "
-            "as ~0u << 32, which C leaves undefined (x86 makes it /32); give a "
-            "prefix length of 1 to 32");
-      Prefix n = prefix(newW, false);
-      a.kind = tc::Action::Kind::Nat;
-      a.egress = matches(dir.text, "egress");
-      a.oldAddr = be32(o.addr, 0);
-      a.mask = 0xFFFFFFFFu << (32 - o.bits);
-      a.newAddr = be32(n.addr, 0);
-      a.control = tc::Control::Ok;
-      if (!c.done() && controlWord(c.peek().text, ctl)) {
-        a.control = ctl;
-        c.take();
-      }
-      if (c.is("index")) {
-        c.take();
-        number(c.need("action index"), 0, 0xffffffffu, "action index");
-      }
-      // As `tc actions show` prints it.
-      a.text = std::string("nat ") + (a.egress ? "egress " : "ingress ") +
-               ir::formatAddr(a.oldAddr) + "/" + std::to_string(o.bits) + " " +
-               ir::formatAddr(a.newAddr) + " " + tc::controlName(a.control);
-      k.actions.push_back(a);
-      continue;
-    }
-    // Every other action kind.
-    if (passUnsupported) {
-      while (!c.done() && c.peek().text != "action" &&
-             c.peek().text != "classid" && c.peek().text != "flowid")
-        c.take();
-      a.kind = tc::Action::Kind::Gact;
-      a.control = tc::Control::Ok;
-      a.text = w.text + " (unsupported: handed to the kernel)";
-      k.actions.push_back(a);
-      continue;
-    }
-    fail(w, "action " + w.text +
-                " cannot be done in XDP (rule2xdp compiles gact "
-                "drop/pass/pipe/continue, mirred egress redirect and nat; "
-                "--pass-unsupported hands such packets to the kernel)");
+    if (controlWord(w.text, ctl) || w.text == "gact")
+      k.actions.push_back(gactAction(c, w));
+    else if (unsupportedControl(w.text))
+      failAt(w, "control '" + w.text + "' is not supported");
+    else if (w.text == "mirred")
+      k.actions.push_back(mirredAction(c, w));
+    else if (w.text == "nat")
+      k.actions.push_back(natAction(c, w));
+    else if (passUnsupported)
+      k.actions.push_back(handedOver(c, w, w.text));
+    else
+      failAt(w, "action " + w.text +
+                    " cannot be done in XDP (rule2xdp compiles gact "
+                    "drop/pass/pipe/continue, mirred egress redirect and nat; "
+                    "--pass-unsupported hands such packets to the kernel)");
   }
 }
 
+/// An action XDP cannot carry out, with --pass-unsupported: its words are
+/// skipped and the packet goes to the kernel.
+tc::Action TcBuilder::Impl::handedOver(Cursor &c, const Word &w,
+                                       const std::string &what) {
+  while (!c.done() && c.peek().text != "action" && c.peek().text != "classid" &&
+         c.peek().text != "flowid")
+    c.take();
+  tc::Action a;
+  a.pos = w.pos;
+  a.kind = tc::Action::Kind::Gact;
+  a.control = tc::Control::Ok;
+  a.text = what + " (unsupported: handed to the kernel)";
+  return a;
+}
+
+/// gact: [gact] CONTROL [index N].
+tc::Action TcBuilder::Impl::gactAction(Cursor &c, const Word &w) {
+  tc::Action a;
+  a.pos = w.pos;
+  a.kind = tc::Action::Kind::Gact;
+  const Word *cw = &w;
+  if (w.text == "gact")
+    cw = &c.need("gact control (drop, pass, pipe, continue)");
+  tc::Control ctl;
+  if (!controlWord(cw->text, ctl)) {
+    if (unsupportedControl(cw->text) || cw->text == "random")
+      failAt(*cw, "gact " + cw->text + " is not supported");
+    failAt(*cw, "invalid gact control '" + cw->text + "'");
+  }
+  a.control = ctl;
+  if (c.is("random"))
+    failAt(c.peek(),
+           "gact random is not supported: its choice is the kernel's");
+  skipActionIndex(c);
+  a.text = std::string("gact ") + tc::controlName(ctl);
+  return a;
+}
+
+/// mirred egress redirect dev DEVICE [index N].
+tc::Action TcBuilder::Impl::mirredAction(Cursor &c, const Word &w) {
+  const Word &dir = c.need("mirred direction (egress)");
+  const Word &what = c.need("mirred action (redirect)");
+  if (dir.text != "egress")
+    failAt(dir, "mirred " + dir.text +
+                    " is not supported: XDP can only send a "
+                    "frame out of a device (egress redirect)");
+  if (what.text != "redirect") {
+    if (passUnsupported)
+      return handedOver(c, w, "mirred " + what.text);
+    failAt(what, "mirred " + what.text +
+                     " cannot be done in XDP (XDP cannot copy "
+                     "a frame); only `mirred egress redirect` is supported");
+  }
+  const Word &devKw = c.need("dev");
+  if (devKw.text != "dev")
+    failAt(devKw, "expected `dev DEVICE` after mirred egress redirect");
+  const Word &dev = c.need("device name");
+  tc::Action a;
+  a.pos = w.pos;
+  a.kind = tc::Action::Kind::Mirred;
+  a.dev = dev.text;
+  a.control = tc::Control::Stolen;
+  tc::Control ctl;
+  if (!c.done() && controlWord(c.peek().text, ctl))
+    failAt(c.peek(), "mirred redirect with a control other than the default "
+                     "(stolen) is not supported");
+  skipActionIndex(c);
+  auto it =
+      std::find(prog.redirectDevs.begin(), prog.redirectDevs.end(), dev.text);
+  a.devSlot = static_cast<unsigned>(it - prog.redirectDevs.begin());
+  if (it == prog.redirectDevs.end())
+    prog.redirectDevs.push_back(dev.text);
+  a.text = "mirred egress redirect dev " + dev.text;
+  return a;
+}
+
+/// parse_nat_args() (tc/m_nat.c): DIRECTION OLD NEW [CONTROL] [index N],
+/// both addresses through get_prefix_1(); NEW's prefix length is not used.
+tc::Action TcBuilder::Impl::natAction(Cursor &c, const Word &w) {
+  const Word &dir = c.need("nat direction (ingress or egress)");
+  if (!matches(dir.text, "egress") && !matches(dir.text, "ingress"))
+    failAt(dir, "nat takes ingress or egress (got '" + dir.text + "')");
+  const Word &oldW = c.need("old address");
+  const Word &newW = c.need("new address");
+  Prefix o = prefix(oldW, false);
+  // tc computes the mask as ~0u << (32 - len): a shift by 32 for /0,
+  // undefined in C (x86 gives a /32 mask).
+  if (o.bits == 0)
+    failAt(oldW,
+           "nat with a /0 (or default/any/all) old address: tc computes its "
+           "mask "
+           "as ~0u << 32, which C leaves undefined (x86 makes it /32); give a "
+           "prefix length of 1 to 32");
+  Prefix n = prefix(newW, false);
+  tc::Action a;
+  a.pos = w.pos;
+  a.kind = tc::Action::Kind::Nat;
+  a.egress = matches(dir.text, "egress");
+  a.oldAddr = be32(o.addr, 0);
+  a.mask = 0xFFFFFFFFu << (32 - o.bits);
+  a.newAddr = be32(n.addr, 0);
+  a.control = tc::Control::Ok;
+  tc::Control ctl;
+  if (!c.done() && controlWord(c.peek().text, ctl)) {
+    a.control = ctl;
+    c.take();
+  }
+  skipActionIndex(c);
+  // As `tc actions show` prints it.
+  a.text = std::string("nat ") + (a.egress ? "egress " : "ingress ") +
+           ir::formatAddr(a.oldAddr) + "/" + std::to_string(o.bits) + " " +
+           ir::formatAddr(a.newAddr) + " " + tc::controlName(a.control);
+  return a;
+}
+
+/// parse_u32(): a dispatcher over kU32Options, then either a new hash table
+/// (divisor) or a knode placed in its table and bucket.
 void TcBuilder::Impl::u32(Cursor &c, const Word &kindWord, tc::Filter &f,
                           std::optional<uint32_t> fhandle,
                           const std::optional<Word> &handleWord) {
   if (c.done()) {
     if (fhandle)
-      fail(*handleWord, "a filter handle needs u32 options");
+      failAt(*handleWord, "a filter handle needs u32 options");
     return; // creates the filter (and its root table) only
   }
-  Sel sel;
-  tc::Knode k;
-  k.pos = kindWord.pos;
-  bool selOk = false, terminal = false, sampleOk = false;
-  uint32_t htid = 0;
-  std::optional<Word> htWord, divisorWord, linkWord, sampleWord, orderWord;
-  std::optional<unsigned> divisor;
-  uint32_t order = 0;
+  U32Opts o;
+  o.k.pos = kindWord.pos;
+  o.actions = [this](Cursor &cur, tc::Knode &k) { actions(cur, k); };
   while (!c.done()) {
     const Word &w = c.take();
-    const std::string &s = w.text;
-    if (matches(s, "match")) {
-      parseSelector(c, sel);
-      selOk = true;
-    } else if (matches(s, "offset")) {
-      // parse_offset(): plus N, at N (even), mask M (hex u16), shift S, eat.
-      while (!c.done()) {
-        const std::string &o = c.peek().text;
-        if (matches(o, "plus")) {
-          c.take();
-          const Word &n = c.need("offset plus value");
-          int32_t v = integer(n, "offset");
-          if (v < 0 || v > 0x7fff)
-            fail(n, "offset plus takes 0..32767 here (a negative offset would "
-                    "read before the network header)");
-          k.plus = static_cast<int16_t>(v);
-          k.flags |= tc::SelOffset;
-        } else if (matches(o, "at")) {
-          c.take();
-          const Word &n = c.need("offset at value");
-          int32_t v = integer(n, "offset");
-          if (v % 2)
-            fail(n, "offset \"at\" must be even");
-          if (v < 0 || v > 0x7fff)
-            fail(n, "offset at takes 0..32767 here");
-          k.offoff = static_cast<int16_t>(v);
-          k.flags |= tc::SelVarOffset;
-        } else if (matches(o, "mask")) {
-          c.take();
-          k.offmask = static_cast<uint16_t>(
-              number(c.need("offset mask"), 16, 0xffff, "offset mask"));
-          k.flags |= tc::SelVarOffset;
-        } else if (matches(o, "shift")) {
-          c.take();
-          const Word &n = c.need("offset shift");
-          int32_t v = integer(n, "shift");
-          if (v < 0 || v > 255)
-            fail(n, "shift takes 0..255");
-          k.offshift = static_cast<uint8_t>(v);
-          k.flags |= tc::SelVarOffset;
-        } else if (matches(o, "eat")) {
-          c.take();
-          k.flags |= tc::SelEat;
-        } else {
-          break;
-        }
+    const U32Option *opt = nullptr;
+    for (const U32Option &u : kU32Options)
+      if (u.abbrev ? matches(w.text, u.name) : w.text == u.name) {
+        opt = &u;
+        break;
       }
-    } else if (matches(s, "hashkey")) {
-      while (!c.done()) {
-        const std::string &o = c.peek().text;
-        if (matches(o, "mask")) {
-          c.take();
-          k.hmask = static_cast<uint32_t>(
-              number(c.need("hashkey mask"), 16, 0xffffffffu, "hashkey mask"));
-        } else if (matches(o, "at")) {
-          c.take();
-          const Word &n = c.need("hashkey offset");
-          int32_t v = integer(n, "hashkey offset");
-          if (v % 4)
-            fail(
-                n,
-                "hashkey at must be a multiple of 4 (tc: Illegal \"hashkey\")");
-          k.hoff = v;
-        } else {
-          break;
-        }
-      }
-    } else if (matches(s, "classid") || s == "flowid") {
-      k.classid = classid(c.need("classid"));
-      k.flags |= tc::SelTerminal;
-    } else if (matches(s, "divisor")) {
-      const Word &n = c.need("divisor");
-      uint64_t d = number(n, 0, 0xffffffffu, "divisor");
-      if (d == 0 || d > 0x100 || ((d - 1) & d))
-        fail(n, "Illegal \"divisor\": a power of two from 1 to 256");
-      divisor = static_cast<unsigned>(d);
-      divisorWord = n;
-    } else if (matches(s, "order")) {
-      const Word &n = c.need("order");
-      order = static_cast<uint32_t>(number(n, 0, 0xffffffffu, "order"));
-      orderWord = n;
-    } else if (s == "link") {
-      const Word &n = c.need("link handle");
-      uint32_t h = u32Handle(n, "link");
-      if (h && nodeOf(h))
-        fail(n, "\"link\" must be a hash table");
-      if (!h)
-        fail(n, "link 0 (unlink) has no meaning for a new filter");
-      k.link = h;
-      linkWord = n;
-    } else if (s == "ht") {
-      const Word &n = c.need("hash table");
-      uint32_t h = u32Handle(n, "ht");
-      if (h && nodeOf(h))
-        fail(n, "\"ht\" must be a hash table");
-      htid =
-          sampleOk ? ((htid & 0xFF000) | (h & 0xFFF00000u)) : (h & 0xFFFFF000u);
-      htWord = n;
-    } else if (s == "sample") {
-      Sel s2;
-      size_t before = c.i;
-      parseSelector(c, s2);
-      if (s2.keys.size() != 1)
-        fail(c.w[before], "\"sample\" must contain exactly ONE key");
-      unsigned div = 0x100;
-      if (c.is("divisor")) {
-        c.take();
-        const Word &n = c.need("sample divisor");
-        uint64_t d = number(n, 0, 0xffffffffu, "divisor");
-        if (d == 0 || d > 0x100 || ((d - 1) & d))
-          fail(n, "Illegal sample \"divisor\"");
-        div = static_cast<unsigned>(d);
-      }
-      // tc 6.1 hashes the sample as the kernel does: the masked word
-      // shifted down to the mask's lowest bit.
-      uint32_t m = s2.keys[0].mask;
-      unsigned shift = m ? unsigned(__builtin_ctz(m)) : 0;
-      uint32_t hash = (s2.keys[0].val & m) >> shift;
-      htid = ((hash % div) << 12) | (htid & 0xFFF00000u);
-      sampleOk = true;
-      sampleWord = w;
-    } else if (s == "indev") {
-      fail(w, "indev is not supported");
-    } else if (matches(s, "action")) {
-      actions(c, k);
-      terminal = true;
-    } else if (matches(s, "police")) {
-      fail(w, "police cannot be done in XDP");
-    } else if (s == "skip_hw") {
-      // Software only is what we compile anyway.
-    } else if (s == "skip_sw") {
-      fail(w, "skip_sw: the kernel never runs this filter in software; there "
-              "is nothing to compile");
-    } else {
-      fail(w, "What is \"" + s + "\"? (not a u32 option)");
-    }
+    if (!opt)
+      failAt(w, "What is \"" + w.text + "\"? (not a u32 option)");
+    opt->parse(c, w, o);
   }
-  if (terminal)
-    k.flags |= tc::SelTerminal;
+  if (o.terminal)
+    o.k.flags |= tc::SelTerminal;
+  if (o.divisor)
+    return addHashTable(o, f, fhandle, handleWord);
 
-  if (divisor) {
-    // u32_change() with TCA_U32_DIVISOR: a new hash table, nothing else.
-    if (selOk || k.link || !k.actions.empty() || k.classid)
-      fail(*divisorWord,
-           "divisor makes a hash table; give its matches and actions "
-           "in other filters (ht HANDLE:)");
-    uint32_t h = fhandle.value_or(0);
-    if (h & 0xFFFFF)
-      fail(*handleWord,
-           "Divisor can only be used on a hash table (handle HTID:)");
-    if (!h)
-      h = newHtid();
-    else if (prog.tables.count(h))
-      fail(*handleWord,
-           "hash table " + tc::formatHandle(h) + " exists already");
-    tc::HashTable t;
-    t.htid = h;
-    t.divisor = *divisor;
-    t.pref = f.pref;
-    t.pos = divisorWord->pos;
-    prog.tables[h] = t;
-    return;
-  }
-
-  // The table and bucket the knode goes into.
-  tc::HashTable *ht = nullptr;
-  if (htWord || sampleOk) {
-    if (htidOf(htid) == 0xFFF00000u) {
-      ht = &prog.tables[f.rootHtid];
-      htid = f.rootHtid | (htid & 0xFF000);
-    } else {
-      auto it = prog.tables.find(htidOf(htid));
-      if (it == prog.tables.end())
-        fail(htWord ? *htWord : *sampleWord,
-             "Specified hash table not found (" +
-                 tc::formatHandle(htidOf(htid)) + ")");
-      ht = &it->second;
-      if (ht->pref != f.pref)
-        fail(htWord ? *htWord : *sampleWord,
-             "hash table " + tc::formatHandle(ht->htid) + " belongs to pref " +
-                 std::to_string(ht->pref));
-    }
-  } else {
-    ht = &prog.tables[f.rootHtid];
-    htid = f.rootHtid;
-  }
-  if (bucketOf(htid) > ht->divisor - 1)
-    fail(htWord ? *htWord : (sampleWord ? *sampleWord : kindWord),
-         "Specified hash table buckets exceed configured value (bucket " +
-             std::to_string(bucketOf(htid)) + ", divisor " +
-             std::to_string(ht->divisor) + ")");
-  if (!selOk)
-    fail(kindWord, "Selector not specified: a u32 filter needs a `match` "
-                   "(`match u32 0 0` matches every packet)");
-  if (k.link) {
-    auto it = prog.tables.find(*k.link);
-    if (it == prog.tables.end())
-      fail(*linkWord, "Link hash table not found");
-    if (it->second.root)
-      fail(*linkWord, "Not linking to root node");
-    if (it->second.pref != f.pref)
-      fail(*linkWord, "hash table " + tc::formatHandle(*k.link) +
-                          " belongs to pref " +
-                          std::to_string(it->second.pref));
-  }
-
-  uint32_t handle = fhandle.value_or(0);
-  if (order) {
-    if (nodeOf(handle) && order != nodeOf(handle))
-      fail(*orderWord, "\"order\" contradicts \"handle\"");
-    handle |= order;
-  }
-  if (handle) {
-    if (htidOf(handle) && htidOf(handle ^ htid))
-      fail(handleWord ? *handleWord : *orderWord,
-           "Handle specified hash table address mismatch");
-    if (!nodeOf(handle) || nodeOf(handle) > 0xFFF)
-      fail(handleWord ? *handleWord : *orderWord,
-           "the handle needs a node id (HTID:BUCKET:NODE)");
-    handle = (htid & 0xFFFFF000u) | nodeOf(handle);
-  } else {
-    // gen_new_kid(): the lowest free node id from 0x800 in the table.
-    std::vector<unsigned> used;
-    for (const auto &[b, nodes] : ht->buckets)
-      for (const tc::Knode &n : nodes)
-        used.push_back(nodeOf(n.handle));
-    unsigned id = 0x800;
-    while (id <= 0xFFF && std::count(used.begin(), used.end(), id))
-      ++id;
-    if (id > 0xFFF)
-      fail(kindWord, "no free node id in table " + tc::formatHandle(ht->htid));
-    handle = (htid & 0xFFFFF000u) | id;
-  }
-  for (const auto &[b, nodes] : ht->buckets)
-    for (const tc::Knode &n : nodes)
-      if (n.handle == handle)
-        fail(handleWord ? *handleWord : kindWord,
-             "filter " + tc::formatHandle(handle) + " exists already");
-  k.handle = handle;
-  k.keys = std::move(sel.keys);
+  tc::HashTable &ht = knodeTable(o, f, kindWord);
+  if (!o.selOk)
+    failAt(kindWord, "Selector not specified: a u32 filter needs a `match` "
+                     "(`match u32 0 0` matches every packet)");
+  checkLink(o, f);
+  tc::Knode &k = o.k;
+  k.handle = knodeHandle(o, ht, fhandle, handleWord, kindWord);
+  k.keys = std::move(o.sel.keys);
   if (k.hmask)
     k.fshift = static_cast<uint8_t>(__builtin_ctz(k.hmask));
-  // Keys that read before the frame, which the kernel reads from its
-  // headroom (the Ethernet header lies at -14..-1 for untagged frames).
-  for (const tc::Key &key : k.keys) {
-    if (key.off > 0x7000)
-      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
-                                    ": offsets beyond 28672 are not supported");
-    if (key.off >= 0)
-      continue;
-    if (key.off + 3 < -14)
-      throw Diagnostic(key.pos, "match " + tc::formatKey(key) +
-                                    " reads before the Ethernet header (the "
-                                    "kernel would read its buffer's headroom)");
-    if (f.proto == tc::Proto::All)
-      throw Diagnostic(key.pos,
-                       "a negative offset with protocol all is not supported "
-                       "(on a VLAN-tagged frame the kernel has moved the "
-                       "Ethernet header)");
-    for (int b = 0; b < 4; ++b) {
-      uint32_t byteMask = key.mask & (0xFF000000u >> (8 * b));
-      if (byteMask && key.off + b < -14)
-        throw Diagnostic(key.pos,
-                         "match " + tc::formatKey(key) +
-                             " reads before the Ethernet header (the "
-                             "kernel would read its buffer's headroom)");
-    }
-  }
-  if (k.hoff < -14 || k.hoff > 0x7fff)
-    throw Diagnostic(kindWord.pos,
-                     "hashkey at " + std::to_string(k.hoff) +
-                         " is out of the range rule2xdp compiles");
+  checkKeyOffsets(k, f, kindWord);
   std::string text;
   for (const Word &w : c.w)
     text += (text.empty() ? "" : " ") + w.text;
   k.text = text;
-  std::vector<tc::Knode> &bucket = ht->buckets[bucketOf(htid)];
+  std::vector<tc::Knode> &bucket = ht.buckets[bucketOf(o.htid)];
+  uint32_t handle = k.handle;
   auto pos =
       std::find_if(bucket.begin(), bucket.end(), [&](const tc::Knode &n) {
         return nodeOf(handle) < nodeOf(n.handle);
       });
   bucket.insert(pos, std::move(k));
+}
+
+/// u32_change() with TCA_U32_DIVISOR: a new hash table, nothing else.
+void TcBuilder::Impl::addHashTable(const U32Opts &o, const tc::Filter &f,
+                                   std::optional<uint32_t> fhandle,
+                                   const std::optional<Word> &handleWord) {
+  if (o.selOk || o.k.link || !o.k.actions.empty() || o.k.classid)
+    failAt(*o.divisorWord,
+           "divisor makes a hash table; give its matches and actions "
+           "in other filters (ht HANDLE:)");
+  uint32_t h = fhandle.value_or(0);
+  if (h & 0xFFFFF)
+    failAt(*handleWord,
+           "Divisor can only be used on a hash table (handle HTID:)");
+  if (!h)
+    h = newHtid();
+  else if (prog.tables.count(h))
+    failAt(*handleWord,
+           "hash table " + tc::formatHandle(h) + " exists already");
+  tc::HashTable t;
+  t.htid = h;
+  t.divisor = *o.divisor;
+  t.pref = f.pref;
+  t.pos = o.divisorWord->pos;
+  prog.tables[h] = t;
+}
+
+/// The table the knode goes into (`ht', `sample', or the filter's root);
+/// sets o.htid to its table and bucket.
+tc::HashTable &TcBuilder::Impl::knodeTable(U32Opts &o, const tc::Filter &f,
+                                           const Word &kindWord) {
+  tc::HashTable *ht = nullptr;
+  if (o.htWord || o.sampleOk) {
+    const Word &where = o.htWord ? *o.htWord : *o.sampleWord;
+    if (htidOf(o.htid) == 0xFFF00000u) {
+      ht = &prog.tables[f.rootHtid];
+      o.htid = f.rootHtid | (o.htid & 0xFF000);
+    } else {
+      auto it = prog.tables.find(htidOf(o.htid));
+      if (it == prog.tables.end())
+        failAt(where, "Specified hash table not found (" +
+                          tc::formatHandle(htidOf(o.htid)) + ")");
+      ht = &it->second;
+      if (ht->pref != f.pref)
+        failAt(where, "hash table " + tc::formatHandle(ht->htid) +
+                          " belongs to pref " + std::to_string(ht->pref));
+    }
+  } else {
+    ht = &prog.tables[f.rootHtid];
+    o.htid = f.rootHtid;
+  }
+  if (bucketOf(o.htid) > ht->divisor - 1)
+    failAt(o.htWord ? *o.htWord : (o.sampleWord ? *o.sampleWord : kindWord),
+           "Specified hash table buckets exceed configured value (bucket " +
+               std::to_string(bucketOf(o.htid)) + ", divisor " +
+               std::to_string(ht->divisor) + ")");
+  return *ht;
+}
+
+/// `link HTID:`: an existing, non-root table of the same filter.
+void TcBuilder::Impl::checkLink(const U32Opts &o, const tc::Filter &f) const {
+  if (!o.k.link)
+    return;
+  auto it = prog.tables.find(*o.k.link);
+  if (it == prog.tables.end())
+    failAt(*o.linkWord, "Link hash table not found");
+  if (it->second.root)
+    failAt(*o.linkWord, "Not linking to root node");
+  if (it->second.pref != f.pref)
+    failAt(*o.linkWord, "hash table " + tc::formatHandle(*o.k.link) +
+                            " belongs to pref " +
+                            std::to_string(it->second.pref));
 }
 
 ir::tc::Program TcBuilder::finish(const ir::SourcePos &where) {
