@@ -59,6 +59,18 @@ COMMIT
 COMMIT
 )";
 
+// Slots: filter INPUT 0 ESTABLISHED,RELATED ACCEPT, 1 INVALID DROP,
+// 2 ACCEPT 22, policy 3.
+const std::string kConntrack = R"(*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+)";
+
 } // namespace
 
 void handoverCases(Harness &h) {
@@ -92,6 +104,48 @@ void handoverCases(Harness &h) {
                    kDrop, {0});
   h.expectHandover(p + "kernel-nat-filter-handed-over", kNat, udp(1234), kPass,
                    {});
+
+  // State matches (docs/handover.md, "Connection state"), looked up in the
+  // test process's namespace, which tracks none of these tuples. A SYN
+  // with a right checksum and no entry is NEW, nothing else: the policy.
+  const std::string c = p + "ct/";
+  auto syn = [](uint16_t dport) {
+    return Frame::tcp("10.1.0.1", "10.1.0.2", 40000, dport).payload(0);
+  };
+  h.expectHandover(c + "new-syn-policy-drop", kConntrack, syn(80), kDrop, {3});
+  h.expectHandover(c + "new-syn-with-data-policy-drop", kConntrack,
+                   syn(80).payload(44), kDrop, {3});
+  h.expectHandover(c + "new-syn-allowed-port", kConntrack, syn(22), kPass, {});
+  h.expectHandover(c + "new-udp-policy-drop", kConntrack, udp(7000), kDrop,
+                   {3});
+  // Invalid flag combinations, a bad data offset: INVALID, whatever
+  // conntrack holds.
+  h.expectHandover(c + "syn-fin-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x03), kDrop, {1});
+  h.expectHandover(c + "bare-fin-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x01), kDrop, {1});
+  h.expectHandover(c + "no-flags-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x00), kDrop, {1});
+  h.expectHandover(c + "doff-4-invalid", kConntrack, syn(22).withTcpDoff(4),
+                   kDrop, {1});
+  // tcp_new() refuses SYN/ACK, RST, FIN/ACK without an entry: INVALID.
+  h.expectHandover(c + "synack-no-entry-invalid", kConntrack,
+                   syn(80).withTcpFlags(0x12), kDrop, {1});
+  h.expectHandover(c + "rst-no-entry-invalid", kConntrack,
+                   syn(80).withTcpFlags(0x04), kDrop, {1});
+  // Uncertain: handed over at the INVALID rule.
+  h.expectHandover(c + "bare-ack-loose-handed-over", kConntrack,
+                   syn(80).withTcpFlags(0x10), kPass, {});
+  h.expectHandover(c + "bad-checksum-handed-over", kConntrack,
+                   syn(80).badChecksum(), kPass, {});
+  h.expectHandover(c + "long-segment-unverified-handed-over", kConntrack,
+                   syn(80).payload(45), kPass, {});
+  h.expectHandover(c + "udp-bad-checksum-handed-over", kConntrack,
+                   udp(7000).badChecksum(), kPass, {});
+  h.expectHandover(c + "icmp-handed-over", kConntrack,
+                   Frame::icmp("10.1.0.1", "10.1.0.2"), kPass, {});
+  h.expectHandover(c + "first-fragment-handed-over", kConntrack,
+                   udp(7000).frag(0, true), kPass, {});
 }
 
 } // namespace r2x::test
