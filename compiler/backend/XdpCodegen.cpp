@@ -22,6 +22,7 @@
 #include "compiler/backend/Scaffold.h"
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsBPF.h>
 
 #include <netinet/in.h>
 
@@ -107,8 +108,8 @@ private:
   Value *l4ChecksumOk(Value *len, BasicBlock *unknown);
   void declareKfuncs();
   Function *ctLookupFn_ = nullptr, *ctReleaseFn_ = nullptr;
-  DICompositeType *nfConnDi_ = nullptr;
-  StructType *nfConnTy_ = nullptr;
+  DICompositeType *nfConnDi_ = nullptr, *optsDi_ = nullptr;
+  StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
   AllocaInst *ctSlot_ = nullptr;
   ir::Table table_ = ir::Table::Filter; ///< the table being emitted
   void emitTcpOption(const ir::Match::TcpUdp &t, BasicBlock *noMatch);
@@ -807,7 +808,17 @@ void XdpCodegen::declareKfuncs() {
   DIType *conn = btf_.pointerTo(nfConnDi_);
   DIType *xdpMd = btf_.pointerTo(btf_.kernelStruct("xdp_md", 0, {}));
   DIType *tuple = btf_.pointerTo(btf_.kernelStruct("bpf_sock_tuple", 0, {}));
-  DIType *opts = btf_.pointerTo(btf_.kernelStruct("bpf_ct_opts", 0, {}));
+  // bpf_ct_opts as far as XDP asks whether the kernel has `dir` (added
+  // after the kfuncs themselves): a CO-RE field-existence relocation.
+  optsDi_ = btf_.kernelStruct("bpf_ct_opts", 12,
+                              Members{{"netns_id", btf_.int32(), 0},
+                                      {"error", btf_.int32(), 32},
+                                      {"l4proto", btf_.u8(), 64},
+                                      {"dir", btf_.u8(), 72}});
+  optsTy_ = StructType::create(
+      c, {cg_.i32, cg_.i32, cg_.i8, cg_.i8, ArrayType::get(cg_.i8, 2)},
+      "struct.bpf_ct_opts");
+  DIType *opts = btf_.pointerTo(optsDi_);
   ctLookupFn_ = Function::Create(
       FunctionType::get(cg_.ptr, {cg_.ptr, cg_.ptr, cg_.i32, cg_.ptr, cg_.i32},
                         false),
@@ -1001,6 +1012,16 @@ void XdpCodegen::emitCtLookup(BasicBlock *done) {
   Value *reply =
       b.CreateICmpNE(b.CreateLoad(cg_.i8, cg_.at(opts, 9)), b.getInt8(0));
   b.CreateCall(ctReleaseFn_, {ct});
+  // A kernel without bpf_ct_opts.dir leaves it 0 whatever the direction:
+  // then only an entry that has seen a reply is known (ESTABLISHED both
+  // ways).
+  Value *dirField =
+      b.CreatePreserveStructAccessIndex(optsTy_, opts, 3, 3, optsDi_);
+  Value *hasDir = b.CreateICmpNE(
+      b.CreateIntrinsic(Intrinsic::bpf_preserve_field_info,
+                        {dirField->getType()},
+                        {dirField, b.getInt64(2)}), // BPF_FIELD_EXISTS
+      b.getInt32(0));
   status = b.CreateTrunc(status, cg_.i32);
   Value *seenReply = b.CreateICmpNE(b.CreateAnd(status, b.getInt32(2)),
                                     b.getInt32(0)); // IPS_SEEN_REPLY
@@ -1024,6 +1045,7 @@ void XdpCodegen::emitCtLookup(BasicBlock *done) {
   cg_.require(b.CreateNot(b.CreateAnd(b.CreateAnd(isTcp, synOnly),
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               unknown, "ct.hit_known");
+  cg_.require(b.CreateOr(hasDir, seenReply), unknown, "ct.direction_known");
   finish(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits));
 
   // No entry (any other error: not known).
