@@ -834,12 +834,12 @@ void XdpCodegen::declareKfuncs() {
 
 /// A state match: true when every state the kernel could give the packet
 /// meets the mask, false when none does, else the packet is handed over
-/// (the kernel evaluates the match). The raw table runs before conntrack,
-/// and IPv6 is not looked up yet: handed over.
+/// (the kernel evaluates the match). The raw table runs before conntrack:
+/// handed over there.
 void XdpCodegen::emitCtState(const ir::Match::CtState &c, bool negated,
                              BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  if (pk_.v6 || table_ == ir::Table::Raw || !ctSlot_) {
+  if (table_ == ir::Table::Raw || !ctSlot_) {
     b.CreateBr(pass_);
     b.SetInsertPoint(cg_.block("unreachable.ct_handover"));
     return;
@@ -881,7 +881,8 @@ Value *XdpCodegen::ctStates() {
   return b.CreateLoad(cg_.i32, ctSlot_);
 }
 
-/// nf_conntrack_in() for an IPv4 TCP or UDP packet at PREROUTING, as far as
+/// nf_conntrack_in() for a TCP or UDP packet at PREROUTING (IPv6: without
+/// extension headers), as far as
 /// XDP can know it (docs/handover.md, "Connection state"):
 ///  - tcp_error()/udp_error(): a header cut short, an invalid TCP flag
 ///    combination or a UDP length outside the datagram is INVALID, whatever
@@ -894,7 +895,7 @@ Value *XdpCodegen::ctStates() {
 ///  - none found: tcp_new() from the flags (SYN: NEW; ACK: NEW when
 ///    nf_conntrack_tcp_loose, else INVALID, so both; the rest INVALID), UDP
 ///    NEW; RELATED too when the ruleset can attach a helper.
-/// Fragments and other protocols: not known.
+/// Fragments, IPv6 extension headers and other protocols: not known.
 void XdpCodegen::emitCtLookup(BasicBlock *done) {
   IRBuilder<> &b = cg_.b;
   BasicBlock *start = b.GetInsertBlock();
@@ -910,9 +911,13 @@ void XdpCodegen::emitCtLookup(BasicBlock *done) {
   finish(b.getInt32(ir::CtInvalid));
   b.SetInsertPoint(start);
 
-  cg_.require(b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
-                             b.getInt16(0)),
-              unknown, "ct.whole");
+  // IPv4 fragments are reassembled before conntrack; IPv6 ones too, and
+  // only a packet without extension headers is looked up (its first next
+  // header is TCP or UDP, below).
+  if (!pk_.v6)
+    cg_.require(b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
+                               b.getInt16(0)),
+                unknown, "ct.whole");
   Value *len = b.CreateSub(pk_.totLen, pk_.ihl); // the transport bytes
   BasicBlock *tcpB = cg_.block("ct.tcp"), *udpB = cg_.block("ct.udp");
   BasicBlock *look = cg_.block("ct.look");
@@ -957,8 +962,12 @@ void XdpCodegen::emitCtLookup(BasicBlock *done) {
   cg_.require(b.CreateAnd(b.CreateICmpUGE(ulen, b.getInt32(kUdpHeaderLen)),
                           b.CreateICmpULE(ulen, len)),
               invalid, "ct.udp_length");
-  Value *noSum =
-      b.CreateICmpEQ(b.CreateLoad(cg_.i16, cg_.at(pk_.l4, 6)), b.getInt16(0));
+  // IPv4: a zero checksum is none, which the kernel does not check. IPv6
+  // requires one: a zero is not taken on trust here.
+  Value *noSum = pk_.v6
+                     ? b.getFalse()
+                     : b.CreateICmpEQ(b.CreateLoad(cg_.i16, cg_.at(pk_.l4, 6)),
+                                      b.getInt16(0));
   Value *udpSum = b.CreateOr(noSum, l4ChecksumOk(len, unknown));
   BasicBlock *udpEnd = b.GetInsertBlock();
   b.CreateBr(look);
@@ -979,14 +988,24 @@ void XdpCodegen::emitCtLookup(BasicBlock *done) {
 
   // struct bpf_sock_tuple (ipv4: saddr, daddr, sport, dport as on the wire)
   // and struct bpf_ct_opts (netns_id, error, l4proto, dir, reserved[2]).
-  constexpr uint64_t kTupleSize = 12, kOptsSize = 12;
-  AllocaInst *tuple =
-      cg_.stackSlot(ArrayType::get(cg_.i8, kTupleSize), 4, "ct.tuple");
+  // (ipv6: 16-byte addresses, then the ports.)
+  const uint64_t kTupleSize = pk_.v6 ? 36 : 12;
+  constexpr uint64_t kOptsSize = 12;
+  AllocaInst *tuple = cg_.stackSlot(ArrayType::get(cg_.i8, kTupleSize), 4,
+                                    pk_.v6 ? "ct.tuple6" : "ct.tuple");
   AllocaInst *opts =
       cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
-  b.CreateStore(pk_.saddrRaw, cg_.at(tuple, uint64_t(0)));
-  b.CreateStore(pk_.daddrRaw, cg_.at(tuple, 4));
-  b.CreateStore(ports, cg_.at(tuple, 8));
+  if (pk_.v6) {
+    for (unsigned w = 0; w < 4; ++w) {
+      b.CreateStore(pk_.saddr6[w], cg_.at(tuple, uint64_t(4 * w)));
+      b.CreateStore(pk_.daddr6[w], cg_.at(tuple, uint64_t(16 + 4 * w)));
+    }
+    b.CreateStore(ports, cg_.at(tuple, 32));
+  } else {
+    b.CreateStore(pk_.saddrRaw, cg_.at(tuple, uint64_t(0)));
+    b.CreateStore(pk_.daddrRaw, cg_.at(tuple, 4));
+    b.CreateStore(ports, cg_.at(tuple, 8));
+  }
   b.CreateStore(b.getInt32(-1),
                 cg_.at(opts, uint64_t(0))); // BPF_F_CURRENT_NETNS
   b.CreateStore(b.getInt32(0), cg_.at(opts, 4));
@@ -1081,7 +1100,15 @@ Value *XdpCodegen::l4ChecksumOk(Value *len, BasicBlock *unknown) {
                        b.CreateLShr(v, b.getInt64(16)));
   };
   Value *len64 = b.CreateZExt(len, cg_.i64);
-  Value *pseudo = b.CreateAdd(halves(pk_.saddrRaw), halves(pk_.daddrRaw));
+  // IPv6 (RFC 8200 8.1): the addresses, a 32-bit length (below 64 KiB here,
+  // so its upper half adds nothing) and the next header.
+  Value *pseudo = b.getInt64(0);
+  if (pk_.v6)
+    for (unsigned w = 0; w < 4; ++w)
+      pseudo = b.CreateAdd(
+          pseudo, b.CreateAdd(halves(pk_.saddr6[w]), halves(pk_.daddr6[w])));
+  else
+    pseudo = b.CreateAdd(halves(pk_.saddrRaw), halves(pk_.daddrRaw));
   pseudo = b.CreateAdd(
       pseudo, b.CreateShl(b.CreateZExt(pk_.proto, cg_.i64), b.getInt64(8)));
   pseudo = b.CreateAdd(

@@ -71,6 +71,17 @@ const std::string kConntrack = R"(*filter
 COMMIT
 )";
 
+// The same for ip6tables (the address makes the file IPv6).
+const std::string kConntrack6 = R"(*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -d 2001:db8::/64 -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+)";
+
 } // namespace
 
 void handoverCases(Harness &h) {
@@ -146,6 +157,30 @@ void handoverCases(Harness &h) {
                    Frame::icmp("10.1.0.1", "10.1.0.2"), kPass, {});
   h.expectHandover(c + "first-fragment-handed-over", kConntrack,
                    udp(7000).frag(0, true), kPass, {});
+
+  // IPv6 without extension headers: the same reasoning, a 36-byte tuple
+  // and the IPv6 pseudo header.
+  auto udp6 = [](uint16_t dport) {
+    return Frame::udp6("2001:db8::1", "2001:db8::2", 40000, dport);
+  };
+  auto syn6 = [&](uint16_t dport) {
+    Frame f = udp6(dport).payload(0);
+    f.l4 = L4::Tcp;
+    f.proto = 6;
+    return f;
+  };
+  h.expectHandover(c + "v6-new-udp-policy-drop", kConntrack6, udp6(7000), kDrop,
+                   {3});
+  h.expectHandover(c + "v6-new-syn-policy-drop", kConntrack6, syn6(80), kDrop,
+                   {3});
+  h.expectHandover(c + "v6-new-syn-allowed-port", kConntrack6, syn6(22), kPass,
+                   {});
+  h.expectHandover(c + "v6-syn-fin-invalid", kConntrack6,
+                   syn6(80).withTcpFlags(0x03), kDrop, {1});
+  h.expectHandover(c + "v6-bad-checksum-handed-over", kConntrack6,
+                   udp6(7000).badChecksum(), kPass, {});
+  h.expectHandover(c + "v6-bare-ack-handed-over", kConntrack6,
+                   syn6(80).withTcpFlags(0x10), kPass, {});
 }
 
 } // namespace r2x::test
