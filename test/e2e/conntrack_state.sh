@@ -23,18 +23,23 @@
 # packet XDP dropped is never counted by the kernel, a packet it passed is
 # never counted by XDP.
 #
-#   conntrack_state.sh [--rule2xdp PATH] [--tools DIR]
+# --family 6 does the same over IPv6 (fd00::1 in A, fd00::2 in B, the
+# ruleset installed with ip6tables-nft-restore).
+#
+#   conntrack_state.sh [--family 4|6] [--rule2xdp PATH] [--tools DIR]
 set -euo pipefail
 
 # shellcheck source=test/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 r2x_private_mounts "$@"
 
+FAMILY=4
 while [ $# -gt 0 ]; do
   case $1 in
+  --family) FAMILY=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -43,7 +48,13 @@ r2x_find_tools
 PEER=$(cd "$(dirname "$0")/../tools" && pwd)/ct_peer.py
 PY=/usr/bin/python3 # scapy lives here
 "$PY" -c 'import scapy' 2>/dev/null || die "$PY has no scapy"
-command -v iptables-nft-restore >/dev/null || die "iptables-nft-restore is missing"
+case $FAMILY in
+4) IPT=iptables-nft B_NET=10.1.0.2/32 ;;
+6) IPT=ip6tables-nft B_NET=fd00::2/128 ;;
+*) die "--family is 4 or 6" ;;
+esac
+export R2X_CT_FAMILY=$FAMILY
+command -v "$IPT-restore" >/dev/null || die "$IPT-restore is missing"
 
 FAILS=0
 check() { # check DESCRIPTION GOT WANT
@@ -56,18 +67,34 @@ check() { # check DESCRIPTION GOT WANT
 }
 
 r2x_make_network
-cat >"$TMP/host.rules" <<'RULES'
+if [ "$FAMILY" = 6 ]; then
+  # lib.sh turns IPv6 off; this test wants it on the veth pair only, with
+  # static neighbours (the firewall would drop neighbour discovery).
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null
+  done
+  in_a sysctl -q -w net.ipv6.conf.veth-a.disable_ipv6=0 >/dev/null
+  in_b sysctl -q -w net.ipv6.conf.veth-b.disable_ipv6=0 >/dev/null
+  ip -n "$NS_A" addr add fd00::1/64 dev veth-a nodad
+  ip -n "$NS_B" addr add fd00::2/64 dev veth-b nodad
+  mac_a=$(ip -n "$NS_A" -br link show veth-a | awk '{print $3}')
+  mac_b=$(ip -n "$NS_B" -br link show veth-b | awk '{print $3}')
+  ip -n "$NS_A" neigh replace fd00::2 lladdr "$mac_b" dev veth-a nud permanent
+  ip -n "$NS_B" neigh replace fd00::1 lladdr "$mac_a" dev veth-b nud permanent
+  export R2X_CT_DST_MAC=$mac_b
+fi
+cat >"$TMP/host.rules" <<RULES
 *filter
 :INPUT DROP [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A INPUT -m conntrack --ctstate INVALID -j DROP
--A INPUT -p tcp -m tcp --dport 2222 -j ACCEPT
+-A INPUT -d $B_NET -p tcp -m tcp --dport 2222 -j ACCEPT
 -A INPUT -p udp -m udp --dport 5353 -j ACCEPT
 COMMIT
 RULES
-in_b iptables-nft-restore "$TMP/host.rules" || die "iptables-nft-restore failed"
+in_b "$IPT-restore" "$TMP/host.rules" || die "$IPT-restore failed"
 "$R2X" -f "$TMP/host.rules" --pass-unsupported -o "$TMP/host.o" \
   2>"$TMP/listing" || die "rule2xdp failed: $(cat "$TMP/listing")"
 r2x_b --load veth-b "$TMP/host.o" || die "rule2xdp --load failed"
@@ -79,10 +106,10 @@ xdp_policy() {
   r2x_b --stats veth-b | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
 }
 kern_policy() {
-  in_b iptables-nft -L INPUT -vxn | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
+  in_b "$IPT" -L INPUT -vxn | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
 }
 xdp_rule() { r2x_b --stats veth-b | awk "/^Chain INPUT/ {on=1; next} /^Chain/ {on=0} on && $1 {print \$1}"; }
-kern_rule() { in_b iptables-nft -L INPUT -vxn | awk "/^Chain INPUT/ {on=1; next} /^Chain/ {on=0} on && $1 {print \$1}"; }
+kern_rule() { in_b "$IPT" -L INPUT -vxn | awk "/^Chain INPUT/ {on=1; next} /^Chain/ {on=0} on && $1 {print \$1}"; }
 
 snapshot() { # snapshot NAME: all four kinds of count
   eval "$1_XP=$(xdp_policy) $1_KP=$(kern_policy)"
@@ -206,7 +233,7 @@ done
 if [ "$FAILS" -ne 0 ]; then
   say "listing:"; cat "$TMP/listing"
   r2x_b --stats veth-b || true
-  in_b iptables-nft -L INPUT -vxn || true
+  in_b "$IPT" -L INPUT -vxn || true
   die "$FAILS check(s) failed"
 fi
 say "conntrack state: all checks passed"

@@ -14,6 +14,8 @@
                             41000 + i, 10 bytes); checksums are right,
                             except for kind badsyn (a SYN whose TCP
                             checksum is off by one)
+With R2X_CT_FAMILY=6 the same over IPv6: fd00::1 for 10.1.0.1, fd00::2 for
+10.1.0.2; craft then sends frames on veth-a to R2X_CT_DST_MAC.
 Exit status 0 on success; a timeout or a wrong echo is a failure.
 """
 import os
@@ -21,6 +23,10 @@ import socket
 import sys
 
 TIMEOUT = 30  # only reached when something is broken
+V6 = os.environ.get("R2X_CT_FAMILY") == "6"
+A = "fd00::1" if V6 else "10.1.0.1"
+B = "fd00::2" if V6 else "10.1.0.2"
+FAMILY = socket.AF_INET6 if V6 else socket.AF_INET
 
 
 def ready(path):
@@ -29,9 +35,9 @@ def ready(path):
 
 
 def serve(path, port):
-    s = socket.socket()
+    s = socket.socket(FAMILY)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("10.1.0.2", port))
+    s.bind((B, port))
     s.listen(1)
     s.settimeout(TIMEOUT)
     ready(path)
@@ -47,7 +53,7 @@ def serve(path, port):
 
 def client(port, n):
     data = os.urandom(n)
-    c = socket.create_connection(("10.1.0.2", port), timeout=TIMEOUT)
+    c = socket.create_connection((B, port), timeout=TIMEOUT)
     c.sendall(data)
     c.shutdown(socket.SHUT_WR)
     got = b""
@@ -62,8 +68,8 @@ def client(port, n):
 
 
 def udp_echo(path, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("10.1.0.1", port))
+    s = socket.socket(FAMILY, socket.SOCK_DGRAM)
+    s.bind((A, port))
     s.settimeout(TIMEOUT)
     ready(path)
     d, peer = s.recvfrom(2048)
@@ -71,10 +77,10 @@ def udp_echo(path, port):
 
 
 def udp_ask(sport, dport):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("10.1.0.2", sport))
+    s = socket.socket(FAMILY, socket.SOCK_DGRAM)
+    s.bind((B, sport))
     s.settimeout(TIMEOUT)
-    s.sendto(b"question", ("10.1.0.1", dport))
+    s.sendto(b"question", (A, dport))
     d, _ = s.recvfrom(2048)
     if d != b"answer:question":
         sys.exit(f"wrong answer {d!r}")
@@ -82,22 +88,28 @@ def udp_ask(sport, dport):
 
 
 def craft(kind, dport, count):
-    from scapy.all import IP, TCP, UDP, Raw, send
+    from scapy.all import IP, IPv6, TCP, UDP, Ether, Raw, send, sendp
 
     flags = {"syn": "S", "badsyn": "S", "synfin": "SF", "fin": "F", "ack": "A"}
     pkts = []
     for i in range(count):
-        ip = IP(src="10.1.0.1", dst="10.1.0.2")
+        ip = IPv6(src=A, dst=B) if V6 else IP(src=A, dst=B)
         if kind == "udp":
             pkts.append(ip / UDP(sport=41000 + i, dport=dport) / Raw(b"0123456789"))
         else:
             p = ip / TCP(sport=40000 + i, dport=dport, flags=flags[kind],
                          seq=1000 + i)
             if kind == "badsyn":
-                p = IP(bytes(p))
+                p = (IPv6 if V6 else IP)(bytes(p))
                 p[TCP].chksum = (p[TCP].chksum + 1) & 0xFFFF
             pkts.append(p)
-    send(pkts, verbose=False)
+    if V6:
+        # scapy would ask for B's address by neighbour discovery first (a
+        # packet the firewall counts): frames to B's MAC instead.
+        mac = os.environ["R2X_CT_DST_MAC"]
+        sendp([Ether(dst=mac) / p for p in pkts], iface="veth-a", verbose=False)
+    else:
+        send(pkts, verbose=False)
     print(f"sent {count}")
 
 
