@@ -834,12 +834,14 @@ void XdpCodegen::declareKfuncs() {
 
 /// A state match: true when every state the kernel could give the packet
 /// meets the mask, false when none does, else the packet is handed over
-/// (the kernel evaluates the match). The raw table runs before conntrack:
-/// handed over there.
+/// (the kernel evaluates the match). The raw table runs before conntrack,
+/// and the kernel runs nat rules only for a connection's first packet (a
+/// later one follows the binding, which a state match in nat would make
+/// XDP miss): handed over in both.
 void XdpCodegen::emitCtState(const ir::Match::CtState &c, bool negated,
                              BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  if (table_ == ir::Table::Raw || !ctSlot_) {
+  if (table_ == ir::Table::Raw || table_ == ir::Table::Nat || !ctSlot_) {
     b.CreateBr(pass_);
     b.SetInsertPoint(cg_.block("unreachable.ct_handover"));
     return;
