@@ -71,6 +71,17 @@ const std::string kConntrack = R"(*filter
 COMMIT
 )";
 
+// Slots: 0 `! --ctstate NEW` DROP, 1 `--state NEW` DROP (dport 9),
+// 2 `--ctstate DNAT` DROP, 3 DROP udp 10, policy 4 (ACCEPT).
+const std::string kCtNegated = R"(*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -m conntrack ! --ctstate NEW -j DROP
+-A INPUT -p udp -m udp --dport 9 -m state --state NEW -j DROP
+-A INPUT -m conntrack --ctstate DNAT -j DROP
+-A INPUT -p udp -m udp --dport 10 -j DROP
+COMMIT
+)";
+
 // The same for ip6tables (the address makes the file IPv6).
 const std::string kConntrack6 = R"(*filter
 :INPUT DROP [0:0]
@@ -157,6 +168,18 @@ void handoverCases(Harness &h) {
                    Frame::icmp("10.1.0.1", "10.1.0.2"), kPass, {});
   h.expectHandover(c + "first-fragment-handed-over", kConntrack,
                    udp(7000).frag(0, true), kPass, {});
+
+  // `!` and the NAT states: a NEW-only packet does not match `! NEW`, an
+  // INVALID-only one does; {NEW, INVALID} is handed over; no entry, no
+  // DNAT.
+  h.expectHandover(c + "not-new-false-for-new", kCtNegated, syn(80), kPass, {});
+  h.expectHandover(c + "not-new-true-for-invalid", kCtNegated,
+                   syn(80).withTcpFlags(0x03), kDrop, {0});
+  h.expectHandover(c + "not-new-uncertain", kCtNegated,
+                   syn(80).withTcpFlags(0x10), kPass, {});
+  h.expectHandover(c + "state-new-drops", kCtNegated, udp(9), kDrop, {1});
+  h.expectHandover(c + "dnat-false-without-entry", kCtNegated, udp(10), kDrop,
+                   {3});
 
   // IPv6 without extension headers: the same reasoning, a 36-byte tuple
   // and the IPv6 pseudo header.
