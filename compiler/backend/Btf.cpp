@@ -80,6 +80,36 @@ void BtfBuilder::function(Function *f, DIType *ret,
   f->setSubprogram(sp);
 }
 
+DICompositeType *BtfBuilder::kernelStruct(
+    const std::string &name, uint64_t bytes,
+    const std::vector<std::tuple<std::string, DIType *, uint64_t>> &members) {
+  DICompositeType *st = di_.createStructType(
+      cu_, name, file_, 1, bytes * 8, 64, DINode::FlagZero, nullptr, nullptr);
+  std::vector<Metadata *> elems;
+  for (const auto &[n, ty, bit] : members)
+    elems.push_back(di_.createMemberType(st, n, file_, 1, ty->getSizeInBits(),
+                                         0, bit, DINode::FlagZero, ty));
+  di_.replaceArrays(st, di_.getOrCreateArray(elems));
+  return st;
+}
+
+DIType *BtfBuilder::pointerTo(DIType *t) {
+  return di_.createPointerType(t, 64);
+}
+
+void BtfBuilder::kfunc(Function *f, DIType *ret,
+                       const std::vector<DIType *> &args) {
+  std::vector<Metadata *> types{ret};
+  for (DIType *a : args)
+    types.push_back(a);
+  DISubroutineType *st =
+      di_.createSubroutineType(di_.getOrCreateTypeArray(types));
+  DISubprogram *sp =
+      di_.createFunction(file_, f->getName(), f->getName(), file_, 1, st, 1,
+                         DINode::FlagPrototyped, DISubprogram::SPFlagZero);
+  f->setSubprogram(sp);
+}
+
 DIType *BtfBuilder::unsignedType(uint32_t bytes) {
   switch (bytes) {
   case 1:

@@ -18,6 +18,7 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace r2x::backend {
@@ -52,6 +53,22 @@ public:
   /// (bpf_loop callbacks). `ret` null is void; a null arg is `void *`.
   void function(llvm::Function *f, llvm::DIType *ret,
                 const std::vector<llvm::DIType *> &args);
+  /// A struct named as the kernel names it, with the given (name, type,
+  /// bit offset) members and byte size: for kfunc prototypes (libbpf
+  /// checks them against the kernel's: a struct pointee is compatible with
+  /// any struct) and CO-RE relocations (a member is matched by name in the
+  /// running kernel's BTF, whatever its offset there).
+  llvm::DICompositeType *kernelStruct(
+      const std::string &name, uint64_t bytes,
+      const std::vector<std::tuple<std::string, llvm::DIType *, uint64_t>>
+          &members);
+  llvm::DIType *pointerTo(llvm::DIType *t);
+  /// The BTF of a kernel function the program calls (a kfunc): `f` must be
+  /// an external declaration in section ".ksyms"; the BPF backend then
+  /// emits it as an extern FUNC, which libbpf resolves against the
+  /// kernel's BTF.
+  void kfunc(llvm::Function *f, llvm::DIType *ret,
+             const std::vector<llvm::DIType *> &args);
   /// Signed C types for prototypes.
   llvm::DIType *int32();
   llvm::DIType *long64();

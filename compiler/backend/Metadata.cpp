@@ -70,6 +70,7 @@ struct Columns {
               [&](const Match::FieldRange &) { text(); },
               [&](const Match::U32 &) { text(); },
               [&](const Match::Unknown &) { text(); },
+              [&](const Match::CtState &) { text(); },
           },
           m.kind);
     }

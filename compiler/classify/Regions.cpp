@@ -167,6 +167,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::Multiport &) { b.exact = false; },
             [&](const M::U32 &) { b.exact = false; },
             [&](const M::Unknown &) { b.exact = false; },
+            [&](const M::CtState &) { b.exact = false; },
         },
         m.kind);
   return b;

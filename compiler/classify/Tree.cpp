@@ -90,6 +90,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
             [&](const M::FieldRange &) { why = "a header field match"; },
             [&](const M::U32 &) { why = "-m u32"; },
             [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
+            [&](const M::CtState &) { why = "a connection state match"; },
         },
         m.kind);
   if (!why.empty())

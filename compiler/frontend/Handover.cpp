@@ -14,8 +14,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <strings.h>
 
 namespace r2x::frontend {
 namespace {
@@ -23,11 +26,18 @@ namespace {
 /// Collects the words of an opaque module or target as written.
 class OpaqueState : public ModuleState {
 public:
-  void option(const ModuleOption &, const Word &optWord,
+  void option(const ModuleOption &opt, const Word &optWord,
               const std::vector<const Word *> &args, bool negated) override {
     add(optWord.text, negated);
     for (const Word *a : args)
       addValue(a->text);
+    std::string_view name = opt.name;
+    if ((name == "state" || name == "ctstate") && args.size() == 1) {
+      ctMask_ = parseStates(*args[0], name == "ctstate");
+      ctNegated_ = negated;
+    } else {
+      otherOptions_ = true;
+    }
   }
   void finish(const RuleFacts &, std::vector<ir::Match> &out,
               std::vector<std::string> &) override;
@@ -41,8 +51,43 @@ public:
   const std::string &text() const { return text_; }
 
 private:
+  /// `NEW,ESTABLISHED` as libxt_conntrack reads it (names without case,
+  /// comma-separated; SNAT and DNAT only for --ctstate).
+  static uint8_t parseStates(const Word &w, bool ctstate);
   std::string text_;
+  std::optional<uint8_t> ctMask_;
+  bool ctNegated_ = false, otherOptions_ = false;
 };
+
+uint8_t OpaqueState::parseStates(const Word &w, bool ctstate) {
+  static const std::pair<const char *, uint8_t> names[] = {
+      {"INVALID", ir::CtInvalid},
+      {"ESTABLISHED", ir::CtEstablished},
+      {"RELATED", ir::CtRelated},
+      {"NEW", ir::CtNew},
+      {"UNTRACKED", ir::CtUntracked},
+      {"SNAT", ir::CtSnat},
+      {"DNAT", ir::CtDnat}};
+  uint8_t mask = 0;
+  size_t start = 0;
+  const std::string &t = w.text;
+  while (start <= t.size()) {
+    size_t end = std::min(t.find(',', start), t.size());
+    std::string item = t.substr(start, end - start);
+    uint8_t bit = 0;
+    for (const auto &[n, b] : names)
+      if (strcasecmp(item.c_str(), n) == 0 && (ctstate || b < ir::CtSnat))
+        bit = b;
+    if (!bit)
+      failAt(w,
+             "bad " + std::string(ctstate ? "ctstate" : "state") + " \"" +
+                 item + "\"",
+             start, std::max<size_t>(1, item.size()));
+    mask |= bit;
+    start = end + 1;
+  }
+  return mask;
+}
 
 std::unique_ptr<ModuleState> makeOpaque() {
   return std::make_unique<OpaqueState>();
@@ -57,8 +102,8 @@ struct OpaqueSpec {
 
 // Why XDP cannot evaluate a match or carry out a target, by kind.
 constexpr const char *kConnState =
-    "connection state: decided by the kernel's conntrack, not read from XDP "
-    "yet";
+    "connection state: conntrack options other than --ctstate/--state are "
+    "not read from XDP yet";
 constexpr const char *kKernelState =
     "state the kernel keeps per rule (rates, address lists, counts, "
     "randomness): not shared with XDP";
@@ -424,6 +469,13 @@ const ModuleSpec *lookupOpaque(const std::string &name, bool target) {
 void OpaqueState::finish(const RuleFacts &, std::vector<ir::Match> &out,
                          std::vector<std::string> &) {
   std::string what = "-m " + std::string(spec->name) + text_;
+  // A state match alone is decided from XDP where conntrack's answer is
+  // certain (ir::Match::CtState); the other conntrack options are not read
+  // from XDP yet.
+  if (ctMask_ && !otherOptions_) {
+    out.emplace_back(ir::Match::CtState{*ctMask_, what}, ctNegated_, what);
+    return;
+  }
   out.emplace_back(ir::Match::Unknown{what, registry().reasons[spec]}, false,
                    what);
 }
@@ -502,6 +554,30 @@ void finishHandover(ir::Program &prog) {
                  "traverse, or from nothing"});
     }
   }
+  // -j CT can attach a helper (--helper), whose expectations make the
+  // first packet of a connection RELATED; kernel-only rules count too (raw
+  // OUTPUT assigns helpers to local connections).
+  auto jumpsToCt = [](const std::string &text) {
+    std::istringstream in(text);
+    std::string prev, w;
+    while (in >> w) {
+      if ((prev == "-j" || prev == "--jump") && w == "CT")
+        return true;
+      prev = w;
+    }
+    return false;
+  };
+  auto where = [](const ir::SourcePos &p, const std::string &text) {
+    return p.file + ":" + std::to_string(p.line) + ": " + text;
+  };
+  for (const ir::Chain &c : prog.chains)
+    for (const ir::Rule &r : c.rules)
+      if (prog.ctHelper.empty() && r.verdict == ir::Verdict::Handover &&
+          r.target == "CT")
+        prog.ctHelper = where(r.pos, r.text);
+  for (const ir::KernelOnlyRule &k : prog.kernelOnly)
+    if (prog.ctHelper.empty() && jumpsToCt(k.text))
+      prog.ctHelper = where(k.pos, k.text);
   prog.chains.erase(std::remove_if(prog.chains.begin(), prog.chains.end(),
                                    [&](const ir::Chain &c) {
                                      return c.user && !reached.count(&c);
@@ -530,14 +606,25 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
     std::string text;
   };
   std::vector<Item> items;
-  unsigned compiled = 0, handed = 0;
+  unsigned compiled = 0, handed = 0, stateful = 0;
   for (const ir::Chain &c : prog.chains)
     for (const ir::Rule &r : c.rules) {
       std::string why;
-      for (const ir::Match &m : r.matches)
+      bool ct = false;
+      for (const ir::Match &m : r.matches) {
         if (const auto *u = m.as<ir::Match::Unknown>())
           why += (why.empty() ? "" : "; ") +
                  ("match `" + u->what + "': " + u->reason);
+        ct = ct || m.as<ir::Match::CtState>();
+      }
+      if (ct && why.empty() && r.verdict != ir::Verdict::Handover) {
+        ++stateful;
+        items.push_back({r.pos, "note: state from the kernel's conntrack "
+                                "(decided in XDP where certain, else "
+                                "handed over): " +
+                                    r.text});
+        continue;
+      }
       if (r.verdict == ir::Verdict::Handover)
         why += (why.empty() ? "" : "; ") +
                ("target " + r.target + ": " + r.handoverReason);
@@ -564,8 +651,15 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
          << "): every " << (f == ir::Family::V4 ? "IPv4" : "IPv6")
          << " packet is handed over after mangle PREROUTING, since its "
             "replies are rewritten by conntrack before nat PREROUTING\n";
-  os << "rule2xdp: hand-over mode: " << compiled << " rules decided in XDP, "
-     << handed << " handed over when reached, " << prog.kernelOnly.size()
+  if (!prog.ctHelper.empty())
+    os << "rule2xdp: note: the ruleset can attach a conntrack helper ("
+       << prog.ctHelper
+       << "): the first packet of a connection may be RELATED\n";
+  os << "rule2xdp: hand-over mode: " << compiled << " rules decided in XDP, ";
+  if (stateful)
+    os << stateful << " with a state match decided where conntrack's answer "
+       << "is certain, ";
+  os << handed << " handed over when reached, " << prog.kernelOnly.size()
      << " kernel only\n";
   return os.str();
 }

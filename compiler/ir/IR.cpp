@@ -84,6 +84,25 @@ const Chain *Program::userChain(Family f, Table t,
   return const_cast<Program *>(this)->userChain(f, t, name);
 }
 
+bool Program::usesCtState() const {
+  for (const Chain &c : chains)
+    for (const Rule &r : c.rules)
+      for (const Match &m : r.matches)
+        if (m.as<Match::CtState>())
+          return true;
+  return false;
+}
+
+std::string formatCtState(uint8_t mask) {
+  static const char *const names[] = {
+      "INVALID", "ESTABLISHED", "RELATED", "NEW", "UNTRACKED", "SNAT", "DNAT"};
+  std::string s;
+  for (unsigned i = 0; i < 7; ++i)
+    if (mask & (1u << i))
+      s += (s.empty() ? "" : ",") + std::string(names[i]);
+  return s;
+}
+
 bool Program::hasFamily(Family f) const {
   return std::any_of(chains.begin(), chains.end(),
                      [f](const Chain &c) { return c.family == f; });

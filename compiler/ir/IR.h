@@ -222,8 +222,19 @@ struct Match {
   struct Unknown {
     std::string what, reason;
   };
+  /// Hand-over mode only: `-m conntrack --ctstate` / `-m state --state`
+  /// (xt_conntrack, xt_state): true when the packet's state bits meet
+  /// `mask`. The bits are xt_conntrack's (CtInvalid ...). XDP looks the
+  /// connection up in the kernel's conntrack and computes the set of
+  /// states the kernel could give the packet; the match is decided only
+  /// when that set decides it, else the packet is handed over as for an
+  /// Unknown match (docs/handover.md). `what` is the match as written.
+  struct CtState {
+    uint8_t mask = 0;
+    std::string what;
+  };
   using Kind = std::variant<Address, Protocol, InIface, Fragment, TcpUdp, Icmp,
-                            Multiport, FieldRange, U32, Unknown>;
+                            Multiport, FieldRange, U32, Unknown, CtState>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -236,6 +247,21 @@ struct Match {
   template <class K> const K *as() const { return std::get_if<K>(&kind); }
   template <class K> K *as() { return std::get_if<K>(&kind); }
 };
+
+/// The state bits of xt_conntrack (XT_CONNTRACK_STATE_*, with
+/// XT_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)); xt_state uses
+/// the same first five.
+enum CtStateBit : uint8_t {
+  CtInvalid = 1,
+  CtEstablished = 2,
+  CtRelated = 4,
+  CtNew = 8,
+  CtUntracked = 16,
+  CtSnat = 32,
+  CtDnat = 64,
+};
+/// `NEW,ESTABLISHED` as iptables -n lists a state mask.
+std::string formatCtState(uint8_t mask);
 
 /// `std::visit(Overloaded{[](const Match::Address &) {...}, ...}, m.kind)`:
 /// one lambda per kind, and a kind without one does not compile.
@@ -304,6 +330,13 @@ struct Program {
   /// such a reply, so it hands every packet over after mangle PREROUTING.
   /// Names the first such rule.
   std::array<std::string, 2> kernelSourceNat;
+  /// Hand-over mode: non-empty when the ruleset can attach a conntrack
+  /// helper (`-j CT`), whose expectations make a connection's first packet
+  /// RELATED instead of NEW. Names the first such rule.
+  std::string ctHelper;
+  /// Whether any chain has a state match (the program then looks the
+  /// packet up in conntrack).
+  bool usesCtState() const;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if
   /// absent.

@@ -141,6 +141,10 @@ std::string printMatch(const Match &m, bool v6) {
           [&](const Match::Unknown &u) {
             return "unknown (hand over) " + neg + u.what + ": " + u.reason;
           },
+          [&](const Match::CtState &c) {
+            return "ctstate " + neg + formatCtState(c.mask) + " (conntrack " +
+                   "lookup, hand over if uncertain)";
+          },
       },
       m.kind);
 }

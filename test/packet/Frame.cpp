@@ -220,6 +220,24 @@ Frame Frame::withTos(uint8_t t) const {
   return f;
 }
 
+Frame Frame::withTcpFlags(uint8_t flags) const {
+  Frame f = *this;
+  f.tcpFlags = flags;
+  return f;
+}
+
+Frame Frame::withTcpDoff(uint8_t doff) const {
+  Frame f = *this;
+  f.tcpDoff = doff;
+  return f;
+}
+
+Frame Frame::badChecksum(uint16_t delta) const {
+  Frame f = *this;
+  f.csumDelta = delta;
+  return f;
+}
+
 Frame Frame::flow(uint32_t label) const {
   Frame f = *this;
   f.flowLabel = label & 0xfffff;
@@ -240,11 +258,11 @@ std::vector<uint8_t> Frame::l4Bytes() const {
     put16(v, dport);
     put32(v, 0x01020304); // seq
     put32(v, 0);          // ack
-    v.push_back(5 << 4);  // doff = 5
-    v.push_back(0x02);    // SYN
-    put16(v, 64240);      // window
-    put16(v, 0);          // checksum, below
-    put16(v, 0);          // urgent pointer
+    v.push_back(uint8_t(tcpDoff << 4));
+    v.push_back(tcpFlags);
+    put16(v, 64240); // window
+    put16(v, 0);     // checksum, below
+    put16(v, 0);     // urgent pointer
     break;
   case L4::Icmp:
     v.push_back(icmpType);
@@ -280,7 +298,7 @@ std::vector<uint8_t> Frame::l4Bytes() const {
         sumWords(v.data(), v.size(), sumWords(pseudo.data(), pseudo.size())));
     if (l4 == L4::Udp && c == 0)
       c = 0xffff;
-    set16(v, l4 == L4::Udp ? 6 : 16, c);
+    set16(v, l4 == L4::Udp ? 6 : 16, uint16_t(c + csumDelta));
   } else if (l4 == L4::Icmp) {
     set16(v, 2, fold(sumWords(v.data(), v.size())));
   }

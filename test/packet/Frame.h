@@ -66,8 +66,10 @@ struct Frame {
   L4 l4 = L4::Udp;
   uint16_t sport = 40000, dport = 1234;
   uint8_t icmpType = 8, icmpCode = 0;
-  size_t payloadLen = 18;       // a 60-byte frame (64 on the wire)
-  std::optional<size_t> l4Keep; // cut L4 (header+payload) to this
+  uint8_t tcpFlags = 0x02, tcpDoff = 5; // a SYN; doff as written
+  uint16_t csumDelta = 0;               // added to the right L4 checksum
+  size_t payloadLen = 18;               // a 60-byte frame (64 on the wire)
+  std::optional<size_t> l4Keep;         // cut L4 (header+payload) to this
 
   // Trailer / truncation
   size_t padTo = 0; // zero-pad the frame to this length
@@ -102,6 +104,10 @@ struct Frame {
   Frame from(const std::string &a) const;
   Frame to(const std::string &a) const;
   Frame ports(uint16_t s, uint16_t d) const;
+  Frame withTcpFlags(uint8_t flags) const;
+  Frame withTcpDoff(uint8_t doff) const;
+  /// The TCP/UDP checksum off by `delta` (0: right).
+  Frame badChecksum(uint16_t delta = 1) const;
   Frame withTtl(uint8_t t) const;
   Frame withTos(uint8_t t) const;   ///< IPv4 TOS, IPv6 traffic class
   Frame flow(uint32_t label) const; ///< IPv6 flow label

@@ -59,6 +59,40 @@ COMMIT
 COMMIT
 )";
 
+// Slots: filter INPUT 0 ESTABLISHED,RELATED ACCEPT, 1 INVALID DROP,
+// 2 ACCEPT 22, policy 3.
+const std::string kConntrack = R"(*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+)";
+
+// Slots: 0 `! --ctstate NEW` DROP, 1 `--state NEW` DROP (dport 9),
+// 2 `--ctstate DNAT` DROP, 3 DROP udp 10, policy 4 (ACCEPT).
+const std::string kCtNegated = R"(*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -m conntrack ! --ctstate NEW -j DROP
+-A INPUT -p udp -m udp --dport 9 -m state --state NEW -j DROP
+-A INPUT -m conntrack --ctstate DNAT -j DROP
+-A INPUT -p udp -m udp --dport 10 -j DROP
+COMMIT
+)";
+
+// The same for ip6tables (the address makes the file IPv6).
+const std::string kConntrack6 = R"(*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -d 2001:db8::/64 -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+)";
+
 } // namespace
 
 void handoverCases(Harness &h) {
@@ -92,6 +126,84 @@ void handoverCases(Harness &h) {
                    kDrop, {0});
   h.expectHandover(p + "kernel-nat-filter-handed-over", kNat, udp(1234), kPass,
                    {});
+
+  // State matches (docs/handover.md, "Connection state"), looked up in the
+  // test process's namespace, which tracks none of these tuples. A SYN
+  // with a right checksum and no entry is NEW, nothing else: the policy.
+  const std::string c = p + "ct/";
+  auto syn = [](uint16_t dport) {
+    return Frame::tcp("10.1.0.1", "10.1.0.2", 40000, dport).payload(0);
+  };
+  h.expectHandover(c + "new-syn-policy-drop", kConntrack, syn(80), kDrop, {3});
+  h.expectHandover(c + "new-syn-with-data-policy-drop", kConntrack,
+                   syn(80).payload(44), kDrop, {3});
+  h.expectHandover(c + "new-syn-allowed-port", kConntrack, syn(22), kPass, {});
+  h.expectHandover(c + "new-udp-policy-drop", kConntrack, udp(7000), kDrop,
+                   {3});
+  // Invalid flag combinations, a bad data offset: INVALID, whatever
+  // conntrack holds.
+  h.expectHandover(c + "syn-fin-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x03), kDrop, {1});
+  h.expectHandover(c + "bare-fin-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x01), kDrop, {1});
+  h.expectHandover(c + "no-flags-invalid", kConntrack,
+                   syn(22).withTcpFlags(0x00), kDrop, {1});
+  h.expectHandover(c + "doff-4-invalid", kConntrack, syn(22).withTcpDoff(4),
+                   kDrop, {1});
+  // tcp_new() refuses SYN/ACK, RST, FIN/ACK without an entry: INVALID.
+  h.expectHandover(c + "synack-no-entry-invalid", kConntrack,
+                   syn(80).withTcpFlags(0x12), kDrop, {1});
+  h.expectHandover(c + "rst-no-entry-invalid", kConntrack,
+                   syn(80).withTcpFlags(0x04), kDrop, {1});
+  // Uncertain: handed over at the INVALID rule.
+  h.expectHandover(c + "bare-ack-loose-handed-over", kConntrack,
+                   syn(80).withTcpFlags(0x10), kPass, {});
+  h.expectHandover(c + "bad-checksum-handed-over", kConntrack,
+                   syn(80).badChecksum(), kPass, {});
+  h.expectHandover(c + "long-segment-unverified-handed-over", kConntrack,
+                   syn(80).payload(45), kPass, {});
+  h.expectHandover(c + "udp-bad-checksum-handed-over", kConntrack,
+                   udp(7000).badChecksum(), kPass, {});
+  h.expectHandover(c + "icmp-handed-over", kConntrack,
+                   Frame::icmp("10.1.0.1", "10.1.0.2"), kPass, {});
+  h.expectHandover(c + "first-fragment-handed-over", kConntrack,
+                   udp(7000).frag(0, true), kPass, {});
+
+  // `!` and the NAT states: a NEW-only packet does not match `! NEW`, an
+  // INVALID-only one does; {NEW, INVALID} is handed over; no entry, no
+  // DNAT.
+  h.expectHandover(c + "not-new-false-for-new", kCtNegated, syn(80), kPass, {});
+  h.expectHandover(c + "not-new-true-for-invalid", kCtNegated,
+                   syn(80).withTcpFlags(0x03), kDrop, {0});
+  h.expectHandover(c + "not-new-uncertain", kCtNegated,
+                   syn(80).withTcpFlags(0x10), kPass, {});
+  h.expectHandover(c + "state-new-drops", kCtNegated, udp(9), kDrop, {1});
+  h.expectHandover(c + "dnat-false-without-entry", kCtNegated, udp(10), kDrop,
+                   {3});
+
+  // IPv6 without extension headers: the same reasoning, a 36-byte tuple
+  // and the IPv6 pseudo header.
+  auto udp6 = [](uint16_t dport) {
+    return Frame::udp6("2001:db8::1", "2001:db8::2", 40000, dport);
+  };
+  auto syn6 = [&](uint16_t dport) {
+    Frame f = udp6(dport).payload(0);
+    f.l4 = L4::Tcp;
+    f.proto = 6;
+    return f;
+  };
+  h.expectHandover(c + "v6-new-udp-policy-drop", kConntrack6, udp6(7000), kDrop,
+                   {3});
+  h.expectHandover(c + "v6-new-syn-policy-drop", kConntrack6, syn6(80), kDrop,
+                   {3});
+  h.expectHandover(c + "v6-new-syn-allowed-port", kConntrack6, syn6(22), kPass,
+                   {});
+  h.expectHandover(c + "v6-syn-fin-invalid", kConntrack6,
+                   syn6(80).withTcpFlags(0x03), kDrop, {1});
+  h.expectHandover(c + "v6-bad-checksum-handed-over", kConntrack6,
+                   udp6(7000).badChecksum(), kPass, {});
+  h.expectHandover(c + "v6-bare-ack-handed-over", kConntrack6,
+                   syn6(80).withTcpFlags(0x10), kPass, {});
 }
 
 } // namespace r2x::test

@@ -1,0 +1,239 @@
+#!/bin/bash
+# test/e2e/conntrack_state.sh - state matches decided from XDP through the
+# kernel's conntrack (docs/handover.md, "Connection state"), against the
+# kernel itself.
+#
+# B runs a typical host firewall twice: installed in the kernel with
+# iptables-nft-restore, and compiled by rule2xdp --pass-unsupported onto
+# B's veth. From A:
+#   - a TCP connection to the allowed port works end to end, bytes intact
+#     (its established packets are handed over);
+#   - SYNs to a port the firewall blocks are dropped by XDP: XDP's INPUT
+#     policy counter grows by their number, the kernel's does not move;
+#   - UDP: datagrams opening a connection to a blocked port are dropped by
+#     XDP; the answer to a connection B opened is handed over and arrives;
+#   - SYN+FIN and a bare FIN (invalid flag combinations: INVALID whatever
+#     conntrack holds) are dropped by XDP at the INVALID rule;
+#   - a bare ACK without a connection (NEW if nf_conntrack_tcp_loose, else
+#     INVALID; window tracking) and a SYN with a wrong checksum (INVALID if
+#     the kernel checks it) are handed over, and the kernel decides them.
+# Then XDP is unloaded and every crafted batch is sent again: the kernel
+# alone must count each batch on the same rule XDP counted it on.
+# Every count XDP made is compared with the kernel's for the same rule: a
+# packet XDP dropped is never counted by the kernel, a packet it passed is
+# never counted by XDP.
+#
+# --family 6 does the same over IPv6 (fd00::1 in A, fd00::2 in B, the
+# ruleset installed with ip6tables-nft-restore).
+#
+#   conntrack_state.sh [--family 4|6] [--rule2xdp PATH] [--tools DIR]
+set -euo pipefail
+
+# shellcheck source=test/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+r2x_private_mounts "$@"
+
+FAMILY=4
+while [ $# -gt 0 ]; do
+  case $1 in
+  --family) FAMILY=$2; shift ;;
+  --rule2xdp) R2X=$2; shift ;;
+  --tools) TOOLS=$2; shift ;;
+  -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+  *) die "unknown argument $1" ;;
+  esac
+  shift
+done
+r2x_find_tools
+PEER=$(cd "$(dirname "$0")/../tools" && pwd)/ct_peer.py
+PY=/usr/bin/python3 # scapy lives here
+"$PY" -c 'import scapy' 2>/dev/null || die "$PY has no scapy"
+case $FAMILY in
+4) IPT=iptables-nft B_NET=10.1.0.2/32 ;;
+6) IPT=ip6tables-nft B_NET=fd00::2/128 ;;
+*) die "--family is 4 or 6" ;;
+esac
+export R2X_CT_FAMILY=$FAMILY
+command -v "$IPT-restore" >/dev/null || die "$IPT-restore is missing"
+
+FAILS=0
+check() { # check DESCRIPTION GOT WANT
+  if [ "$2" = "$3" ]; then
+    say "  ok    $1: $2"
+  else
+    say "  FAIL  $1: got '$2', want '$3'"
+    FAILS=$((FAILS + 1))
+  fi
+}
+
+r2x_make_network
+if [ "$FAMILY" = 6 ]; then
+  # lib.sh turns IPv6 off; this test wants it on the veth pair only, with
+  # static neighbours (the firewall would drop neighbour discovery).
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null
+  done
+  in_a sysctl -q -w net.ipv6.conf.veth-a.disable_ipv6=0 >/dev/null
+  in_b sysctl -q -w net.ipv6.conf.veth-b.disable_ipv6=0 >/dev/null
+  ip -n "$NS_A" addr add fd00::1/64 dev veth-a nodad
+  ip -n "$NS_B" addr add fd00::2/64 dev veth-b nodad
+  mac_a=$(ip -n "$NS_A" -br link show veth-a | awk '{print $3}')
+  mac_b=$(ip -n "$NS_B" -br link show veth-b | awk '{print $3}')
+  ip -n "$NS_A" neigh replace fd00::2 lladdr "$mac_b" dev veth-a nud permanent
+  ip -n "$NS_B" neigh replace fd00::1 lladdr "$mac_a" dev veth-b nud permanent
+  export R2X_CT_DST_MAC=$mac_b
+fi
+cat >"$TMP/host.rules" <<RULES
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A INPUT -m conntrack --ctstate INVALID -j DROP
+-A INPUT -d $B_NET -p tcp -m tcp --dport 2222 -j ACCEPT
+-A INPUT -p udp -m udp --dport 5353 -j ACCEPT
+COMMIT
+RULES
+in_b "$IPT-restore" "$TMP/host.rules" || die "$IPT-restore failed"
+"$R2X" -f "$TMP/host.rules" --pass-unsupported -o "$TMP/host.o" \
+  2>"$TMP/listing" || die "rule2xdp failed: $(cat "$TMP/listing")"
+r2x_b --load veth-b "$TMP/host.o" || die "rule2xdp --load failed"
+[ -n "$(r2x_xdp_prog_id)" ] || die "no XDP program on veth-b after --load"
+
+# Packet counts: XDP's (--stats) and the kernel's (iptables -vxnL), for the
+# INPUT policy and the rule whose listing matches an awk pattern.
+xdp_policy() {
+  r2x_b --stats veth-b | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
+}
+kern_policy() {
+  in_b "$IPT" -L INPUT -vxn | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
+}
+xdp_rule() { r2x_b --stats veth-b | awk "/^Chain INPUT/ {on=1; next} /^Chain/ {on=0} on && $1 {print \$1}"; }
+kern_rule() { in_b "$IPT" -L INPUT -vxn | awk "/^Chain INPUT/ {on=1; next} /^Chain/ {on=0} on && $1 {print \$1}"; }
+
+snapshot() { # snapshot NAME: all four kinds of count
+  eval "$1_XP=$(xdp_policy) $1_KP=$(kern_policy)"
+  eval "$1_XI=$(xdp_rule /INVALID/) $1_KI=$(kern_rule /INVALID/)"
+}
+
+# 1. An allowed TCP connection, end to end.
+mkfifo "$TMP/srv.ready"
+exec {fd}<>"$TMP/srv.ready"
+ip netns exec "$NS_B" "$PY" "$PEER" serve "$TMP/srv.ready" 2222 \
+  >"$TMP/srv.out" 2>&1 &
+SRV=$!
+R2X_PIDS+=("$SRV")
+read -r -t "$R2X_WAIT_S" -u "$fd" _ || die "echo server did not start"
+snapshot before
+OUT=$(in_a "$PY" "$PEER" client 2222 100000 2>&1) || true
+wait "$SRV" || true
+r2x_reaped "$SRV"
+snapshot after
+say "TCP connection to :2222: $OUT"
+check "allowed TCP connection echoes its bytes" "$OUT" "echoed 100000 bytes"
+check "XDP counted nothing for it (INPUT policy)" "$((after_XP - before_XP))" 0
+check "kernel's INPUT policy for it" "$((after_KP - before_KP))" 0
+
+# 2. SYNs to a blocked port: NEW for certain (checksum verified, no entry),
+# not ESTABLISHED/RELATED, not INVALID, not :2222 -> the policy drops.
+N=20
+snapshot before
+in_a "$PY" "$PEER" craft syn 80 "$N" >/dev/null || die "crafting SYNs failed"
+r2x_wait_for() { # r2x_wait_for CMD...: until CMD succeeds
+  local i
+  for ((i = 0; i < R2X_WAIT_S * 20; ++i)); do
+    if "$@"; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+policy_reached() { [ "$(xdp_policy)" -ge $((before_XP + $1)) ]; }
+r2x_wait_for policy_reached "$N" || true
+snapshot after
+check "SYNs to :80 dropped by XDP (its INPUT policy)" "$((after_XP - before_XP))" "$N"
+check "SYNs to :80 counted by the kernel" "$((after_KP - before_KP))" 0
+
+# 3. UDP: new datagrams to a blocked port are dropped by XDP; the answer to
+# a connection B opened is ESTABLISHED, handed over, and arrives.
+snapshot before
+in_a "$PY" "$PEER" craft udp 7000 "$N" >/dev/null || die "crafting UDP failed"
+r2x_wait_for policy_reached "$N" || true
+snapshot after
+check "new UDP to :7000 dropped by XDP" "$((after_XP - before_XP))" "$N"
+check "new UDP to :7000 counted by the kernel" "$((after_KP - before_KP))" 0
+mkfifo "$TMP/udp.ready"
+exec {ufd}<>"$TMP/udp.ready"
+ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/udp.ready" 7001 \
+  >"$TMP/udp.out" 2>&1 &
+UE=$!
+R2X_PIDS+=("$UE")
+read -r -t "$R2X_WAIT_S" -u "$ufd" _ || die "UDP echo did not start"
+snapshot before
+ASK=$(in_b "$PY" "$PEER" udp_ask 7000 7001 2>&1) || true
+wait "$UE" || true
+r2x_reaped "$UE"
+snapshot after
+check "answer to B's UDP query arrives" "$ASK" answered
+check "XDP counted nothing for it" "$((after_XP - before_XP))" 0
+
+# 4. Invalid flag combinations: INVALID whatever conntrack holds.
+for kind in synfin fin; do
+  snapshot before
+  in_a "$PY" "$PEER" craft "$kind" 2222 "$N" >/dev/null || die "crafting failed"
+  invalid_reached() { [ "$(xdp_rule /INVALID/)" -ge $((before_XI + N)) ]; }
+  r2x_wait_for invalid_reached || true
+  snapshot after
+  check "$kind to :2222 dropped by XDP's INVALID rule" "$((after_XI - before_XI))" "$N"
+  check "$kind to :2222 counted by the kernel's INVALID rule" "$((after_KI - before_KI))" 0
+  check "$kind: XDP's INPUT policy" "$((after_XP - before_XP))" 0
+done
+
+# 5. A bare ACK without a connection: NEW (loose pickup) or INVALID, which XDP
+# cannot tell: handed over; the kernel decides (here NEW, then its policy).
+snapshot before
+in_a "$PY" "$PEER" craft ack 80 "$N" >/dev/null || die "crafting ACKs failed"
+kern_reached() {
+  local p i
+  p=$(kern_policy) i=$(kern_rule /INVALID/)
+  [ $((p + i)) -ge $((before_KP + before_KI + N)) ]
+}
+r2x_wait_for kern_reached || true
+snapshot after
+check "bare ACKs counted by the kernel (policy + INVALID)" \
+  "$((after_KP - before_KP + after_KI - before_KI))" "$N"
+check "bare ACKs counted by XDP" "$((after_XP - before_XP + after_XI - before_XI))" 0
+
+# A SYN with a wrong checksum: INVALID to a kernel that checks, which XDP
+# does not assume: handed over, dropped by the kernel's INVALID rule.
+snapshot before
+in_a "$PY" "$PEER" craft badsyn 80 "$N" >/dev/null || die "crafting failed"
+kern_invalid() { [ "$(kern_rule /INVALID/)" -ge $((before_KI + N)) ]; }
+r2x_wait_for kern_invalid || true
+snapshot after
+check "SYNs with a wrong checksum: the kernel's INVALID rule" "$((after_KI - before_KI))" "$N"
+check "SYNs with a wrong checksum counted by XDP" "$((after_XP - before_XP + after_XI - before_XI))" 0
+
+# The reference: the kernel alone, for the batches XDP decided.
+r2x_b --unload veth-b || die "rule2xdp --unload failed"
+for spec in "syn 80 policy" "udp 7000 policy" "synfin 2222 INVALID" "fin 2222 INVALID"; do
+  read -r kind port where <<<"$spec"
+  before=$( ([ "$where" = policy ] && kern_policy) || kern_rule /INVALID/)
+  in_a "$PY" "$PEER" craft "$kind" "$port" "$N" >/dev/null || die "crafting failed"
+  kern_at() {
+    local now
+    now=$( ([ "$where" = policy ] && kern_policy) || kern_rule /INVALID/)
+    [ "$now" -ge $((before + N)) ]
+  }
+  r2x_wait_for kern_at || true
+  now=$( ([ "$where" = policy ] && kern_policy) || kern_rule /INVALID/)
+  check "without XDP, the kernel counts $kind to :$port on its $where" \
+    "$((now - before))" "$N"
+done
+
+if [ "$FAILS" -ne 0 ]; then
+  say "listing:"; cat "$TMP/listing"
+  r2x_b --stats veth-b || true
+  in_b "$IPT" -L INPUT -vxn || true
+  die "$FAILS check(s) failed"
+fi
+say "conntrack state: all checks passed"
