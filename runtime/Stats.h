@@ -63,6 +63,9 @@ struct Stats {
   /// Set when the kernel's counters are shown beside XDP's: the iptables
   /// back end they were read from ("nft", "legacy", "none").
   std::optional<std::string> kernel;
+  /// Why the kernel's counters were asked for but are not shown (the
+  /// first line of the error); empty otherwise.
+  std::string kernelError;
 };
 
 /// A rule's columns as both renderings show them: empty fields filled in as

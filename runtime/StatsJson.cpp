@@ -82,11 +82,17 @@ std::string statsJson(const Stats &stats) {
     tables.push_back(Json{{"name", table}, {"chains", std::move(chains)}});
   }
   program["handover"] = stats.handover;
+  // The kernel's side: where it was read from, why it is missing, or null
+  // when not asked for (a standalone program without --kernel-counters).
+  Json kernel(nullptr);
+  if (stats.kernel)
+    kernel = Json{{"backend", *stats.kernel}};
+  else if (!stats.kernelError.empty())
+    kernel = Json{{"backend", nullptr}, {"error", stats.kernelError}};
   Json j{{"interface", stats.iface},
          {"ifindex", stats.ifindex},
          {"program", std::move(program)},
-         {"kernel",
-          stats.kernel ? Json{{"backend", *stats.kernel}} : Json(nullptr)},
+         {"kernel", std::move(kernel)},
          {"tables", std::move(tables)}};
   return j.dump(2) + "\n";
 }

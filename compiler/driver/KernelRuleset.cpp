@@ -194,8 +194,8 @@ Snapshot readKernelRuleset(bool counters) {
   for (const SaveCommand &c : kSaveCommands) {
     const char *env = std::getenv(c.envVar);
     std::string path = env && *env ? env : c.program;
-    CommandResult r = runCommand(
-        path, counters ? std::vector<std::string>{"-c"} : std::vector<std::string>{});
+    CommandResult r = runCommand(path, counters ? std::vector<std::string>{"-c"}
+                                                : std::vector<std::string>{});
     SaveText t{&c, std::move(r.out)};
     if (!r.found) {
       all.push_back(std::move(t));
@@ -246,6 +246,5 @@ Snapshot readKernelRuleset(bool counters) {
   s.key = s.backend + '\n' + s.key;
   return s;
 }
-
 
 } // namespace r2x::driver

@@ -1,4 +1,5 @@
-//===- compiler/driver/KernelRuleset.h - the ruleset the kernel runs -*- C++ -*-===//
+//===- compiler/driver/KernelRuleset.h - the ruleset the kernel runs -*- C++
+//-*-===//
 //
 /// \file
 /// Reads the ruleset the kernel runs now in this network namespace: the

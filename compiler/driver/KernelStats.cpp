@@ -1,4 +1,5 @@
-//===- compiler/driver/KernelStats.cpp - pair XDP's rules with the kernel's -===//
+//===- compiler/driver/KernelStats.cpp - pair XDP's rules with the kernel's
+//-===//
 //
 /// \file
 /// See KernelStats.h.
@@ -161,6 +162,27 @@ void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
           side.count = c->second;
       }
       r.kernel = side;
+    }
+  }
+}
+
+void tryKernelCounters(runtime::Stats &stats, std::ostream &err) {
+  try {
+    addKernelCounters(stats, readKernelRuleset(true));
+  } catch (const Failure &f) {
+    err << f.text
+        << "rule2xdp: warning: the kernel's counters are not shown, only "
+           "XDP's\n";
+    std::string first = f.text.substr(0, f.text.find('\n'));
+    const std::string prefix = "rule2xdp: error: ";
+    if (first.rfind(prefix, 0) == 0)
+      first.erase(0, prefix.size());
+    stats.kernelError = first;
+    stats.kernel.reset();
+    for (runtime::ChainCount &c : stats.chains) {
+      c.policyKernel.reset();
+      for (runtime::RuleCount &r : c.rules)
+        r.kernel.reset();
     }
   }
 }

@@ -1,4 +1,5 @@
-//===- compiler/driver/KernelStats.h - the kernel's side of --stats -*- C++ -*-===//
+//===- compiler/driver/KernelStats.h - the kernel's side of --stats -*- C++
+//-*-===//
 //
 /// \file
 /// A program compiled in hand-over mode decides some packets in XDP and
@@ -23,11 +24,20 @@
 #include "compiler/driver/KernelRuleset.h"
 #include "runtime/Stats.h"
 
+#include <ostream>
+
 namespace r2x::driver {
 
 /// Sets `stats.kernel` and every rule's and policy's kernel side from
 /// `snapshot` (read with counters). Throws Failure (status 2) when the
 /// kernel's ruleset cannot be read as rules.
 void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot);
+
+/// What `--stats` does: reads the kernel's ruleset with counters
+/// (readKernelRuleset(true)) and adds them. If they cannot be read (a save
+/// command fails, both back ends hold rules, ...), says why on `err`, sets
+/// `stats.kernelError` and leaves the kernel's side out: XDP's counters
+/// are shown all the same.
+void tryKernelCounters(runtime::Stats &stats, std::ostream &err);
 
 } // namespace r2x::driver

@@ -181,14 +181,8 @@ runtime::LoadOptions loadOptions(const Options &o) {
 /// standalone one's only when asked. Returns the exit status.
 int runStats(const Options &o) {
   runtime::Stats stats = runtime::readStats(o.stats);
-  if (stats.handover || o.kernelCounters) {
-    try {
-      driver::addKernelCounters(stats, driver::readKernelRuleset(true));
-    } catch (const driver::Failure &f) {
-      std::cerr << f.text;
-      return f.status;
-    }
-  }
+  if (stats.handover || o.kernelCounters)
+    driver::tryKernelCounters(stats, std::cerr);
   std::string text =
       o.json ? runtime::statsJson(stats) : runtime::statsTable(stats);
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() ||
