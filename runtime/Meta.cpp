@@ -75,7 +75,8 @@ public:
     static constexpr Kind kinds[] = {
         {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
         {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
-        {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat}};
+        {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat},
+        {record::Mode, &Reader::mode}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -195,6 +196,21 @@ private:
     meta.dnat.emplace_back(address);
   }
 
+  void mode() {
+    std::string_view mode = field(record::mode::Mode);
+    if (modes_++)
+      fail(lineNo_, "a second 'mode' record");
+    if (mode == record::ModeHandover)
+      meta.handover = true;
+    else if (mode != record::ModeStandalone)
+      fail(lineNo_, "unknown mode '" + std::string(mode) + "'");
+  }
+
+public:
+  unsigned modes() const { return modes_; }
+
+private:
+  unsigned modes_ = 0;
   unsigned lineNo_ = 0;
   std::string_view line_;
   std::set<std::string, std::less<>> keysSeen_;
@@ -260,6 +276,8 @@ Meta parseMeta(const std::string &text) {
   }
   if (!sawHeader)
     fail(1, expected);
+  if (reader.meta.version >= record::ModeVersion && reader.modes() == 0)
+    throw std::runtime_error("metadata: no 'mode' record");
   checkKeys(reader.meta);
   return std::move(reader.meta);
 }

@@ -5,8 +5,8 @@
 /// `.rodata` global `r2x_meta`) so the loader can fill interface matches and
 /// redirect targets, and `--stats` can print counters like `iptables -vxnL`,
 /// without the source. The format (one TAB-separated record per line: the
-/// header, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`) is part of the
-/// object contract: runtime/contract/Object.h spells it,
+/// header, `mode`, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`) is part
+/// of the object contract: runtime/contract/Object.h spells it,
 /// docs/object-contract.md describes it. parseMeta() is its one reader: every
 /// record kind is parsed here, and nowhere else.
 //===----------------------------------------------------------------------===//
@@ -43,6 +43,10 @@ struct MetaRedirect {
 
 struct Meta {
   unsigned version = 0; ///< of the text read
+  /// The `mode` record: true when the program was compiled in hand-over
+  /// mode (the kernel decides what XDP passes). Texts older than version 3
+  /// do not say; they read as standalone.
+  bool handover = false;
   std::vector<MetaIface> ifaces;
   std::vector<MetaChain> chains;
   std::vector<MetaRedirect> redirects; ///< in slot order as written

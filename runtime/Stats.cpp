@@ -86,20 +86,40 @@ std::pair<char, std::string_view> splitNegation(std::string_view field) {
   return {' ', field};
 }
 
-void appendRule(std::string &text, const MetaRule &rule,
-                const CounterValue &count) {
+/// The kernel's columns of a rule (the same widths as the header's).
+void appendKernel(std::string &text, const std::optional<KernelCount> &k) {
+  if (k && k->paired)
+    appendf(text, "%9llu %10llu ",
+            static_cast<unsigned long long>(k->count.packets),
+            static_cast<unsigned long long>(k->count.bytes));
+  else
+    appendf(text, "%9s %10s ", "changed", "-");
+}
+
+void appendRule(std::string &text, const RuleCount &r, bool kernel) {
+  const MetaRule &rule = r.rule;
+  const CounterValue &count = r.count;
   ShownRule shown = showRule(rule);
   auto [protNeg, prot] = splitNegation(shown.prot);
   auto [srcNeg, source] = splitNegation(shown.source);
   auto [dstNeg, destination] = splitNegation(shown.destination);
   // Counters, target, [!]prot, opt, in, out, [!]source, [!]destination:
   // iptables' print_firewall with FMT_NUMERIC | FMT_VIA | FMT_OPTIONS.
-  appendf(text, "%8llu %8llu %-9s %c%-5.*s%s  %-6s %-6s %c%-19.*s %c%-19.*s ",
-          static_cast<unsigned long long>(count.packets),
-          static_cast<unsigned long long>(count.bytes), shown.target.c_str(),
-          protNeg, int(prot.size()), prot.data(), shown.opt.c_str(),
-          shown.in.c_str(), shown.out.c_str(), srcNeg, int(source.size()),
-          source.data(), dstNeg, int(destination.size()), destination.data());
+  if (kernel) {
+    appendf(text, "%8llu %10llu ",
+            static_cast<unsigned long long>(count.packets),
+            static_cast<unsigned long long>(count.bytes));
+    appendKernel(text, r.kernel);
+  } else {
+    appendf(text, "%8llu %8llu ",
+            static_cast<unsigned long long>(count.packets),
+            static_cast<unsigned long long>(count.bytes));
+  }
+  appendf(text, "%-9s %c%-5.*s%s  %-6s %-6s %c%-19.*s %c%-19.*s ",
+          shown.target.c_str(), protNeg, int(prot.size()), prot.data(),
+          shown.opt.c_str(), shown.in.c_str(), shown.out.c_str(), srcNeg,
+          int(source.size()), source.data(), dstNeg, int(destination.size()),
+          destination.data());
   if (shown.isGoto)
     text += "[goto] ";
   if (!shown.matches.empty()) {
@@ -135,19 +155,10 @@ ShownRule showRule(const MetaRule &rule) {
   return shown;
 }
 
-Stats readStats(const std::string &iface) {
-  InterfaceXdp x = inspect(iface);
-  if (!x.own)
-    throw LoadError("rule2xdp has no program on " + iface);
-  Meta meta = parseObjectMeta(x.own->metaText);
-  CounterReader counter(x.own->countersId);
-
+Stats statsFromMeta(const Meta &meta,
+                    const std::function<CounterValue(unsigned)> &counter) {
   Stats stats;
-  stats.iface = iface;
-  stats.ifindex = x.ifindex;
-  stats.progId = x.own->progId;
-  stats.mode = x.mode;
-  stats.dispatcherId = x.dispatcher ? x.attachedId : 0;
+  stats.handover = meta.handover;
   auto keyOf = [&meta](unsigned slot) {
     auto k = meta.keys.find(slot);
     return k == meta.keys.end() ? std::string() : k->second;
@@ -171,9 +182,24 @@ Stats readStats(const std::string &iface) {
             c.references += rule.target == chain.name;
     }
     for (const MetaRule &rule : chain.rules)
-      c.rules.push_back({rule, counter(rule.slot), keyOf(rule.slot)});
+      c.rules.push_back({rule, counter(rule.slot), keyOf(rule.slot), {}});
     stats.chains.push_back(std::move(c));
   }
+  return stats;
+}
+
+Stats readStats(const std::string &iface) {
+  InterfaceXdp x = inspect(iface);
+  if (!x.own)
+    throw LoadError("rule2xdp has no program on " + iface);
+  Meta meta = parseObjectMeta(x.own->metaText);
+  CounterReader counter(x.own->countersId);
+  Stats stats = statsFromMeta(meta, std::ref(counter));
+  stats.iface = iface;
+  stats.ifindex = x.ifindex;
+  stats.progId = x.own->progId;
+  stats.mode = x.mode;
+  stats.dispatcherId = x.dispatcher ? x.attachedId : 0;
   return stats;
 }
 
@@ -195,18 +221,37 @@ std::string statsTable(const Stats &stats) {
       if (!first)
         text += '\n'; // iptables separates chains, it does not end them
       first = false;
-      if (!chain.user)
+      bool kernel = stats.kernel.has_value();
+      if (!chain.user && kernel) {
+        appendf(text, "Chain %s (policy %s: XDP %llu packets, %llu bytes; ",
+                chain.name.c_str(), chain.policy.c_str(),
+                static_cast<unsigned long long>(chain.policyCount.packets),
+                static_cast<unsigned long long>(chain.policyCount.bytes));
+        const std::optional<KernelCount> &k = chain.policyKernel;
+        if (k && k->paired)
+          appendf(text, "kernel %llu packets, %llu bytes)\n",
+                  static_cast<unsigned long long>(k->count.packets),
+                  static_cast<unsigned long long>(k->count.bytes));
+        else
+          text += "kernel: changed)\n";
+      } else if (!chain.user) {
         appendf(text, "Chain %s (policy %s %llu packets, %llu bytes)\n",
                 chain.name.c_str(), chain.policy.c_str(),
                 static_cast<unsigned long long>(chain.policyCount.packets),
                 static_cast<unsigned long long>(chain.policyCount.bytes));
-      else
+      } else {
         appendf(text, "Chain %s (%u references)\n", chain.name.c_str(),
                 chain.references);
-      appendf(text, "%8s %10s %-9s  prot opt %-6s %-6s  %-19s  %-19s \n",
-              "pkts", "bytes", "target", "in", "out", "source", "destination");
+      }
+      if (kernel)
+        appendf(text, "%8s %10s %9s %10s ", "xdp-pkts", "xdp-bytes",
+                "kern-pkts", "kern-bytes");
+      else
+        appendf(text, "%8s %10s ", "pkts", "bytes");
+      appendf(text, "%-9s  prot opt %-6s %-6s  %-19s  %-19s \n", "target", "in",
+              "out", "source", "destination");
       for (const RuleCount &r : chain.rules)
-        appendRule(text, r.rule, r.count);
+        appendRule(text, r, kernel);
     }
   }
   return text;

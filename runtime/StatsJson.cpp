@@ -19,7 +19,18 @@ Json counts(const contract::CounterValue &c) {
   return Json{{"packets", c.packets}, {"bytes", c.bytes}};
 }
 
-Json rule(const RuleCount &r) {
+/// The kernel's side of a rule or policy: its counts, or that the kernel's
+/// rule there is no longer the one XDP's program was compiled from.
+Json kernelSide(const std::optional<KernelCount> &k) {
+  if (k && k->paired) {
+    Json j{{"status", "paired"}};
+    j.update(counts(k->count));
+    return j;
+  }
+  return Json{{"status", "changed"}};
+}
+
+Json rule(const RuleCount &r, bool kernel) {
   ShownRule shown = showRule(r.rule);
   Json j = counts(r.count);
   j["target"] = shown.target;
@@ -32,20 +43,24 @@ Json rule(const RuleCount &r) {
   j["goto"] = shown.isGoto;
   j["matches"] = shown.matches;
   j["key"] = r.key.empty() ? Json(nullptr) : Json(r.key);
+  if (kernel)
+    j["kernel"] = kernelSide(r.kernel);
   return j;
 }
 
-Json chain(const ChainCount &c) {
+Json chain(const ChainCount &c, bool kernel) {
   Json j{{"name", c.name}};
   if (c.user) {
     j["references"] = c.references;
   } else {
     j["policy"] = c.policy;
     j["policy_counters"] = counts(c.policyCount);
+    if (kernel)
+      j["kernel_policy_counters"] = kernelSide(c.policyKernel);
   }
   Json rules = Json::array();
   for (const RuleCount &r : c.rules)
-    rules.push_back(rule(r));
+    rules.push_back(rule(r, kernel));
   j["rules"] = std::move(rules);
   return j;
 }
@@ -63,12 +78,21 @@ std::string statsJson(const Stats &stats) {
     Json chains = Json::array();
     for (const ChainCount &c : stats.chains)
       if (c.table == table)
-        chains.push_back(chain(c));
+        chains.push_back(chain(c, stats.kernel.has_value()));
     tables.push_back(Json{{"name", table}, {"chains", std::move(chains)}});
   }
+  program["handover"] = stats.handover;
+  // The kernel's side: where it was read from, why it is missing, or null
+  // when not asked for (a standalone program without --kernel-counters).
+  Json kernel(nullptr);
+  if (stats.kernel)
+    kernel = Json{{"backend", *stats.kernel}};
+  else if (!stats.kernelError.empty())
+    kernel = Json{{"backend", nullptr}, {"error", stats.kernelError}};
   Json j{{"interface", stats.iface},
          {"ifindex", stats.ifindex},
          {"program", std::move(program)},
+         {"kernel", std::move(kernel)},
          {"tables", std::move(tables)}};
   return j.dump(2) + "\n";
 }

@@ -127,6 +127,9 @@ std::string metadataText(const ir::Program &p) {
   namespace meta = contract::meta;
   std::ostringstream os;
   os << meta::header();
+  os << meta::format(meta::Mode,
+                     {p.mode == ir::Mode::Handover ? meta::ModeHandover
+                                                   : meta::ModeStandalone});
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << meta::format(meta::Iface, {std::to_string(i), p.ifacePatterns[i]});
   meta::RuleKeys keys;

@@ -523,6 +523,9 @@ std::string tcMetadataText(const tc::Program &p) {
   namespace meta = contract::meta;
   std::ostringstream os;
   os << meta::header();
+  // tc's hand-over passes packets to tc's own filters, which rule2xdp does
+  // not read: for --stats the program is the whole story.
+  os << meta::format(meta::Mode, {meta::ModeStandalone});
   os << meta::format(meta::Chain, {"tc", "ingress", meta::None, meta::None});
   meta::RuleKeys keys;
   for (const tc::Filter &f : p.filters)

@@ -23,10 +23,8 @@
 /// attached and says why on stderr. SIGTERM and SIGINT end it with status
 /// 0 and leave the program attached (`--unload` removes it).
 ///
-/// The save commands are found on PATH, or named by the environment
-/// variables R2X_IPTABLES_NFT_SAVE, R2X_IPTABLES_LEGACY_SAVE,
-/// R2X_IP6TABLES_NFT_SAVE and R2X_IP6TABLES_LEGACY_SAVE (tests use stand-in
-/// scripts). A command that is not installed reads as an empty ruleset.
+/// The save commands are run by readKernelRuleset() (KernelRuleset.h),
+/// which `--stats` shares.
 //===----------------------------------------------------------------------===//
 #pragma once
 

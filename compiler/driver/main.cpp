@@ -14,6 +14,7 @@
 #include "compiler/backend/Backend.h"
 #include "compiler/driver/Accelerate.h"
 #include "compiler/driver/Ifaces.h"
+#include "compiler/driver/KernelStats.h"
 #include "compiler/driver/TcMain.h"
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/Handover.h"
@@ -50,8 +51,9 @@ struct Options {
   std::string accelerate; ///< --accelerate (compiler/driver/Accelerate.h)
   bool follow = false;    ///< with --accelerate: keep following
   std::string mode = "native";
-  bool multiprog = false; ///< --load through libxdp's dispatcher
-  bool json = false;      ///< --stats as JSON
+  bool multiprog = false;      ///< --load through libxdp's dispatcher
+  bool json = false;           ///< --stats as JSON
+  bool kernelCounters = false; ///< --stats: the kernel's beside, always
   bool version = false;
   std::vector<std::string> tc; // --tc commands (compiler/driver/TcMain.h)
   std::string tcBatch;
@@ -61,15 +63,25 @@ struct Options {
 
 /// rule2xdp's own options and whether they take a value.
 const std::vector<std::pair<std::string, bool>> kOwnOptions = {
-    {"-o", true},           {"--output", true},
-    {"--emit", true},       {"--load", true},
-    {"--mode", true},       {"--unload", true},
-    {"--stats", true},      {"-h", false},
-    {"--help", false},      {"--tc", true},
-    {"--tc-batch", true},   {"--pass-unsupported", false},
-    {"--classifier", true}, {"--version", false},
-    {"--multiprog", false}, {"--json", false},
-    {"--accelerate", true}, {"--follow", false}};
+    {"-o", true},
+    {"--output", true},
+    {"--emit", true},
+    {"--load", true},
+    {"--mode", true},
+    {"--unload", true},
+    {"--stats", true},
+    {"-h", false},
+    {"--help", false},
+    {"--tc", true},
+    {"--tc-batch", true},
+    {"--pass-unsupported", false},
+    {"--classifier", true},
+    {"--version", false},
+    {"--multiprog", false},
+    {"--json", false},
+    {"--accelerate", true},
+    {"--follow", false},
+    {"--kernel-counters", false}};
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
@@ -164,20 +176,27 @@ runtime::LoadOptions loadOptions(const Options &o) {
   return l;
 }
 
-/// `--stats IFACE [--json]`.
-void runStats(const Options &o) {
+/// `--stats IFACE [--json] [--kernel-counters]`. A hand-over program's
+/// counters come with the kernel's (compiler/driver/KernelStats.h), a
+/// standalone one's only when asked. Returns the exit status.
+int runStats(const Options &o) {
   runtime::Stats stats = runtime::readStats(o.stats);
+  if (stats.handover || o.kernelCounters)
+    driver::tryKernelCounters(stats, std::cerr);
   std::string text =
       o.json ? runtime::statsJson(stats) : runtime::statsTable(stats);
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() ||
       std::fflush(stdout) != 0)
     throw runtime::LoadError("cannot write the statistics");
+  return kExitOk;
 }
 
 /// Options that only mean something beside another: the message, or empty.
 std::string misplacedOption(const Options &o) {
   if (o.json && o.stats.empty())
     return "--json goes with --stats";
+  if (o.kernelCounters && o.stats.empty())
+    return "--kernel-counters goes with --stats";
   if (o.multiprog && o.load.empty() && o.accelerate.empty())
     return "--multiprog goes with --load or --accelerate";
   if (o.follow && o.accelerate.empty())
@@ -217,7 +236,7 @@ int main(int argc, char **argv) {
       "[--multiprog] (FILE.o | RULE)\n"
       "  rule2xdp --accelerate IFACE[,IFACE...] [--follow] [--mode ...]\n"
       "  rule2xdp --unload IFACE\n"
-      "  rule2xdp --stats IFACE [--json]\n"};
+      "  rule2xdp --stats IFACE [--json] [--kernel-counters]\n"};
   app.add_option("-o,--output", o.output,
                  "Output file ('-' for stdout); iptables' -o is written "
                  "--out-interface");
@@ -241,6 +260,10 @@ int main(int argc, char **argv) {
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
   app.add_option("--stats", o.stats, "Print per-rule counters");
   app.add_flag("--json", o.json, "With --stats: print JSON");
+  app.add_flag("--kernel-counters", o.kernelCounters,
+               "With --stats: show the kernel's counters of the same rules "
+               "beside XDP's also for a standalone program (a hand-over "
+               "program's always show them)");
   app.add_flag("--version", o.version, "Print the version");
   app.add_option("--tc", o.tc,
                  "A tc command (the words after `tc`), e.g. "
@@ -320,10 +343,8 @@ int main(int argc, char **argv) {
       runtime::unload(o.unload);
       return kExitOk;
     }
-    if (!o.stats.empty()) {
-      runStats(o);
-      return kExitOk;
-    }
+    if (!o.stats.empty())
+      return runStats(o);
 
     // --load IFACE FILE.o: an object instead of a rule.
     if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&

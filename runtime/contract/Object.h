@@ -361,11 +361,16 @@ namespace meta {
 /// record kinds it does not know (new kinds that older loaders may safely
 /// skip do not bump it). Version 2 added `key` (a stable key for every
 /// counter slot, which a replacing load uses to keep counters) and `dnat`;
-/// version 1 texts have neither, and are still read.
-inline constexpr unsigned Version = 2;
+/// version 1 texts have neither, and are still read. Version 3 added
+/// `mode` (standalone or hand-over: whether the kernel decides the packets
+/// XDP passes, so `--stats` knows to show the kernel's counters beside
+/// XDP's); older texts do not say, and read as standalone.
+inline constexpr unsigned Version = 3;
 inline constexpr unsigned OldestVersion = 1;
 /// The first version whose texts have `key` and `dnat` records.
 inline constexpr unsigned KeyedVersion = 2;
+/// The first version whose texts have exactly one `mode` record.
+inline constexpr unsigned ModeVersion = 3;
 inline constexpr char Separator = '\t';
 inline constexpr char EndOfRecord = '\n';
 /// A field without a value (a user chain's policy and counter slot).
@@ -406,6 +411,13 @@ inline constexpr Record Key{"key", 3};
 /// connections arrive on the interface of the route to ADDRESS, where the
 /// program must run too.
 inline constexpr Record Dnat{"dnat", 2};
+/// `mode MODE` (version 3): how the program was compiled, ModeStandalone
+/// (XDP_PASS means accepted) or ModeHandover (XDP_PASS means the kernel's
+/// ruleset, which stays installed, decides: docs/handover.md). Exactly
+/// one (the code generators write it right after the header).
+inline constexpr Record Mode{"mode", 2};
+inline constexpr std::string_view ModeStandalone = "standalone";
+inline constexpr std::string_view ModeHandover = "handover";
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -442,11 +454,15 @@ enum : unsigned { Slot = 1, Key };
 namespace dnat {
 enum : unsigned { Address = 1 };
 }
+namespace mode {
+enum : unsigned { Mode = 1 };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
-              key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields);
+              key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
+              mode::Mode + 1 == Mode.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and

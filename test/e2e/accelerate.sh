@@ -14,7 +14,9 @@
 #     as handed over. A sends N1 to :1001, R to :1003, M to :4321 (a sink
 #     counts them, all arrive): XDP's counter of the :1001 DROP shows N1 and
 #     the kernel's stays 0; the kernel's REJECT rule counts R (handed over);
-#     XDP counts nothing for the packets it hands over. A TCP transfer of
+#     XDP counts nothing for the packets it hands over. `--stats` (table and
+#     --json, read with Python's json module) shows both sides of each rule:
+#     :1001 XDP N1, kernel 0; :1003 XDP 0, kernel R. A TCP transfer of
 #     1 MiB to :8080 (new, then established: conntrack, in the kernel)
 #     arrives with identical bytes (sha256 on both ends).
 #  2. `--accelerate veth-b --follow` in the background (replaces the program
@@ -52,7 +54,7 @@ while [ $# -gt 0 ]; do
   --backend) BACKEND=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -144,6 +146,33 @@ expect "kernel's count of the :1003 REJECT (handed over)" "$(kernel_packets ufw-
 expect "XDP's count of the :1003 REJECT" "$(xdp_packets 'dpt:1003')" 0
 expect "kernel's count of the :4321 ACCEPT (handed over)" "$(kernel_packets ufw-user-input 'dpt:4321')" $M
 expect "XDP's count of the f2b-blocklist RETURN" "$(xdp_packets 'RETURN')" 0
+# --stats of this hand-over program: XDP's and the kernel's counters of each
+# rule side by side (the kernel's read with $IPT-save -c), as a table and as
+# JSON read back with Python's json module.
+r2x_b --stats veth-b >"$TMP/stats.out" || die "--stats failed"
+sed 's/^/   | /' "$TMP/stats.out"
+side_by_side() { # PATTERN: "XDP-PACKETS KERNEL-PACKETS" of the matching rule
+  awk -v pat="$1" '$0 ~ pat {print $1 " " $3; exit}' "$TMP/stats.out"
+}
+expect "--stats :1001 DROP, XDP and kernel" "$(side_by_side 'DROP .*dpt:1001')" "$N1 0"
+expect "--stats :1003 REJECT, XDP and kernel" "$(side_by_side 'REJECT .*dpt:1003')" "0 $R"
+expect "--stats :4321 ACCEPT, XDP and kernel" "$(side_by_side 'ACCEPT .*dpt:4321')" "0 $M"
+r2x_b --stats veth-b --json >"$TMP/stats.json" || die "--stats --json failed"
+/usr/bin/python3 - "$TMP/stats.json" >"$TMP/stats.json.out" <<'PY' || die "--stats --json: $(cat "$TMP/stats.json.out")"
+import json, sys
+stats = json.load(open(sys.argv[1], encoding="utf-8"))
+assert stats["program"]["handover"] is True, stats["program"]
+print(stats["kernel"]["backend"])
+for table in stats["tables"]:
+    for chain in table["chains"]:
+        for r in chain["rules"]:
+            k = r["kernel"]
+            assert k["status"] == "paired", r
+            print(r["target"], r["matches"], r["packets"], k["packets"])
+PY
+expect "--stats --json: the kernel's back end" "$(head -1 "$TMP/stats.json.out")" "$BACKEND"
+expect "--stats --json :1001 DROP, XDP and kernel" "$(awk '$1 == "DROP" && /dpt:1001/ {print $(NF-1), $NF}' "$TMP/stats.json.out")" "$N1 0"
+expect "--stats --json :1003 REJECT, XDP and kernel" "$(awk '$1 == "REJECT" && /dpt:1003/ {print $(NF-1), $NF}' "$TMP/stats.json.out")" "0 $R"
 r2x_start tcpsrv "$NS_B" "${PEER[@]}" tcp-server 10.1.0.2 8080
 in_a "${PEER[@]}" tcp-client 10.1.0.2 8080 1048576 >"$TMP/tcpcli.out" 2>&1 ||
   die "TCP client failed: $(cat "$TMP/tcpcli.out")"

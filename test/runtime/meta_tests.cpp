@@ -51,7 +51,8 @@ void refusesText(const std::string &text, const std::string &part) {
 
 /// A text with every record kind, written as the code generators write it.
 std::string sample() {
-  return meta::header() + meta::format(meta::Iface, {"0", "eth+"}) +
+  return meta::header() + meta::format(meta::Mode, {meta::ModeHandover}) +
+         meta::format(meta::Iface, {"0", "eth+"}) +
          meta::format(meta::Iface, {"5", "veth-b"}) +
          meta::format(meta::Chain, {"filter", "INPUT", "DROP", "3"}) +
          meta::format(meta::Chain, {"filter", "mine", meta::None, meta::None}) +
@@ -91,6 +92,11 @@ void readsEveryKind() {
             m.keys.at(3) == "policy-key" && m.keys.at(1) == "rule-key-1",
         "key records");
   check(m.dnat.size() == 2 && m.dnat[1] == "2001:db8::2", "dnat records");
+  check(m.handover, "the mode record");
+  check(!parseMeta(meta::header() + "mode\tstandalone\n").handover,
+        "a standalone program");
+  // Version 2 texts (before the mode record) read as standalone.
+  check(!parseMeta("rule2xdp-meta\t2\n").handover, "a version 2 text");
   // A version 1 text (before keys) is still read, without keys.
   Meta old = parseMeta("rule2xdp-meta\t1\nchain\tfilter\tINPUT\tACCEPT\t0\n");
   check(old.version == 1 && old.keys.empty() && old.chains.size() == 1,
@@ -102,10 +108,14 @@ void readsEveryKind() {
 }
 
 void refusesBadTexts() {
-  std::string h = meta::header();
-  refusesText("", "expected the header 'rule2xdp-meta<TAB>2'");
+  std::string h = meta::header() + "mode\tstandalone\n";
+  refusesText("", "expected the header 'rule2xdp-meta<TAB>3'");
   refusesText("iface\t0\teth0\n", "expected the header");
-  refusesText("rule2xdp-meta\t3\n", "unsupported metadata version '3'");
+  refusesText("rule2xdp-meta\t4\n", "unsupported metadata version '4'");
+  refusesText("rule2xdp-meta\t3\n", "metadata: no 'mode' record");
+  refusesText(h + "mode\thandover\n", "a second 'mode' record");
+  refusesText(meta::header() + "mode\tfast\n", "unknown mode 'fast'");
+  refusesText(meta::header() + "mode\n", "'mode' record has 1 fields");
   refusesText("rule2xdp-meta\t0\n", "unsupported metadata version '0'");
   refusesText("rule2xdp-meta\t2x\n", "unsupported metadata version '2x'");
   refusesText(h + "iface\t0\n", "'iface' record has 2 fields, expected 3");
@@ -174,7 +184,7 @@ void writerChecksItsRecords() {
                                   "", "/* a\nb */"});
       },
       "line break", "a line break in EXTRA");
-  check(meta::header() == "rule2xdp-meta\t2\n", "the header line");
+  check(meta::header() == "rule2xdp-meta\t3\n", "the header line");
 }
 
 } // namespace
