@@ -28,6 +28,7 @@
 #include <string>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -42,6 +43,66 @@ struct Compiled {
   std::string object;
   std::string listing;
 };
+
+/// backend::compile in a child process. LLVM 19's BPF CO-RE pass keeps
+/// globals of the first module it ran on in a static map, so a second
+/// module with CO-RE accesses (state matches) in the same process crashed
+/// --follow at its first replace. The child compiles, writes the object to a
+/// pipe and exits; the long-lived process never runs LLVM twice.
+std::string compileIsolated(const ir::Program &program,
+                            const classify::Options &cls) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    throw backend::BackendError(std::string("pipe: ") + std::strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    throw backend::BackendError(std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    char status = 0;
+    try {
+      out = backend::compile(program, backend::Emit::Obj, cls);
+    } catch (const std::exception &e) {
+      status = 1;
+      out = e.what();
+    }
+    bool ok = write(fds[1], &status, 1) == 1;
+    for (size_t done = 0; ok && done < out.size();) {
+      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0 && errno != EINTR)
+        ok = false;
+      else if (n > 0)
+        done += size_t(n);
+    }
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n > 0)
+      data.append(buf, size_t(n));
+    else if (n == 0 || errno != EINTR)
+      break;
+  }
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || data.empty())
+    throw backend::BackendError(
+        WIFSIGNALED(st) ? "the compiler process died of signal " +
+                              std::to_string(WTERMSIG(st))
+                        : std::string("the compiler process failed"));
+  if (data[0] != 0)
+    throw backend::BackendError(data.substr(1));
+  return data.substr(1);
+}
 
 Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
   frontend::SourceManager sm;
@@ -74,7 +135,7 @@ Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
     frontend::finishHandover(program);
     c.listing += frontend::handoverListing(program, sm);
     program.finalize();
-    c.object = backend::compile(program, backend::Emit::Obj, cls);
+    c.object = compileIsolated(program, cls);
     return c;
   } catch (const frontend::Diagnostic &d) {
     throw Failure{kExitInput, frontend::format(sm, frontend::Severity::Error,

@@ -103,7 +103,7 @@ r2x_b --load veth-b "$TMP/host.o" || die "rule2xdp --load failed"
 # Packet counts: XDP's (--stats) and the kernel's (iptables -vxnL), for the
 # INPUT policy and the rule whose listing matches an awk pattern.
 xdp_policy() {
-  r2x_b --stats veth-b | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
+  r2x_b --stats veth-b | sed -n 's/^Chain INPUT (policy DROP: XDP \([0-9]*\) packets.*/\1/p'
 }
 kern_policy() {
   in_b "$IPT" -L INPUT -vxn | sed -n 's/^Chain INPUT (policy DROP \([0-9]*\) packets.*/\1/p'
