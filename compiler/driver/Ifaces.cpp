@@ -5,25 +5,23 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/driver/Ifaces.h"
 
+#include "compiler/frontend/Lex.h"
+
 #include <stdexcept>
+#include <utility>
 
 namespace r2x::driver {
 
 std::vector<std::string> splitIfaces(const std::string &list,
                                      const std::string &option) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = list.find(',', start);
-    out.push_back(
-        list.substr(start, comma == std::string::npos ? comma : comma - start));
-    if (out.back().empty())
+  for (frontend::Piece &piece : frontend::splitList(list)) {
+    if (piece.text.empty())
       throw std::runtime_error("empty interface name in " + option + " `" +
                                list + "'");
-    if (comma == std::string::npos)
-      return out;
-    start = comma + 1;
+    out.push_back(std::move(piece.text));
   }
+  return out;
 }
 
 } // namespace r2x::driver
