@@ -211,32 +211,17 @@ std::string misplacedOption(const Options &o) {
   return {};
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
-  std::vector<std::string> own, ruleArgs;
-  std::vector<int> ruleIdx;
-  std::vector<std::string> files;
-  std::optional<ir::Family> family;
-  try {
-    partition(argc, argv, own, ruleArgs, ruleIdx, files, family);
-  } catch (const std::invalid_argument &e) {
-    std::cerr << "rule2xdp: error: " << e.what() << "\n";
-    return kExitInput;
-  }
-
+/// The words of argv split by partition(), with rule2xdp's options parsed.
+struct Invocation {
   Options o;
-  CLI::App app{
-      "rule2xdp: compile iptables rules into XDP programs and "
-      "attach them.\n\nUsage:\n"
-      "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
-      "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
-      "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
-      "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] "
-      "[--multiprog] (FILE.o | RULE)\n"
-      "  rule2xdp --accelerate IFACE[,IFACE...] [--follow] [--mode ...]\n"
-      "  rule2xdp --unload IFACE\n"
-      "  rule2xdp --stats IFACE [--json] [--kernel-counters]\n"};
+  std::vector<std::string> ruleArgs; ///< the iptables words
+  std::vector<int> ruleIdx;          ///< their argv indexes
+  std::vector<std::string> files;    ///< -f FILE
+  std::optional<ir::Family> family;  ///< -4 / -6
+};
+
+/// rule2xdp's options, declared to CLI11.
+void declareOptions(CLI::App &app, Options &o) {
   app.add_option("-o,--output", o.output,
                  "Output file ('-' for stdout); iptables' -o is written "
                  "--out-interface");
@@ -281,6 +266,205 @@ int main(int argc, char **argv) {
                "cannot decide goes to it (XDP_PASS), and the rules handed "
                "over are listed on stderr (docs/handover.md). tc: hand "
                "packets whose action XDP cannot do to the kernel");
+}
+
+/// What is wrong with the options given together, or empty.
+std::string checkOptions(const Invocation &inv) {
+  const Options &o = inv.o;
+  // A `-o eth1` copied from an iptables rule would otherwise quietly become
+  // a file named eth1.
+  if (!o.output.empty() && o.output != "-" &&
+      if_nametoindex(o.output.c_str()) != 0)
+    return "`-o " + o.output +
+           "' names a network interface, but -o is rule2xdp's output "
+           "file; write iptables' output interface as --out-interface";
+  if (!o.output.empty() &&
+      (!o.load.empty() || !o.unload.empty() || !o.stats.empty()))
+    return "-o has no meaning with --load, --unload or --stats";
+  if (std::string m = misplacedOption(o); !m.empty())
+    return m;
+  if ((!o.unload.empty() || !o.stats.empty()) && !inv.ruleArgs.empty())
+    return "--unload and --stats take no rule (got `" + inv.ruleArgs[0] + "')";
+  return {};
+}
+
+/// Reads the rules of -f FILE... into `program`; false (after printing
+/// every error of every file) when one does not parse.
+bool readRulesets(const Invocation &inv, frontend::SourceManager &sm,
+                  ir::Program &program) {
+  std::vector<frontend::Warning> warnings;
+  std::vector<frontend::Diagnostic> errors; // all of them, in one run
+  for (const std::string &f : inv.files) {
+    std::string text =
+        f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
+                 : readText(f);
+    std::string name = f == "-" ? "<stdin>" : f;
+    // -6 / -4 say which; otherwise the content does, else iptables.
+    std::optional<ir::Family> detected = frontend::detectFamily(name, text);
+    ir::Family fam = inv.family.value_or(detected.value_or(ir::Family::V4));
+    frontend::parseSaveFile(name, text, sm, program, warnings, fam, &errors);
+  }
+  if (!errors.empty()) {
+    for (const frontend::Diagnostic &d : errors)
+      std::cerr << frontend::format(sm, frontend::Severity::Error, d.pos,
+                                    d.what(), d.length);
+    std::cerr << "rule2xdp: " << errors.size()
+              << (errors.size() == 1 ? " error" : " errors")
+              << ", nothing written\n";
+    return false;
+  }
+  frontend::checkChainGraph(program);
+  for (const frontend::Warning &w : warnings)
+    std::cerr << frontend::format(sm, frontend::Severity::Warning, w.pos,
+                                  w.message, w.length);
+  return true;
+}
+
+/// The one rule of the command line into `program`, its words keeping
+/// their argv positions for diagnostics.
+void readCommandRule(const Invocation &inv, const std::vector<std::string> &all,
+                     frontend::SourceManager &sm, ir::Program &program) {
+  std::vector<frontend::Word> words = sm.commandLineWords(all, 1);
+  std::vector<frontend::Word> rule;
+  for (int idx : inv.ruleIdx)
+    rule.push_back(words[static_cast<size_t>(idx - 1)]);
+  frontend::CommandContext ctx;
+  ctx.family = inv.family.value_or(ir::Family::V4);
+  ctx.handover = inv.o.passUnsupported;
+  frontend::parseCommand(rule, program, ctx);
+}
+
+/// The iptables path: rules (from files or the command line) compiled and
+/// written, or loaded. Returns the exit status.
+int compileRules(const Invocation &inv, const std::vector<std::string> &all,
+                 const std::vector<std::string> &loadIfaces,
+                 frontend::SourceManager &sm) {
+  const Options &o = inv.o;
+  ir::Program program;
+  if (o.passUnsupported)
+    program.mode = ir::Mode::Handover;
+  if (!inv.files.empty()) {
+    if (!inv.ruleArgs.empty())
+      throw frontend::Diagnostic(
+          {"<command line>", 0, 0, -1},
+          "give a rule or a ruleset (-f FILE), not both (`" + inv.ruleArgs[0] +
+              "' is not a rule2xdp option)");
+    if (!readRulesets(inv, sm, program))
+      return kExitInput;
+  } else {
+    readCommandRule(inv, all, sm, program);
+  }
+  if (program.mode == ir::Mode::Handover) {
+    frontend::finishHandover(program);
+    std::cerr << frontend::handoverListing(program, sm);
+  }
+  program.finalize();
+  classify::Options cls;
+  cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+
+  if (!o.load.empty()) {
+    if (o.emit != "obj")
+      throw frontend::Diagnostic({"<command line>", 0, 0, -1},
+                                 "--load takes an object: drop --emit");
+    std::string obj = backend::compile(program, backend::Emit::Obj, cls);
+    runtime::load(loadIfaces, loadOptions(o),
+                  std::vector<uint8_t>(obj.begin(), obj.end()));
+    return kExitOk;
+  }
+
+  std::string out;
+  if (o.emit == "ir")
+    out = ir::print(program);
+  else if (o.emit == "llvm")
+    out = backend::compile(program, backend::Emit::LLVM, cls);
+  else if (o.emit == "asm")
+    out = backend::compile(program, backend::Emit::Asm, cls);
+  else {
+    if (o.output.empty() || (o.output == "-" && isatty(STDOUT_FILENO)))
+      throw frontend::Diagnostic(
+          {"<command line>", 0, 0, -1},
+          "an object needs an output file: add -o FILE.o");
+    out = backend::compile(program, backend::Emit::Obj, cls);
+  }
+  writeOutput(o.output, out);
+  return kExitOk;
+}
+
+/// Everything after the options parsed: picks the job and does it. Errors
+/// are exceptions, main() prints them.
+int run(const Invocation &inv, const std::vector<std::string> &all,
+        frontend::SourceManager &sm) {
+  const Options &o = inv.o;
+  // `--load b0,b1`, split once here for every path that loads (iptables
+  // rules, an object file, tc filters).
+  const std::vector<std::string> loadIfaces =
+      o.load.empty() ? std::vector<std::string>{} : driver::splitIfaces(o.load);
+  if (!o.accelerate.empty()) {
+    if (!inv.ruleArgs.empty() || !inv.files.empty())
+      throw frontend::Diagnostic(
+          {"<command line>", 0, 0, -1},
+          "--accelerate reads the kernel's ruleset: give no rule or -f");
+    driver::AccelerateRequest req;
+    req.ifaces = driver::splitIfaces(o.accelerate, "--accelerate");
+    req.loadOptions = loadOptions(o);
+    req.classifier.mode =
+        classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+    req.follow = o.follow;
+    return driver::runAccelerate(req);
+  }
+  if (!o.unload.empty()) {
+    runtime::unload(o.unload);
+    return kExitOk;
+  }
+  if (!o.stats.empty())
+    return runStats(o);
+
+  // --load IFACE FILE.o: an object instead of a rule.
+  if (!o.load.empty() && inv.files.empty() && inv.ruleArgs.size() == 1 &&
+      inv.ruleArgs[0][0] != '-') {
+    runtime::load(loadIfaces, loadOptions(o), readFile(inv.ruleArgs[0]));
+    return kExitOk;
+  }
+
+  if (!o.tc.empty() || !o.tcBatch.empty()) {
+    if (!inv.ruleArgs.empty() || !inv.files.empty())
+      throw frontend::Diagnostic({"<command line>", 0, 0, -1},
+                                 "give tc commands (--tc, --tc-batch) or "
+                                 "iptables rules, not both");
+    if (auto out = driver::runTc({o.tc, o.tcBatch, o.passUnsupported, o.emit,
+                                  o.output, loadIfaces, loadOptions(o)},
+                                 all, sm))
+      writeOutput(o.output, *out);
+    return kExitOk;
+  }
+  return compileRules(inv, all, loadIfaces, sm);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Invocation inv;
+  std::vector<std::string> own;
+  try {
+    partition(argc, argv, own, inv.ruleArgs, inv.ruleIdx, inv.files,
+              inv.family);
+  } catch (const std::invalid_argument &e) {
+    std::cerr << "rule2xdp: error: " << e.what() << "\n";
+    return kExitInput;
+  }
+
+  CLI::App app{
+      "rule2xdp: compile iptables rules into XDP programs and "
+      "attach them.\n\nUsage:\n"
+      "  rule2xdp [-t TABLE] -A CHAIN MATCHES [-j TARGET] -o FILE.o\n"
+      "  rule2xdp -f RULESET (iptables-save format; - for stdin) -o FILE.o\n"
+      "  (-6: the rule or ruleset is ip6tables'; files say it themselves)\n"
+      "  rule2xdp --load IFACE[,IFACE...] [--mode native|generic] "
+      "[--multiprog] (FILE.o | RULE)\n"
+      "  rule2xdp --accelerate IFACE[,IFACE...] [--follow] [--mode ...]\n"
+      "  rule2xdp --unload IFACE\n"
+      "  rule2xdp --stats IFACE [--json] [--kernel-counters]\n"};
+  declareOptions(app, inv.o);
   try {
     std::vector<std::string> rev(own.rbegin(), own.rend());
     app.parse(rev);
@@ -290,164 +474,18 @@ int main(int argc, char **argv) {
     app.exit(e);
     return kExitInput;
   }
-  if (o.version) {
+  if (inv.o.version) {
     std::puts("rule2xdp 0.1.0");
     return kExitOk;
   }
-
-  frontend::SourceManager sm;
-  // A `-o eth1` copied from an iptables rule would otherwise quietly become
-  // a file named eth1.
-  if (!o.output.empty() && o.output != "-" &&
-      if_nametoindex(o.output.c_str()) != 0) {
-    std::cerr << "rule2xdp: error: `-o " << o.output
-              << "' names a network interface, but -o is rule2xdp's output "
-                 "file; write iptables' output interface as --out-interface\n";
-    return kExitInput;
-  }
-  if (!o.output.empty() &&
-      (!o.load.empty() || !o.unload.empty() || !o.stats.empty())) {
-    std::cerr << "rule2xdp: error: -o has no meaning with --load, --unload or "
-                 "--stats\n";
-    return kExitInput;
-  }
-  if (std::string m = misplacedOption(o); !m.empty()) {
+  if (std::string m = checkOptions(inv); !m.empty()) {
     std::cerr << "rule2xdp: error: " << m << "\n";
     return kExitInput;
   }
-  if ((!o.unload.empty() || !o.stats.empty()) && !ruleArgs.empty()) {
-    std::cerr << "rule2xdp: error: --unload and --stats take no rule (got `"
-              << ruleArgs[0] << "')\n";
-    return kExitInput;
-  }
+
+  frontend::SourceManager sm;
   try {
-    // `--load b0,b1`, split once here for every path that loads (iptables
-    // rules, an object file, tc filters).
-    const std::vector<std::string> loadIfaces =
-        o.load.empty() ? std::vector<std::string>{}
-                       : driver::splitIfaces(o.load);
-    if (!o.accelerate.empty()) {
-      if (!ruleArgs.empty() || !files.empty())
-        throw frontend::Diagnostic(
-            {"<command line>", 0, 0, -1},
-            "--accelerate reads the kernel's ruleset: give no rule or -f");
-      driver::AccelerateRequest req;
-      req.ifaces = driver::splitIfaces(o.accelerate, "--accelerate");
-      req.loadOptions = loadOptions(o);
-      req.classifier.mode =
-          classify::parseMode(o.classifier).value_or(classify::Mode::Never);
-      req.follow = o.follow;
-      return driver::runAccelerate(req);
-    }
-    if (!o.unload.empty()) {
-      runtime::unload(o.unload);
-      return kExitOk;
-    }
-    if (!o.stats.empty())
-      return runStats(o);
-
-    // --load IFACE FILE.o: an object instead of a rule.
-    if (!o.load.empty() && files.empty() && ruleArgs.size() == 1 &&
-        ruleArgs[0][0] != '-') {
-      runtime::load(loadIfaces, loadOptions(o), readFile(ruleArgs[0]));
-      return kExitOk;
-    }
-
-    if (!o.tc.empty() || !o.tcBatch.empty()) {
-      if (!ruleArgs.empty() || !files.empty())
-        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
-                                   "give tc commands (--tc, --tc-batch) or "
-                                   "iptables rules, not both");
-      std::vector<std::string> all(argv, argv + argc);
-      if (auto out = driver::runTc({o.tc, o.tcBatch, o.passUnsupported, o.emit,
-                                    o.output, loadIfaces, loadOptions(o)},
-                                   all, sm))
-        writeOutput(o.output, *out);
-      return kExitOk;
-    }
-
-    ir::Program program;
-    if (o.passUnsupported)
-      program.mode = ir::Mode::Handover;
-    if (!files.empty()) {
-      if (!ruleArgs.empty())
-        throw frontend::Diagnostic(
-            {"<command line>", 0, 0, -1},
-            "give a rule or a ruleset (-f FILE), not both (`" + ruleArgs[0] +
-                "' is not a rule2xdp option)");
-      std::vector<frontend::Warning> warnings;
-      std::vector<frontend::Diagnostic> errors; // all of them, in one run
-      for (const std::string &f : files) {
-        std::string text =
-            f == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {})
-                     : readText(f);
-        std::string name = f == "-" ? "<stdin>" : f;
-        // -6 / -4 say which; otherwise the content does, else iptables.
-        std::optional<ir::Family> detected = frontend::detectFamily(name, text);
-        ir::Family fam = family.value_or(detected.value_or(ir::Family::V4));
-        frontend::parseSaveFile(name, text, sm, program, warnings, fam,
-                                &errors);
-      }
-      if (!errors.empty()) {
-        for (const frontend::Diagnostic &d : errors)
-          std::cerr << frontend::format(sm, frontend::Severity::Error, d.pos,
-                                        d.what(), d.length);
-        std::cerr << "rule2xdp: " << errors.size()
-                  << (errors.size() == 1 ? " error" : " errors")
-                  << ", nothing written\n";
-        return kExitInput;
-      }
-      frontend::checkChainGraph(program);
-      for (const frontend::Warning &w : warnings)
-        std::cerr << frontend::format(sm, frontend::Severity::Warning, w.pos,
-                                      w.message, w.length);
-    } else {
-      std::vector<std::string> all(argv, argv + argc);
-      std::vector<frontend::Word> words = sm.commandLineWords(all, 1);
-      // Keep only the iptables words, with their original argv positions.
-      std::vector<frontend::Word> rule;
-      for (int idx : ruleIdx)
-        rule.push_back(words[static_cast<size_t>(idx - 1)]);
-      frontend::CommandContext ctx;
-      ctx.family = family.value_or(ir::Family::V4);
-      ctx.handover = o.passUnsupported;
-      frontend::parseCommand(rule, program, ctx);
-    }
-    if (program.mode == ir::Mode::Handover) {
-      frontend::finishHandover(program);
-      std::cerr << frontend::handoverListing(program, sm);
-    }
-    program.finalize();
-    classify::Options cls;
-    cls.mode =
-        classify::parseMode(o.classifier).value_or(classify::Mode::Never);
-
-    if (!o.load.empty()) {
-      if (o.emit != "obj")
-        throw frontend::Diagnostic({"<command line>", 0, 0, -1},
-                                   "--load takes an object: drop --emit");
-      std::string obj = backend::compile(program, backend::Emit::Obj, cls);
-      runtime::load(loadIfaces, loadOptions(o),
-                    std::vector<uint8_t>(obj.begin(), obj.end()));
-      return kExitOk;
-    }
-
-    std::string out;
-    if (o.emit == "ir")
-      out = ir::print(program);
-    else if (o.emit == "llvm")
-      out = backend::compile(program, backend::Emit::LLVM, cls);
-    else if (o.emit == "asm")
-      out = backend::compile(program, backend::Emit::Asm, cls);
-    else {
-      if (o.output.empty() || (o.output == "-" && isatty(STDOUT_FILENO)))
-        throw frontend::Diagnostic(
-            {"<command line>", 0, 0, -1},
-            "an object needs an output file: add -o FILE.o");
-      out = backend::compile(program, backend::Emit::Obj, cls);
-    }
-    writeOutput(o.output, out);
-    return kExitOk;
+    return run(inv, std::vector<std::string>(argv, argv + argc), sm);
   } catch (const frontend::Diagnostic &d) {
     std::cerr << frontend::format(sm, frontend::Severity::Error, d.pos,
                                   d.what(), d.length);
