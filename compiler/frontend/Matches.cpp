@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <iterator>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <optional>
 #include <span>
 #include <strings.h>
@@ -211,7 +212,7 @@ public:
   explicit TcpUdpModule(uint8_t proto) : proto_(proto) {}
   void option(const ModuleOption &o, const Word &w,
               const std::vector<const Word *> &args, bool negated) override {
-    const char *name = proto_ == 6 ? "tcp" : "udp";
+    const char *name = proto_ == IPPROTO_TCP ? "tcp" : "udp";
     switch (o.id) {
     case SPort:
     case DPort: {
@@ -220,7 +221,7 @@ public:
         failAt(w, std::string(name) + ": option \"--" +
                       (o.id == SPort ? "source-port" : "destination-port") +
                       "\" can only be used once");
-      if (proto_ == 17) {
+      if (proto_ == IPPROTO_UDP) {
         slot = parseUdpPortRange(w, *args[0]);
       } else {
         slot = parsePortRange(w, *args[0], name);
@@ -262,7 +263,7 @@ public:
   }
   void finish(const RuleFacts &facts, std::vector<Match> &out,
               std::vector<std::string> &) override {
-    std::string n = proto_ == 6 ? "tcp" : "udp";
+    std::string n = proto_ == IPPROTO_TCP ? "tcp" : "udp";
     requireProto(where, facts, {proto_}, n + " match requires `-p " + n + "'");
     Match m(Match::TcpUdp{proto_, sport_, dport_, flags_, option_, optionNeg_});
     m.listing = n;
@@ -649,7 +650,7 @@ public:
     requireProto(where, facts, {6, 17, 33, 132, 136},
                  "multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' "
                  "or `-p dccp'");
-    const char *proto = facts.proto == 17 ? "udp" : "tcp";
+    const char *proto = facts.proto == IPPROTO_UDP ? "udp" : "tcp";
     Match::Multiport mp{side_, {}};
     // Comma-separated ports and lo:hi ranges; a range takes two of the 15
     // slots the kernel has.

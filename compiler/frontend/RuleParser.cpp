@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <netinet/in.h>
 #include <optional>
 #include <string_view>
 
@@ -1088,8 +1089,9 @@ void checkDnat(const Word &target, ir::Table table, const std::string &chain,
   if (!p.natTo)
     failAt(target, "-j DNAT needs --to-destination ADDR[:PORT[-PORT]]");
   if (p.nat.portLo != 0) {
-    bool tcpUdp = p.protoWord && !p.protoNegated &&
-                  (p.protoNumber == 6 || p.protoNumber == 17);
+    bool tcpUdp =
+        p.protoWord && !p.protoNegated &&
+        (p.protoNumber == IPPROTO_TCP || p.protoNumber == IPPROTO_UDP);
     (void)ctx;
     if (!tcpUdp)
       failAt(*p.natTo,

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <linux/if_ether.h>
 #include <optional>
 
 namespace r2x::frontend {
@@ -783,13 +784,13 @@ void checkIngressParent(const Word &p) {
 /// rule2xdp compiles ip, ipv6 and all.
 uint32_t filterProtocol(const Word &p) {
   if (p.text == "ip")
-    return 0x0800;
+    return ETH_P_IP;
   if (p.text == "ipv6")
-    return 0x86DD;
+    return ETH_P_IPV6;
   if (p.text == "all")
-    return 0x0003;
+    return ETH_P_ALL;
   std::optional<uint64_t> v = getUnsigned(p.text, 0);
-  if (!v || (*v != 0x0800 && *v != 0x86DD && *v != 0x0003))
+  if (!v || (*v != ETH_P_IP && *v != ETH_P_IPV6 && *v != ETH_P_ALL))
     failAt(p, "unsupported protocol '" + p.text + "' (ip, ipv6 or all)");
   return static_cast<uint32_t>(*v);
 }
@@ -1012,9 +1013,9 @@ FilterSpec TcBuilder::Impl::filterOptions(Cursor &c) {
 /// created with its root hash table when there is none yet.
 tc::Filter &TcBuilder::Impl::filterFor(const FilterSpec &fs) {
   tc::Proto p = tc::Proto::All;
-  if (fs.proto == 0x0800u)
+  if (fs.proto == ETH_P_IP)
     p = tc::Proto::Ip;
-  else if (fs.proto == 0x86DDu)
+  else if (fs.proto == ETH_P_IPV6)
     p = tc::Proto::Ipv6;
 
   std::optional<uint32_t> pref = fs.pref;

@@ -9,6 +9,7 @@
 #include "compiler/ir/IR.h"
 
 #include <cstdio>
+#include <netinet/in.h>
 #include <sstream>
 
 namespace r2x::ir {
@@ -104,7 +105,7 @@ std::string printMatch(const Match &m, bool v6) {
                    std::string(m.negated ? "== 0" : "!= 0");
           },
           [&](const Match::TcpUdp &t) {
-            std::string s = t.proto == 6 ? "tcp" : "udp";
+            std::string s = t.proto == IPPROTO_TCP ? "tcp" : "udp";
             s += " header";
             if (t.sport)
               s += " sport " + range(*t.sport);
