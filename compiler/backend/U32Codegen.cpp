@@ -80,6 +80,22 @@ private:
   /// act_nat (net/sched/act_nat.c, tcf_nat_act): continues in a new block,
   /// or branches to drop_ where the kernel returns TC_ACT_SHOT.
   void emitNat(const tc::Action &a);
+  /// The L4 checksum of a rewritten TCP or UDP packet (tcf_nat_act's
+  /// switch on the protocol), then to `done`.
+  void natTransport(Value *ip, Value *oldRaw, Value *newRaw, BasicBlock *tcp,
+                    BasicBlock *udp, BasicBlock *done);
+  /// The address an ICMP error quotes, from block `icmp`, then to `done`.
+  void natIcmpError(const tc::Action &a, Value *ip, BasicBlock *icmp,
+                    BasicBlock *done);
+  /// act_nat's helpers: whether a host-order address is in the rule's
+  /// range, the translated address (as the packet holds it), a checksum
+  /// fixed for an address change, the header fields it reads.
+  Value *natInside(const tc::Action &a, Value *host);
+  Value *natTranslate(const tc::Action &a, Value *host);
+  void natFixCsum(Value *p, Value *from, Value *to);
+  Value *ipFragment(Value *ip);
+  Value *ipProtocol(Value *ip);
+  Value *ipHeaderLen(Value *ip);
   /// A packet load that stays below its bounds check. The same word is
   /// often read by several filters; a plain load let LLVM re-issue it on a
   /// path where only an earlier, failed check dominates it, which the
@@ -184,6 +200,46 @@ Value *U32Codegen::read16(Value *off, int32_t rel) {
   return b.CreateUnaryIntrinsic(Intrinsic::bswap, loadPacket(cg_.i16, p));
 }
 
+Value *U32Codegen::natInside(const tc::Action &a, Value *host) {
+  IRBuilder<> &b = cg_.b;
+  // (old ^ addr) & mask == 0.
+  Value *x = b.CreateXor(host, b.getInt32(a.oldAddr));
+  return b.CreateICmpEQ(b.CreateAnd(x, b.getInt32(a.mask)), b.getInt32(0));
+}
+
+Value *U32Codegen::natTranslate(const tc::Action &a, Value *host) {
+  IRBuilder<> &b = cg_.b;
+  // new & mask | addr & ~mask.
+  return b.CreateUnaryIntrinsic(
+      Intrinsic::bswap, b.CreateOr(b.getInt32(a.newAddr & a.mask),
+                                   b.CreateAnd(host, b.getInt32(~a.mask))));
+}
+
+void U32Codegen::natFixCsum(Value *p, Value *from, Value *to) {
+  auto [f0, f1] = cg_.halves(from);
+  auto [t0, t1] = cg_.halves(to);
+  cg_.b.CreateStore(
+      cg_.csumReplace(loadPacket(cg_.i16, p), {{f0, t0}, {f1, t1}}), p);
+}
+
+Value *U32Codegen::ipFragment(Value *ip) { // frag_off & htons(IP_OFFSET)
+  IRBuilder<> &b = cg_.b;
+  Value *f = b.CreateUnaryIntrinsic(
+      Intrinsic::bswap, loadPacket(cg_.i16, cg_.at(ip, kernel::Ip4FragOff)));
+  return b.CreateICmpNE(b.CreateAnd(f, b.getInt16(kernel::Ip4OffMask)),
+                        b.getInt16(0));
+}
+
+Value *U32Codegen::ipProtocol(Value *ip) {
+  return loadPacket(cg_.i8, cg_.at(ip, kernel::Ip4Protocol));
+}
+
+Value *U32Codegen::ipHeaderLen(Value *ip) { // iph->ihl * 4
+  IRBuilder<> &b = cg_.b;
+  Value *v = b.CreateZExt(loadPacket(cg_.i8, ip), cg_.i32);
+  return b.CreateShl(b.CreateAnd(v, b.getInt32(0xf)), 2, "ihl");
+}
+
 /// tcf_nat_act(). The header at the network offset is taken as IPv4
 /// without looking at its version or IHL, as the kernel does (with
 /// `protocol all` an IPv6 header is rewritten as if it were one). Every
@@ -201,86 +257,70 @@ void U32Codegen::emitNat(const tc::Action &a) {
   auto bswap = [&](Value *v) {
     return b.CreateUnaryIntrinsic(Intrinsic::bswap, v);
   };
-  // (old ^ addr) & mask == 0, on host-order addresses.
-  auto inside = [&](Value *host) {
-    Value *x = b.CreateXor(host, b.getInt32(a.oldAddr));
-    return b.CreateICmpEQ(b.CreateAnd(x, b.getInt32(a.mask)), b.getInt32(0));
-  };
-  // new & mask | addr & ~mask, as the packet holds it.
-  auto translate = [&](Value *host) {
-    return bswap(b.CreateOr(b.getInt32(a.newAddr & a.mask),
-                            b.CreateAnd(host, b.getInt32(~a.mask))));
-  };
-  auto addrWords = [&](Value *from, Value *to) {
-    auto [f0, f1] = cg_.halves(from);
-    auto [t0, t1] = cg_.halves(to);
-    return std::vector<std::pair<Value *, Value *>>{{f0, t0}, {f1, t1}};
-  };
-  auto fixCsum = [&](Value *p, Value *from, Value *to) {
-    b.CreateStore(cg_.csumReplace(loadPacket(cg_.i16, p), addrWords(from, to)),
-                  p);
-  };
-  auto fragment = [&](Value *ip) { // frag_off & htons(IP_OFFSET)
-    Value *f = bswap(loadPacket(cg_.i16, cg_.at(ip, kernel::Ip4FragOff)));
-    return b.CreateICmpNE(b.CreateAnd(f, b.getInt16(kernel::Ip4OffMask)),
-                          b.getInt16(0));
-  };
-  auto protocol = [&](Value *ip) {
-    return loadPacket(cg_.i8, cg_.at(ip, kernel::Ip4Protocol));
-  };
-  auto ihl = [&](Value *ip) { // iph->ihl * 4
-    Value *v = b.CreateZExt(loadPacket(cg_.i8, ip), cg_.i32);
-    return b.CreateShl(b.CreateAnd(v, b.getInt32(0xf)), 2, "ihl");
-  };
 
   // pskb_may_pull(skb, sizeof(struct iphdr)), else TC_ACT_SHOT.
   Value *ip = access(nullptr, 0, kernel::Ip4Hlen, drop_);
   Value *addrP = cg_.at(ip, a.egress ? kernel::Ip4Saddr : kernel::Ip4Daddr);
   Value *oldRaw = loadPacket(cg_.i32, addrP);
-  b.CreateCondBr(inside(bswap(oldRaw)), hit, miss);
+  b.CreateCondBr(natInside(a, bswap(oldRaw)), hit, miss);
 
   // Another address: only an ICMP message (not a later fragment) goes on,
   // for the header an ICMP error quotes.
   b.SetInsertPoint(miss);
   b.CreateCondBr(
-      b.CreateOr(fragment(ip),
-                 b.CreateICmpNE(protocol(ip), b.getInt8(IPPROTO_ICMP))),
+      b.CreateOr(ipFragment(ip),
+                 b.CreateICmpNE(ipProtocol(ip), b.getInt8(IPPROTO_ICMP))),
       done, icmp);
 
   b.SetInsertPoint(hit);
-  Value *newRaw = translate(bswap(oldRaw));
+  Value *newRaw = natTranslate(a, bswap(oldRaw));
   b.CreateStore(newRaw, addrP);
-  fixCsum(cg_.at(ip, kernel::Ip4Check), oldRaw, newRaw);
-  cg_.require(b.CreateNot(fragment(ip)), done, "nat.l4");
-  SwitchInst *sw = b.CreateSwitch(protocol(ip), done, 3);
+  natFixCsum(cg_.at(ip, kernel::Ip4Check), oldRaw, newRaw);
+  cg_.require(b.CreateNot(ipFragment(ip)), done, "nat.l4");
+  SwitchInst *sw = b.CreateSwitch(ipProtocol(ip), done, 3);
   sw->addCase(b.getInt8(IPPROTO_TCP), tcp);
   sw->addCase(b.getInt8(IPPROTO_UDP), udp);
   sw->addCase(b.getInt8(IPPROTO_ICMP), icmp);
 
+  natTransport(ip, oldRaw, newRaw, tcp, udp, done);
+  natIcmpError(a, ip, icmp, done);
+  b.SetInsertPoint(done);
+}
+
+void U32Codegen::natTransport(Value *ip, Value *oldRaw, Value *newRaw,
+                              BasicBlock *tcp, BasicBlock *udp,
+                              BasicBlock *done) {
+  IRBuilder<> &b = cg_.b;
   // TCP: the pseudo-header's address changed.
   b.SetInsertPoint(tcp);
-  Value *th = access(ihl(ip), 0, kernel::TcpHlen, drop_);
-  fixCsum(cg_.at(th, kernel::TcpCheck), oldRaw, newRaw);
+  Value *th = access(ipHeaderLen(ip), 0, kernel::TcpHlen, drop_);
+  natFixCsum(cg_.at(th, kernel::TcpCheck), oldRaw, newRaw);
   b.CreateBr(done);
 
   // UDP: a zero checksum (none) stays zero; a result of zero is sent as
   // 0xffff (CSUM_MANGLED_0).
   b.SetInsertPoint(udp);
-  Value *uh = access(ihl(ip), 0, kernel::UdpHlen, drop_);
+  Value *uh = access(ipHeaderLen(ip), 0, kernel::UdpHlen, drop_);
   Value *ucsumP = cg_.at(uh, kernel::UdpCheck);
   Value *ucsum = loadPacket(cg_.i16, ucsumP);
   cg_.require(b.CreateICmpNE(ucsum, b.getInt16(0)), done, "nat.udp.sum");
-  Value *un = cg_.csumReplace(ucsum, addrWords(oldRaw, newRaw));
+  auto [f0, f1] = cg_.halves(oldRaw);
+  auto [t0, t1] = cg_.halves(newRaw);
+  Value *un = cg_.csumReplace(ucsum, {{f0, t0}, {f1, t1}});
   b.CreateStore(
       b.CreateSelect(b.CreateICmpEQ(un, b.getInt16(0)), b.getInt16(0xffff), un),
       ucsumP);
   b.CreateBr(done);
+}
 
-  // ICMP errors (icmp_is_err()): the quoted header's other address, with
-  // the ICMP checksum fixed. As in the kernel, the quoted header's own
-  // checksum and the quoted L4 checksum are left as they are.
+/// ICMP errors (icmp_is_err()): the quoted header's other address, with
+/// the ICMP checksum fixed. As in the kernel, the quoted header's own
+/// checksum and the quoted L4 checksum are left as they are.
+void U32Codegen::natIcmpError(const tc::Action &a, Value *ip, BasicBlock *icmp,
+                              BasicBlock *done) {
+  IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(icmp);
-  Value *ih = access(ihl(ip), 0, kernel::IcmpHlen, drop_);
+  Value *ih = access(ipHeaderLen(ip), 0, kernel::IcmpHlen, drop_);
   Value *type = loadPacket(cg_.i8, ih);
   BasicBlock *err = cg_.block("nat.icmp.err");
   SwitchInst *types = b.CreateSwitch(type, done, 5);
@@ -288,17 +328,18 @@ void U32Codegen::emitNat(const tc::Action &a) {
                     ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB})
     types->addCase(b.getInt8(t), err);
   b.SetInsertPoint(err);
-  Value *eh = access(ihl(ip), 0, kernel::IcmpHlen + kernel::Ip4Hlen, drop_);
+  Value *eh =
+      access(ipHeaderLen(ip), 0, kernel::IcmpHlen + kernel::Ip4Hlen, drop_);
   Value *innerP = cg_.at(
       eh, kernel::IcmpHlen + (a.egress ? kernel::Ip4Daddr : kernel::Ip4Saddr));
   Value *innerRaw = loadPacket(cg_.i32, innerP);
-  cg_.require(inside(bswap(innerRaw)), done, "nat.icmp.inner");
-  Value *innerNew = translate(bswap(innerRaw));
+  cg_.require(natInside(a, b.CreateUnaryIntrinsic(Intrinsic::bswap, innerRaw)),
+              done, "nat.icmp.inner");
+  Value *innerNew =
+      natTranslate(a, b.CreateUnaryIntrinsic(Intrinsic::bswap, innerRaw));
   b.CreateStore(innerNew, innerP);
-  fixCsum(cg_.at(eh, kernel::IcmpCheck), innerRaw, innerNew);
+  natFixCsum(cg_.at(eh, kernel::IcmpCheck), innerRaw, innerNew);
   b.CreateBr(done);
-
-  b.SetInsertPoint(done);
 }
 
 /// tcf_exts_exec(): each action in turn while it returns PIPE. The knode's
