@@ -139,6 +139,69 @@ void NatLowering::storeValue(const Addr &addr, Value *port, uint8_t dir) {
   b.CreateStore(b.getInt8(0), cg_.at(val_, shape_.valPad));
 }
 
+void NatLowering::requireHeader(Packet &pk, uint64_t need, BasicBlock *after) {
+  IRBuilder<> &b = cg_.b;
+  // A transport header conntrack cannot read makes the packet invalid:
+  // never translated.
+  cg_.require(b.CreateICmpULE(b.CreateAdd(pk.ihl, b.getInt32(need)), pk.totLen),
+              after, "nat.l4.fits");
+  cg_.needBytes(pk.l4, need, after, "nat.l4.hdr");
+}
+
+void NatLowering::keyPorts(Packet &pk, uint64_t need, BasicBlock *after) {
+  IRBuilder<> &b = cg_.b;
+  requireHeader(pk, need, after);
+  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Sport)), sport_);
+  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Dport)), dport_);
+}
+
+/// ICMP queries (echo, timestamp, information, address mask; ICMPv6 echo)
+/// open a connection keyed by their identifier; their replies belong to it.
+/// Errors are RELATED to another connection: not translated here.
+Value *NatLowering::keyIcmpQuery(Packet &pk, BasicBlock *after) {
+  IRBuilder<> &b = cg_.b;
+  requireHeader(pk, kernel::IcmpHlen, after);
+  Value *type = b.CreateLoad(cg_.i8, cg_.at(pk.l4, uint64_t(0)));
+  Value *query = b.getFalse(), *reply = b.getFalse();
+  std::vector<unsigned> queries =
+      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REQUEST}
+          : std::vector<unsigned>{ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST,
+                                  ICMP_ADDRESS};
+  std::vector<unsigned> replies =
+      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REPLY}
+          : std::vector<unsigned>{ICMP_ECHOREPLY, ICMP_TIMESTAMPREPLY,
+                                  ICMP_INFO_REPLY, ICMP_ADDRESSREPLY};
+  for (unsigned t : queries)
+    query = b.CreateOr(query, b.CreateICmpEQ(type, b.getInt8(t)));
+  for (unsigned t : replies)
+    reply = b.CreateOr(reply, b.CreateICmpEQ(type, b.getInt8(t)));
+  cg_.require(b.CreateOr(query, reply), after, "nat.icmp.query");
+  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::IcmpId)), sport_);
+  b.CreateStore(b.getInt16(0), dport_);
+  return query;
+}
+
+void NatLowering::applyBinding(Packet &pk, Value *binding, BasicBlock *after) {
+  IRBuilder<> &b = cg_.b;
+  Addr addr = loadAddr(cg_.at(binding, shape_.valAddr));
+  Value *port = b.CreateLoad(cg_.i16, cg_.at(binding, shape_.valPort));
+  Value *dir = b.CreateLoad(cg_.i8, cg_.at(binding, shape_.valDir));
+  BasicBlock *orig = cg_.block("nat.original"), *rep = cg_.block("nat.reply");
+  b.CreateCondBr(b.CreateICmpEQ(dir, b.getInt8(contract::NatOriginal)), orig,
+                 rep);
+  b.SetInsertPoint(orig);
+  rewrite(pk, true, addr, port, after);
+  b.CreateStore(b.getInt32(Translated), state_);
+  b.CreateBr(after);
+  // A reply is translated back after FORWARD (POSTROUTING in the kernel).
+  b.SetInsertPoint(rep);
+  for (unsigned w = 0; w < words(); ++w)
+    b.CreateStore(addr[w], cg_.at(replyAddr_, uint64_t(4 * w)));
+  b.CreateStore(port, replyPort_);
+  b.CreateStore(b.getInt32(ReplyPending), state_);
+  b.CreateBr(after);
+}
+
 void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   IRBuilder<> &b = cg_.b;
   // conntrack sees datagrams after defragmentation; XDP sees fragments,
@@ -160,65 +223,27 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
     for (uint8_t p : kAddressOnly)
       sw->addCase(b.getInt8(p), other);
 
-  // A transport header conntrack cannot read makes the packet invalid:
-  // never translated.
-  auto header = [&](uint64_t need) {
-    cg_.require(
-        b.CreateICmpULE(b.CreateAdd(pk.ihl, b.getInt32(need)), pk.totLen),
-        after, "nat.l4.fits");
-    cg_.needBytes(pk.l4, need, after, "nat.l4.hdr");
-  };
-  auto ports = [&](uint64_t need) {
-    header(need);
-    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Sport)),
-                  sport_);
-    b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::L4Dport)),
-                  dport_);
-  };
+  // Each way to the key, and whether a packet on it may open a connection.
   std::vector<std::pair<BasicBlock *, Value *>> mayOpen;
+  auto toKeyed = [&](Value *opens) {
+    mayOpen.push_back({b.GetInsertBlock(), opens});
+    b.CreateBr(keyed);
+  };
   b.SetInsertPoint(tcp);
-  ports(kernel::TcpHlen);
-  mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
-  b.CreateBr(keyed);
+  keyPorts(pk, kernel::TcpHlen, after);
+  toKeyed(b.getTrue());
   b.SetInsertPoint(udp);
-  ports(kernel::UdpHlen);
-  mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
-  b.CreateBr(keyed);
-
-  // ICMP queries (echo, timestamp, information, address mask; ICMPv6
-  // echo) open a connection keyed by their identifier; their replies
-  // belong to it. Errors are RELATED to another connection: not translated
-  // here.
+  keyPorts(pk, kernel::UdpHlen, after);
+  toKeyed(b.getTrue());
   b.SetInsertPoint(icmp);
-  header(kernel::IcmpHlen);
-  Value *type = b.CreateLoad(cg_.i8, cg_.at(pk.l4, uint64_t(0)));
-  Value *query = b.getFalse(), *reply = b.getFalse();
-  std::vector<unsigned> queries =
-      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REQUEST}
-          : std::vector<unsigned>{ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST,
-                                  ICMP_ADDRESS};
-  std::vector<unsigned> replies =
-      v6_ ? std::vector<unsigned>{ICMP6_ECHO_REPLY}
-          : std::vector<unsigned>{ICMP_ECHOREPLY, ICMP_TIMESTAMPREPLY,
-                                  ICMP_INFO_REPLY, ICMP_ADDRESSREPLY};
-  for (unsigned t : queries)
-    query = b.CreateOr(query, b.CreateICmpEQ(type, b.getInt8(t)));
-  for (unsigned t : replies)
-    reply = b.CreateOr(reply, b.CreateICmpEQ(type, b.getInt8(t)));
-  cg_.require(b.CreateOr(query, reply), after, "nat.icmp.query");
-  b.CreateStore(b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::IcmpId)), sport_);
-  b.CreateStore(b.getInt16(0), dport_);
-  mayOpen.push_back({b.GetInsertBlock(), query});
-  b.CreateBr(keyed);
-
+  toKeyed(keyIcmpQuery(pk, after));
   b.SetInsertPoint(other);
   if (v6_) {
     b.CreateBr(after); // unreachable: no address-only protocol for IPv6
   } else {
     b.CreateStore(b.getInt16(0), sport_);
     b.CreateStore(b.getInt16(0), dport_);
-    mayOpen.push_back({b.GetInsertBlock(), b.getTrue()});
-    b.CreateBr(keyed);
+    toKeyed(b.getTrue());
   }
 
   b.SetInsertPoint(keyed);
@@ -231,26 +256,8 @@ void NatLowering::emitLookup(Packet &pk, BasicBlock *after) {
   Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {nat_, key_});
   BasicBlock *hit = cg_.block("nat.bound"), *miss = cg_.block("nat.new");
   b.CreateCondBr(b.CreateIsNull(v), miss, hit);
-
   b.SetInsertPoint(hit);
-  Addr addr = loadAddr(cg_.at(v, shape_.valAddr));
-  Value *port = b.CreateLoad(cg_.i16, cg_.at(v, shape_.valPort));
-  Value *dir = b.CreateLoad(cg_.i8, cg_.at(v, shape_.valDir));
-  BasicBlock *orig = cg_.block("nat.original"), *rep = cg_.block("nat.reply");
-  b.CreateCondBr(b.CreateICmpEQ(dir, b.getInt8(contract::NatOriginal)), orig,
-                 rep);
-  b.SetInsertPoint(orig);
-  rewrite(pk, true, addr, port, after);
-  b.CreateStore(b.getInt32(Translated), state_);
-  b.CreateBr(after);
-  // A reply is translated back after FORWARD (POSTROUTING in the kernel).
-  b.SetInsertPoint(rep);
-  for (unsigned w = 0; w < words(); ++w)
-    b.CreateStore(addr[w], cg_.at(replyAddr_, uint64_t(4 * w)));
-  b.CreateStore(port, replyPort_);
-  b.CreateStore(b.getInt32(ReplyPending), state_);
-  b.CreateBr(after);
-
+  applyBinding(pk, v, after);
   b.SetInsertPoint(miss);
   cg_.require(may, after, "nat.chain");
 }

@@ -76,6 +76,15 @@ private:
   void storeKey(const Addr &saddr, const Addr &daddr, llvm::Value *sport,
                 llvm::Value *dport, llvm::Value *proto);
   void storeValue(const Addr &addr, llvm::Value *port, uint8_t dir);
+  /// emitLookup's pieces: a transport header of `need` bytes conntrack can
+  /// read, else to `after`; its ports into the key; an ICMP query or reply
+  /// keyed by its identifier (true for a query: it may open a connection);
+  /// a bound connection's packet translated (original direction) or marked
+  /// for the reply's translation after FORWARD.
+  void requireHeader(Packet &pk, uint64_t need, llvm::BasicBlock *after);
+  void keyPorts(Packet &pk, uint64_t need, llvm::BasicBlock *after);
+  llvm::Value *keyIcmpQuery(Packet &pk, llvm::BasicBlock *after);
+  void applyBinding(Packet &pk, llvm::Value *binding, llvm::BasicBlock *after);
   Addr loadAddr(llvm::Value *p);
   Addr source(const Packet &pk) const;
   Addr destination(const Packet &pk) const;
