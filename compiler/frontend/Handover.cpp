@@ -490,6 +490,14 @@ const ModuleSpec *opaqueTarget(const std::string &name) {
   return lookupOpaque(name, true);
 }
 
+std::vector<HandoverEntry> handoverCatalog() {
+  std::vector<HandoverEntry> out;
+  for (bool target : {false, true})
+    for (const OpaqueSpec &s : target ? targetTable() : moduleTable())
+      out.push_back({target, s.name, s.reason, s.options});
+  return out;
+}
+
 bool readsOptionsByShape(const ModuleSpec &spec) {
   return registry().byShape.count(&spec) != 0;
 }

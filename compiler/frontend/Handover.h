@@ -46,6 +46,19 @@ const ModuleSpec *opaqueTarget(const std::string &name);
 /// Why XDP cannot carry out target `name` (for listings and --emit=ir).
 std::string targetReason(const std::string &name);
 
+/// One module or target of hand-over mode's tables: what it is called, why
+/// XDP hands it over, the options read by name.
+struct HandoverEntry {
+  bool target;
+  std::string name;
+  std::string reason;
+  std::vector<ModuleOption> options;
+};
+
+/// Every module, then every target, of the tables (for the generated table
+/// in docs/handover.md).
+std::vector<HandoverEntry> handoverCatalog();
+
 /// Reads one option of a module whose options are unknown, starting at
 /// words[i] (`--NAME` or `--NAME=VALUE`): the option and the words after it
 /// up to the next word that starts with `-` or is `!`. Returns the index of

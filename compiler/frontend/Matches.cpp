@@ -983,14 +983,14 @@ std::vector<ModuleSpec> &table() {
           {"tcp-flags", Flags, 2, true},
           {"syn", Syn, 0, true},
           {"tcp-option", TcpOption, 1, true}},
-         makeTcpUdp<6>,
+         makeTcpUdp<IPPROTO_TCP>,
          false},
         {"udp",
          {{"source-port", SPort, 1, true},
           {"sport", SPort, 1, true},
           {"destination-port", DPort, 1, true},
           {"dport", DPort, 1, true}},
-         makeTcpUdp<17>,
+         makeTcpUdp<IPPROTO_UDP>,
          false},
         {"icmp", {{"icmp-type", 0, 1, true}}, makeIcmp<false>, false, 1},
         {"icmp6", {{"icmpv6-type", 0, 1, true}}, makeIcmp<true>, false, 2},
@@ -1063,6 +1063,13 @@ const ModuleSpec *findModule(std::string_view name) {
     if (name == m.name)
       return &m;
   return nullptr;
+}
+
+std::vector<const ModuleSpec *> compiledModules() {
+  std::vector<const ModuleSpec *> out;
+  for (const ModuleSpec &m : table())
+    out.push_back(&m);
+  return out;
 }
 
 std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,

@@ -74,6 +74,10 @@ bool moduleFits(const ModuleSpec &m, ir::Family f);
 /// The module called `name`, or null.
 const ModuleSpec *findModule(std::string_view name);
 
+/// Every module rule2xdp compiles, in the table's order (for the generated
+/// table in docs/matches.md).
+std::vector<const ModuleSpec *> compiledModules();
+
 /// Loads a module for a rule of family `family`. Throws Diagnostic if it
 /// cannot be loaded.
 std::unique_ptr<ModuleState> loadModule(const ModuleSpec &spec,
