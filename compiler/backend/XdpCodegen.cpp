@@ -17,16 +17,14 @@
 #include "compiler/backend/Backend.h"
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/ClassifyCodegen.h"
+#include "compiler/backend/Conntrack.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/backend/Scaffold.h"
 
 #include <llvm/IR/Intrinsics.h>
-#include <llvm/IR/IntrinsicsBPF.h>
 
 #include <netinet/in.h>
-
-#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
@@ -103,14 +101,7 @@ private:
   // Connection state (docs/handover.md, "Connection state").
   void emitCtState(const ir::Match::CtState &c, bool negated,
                    BasicBlock *noMatch);
-  Value *ctStates();
-  void emitCtLookup(BasicBlock *done);
-  Value *l4ChecksumOk(Value *len, BasicBlock *unknown);
-  void declareKfuncs();
-  Function *ctLookupFn_ = nullptr, *ctReleaseFn_ = nullptr;
-  DICompositeType *nfConnDi_ = nullptr, *optsDi_ = nullptr;
-  StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
-  AllocaInst *ctSlot_ = nullptr;
+  std::unique_ptr<CtLowering> ct_;      ///< hand-over mode with state matches
   ir::Table table_ = ir::Table::Filter; ///< the table being emitted
   void emitTcpOption(const ir::Match::TcpUdp &t, BasicBlock *noMatch);
   Function *tcpOptionScanner();
@@ -187,7 +178,7 @@ void XdpCodegen::declareMaps() {
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
   if (handover() && p_.usesCtState())
-    declareKfuncs();
+    ct_ = std::make_unique<CtLowering>(cg_, btf_, !p_.ctHelper.empty());
 }
 
 /// iptables counts the IP total length (IPv6: 40 + payload length).
@@ -794,370 +785,19 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
       m.kind);
 }
 
-/// The kernel functions the state matches call (nf_conntrack_bpf.c), as
-/// external declarations in ".ksyms" whose BTF libbpf resolves against the
-/// kernel's, and `struct nf_conn` as far as XDP reads it: `status`, found
-/// by name in the running kernel's BTF (a CO-RE relocation), so the object
-/// does not depend on this kernel's layout.
-void XdpCodegen::declareKfuncs() {
-  LLVMContext &c = cg_.ctx;
-  using Members = std::vector<std::tuple<std::string, DIType *, uint64_t>>;
-  nfConnDi_ =
-      btf_.kernelStruct("nf_conn", 8, Members{{"status", btf_.u64(), 0}});
-  nfConnTy_ = StructType::create(c, {cg_.i64}, "struct.nf_conn");
-  DIType *conn = btf_.pointerTo(nfConnDi_);
-  DIType *xdpMd = btf_.pointerTo(btf_.kernelStruct("xdp_md", 0, {}));
-  DIType *tuple = btf_.pointerTo(btf_.kernelStruct("bpf_sock_tuple", 0, {}));
-  // bpf_ct_opts as far as XDP asks whether the kernel has `dir` (added
-  // after the kfuncs themselves): a CO-RE field-existence relocation.
-  optsDi_ = btf_.kernelStruct("bpf_ct_opts", 12,
-                              Members{{"netns_id", btf_.int32(), 0},
-                                      {"error", btf_.int32(), 32},
-                                      {"l4proto", btf_.u8(), 64},
-                                      {"dir", btf_.u8(), 72}});
-  optsTy_ = StructType::create(
-      c, {cg_.i32, cg_.i32, cg_.i8, cg_.i8, ArrayType::get(cg_.i8, 2)},
-      "struct.bpf_ct_opts");
-  DIType *opts = btf_.pointerTo(optsDi_);
-  ctLookupFn_ = Function::Create(
-      FunctionType::get(cg_.ptr, {cg_.ptr, cg_.ptr, cg_.i32, cg_.ptr, cg_.i32},
-                        false),
-      GlobalValue::ExternalLinkage, "bpf_xdp_ct_lookup", cg_.m);
-  ctLookupFn_->setSection(".ksyms");
-  btf_.kfunc(ctLookupFn_, conn, {xdpMd, tuple, btf_.u32(), opts, btf_.u32()});
-  ctReleaseFn_ =
-      Function::Create(FunctionType::get(Type::getVoidTy(c), {cg_.ptr}, false),
-                       GlobalValue::ExternalLinkage, "bpf_ct_release", cg_.m);
-  ctReleaseFn_->setSection(".ksyms");
-  btf_.kfunc(ctReleaseFn_, nullptr, {conn});
-}
-
-/// A state match: true when every state the kernel could give the packet
-/// meets the mask, false when none does, else the packet is handed over
-/// (the kernel evaluates the match). The raw table runs before conntrack,
-/// and the kernel runs nat rules only for a connection's first packet (a
-/// later one follows the binding, which a state match in nat would make
-/// XDP miss): handed over in both.
+/// A state match (Conntrack.h). The raw table runs before conntrack, and
+/// the kernel runs nat rules only for a connection's first packet (a later
+/// one follows the binding, which a state match in nat would make XDP
+/// miss): handed over in both.
 void XdpCodegen::emitCtState(const ir::Match::CtState &c, bool negated,
                              BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  if (table_ == ir::Table::Raw || table_ == ir::Table::Nat || !ctSlot_) {
+  if (table_ == ir::Table::Raw || table_ == ir::Table::Nat || !ct_) {
     b.CreateBr(pass_);
     b.SetInsertPoint(cg_.block("unreachable.ct_handover"));
     return;
   }
-  Value *st = ctStates();
-  Value *poss = b.CreateAnd(st, b.getInt32(0x1f));
-  Value *nat = b.CreateAnd(st, b.getInt32(ir::CtSnat | ir::CtDnat));
-  cg_.require(b.CreateICmpNE(poss, b.getInt32(0)), pass_, "ct.known");
-  Value *mask = b.getInt32(c.mask);
-  // xt_conntrack adds SNAT/DNAT to the state of a packet with a conntrack
-  // entry (every state but INVALID).
-  Value *hit = b.CreateAnd(poss, mask);
-  Value *natHit = b.CreateICmpNE(b.CreateAnd(nat, mask), b.getInt32(0));
-  hit = b.CreateSelect(
-      natHit, b.CreateOr(hit, b.CreateAnd(poss, b.getInt32(~ir::CtInvalid))),
-      hit);
-  Value *all = b.CreateICmpEQ(hit, poss);
-  Value *none = b.CreateICmpEQ(hit, b.getInt32(0));
-  BasicBlock *matched = cg_.block("ct.match");
-  BasicBlock *check = cg_.block("ct.check");
-  b.CreateCondBr(negated ? none : all, matched, check);
-  b.SetInsertPoint(check);
-  b.CreateCondBr(negated ? all : none, noMatch, pass_);
-  b.SetInsertPoint(matched);
-}
-
-/// The states the kernel could give this packet, looked up once per packet
-/// at the first state match reached: 0x80 | the possible states (CtNew ...,
-/// none: not known) | SNAT/DNAT of the entry found.
-Value *XdpCodegen::ctStates() {
-  IRBuilder<> &b = cg_.b;
-  BasicBlock *look = cg_.block("ct.lookup");
-  BasicBlock *done = cg_.block("ct.done");
-  Value *cur = b.CreateLoad(cg_.i32, ctSlot_);
-  b.CreateCondBr(b.CreateICmpEQ(cur, b.getInt32(0)), look, done);
-  b.SetInsertPoint(look);
-  emitCtLookup(done);
-  b.SetInsertPoint(done);
-  return b.CreateLoad(cg_.i32, ctSlot_);
-}
-
-/// nf_conntrack_in() for a TCP or UDP packet at PREROUTING (IPv6: without
-/// extension headers), as far as
-/// XDP can know it (docs/handover.md, "Connection state"):
-///  - tcp_error()/udp_error(): a header cut short, an invalid TCP flag
-///    combination or a UDP length outside the datagram is INVALID, whatever
-///    conntrack holds. A checksum XDP cannot verify (not computed here for
-///    more than 64 bytes of transport data) adds INVALID.
-///  - an entry found: resolve_normal_ct()'s ctinfo (REPLY direction or a
-///    reply seen: ESTABLISHED; else RELATED if expected, else NEW); TCP adds
-///    INVALID (window tracking) and, for a SYN, NEW (a closed connection
-///    reopened).
-///  - none found: tcp_new() from the flags (SYN: NEW; ACK: NEW when
-///    nf_conntrack_tcp_loose, else INVALID, so both; the rest INVALID), UDP
-///    NEW; RELATED too when the ruleset can attach a helper.
-/// Fragments, IPv6 extension headers and other protocols: not known.
-void XdpCodegen::emitCtLookup(BasicBlock *done) {
-  IRBuilder<> &b = cg_.b;
-  BasicBlock *start = b.GetInsertBlock();
-  auto finish = [&](Value *v) {
-    b.CreateStore(b.CreateOr(v, b.getInt32(0x80)), ctSlot_);
-    b.CreateBr(done);
-  };
-  BasicBlock *unknown = cg_.block("ct.unknown");
-  b.SetInsertPoint(unknown);
-  finish(b.getInt32(0));
-  BasicBlock *invalid = cg_.block("ct.invalid");
-  b.SetInsertPoint(invalid);
-  finish(b.getInt32(ir::CtInvalid));
-  b.SetInsertPoint(start);
-
-  // IPv4 fragments are reassembled before conntrack; IPv6 ones too, and
-  // only a packet without extension headers is looked up (its first next
-  // header is TCP or UDP, below).
-  if (!pk_.v6)
-    cg_.require(b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
-                               b.getInt16(0)),
-                unknown, "ct.whole");
-  Value *len = b.CreateSub(pk_.totLen, pk_.ihl); // the transport bytes
-  BasicBlock *tcpB = cg_.block("ct.tcp"), *udpB = cg_.block("ct.udp");
-  BasicBlock *look = cg_.block("ct.look");
-  SwitchInst *sw = b.CreateSwitch(pk_.proto, unknown, 2);
-  sw->addCase(b.getInt8(IPPROTO_TCP), tcpB);
-  sw->addCase(b.getInt8(IPPROTO_UDP), udpB);
-
-  // tcp_error()
-  b.SetInsertPoint(tcpB);
-  cg_.require(b.CreateICmpUGE(len, b.getInt32(kTcpHeaderLen)), unknown,
-              "ct.tcp_len");
-  cg_.needBytes(pk_.l4, kTcpHeaderLen, unknown, "ct.tcp_header");
-  Value *tcpPorts = b.CreateLoad(cg_.i32, pk_.l4);
-  Value *doff = b.CreateMul(
-      b.CreateLShr(
-          b.CreateZExt(b.CreateLoad(cg_.i8, cg_.at(pk_.l4, 12)), cg_.i32),
-          b.getInt32(4)),
-      b.getInt32(4));
-  Value *flags =
-      b.CreateZExt(b.CreateLoad(cg_.i8, cg_.at(pk_.l4, 13)), cg_.i32);
-  cg_.require(b.CreateAnd(b.CreateICmpUGE(doff, b.getInt32(kTcpHeaderLen)),
-                          b.CreateICmpULE(doff, len)),
-              invalid, "ct.tcp_doff");
-  // tcp_valid_flags[] over FIN, SYN, RST, ACK, URG (PSH, ECE, CWR ignored).
-  Value *vf = b.CreateAnd(flags, b.getInt32(0x37));
-  Value *valid = b.getFalse();
-  for (uint32_t ok :
-       {0x02u, 0x22u, 0x12u, 0x04u, 0x14u, 0x11u, 0x31u, 0x10u, 0x30u})
-    valid = b.CreateOr(valid, b.CreateICmpEQ(vf, b.getInt32(ok)));
-  cg_.require(valid, invalid, "ct.tcp_flags");
-  Value *tcpSum = l4ChecksumOk(len, unknown);
-  BasicBlock *tcpEnd = b.GetInsertBlock();
-  b.CreateBr(look);
-
-  // udp_error()
-  b.SetInsertPoint(udpB);
-  cg_.require(b.CreateICmpUGE(len, b.getInt32(kUdpHeaderLen)), unknown,
-              "ct.udp_len");
-  cg_.needBytes(pk_.l4, kUdpHeaderLen, unknown, "ct.udp_header");
-  Value *udpPorts = b.CreateLoad(cg_.i32, pk_.l4);
-  Value *ulen = b.CreateZExt(cg_.loadBE(pk_.l4, 4, cg_.i16), cg_.i32);
-  cg_.require(b.CreateAnd(b.CreateICmpUGE(ulen, b.getInt32(kUdpHeaderLen)),
-                          b.CreateICmpULE(ulen, len)),
-              invalid, "ct.udp_length");
-  // IPv4: a zero checksum is none, which the kernel does not check. IPv6
-  // requires one: a zero is not taken on trust here.
-  Value *noSum = pk_.v6
-                     ? b.getFalse()
-                     : b.CreateICmpEQ(b.CreateLoad(cg_.i16, cg_.at(pk_.l4, 6)),
-                                      b.getInt16(0));
-  Value *udpSum = b.CreateOr(noSum, l4ChecksumOk(len, unknown));
-  BasicBlock *udpEnd = b.GetInsertBlock();
-  b.CreateBr(look);
-
-  b.SetInsertPoint(look);
-  PHINode *isTcp = b.CreatePHI(cg_.i1, 2);
-  isTcp->addIncoming(b.getTrue(), tcpEnd);
-  isTcp->addIncoming(b.getFalse(), udpEnd);
-  PHINode *sumOk = b.CreatePHI(cg_.i1, 2);
-  sumOk->addIncoming(tcpSum, tcpEnd);
-  sumOk->addIncoming(udpSum, udpEnd);
-  PHINode *ports = b.CreatePHI(cg_.i32, 2);
-  ports->addIncoming(tcpPorts, tcpEnd);
-  ports->addIncoming(udpPorts, udpEnd);
-  PHINode *tflags = b.CreatePHI(cg_.i32, 2);
-  tflags->addIncoming(flags, tcpEnd);
-  tflags->addIncoming(b.getInt32(0), udpEnd);
-
-  // struct bpf_sock_tuple (ipv4: saddr, daddr, sport, dport as on the wire)
-  // and struct bpf_ct_opts (netns_id, error, l4proto, dir, reserved[2]).
-  // (ipv6: 16-byte addresses, then the ports.)
-  const uint64_t kTupleSize = pk_.v6 ? 36 : 12;
-  constexpr uint64_t kOptsSize = 12;
-  AllocaInst *tuple = cg_.stackSlot(ArrayType::get(cg_.i8, kTupleSize), 4,
-                                    pk_.v6 ? "ct.tuple6" : "ct.tuple");
-  AllocaInst *opts =
-      cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
-  if (pk_.v6) {
-    for (unsigned w = 0; w < 4; ++w) {
-      b.CreateStore(pk_.saddr6[w], cg_.at(tuple, uint64_t(4 * w)));
-      b.CreateStore(pk_.daddr6[w], cg_.at(tuple, uint64_t(16 + 4 * w)));
-    }
-    b.CreateStore(ports, cg_.at(tuple, 32));
-  } else {
-    b.CreateStore(pk_.saddrRaw, cg_.at(tuple, uint64_t(0)));
-    b.CreateStore(pk_.daddrRaw, cg_.at(tuple, 4));
-    b.CreateStore(ports, cg_.at(tuple, 8));
-  }
-  b.CreateStore(b.getInt32(-1),
-                cg_.at(opts, uint64_t(0))); // BPF_F_CURRENT_NETNS
-  b.CreateStore(b.getInt32(0), cg_.at(opts, 4));
-  b.CreateStore(
-      b.CreateSelect(isTcp, b.getInt8(IPPROTO_TCP), b.getInt8(IPPROTO_UDP)),
-      cg_.at(opts, 8));
-  b.CreateStore(b.getInt8(0), cg_.at(opts, 9));
-  b.CreateStore(b.getInt16(0), cg_.at(opts, 10));
-  Value *ct = b.CreateCall(ctLookupFn_, {ctx_, tuple, b.getInt32(kTupleSize),
-                                         opts, b.getInt32(kOptsSize)});
-  constexpr uint32_t kSyn = 0x02, kAck = 0x10, kRst = 0x04, kFin = 0x01;
-  Value *index = b.CreateAnd(tflags, b.getInt32(kSyn | kAck | kRst | kFin));
-  Value *synOnly = b.CreateICmpEQ(index, b.getInt32(kSyn));
-  Value *ackOnly = b.CreateICmpEQ(index, b.getInt32(kAck));
-  BasicBlock *hit = cg_.block("ct.hit"), *miss = cg_.block("ct.miss");
-  b.CreateCondBr(b.CreateIsNull(ct), miss, hit);
-
-  // An entry: read its status and direction, release it at once.
-  b.SetInsertPoint(hit);
-  Value *field =
-      b.CreatePreserveStructAccessIndex(nfConnTy_, ct, 0, 0, nfConnDi_);
-  Value *status = b.CreateLoad(cg_.i64, field);
-  Value *reply =
-      b.CreateICmpNE(b.CreateLoad(cg_.i8, cg_.at(opts, 9)), b.getInt8(0));
-  b.CreateCall(ctReleaseFn_, {ct});
-  // A kernel without bpf_ct_opts.dir leaves it 0 whatever the direction:
-  // then only an entry that has seen a reply is known (ESTABLISHED both
-  // ways).
-  Value *dirField =
-      b.CreatePreserveStructAccessIndex(optsTy_, opts, 3, 3, optsDi_);
-  Value *hasDir = b.CreateICmpNE(
-      b.CreateIntrinsic(Intrinsic::bpf_preserve_field_info,
-                        {dirField->getType()},
-                        {dirField, b.getInt64(2)}), // BPF_FIELD_EXISTS
-      b.getInt32(0));
-  status = b.CreateTrunc(status, cg_.i32);
-  Value *seenReply = b.CreateICmpNE(b.CreateAnd(status, b.getInt32(2)),
-                                    b.getInt32(0)); // IPS_SEEN_REPLY
-  Value *expected = b.CreateICmpNE(b.CreateAnd(status, b.getInt32(1)),
-                                   b.getInt32(0)); // IPS_EXPECTED
-  Value *base = b.CreateSelect(
-      b.CreateOr(reply, seenReply), b.getInt32(ir::CtEstablished),
-      b.CreateSelect(expected, b.getInt32(ir::CtRelated),
-                     b.getInt32(ir::CtNew)));
-  // IPS_SRC_NAT (bit 4) and IPS_DST_NAT (bit 5) -> CtSnat, CtDnat.
-  Value *natBits = b.CreateShl(
-      b.CreateAnd(b.CreateLShr(status, b.getInt32(4)), b.getInt32(3)),
-      b.getInt32(5));
-  // TCP: the window check may fail (INVALID); a SYN may reopen a closed
-  // connection (NEW, without the entry's NAT bits: not known then).
-  Value *tcpBits = b.CreateOr(
-      base, b.CreateSelect(synOnly, b.getInt32(ir::CtInvalid | ir::CtNew),
-                           b.getInt32(ir::CtInvalid)));
-  Value *udpBits =
-      b.CreateSelect(sumOk, base, b.CreateOr(base, b.getInt32(ir::CtInvalid)));
-  cg_.require(b.CreateNot(b.CreateAnd(b.CreateAnd(isTcp, synOnly),
-                                      b.CreateICmpNE(natBits, b.getInt32(0)))),
-              unknown, "ct.hit_known");
-  cg_.require(b.CreateOr(hasDir, seenReply), unknown, "ct.direction_known");
-  finish(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits));
-
-  // No entry (any other error: not known).
-  b.SetInsertPoint(miss);
-  cg_.require(b.CreateICmpEQ(b.CreateLoad(cg_.i32, cg_.at(opts, 4)),
-                             b.getInt32(-ENOENT)),
-              unknown, "ct.enoent");
-  Value *fresh = b.getInt32(
-      ir::CtNew | (p_.ctHelper.empty() ? 0 : unsigned(ir::CtRelated)));
-  fresh = b.CreateSelect(sumOk, fresh,
-                         b.CreateOr(fresh, b.getInt32(ir::CtInvalid)));
-  // tcp_new(): the first packet's flags (already a valid combination).
-  Value *tcpNew = b.CreateSelect(
-      synOnly, fresh,
-      b.CreateSelect(ackOnly, b.CreateOr(fresh, b.getInt32(ir::CtInvalid)),
-                     b.getInt32(ir::CtInvalid)));
-  finish(b.CreateSelect(isTcp, tcpNew, fresh));
-}
-
-/// Whether the transport checksum in the packet is right (the pseudo header
-/// with the IP payload length `len`, as nf_ip_checksum() computes it): then
-/// the kernel's check passes however the device marked the frame. False
-/// when it is wrong or not checked (more than 64 bytes: the sum is unrolled).
-Value *XdpCodegen::l4ChecksumOk(Value *len, BasicBlock *unknown) {
-  IRBuilder<> &b = cg_.b;
-  constexpr unsigned kMaxBytes = 64;
-  AllocaInst *sum = cg_.stackSlot(cg_.i64, 8, "csum");
-  // Every word as loaded (little-endian): the one's complement sum does not
-  // depend on the byte order as long as it is the same for every word.
-  auto halves = [&](Value *v32) {
-    Value *v = b.CreateZExt(v32, cg_.i64);
-    return b.CreateAdd(b.CreateAnd(v, b.getInt64(0xffff)),
-                       b.CreateLShr(v, b.getInt64(16)));
-  };
-  Value *len64 = b.CreateZExt(len, cg_.i64);
-  // IPv6 (RFC 8200 8.1): the addresses, a 32-bit length (below 64 KiB here,
-  // so its upper half adds nothing) and the next header.
-  Value *pseudo = b.getInt64(0);
-  if (pk_.v6)
-    for (unsigned w = 0; w < 4; ++w)
-      pseudo = b.CreateAdd(
-          pseudo, b.CreateAdd(halves(pk_.saddr6[w]), halves(pk_.daddr6[w])));
-  else
-    pseudo = b.CreateAdd(halves(pk_.saddrRaw), halves(pk_.daddrRaw));
-  pseudo = b.CreateAdd(
-      pseudo, b.CreateShl(b.CreateZExt(pk_.proto, cg_.i64), b.getInt64(8)));
-  pseudo = b.CreateAdd(
-      pseudo, b.CreateOr(b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)),
-                                     b.getInt64(8)),
-                         b.CreateLShr(len64, b.getInt64(8))));
-  b.CreateStore(pseudo, sum);
-  BasicBlock *fold = cg_.block("csum.fold");
-  BasicBlock *tooLong = cg_.block("csum.too_long");
-  BasicBlock *word = cg_.block("csum.word");
-  b.CreateCondBr(b.CreateICmpULE(len, b.getInt32(kMaxBytes)), word, tooLong);
-  b.SetInsertPoint(tooLong);
-  b.CreateStore(b.getInt64(0), sum);
-  b.CreateBr(fold);
-  for (unsigned i = 0; i < kMaxBytes / 2; ++i) {
-    b.SetInsertPoint(word);
-    BasicBlock *some = cg_.block("csum.some");
-    BasicBlock *full = cg_.block("csum.full");
-    BasicBlock *last = cg_.block("csum.last");
-    BasicBlock *next = cg_.block("csum.word");
-    b.CreateCondBr(b.CreateICmpULT(b.getInt32(2 * i), len), some, fold);
-    b.SetInsertPoint(some);
-    Value *p = cg_.at(pk_.l4, 2 * i);
-    b.CreateCondBr(b.CreateICmpULE(b.getInt32(2 * i + 2), len), full, last);
-    b.SetInsertPoint(full);
-    cg_.needBytes(p, 2, unknown, "csum.in_frame");
-    b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, sum),
-                              b.CreateZExt(b.CreateLoad(cg_.i16, p), cg_.i64)),
-                  sum);
-    b.CreateBr(next);
-    b.SetInsertPoint(last);
-    cg_.needBytes(p, 1, unknown, "csum.in_frame");
-    b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, sum),
-                              b.CreateZExt(b.CreateLoad(cg_.i8, p), cg_.i64)),
-                  sum);
-    b.CreateBr(fold);
-    word = next;
-  }
-  b.SetInsertPoint(word); // all 64 bytes summed
-  b.CreateBr(fold);
-  b.SetInsertPoint(fold);
-  Value *s = b.CreateLoad(cg_.i64, sum);
-  for (int k = 0; k < 3; ++k)
-    s = b.CreateAdd(b.CreateAnd(s, b.getInt64(0xffff)),
-                    b.CreateLShr(s, b.getInt64(16)));
-  return b.CreateAnd(b.CreateICmpEQ(s, b.getInt64(0xffff)),
-                     b.CreateICmpULE(len, b.getInt32(kMaxBytes)));
+  ct_->emitMatch(pk_, ctx_, c, negated, noMatch, pass_);
 }
 
 /// A built-in chain: its rules, then its policy. RETURN in a built-in chain
@@ -1469,11 +1109,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
     path_ = cg_.stackSlot(ArrayType::get(cg_.i64, kPathWords), 8, "path");
   for (unsigned w = 0; w < kPathWords; ++w)
     b.CreateStore(b.getInt64(0), cg_.at(path_, uint64_t(8 * w)));
-  if (p_.usesCtState()) {
-    if (!ctSlot_)
-      ctSlot_ = cg_.stackSlot(cg_.i32, 4, "ct.states");
-    b.CreateStore(b.getInt32(0), ctSlot_); // not looked up yet
-  }
+  if (ct_)
+    ct_->begin();
   emitFamilyChains(fam);
   emitCommit(commit);
 }

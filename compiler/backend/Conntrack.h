@@ -1,0 +1,78 @@
+//===- compiler/backend/Conntrack.h - state from the kernel --*- C++ -*-===//
+//
+/// \file
+/// `-m conntrack --ctstate` and `-m state --state` in hand-over mode
+/// (docs/handover.md, "Connection state"): the packet is looked up in the
+/// kernel's own conntrack (bpf_xdp_ct_lookup, nf_conntrack_bpf.c), once per
+/// packet at the first state match reached, and every state the kernel
+/// could give it is computed as nf_conntrack_in() would for a TCP or UDP
+/// packet at PREROUTING. A match is decided when all of those states meet
+/// it or none does; otherwise the packet is handed to the kernel there.
+///
+/// The per-packet result is an i32 on the stack: 0 before the lookup, else
+/// 0x80 | the possible states (ir::CtNew ...; none: not known) | ir::CtSnat
+/// and ir::CtDnat of the entry found.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/backend/Btf.h"
+#include "compiler/backend/PacketParser.h"
+#include "compiler/ir/IR.h"
+
+namespace r2x::backend {
+
+class CtLowering {
+public:
+  /// Declares the kfuncs and the part of `struct nf_conn` the lookup reads.
+  /// `helper`: the ruleset can attach a conntrack helper, so a packet
+  /// without an entry may also be RELATED.
+  CtLowering(Codegen &cg, BtfBuilder &btf, bool helper);
+
+  /// At the start of a family's path: not looked up yet.
+  void begin();
+
+  /// A state match reached with every earlier match of its rule true: on to
+  /// the next match when it holds, to `noMatch` when it does not, to `pass`
+  /// (the kernel decides) when XDP cannot know.
+  void emitMatch(Packet &pk, llvm::Value *ctx, const ir::Match::CtState &c,
+                 bool negated, llvm::BasicBlock *noMatch,
+                 llvm::BasicBlock *pass);
+
+private:
+  /// What tcp_error() or udp_error() leaves for the lookup.
+  struct Transport {
+    llvm::Value *ports;   ///< i32 source and destination port, raw
+    llvm::Value *flags;   ///< i32 TCP flags (0 for UDP)
+    llvm::Value *sumOk;   ///< i1 the checksum is known to be right
+    llvm::BasicBlock *end; ///< where its checks end
+  };
+  /// The blocks a lookup ends in: not known, INVALID whatever conntrack
+  /// holds, and the join after the lookup.
+  struct Exits {
+    llvm::BasicBlock *unknown, *invalid, *done;
+  };
+
+  llvm::Value *states(Packet &pk, llvm::Value *ctx);
+  void emitLookup(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *done);
+  void finish(llvm::Value *states, llvm::BasicBlock *done);
+  Transport tcpError(Packet &pk, llvm::Value *len, const Exits &x);
+  Transport udpError(Packet &pk, llvm::Value *len, const Exits &x);
+  llvm::Value *lookup(Packet &pk, llvm::Value *ctx, llvm::Value *ports,
+                      llvm::Value *isTcp, llvm::AllocaInst *opts);
+  void onHit(llvm::Value *ct, llvm::AllocaInst *opts, llvm::Value *isTcp,
+             llvm::Value *synOnly, llvm::Value *sumOk, const Exits &x);
+  void onMiss(llvm::AllocaInst *opts, llvm::Value *isTcp,
+              llvm::Value *synOnly, llvm::Value *ackOnly, llvm::Value *sumOk,
+              const Exits &x);
+  llvm::Value *l4ChecksumOk(Packet &pk, llvm::Value *len,
+                            llvm::BasicBlock *unknown);
+
+  Codegen &cg_;
+  bool helper_;
+  llvm::Function *lookupFn_ = nullptr, *releaseFn_ = nullptr;
+  llvm::DICompositeType *nfConnDi_ = nullptr, *optsDi_ = nullptr;
+  llvm::StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
+  llvm::AllocaInst *slot_ = nullptr; ///< the per-packet states (above)
+};
+
+} // namespace r2x::backend
