@@ -38,8 +38,8 @@ namespace {
 /// IPv6: 16-byte addresses, then the ports) and struct bpf_ct_opts
 /// (netns_id, error, l4proto, dir, reserved[2]).
 constexpr uint64_t kTuple4Size = 12, kTuple6Size = 36, kOptsSize = 12;
-constexpr uint64_t kOptsNetns = 0, kOptsError = 4, kOptsProto = 8,
-                   kOptsDir = 9, kOptsReserved = 10;
+constexpr uint64_t kOptsNetns = 0, kOptsError = 4, kOptsProto = 8, kOptsDir = 9,
+                   kOptsReserved = 10;
 constexpr int32_t kCurrentNetns = -1; ///< BPF_F_CURRENT_NETNS
 
 /// TCP flags (struct tcphdr, byte 13).
@@ -53,8 +53,8 @@ constexpr uint32_t kIpsNatShift = 4; ///< IPS_SRC_NAT, IPS_DST_NAT above it
 /// The per-packet result (Conntrack.h): the bit that says the lookup has
 /// run, the possible states, and where CtSnat and CtDnat sit.
 constexpr uint32_t kLookedUp = 0x80;
-constexpr uint32_t kStates = ir::CtInvalid | ir::CtEstablished |
-                             ir::CtRelated | ir::CtNew | ir::CtUntracked;
+constexpr uint32_t kStates = ir::CtInvalid | ir::CtEstablished | ir::CtRelated |
+                             ir::CtNew | ir::CtUntracked;
 constexpr uint32_t kCtSnatShift = 5;
 static_assert(ir::CtSnat == 1u << kCtSnatShift &&
               ir::CtDnat == 2u << kCtSnatShift);
@@ -70,8 +70,7 @@ CtLowering::CtLowering(Codegen &cg, BtfBuilder &btf, bool helper)
     : cg_(cg), helper_(helper) {
   LLVMContext &c = cg_.ctx;
   using Members = std::vector<std::tuple<std::string, DIType *, uint64_t>>;
-  nfConnDi_ =
-      btf.kernelStruct("nf_conn", 8, Members{{"status", btf.u64(), 0}});
+  nfConnDi_ = btf.kernelStruct("nf_conn", 8, Members{{"status", btf.u64(), 0}});
   nfConnTy_ = StructType::create(c, {cg_.i64}, "struct.nf_conn");
   DIType *conn = btf.pointerTo(nfConnDi_);
   DIType *xdpMd = btf.pointerTo(btf.kernelStruct("xdp_md", 0, {}));
@@ -176,6 +175,7 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
                 x.unknown, "ct.whole");
   Value *len = b.CreateSub(pk.totLen, pk.ihl); // the transport bytes
   BasicBlock *tcpB = cg_.block("ct.tcp"), *udpB = cg_.block("ct.udp");
+  BasicBlock *look = cg_.block("ct.look");
   SwitchInst *sw = b.CreateSwitch(pk.proto, x.unknown, 2);
   sw->addCase(b.getInt8(IPPROTO_TCP), tcpB);
   sw->addCase(b.getInt8(IPPROTO_UDP), udpB);
@@ -184,7 +184,6 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   b.SetInsertPoint(udpB);
   Transport udp = udpError(pk, len, x);
 
-  BasicBlock *look = cg_.block("ct.look");
   for (BasicBlock *end : {tcp.end, udp.end}) {
     b.SetInsertPoint(end);
     b.CreateBr(look);
@@ -201,8 +200,7 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   Value *ports = merge(cg_.i32, tcp.ports, udp.ports);
   Value *flags = merge(cg_.i32, tcp.flags, udp.flags);
 
-  AllocaInst *opts =
-      cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
+  AllocaInst *opts = nullptr;
   Value *ct = lookup(pk, ctx, ports, isTcp, opts);
   Value *index = b.CreateAnd(flags, b.getInt32(kSyn | kAck | kRst | kFin));
   Value *synOnly = b.CreateICmpEQ(index, b.getInt32(kSyn));
@@ -225,16 +223,15 @@ CtLowering::Transport CtLowering::tcpError(Packet &pk, Value *len,
   cg_.needBytes(pk.l4, kernel::TcpHlen, x.unknown, "ct.tcp_header");
   Value *ports = b.CreateLoad(cg_.i32, pk.l4);
   Value *doff = b.CreateMul(
-      b.CreateLShr(b.CreateZExt(b.CreateLoad(cg_.i8, cg_.at(pk.l4, kTcpDoff)),
-                                cg_.i32),
-                   b.getInt32(4)),
+      b.CreateLShr(
+          b.CreateZExt(b.CreateLoad(cg_.i8, cg_.at(pk.l4, kTcpDoff)), cg_.i32),
+          b.getInt32(4)),
       b.getInt32(4));
   Value *flags =
       b.CreateZExt(b.CreateLoad(cg_.i8, cg_.at(pk.l4, kTcpFlags)), cg_.i32);
-  cg_.require(
-      b.CreateAnd(b.CreateICmpUGE(doff, b.getInt32(kernel::TcpHlen)),
-                  b.CreateICmpULE(doff, len)),
-      x.invalid, "ct.tcp_doff");
+  cg_.require(b.CreateAnd(b.CreateICmpUGE(doff, b.getInt32(kernel::TcpHlen)),
+                          b.CreateICmpULE(doff, len)),
+              x.invalid, "ct.tcp_doff");
   // tcp_valid_flags[] over FIN, SYN, RST, ACK, URG (PSH, ECE, CWR ignored).
   Value *vf = b.CreateAnd(flags, b.getInt32(0x37));
   Value *valid = b.getFalse();
@@ -257,10 +254,9 @@ CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
   Value *ports = b.CreateLoad(cg_.i32, pk.l4);
   Value *ulen = b.CreateZExt(
       cg_.loadBE(pk.l4, offsetof(struct udphdr, len), cg_.i16), cg_.i32);
-  cg_.require(
-      b.CreateAnd(b.CreateICmpUGE(ulen, b.getInt32(kernel::UdpHlen)),
-                  b.CreateICmpULE(ulen, len)),
-      x.invalid, "ct.udp_length");
+  cg_.require(b.CreateAnd(b.CreateICmpUGE(ulen, b.getInt32(kernel::UdpHlen)),
+                          b.CreateICmpULE(ulen, len)),
+              x.invalid, "ct.udp_length");
   // IPv4: a zero checksum is none, which the kernel does not check. IPv6
   // requires one: a zero is not taken on trust here.
   Value *noSum =
@@ -273,13 +269,14 @@ CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
 }
 
 /// bpf_xdp_ct_lookup() of the packet's tuple in this namespace; `opts`
-/// receives the error and the direction.
+/// is set to the options, which receive the error and the direction.
 Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
-                          AllocaInst *opts) {
+                          AllocaInst *&opts) {
   IRBuilder<> &b = cg_.b;
   const uint64_t size = pk.v6 ? kTuple6Size : kTuple4Size;
   AllocaInst *tuple = cg_.stackSlot(ArrayType::get(cg_.i8, size), 4,
                                     pk.v6 ? "ct.tuple6" : "ct.tuple");
+  opts = cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
   if (pk.v6) {
     for (unsigned w = 0; w < 4; ++w) {
       b.CreateStore(pk.saddr6[w], cg_.at(tuple, uint64_t(4 * w)));
@@ -298,8 +295,8 @@ Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
       cg_.at(opts, kOptsProto));
   b.CreateStore(b.getInt8(0), cg_.at(opts, kOptsDir));
   b.CreateStore(b.getInt16(0), cg_.at(opts, kOptsReserved));
-  return b.CreateCall(lookupFn_, {ctx, tuple, b.getInt32(size), opts,
-                                  b.getInt32(kOptsSize)});
+  return b.CreateCall(
+      lookupFn_, {ctx, tuple, b.getInt32(size), opts, b.getInt32(kOptsSize)});
 }
 
 /// An entry: its status and direction read, the entry released at once.
@@ -332,10 +329,10 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
       b.CreateSelect(bit(kIpsExpected), b.getInt32(ir::CtRelated),
                      b.getInt32(ir::CtNew)));
   // IPS_SRC_NAT and IPS_DST_NAT -> CtSnat, CtDnat.
-  Value *natBits = b.CreateShl(
-      b.CreateAnd(b.CreateLShr(status, b.getInt32(kIpsNatShift)),
-                  b.getInt32(3)),
-      b.getInt32(kCtSnatShift));
+  Value *natBits =
+      b.CreateShl(b.CreateAnd(b.CreateLShr(status, b.getInt32(kIpsNatShift)),
+                              b.getInt32(3)),
+                  b.getInt32(kCtSnatShift));
   // TCP: the window check may fail (INVALID); a SYN may reopen a closed
   // connection (NEW, without the entry's NAT bits: not known then).
   Value *tcpBits = b.CreateOr(
@@ -347,8 +344,7 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
   cg_.require(b.CreateOr(hasDir, seenReply), x.unknown, "ct.direction_known");
-  finish(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits),
-         x.done);
+  finish(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits), x.done);
 }
 
 /// No entry (any other error: not known): a new connection as tcp_new()

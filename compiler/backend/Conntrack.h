@@ -41,9 +41,9 @@ public:
 private:
   /// What tcp_error() or udp_error() leaves for the lookup.
   struct Transport {
-    llvm::Value *ports;   ///< i32 source and destination port, raw
-    llvm::Value *flags;   ///< i32 TCP flags (0 for UDP)
-    llvm::Value *sumOk;   ///< i1 the checksum is known to be right
+    llvm::Value *ports;    ///< i32 source and destination port, raw
+    llvm::Value *flags;    ///< i32 TCP flags (0 for UDP)
+    llvm::Value *sumOk;    ///< i1 the checksum is known to be right
     llvm::BasicBlock *end; ///< where its checks end
   };
   /// The blocks a lookup ends in: not known, INVALID whatever conntrack
@@ -58,12 +58,11 @@ private:
   Transport tcpError(Packet &pk, llvm::Value *len, const Exits &x);
   Transport udpError(Packet &pk, llvm::Value *len, const Exits &x);
   llvm::Value *lookup(Packet &pk, llvm::Value *ctx, llvm::Value *ports,
-                      llvm::Value *isTcp, llvm::AllocaInst *opts);
+                      llvm::Value *isTcp, llvm::AllocaInst *&opts);
   void onHit(llvm::Value *ct, llvm::AllocaInst *opts, llvm::Value *isTcp,
              llvm::Value *synOnly, llvm::Value *sumOk, const Exits &x);
-  void onMiss(llvm::AllocaInst *opts, llvm::Value *isTcp,
-              llvm::Value *synOnly, llvm::Value *ackOnly, llvm::Value *sumOk,
-              const Exits &x);
+  void onMiss(llvm::AllocaInst *opts, llvm::Value *isTcp, llvm::Value *synOnly,
+              llvm::Value *ackOnly, llvm::Value *sumOk, const Exits &x);
   llvm::Value *l4ChecksumOk(Packet &pk, llvm::Value *len,
                             llvm::BasicBlock *unknown);
 

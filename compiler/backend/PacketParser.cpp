@@ -110,12 +110,12 @@ Packet emitIpv4(Codegen &cg, const L2 &l2, BasicBlock *pass) {
   return pk;
 }
 
-Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
+namespace {
+
+/// The fixed IPv6 header validated as ip6_rcv_core() does (frames it would
+/// drop go to `pass`) and its fields read; returns the first next header.
+Value *ipv6Header(Codegen &cg, Packet &pk, BasicBlock *pass) {
   IRBuilder<> &b = cg.b;
-  Packet pk;
-  pk.v6 = true;
-  copyL2(pk, l2);
-  pk.l3 = cg.at(cg.data, l2.l3off);
   using namespace kernel;
   cg.needBytes(pk.l3, Ip6Hlen, pass, "ipv6.hdr");
   Value *ver = cg.loadBE(pk.l3, 0, cg.i8);
@@ -145,146 +145,204 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
     pk.daddr6[i] = b.CreateLoad(cg.i32, cg.at(pk.l3, Ip6Daddr + 4 * i));
   }
   pk.proto = first;
+  return first;
+}
 
-  // The scratch value the walk's exits meet in (see the end of the walk).
-  AllocaInst *zero = cg.stackSlot(cg.i32, 4, "scratch.key");
-  b.CreateStore(b.getInt32(0), zero);
-  Value *scratchBase = cg.callHelper(MapLookupElem, cg.ptr, {cg.scratch, zero});
-  cg.require(b.CreateIsNotNull(scratchBase), pass, "scratch.ok");
+/// ipv6_find_hdr(target = -1): follow hop-by-hop, routing, fragment, AH
+/// and destination options headers to the first header that is not one
+/// of them (or "no next header", IPPROTO_NONE). A non-first fragment stops
+/// the walk at the fragment header: its next header is the answer if that
+/// is not an extension header, else the walk fails. A header cut short by
+/// the payload length fails. Each step is a block that either finishes (an
+/// exit, to `done_`) or goes on; at most kMaxIpv6ExtHeaders headers.
+class Ipv6Walk {
+public:
+  Ipv6Walk(Codegen &cg, Packet &pk)
+      : cg_(cg), b_(cg.b), pk_(pk), done_(cg.block("ip6walk.done")) {}
 
-  // ipv6_find_hdr(target = -1): follow hop-by-hop, routing, fragment, AH
-  // and destination options headers to the first header that is not one
-  // of them (or "no next header", IPPROTO_NONE). A non-first
-  // fragment stops the walk at the fragment header: its next header is the
-  // answer if that is not an extension header, else the walk fails. A
-  // header cut short by the payload length fails. Each step is a block
-  // that either finishes (to `done`) or goes on.
-  BasicBlock *done = cg.block("ip6walk.done");
+  /// The walk from the first next header; ends with the insert point at
+  /// the join, the results not yet read.
+  void run(Value *first);
+  /// The results into the packet (walkOk, upperProto, ihl, fragOff, l4),
+  /// met in the per-CPU scratch value `scratch`.
+  void join(Value *scratch);
+
+private:
   struct Exit {
     BasicBlock *from;
     Value *ok, *proto, *off, *frag;
   };
-  std::vector<Exit> exits;
-  auto isExt = [&](Value *nh) {
-    Value *e = b.getFalse();
-    for (unsigned h : std::initializer_list<unsigned>{
-             IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_AH,
-             IPPROTO_DSTOPTS})
-      e = b.CreateOr(e, b.CreateICmpEQ(nh, b.getInt8(static_cast<uint8_t>(h))));
-    return e;
-  };
-  Value *nexthdr = first;
-  Value *start = b.getInt32(Ip6Hlen);
+  /// Ends the walk here with these results.
+  void exit(Value *ok, Value *proto, Value *off, Value *frag) {
+    exits_.push_back({b_.GetInsertBlock(), ok, proto, off, frag});
+    b_.CreateBr(done_);
+  }
+  Value *isExt(Value *nh);
+  void extension(Value *&nexthdr, Value *&start);
+  BasicBlock *fragment(Value *hp, Value *hpNext, Value *start, BasicBlock *bad);
+
+  Codegen &cg_;
+  IRBuilder<> &b_;
+  Packet &pk_;
+  BasicBlock *done_;
+  std::vector<Exit> exits_;
+};
+
+Value *Ipv6Walk::isExt(Value *nh) {
+  Value *e = b_.getFalse();
+  for (unsigned h : std::initializer_list<unsigned>{
+           IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_AH,
+           IPPROTO_DSTOPTS})
+    e = b_.CreateOr(e,
+                    b_.CreateICmpEQ(nh, b_.getInt8(static_cast<uint8_t>(h))));
+  return e;
+}
+
+void Ipv6Walk::run(Value *nexthdr) {
+  Value *start = b_.getInt32(kernel::Ip6Hlen);
   for (unsigned step = 0; step <= kMaxIpv6ExtHeaders; ++step) {
-    BasicBlock *ext = cg.block("ip6walk.ext");
-    BasicBlock *upper = cg.block("ip6walk.upper");
-    b.CreateCondBr(isExt(nexthdr), ext, upper);
-    b.SetInsertPoint(upper);
-    exits.push_back({upper, b.getTrue(), nexthdr, start, b.getInt16(0)});
-    b.CreateBr(done);
-    b.SetInsertPoint(ext);
+    BasicBlock *ext = cg_.block("ip6walk.ext");
+    BasicBlock *upper = cg_.block("ip6walk.upper");
+    b_.CreateCondBr(isExt(nexthdr), ext, upper);
+    b_.SetInsertPoint(upper);
+    exit(b_.getTrue(), nexthdr, start, b_.getInt16(0));
+    b_.SetInsertPoint(ext);
     if (step == kMaxIpv6ExtHeaders) {
       // Deeper than we walk: fail, as a header we cannot read.
-      exits.push_back({ext, b.getFalse(), b.getInt8(0), start, b.getInt16(0)});
-      b.CreateBr(done);
+      exit(b_.getFalse(), b_.getInt8(0), start, b_.getInt16(0));
       break;
     }
-    // The two-byte option header must be inside the payload.
-    BasicBlock *bad = cg.block("ip6walk.short");
-    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(2)), pk.totLen),
-               bad, "ip6walk.fits");
-    Value *hp = cg.at(pk.l3, b.CreateZExt(start, cg.i64));
-    cg.needBytes(hp, 2, bad, "ip6walk.read");
-    Value *hpNext = cg.loadBE(hp, 0, cg.i8);
-    Value *hpLen = b.CreateZExt(cg.loadBE(hp, 1, cg.i8), cg.i32);
-    BasicBlock *isFrag = cg.block("ip6walk.frag");
-    BasicBlock *notFrag = cg.block("ip6walk.notfrag");
-    BasicBlock *advance = cg.block("ip6walk.advance");
-    b.CreateCondBr(b.CreateICmpEQ(nexthdr, b.getInt8(IPPROTO_FRAGMENT)), isFrag,
-                   notFrag);
-
-    b.SetInsertPoint(isFrag);
-    cg.require(b.CreateICmpULE(b.CreateAdd(start, b.getInt32(4)), pk.totLen),
-               bad, "ip6walk.fragfits");
-    cg.needBytes(hp, 4, bad, "ip6walk.fragread");
-    Value *fragOff = b.CreateAnd(cg.loadBE(hp, 2, cg.i16), 0xfff8);
-    BasicBlock *later = cg.block("ip6walk.later_fragment");
-    BasicBlock *firstFrag = cg.block("ip6walk.first_fragment");
-    b.CreateCondBr(b.CreateICmpNE(fragOff, b.getInt16(0)), later, firstFrag);
-    b.SetInsertPoint(later);
-    // Its next header is the answer unless it is another extension header
-    // (then -ENOENT) or "none" (IPPROTO_NONE is reported as is).
-    Value *nextIsExt = isExt(hpNext);
-    exits.push_back({later, b.CreateNot(nextIsExt), hpNext, start, fragOff});
-    b.CreateBr(done);
-    b.SetInsertPoint(firstFrag);
-    BasicBlock *firstEnd = b.GetInsertBlock();
-    b.CreateBr(advance);
-
-    b.SetInsertPoint(notFrag);
-    Value *ahLen = b.CreateShl(b.CreateAdd(hpLen, b.getInt32(2)), 2);
-    Value *optLen = b.CreateShl(b.CreateAdd(hpLen, b.getInt32(1)), 3);
-    Value *len = b.CreateSelect(b.CreateICmpEQ(nexthdr, b.getInt8(IPPROTO_AH)),
-                                ahLen, optLen);
-    BasicBlock *notFragEnd = b.GetInsertBlock();
-    b.CreateBr(advance);
-
-    b.SetInsertPoint(advance);
-    PHINode *hdrLen = b.CreatePHI(cg.i32, 2, "ext.len");
-    hdrLen->addIncoming(b.getInt32(8), firstEnd);
-    hdrLen->addIncoming(len, notFragEnd);
-    nexthdr = hpNext;
-    start = b.CreateAdd(start, hdrLen);
-    BasicBlock *cont = cg.block("ip6walk.step");
-    b.CreateBr(cont);
-
-    b.SetInsertPoint(bad);
-    // A failed walk has no header offset (and no rule reads one).
-    exits.push_back(
-        {bad, b.getFalse(), b.getInt8(0), b.getInt32(Ip6Hlen), b.getInt16(0)});
-    b.CreateBr(done);
-    b.SetInsertPoint(cont);
+    extension(nexthdr, start);
   }
+  b_.SetInsertPoint(done_);
+}
 
-  // Every exit leaves the verifier a different register state, and all the
-  // rules after the walk would be verified once per exit (hundreds of
-  // thousands of instructions for a few rules). So each exit stores its
-  // results in the per-CPU scratch value and the join reloads them with
-  // volatile loads: the verifier does not track map contents, the exits
-  // reach the join with equal states and are pruned. The reloaded offset is
-  // masked to give it bounds again; the L4 reads check it against the
-  // packet anyway.
+/// One extension header at `start`, of type `nexthdr`: on to the header it
+/// names (nexthdr and start updated), or an exit.
+void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
+  // The two-byte option header must be inside the payload.
+  BasicBlock *bad = cg_.block("ip6walk.short");
+  cg_.require(b_.CreateICmpULE(b_.CreateAdd(start, b_.getInt32(2)), pk_.totLen),
+              bad, "ip6walk.fits");
+  Value *hp = cg_.at(pk_.l3, b_.CreateZExt(start, cg_.i64));
+  cg_.needBytes(hp, 2, bad, "ip6walk.read");
+  Value *hpNext = cg_.loadBE(hp, 0, cg_.i8);
+  Value *hpLen = b_.CreateZExt(cg_.loadBE(hp, 1, cg_.i8), cg_.i32);
+  BasicBlock *isFrag = cg_.block("ip6walk.frag");
+  BasicBlock *notFrag = cg_.block("ip6walk.notfrag");
+  BasicBlock *advance = cg_.block("ip6walk.advance");
+  b_.CreateCondBr(b_.CreateICmpEQ(nexthdr, b_.getInt8(IPPROTO_FRAGMENT)),
+                  isFrag, notFrag);
+
+  b_.SetInsertPoint(isFrag);
+  BasicBlock *firstEnd = fragment(hp, hpNext, start, bad);
+  b_.CreateBr(advance);
+
+  // AH counts its length in 4-byte words (minus 2), the others in 8-byte
+  // words (minus 1).
+  b_.SetInsertPoint(notFrag);
+  Value *ahLen = b_.CreateShl(b_.CreateAdd(hpLen, b_.getInt32(2)), 2);
+  Value *optLen = b_.CreateShl(b_.CreateAdd(hpLen, b_.getInt32(1)), 3);
+  Value *len = b_.CreateSelect(b_.CreateICmpEQ(nexthdr, b_.getInt8(IPPROTO_AH)),
+                               ahLen, optLen);
+  BasicBlock *notFragEnd = b_.GetInsertBlock();
+  b_.CreateBr(advance);
+
+  b_.SetInsertPoint(advance);
+  PHINode *hdrLen = b_.CreatePHI(cg_.i32, 2, "ext.len");
+  hdrLen->addIncoming(b_.getInt32(8), firstEnd);
+  hdrLen->addIncoming(len, notFragEnd);
+  nexthdr = hpNext;
+  start = b_.CreateAdd(start, hdrLen);
+  BasicBlock *cont = cg_.block("ip6walk.step");
+  b_.CreateBr(cont);
+
+  b_.SetInsertPoint(bad);
+  // A failed walk has no header offset (and no rule reads one).
+  exit(b_.getFalse(), b_.getInt8(0), b_.getInt32(kernel::Ip6Hlen),
+       b_.getInt16(0));
+  b_.SetInsertPoint(cont);
+}
+
+/// A fragment header at `hp`: a non-first fragment ends the walk, the first
+/// goes on past the header's 8 bytes (the block it goes on from).
+BasicBlock *Ipv6Walk::fragment(Value *hp, Value *hpNext, Value *start,
+                               BasicBlock *bad) {
+  cg_.require(b_.CreateICmpULE(b_.CreateAdd(start, b_.getInt32(4)), pk_.totLen),
+              bad, "ip6walk.fragfits");
+  cg_.needBytes(hp, 4, bad, "ip6walk.fragread");
+  Value *fragOff = b_.CreateAnd(cg_.loadBE(hp, 2, cg_.i16), 0xfff8);
+  BasicBlock *later = cg_.block("ip6walk.later_fragment");
+  BasicBlock *firstFrag = cg_.block("ip6walk.first_fragment");
+  b_.CreateCondBr(b_.CreateICmpNE(fragOff, b_.getInt16(0)), later, firstFrag);
+  b_.SetInsertPoint(later);
+  // Its next header is the answer unless it is another extension header
+  // (then -ENOENT) or "none" (IPPROTO_NONE is reported as is).
+  exit(b_.CreateNot(isExt(hpNext)), hpNext, start, fragOff);
+  b_.SetInsertPoint(firstFrag);
+  return firstFrag;
+}
+
+/// Every exit leaves the verifier a different register state, and all the
+/// rules after the walk would be verified once per exit (hundreds of
+/// thousands of instructions for a few rules). So each exit stores its
+/// results in the per-CPU scratch value and the join reloads them with
+/// volatile loads: the verifier does not track map contents, the exits
+/// reach the join with equal states and are pruned. The reloaded offset is
+/// masked to give it bounds again; the L4 reads check it against the
+/// packet anyway.
+void Ipv6Walk::join(Value *scratch) {
   using contract::Scratch;
   constexpr uint64_t okAt = offsetof(Scratch, walk_ok),
                      protoAt = offsetof(Scratch, proto),
                      thoffAt = offsetof(Scratch, thoff),
                      fragAt = offsetof(Scratch, fragoff);
-  for (const Exit &e : exits) {
-    b.SetInsertPoint(e.from->getTerminator());
-    Value *base = scratchBase;
-    b.CreateStore(b.CreateZExt(e.ok, cg.i32), cg.at(base, okAt), true);
-    b.CreateStore(b.CreateZExt(e.proto, cg.i32), cg.at(base, protoAt), true);
-    b.CreateStore(e.off, cg.at(base, thoffAt), true);
-    b.CreateStore(b.CreateZExt(e.frag, cg.i32), cg.at(base, fragAt), true);
+  for (const Exit &e : exits_) {
+    b_.SetInsertPoint(e.from->getTerminator());
+    b_.CreateStore(b_.CreateZExt(e.ok, cg_.i32), cg_.at(scratch, okAt), true);
+    b_.CreateStore(b_.CreateZExt(e.proto, cg_.i32), cg_.at(scratch, protoAt),
+                   true);
+    b_.CreateStore(e.off, cg_.at(scratch, thoffAt), true);
+    b_.CreateStore(b_.CreateZExt(e.frag, cg_.i32), cg_.at(scratch, fragAt),
+                   true);
   }
-  b.SetInsertPoint(done);
+  b_.SetInsertPoint(done_);
   auto reload = [&](uint64_t off, const char *name) {
-    LoadInst *l = b.CreateLoad(cg.i32, cg.at(scratchBase, off), name);
+    LoadInst *l = b_.CreateLoad(cg_.i32, cg_.at(scratch, off), name);
     l->setVolatile(true);
     return l;
   };
-  pk.walkOk =
-      b.CreateICmpNE(b.CreateAnd(reload(okAt, "ip6walk.ok"), 1), b.getInt32(0));
-  pk.upperProto = b.CreateTrunc(reload(protoAt, "ip6walk.proto"), cg.i8);
+  pk_.walkOk = b_.CreateICmpNE(b_.CreateAnd(reload(okAt, "ip6walk.ok"), 1),
+                               b_.getInt32(0));
+  pk_.upperProto = b_.CreateTrunc(reload(protoAt, "ip6walk.proto"), cg_.i8);
   // At most 40 + 8 * 2048 (eight 2 KiB headers): 0x7fff keeps it below the
   // verifier's 64 KiB packet-offset limit with room for the header size.
   Value *off =
-      b.CreateAnd(reload(thoffAt, "ip6walk.thoff"), b.getInt32(0x7fff));
-  Value *frag = b.CreateTrunc(reload(fragAt, "ip6walk.fragoff"), cg.i16);
-  pk.ihl = off;
-  pk.fragOff = frag;
-  pk.fragWord = frag;
-  pk.l4 = cg.at(pk.l3, b.CreateZExt(off, cg.i64));
+      b_.CreateAnd(reload(thoffAt, "ip6walk.thoff"), b_.getInt32(0x7fff));
+  Value *frag = b_.CreateTrunc(reload(fragAt, "ip6walk.fragoff"), cg_.i16);
+  pk_.ihl = off;
+  pk_.fragOff = frag;
+  pk_.fragWord = frag;
+  pk_.l4 = cg_.at(pk_.l3, b_.CreateZExt(off, cg_.i64));
+}
+
+} // namespace
+
+Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
+  IRBuilder<> &b = cg.b;
+  Packet pk;
+  pk.v6 = true;
+  copyL2(pk, l2);
+  pk.l3 = cg.at(cg.data, l2.l3off);
+  Value *first = ipv6Header(cg, pk, pass);
+  // The scratch value the walk's exits meet in (Ipv6Walk::join).
+  AllocaInst *zero = cg.stackSlot(cg.i32, 4, "scratch.key");
+  b.CreateStore(b.getInt32(0), zero);
+  Value *scratch = cg.callHelper(MapLookupElem, cg.ptr, {cg.scratch, zero});
+  cg.require(b.CreateIsNotNull(scratch), pass, "scratch.ok");
+  Ipv6Walk walk(cg, pk);
+  walk.run(first);
+  walk.join(scratch);
   return pk;
 }
 
