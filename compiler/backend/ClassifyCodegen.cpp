@@ -35,8 +35,6 @@ namespace cls = classify;
 
 namespace {
 
-/// xt_tcpudp's header lengths (struct tcphdr, struct udphdr).
-constexpr uint64_t kTcpHeaderLen = 20, kUdpHeaderLen = 8;
 /// The sections of the classifier's globals: each is one frozen ARRAY map
 /// whose one value is the section (at most KMALLOC_MAX_SIZE, 4 MiB here).
 constexpr const char *kNodeSection = ".rodata.cls_node",
@@ -85,6 +83,24 @@ private:
   void emitKey();
   std::pair<Value *, Value *> walk();
   void scan(Value *first, Value *count, BasicBlock *next);
+  /// A leaf entry's rule record (cls::RuleRec), read a word at a time.
+  struct Rule {
+    Value *entry; ///< the leaf entry (index and LeafCertain)
+    Value *base;  ///< the record's first word in the rules global
+    Value *slot, *control, *flags;
+  };
+  Rule entry(Value *first, Value *i);
+  /// The record's word at byte offset `off` of cls::RuleRec.
+  Value *field(const Rule &r, uint64_t off) {
+    return word(rules_, b_.CreateAdd(r.base, b_.getInt64(off / 4)));
+  }
+  Value *flag(const Rule &r, uint32_t f) {
+    return b_.CreateICmpNE(b_.CreateAnd(r.flags, f), b_.getInt32(0));
+  }
+  Value *ipMatch(const Rule &r);
+  void portsMatch(const Rule &r, BasicBlock *l4ports, BasicBlock *matched,
+                  BasicBlock *step);
+  void act(const Rule &r, BasicBlock *step);
   /// Word `k` (i64, already bounded) of the global `g`.
   Value *word(GlobalVariable *g, Value *k) {
     Value *p = b_.CreateGEP(cg_.i32, g, k);
@@ -145,7 +161,8 @@ void RunEmitter::emitKey() {
   SwitchInst *sw = b_.CreateSwitch(proto, done, 2);
   sw->addCase(b_.getInt32(IPPROTO_TCP), tcp);
   sw->addCase(b_.getInt32(IPPROTO_UDP), udp);
-  for (auto [bb, len] : {std::pair{tcp, kTcpHeaderLen}, {udp, kUdpHeaderLen}}) {
+  for (auto [bb, len] :
+       {std::pair{tcp, kernel::TcpHlen}, {udp, kernel::UdpHlen}}) {
     b_.SetInsertPoint(bb);
     Value *fits =
         b_.CreateICmpULE(b_.CreateAdd(pk.ihl, b_.getInt32(len)), pk.totLen);
@@ -230,68 +247,18 @@ void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
   PHINode *i = b_.CreatePHI(cg_.i32, 2, "cls.i");
   i->addIncoming(b_.getInt32(0), pre);
   cg_.require(b_.CreateICmpULT(i, count), next, "cls.more");
-  Value *li = b_.CreateAdd(first, i);
-  Value *e = word(leaves_, bounded(li, img_.leaves.size(), "cls.entry.ok"));
-  Value *r = b_.CreateAnd(e, cls::LeafIndexMask);
-  Value *base = b_.CreateMul(bounded(r, img_.rules.size(), "cls.rule.ok"),
-                             b_.getInt64(cls::RuleWords));
-  auto field = [&](unsigned k) {
-    return word(rules_, b_.CreateAdd(base, b_.getInt64(k)));
-  };
-  using R = cls::RuleRec;
-  constexpr unsigned W = 4;
-  Value *slot = field(offsetof(R, slot) / W);
-  Value *control = field(offsetof(R, control) / W);
-  Value *flags = b_.CreateLShr(control, 16);
-  auto flag = [&](uint32_t f) {
-    return b_.CreateICmpNE(b_.CreateAnd(flags, f), b_.getInt32(0));
-  };
+  Rule r = entry(first, i);
   b_.CreateCondBr(
-      b_.CreateICmpNE(b_.CreateAnd(e, cls::LeafCertain), b_.getInt32(0)),
+      b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
       matched, test);
 
-  // ip_packet_match(): each test `!`-ed by its flag.
   b_.SetInsertPoint(test);
-  auto masked = [&](Value *v, Value *mask, Value *want, uint32_t neg) {
-    Value *eq = b_.CreateICmpEQ(b_.CreateAnd(v, mask), want);
-    return b_.CreateXor(eq, flag(neg));
-  };
-  Value *ok = masked(key_[cls::Src], field(offsetof(R, srcMask) / W),
-                     field(offsetof(R, srcNet) / W), cls::SrcNeg);
-  ok = b_.CreateAnd(ok, masked(key_[cls::Dst], field(offsetof(R, dstMask) / W),
-                               field(offsetof(R, dstNet) / W), cls::DstNeg));
-  ok = b_.CreateAnd(ok, masked(key_[cls::Proto],
-                               b_.CreateAnd(b_.CreateLShr(control, 8), 0xff),
-                               b_.CreateAnd(control, 0xff), cls::ProtoNeg));
-  cg_.require(ok, step, "cls.ip.ok");
-  b_.CreateCondBr(flag(cls::L4), l4, matched);
-
-  // xt_tcpudp: the key says hotdrop, no ports, or the ports.
+  cg_.require(ipMatch(r), step, "cls.ip.ok");
+  b_.CreateCondBr(flag(r, cls::L4), l4, matched);
   b_.SetInsertPoint(l4);
-  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
-  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), x_.drop,
-              "cls.l4.whole");
-  b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
-                  l4ports);
-  b_.SetInsertPoint(l4ports);
-  auto inRange = [&](Value *port, unsigned word, uint32_t neg) {
-    Value *range = field(word);
-    Value *lo = b_.CreateAnd(range, 0xffff), *hi = b_.CreateLShr(range, 16);
-    Value *in =
-        b_.CreateAnd(b_.CreateICmpUGE(port, lo), b_.CreateICmpULE(port, hi));
-    return b_.CreateXor(in, flag(neg));
-  };
-  Value *ports =
-      b_.CreateAnd(inRange(sp, offsetof(R, sport) / W, cls::SportNeg),
-                   inRange(dp, offsetof(R, dport) / W, cls::DportNeg));
-  b_.CreateCondBr(ports, matched, step);
-
-  // Count (1 packet, tot_len bytes), then the target.
+  portsMatch(r, l4ports, matched, step);
   b_.SetInsertPoint(matched);
-  bumpCounter(cg_, x_.counters, x_.counterKey, slot, x_.pk.totLen);
-  SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(control, 24), step, 2);
-  sw->addCase(b_.getInt32(cls::VerdictAccept), x_.accept);
-  sw->addCase(b_.getInt32(cls::VerdictDrop), x_.drop);
+  act(r, step);
 
   // The next entry; the bound is the longest leaf (the count ends sooner).
   b_.SetInsertPoint(step);
@@ -299,6 +266,68 @@ void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
   i->addIncoming(more, step);
   noUnroll(b_.CreateCondBr(
       b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)), loop, next));
+}
+
+/// The leaf's entry `i` and the head of its rule record.
+RunEmitter::Rule RunEmitter::entry(Value *first, Value *i) {
+  Rule r;
+  Value *li = b_.CreateAdd(first, i);
+  r.entry = word(leaves_, bounded(li, img_.leaves.size(), "cls.entry.ok"));
+  Value *index = b_.CreateAnd(r.entry, cls::LeafIndexMask);
+  r.base = b_.CreateMul(bounded(index, img_.rules.size(), "cls.rule.ok"),
+                        b_.getInt64(cls::RuleWords));
+  using R = cls::RuleRec;
+  r.slot = field(r, offsetof(R, slot));
+  r.control = field(r, offsetof(R, control));
+  r.flags = b_.CreateLShr(r.control, 16);
+  return r;
+}
+
+/// ip_packet_match(): each test `!`-ed by its flag.
+Value *RunEmitter::ipMatch(const Rule &r) {
+  using R = cls::RuleRec;
+  auto masked = [&](Value *v, Value *mask, Value *want, uint32_t neg) {
+    Value *eq = b_.CreateICmpEQ(b_.CreateAnd(v, mask), want);
+    return b_.CreateXor(eq, flag(r, neg));
+  };
+  Value *ok = masked(key_[cls::Src], field(r, offsetof(R, srcMask)),
+                     field(r, offsetof(R, srcNet)), cls::SrcNeg);
+  ok = b_.CreateAnd(ok, masked(key_[cls::Dst], field(r, offsetof(R, dstMask)),
+                               field(r, offsetof(R, dstNet)), cls::DstNeg));
+  return b_.CreateAnd(ok,
+                      masked(key_[cls::Proto],
+                             b_.CreateAnd(b_.CreateLShr(r.control, 8), 0xff),
+                             b_.CreateAnd(r.control, 0xff), cls::ProtoNeg));
+}
+
+/// xt_tcpudp: the key says hotdrop, no ports, or the ports.
+void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
+                            BasicBlock *matched, BasicBlock *step) {
+  using R = cls::RuleRec;
+  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
+  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), x_.drop,
+              "cls.l4.whole");
+  b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
+                  l4ports);
+  b_.SetInsertPoint(l4ports);
+  auto inRange = [&](Value *port, uint64_t off, uint32_t neg) {
+    Value *range = field(r, off);
+    Value *lo = b_.CreateAnd(range, 0xffff), *hi = b_.CreateLShr(range, 16);
+    Value *in =
+        b_.CreateAnd(b_.CreateICmpUGE(port, lo), b_.CreateICmpULE(port, hi));
+    return b_.CreateXor(in, flag(r, neg));
+  };
+  Value *ports = b_.CreateAnd(inRange(sp, offsetof(R, sport), cls::SportNeg),
+                              inRange(dp, offsetof(R, dport), cls::DportNeg));
+  b_.CreateCondBr(ports, matched, step);
+}
+
+/// Count (1 packet, tot_len bytes), then the target.
+void RunEmitter::act(const Rule &r, BasicBlock *step) {
+  bumpCounter(cg_, x_.counters, x_.counterKey, r.slot, x_.pk.totLen);
+  SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(r.control, 24), step, 2);
+  sw->addCase(b_.getInt32(cls::VerdictAccept), x_.accept);
+  sw->addCase(b_.getInt32(cls::VerdictDrop), x_.drop);
 }
 
 void RunEmitter::emit(BasicBlock *next) {
