@@ -1,5 +1,4 @@
-//===- compiler/driver/KernelStats.cpp - pair XDP's rules with the kernel's
-//-===//
+//===- compiler/driver/KernelStats.cpp - XDP's rules beside the kernel's -===//
 //
 /// \file
 /// See KernelStats.h.
@@ -82,14 +81,15 @@ bool sameColumns(const runtime::MetaRule &a, const runtime::MetaRule &b) {
          a.destination == b.destination && a.extra == b.extra;
 }
 
-} // namespace
-
-void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
-  // The kernel's rules, read as --accelerate reads them.
-  frontend::SourceManager sm;
-  ir::Program program;
+/// The kernel's rules, read as --accelerate reads them, into `program`;
+/// what each text says the kernel counted, by the text's name.
+std::map<std::string, TextCounts> readKernel(const Snapshot &snapshot,
+                                             frontend::SourceManager &sm,
+                                             ir::Program &program) {
+  const std::string cannot = "rule2xdp: error: cannot read the kernel's "
+                             "counters: its ruleset does not read as rules\n";
   program.mode = ir::Mode::Handover;
-  std::map<std::string, TextCounts> counts; ///< by the text's name
+  std::map<std::string, TextCounts> counts;
   try {
     std::vector<frontend::Warning> warnings;
     std::vector<frontend::Diagnostic> errors;
@@ -105,8 +105,7 @@ void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
       for (const frontend::Diagnostic &d : errors)
         text += frontend::format(sm, frontend::Severity::Error, d.pos, d.what(),
                                  d.length);
-      throw Failure{2, text + "rule2xdp: error: cannot read the kernel's "
-                              "counters: its ruleset does not read as rules\n"};
+      throw Failure{2, text + cannot};
     }
     frontend::checkChainGraph(program);
     frontend::finishHandover(program);
@@ -114,11 +113,15 @@ void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
   } catch (const frontend::Diagnostic &d) {
     throw Failure{2, frontend::format(sm, frontend::Severity::Error, d.pos,
                                       d.what(), d.length) +
-                         "rule2xdp: error: cannot read the kernel's counters: "
-                         "its ruleset does not read as rules\n"};
+                         cannot};
   }
+  return counts;
+}
 
-  // Each counter slot of the kernel's program -> what the kernel counted.
+/// Each counter slot of the kernel's program -> what the kernel counted.
+std::map<unsigned, CounterValue>
+countsBySlot(const ir::Program &program,
+             const std::map<std::string, TextCounts> &counts) {
   std::map<unsigned, CounterValue> bySlot;
   for (const ir::Chain &c : program.chains)
     for (const ir::Rule &r : c.rules) {
@@ -129,6 +132,43 @@ void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
       if (line != text->second.rules.end())
         bySlot[r.counter] = line->second;
     }
+  return bySlot;
+}
+
+/// One of XDP's chains beside the kernel's chain `k` of the same table and
+/// name (null: none): its policy, and each rule whose columns are the
+/// kernel's rule's at the same position.
+void pairChain(runtime::ChainCount &chain, const runtime::MetaChain *k,
+               const std::map<Place, CounterValue> &policies,
+               const std::map<unsigned, CounterValue> &bySlot) {
+  if (!chain.user) {
+    runtime::KernelCount side;
+    auto p = policies.find({chain.table, chain.name});
+    side.paired = k && k->slot >= 0 && k->policy == chain.policy;
+    if (side.paired)
+      side.count = p == policies.end() ? CounterValue{0, 0} : p->second;
+    chain.policyKernel = side;
+  }
+  for (std::size_t i = 0; i < chain.rules.size(); ++i) {
+    runtime::RuleCount &r = chain.rules[i];
+    runtime::KernelCount side;
+    if (k && i < k->rules.size() && sameColumns(r.rule, k->rules[i])) {
+      auto c = bySlot.find(k->rules[i].slot);
+      side.paired = c != bySlot.end();
+      if (side.paired)
+        side.count = c->second;
+    }
+    r.kernel = side;
+  }
+}
+
+} // namespace
+
+void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
+  frontend::SourceManager sm;
+  ir::Program program;
+  std::map<std::string, TextCounts> counts = readKernel(snapshot, sm, program);
+  std::map<unsigned, CounterValue> bySlot = countsBySlot(program, counts);
   std::map<Place, CounterValue> policies;
   for (const auto &[name, text] : counts)
     policies.insert(text.policies.begin(), text.policies.end());
@@ -142,27 +182,8 @@ void addKernelCounters(runtime::Stats &stats, const Snapshot &snapshot) {
   stats.kernel = snapshot.backend;
   for (runtime::ChainCount &chain : stats.chains) {
     auto found = kernelChains.find({chain.table, chain.name});
-    const runtime::MetaChain *k =
-        found == kernelChains.end() ? nullptr : found->second;
-    if (!chain.user) {
-      runtime::KernelCount side;
-      auto p = policies.find({chain.table, chain.name});
-      side.paired = k && k->slot >= 0 && k->policy == chain.policy;
-      if (side.paired)
-        side.count = p == policies.end() ? CounterValue{0, 0} : p->second;
-      chain.policyKernel = side;
-    }
-    for (std::size_t i = 0; i < chain.rules.size(); ++i) {
-      runtime::RuleCount &r = chain.rules[i];
-      runtime::KernelCount side;
-      if (k && i < k->rules.size() && sameColumns(r.rule, k->rules[i])) {
-        auto c = bySlot.find(k->rules[i].slot);
-        side.paired = c != bySlot.end();
-        if (side.paired)
-          side.count = c->second;
-      }
-      r.kernel = side;
-    }
+    pairChain(chain, found == kernelChains.end() ? nullptr : found->second,
+              policies, bySlot);
   }
 }
 
