@@ -137,21 +137,41 @@ void partition(int argc, char **argv, std::vector<std::string> &own,
 }
 
 /// Writes `bytes` to `path` ("-" is stdout) only as a whole: a temporary
-/// file renamed into place, so a failure never leaves a partial output.
+/// file renamed into place, so a failure never leaves a partial output. A
+/// symbolic link keeps pointing where it did (its target is replaced), and
+/// a path that is not a regular file (/dev/null, a FIFO) is written as it
+/// is: renaming over it would replace the device with a file.
 void writeOutput(const std::string &path, const std::string &bytes) {
+  namespace fs = std::filesystem;
+  auto put = [&](const std::string &to) {
+    std::ofstream f(to, std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f)
+      throw std::runtime_error("cannot write " + path);
+  };
   if (path == "-" || path.empty()) {
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     std::fflush(stdout);
     return;
   }
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!f)
-      throw std::runtime_error("cannot write " + path);
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    put(path);
+    return;
   }
-  std::filesystem::rename(tmp, path);
+  std::string target = path;
+  if (fs::is_symlink(fs::symlink_status(path, ec)))
+    target = fs::weakly_canonical(path).string();
+  std::string tmp = target + ".tmp." + std::to_string(getpid());
+  try {
+    put(tmp);
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+  fs::rename(tmp, target);
 }
 
 std::string readText(const std::string &path) {
