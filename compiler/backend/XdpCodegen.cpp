@@ -120,6 +120,7 @@ private:
   Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
   void bumpCounter(unsigned slot);
+  Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
   void emitFamily(ir::Family fam);
   void storeHeader();
@@ -952,20 +953,21 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
   b.CreateBr(ret);
 }
 
-/// The kernel's routing decision between INPUT and FORWARD, asked of the
-/// FIB with the packet's addresses and ingress device. Whatever neither
-/// chain would see (no route, TTL expiring, DF set but too big) goes to the
-/// kernel, which answers with its own ICMP.
-void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
+/// bpf_fib_lookup() with the packet's addresses and ingress device, as
+/// ip_route_input() / ip6_route_input() route it (on the first next header),
+/// into fib_ (the egress device, MACs, MTU); `totLen` is the length the
+/// lookup checks against the egress MTU. Returns the answer
+/// (BPF_FIB_LKUP_RET_*).
+Value *XdpCodegen::fibLookup(Value *totLen) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
-  ArrayType *fibTy = ArrayType::get(cg_.i8, FibSize);
-  AllocaInst *fib = fib_ = cg_.stackSlot(fibTy, 8, "fib");
+  if (!fib_)
+    fib_ = cg_.stackSlot(ArrayType::get(cg_.i8, FibSize), 8, "fib");
+  AllocaInst *fib = fib_;
   b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
-  // ip_route_input() / ip6_route_input() route on the first next header.
   b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
   b.CreateStore(pk_.proto, cg_.at(fib, FibL4Protocol));
-  b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, FibTotLen));
+  b.CreateStore(totLen, cg_.at(fib, FibTotLen));
   b.CreateStore(pk_.ifindex, cg_.at(fib, FibIfindex));
   if (pk_.v6) {
     // flowinfo is the first header word without the version. On the wire
@@ -982,8 +984,16 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
     b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibSrc));
     b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibDst));
   }
-  Value *rc = fibRc_ = cg_.callHelper(
-      FibLookup, cg_.i64, {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
+  return cg_.callHelper(FibLookup, cg_.i64,
+                        {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
+}
+
+/// The kernel's routing decision between INPUT and FORWARD (fibLookup()).
+/// Whatever neither chain would see (no route, TTL expiring, DF set but too
+/// big) goes to the kernel, which answers with its own ICMP.
+void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
+  IRBuilder<> &b = cg_.b;
+  Value *rc = fibRc_ = fibLookup(b.CreateTrunc(pk_.totLen, cg_.i16));
 
   BasicBlock *fwd = cg_.block("route.forwarded");
   BasicBlock *big = cg_.block("route.frag_needed");
