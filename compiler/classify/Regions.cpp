@@ -160,7 +160,7 @@ Box boxOf(const ir::Rule &r) {
                 b.exact = false;
             },
             // Tests the tree does not cut on: the matcher makes them.
-            [&](const M::InIface &) { b.exact = false; },
+            [&](const M::Iface &) { b.exact = false; },
             [&](const M::Fragment &) { b.exact = false; },
             [&](const M::Icmp &) { b.exact = false; },
             [&](const M::FieldRange &) { b.exact = false; },

@@ -93,6 +93,15 @@ bool Program::usesCtState() const {
   return false;
 }
 
+bool Program::usesOutIface() const {
+  for (const Chain &c : chains)
+    for (const Rule &r : c.rules)
+      for (const Match &m : r.matches)
+        if (const auto *i = m.as<Match::Iface>(); i && i->out)
+          return true;
+  return false;
+}
+
 std::string formatCtState(uint8_t mask) {
   static const char *const names[] = {
       "INVALID", "ESTABLISHED", "RELATED", "NEW", "UNTRACKED", "SNAT", "DNAT"};

@@ -96,9 +96,9 @@ std::string printMatch(const Match &m, bool v6) {
             return std::string(v6 ? "ip6.upper_protocol " : "ip.protocol ") +
                    neg + "== " + std::to_string(p.proto);
           },
-          [&](const Match::InIface &i) {
-            return "iif " + neg + "matches \"" + i.pattern + "\" bit " +
-                   std::to_string(i.bit);
+          [&](const Match::Iface &i) {
+            return std::string(i.out ? "oif " : "iif ") + neg + "matches \"" +
+                   i.pattern + "\" bit " + std::to_string(i.bit);
           },
           [&](const Match::Fragment &) {
             return "ip.fragment_offset " +
