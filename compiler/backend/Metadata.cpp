@@ -71,6 +71,7 @@ struct Columns {
               [&](const Match::U32 &) { text(); },
               [&](const Match::Unknown &) { text(); },
               [&](const Match::CtState &) { text(); },
+              [&](const Match::AddrType &) { text(); },
           },
           m.kind);
     }

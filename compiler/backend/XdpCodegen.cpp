@@ -24,6 +24,7 @@
 
 #include <llvm/IR/Intrinsics.h>
 
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -119,6 +120,9 @@ private:
   Value *destinationAddress();
   Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
+  void emitAddrType(const ir::Match::AddrType &a, BasicBlock *noMatch);
+  void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
+                        BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
   Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
@@ -813,8 +817,45 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                      throw BackendError("a state match outside hand-over mode");
                    emitCtState(c, m.negated, noMatch);
                  },
+                 [&](const M::AddrType &a) { emitAddrType(a, noMatch); },
              },
              m.kind);
+}
+
+/// xt_addrtype (IPv4): the source's test, then (if it held) the
+/// destination's, each `(mask has the address's type) != negated`.
+void XdpCodegen::emitAddrType(const ir::Match::AddrType &a,
+                              BasicBlock *noMatch) {
+  if (!handover() || pk_.v6)
+    throw BackendError("-m addrtype outside hand-over mode or in IPv6");
+  if (a.src)
+    emitAddrTypeSide(sourceAddress(), a.src, a.srcNegated, noMatch);
+  if (a.dst)
+    emitAddrTypeSide(destinationAddress(), a.dst, a.dstNegated, noMatch);
+}
+
+/// inet_dev_addr_type() answers 0.0.0.0/8 and 255.255.255.255 with
+/// BROADCAST and 224.0.0.0/4 with MULTICAST before it reads any table or
+/// device; any other address's type is the local routing table's (a
+/// subnet broadcast, a local address, ...): the packet is handed over.
+void XdpCodegen::emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
+                                  BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  static_assert(RTN_BROADCAST == 3 && RTN_MULTICAST == 5 &&
+                    std::size(ir::kAddrTypeNames) == __RTN_MAX,
+                "ir::kAddrTypeNames is indexed by RTN_*");
+  Value *zeronet =
+      b.CreateICmpEQ(b.CreateAnd(addr, b.getInt32(0xff000000u)), b.getInt32(0));
+  Value *limited = b.CreateICmpEQ(addr, b.getInt32(INADDR_BROADCAST));
+  Value *broadcast = b.CreateOr(zeronet, limited);
+  Value *multicast = b.CreateICmpEQ(b.CreateAnd(addr, b.getInt32(0xf0000000u)),
+                                    b.getInt32(0xe0000000u));
+  cg_.require(b.CreateOr(broadcast, multicast), pass_, "addrtype.known");
+  bool inBroadcast = mask & (1u << RTN_BROADCAST);
+  bool inMulticast = mask & (1u << RTN_MULTICAST);
+  Value *in =
+      b.CreateSelect(broadcast, b.getInt1(inBroadcast), b.getInt1(inMulticast));
+  cg_.require(negated ? b.CreateNot(in) : in, noMatch, "addrtype.ok");
 }
 
 /// A state match (Conntrack.h). The raw table runs before conntrack, and

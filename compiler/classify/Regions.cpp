@@ -168,6 +168,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::U32 &) { b.exact = false; },
             [&](const M::Unknown &) { b.exact = false; },
             [&](const M::CtState &) { b.exact = false; },
+            [&](const M::AddrType &) { b.exact = false; },
         },
         m.kind);
   return b;

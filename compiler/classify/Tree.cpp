@@ -91,6 +91,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
             [&](const M::U32 &) { why = "-m u32"; },
             [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
             [&](const M::CtState &) { why = "a connection state match"; },
+            [&](const M::AddrType &) { why = "-m addrtype"; },
         },
         m.kind);
   if (!why.empty())

@@ -102,6 +102,14 @@ bool Program::usesOutIface() const {
   return false;
 }
 
+std::string formatAddrTypes(uint16_t mask) {
+  std::string s;
+  for (size_t i = 0; i < std::size(kAddrTypeNames); ++i)
+    if (mask & (1u << i))
+      s += (s.empty() ? "" : ",") + std::string(kAddrTypeNames[i]);
+  return s;
+}
+
 std::string formatCtState(uint8_t mask) {
   static const char *const names[] = {
       "INVALID", "ESTABLISHED", "RELATED", "NEW", "UNTRACKED", "SNAT", "DNAT"};

@@ -238,8 +238,21 @@ struct Match {
     uint8_t mask = 0;
     std::string what;
   };
-  using Kind = std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp,
-                            Multiport, FieldRange, U32, Unknown, CtState>;
+  /// Hand-over mode only, IPv4: `-m addrtype` (xt_addrtype): the source's
+  /// and then the destination's route type (inet_dev_addr_type()) is in
+  /// its mask (bit N: route type N, RTN_*; 0 = that side not tested), each
+  /// with its own `!` (the match's `negated` stays false). The type is
+  /// known without the kernel's tables only for 0.0.0.0/8 and
+  /// 255.255.255.255 (BROADCAST) and 224.0.0.0/4 (MULTICAST); any other
+  /// address hands the packet over where that side is tested.
+  struct AddrType {
+    uint16_t src = 0, dst = 0;
+    bool srcNegated = false, dstNegated = false;
+    std::string what; ///< the match as written
+  };
+  using Kind =
+      std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp, Multiport,
+                   FieldRange, U32, Unknown, CtState, AddrType>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -267,6 +280,14 @@ enum CtStateBit : uint8_t {
 };
 /// `NEW,ESTABLISHED` as iptables -n lists a state mask.
 std::string formatCtState(uint8_t mask);
+
+/// The route types by number (the kernel's RTN_* of linux/rtnetlink.h, as
+/// libxt_addrtype names them): bit N of a Match::AddrType mask is type N.
+inline constexpr const char *kAddrTypeNames[] = {
+    "UNSPEC",    "UNICAST",     "LOCAL",    "BROADCAST", "ANYCAST", "MULTICAST",
+    "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW",     "NAT",     "XRESOLVE"};
+/// `LOCAL,BROADCAST` as iptables lists an address type mask.
+std::string formatAddrTypes(uint16_t mask);
 
 /// `std::visit(Overloaded{[](const Match::Address &) {...}, ...}, m.kind)`:
 /// one lambda per kind, and a kind without one does not compile.

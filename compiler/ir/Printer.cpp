@@ -146,6 +146,16 @@ std::string printMatch(const Match &m, bool v6) {
             return "ctstate " + neg + formatCtState(c.mask) + " (conntrack " +
                    "lookup, hand over if uncertain)";
           },
+          [&](const Match::AddrType &a) {
+            std::string s = "addrtype";
+            if (a.src)
+              s += std::string(" src ") + (a.srcNegated ? "not " : "") + "in " +
+                   formatAddrTypes(a.src);
+            if (a.dst)
+              s += std::string(" dst ") + (a.dstNegated ? "not " : "") + "in " +
+                   formatAddrTypes(a.dst);
+            return s + " (from the address, else hand over)";
+          },
       },
       m.kind);
 }
