@@ -1110,7 +1110,7 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
 /// fast path still leaves such a packet to the kernel.
 void XdpCodegen::emitEgressOfFragmented(BasicBlock *forward) {
   IRBuilder<> &b = cg_.b;
-  if (!p_.usesOutIface()) {
+  if (!p_.usesIface(true)) {
     b.CreateBr(forward);
     return;
   }
@@ -1221,7 +1221,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 void XdpCodegen::emitFamilyChains(ir::Family fam) {
   IRBuilder<> &b = cg_.b;
   family_ = fam;
-  if (!p_.ifacePatterns.empty())
+  if (p_.usesIface(false))
     ifaceMask(); // once per packet, before the first rule needs it
   if (fam == ir::Family::V4)
     storeHeader();
@@ -1297,7 +1297,7 @@ void XdpCodegen::emitFamilyChains(ir::Family fam) {
   }
   emitHook(ir::Hook::Input, pass_);
   b.SetInsertPoint(fwdBB);
-  if (p_.usesOutIface())
+  if (p_.usesIface(true))
     lookupEgressMask();
   if (!nat) {
     emitHook(ir::Hook::Forward, pass_);

@@ -93,11 +93,11 @@ bool Program::usesCtState() const {
   return false;
 }
 
-bool Program::usesOutIface() const {
+bool Program::usesIface(bool out) const {
   for (const Chain &c : chains)
     for (const Rule &r : c.rules)
       for (const Match &m : r.matches)
-        if (const auto *i = m.as<Match::Iface>(); i && i->out)
+        if (const auto *i = m.as<Match::Iface>(); i && i->out == out)
           return true;
   return false;
 }

@@ -363,9 +363,10 @@ struct Program {
   /// Whether any chain has a state match (the program then looks the
   /// packet up in conntrack).
   bool usesCtState() const;
-  /// Whether any chain has a -o match (the FORWARD hook then looks up the
-  /// patterns naming the routing decision's egress device).
-  bool usesOutIface() const;
+  /// Whether any chain has a -o match (`out`: the FORWARD hook then looks
+  /// up the patterns naming the routing decision's egress device) or a -i
+  /// match (the ingress device's, once per packet).
+  bool usesIface(bool out) const;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if
   /// absent.
