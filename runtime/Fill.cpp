@@ -2,7 +2,7 @@
 //
 /// \file
 /// fillIfaceMap() and fillMacMap() (Loader.h), and the private fills of
-/// Fill.h: `-i` patterns, device MACs, redirect targets.
+/// Fill.h: `-i`/`-o` patterns, device MACs, redirect targets.
 //===----------------------------------------------------------------------===//
 #include "runtime/Fill.h"
 

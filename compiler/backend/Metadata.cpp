@@ -43,7 +43,7 @@ std::string addrColumn(const Match *m, bool v6) {
 /// rule order, as the frontend rendered it.
 struct Columns {
   const Match *src = nullptr, *dst = nullptr, *proto = nullptr, *iif = nullptr,
-              *frag = nullptr;
+              *oif = nullptr, *frag = nullptr;
   std::string extra;
 
   explicit Columns(const ir::Rule &r) {
@@ -62,7 +62,7 @@ struct Columns {
                 column(a.side == Match::Address::Side::Source ? src : dst, m);
               },
               [&](const Match::Protocol &) { column(proto, m); },
-              [&](const Match::InIface &) { column(iif, m); },
+              [&](const Match::Iface &i) { column(i.out ? oif : iif, m); },
               [&](const Match::Fragment &) { column(frag, m); },
               [&](const Match::TcpUdp &) { text(); },
               [&](const Match::Icmp &) { text(); },
@@ -71,6 +71,7 @@ struct Columns {
               [&](const Match::U32 &) { text(); },
               [&](const Match::Unknown &) { text(); },
               [&](const Match::CtState &) { text(); },
+              [&](const Match::AddrType &) { text(); },
           },
           m.kind);
     }
@@ -80,7 +81,7 @@ struct Columns {
 /// A rule's columns as `iptables -vxnL` prints them (the `rule` record's
 /// fields after the table and chain).
 struct RuleColumns {
-  std::string target, prot, opt, in, source, destination, extra;
+  std::string target, prot, opt, in, out, source, destination, extra;
 };
 
 RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
@@ -114,8 +115,11 @@ RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
   // iptables -L shows a goto as "[goto]" at the start of the match text.
   if (r.verdict == ir::Verdict::Goto)
     out.extra = out.extra.empty() ? "[goto]" : "[goto] " + out.extra;
-  out.in = iif ? (iif->negated ? "!" : "") + iif->as<Match::InIface>()->pattern
-               : "*";
+  auto iface = [](const Match *m) {
+    return m ? (m->negated ? "!" : "") + m->as<Match::Iface>()->pattern : "*";
+  };
+  out.in = iface(iif);
+  out.out = iface(cols.oif);
   out.source = addrColumn(cols.src, v6);
   out.destination = addrColumn(cols.dst, v6);
   return out;
@@ -152,11 +156,12 @@ std::string metadataText(const ir::Program &p) {
       RuleColumns cols = ruleColumns(r, v6);
       os << meta::format(meta::Rule,
                          {std::to_string(r.counter), table, c.name, cols.target,
-                          cols.prot, cols.opt, cols.in, "*", cols.source,
+                          cols.prot, cols.opt, cols.in, cols.out, cols.source,
                           cols.destination, cols.extra});
-      key(r.counter, keys.rule(table, c.name,
-                               {cols.target, cols.prot, cols.opt, cols.in, "*",
-                                cols.source, cols.destination, cols.extra}));
+      key(r.counter,
+          keys.rule(table, c.name,
+                    {cols.target, cols.prot, cols.opt, cols.in, cols.out,
+                     cols.source, cols.destination, cols.extra}));
       if (r.verdict == ir::Verdict::Dnat)
         dnat.insert(v6 ? ir::formatAddr6(r.nat.addr6)
                        : ir::formatAddr(r.nat.addr));

@@ -24,6 +24,7 @@
 
 #include <llvm/IR/Intrinsics.h>
 
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -119,13 +120,21 @@ private:
   Value *destinationAddress();
   Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
+  void emitAddrType(const ir::Match::AddrType &a, BasicBlock *noMatch);
+  void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
+                        BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
+  Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
+  void emitEgressOfFragmented(BasicBlock *forward);
   void emitFamily(ir::Family fam);
   void storeHeader();
   Value *hdrField(uint64_t off, Type *ty);
   void emitOtherHost(const L2 &l2);
+  Value *ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner);
   Value *ifaceMask();
+  void lookupEgressMask();
+  Value *ifaceTest(const ir::Match::Iface &i);
 
   const ir::Program &p_;
   Codegen cg_;
@@ -142,6 +151,7 @@ private:
   Value *hdr_ = nullptr;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
   Value *ifaceMask_ = nullptr;
+  Value *egressMask_ = nullptr; ///< FORWARD: the -o patterns' mask
   ir::Family family_ = ir::Family::V4;
   ir::Hook hook_ = ir::Hook::Prerouting; ///< the hook being emitted
   AllocaInst *key_ = nullptr;
@@ -186,18 +196,16 @@ void XdpCodegen::bumpCounter(unsigned slot) {
   backend::bumpCounter(cg_, counters_, key_, slot, pk_.totLen);
 }
 
-/// The bitmask of `-i` patterns naming the ingress device (and the VLAN
-/// devices of the frame's tags), looked up once per packet.
-Value *XdpCodegen::ifaceMask() {
-  if (ifaceMask_)
-    return ifaceMask_;
+/// The bitmask of -i/-o patterns naming a device: r2x_ifmatch's value for
+/// {ifindex, tags} (contract::IfKey), 0 when the loader put none there.
+Value *XdpCodegen::ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner) {
   IRBuilder<> &b = cg_.b;
   using contract::IfKey;
   AllocaInst *key =
       cg_.stackSlot(ArrayType::get(cg_.i8, sizeof(IfKey)), 8, "ifkey");
-  b.CreateStore(pk_.ifindex, cg_.at(key, offsetof(IfKey, ifindex)));
-  b.CreateStore(pk_.vidOuter, cg_.at(key, offsetof(IfKey, vid_outer)));
-  b.CreateStore(pk_.vidInner, cg_.at(key, offsetof(IfKey, vid_inner)));
+  b.CreateStore(ifindex, cg_.at(key, offsetof(IfKey, ifindex)));
+  b.CreateStore(vidOuter, cg_.at(key, offsetof(IfKey, vid_outer)));
+  b.CreateStore(vidInner, cg_.at(key, offsetof(IfKey, vid_inner)));
   Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {ifmatch_, key});
   BasicBlock *from = b.GetInsertBlock();
   BasicBlock *hit = cg_.block("ifmatch.hit");
@@ -210,8 +218,40 @@ Value *XdpCodegen::ifaceMask() {
   PHINode *phi = b.CreatePHI(cg_.i64, 2, "ifmask");
   phi->addIncoming(b.getInt64(0), from);
   phi->addIncoming(mask, hit);
-  ifaceMask_ = phi;
   return phi;
+}
+
+/// The bitmask of patterns naming the ingress device (and the VLAN devices
+/// of the frame's tags), looked up once per packet.
+Value *XdpCodegen::ifaceMask() {
+  if (!ifaceMask_)
+    ifaceMask_ = ifMaskOf(pk_.ifindex, pk_.vidOuter, pk_.vidInner);
+  return ifaceMask_;
+}
+
+/// The bitmask of patterns naming the routing decision's egress device
+/// (fib_ after emitRouting()), once per forwarded packet. The loader keys
+/// every device's mask by its own ifindex and no tags, the key of an
+/// untagged frame received on it: the egress device's name, VLAN devices
+/// included, is what the patterns are matched against.
+void XdpCodegen::lookupEgressMask() {
+  IRBuilder<> &b = cg_.b;
+  Value *oif = b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex));
+  egressMask_ = ifMaskOf(oif, b.getInt16(0), b.getInt16(0));
+}
+
+/// -i, or -o: in FORWARD the egress device's bit; in PREROUTING and INPUT
+/// netfilter has no output device and compares the pattern with an empty
+/// name (ip_packet_match(), nulldevname), which only `+` matches.
+Value *XdpCodegen::ifaceTest(const ir::Match::Iface &i) {
+  IRBuilder<> &b = cg_.b;
+  if (i.out && hook_ != ir::Hook::Forward)
+    return b.getInt1(i.pattern == "+");
+  if (i.out && !egressMask_)
+    throw BackendError("a -o match without the egress device's mask");
+  Value *mask = i.out ? egressMask_ : ifaceMask();
+  Value *bit = b.CreateAnd(mask, b.getInt64(uint64_t(1) << i.bit));
+  return b.CreateICmpNE(bit, b.getInt64(0));
 }
 
 Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
@@ -743,46 +783,79 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
     cg_.require(m.negated ? b.CreateNot(cond) : cond, noMatch, "match");
   };
   using M = ir::Match;
-  std::visit(
-      ir::Overloaded{
-          [&](const M::Address &a) { test(addressTest(a)); },
-          [&](const M::Protocol &p) { test(protocolTest(p)); },
-          [&](const M::InIface &i) {
-            Value *bit =
-                b.CreateAnd(ifaceMask(), b.getInt64(uint64_t(1) << i.bit));
-            test(b.CreateICmpNE(bit, b.getInt64(0)));
-          },
-          [&](const M::Fragment &) {
-            test(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)));
-          },
-          [&](const M::FieldRange &f) { test(fieldTest(f, noMatch)); },
-          [&](const M::TcpUdp &t) {
-            if (m.negated)
-              throw BackendError("a negated tcp/udp match (its parts carry "
-                                 "their own `!')");
-            emitTcpUdp(t, noMatch);
-          },
-          [&](const M::Icmp &i) { emitIcmp(i, m.negated, noMatch); },
-          [&](const M::Multiport &mp) {
-            emitMultiport(mp, m.negated, noMatch);
-          },
-          [&](const M::U32 &u) { emitU32(u, m.negated, noMatch); },
-          [&](const M::Unknown &) {
-            // Hand-over mode: reached with every earlier match true, the
-            // kernel evaluates it (and the rest of the ruleset).
-            if (!handover())
-              throw BackendError("a match XDP cannot evaluate outside "
-                                 "hand-over mode");
-            b.CreateBr(pass_);
-            b.SetInsertPoint(cg_.block("unreachable.after_handover"));
-          },
-          [&](const M::CtState &c) {
-            if (!handover())
-              throw BackendError("a state match outside hand-over mode");
-            emitCtState(c, m.negated, noMatch);
-          },
-      },
-      m.kind);
+  std::visit(ir::Overloaded{
+                 [&](const M::Address &a) { test(addressTest(a)); },
+                 [&](const M::Protocol &p) { test(protocolTest(p)); },
+                 [&](const M::Iface &i) { test(ifaceTest(i)); },
+                 [&](const M::Fragment &) {
+                   test(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)));
+                 },
+                 [&](const M::FieldRange &f) { test(fieldTest(f, noMatch)); },
+                 [&](const M::TcpUdp &t) {
+                   if (m.negated)
+                     throw BackendError(
+                         "a negated tcp/udp match (its parts carry "
+                         "their own `!')");
+                   emitTcpUdp(t, noMatch);
+                 },
+                 [&](const M::Icmp &i) { emitIcmp(i, m.negated, noMatch); },
+                 [&](const M::Multiport &mp) {
+                   emitMultiport(mp, m.negated, noMatch);
+                 },
+                 [&](const M::U32 &u) { emitU32(u, m.negated, noMatch); },
+                 [&](const M::Unknown &) {
+                   // Hand-over mode: reached with every earlier match true, the
+                   // kernel evaluates it (and the rest of the ruleset).
+                   if (!handover())
+                     throw BackendError("a match XDP cannot evaluate outside "
+                                        "hand-over mode");
+                   b.CreateBr(pass_);
+                   b.SetInsertPoint(cg_.block("unreachable.after_handover"));
+                 },
+                 [&](const M::CtState &c) {
+                   if (!handover())
+                     throw BackendError("a state match outside hand-over mode");
+                   emitCtState(c, m.negated, noMatch);
+                 },
+                 [&](const M::AddrType &a) { emitAddrType(a, noMatch); },
+             },
+             m.kind);
+}
+
+/// xt_addrtype (IPv4): the source's test, then (if it held) the
+/// destination's, each `(mask has the address's type) != negated`.
+void XdpCodegen::emitAddrType(const ir::Match::AddrType &a,
+                              BasicBlock *noMatch) {
+  if (!handover() || pk_.v6)
+    throw BackendError("-m addrtype outside hand-over mode or in IPv6");
+  if (a.src)
+    emitAddrTypeSide(sourceAddress(), a.src, a.srcNegated, noMatch);
+  if (a.dst)
+    emitAddrTypeSide(destinationAddress(), a.dst, a.dstNegated, noMatch);
+}
+
+/// inet_dev_addr_type() answers 0.0.0.0/8 and 255.255.255.255 with
+/// BROADCAST and 224.0.0.0/4 with MULTICAST before it reads any table or
+/// device; any other address's type is the local routing table's (a
+/// subnet broadcast, a local address, ...): the packet is handed over.
+void XdpCodegen::emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
+                                  BasicBlock *noMatch) {
+  IRBuilder<> &b = cg_.b;
+  static_assert(RTN_BROADCAST == 3 && RTN_MULTICAST == 5 &&
+                    std::size(ir::kAddrTypeNames) == __RTN_MAX,
+                "ir::kAddrTypeNames is indexed by RTN_*");
+  Value *zeronet =
+      b.CreateICmpEQ(b.CreateAnd(addr, b.getInt32(0xff000000u)), b.getInt32(0));
+  Value *limited = b.CreateICmpEQ(addr, b.getInt32(INADDR_BROADCAST));
+  Value *broadcast = b.CreateOr(zeronet, limited);
+  Value *multicast = b.CreateICmpEQ(b.CreateAnd(addr, b.getInt32(0xf0000000u)),
+                                    b.getInt32(0xe0000000u));
+  cg_.require(b.CreateOr(broadcast, multicast), pass_, "addrtype.known");
+  bool inBroadcast = mask & (1u << RTN_BROADCAST);
+  bool inMulticast = mask & (1u << RTN_MULTICAST);
+  Value *in =
+      b.CreateSelect(broadcast, b.getInt1(inBroadcast), b.getInt1(inMulticast));
+  cg_.require(negated ? b.CreateNot(in) : in, noMatch, "addrtype.ok");
 }
 
 /// A state match (Conntrack.h). The raw table runs before conntrack, and
@@ -952,20 +1025,21 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
   b.CreateBr(ret);
 }
 
-/// The kernel's routing decision between INPUT and FORWARD, asked of the
-/// FIB with the packet's addresses and ingress device. Whatever neither
-/// chain would see (no route, TTL expiring, DF set but too big) goes to the
-/// kernel, which answers with its own ICMP.
-void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
+/// bpf_fib_lookup() with the packet's addresses and ingress device, as
+/// ip_route_input() / ip6_route_input() route it (on the first next header),
+/// into fib_ (the egress device, MACs, MTU); `totLen` is the length the
+/// lookup checks against the egress MTU. Returns the answer
+/// (BPF_FIB_LKUP_RET_*).
+Value *XdpCodegen::fibLookup(Value *totLen) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
-  ArrayType *fibTy = ArrayType::get(cg_.i8, FibSize);
-  AllocaInst *fib = fib_ = cg_.stackSlot(fibTy, 8, "fib");
+  if (!fib_)
+    fib_ = cg_.stackSlot(ArrayType::get(cg_.i8, FibSize), 8, "fib");
+  AllocaInst *fib = fib_;
   b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
-  // ip_route_input() / ip6_route_input() route on the first next header.
   b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
   b.CreateStore(pk_.proto, cg_.at(fib, FibL4Protocol));
-  b.CreateStore(b.CreateTrunc(pk_.totLen, cg_.i16), cg_.at(fib, FibTotLen));
+  b.CreateStore(totLen, cg_.at(fib, FibTotLen));
   b.CreateStore(pk_.ifindex, cg_.at(fib, FibIfindex));
   if (pk_.v6) {
     // flowinfo is the first header word without the version. On the wire
@@ -982,8 +1056,16 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
     b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibSrc));
     b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibDst));
   }
-  Value *rc = fibRc_ = cg_.callHelper(
-      FibLookup, cg_.i64, {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
+  return cg_.callHelper(FibLookup, cg_.i64,
+                        {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
+}
+
+/// The kernel's routing decision between INPUT and FORWARD (fibLookup()).
+/// Whatever neither chain would see (no route, TTL expiring, DF set but too
+/// big) goes to the kernel, which answers with its own ICMP.
+void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
+  IRBuilder<> &b = cg_.b;
+  Value *rc = fibRc_ = fibLookup(b.CreateTrunc(pk_.totLen, cg_.i16));
 
   BasicBlock *fwd = cg_.block("route.forwarded");
   BasicBlock *big = cg_.block("route.frag_needed");
@@ -1006,7 +1088,10 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   } else {
     Value *df =
         b.CreateICmpNE(b.CreateAnd(pk_.fragWord, kernel::Ip4Df), b.getInt16(0));
-    b.CreateCondBr(df, pass_, fwd);
+    BasicBlock *fragment = cg_.block("route.fragmented");
+    b.CreateCondBr(df, pass_, fragment);
+    b.SetInsertPoint(fragment);
+    emitEgressOfFragmented(fwd);
   }
   // ip_forward() / ip6_forward() send time exceeded before the FORWARD hook
   // (TTL or hop limit 1 or 0).
@@ -1016,6 +1101,23 @@ void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   // (pkt_type != PACKET_HOST), also before FORWARD.
   Value *group = b.CreateAnd(b.CreateLoad(cg_.i8, cg_.data), b.getInt8(1));
   b.CreateCondBr(b.CreateICmpNE(group, b.getInt8(0)), pass_, forward);
+}
+
+/// An IPv4 packet too big for the egress MTU without DF is fragmented and
+/// forwarded, but the FIB answer (FRAG_NEEDED) named no egress device. With
+/// -o matches, ask again without the MTU check (tot_len 0) for the device the
+/// kernel forwards the fragments through. fibRc_ keeps FRAG_NEEDED, so DNAT's
+/// fast path still leaves such a packet to the kernel.
+void XdpCodegen::emitEgressOfFragmented(BasicBlock *forward) {
+  IRBuilder<> &b = cg_.b;
+  if (!p_.usesIface(true)) {
+    b.CreateBr(forward);
+    return;
+  }
+  Value *rc = fibLookup(b.getInt16(0));
+  SwitchInst *sw = b.CreateSwitch(rc, pass_, 2);
+  sw->addCase(b.getInt64(FibSuccess), forward);
+  sw->addCase(b.getInt64(FibNoNeighbour), forward);
 }
 
 /// ip_rcv_core() and ipv6_rcv() drop a frame addressed to another host
@@ -1089,6 +1191,7 @@ void XdpCodegen::emit(Value *ctxArg) {
   if (p_.hasFamily(ir::Family::V6)) {
     pk_ = emitIpv6(cg_, l2, pass_);
     ifaceMask_ = nullptr; // the v4 path's value does not dominate this one
+    egressMask_ = nullptr;
     emitFamily(ir::Family::V6);
   } else {
     b.CreateBr(pass_);
@@ -1118,7 +1221,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 void XdpCodegen::emitFamilyChains(ir::Family fam) {
   IRBuilder<> &b = cg_.b;
   family_ = fam;
-  if (!p_.ifacePatterns.empty())
+  if (p_.usesIface(false))
     ifaceMask(); // once per packet, before the first rule needs it
   if (fam == ir::Family::V4)
     storeHeader();
@@ -1194,6 +1297,8 @@ void XdpCodegen::emitFamilyChains(ir::Family fam) {
   }
   emitHook(ir::Hook::Input, pass_);
   b.SetInsertPoint(fwdBB);
+  if (p_.usesIface(true))
+    lookupEgressMask();
   if (!nat) {
     emitHook(ir::Hook::Forward, pass_);
     return;

@@ -160,7 +160,7 @@ Box boxOf(const ir::Rule &r) {
                 b.exact = false;
             },
             // Tests the tree does not cut on: the matcher makes them.
-            [&](const M::InIface &) { b.exact = false; },
+            [&](const M::Iface &) { b.exact = false; },
             [&](const M::Fragment &) { b.exact = false; },
             [&](const M::Icmp &) { b.exact = false; },
             [&](const M::FieldRange &) { b.exact = false; },
@@ -168,6 +168,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::U32 &) { b.exact = false; },
             [&](const M::Unknown &) { b.exact = false; },
             [&](const M::CtState &) { b.exact = false; },
+            [&](const M::AddrType &) { b.exact = false; },
         },
         m.kind);
   return b;

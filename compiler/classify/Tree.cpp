@@ -83,7 +83,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
               if (!protocol || protoNegated || protocol->proto != t.proto)
                 why = "a transport match without its -p";
             },
-            [&](const M::InIface &) { why = "-i"; },
+            [&](const M::Iface &i) { why = i.out ? "-o" : "-i"; },
             [&](const M::Fragment &) { why = "-f"; },
             [&](const M::Icmp &) { why = "-m icmp"; },
             [&](const M::Multiport &) { why = "-m multiport"; },
@@ -91,6 +91,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
             [&](const M::U32 &) { why = "-m u32"; },
             [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
             [&](const M::CtState &) { why = "a connection state match"; },
+            [&](const M::AddrType &) { why = "-m addrtype"; },
         },
         m.kind);
   if (!why.empty())

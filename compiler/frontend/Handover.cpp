@@ -35,6 +35,14 @@ public:
     if ((name == "state" || name == "ctstate") && args.size() == 1) {
       ctMask_ = parseStates(*args[0], name == "ctstate");
       ctNegated_ = negated;
+    } else if ((name == "src-type" || name == "dst-type") && args.size() == 1) {
+      bool src = name == "src-type";
+      (src ? addrSrc_ : addrDst_) = parseAddrTypes(*args[0]);
+      (src ? addrSrcNegated_ : addrDstNegated_) = negated;
+    } else if (name == "limit-iface-in" || name == "limit-iface-out") {
+      // The types XDP knows (from the address alone) are the same on
+      // every device: inet_dev_addr_type() returns them before it looks
+      // at the device.
     } else {
       otherOptions_ = true;
     }
@@ -54,7 +62,13 @@ private:
   /// `NEW,ESTABLISHED` as libxt_conntrack reads it (names without case,
   /// comma-separated; SNAT and DNAT only for --ctstate).
   static uint8_t parseStates(const Word &w, bool ctstate);
+  /// `LOCAL,BROADCAST` as libxt_addrtype reads it.
+  static uint16_t parseAddrTypes(const Word &w);
+  bool finishAddrType(const RuleFacts &facts, std::vector<ir::Match> &out,
+                      const std::string &what) const;
   std::string text_;
+  uint16_t addrSrc_ = 0, addrDst_ = 0;
+  bool addrSrcNegated_ = false, addrDstNegated_ = false;
   std::optional<uint8_t> ctMask_;
   bool ctNegated_ = false, otherOptions_ = false;
 };
@@ -89,6 +103,32 @@ uint8_t OpaqueState::parseStates(const Word &w, bool ctstate) {
   return mask;
 }
 
+/// libxt_addrtype's parse_types(): comma-separated, each item a name or
+/// the leading part of one, without case (`uni` is UNICAST); the first name
+/// in RTN_* order it begins wins. An empty item is an error.
+uint16_t OpaqueState::parseAddrTypes(const Word &w) {
+  uint16_t mask = 0;
+  size_t start = 0;
+  const std::string &t = w.text;
+  while (start <= t.size()) {
+    size_t end = std::min(t.find(',', start), t.size());
+    std::string item = t.substr(start, end - start);
+    int type = -1;
+    for (size_t i = 0; type < 0 && i < std::size(ir::kAddrTypeNames); ++i) {
+      std::string_view n = ir::kAddrTypeNames[i];
+      if (!item.empty() && item.size() <= n.size() &&
+          strncasecmp(item.c_str(), n.data(), item.size()) == 0)
+        type = static_cast<int>(i);
+    }
+    if (type < 0)
+      failAt(w, "addrtype: bad type \"" + item + "\"", start,
+             std::max<size_t>(1, item.size()));
+    mask |= static_cast<uint16_t>(1u << type);
+    start = end + 1;
+  }
+  return mask;
+}
+
 std::unique_ptr<ModuleState> makeOpaque() {
   return std::make_unique<OpaqueState>();
 }
@@ -111,6 +151,11 @@ constexpr const char *kMarks =
     "packet and connection marks: set by the kernel, not visible to XDP";
 constexpr const char *kRouting =
     "needs the kernel's routing table or the output device";
+/// -m addrtype in an iptables rule (ir::Match::AddrType).
+constexpr const char *kAddrTypeReason =
+    "decided in XDP for 0.0.0.0/8 and 255.255.255.255 (BROADCAST) and "
+    "224.0.0.0/4 (MULTICAST); any other address's type comes from the "
+    "kernel's local routing table: handed over there";
 constexpr const char *kSocket = "needs the local socket or process";
 constexpr const char *kNotCompiled = "not compiled to XDP yet";
 constexpr const char *kNat =
@@ -466,7 +511,22 @@ const ModuleSpec *lookupOpaque(const std::string &name, bool target) {
                     {}, true);
 }
 
-void OpaqueState::finish(const RuleFacts &, std::vector<ir::Match> &out,
+/// -m addrtype in an iptables rule: decided in XDP where the address alone
+/// gives the type (ir::Match::AddrType). ip6tables' (match_type6(), a route
+/// lookup) is handed over whole.
+bool OpaqueState::finishAddrType(const RuleFacts &facts,
+                                 std::vector<ir::Match> &out,
+                                 const std::string &what) const {
+  if ((!addrSrc_ && !addrDst_) || otherOptions_ ||
+      facts.family != ir::Family::V4)
+    return false;
+  out.emplace_back(ir::Match::AddrType{addrSrc_, addrDst_, addrSrcNegated_,
+                                       addrDstNegated_, what},
+                   false, what);
+  return true;
+}
+
+void OpaqueState::finish(const RuleFacts &facts, std::vector<ir::Match> &out,
                          std::vector<std::string> &) {
   std::string what = "-m " + std::string(spec->name) + text_;
   // A state match alone is decided from XDP where conntrack's answer is
@@ -476,6 +536,8 @@ void OpaqueState::finish(const RuleFacts &, std::vector<ir::Match> &out,
     out.emplace_back(ir::Match::CtState{*ctMask_, what}, ctNegated_, what);
     return;
   }
+  if (finishAddrType(facts, out, what))
+    return;
   out.emplace_back(ir::Match::Unknown{what, registry().reasons[spec]}, false,
                    what);
 }
@@ -623,6 +685,9 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
         if (const auto *u = m.as<ir::Match::Unknown>())
           why += (why.empty() ? "" : "; ") +
                  ("match `" + u->what + "': " + u->reason);
+        if (const auto *a = m.as<ir::Match::AddrType>())
+          why += (why.empty() ? "" : "; ") +
+                 ("match `" + a->what + "': " + kAddrTypeReason);
         ct = ct || m.as<ir::Match::CtState>();
       }
       if (ct && why.empty() && r.verdict != ir::Verdict::Handover) {

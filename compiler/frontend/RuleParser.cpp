@@ -296,17 +296,15 @@ struct Parsed {
   bool hasMatches = false;
   std::vector<Match> srcs, dsts; ///< one rule per combination
   const Word *srcWord = nullptr, *dstWord = nullptr; ///< their values
-  std::optional<Match> proto, iif, frag;
-  const Word *protoWord = nullptr, *oif = nullptr;
+  std::optional<Match> proto, iif, oif, frag;
+  const Word *protoWord = nullptr, *oifWord = nullptr;
   bool protoNegated = false;
   uint8_t protoNumber = 0;
   std::vector<std::unique_ptr<ModuleState>> modules;
   // Hand-over mode: the target XDP cannot carry out, with its options; the
-  // module or target that takes options read by shape; -o's value.
+  // module or target that takes options read by shape.
   std::unique_ptr<ModuleState> targetState;
   ModuleState *shapeTail = nullptr;
-  const Word *oifValue = nullptr;
-  bool oifNegated = false;
   const Word *natTo = nullptr; ///< --to-destination's value
   ir::NatTarget nat;
 };
@@ -560,6 +558,7 @@ private:
   void onProtocol(const Occurrence &o);
   void onInIface(const Occurrence &o);
   void onOutIface(const Occurrence &o);
+  Match interfaceMatch(const Occurrence &o, bool out);
   void onJump(const Occurrence &o);
   void onGoto(const Occurrence &o);
   void onMatch(const Occurrence &o);
@@ -900,21 +899,27 @@ void CommandWalker::onProtocol(const Occurrence &o) {
 }
 
 void CommandWalker::onInIface(const Occurrence &o) {
-  const Word &v = o.value();
   once(o, p_.iif.has_value(), "-i");
-  Match::InIface iif{parseInterface(o.name, v)};
-  int bit = prog_.ifaceBit(iif.pattern);
-  if (bit < 0)
-    failAt(v, "more than 64 distinct -i interface patterns in one program");
-  iif.bit = static_cast<unsigned>(bit);
-  p_.iif = Match(std::move(iif), o.negated);
+  p_.iif = interfaceMatch(o, false);
 }
 
+/// -o: the same patterns as -i, matched against the routing decision's
+/// egress device.
 void CommandWalker::onOutIface(const Occurrence &o) {
-  once(o, p_.oif, "--out-interface");
-  p_.oif = o.word;
-  p_.oifValue = &o.value();
-  p_.oifNegated = o.negated;
+  once(o, p_.oif.has_value(), "--out-interface");
+  p_.oifWord = o.word;
+  p_.oif = interfaceMatch(o, true);
+}
+
+/// -i or -o's pattern with its bit in the program's interface table.
+Match CommandWalker::interfaceMatch(const Occurrence &o, bool out) {
+  const Word &v = o.value();
+  Match::Iface i{parseInterface(o.name, v), 0, out};
+  int bit = prog_.ifaceBit(i.pattern);
+  if (bit < 0)
+    failAt(v, "more than 64 distinct -i/-o interface patterns in one program");
+  i.bit = static_cast<unsigned>(bit);
+  return Match(std::move(i), o.negated);
 }
 
 /// -j: in hand-over mode a target other than the standard ones and the user
@@ -1003,7 +1008,7 @@ void CommandWalker::finish() {
                   p_.frag || !p_.modules.empty() || p_.oif;
   if (p_.oif && p_.chain &&
       (p_.chain->text == "INPUT" || p_.chain->text == "PREROUTING"))
-    failAt(*p_.oif, "Can't use --out-interface with " + p_.chain->text);
+    failAt(*p_.oifWord, "Can't use --out-interface with " + p_.chain->text);
   applyCommand(prog_, ctx_, p_, expandRules());
 }
 
@@ -1028,14 +1033,8 @@ std::vector<ir::Rule> CommandWalker::expandRules() {
   proto.pos = words_.front().pos;
   proto.text = joinWords(words_);
   std::vector<Match> tail; // ip_packet_match() order after the addresses
-  std::optional<Match> oif;
-  if (p_.oif && ctx_.handover) // ip_packet_match() checks it after -i
-    oif = Match(
-        Match::Unknown{(p_.oifNegated ? "! -o " : "-o ") + p_.oifValue->text,
-                       "the output device is known only after the "
-                       "kernel's routing decision"},
-        false, (p_.oifNegated ? "! -o " : "-o ") + p_.oifValue->text);
-  for (auto *m : {&p_.iif, &oif, &p_.proto, &p_.frag})
+  // ip_packet_match() checks -o after -i.
+  for (auto *m : {&p_.iif, &p_.oif, &p_.proto, &p_.frag})
     if (*m)
       tail.push_back(**m);
   RuleFacts facts{p_.protoNumber, p_.protoNegated, ctx_.family};
@@ -1325,9 +1324,6 @@ void applyCommand(ir::Program &prog, const CommandContext &ctx, Parsed &p,
   ir::Rule rule = ruleVerdict(prog, ctx, at, p);
   if (leftToKernel(prog, ctx, at, rule, newRules))
     return;
-  if (p.oif && !ctx.handover)
-    failAt(*p.oif, "--out-interface is not supported yet (with "
-                   "--pass-unsupported it is handed to the kernel)");
   if (at.natSource)
     failAt(at.chainWord, "nat " + at.name() +
                              " rules (SNAT, MASQUERADE) are not supported "

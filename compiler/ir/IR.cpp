@@ -93,6 +93,23 @@ bool Program::usesCtState() const {
   return false;
 }
 
+bool Program::usesIface(bool out) const {
+  for (const Chain &c : chains)
+    for (const Rule &r : c.rules)
+      for (const Match &m : r.matches)
+        if (const auto *i = m.as<Match::Iface>(); i && i->out == out)
+          return true;
+  return false;
+}
+
+std::string formatAddrTypes(uint16_t mask) {
+  std::string s;
+  for (size_t i = 0; i < std::size(kAddrTypeNames); ++i)
+    if (mask & (1u << i))
+      s += (s.empty() ? "" : ",") + std::string(kAddrTypeNames[i]);
+  return s;
+}
+
 std::string formatCtState(uint8_t mask) {
   static const char *const names[] = {
       "INVALID", "ESTABLISHED", "RELATED", "NEW", "UNTRACKED", "SNAT", "DNAT"};

@@ -158,7 +158,7 @@ struct U32Test {
 /// consumer must say what it does with each kind: printer, metadata writer,
 /// code generator) and what all kinds share.
 ///
-/// The kinds mirror netfilter's split. Address, Protocol, InIface and
+/// The kinds mirror netfilter's split. Address, Protocol, Iface and
 /// Fragment are `struct ipt_ip` fields checked by ip_packet_match()
 /// (Fragment is `-f`: a non-first fragment). TcpUdp, Icmp and Multiport are
 /// x_tables matches that read the transport header: they never match a
@@ -178,11 +178,16 @@ struct Match {
   struct Protocol {
     uint8_t proto = 0;
   };
-  /// -i: the iptables pattern ('+' suffix = prefix) and its bit in the
-  /// object's interface table (Program::ifacePatterns).
-  struct InIface {
+  /// -i or -o: the iptables pattern ('+' suffix = prefix) and its bit in
+  /// the object's interface table (Program::ifacePatterns; -i and -o share
+  /// the bits: a bit says which patterns name a device). -i names the
+  /// ingress device; -o the egress device of the routing decision, which
+  /// exists only in FORWARD (in PREROUTING and INPUT netfilter compares
+  /// the pattern with an empty name: only `+` matches it).
+  struct Iface {
     std::string pattern;
     unsigned bit = 0;
+    bool out = false; ///< -o
   };
   /// -f: a non-first fragment.
   struct Fragment {};
@@ -215,7 +220,7 @@ struct Match {
     std::vector<U32Test> tests;
   };
   /// Hand-over mode only: a match XDP cannot evaluate (a module it does not
-  /// compile, `--out-interface`, ...). Reached in netfilter's order (every
+  /// compile, ...). Reached in netfilter's order (every
   /// earlier match of the rule true), the packet goes to the kernel
   /// (XDP_PASS), which evaluates it. `what` is the match as written
   /// (`-m conntrack --ctstate NEW`), `reason` why XDP cannot evaluate it.
@@ -233,8 +238,21 @@ struct Match {
     uint8_t mask = 0;
     std::string what;
   };
-  using Kind = std::variant<Address, Protocol, InIface, Fragment, TcpUdp, Icmp,
-                            Multiport, FieldRange, U32, Unknown, CtState>;
+  /// Hand-over mode only, IPv4: `-m addrtype` (xt_addrtype): the source's
+  /// and then the destination's route type (inet_dev_addr_type()) is in
+  /// its mask (bit N: route type N, RTN_*; 0 = that side not tested), each
+  /// with its own `!` (the match's `negated` stays false). The type is
+  /// known without the kernel's tables only for 0.0.0.0/8 and
+  /// 255.255.255.255 (BROADCAST) and 224.0.0.0/4 (MULTICAST); any other
+  /// address hands the packet over where that side is tested.
+  struct AddrType {
+    uint16_t src = 0, dst = 0;
+    bool srcNegated = false, dstNegated = false;
+    std::string what; ///< the match as written
+  };
+  using Kind =
+      std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp, Multiport,
+                   FieldRange, U32, Unknown, CtState, AddrType>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -262,6 +280,14 @@ enum CtStateBit : uint8_t {
 };
 /// `NEW,ESTABLISHED` as iptables -n lists a state mask.
 std::string formatCtState(uint8_t mask);
+
+/// The route types by number (the kernel's RTN_* of linux/rtnetlink.h, as
+/// libxt_addrtype names them): bit N of a Match::AddrType mask is type N.
+inline constexpr const char *kAddrTypeNames[] = {
+    "UNSPEC",    "UNICAST",     "LOCAL",    "BROADCAST", "ANYCAST", "MULTICAST",
+    "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW",     "NAT",     "XRESOLVE"};
+/// `LOCAL,BROADCAST` as iptables lists an address type mask.
+std::string formatAddrTypes(uint16_t mask);
 
 /// `std::visit(Overloaded{[](const Match::Address &) {...}, ...}, m.kind)`:
 /// one lambda per kind, and a kind without one does not compile.
@@ -318,7 +344,7 @@ enum class Mode {
 /// traversal order by finalize().
 struct Program {
   std::vector<Chain> chains;
-  std::vector<std::string> ifacePatterns; ///< index = Match::InIface::bit
+  std::vector<std::string> ifacePatterns; ///< index = Match::Iface::bit
   unsigned numCounters = 0;
   Mode mode = Mode::Standalone;
   /// Hand-over mode: rules only the kernel evaluates, in input order.
@@ -337,6 +363,10 @@ struct Program {
   /// Whether any chain has a state match (the program then looks the
   /// packet up in conntrack).
   bool usesCtState() const;
+  /// Whether any chain has a -o match (`out`: the FORWARD hook then looks
+  /// up the patterns naming the routing decision's egress device) or a -i
+  /// match (the ingress device's, once per packet).
+  bool usesIface(bool out) const;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if
   /// absent.

@@ -96,9 +96,9 @@ std::string printMatch(const Match &m, bool v6) {
             return std::string(v6 ? "ip6.upper_protocol " : "ip.protocol ") +
                    neg + "== " + std::to_string(p.proto);
           },
-          [&](const Match::InIface &i) {
-            return "iif " + neg + "matches \"" + i.pattern + "\" bit " +
-                   std::to_string(i.bit);
+          [&](const Match::Iface &i) {
+            return std::string(i.out ? "oif " : "iif ") + neg + "matches \"" +
+                   i.pattern + "\" bit " + std::to_string(i.bit);
           },
           [&](const Match::Fragment &) {
             return "ip.fragment_offset " +
@@ -145,6 +145,16 @@ std::string printMatch(const Match &m, bool v6) {
           [&](const Match::CtState &c) {
             return "ctstate " + neg + formatCtState(c.mask) + " (conntrack " +
                    "lookup, hand over if uncertain)";
+          },
+          [&](const Match::AddrType &a) {
+            std::string s = "addrtype";
+            if (a.src)
+              s += std::string(" src ") + (a.srcNegated ? "not " : "") + "in " +
+                   formatAddrTypes(a.src);
+            if (a.dst)
+              s += std::string(" dst ") + (a.dstNegated ? "not " : "") + "in " +
+                   formatAddrTypes(a.dst);
+            return s + " (from the address, else hand over)";
           },
       },
       m.kind);

@@ -160,10 +160,13 @@ inline constexpr MapSpec CountersMap{"r2x_counters", MapType::PercpuArray,
                                      sizeof(uint32_t), sizeof(CounterValue), 0};
 constexpr uint32_t counterEntries(uint32_t slots) { return slots ? slots : 1; }
 
-//===-- r2x_ifmatch: the `-i` patterns naming a device --------------------===//
+//===-- r2x_ifmatch: the `-i`/`-o` patterns naming a device ---------------===//
 
 /// The key: the device the program runs on and the VLAN ids of the frame's
-/// tags (0 = none; a priority tag, VID 0, keys as untagged).
+/// tags (0 = none; a priority tag, VID 0, keys as untagged). The loader keys
+/// every device a pattern names by its ifindex and no tags, so {ifindex, 0,
+/// 0} is also how `-o` finds the patterns naming the routing decision's
+/// egress device.
 struct IfKey {
   uint32_t ifindex;
   uint16_t vid_outer;
@@ -180,7 +183,8 @@ static_assert(sizeof(IfKey) == 8 && offsetof(IfKey, vid_outer) == 4 &&
 static_assert(wellFormed(IfKeyLayout));
 
 /// The value: a u64 bitmask, bit N set when the metadata's `iface N
-/// PATTERN` names the device. So an object has at most 64 patterns.
+/// PATTERN` names the device (`-i` and `-o` share the patterns). So an object
+/// has at most 64 patterns.
 using IfMask = uint64_t;
 inline constexpr unsigned MaxIfacePatterns = 64;
 /// IFNAMSIZ - 1: the longest interface name, and pattern ('+' included).

@@ -510,6 +510,12 @@ RulesetSpec makeRuleset(Rng &r, Family fam) {
     const bool ttlOk = true;
     bool length = false;
     Words w = makeMatches(r, fam, hasPorts, ttlOk, length);
+    // -o: iptables refuses it in INPUT and PREROUTING; in a user chain
+    // reached from them it compares with an empty name.
+    if ((c.user || c.name == "FORWARD") && r.chance(15)) {
+      neg(r, w, 35);
+      w.insert(w.end(), {"-o", r.pick(Ifaces)});
+    }
     if (length && c.phase == 1)
       lengthAfterRouting = true;
     // Jumps go "down" (to a user chain after this one): no loops.

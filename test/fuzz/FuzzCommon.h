@@ -52,10 +52,11 @@ inline void checkProgram(const ir::Program &p) {
         invariant("a jump to something that is not a user chain of its table",
                   ir::print(p));
       for (const ir::Match &m : r.matches) {
-        const auto *iif = m.as<ir::Match::InIface>();
+        const auto *iif = m.as<ir::Match::Iface>();
         if (iif && (iif->bit >= p.ifacePatterns.size() ||
                     p.ifacePatterns[iif->bit] != iif->pattern))
-          invariant("an -i match whose bit is not its pattern's", ir::print(p));
+          invariant("an -i or -o match whose bit is not its pattern's",
+                    ir::print(p));
         const auto *field = m.as<ir::Match::FieldRange>();
         if (field && !ir::fieldInfo(field->field).existsIn(c.family))
           invariant("a field match on a field its chain's family lacks",
