@@ -23,6 +23,9 @@
 #  2. Burst: one --follow, BURST `iptables -I/-D` back to back, the last two
 #     a -D of port Y and an -I of port X; it converges to the final blk, and
 #     traffic shows X dropped by XDP and Y reaching B's socket.
+#  2b. Half-made pins (NAME_new) of a replacement killed between pinning
+#     and renaming, also of maps the program has not (nat, nat6): the next
+#     replacement removes them.
 #  3. Permissions: with /sys/fs/bpf opened to everyone (0755), rule2xdp's
 #     pin directories are 0700, pins 0600, lock directory 0700 and lock files
 #     0600, all root's; as nobody, no pin can be found, opened or shown by
@@ -44,7 +47,7 @@ while [ $# -gt 0 ]; do
   --rounds) ROUNDS=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -283,6 +286,22 @@ check_program
 [ "$(stats_ports | awk '{print $1}')" = "$X" ] || die "--stats' first blk rule is not :$X"
 check_traffic "$X" "$Y"
 say "   converged to the last of $BURST changes: blk $(model | wc -w) rules, first :$X (dropped by XDP), :$Y deleted (reaches B); program $PROG"
+
+say "== 2b. half-made pins of an interrupted replacement (at ${SECONDS} s)"
+# A load killed between pinning a map beside its pin (NAME_new) and the
+# rename leaves NAME_new. Made here by hand, for the maps this program has
+# (counters) and for those it has not (nat, nat6: a DNAT program's, which a
+# killed replacement may have been): the next replacement removes them all
+# (check_program fails on any *_new), so no stale pin keeps a map alive.
+DIR=/sys/fs/bpf/rule2xdp/net$(stat -L -c %i "/run/netns/$NS_B")/veth-b
+CID=$(bpftool -j prog show id "$PROG" | jq -r '.map_ids[0]')
+for n in counters_new nat_new nat6_new; do
+  bpftool map pin id "$CID" "$DIR/$n" || die "cannot plant $DIR/$n"
+done
+change
+wait_converged
+check_program
+say "   the next replacement removed counters_new, nat_new and nat6_new"
 
 say "== 3. permissions (at ${SECONDS} s)"
 chmod 0755 /sys/fs/bpf # open the private bpffs: only rule2xdp's modes protect its pins
