@@ -33,12 +33,19 @@
 #     :5555 rule deleted: :5555 datagrams reach the kernel's ACCEPT again.
 #  4. SIGTERM: --follow exits 0, the program stays attached; --unload
 #     removes it.
-#  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules:
-#     MASQUERADE, so XDP decides only raw PREROUTING, docs/handover.md) in
-#     place of the first: `--accelerate` says so; D datagrams from A to the
-#     container address 172.17.0.2 (routed via B) are dropped by XDP on the
-#     raw rule `-d 172.17.0.2 ! -i docker0 -j DROP` (XDP counts D, the
-#     kernel 0); M to :4321 on B still arrive.
+#  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules,
+#     as `docker` writes it: DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2,
+#     nat DNAT of the published :8080 and MASQUERADE, so XDP decides only
+#     raw PREROUTING, docs/handover.md) in place of the first, with a
+#     container namespace C behind B's docker0, under `--accelerate veth-b
+#     --follow`: the listing says why XDP decides only raw; D datagrams from
+#     A to the container address are dropped by XDP on the raw rule `-d
+#     172.17.0.2 ! -i docker0 -j DROP` (XDP counts D, the kernel 0); a 1 MiB
+#     TCP transfer to the published port reaches C with identical bytes
+#     (DNAT, forwarding, established: all the kernel's); `iptables -t raw
+#     -I PREROUTING ... -j DROP` puts a new program on veth-b in under 1 s
+#     (best of 3 tries, each measured by polling) which drops K datagrams
+#     in XDP while the kernel's rule counts 0.
 #
 #   accelerate.sh [--backend nft|legacy] [--rule2xdp PATH] [--tools DIR]
 # Needs root; fails without it.
@@ -282,18 +289,86 @@ expect "XDP's :1001 count, still dropping after SIGTERM" "$(xdp_packets 'dpt:100
 r2x_b --unload veth-b || die "--unload failed"
 [ -z "$(r2x_xdp_prog_id)" ] || die "a program is still attached after --unload"
 
-say "== 5. a Docker-like ruleset"
+say "== 5. a Docker-like ruleset, under --follow"
+# Docker's network in B: a bridge-side interface docker0 172.17.0.1/16, and
+# a "container" namespace C with eth0 172.17.0.2/16, its default route
+# through B. B forwards (its own namespace's sysctl: not the host's).
+r2x_more_netns NS_C
+ip link add docker0 netns "$NS_B" type veth peer name eth0 netns "$NS_C" ||
+  die "cannot create the docker0 veth pair"
+ip -n "$NS_B" addr add 172.17.0.1/16 dev docker0
+ip -n "$NS_C" addr add 172.17.0.2/16 dev eth0
+ip -n "$NS_B" link set docker0 up
+ip -n "$NS_C" link set eth0 up
+ip -n "$NS_C" route add default via 172.17.0.1 || die "default route in C"
+in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null || die "cannot enable forwarding in B"
+ip -n "$NS_A" route add 172.17.0.0/16 via 10.1.0.2 || die "route to 172.17.0.0/16 in A"
+# The ruleset as `docker` writes it (test/diff/rulesets/docker4-handover.rules:
+# DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-1/2, nat PREROUTING/OUTPUT
+# jumps to DOCKER with the published port 8080 -> 172.17.0.2:80, POSTROUTING
+# MASQUERADE, and the raw rule that stops direct access to the container),
+# installed with $IPT-restore in place of the first.
 in_b "$IPT-restore" "$(dirname "$0")/../diff/rulesets/docker4-handover.rules" ||
   die "$IPT-restore of the Docker-like ruleset failed in B"
-ip -n "$NS_A" route add 172.17.0.0/16 via 10.1.0.2 || die "route to 172.17.0.0/16 in A"
-r2x_b --accelerate veth-b >"$TMP/docker.out" 2>&1 || die "--accelerate failed: $(cat "$TMP/docker.out")"
+nsenter --net="/run/netns/$NS_B" -- "$R2X" --accelerate veth-b --follow \
+  >"$TMP/docker.out" 2>"$TMP/docker.err" &
+FOLLOW=$!
+R2X_PIDS+=("$FOLLOW")
+docker_following() { grep -q '^rule2xdp: following' "$TMP/docker.out"; }
+r2x_wait_until "--follow on the Docker-like ruleset to start ($(cat "$TMP/docker.err"))" docker_following
+# MASQUERADE: XDP decides only raw and mangle PREROUTING (docs/handover.md).
 grep -q 'the kernel translates source addresses' "$TMP/docker.out" ||
   die "the listing does not say the kernel's source NAT limits XDP to raw/mangle: $(cat "$TMP/docker.out")"
+# Dropped traffic is dropped by XDP: D datagrams from A straight to the
+# container meet the raw DROP in XDP (XDP counts D, the kernel 0).
 out=$(in_a "$SEND" 172.17.0.2 80 $D) || die "udp_send to 172.17.0.2 failed: $out"
 [ "$out" = "sent $D" ] || die "udp_send to 172.17.0.2: $out"
 fence $M
 expect "XDP's count of raw -d 172.17.0.2 ! -i docker0 DROP" "$(xdp_packets 'DROP.*!docker0')" $D
-n=$(in_b "$IPT" -t raw -L PREROUTING -v -x -n | awk 'NR > 2 && /172.17.0.2/ {print $1; exit}')
-expect "kernel's count of that raw DROP" "$n" 0
+raw_packets() { # PATTERN: the kernel's count of the matching raw PREROUTING rule
+  in_b "$IPT" -t raw -L PREROUTING -v -x -n | awk -v pat="$1" 'NR > 2 && $0 ~ pat {print $1; exit}'
+}
+expect "kernel's count of that raw DROP" "$(raw_packets 172.17.0.2)" 0
+# Allowed traffic still works: a TCP transfer to the published port, which
+# the kernel translates to the container (DNAT), forwards (DOCKER's ACCEPT
+# for the first packet, the conntrack rule for the rest) and translates
+# back; every byte arrives (sha256 on both ends).
+r2x_start dockersrv "$NS_C" "${PEER[@]}" tcp-server 172.17.0.2 80
+in_a "${PEER[@]}" tcp-client 10.1.0.2 8080 1048576 >"$TMP/dockercli.out" 2>&1 ||
+  die "TCP client to the published port failed: $(cat "$TMP/dockercli.out")"
+r2x_waitfor dockersrv
+SENT=$(awk '/^bytes/ {print $2 " " $4}' "$TMP/dockercli.out")
+GOT=$(awk '/^peer/ {print $4 " " $6}' "$TMP/dockersrv.out")
+expect "TCP to :8080 published as 172.17.0.2:80, bytes and sha256 received in C (sent: $SENT)" "$GOT" "$SENT"
+n=$(in_b "$IPT" -t nat -L DOCKER -v -x -n | awk 'NR > 2 && /DNAT/ {print $1; exit}')
+expect "kernel's count of DOCKER's DNAT (the connection's first packet, in the kernel)" "$n" 1
+n=$(in_b "$IPT" -L DOCKER -v -x -n | awk 'NR > 2 && /dpt:80/ {print $1; exit}')
+expect "kernel's count of DOCKER's ACCEPT of :80 (the SYN; the rest is established)" "$n" 1
+# `iptables -I` of a new DROP rule where Docker's ruleset lets XDP decide
+# (raw PREROUTING) takes effect in XDP: the time from the command to the new
+# program on the interface is measured (polled: the condition, not a sleep)
+# and must be under 1 s in at least one of 3 tries (a busy machine may
+# delay one); then XDP drops K datagrams to that port, the kernel none.
+FAST=
+for try in 1 2 3; do
+  port=$((7000 + try))
+  before=$(r2x_xdp_prog_id)
+  T0=$(date +%s%N)
+  in_b "$IPT" -t raw -I PREROUTING -p udp --dport $port -j DROP || die "iptables -t raw -I in B"
+  replaced() { [ "$(r2x_xdp_prog_id)" != "$before" ]; }
+  r2x_wait_until "--follow to replace the program after iptables -I ($(cat "$TMP/docker.err"))" replaced
+  ms=$((($(date +%s%N) - T0) / 1000000))
+  say "   try $try: iptables -t raw -I PREROUTING ... --dport $port -j DROP: the new program is attached $ms ms after the command started"
+  XBEFORE=$(xdp_packets "DROP.*dpt:$port")
+  [ "$(r2x_send $port $K)" = $K ] || die "send to :$port"
+  fence 10
+  expect "XDP's count of the new :$port DROP grew by" "$(($(xdp_packets "DROP.*dpt:$port") - XBEFORE))" $K
+  expect "kernel's count of the new :$port DROP" "$(raw_packets "dpt:$port")" 0
+  if [ "$ms" -lt 1000 ]; then FAST=$ms; break; fi
+done
+[ -n "$FAST" ] || die "iptables -I took effect in XDP after 1 s or more in all 3 tries"
+kill -TERM "$FOLLOW"
+wait "$FOLLOW" || die "--follow after SIGTERM: status $?"
+r2x_reaped "$FOLLOW"
 r2x_b --unload veth-b || die "--unload failed"
 say "accelerate: all checks passed"
