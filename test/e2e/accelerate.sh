@@ -21,8 +21,9 @@
 #     arrives with identical bytes (sha256 on both ends).
 #  2. `--accelerate veth-b --follow` in the background (replaces the program
 #     of 1, keeping the :1001 counter). `iptables -I INPUT ... dpt:5555 -j
-#     DROP` in B: A sends to :5555 until XDP's counter of that rule grows
-#     (no fixed wait: a condition polled up to R2X_WAIT_S). Then K more:
+#     DROP` in B puts a new program on veth-b (the time polled, never
+#     slept, and printed; the 1 s bound is checked in 5); A sends to :5555
+#     until XDP's counter of that rule grows. Then K more:
 #     the kernel's counter of the new rule does not move, XDP's grows by K.
 #     Then BURST more `iptables -I`, one after the other: --follow's
 #     program ends with all of them.
@@ -44,7 +45,7 @@
 #     TCP transfer to the published port reaches C with identical bytes
 #     (DNAT, forwarding, established: all the kernel's); `iptables -t raw
 #     -I PREROUTING ... -j DROP` puts a new program on veth-b in under 1 s
-#     (best of 3 tries, each measured by polling) which drops K datagrams
+#     (insert_within_1s) which drops K datagrams
 #     in XDP while the kernel's rule counts 0.
 #
 #   accelerate.sh [--backend nft|legacy] [--rule2xdp PATH] [--tools DIR]
@@ -104,6 +105,41 @@ fence() {
   [ "$(r2x_send 4321 "$1")" = "$1" ] || die "send to :4321"
   r2x_wait_sink fence$ROUND
   [ "$(r2x_sink_count fence$ROUND)" = "$1" ] || die "datagrams to :4321 (accepted) lost"
+}
+
+# replaced_from ID: veth-b's program is no longer ID.
+replaced_from() { [ "$(r2x_xdp_prog_id)" != "$1" ]; }
+# change_timed IPTABLES-ARGS...: runs `$IPT IPTABLES-ARGS` in B and returns
+# once --follow attached a new program (polled up to R2X_WAIT_S); the time
+# from the command's start to then into CHANGE_MS. The rule is in effect
+# from that moment: the replace is atomic.
+change_timed() {
+  local before t0
+  before=$(r2x_xdp_prog_id)
+  t0=$(date +%s%N)
+  in_b "$IPT" "$@" || die "$IPT $* in B"
+  r2x_wait_until "--follow to replace program $before after $IPT $* ($(cat "$TMP/$FOLLOW_LOG.err"))" replaced_from "$before"
+  CHANGE_MS=$((($(date +%s%N) - t0) / 1000000))
+}
+# insert_within_1s TABLE CHAIN PORT: `iptables -t TABLE -I CHAIN -p udp
+# --dport PORT -j DROP` under --follow must be in XDP within 1 s. A busy
+# machine may delay one change, so a slow first try is followed by up to two
+# more (a rule for PORT+100+N inserted, timed, and deleted again): the best
+# of 3 must be under 1 s. Leaves only the first rule inserted.
+insert_within_1s() {
+  local table=$1 chain=$2 port=$3 best try extra
+  change_timed -t "$table" -I "$chain" -p udp --dport "$port" -j DROP
+  best=$CHANGE_MS
+  say "   iptables -t $table -I $chain ... --dport $port -j DROP: a new program $CHANGE_MS ms after the command started"
+  for try in 2 3; do
+    [ "$best" -ge 1000 ] || break
+    extra=$((port + 100 + try))
+    change_timed -t "$table" -I "$chain" -p udp --dport "$extra" -j DROP
+    say "   try $try, --dport $extra: $CHANGE_MS ms"
+    [ "$CHANGE_MS" -lt "$best" ] && best=$CHANGE_MS
+    change_timed -t "$table" -D "$chain" -p udp --dport "$extra" -j DROP
+  done
+  [ "$best" -lt 1000 ] || die "iptables -I took effect in XDP after 1 s or more in 3 tries (best $best ms)"
 }
 
 r2x_make_network
@@ -203,8 +239,14 @@ if [ -z "$ID2" ] || [ "$ID2" = "$ID1" ]; then
 fi
 expect "XDP's :1001 count kept across the replace" "$(xdp_packets 'dpt:1001')" $N1
 
-T0=$(date +%s.%N)
-in_b "$IPT" -I INPUT -p udp --dport 5555 -j DROP || die "iptables -I in B"
+FOLLOW_LOG=follow
+# Timed, but not held to 1 s here: this ruleset's conntrack rules make each
+# recompile cost about 0.5 s of CPU (an idle machine sees 0.6-0.9 s, legacy
+# adds its read period; two busy CPUs see 1-2 s). The 1 s bound is checked
+# in 5 (insert_within_1s), on Docker's ruleset.
+change_timed -I INPUT -p udp --dport 5555 -j DROP
+say "   iptables -I INPUT ... --dport 5555 -j DROP: a new program $CHANGE_MS ms after the command started (information only)"
+# Now XDP drops :5555, counted on the new rule.
 xdp_drops_5555() {
   r2x_send 5555 10 >/dev/null
   local n
@@ -212,8 +254,6 @@ xdp_drops_5555() {
   [ -n "$n" ] && [ "$n" -gt 0 ]
 }
 r2x_wait_until "XDP dropping :5555 after iptables -I ($(cat "$TMP/follow.err"))" xdp_drops_5555
-T1=$(date +%s.%N)
-say "   the new rule drops in XDP (seen $(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.2f", b - a}') s after iptables -I; information only)"
 fence 10
 ID3=$(r2x_xdp_prog_id)
 KBEFORE=$(kernel_packets INPUT 'dpt:5555')
@@ -345,28 +385,15 @@ expect "kernel's count of DOCKER's DNAT (the connection's first packet, in the k
 n=$(in_b "$IPT" -L DOCKER -v -x -n | awk 'NR > 2 && /dpt:80/ {print $1; exit}')
 expect "kernel's count of DOCKER's ACCEPT of :80 (the SYN; the rest is established)" "$n" 1
 # `iptables -I` of a new DROP rule where Docker's ruleset lets XDP decide
-# (raw PREROUTING) takes effect in XDP: the time from the command to the new
-# program on the interface is measured (polled: the condition, not a sleep)
-# and must be under 1 s in at least one of 3 tries (a busy machine may
-# delay one); then XDP drops K datagrams to that port, the kernel none.
-FAST=
-for try in 1 2 3; do
-  port=$((7000 + try))
-  before=$(r2x_xdp_prog_id)
-  T0=$(date +%s%N)
-  in_b "$IPT" -t raw -I PREROUTING -p udp --dport $port -j DROP || die "iptables -t raw -I in B"
-  replaced() { [ "$(r2x_xdp_prog_id)" != "$before" ]; }
-  r2x_wait_until "--follow to replace the program after iptables -I ($(cat "$TMP/docker.err"))" replaced
-  ms=$((($(date +%s%N) - T0) / 1000000))
-  say "   try $try: iptables -t raw -I PREROUTING ... --dport $port -j DROP: the new program is attached $ms ms after the command started"
-  XBEFORE=$(xdp_packets "DROP.*dpt:$port")
-  [ "$(r2x_send $port $K)" = $K ] || die "send to :$port"
-  fence 10
-  expect "XDP's count of the new :$port DROP grew by" "$(($(xdp_packets "DROP.*dpt:$port") - XBEFORE))" $K
-  expect "kernel's count of the new :$port DROP" "$(raw_packets "dpt:$port")" 0
-  if [ "$ms" -lt 1000 ]; then FAST=$ms; break; fi
-done
-[ -n "$FAST" ] || die "iptables -I took effect in XDP after 1 s or more in all 3 tries"
+# (raw PREROUTING) is in XDP within 1 s (insert_within_1s); then XDP drops
+# K datagrams to that port, the kernel none.
+FOLLOW_LOG=docker
+insert_within_1s raw PREROUTING 7001
+XBEFORE=$(xdp_packets "DROP.*dpt:7001")
+[ "$(r2x_send 7001 $K)" = $K ] || die "send to :7001"
+fence 10
+expect "XDP's count of the new :7001 DROP grew by" "$(($(xdp_packets "DROP.*dpt:7001") - XBEFORE))" $K
+expect "kernel's count of the new :7001 DROP" "$(raw_packets "dpt:7001")" 0
 kill -TERM "$FOLLOW"
 wait "$FOLLOW" || die "--follow after SIGTERM: status $?"
 r2x_reaped "$FOLLOW"
