@@ -240,9 +240,10 @@ fi
 expect "XDP's :1001 count kept across the replace" "$(xdp_packets 'dpt:1001')" $N1
 
 FOLLOW_LOG=follow
-# Timed, but not held to 1 s here: this ruleset's conntrack rules make each
-# recompile cost about 0.5 s of CPU (an idle machine sees 0.6-0.9 s, legacy
-# adds its read period; two busy CPUs see 1-2 s). The 1 s bound is checked
+# Timed, but not held to 1 s here: this ruleset's program costs about 0.5 s
+# of CPU per change (the kernel's verifier ~0.3 s, the compile ~0.2 s; an
+# idle machine sees 0.6-0.9 s, legacy adds its read period; two busy CPUs
+# see 1-2 s). The 1 s bound is checked
 # in 5 (insert_within_1s), on Docker's ruleset.
 change_timed -I INPUT -p udp --dport 5555 -j DROP
 say "   iptables -I INPUT ... --dport 5555 -j DROP: a new program $CHANGE_MS ms after the command started (information only)"
