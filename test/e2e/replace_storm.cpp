@@ -18,14 +18,14 @@
 /// prints "first", waits for a line on stdin (the script's "the stream
 /// flows"), makes the other COUNT - 1 loads and prints "loads COUNT cli N
 /// ms MS", waits for a line again ("the stream has ended and was seen"),
-/// then prints "A N" and "B N": the datagrams decided by all A programs
-/// and by all B programs.
+/// then prints "A N", "B N" and "programs N": the datagrams decided by all
+/// A programs and by all B programs, and how many programs ran.
 ///
 ///   replace_storm --watch IFACE CHAIN
 /// Watches the programs another process (`rule2xdp --follow`) puts on
 /// IFACE: polls the interface and, for every new program, keeps its
-/// counters map open and prints "prog ID KIND" (KIND: the first word of
-/// the comment of CHAIN's first rule, A or B). On a line on stdin it
+/// counters map open and prints "prog ID KIND" (KIND: the comment of
+/// CHAIN's first rule, A or B). On a line on stdin it
 /// prints "A N", "B N" and "programs N" as above and exits. A program
 /// replaced before the watcher saw it would lose its counts, so the script
 /// makes the next change only after the watcher reported the last one.
