@@ -144,10 +144,17 @@ void pinMaps(const std::string &iface, const PinnedMaps &maps) {
         std::pair{maps.ifmatch, pin::Ifmatch}, std::pair{maps.meta, pin::Meta},
         std::pair{maps.nat, pin::Nat}, std::pair{maps.nat6, pin::Nat6}}) {
     std::string path = dir + "/" + name;
-    if (fd >= 0)
+    if (fd >= 0) {
       pinReplacing(fd, path);
-    else if (pathExists(path))
-      ::unlink(path.c_str()); // a replaced program's, which had the map
+    } else {
+      if (pathExists(path))
+        ::unlink(path.c_str()); // a replaced program's, which had the map
+      // A half-made pin of a load killed between pinning and renaming it:
+      // pinReplacing removes its own leftovers, but a program without this
+      // map never calls it for this name, and the leftover would hold the
+      // old map (and its memory) for as long as the directory exists.
+      ::unlink((path + "_new").c_str());
+    }
   }
 }
 

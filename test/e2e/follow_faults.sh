@@ -9,7 +9,9 @@
 #     then SIGKILL --follow after a random delay in [0, 300] ms (drawn from a
 #     seeded RNG: the seed is printed, --seed replays it); one round in three
 #     kills the restarted process once more, at a random moment of its first
-#     load. Then: the lock is free at once (flock -n), a restart says
+#     load. After each SIGKILL, before the restart: one whole program on
+#     veth-b, --stats reads it, and its blk is one of the kernel's states
+#     since the last convergence (a version, never a mix). Then: the lock is free at once (flock -n), a restart says
 #     "following" (no stale pin or lock stops it), and once its program
 #     equals the kernel's blk (polled, never a fixed wait):
 #       - exactly one XDP program on veth-b (ip link and bpftool net), named
@@ -23,6 +25,9 @@
 #  2. Burst: one --follow, BURST `iptables -I/-D` back to back, the last two
 #     a -D of port Y and an -I of port X; it converges to the final blk, and
 #     traffic shows X dropped by XDP and Y reaching B's socket.
+#  2b. Half-made pins (NAME_new) of a replacement killed between pinning
+#     and renaming, also of maps the program has not (nat, nat6): the next
+#     replacement removes them.
 #  3. Permissions: with /sys/fs/bpf opened to everyone (0755), rule2xdp's
 #     pin directories are 0700, pins 0600, lock directory 0700 and lock files
 #     0600, all root's; as nobody, no pin can be found, opened or shown by
@@ -44,7 +49,7 @@ while [ $# -gt 0 ]; do
   --rounds) ROUNDS=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -220,6 +225,31 @@ check_program() {
   PROG=$id
 }
 
+# check_killed: right after a SIGKILL, before any restart, veth-b runs one
+# whole rule2xdp program (ip link and bpftool agree on a single program,
+# --stats reads its metadata) whose blk is one of the states the kernel's
+# blk went through since the last convergence (STATES): a version of the
+# ruleset, never a mix of two or a half-replaced one. (Its pins may still
+# name the program before it: they are made after the attach, and only the
+# next load is held to them.)
+check_killed() {
+  local id n s i
+  id=$(r2x_xdp_prog_id)
+  [ -n "$id" ] || die "no XDP program on veth-b after SIGKILL"
+  n=$(ip -n "$NS_B" -d link show dev veth-b | grep -o 'prog/xdp id [0-9]*' | wc -l)
+  [ "$n" = 1 ] || die "$n XDP programs in ip link's view of veth-b after SIGKILL"
+  n=$(ip netns exec "$NS_B" bpftool -j net show dev veth-b | jq '[.[0].xdp[]] | length')
+  [ "$n" = 1 ] || die "bpftool net shows $n XDP programs on veth-b after SIGKILL"
+  s=$(stats_ports) || die "--stats cannot read the program left by SIGKILL"
+  for i in "${!STATES[@]}"; do
+    if [ "$s" = "${STATES[i]}" ]; then
+      LEFT="left state $i of 0..$((${#STATES[@]} - 1))"
+      return 0
+    fi
+  done
+  die "after SIGKILL XDP's blk is '$s', none of the kernel's states since the last convergence: $(printf "'%s' " "${STATES[@]}")"
+}
+
 say "== 1. SIGKILL at random moments, $ROUNDS rounds (at ${SECONDS} s)"
 start_follow
 wait_converged
@@ -227,13 +257,19 @@ check_program
 check_traffic 2001 4321
 KILLS=0
 for round in $(seq 1 "$ROUNDS"); do
+  STATES=("$(model)")
   rnd 3
-  for _ in $(seq 0 "$R"); do change; done
+  for _ in $(seq 0 "$R"); do
+    change
+    STATES+=("$(model)")
+  done
   random_delay
   kill_follow
   KILLS=$((KILLS + 1))
   what="killed ${LAST_DELAY} ms after the change"
   lock_is_free || die "round $round: the lock is still held after SIGKILL"
+  check_killed
+  what="$what ($LEFT)"
   start_follow
   rnd 3
   if [ "$R" = 0 ]; then
@@ -242,6 +278,8 @@ for round in $(seq 1 "$ROUNDS"); do
     KILLS=$((KILLS + 1))
     what="$what, and again ${LAST_DELAY} ms after its restart"
     lock_is_free || die "round $round: the lock is still held after SIGKILL"
+    check_killed
+    what="$what ($LEFT)"
     start_follow
   fi
   wait_converged
@@ -283,6 +321,22 @@ check_program
 [ "$(stats_ports | awk '{print $1}')" = "$X" ] || die "--stats' first blk rule is not :$X"
 check_traffic "$X" "$Y"
 say "   converged to the last of $BURST changes: blk $(model | wc -w) rules, first :$X (dropped by XDP), :$Y deleted (reaches B); program $PROG"
+
+say "== 2b. half-made pins of an interrupted replacement (at ${SECONDS} s)"
+# A load killed between pinning a map beside its pin (NAME_new) and the
+# rename leaves NAME_new. Made here by hand, for the maps this program has
+# (counters) and for those it has not (nat, nat6: a DNAT program's, which a
+# killed replacement may have been): the next replacement removes them all
+# (check_program fails on any *_new), so no stale pin keeps a map alive.
+DIR=/sys/fs/bpf/rule2xdp/net$(stat -L -c %i "/run/netns/$NS_B")/veth-b
+CID=$(bpftool -j prog show id "$PROG" | jq -r '.map_ids[0]')
+for n in counters_new nat_new nat6_new; do
+  bpftool map pin id "$CID" "$DIR/$n" || die "cannot plant $DIR/$n"
+done
+change
+wait_converged
+check_program
+say "   the next replacement removed counters_new, nat_new and nat6_new"
 
 say "== 3. permissions (at ${SECONDS} s)"
 chmod 0755 /sys/fs/bpf # open the private bpffs: only rule2xdp's modes protect its pins

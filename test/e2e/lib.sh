@@ -23,6 +23,7 @@ R2X_PIDS=()
 R2X_NETNS_INODES=() # of every namespace made, for their lock files
 NS_A=
 NS_B=
+R2X_MORE_NS=() # made by r2x_more_netns, deleted by the cleanup
 TMP=
 
 # How long a wait for something that must happen may take before the test
@@ -112,6 +113,8 @@ r2x_cleanup() {
   fi
   [ -n "$NS_A" ] && ip netns del "$NS_A" 2>/dev/null
   [ -n "$NS_B" ] && ip netns del "$NS_B" 2>/dev/null
+  local ns
+  for ns in "${R2X_MORE_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
   r2x_forget_locks
   rm -rf /sys/fs/bpf/rule2xdp 2>/dev/null
   [ -n "$TMP" ] && rm -rf "$TMP"
@@ -151,6 +154,21 @@ r2x_make_network() {
   # veth would otherwise hand B half-done checksums (see docs/brief).
   in_a ethtool -K veth-a tx off >/dev/null 2>&1 ||
     die "cannot turn off checksum offload on veth-a"
+}
+
+# r2x_more_netns VAR: one more namespace, beside A and B (after
+# r2x_make_network), named after this run; its name into VAR. IPv6 off, lo
+# up; the cleanup deletes it (and with it every interface in it). Joined to
+# the others only by veth pairs the caller creates inside the namespaces.
+r2x_more_netns() {
+  local name="${NS_A%-a}-${#R2X_MORE_NS[@]}x"
+  [ -n "$NS_A" ] || die "internal: r2x_more_netns before r2x_make_network"
+  r2x_netns_add "$name"
+  R2X_MORE_NS+=("$name")
+  ip netns exec "$name" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 \
+    net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+  ip -n "$name" link set lo up
+  printf -v "$1" '%s' "$name"
 }
 
 # r2x_start_sink NAME PORT [udp_sink options]: starts a sink in B and returns
