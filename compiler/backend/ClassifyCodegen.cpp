@@ -74,8 +74,10 @@ void noUnroll(BranchInst *br) {
 
 class RunEmitter {
 public:
-  RunEmitter(const RunContext &ctx, const cls::Image &img, unsigned id)
-      : x_(ctx), cg_(ctx.cg), b_(ctx.cg.b), img_(img), id_(id) {}
+  RunEmitter(const RunContext &ctx, const cls::Image &img, unsigned id,
+             bool iter)
+      : x_(ctx), cg_(ctx.cg), b_(ctx.cg.b), img_(img), id_(id),
+        iter_(iter), exits_{ctx.aborted, ctx.drop, ctx.accept} {}
 
   void emit(BasicBlock *next);
 
@@ -83,6 +85,14 @@ private:
   void emitKey();
   std::pair<Value *, Value *> walk();
   void scan(Value *first, Value *count, BasicBlock *next);
+  /// The scan's loop: its head (the entry index `i`, on to `next` when the
+  /// leaf is done) and its back edge from `step`. Bounded: a counter up to
+  /// the longest leaf. Iterator: bpf_iter_num over the same range, and the
+  /// scan's exits (exits_) destroy the iterator first, as the verifier
+  /// requires of every path out.
+  Value *loopHead(Value *count, BasicBlock *next);
+  void loopTail(BasicBlock *step);
+  Function *iterKfunc(const char *name);
   /// A leaf entry's rule record (cls::RuleRec), read a word at a time.
   struct Rule {
     Value *entry; ///< the leaf entry (index and LeafCertain)
@@ -115,7 +125,7 @@ private:
     Value *wide =
         b_.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.i64, cg_.i64},
                            {b_.getInt32(seq_++), b_.CreateZExt(k, cg_.i64)});
-    cg_.require(b_.CreateICmpULT(wide, b_.getInt64(n)), x_.aborted, what);
+    cg_.require(b_.CreateICmpULT(wide, b_.getInt64(n)), exits_.aborted, what);
     return wide;
   }
   Value *hdrField(uint64_t off, Type *ty) {
@@ -128,6 +138,16 @@ private:
   const cls::Image &img_;
   unsigned id_;
   unsigned seq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
+  bool iter_;        ///< the scan runs on bpf_iter_num
+  /// Where the code goes on XDP_ABORTED, XDP_DROP and the chain's ACCEPT
+  /// (the context's, or in an iterator scan blocks that destroy it first).
+  struct {
+    BasicBlock *aborted, *drop, *accept;
+  } exits_;
+  AllocaInst *iterSlot_ = nullptr; ///< struct bpf_iter_num
+  PHINode *counter_ = nullptr;     ///< the bounded scan's index
+  BasicBlock *loop_ = nullptr;     ///< the scan's head
+  BasicBlock *next_ = nullptr;     ///< after the bounded scan
   Value *key_[cls::Dims] = {};
   GlobalVariable *nodes_ = nullptr, *leaves_ = nullptr, *rules_ = nullptr;
 };
@@ -236,17 +256,12 @@ std::pair<Value *, Value *> RunEmitter::walk() {
 
 /// The leaf's rules in order: test (unless certain), count, act.
 void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
-  BasicBlock *pre = b_.GetInsertBlock();
-  BasicBlock *loop = cg_.block("cls.scan");
+  loop_ = cg_.block("cls.scan");
   BasicBlock *l4 = cg_.block("cls.l4"), *l4ports = cg_.block("cls.l4.ports");
   BasicBlock *matched = cg_.block("cls.matched");
   BasicBlock *step = cg_.block("cls.step");
   BasicBlock *test = cg_.block("cls.test");
-  b_.CreateBr(loop);
-  b_.SetInsertPoint(loop);
-  PHINode *i = b_.CreatePHI(cg_.i32, 2, "cls.i");
-  i->addIncoming(b_.getInt32(0), pre);
-  cg_.require(b_.CreateICmpULT(i, count), next, "cls.more");
+  Value *i = loopHead(count, next);
   Rule r = entry(first, i);
   b_.CreateCondBr(
       b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
@@ -260,12 +275,87 @@ void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
   b_.SetInsertPoint(matched);
   act(r, step);
 
-  // The next entry; the bound is the longest leaf (the count ends sooner).
+  loopTail(step);
+}
+
+Value *RunEmitter::loopHead(Value *count, BasicBlock *next) {
+  BasicBlock *pre = b_.GetInsertBlock();
+  if (!iter_) {
+    next_ = next;
+    b_.CreateBr(loop_);
+    b_.SetInsertPoint(loop_);
+    counter_ = b_.CreatePHI(cg_.i32, 2, "cls.i");
+    counter_->addIncoming(b_.getInt32(0), pre);
+    cg_.require(b_.CreateICmpULT(counter_, count), next, "cls.more");
+    return counter_;
+  }
+  Function *destroy = iterKfunc("bpf_iter_num_destroy");
+  if (!x_.iterSlot)
+    x_.iterSlot = cg_.stackSlot(cg_.i64, 8, "cls.iter");
+  iterSlot_ = x_.iterSlot;
+  auto via = [&](BasicBlock *to, const char *name) {
+    BasicBlock *bb = cg_.block(name);
+    IRBuilder<> t(bb);
+    t.CreateCall(destroy, {iterSlot_});
+    t.CreateBr(to);
+    return bb;
+  };
+  BasicBlock *done = via(next, "cls.iter.done");
+  exits_ = {via(x_.aborted, "cls.iter.aborted"), via(x_.drop, "cls.iter.drop"),
+            via(x_.accept, "cls.iter.accept")};
+  b_.CreateCall(iterKfunc("bpf_iter_num_new"),
+                {iterSlot_, b_.getInt32(0), b_.getInt32(img_.stats.maxLeaf)});
+  b_.CreateBr(loop_);
+  b_.SetInsertPoint(loop_);
+  Value *at = b_.CreateCall(iterKfunc("bpf_iter_num_next"), {iterSlot_});
+  cg_.require(b_.CreateIsNotNull(at), done, "cls.iter.more");
+  Value *i = b_.CreateLoad(cg_.i32, at, "cls.i");
+  cg_.require(b_.CreateICmpULT(i, count), done, "cls.more");
+  return i;
+}
+
+/// The next entry; a bounded scan's bound is the longest leaf (the count
+/// ends sooner).
+void RunEmitter::loopTail(BasicBlock *step) {
   b_.SetInsertPoint(step);
-  Value *more = b_.CreateAdd(i, b_.getInt32(1));
-  i->addIncoming(more, step);
+  if (iter_) {
+    b_.CreateBr(loop_);
+    return;
+  }
+  Value *more = b_.CreateAdd(counter_, b_.getInt32(1));
+  counter_->addIncoming(more, step);
   noUnroll(b_.CreateCondBr(
-      b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)), loop, next));
+      b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)), loop_, next_));
+}
+
+/// The numeric iterator's kfuncs (kernel 6.4+), declared once per program:
+/// bpf_iter_num_new(it, start, end), bpf_iter_num_next(it) -> int * (null
+/// at the end), bpf_iter_num_destroy(it).
+Function *RunEmitter::iterKfunc(const char *name) {
+  Module &m = cg_.m;
+  if (Function *f = m.getFunction(name))
+    return f;
+  BtfBuilder &btf = x_.btf;
+  DIType *it = btf.pointerTo(btf.kernelStruct("bpf_iter_num", 8, {}));
+  std::string n = name;
+  Type *ret = n == "bpf_iter_num_new"    ? static_cast<Type *>(cg_.i32)
+              : n == "bpf_iter_num_next" ? cg_.ptr
+                                         : Type::getVoidTy(cg_.ctx);
+  std::vector<Type *> args = {cg_.ptr};
+  std::vector<DIType *> argsBtf = {it};
+  if (n == "bpf_iter_num_new") {
+    args.insert(args.end(), {cg_.i32, cg_.i32});
+    argsBtf.insert(argsBtf.end(), {btf.int32(), btf.int32()});
+  }
+  Function *f = Function::Create(FunctionType::get(ret, args, false),
+                                 GlobalValue::ExternalLinkage, name, m);
+  f->setSection(".ksyms");
+  btf.kfunc(f,
+            n == "bpf_iter_num_new"    ? btf.int32()
+            : n == "bpf_iter_num_next" ? btf.pointerTo(btf.int32())
+                                       : nullptr,
+            argsBtf);
+  return f;
 }
 
 /// The leaf's entry `i` and the head of its rule record.
@@ -305,7 +395,7 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
                             BasicBlock *matched, BasicBlock *step) {
   using R = cls::RuleRec;
   Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
-  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), x_.drop,
+  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), exits_.drop,
               "cls.l4.whole");
   b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
                   l4ports);
@@ -326,8 +416,8 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
 void RunEmitter::act(const Rule &r, BasicBlock *step) {
   bumpCounter(cg_, x_.counters, x_.counterKey, r.slot, x_.pk.totLen);
   SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(r.control, 24), step, 2);
-  sw->addCase(b_.getInt32(cls::VerdictAccept), x_.accept);
-  sw->addCase(b_.getInt32(cls::VerdictDrop), x_.drop);
+  sw->addCase(b_.getInt32(cls::VerdictAccept), exits_.accept);
+  sw->addCase(b_.getInt32(cls::VerdictDrop), exits_.drop);
 }
 
 void RunEmitter::emit(BasicBlock *next) {
@@ -359,7 +449,7 @@ void emitClassifiedRun(const RunContext &ctx,
                        const classify::Options &o, unsigned id,
                        BasicBlock *next) {
   classify::Image img = classify::build(rules, o);
-  RunEmitter(ctx, img, id).emit(next);
+  RunEmitter(ctx, img, id, img.stats.maxLeaf > o.iterLeaf).emit(next);
 }
 
 } // namespace r2x::backend

@@ -6,12 +6,14 @@
 /// docs/classifier.md): a run's decision tree, leaf lists and rule records
 /// become read-only globals (sections `.rodata.cls_*`, which libbpf turns
 /// into frozen ARRAY maps it fills itself), and one fixed piece of code
-/// walks them: the key, a bounded walk down the tree, and a bounded scan of
-/// the leaf that tests each listed rule, counts a match, and acts on its
-/// target as the straight-line code would.
+/// walks them: the key, a bounded walk down the tree, and a scan of the
+/// leaf that tests each listed rule, counts a match, and acts on its target
+/// as the straight-line code would. The scan is a bounded loop, or for runs
+/// with long leaves (Options::iterLeaf) a bpf_iter_num loop.
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "compiler/backend/Btf.h"
 #include "compiler/backend/Codegen.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/classify/Classify.h"
@@ -25,12 +27,17 @@ namespace r2x::backend {
 /// What a run's code needs of the program around it.
 struct RunContext {
   Codegen &cg;
+  BtfBuilder &btf;
   const Packet &pk;
   llvm::Value *hdr;                ///< the r2x_hdr value (contract::Hdr)
   llvm::GlobalVariable *counters;  ///< r2x_counters
   llvm::AllocaInst *counterKey;    ///< an i32 stack slot for its key
   llvm::BasicBlock *accept, *drop; ///< the chain's ACCEPT, and XDP_DROP
   llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
+  /// The program's one `struct bpf_iter_num` stack slot, made by the first
+  /// run that scans with it (scans do not nest; 8 bytes of the 512 of
+  /// stack however many runs there are).
+  llvm::AllocaInst *&iterSlot;
 };
 
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at

@@ -140,7 +140,8 @@ private:
   Codegen cg_;
   BtfBuilder &btf_;
   classify::Options cls_;
-  unsigned runs_ = 0; ///< classified runs emitted
+  unsigned runs_ = 0;             ///< classified runs emitted
+  AllocaInst *clsIter_ = nullptr; ///< their iterator (RunContext::iterSlot)
   BasicBlock *aborted_ = nullptr;
   Value *ctx_ = nullptr;
   Packet pk_;
@@ -952,9 +953,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
-      emitClassifiedRun(
-          {cg_, pk_, hdr_, counters_, key_, accept, drop_, aborted_}, run, cls_,
-          runs_++, next);
+      emitClassifiedRun({cg_, btf_, pk_, hdr_, counters_, key_, accept, drop_,
+                         aborted_, clsIter_},
+                        run, cls_, runs_++, next);
       b.SetInsertPoint(next);
       at += n - 1;
       continue;

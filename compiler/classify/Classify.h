@@ -50,6 +50,12 @@ struct Options {
   /// A cut may replicate rules into its children up to this factor of the
   /// node's rules (HiCuts' space factor).
   double spaceFactor = 4.0;
+  /// A run whose longest leaf holds more rules than this scans its leaves
+  /// with the kernel's numeric iterator (bpf_iter_num, verified once by
+  /// convergence) instead of a bounded loop, which the verifier follows
+  /// iteration by iteration and refuses past about a thousand
+  /// (`--classifier-iter-leaf`).
+  unsigned iterLeaf = 64;
 };
 
 //===-- the key -----------------------------------------------------------===//

@@ -59,29 +59,29 @@ struct Options {
   std::string tcBatch;
   bool passUnsupported = false;
   std::string classifier = "never"; ///< --classifier (compiler/classify)
+  unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
 };
 
 /// rule2xdp's own options and whether they take a value.
 const std::vector<std::pair<std::string, bool>> kOwnOptions = {
-    {"-o", true},
-    {"--output", true},
-    {"--emit", true},
-    {"--load", true},
-    {"--mode", true},
-    {"--unload", true},
-    {"--stats", true},
-    {"-h", false},
-    {"--help", false},
-    {"--tc", true},
-    {"--tc-batch", true},
-    {"--pass-unsupported", false},
-    {"--classifier", true},
-    {"--version", false},
-    {"--multiprog", false},
-    {"--json", false},
-    {"--accelerate", true},
-    {"--follow", false},
-    {"--kernel-counters", false}};
+    {"-o", true},           {"--output", true},
+    {"--emit", true},       {"--load", true},
+    {"--mode", true},       {"--unload", true},
+    {"--stats", true},      {"-h", false},
+    {"--help", false},      {"--tc", true},
+    {"--tc-batch", true},   {"--pass-unsupported", false},
+    {"--classifier", true}, {"--classifier-iter-leaf", true},
+    {"--version", false},   {"--multiprog", false},
+    {"--json", false},      {"--accelerate", true},
+    {"--follow", false},    {"--kernel-counters", false}};
+
+/// The classifier's options from the command line's.
+classify::Options classifierOptions(const Options &o) {
+  classify::Options cls;
+  cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+  cls.iterLeaf = o.iterLeaf;
+  return cls;
+}
 
 /// Splits argv into rule2xdp's options (for CLI11) and the iptables words,
 /// which keep their argv indexes for diagnostics.
@@ -281,6 +281,11 @@ void declareOptions(CLI::App &app, Options &o) {
                      std::to_string(classify::kDefaultMinRun) +
                      " rules or more), always")
       ->check(CLI::IsMember({"never", "auto", "always"}));
+  app.add_option("--classifier-iter-leaf", o.iterLeaf,
+                 "Classified runs whose longest leaf holds more rules than "
+                 "this scan leaves with bpf_iter_num rather than a bounded "
+                 "loop (default " +
+                     std::to_string(o.iterLeaf) + ")");
   app.add_flag("--pass-unsupported", o.passUnsupported,
                "Hand-over mode: the kernel keeps the same rules; what XDP "
                "cannot decide goes to it (XDP_PASS), and the rules handed "
@@ -379,8 +384,7 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
     std::cerr << frontend::handoverListing(program, sm);
   }
   program.finalize();
-  classify::Options cls;
-  cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+  classify::Options cls = classifierOptions(o);
 
   if (!o.load.empty()) {
     if (o.emit != "obj")
@@ -427,8 +431,7 @@ int run(const Invocation &inv, const std::vector<std::string> &all,
     driver::AccelerateRequest req;
     req.ifaces = driver::splitIfaces(o.accelerate, "--accelerate");
     req.loadOptions = loadOptions(o);
-    req.classifier.mode =
-        classify::parseMode(o.classifier).value_or(classify::Mode::Never);
+    req.classifier = classifierOptions(o);
     req.follow = o.follow;
     return driver::runAccelerate(req);
   }
