@@ -32,7 +32,8 @@ enum Helper : unsigned {
   RedirectMap = BPF_FUNC_redirect_map,
   FibLookup = BPF_FUNC_fib_lookup,
   Loop = BPF_FUNC_loop,
-  XdpLoadBytes = BPF_FUNC_xdp_load_bytes
+  XdpLoadBytes = BPF_FUNC_xdp_load_bytes,
+  XdpAdjustTail = BPF_FUNC_xdp_adjust_tail
 };
 
 struct Codegen {

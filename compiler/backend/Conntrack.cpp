@@ -56,6 +56,8 @@ constexpr uint32_t kLookedUp = 0x80;
 constexpr uint32_t kStates = ir::CtInvalid | ir::CtEstablished | ir::CtRelated |
                              ir::CtNew | ir::CtUntracked;
 constexpr uint32_t kCtSnatShift = 5;
+/// An entry was found (REJECT's gate reads it).
+constexpr uint32_t kFound = 0x100;
 static_assert(ir::CtSnat == 1u << kCtSnatShift &&
               ir::CtDnat == 2u << kCtSnatShift);
 
@@ -135,6 +137,16 @@ void CtLowering::emitMatch(Packet &pk, Value *ctx, const ir::Match::CtState &c,
 }
 
 /// The states, looked up at the first state match the packet reaches.
+void CtLowering::emitFoundGate(Packet &pk, Value *ctx, BasicBlock *pass) {
+  IRBuilder<> &b = cg_.b;
+  Value *st = states(pk, ctx);
+  Value *known = b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kStates)),
+                                b.getInt32(0));
+  Value *miss =
+      b.CreateICmpEQ(b.CreateAnd(st, b.getInt32(kFound)), b.getInt32(0));
+  cg_.require(b.CreateAnd(known, miss), pass, "ct.no_entry");
+}
+
 Value *CtLowering::states(Packet &pk, Value *ctx) {
   IRBuilder<> &b = cg_.b;
   BasicBlock *look = cg_.block("ct.lookup");
@@ -344,7 +356,10 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
   cg_.require(b.CreateOr(hasDir, seenReply), x.unknown, "ct.direction_known");
-  finish(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits), x.done);
+  finish(b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits),
+                               natBits),
+                    b.getInt32(kFound)),
+         x.done);
 }
 
 /// No entry (any other error: not known): a new connection as tcp_new()
@@ -371,6 +386,12 @@ void CtLowering::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
 /// the kernel's check passes however the device marked the frame. False
 /// when it is wrong or not checked (more than 64 bytes: the sum is unrolled).
 Value *CtLowering::l4ChecksumOk(Packet &pk, Value *len, BasicBlock *unknown) {
+  return transportChecksumOk(cg_, pk, len, unknown);
+}
+
+// The parameter keeps the member's name: the body is CtLowering's own.
+Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
+                           BasicBlock *unknown) {
   IRBuilder<> &b = cg_.b;
   constexpr unsigned kMaxBytes = 64;
   AllocaInst *sum = cg_.stackSlot(cg_.i64, 8, "csum");

@@ -10,7 +10,8 @@
 /// it or none does; otherwise the packet is handed to the kernel there.
 ///
 /// The per-packet result is an i32 on the stack: 0 before the lookup, else
-/// 0x80 | the possible states (ir::CtNew ...; none: not known) | ir::CtSnat
+/// 0x80 | the possible states (ir::CtNew ...; none: not known) | 0x100 when
+/// an entry was found | ir::CtSnat
 /// and ir::CtDnat of the entry found.
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -37,6 +38,12 @@ public:
   void emitMatch(Packet &pk, llvm::Value *ctx, const ir::Match::CtState &c,
                  bool negated, llvm::BasicBlock *noMatch,
                  llvm::BasicBlock *pass);
+
+  /// REJECT --reject-with tcp-reset: goes on only when the lookup ran and
+  /// found no entry (a miss, or a header tcp_error() refuses before any
+  /// lookup), so the kernel's conntrack would not have touched one; else
+  /// to `pass`.
+  void emitFoundGate(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *pass);
 
 private:
   /// What tcp_error() or udp_error() leaves for the lookup.
@@ -73,5 +80,11 @@ private:
   llvm::StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
   llvm::AllocaInst *slot_ = nullptr; ///< the per-packet states (above)
 };
+
+/// The one's complement sum of the pseudo header and the transport bytes
+/// (`len`, at most 64 of them; more: false), i1 true when it is right; a
+/// byte outside the frame goes to `unknown`.
+llvm::Value *transportChecksumOk(Codegen &cg, Packet &pk, llvm::Value *len,
+                                 llvm::BasicBlock *unknown);
 
 } // namespace r2x::backend

@@ -84,7 +84,7 @@ private:
   // Hand-over mode (docs/handover.md).
   bool handover() const { return p_.mode == ir::Mode::Handover; }
   void recordOnPath(unsigned slot);
-  void emitCommit(BasicBlock *commit);
+  void emitCommit(BasicBlock *commit, XdpAction action);
   void emitRules(const ir::Chain &c, BasicBlock *accept, BasicBlock *ret,
                  unsigned depth);
   // One function per kind of ir::Match; emitMatch dispatches.
@@ -124,6 +124,14 @@ private:
   void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
                         BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
+  // REJECT --reject-with tcp-reset (Reject.cpp's part of the class).
+  void emitReject(const ir::Rule &r);
+  Value *replyRoute(Value *ports);
+  void writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
+                  Value *payload, BasicBlock *sent);
+  bool mayTrack() const;
+  BasicBlock *sent_ = nullptr; ///< XDP_TX after counting the path
+  AllocaInst *replyFib_ = nullptr;
   Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
   void emitEgressOfFragmented(BasicBlock *forward);
@@ -188,7 +196,7 @@ void XdpCodegen::declareMaps() {
   if (p_.hasFamily(ir::Family::V6))
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
-  if (handover() && p_.usesCtState())
+  if (handover() && (p_.usesCtState() || mayTrack()))
     ct_ = std::make_unique<CtLowering>(cg_, btf_, !p_.ctHelper.empty());
 }
 
@@ -915,7 +923,7 @@ void XdpCodegen::recordOnPath(unsigned slot) {
 
 /// Hand-over mode: XDP drops the packet. Every rule recorded on its path is
 /// counted (the deciding rule or policy counted itself), then XDP_DROP.
-void XdpCodegen::emitCommit(BasicBlock *commit) {
+void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(commit);
   for (unsigned bit = 0; bit < pathSlots_.size(); ++bit) {
@@ -932,7 +940,7 @@ void XdpCodegen::emitCommit(BasicBlock *commit) {
     b.CreateBr(next);
     b.SetInsertPoint(next);
   }
-  cg_.ret(XdpDrop);
+  cg_.ret(action);
 }
 
 /// The rules of `c`; falling off the end or RETURN goes to `ret`. A user
@@ -977,6 +985,10 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
         b.CreateBr(pass_);
         b.SetInsertPoint(next);
         continue;
+      case ir::Verdict::Reject:
+        emitReject(r);
+        b.SetInsertPoint(next);
+        continue;
       case ir::Verdict::Continue:
       case ir::Verdict::Return:
       case ir::Verdict::Jump:
@@ -1001,6 +1013,7 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       b.CreateBr(ret);
       break;
     case ir::Verdict::Handover:
+    case ir::Verdict::Reject:
       throw BackendError("a hand-over target outside hand-over mode");
     case ir::Verdict::Dnat:
       if (!natOf(c.family))
@@ -1024,6 +1037,303 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     b.SetInsertPoint(next);
   }
   b.CreateBr(ret);
+}
+
+// --- REJECT --reject-with tcp-reset ---------------------------------------
+//
+// nf_send_reset() / nf_send_reset6() (nf_reject_ipv4.c, nf_reject_ipv6.c)
+// answer a TCP segment with a new RST: addresses and ports swapped, no
+// options, window 0; seq = the segment's ack_seq if it has ACK, else 0 with
+// ACK set and ack_seq = seq + SYN + FIN + the payload length; IPv4 with
+// TOS 0, ID 0, DF and TTL ip_default_ttl; IPv6 with traffic class and flow
+// label 0 and the route's hop limit. It leaves through ip_local_out():
+// reply routing, OUTPUT and POSTROUTING. The original is dropped. No RST
+// for a RST (dropped all the same), a fragment, a bad checksum, or an
+// IPv4 packet not addressed to a local unicast address.
+//
+// XDP rewrites the frame into that RST and sends it back (XDP_TX) only where
+// every part of this is known (docs/handover.md, "REJECT"); any other
+// packet goes to the kernel, which runs the same REJECT rule.
+
+/// The hop limit nf_send_reset() / nf_send_reset6() give the RST: the
+/// route's metric, else the namespace's ip_default_ttl / the device's
+/// hop_limit, both 64 unless configured (an assumption docs/handover.md
+/// states).
+constexpr uint8_t kRstHopLimit = 64;
+
+/// Whether conntrack may run in the namespace (the ruleset has something
+/// that may register it: a state match, NAT, or a match or target rule2xdp
+/// hands over without knowing what it loads). Then a REJECT looks the
+/// packet up and hands over a packet with an entry: the kernel's conntrack
+/// would have updated it before the filter, and attaches the RST to it.
+bool XdpCodegen::mayTrack() const {
+  bool reject = false, other = !p_.ctHelper.empty();
+  for (const ir::Chain &c : p_.chains) {
+    if (c.table == ir::Table::Nat && !c.rules.empty())
+      other = true;
+    for (const ir::Rule &r : c.rules) {
+      reject = reject || r.verdict == ir::Verdict::Reject;
+      other = other || r.verdict == ir::Verdict::Dnat ||
+              (r.verdict == ir::Verdict::Handover && r.target != "REJECT");
+      for (const ir::Match &m : r.matches)
+        other = other || m.as<ir::Match::Unknown>() ||
+                m.as<ir::Match::CtState>();
+    }
+  }
+  for (const std::string &n : p_.kernelSourceNat)
+    other = other || !n.empty();
+  return reject && other;
+}
+
+void XdpCodegen::emitReject(const ir::Rule &r) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  // FORWARD: the RST would come from a non-local address with the forward
+  // route's TTL; the kernel sends it.
+  if (hook_ != ir::Hook::Input) {
+    b.CreateBr(pass_);
+    return;
+  }
+  // An untagged frame (tags: the kernel's VLAN device receives it).
+  cg_.require(b.CreateICmpEQ(pk_.l3, cg_.at(cg_.data, ETH_HLEN)), pass_,
+              "rst.untagged");
+  Value *len; // the TCP segment's length, as oldskb->len - thoff
+  Value *l4;
+  if (pk_.v6) {
+    // TCP right after the fixed header (no extension header), both
+    // addresses unicast (ipv6_addr_type(): not ::, not ff00::/8).
+    cg_.require(b.CreateICmpEQ(pk_.proto, b.getInt8(IPPROTO_TCP)), pass_,
+                "rst.tcp6");
+    for (Value *const *a : {pk_.saddr6, pk_.daddr6}) {
+      Value *any = b.getTrue();
+      for (unsigned w = 0; w < 4; ++w)
+        any = b.CreateAnd(any, b.CreateICmpEQ(a[w], b.getInt32(0)));
+      Value *mcast = b.CreateICmpEQ(b.CreateAnd(a[0], b.getInt32(0xff)),
+                                    b.getInt32(0xff));
+      cg_.require(b.CreateNot(b.CreateOr(any, mcast)), pass_, "rst.unicast6");
+    }
+    len = b.CreateSub(pk_.totLen, b.getInt32(Ip6Hlen));
+    l4 = cg_.at(pk_.l3, Ip6Hlen);
+  } else {
+    // The kernel reassembles before INPUT: not a fragment (MF or offset).
+    cg_.require(
+        b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
+                       b.getInt16(0)),
+        pass_, "rst.whole");
+    cg_.require(b.CreateICmpEQ(pk_.proto, b.getInt8(IPPROTO_TCP)), pass_,
+                "rst.tcp");
+    len = b.CreateSub(pk_.totLen, pk_.ihl);
+    l4 = pk_.l4;
+  }
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(TcpHlen)), pass_, "rst.len");
+  cg_.needBytes(l4, TcpHlen, pass_, "rst.tcphdr");
+  Value *ports = b.CreateLoad(cg_.i32, l4);
+  Value *seq = cg_.loadBE(l4, offsetof(struct tcphdr, seq), cg_.i32);
+  Value *ack = cg_.loadBE(l4, offsetof(struct tcphdr, ack_seq), cg_.i32);
+  Value *doff = b.CreateShl(
+      b.CreateZExt(b.CreateLShr(cg_.loadBE(l4, 12, cg_.i8), b.getInt8(4)),
+                   cg_.i32),
+      b.getInt32(2));
+  Value *flags = b.CreateZExt(cg_.loadBE(l4, 13, cg_.i8), cg_.i32);
+  // No RST for a RST: REJECT drops it and sends nothing (before the
+  // checksum is looked at).
+  BasicBlock *notRst = cg_.block("rst.not_rst");
+  BasicBlock *isRst = cg_.block("rst.is_rst");
+  b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_RST)),
+                                b.getInt32(0)),
+                 isRst, notRst);
+  // A bad checksum: the kernel sends nothing, unless the device vouched for
+  // the segment (CHECKSUM_UNNECESSARY), which XDP cannot see. Only a sum XDP
+  // verified is a RST; anything else goes to the kernel.
+  b.SetInsertPoint(notRst);
+  Value *sumOk = transportChecksumOk(cg_, pk_, len, pass_);
+  cg_.require(sumOk, pass_, "rst.csum");
+  BasicBlock *send = cg_.block("rst.send");
+  b.CreateBr(send);
+
+  // Both: conntrack must not hold an entry the kernel would have updated.
+  for (BasicBlock *bb : {isRst, send}) {
+    b.SetInsertPoint(bb);
+    if (ct_)
+      ct_->emitFoundGate(pk_, ctx_, pass_);
+    if (bb == isRst) {
+      bumpCounter(r.counter);
+      b.CreateBr(drop_);
+    }
+  }
+  // b is in `send` (after the gate).
+  Value *rc = replyRoute(ports);
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(FibSuccess)), pass_, "rst.route");
+  Value *oif = b.CreateLoad(cg_.i32, cg_.at(replyFib_, FibIfindex));
+  cg_.require(b.CreateICmpEQ(oif, pk_.ifindex), pass_, "rst.same_device");
+  if (!pk_.v6) {
+    // The reply route's source is the packet's destination: a local
+    // unicast address (nf_send_reset() sends nothing for broadcast and
+    // multicast routes).
+    Value *src = b.CreateLoad(cg_.i32, cg_.at(replyFib_, FibSrc));
+    cg_.require(b.CreateICmpEQ(src, pk_.daddrRaw), pass_, "rst.local");
+  }
+  bumpCounter(r.counter);
+  Value *payload = b.CreateSub(len, doff);
+  writeReset(ports, seq, ack, flags, payload, sent_);
+}
+
+/// bpf_fib_lookup() for the RST: from the packet's destination to its
+/// source, as ip_route_me_harder() / ip6_route_output() route it (TOS 0,
+/// mark 0), from the ingress device; IPv4 asks for the route's source
+/// address too (BPF_FIB_LOOKUP_SRC). The answer is in replyFib_.
+Value *XdpCodegen::replyRoute(Value *ports) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  if (!replyFib_)
+    replyFib_ = cg_.stackSlot(ArrayType::get(cg_.i8, FibSize), 8, "rst.fib");
+  AllocaInst *fib = replyFib_;
+  b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
+  b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
+  b.CreateStore(b.getInt8(IPPROTO_TCP), cg_.at(fib, FibL4Protocol));
+  // sport, dport: the RST's (the packet's swapped), as on the wire.
+  Value *swapped = b.CreateOr(b.CreateShl(ports, b.getInt32(16)),
+                              b.CreateLShr(ports, b.getInt32(16)));
+  b.CreateStore(b.CreateTrunc(swapped, cg_.i16),
+                cg_.at(fib, offsetof(struct bpf_fib_lookup, sport)));
+  b.CreateStore(b.CreateTrunc(b.CreateLShr(swapped, b.getInt32(16)), cg_.i16),
+                cg_.at(fib, offsetof(struct bpf_fib_lookup, dport)));
+  b.CreateStore(pk_.ifindex, cg_.at(fib, FibIfindex));
+  uint32_t flags = 0;
+  if (pk_.v6) {
+    for (unsigned w = 0; w < 4; ++w) {
+      b.CreateStore(pk_.daddr6[w], cg_.at(fib, FibSrc + 4 * w));
+      b.CreateStore(pk_.saddr6[w], cg_.at(fib, FibDst + 4 * w));
+    }
+  } else {
+    b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibSrc));
+    b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibDst));
+    flags = BPF_FIB_LOOKUP_SRC;
+  }
+  return cg_.callHelper(FibLookup, cg_.i64,
+                        {ctx_, fib, b.getInt32(FibSize), b.getInt32(flags)});
+}
+
+/// The frame becomes the RST: the tail cut to Ethernet + IP + 20 bytes of
+/// TCP, then the headers written from values read before (the helper
+/// invalidates packet pointers), checksums computed whole.
+void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
+                            Value *payload, BasicBlock *sent) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  const uint64_t ipLen = pk_.v6 ? Ip6Hlen : Ip4Hlen;
+  const uint64_t frameLen = ETH_HLEN + ipLen + TcpHlen;
+  // The addresses, read before the frame changes (the MACs are in
+  // replyFib_, on the stack).
+  std::vector<Value *> src, dst; // as on the wire, 32-bit words
+  if (pk_.v6) {
+    src.assign(pk_.daddr6, pk_.daddr6 + 4);
+    dst.assign(pk_.saddr6, pk_.saddr6 + 4);
+  } else {
+    src = {pk_.daddrRaw};
+    dst = {pk_.saddrRaw};
+  }
+  // seq / ack_seq / flags (host order).
+  Value *hasAck = b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_ACK)),
+                                 b.getInt32(0));
+  Value *syn = b.CreateAnd(b.CreateLShr(flags, b.getInt32(1)), b.getInt32(1));
+  Value *fin = b.CreateAnd(flags, b.getInt32(1));
+  Value *rseq = b.CreateSelect(hasAck, ack, b.getInt32(0));
+  Value *rack = b.CreateSelect(
+      hasAck, b.getInt32(0),
+      b.CreateAdd(b.CreateAdd(seq, b.CreateAdd(syn, fin)), payload));
+  Value *rflags = b.CreateSelect(hasAck, b.getInt32(TH_RST),
+                                 b.getInt32(TH_RST | TH_ACK));
+
+  // Shrink, then reload the packet pointers (and put the old ones back for
+  // the code emitted after this).
+  Value *data = cg_.data, *dataEnd = cg_.dataEnd;
+  Value *cur = b.CreateSub(b.CreatePtrToInt(cg_.dataEnd, cg_.i64),
+                           b.CreatePtrToInt(cg_.data, cg_.i64));
+  Value *delta = b.CreateTrunc(b.CreateSub(b.getInt64(frameLen), cur), cg_.i32);
+  Value *rc = cg_.callHelper(XdpAdjustTail, cg_.i64, {ctx_, delta});
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), pass_, "rst.shrunk");
+  loadPacketPointers(cg_, ctx_, false);
+  Value *p = cg_.data;
+  cg_.needBytes(p, frameLen, aborted_, "rst.frame");
+  auto store = [&](uint64_t off, Value *v) { b.CreateStore(v, cg_.at(p, off)); };
+  auto be16 = [&](Value *v) {
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap,
+                                  b.CreateTrunc(v, cg_.i16));
+  };
+  auto be32 = [&](Value *v) {
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap, v);
+  };
+  // Ethernet: to the route's neighbour, from the device (the EtherType
+  // stays).
+  b.CreateMemCpy(p, MaybeAlign(1), cg_.at(replyFib_, FibDmac),
+                 MaybeAlign(1), ETH_ALEN);
+  b.CreateMemCpy(cg_.at(p, ETH_ALEN), MaybeAlign(1),
+                 cg_.at(replyFib_, FibSmac), MaybeAlign(1), ETH_ALEN);
+  // One's complement sums in host order (16-bit big-endian words).
+  auto halves = [&](Value *raw32) { // a wire word: its two BE halves
+    Value *h = b.CreateZExt(be32(raw32), cg_.i64);
+    return b.CreateAdd(b.CreateLShr(h, b.getInt64(16)),
+                       b.CreateAnd(h, b.getInt64(0xffff)));
+  };
+  auto fold = [&](Value *sum) {
+    for (int i = 0; i < 3; ++i)
+      sum = b.CreateAdd(b.CreateAnd(sum, b.getInt64(0xffff)),
+                        b.CreateLShr(sum, b.getInt64(16)));
+    return b.CreateXor(b.CreateTrunc(sum, cg_.i32), b.getInt32(0xffff));
+  };
+  Value *addrSum = b.getInt64(0);
+  for (Value *w : src)
+    addrSum = b.CreateAdd(addrSum, halves(w));
+  for (Value *w : dst)
+    addrSum = b.CreateAdd(addrSum, halves(w));
+
+  uint64_t ip = ETH_HLEN;
+  if (pk_.v6) {
+    store(ip, be32(b.getInt32(0x60000000))); // version 6, tclass 0, flow 0
+    store(ip + Ip6PayloadLen, be16(b.getInt32(TcpHlen)));
+    store(ip + Ip6Nexthdr, b.getInt8(IPPROTO_TCP));
+    store(ip + Ip6HopLimit, b.getInt8(kRstHopLimit));
+    for (unsigned w = 0; w < 4; ++w) {
+      store(ip + Ip6Saddr + 4 * w, src[w]);
+      store(ip + Ip6Daddr + 4 * w, dst[w]);
+    }
+  } else {
+    // version 4, IHL 5, TOS 0; length; ID 0; DF; TTL, protocol; checksum.
+    uint64_t fixed = 0x4500 + (Ip4Hlen + TcpHlen) + 0 + IP_DF +
+                     ((uint64_t(kRstHopLimit) << 8) | IPPROTO_TCP);
+    Value *check = fold(b.CreateAdd(addrSum, b.getInt64(fixed)));
+    store(ip, be16(b.getInt32(0x4500)));
+    store(ip + Ip4TotLen, be16(b.getInt32(Ip4Hlen + TcpHlen)));
+    store(ip + offsetof(struct iphdr, id), b.getInt16(0));
+    store(ip + Ip4FragOff, be16(b.getInt32(IP_DF)));
+    store(ip + Ip4Ttl, b.getInt8(kRstHopLimit));
+    store(ip + Ip4Protocol, b.getInt8(IPPROTO_TCP));
+    store(ip + Ip4Check, be16(check));
+    store(ip + Ip4Saddr, src[0]);
+    store(ip + Ip4Daddr, dst[0]);
+  }
+  uint64_t tcp = ETH_HLEN + ipLen;
+  // Ports swapped (raw: the two halves of the loaded word exchanged).
+  Value *rports = b.CreateOr(b.CreateShl(ports, b.getInt32(16)),
+                             b.CreateLShr(ports, b.getInt32(16)));
+  store(tcp, rports);
+  store(tcp + offsetof(struct tcphdr, seq), be32(rseq));
+  store(tcp + offsetof(struct tcphdr, ack_seq), be32(rack));
+  Value *offFlags = b.CreateOr(b.getInt32(0x5000), rflags); // doff 5
+  store(tcp + 12, be16(offFlags));
+  store(tcp + offsetof(struct tcphdr, window), b.getInt16(0));
+  store(tcp + offsetof(struct tcphdr, urg_ptr), b.getInt16(0));
+  // The pseudo header (addresses, protocol, length 20) and the header.
+  Value *sum = b.CreateAdd(addrSum, b.getInt64(IPPROTO_TCP + TcpHlen));
+  sum = b.CreateAdd(sum, halves(rports));
+  sum = b.CreateAdd(sum, halves(be32(rseq)));
+  sum = b.CreateAdd(sum, halves(be32(rack)));
+  sum = b.CreateAdd(sum, b.CreateZExt(offFlags, cg_.i64));
+  store(tcp + TcpCheck, be16(fold(sum)));
+  b.CreateBr(sent);
+  cg_.data = data;
+  cg_.dataEnd = dataEnd;
 }
 
 /// bpf_fib_lookup() with the packet's addresses and ingress device, as
@@ -1208,6 +1518,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   }
   IRBuilder<> &b = cg_.b;
   BasicBlock *commit = drop_ = cg_.block("handover.commit");
+  BasicBlock *sent = sent_ = cg_.block("handover.sent");
   pathSlots_.clear();
   if (!path_)
     path_ = cg_.stackSlot(ArrayType::get(cg_.i64, kPathWords), 8, "path");
@@ -1216,7 +1527,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   if (ct_)
     ct_->begin();
   emitFamilyChains(fam);
-  emitCommit(commit);
+  emitCommit(commit, XdpDrop);
+  emitCommit(sent, XdpTx);
 }
 
 void XdpCodegen::emitFamilyChains(ir::Family fam) {

@@ -156,6 +156,12 @@ constexpr const char *kAddrTypeReason =
     "decided in XDP for 0.0.0.0/8 and 255.255.255.255 (BROADCAST) and "
     "224.0.0.0/4 (MULTICAST); any other address's type comes from the "
     "kernel's local routing table: handed over there";
+/// When XDP sends a tcp-reset REJECT's RST itself (docs/handover.md).
+constexpr const char *kRejectConditions =
+    "INPUT, IPv4 to the address the reply route uses or IPv6 unicast, no "
+    "VLAN tag, not a fragment, no IPv6 extension header, checksum verified, "
+    "no conntrack entry, reply route found by bpf_fib_lookup through the "
+    "receiving device";
 constexpr const char *kSocket = "needs the local socket or process";
 constexpr const char *kNotCompiled = "not compiled to XDP yet";
 constexpr const char *kNat =
@@ -164,7 +170,10 @@ constexpr const char *kNat =
 constexpr const char *kSideEffect =
     "an action only the kernel carries out (marks, logging, queues, "
     "conntrack settings, header rewrites)";
-constexpr const char *kReject = "REJECT is not built in XDP yet";
+constexpr const char *kReject =
+    "ICMP errors: the kernel rate-limits them (icmp_ratelimit, icmp_ratemask, "
+    "icmp_msgs_per_sec; per peer and global), and XDP cannot share those "
+    "buckets (tcp-reset is sent from XDP where it is provably the kernel's)";
 
 const std::vector<OpaqueSpec> &moduleTable() {
   static const std::vector<OpaqueSpec> t = {
@@ -653,6 +662,24 @@ void finishHandover(ir::Program &prog) {
                                      return c.user && !reached.count(&c);
                                    }),
                     prog.chains.end());
+  // The RST of a tcp-reset REJECT leaves through ip_local_out(): OUTPUT and
+  // POSTROUTING of every table see it. XDP sends it only when nothing there
+  // can change or drop it (no kernel-only rule, no DROP policy there).
+  if (prog.egressFilter.empty() && !prog.kernelOnly.empty())
+    prog.egressFilter = where(prog.kernelOnly.front().pos,
+                              prog.kernelOnly.front().text);
+  if (!prog.egressFilter.empty())
+    for (ir::Chain &c : prog.chains)
+      for (ir::Rule &r : c.rules)
+        if (r.verdict == ir::Verdict::Reject) {
+          r.verdict = ir::Verdict::Handover;
+          r.target = "REJECT";
+          r.handoverReason =
+              "tcp-reset: the kernel's RST goes through OUTPUT and "
+              "POSTROUTING, and the ruleset has kernel-only rules or a DROP "
+              "policy there (" +
+              prog.egressFilter + ")";
+        }
   std::stable_sort(
       prog.kernelOnly.begin(), prog.kernelOnly.end(),
       [](const ir::KernelOnlyRule &a, const ir::KernelOnlyRule &b) {
@@ -676,7 +703,7 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
     std::string text;
   };
   std::vector<Item> items;
-  unsigned compiled = 0, handed = 0, stateful = 0;
+  unsigned compiled = 0, handed = 0, stateful = 0, rejects = 0;
   for (const ir::Chain &c : prog.chains)
     for (const ir::Rule &r : c.rules) {
       std::string why;
@@ -689,6 +716,14 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
           why += (why.empty() ? "" : "; ") +
                  ("match `" + a->what + "': " + kAddrTypeReason);
         ct = ct || m.as<ir::Match::CtState>();
+      }
+      if (why.empty() && r.verdict == ir::Verdict::Reject) {
+        ++rejects;
+        items.push_back({r.pos, "note: RST built in XDP where it is provably "
+                                "the kernel's, else handed over (" +
+                                    std::string(kRejectConditions) +
+                                    "): " + r.text});
+        continue;
       }
       if (ct && why.empty() && r.verdict != ir::Verdict::Handover) {
         ++stateful;
@@ -732,6 +767,8 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
   if (stateful)
     os << stateful << " with a state match decided where conntrack's answer "
        << "is certain, ";
+  if (rejects)
+    os << rejects << " REJECT with tcp-reset sent from XDP where exact, ";
   os << handed << " handed over when reached, " << prog.kernelOnly.size()
      << " kernel only\n";
   return os.str();

@@ -22,7 +22,9 @@
 #include <memory>
 #include <netinet/in.h>
 #include <optional>
+#include <span>
 #include <string_view>
+#include <strings.h>
 
 namespace r2x::frontend {
 namespace {
@@ -51,7 +53,8 @@ enum class OptId {
   SetCounters,
   ToDestination,
   NatRandom,
-  NatPersistent // DNAT's options, after -j DNAT
+  NatPersistent, // DNAT's options, after -j DNAT
+  RejectWith     // REJECT's, after -j REJECT
 };
 
 struct OptSpec {
@@ -96,6 +99,11 @@ constexpr OptSpec kDnatOpts[] = {
     {"to-destination", 0, OptId::ToDestination, true, false},
     {"random", 0, OptId::NatRandom, false, false},
     {"persistent", 0, OptId::NatPersistent, false, false},
+};
+
+/// The REJECT target's option (libipt_REJECT, libip6t_REJECT).
+constexpr OptSpec kRejectOpts[] = {
+    {"reject-with", 0, OptId::RejectWith, true, false},
 };
 
 /// An option the walker may see now: a base option, or one of a loaded
@@ -307,6 +315,7 @@ struct Parsed {
   ModuleState *shapeTail = nullptr;
   const Word *natTo = nullptr; ///< --to-destination's value
   ir::NatTarget nat;
+  const Word *rejectWith = nullptr; ///< --reject-with's value
 };
 
 /// The ports after `:' (libxt_NAT's parse_ports(): PORT[-PORT], each
@@ -631,6 +640,9 @@ std::vector<Candidate> CommandWalker::activeOptions() const {
   if (p_.target && p_.target->text == "DNAT" && !ctx_.handover)
     for (const OptSpec &o : kDnatOpts)
       active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+  if (p_.target && p_.target->text == "REJECT")
+    for (const OptSpec &o : kRejectOpts)
+      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
   for (const auto &m : p_.modules)
     if (!m->superseded)
       for (const ModuleOption &o : m->spec->options)
@@ -722,7 +734,8 @@ void CommandWalker::failUnknownLong(const Word &w, const std::string &name) {
   // --to-destination...): name the target, which is what is missing.
   if (p_.target) {
     const std::string &t = p_.target->text;
-    bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT";
+    bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" ||
+                 t == "DNAT" || t == "REJECT";
     for (const ir::Chain &c : prog_.chains)
       known = known || (c.user && c.family == ctx_.family && c.name == t);
     if (!known)
@@ -841,6 +854,10 @@ void CommandWalker::baseOption(const Occurrence &o) {
     once(o, p_.nat.persistent, "--persistent");
     p_.nat.persistent = true;
     return;
+  case OptId::RejectWith:
+    once(o, p_.rejectWith != nullptr, "--reject-with");
+    p_.rejectWith = &o.value();
+    return;
   }
 }
 
@@ -929,7 +946,8 @@ void CommandWalker::onJump(const Occurrence &o) {
   once(o, p_.target || p_.gotoChain, "-j/-g");
   p_.target = &v;
   const std::string &t = v.text;
-  bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN";
+  // REJECT is read in both modes (rejectVerdict()).
+  bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "REJECT";
   for (const ir::Chain &c : prog_.chains)
     standard = standard || (c.user && c.family == ctx_.family && c.name == t);
   if (ctx_.handover && !standard) {
@@ -1181,7 +1199,99 @@ void setPolicy(ir::Program &prog, const CommandContext &ctx,
   if (at.hook)
     prog.chain(ctx.family, at.table, *at.hook).policy =
         pol == "DROP" ? ir::Verdict::Drop : ir::Verdict::Accept;
-  // an egress chain's policy never applies to received packets
+  // An egress chain's policy never applies to received packets, but it
+  // does to the RST a tcp-reset REJECT sends (ip_local_out()).
+  if (at.egress && pol == "DROP" && prog.egressFilter.empty())
+    prog.egressFilter = at.chainWord.pos.file + ":" +
+                        std::to_string(at.chainWord.pos.line) + ": policy " +
+                        at.name() + " DROP";
+}
+
+/// --reject-with's types in libipt_REJECT's and libip6t_REJECT's table order
+/// (a value is looked up as a case-insensitive prefix of a name or an alias,
+/// the first row wins), with enum ipt_reject_with / ip6t_reject_with.
+struct RejectType {
+  const char *name, *alias;
+  unsigned with;
+};
+constexpr unsigned kIptTcpReset = 7, kIp6tTcpReset = 6;
+constexpr RejectType kRejectTypes4[] = {
+    {"icmp-net-unreachable", "net-unreach", 0},
+    {"icmp-host-unreachable", "host-unreach", 1},
+    {"icmp-proto-unreachable", "proto-unreach", 2},
+    {"icmp-port-unreachable", "port-unreach", 3},
+    {"icmp-net-prohibited", "net-prohib", 5},
+    {"icmp-host-prohibited", "host-prohib", 6},
+    {"tcp-reset", "tcp-rst", kIptTcpReset},
+    {"icmp-admin-prohibited", "admin-prohib", 8},
+};
+constexpr RejectType kRejectTypes6[] = {
+    {"icmp6-no-route", "no-route", 0},
+    {"icmp6-adm-prohibited", "adm-prohibited", 1},
+    {"icmp6-addr-unreachable", "addr-unreach", 3},
+    {"icmp6-port-unreachable", "port-unreach", 4},
+    {"tcp-reset", "tcp-reset", kIp6tTcpReset},
+    {"icmp6-policy-fail", "policy-fail", 7},
+    {"icmp6-reject-route", "reject-route", 8},
+};
+
+/// -j REJECT [--reject-with TYPE]: the type as REJECT_parse() reads it, the
+/// checks of the kernel's reject_tg_check() (ipt_REJECT.c, ip6t_REJECT.c)
+/// and x_tables (the filter table only), and what XDP can do with it:
+/// tcp-reset in hand-over mode is a Reject verdict (the RST built in XDP
+/// where provably the kernel's); every ICMP type is handed over, because
+/// the kernel rate-limits the ICMP errors it sends (docs/handover.md,
+/// "REJECT"); standalone mode refuses both.
+void rejectVerdict(ir::Rule &rule, const CommandContext &ctx,
+                   const ChainPlace &at, const Parsed &p) {
+  bool v6 = ctx.family == ir::Family::V6;
+  const RejectType *type = v6 ? &kRejectTypes6[3] : &kRejectTypes4[3];
+  if (p.rejectWith) {
+    const std::string &v = p.rejectWith->text;
+    type = nullptr;
+    auto prefixOf = [&](const char *n) {
+      return v.size() <= std::strlen(n) &&
+             strncasecmp(n, v.c_str(), v.size()) == 0;
+    };
+    for (const RejectType &t : v6 ? std::span<const RejectType>(kRejectTypes6)
+                                  : std::span<const RejectType>(kRejectTypes4))
+      if (!type && (prefixOf(t.name) || prefixOf(t.alias)))
+        type = &t;
+    if (!type)
+      failAt(*p.rejectWith, "unknown reject type \"" + v + "\"");
+  }
+  if (at.table != ir::Table::Filter)
+    failAt(*p.target, "target REJECT is only valid in the filter table, not `" +
+                          at.tname + "'");
+  rule.reject = {type->with, type->name,
+                 type->with == (v6 ? kIp6tTcpReset : kIptTcpReset)};
+  if (rule.reject.tcpReset &&
+      !(p.protoWord && !p.protoNegated && p.protoNumber == IPPROTO_TCP))
+    failAt(p.rejectWith ? *p.rejectWith : *p.target,
+           "REJECT --reject-with tcp-reset needs `-p tcp' (not negated): the "
+           "kernel refuses it for other protocols (TCP_RESET invalid for "
+           "non-tcp)");
+  if (!ctx.handover)
+    failAt(*p.target,
+           rule.reject.tcpReset
+               ? std::string(
+                     "REJECT --reject-with tcp-reset needs hand-over mode "
+                     "(--pass-unsupported): XDP sends the kernel's RST only "
+                     "for the packets where it can prove it is the kernel's "
+                     "(reply route through the receiving device, no "
+                     "conntrack entry, ...) and must give the others to the "
+                     "kernel")
+               : "REJECT --reject-with " + rule.reject.name + ": " +
+                     targetReason("REJECT") +
+                     "; hand-over mode (--pass-unsupported) hands it to the "
+                     "kernel");
+  if (rule.reject.tcpReset) {
+    rule.verdict = ir::Verdict::Reject;
+    return;
+  }
+  rule.verdict = ir::Verdict::Handover;
+  rule.target = "REJECT";
+  rule.handoverReason = targetReason("REJECT");
 }
 
 /// -A / -I: the verdict, the same for every rule the address lists make.
@@ -1208,6 +1318,8 @@ ir::Rule ruleVerdict(const ir::Program &prog, const CommandContext &ctx,
     failAt(*p.target, kNatNoDrop);
   else if (t == "DROP")
     rule.verdict = ir::Verdict::Drop;
+  else if (t == "REJECT")
+    rejectVerdict(rule, ctx, at, p);
   else if (p.targetState) {
     // Hand-over mode: a target XDP cannot carry out.
     if (t == "DNAT" && at.table != ir::Table::Nat)
@@ -1300,6 +1412,7 @@ void insertRules(ir::Program &prog, const CommandContext &ctx,
     r.nat = rule.nat;
     r.target = rule.target;
     r.handoverReason = rule.handoverReason;
+    r.reject = rule.reject;
   }
   rules.insert(rules.begin() + static_cast<long>(pos),
                std::make_move_iterator(newRules.begin()),

@@ -55,6 +55,8 @@ const char *verdictName(Verdict v) {
     return "DNAT";
   case Verdict::Handover:
     return "HANDOVER";
+  case Verdict::Reject:
+    return "REJECT";
   }
   return "?";
 }

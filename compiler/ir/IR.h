@@ -49,7 +49,10 @@ enum class Hook { Prerouting, Input, Forward };
 /// new destination (Rule::nat) and ends the nat table. Handover (hand-over
 /// mode only, docs/handover.md): a target XDP cannot carry out (Rule::target
 /// names it); a packet the rule matches goes to the kernel (XDP_PASS), which
-/// runs the same ruleset again.
+/// runs the same ruleset again. Reject (hand-over mode only,
+/// docs/handover.md "REJECT"): `-j REJECT --reject-with tcp-reset`; XDP
+/// sends the kernel's RST itself where it can prove it is the kernel's
+/// (Rule::reject), and hands the packet over otherwise.
 enum class Verdict {
   Accept,
   Drop,
@@ -58,7 +61,17 @@ enum class Verdict {
   Goto,
   Return,
   Dnat,
-  Handover
+  Handover,
+  Reject
+};
+
+/// `-j REJECT [--reject-with TYPE]` as libipt_REJECT / libip6t_REJECT store
+/// it: `with` is enum ipt_reject_with (iptables) or ip6t_reject_with
+/// (ip6tables), `name` the type's canonical name as iptables -L prints it.
+struct RejectTarget {
+  unsigned with = 0;
+  std::string name;
+  bool tcpReset = false;
 };
 
 /// `-j DNAT --to-destination ADDR[:PORT[-PORT]] [--random] [--persistent]`.
@@ -302,6 +315,7 @@ struct Rule {
   Verdict verdict = Verdict::Accept;
   std::string jumpTarget; ///< the user chain of Jump and Goto
   NatTarget nat;          ///< Dnat's binding
+  RejectTarget reject;    ///< Reject's (and a handed-over REJECT's) type
   unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)
   /// Handover: the target as written (`MARK`) and why XDP cannot carry it
   /// out.
@@ -360,6 +374,11 @@ struct Program {
   /// helper (`-j CT`), whose expectations make a connection's first packet
   /// RELATED instead of NEW. Names the first such rule.
   std::string ctHelper;
+  /// Hand-over mode: non-empty when a RST the kernel sends could be changed
+  /// or dropped on its way out (a rule in OUTPUT or POSTROUTING, a DROP
+  /// policy there, any other kernel-only rule). Names the first one; every
+  /// tcp-reset REJECT is then handed over.
+  std::string egressFilter;
   /// Whether any chain has a state match (the program then looks the
   /// packet up in conntrack).
   bool usesCtState() const;

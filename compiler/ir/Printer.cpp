@@ -193,6 +193,8 @@ std::string print(const Program &p) {
         os << " " << formatNatTarget(r.nat);
       if (r.verdict == Verdict::Handover)
         os << " " << r.target << ": " << r.handoverReason;
+      if (r.verdict == Verdict::Reject)
+        os << " with:" << r.reject.name;
       os << "\n";
     }
   }
