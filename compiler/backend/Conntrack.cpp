@@ -140,8 +140,8 @@ void CtLowering::emitMatch(Packet &pk, Value *ctx, const ir::Match::CtState &c,
 void CtLowering::emitFoundGate(Packet &pk, Value *ctx, BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
   Value *st = states(pk, ctx);
-  Value *known = b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kStates)),
-                                b.getInt32(0));
+  Value *known =
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kStates)), b.getInt32(0));
   Value *miss =
       b.CreateICmpEQ(b.CreateAnd(st, b.getInt32(kFound)), b.getInt32(0));
   cg_.require(b.CreateAnd(known, miss), pass, "ct.no_entry");
@@ -356,10 +356,10 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
   cg_.require(b.CreateOr(hasDir, seenReply), x.unknown, "ct.direction_known");
-  finish(b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits),
-                               natBits),
-                    b.getInt32(kFound)),
-         x.done);
+  finish(
+      b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits),
+                 b.getInt32(kFound)),
+      x.done);
 }
 
 /// No entry (any other error: not known): a new connection as tcp_new()

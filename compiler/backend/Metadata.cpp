@@ -114,7 +114,8 @@ RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
     out.extra += (out.extra.empty() ? "" : " ") + ir::formatNatTarget(r.nat);
   // iptables -L prints REJECT's type after the matches.
   if (!r.reject.name.empty())
-    out.extra += (out.extra.empty() ? "" : " ") + ("reject-with " + r.reject.name);
+    out.extra +=
+        (out.extra.empty() ? "" : " ") + ("reject-with " + r.reject.name);
   // iptables -L shows a goto as "[goto]" at the start of the match text.
   if (r.verdict == ir::Verdict::Goto)
     out.extra = out.extra.empty() ? "[goto]" : "[goto] " + out.extra;

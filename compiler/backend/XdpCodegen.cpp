@@ -1076,8 +1076,8 @@ bool XdpCodegen::mayTrack() const {
       other = other || r.verdict == ir::Verdict::Dnat ||
               (r.verdict == ir::Verdict::Handover && r.target != "REJECT");
       for (const ir::Match &m : r.matches)
-        other = other || m.as<ir::Match::Unknown>() ||
-                m.as<ir::Match::CtState>();
+        other =
+            other || m.as<ir::Match::Unknown>() || m.as<ir::Match::CtState>();
     }
   }
   for (const std::string &n : p_.kernelSourceNat)
@@ -1108,18 +1108,17 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
       Value *any = b.getTrue();
       for (unsigned w = 0; w < 4; ++w)
         any = b.CreateAnd(any, b.CreateICmpEQ(a[w], b.getInt32(0)));
-      Value *mcast = b.CreateICmpEQ(b.CreateAnd(a[0], b.getInt32(0xff)),
-                                    b.getInt32(0xff));
+      Value *mcast =
+          b.CreateICmpEQ(b.CreateAnd(a[0], b.getInt32(0xff)), b.getInt32(0xff));
       cg_.require(b.CreateNot(b.CreateOr(any, mcast)), pass_, "rst.unicast6");
     }
     len = b.CreateSub(pk_.totLen, b.getInt32(Ip6Hlen));
     l4 = cg_.at(pk_.l3, Ip6Hlen);
   } else {
     // The kernel reassembles before INPUT: not a fragment (MF or offset).
-    cg_.require(
-        b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
-                       b.getInt16(0)),
-        pass_, "rst.whole");
+    cg_.require(b.CreateICmpEQ(b.CreateAnd(pk_.fragWord, b.getInt16(0x3fff)),
+                               b.getInt16(0)),
+                pass_, "rst.whole");
     cg_.require(b.CreateICmpEQ(pk_.proto, b.getInt8(IPPROTO_TCP)), pass_,
                 "rst.tcp");
     len = b.CreateSub(pk_.totLen, pk_.ihl);
@@ -1139,9 +1138,9 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
   // checksum is looked at).
   BasicBlock *notRst = cg_.block("rst.not_rst");
   BasicBlock *isRst = cg_.block("rst.is_rst");
-  b.CreateCondBr(b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_RST)),
-                                b.getInt32(0)),
-                 isRst, notRst);
+  b.CreateCondBr(
+      b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_RST)), b.getInt32(0)),
+      isRst, notRst);
   // A bad checksum: the kernel sends nothing, unless the device vouched for
   // the segment (CHECKSUM_UNNECESSARY), which XDP cannot see. Only a sum XDP
   // verified is a RST; anything else goes to the kernel.
@@ -1234,16 +1233,16 @@ void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
     dst = {pk_.saddrRaw};
   }
   // seq / ack_seq / flags (host order).
-  Value *hasAck = b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_ACK)),
-                                 b.getInt32(0));
+  Value *hasAck =
+      b.CreateICmpNE(b.CreateAnd(flags, b.getInt32(TH_ACK)), b.getInt32(0));
   Value *syn = b.CreateAnd(b.CreateLShr(flags, b.getInt32(1)), b.getInt32(1));
   Value *fin = b.CreateAnd(flags, b.getInt32(1));
   Value *rseq = b.CreateSelect(hasAck, ack, b.getInt32(0));
   Value *rack = b.CreateSelect(
       hasAck, b.getInt32(0),
       b.CreateAdd(b.CreateAdd(seq, b.CreateAdd(syn, fin)), payload));
-  Value *rflags = b.CreateSelect(hasAck, b.getInt32(TH_RST),
-                                 b.getInt32(TH_RST | TH_ACK));
+  Value *rflags =
+      b.CreateSelect(hasAck, b.getInt32(TH_RST), b.getInt32(TH_RST | TH_ACK));
 
   // Shrink, then reload the packet pointers (and put the old ones back for
   // the code emitted after this).
@@ -1256,20 +1255,21 @@ void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
   loadPacketPointers(cg_, ctx_, false);
   Value *p = cg_.data;
   cg_.needBytes(p, frameLen, aborted_, "rst.frame");
-  auto store = [&](uint64_t off, Value *v) { b.CreateStore(v, cg_.at(p, off)); };
+  auto store = [&](uint64_t off, Value *v) {
+    b.CreateStore(v, cg_.at(p, off));
+  };
   auto be16 = [&](Value *v) {
-    return b.CreateUnaryIntrinsic(Intrinsic::bswap,
-                                  b.CreateTrunc(v, cg_.i16));
+    return b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateTrunc(v, cg_.i16));
   };
   auto be32 = [&](Value *v) {
     return b.CreateUnaryIntrinsic(Intrinsic::bswap, v);
   };
   // Ethernet: to the route's neighbour, from the device (the EtherType
   // stays).
-  b.CreateMemCpy(p, MaybeAlign(1), cg_.at(replyFib_, FibDmac),
+  b.CreateMemCpy(p, MaybeAlign(1), cg_.at(replyFib_, FibDmac), MaybeAlign(1),
+                 ETH_ALEN);
+  b.CreateMemCpy(cg_.at(p, ETH_ALEN), MaybeAlign(1), cg_.at(replyFib_, FibSmac),
                  MaybeAlign(1), ETH_ALEN);
-  b.CreateMemCpy(cg_.at(p, ETH_ALEN), MaybeAlign(1),
-                 cg_.at(replyFib_, FibSmac), MaybeAlign(1), ETH_ALEN);
   // One's complement sums in host order (16-bit big-endian words).
   auto halves = [&](Value *raw32) { // a wire word: its two BE halves
     Value *h = b.CreateZExt(be32(raw32), cg_.i64);

@@ -666,8 +666,8 @@ void finishHandover(ir::Program &prog) {
   // POSTROUTING of every table see it. XDP sends it only when nothing there
   // can change or drop it (no kernel-only rule, no DROP policy there).
   if (prog.egressFilter.empty() && !prog.kernelOnly.empty())
-    prog.egressFilter = where(prog.kernelOnly.front().pos,
-                              prog.kernelOnly.front().text);
+    prog.egressFilter =
+        where(prog.kernelOnly.front().pos, prog.kernelOnly.front().text);
   if (!prog.egressFilter.empty())
     for (ir::Chain &c : prog.chains)
       for (ir::Rule &r : c.rules)

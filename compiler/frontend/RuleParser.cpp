@@ -734,8 +734,8 @@ void CommandWalker::failUnknownLong(const Word &w, const std::string &name) {
   // --to-destination...): name the target, which is what is missing.
   if (p_.target) {
     const std::string &t = p_.target->text;
-    bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" ||
-                 t == "DNAT" || t == "REJECT";
+    bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT" ||
+                 t == "REJECT";
     for (const ir::Chain &c : prog_.chains)
       known = known || (c.user && c.family == ctx_.family && c.name == t);
     if (!known)
@@ -947,7 +947,8 @@ void CommandWalker::onJump(const Occurrence &o) {
   p_.target = &v;
   const std::string &t = v.text;
   // REJECT is read in both modes (rejectVerdict()).
-  bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "REJECT";
+  bool standard =
+      t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "REJECT";
   for (const ir::Chain &c : prog_.chains)
     standard = standard || (c.user && c.family == ctx_.family && c.name == t);
   if (ctx_.handover && !standard) {
