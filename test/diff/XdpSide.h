@@ -32,7 +32,7 @@ struct CompileError : std::runtime_error {
   int status; // rule2xdp's exit status: 1 = refused the input
 };
 
-enum : uint32_t { XdpAborted = 0, XdpDrop = 1, XdpPass = 2 };
+enum : uint32_t { XdpAborted = 0, XdpDrop = 1, XdpPass = 2, XdpTx = 3 };
 const char *xdpActionName(uint32_t action);
 
 struct XdpResult {

@@ -339,6 +339,17 @@ uint32_t expectedAction(const Model &m, const Decision &kernel) {
   return XdpPass;
 }
 
+/// Whether the kernel counted a REJECT rule for the frame (which then ended
+/// its traversal: REJECT drops).
+bool kernelRejected(const Model &m, const Decision &kernel) {
+  for (const auto &[key, c] : kernel) {
+    auto t = m.target.find(key);
+    if (c.packets && t != m.target.end() && t->second == "REJECT")
+      return true;
+  }
+  return false;
+}
+
 Decision select(const Model &m, const Decision &d, bool post) {
   Decision out;
   for (const auto &[key, c] : d) {
@@ -724,9 +735,13 @@ int main(int argc, char **argv) {
               fail(j, "B did not process it within " +
                           std::to_string(kSettleTimeoutMs / 1000) +
                           " s (sentinel lost)");
-            if (x.action != XdpDrop && x.action != XdpPass)
+            // Hand-over mode: XDP_TX is a tcp-reset REJECT's RST, the frame
+            // rewritten (its bytes are compared with the kernel's RST by
+            // test/e2e/reject_reset.sh).
+            const bool rst = opt.handover && x.action == XdpTx;
+            if (x.action != XdpDrop && x.action != XdpPass && !rst)
               fail(j, std::string("XDP action ") + xdpActionName(x.action));
-            if (x.modified)
+            if (x.modified && !rst)
               fail(j, "XDP modified the frame");
             seen[b][{i, j}] = fr.kernel;
             Decision xd = xdpDecision(model, x);
@@ -744,12 +759,17 @@ int main(int argc, char **argv) {
               // Sound hand-over: a drop is the kernel's drop, counted as
               // the kernel counts it (nothing counted: a hotdrop, which
               // counts nothing in the kernel either); a pass counts nothing.
-              if (x.action == XdpDrop) {
+              if (x.action == XdpDrop || rst) {
                 ++handoverDecided;
                 if (xd != kd)
-                  fail(j, "XDP dropped it but counted other rules than the "
-                          "kernel");
-                else if (!kd.empty() && expectedAction(model, kd) != XdpDrop)
+                  fail(j, std::string("XDP ") + (rst ? "rejected" : "dropped") +
+                              " it but counted other rules than the kernel");
+                else if (rst && !kernelRejected(model, kd))
+                  fail(j, "XDP sent a RST where the kernel's REJECT did not "
+                          "count it");
+                else if (!rst && !kd.empty() &&
+                         expectedAction(model, kd) != XdpDrop &&
+                         !kernelRejected(model, kd)) // a RST REJECT drops
                   fail(j, "XDP dropped what the kernel accepts");
               } else if (!xd.empty()) {
                 fail(j, "XDP counted a packet it handed over");
