@@ -12,7 +12,9 @@
 # frames A receives must be the same, byte for byte, and nothing else.
 # The counters say who answered: XDP counts the segments it decided (a RST
 # sent, or a RST dropped), the kernel only the two it was handed (the long
-# ACK, whose checksum XDP does not compute, and the wrong checksum).
+# ACK, whose checksum XDP does not compute, and the wrong checksum). Last,
+# with forwarding off in B, XDP hands every segment that needs a RST over
+# (no FIB answer) and A still receives the kernel's frames.
 #
 # B forwards (bpf_fib_lookup answers only on a device that forwards: on a
 # host that does not, every REJECT is handed over, docs/handover.md), and
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
   --family) FAMILY=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -130,13 +132,30 @@ check "XDP: REJECT rule counted by XDP" "$(r2x_rule_packets REJECT)" 11
 check "XDP: handed to the kernel (long ACK, wrong checksum)" \
   "$(kern_count)" 15
 
-if diff <(sort "$TMP/kernel") <(sort "$TMP/xdp") >"$TMP/diff"; then
-  say "  ok    the $(wc -l <"$TMP/xdp") frames A received are the kernel's, byte for byte"
+same_frames() { # same_frames RUN: A received the kernel's frames
+  if diff <(sort "$TMP/kernel") <(sort "$TMP/$1") >"$TMP/diff"; then
+    say "  ok    $1: the $(wc -l <"$TMP/$1") frames A received are the kernel's, byte for byte"
+  else
+    say "  FAIL  $1: A received other frames (< kernel, > $1):"
+    cat "$TMP/diff"
+    FAILS=$((FAILS + 1))
+  fi
+}
+same_frames xdp
+
+# 3. B stops forwarding: bpf_fib_lookup no longer answers, so XDP hands
+# every segment that needs a RST over and the kernel answers them; the RST
+# and RST/ACK, which need no route (dropped, nothing sent), XDP still drops.
+if [ "$FAMILY" = 6 ]; then
+  in_b sysctl -q -w net.ipv6.conf.all.forwarding=0 >/dev/null
 else
-  say "  FAIL  A received other frames with XDP (< kernel, > XDP):"
-  cat "$TMP/diff"
-  FAILS=$((FAILS + 1))
+  in_b sysctl -q -w net.ipv4.ip_forward=0 >/dev/null
 fi
+run noforward
+check "no forwarding: XDP dropped only the RST and RST/ACK" \
+  "$(r2x_rule_packets REJECT)" 13
+check "no forwarding: the kernel counted the other 11" "$(kern_count)" 26
+same_frames noforward
 
 [ "$FAILS" = 0 ] || die "$FAILS checks failed"
 say "$R2X_NAME: PASS"
