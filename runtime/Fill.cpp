@@ -156,6 +156,42 @@ void fillMacMap(int mapFd) {
   if_freenameindex(all);
 }
 
+namespace {
+/// A sysctl's value 1..255 from /proc/sys (the caller's network namespace
+/// for net.*), or 0 when it cannot be read.
+uint8_t hopSysctl(const std::string &path) {
+  std::ifstream in(path);
+  unsigned v = 0;
+  if (!(in >> v) || v == 0 || v > 255)
+    return 0;
+  return static_cast<uint8_t>(v);
+}
+} // namespace
+
+void fillRstMap(int mapFd) {
+  struct if_nameindex *all = if_nameindex();
+  if (!all)
+    throw sysError("cannot list the network devices", errno);
+  const uint8_t ttl = hopSysctl("/proc/sys/net/ipv4/ip_default_ttl");
+  for (struct if_nameindex *i = all; i->if_index != 0; ++i) {
+    contract::RstValue value{};
+    value.ttl = ttl;
+    value.hopLimit = hopSysctl(std::string("/proc/sys/net/ipv6/conf/") +
+                               i->if_name + "/hop_limit");
+    uint32_t key = i->if_index;
+    // Devices beyond the array: not known, handed over.
+    if (bpf_map_update_elem(mapFd, &key, &value, BPF_ANY) != 0 &&
+        errno != E2BIG) {
+      int err = errno;
+      if_freenameindex(all);
+      throw sysError(std::string("cannot add ") + i->if_name + " to " +
+                         contract::RstMap.name,
+                     err);
+    }
+  }
+  if_freenameindex(all);
+}
+
 void fillIfaceMap(int mapFd, const std::string &metaText) {
   Meta meta = parseObjectMeta(metaText);
   auto maskOf = [&meta](const std::string &name) {

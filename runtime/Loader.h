@@ -90,4 +90,11 @@ void fillIfaceMap(int mapFd, const std::string &metaText);
 /// as ip_rcv_core() does. Used by load() and by tests.
 void fillMacMap(int mapFd);
 
+/// Fills `r2x_rst` (ARRAY, ifindex -> contract::RstValue) for every device
+/// of the current network namespace from its sysctls
+/// (net.ipv4.ip_default_ttl, net.ipv6.conf.DEV.hop_limit; one that cannot
+/// be read stays 0, and the program then hands that family's REJECTs over).
+/// Used by load() and by tests.
+void fillRstMap(int mapFd);
+
 } // namespace r2x::runtime

@@ -128,9 +128,10 @@ private:
   void emitReject(const ir::Rule &r);
   Value *replyRoute(Value *ports);
   void writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
-                  Value *payload, BasicBlock *sent);
+                  Value *payload, Value *hops, BasicBlock *sent);
   bool mayTrack() const;
-  BasicBlock *sent_ = nullptr; ///< XDP_TX after counting the path
+  BasicBlock *sent_ = nullptr;    ///< XDP_TX after counting the path
+  GlobalVariable *rst_ = nullptr; ///< r2x_rst, with a Reject verdict
   AllocaInst *replyFib_ = nullptr;
   Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
@@ -182,6 +183,10 @@ void XdpCodegen::declareMaps() {
   ifmatch_ = declareIfmatch(btf_, contract::IfmatchMap.maxEntries);
   // ifindex -> the device's MAC (6 bytes, as in a frame, then 2 zero bytes).
   ifmac_ = btf_.map(contract::IfmacMap, btf_.u32(), btf_.u64());
+  for (const ir::Chain &c : p_.chains)
+    for (const ir::Rule &r : c.rules)
+      if (r.verdict == ir::Verdict::Reject && !rst_)
+        rst_ = btf_.map(contract::RstMap, btf_.u32(), btf_.u32());
   if (p_.hasFamily(ir::Family::V4))
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
                        btf_.structType(contract::HdrLayout));
@@ -1046,7 +1051,8 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
 // options, window 0; seq = the segment's ack_seq if it has ACK, else 0 with
 // ACK set and ack_seq = seq + SYN + FIN + the payload length; IPv4 with
 // TOS 0, ID 0, DF and TTL ip_default_ttl; IPv6 with traffic class and flow
-// label 0 and the route's hop limit. It leaves through ip_local_out():
+// label 0 and the route's hop limit (both from r2x_rst, filled by the
+// loader). It leaves through ip_local_out():
 // reply routing, OUTPUT and POSTROUTING. The original is dropped. No RST
 // for a RST (dropped all the same), a fragment, a bad checksum, or an
 // IPv4 packet not addressed to a local unicast address.
@@ -1054,12 +1060,6 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
 // XDP rewrites the frame into that RST and sends it back (XDP_TX) only where
 // every part of this is known (docs/handover.md, "REJECT"); any other
 // packet goes to the kernel, which runs the same REJECT rule.
-
-/// The hop limit nf_send_reset() / nf_send_reset6() give the RST: the
-/// route's metric, else the namespace's ip_default_ttl / the device's
-/// hop_limit, both 64 unless configured (an assumption docs/handover.md
-/// states).
-constexpr uint8_t kRstHopLimit = 64;
 
 /// Whether conntrack may run in the namespace (the ruleset has something
 /// that may register it: a state match, NAT, or a match or target rule2xdp
@@ -1172,9 +1172,22 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
     Value *src = b.CreateLoad(cg_.i32, cg_.at(replyFib_, FibSrc));
     cg_.require(b.CreateICmpEQ(src, pk_.daddrRaw), pass_, "rst.local");
   }
+  // The hop limit nf_send_reset() / nf_send_reset6() give the RST: the
+  // namespace's ip_default_ttl (IPv4: from the input route, which has no
+  // metric of its own), the device's hop_limit (IPv6: the output route's
+  // device, here the receiving one), as the loader read them into r2x_rst
+  // (0 or no entry: not known).
+  AllocaInst *key = cg_.stackSlot(cg_.i32, 4, "rst.key");
+  b.CreateStore(pk_.ifindex, key);
+  Value *hv = cg_.callHelper(MapLookupElem, cg_.ptr, {rst_, key});
+  cg_.require(b.CreateIsNotNull(hv), pass_, "rst.hops_known");
+  Value *hops = b.CreateLoad(
+      cg_.i8, cg_.at(hv, pk_.v6 ? offsetof(contract::RstValue, hopLimit)
+                                : offsetof(contract::RstValue, ttl)));
+  cg_.require(b.CreateICmpNE(hops, b.getInt8(0)), pass_, "rst.hops_set");
   bumpCounter(r.counter);
   Value *payload = b.CreateSub(len, doff);
-  writeReset(ports, seq, ack, flags, payload, sent_);
+  writeReset(ports, seq, ack, flags, payload, hops, sent_);
 }
 
 /// bpf_fib_lookup() for the RST: from the packet's destination to its
@@ -1217,7 +1230,7 @@ Value *XdpCodegen::replyRoute(Value *ports) {
 /// TCP, then the headers written from values read before (the helper
 /// invalidates packet pointers), checksums computed whole.
 void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
-                            Value *payload, BasicBlock *sent) {
+                            Value *payload, Value *hops, BasicBlock *sent) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   const uint64_t ipLen = pk_.v6 ? Ip6Hlen : Ip4Hlen;
@@ -1293,21 +1306,22 @@ void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
     store(ip, be32(b.getInt32(0x60000000))); // version 6, tclass 0, flow 0
     store(ip + Ip6PayloadLen, be16(b.getInt32(TcpHlen)));
     store(ip + Ip6Nexthdr, b.getInt8(IPPROTO_TCP));
-    store(ip + Ip6HopLimit, b.getInt8(kRstHopLimit));
+    store(ip + Ip6HopLimit, hops);
     for (unsigned w = 0; w < 4; ++w) {
       store(ip + Ip6Saddr + 4 * w, src[w]);
       store(ip + Ip6Daddr + 4 * w, dst[w]);
     }
   } else {
     // version 4, IHL 5, TOS 0; length; ID 0; DF; TTL, protocol; checksum.
-    uint64_t fixed = 0x4500 + (Ip4Hlen + TcpHlen) + 0 + IP_DF +
-                     ((uint64_t(kRstHopLimit) << 8) | IPPROTO_TCP);
-    Value *check = fold(b.CreateAdd(addrSum, b.getInt64(fixed)));
+    uint64_t fixed = 0x4500 + (Ip4Hlen + TcpHlen) + 0 + IP_DF + IPPROTO_TCP;
+    Value *ttlWord = b.CreateShl(b.CreateZExt(hops, cg_.i64), b.getInt64(8));
+    Value *check =
+        fold(b.CreateAdd(addrSum, b.CreateAdd(ttlWord, b.getInt64(fixed))));
     store(ip, be16(b.getInt32(0x4500)));
     store(ip + Ip4TotLen, be16(b.getInt32(Ip4Hlen + TcpHlen)));
     store(ip + offsetof(struct iphdr, id), b.getInt16(0));
     store(ip + Ip4FragOff, be16(b.getInt32(IP_DF)));
-    store(ip + Ip4Ttl, b.getInt8(kRstHopLimit));
+    store(ip + Ip4Ttl, hops);
     store(ip + Ip4Protocol, b.getInt8(IPPROTO_TCP));
     store(ip + Ip4Check, be16(check));
     store(ip + Ip4Saddr, src[0]);

@@ -337,6 +337,24 @@ inline constexpr MapSpec NatMap{"r2x_nat", MapType::LruHash, sizeof(NatKey),
 inline constexpr MapSpec Nat6Map{"r2x_nat6", MapType::LruHash, sizeof(Nat6Key),
                                  sizeof(Nat6Value), 65536};
 
+//===-- r2x_rst: what a tcp-reset REJECT's RST carries --------------------===//
+
+/// ARRAY ifindex -> the hop limits the kernel gives a RST it sends in answer
+/// to a packet received on the device (nf_send_reset(), nf_send_reset6()):
+/// `ttl` the namespace's net.ipv4.ip_default_ttl, `hop_limit` the device's
+/// net.ipv6.conf.DEV.hop_limit, as the loader read them (0: not known, the
+/// program hands the packet over). In iptables objects with a tcp-reset
+/// REJECT XDP carries out (docs/handover.md, "REJECT").
+struct RstValue {
+  uint8_t ttl;
+  uint8_t hopLimit;
+  uint8_t zero[2];
+};
+static_assert(sizeof(RstValue) == sizeof(uint32_t) &&
+              offsetof(RstValue, hopLimit) == 1);
+inline constexpr MapSpec RstMap{"r2x_rst", MapType::Array, sizeof(uint32_t),
+                                sizeof(RstValue), 65536};
+
 //===-- r2x_tx, r2x_redirect: where the program redirects -----------------===//
 
 /// DEVMAP_HASH ifindex -> ifindex of every device of the network namespace

@@ -115,6 +115,9 @@ XdpProgram::XdpProgram(const std::string &compiler,
   if (bpf_map *ifmac =
           r2x::runtime::findMap(obj_, r2x::contract::IfmacMap, false))
     r2x::runtime::fillMacMap(bpf_map__fd(ifmac));
+  // And the hop limits a tcp-reset REJECT's RST carries.
+  if (bpf_map *rst = r2x::runtime::findMap(obj_, r2x::contract::RstMap, false))
+    r2x::runtime::fillRstMap(bpf_map__fd(rst));
 }
 
 XdpProgram::~XdpProgram() {

@@ -16,7 +16,8 @@
 # with forwarding off in B, XDP hands every segment that needs a RST over
 # (no FIB answer) and A still receives the kernel's frames.
 #
-# B forwards (bpf_fib_lookup answers only on a device that forwards: on a
+# B's ip_default_ttl and veth-b's hop_limit are 77, not the default 64 (the
+# RST carries them). B forwards (bpf_fib_lookup answers only on a device that forwards: on a
 # host that does not, every REJECT is handed over, docs/handover.md), and
 # has transmit checksum offload off (so the kernel's RST carries its full
 # checksum on the veth, as a NIC puts it on the wire). A runs an XDP program
@@ -83,6 +84,10 @@ if [ "$FAMILY" = 6 ]; then
 else
   in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
 fi
+# Hop limits other than the defaults: the RST carries the namespace's
+# (IPv4) and the device's (IPv6), which the loader reads into r2x_rst.
+in_b sysctl -q -w net.ipv4.ip_default_ttl=77 >/dev/null
+[ "$FAMILY" = 4 ] || in_b sysctl -q -w net.ipv6.conf.veth-b.hop_limit=77 >/dev/null
 in_b ethtool -K veth-b tx off >/dev/null 2>&1 ||
   die "cannot turn off checksum offload on veth-b"
 r2x_a() { nsenter --net="/run/netns/$NS_A" -- "$R2X" "$@"; }
@@ -119,6 +124,10 @@ check "kernel: REJECT rule counted every segment" "$(kern_count)" 13
 check "kernel: answers (no RST for RST, RST/ACK, wrong checksum)" \
   "$(cut -d' ' -f1 "$TMP/kernel" | sort | tr '\n' ' ')" \
   "ack_data ack_long fin fin_ack last syn syn_ack syn_data syn_opts urg_psh "
+
+hops_at=$(( FAMILY == 6 ? 42 : 44 )) # hex offset of the TTL / hop limit
+check "kernel: the RSTs carry B's hop limit (77 = 4d)" \
+  "$(awk -v o="$hops_at" '{print substr($2, o + 1, 2)}' "$TMP/kernel" | sort -u)" 4d
 
 # 2. The same ruleset compiled onto B's veth.
 "$R2X" -f "$TMP/reject.rules" --pass-unsupported -o "$TMP/reject.o" \
