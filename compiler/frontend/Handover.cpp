@@ -173,7 +173,8 @@ constexpr const char *kSideEffect =
 constexpr const char *kReject =
     "ICMP errors: the kernel rate-limits them (icmp_ratelimit, icmp_ratemask, "
     "icmp_msgs_per_sec; per peer and global), and XDP cannot share those "
-    "buckets (tcp-reset is sent from XDP where it is provably the kernel's)";
+    "buckets; IPv4 ones also carry an IP ID from the kernel's generator "
+    "(tcp-reset is sent from XDP where it is provably the kernel's)";
 
 const std::vector<OpaqueSpec> &moduleTable() {
   static const std::vector<OpaqueSpec> t = {
