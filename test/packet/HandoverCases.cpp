@@ -93,6 +93,19 @@ const std::string kConntrack6 = R"(*filter
 COMMIT
 )";
 
+// Slots: filter INPUT 0 -j CHK, 1 REJECT tcp-reset :90, policy 3;
+// CHK 2 REJECT tcp-reset :80.
+const std::string kReject = R"(*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CHK - [0:0]
+-A INPUT -p tcp -m tcp --dport 80:89 -j CHK
+-A INPUT -p tcp -m tcp --dport 90 -j REJECT --reject-with tcp-reset
+-A CHK -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset
+COMMIT
+)";
+
 } // namespace
 
 void handoverCases(Harness &h) {
@@ -126,6 +139,30 @@ void handoverCases(Harness &h) {
                    kDrop, {0});
   h.expectHandover(p + "kernel-nat-filter-handed-over", kNat, udp(1234), kPass,
                    {});
+
+  // REJECT --reject-with tcp-reset (docs/handover.md, "REJECT"). The test
+  // namespace does not forward, so bpf_fib_lookup gives no reply route and
+  // every segment that needs a RST is handed over; a RST needs no answer
+  // (the kernel drops it and sends nothing), so XDP drops it, counted with
+  // the jump on its way. A tagged frame and a fragment are the kernel's.
+  const std::string r = p + "reject/";
+  auto seg = [](uint16_t dport, uint8_t flags) {
+    return Frame::tcp("10.1.0.1", "10.1.0.2", 40000, dport)
+        .payload(0)
+        .withTcpFlags(flags);
+  };
+  h.expectHandover(r + "rst-dropped-in-user-chain", kReject, seg(80, 0x04),
+                   kDrop, {0, 2});
+  h.expectHandover(r + "rst-ack-dropped", kReject, seg(90, 0x14), kDrop, {1});
+  h.expectHandover(r + "syn-without-reply-route-handed-over", kReject,
+                   seg(80, 0x02), kPass, {});
+  h.expectHandover(r + "ack-without-reply-route-handed-over", kReject,
+                   seg(90, 0x10).payload(10), kPass, {});
+  h.expectHandover(r + "tagged-rst-handed-over", kReject,
+                   seg(80, 0x04).vlan(10), kPass, {});
+  h.expectHandover(r + "fragment-rst-handed-over", kReject,
+                   seg(90, 0x04).frag(0, true), kPass, {});
+  h.expectHandover(r + "other-port-passes", kReject, seg(91, 0x04), kPass, {});
 
   // State matches (docs/handover.md, "Connection state"), looked up in the
   // test process's namespace, which tracks none of these tuples. A SYN
