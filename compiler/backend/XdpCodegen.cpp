@@ -126,7 +126,7 @@ private:
   void bumpCounter(unsigned slot);
   // REJECT --reject-with tcp-reset (Reject.cpp's part of the class).
   void emitReject(const ir::Rule &r);
-  Value *replyRoute(Value *ports);
+  Value *replyRoute(Value *ports, bool input);
   void writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
                   Value *payload, Value *hops, BasicBlock *sent);
   bool mayTrack() const;
@@ -1088,9 +1088,12 @@ bool XdpCodegen::mayTrack() const {
 void XdpCodegen::emitReject(const ir::Rule &r) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
-  // FORWARD: the RST would come from a non-local address with the forward
-  // route's TTL; the kernel sends it.
-  if (hook_ != ir::Hook::Input) {
+  // INPUT or FORWARD (the filter table's other hook, OUTPUT, is not XDP's).
+  // In FORWARD the RST comes from the packet's (non-local) destination,
+  // which ip_route_me_harder() accepts (FLOWI_FLAG_ANYSRC for a unicast
+  // source).
+  const bool input = hook_ == ir::Hook::Input;
+  if (!input && hook_ != ir::Hook::Forward) {
     b.CreateBr(pass_);
     return;
   }
@@ -1161,22 +1164,24 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
     }
   }
   // b is in `send` (after the gate).
-  Value *rc = replyRoute(ports);
+  Value *rc = replyRoute(ports, input);
   cg_.require(b.CreateICmpEQ(rc, b.getInt64(FibSuccess)), pass_, "rst.route");
   Value *oif = b.CreateLoad(cg_.i32, cg_.at(replyFib_, FibIfindex));
   cg_.require(b.CreateICmpEQ(oif, pk_.ifindex), pass_, "rst.same_device");
-  if (!pk_.v6) {
+  if (!pk_.v6 && input) {
     // The reply route's source is the packet's destination: a local
     // unicast address (nf_send_reset() sends nothing for broadcast and
-    // multicast routes).
+    // multicast routes). In FORWARD the routing decision found a unicast
+    // route already (broadcast and multicast frames went to the kernel).
     Value *src = b.CreateLoad(cg_.i32, cg_.at(replyFib_, FibSrc));
     cg_.require(b.CreateICmpEQ(src, pk_.daddrRaw), pass_, "rst.local");
   }
   // The hop limit nf_send_reset() / nf_send_reset6() give the RST: the
-  // namespace's ip_default_ttl (IPv4: from the input route, which has no
-  // metric of its own), the device's hop_limit (IPv6: the output route's
-  // device, here the receiving one), as the loader read them into r2x_rst
-  // (0 or no entry: not known).
+  // namespace's ip_default_ttl (IPv4: from the packet's route, the local
+  // input route, which has no metric of its own, or in FORWARD the forward
+  // route, assumed to have none: docs/handover.md), the device's hop_limit
+  // (IPv6: the output route's device, here the receiving one), as the
+  // loader read them into r2x_rst (0 or no entry: not known).
   AllocaInst *key = cg_.stackSlot(cg_.i32, 4, "rst.key");
   b.CreateStore(pk_.ifindex, key);
   Value *hv = cg_.callHelper(MapLookupElem, cg_.ptr, {rst_, key});
@@ -1192,9 +1197,9 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
 
 /// bpf_fib_lookup() for the RST: from the packet's destination to its
 /// source, as ip_route_me_harder() / ip6_route_output() route it (TOS 0,
-/// mark 0), from the ingress device; IPv4 asks for the route's source
-/// address too (BPF_FIB_LOOKUP_SRC). The answer is in replyFib_.
-Value *XdpCodegen::replyRoute(Value *ports) {
+/// mark 0), from the ingress device; IPv4 in INPUT asks for the route's
+/// source address too (BPF_FIB_LOOKUP_SRC). The answer is in replyFib_.
+Value *XdpCodegen::replyRoute(Value *ports, bool input) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   if (!replyFib_)
@@ -1220,7 +1225,7 @@ Value *XdpCodegen::replyRoute(Value *ports) {
   } else {
     b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibSrc));
     b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibDst));
-    flags = BPF_FIB_LOOKUP_SRC;
+    flags = input ? BPF_FIB_LOOKUP_SRC : 0;
   }
   return cg_.callHelper(FibLookup, cg_.i64,
                         {ctx_, fib, b.getInt32(FibSize), b.getInt32(flags)});

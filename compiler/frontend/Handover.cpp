@@ -158,7 +158,8 @@ constexpr const char *kAddrTypeReason =
     "kernel's local routing table: handed over there";
 /// When XDP sends a tcp-reset REJECT's RST itself (docs/handover.md).
 constexpr const char *kRejectConditions =
-    "INPUT, IPv4 to the address the reply route uses or IPv6 unicast, no "
+    "INPUT or FORWARD, in INPUT IPv4 to the address the reply route uses, "
+    "IPv6 unicast, no "
     "VLAN tag, not a fragment, no IPv6 extension header, checksum verified, "
     "no conntrack entry, reply route found by bpf_fib_lookup through the "
     "receiving device";

@@ -26,8 +26,12 @@
 # alone the RST waits in the ring until some other frame arrives.
 #
 # --family 6 does the same over IPv6 with ip6tables-nft-restore.
+# --forward puts the REJECT rule in FORWARD, for segments from A to C, a
+# third namespace behind B (10.1.1.2, fd00:1::2): the RST then comes from
+# C's address, sent by B (the last run, without forwarding, is skipped:
+# nothing is forwarded then).
 #
-#   reject_reset.sh [--family 4|6] [--rule2xdp PATH] [--tools DIR]
+#   reject_reset.sh [--family 4|6] [--forward] [--rule2xdp PATH] [--tools DIR]
 set -euo pipefail
 
 # shellcheck source=test/e2e/lib.sh
@@ -35,12 +39,14 @@ set -euo pipefail
 r2x_private_mounts "$@"
 
 FAMILY=4
+CHAIN=INPUT
 while [ $# -gt 0 ]; do
   case $1 in
   --family) FAMILY=$2; shift ;;
+  --forward) CHAIN=FORWARD ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -50,8 +56,8 @@ PEER=$(cd "$(dirname "$0")/../tools" && pwd)/reject_peer.py
 PY=/usr/bin/python3 # scapy lives here
 "$PY" -c 'import scapy' 2>/dev/null || die "$PY has no scapy"
 case $FAMILY in
-4) IPT=iptables-nft B_NET=10.1.0.2/32 ;;
-6) IPT=ip6tables-nft B_NET=fd00::2/128 ;;
+4) IPT=iptables-nft B_NET=10.1.0.2/32 C=10.1.1.2 ;;
+6) IPT=ip6tables-nft B_NET=fd00::2/128 C=fd00:1::2 ;;
 *) die "--family is 4 or 6" ;;
 esac
 command -v "$IPT-restore" >/dev/null || die "$IPT-restore is missing"
@@ -84,6 +90,28 @@ if [ "$FAMILY" = 6 ]; then
 else
   in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
 fi
+if [ "$CHAIN" = FORWARD ]; then
+  # C behind B; A routes to it through B. C only needs to exist: B answers
+  # for it.
+  r2x_more_netns NS_C
+  ip link add veth-bc netns "$NS_B" type veth peer name veth-c netns "$NS_C" ||
+    die "cannot create the B-C veth pair"
+  ip -n "$NS_B" link set veth-bc up
+  ip -n "$NS_C" link set veth-c up
+  if [ "$FAMILY" = 6 ]; then
+    ip netns exec "$NS_C" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null
+    in_b sysctl -q -w net.ipv6.conf.veth-bc.disable_ipv6=0 >/dev/null
+    ip -n "$NS_B" addr add fd00:1::1/64 dev veth-bc nodad
+    ip -n "$NS_C" addr add fd00:1::2/64 dev veth-c nodad
+    ip -n "$NS_A" route add fd00:1::/64 via fd00::2 dev veth-a
+  else
+    ip -n "$NS_B" addr add 10.1.1.1/24 dev veth-bc
+    ip -n "$NS_C" addr add 10.1.1.2/24 dev veth-c
+    ip -n "$NS_A" route add 10.1.1.0/24 via 10.1.0.2 dev veth-a
+  fi
+  B_NET=$C/$(( FAMILY == 6 ? 128 : 32 ))
+  export R2X_REJECT_DST=$C
+fi
 # Hop limits other than the defaults: the RST carries the namespace's
 # (IPv4) and the device's (IPv6), which the loader reads into r2x_rst.
 in_b sysctl -q -w net.ipv4.ip_default_ttl=77 >/dev/null
@@ -100,18 +128,18 @@ cat >"$TMP/reject.rules" <<RULES
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -d $B_NET -p tcp -m tcp --dport 7777 -j REJECT --reject-with tcp-reset
+-A $CHAIN -d $B_NET -p tcp -m tcp --dport 7777 -j REJECT --reject-with tcp-reset
 COMMIT
 RULES
 in_b "$IPT-restore" "$TMP/reject.rules" || die "$IPT-restore failed"
 
 kern_count() {
-  in_b "$IPT" -L INPUT -vxn | awk '/REJECT/ {print $1; exit}'
+  in_b "$IPT" -L "$CHAIN" -vxn | awk '/REJECT/ {print $1; exit}'
 }
 run() { # run NAME: the segments from A, the answers into $TMP/NAME
   in_a "$PY" "$PEER" "$FAMILY" veth-a "$mac_a" "$mac_b" 7777 >"$TMP/$1" || {
     [ "$1" = kernel ] || r2x_b --stats veth-b
-    in_b "$IPT" -L INPUT -vxn
+    in_b "$IPT" -L "$CHAIN" -vxn
     r2x_link_stats
     in_b ethtool -S veth-b | grep -v ': 0$' || true
     die "reject_peer.py ($1) failed"
@@ -152,19 +180,21 @@ same_frames() { # same_frames RUN: A received the kernel's frames
 }
 same_frames xdp
 
-# 3. B stops forwarding: bpf_fib_lookup no longer answers, so XDP hands
-# every segment that needs a RST over and the kernel answers them; the RST
-# and RST/ACK, which need no route (dropped, nothing sent), XDP still drops.
-if [ "$FAMILY" = 6 ]; then
-  in_b sysctl -q -w net.ipv6.conf.all.forwarding=0 >/dev/null
-else
-  in_b sysctl -q -w net.ipv4.ip_forward=0 >/dev/null
+if [ "$CHAIN" = INPUT ]; then
+  # 3. B stops forwarding: bpf_fib_lookup no longer answers, so XDP hands
+  # every segment that needs a RST over and the kernel answers them; the RST
+  # and RST/ACK, which need no route (dropped, nothing sent), XDP still drops.
+  if [ "$FAMILY" = 6 ]; then
+    in_b sysctl -q -w net.ipv6.conf.all.forwarding=0 >/dev/null
+  else
+    in_b sysctl -q -w net.ipv4.ip_forward=0 >/dev/null
+  fi
+  run noforward
+  check "no forwarding: XDP dropped only the RST and RST/ACK" \
+    "$(r2x_rule_packets REJECT)" 13
+  check "no forwarding: the kernel counted the other 11" "$(kern_count)" 26
+  same_frames noforward
 fi
-run noforward
-check "no forwarding: XDP dropped only the RST and RST/ACK" \
-  "$(r2x_rule_packets REJECT)" 13
-check "no forwarding: the kernel counted the other 11" "$(kern_count)" 26
-same_frames noforward
 
 [ "$FAILS" = 0 ] || die "$FAILS checks failed"
 say "$R2X_NAME: PASS"

@@ -4,7 +4,8 @@
   reject_peer.py FAMILY IFACE SRC_MAC DST_MAC PORT
 
 In namespace A: sends a fixed set of TCP segments (built with scapy) from
-10.1.0.1 (fd00::1) to 10.1.0.2 (fd00::2):PORT on IFACE, one at a time, and
+10.1.0.1 (fd00::1) to 10.1.0.2 (fd00::2), or to R2X_REJECT_DST if set,
+port PORT, on IFACE, one at a time, and
 prints every TCP frame that comes back, as `NAME HEX` (NAME: the segment it
 answers, found by port; `other` for anything else). A segment marked
 `reply` is sent, then its answer awaited; the others (no RST expected) are
@@ -55,6 +56,7 @@ def main():
     port = int(port)
     v6 = family == "6"
     a, b = ("fd00::1", "fd00::2") if v6 else ("10.1.0.1", "10.1.0.2")
+    b = os.environ.get("R2X_REJECT_DST", b)  # a host behind B (FORWARD)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                       socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
