@@ -124,7 +124,7 @@ private:
   void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
                         BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
-  // REJECT --reject-with tcp-reset (Reject.cpp's part of the class).
+  // REJECT --reject-with tcp-reset (the section "REJECT" below).
   void emitReject(const ir::Rule &r);
   Value *replyRoute(Value *ports, bool input);
   void writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
@@ -926,8 +926,9 @@ void XdpCodegen::recordOnPath(unsigned slot) {
                 word);
 }
 
-/// Hand-over mode: XDP drops the packet. Every rule recorded on its path is
-/// counted (the deciding rule or policy counted itself), then XDP_DROP.
+/// Hand-over mode: XDP drops the packet (`action` XDP_DROP) or sends a
+/// REJECT's RST in its place (XDP_TX). Every rule recorded on its path is
+/// counted (the deciding rule or policy counted itself), then `action`.
 void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(commit);
