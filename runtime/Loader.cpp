@@ -456,6 +456,8 @@ void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
                objectMetaText(obj.get()));
   if (bpf_map *ifmac = findMap(obj.get(), contract::IfmacMap, false))
     fillMacMap(maps.create(ifmac));
+  fillSetMaps(obj.get(), object, objectMetaText(obj.get()),
+              [&maps](bpf_map *m) { return maps.create(m); });
   if (bpf_map *txMap = findMap(obj.get(), contract::TxMap, false))
     fillTxMap(maps.create(txMap), tx);
   if (bpf_map *redirect = findMap(obj.get(), contract::RedirectMap, false))

@@ -25,9 +25,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+struct bpf_object;
+struct bpf_map;
 
 namespace r2x::runtime {
 
@@ -89,5 +93,13 @@ void fillIfaceMap(int mapFd, const std::string &metaText);
 /// namespace, so the program can leave frames for other hosts to the kernel
 /// as ip_rcv_core() does. Used by load() and by tests.
 void fillMacMap(int mapFd);
+
+/// Fills the ipset maps (`set` records, r2x_set<N>) of an opened object
+/// from the entries the object carries (contract::SetsSection of `image`,
+/// the object's bytes). `fdOf` gives the fd of a map to fill (load()
+/// creates it; a test takes libbpf's). Used by load() and by tests.
+void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
+                 const std::string &metaText,
+                 const std::function<int(bpf_map *)> &fdOf);
 
 } // namespace r2x::runtime

@@ -21,6 +21,7 @@
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/backend/Scaffold.h"
+#include "compiler/backend/Sets.h"
 
 #include <llvm/IR/Intrinsics.h>
 
@@ -121,6 +122,8 @@ private:
   Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
   void emitAddrType(const ir::Match::AddrType &a, BasicBlock *noMatch);
+  Value *setTest(const ir::Match::Set &s);
+  std::map<unsigned, GlobalVariable *> setMaps_; ///< by Program::sets index
   void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
                         BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
@@ -190,6 +193,19 @@ void XdpCodegen::declareMaps() {
                            btf_.structType(contract::ScratchLayout));
   if (handover() && p_.usesCtState())
     ct_ = std::make_unique<CtLowering>(cg_, btf_, !p_.ctHelper.empty());
+  std::vector<SetLayout> sets = setLayouts(p_);
+  for (const SetLayout &l : sets) {
+    contract::MapSpec spec = l.v6 ? contract::Set6Map : contract::Set4Map;
+    spec.name = l.map.c_str(); // map() copies it
+    setMaps_[l.set] =
+        btf_.map(spec,
+                 btf_.structType(l.v6 ? contract::SetKey6Layout
+                                      : contract::SetKey4Layout),
+                 btf_.u32(), uint32_t(std::max<uint64_t>(l.entries, 1)));
+  }
+  if (!sets.empty())
+    btf_.section(contract::SetsSymbol, contract::SetsSection,
+                 setsSection(p_, sets));
 }
 
 /// iptables counts the IP total length (IPv6: 40 + payload length).
@@ -819,8 +835,58 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                    emitCtState(c, m.negated, noMatch);
                  },
                  [&](const M::AddrType &a) { emitAddrType(a, noMatch); },
+                 [&](const M::Set &s) { test(setTest(s)); },
              },
              m.kind);
+}
+
+/// xt_set: ip_set_test() on the set's LPM trie. hash:ip and hash:net read
+/// the address of their one dimension's side (ip4addr()/ip6addr(): the IP
+/// header's, whatever the packet carries after it); a rule with fewer
+/// flags than the set has dimensions never matches. The entry found is the
+/// most specific: a plain one matches, a `nomatch` one does not, and
+/// `--return-nomatch` swaps them.
+Value *XdpCodegen::setTest(const ir::Match::Set &s) {
+  IRBuilder<> &b = cg_.b;
+  const ir::IpSet &set = p_.sets.at(s.set);
+  if (s.src.size() < set.dimension())
+    return b.getFalse();
+  bool src = s.src[0];
+  bool v6 = set.family == ir::Family::V6;
+  if (v6 != pk_.v6)
+    throw BackendError("set " + set.name +
+                       " tested in a chain of the other family");
+  AllocaInst *key =
+      cg_.stackSlot(ArrayType::get(cg_.i8, v6 ? sizeof(contract::SetKey6)
+                                              : sizeof(contract::SetKey4)),
+                    4, "setkey");
+  b.CreateStore(b.getInt32(v6 ? 128 : 32),
+                cg_.at(key, offsetof(contract::SetKey4, prefixlen)));
+  if (v6) {
+    Value *const *words = src ? pk_.saddr6 : pk_.daddr6;
+    for (unsigned w = 0; w < 4; ++w)
+      b.CreateStore(words[w],
+                    cg_.at(key, offsetof(contract::SetKey6, addr) + 4 * w));
+  } else {
+    Value *addr = src ? sourceAddress() : destinationAddress();
+    b.CreateStore(b.CreateUnaryIntrinsic(Intrinsic::bswap, addr),
+                  cg_.at(key, offsetof(contract::SetKey4, addr)));
+  }
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {setMaps_.at(s.set), key});
+  BasicBlock *from = b.GetInsertBlock();
+  BasicBlock *hit = cg_.block("set.hit");
+  BasicBlock *done = cg_.block("set.done");
+  b.CreateCondBr(b.CreateIsNull(v), done, hit);
+  b.SetInsertPoint(hit);
+  Value *kind = b.CreateLoad(cg_.i32, v);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+  PHINode *phi = b.CreatePHI(cg_.i32, 2, "set.kind");
+  phi->addIncoming(b.getInt32(0), from);
+  phi->addIncoming(kind, hit);
+  uint32_t want = set.hasNomatch() && s.returnNomatch ? contract::SetNomatch
+                                                      : contract::SetMatch;
+  return b.CreateICmpEQ(phi, b.getInt32(want));
 }
 
 /// xt_addrtype (IPv4): the source's test, then (if it held) the

@@ -20,6 +20,7 @@
 #include "compiler/frontend/Handover.h"
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/frontend/SaveFile.h"
+#include "compiler/frontend/SetsFile.h"
 #include "runtime/Loader.h"
 #include "runtime/Stats.h"
 
@@ -60,6 +61,7 @@ struct Options {
   bool passUnsupported = false;
   std::string classifier = "never"; ///< --classifier (compiler/classify)
   unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
+  std::string sets; ///< --sets: `ipset save` output for -m set
 };
 
 /// rule2xdp's own options and whether they take a value.
@@ -73,7 +75,8 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--classifier", true}, {"--classifier-iter-leaf", true},
     {"--version", false},   {"--multiprog", false},
     {"--json", false},      {"--accelerate", true},
-    {"--follow", false},    {"--kernel-counters", false}};
+    {"--follow", false},    {"--kernel-counters", false},
+    {"--sets", true}};
 
 /// The classifier's options from the command line's.
 classify::Options classifierOptions(const Options &o) {
@@ -221,6 +224,11 @@ std::string misplacedOption(const Options &o) {
     return "--multiprog goes with --load or --accelerate";
   if (o.follow && o.accelerate.empty())
     return "--follow goes with --accelerate";
+  if (!o.sets.empty() &&
+      (!o.accelerate.empty() || !o.tc.empty() || !o.tcBatch.empty() ||
+       !o.stats.empty() || !o.unload.empty()))
+    return "--sets goes with iptables rules to compile (-f FILE or a rule); "
+           "--accelerate keeps -m set handed over to the kernel";
   if (!o.accelerate.empty() &&
       (!o.load.empty() || !o.unload.empty() || !o.stats.empty() ||
        !o.tc.empty() || !o.tcBatch.empty() || !o.output.empty() ||
@@ -286,6 +294,9 @@ void declareOptions(CLI::App &app, Options &o) {
                  "this scan leaves with bpf_iter_num rather than a bounded "
                  "loop (default " +
                      std::to_string(o.iterLeaf) + ")");
+  app.add_option("--sets", o.sets,
+                 "The ipset sets -m set names, as `ipset save` writes them "
+                 "(hash:ip, hash:net)");
   app.add_flag("--pass-unsupported", o.passUnsupported,
                "Hand-over mode: the kernel keeps the same rules; what XDP "
                "cannot decide goes to it (XDP_PASS), and the rules handed "
@@ -368,6 +379,8 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
   ir::Program program;
   if (o.passUnsupported)
     program.mode = ir::Mode::Handover;
+  if (!o.sets.empty())
+    frontend::parseSetsFile(o.sets, readText(o.sets), sm, program);
   if (!inv.files.empty()) {
     if (!inv.ruleArgs.empty())
       throw frontend::Diagnostic(

@@ -37,6 +37,23 @@ const char *hookChainName(Hook h) {
   return "?";
 }
 
+const char *setTypeName(IpSet::Type t) {
+  switch (t) {
+  case IpSet::Type::HashIp:
+    return "hash:ip";
+  case IpSet::Type::HashNet:
+    return "hash:net";
+  }
+  return "?";
+}
+
+const IpSet *Program::findSet(const std::string &name) const {
+  for (const IpSet &s : sets)
+    if (s.name == name)
+      return &s;
+  return nullptr;
+}
+
 const char *verdictName(Verdict v) {
   switch (v) {
   case Verdict::Accept:

@@ -250,9 +250,21 @@ struct Match {
     bool srcNegated = false, dstNegated = false;
     std::string what; ///< the match as written
   };
+  /// xt_set (`-m set --match-set NAME FLAGS`): the packet's addresses,
+  /// taken from the sides FLAGS names (one per set dimension), are looked up
+  /// in ipset set Program::sets[set]. ip_set_test(): a plain entry gives 1,
+  /// a `nomatch` entry -ENOTEMPTY and no entry 0; only a positive result
+  /// matches, except that `--return-nomatch` (types with nomatch entries
+  /// only) swaps the two. Fewer flags than the set has dimensions: never a
+  /// match.
+  struct Set {
+    unsigned set = 0;
+    std::vector<bool> src; ///< FLAGS, first dimension first: src (true) or dst
+    bool returnNomatch = false;
+  };
   using Kind =
       std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp, Multiport,
-                   FieldRange, U32, Unknown, CtState, AddrType>;
+                   FieldRange, U32, Unknown, CtState, AddrType, Set>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -330,6 +342,31 @@ struct KernelOnlyRule {
   std::string reason; ///< why received packets never reach it in XDP
 };
 
+/// An ipset set, as `ipset save` prints it (`rule2xdp --sets FILE`). The
+/// types compiled keep addresses: hash:ip (every entry one address, or one
+/// network of the set's `netmask`) and hash:net (networks of any prefix,
+/// some `nomatch`). Both test a packet's address as an LPM lookup: the
+/// most specific entry covering it decides (ip_set_hash_gen.h's
+/// mtype_test_cidrs() tries the set's prefixes longest first).
+struct IpSet {
+  enum class Type { HashIp, HashNet };
+  struct Entry {
+    std::array<uint8_t, 16> addr{}; ///< network byte order, masked
+    uint8_t prefix = 0;             ///< 1..32 or 1..128
+    bool nomatch = false;
+  };
+  std::string name;
+  Type type = Type::HashNet;
+  Family family = Family::V4;
+  uint8_t netmask = 0; ///< hash:ip: every entry's prefix
+  std::vector<Entry> entries;
+  SourcePos pos; ///< the `create` line
+  /// Whether the type has ipset's IPSET_TYPE_NOMATCH feature.
+  bool hasNomatch() const { return type == Type::HashNet; }
+  unsigned dimension() const { return 1; }
+};
+const char *setTypeName(IpSet::Type t);
+
 /// What XDP_PASS means (docs/handover.md).
 enum class Mode {
   /// XDP is the whole ingress firewall: XDP_PASS means accepted, and
@@ -349,6 +386,13 @@ struct Program {
   Mode mode = Mode::Standalone;
   /// Hand-over mode: rules only the kernel evaluates, in input order.
   std::vector<KernelOnlyRule> kernelOnly;
+  /// The ipset sets of `--sets FILE` (Match::Set::set indexes them), and
+  /// whether that option was given: in hand-over mode `-m set` is compiled
+  /// only then (the user vouches that the kernel's sets are these).
+  std::vector<IpSet> sets;
+  bool setsGiven = false;
+  /// The set called `name`, or null.
+  const IpSet *findSet(const std::string &name) const;
   /// Hand-over mode, per family (index: Family): non-empty when the kernel
   /// translates source addresses (SNAT, MASQUERADE, ...). conntrack then
   /// rewrites the destination of their replies at nat PREROUTING, before

@@ -57,6 +57,7 @@ enum class MapType : uint32_t {
   Array = 2,
   PercpuArray = 6,
   LruHash = 9,
+  LpmTrie = 11,
   Devmap = 14,
   DevmapHash = 25,
 };
@@ -134,7 +135,11 @@ struct MapSpec {
   uint32_t keySize;
   uint32_t valueSize;
   uint32_t maxEntries;
+  uint32_t flags = 0; ///< map_flags (BPF_F_*)
 };
+
+/// BPF_F_NO_PREALLOC (linux/bpf.h), which an LPM trie requires.
+inline constexpr uint32_t MapNoPrealloc = 1;
 
 //===-- r2x_counters: a per-CPU counter per rule and policy ---------------===//
 
@@ -350,6 +355,54 @@ inline constexpr MapSpec TxMap{"r2x_tx", MapType::DevmapHash, sizeof(uint32_t),
 inline constexpr MapSpec RedirectMap{"r2x_redirect", MapType::Devmap,
                                      sizeof(uint32_t), sizeof(uint32_t), 0};
 
+//===-- r2x_set<N>: ipset sets (-m set) -----------------------------------===//
+
+/// One LPM_TRIE per ipset set a rule tests, named SetMapPrefix + the set's
+/// number (the metadata's `set` record names it, and the set). An entry is
+/// a network of the set; the program looks a packet's address up with the
+/// full prefix length, so the most specific entry answers, as ipset's
+/// hash:net (and hash:ip, whose entries all have the set's netmask) does.
+/// The key's address is in network byte order, as an LPM trie compares
+/// bits from the first byte.
+struct SetKey4 {
+  uint32_t prefixlen;
+  uint32_t addr;
+};
+struct SetKey6 {
+  uint32_t prefixlen;
+  In6 addr;
+};
+inline constexpr Field SetKey4Fields[] = {
+    R2X_CONTRACT_FIELD(SetKey4, prefixlen), R2X_CONTRACT_FIELD(SetKey4, addr)};
+inline constexpr Field SetKey6Fields[] = {
+    R2X_CONTRACT_FIELD(SetKey6, prefixlen),
+    R2X_CONTRACT_NESTED(SetKey6, addr, In6Layout)};
+inline constexpr StructLayout SetKey4Layout =
+    layout("r2x_set4_key", sizeof(SetKey4), SetKey4Fields);
+inline constexpr StructLayout SetKey6Layout =
+    layout("r2x_set6_key", sizeof(SetKey6), SetKey6Fields);
+static_assert(sizeof(SetKey4) == 8 && sizeof(SetKey6) == 20 &&
+              offsetof(SetKey6, addr) == 4);
+static_assert(wellFormed(SetKey4Layout) && wellFormed(SetKey6Layout));
+/// The value: what the entry is (ip_set_test()'s result for it).
+enum SetEntryKind : uint32_t { SetMatch = 1, SetNomatch = 2 };
+inline constexpr const char *SetMapPrefix = "r2x_set";
+/// max_entries: the set's entry count (at least 1).
+inline constexpr MapSpec Set4Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetKey4), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+inline constexpr MapSpec Set6Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetKey6), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+/// The entries travel in the object, in an ELF section of their own that
+/// libbpf skips (a `.rodata` map could not hold a million entries): for
+/// each `set` record, from byte OFFSET of the section, ENTRIES keys and
+/// then ENTRIES values in the map's layout (host byte order but for the
+/// key's address), the arrays BPF_MAP_UPDATE_BATCH takes. The loader fills
+/// the map from them before the program loads.
+inline constexpr const char *SetsSection = ".r2x_sets";
+inline constexpr const char *SetsSymbol = "r2x_sets";
+
 //===-- the metadata text -------------------------------------------------===//
 
 /// The `.rodata` global holding the metadata text, NUL-terminated.
@@ -369,7 +422,12 @@ namespace meta {
 /// `mode` (standalone or hand-over: whether the kernel decides the packets
 /// XDP passes, so `--stats` knows to show the kernel's counters beside
 /// XDP's); older texts do not say, and read as standalone.
-inline constexpr unsigned Version = 3;
+///
+/// Version 4 added `set`, which an older loader must not skip (the set's
+/// map would stay empty): objects with sets are version 4, all others are
+/// still written as version 3.
+inline constexpr unsigned Version = 4;
+inline constexpr unsigned VersionWithoutSets = 3;
 inline constexpr unsigned OldestVersion = 1;
 /// The first version whose texts have `key` and `dnat` records.
 inline constexpr unsigned KeyedVersion = 2;
@@ -422,6 +480,9 @@ inline constexpr Record Dnat{"dnat", 2};
 inline constexpr Record Mode{"mode", 2};
 inline constexpr std::string_view ModeStandalone = "standalone";
 inline constexpr std::string_view ModeHandover = "handover";
+/// `set MAP OFFSET ENTRIES NAME` (version 4): map MAP holds ipset set NAME;
+/// its ENTRIES entries are at byte OFFSET of SetsSection.
+inline constexpr Record Set{"set", 5};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -461,12 +522,15 @@ enum : unsigned { Address = 1 };
 namespace mode {
 enum : unsigned { Mode = 1 };
 }
+namespace set {
+enum : unsigned { Map = 1, Offset, Entries, Name };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
               key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
-              mode::Mode + 1 == Mode.fields);
+              mode::Mode + 1 == Mode.fields && set::Name + 1 == Set.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and
@@ -497,9 +561,9 @@ inline std::string format(const Record &kind,
   return line;
 }
 
-/// The header line of this version.
-inline std::string header() {
-  return format(Header, {std::to_string(Version)});
+/// The header line of version `version`.
+inline std::string header(unsigned version = VersionWithoutSets) {
+  return format(Header, {std::to_string(version)});
 }
 
 /// The stable keys of counter slots, as the code generators write them in

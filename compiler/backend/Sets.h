@@ -1,0 +1,35 @@
+//===- compiler/backend/Sets.h - ipset sets as LPM tries ---------*- C++
+//-*-===//
+//
+/// \file
+/// Where the sets a program tests go in its object (the contract's
+/// `r2x_set<N>` maps, `set` records and SetsSection): one function decides
+/// the layout, so the code generator's maps, the metadata's records and the
+/// section's bytes agree.
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "compiler/ir/IR.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace r2x::backend {
+
+/// A set some rule tests: its map, and its entries' place in the section.
+struct SetLayout {
+  unsigned set = 0; ///< index in Program::sets
+  std::string map;  ///< contract::SetMapPrefix + set
+  uint64_t offset = 0, entries = 0;
+  bool v6 = false;
+};
+
+/// The sets rules test, in Program::sets order.
+std::vector<SetLayout> setLayouts(const ir::Program &p);
+
+/// The bytes of contract::SetsSection for `layouts`.
+std::string setsSection(const ir::Program &p,
+                        const std::vector<SetLayout> &layouts);
+
+} // namespace r2x::backend
