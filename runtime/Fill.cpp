@@ -218,12 +218,14 @@ void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
   std::string_view section = elfSection(image, contract::SetsSection);
   for (const MetaSet &s : meta.sets) {
     bpf_map *map = bpf_object__find_map_by_name(obj, s.map.c_str());
-    if (!map || bpf_map__type(map) != BPF_MAP_TYPE_LPM_TRIE)
-      throw LoadError("object has no LPM trie " + s.map + " for set " + s.name);
+    if (!map)
+      throw LoadError("object has no map " + s.map + " for set " + s.name);
     size_t key = bpf_map__key_size(map), value = bpf_map__value_size(map);
-    if (!(key == contract::Set4Map.keySize ||
-          key == contract::Set6Map.keySize) ||
-        value != sizeof(uint32_t))
+    bool known = false;
+    for (const contract::MapSpec *spec : contract::SetMaps)
+      known = known || (bpf_map__type(map) == bpf_map_type(spec->type) &&
+                        key == spec->keySize && value == spec->valueSize);
+    if (!known)
       throw LoadError("map " + s.map +
                       " is not a set's (runtime/contract/Object.h)");
     size_t record = key + value;

@@ -1,5 +1,4 @@
-//===- compiler/backend/Sets.h - ipset sets as LPM tries ---------*- C++
-//-*-===//
+//===- compiler/backend/Sets.h - ipset sets as BPF maps ----------*- C++ -*-===//
 //
 /// \file
 /// Where the sets a program tests go in its object (the contract's
@@ -10,6 +9,7 @@
 #pragma once
 
 #include "compiler/ir/IR.h"
+#include "runtime/contract/Object.h"
 
 #include <cstdint>
 #include <string>
@@ -22,7 +22,9 @@ struct SetLayout {
   unsigned set = 0; ///< index in Program::sets
   std::string map;  ///< contract::SetMapPrefix + set
   uint64_t offset = 0, entries = 0;
-  bool v6 = false;
+  const contract::MapSpec *spec = nullptr; ///< one of contract::SetMaps
+  /// The key's struct (null: a plain u32, bitmap:port).
+  const contract::StructLayout *key = nullptr;
 };
 
 /// The sets rules test, in Program::sets order.

@@ -530,10 +530,15 @@ public:
       failAt(*name_, "Set " + name_->text +
                          " doesn't exist (give the sets with --sets FILE, "
                          "as `ipset save' writes them)");
-    if (set->family != facts.family)
+    if (!set->fits(facts.family))
       failAt(*name_, "The protocol family of set " + name_->text + " is " +
                          (set->family == ir::Family::V4 ? "IPv4" : "IPv6") +
                          ", which is not applicable.");
+    if (set->hasPort() && facts.family == ir::Family::V6)
+      failAt(*name_, std::string("set ") + name_->text + " is a " +
+                         ir::setTypeName(set->type) +
+                         ": sets with ports are not supported in ip6tables "
+                         "rules yet");
     Match::Set m;
     m.set = unsigned(set - facts.program->sets.data());
     m.src = src_;
@@ -1161,7 +1166,7 @@ std::vector<ModuleSpec> &table() {
           {"bytes-lt", SetBytesLt, 1, false},
           {"bytes-gt", SetBytesGt, 1, false}},
          makePlain<SetModule>,
-         false},
+         true}, // rules test several sets, each its own -m set
     };
     return v;
   }();

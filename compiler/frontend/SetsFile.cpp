@@ -8,6 +8,9 @@
 
 #include "compiler/frontend/Lex.h"
 
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -74,6 +77,10 @@ private:
   void add(const std::vector<Word> &w);
   std::array<uint8_t, 16> address(const ir::IpSet &s, const Word &w,
                                   const std::string &text, size_t offset);
+  uint16_t port(const ir::IpSet &s, const Word &w, const std::string &text,
+                size_t offset, uint8_t &proto);
+  void options(const ir::IpSet &s, const std::vector<Word> &w,
+               ir::IpSet::Entry &entry);
   std::string name_;
   ir::Program &p_;
   std::map<std::string, size_t> byName_; ///< sets of this file
@@ -103,19 +110,44 @@ void Reader::create(const std::vector<Word> &w) {
   ir::IpSet s;
   s.name = nameWord.text;
   s.pos = w[0].pos;
-  if (w[2].text == "hash:ip")
-    s.type = ir::IpSet::Type::HashIp;
-  else if (w[2].text == "hash:net")
-    s.type = ir::IpSet::Type::HashNet;
-  else
+  static const std::pair<const char *, ir::IpSet::Type> kTypes[] = {
+      {"hash:ip", ir::IpSet::Type::HashIp},
+      {"hash:net", ir::IpSet::Type::HashNet},
+      {"hash:ip,port", ir::IpSet::Type::HashIpPort},
+      {"hash:net,port", ir::IpSet::Type::HashNetPort},
+      {"bitmap:port", ir::IpSet::Type::BitmapPort}};
+  bool known = false;
+  for (const auto &[typeName, type] : kTypes)
+    if (w[2].text == typeName) {
+      s.type = type;
+      known = true;
+    }
+  if (!known)
     failAt(w[2], "set type `" + w[2].text +
-                     "' is not supported (hash:ip and hash:net are)");
+                     "' is not supported (hash:ip, hash:net, hash:ip,port, "
+                     "hash:net,port and bitmap:port are)");
+  bool bitmap = s.type == ir::IpSet::Type::BitmapPort;
+  const Word *rangeWord = nullptr;
   std::optional<unsigned> netmask;
   const Word *netmaskWord = nullptr;
   for (size_t i = 3; i < w.size(); ++i) {
     const std::string &o = w[i].text;
     bool hasValue = i + 1 < w.size();
-    if (o == "family" && hasValue) {
+    if (o == "range" && hasValue && bitmap) {
+      rangeWord = &w[++i];
+      const std::string &r = w[i].text;
+      size_t dash = r.find('-');
+      std::optional<uint64_t> lo = xtablesStrtoul(r.substr(0, dash), 0, 65535);
+      std::optional<uint64_t> hi =
+          dash == std::string::npos
+              ? lo
+              : xtablesStrtoul(r.substr(dash + 1), 0, 65535);
+      if (!lo || !hi)
+        failAt(w[i], "`range' takes FROM-TO, two ports");
+      // bitmap_port_create() swaps a reversed range.
+      s.rangeLo = uint16_t(std::min(*lo, *hi));
+      s.rangeHi = uint16_t(std::max(*lo, *hi));
+    } else if (o == "family" && hasValue && !bitmap) {
       const std::string &f = w[++i].text;
       if (f == "inet" || f == "ipv4")
         s.family = ir::Family::V4;
@@ -150,6 +182,8 @@ void Reader::create(const std::vector<Word> &w) {
       failAt(w[i], "set option `" + o + "' is not supported for " + w[2].text);
     }
   }
+  if (bitmap && !rangeWord)
+    failAt(w[2], "bitmap:port needs `range FROM-TO'");
   unsigned host = s.family == ir::Family::V4 ? 32 : 128;
   s.netmask = uint8_t(host);
   if (netmask) {
@@ -191,23 +225,42 @@ void Reader::add(const std::vector<Word> &w) {
   unsigned host = s.family == ir::Family::V4 ? 32 : 128;
   const Word &e = w[2];
   ir::IpSet::Entry entry;
-  if (e.text.find('-') != std::string::npos && s.family == ir::Family::V4)
+  if (!s.hasAddress()) {
+    entry.port = port(s, e, e.text, 0, entry.proto);
+    if (entry.port < s.rangeLo || entry.port > s.rangeHi)
+      failAt(e, "port " + std::to_string(entry.port) +
+                    " is outside the set's range (IPSET_ERR_BITMAP_RANGE)");
+    options(s, w, entry);
+    s.entries.push_back(entry);
+    return;
+  }
+  // ADDR[/CIDR] or, in the ,port types, ADDR[/CIDR],[PROTO:]PORT.
+  size_t comma = s.hasPort() ? e.text.find(',') : std::string::npos;
+  if (s.hasPort() && comma == std::string::npos)
+    failAt(e, std::string(ir::setTypeName(s.type)) +
+                  " entries are ADDRESS,[PROTO:]PORT");
+  std::string head = e.text.substr(0, comma);
+  if (s.hasPort())
+    entry.port = port(s, e, e.text.substr(comma + 1), comma + 1, entry.proto);
+  if (head.find('-') != std::string::npos && s.family == ir::Family::V4)
     failAt(e, "address ranges are not read (`ipset save' writes "
               "networks)");
-  size_t slash = e.text.find('/');
-  std::string addr = e.text.substr(0, slash);
+  size_t slash = head.find('/');
+  std::string addr = head.substr(0, slash);
   entry.addr = address(s, e, addr, 0);
-  if (s.type == ir::IpSet::Type::HashIp) {
+  if (s.type == ir::IpSet::Type::HashIp ||
+      s.type == ir::IpSet::Type::HashIpPort) {
     if (slash != std::string::npos)
       failAt(e,
-             "hash:ip entries are read one address each (as `ipset "
-             "save' writes them), not as networks",
+             std::string(ir::setTypeName(s.type)) +
+                 " entries are read one address each (as `ipset save' "
+                 "writes them), not as networks",
              slash);
     entry.prefix = s.netmask;
   } else {
     entry.prefix = uint8_t(host);
     if (slash != std::string::npos) {
-      std::optional<unsigned> cidr = decimal(e.text.substr(slash + 1));
+      std::optional<unsigned> cidr = decimal(head.substr(slash + 1));
       // ip_set_hash_net.c: `if (!e.cidr || e.cidr > HOST_MASK)`.
       if (!cidr || *cidr < 1 || *cidr > host)
         failAt(e,
@@ -223,12 +276,60 @@ void Reader::add(const std::vector<Word> &w) {
   if (s.type == ir::IpSet::Type::HashIp &&
       entry.addr == std::array<uint8_t, 16>{})
     failAt(e, "hash:ip cannot hold the address 0 (after the netmask)");
+  options(s, w, entry);
+  s.entries.push_back(entry);
+}
+
+/// `[PROTO:]PORT` (tcp when no protocol), as ipset's parser reads it and the
+/// kernel's uadt keeps it: a protocol without ports (ip_set_proto_with_ports)
+/// keeps port 0 whatever was written.
+uint16_t Reader::port(const ir::IpSet &s, const Word &w,
+                      const std::string &text, size_t offset, uint8_t &proto) {
+  size_t colon = text.find(':');
+  std::string protoName =
+      colon == std::string::npos ? std::string("tcp") : text.substr(0, colon);
+  std::string portText =
+      colon == std::string::npos ? text : text.substr(colon + 1);
+  size_t portOffset = colon == std::string::npos ? offset : offset + colon + 1;
+  size_t protoLength = colon == std::string::npos ? 1 : colon;
+  std::optional<uint8_t> p = xtablesParseProtocol(protoName);
+  if (!p || *p == 0)
+    failAt(w, "unknown protocol `" + protoName + "'", offset, protoLength);
+  if (*p == IPPROTO_ICMP || *p == IPPROTO_ICMPV6)
+    failAt(w, "ICMP type/code entries are not supported", offset,
+           protoLength);
+  bool withPorts = *p == IPPROTO_TCP || *p == IPPROTO_UDP ||
+                   *p == IPPROTO_SCTP || *p == IPPROTO_UDPLITE;
+  if (!s.hasAddress() && *p != IPPROTO_TCP && *p != IPPROTO_UDP)
+    failAt(w, "bitmap:port entries are tcp or udp ports", offset,
+           protoLength);
+  if (portText.find('-') != std::string::npos)
+    failAt(w, "port ranges are not read (`ipset save' writes each port)",
+           portOffset, portText.size());
+  std::optional<uint64_t> n = xtablesStrtoul(portText, 0, 65535);
+  if (!n)
+    failAt(w, "`" + portText + "' is not a port number", portOffset,
+           portText.empty() ? 1 : portText.size());
+  // ipset's parser: a protocol without ports takes the pseudo port 0.
+  if (!withPorts && *n != 0)
+    failAt(w,
+           "Protocol " + protoName +
+               " can be used with pseudo port value 0 only.",
+           portOffset, portText.size());
+  proto = *p;
+  return withPorts ? uint16_t(*n) : 0;
+}
+
+/// The options after an entry.
+void Reader::options(const ir::IpSet &s, const std::vector<Word> &w,
+                     ir::IpSet::Entry &entry) {
   for (size_t i = 3; i < w.size(); ++i) {
     const std::string &o = w[i].text;
     if (o == "nomatch") {
       if (!s.hasNomatch())
         failAt(w[i], std::string("`nomatch' entries exist only in types "
-                                 "that have them (hash:net), not ") +
+                                 "that have them (hash:net, hash:net,port), "
+                                 "not ") +
                          ir::setTypeName(s.type));
       entry.nomatch = true;
     } else if (o == "comment" && i + 1 < w.size()) {
@@ -240,7 +341,6 @@ void Reader::add(const std::vector<Word> &w) {
       failAt(w[i], "entry option `" + o + "' is not supported");
     }
   }
-  s.entries.push_back(entry);
 }
 
 } // namespace

@@ -43,6 +43,12 @@ const char *setTypeName(IpSet::Type t) {
     return "hash:ip";
   case IpSet::Type::HashNet:
     return "hash:net";
+  case IpSet::Type::HashIpPort:
+    return "hash:ip,port";
+  case IpSet::Type::HashNetPort:
+    return "hash:net,port";
+  case IpSet::Type::BitmapPort:
+    return "bitmap:port";
   }
   return "?";
 }

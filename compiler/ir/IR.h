@@ -343,27 +343,44 @@ struct KernelOnlyRule {
 };
 
 /// An ipset set, as `ipset save` prints it (`rule2xdp --sets FILE`). The
-/// types compiled keep addresses: hash:ip (every entry one address, or one
+/// hash types keep addresses: hash:ip (every entry one address, or one
 /// network of the set's `netmask`) and hash:net (networks of any prefix,
-/// some `nomatch`). Both test a packet's address as an LPM lookup: the
-/// most specific entry covering it decides (ip_set_hash_gen.h's
-/// mtype_test_cidrs() tries the set's prefixes longest first).
+/// some `nomatch`), and the same with a protocol and port (hash:ip,port,
+/// hash:net,port). They test a packet's address as an LPM lookup (with the
+/// protocol and port exact): the most specific entry covering it decides
+/// (ip_set_hash_gen.h's mtype_test_cidrs() tries the set's prefixes longest
+/// first). bitmap:port keeps ports in a range, of either family.
 struct IpSet {
-  enum class Type { HashIp, HashNet };
+  enum class Type { HashIp, HashNet, HashIpPort, HashNetPort, BitmapPort };
   struct Entry {
     std::array<uint8_t, 16> addr{}; ///< network byte order, masked
     uint8_t prefix = 0;             ///< 1..32 or 1..128
     bool nomatch = false;
+    uint16_t port = 0; ///< ,port types and bitmap:port
+    uint8_t proto = 0; ///< ,port types: tcp, udp, sctp, udplite (or port 0)
   };
   std::string name;
   Type type = Type::HashNet;
-  Family family = Family::V4;
-  uint8_t netmask = 0; ///< hash:ip: every entry's prefix
+  Family family = Family::V4; ///< meaningless for bitmap:port
+  uint8_t netmask = 0;        ///< hash:ip: every entry's prefix
+  uint16_t rangeLo = 0, rangeHi = 0; ///< bitmap:port's `range`
   std::vector<Entry> entries;
   SourcePos pos; ///< the `create` line
   /// Whether the type has ipset's IPSET_TYPE_NOMATCH feature.
-  bool hasNomatch() const { return type == Type::HashNet; }
-  unsigned dimension() const { return 1; }
+  bool hasNomatch() const {
+    return type == Type::HashNet || type == Type::HashNetPort;
+  }
+  bool hasAddress() const { return type != Type::BitmapPort; }
+  bool hasPort() const {
+    return type == Type::HashIpPort || type == Type::HashNetPort ||
+           type == Type::BitmapPort;
+  }
+  /// ipset's dimension: how many src/dst flags a test reads.
+  unsigned dimension() const {
+    return type == Type::HashIpPort || type == Type::HashNetPort ? 2 : 1;
+  }
+  /// Whether rules of family `f` may name it (bitmap:port is NFPROTO_UNSPEC).
+  bool fits(Family f) const { return type == Type::BitmapPort || f == family; }
 };
 const char *setTypeName(IpSet::Type t);
 

@@ -188,8 +188,11 @@ std::string print(const Program &p) {
     size_t nomatch = 0;
     for (const IpSet::Entry &e : set.entries)
       nomatch += e.nomatch;
-    os << "set " << i << " \"" << set.name << "\" " << setTypeName(set.type)
-       << " " << familyName(set.family);
+    os << "set " << i << " \"" << set.name << "\" " << setTypeName(set.type);
+    if (set.type == IpSet::Type::BitmapPort)
+      os << " range " << set.rangeLo << "-" << set.rangeHi;
+    else
+      os << " " << familyName(set.family);
     if (set.type == IpSet::Type::HashIp)
       os << " netmask " << unsigned(set.netmask);
     os << " entries " << set.entries.size() << " nomatch " << nomatch << "\n";

@@ -384,6 +384,46 @@ inline constexpr StructLayout SetKey6Layout =
 static_assert(sizeof(SetKey4) == 8 && sizeof(SetKey6) == 20 &&
               offsetof(SetKey6, addr) == 4);
 static_assert(wellFormed(SetKey4Layout) && wellFormed(SetKey6Layout));
+/// hash:ip,port and hash:net,port: the protocol and port come first, so an
+/// entry's prefix length is 32 (port, protocol, pad: always whole) plus its
+/// address prefix, and a lookup finds the most specific address among the
+/// entries of exactly the packet's protocol and port. The port is in
+/// network byte order; pad is 0.
+struct SetPortKey4 {
+  uint32_t prefixlen;
+  uint16_t port;
+  uint8_t proto;
+  uint8_t pad;
+  uint32_t addr;
+};
+struct SetPortKey6 {
+  uint32_t prefixlen;
+  uint16_t port;
+  uint8_t proto;
+  uint8_t pad;
+  In6 addr;
+};
+inline constexpr Field SetPortKey4Fields[] = {
+    R2X_CONTRACT_FIELD(SetPortKey4, prefixlen),
+    R2X_CONTRACT_FIELD(SetPortKey4, port), R2X_CONTRACT_FIELD(SetPortKey4, proto),
+    R2X_CONTRACT_FIELD(SetPortKey4, pad), R2X_CONTRACT_FIELD(SetPortKey4, addr)};
+inline constexpr Field SetPortKey6Fields[] = {
+    R2X_CONTRACT_FIELD(SetPortKey6, prefixlen),
+    R2X_CONTRACT_FIELD(SetPortKey6, port),
+    R2X_CONTRACT_FIELD(SetPortKey6, proto),
+    R2X_CONTRACT_FIELD(SetPortKey6, pad),
+    R2X_CONTRACT_NESTED(SetPortKey6, addr, In6Layout)};
+inline constexpr StructLayout SetPortKey4Layout =
+    layout("r2x_setport4_key", sizeof(SetPortKey4), SetPortKey4Fields);
+inline constexpr StructLayout SetPortKey6Layout =
+    layout("r2x_setport6_key", sizeof(SetPortKey6), SetPortKey6Fields);
+static_assert(sizeof(SetPortKey4) == 12 && offsetof(SetPortKey4, addr) == 8 &&
+              sizeof(SetPortKey6) == 24 && offsetof(SetPortKey6, addr) == 8 &&
+              offsetof(SetPortKey4, port) == 4 &&
+              offsetof(SetPortKey4, proto) == 6);
+static_assert(wellFormed(SetPortKey4Layout) && wellFormed(SetPortKey6Layout));
+/// The prefix bits of a ,port key before the address.
+inline constexpr uint32_t SetPortKeyBits = 32;
 /// The value: what the entry is (ip_set_test()'s result for it).
 enum SetEntryKind : uint32_t { SetMatch = 1, SetNomatch = 2 };
 inline constexpr const char *SetMapPrefix = "r2x_set";
@@ -394,6 +434,18 @@ inline constexpr MapSpec Set4Map{
 inline constexpr MapSpec Set6Map{
     "r2x_set", MapType::LpmTrie, sizeof(SetKey6), sizeof(uint32_t),
     0,         MapNoPrealloc};
+inline constexpr MapSpec SetPort4Map{"r2x_set", MapType::LpmTrie,
+                                     sizeof(SetPortKey4), sizeof(uint32_t), 0,
+                                     MapNoPrealloc};
+inline constexpr MapSpec SetPort6Map{"r2x_set", MapType::LpmTrie,
+                                     sizeof(SetPortKey6), sizeof(uint32_t), 0,
+                                     MapNoPrealloc};
+/// bitmap:port: HASH u32 port (host order) -> SetMatch.
+inline constexpr MapSpec SetBitmapPortMap{"r2x_set", MapType::Hash,
+                                          sizeof(uint32_t), sizeof(uint32_t), 0};
+/// Every shape a set's map may have.
+inline constexpr const MapSpec *SetMaps[] = {
+    &Set4Map, &Set6Map, &SetPort4Map, &SetPort6Map, &SetBitmapPortMap};
 /// The entries travel in the object, in an ELF section of their own that
 /// libbpf skips (a `.rodata` map could not hold a million entries): for
 /// each `set` record, from byte OFFSET of the section, ENTRIES keys and
