@@ -28,6 +28,8 @@ void shape(const ir::IpSet &s, SetLayout &l) {
     l.spec = &contract::SetBitmapPortMap;
     l.key = nullptr;
     return;
+  case T::ListSet:
+    break;
   }
 }
 
@@ -68,8 +70,14 @@ std::vector<SetLayout> setLayouts(const ir::Program &p) {
   for (const ir::Chain &c : p.chains)
     for (const ir::Rule &r : c.rules)
       for (const ir::Match &m : r.matches)
-        if (const auto *s = m.as<ir::Match::Set>())
-          used.insert(s->set);
+        if (const auto *s = m.as<ir::Match::Set>()) {
+          // list:set has no map of its own: its members do.
+          if (p.sets.at(s->set).type == ir::IpSet::Type::ListSet)
+            used.insert(p.sets[s->set].members.begin(),
+                        p.sets[s->set].members.end());
+          else
+            used.insert(s->set);
+        }
   std::vector<SetLayout> out;
   uint64_t offset = 0;
   for (unsigned i : used) {

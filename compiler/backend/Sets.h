@@ -1,4 +1,5 @@
-//===- compiler/backend/Sets.h - ipset sets as BPF maps ----------*- C++ -*-===//
+//===- compiler/backend/Sets.h - ipset sets as BPF maps ----------*- C++
+//-*-===//
 //
 /// \file
 /// Where the sets a program tests go in its object (the contract's

@@ -42,8 +42,7 @@ namespace {
 /// Header lengths the matches read (struct ethhdr, tcphdr, udphdr,
 /// icmphdr) and the two ports that lead every header multiport reads.
 constexpr uint64_t kEthHeaderLen = 14, kTcpHeaderLen = 20, kUdpHeaderLen = 8,
-                   kIcmpHeaderLen = 8, kPortsLen = 4,
-                   kSctpHeaderLen = 12;
+                   kIcmpHeaderLen = 8, kPortsLen = 4, kSctpHeaderLen = 12;
 
 /// bpf_fib_lookup()'s answers (BPF_FIB_LKUP_RET_*, linux/bpf.h).
 enum FibResult : int64_t {
@@ -201,8 +200,8 @@ void XdpCodegen::declareMaps() {
     contract::MapSpec spec = *l.spec;
     spec.name = l.map.c_str(); // map() copies it
     setMaps_[l.set] =
-        btf_.map(spec, l.key ? btf_.structType(*l.key) : btf_.u32(),
-                 btf_.u32(), uint32_t(std::max<uint64_t>(l.entries, 1)));
+        btf_.map(spec, l.key ? btf_.structType(*l.key) : btf_.u32(), btf_.u32(),
+                 uint32_t(std::max<uint64_t>(l.entries, 1)));
   }
   if (!sets.empty())
     btf_.section(contract::SetsSymbol, contract::SetsSection,
@@ -853,6 +852,19 @@ Value *XdpCodegen::setTest(const ir::Match::Set &s) {
   const ir::IpSet &set = p_.sets.at(s.set);
   if (s.src.size() < set.dimension())
     return b.getFalse();
+  if (set.type == ir::IpSet::Type::ListSet) {
+    // list_set_ktest(): the first member whose own test is positive; a
+    // member of the other family is 0 (ip_set_test()'s family check).
+    Value *any = b.getFalse();
+    for (unsigned member : set.members) {
+      if (!p_.sets[member].fits(family_))
+        continue;
+      ir::Match::Set m = s;
+      m.set = member;
+      any = b.CreateOr(any, setTest(m));
+    }
+    return any;
+  }
   if (!set.fits(family_) || (set.hasPort() && pk_.v6))
     throw BackendError("set " + set.name + " tested in an " +
                        std::string(ir::familyName(family_)) + " chain");
@@ -864,14 +876,12 @@ Value *XdpCodegen::setTest(const ir::Match::Set &s) {
     setPort(portSrc, !set.hasAddress(), none, port, proto);
   }
   bool v6 = pk_.v6;
-  uint64_t keySize = !set.hasAddress() ? sizeof(uint32_t)
-                     : set.hasPort()
-                         ? (v6 ? sizeof(contract::SetPortKey6)
-                               : sizeof(contract::SetPortKey4))
-                         : (v6 ? sizeof(contract::SetKey6)
-                               : sizeof(contract::SetKey4));
-  AllocaInst *key =
-      cg_.stackSlot(ArrayType::get(cg_.i8, keySize), 4, "setkey");
+  uint64_t keySize =
+      !set.hasAddress() ? sizeof(uint32_t)
+      : set.hasPort()
+          ? (v6 ? sizeof(contract::SetPortKey6) : sizeof(contract::SetPortKey4))
+          : (v6 ? sizeof(contract::SetKey6) : sizeof(contract::SetKey4));
+  AllocaInst *key = cg_.stackSlot(ArrayType::get(cg_.i8, keySize), 4, "setkey");
   if (!set.hasAddress()) {
     b.CreateStore(b.CreateZExt(port, cg_.i32), key);
   } else {
@@ -949,8 +959,8 @@ void XdpCodegen::setPort(bool src, bool tcpUdpOnly, BasicBlock *fail,
   b.SetInsertPoint(frag);
   BasicBlock *fragOther = cg_.block("setport.fragment.other");
   SwitchInst *fsw = b.CreateSwitch(proto, fragOther, 5);
-  for (uint8_t p : {IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_UDP, IPPROTO_UDPLITE,
-                    IPPROTO_ICMP})
+  for (uint8_t p :
+       {IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_ICMP})
     fsw->addCase(b.getInt8(p), fail);
   b.SetInsertPoint(fragOther);
   b.CreateBr(join);

@@ -115,7 +115,8 @@ void Reader::create(const std::vector<Word> &w) {
       {"hash:net", ir::IpSet::Type::HashNet},
       {"hash:ip,port", ir::IpSet::Type::HashIpPort},
       {"hash:net,port", ir::IpSet::Type::HashNetPort},
-      {"bitmap:port", ir::IpSet::Type::BitmapPort}};
+      {"bitmap:port", ir::IpSet::Type::BitmapPort},
+      {"list:set", ir::IpSet::Type::ListSet}};
   bool known = false;
   for (const auto &[typeName, type] : kTypes)
     if (w[2].text == typeName) {
@@ -125,8 +126,9 @@ void Reader::create(const std::vector<Word> &w) {
   if (!known)
     failAt(w[2], "set type `" + w[2].text +
                      "' is not supported (hash:ip, hash:net, hash:ip,port, "
-                     "hash:net,port and bitmap:port are)");
+                     "hash:net,port, bitmap:port and list:set are)");
   bool bitmap = s.type == ir::IpSet::Type::BitmapPort;
+  bool list = s.type == ir::IpSet::Type::ListSet;
   const Word *rangeWord = nullptr;
   std::optional<unsigned> netmask;
   const Word *netmaskWord = nullptr;
@@ -147,7 +149,10 @@ void Reader::create(const std::vector<Word> &w) {
       // bitmap_port_create() swaps a reversed range.
       s.rangeLo = uint16_t(std::min(*lo, *hi));
       s.rangeHi = uint16_t(std::max(*lo, *hi));
-    } else if (o == "family" && hasValue && !bitmap) {
+    } else if (o == "size" && hasValue && list) {
+      if (!decimal(w[++i].text))
+        failAt(w[i], "`size' takes a number");
+    } else if (o == "family" && hasValue && !bitmap && !list) {
       const std::string &f = w[++i].text;
       if (f == "inet" || f == "ipv4")
         s.family = ir::Family::V4;
@@ -225,6 +230,23 @@ void Reader::add(const std::vector<Word> &w) {
   unsigned host = s.family == ir::Family::V4 ? 32 : 128;
   const Word &e = w[2];
   ir::IpSet::Entry entry;
+  if (s.type == ir::IpSet::Type::ListSet) {
+    auto member = byName_.find(e.text);
+    if (member == byName_.end())
+      failAt(e, "set `" + e.text + "' is not created before this line");
+    if (p_.sets[member->second].type == ir::IpSet::Type::ListSet)
+      failAt(e, "list:set cannot hold a list:set (IPSET_ERR_LOOP)");
+    unsigned index = unsigned(member->second);
+    for (unsigned m : s.members)
+      if (m == index)
+        failAt(e, "set `" + e.text + "' is already in " + s.name);
+    if (w.size() > 3)
+      failAt(w[3], "list:set entries are read as `ipset save' writes them, "
+                   "without `" +
+                       w[3].text + "'");
+    s.members.push_back(index);
+    return;
+  }
   if (!s.hasAddress()) {
     entry.port = port(s, e, e.text, 0, entry.proto);
     if (entry.port < s.rangeLo || entry.port > s.rangeHi)
@@ -296,13 +318,11 @@ uint16_t Reader::port(const ir::IpSet &s, const Word &w,
   if (!p || *p == 0)
     failAt(w, "unknown protocol `" + protoName + "'", offset, protoLength);
   if (*p == IPPROTO_ICMP || *p == IPPROTO_ICMPV6)
-    failAt(w, "ICMP type/code entries are not supported", offset,
-           protoLength);
+    failAt(w, "ICMP type/code entries are not supported", offset, protoLength);
   bool withPorts = *p == IPPROTO_TCP || *p == IPPROTO_UDP ||
                    *p == IPPROTO_SCTP || *p == IPPROTO_UDPLITE;
   if (!s.hasAddress() && *p != IPPROTO_TCP && *p != IPPROTO_UDP)
-    failAt(w, "bitmap:port entries are tcp or udp ports", offset,
-           protoLength);
+    failAt(w, "bitmap:port entries are tcp or udp ports", offset, protoLength);
   if (portText.find('-') != std::string::npos)
     failAt(w, "port ranges are not read (`ipset save' writes each port)",
            portOffset, portText.size());

@@ -49,6 +49,8 @@ const char *setTypeName(IpSet::Type t) {
     return "hash:net,port";
   case IpSet::Type::BitmapPort:
     return "bitmap:port";
+  case IpSet::Type::ListSet:
+    return "list:set";
   }
   return "?";
 }

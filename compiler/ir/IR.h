@@ -349,9 +349,18 @@ struct KernelOnlyRule {
 /// hash:net,port). They test a packet's address as an LPM lookup (with the
 /// protocol and port exact): the most specific entry covering it decides
 /// (ip_set_hash_gen.h's mtype_test_cidrs() tries the set's prefixes longest
-/// first). bitmap:port keeps ports in a range, of either family.
+/// first). bitmap:port keeps ports in a range, of either family. list:set
+/// holds other sets: a packet is in it when it is in one of them, each
+/// tested with the rule's flags and --return-nomatch (list_set_ktest()).
 struct IpSet {
-  enum class Type { HashIp, HashNet, HashIpPort, HashNetPort, BitmapPort };
+  enum class Type {
+    HashIp,
+    HashNet,
+    HashIpPort,
+    HashNetPort,
+    BitmapPort,
+    ListSet
+  };
   struct Entry {
     std::array<uint8_t, 16> addr{}; ///< network byte order, masked
     uint8_t prefix = 0;             ///< 1..32 or 1..128
@@ -361,16 +370,19 @@ struct IpSet {
   };
   std::string name;
   Type type = Type::HashNet;
-  Family family = Family::V4; ///< meaningless for bitmap:port
-  uint8_t netmask = 0;        ///< hash:ip: every entry's prefix
+  Family family = Family::V4;        ///< meaningless for bitmap:port
+  uint8_t netmask = 0;               ///< hash:ip: every entry's prefix
   uint16_t rangeLo = 0, rangeHi = 0; ///< bitmap:port's `range`
   std::vector<Entry> entries;
-  SourcePos pos; ///< the `create` line
+  std::vector<unsigned> members; ///< list:set: Program::sets indexes, in order
+  SourcePos pos;                 ///< the `create` line
   /// Whether the type has ipset's IPSET_TYPE_NOMATCH feature.
   bool hasNomatch() const {
     return type == Type::HashNet || type == Type::HashNetPort;
   }
-  bool hasAddress() const { return type != Type::BitmapPort; }
+  bool hasAddress() const {
+    return type != Type::BitmapPort && type != Type::ListSet;
+  }
   bool hasPort() const {
     return type == Type::HashIpPort || type == Type::HashNetPort ||
            type == Type::BitmapPort;
@@ -380,7 +392,10 @@ struct IpSet {
     return type == Type::HashIpPort || type == Type::HashNetPort ? 2 : 1;
   }
   /// Whether rules of family `f` may name it (bitmap:port is NFPROTO_UNSPEC).
-  bool fits(Family f) const { return type == Type::BitmapPort || f == family; }
+  /// list:set is too (its members each have their own).
+  bool fits(Family f) const {
+    return type == Type::BitmapPort || type == Type::ListSet || f == family;
+  }
 };
 const char *setTypeName(IpSet::Type t);
 

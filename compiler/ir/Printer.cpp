@@ -191,7 +191,11 @@ std::string print(const Program &p) {
     os << "set " << i << " \"" << set.name << "\" " << setTypeName(set.type);
     if (set.type == IpSet::Type::BitmapPort)
       os << " range " << set.rangeLo << "-" << set.rangeHi;
-    else
+    else if (set.type == IpSet::Type::ListSet) {
+      os << " members";
+      for (size_t m = 0; m < set.members.size(); ++m)
+        os << (m ? "," : " ") << p.sets.at(set.members[m]).name;
+    } else
       os << " " << familyName(set.family);
     if (set.type == IpSet::Type::HashIp)
       os << " netmask " << unsigned(set.netmask);

@@ -405,8 +405,10 @@ struct SetPortKey6 {
 };
 inline constexpr Field SetPortKey4Fields[] = {
     R2X_CONTRACT_FIELD(SetPortKey4, prefixlen),
-    R2X_CONTRACT_FIELD(SetPortKey4, port), R2X_CONTRACT_FIELD(SetPortKey4, proto),
-    R2X_CONTRACT_FIELD(SetPortKey4, pad), R2X_CONTRACT_FIELD(SetPortKey4, addr)};
+    R2X_CONTRACT_FIELD(SetPortKey4, port),
+    R2X_CONTRACT_FIELD(SetPortKey4, proto),
+    R2X_CONTRACT_FIELD(SetPortKey4, pad),
+    R2X_CONTRACT_FIELD(SetPortKey4, addr)};
 inline constexpr Field SetPortKey6Fields[] = {
     R2X_CONTRACT_FIELD(SetPortKey6, prefixlen),
     R2X_CONTRACT_FIELD(SetPortKey6, port),
@@ -434,18 +436,18 @@ inline constexpr MapSpec Set4Map{
 inline constexpr MapSpec Set6Map{
     "r2x_set", MapType::LpmTrie, sizeof(SetKey6), sizeof(uint32_t),
     0,         MapNoPrealloc};
-inline constexpr MapSpec SetPort4Map{"r2x_set", MapType::LpmTrie,
-                                     sizeof(SetPortKey4), sizeof(uint32_t), 0,
-                                     MapNoPrealloc};
-inline constexpr MapSpec SetPort6Map{"r2x_set", MapType::LpmTrie,
-                                     sizeof(SetPortKey6), sizeof(uint32_t), 0,
-                                     MapNoPrealloc};
+inline constexpr MapSpec SetPort4Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetPortKey4), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+inline constexpr MapSpec SetPort6Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetPortKey6), sizeof(uint32_t),
+    0,         MapNoPrealloc};
 /// bitmap:port: HASH u32 port (host order) -> SetMatch.
-inline constexpr MapSpec SetBitmapPortMap{"r2x_set", MapType::Hash,
-                                          sizeof(uint32_t), sizeof(uint32_t), 0};
+inline constexpr MapSpec SetBitmapPortMap{
+    "r2x_set", MapType::Hash, sizeof(uint32_t), sizeof(uint32_t), 0};
 /// Every shape a set's map may have.
-inline constexpr const MapSpec *SetMaps[] = {
-    &Set4Map, &Set6Map, &SetPort4Map, &SetPort6Map, &SetBitmapPortMap};
+inline constexpr const MapSpec *SetMaps[] = {&Set4Map, &Set6Map, &SetPort4Map,
+                                             &SetPort6Map, &SetBitmapPortMap};
 /// The entries travel in the object, in an ELF section of their own that
 /// libbpf skips (a `.rodata` map could not hold a million entries): for
 /// each `set` record, from byte OFFSET of the section, ENTRIES keys and
