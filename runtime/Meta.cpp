@@ -213,6 +213,7 @@ private:
     s.offset = parseNumber(field(f::Offset), lineNo_, "set offset");
     s.entries = parseNumber(field(f::Entries), lineNo_, "set entries");
     s.name = field(f::Name);
+    s.create = rest(f::Create);
     if (s.map.rfind(contract::SetMapPrefix, 0) != 0 || s.name.empty())
       fail(lineNo_, "bad set record");
     meta.sets.push_back(std::move(s));

@@ -43,7 +43,7 @@ struct MetaRedirect {
 
 /// An ipset set's map and where its entries are in the object (`set`).
 struct MetaSet {
-  std::string map, name;
+  std::string map, name, create;
   uint64_t offset = 0, entries = 0;
 };
 

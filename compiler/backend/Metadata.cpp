@@ -138,9 +138,9 @@ std::string metadataText(const ir::Program &p) {
                      {p.mode == ir::Mode::Handover ? meta::ModeHandover
                                                    : meta::ModeStandalone});
   for (const SetLayout &l : sets)
-    os << meta::format(meta::Set,
-                       {l.map, std::to_string(l.offset),
-                        std::to_string(l.entries), p.sets[l.set].name});
+    os << meta::format(
+        meta::Set, {l.map, std::to_string(l.offset), std::to_string(l.entries),
+                    p.sets[l.set].name, createOptions(p.sets[l.set])});
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << meta::format(meta::Iface, {std::to_string(i), p.ifacePatterns[i]});
   meta::RuleKeys keys;

@@ -65,6 +65,25 @@ void putKey(std::string &out, const ir::IpSet &s, const ir::IpSet::Entry &e,
 
 } // namespace
 
+std::string createOptions(const ir::IpSet &s) {
+  std::string out = ir::setTypeName(s.type);
+  if (s.type == ir::IpSet::Type::BitmapPort)
+    return out + " range " + std::to_string(s.rangeLo) + "-" +
+           std::to_string(s.rangeHi);
+  out += s.family == ir::Family::V6 ? " family inet6" : " family inet";
+  if (s.type == ir::IpSet::Type::HashIp)
+    out += " netmask " + std::to_string(s.netmask);
+  return out;
+}
+
+std::string setKey(const ir::IpSet &s, const ir::IpSet::Entry &e) {
+  SetLayout l;
+  shape(s, l);
+  std::string out;
+  putKey(out, s, e, l);
+  return out;
+}
+
 std::vector<SetLayout> setLayouts(const ir::Program &p) {
   std::set<unsigned> used;
   for (const ir::Chain &c : p.chains)
@@ -88,6 +107,10 @@ std::vector<SetLayout> setLayouts(const ir::Program &p) {
     l.offset = offset;
     l.entries = s.entries.size();
     shape(s, l);
+    uint64_t room = s.type == ir::IpSet::Type::BitmapPort
+                        ? uint64_t(s.rangeHi) - s.rangeLo + 1
+                        : s.maxelem;
+    l.maxEntries = uint32_t(std::max<uint64_t>({room, l.entries, 1}));
     offset += l.entries * (l.spec->keySize + l.spec->valueSize);
     out.push_back(l);
   }

@@ -23,6 +23,9 @@ struct SetLayout {
   unsigned set = 0; ///< index in Program::sets
   std::string map;  ///< contract::SetMapPrefix + set
   uint64_t offset = 0, entries = 0;
+  /// The map's max_entries: what the set may grow to (ipset's maxelem;
+  /// bitmap:port its range), at least its entries.
+  uint32_t maxEntries = 1;
   const contract::MapSpec *spec = nullptr; ///< one of contract::SetMaps
   /// The key's struct (null: a plain u32, bitmap:port).
   const contract::StructLayout *key = nullptr;
@@ -30,6 +33,13 @@ struct SetLayout {
 
 /// The sets rules test, in Program::sets order.
 std::vector<SetLayout> setLayouts(const ir::Program &p);
+
+/// The `set` record's CREATE: the type and options as `ipset create` takes
+/// them, enough to read an entry into a key again.
+std::string createOptions(const ir::IpSet &s);
+
+/// One entry's key in the layout of its set's map (SetLayout::spec).
+std::string setKey(const ir::IpSet &s, const ir::IpSet::Entry &e);
 
 /// The bytes of contract::SetsSection for `layouts`.
 std::string setsSection(const ir::Program &p,

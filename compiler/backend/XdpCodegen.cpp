@@ -201,7 +201,7 @@ void XdpCodegen::declareMaps() {
     spec.name = l.map.c_str(); // map() copies it
     setMaps_[l.set] =
         btf_.map(spec, l.key ? btf_.structType(*l.key) : btf_.u32(), btf_.u32(),
-                 uint32_t(std::max<uint64_t>(l.entries, 1)));
+                 l.maxEntries);
   }
   if (!sets.empty())
     btf_.section(contract::SetsSymbol, contract::SetsSection,

@@ -162,9 +162,12 @@ void Reader::create(const std::vector<Word> &w) {
         failAt(w[i], "family must be inet or inet6");
     } else if ((o == "hashsize" || o == "maxelem" || o == "bucketsize") &&
                hasValue) {
-      // Sizing only: the map holds every entry the file adds.
-      if (!decimal(w[++i].text))
+      // Sizing only, but for maxelem: how far --set-add may grow the set.
+      std::optional<unsigned> n = decimal(w[++i].text);
+      if (!n)
         failAt(w[i], "`" + o + "' takes a number");
+      if (o == "maxelem")
+        s.maxelem = *n;
     } else if (o == "initval" && hasValue) {
       ++i; // the hash seed: no meaning for a lookup
     } else if (o == "netmask" && hasValue &&

@@ -373,6 +373,7 @@ struct IpSet {
   Family family = Family::V4;        ///< meaningless for bitmap:port
   uint8_t netmask = 0;               ///< hash:ip: every entry's prefix
   uint16_t rangeLo = 0, rangeHi = 0; ///< bitmap:port's `range`
+  uint32_t maxelem = 65536; ///< the hash types' `maxelem`: how far it grows
   std::vector<Entry> entries;
   std::vector<unsigned> members; ///< list:set: Program::sets indexes, in order
   SourcePos pos;                 ///< the `create` line

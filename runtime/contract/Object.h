@@ -534,9 +534,12 @@ inline constexpr Record Dnat{"dnat", 2};
 inline constexpr Record Mode{"mode", 2};
 inline constexpr std::string_view ModeStandalone = "standalone";
 inline constexpr std::string_view ModeHandover = "handover";
-/// `set MAP OFFSET ENTRIES NAME` (version 4): map MAP holds ipset set NAME;
-/// its ENTRIES entries are at byte OFFSET of SetsSection.
-inline constexpr Record Set{"set", 5};
+/// `set MAP OFFSET ENTRIES NAME CREATE` (version 4): map MAP holds ipset set
+/// NAME; its ENTRIES entries are at byte OFFSET of SetsSection. CREATE is
+/// the set's type and options as `ipset create NAME CREATE` takes them
+/// (the type, then `family F [netmask N]` or `range A-B`): how an entry
+/// given later (`rule2xdp --set-add`) is read into a key.
+inline constexpr Record Set{"set", 6, true};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -577,14 +580,14 @@ namespace mode {
 enum : unsigned { Mode = 1 };
 }
 namespace set {
-enum : unsigned { Map = 1, Offset, Entries, Name };
+enum : unsigned { Map = 1, Offset, Entries, Name, Create };
 }
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
               key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
-              mode::Mode + 1 == Mode.fields && set::Name + 1 == Set.fields);
+              mode::Mode + 1 == Mode.fields && set::Create + 1 == Set.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and

@@ -103,10 +103,12 @@ void readsEveryKind() {
         "a version 1 text");
   // Version 4: `set` records.
   Meta sets = parseMeta(meta::header(meta::Version) +
-                        "mode\tstandalone\nset\tr2x_set2\t48\t3\tblock\n");
+                        "mode\tstandalone\nset\tr2x_set2\t48\t3\tblock\t"
+                        "hash:ip family inet netmask 24\n");
   check(sets.version == 4 && sets.sets.size() == 1 &&
             sets.sets[0].map == "r2x_set2" && sets.sets[0].offset == 48 &&
-            sets.sets[0].entries == 3 && sets.sets[0].name == "block",
+            sets.sets[0].entries == 3 && sets.sets[0].name == "block" &&
+            sets.sets[0].create == "hash:ip family inet netmask 24",
         "set records");
   // A newer compiler's record kind is skipped; blank lines too.
   Meta n = parseMeta(sample() + "future\tx\ty\n\n");
@@ -119,8 +121,11 @@ void refusesBadTexts() {
   refusesText("", "expected the header 'rule2xdp-meta<TAB>4'");
   refusesText("iface\t0\teth0\n", "expected the header");
   refusesText("rule2xdp-meta\t5\n", "unsupported metadata version '5'");
-  refusesText("rule2xdp-meta\t4\nmode\tstandalone\nset\tother\t0\t1\tx\n",
-              "bad set record");
+  refusesText(
+      "rule2xdp-meta\t4\nmode\tstandalone\nset\tother\t0\t1\tx\thash:ip\n",
+      "bad set record");
+  refusesText("rule2xdp-meta\t4\nmode\tstandalone\nset\tr2x_set0\t0\t1\tx\n",
+              "'set' record has 5 fields, expected 6");
   refusesText("rule2xdp-meta\t3\n", "metadata: no 'mode' record");
   refusesText(h + "mode\thandover\n", "a second 'mode' record");
   refusesText(meta::header() + "mode\tfast\n", "unknown mode 'fast'");
