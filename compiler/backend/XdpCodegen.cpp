@@ -865,7 +865,7 @@ Value *XdpCodegen::setTest(const ir::Match::Set &s) {
     }
     return any;
   }
-  if (!set.fits(family_) || (set.hasPort() && pk_.v6))
+  if (!set.fits(family_))
     throw BackendError("set " + set.name + " tested in an " +
                        std::string(ir::familyName(family_)) + " chain");
   BasicBlock *none = nullptr; // no port to test: ip_set_test() is 0
@@ -934,7 +934,8 @@ Value *XdpCodegen::setTest(const ir::Match::Set &s) {
   return b.CreateICmpEQ(phi, b.getInt32(want));
 }
 
-/// ip_set_get_ip4_port(): the protocol, and the source (`src`) or
+/// ip_set_get_ip4_port() (IPv6: ip_set_get_ip6_port()): the protocol, and
+/// the source (`src`) or
 /// destination port of TCP, SCTP, UDP and UDPLITE (0 for protocols without
 /// ports), read from a header that must be there whole within the total
 /// length; `fail` when there is none: protocol 0, a non-first fragment of
@@ -947,29 +948,44 @@ Value *XdpCodegen::setTest(const ir::Match::Set &s) {
 void XdpCodegen::setPort(bool src, bool tcpUdpOnly, BasicBlock *fail,
                          Value *&port, Value *&proto) {
   IRBuilder<> &b = cg_.b;
-  proto = pk_.proto;
-  cg_.require(b.CreateICmpNE(proto, b.getInt8(0)), fail, "setport.proto");
   BasicBlock *join = cg_.block("setport.join");
-  BasicBlock *frag = cg_.block("setport.fragment");
   BasicBlock *first = cg_.block("setport.first");
-  b.CreateCondBr(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)), frag, first);
   std::vector<std::pair<BasicBlock *, Value *>> ports;
-
-  // A non-first fragment: no ports where the protocol has them.
-  b.SetInsertPoint(frag);
-  BasicBlock *fragOther = cg_.block("setport.fragment.other");
-  SwitchInst *fsw = b.CreateSwitch(proto, fragOther, 5);
-  for (uint8_t p :
-       {IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_ICMP})
-    fsw->addCase(b.getInt8(p), fail);
-  b.SetInsertPoint(fragOther);
-  b.CreateBr(join);
-  ports.push_back({fragOther, b.getInt16(0)});
+  if (pk_.v6) {
+    // ip_set_get_ip6_port(): ipv6_skip_exthdr() must reach an upper-layer
+    // header (not "no next header", which it reports as -1) outside a
+    // non-first fragment, whatever the protocol. The walk stops at the
+    // same header for every chain it completes (kMaxIpv6ExtHeaders).
+    proto = pk_.upperProto;
+    cg_.require(pk_.walkOk, fail, "setport.walk");
+    cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), fail,
+                "setport.first6");
+    cg_.require(b.CreateICmpNE(proto, b.getInt8(IPPROTO_NONE)), fail,
+                "setport.none");
+    b.CreateBr(first);
+  } else {
+    proto = pk_.proto;
+    cg_.require(b.CreateICmpNE(proto, b.getInt8(0)), fail, "setport.proto");
+    BasicBlock *frag = cg_.block("setport.fragment");
+    b.CreateCondBr(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)), frag, first);
+    // A non-first fragment: no ports where the protocol has them.
+    b.SetInsertPoint(frag);
+    BasicBlock *fragOther = cg_.block("setport.fragment.other");
+    SwitchInst *fsw = b.CreateSwitch(proto, fragOther, 5);
+    for (uint8_t p : {IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_UDP, IPPROTO_UDPLITE,
+                      IPPROTO_ICMP})
+      fsw->addCase(b.getInt8(p), fail);
+    b.SetInsertPoint(fragOther);
+    b.CreateBr(join);
+    ports.push_back({fragOther, b.getInt16(0)});
+  }
 
   b.SetInsertPoint(first);
   BasicBlock *other = cg_.block("setport.other");
   SwitchInst *sw = b.CreateSwitch(proto, other, 5);
-  sw->addCase(b.getInt8(IPPROTO_ICMP), fail);
+  sw->addCase(
+      b.getInt8(uint8_t(pk_.v6 ? int(IPPROTO_ICMPV6) : int(IPPROTO_ICMP))),
+      fail);
   auto withPort = [&](std::initializer_list<uint8_t> protos, uint64_t need) {
     BasicBlock *bb = cg_.block("setport.header");
     for (uint8_t p : protos)

@@ -534,14 +534,6 @@ public:
       failAt(*name_, "The protocol family of set " + name_->text + " is " +
                          (set->family == ir::Family::V4 ? "IPv4" : "IPv6") +
                          ", which is not applicable.");
-    bool ports = set->hasPort();
-    for (unsigned member : set->members)
-      ports = ports || facts.program->sets[member].hasPort();
-    if (ports && facts.family == ir::Family::V6)
-      failAt(*name_, std::string("set ") + name_->text + " is a " +
-                         ir::setTypeName(set->type) +
-                         ": sets with ports are not supported in ip6tables "
-                         "rules yet");
     Match::Set m;
     m.set = unsigned(set - facts.program->sets.data());
     m.src = src_;
