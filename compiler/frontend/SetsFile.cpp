@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 namespace r2x::frontend {
 namespace {
@@ -71,6 +72,9 @@ class Reader {
 public:
   Reader(const std::string &name, ir::Program &prog) : name_(name), p_(prog) {}
   void line(const std::vector<Word> &w);
+  /// An entry added twice (after masking) is ipset's IPSET_ERR_EXIST:
+  /// `ipset restore` stops there. Throws Diagnostic at the second.
+  void checkRepeats() const;
 
 private:
   void create(const std::vector<Word> &w);
@@ -84,7 +88,33 @@ private:
   std::string name_;
   ir::Program &p_;
   std::map<std::string, size_t> byName_; ///< sets of this file
+  /// Where each entry of a set of this file was written, in entry order.
+  std::map<size_t, std::vector<std::pair<unsigned, unsigned>>> where_;
 };
+
+void Reader::checkRepeats() const {
+  for (const auto &[set, where] : where_) {
+    const std::vector<ir::IpSet::Entry> &entries = p_.sets[set].entries;
+    auto key = [&](size_t i) {
+      const ir::IpSet::Entry &e = entries[i];
+      return std::tie(e.addr, e.prefix, e.port, e.proto);
+    };
+    std::vector<size_t> order(entries.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return key(a) < key(b); });
+    for (size_t k = 1; k < order.size(); ++k)
+      if (key(order[k - 1]) == key(order[k])) {
+        size_t later = std::max(order[k - 1], order[k]);
+        failAt(Word{"", ir::SourcePos{name_, where[later].first,
+                                      where[later].second, -1}},
+               "Element cannot be added to the set: it's already added "
+               "(set " +
+                   p_.sets[set].name + ")");
+      }
+  }
+}
 
 void Reader::line(const std::vector<Word> &w) {
   if (w.empty() || w[0].text[0] == '#')
@@ -257,6 +287,7 @@ void Reader::add(const std::vector<Word> &w) {
                     " is outside the set's range (IPSET_ERR_BITMAP_RANGE)");
     options(s, w, entry);
     s.entries.push_back(entry);
+    where_[it->second].push_back({e.pos.line, e.pos.col});
     return;
   }
   // ADDR[/CIDR] or, in the ,port types, ADDR[/CIDR],[PROTO:]PORT.
@@ -303,6 +334,7 @@ void Reader::add(const std::vector<Word> &w) {
     failAt(e, "hash:ip cannot hold the address 0 (after the netmask)");
   options(s, w, entry);
   s.entries.push_back(entry);
+  where_[it->second].push_back({e.pos.line, e.pos.col});
 }
 
 /// `[PROTO:]PORT` (tcp when no protocol), as ipset's parser reads it and the
@@ -382,6 +414,7 @@ void parseSetsFile(const std::string &name, const std::string &text,
     r.line(lineWords(name, text.substr(start, end - start), lineNo));
     start = end + 1;
   }
+  r.checkRepeats();
   prog.setsGiven = true;
 }
 
