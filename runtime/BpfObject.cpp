@@ -23,6 +23,8 @@ static_assert(uint32_t(MapType::Hash) == BPF_MAP_TYPE_HASH &&
               uint32_t(MapType::Array) == BPF_MAP_TYPE_ARRAY &&
               uint32_t(MapType::PercpuArray) == BPF_MAP_TYPE_PERCPU_ARRAY &&
               uint32_t(MapType::LruHash) == BPF_MAP_TYPE_LRU_HASH &&
+              uint32_t(MapType::LpmTrie) == BPF_MAP_TYPE_LPM_TRIE &&
+              contract::MapNoPrealloc == BPF_F_NO_PREALLOC &&
               uint32_t(MapType::Devmap) == BPF_MAP_TYPE_DEVMAP &&
               uint32_t(MapType::DevmapHash) == BPF_MAP_TYPE_DEVMAP_HASH);
 
@@ -38,6 +40,8 @@ const char *typeName(MapType type) {
     return "PERCPU_ARRAY";
   case MapType::LruHash:
     return "LRU_HASH";
+  case MapType::LpmTrie:
+    return "LPM_TRIE";
   case MapType::Devmap:
     return "DEVMAP";
   case MapType::DevmapHash:

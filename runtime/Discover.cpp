@@ -11,6 +11,7 @@
 #include "runtime/Meta.h"
 #include "runtime/Support.h"
 
+#include <algorithm>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -161,6 +162,14 @@ std::optional<OwnProgram> ownProgram(uint32_t progId) {
     else if (name == contract::Nat6Map.name &&
              hasShape(m->info, contract::Nat6Map))
       own.nat6Id = mapId;
+    else if (name.substr(0, std::string_view(contract::SetMapPrefix).size()) ==
+                 contract::SetMapPrefix &&
+             std::any_of(std::begin(contract::SetMaps),
+                         std::end(contract::SetMaps),
+                         [&](const contract::MapSpec *spec) {
+                           return hasShape(m->info, *spec);
+                         }))
+      own.setIds.emplace(std::string(name), mapId);
     else if (own.metaText.empty()) {
       own.metaText = metaTextOf(*m);
       if (!own.metaText.empty())

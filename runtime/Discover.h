@@ -28,6 +28,7 @@
 #include "runtime/Loader.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ struct OwnProgram {
   uint32_t ifmatchId = 0;         ///< 0 for a program of an older loader
   uint32_t natId = 0, nat6Id = 0; ///< 0: the object has no such map
   std::string metaText;           ///< read from the `.rodata` map
+  /// The ipset maps (contract::SetMaps, named SetMapPrefix + N) by name.
+  std::map<std::string, uint32_t> setIds;
 };
 
 /// What runs on one interface.

@@ -10,12 +10,16 @@
 #include "runtime/Support.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <elf.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <fstream>
 #include <string_view>
 
@@ -190,6 +194,107 @@ void fillRstMap(int mapFd) {
     }
   }
   if_freenameindex(all);
+}
+
+namespace {
+
+/// The bytes of ELF section `name` of a 64-bit little-endian object (what
+/// rule2xdp writes), or empty if it has none. Bounds are checked: the
+/// object may come from a file.
+std::string_view elfSection(const std::vector<uint8_t> &image,
+                            const char *name) {
+  auto fail = [] { throw LoadError("the object is not a valid ELF file"); };
+  if (image.size() < sizeof(Elf64_Ehdr))
+    fail();
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, image.data(), sizeof eh);
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > image.size() ||
+      uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) > image.size() - eh.e_shoff ||
+      eh.e_shstrndx >= eh.e_shnum)
+    fail();
+  auto header = [&](unsigned i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, image.data() + eh.e_shoff + i * sizeof(Elf64_Shdr),
+                sizeof sh);
+    if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > image.size() ||
+                                     sh.sh_size > image.size() - sh.sh_offset))
+      fail();
+    return sh;
+  };
+  Elf64_Shdr strtab = header(eh.e_shstrndx);
+  std::string_view names(reinterpret_cast<const char *>(image.data()) +
+                             strtab.sh_offset,
+                         strtab.sh_size);
+  for (unsigned i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh = header(i);
+    if (sh.sh_name >= names.size())
+      fail();
+    std::string_view n = names.substr(sh.sh_name);
+    n = n.substr(0, n.find('\0'));
+    if (n == name && sh.sh_type == SHT_PROGBITS)
+      return {reinterpret_cast<const char *>(image.data()) + sh.sh_offset,
+              sh.sh_size};
+  }
+  return {};
+}
+
+} // namespace
+
+/// The kernel's ENOTSUPP, which reaches user space (no uapi header has it).
+constexpr int kEnotsupp = 524;
+
+void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
+                 const std::string &metaText,
+                 const std::function<int(bpf_map *)> &fdOf) {
+  Meta meta = parseMeta(metaText);
+  if (meta.sets.empty())
+    return;
+  std::string_view section = elfSection(image, contract::SetsSection);
+  for (const MetaSet &s : meta.sets) {
+    bpf_map *map = bpf_object__find_map_by_name(obj, s.map.c_str());
+    if (!map)
+      throw LoadError("object has no map " + s.map + " for set " + s.name);
+    size_t key = bpf_map__key_size(map), value = bpf_map__value_size(map);
+    bool known = false;
+    for (const contract::MapSpec *spec : contract::SetMaps)
+      known = known || (bpf_map__type(map) == bpf_map_type(spec->type) &&
+                        key == spec->keySize && value == spec->valueSize);
+    if (!known)
+      throw LoadError("map " + s.map +
+                      " is not a set's (runtime/contract/Object.h)");
+    size_t record = key + value;
+    if (s.offset > section.size() ||
+        s.entries > (section.size() - s.offset) / record)
+      throw LoadError("the object's " + std::string(contract::SetsSection) +
+                      " section does not hold the entries of set " + s.name);
+    int fd = fdOf(map);
+    const char *keys = section.data() + s.offset;
+    const char *values = keys + s.entries * key;
+    auto fail = [&](int err) {
+      throw sysError("cannot fill " + s.map + " (set " + s.name + ")", err);
+    };
+    // In batches (one system call for many entries, where the kernel has
+    // them for LPM tries), else one by one.
+    uint64_t done = 0;
+    bool batches = true;
+    while (done < s.entries && batches) {
+      uint32_t n = uint32_t(std::min<uint64_t>(s.entries - done, 65536));
+      if (bpf_map_update_batch(fd, keys + done * key, values + done * value, &n,
+                               nullptr) == 0) {
+        done += n;
+        continue;
+      }
+      if (errno != EINVAL && errno != kEnotsupp && errno != EOPNOTSUPP)
+        fail(errno);
+      batches = false;
+    }
+    for (; done < s.entries; ++done)
+      if (bpf_map_update_elem(fd, keys + done * key, values + done * value,
+                              BPF_ANY) != 0)
+        fail(errno);
+  }
 }
 
 void fillIfaceMap(int mapFd, const std::string &metaText) {

@@ -458,6 +458,8 @@ void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
     fillMacMap(maps.create(ifmac));
   if (bpf_map *rst = findMap(obj.get(), contract::RstMap, false))
     fillRstMap(maps.create(rst));
+  fillSetMaps(obj.get(), object, objectMetaText(obj.get()),
+              [&maps](bpf_map *m) { return maps.create(m); });
   if (bpf_map *txMap = findMap(obj.get(), contract::TxMap, false))
     fillTxMap(maps.create(txMap), tx);
   if (bpf_map *redirect = findMap(obj.get(), contract::RedirectMap, false))
@@ -514,6 +516,67 @@ void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
     }
   }
   pinAll(p, obj.get());
+}
+
+namespace {
+
+/// The map of set `set` in rule2xdp's program on `iface`, with its record.
+std::pair<MetaSet, uint32_t> setMap(const InterfaceXdp &x,
+                                    const std::string &set) {
+  if (!x.own)
+    throw LoadError("rule2xdp has no program on " + x.iface);
+  Meta meta = parseMeta(x.own->metaText);
+  for (const MetaSet &s : meta.sets)
+    if (s.name == set) {
+      auto id = x.own->setIds.find(s.map);
+      if (id == x.own->setIds.end())
+        throw LoadError("rule2xdp's program on " + x.iface + " has no map " +
+                        s.map + " for set " + set);
+      return {s, id->second};
+    }
+  throw LoadError("rule2xdp's program on " + x.iface + " tests no set called " +
+                  set +
+                  " (a list:set's members are changed by their own names)");
+}
+
+} // namespace
+
+std::string setCreateOptions(const std::string &iface, const std::string &set) {
+  unsigned ifindex = ifindexes({iface})[0];
+  InterfaceLock lock({ifindex});
+  return setMap(inspect(iface), set).first.create;
+}
+
+void updateSet(const std::string &iface, const std::string &set,
+               const std::string &key, uint32_t value, bool add) {
+  unsigned ifindex = ifindexes({iface})[0];
+  InterfaceLock lock({ifindex});
+  auto [meta, id] = setMap(inspect(iface), set);
+  Fd fd(bpf_map_get_fd_by_id(id));
+  if (!fd.valid())
+    throw sysError("cannot open the map of set " + set, errno);
+  struct bpf_map_info info {};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+    throw sysError("cannot read the map of set " + set, errno);
+  if (info.key_size != key.size())
+    throw LoadError("the entry does not fit the map of set " + set);
+  if (add) {
+    if (bpf_map_update_elem(fd.get(), key.data(), &value, BPF_NOEXIST) == 0)
+      return;
+    if (errno == EEXIST)
+      throw LoadError("Element cannot be added to the set " + set +
+                      ": it's already added");
+    if (errno == ENOSPC || errno == E2BIG)
+      throw LoadError("Hash is full, cannot add more elements to set " + set);
+    throw sysError("cannot add to set " + set, errno);
+  }
+  if (bpf_map_delete_elem(fd.get(), key.data()) == 0)
+    return;
+  if (errno == ENOENT)
+    throw LoadError("Element cannot be deleted from the set " + set +
+                    ": it's not added");
+  throw sysError("cannot delete from set " + set, errno);
 }
 
 void unload(const std::string &iface) {

@@ -25,9 +25,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+struct bpf_object;
+struct bpf_map;
 
 namespace r2x::runtime {
 
@@ -96,5 +100,26 @@ void fillMacMap(int mapFd);
 /// be read stays 0, and the program then hands that family's REJECTs over).
 /// Used by load() and by tests.
 void fillRstMap(int mapFd);
+/// `rule2xdp --set-add` / `--set-del`: adds (`add`) or deletes one entry of
+/// ipset set `set` in rule2xdp's program on `iface`, without a reload. `key`
+/// and `value` are the entry in the layout of the set's map (the compiler
+/// reads the entry with the `set` record's CREATE). As `ipset add` and
+/// `ipset del` without -exist: adding an entry the set has, or deleting
+/// one it has not, is an error; so is a full set (its maxelem). Throws
+/// LoadError.
+void updateSet(const std::string &iface, const std::string &set,
+               const std::string &key, uint32_t value, bool add);
+
+/// The `set` record's CREATE of set `set` in rule2xdp's program on `iface`.
+/// Throws LoadError when there is no such program or set.
+std::string setCreateOptions(const std::string &iface, const std::string &set);
+
+/// Fills the ipset maps (`set` records, r2x_set<N>) of an opened object
+/// from the entries the object carries (contract::SetsSection of `image`,
+/// the object's bytes). `fdOf` gives the fd of a map to fill (load()
+/// creates it; a test takes libbpf's). Used by load() and by tests.
+void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
+                 const std::string &metaText,
+                 const std::function<int(bpf_map *)> &fdOf);
 
 } // namespace r2x::runtime

@@ -76,7 +76,7 @@ public:
         {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
         {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
         {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat},
-        {record::Mode, &Reader::mode}};
+        {record::Mode, &Reader::mode},   {record::Set, &Reader::set}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -204,6 +204,19 @@ private:
       meta.handover = true;
     else if (mode != record::ModeStandalone)
       fail(lineNo_, "unknown mode '" + std::string(mode) + "'");
+  }
+
+  void set() {
+    namespace f = record::set;
+    MetaSet s;
+    s.map = field(f::Map);
+    s.offset = parseNumber(field(f::Offset), lineNo_, "set offset");
+    s.entries = parseNumber(field(f::Entries), lineNo_, "set entries");
+    s.name = field(f::Name);
+    s.create = rest(f::Create);
+    if (s.map.rfind(contract::SetMapPrefix, 0) != 0 || s.name.empty())
+      fail(lineNo_, "bad set record");
+    meta.sets.push_back(std::move(s));
   }
 
 public:

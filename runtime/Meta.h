@@ -41,6 +41,12 @@ struct MetaRedirect {
   std::string dev;
 };
 
+/// An ipset set's map and where its entries are in the object (`set`).
+struct MetaSet {
+  std::string map, name, create;
+  uint64_t offset = 0, entries = 0;
+};
+
 struct Meta {
   unsigned version = 0; ///< of the text read
   /// The `mode` record: true when the program was compiled in hand-over
@@ -54,6 +60,7 @@ struct Meta {
   std::map<unsigned, std::string> keys;
   /// DNAT rules' translated destinations (`dnat` records), as written.
   std::vector<std::string> dnat;
+  std::vector<MetaSet> sets; ///< `set` records (version 4)
 };
 
 /// Parses the metadata text. Throws std::runtime_error on a malformed text.

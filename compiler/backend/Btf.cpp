@@ -163,7 +163,8 @@ GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,
                        ": the program must choose its entry count");
   LLVMContext &ctx = m_.getContext();
   Type *ptr = PointerType::get(ctx, 0);
-  StructType *defTy = StructType::get(ctx, {ptr, ptr, ptr, ptr});
+  std::vector<Type *> slots(spec.flags != 0 ? 5 : 4, ptr);
+  StructType *defTy = StructType::get(ctx, slots);
   auto *gv = new GlobalVariable(m_, defTy, false, GlobalValue::ExternalLinkage,
                                 ConstantAggregateZero::get(defTy), name);
   gv->setSection(".maps");
@@ -180,8 +181,14 @@ GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,
       di_.createMemberType(cu_, "max_entries", file_, 0, 64, 0, 192,
                            DINode::FlagZero, intArrayPtr(maxEntries)),
   };
-  DIType *st = di_.createStructType(cu_, "", file_, 0, 256, 0, DINode::FlagZero,
-                                    nullptr, di_.getOrCreateArray(members));
+  if (spec.flags != 0)
+    members.push_back(di_.createMemberType(cu_, "map_flags", file_, 0, 64, 0,
+                                           256, DINode::FlagZero,
+                                           intArrayPtr(spec.flags)));
+  uint64_t bits = 64 * members.size();
+  DIType *st =
+      di_.createStructType(cu_, "", file_, 0, bits, 0, DINode::FlagZero,
+                           nullptr, di_.getOrCreateArray(members));
   auto *gve = di_.createGlobalVariableExpression(cu_, name, "", file_, 0, st,
                                                  /*isLocalToUnit=*/false);
   gv->addDebugInfo(gve);
@@ -204,6 +211,17 @@ void BtfBuilder::metadata(const std::string &text) {
       n * 8, 8, cch, di_.getOrCreateArray({di_.getOrCreateSubrange(0, n)}));
   gv->addDebugInfo(
       di_.createGlobalVariableExpression(cu_, name, "", file_, 0, arr, false));
+}
+
+void BtfBuilder::section(const char *symbol, const char *section,
+                         const std::string &bytes) {
+  LLVMContext &ctx = m_.getContext();
+  Constant *init =
+      ConstantDataArray::getRaw(bytes, bytes.size(), Type::getInt8Ty(ctx));
+  auto *gv = new GlobalVariable(m_, init->getType(), true,
+                                GlobalValue::ExternalLinkage, init, symbol);
+  gv->setSection(section);
+  gv->setAlignment(Align(8));
 }
 
 void BtfBuilder::license() {

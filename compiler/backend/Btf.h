@@ -72,6 +72,10 @@ public:
   /// Signed C types for prototypes.
   llvm::DIType *int32();
   llvm::DIType *long64();
+  /// `bytes` as global `symbol` alone in ELF section `section`, without
+  /// BTF: data for the loader that libbpf skips (contract::SetsSection).
+  void section(const char *symbol, const char *section,
+               const std::string &bytes);
   /// `char _license[] SEC("license") = "GPL";`
   void license();
   /// Finalises the debug info. (No llvm.used: on ELF it marks globals

@@ -9,6 +9,7 @@
 /// contract's (runtime/contract/Object.h).
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
+#include "compiler/backend/Sets.h"
 
 #include "runtime/contract/Object.h"
 
@@ -72,6 +73,7 @@ struct Columns {
               [&](const Match::Unknown &) { text(); },
               [&](const Match::CtState &) { text(); },
               [&](const Match::AddrType &) { text(); },
+              [&](const Match::Set &) { text(); },
           },
           m.kind);
     }
@@ -134,10 +136,15 @@ RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
 std::string metadataText(const ir::Program &p) {
   namespace meta = contract::meta;
   std::ostringstream os;
-  os << meta::header();
+  std::vector<SetLayout> sets = setLayouts(p);
+  os << meta::header(sets.empty() ? meta::VersionWithoutSets : meta::Version);
   os << meta::format(meta::Mode,
                      {p.mode == ir::Mode::Handover ? meta::ModeHandover
                                                    : meta::ModeStandalone});
+  for (const SetLayout &l : sets)
+    os << meta::format(
+        meta::Set, {l.map, std::to_string(l.offset), std::to_string(l.entries),
+                    p.sets[l.set].name, createOptions(p.sets[l.set])});
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << meta::format(meta::Iface, {std::to_string(i), p.ifacePatterns[i]});
   meta::RuleKeys keys;

@@ -21,6 +21,7 @@
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/backend/Scaffold.h"
+#include "compiler/backend/Sets.h"
 
 #include <llvm/IR/Intrinsics.h>
 
@@ -41,7 +42,7 @@ namespace {
 /// Header lengths the matches read (struct ethhdr, tcphdr, udphdr,
 /// icmphdr) and the two ports that lead every header multiport reads.
 constexpr uint64_t kEthHeaderLen = 14, kTcpHeaderLen = 20, kUdpHeaderLen = 8,
-                   kIcmpHeaderLen = 8, kPortsLen = 4;
+                   kIcmpHeaderLen = 8, kPortsLen = 4, kSctpHeaderLen = 12;
 
 /// bpf_fib_lookup()'s answers (BPF_FIB_LKUP_RET_*, linux/bpf.h).
 enum FibResult : int64_t {
@@ -121,6 +122,10 @@ private:
   Value *packetType();
   Value *inRange(Value *port, const ir::PortRange &r);
   void emitAddrType(const ir::Match::AddrType &a, BasicBlock *noMatch);
+  Value *setTest(const ir::Match::Set &s);
+  void setPort(bool src, bool tcpUdpOnly, BasicBlock *fail, Value *&port,
+               Value *&proto);
+  std::map<unsigned, GlobalVariable *> setMaps_; ///< by Program::sets index
   void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
                         BasicBlock *noMatch);
   void bumpCounter(unsigned slot);
@@ -203,6 +208,17 @@ void XdpCodegen::declareMaps() {
                            btf_.structType(contract::ScratchLayout));
   if (handover() && (p_.usesCtState() || mayTrack()))
     ct_ = std::make_unique<CtLowering>(cg_, btf_, !p_.ctHelper.empty());
+  std::vector<SetLayout> sets = setLayouts(p_);
+  for (const SetLayout &l : sets) {
+    contract::MapSpec spec = *l.spec;
+    spec.name = l.map.c_str(); // map() copies it
+    setMaps_[l.set] =
+        btf_.map(spec, l.key ? btf_.structType(*l.key) : btf_.u32(), btf_.u32(),
+                 l.maxEntries);
+  }
+  if (!sets.empty())
+    btf_.section(contract::SetsSymbol, contract::SetsSection,
+                 setsSection(p_, sets));
 }
 
 /// iptables counts the IP total length (IPv6: 40 + payload length).
@@ -832,8 +848,186 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                    emitCtState(c, m.negated, noMatch);
                  },
                  [&](const M::AddrType &a) { emitAddrType(a, noMatch); },
+                 [&](const M::Set &s) { test(setTest(s)); },
              },
              m.kind);
+}
+
+/// xt_set: ip_set_test() on the set's map. The address types read the
+/// address of their first dimension's side (ip4addr()/ip6addr(): the IP
+/// header's); the ,port types and bitmap:port the port and protocol
+/// ip_set_get_ip4_port() finds (setPort()). A rule with fewer flags than
+/// the set has dimensions never matches, nor does a packet without the
+/// port the set needs. The entry found is the most specific: a plain one
+/// matches, a `nomatch` one does not, and `--return-nomatch` swaps them.
+Value *XdpCodegen::setTest(const ir::Match::Set &s) {
+  IRBuilder<> &b = cg_.b;
+  const ir::IpSet &set = p_.sets.at(s.set);
+  if (s.src.size() < set.dimension())
+    return b.getFalse();
+  if (set.type == ir::IpSet::Type::ListSet) {
+    // list_set_ktest(): the first member whose own test is positive; a
+    // member of the other family is 0 (ip_set_test()'s family check).
+    Value *any = b.getFalse();
+    for (unsigned member : set.members) {
+      if (!p_.sets[member].fits(family_))
+        continue;
+      ir::Match::Set m = s;
+      m.set = member;
+      any = b.CreateOr(any, setTest(m));
+    }
+    return any;
+  }
+  if (!set.fits(family_))
+    throw BackendError("set " + set.name + " tested in an " +
+                       std::string(ir::familyName(family_)) + " chain");
+  BasicBlock *none = nullptr; // no port to test: ip_set_test() is 0
+  Value *port = nullptr, *proto = nullptr;
+  if (set.hasPort()) {
+    none = cg_.block("set.noport");
+    bool portSrc = set.hasAddress() ? s.src[1] : s.src[0];
+    setPort(portSrc, !set.hasAddress(), none, port, proto);
+  }
+  bool v6 = pk_.v6;
+  uint64_t keySize =
+      !set.hasAddress() ? sizeof(uint32_t)
+      : set.hasPort()
+          ? (v6 ? sizeof(contract::SetPortKey6) : sizeof(contract::SetPortKey4))
+          : (v6 ? sizeof(contract::SetKey6) : sizeof(contract::SetKey4));
+  AllocaInst *key = cg_.stackSlot(ArrayType::get(cg_.i8, keySize), 4, "setkey");
+  if (!set.hasAddress()) {
+    b.CreateStore(b.CreateZExt(port, cg_.i32), key);
+  } else {
+    uint32_t hostBits = v6 ? 128 : 32;
+    uint64_t addrOff = offsetof(contract::SetKey4, addr);
+    if (set.hasPort()) {
+      using K = contract::SetPortKey4;
+      b.CreateStore(b.getInt32(contract::SetPortKeyBits + hostBits),
+                    cg_.at(key, offsetof(K, prefixlen)));
+      b.CreateStore(b.CreateUnaryIntrinsic(Intrinsic::bswap, port),
+                    cg_.at(key, offsetof(K, port)));
+      b.CreateStore(proto, cg_.at(key, offsetof(K, proto)));
+      b.CreateStore(b.getInt8(0), cg_.at(key, offsetof(K, pad)));
+      addrOff = offsetof(K, addr);
+    } else {
+      b.CreateStore(b.getInt32(hostBits),
+                    cg_.at(key, offsetof(contract::SetKey4, prefixlen)));
+    }
+    bool src = s.src[0];
+    if (v6) {
+      Value *const *words = src ? pk_.saddr6 : pk_.daddr6;
+      for (unsigned w = 0; w < 4; ++w)
+        b.CreateStore(words[w], cg_.at(key, addrOff + 4 * w));
+    } else {
+      Value *addr = src ? sourceAddress() : destinationAddress();
+      b.CreateStore(b.CreateUnaryIntrinsic(Intrinsic::bswap, addr),
+                    cg_.at(key, addrOff));
+    }
+  }
+  Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {setMaps_.at(s.set), key});
+  BasicBlock *miss = b.GetInsertBlock();
+  BasicBlock *hit = cg_.block("set.hit");
+  BasicBlock *done = cg_.block("set.done");
+  b.CreateCondBr(b.CreateIsNull(v), done, hit);
+  b.SetInsertPoint(hit);
+  Value *kind = b.CreateLoad(cg_.i32, v);
+  b.CreateBr(done);
+  if (none) {
+    b.SetInsertPoint(none);
+    b.CreateBr(done);
+  }
+  b.SetInsertPoint(done);
+  PHINode *phi = b.CreatePHI(cg_.i32, 3, "set.kind");
+  phi->addIncoming(b.getInt32(0), miss);
+  phi->addIncoming(kind, hit);
+  if (none)
+    phi->addIncoming(b.getInt32(0), none);
+  uint32_t want = set.hasNomatch() && s.returnNomatch ? contract::SetNomatch
+                                                      : contract::SetMatch;
+  return b.CreateICmpEQ(phi, b.getInt32(want));
+}
+
+/// ip_set_get_ip4_port() (IPv6: ip_set_get_ip6_port()): the protocol, and
+/// the source (`src`) or
+/// destination port of TCP, SCTP, UDP and UDPLITE (0 for protocols without
+/// ports), read from a header that must be there whole within the total
+/// length; `fail` when there is none: protocol 0, a non-first fragment of
+/// a protocol with ports (or ICMP), a header cut short. ICMP, whose
+/// type/code the kernel uses as the port, always fails: no set here holds
+/// ICMP entries, so its lookup would miss anyway. `tcpUdpOnly`:
+/// ip_set_get_ip_port() (bitmap:port), which also fails for other
+/// protocols. Continues where the port is known; `port` is i16 host order,
+/// `proto` i8.
+void XdpCodegen::setPort(bool src, bool tcpUdpOnly, BasicBlock *fail,
+                         Value *&port, Value *&proto) {
+  IRBuilder<> &b = cg_.b;
+  BasicBlock *join = cg_.block("setport.join");
+  BasicBlock *first = cg_.block("setport.first");
+  std::vector<std::pair<BasicBlock *, Value *>> ports;
+  if (pk_.v6) {
+    // ip_set_get_ip6_port(): ipv6_skip_exthdr() must reach an upper-layer
+    // header (not "no next header", which it reports as -1) outside a
+    // non-first fragment, whatever the protocol. The walk stops at the
+    // same header for every chain it completes (kMaxIpv6ExtHeaders).
+    proto = pk_.upperProto;
+    cg_.require(pk_.walkOk, fail, "setport.walk");
+    cg_.require(b.CreateICmpEQ(pk_.fragOff, b.getInt16(0)), fail,
+                "setport.first6");
+    cg_.require(b.CreateICmpNE(proto, b.getInt8(IPPROTO_NONE)), fail,
+                "setport.none");
+    b.CreateBr(first);
+  } else {
+    proto = pk_.proto;
+    cg_.require(b.CreateICmpNE(proto, b.getInt8(0)), fail, "setport.proto");
+    BasicBlock *frag = cg_.block("setport.fragment");
+    b.CreateCondBr(b.CreateICmpNE(pk_.fragOff, b.getInt16(0)), frag, first);
+    // A non-first fragment: no ports where the protocol has them.
+    b.SetInsertPoint(frag);
+    BasicBlock *fragOther = cg_.block("setport.fragment.other");
+    SwitchInst *fsw = b.CreateSwitch(proto, fragOther, 5);
+    for (uint8_t p : {IPPROTO_TCP, IPPROTO_SCTP, IPPROTO_UDP, IPPROTO_UDPLITE,
+                      IPPROTO_ICMP})
+      fsw->addCase(b.getInt8(p), fail);
+    b.SetInsertPoint(fragOther);
+    b.CreateBr(join);
+    ports.push_back({fragOther, b.getInt16(0)});
+  }
+
+  b.SetInsertPoint(first);
+  BasicBlock *other = cg_.block("setport.other");
+  SwitchInst *sw = b.CreateSwitch(proto, other, 5);
+  sw->addCase(
+      b.getInt8(uint8_t(pk_.v6 ? int(IPPROTO_ICMPV6) : int(IPPROTO_ICMP))),
+      fail);
+  auto withPort = [&](std::initializer_list<uint8_t> protos, uint64_t need) {
+    BasicBlock *bb = cg_.block("setport.header");
+    for (uint8_t p : protos)
+      sw->addCase(b.getInt8(p), bb);
+    b.SetInsertPoint(bb);
+    cg_.require(
+        b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)), pk_.totLen),
+        fail, "setport.fits");
+    cg_.needBytes(pk_.l4, need, fail, "setport.bytes");
+    Value *v = cg_.loadBE(pk_.l4, src ? 0 : 2, cg_.i16);
+    ports.push_back({b.GetInsertBlock(), v});
+    b.CreateBr(join);
+  };
+  withPort({IPPROTO_TCP}, kTcpHeaderLen);
+  withPort({IPPROTO_SCTP}, kSctpHeaderLen);
+  withPort({IPPROTO_UDP, IPPROTO_UDPLITE}, kUdpHeaderLen);
+  b.SetInsertPoint(other);
+  b.CreateBr(join);
+  ports.push_back({other, b.getInt16(0)});
+
+  b.SetInsertPoint(join);
+  PHINode *phi = b.CreatePHI(cg_.i16, unsigned(ports.size()), "setport");
+  for (auto &[bb, v] : ports)
+    phi->addIncoming(v, bb);
+  port = phi;
+  if (tcpUdpOnly)
+    cg_.require(b.CreateOr(b.CreateICmpEQ(proto, b.getInt8(IPPROTO_TCP)),
+                           b.CreateICmpEQ(proto, b.getInt8(IPPROTO_UDP))),
+                fail, "setport.tcpudp");
 }
 
 /// xt_addrtype (IPv4): the source's test, then (if it held) the

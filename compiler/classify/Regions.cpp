@@ -169,6 +169,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::Unknown &) { b.exact = false; },
             [&](const M::CtState &) { b.exact = false; },
             [&](const M::AddrType &) { b.exact = false; },
+            [&](const M::Set &) { b.exact = false; },
         },
         m.kind);
   return b;

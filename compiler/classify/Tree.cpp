@@ -92,6 +92,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
             [&](const M::Unknown &) { why = "a match XDP cannot evaluate"; },
             [&](const M::CtState &) { why = "a connection state match"; },
             [&](const M::AddrType &) { why = "-m addrtype"; },
+            [&](const M::Set &) { why = "-m set"; },
         },
         m.kind);
   if (!why.empty())

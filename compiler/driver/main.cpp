@@ -15,11 +15,13 @@
 #include "compiler/driver/Accelerate.h"
 #include "compiler/driver/Ifaces.h"
 #include "compiler/driver/KernelStats.h"
+#include "compiler/driver/SetUpdate.h"
 #include "compiler/driver/TcMain.h"
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/Handover.h"
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/frontend/SaveFile.h"
+#include "compiler/frontend/SetsFile.h"
 #include "runtime/Loader.h"
 #include "runtime/Stats.h"
 
@@ -60,6 +62,9 @@ struct Options {
   bool passUnsupported = false;
   std::string classifier = "never"; ///< --classifier (compiler/classify)
   unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
+  std::string sets; ///< --sets: `ipset save` output for -m set
+  /// --set-add / --set-del NAME ENTRY IFACE (compiler/driver/SetUpdate.h)
+  std::vector<std::string> setAdd, setDel;
 };
 
 /// rule2xdp's own options and whether they take a value.
@@ -73,7 +78,8 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--classifier", true}, {"--classifier-iter-leaf", true},
     {"--version", false},   {"--multiprog", false},
     {"--json", false},      {"--accelerate", true},
-    {"--follow", false},    {"--kernel-counters", false}};
+    {"--follow", false},    {"--kernel-counters", false},
+    {"--sets", true}};
 
 /// The classifier's options from the command line's.
 classify::Options classifierOptions(const Options &o) {
@@ -98,6 +104,13 @@ void partition(int argc, char **argv, std::vector<std::string> &own,
         (std::string(argv[i + 1]) == "-" ||
          (argv[i + 1][0] != '-' && std::string(argv[i + 1]) != "!"))) {
       files.push_back(argv[++i]);
+      continue;
+    }
+    // --set-add / --set-del take three words.
+    if ((a == "--set-add" || a == "--set-del") && i + 3 < argc) {
+      own.push_back(a);
+      for (int k = 0; k < 3; ++k)
+        own.push_back(argv[++i]);
       continue;
     }
     if (a.rfind("--file=", 0) == 0) {
@@ -221,6 +234,11 @@ std::string misplacedOption(const Options &o) {
     return "--multiprog goes with --load or --accelerate";
   if (o.follow && o.accelerate.empty())
     return "--follow goes with --accelerate";
+  if (!o.sets.empty() &&
+      (!o.accelerate.empty() || !o.tc.empty() || !o.tcBatch.empty() ||
+       !o.stats.empty() || !o.unload.empty()))
+    return "--sets goes with iptables rules to compile (-f FILE or a rule); "
+           "--accelerate keeps -m set handed over to the kernel";
   if (!o.accelerate.empty() &&
       (!o.load.empty() || !o.unload.empty() || !o.stats.empty() ||
        !o.tc.empty() || !o.tcBatch.empty() || !o.output.empty() ||
@@ -286,6 +304,18 @@ void declareOptions(CLI::App &app, Options &o) {
                  "this scan leaves with bpf_iter_num rather than a bounded "
                  "loop (default " +
                      std::to_string(o.iterLeaf) + ")");
+  app.add_option("--set-add", o.setAdd,
+                 "Add ENTRY to set NAME of the program loaded on IFACE, "
+                 "without a reload")
+      ->expected(3)
+      ->type_name("NAME ENTRY IFACE");
+  app.add_option("--set-del", o.setDel,
+                 "Delete ENTRY from set NAME of the program loaded on IFACE")
+      ->expected(3)
+      ->type_name("NAME ENTRY IFACE");
+  app.add_option("--sets", o.sets,
+                 "The ipset sets -m set names, as `ipset save` writes them "
+                 "(hash:ip, hash:net)");
   app.add_flag("--pass-unsupported", o.passUnsupported,
                "Hand-over mode: the kernel keeps the same rules; what XDP "
                "cannot decide goes to it (XDP_PASS), and the rules handed "
@@ -368,6 +398,8 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
   ir::Program program;
   if (o.passUnsupported)
     program.mode = ir::Mode::Handover;
+  if (!o.sets.empty())
+    frontend::parseSetsFile(o.sets, readText(o.sets), sm, program);
   if (!inv.files.empty()) {
     if (!inv.ruleArgs.empty())
       throw frontend::Diagnostic(
@@ -439,6 +471,16 @@ int run(const Invocation &inv, const std::vector<std::string> &all,
     runtime::unload(o.unload);
     return kExitOk;
   }
+  for (const auto *update : {&o.setAdd, &o.setDel})
+    if (!update->empty()) {
+      if (!inv.ruleArgs.empty() || !inv.files.empty())
+        throw frontend::Diagnostic(
+            {"<command line>", 0, 0, -1},
+            "--set-add and --set-del take no rule or -f");
+      driver::updateSet(update == &o.setAdd, (*update)[0], (*update)[1],
+                        (*update)[2]);
+      return kExitOk;
+    }
   if (!o.stats.empty())
     return runStats(o);
 

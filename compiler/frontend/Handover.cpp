@@ -276,7 +276,8 @@ const std::vector<OpaqueSpec> &moduleTable() {
         {"restore-skmark", 0, 0, false}}},
       {"cgroup", kSocket, {{"path", 0, 1, true}, {"cgroup", 0, 1, true}}},
       {"set",
-       "ipset sets: not read from XDP yet",
+       "ipset sets: the kernel's sets change under XDP (give --sets FILE to "
+       "test a copy)",
        {{"match-set", 0, 2, true},
         {"return-nomatch", 0, 0, false},
         {"update-counters", 0, 0, true},

@@ -452,6 +452,113 @@ private:
   std::optional<Match> m_;
 };
 
+// --- set (xt_set revision 4, libxt_set)
+// -------------------------------------------------
+
+enum SetOpt {
+  SetMatchSet,
+  SetReturnNomatch,
+  SetUpdateCounters,
+  SetUpdateSubcounters,
+  SetPacketsEq, // the counter tests, all refused
+  SetPacketsLt,
+  SetPacketsGt,
+  SetBytesEq,
+  SetBytesLt,
+  SetBytesGt
+};
+/// IPSET_DIM_MAX and IPSET_MAXNAMELEN - 1.
+constexpr size_t kSetDimMax = 6, kSetNameMax = 31;
+
+/// `-m set --match-set NAME FLAGS`, parsed as set_parse_v4() does; the set
+/// is looked up in the sets of `--sets FILE` where iptables asks the kernel
+/// (get_set_byname(): the set must exist and have the rule's family).
+class SetModule : public ModuleState {
+public:
+  void option(const ModuleOption &o, const Word &w,
+              const std::vector<const Word *> &args, bool negated) override {
+    switch (o.id) {
+    case SetMatchSet: {
+      if (name_)
+        failAt(w, "--match-set can be specified only once");
+      const Word &nm = *args[0], &dirs = *args[1];
+      if (dirs.text.empty() || dirs.text[0] == '-' || dirs.text[0] == '!')
+        failAt(w, "--match-set requires two args.");
+      if (nm.text.size() > kSetNameMax)
+        failAt(nm, "setname `" + nm.text + "' too long, max " +
+                       std::to_string(kSetNameMax) + " characters.");
+      name_ = nm;
+      negated_ = negated;
+      // parse_dirs(): strsep on ',', each part compared with strncmp(.., 3).
+      std::vector<Piece> parts = splitList(dirs.text);
+      if (parts.size() > kSetDimMax)
+        failAt(dirs, "Can't be more src/dst options than " +
+                         std::to_string(kSetDimMax) + ".");
+      for (const Piece &p : parts) {
+        bool src = p.text.compare(0, 3, "src") == 0;
+        if (!src && p.text.compare(0, 3, "dst") != 0)
+          failAt(dirs,
+                 "You must specify (the comma separated list of) 'src' or "
+                 "'dst'.",
+                 p.offset, p.text.empty() ? 1 : p.text.size());
+        src_.push_back(src);
+      }
+      break;
+    }
+    case SetReturnNomatch:
+      returnNomatch_ = true;
+      break;
+    case SetUpdateCounters:
+      skipCounters_ = skipCounters_ || negated;
+      break;
+    case SetUpdateSubcounters:
+      skipSubcounters_ = skipSubcounters_ || negated;
+      break;
+    default:
+      failAt(w, "set: " + w.text +
+                    " is not supported: it reads the set entry's packet and "
+                    "byte counters, which XDP does not keep");
+    }
+  }
+  void finish(const RuleFacts &facts, std::vector<Match> &out,
+              std::vector<std::string> &) override {
+    if (!name_)
+      failAt(where, "You must specify `--match-set' with proper arguments");
+    const ir::IpSet *set =
+        facts.program ? facts.program->findSet(name_->text) : nullptr;
+    if (!set)
+      failAt(*name_, "Set " + name_->text +
+                         " doesn't exist (give the sets with --sets FILE, "
+                         "as `ipset save' writes them)");
+    if (!set->fits(facts.family))
+      failAt(*name_, "The protocol family of set " + name_->text + " is " +
+                         (set->family == ir::Family::V4 ? "IPv4" : "IPv6") +
+                         ", which is not applicable.");
+    Match::Set m;
+    m.set = unsigned(set - facts.program->sets.data());
+    m.src = src_;
+    m.returnNomatch = returnNomatch_;
+    // set_print_v4(): what `iptables -vxnL` shows after the addresses.
+    std::string listing =
+        std::string(negated_ ? "! " : "") + "match-set " + name_->text;
+    for (size_t i = 0; i < src_.size(); ++i)
+      listing += std::string(i ? "," : " ") + (src_[i] ? "src" : "dst");
+    if (returnNomatch_)
+      listing += " return-nomatch";
+    if (skipCounters_)
+      listing += " ! update-counters";
+    if (skipSubcounters_)
+      listing += " ! update-subcounters";
+    out.emplace_back(std::move(m), negated_, listing);
+  }
+
+private:
+  std::optional<Word> name_;
+  std::vector<bool> src_;
+  bool negated_ = false, returnNomatch_ = false;
+  bool skipCounters_ = false, skipSubcounters_ = false;
+};
+
 // --- icmp (xt_icmp in ip_tables)
 // -----------------------------------------------
 
@@ -1041,6 +1148,20 @@ std::vector<ModuleSpec> &table() {
          false},
         {"comment", {{"comment", 0, 1, false}}, makeField<commentOption>, true},
         {"u32", {{"u32", 0, 1, true}}, makePlain<U32Module>, false},
+        {"set",
+         {{"match-set", SetMatchSet, 2, true},
+          {"set", SetMatchSet, 2, true},
+          {"return-nomatch", SetReturnNomatch, 0, false},
+          {"update-counters", SetUpdateCounters, 0, true},
+          {"update-subcounters", SetUpdateSubcounters, 0, true},
+          {"packets-eq", SetPacketsEq, 1, true},
+          {"packets-lt", SetPacketsLt, 1, false},
+          {"packets-gt", SetPacketsGt, 1, false},
+          {"bytes-eq", SetBytesEq, 1, true},
+          {"bytes-lt", SetBytesLt, 1, false},
+          {"bytes-gt", SetBytesGt, 1, false}},
+         makePlain<SetModule>,
+         true}, // rules test several sets, each its own -m set
     };
     return v;
   }();

@@ -9,7 +9,7 @@
 /// IR matches with their `iptables -vxnL` listing text.
 ///
 /// Modules: tcp, udp, icmp, multiport, ttl, length, tos, dscp, ecn,
-/// iprange, mac, pkttype, comment. Anything else is refused by name.
+/// iprange, mac, pkttype, comment, u32, set. Anything else is refused by name.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -39,6 +39,8 @@ struct RuleFacts {
   uint8_t proto = 0; ///< 0: no -p (or -p all)
   bool protoNegated = false;
   ir::Family family = ir::Family::V4;
+  /// The program the rule goes into (its ipset sets, for -m set).
+  const ir::Program *program = nullptr;
 };
 
 class ModuleState {

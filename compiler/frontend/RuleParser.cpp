@@ -968,6 +968,10 @@ void CommandWalker::onGoto(const Occurrence &o) {
 void CommandWalker::onMatch(const Occurrence &o) {
   const Word &v = o.value();
   const ModuleSpec *m = findModule(v.text);
+  // The kernel's sets change under a hand-over program (fail2ban adds to
+  // them): XDP tests a copy only when the user gave one (--sets).
+  if (m && v.text == "set" && ctx_.handover && !prog_.setsGiven)
+    m = nullptr;
   if (!m && ctx_.handover) {
     m = opaqueModule(v.text);
     ModuleState &st = load(*m, v);
@@ -1056,7 +1060,7 @@ std::vector<ir::Rule> CommandWalker::expandRules() {
   for (auto *m : {&p_.iif, &p_.oif, &p_.proto, &p_.frag})
     if (*m)
       tail.push_back(**m);
-  RuleFacts facts{p_.protoNumber, p_.protoNegated, ctx_.family};
+  RuleFacts facts{p_.protoNumber, p_.protoNegated, ctx_.family, &prog_};
   for (const auto &m : p_.modules)
     m->finish(facts, tail, proto.comments);
 

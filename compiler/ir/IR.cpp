@@ -37,6 +37,31 @@ const char *hookChainName(Hook h) {
   return "?";
 }
 
+const char *setTypeName(IpSet::Type t) {
+  switch (t) {
+  case IpSet::Type::HashIp:
+    return "hash:ip";
+  case IpSet::Type::HashNet:
+    return "hash:net";
+  case IpSet::Type::HashIpPort:
+    return "hash:ip,port";
+  case IpSet::Type::HashNetPort:
+    return "hash:net,port";
+  case IpSet::Type::BitmapPort:
+    return "bitmap:port";
+  case IpSet::Type::ListSet:
+    return "list:set";
+  }
+  return "?";
+}
+
+const IpSet *Program::findSet(const std::string &name) const {
+  for (const IpSet &s : sets)
+    if (s.name == name)
+      return &s;
+  return nullptr;
+}
+
 const char *verdictName(Verdict v) {
   switch (v) {
   case Verdict::Accept:

@@ -263,9 +263,21 @@ struct Match {
     bool srcNegated = false, dstNegated = false;
     std::string what; ///< the match as written
   };
+  /// xt_set (`-m set --match-set NAME FLAGS`): the packet's addresses,
+  /// taken from the sides FLAGS names (one per set dimension), are looked up
+  /// in ipset set Program::sets[set]. ip_set_test(): a plain entry gives 1,
+  /// a `nomatch` entry -ENOTEMPTY and no entry 0; only a positive result
+  /// matches, except that `--return-nomatch` (types with nomatch entries
+  /// only) swaps the two. Fewer flags than the set has dimensions: never a
+  /// match.
+  struct Set {
+    unsigned set = 0;
+    std::vector<bool> src; ///< FLAGS, first dimension first: src (true) or dst
+    bool returnNomatch = false;
+  };
   using Kind =
       std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp, Multiport,
-                   FieldRange, U32, Unknown, CtState, AddrType>;
+                   FieldRange, U32, Unknown, CtState, AddrType, Set>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -344,6 +356,64 @@ struct KernelOnlyRule {
   std::string reason; ///< why received packets never reach it in XDP
 };
 
+/// An ipset set, as `ipset save` prints it (`rule2xdp --sets FILE`). The
+/// hash types keep addresses: hash:ip (every entry one address, or one
+/// network of the set's `netmask`) and hash:net (networks of any prefix,
+/// some `nomatch`), and the same with a protocol and port (hash:ip,port,
+/// hash:net,port). They test a packet's address as an LPM lookup (with the
+/// protocol and port exact): the most specific entry covering it decides
+/// (ip_set_hash_gen.h's mtype_test_cidrs() tries the set's prefixes longest
+/// first). bitmap:port keeps ports in a range, of either family. list:set
+/// holds other sets: a packet is in it when it is in one of them, each
+/// tested with the rule's flags and --return-nomatch (list_set_ktest()).
+struct IpSet {
+  enum class Type {
+    HashIp,
+    HashNet,
+    HashIpPort,
+    HashNetPort,
+    BitmapPort,
+    ListSet
+  };
+  struct Entry {
+    std::array<uint8_t, 16> addr{}; ///< network byte order, masked
+    uint8_t prefix = 0;             ///< 1..32 or 1..128
+    bool nomatch = false;
+    uint16_t port = 0; ///< ,port types and bitmap:port
+    uint8_t proto = 0; ///< ,port types: tcp, udp, sctp, udplite (or port 0)
+  };
+  std::string name;
+  Type type = Type::HashNet;
+  Family family = Family::V4;        ///< meaningless for bitmap:port
+  uint8_t netmask = 0;               ///< hash:ip: every entry's prefix
+  uint16_t rangeLo = 0, rangeHi = 0; ///< bitmap:port's `range`
+  uint32_t maxelem = 65536; ///< the hash types' `maxelem`: how far it grows
+  std::vector<Entry> entries;
+  std::vector<unsigned> members; ///< list:set: Program::sets indexes, in order
+  SourcePos pos;                 ///< the `create` line
+  /// Whether the type has ipset's IPSET_TYPE_NOMATCH feature.
+  bool hasNomatch() const {
+    return type == Type::HashNet || type == Type::HashNetPort;
+  }
+  bool hasAddress() const {
+    return type != Type::BitmapPort && type != Type::ListSet;
+  }
+  bool hasPort() const {
+    return type == Type::HashIpPort || type == Type::HashNetPort ||
+           type == Type::BitmapPort;
+  }
+  /// ipset's dimension: how many src/dst flags a test reads.
+  unsigned dimension() const {
+    return type == Type::HashIpPort || type == Type::HashNetPort ? 2 : 1;
+  }
+  /// Whether rules of family `f` may name it (bitmap:port is NFPROTO_UNSPEC).
+  /// list:set is too (its members each have their own).
+  bool fits(Family f) const {
+    return type == Type::BitmapPort || type == Type::ListSet || f == family;
+  }
+};
+const char *setTypeName(IpSet::Type t);
+
 /// What XDP_PASS means (docs/handover.md).
 enum class Mode {
   /// XDP is the whole ingress firewall: XDP_PASS means accepted, and
@@ -363,6 +433,13 @@ struct Program {
   Mode mode = Mode::Standalone;
   /// Hand-over mode: rules only the kernel evaluates, in input order.
   std::vector<KernelOnlyRule> kernelOnly;
+  /// The ipset sets of `--sets FILE` (Match::Set::set indexes them), and
+  /// whether that option was given: in hand-over mode `-m set` is compiled
+  /// only then (the user vouches that the kernel's sets are these).
+  std::vector<IpSet> sets;
+  bool setsGiven = false;
+  /// The set called `name`, or null.
+  const IpSet *findSet(const std::string &name) const;
   /// Hand-over mode, per family (index: Family): non-empty when the kernel
   /// translates source addresses (SNAT, MASQUERADE, ...). conntrack then
   /// rewrites the destination of their replies at nat PREROUTING, before

@@ -80,7 +80,7 @@ std::string printU32(const Match::U32 &u, const std::string &neg) {
   return s;
 }
 
-std::string printMatch(const Match &m, bool v6) {
+std::string printMatch(const Program &p, const Match &m, bool v6) {
   std::string neg = m.negated ? "not " : "";
   const char *ip = v6 ? "ip6" : "ip";
   return std::visit(
@@ -156,6 +156,17 @@ std::string printMatch(const Match &m, bool v6) {
                    formatAddrTypes(a.dst);
             return s + " (from the address, else hand over)";
           },
+          [&](const Match::Set &st) {
+            const IpSet &set = p.sets.at(st.set);
+            std::string s = "set " + neg + "\"" + set.name + "\" (" +
+                            setTypeName(set.type) + ", " +
+                            std::to_string(set.entries.size()) + " entries)";
+            for (size_t i = 0; i < st.src.size(); ++i)
+              s += std::string(i ? "," : " ") + (st.src[i] ? "src" : "dst");
+            if (st.returnNomatch)
+              s += " return-nomatch";
+            return s;
+          },
       },
       m.kind);
 }
@@ -172,6 +183,24 @@ std::string print(const Program &p) {
         !why.empty())
       os << "kernel-nat " << familyName(f) << " (hand over after mangle "
          << "PREROUTING): " << why << "\n";
+  for (size_t i = 0; i < p.sets.size(); ++i) {
+    const IpSet &set = p.sets[i];
+    size_t nomatch = 0;
+    for (const IpSet::Entry &e : set.entries)
+      nomatch += e.nomatch;
+    os << "set " << i << " \"" << set.name << "\" " << setTypeName(set.type);
+    if (set.type == IpSet::Type::BitmapPort)
+      os << " range " << set.rangeLo << "-" << set.rangeHi;
+    else if (set.type == IpSet::Type::ListSet) {
+      os << " members";
+      for (size_t m = 0; m < set.members.size(); ++m)
+        os << (m ? "," : " ") << p.sets.at(set.members[m]).name;
+    } else
+      os << " " << familyName(set.family);
+    if (set.type == IpSet::Type::HashIp)
+      os << " netmask " << unsigned(set.netmask);
+    os << " entries " << set.entries.size() << " nomatch " << nomatch << "\n";
+  }
   for (size_t i = 0; i < p.ifacePatterns.size(); ++i)
     os << "iface bit " << i << " \"" << p.ifacePatterns[i] << "\"\n";
   for (const Chain &c : p.chains) {
@@ -185,7 +214,7 @@ std::string print(const Program &p) {
     for (const Rule &r : c.rules) {
       os << "  rule counter " << r.counter << "  # " << r.text << "\n";
       for (const Match &m : r.matches)
-        os << "    match " << printMatch(m, c.family == Family::V6) << "\n";
+        os << "    match " << printMatch(p, m, c.family == Family::V6) << "\n";
       os << "    verdict " << verdictName(r.verdict);
       if (!r.jumpTarget.empty())
         os << " " << r.jumpTarget;

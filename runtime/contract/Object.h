@@ -57,6 +57,7 @@ enum class MapType : uint32_t {
   Array = 2,
   PercpuArray = 6,
   LruHash = 9,
+  LpmTrie = 11,
   Devmap = 14,
   DevmapHash = 25,
 };
@@ -134,7 +135,11 @@ struct MapSpec {
   uint32_t keySize;
   uint32_t valueSize;
   uint32_t maxEntries;
+  uint32_t flags = 0; ///< map_flags (BPF_F_*)
 };
+
+/// BPF_F_NO_PREALLOC (linux/bpf.h), which an LPM trie requires.
+inline constexpr uint32_t MapNoPrealloc = 1;
 
 //===-- r2x_counters: a per-CPU counter per rule and policy ---------------===//
 
@@ -368,6 +373,108 @@ inline constexpr MapSpec TxMap{"r2x_tx", MapType::DevmapHash, sizeof(uint32_t),
 inline constexpr MapSpec RedirectMap{"r2x_redirect", MapType::Devmap,
                                      sizeof(uint32_t), sizeof(uint32_t), 0};
 
+//===-- r2x_set<N>: ipset sets (-m set) -----------------------------------===//
+
+/// One LPM_TRIE per ipset set a rule tests, named SetMapPrefix + the set's
+/// number (the metadata's `set` record names it, and the set). An entry is
+/// a network of the set; the program looks a packet's address up with the
+/// full prefix length, so the most specific entry answers, as ipset's
+/// hash:net (and hash:ip, whose entries all have the set's netmask) does.
+/// The key's address is in network byte order, as an LPM trie compares
+/// bits from the first byte.
+struct SetKey4 {
+  uint32_t prefixlen;
+  uint32_t addr;
+};
+struct SetKey6 {
+  uint32_t prefixlen;
+  In6 addr;
+};
+inline constexpr Field SetKey4Fields[] = {
+    R2X_CONTRACT_FIELD(SetKey4, prefixlen), R2X_CONTRACT_FIELD(SetKey4, addr)};
+inline constexpr Field SetKey6Fields[] = {
+    R2X_CONTRACT_FIELD(SetKey6, prefixlen),
+    R2X_CONTRACT_NESTED(SetKey6, addr, In6Layout)};
+inline constexpr StructLayout SetKey4Layout =
+    layout("r2x_set4_key", sizeof(SetKey4), SetKey4Fields);
+inline constexpr StructLayout SetKey6Layout =
+    layout("r2x_set6_key", sizeof(SetKey6), SetKey6Fields);
+static_assert(sizeof(SetKey4) == 8 && sizeof(SetKey6) == 20 &&
+              offsetof(SetKey6, addr) == 4);
+static_assert(wellFormed(SetKey4Layout) && wellFormed(SetKey6Layout));
+/// hash:ip,port and hash:net,port: the protocol and port come first, so an
+/// entry's prefix length is 32 (port, protocol, pad: always whole) plus its
+/// address prefix, and a lookup finds the most specific address among the
+/// entries of exactly the packet's protocol and port. The port is in
+/// network byte order; pad is 0.
+struct SetPortKey4 {
+  uint32_t prefixlen;
+  uint16_t port;
+  uint8_t proto;
+  uint8_t pad;
+  uint32_t addr;
+};
+struct SetPortKey6 {
+  uint32_t prefixlen;
+  uint16_t port;
+  uint8_t proto;
+  uint8_t pad;
+  In6 addr;
+};
+inline constexpr Field SetPortKey4Fields[] = {
+    R2X_CONTRACT_FIELD(SetPortKey4, prefixlen),
+    R2X_CONTRACT_FIELD(SetPortKey4, port),
+    R2X_CONTRACT_FIELD(SetPortKey4, proto),
+    R2X_CONTRACT_FIELD(SetPortKey4, pad),
+    R2X_CONTRACT_FIELD(SetPortKey4, addr)};
+inline constexpr Field SetPortKey6Fields[] = {
+    R2X_CONTRACT_FIELD(SetPortKey6, prefixlen),
+    R2X_CONTRACT_FIELD(SetPortKey6, port),
+    R2X_CONTRACT_FIELD(SetPortKey6, proto),
+    R2X_CONTRACT_FIELD(SetPortKey6, pad),
+    R2X_CONTRACT_NESTED(SetPortKey6, addr, In6Layout)};
+inline constexpr StructLayout SetPortKey4Layout =
+    layout("r2x_setport4_key", sizeof(SetPortKey4), SetPortKey4Fields);
+inline constexpr StructLayout SetPortKey6Layout =
+    layout("r2x_setport6_key", sizeof(SetPortKey6), SetPortKey6Fields);
+static_assert(sizeof(SetPortKey4) == 12 && offsetof(SetPortKey4, addr) == 8 &&
+              sizeof(SetPortKey6) == 24 && offsetof(SetPortKey6, addr) == 8 &&
+              offsetof(SetPortKey4, port) == 4 &&
+              offsetof(SetPortKey4, proto) == 6);
+static_assert(wellFormed(SetPortKey4Layout) && wellFormed(SetPortKey6Layout));
+/// The prefix bits of a ,port key before the address.
+inline constexpr uint32_t SetPortKeyBits = 32;
+/// The value: what the entry is (ip_set_test()'s result for it).
+enum SetEntryKind : uint32_t { SetMatch = 1, SetNomatch = 2 };
+inline constexpr const char *SetMapPrefix = "r2x_set";
+/// max_entries: the set's entry count (at least 1).
+inline constexpr MapSpec Set4Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetKey4), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+inline constexpr MapSpec Set6Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetKey6), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+inline constexpr MapSpec SetPort4Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetPortKey4), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+inline constexpr MapSpec SetPort6Map{
+    "r2x_set", MapType::LpmTrie, sizeof(SetPortKey6), sizeof(uint32_t),
+    0,         MapNoPrealloc};
+/// bitmap:port: HASH u32 port (host order) -> SetMatch.
+inline constexpr MapSpec SetBitmapPortMap{
+    "r2x_set", MapType::Hash, sizeof(uint32_t), sizeof(uint32_t), 0};
+/// Every shape a set's map may have.
+inline constexpr const MapSpec *SetMaps[] = {&Set4Map, &Set6Map, &SetPort4Map,
+                                             &SetPort6Map, &SetBitmapPortMap};
+/// The entries travel in the object, in an ELF section of their own that
+/// libbpf skips (a `.rodata` map could not hold a million entries): for
+/// each `set` record, from byte OFFSET of the section, ENTRIES keys and
+/// then ENTRIES values in the map's layout (host byte order but for the
+/// key's address), the arrays BPF_MAP_UPDATE_BATCH takes. The loader fills
+/// the map from them before the program loads.
+inline constexpr const char *SetsSection = ".r2x_sets";
+inline constexpr const char *SetsSymbol = "r2x_sets";
+
 //===-- the metadata text -------------------------------------------------===//
 
 /// The `.rodata` global holding the metadata text, NUL-terminated.
@@ -387,7 +494,12 @@ namespace meta {
 /// `mode` (standalone or hand-over: whether the kernel decides the packets
 /// XDP passes, so `--stats` knows to show the kernel's counters beside
 /// XDP's); older texts do not say, and read as standalone.
-inline constexpr unsigned Version = 3;
+///
+/// Version 4 added `set`, which an older loader must not skip (the set's
+/// map would stay empty): objects with sets are version 4, all others are
+/// still written as version 3.
+inline constexpr unsigned Version = 4;
+inline constexpr unsigned VersionWithoutSets = 3;
 inline constexpr unsigned OldestVersion = 1;
 /// The first version whose texts have `key` and `dnat` records.
 inline constexpr unsigned KeyedVersion = 2;
@@ -440,6 +552,12 @@ inline constexpr Record Dnat{"dnat", 2};
 inline constexpr Record Mode{"mode", 2};
 inline constexpr std::string_view ModeStandalone = "standalone";
 inline constexpr std::string_view ModeHandover = "handover";
+/// `set MAP OFFSET ENTRIES NAME CREATE` (version 4): map MAP holds ipset set
+/// NAME; its ENTRIES entries are at byte OFFSET of SetsSection. CREATE is
+/// the set's type and options as `ipset create NAME CREATE` takes them
+/// (the type, then `family F [netmask N]` or `range A-B`): how an entry
+/// given later (`rule2xdp --set-add`) is read into a key.
+inline constexpr Record Set{"set", 6, true};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -479,12 +597,15 @@ enum : unsigned { Address = 1 };
 namespace mode {
 enum : unsigned { Mode = 1 };
 }
+namespace set {
+enum : unsigned { Map = 1, Offset, Entries, Name, Create };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
               key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
-              mode::Mode + 1 == Mode.fields);
+              mode::Mode + 1 == Mode.fields && set::Create + 1 == Set.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and
@@ -515,9 +636,9 @@ inline std::string format(const Record &kind,
   return line;
 }
 
-/// The header line of this version.
-inline std::string header() {
-  return format(Header, {std::to_string(Version)});
+/// The header line of version `version`.
+inline std::string header(unsigned version = VersionWithoutSets) {
+  return format(Header, {std::to_string(version)});
 }
 
 /// The stable keys of counter slots, as the code generators write them in

@@ -105,6 +105,13 @@ std::string Netfilter::reset() {
   return {};
 }
 
+std::string Netfilter::restoreSets(const std::string &text) {
+  checkNamespace();
+  std::vector<std::string> argv{"ipset", "restore", "-exist"};
+  ProcessResult r = run(argv, text);
+  return r.ok() ? std::string() : "ipset restore failed: " + failure(argv, r);
+}
+
 std::string Netfilter::install(Backend b, Family f, const std::string &text,
                                bool &refused) {
   refused = false;

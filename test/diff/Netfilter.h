@@ -63,6 +63,11 @@ public:
   std::string install(Backend b, Family f, const std::string &text,
                       bool &refused);
 
+  /// Creates the ipset sets of `text` (`ipset save` output) in B, or adds
+  /// to them: `ipset restore -exist`. Sets outlive reset() (rules may still
+  /// name them), so each ruleset's sets need names of their own. Returns an
+  /// error text, empty on success.
+  std::string restoreSets(const std::string &text);
   /// Reads the counters. Throws std::runtime_error on failure.
   Counters read(Backend b, Family f);
 

@@ -14,6 +14,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 
 namespace r2x::diff {
@@ -79,6 +81,12 @@ XdpProgram::XdpProgram(const std::string &compiler,
   }
   if (obj_ && metaError.empty())
     err = bpf_object__load(obj_);
+  // The object's bytes, for the ipset entries it carries.
+  std::vector<uint8_t> image;
+  {
+    std::ifstream in(objectPath, std::ios::binary);
+    image.assign(std::istreambuf_iterator<char>(in), {});
+  }
   libbpf_set_print(previous);
   gLog = nullptr;
   unlink(objectPath.c_str()); // libbpf holds what it needs
@@ -118,6 +126,9 @@ XdpProgram::XdpProgram(const std::string &compiler,
   // And the hop limits a tcp-reset REJECT's RST carries.
   if (bpf_map *rst = r2x::runtime::findMap(obj_, r2x::contract::RstMap, false))
     r2x::runtime::fillRstMap(bpf_map__fd(rst));
+  // The ipset sets' LPM tries (rulesets/X.sets).
+  r2x::runtime::fillSetMaps(obj_, image, metaText_,
+                            [](bpf_map *m) { return bpf_map__fd(m); });
 }
 
 XdpProgram::~XdpProgram() {

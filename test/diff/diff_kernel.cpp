@@ -395,6 +395,7 @@ struct Case {
   std::string replay; // the command that replays it
   std::vector<DatagramSpec> fixed;
   uint64_t frameStream = 0;
+  std::string setsPath, setsText; // rulesets/X.sets: ipset sets for -m set
 };
 
 } // namespace
@@ -460,6 +461,14 @@ int main(int argc, char **argv) {
       if (framesPath.size() > 6 &&
           framesPath.compare(framesPath.size() - 6, 6, ".rules") == 0)
         framesPath = framesPath.substr(0, framesPath.size() - 6) + ".frames";
+      if (framesPath != opt.files[i]) {
+        std::string stem = framesPath.substr(0, framesPath.size() - 7);
+        std::ifstream sf(stem + ".sets");
+        if (sf) {
+          c.setsPath = stem + ".sets";
+          c.setsText.assign(std::istreambuf_iterator<char>(sf), {});
+        }
+      }
       std::ifstream ff(framesPath);
       unsigned lineNo = 0;
       for (std::string line; ff && std::getline(ff, line);) {
@@ -553,6 +562,11 @@ int main(int argc, char **argv) {
       words.insert(words.end(), {"-f", rulesPath});
       if (opt.handover)
         words.push_back("--pass-unsupported");
+      if (!cs.setsPath.empty()) {
+        words.insert(words.end(), {"--sets", cs.setsPath});
+        if (std::string err = nf.restoreSets(cs.setsText); !err.empty())
+          throw std::runtime_error(cs.setsPath + ": " + err);
+      }
 
       std::unique_ptr<XdpProgram> prog;
       try {

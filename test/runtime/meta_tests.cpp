@@ -88,7 +88,7 @@ void readsEveryKind() {
   check(m.redirects.size() == 2 && m.redirects[0].slot == 0 &&
             m.redirects[0].dev == "b1" && m.redirects[1].dev == "b2",
         "redirect records");
-  check(m.version == meta::Version && m.keys.size() == 3 &&
+  check(m.version == meta::VersionWithoutSets && m.keys.size() == 3 &&
             m.keys.at(3) == "policy-key" && m.keys.at(1) == "rule-key-1",
         "key records");
   check(m.dnat.size() == 2 && m.dnat[1] == "2001:db8::2", "dnat records");
@@ -101,6 +101,15 @@ void readsEveryKind() {
   Meta old = parseMeta("rule2xdp-meta\t1\nchain\tfilter\tINPUT\tACCEPT\t0\n");
   check(old.version == 1 && old.keys.empty() && old.chains.size() == 1,
         "a version 1 text");
+  // Version 4: `set` records.
+  Meta sets = parseMeta(meta::header(meta::Version) +
+                        "mode\tstandalone\nset\tr2x_set2\t48\t3\tblock\t"
+                        "hash:ip family inet netmask 24\n");
+  check(sets.version == 4 && sets.sets.size() == 1 &&
+            sets.sets[0].map == "r2x_set2" && sets.sets[0].offset == 48 &&
+            sets.sets[0].entries == 3 && sets.sets[0].name == "block" &&
+            sets.sets[0].create == "hash:ip family inet netmask 24",
+        "set records");
   // A newer compiler's record kind is skipped; blank lines too.
   Meta n = parseMeta(sample() + "future\tx\ty\n\n");
   check(n.redirects.size() == 2 && n.chains.size() == 2,
@@ -109,9 +118,14 @@ void readsEveryKind() {
 
 void refusesBadTexts() {
   std::string h = meta::header() + "mode\tstandalone\n";
-  refusesText("", "expected the header 'rule2xdp-meta<TAB>3'");
+  refusesText("", "expected the header 'rule2xdp-meta<TAB>4'");
   refusesText("iface\t0\teth0\n", "expected the header");
-  refusesText("rule2xdp-meta\t4\n", "unsupported metadata version '4'");
+  refusesText("rule2xdp-meta\t5\n", "unsupported metadata version '5'");
+  refusesText(
+      "rule2xdp-meta\t4\nmode\tstandalone\nset\tother\t0\t1\tx\thash:ip\n",
+      "bad set record");
+  refusesText("rule2xdp-meta\t4\nmode\tstandalone\nset\tr2x_set0\t0\t1\tx\n",
+              "'set' record has 5 fields, expected 6");
   refusesText("rule2xdp-meta\t3\n", "metadata: no 'mode' record");
   refusesText(h + "mode\thandover\n", "a second 'mode' record");
   refusesText(meta::header() + "mode\tfast\n", "unknown mode 'fast'");
