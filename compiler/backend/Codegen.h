@@ -48,6 +48,9 @@ struct Codegen {
   /// A per-CPU scratch value (map r2x_scratch) for results that many paths
   /// produce: see PacketParser.cpp, the IPv6 walk.
   llvm::GlobalVariable *scratch = nullptr;
+  /// 64 bytes of stack for transportChecksumOk() (Conntrack.cpp), shared
+  /// by every call.
+  llvm::AllocaInst *csumBuf = nullptr;
 
   llvm::BasicBlock *block(const llvm::Twine &name);
   /// An alloca in the entry block (so the verifier sees a fixed stack slot).

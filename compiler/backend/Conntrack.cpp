@@ -384,17 +384,23 @@ void CtLowering::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
 /// Whether the transport checksum in the packet is right (the pseudo header
 /// with the IP payload length `len`, as nf_ip_checksum() computes it): then
 /// the kernel's check passes however the device marked the frame. False
-/// when it is wrong or not checked (more than 64 bytes: the sum is unrolled).
+/// when it is wrong or not checked (more than 64 bytes).
 Value *CtLowering::l4ChecksumOk(Packet &pk, Value *len, BasicBlock *unknown) {
   return transportChecksumOk(cg_, pk, len, unknown);
 }
 
+/// The transport bytes are copied (bpf_xdp_load_bytes) into a zeroed
+/// 64-byte stack buffer and all 32 of its words summed, without a branch
+/// per word: a byte-by-byte walk of the packet would leave the verifier
+/// one state per length it stopped at (each with its own proven packet
+/// range), and it would then follow the whole rest of the program once
+/// for each. Zero padding adds nothing to the sum, and an odd last byte
+/// is padded with zero as RFC 1071 pads it.
 // The parameter keeps the member's name: the body is CtLowering's own.
 Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
                            BasicBlock *unknown) {
   IRBuilder<> &b = cg_.b;
   constexpr unsigned kMaxBytes = 64;
-  AllocaInst *sum = cg_.stackSlot(cg_.i64, 8, "csum");
   // Every word as loaded (little-endian): the one's complement sum does not
   // depend on the byte order as long as it is the same for every word.
   auto halves = [&](Value *v32) {
@@ -418,47 +424,45 @@ Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
       pseudo, b.CreateOr(b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)),
                                      b.getInt64(8)),
                          b.CreateLShr(len64, b.getInt64(8))));
-  b.CreateStore(pseudo, sum);
+  BasicBlock *fits = cg_.block("csum.fits");
   BasicBlock *fold = cg_.block("csum.fold");
-  BasicBlock *tooLong = cg_.block("csum.too_long");
-  BasicBlock *word = cg_.block("csum.word");
-  b.CreateCondBr(b.CreateICmpULE(len, b.getInt32(kMaxBytes)), word, tooLong);
-  b.SetInsertPoint(tooLong);
-  b.CreateStore(b.getInt64(0), sum);
+  BasicBlock *entry = b.GetInsertBlock();
+  Value *inBuf = b.CreateAnd(b.CreateICmpULE(len, b.getInt32(kMaxBytes)),
+                             b.CreateICmpNE(len, b.getInt32(0)));
+  b.CreateCondBr(inBuf, fits, fold);
+
+  b.SetInsertPoint(fits);
+  if (!cg_.csumBuf)
+    cg_.csumBuf =
+        cg_.stackSlot(ArrayType::get(cg_.i8, kMaxBytes), 8, "csum.buf");
+  AllocaInst *buf = cg_.csumBuf;
+  b.CreateMemSet(buf, b.getInt8(0), kMaxBytes, MaybeAlign(8));
+  Value *off = b.CreateSub(b.CreatePtrToInt(pk.l4, cg_.i64),
+                           b.CreatePtrToInt(cg_.data, cg_.i64));
+  // A size the verifier can bound: 1..64 (len is already in that range).
+  Value *size = b.CreateAdd(
+      b.CreateAnd(b.CreateSub(len64, b.getInt64(1)), b.getInt64(kMaxBytes - 1)),
+      b.getInt64(1));
+  Value *rc = cg_.callHelper(XdpLoadBytes, cg_.i64,
+                             {cg_.fn->getArg(0), b.CreateTrunc(off, cg_.i32),
+                              buf, b.CreateTrunc(size, cg_.i32)});
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), unknown, "csum.copied");
+  Value *sum = pseudo;
+  for (unsigned i = 0; i < kMaxBytes / 2; ++i)
+    sum = b.CreateAdd(
+        sum, b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(buf, 2 * i)), cg_.i64));
+  BasicBlock *summed = b.GetInsertBlock();
   b.CreateBr(fold);
-  for (unsigned i = 0; i < kMaxBytes / 2; ++i) {
-    b.SetInsertPoint(word);
-    BasicBlock *some = cg_.block("csum.some");
-    BasicBlock *full = cg_.block("csum.full");
-    BasicBlock *last = cg_.block("csum.last");
-    BasicBlock *next = cg_.block("csum.word");
-    b.CreateCondBr(b.CreateICmpULT(b.getInt32(2 * i), len), some, fold);
-    b.SetInsertPoint(some);
-    Value *p = cg_.at(pk.l4, 2 * i);
-    b.CreateCondBr(b.CreateICmpULE(b.getInt32(2 * i + 2), len), full, last);
-    b.SetInsertPoint(full);
-    cg_.needBytes(p, 2, unknown, "csum.in_frame");
-    b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, sum),
-                              b.CreateZExt(b.CreateLoad(cg_.i16, p), cg_.i64)),
-                  sum);
-    b.CreateBr(next);
-    b.SetInsertPoint(last);
-    cg_.needBytes(p, 1, unknown, "csum.in_frame");
-    b.CreateStore(b.CreateAdd(b.CreateLoad(cg_.i64, sum),
-                              b.CreateZExt(b.CreateLoad(cg_.i8, p), cg_.i64)),
-                  sum);
-    b.CreateBr(fold);
-    word = next;
-  }
-  b.SetInsertPoint(word); // all 64 bytes summed
-  b.CreateBr(fold);
+
   b.SetInsertPoint(fold);
-  Value *s = b.CreateLoad(cg_.i64, sum);
+  PHINode *s = b.CreatePHI(cg_.i64, 2, "csum");
+  s->addIncoming(b.getInt64(0), entry); // not checked: never 0xffff
+  s->addIncoming(sum, summed);
+  Value *f = s;
   for (int k = 0; k < 3; ++k)
-    s = b.CreateAdd(b.CreateAnd(s, b.getInt64(0xffff)),
-                    b.CreateLShr(s, b.getInt64(16)));
-  return b.CreateAnd(b.CreateICmpEQ(s, b.getInt64(0xffff)),
-                     b.CreateICmpULE(len, b.getInt32(kMaxBytes)));
+    f = b.CreateAdd(b.CreateAnd(f, b.getInt64(0xffff)),
+                    b.CreateLShr(f, b.getInt64(16)));
+  return b.CreateICmpEQ(f, b.getInt64(0xffff));
 }
 
 } // namespace r2x::backend
