@@ -56,8 +56,9 @@ constexpr uint32_t kLookedUp = 0x80;
 constexpr uint32_t kStates = ir::CtInvalid | ir::CtEstablished | ir::CtRelated |
                              ir::CtNew | ir::CtUntracked;
 constexpr uint32_t kCtSnatShift = 5;
-/// An entry was found (REJECT's gate reads it).
-constexpr uint32_t kFound = 0x100;
+/// An entry was found (REJECT's gate and the nat gate read it); it may be
+/// replaced by a new connection (a TCP SYN reopening a closed one).
+constexpr uint32_t kFound = 0x100, kReopen = 0x200;
 static_assert(ir::CtSnat == 1u << kCtSnatShift &&
               ir::CtDnat == 2u << kCtSnatShift);
 
@@ -136,6 +137,47 @@ void CtLowering::emitMatch(Packet &pk, Value *ctx, const ir::Match::CtState &c,
   b.SetInsertPoint(matched);
 }
 
+/// nf_nat_inet_fn() at nat PREROUTING: a packet with a conntrack entry
+/// (INVALID and UNTRACKED have none) whose entry has a NAT binding is
+/// rewritten here (nf_nat_packet(): the destination of an original-direction
+/// packet of IPS_DST_NAT, of a reply of IPS_SRC_NAT); the nat chain runs
+/// only while the entry has no binding, which is for the first packet of a
+/// new connection (NEW or RELATED, not yet confirmed: a lookup miss). A
+/// found entry with a binding, or a first packet that a helper's
+/// expectation may give one (RELATED), is the kernel's.
+void CtLowering::emitNatGate(Packet &pk, Value *ctx, BasicBlock *runNat,
+                             BasicBlock *skipNat, BasicBlock *pass) {
+  IRBuilder<> &b = cg_.b;
+  Value *st = states(pk, ctx);
+  Value *poss = b.CreateAnd(st, b.getInt32(kStates));
+  cg_.require(b.CreateICmpNE(poss, b.getInt32(0)), pass, "ct.nat_known");
+  cg_.require(
+      b.CreateICmpEQ(b.CreateAnd(st, b.getInt32(ir::CtSnat | ir::CtDnat)),
+                     b.getInt32(0)),
+      pass, "ct.not_translated");
+  Value *found =
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kFound)), b.getInt32(0));
+  Value *reopen =
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kReopen)), b.getInt32(0));
+  // Only the states matter from here on: fewer values for the verifier to
+  // follow through the rest of the program.
+  b.CreateStore(b.CreateOr(poss, b.getInt32(kLookedUp)), slot_);
+  BasicBlock *hit = cg_.block("ct.nat_hit"), *miss = cg_.block("ct.nat_miss");
+  b.CreateCondBr(found, hit, miss);
+  // An entry (ESTABLISHED, or NEW/RELATED of a confirmed one) already has
+  // its binding, a null one here: unless a SYN may replace it.
+  b.SetInsertPoint(hit);
+  cg_.require(b.CreateNot(reopen), pass, "ct.nat_not_reopened");
+  b.CreateBr(skipNat);
+  b.SetInsertPoint(miss);
+  BasicBlock *notNew = cg_.block("ct.nat_not_new");
+  b.CreateCondBr(b.CreateICmpEQ(poss, b.getInt32(ir::CtNew)), runNat, notNew);
+  b.SetInsertPoint(notNew);
+  b.CreateCondBr(b.CreateICmpEQ(poss, b.getInt32(ir::CtInvalid)), skipNat,
+                 pass);
+}
+
+/// The states, looked up at the first state match the packet reaches.
 /// The states, looked up at the first state match the packet reaches.
 void CtLowering::emitFoundGate(Packet &pk, Value *ctx, BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
@@ -356,9 +398,12 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
   cg_.require(b.CreateOr(hasDir, seenReply), x.unknown, "ct.direction_known");
+  Value *found =
+      b.CreateSelect(b.CreateAnd(isTcp, synOnly), b.getInt32(kFound | kReopen),
+                     b.getInt32(kFound));
   finish(
       b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits),
-                 b.getInt32(kFound)),
+                 found),
       x.done);
 }
 

@@ -9,10 +9,14 @@
 /// packet at PREROUTING. A match is decided when all of those states meet
 /// it or none does; otherwise the packet is handed to the kernel there.
 ///
+/// The same lookup decides, where the kernel has NAT, whether conntrack
+/// rewrites the packet at nat PREROUTING and whether the nat table runs for
+/// it (emitNatGate()).
+///
 /// The per-packet result is an i32 on the stack: 0 before the lookup, else
-/// 0x80 | the possible states (ir::CtNew ...; none: not known) | 0x100 when
-/// an entry was found | ir::CtSnat
-/// and ir::CtDnat of the entry found.
+/// 0x80 | the possible states (ir::CtNew ...; none: not known) | ir::CtSnat
+/// and ir::CtDnat of the entry found | 0x100 when an entry was found |
+/// 0x200 when that entry may be replaced by a new one (a TCP SYN).
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -44,6 +48,15 @@ public:
   /// lookup), so the kernel's conntrack would not have touched one; else
   /// to `pass`.
   void emitFoundGate(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *pass);
+  /// Hand-over mode, at nat PREROUTING (before its chain, or where it
+  /// would be): hands the packet over (`pass`) when conntrack's answer is
+  /// not known or its entry is translated (IPS_SRC_NAT or IPS_DST_NAT: the
+  /// kernel may rewrite it here); otherwise goes to `runNat` when the
+  /// kernel runs the nat table for the packet (a new connection's first
+  /// packet) and to `skipNat` when it does not (a later packet, or
+  /// INVALID).
+  void emitNatGate(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *runNat,
+                   llvm::BasicBlock *skipNat, llvm::BasicBlock *pass);
 
 private:
   /// What tcp_error() or udp_error() leaves for the lookup.

@@ -175,6 +175,21 @@ private:
   NatLowering *natOf(ir::Family f) const {
     return f == ir::Family::V6 ? nat6_.get() : nat_.get();
   }
+  /// Hand-over mode with NAT in the kernel for this family (a nat
+  /// PREROUTING rule, or a source translation, whose replies conntrack
+  /// rewrites): the path goes through CtLowering::emitNatGate() at nat
+  /// PREROUTING.
+  bool natGate(ir::Family f) const {
+    if (!handover())
+      return false;
+    if (!p_.kernelSourceNat[static_cast<size_t>(f)].empty())
+      return true;
+    return std::any_of(
+        p_.chains.begin(), p_.chains.end(), [f](const ir::Chain &c) {
+          return c.family == f && c.table == ir::Table::Nat && !c.user &&
+                 c.hook == ir::Hook::Prerouting && !c.rules.empty();
+        });
+  }
   Value *fibRc_ = nullptr; ///< the routing decision's lookup
   AllocaInst *fib_ = nullptr;
   /// Hand-over mode: the path record and the counter slot of each of its
@@ -206,7 +221,8 @@ void XdpCodegen::declareMaps() {
   if (p_.hasFamily(ir::Family::V6))
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
-  if (handover() && (p_.usesCtState() || mayTrack()))
+  if (handover() && (p_.usesCtState() || mayTrack() ||
+                     natGate(ir::Family::V4) || natGate(ir::Family::V6)))
     ct_ = std::make_unique<CtLowering>(cg_, btf_, !p_.ctHelper.empty());
   std::vector<SetLayout> sets = setLayouts(p_);
   for (const SetLayout &l : sets) {
@@ -1771,23 +1787,23 @@ void XdpCodegen::emitFamilyChains(ir::Family fam) {
   bool nat = natl != nullptr;
   if (nat)
     natl->begin();
-  // Hand-over mode with source NAT in the kernel: conntrack rewrites the
-  // destination of their replies at nat PREROUTING, which XDP cannot see
-  // without a conntrack lookup; only raw and mangle PREROUTING, which run
-  // before, see what XDP sees.
-  bool kernelNat =
-      handover() && !p_.kernelSourceNat[static_cast<size_t>(fam)].empty();
+  // Hand-over mode with NAT in the kernel: conntrack rewrites translated
+  // connections at nat PREROUTING, and runs the nat chain only for a
+  // connection's first packet (CtLowering::emitNatGate()).
+  const bool gate = natGate(fam);
+  bool gated = false;
   auto emitHook = [&](ir::Hook h, BasicBlock *after) {
     hook_ = h;
     for (const ir::Chain *c : hookChains(h)) {
       table_ = c->table;
-      if (kernelNat && c->table >= ir::Table::Nat) {
-        b.CreateBr(pass_);
-        b.SetInsertPoint(cg_.block("unreachable.kernel_nat"));
-        break;
-      }
       BasicBlock *next = cg_.block(std::string("after.") +
                                    ir::tableName(c->table) + "." + c->name);
+      if (gate && !gated && c->table >= ir::Table::Nat) {
+        gated = true;
+        BasicBlock *run = cg_.block("nat.first_packet");
+        ct_->emitNatGate(pk_, ctx_, run, next, pass_);
+        b.SetInsertPoint(run);
+      }
       bool natChain = nat && c->table == ir::Table::Nat;
       if (natChain)
         natl->emitLookup(pk_, next); // a bound connection skips the chain
@@ -1799,14 +1815,19 @@ void XdpCodegen::emitFamilyChains(ir::Family fam) {
           storeHeader(); // the translated destination and port
       }
     }
+    if (gate && !gated && h == ir::Hook::Prerouting) {
+      gated = true; // no nat chain: only the rewrite to rule out
+      ct_->emitNatGate(pk_, ctx_, after, after, pass_);
+      return;
+    }
     b.CreateBr(after);
   };
 
   BasicBlock *routing = cg_.block("routing");
   emitHook(ir::Hook::Prerouting, routing);
   b.SetInsertPoint(routing);
-  if (kernelNat || (!nat && hookChains(ir::Hook::Input).empty() &&
-                    hookChains(ir::Hook::Forward).empty())) {
+  if (!nat && hookChains(ir::Hook::Input).empty() &&
+      hookChains(ir::Hook::Forward).empty()) {
     b.CreateBr(pass_);
     return;
   }

@@ -759,9 +759,11 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
     if (const std::string &n = prog.kernelSourceNat[static_cast<size_t>(f)];
         !n.empty())
       os << "rule2xdp: note: the kernel translates source addresses (" << n
-         << "): every " << (f == ir::Family::V4 ? "IPv4" : "IPv6")
-         << " packet is handed over after mangle PREROUTING, since its "
-            "replies are rewritten by conntrack before nat PREROUTING\n";
+         << "): conntrack rewrites the replies at nat PREROUTING, so every "
+         << (f == ir::Family::V4 ? "IPv4" : "IPv6")
+         << " packet is looked up there; a translated connection's packets, "
+            "and those conntrack cannot look up from XDP (not TCP or UDP, "
+            "fragments, IPv6 extension headers), are handed over\n";
   if (!prog.ctHelper.empty())
     os << "rule2xdp: note: the ruleset can attach a conntrack helper ("
        << prog.ctHelper

@@ -181,8 +181,8 @@ std::string print(const Program &p) {
   for (Family f : {Family::V4, Family::V6})
     if (const std::string &why = p.kernelSourceNat[static_cast<size_t>(f)];
         !why.empty())
-      os << "kernel-nat " << familyName(f) << " (hand over after mangle "
-         << "PREROUTING): " << why << "\n";
+      os << "kernel-nat " << familyName(f) << " (hand over translated "
+         << "connections at nat PREROUTING): " << why << "\n";
   for (size_t i = 0; i < p.sets.size(); ++i) {
     const IpSet &set = p.sets[i];
     size_t nomatch = 0;

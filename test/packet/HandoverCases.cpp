@@ -134,11 +134,19 @@ void handoverCases(Harness &h) {
   h.expectHandover(p + "return-then-policy", kHost,
                    Frame::icmp("10.1.0.77", "10.1.0.2"), kDrop, {2, 9, 10, 11});
 
-  // Source NAT in the kernel: raw decides, filter is the kernel's.
+  // Source NAT in the kernel: raw decides; filter too, for a packet that
+  // conntrack (looked up at nat PREROUTING, in the test process's
+  // namespace, which tracks none of these tuples) certainly sees as a new,
+  // untranslated connection. Anything it cannot look up, or may see as
+  // INVALID, is the kernel's.
   h.expectHandover(p + "kernel-nat-raw-drops", kNat, tcp("10.1.0.66", 80),
                    kDrop, {0});
-  h.expectHandover(p + "kernel-nat-filter-handed-over", kNat, udp(1234), kPass,
-                   {});
+  h.expectHandover(p + "kernel-nat-new-udp-filter-drops", kNat, udp(1234),
+                   kDrop, {1, 2});
+  h.expectHandover(p + "kernel-nat-bad-checksum-handed-over", kNat,
+                   udp(1234).badChecksum(), kPass, {});
+  h.expectHandover(p + "kernel-nat-icmp-handed-over", kNat,
+                   Frame::icmp("10.1.0.1", "10.1.0.2"), kPass, {});
 
   // REJECT --reject-with tcp-reset (docs/handover.md, "REJECT"). The test
   // namespace does not forward, so bpf_fib_lookup gives no reply route and
