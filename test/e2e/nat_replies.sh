@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# test/e2e/nat_replies.sh - hand-over mode with MASQUERADE in the kernel:
+# XDP decides the filter for packets conntrack shows are new and
+# untranslated, and hands the replies of masqueraded connections over.
+#
+#   A veth-a 10.1.0.1 --- veth-b 10.1.0.2 B b1 10.2.0.1 --- c0 10.2.0.2 C
+#
+# B routes A's traffic out of b1 with MASQUERADE (C has no route back to
+# 10.1.0.0/24, so only the masquerade makes replies possible) and drops TCP
+# and UDP addressed to itself from b1 (INPUT). The same ruleset is installed
+# in B's iptables and compiled with --pass-unsupported onto b1:
+#  1. a TCP transfer from A to C: C's replies arrive at b1 addressed to B
+#     (10.2.0.1) and are forwarded to A only after conntrack rewrites their
+#     destination at nat PREROUTING. XDP must hand them over (their
+#     conntrack entry has IPS_SRC_NAT): judged by their destination as
+#     they arrive, they would meet INPUT's TCP DROP. The transfer must
+#     complete with identical bytes, and XDP must count nothing.
+#  2. N datagrams from C to B itself (a new connection, no NAT): dropped by
+#     XDP at INPUT's UDP DROP, so XDP's counter is N and the kernel's 0.
+# Before conntrack was looked up at nat PREROUTING, every packet after
+# mangle PREROUTING was handed over: run 2 then fails (XDP counts 0).
+# Needs root; fails (never skips) without it. Everything lives in
+# namespaces, a bpffs and a /run/netns of its own (see lib.sh).
+set -euo pipefail
+R2X_NAME=nat_replies
+while [ $# -gt 0 ]; do
+  case $1 in
+  --rule2xdp) R2X=$2; shift 2 ;;
+  --tools) TOOLS=$2; shift 2 ;;
+  *) echo "usage: $0 [--rule2xdp PATH] [--tools DIR]" >&2; exit 2 ;;
+  esac
+done
+export R2X TOOLS
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+r2x_private_mounts "$@"
+r2x_find_tools
+PEER=(/usr/bin/python3 "$here/../tools/nat_peer.py")
+IPT=iptables-nft
+N=50
+
+r2x_make_network
+r2x_more_netns NS_C
+ip link add b1 netns "$NS_B" type veth peer name c0 netns "$NS_C" ||
+  die "cannot create the B-C veth pair"
+ip -n "$NS_B" addr add 10.2.0.1/24 dev b1
+ip -n "$NS_C" addr add 10.2.0.2/24 dev c0
+ip -n "$NS_B" link set b1 up
+ip -n "$NS_C" link set c0 up
+mac_b1=$(ip -n "$NS_B" -br link show b1 | awk '{print $3}')
+mac_c0=$(ip -n "$NS_C" -br link show c0 | awk '{print $3}')
+ip -n "$NS_B" neigh replace 10.2.0.2 lladdr "$mac_c0" dev b1 nud permanent
+ip -n "$NS_C" neigh replace 10.2.0.1 lladdr "$mac_b1" dev c0 nud permanent
+ip -n "$NS_A" route add default via 10.1.0.2
+in_b sysctl -q -w net.ipv4.ip_forward=1
+# Full checksums from C's sockets (XDP verifies them; see docs/brief).
+ip netns exec "$NS_C" ethtool -K c0 tx off >/dev/null 2>&1 ||
+  die "cannot turn off checksum offload on c0"
+
+cat >"$TMP/nat.rules" <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o b1 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i b1 -p tcp -j DROP
+-A INPUT -i b1 -p udp -j DROP
+COMMIT
+EOF
+in_b "$IPT-restore" "$TMP/nat.rules" || die "$IPT-restore failed in B"
+"$R2X" -f "$TMP/nat.rules" --pass-unsupported -o "$TMP/nat.o" \
+  2>"$TMP/compile.err" || die "rule2xdp failed: $(cat "$TMP/compile.err")"
+grep -q 'the kernel translates source addresses' "$TMP/compile.err" ||
+  die "no note about the kernel's source NAT: $(cat "$TMP/compile.err")"
+r2x_b --load b1 "$TMP/nat.o" >/dev/null || die "rule2xdp --load b1 failed"
+ip -n "$NS_B" -d link show dev b1 | grep -q 'prog/xdp' ||
+  die "no XDP program on b1 after --load"
+
+xdp_packets() { # PATTERN: XDP's count of the rule
+  local n
+  n=$(r2x_b --stats b1 | awk -v pat="$1" '$0 ~ pat {print $1; exit}')
+  [ -n "$n" ] || die "no rule matching '$1' in --stats: $(r2x_b --stats b1)"
+  printf '%s\n' "$n"
+}
+kernel_packets() { # PATTERN: the kernel's count of the rule (--stats)
+  local n
+  n=$(r2x_b --stats b1 | awk -v pat="$1" '$0 ~ pat {print $3; exit}')
+  [ -n "$n" ] || die "no rule matching '$1' in --stats: $(r2x_b --stats b1)"
+  printf '%s\n' "$n"
+}
+expect() { # WHAT GOT WANT
+  [ "$2" = "$3" ] || die "$1: $2, expected $3"
+  say "ok    $1: $2"
+}
+
+# 1. A TCP transfer through the masquerade: every reply is handed over.
+r2x_start server "$NS_C" "${PEER[@]}" tcp-server 10.2.0.2 5001
+out=$(in_a "${PEER[@]}" tcp-client 10.2.0.2 5001 200000) ||
+  die "the TCP transfer from A to C failed: $out"
+r2x_waitfor server
+sent=$(awk '/^bytes/ {print $2, $4; exit}' <<<"$out")
+got=$(awk '/^peer/ {print $4, $6; exit}' "$TMP/server.out")
+peer=$(awk '/^peer/ {print $2; exit}' "$TMP/server.out")
+[ -n "$sent" ] && [ "$sent" = "$got" ] ||
+  die "C received other bytes than A sent: A '$sent', C '$got'"
+expect "the address C saw (masqueraded)" "$peer" 10.2.0.1
+say "ok    TCP transfer A -> C through MASQUERADE: $sent"
+expect "XDP's count of INPUT -i b1 -p tcp DROP" "$(xdp_packets 'DROP +6 ')" 0
+expect "the kernel's count of INPUT -i b1 -p tcp DROP" "$(kernel_packets 'DROP +6 ')" 0
+
+# 2. Datagrams from C to B itself: a new connection, decided in XDP.
+out=$(ip netns exec "$NS_C" "${PEER[@]}" udp-send 10.2.0.1 5000 $N) ||
+  die "udp-send from C failed: $out"
+r2x_wait_until "XDP counting $N datagrams at INPUT's UDP DROP" \
+  test "$(xdp_packets 'DROP +17 ')" = "$N"
+expect "XDP's count of INPUT -i b1 -p udp DROP" "$(xdp_packets 'DROP +17 ')" "$N"
+expect "the kernel's count of INPUT -i b1 -p udp DROP" "$(kernel_packets 'DROP +17 ')" 0
+say "nat replies: all checks passed"
