@@ -775,7 +775,13 @@ int main(int argc, char **argv) {
               // counts nothing in the kernel either); a pass counts nothing.
               if (x.action == XdpDrop || rst) {
                 ++handoverDecided;
-                if (xd != kd)
+                std::string kind;
+                if (xd != kd && status[j] == Verdict::Agree &&
+                    !(kind = nftKnown(j, kd, xd)).empty()) {
+                  // nft's known divergence; legacy decided as XDP did.
+                  status[j] = Verdict::Known;
+                  knownKind[j] = kind;
+                } else if (xd != kd)
                   fail(j, std::string("XDP ") + (rst ? "rejected" : "dropped") +
                               " it but counted other rules than the kernel");
                 else if (rst && !kernelRejected(model, kd))
