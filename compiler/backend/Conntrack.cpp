@@ -159,9 +159,6 @@ void CtLowering::emitNatGate(Packet &pk, Value *ctx, BasicBlock *runNat,
       b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kFound)), b.getInt32(0));
   Value *reopen =
       b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kReopen)), b.getInt32(0));
-  // Only the states matter from here on: fewer values for the verifier to
-  // follow through the rest of the program.
-  b.CreateStore(b.CreateOr(poss, b.getInt32(kLookedUp)), slot_);
   BasicBlock *hit = cg_.block("ct.nat_hit"), *miss = cg_.block("ct.nat_miss");
   b.CreateCondBr(found, hit, miss);
   // An entry (ESTABLISHED, or NEW/RELATED of a confirmed one) already has
