@@ -29,6 +29,12 @@ struct BackendError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A program BPF cannot hold (more than its 512-byte stack, say): the
+/// input is too big or too intricate for one program, not a bug. Exit 1.
+struct LimitError : BackendError {
+  using BackendError::BackendError;
+};
+
 /// Rules (as emitted, user chains counted at each jump) above which the
 /// program is built for BPF CPU v4, whose long jumps (kernel 6.6+) reach
 /// across it; below, CPU v3 (kernel 5.1+).

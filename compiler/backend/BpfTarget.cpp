@@ -16,6 +16,8 @@
 
 #include <llvm/Analysis/CGSCCPassManager.h>
 #include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/IR/DiagnosticInfo.h>
+#include <llvm/IR/DiagnosticPrinter.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
@@ -124,11 +126,34 @@ std::string compile(const ir::Program &program, Emit emit,
   _exit(1);
 }
 
+/// Errors the BPF back end reports and goes on from (the usual one: the
+/// program needs more than BPF's 512-byte stack). LLVM's default handler
+/// prints `error: <unknown>:0:0: ...` and exits; these are kept instead,
+/// and compileModule() throws the first after code generation.
+void collectLlvmErrors(const DiagnosticInfo *di, void *context) {
+  if (di->getSeverity() != DS_Error)
+    return;
+  auto *errors = static_cast<std::vector<std::string> *>(context);
+  std::string text;
+  raw_string_ostream os(text);
+  DiagnosticPrinterRawOStream printer(os);
+  di->print(printer);
+  // The usual one, said for this compiler's users (LLVM's text advises C
+  // programmers to move variables into maps).
+  if (os.str().find("stack limit") != std::string::npos)
+    text = "the program needs more than the 512 bytes of stack BPF allows "
+           "(too many values live at once across the ruleset's helper "
+           "calls)";
+  errors->push_back(text);
+}
+
 std::string compileModule(const std::function<void(Module &)> &build, Emit emit,
                           const char *cpu) {
   static bool handler = (install_fatal_error_handler(llvmFatal), true);
   (void)handler;
   LLVMContext ctx;
+  std::vector<std::string> llvmErrors;
+  ctx.setDiagnosticHandlerCallBack(collectLlvmErrors, &llvmErrors);
   auto m = std::make_unique<Module>("rule2xdp", ctx);
   std::unique_ptr<TargetMachine> tm = bpfTargetMachine(cpu);
   m->setTargetTriple("bpfel");
@@ -158,6 +183,9 @@ std::string compileModule(const std::function<void(Module &)> &build, Emit emit,
   if (tm->addPassesToEmitFile(pm, os, nullptr, kind))
     throw BackendError("the BPF target cannot emit this file type");
   pm.run(*m);
+  if (!llvmErrors.empty())
+    throw LimitError("LLVM cannot build this program: " + llvmErrors.front() +
+                     " (docs/design.md, \"Limits\")");
   return std::string(buf.begin(), buf.end());
 }
 

@@ -32,6 +32,12 @@ AllocaInst *Codegen::stackSlot(Type *ty, unsigned align, const Twine &name) {
   return a;
 }
 
+AllocaInst *Codegen::u32Key() {
+  if (!u32Key_)
+    u32Key_ = stackSlot(i32, 4, "map.key");
+  return u32Key_;
+}
+
 Value *Codegen::at(Value *base, Value *off) {
   return b.CreateGEP(i8, base, off);
 }

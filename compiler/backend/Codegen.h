@@ -51,6 +51,10 @@ struct Codegen {
   /// 64 bytes of stack for transportChecksumOk() (Conntrack.cpp), shared
   /// by every call.
   llvm::AllocaInst *csumBuf = nullptr;
+  /// The one 4-byte map key on the stack (u32 keys of array and hash
+  /// maps): each use stores it right before its lookup. BPF has 512 bytes
+  /// of stack, and LLVM keeps every alloca apart, used or not at once.
+  llvm::AllocaInst *u32Key();
 
   llvm::BasicBlock *block(const llvm::Twine &name);
   /// An alloca in the entry block (so the verifier sees a fixed stack slot).
@@ -85,6 +89,9 @@ struct Codegen {
   /// htons(0x0100) = 1 with the end-around carry. Returns it in the same
   /// order.
   llvm::Value *ttlDecrementCsum(llvm::Value *csum);
+
+private:
+  llvm::AllocaInst *u32Key_ = nullptr;
 };
 
 } // namespace r2x::backend

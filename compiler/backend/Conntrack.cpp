@@ -174,8 +174,8 @@ void CtLowering::emitNatGate(Packet &pk, Value *ctx, BasicBlock *runNat,
                  pass);
 }
 
-/// The states, looked up at the first state match the packet reaches.
-/// The states, looked up at the first state match the packet reaches.
+/// Hands the packet over unless conntrack's answer is known and holds no
+/// entry for it (REJECT's RST: the kernel would update an entry).
 void CtLowering::emitFoundGate(Packet &pk, Value *ctx, BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
   Value *st = states(pk, ctx);
@@ -325,9 +325,16 @@ Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
                           AllocaInst *&opts) {
   IRBuilder<> &b = cg_.b;
   const uint64_t size = pk.v6 ? kTuple6Size : kTuple4Size;
-  AllocaInst *tuple = cg_.stackSlot(ArrayType::get(cg_.i8, size), 4,
-                                    pk.v6 ? "ct.tuple6" : "ct.tuple");
-  opts = cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
+  // One tuple and one options buffer for every lookup site: a packet is
+  // looked up once, and each site reads the options right after its call.
+  // A buffer per site cost the 512-byte stack 48 bytes a site, which an
+  // IPv6 ruleset with REJECT's reply route and several sites exceeded.
+  if (!tuple_) {
+    tuple_ = cg_.stackSlot(ArrayType::get(cg_.i8, kTuple6Size), 4, "ct.tuple");
+    opts_ = cg_.stackSlot(ArrayType::get(cg_.i8, kOptsSize), 4, "ct.opts");
+  }
+  AllocaInst *tuple = tuple_;
+  opts = opts_;
   if (pk.v6) {
     for (unsigned w = 0; w < 4; ++w) {
       b.CreateStore(pk.saddr6[w], cg_.at(tuple, uint64_t(4 * w)));

@@ -92,6 +92,8 @@ private:
   llvm::DICompositeType *nfConnDi_ = nullptr, *optsDi_ = nullptr;
   llvm::StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
   llvm::AllocaInst *slot_ = nullptr; ///< the per-packet states (above)
+  /// bpf_sock_tuple (IPv6-sized) and bpf_ct_opts, shared by every lookup.
+  llvm::AllocaInst *tuple_ = nullptr, *opts_ = nullptr;
 };
 
 /// The one's complement sum of the pseudo header and the transport bytes

@@ -336,7 +336,7 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
   pk.l3 = cg.at(cg.data, l2.l3off);
   Value *first = ipv6Header(cg, pk, pass);
   // The scratch value the walk's exits meet in (Ipv6Walk::join).
-  AllocaInst *zero = cg.stackSlot(cg.i32, 4, "scratch.key");
+  AllocaInst *zero = cg.u32Key();
   b.CreateStore(b.getInt32(0), zero);
   Value *scratch = cg.callHelper(MapLookupElem, cg.ptr, {cg.scratch, zero});
   cg.require(b.CreateIsNotNull(scratch), pass, "scratch.ok");

@@ -192,6 +192,9 @@ private:
   }
   Value *fibRc_ = nullptr; ///< the routing decision's lookup
   AllocaInst *fib_ = nullptr;
+  AllocaInst *fibBuf_ = nullptr; ///< fibSlot()
+  AllocaInst *ifKey_ = nullptr;  ///< ifMaskOf()'s key
+  AllocaInst *fibSlot();
   /// Hand-over mode: the path record and the counter slot of each of its
   /// bits, for the family being emitted.
   AllocaInst *path_ = nullptr;
@@ -247,8 +250,9 @@ void XdpCodegen::bumpCounter(unsigned slot) {
 Value *XdpCodegen::ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner) {
   IRBuilder<> &b = cg_.b;
   using contract::IfKey;
-  AllocaInst *key =
-      cg_.stackSlot(ArrayType::get(cg_.i8, sizeof(IfKey)), 8, "ifkey");
+  if (!ifKey_)
+    ifKey_ = cg_.stackSlot(ArrayType::get(cg_.i8, sizeof(IfKey)), 8, "ifkey");
+  AllocaInst *key = ifKey_;
   b.CreateStore(ifindex, cg_.at(key, offsetof(IfKey, ifindex)));
   b.CreateStore(vidOuter, cg_.at(key, offsetof(IfKey, vid_outer)));
   b.CreateStore(vidInner, cg_.at(key, offsetof(IfKey, vid_inner)));
@@ -1393,7 +1397,7 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
   // route, assumed to have none: docs/handover.md), the device's hop_limit
   // (IPv6: the output route's device, here the receiving one), as the
   // loader read them into r2x_rst (0 or no entry: not known).
-  AllocaInst *key = cg_.stackSlot(cg_.i32, 4, "rst.key");
+  AllocaInst *key = cg_.u32Key();
   b.CreateStore(pk_.ifindex, key);
   Value *hv = cg_.callHelper(MapLookupElem, cg_.ptr, {rst_, key});
   cg_.require(b.CreateIsNotNull(hv), pass_, "rst.hops_known");
@@ -1406,6 +1410,14 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
   writeReset(ports, seq, ack, flags, payload, hops, sent_);
 }
 
+/// The struct bpf_fib_lookup on the stack, shared by the routing decision
+/// and REJECT's reply route (64 bytes of BPF's 512).
+AllocaInst *XdpCodegen::fibSlot() {
+  if (!fibBuf_)
+    fibBuf_ = cg_.stackSlot(ArrayType::get(cg_.i8, kernel::FibSize), 8, "fib");
+  return fibBuf_;
+}
+
 /// bpf_fib_lookup() for the RST: from the packet's destination to its
 /// source, as ip_route_me_harder() / ip6_route_output() route it (TOS 0,
 /// mark 0), from the ingress device; IPv4 in INPUT asks for the route's
@@ -1413,8 +1425,9 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
 Value *XdpCodegen::replyRoute(Value *ports, bool input) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
-  if (!replyFib_)
-    replyFib_ = cg_.stackSlot(ArrayType::get(cg_.i8, FibSize), 8, "rst.fib");
+  // The routing decision's buffer: REJECT ends the packet's evaluation, so
+  // nothing reads the forward route (-o, the forward itself) after this.
+  replyFib_ = fibSlot();
   AllocaInst *fib = replyFib_;
   b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
   b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
@@ -1574,9 +1587,7 @@ void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
 Value *XdpCodegen::fibLookup(Value *totLen) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
-  if (!fib_)
-    fib_ = cg_.stackSlot(ArrayType::get(cg_.i8, FibSize), 8, "fib");
-  AllocaInst *fib = fib_;
+  AllocaInst *fib = fib_ = fibSlot();
   b.CreateMemSet(fib, b.getInt8(0), FibSize, MaybeAlign(8));
   b.CreateStore(b.getInt8(pk_.v6 ? AF_INET6 : AF_INET), cg_.at(fib, FibFamily));
   b.CreateStore(pk_.proto, cg_.at(fib, FibL4Protocol));
@@ -1667,7 +1678,7 @@ void XdpCodegen::emitEgressOfFragmented(BasicBlock *forward) {
 /// device without one (0) is not checked.
 void XdpCodegen::emitOtherHost(const L2 &l2) {
   IRBuilder<> &b = cg_.b;
-  AllocaInst *key = cg_.stackSlot(cg_.i32, 4, "ifmac.key");
+  AllocaInst *key = cg_.u32Key();
   b.CreateStore(l2.ifindex, key);
   Value *v = cg_.callHelper(MapLookupElem, cg_.ptr, {ifmac_, key});
   BasicBlock *known = cg_.block("ifmac.known");
@@ -1707,7 +1718,7 @@ void XdpCodegen::emit(Value *ctxArg) {
   cg_.ret(XdpDrop);
 
   b.SetInsertPoint(entry);
-  key_ = cg_.stackSlot(cg_.i32, 4, "counter.key");
+  key_ = cg_.u32Key();
   L2 l2 = emitL2(cg_, ctxArg, pass_);
   emitOtherHost(l2);
 

@@ -66,6 +66,9 @@ std::string compileIsolated(const ir::Program &program,
     char status = 0;
     try {
       out = backend::compile(program, backend::Emit::Obj, cls);
+    } catch (const backend::LimitError &e) {
+      status = 2;
+      out = e.what();
     } catch (const std::exception &e) {
       status = 1;
       out = e.what();
@@ -99,6 +102,8 @@ std::string compileIsolated(const ir::Program &program,
         WIFSIGNALED(st) ? "the compiler process died of signal " +
                               std::to_string(WTERMSIG(st))
                         : std::string("the compiler process failed"));
+  if (data[0] == 2)
+    throw backend::LimitError(data.substr(1));
   if (data[0] != 0)
     throw backend::BackendError(data.substr(1));
   return data.substr(1);
@@ -140,6 +145,9 @@ Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
   } catch (const frontend::Diagnostic &d) {
     throw Failure{kExitInput, frontend::format(sm, frontend::Severity::Error,
                                                d.pos, d.what(), d.length)};
+  } catch (const backend::LimitError &e) {
+    throw Failure{kExitInput,
+                  std::string("rule2xdp: error: ") + e.what() + "\n"};
   } catch (const backend::BackendError &e) {
     throw Failure{kExitInternal,
                   std::string("rule2xdp: internal error: ") + e.what() + "\n"};

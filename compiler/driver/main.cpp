@@ -560,6 +560,9 @@ int main(int argc, char **argv) {
     if (!e.log.empty())
       std::cerr << e.log << (e.log.back() == '\n' ? "" : "\n");
     return kExitKernel;
+  } catch (const backend::LimitError &e) {
+    std::cerr << "rule2xdp: error: " << e.what() << "\n";
+    return kExitInput;
   } catch (const backend::BackendError &e) {
     std::cerr << "rule2xdp: internal error: " << e.what() << "\n";
     return kExitInternal;
