@@ -16,7 +16,15 @@
 #     conntrack holds) are dropped by XDP at the INVALID rule;
 #   - a bare ACK without a connection (NEW if nf_conntrack_tcp_loose, else
 #     INVALID; window tracking) and a SYN with a wrong checksum (INVALID if
-#     the kernel checks it) are handed over, and the kernel decides them.
+#     the kernel checks it) are handed over, and the kernel decides them;
+#   - a connection to :2223, whose handshake is accepted and whose first
+#     data segment (PSH) meets `REJECT --reject-with tcp-reset` ahead of the
+#     ESTABLISHED rule: conntrack holds its entry, which the kernel's RST
+#     updates, so XDP hands the segment over instead of sending the RST
+#     itself (B forwards, A sends full checksums and the segment is short
+#     enough for XDP to verify its sum, so nothing else stops XDP's RST): A's connection is reset, the kernel counts the REJECT,
+#     XDP does not. Without that "no entry" gate XDP sends the RST and
+#     counts it, and this fails.
 # Then XDP is unloaded and every crafted batch is sent again: the kernel
 # alone must count each batch on the same rule XDP counted it on.
 # Every count XDP made is compared with the kernel's for the same rule: a
@@ -73,6 +81,9 @@ if [ "$FAMILY" = 6 ]; then
   for ns in "$NS_A" "$NS_B"; do
     ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null
   done
+  # No router solicitations from A: B forwards (below), so it would take
+  # A's RSs to ff02::2 on INPUT and count them on its policy.
+  in_a sysctl -q -w net.ipv6.conf.veth-a.router_solicitations=0 >/dev/null
   in_a sysctl -q -w net.ipv6.conf.veth-a.disable_ipv6=0 >/dev/null
   in_b sysctl -q -w net.ipv6.conf.veth-b.disable_ipv6=0 >/dev/null
   ip -n "$NS_A" addr add fd00::1/64 dev veth-a nodad
@@ -83,14 +94,25 @@ if [ "$FAMILY" = 6 ]; then
   ip -n "$NS_B" neigh replace fd00::1 lladdr "$mac_a" dev veth-b nud permanent
   export R2X_CT_DST_MAC=$mac_b
 fi
+# XDP's RST needs a reply route from bpf_fib_lookup, which answers only on
+# a device that forwards, and a checksum it verified: B forwards (FORWARD's
+# policy drops), A's veth sends full checksums.
+if [ "$FAMILY" = 6 ]; then
+  in_b sysctl -q -w net.ipv6.conf.veth-b.forwarding=1 >/dev/null
+else
+  in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
+fi
+in_a ethtool -K veth-a tx off >/dev/null 2>&1 || die "cannot turn off checksum offload on veth-a"
 cat >"$TMP/host.rules" <<RULES
 *filter
 :INPUT DROP [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
+-A INPUT -d $B_NET -p tcp -m tcp --dport 2223 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset
 -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A INPUT -m conntrack --ctstate INVALID -j DROP
 -A INPUT -d $B_NET -p tcp -m tcp --dport 2222 -j ACCEPT
+-A INPUT -d $B_NET -p tcp -m tcp --dport 2223 -j ACCEPT
 -A INPUT -p udp -m udp --dport 5353 -j ACCEPT
 COMMIT
 RULES
@@ -212,6 +234,30 @@ r2x_wait_for kern_invalid || true
 snapshot after
 check "SYNs with a wrong checksum: the kernel's INVALID rule" "$((after_KI - before_KI))" "$N"
 check "SYNs with a wrong checksum counted by XDP" "$((after_XP - before_XP + after_XI - before_XI))" 0
+
+# 6. tcp-reset REJECT for a segment conntrack holds an entry for: the
+# kernel's.
+before_XR=$(xdp_rule /REJECT/) before_KR=$(kern_rule /REJECT/)
+mkfifo "$TMP/rst.ready"
+exec {rfd}<>"$TMP/rst.ready"
+ip netns exec "$NS_B" "$PY" "$PEER" serve "$TMP/rst.ready" 2223 \
+  >"$TMP/rst.out" 2>&1 &
+RSRV=$!
+R2X_PIDS+=("$RSRV")
+read -r -t "$R2X_WAIT_S" -u "$rfd" _ || die "server on :2223 did not start"
+OUT=$(in_a "$PY" "$PEER" client 2223 10 2>&1) || true
+# B's end never learns of the reset (the REJECT answers A only): end it.
+kill -TERM "$RSRV" 2>/dev/null || true
+wait "$RSRV" 2>/dev/null || true
+r2x_reaped "$RSRV"
+# The RST ends the connection before or after the client's shutdown():
+# ECONNRESET or ENOTCONN, both after a connect() that succeeded.
+if grep -Eq "ConnectionResetError|Errno 107" <<<"$OUT"; then RESET=yes; else RESET="no: $OUT"; fi
+check "connection to :2223 reset at its first data segment" "$RESET" yes
+kern_rejected() { [ "$(kern_rule /REJECT/)" -ge $((before_KR + 1)) ]; }
+r2x_wait_for kern_rejected || true
+check "the kernel counted the REJECT" "$(($(kern_rule /REJECT/) > before_KR))" 1
+check "XDP counted the REJECT (conntrack has an entry: the kernel's)" "$(($(xdp_rule /REJECT/) - before_XR))" 0
 
 # The reference: the kernel alone, for the batches XDP decided.
 r2x_b --unload veth-b || die "rule2xdp --unload failed"

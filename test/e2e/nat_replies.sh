@@ -17,6 +17,12 @@
 #     complete with identical bytes, and XDP must count nothing.
 #  2. N datagrams from C to B itself (a new connection, no NAT): dropped by
 #     XDP at INPUT's UDP DROP, so XDP's counter is N and the kernel's 0.
+#  3. A TCP connection from C to B itself: its handshake is accepted, its
+#     first data segment (PSH) meets `REJECT --reject-with tcp-reset`. On
+#     this host the kernel's RST would pass nat POSTROUTING (MASQUERADE -o
+#     b1), so the compiler hands that REJECT over (docs/handover.md,
+#     "REJECT"): C's connection is reset by the kernel, which counts the
+#     REJECT; XDP counts 0.
 # Before conntrack was looked up at nat PREROUTING, every packet after
 # mangle PREROUTING was handed over: run 2 then fails (XDP counts 0).
 # Needs root; fails (never skips) without it. Everything lives in
@@ -70,6 +76,8 @@ COMMIT
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
+-A INPUT -i b1 -p tcp -m tcp --dport 6000 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset
+-A INPUT -i b1 -p tcp -m tcp --dport 6000 -j ACCEPT
 -A INPUT -i b1 -p tcp -j DROP
 -A INPUT -i b1 -p udp -j DROP
 COMMIT
@@ -122,4 +130,23 @@ r2x_wait_until "XDP counting $N datagrams at INPUT's UDP DROP" \
   test "$(xdp_packets 'DROP +17 ')" = "$N"
 expect "XDP's count of INPUT -i b1 -p udp DROP" "$(xdp_packets 'DROP +17 ')" "$N"
 expect "the kernel's count of INPUT -i b1 -p udp DROP" "$(kernel_packets 'DROP +17 ')" 0
+
+# 3. A connection to B whose data meets a tcp-reset REJECT: the kernel's
+# (its RST goes through nat POSTROUTING).
+r2x_start rstsrv "$NS_B" "${PEER[@]}" tcp-server 10.2.0.1 6000
+if out=$(ip netns exec "$NS_C" "${PEER[@]}" tcp-client 10.2.0.1 6000 100 2>&1); then
+  die "C's connection to B:6000 was not reset: $out"
+fi
+# The RST ends the connection before or after the client's shutdown():
+# ECONNRESET or ENOTCONN, both after a connect() that succeeded.
+grep -Eq "ConnectionResetError|Errno 107" <<<"$out" ||
+  die "C's connection to B:6000 failed, but not by a reset: $out"
+# B's end never learns of the reset (the REJECT answers C only): end it.
+kill -TERM "$PID_rstsrv" 2>/dev/null || true
+wait "$PID_rstsrv" 2>/dev/null || true
+r2x_reaped "$PID_rstsrv"
+say "ok    C's connection to B:6000 reset"
+r2x_wait_until "the kernel counting the :6000 REJECT" \
+  test "$(kernel_packets 'REJECT +6 .*dpt:6000')" -ge 1
+expect "XDP's count of the :6000 REJECT (handed over)" "$(xdp_packets 'REJECT +6 .*dpt:6000')" 0
 say "nat replies: all checks passed"
