@@ -185,6 +185,8 @@ Stats statsFromMeta(const Meta &meta,
       c.rules.push_back({rule, counter(rule.slot), keyOf(rule.slot), {}});
     stats.chains.push_back(std::move(c));
   }
+  if (meta.logLost >= 0)
+    stats.logLost = counter(unsigned(meta.logLost));
   return stats;
 }
 
@@ -254,6 +256,10 @@ std::string statsTable(const Stats &stats) {
         appendRule(text, r, kernel);
     }
   }
+  if (stats.logLost)
+    appendf(text, "\nLOG events not written: %llu packets, %llu bytes\n",
+            static_cast<unsigned long long>(stats.logLost->packets),
+            static_cast<unsigned long long>(stats.logLost->bytes));
   return text;
 }
 
