@@ -27,7 +27,11 @@
 # net.netfilter.nf_log_all_netns=1, a global sysctl: the test sets it and
 # puts the previous value back in its trap.
 #
-#   log_lines.sh [--family 4|6] [--rule2xdp PATH] [--tools DIR]
+# --forward puts the rules in FORWARD, for frames from A to C, a third
+# namespace behind B (10.1.1.2, fd00:1::2): the lines then name OUT= and
+# print the TTL or hop limit the kernel decremented before the hook.
+#
+#   log_lines.sh [--family 4|6] [--forward] [--rule2xdp PATH] [--tools DIR]
 #   [--break-format]  (self-check: the compared text with one field changed
 #                      must make the test fail)
 set -euo pipefail
@@ -38,13 +42,15 @@ r2x_private_mounts "$@"
 
 FAMILY=4
 BREAK=0
+CHAIN=INPUT
 while [ $# -gt 0 ]; do
   case $1 in
   --family) FAMILY=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
   --break-format) BREAK=1 ;;
-  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+  --forward) CHAIN=FORWARD ;;
+  -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -80,6 +86,30 @@ if [ "$FAMILY" = 6 ]; then
   ip -n "$NS_A" addr add fd00::1/64 dev veth-a nodad
   ip -n "$NS_B" addr add fd00::2/64 dev veth-b nodad
 fi
+if [ "$CHAIN" = FORWARD ]; then
+  # C behind B, with a static neighbour entry: XDP's FIB lookup needs it.
+  r2x_more_netns NS_C
+  ip link add veth-bc netns "$NS_B" type veth peer name veth-c netns "$NS_C" ||
+    die "cannot create the B-C veth pair"
+  ip -n "$NS_B" link set veth-bc up
+  ip -n "$NS_C" link set veth-c up
+  mac_c=$(ip -n "$NS_C" -br link show veth-c | awk '{print $3}')
+  if [ "$FAMILY" = 6 ]; then
+    ip netns exec "$NS_C" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 >/dev/null
+    in_b sysctl -q -w net.ipv6.conf.veth-bc.disable_ipv6=0 >/dev/null
+    in_b sysctl -q -w net.ipv6.conf.all.forwarding=1 >/dev/null
+    ip -n "$NS_B" addr add fd00:1::1/64 dev veth-bc nodad
+    ip -n "$NS_C" addr add fd00:1::2/64 dev veth-c nodad
+    ip -n "$NS_B" neigh replace fd00:1::2 lladdr "$mac_c" dev veth-bc nud permanent
+    export R2X_LOG_DST=fd00:1::2
+  else
+    in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
+    ip -n "$NS_B" addr add 10.1.1.1/24 dev veth-bc
+    ip -n "$NS_C" addr add 10.1.1.2/24 dev veth-c
+    ip -n "$NS_B" neigh replace 10.1.1.2 lladdr "$mac_c" dev veth-bc nud permanent
+    export R2X_LOG_DST=10.1.1.2
+  fi
+fi
 
 # A tag unique to this run in every prefix: dmesg is the whole machine's.
 TAG="r2x$$x$RANDOM"
@@ -88,10 +118,10 @@ cat >"$TMP/log.rules" <<RULES
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A INPUT -s $SRC -p tcp -j LOG --log-prefix "$TAG tcp: " --log-tcp-sequence --log-tcp-options --log-ip-options
--A INPUT -s $SRC -p udp -j LOG --log-prefix "$TAG udp: " --log-level 6
--A INPUT -s $SRC -p $ICMP -j LOG --log-prefix "$TAG icmp: " --log-macdecode
--A INPUT -s $SRC -j DROP
+-A $CHAIN -s $SRC -p tcp -j LOG --log-prefix "$TAG tcp: " --log-tcp-sequence --log-tcp-options --log-ip-options
+-A $CHAIN -s $SRC -p udp -j LOG --log-prefix "$TAG udp: " --log-level 6
+-A $CHAIN -s $SRC -p $ICMP -j LOG --log-prefix "$TAG icmp: " --log-macdecode
+-A $CHAIN -s $SRC -j DROP
 COMMIT
 RULES
 
@@ -131,7 +161,7 @@ compare() { # compare NAME FILE: FILE's lines against the kernel's
 }
 rule_packets() { # rule_packets N: XDP's count of rule N (1-based)
   r2x_b --stats veth-b | awk -v n="$1" \
-    '/^Chain INPUT/ {c = 1; next} c && /^ *[0-9]/ && ++k == n {print $1; exit}'
+    -v chain="$CHAIN" '$1 == "Chain" && $2 == chain {c = 1; next} c && /^ *[0-9]/ && ++k == n {print $1; exit}'
 }
 
 say "1. the kernel alone"
@@ -144,7 +174,7 @@ check "kernel lines" "$(wc -l <"$TMP/kernel.txt")" "$LINES"
 sed 's/^/        /' "$TMP/kernel.txt"
 
 say "2. standalone XDP program, no kernel rules"
-in_b "$IPT" -F INPUT
+in_b "$IPT" -F "$CHAIN"
 r2x_b --load veth-b -f "$TMP/log.rules" >/dev/null || die "load failed"
 send >/dev/null
 xdp_log "$LINES" "$TMP/xdp.txt"
@@ -162,7 +192,7 @@ r2x_b --load veth-b --pass-unsupported -f "$TMP/log.rules" >/dev/null 2>&1 ||
 send >/dev/null
 xdp_log "$LINES" "$TMP/handover.txt"
 compare handover "$TMP/handover.txt"
-kdrop=$(in_b "$IPT" -vxnL INPUT | awk '/DROP/ {print $1; exit}')
+kdrop=$(in_b "$IPT" -vxnL "$CHAIN" | awk '/DROP/ {print $1; exit}')
 check "kernel DROP count (XDP decided all)" "$kdrop" 0
 check "kernel lines after XDP's drops" "$(kernel_lines | wc -l)" "$LINES"
 
@@ -179,9 +209,9 @@ say "5. ring buffer full, hand-over mode: the kernel logs what XDP could not"
 # No reader while the frames arrive: once r2x_log (256 KiB) is full, XDP
 # hands each frame over and the kernel's LOG and DROP rules take it. Its
 # LOG rules' counters are its lines (dmesg's buffer may not hold them all).
-in_b "$IPT" -Z INPUT
+in_b "$IPT" -Z "$CHAIN"
 SENT=$(send $((1200 / N))) # 1200 frames: half again what r2x_log holds
-kcount() { in_b "$IPT" -vxnL INPUT | awk -v t="$1" '$3 == t {s += $1} END {print s + 0}'; }
+kcount() { in_b "$IPT" -vxnL "$CHAIN" | awk -v t="$1" '$3 == t {s += $1} END {print s + 0}'; }
 klog=$(kcount LOG) kdrop=$(kcount DROP)
 check "kernel LOG count = kernel DROP count" "$klog" "$kdrop"
 # The rest was XDP's: exactly that many events wait in the ring buffer.

@@ -5,7 +5,7 @@
 
 In namespace A: sends a fixed list of frames (built with scapy, every field
 fixed, so two runs send the same bytes) from 10.1.0.1 (fd00::1) to 10.1.0.2
-(fd00::2) on IFACE, REPEAT times (default 1), and prints how many it sent.
+(fd00::2), or to R2X_LOG_DST if set (a host behind B), on IFACE, REPEAT times (default 1), and prints how many it sent.
 The frames cover what the kernel's LOG line prints: TCP with options,
 sequence numbers and unusual flags, UDP, ICMP echo, an ICMP error quoting a
 UDP datagram (and one quoting TCP), IPv4 options, TOS, DF; IPv6 TCP, UDP,
@@ -66,9 +66,9 @@ def main():
     family, iface, smac, dmac = sys.argv[1:5]
     repeat = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     if family == "6":
-        pkts = frames6("fd00::1", "fd00::2")
+        pkts = frames6("fd00::1", os.environ.get("R2X_LOG_DST", "fd00::2"))
     else:
-        pkts = frames4("10.1.0.1", "10.1.0.2")
+        pkts = frames4("10.1.0.1", os.environ.get("R2X_LOG_DST", "10.1.0.2"))
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                       socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
