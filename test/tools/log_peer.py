@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """test/tools/log_peer.py - the sender of test/e2e/log_lines.sh.
 
-  log_peer.py FAMILY IFACE SRC_MAC DST_MAC [REPEAT]
+  log_peer.py FAMILY IFACE SRC_MAC DST_MAC [REPEAT | odd]
 
 In namespace A: sends a fixed list of frames (built with scapy, every field
 fixed, so two runs send the same bytes) from 10.1.0.1 (fd00::1) to 10.1.0.2
@@ -9,7 +9,9 @@ fixed, so two runs send the same bytes) from 10.1.0.1 (fd00::1) to 10.1.0.2
 The frames cover what the kernel's LOG line prints: TCP with options,
 sequence numbers and unusual flags, UDP, ICMP echo, an ICMP error quoting a
 UDP datagram (and one quoting TCP), IPv4 options, TOS, DF; IPv6 TCP, UDP,
-ICMPv6 echo and an ICMPv6 error.
+ICMPv6 echo and an ICMPv6 error. `odd` sends instead two UDP frames whose
+line XDP does not reproduce: a fragment (IPv4 MF; IPv6 a fragment header)
+and an 802.1Q-tagged frame.
 """
 import os
 import socket
@@ -18,8 +20,8 @@ import sys
 os.environ.setdefault("SCAPY_USE_LIBPCAP", "no")
 from scapy.layers.inet import ICMP, IP, IPOption_NOP, TCP, UDP  # noqa: E402
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoRequest,  # noqa
-                                IPv6)
-from scapy.layers.l2 import Ether  # noqa: E402
+                                IPv6, IPv6ExtHdrFragment)
+from scapy.layers.l2 import Dot1Q, Ether  # noqa: E402
 
 ETH_P_ALL = 0x0003
 OPTS = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (12345, 0)),
@@ -62,9 +64,34 @@ def frames6(a, b):
     ]
 
 
+def odd(family, a, b, smac, dmac):
+    udp = UDP(sport=5353, dport=7778) / b"odd"
+    if family == "6":
+        return [Ether(src=smac, dst=dmac) / IPv6(src=a, dst=b) /
+                IPv6ExtHdrFragment(m=1, id=9) / udp,
+                Ether(src=smac, dst=dmac) / Dot1Q(vlan=5) /
+                IPv6(src=a, dst=b) / udp]
+    return [Ether(src=smac, dst=dmac) / IP(src=a, dst=b, flags="MF") / udp,
+            Ether(src=smac, dst=dmac) / Dot1Q(vlan=5) / IP(src=a, dst=b) /
+            udp]
+
+
 def main():
     family, iface, smac, dmac = sys.argv[1:5]
-    repeat = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    arg = sys.argv[5] if len(sys.argv) > 5 else "1"
+    if arg == "odd":
+        a = "fd00::1" if family == "6" else "10.1.0.1"
+        b = os.environ.get("R2X_LOG_DST",
+                           "fd00::2" if family == "6" else "10.1.0.2")
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                          socket.htons(ETH_P_ALL))
+        s.bind((iface, 0))
+        frames = odd(family, a, b, smac, dmac)
+        for f in frames:
+            s.send(bytes(f))
+        print(len(frames))
+        return 0
+    repeat = int(arg)
     if family == "6":
         pkts = frames6("fd00::1", os.environ.get("R2X_LOG_DST", "fd00::2"))
     else:
