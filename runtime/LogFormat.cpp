@@ -131,9 +131,8 @@ void LogLine::icmp(const uint8_t *ih, uint32_t off, bool outer) {
   uint8_t type = ich[0], code = ich[1];
   add("TYPE=%u CODE=%u ", type, code);
   // required_len[], by type (NR_ICMP_TYPES 18).
-  static constexpr uint8_t kRequired[19] = {4, 0, 0,  28, 28, 28, 0,
-                                            0, 4, 0,  0,  28, 28, 20,
-                                            20, 0, 0, 12, 12};
+  static constexpr uint8_t kRequired[19] = {4, 0,  0,  28, 28, 28, 0, 0,  4, 0,
+                                            0, 28, 28, 20, 20, 0,  0, 12, 12};
   if (type <= 18 && kRequired[type] && len_ - off - ihl < kRequired[type]) {
     add("INCOMPLETE [%u bytes] ", len_ - off - ihl);
     return;
@@ -177,9 +176,8 @@ void LogLine::ipv4(uint32_t off, bool outer, int ttlDelta) {
   add("SRC=%u.%u.%u.%u DST=%u.%u.%u.%u ", ih[12], ih[13], ih[14], ih[15],
       ih[16], ih[17], ih[18], ih[19]);
   unsigned frag = be16(ih + 6);
-  add("LEN=%u TOS=0x%02X PREC=0x%02X TTL=%u ID=%u ", be16(ih + 2),
-      ih[1] & 0x1e, ih[1] & 0xe0, unsigned((ih[8] + ttlDelta) & 0xff),
-      be16(ih + 4));
+  add("LEN=%u TOS=0x%02X PREC=0x%02X TTL=%u ID=%u ", be16(ih + 2), ih[1] & 0x1e,
+      ih[1] & 0xe0, unsigned((ih[8] + ttlDelta) & 0xff), be16(ih + 4));
   if (frag & 0x8000)
     add("CE ");
   if (frag & 0x4000)
@@ -292,7 +290,13 @@ void LogLine::ipv6(uint32_t off, bool recurse, int hopDelta) {
   uint8_t next = ih[6];
   uint32_t ptr = off + 40;
   switch (next) {
-  case 0: case 43: case 44: case 50: case 51: case 59: case 60:
+  case 0:
+  case 43:
+  case 44:
+  case 50:
+  case 51:
+  case 59:
+  case 60:
     throw LogCaptureShort("an IPv6 extension header (not printed by "
                           "rule2xdp yet)");
   case IPPROTO_TCP:

@@ -1,4 +1,5 @@
-//===- runtime/LogFormat.h - the kernel's LOG lines from r2x_log -*- C++ -*-===//
+//===- runtime/LogFormat.h - the kernel's LOG lines from r2x_log -*- C++
+//-*-===//
 //
 /// \file
 /// `rule2xdp --log IFACE`: the line the kernel's LOG target would have

@@ -13,6 +13,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -91,7 +92,8 @@ struct Follower {
     contract::LogEvent ev;
     std::memcpy(&ev, data, sizeof ev);
     f->event(ev);
-    return 0;
+    // Enough lines: leave the records after this one in the ring buffer.
+    return f->o.count && f->written >= f->o.count ? -ECANCELED : 0;
   }
 };
 
@@ -122,8 +124,13 @@ void followLog(const LogOptions &o, std::ostream &err) {
   std::signal(SIGTERM, onSignal);
   while (!gStop && (o.count == 0 || f.written < o.count)) {
     int rc = ring_buffer__poll(rb, 200);
-    if (rc < 0 && rc != -EINTR)
+    if (rc == -ECANCELED) // the count is reached
       break;
+    if (rc < 0 && rc != -EINTR) {
+      err << "rule2xdp: cannot read map r2x_log: " << std::strerror(-rc)
+          << "\n";
+      break;
+    }
   }
   ring_buffer__free(rb);
   close(fd);
