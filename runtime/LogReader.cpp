@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <unistd.h>
 
 namespace r2x::runtime {
@@ -99,31 +100,79 @@ struct Follower {
 
 } // namespace
 
-void followLog(const LogOptions &o, std::ostream &err) {
-  InterfaceXdp x = inspect(o.iface);
+namespace {
+
+/// The r2x_log of the program on the interface now, with its metadata.
+struct Source {
+  uint32_t logId = 0;
+  int fd = -1;
+  ring_buffer *rb = nullptr;
+  Source() = default;
+  Source(const Source &) = delete;
+  Source &operator=(const Source &) = delete;
+  ~Source() {
+    if (rb)
+      ring_buffer__free(rb);
+    if (fd >= 0)
+      close(fd);
+  }
+};
+
+/// The ring buffer of rule2xdp's program on `iface`, its metadata into
+/// `f.meta`.
+std::unique_ptr<Source> openSource(const std::string &iface, Follower &f) {
+  InterfaceXdp x = inspect(iface);
   if (!x.own)
-    throw LoadError("rule2xdp has no program on " + o.iface);
+    throw LoadError("rule2xdp has no program on " + iface);
   if (!x.own->logId)
-    throw LoadError("rule2xdp's program on " + o.iface +
+    throw LoadError("rule2xdp's program on " + iface +
                     " has no LOG rule carried out in XDP");
-  Follower f{o, err, parseObjectMeta(x.own->metaText)};
-  int fd = bpf_map_get_fd_by_id(x.own->logId);
-  if (fd < 0)
-    throw sysError("cannot open map r2x_log", fd);
+  auto src = std::make_unique<Source>();
+  src->logId = x.own->logId;
+  src->fd = bpf_map_get_fd_by_id(x.own->logId);
+  if (src->fd < 0)
+    throw sysError("cannot open map r2x_log", src->fd);
+  src->rb = ring_buffer__new(src->fd, &Follower::callback, &f, nullptr);
+  if (!src->rb)
+    throw sysError("cannot read map r2x_log", -errno);
+  f.meta = parseObjectMeta(x.own->metaText);
+  return src;
+}
+
+/// Whether the program on `iface` is still the one whose ring buffer is
+/// `logId` (a --load or --accelerate --follow may replace it, with new
+/// maps); a program gone or without LOG counts as replaced.
+bool replaced(const std::string &iface, uint32_t logId) {
+  try {
+    InterfaceXdp x = inspect(iface);
+    return !x.own || x.own->logId != logId;
+  } catch (const LoadError &) {
+    return true;
+  }
+}
+
+} // namespace
+
+void followLog(const LogOptions &o, std::ostream &err) {
+  Follower f{o, err, {}};
+  std::unique_ptr<Source> src = openSource(o.iface, f);
   if (o.kmsg) {
     f.kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
     if (f.kmsg < 0)
       throw sysError("cannot open /dev/kmsg", -errno);
   }
-  ring_buffer *rb = ring_buffer__new(fd, &Follower::callback, &f, nullptr);
-  if (!rb) {
-    close(fd);
-    throw sysError("cannot read map r2x_log", -errno);
-  }
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
-  while (!gStop && (o.count == 0 || f.written < o.count)) {
-    int rc = ring_buffer__poll(rb, 200);
+  // Every kCheckEvery polls (about a second) the interface is looked at: a
+  // replaced program's records are read to the end, then its successor's.
+  constexpr unsigned kCheckEvery = 5;
+  for (unsigned polls = 1; !gStop && (o.count == 0 || f.written < o.count);
+       ++polls) {
+    int rc = 0;
+    if (src)
+      rc = ring_buffer__poll(src->rb, 200);
+    else
+      usleep(200 * 1000); // no program to read: wait as a poll would
     if (rc == -ECANCELED) // the count is reached
       break;
     if (rc < 0 && rc != -EINTR) {
@@ -131,9 +180,20 @@ void followLog(const LogOptions &o, std::ostream &err) {
           << "\n";
       break;
     }
+    if (polls % kCheckEvery != 0 || (src && !replaced(o.iface, src->logId)))
+      continue;
+    if (src && ring_buffer__consume(src->rb) == -ECANCELED)
+      break;
+    try {
+      src = openSource(o.iface, f);
+      err << "rule2xdp: reading the LOG events of the new program on "
+          << o.iface << "\n";
+    } catch (const LoadError &e) {
+      if (src)
+        err << "rule2xdp: " << e.what() << "; waiting for one\n";
+      src.reset();
+    }
   }
-  ring_buffer__free(rb);
-  close(fd);
   if (f.kmsg >= 0)
     close(f.kmsg);
 }

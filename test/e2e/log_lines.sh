@@ -18,6 +18,8 @@
 #     fragment and a VLAN-tagged frame are counted as not written;
 #  3. hand-over mode with the kernel's rules installed: XDP drops, logs from
 #     its commit, the kernel sees and logs nothing; same lines again;
+#     a reader started before a replacing load prints the lines of both
+#     programs;
 #  4. hand-over mode again, `--log-to kmsg`: the lines land in dmesg, equal
 #     to the kernel's.
 # Then the ring buffer is filled (no reader, many frames) in hand-over mode:
@@ -203,6 +205,30 @@ kdrop=$(in_b "$IPT" -vxnL "$CHAIN" | awk '/DROP/ {print $1; exit}')
 check "kernel DROP count (XDP decided all)" "$kdrop" 0
 check "kernel lines after XDP's drops" "$(kernel_lines | wc -l)" "$LINES"
 
+say "3b. --log follows a replaced program (new maps) without losing a line"
+timeout "$R2X_WAIT_S" nsenter --net="/run/netns/$NS_B" -- \
+  "$R2X" --log veth-b --log-count $((2 * LINES)) >"$TMP/follow.txt" \
+  2>"$TMP/follow.err" &
+FOLLOW=$!
+R2X_PIDS+=("$FOLLOW")
+send >/dev/null
+has_lines() { [ "$(wc -l <"$TMP/follow.txt")" -ge "$1" ]; }
+r2x_wait_until "the reader's first $LINES lines" has_lines "$LINES"
+old_id=$(r2x_xdp_prog_id)
+r2x_b --load veth-b --pass-unsupported -f "$TMP/log.rules" >/dev/null 2>&1 ||
+  die "replacing load failed"
+[ "$(r2x_xdp_prog_id)" != "$old_id" ] || die "the program was not replaced"
+send >/dev/null
+wait "$FOLLOW" || die "rule2xdp --log did not follow: $(cat "$TMP/follow.err")"
+r2x_reaped "$FOLLOW"
+cat "$TMP/kernel.txt" "$TMP/kernel.txt" >"$TMP/twice.txt"
+if diff -u "$TMP/twice.txt" "$TMP/follow.txt" >"$TMP/follow.diff"; then
+  say "  ok    follow: $((2 * LINES)) lines across the replace"
+else
+  say "  FAIL  follow: lines differ:"; cat "$TMP/follow.diff"
+  FAILS=$((FAILS + 1))
+fi
+
 say "4. hand-over mode, --log-to kmsg"
 send >/dev/null
 timeout "$R2X_WAIT_S" nsenter --net="/run/netns/$NS_B" -- \
@@ -228,7 +254,7 @@ check "events read" "$(wc -l <"$TMP/full.txt")" "$xdp_events"
 logged=0
 for r in 1 2 3; do logged=$((logged + $(rule_packets $r))); done
 # (A replacing load keeps the counters: steps 2 to 5.)
-check "XDP's LOG counts (steps 2 to 5)" "$logged" "$((3 * N + odd + xdp_events))"
+check "XDP's LOG counts (steps 2 to 5)" "$logged" "$((5 * N + odd + xdp_events))"
 [ "$klog" -gt 0 ] || { say "  FAIL  the ring buffer never filled"; FAILS=$((FAILS + 1)); }
 [ "$xdp_events" -gt 0 ] || { say "  FAIL  XDP logged nothing"; FAILS=$((FAILS + 1)); }
 
