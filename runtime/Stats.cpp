@@ -185,7 +185,9 @@ Stats statsFromMeta(const Meta &meta,
       c.rules.push_back({rule, counter(rule.slot), keyOf(rule.slot), {}});
     stats.chains.push_back(std::move(c));
   }
-  if (meta.logLost >= 0)
+  // Only a standalone program counts there (hand-over mode hands such a
+  // packet over instead).
+  if (meta.logLost >= 0 && !meta.handover)
     stats.logLost = counter(unsigned(meta.logLost));
   return stats;
 }
