@@ -7,8 +7,8 @@
 # --log-ip-options, UDP at --log-level 6, ICMP with --log-macdecode) followed
 # by a DROP for everything from A. A sends a fixed list of frames
 # (test/tools/log_peer.py: TCP with options and odd flags, IPv4 options,
-# UDP, ICMP echo, ICMP errors quoting UDP and TCP; with --family 6 IPv6
-# TCP, UDP, ICMPv6 echo and an ICMPv6 error), four times:
+# UDP, ICMP echo, ICMP errors quoting UDP and TCP, headers cut short; with
+# --family 6 IPv6 TCP, UDP, ICMPv6 echo and an ICMPv6 error), four times:
 #  1. the kernel alone (iptables-legacy-restore in B): its lines are read
 #     from dmesg (timestamps stripped);
 #  2. the same rules compiled (standalone mode) on B's veth, kernel rules

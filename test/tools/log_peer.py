@@ -9,7 +9,7 @@ fixed, so two runs send the same bytes) from 10.1.0.1 (fd00::1) to 10.1.0.2
 The frames cover what the kernel's LOG line prints: TCP with options,
 sequence numbers and unusual flags, UDP, ICMP echo, an ICMP error quoting a
 UDP datagram (and one quoting TCP), IPv4 options, TOS, DF; IPv6 TCP, UDP,
-ICMPv6 echo and an ICMPv6 error. `odd` sends instead two UDP frames whose
+ICMPv6 echo and an ICMPv6 error, and headers cut short. `odd` sends instead two UDP frames whose
 line XDP does not reproduce: a fragment (IPv4 MF; IPv6 a fragment header)
 and an 802.1Q-tagged frame.
 """
@@ -50,6 +50,9 @@ def frames4(a, b):
         IP(src=a, dst=b, id=4248) / ICMP(type=3, code=4, nexthopmtu=1400) /
         quoted_tcp,
         IP(src=a, dst=b, id=4249) / ICMP(type=11, code=0) / quoted,
+        # Cut short: the kernel prints INCOMPLETE [N bytes].
+        IP(src=a, dst=b, id=4250, proto=17) / b"\x13\x89\x1e\x62",
+        IP(src=a, dst=b, id=4251) / ICMP(type=3, code=1) / b"\x45\x00",
     ]
 
 
@@ -61,6 +64,7 @@ def frames6(a, b):
         IPv6(src=a, dst=b) / UDP(sport=5353, dport=7778) / b"hello",
         IPv6(src=a, dst=b, hlim=7) / ICMPv6EchoRequest(id=5, seq=6),
         IPv6(src=a, dst=b) / ICMPv6DestUnreach(code=4) / quoted,
+        IPv6(src=a, dst=b, nh=17) / b"\x13\x89\x1e",
     ]
 
 
