@@ -5,7 +5,8 @@
 /// `.rodata` global `r2x_meta`) so the loader can fill interface matches and
 /// redirect targets, and `--stats` can print counters like `iptables -vxnL`,
 /// without the source. The format (one TAB-separated record per line: the
-/// header, `mode`, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`) is part
+/// header, `mode`, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`,
+/// `set`, `log`, `loglost`) is part
 /// of the object contract: runtime/contract/Object.h spells it,
 /// docs/object-contract.md describes it. parseMeta() is its one reader: every
 /// record kind is parsed here, and nowhere else.
