@@ -141,7 +141,7 @@ private:
   void emitLogOnPath(const ir::Rule &r);
   void emitLogCommit();
   void requireLoggable(BasicBlock *otherwise);
-  Value *pathBit(unsigned bit);
+  Value *pathBit(unsigned bit, bool reload = false);
   Value *anyLogged();
   contract::LogHook logHook() const;
   std::unique_ptr<LogLowering> log_; ///< with a Log verdict
@@ -1179,10 +1179,14 @@ void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   cg_.ret(action);
 }
 
-/// Whether path bit `bit` is set (i1).
-Value *XdpCodegen::pathBit(unsigned bit) {
+/// Whether path bit `bit` is set (i1). `reload`: a volatile load, so the
+/// value is read again where it is used instead of kept live (spilled to
+/// the stack) across a helper call.
+Value *XdpCodegen::pathBit(unsigned bit, bool reload) {
   IRBuilder<> &b = cg_.b;
-  Value *word = b.CreateLoad(cg_.i64, cg_.at(path_, uint64_t(8 * (bit / 64))));
+  LoadInst *word =
+      b.CreateLoad(cg_.i64, cg_.at(path_, uint64_t(8 * (bit / 64))));
+  word->setVolatile(reload);
   return b.CreateICmpNE(
       b.CreateAnd(word, b.getInt64(uint64_t(1) << (bit % 64))), b.getInt64(0));
 }
@@ -1408,7 +1412,7 @@ void XdpCodegen::emitLogCommit() {
           BasicBlock *store = cg_.block("log.entry"),
                      *skip = cg_.block("log.next");
           BasicBlock *from = b.GetInsertBlock();
-          b.CreateCondBr(pathBit(l.bit), store, skip);
+          b.CreateCondBr(pathBit(l.bit, true), store, skip);
           b.SetInsertPoint(store);
           log_->storeEntry(rec, index, l.slot, l.hook);
           Value *more = b.CreateAdd(index, b.getInt32(1));
