@@ -26,7 +26,8 @@ static_assert(uint32_t(MapType::Hash) == BPF_MAP_TYPE_HASH &&
               uint32_t(MapType::LpmTrie) == BPF_MAP_TYPE_LPM_TRIE &&
               contract::MapNoPrealloc == BPF_F_NO_PREALLOC &&
               uint32_t(MapType::Devmap) == BPF_MAP_TYPE_DEVMAP &&
-              uint32_t(MapType::DevmapHash) == BPF_MAP_TYPE_DEVMAP_HASH);
+              uint32_t(MapType::DevmapHash) == BPF_MAP_TYPE_DEVMAP_HASH &&
+              uint32_t(MapType::Ringbuf) == BPF_MAP_TYPE_RINGBUF);
 
 namespace {
 
@@ -46,6 +47,8 @@ const char *typeName(MapType type) {
     return "DEVMAP";
   case MapType::DevmapHash:
     return "DEVMAP_HASH";
+  case MapType::Ringbuf:
+    return "RINGBUF";
   }
   return "?";
 }

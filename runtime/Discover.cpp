@@ -162,6 +162,9 @@ std::optional<OwnProgram> ownProgram(uint32_t progId) {
     else if (name == contract::Nat6Map.name &&
              hasShape(m->info, contract::Nat6Map))
       own.nat6Id = mapId;
+    else if (name == contract::LogMap.name &&
+             m->info.type == BPF_MAP_TYPE_RINGBUF)
+      own.logId = mapId;
     else if (name.substr(0, std::string_view(contract::SetMapPrefix).size()) ==
                  contract::SetMapPrefix &&
              std::any_of(std::begin(contract::SetMaps),

@@ -76,7 +76,8 @@ public:
         {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
         {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
         {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat},
-        {record::Mode, &Reader::mode},   {record::Set, &Reader::set}};
+        {record::Mode, &Reader::mode},   {record::Set, &Reader::set},
+        {record::Log, &Reader::log},     {record::LogLost, &Reader::logLost}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -217,6 +218,29 @@ private:
     if (s.map.rfind(contract::SetMapPrefix, 0) != 0 || s.name.empty())
       fail(lineNo_, "bad set record");
     meta.sets.push_back(std::move(s));
+  }
+
+  void log() {
+    namespace f = record::log;
+    MetaLog l;
+    unsigned slot = parseNumber(field(f::Slot), lineNo_, "log slot");
+    unsigned family = parseNumber(field(f::Family), lineNo_, "log family");
+    unsigned level = parseNumber(field(f::Level), lineNo_, "log level");
+    unsigned flags = parseNumber(field(f::Flags), lineNo_, "log flags");
+    if ((family != 4 && family != 6) || level > 7 || flags > 0xff)
+      fail(lineNo_, "bad log record");
+    if (meta.logs.count(slot))
+      fail(lineNo_, "log slot " + std::to_string(slot) + " defined twice");
+    l.v6 = family == 6;
+    l.level = uint8_t(level);
+    l.flags = uint8_t(flags);
+    l.prefix = rest(f::Prefix);
+    meta.logs.emplace(slot, std::move(l));
+  }
+
+  void logLost() {
+    meta.logLost =
+        int(parseNumber(field(record::logLost::Slot), lineNo_, "loglost slot"));
   }
 
 public:

@@ -5,13 +5,15 @@
 /// `.rodata` global `r2x_meta`) so the loader can fill interface matches and
 /// redirect targets, and `--stats` can print counters like `iptables -vxnL`,
 /// without the source. The format (one TAB-separated record per line: the
-/// header, `mode`, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`) is part
+/// header, `mode`, `iface`, `chain`, `rule`, `redirect`, `key`, `dnat`,
+/// `set`, `log`, `loglost`) is part
 /// of the object contract: runtime/contract/Object.h spells it,
 /// docs/object-contract.md describes it. parseMeta() is its one reader: every
 /// record kind is parsed here, and nowhere else.
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -47,6 +49,13 @@ struct MetaSet {
   uint64_t offset = 0, entries = 0;
 };
 
+/// A LOG rule XDP carries out (`log`): what `rule2xdp --log` prints its
+/// lines with.
+struct MetaLog {
+  bool v6 = false;
+  uint8_t level = 4, flags = 0; ///< flags: XT_LOG_* bits
+  std::string prefix;
+};
 struct Meta {
   unsigned version = 0; ///< of the text read
   /// The `mode` record: true when the program was compiled in hand-over
@@ -61,6 +70,10 @@ struct Meta {
   /// DNAT rules' translated destinations (`dnat` records), as written.
   std::vector<std::string> dnat;
   std::vector<MetaSet> sets; ///< `set` records (version 4)
+  /// Counter slot -> its LOG rule (`log` records, version 5).
+  std::map<unsigned, MetaLog> logs;
+  /// The `loglost` counter slot, -1 if none.
+  int logLost = -1;
 };
 
 /// Parses the metadata text. Throws std::runtime_error on a malformed text.

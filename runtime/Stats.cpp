@@ -185,6 +185,10 @@ Stats statsFromMeta(const Meta &meta,
       c.rules.push_back({rule, counter(rule.slot), keyOf(rule.slot), {}});
     stats.chains.push_back(std::move(c));
   }
+  // Only a standalone program counts there (hand-over mode hands such a
+  // packet over instead).
+  if (meta.logLost >= 0 && !meta.handover)
+    stats.logLost = counter(unsigned(meta.logLost));
   return stats;
 }
 
@@ -254,6 +258,10 @@ std::string statsTable(const Stats &stats) {
         appendRule(text, r, kernel);
     }
   }
+  if (stats.logLost)
+    appendf(text, "\nLOG events not written: %llu packets, %llu bytes\n",
+            static_cast<unsigned long long>(stats.logLost->packets),
+            static_cast<unsigned long long>(stats.logLost->bytes));
   return text;
 }
 

@@ -60,6 +60,9 @@ struct Stats {
   bool handover = false;           ///< the metadata's `mode`
   std::vector<std::string> tables; ///< in order of first appearance
   std::vector<ChainCount> chains;  ///< in display order
+  /// With LOG rules XDP carries out (standalone mode): the LOG events not
+  /// written (the `loglost` counter).
+  std::optional<contract::CounterValue> logLost;
   /// Set when the kernel's counters are shown beside XDP's: the iptables
   /// back end they were read from ("nft", "legacy", "none").
   std::optional<std::string> kernel;

@@ -82,6 +82,8 @@ std::string statsJson(const Stats &stats) {
     tables.push_back(Json{{"name", table}, {"chains", std::move(chains)}});
   }
   program["handover"] = stats.handover;
+  if (stats.logLost)
+    program["log_events_not_written"] = counts(*stats.logLost);
   // The kernel's side: where it was read from, why it is missing, or null
   // when not asked for (a standalone program without --kernel-counters).
   Json kernel(nullptr);

@@ -195,6 +195,32 @@ GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,
   return gv;
 }
 
+GlobalVariable *BtfBuilder::ringbuf(const contract::MapSpec &spec) {
+  if (spec.type != contract::MapType::Ringbuf)
+    throw BackendError(std::string("map ") + spec.name +
+                       " is not a ring buffer");
+  LLVMContext &ctx = m_.getContext();
+  Type *ptr = PointerType::get(ctx, 0);
+  StructType *defTy = StructType::get(ctx, {ptr, ptr});
+  auto *gv = new GlobalVariable(m_, defTy, false, GlobalValue::ExternalLinkage,
+                                ConstantAggregateZero::get(defTy), spec.name);
+  gv->setSection(".maps");
+  gv->setAlignment(Align(8));
+  gv->setDSOLocal(true);
+  Metadata *members[] = {
+      di_.createMemberType(cu_, "type", file_, 0, 64, 0, 0, DINode::FlagZero,
+                           intArrayPtr(static_cast<unsigned>(spec.type))),
+      di_.createMemberType(cu_, "max_entries", file_, 0, 64, 0, 64,
+                           DINode::FlagZero, intArrayPtr(spec.maxEntries)),
+  };
+  DIType *st = di_.createStructType(cu_, "", file_, 0, 128, 0, DINode::FlagZero,
+                                    nullptr, di_.getOrCreateArray(members));
+  gv->addDebugInfo(di_.createGlobalVariableExpression(cu_, spec.name, "", file_,
+                                                      0, st,
+                                                      /*isLocalToUnit=*/false));
+  return gv;
+}
+
 void BtfBuilder::metadata(const std::string &text) {
   LLVMContext &ctx = m_.getContext();
   const char *name = contract::MetaSymbol;

@@ -44,6 +44,9 @@ public:
   /// program chooses (spec.maxEntries 0) must be given one.
   llvm::GlobalVariable *map(const contract::MapSpec &spec, llvm::DIType *key,
                             llvm::DIType *value, uint32_t maxEntries = 0);
+  /// Declares the BTF-defined ring buffer `spec` (type and max_entries
+  /// only: a ring buffer has no key or value) and returns its global.
+  llvm::GlobalVariable *ringbuf(const contract::MapSpec &spec);
   /// The metadata text as the contract's NUL-terminated `.rodata` global
   /// (external linkage keeps it in the object though the program never
   /// reads it).

@@ -33,7 +33,9 @@ enum Helper : unsigned {
   FibLookup = BPF_FUNC_fib_lookup,
   Loop = BPF_FUNC_loop,
   XdpLoadBytes = BPF_FUNC_xdp_load_bytes,
-  XdpAdjustTail = BPF_FUNC_xdp_adjust_tail
+  XdpAdjustTail = BPF_FUNC_xdp_adjust_tail,
+  RingbufReserve = BPF_FUNC_ringbuf_reserve,
+  RingbufSubmit = BPF_FUNC_ringbuf_submit
 };
 
 struct Codegen {

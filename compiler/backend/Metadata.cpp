@@ -114,7 +114,9 @@ RuleColumns ruleColumns(const ir::Rule &r, bool v6) {
   }
   if (r.verdict == ir::Verdict::Dnat)
     out.extra += (out.extra.empty() ? "" : " ") + ir::formatNatTarget(r.nat);
-  // iptables -L prints REJECT's type after the matches.
+  // iptables -L prints LOG's options and REJECT's type after the matches.
+  if (r.verdict == ir::Verdict::Log || r.target == "LOG")
+    out.extra += (out.extra.empty() ? "" : " ") + ir::formatLogTarget(r.log);
   if (!r.reject.name.empty())
     out.extra +=
         (out.extra.empty() ? "" : " ") + ("reject-with " + r.reject.name);
@@ -137,7 +139,9 @@ std::string metadataText(const ir::Program &p) {
   namespace meta = contract::meta;
   std::ostringstream os;
   std::vector<SetLayout> sets = setLayouts(p);
-  os << meta::header(sets.empty() ? meta::VersionWithoutSets : meta::Version);
+  os << meta::header(p.hasLog()     ? meta::Version
+                     : sets.empty() ? meta::VersionWithoutSets
+                                    : meta::VersionWithoutLog);
   os << meta::format(meta::Mode,
                      {p.mode == ir::Mode::Handover ? meta::ModeHandover
                                                    : meta::ModeStandalone});
@@ -173,6 +177,11 @@ std::string metadataText(const ir::Program &p) {
           keys.rule(table, c.name,
                     {cols.target, cols.prot, cols.opt, cols.in, cols.out,
                      cols.source, cols.destination, cols.extra}));
+      if (r.verdict == ir::Verdict::Log)
+        os << meta::format(meta::Log,
+                           {std::to_string(r.counter), v6 ? "6" : "4",
+                            std::to_string(r.log.level),
+                            std::to_string(r.log.flags), r.log.prefix});
       if (r.verdict == ir::Verdict::Dnat)
         dnat.insert(v6 ? ir::formatAddr6(r.nat.addr6)
                        : ir::formatAddr(r.nat.addr));
@@ -180,6 +189,10 @@ std::string metadataText(const ir::Program &p) {
   }
   for (const std::string &address : dnat)
     os << meta::format(meta::Dnat, {address});
+  if (p.hasLog()) {
+    os << meta::format(meta::LogLost, {std::to_string(p.logLostCounter)});
+    key(p.logLostCounter, meta::RuleKeys::logLost());
+  }
   return os.str();
 }
 

@@ -18,6 +18,7 @@
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/ClassifyCodegen.h"
 #include "compiler/backend/Conntrack.h"
+#include "compiler/backend/Log.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
 #include "compiler/backend/Scaffold.h"
@@ -135,6 +136,24 @@ private:
   void writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
                   Value *payload, Value *hops, BasicBlock *sent);
   bool mayTrack() const;
+  // LOG (the section "LOG" below).
+  void emitLogNow(const ir::Rule &r, BasicBlock *next);
+  void emitLogOnPath(const ir::Rule &r);
+  void emitLogCommit();
+  void requireLoggable(BasicBlock *otherwise);
+  Value *pathBit(unsigned bit, bool reload = false);
+  Value *anyLogged();
+  contract::LogHook logHook() const;
+  std::unique_ptr<LogLowering> log_; ///< with a Log verdict
+  /// Hand-over mode: the LOG rules recorded on the path (their path bit,
+  /// counter slot and hook), for the family being emitted, and the egress
+  /// device a FORWARD LOG rule saw (0 if none).
+  struct LogBit {
+    unsigned bit, slot;
+    contract::LogHook hook;
+  };
+  std::vector<LogBit> logBits_;
+  AllocaInst *logOif_ = nullptr;
   BasicBlock *sent_ = nullptr;    ///< XDP_TX after counting the path
   GlobalVariable *rst_ = nullptr; ///< r2x_rst, with a Reject verdict
   AllocaInst *replyFib_ = nullptr;
@@ -221,6 +240,8 @@ void XdpCodegen::declareMaps() {
     if (v6nat)
       nat6_ = std::make_unique<NatLowering>(cg_, btf_, true, tx);
   }
+  if (p_.hasLog())
+    log_ = std::make_unique<LogLowering>(cg_, btf_);
   if (p_.hasFamily(ir::Family::V6))
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
@@ -1146,12 +1167,11 @@ void XdpCodegen::recordOnPath(unsigned slot) {
 void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(commit);
+  // A drop logs first (a RST is never sent for a logged packet: emitReject).
+  if (action == XdpDrop && !logBits_.empty())
+    emitLogCommit();
   for (unsigned bit = 0; bit < pathSlots_.size(); ++bit) {
-    Value *word =
-        b.CreateLoad(cg_.i64, cg_.at(path_, uint64_t(8 * (bit / 64))));
-    Value *set =
-        b.CreateICmpNE(b.CreateAnd(word, b.getInt64(uint64_t(1) << (bit % 64))),
-                       b.getInt64(0));
+    Value *set = pathBit(bit);
     BasicBlock *count = cg_.block("commit.count");
     BasicBlock *next = cg_.block("commit.next");
     b.CreateCondBr(set, count, next);
@@ -1161,6 +1181,18 @@ void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
     b.SetInsertPoint(next);
   }
   cg_.ret(action);
+}
+
+/// Whether path bit `bit` is set (i1). `reload`: a volatile load, so the
+/// value is read again where it is used instead of kept live (spilled to
+/// the stack) across a helper call.
+Value *XdpCodegen::pathBit(unsigned bit, bool reload) {
+  IRBuilder<> &b = cg_.b;
+  LoadInst *word =
+      b.CreateLoad(cg_.i64, cg_.at(path_, uint64_t(8 * (bit / 64))));
+  word->setVolatile(reload);
+  return b.CreateICmpNE(
+      b.CreateAnd(word, b.getInt64(uint64_t(1) << (bit % 64))), b.getInt64(0));
 }
 
 /// The rules of `c`; falling off the end or RETURN goes to `ret`. A user
@@ -1209,6 +1241,11 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
         emitReject(r);
         b.SetInsertPoint(next);
         continue;
+      case ir::Verdict::Log:
+        emitLogOnPath(r);
+        b.CreateBr(next);
+        b.SetInsertPoint(next);
+        continue;
       case ir::Verdict::Continue:
       case ir::Verdict::Return:
       case ir::Verdict::Jump:
@@ -1228,6 +1265,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       break;
     case ir::Verdict::Continue:
       b.CreateBr(next);
+      break;
+    case ir::Verdict::Log:
+      emitLogNow(r, next);
       break;
     case ir::Verdict::Return:
       b.CreateBr(ret);
@@ -1257,6 +1297,140 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     b.SetInsertPoint(next);
   }
   b.CreateBr(ret);
+}
+
+// --- LOG -------------------------------------------------------------------
+//
+// nf_log_syslog.c prints a line from the packet as the hook sees it; the
+// program records the frame and `rule2xdp --log` prints the line
+// (runtime/LogFormat.cpp). XDP records only packets whose line it can
+// reproduce exactly: untagged frames (a tagged one reaches the kernel's
+// LOG on the VLAN device, with its own name and MAC header), IPv4 not
+// fragmented and IPv6 without extension headers (the kernel may log a
+// fragment after defragmentation, when conntrack runs). Standalone mode
+// writes a record at the rule and counts one it cannot write in the
+// `loglost` counter; hand-over mode writes one record when XDP drops the
+// packet (the kernel logs every packet XDP passes, as it runs the same LOG
+// rules), and hands the packet over when it cannot.
+
+contract::LogHook XdpCodegen::logHook() const {
+  switch (hook_) {
+  case ir::Hook::Prerouting:
+    return contract::LogHook::Prerouting;
+  case ir::Hook::Input:
+    return contract::LogHook::Input;
+  case ir::Hook::Forward:
+    return contract::LogHook::Forward;
+  }
+  return contract::LogHook::Prerouting;
+}
+
+void XdpCodegen::requireLoggable(BasicBlock *otherwise) {
+  IRBuilder<> &b = cg_.b;
+  cg_.require(b.CreateICmpEQ(pk_.l3, cg_.at(cg_.data, ETH_HLEN)), otherwise,
+              "log.untagged");
+  if (!pk_.v6) {
+    cg_.require(b.CreateICmpEQ(
+                    b.CreateAnd(pk_.fragWord, b.getInt16(IP_MF | IP_OFFMASK)),
+                    b.getInt16(0)),
+                otherwise, "log.whole");
+    return;
+  }
+  Value *ext = b.getFalse();
+  // nf_ip6_ext_hdr()'s headers.
+  for (int h : {int(IPPROTO_HOPOPTS), int(IPPROTO_ROUTING),
+                int(IPPROTO_FRAGMENT), int(IPPROTO_ESP), int(IPPROTO_AH),
+                int(IPPROTO_NONE), int(IPPROTO_DSTOPTS)})
+    ext = b.CreateOr(ext, b.CreateICmpEQ(pk_.proto, b.getInt8(uint8_t(h))));
+  cg_.require(b.CreateNot(ext), otherwise, "log.noext");
+}
+
+/// Standalone mode: the record now; the rule has counted.
+void XdpCodegen::emitLogNow(const ir::Rule &r, BasicBlock *next) {
+  IRBuilder<> &b = cg_.b;
+  if (table_ == ir::Table::Filter && natOf(family_))
+    throw BackendError("LOG in the filter table of a program with DNAT: "
+                       "the kernel logs the translated packet there, which "
+                       "XDP has not rewritten yet (not supported)");
+  BasicBlock *lost = cg_.block("log.lost");
+  requireLoggable(lost);
+  Value *oif = b.getInt32(0);
+  if (hook_ == ir::Hook::Forward)
+    oif = b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex));
+  contract::LogHook hook = logHook();
+  log_->emit(
+      ctx_, pk_.ifindex, oif,
+      [&](Value *rec) {
+        log_->storeEntry(rec, b.getInt32(0), r.counter, hook);
+        b.CreateStore(b.getInt32(1),
+                      cg_.at(rec, offsetof(contract::LogEvent, count)));
+      },
+      next, lost);
+  b.SetInsertPoint(lost);
+  bumpCounter(p_.logLostCounter);
+  b.CreateBr(next);
+}
+
+/// Hand-over mode: recorded on the path, logged if XDP drops the packet
+/// (emitLogCommit); one XDP cannot log goes to the kernel here.
+void XdpCodegen::emitLogOnPath(const ir::Rule &r) {
+  IRBuilder<> &b = cg_.b;
+  requireLoggable(pass_);
+  if (hook_ == ir::Hook::Forward)
+    b.CreateStore(b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex)),
+                  logOif_);
+  unsigned bit = static_cast<unsigned>(pathSlots_.size());
+  if (bit < kPathWords * 64)
+    logBits_.push_back({bit, r.counter, logHook()});
+  recordOnPath(r.counter);
+}
+
+/// Whether a LOG rule on the path matched (i1).
+Value *XdpCodegen::anyLogged() {
+  IRBuilder<> &b = cg_.b;
+  Value *any = b.getFalse();
+  for (const LogBit &l : logBits_)
+    any = b.CreateOr(any, pathBit(l.bit));
+  return any;
+}
+
+/// Hand-over mode, XDP drops: one record for every LOG rule the packet
+/// passed, in order, before anything is counted. If it cannot be written
+/// (the ring buffer full, more than LogMaxRules LOG rules), the packet goes
+/// to the kernel, whose LOG rules log it.
+void XdpCodegen::emitLogCommit() {
+  IRBuilder<> &b = cg_.b;
+  Value *n = b.getInt32(0);
+  for (const LogBit &l : logBits_)
+    n = b.CreateAdd(n, b.CreateZExt(pathBit(l.bit), cg_.i32));
+  BasicBlock *some = cg_.block("log.some"), *done = cg_.block("log.done");
+  b.CreateCondBr(b.CreateICmpEQ(n, b.getInt32(0)), done, some);
+  b.SetInsertPoint(some);
+  cg_.require(b.CreateICmpULE(n, b.getInt32(contract::LogMaxRules)), pass_,
+              "log.fits");
+  log_->emit(
+      ctx_, pk_.ifindex, b.CreateLoad(cg_.i32, logOif_),
+      [&](Value *rec) {
+        Value *index = b.getInt32(0);
+        for (const LogBit &l : logBits_) {
+          BasicBlock *store = cg_.block("log.entry"),
+                     *skip = cg_.block("log.next");
+          BasicBlock *from = b.GetInsertBlock();
+          b.CreateCondBr(pathBit(l.bit, true), store, skip);
+          b.SetInsertPoint(store);
+          log_->storeEntry(rec, index, l.slot, l.hook);
+          Value *more = b.CreateAdd(index, b.getInt32(1));
+          b.CreateBr(skip);
+          b.SetInsertPoint(skip);
+          PHINode *phi = b.CreatePHI(cg_.i32, 2, "log.index");
+          phi->addIncoming(index, from);
+          phi->addIncoming(more, store);
+          index = phi;
+        }
+        b.CreateStore(index, cg_.at(rec, offsetof(contract::LogEvent, count)));
+      },
+      done, pass_);
+  b.SetInsertPoint(done);
 }
 
 // --- REJECT --reject-with tcp-reset ---------------------------------------
@@ -1312,6 +1486,10 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
     b.CreateBr(pass_);
     return;
   }
+  // A packet a LOG rule logged: its record would hold the RST, which is
+  // written over the frame; the kernel logs and rejects it.
+  if (!logBits_.empty())
+    cg_.require(b.CreateNot(anyLogged()), pass_, "rst.unlogged");
   // An untagged frame (tags: the kernel's VLAN device receives it).
   cg_.require(b.CreateICmpEQ(pk_.l3, cg_.at(cg_.data, ETH_HLEN)), pass_,
               "rst.untagged");
@@ -1761,6 +1939,12 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   BasicBlock *commit = drop_ = cg_.block("handover.commit");
   BasicBlock *sent = sent_ = cg_.block("handover.sent");
   pathSlots_.clear();
+  logBits_.clear();
+  if (log_) {
+    if (!logOif_)
+      logOif_ = cg_.stackSlot(cg_.i32, 4, "log.oif");
+    b.CreateStore(b.getInt32(0), logOif_);
+  }
   if (!path_)
     path_ = cg_.stackSlot(ArrayType::get(cg_.i64, kPathWords), 8, "path");
   for (unsigned w = 0; w < kPathWords; ++w)

@@ -23,6 +23,7 @@
 #include "compiler/frontend/SaveFile.h"
 #include "compiler/frontend/SetsFile.h"
 #include "runtime/Loader.h"
+#include "runtime/LogReader.h"
 #include "runtime/Stats.h"
 
 #include <CLI/CLI.hpp>
@@ -50,6 +51,8 @@ struct Options {
   std::string output;
   std::string emit = "obj";
   std::string load, unload, stats;
+  std::string log, logTo = "stdout"; ///< --log IFACE, --log-to
+  uint64_t logCount = 0;             ///< --log-count
   std::string accelerate; ///< --accelerate (compiler/driver/Accelerate.h)
   bool follow = false;    ///< with --accelerate: keep following
   std::string mode = "native";
@@ -79,7 +82,8 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--version", false},   {"--multiprog", false},
     {"--json", false},      {"--accelerate", true},
     {"--follow", false},    {"--kernel-counters", false},
-    {"--sets", true}};
+    {"--sets", true},       {"--log", true},
+    {"--log-to", true},     {"--log-count", true}};
 
 /// The classifier's options from the command line's.
 classify::Options classifierOptions(const Options &o) {
@@ -230,6 +234,8 @@ std::string misplacedOption(const Options &o) {
     return "--json goes with --stats";
   if (o.kernelCounters && o.stats.empty())
     return "--kernel-counters goes with --stats";
+  if ((o.logTo != "stdout" || o.logCount) && o.log.empty())
+    return "--log-to and --log-count go with --log";
   if (o.multiprog && o.load.empty() && o.accelerate.empty())
     return "--multiprog goes with --load or --accelerate";
   if (o.follow && o.accelerate.empty())
@@ -282,6 +288,15 @@ void declareOptions(CLI::App &app, Options &o) {
                "program equal to the kernel's ruleset as it changes");
   app.add_option("--unload", o.unload, "Detach rule2xdp's program");
   app.add_option("--stats", o.stats, "Print per-rule counters");
+  app.add_option("--log", o.log,
+                 "Print the lines the kernel's LOG target would write for the "
+                 "packets LOG rules of the program on this interface logged");
+  app.add_option("--log-to", o.logTo,
+                 "With --log: stdout (the default) or kmsg (/dev/kmsg, at "
+                 "the rule's log level)")
+      ->check(CLI::IsMember({"stdout", "kmsg"}));
+  app.add_option("--log-count", o.logCount,
+                 "With --log: stop after this many lines");
   app.add_flag("--json", o.json, "With --stats: print JSON");
   app.add_flag("--kernel-counters", o.kernelCounters,
                "With --stats: show the kernel's counters of the same rules "
@@ -483,6 +498,10 @@ int run(const Invocation &inv, const std::vector<std::string> &all,
     }
   if (!o.stats.empty())
     return runStats(o);
+  if (!o.log.empty()) {
+    runtime::followLog({o.log, o.logTo == "kmsg", o.logCount}, std::cerr);
+    return kExitOk;
+  }
 
   // --load IFACE FILE.o: an object instead of a rule.
   if (!o.load.empty() && inv.files.empty() && inv.ruleArgs.size() == 1 &&

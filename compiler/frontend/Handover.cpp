@@ -358,15 +358,6 @@ const std::vector<OpaqueSpec> &moduleTable() {
 const std::vector<OpaqueSpec> &targetTable() {
   static const std::vector<OpaqueSpec> t = {
       {"REJECT", kReject, {{"reject-with", 0, 1, false}}},
-      {"LOG",
-       "LOG is not built in XDP yet",
-       {{"log-level", 0, 1, false},
-        {"log-prefix", 0, 1, false},
-        {"log-tcp-sequence", 0, 0, false},
-        {"log-tcp-options", 0, 0, false},
-        {"log-ip-options", 0, 0, false},
-        {"log-uid", 0, 0, false},
-        {"log-macdecode", 0, 0, false}}},
       {"NFLOG",
        kSideEffect,
        {{"nflog-group", 0, 1, false},

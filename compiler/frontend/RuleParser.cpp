@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <linux/netfilter/xt_LOG.h>
 #include <map>
 #include <memory>
 #include <netinet/in.h>
@@ -54,7 +55,10 @@ enum class OptId {
   ToDestination,
   NatRandom,
   NatPersistent, // DNAT's options, after -j DNAT
-  RejectWith     // REJECT's, after -j REJECT
+  RejectWith,    // REJECT's, after -j REJECT
+  LogLevel,
+  LogPrefix,
+  LogFlag // LOG's, after -j LOG (LogFlag: the flag options, kLogFlags)
 };
 
 struct OptSpec {
@@ -105,6 +109,29 @@ constexpr OptSpec kDnatOpts[] = {
 constexpr OptSpec kRejectOpts[] = {
     {"reject-with", 0, OptId::RejectWith, true, false},
 };
+
+/// The LOG target's options (libxt_LOG).
+constexpr OptSpec kLogOpts[] = {
+    {"log-level", 0, OptId::LogLevel, true, false},
+    {"log-prefix", 0, OptId::LogPrefix, true, false},
+    {"log-tcp-sequence", 0, OptId::LogFlag, false, false},
+    {"log-tcp-options", 0, OptId::LogFlag, false, false},
+    {"log-ip-options", 0, OptId::LogFlag, false, false},
+    {"log-uid", 0, OptId::LogFlag, false, false},
+    {"log-macdecode", 0, OptId::LogFlag, false, false},
+};
+/// The XT_LOG_* bit of each LogFlag option.
+uint8_t logFlagBit(std::string_view name) {
+  static constexpr std::pair<std::string_view, uint8_t> kLogFlags[] = {
+      {"log-tcp-sequence", XT_LOG_TCPSEQ}, {"log-tcp-options", XT_LOG_TCPOPT},
+      {"log-ip-options", XT_LOG_IPOPT},    {"log-uid", XT_LOG_UID},
+      {"log-macdecode", XT_LOG_MACDECODE},
+  };
+  for (const auto &[n, bit] : kLogFlags)
+    if (n == name)
+      return bit;
+  return 0;
+}
 
 /// An option the walker may see now: a base option, or one of a loaded
 /// module's.
@@ -316,6 +343,9 @@ struct Parsed {
   const Word *natTo = nullptr; ///< --to-destination's value
   ir::NatTarget nat;
   const Word *rejectWith = nullptr; ///< --reject-with's value
+  const Word *logLevel = nullptr, *logPrefix = nullptr; ///< LOG's values
+  uint8_t logFlags = 0;
+  const Word *logUid = nullptr; ///< --log-uid, which XDP cannot carry out
 };
 
 /// The ports after `:' (libxt_NAT's parse_ports(): PORT[-PORT], each
@@ -570,6 +600,7 @@ private:
   Match interfaceMatch(const Occurrence &o, bool out);
   void onJump(const Occurrence &o);
   void onGoto(const Occurrence &o);
+  void onLogOption(const Occurrence &o);
   void onMatch(const Occurrence &o);
   void onFragment(const Occurrence &o);
   void onToDestination(const Occurrence &o);
@@ -642,6 +673,9 @@ std::vector<Candidate> CommandWalker::activeOptions() const {
       active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
   if (p_.target && p_.target->text == "REJECT")
     for (const OptSpec &o : kRejectOpts)
+      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+  if (p_.target && p_.target->text == "LOG")
+    for (const OptSpec &o : kLogOpts)
       active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
   for (const auto &m : p_.modules)
     if (!m->superseded)
@@ -735,7 +769,7 @@ void CommandWalker::failUnknownLong(const Word &w, const std::string &name) {
   if (p_.target) {
     const std::string &t = p_.target->text;
     bool known = t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "DNAT" ||
-                 t == "REJECT";
+                 t == "REJECT" || t == "LOG";
     for (const ir::Chain &c : prog_.chains)
       known = known || (c.user && c.family == ctx_.family && c.name == t);
     if (!known)
@@ -858,6 +892,10 @@ void CommandWalker::baseOption(const Occurrence &o) {
     once(o, p_.rejectWith != nullptr, "--reject-with");
     p_.rejectWith = &o.value();
     return;
+  case OptId::LogLevel:
+  case OptId::LogPrefix:
+  case OptId::LogFlag:
+    return onLogOption(o);
   }
 }
 
@@ -946,15 +984,42 @@ void CommandWalker::onJump(const Occurrence &o) {
   once(o, p_.target || p_.gotoChain, "-j/-g");
   p_.target = &v;
   const std::string &t = v.text;
-  // REJECT is read in both modes (rejectVerdict()).
-  bool standard =
-      t == "ACCEPT" || t == "DROP" || t == "RETURN" || t == "REJECT";
+  // REJECT and LOG are read in both modes (rejectVerdict(), logVerdict()).
+  bool standard = t == "ACCEPT" || t == "DROP" || t == "RETURN" ||
+                  t == "REJECT" || t == "LOG";
   for (const ir::Chain &c : prog_.chains)
     standard = standard || (c.user && c.family == ctx_.family && c.name == t);
   if (ctx_.handover && !standard) {
     p_.targetState = loadModule(*opaqueTarget(t), v, ctx_.family);
     if (readsOptionsByShape(*p_.targetState->spec))
       p_.shapeTail = p_.targetState.get();
+  }
+}
+
+/// LOG's options; each once, as libxt_LOG's xt_option_entry table says
+/// (XTOPT_PUT options and flags alike).
+void CommandWalker::onLogOption(const Occurrence &o) {
+  const std::string name(o.spec.base->name);
+  auto once = [&](bool already) {
+    if (already)
+      failAt(*o.word, "LOG: option \"--" + name + "\" can only be used once");
+  };
+  switch (o.spec.base->id) {
+  case OptId::LogLevel:
+    once(p_.logLevel != nullptr);
+    p_.logLevel = &o.value();
+    return;
+  case OptId::LogPrefix:
+    once(p_.logPrefix != nullptr);
+    p_.logPrefix = &o.value();
+    return;
+  default: {
+    uint8_t bit = logFlagBit(name);
+    once((p_.logFlags & bit) != 0);
+    p_.logFlags |= bit;
+    if (bit == XT_LOG_UID)
+      p_.logUid = o.word;
+  }
   }
 }
 
@@ -1299,6 +1364,61 @@ void rejectVerdict(ir::Rule &rule, const CommandContext &ctx,
   rule.handoverReason = targetReason("REJECT");
 }
 
+/// --log-level as libxtables' XTTYPE_SYSLOGLEVEL reads it: a number
+/// (xtables_strtoui, 0..7), else one of its names (compared exactly).
+uint8_t parseLogLevel(const Word &w) {
+  if (std::optional<uint64_t> n = xtablesStrtoul(w.text, 0, 7))
+    return static_cast<uint8_t>(*n);
+  static constexpr std::pair<std::string_view, uint8_t> kNames[] = {
+      {"emerg", 0},  {"alert", 1}, {"crit", 2},  {"error", 3}, {"warning", 4},
+      {"notice", 5}, {"info", 6},  {"debug", 7}, {"panic", 0}};
+  for (const auto &[name, level] : kNames)
+    if (w.text == name)
+      return level;
+  failAt(w, "log level \"" + w.text + "\" unknown");
+}
+
+/// -j LOG: its options as libxt_LOG reads them (a prefix of at least one
+/// byte and no newline, kept to 29 bytes as struct xt_log_info holds it).
+/// XDP carries LOG out (docs/handover.md, "LOG") except --log-uid (the
+/// kernel prints the local socket's owner, which XDP has no way to know)
+/// and a LOG in the nat table (the kernel runs nat chains for a
+/// connection's first packet only): those are handed over, or refused in
+/// standalone mode.
+void logVerdict(ir::Rule &rule, const CommandContext &ctx, const ChainPlace &at,
+                const Parsed &p) {
+  if (p.logLevel)
+    rule.log.level = parseLogLevel(*p.logLevel);
+  if (p.logPrefix) {
+    const std::string &v = p.logPrefix->text;
+    if (v.empty())
+      failAt(*p.logPrefix, "--log-prefix: argument must have a minimum "
+                           "length of 1 characters");
+    if (v.find('\n') != std::string::npos)
+      failAt(*p.logPrefix, "newlines not allowed in --log-prefix");
+    rule.log.prefix = v.substr(0, sizeof(xt_log_info::prefix) - 1);
+  }
+  rule.log.flags = p.logFlags;
+  std::string why;
+  if (p.logUid)
+    why = "LOG --log-uid: the kernel prints the UID and GID of the packet's "
+          "local socket, which XDP does not have";
+  else if (at.table == ir::Table::Nat)
+    why = "LOG in the nat table: the kernel runs nat chains only for a "
+          "connection's first packet, which XDP cannot tell";
+  if (why.empty()) {
+    rule.verdict = ir::Verdict::Log;
+    return;
+  }
+  if (!ctx.handover)
+    failAt(p.logUid ? *p.logUid : *p.target,
+           why + "; hand-over mode (--pass-unsupported) hands it to the "
+                 "kernel");
+  rule.verdict = ir::Verdict::Handover;
+  rule.target = "LOG";
+  rule.handoverReason = why;
+}
+
 /// -A / -I: the verdict, the same for every rule the address lists make.
 ir::Rule ruleVerdict(const ir::Program &prog, const CommandContext &ctx,
                      const ChainPlace &at, const Parsed &p) {
@@ -1325,6 +1445,8 @@ ir::Rule ruleVerdict(const ir::Program &prog, const CommandContext &ctx,
     rule.verdict = ir::Verdict::Drop;
   else if (t == "REJECT")
     rejectVerdict(rule, ctx, at, p);
+  else if (t == "LOG")
+    logVerdict(rule, ctx, at, p);
   else if (p.targetState) {
     // Hand-over mode: a target XDP cannot carry out.
     if (t == "DNAT" && at.table != ir::Table::Nat)
@@ -1418,6 +1540,7 @@ void insertRules(ir::Program &prog, const CommandContext &ctx,
     r.target = rule.target;
     r.handoverReason = rule.handoverReason;
     r.reject = rule.reject;
+    r.log = rule.log;
   }
   rules.insert(rules.begin() + static_cast<long>(pos),
                std::make_move_iterator(newRules.begin()),

@@ -82,6 +82,8 @@ const char *verdictName(Verdict v) {
     return "HANDOVER";
   case Verdict::Reject:
     return "REJECT";
+  case Verdict::Log:
+    return "LOG";
   }
   return "?";
 }
@@ -233,7 +235,24 @@ void Program::finalize() {
   for (Chain &c : chains)
     if (!c.user)
       c.policyCounter = slot++;
+  if (hasLog())
+    logLostCounter = slot++;
   numCounters = slot;
+}
+
+bool Program::hasLog() const {
+  return std::any_of(chains.begin(), chains.end(), [](const Chain &c) {
+    return std::any_of(c.rules.begin(), c.rules.end(),
+                       [](const Rule &r) { return r.verdict == Verdict::Log; });
+  });
+}
+
+std::string formatLogTarget(const LogTarget &t) {
+  std::string s = "LOG flags " + std::to_string(t.flags) + " level " +
+                  std::to_string(t.level);
+  if (!t.prefix.empty())
+    s += " prefix \"" + t.prefix + "\"";
+  return s;
 }
 
 std::string formatAddr(uint32_t a) {

@@ -52,7 +52,10 @@ enum class Hook { Prerouting, Input, Forward };
 /// runs the same ruleset again. Reject (hand-over mode only,
 /// docs/handover.md "REJECT"): `-j REJECT --reject-with tcp-reset`; XDP
 /// sends the kernel's RST itself where it can prove it is the kernel's
-/// (Rule::reject), and hands the packet over otherwise.
+/// (Rule::reject), and hands the packet over otherwise. Log (`-j LOG`,
+/// Rule::log): the packet is logged (an r2x_log event, printed by
+/// `rule2xdp --log` as the kernel's LOG target prints it), the rule counts,
+/// and evaluation goes on with the next rule, as a rule without -j.
 enum class Verdict {
   Accept,
   Drop,
@@ -62,8 +65,20 @@ enum class Verdict {
   Return,
   Dnat,
   Handover,
-  Reject
+  Reject,
+  Log
 };
+
+/// `-j LOG` as libxt_LOG stores it (struct xt_log_info): the syslog level
+/// (0..7, default 4), the XT_LOG_* flags (contract::LogFlag), the prefix
+/// (at most 29 bytes, no newline).
+struct LogTarget {
+  uint8_t level = 4;
+  uint8_t flags = 0;
+  std::string prefix;
+};
+/// `LOG flags 0 level 4 prefix "x"`, as iptables -vxnL lists a LOG target.
+std::string formatLogTarget(const LogTarget &t);
 
 /// `-j REJECT [--reject-with TYPE]` as libipt_REJECT / libip6t_REJECT store
 /// it: `with` is enum ipt_reject_with (iptables) or ip6t_reject_with
@@ -328,6 +343,7 @@ struct Rule {
   std::string jumpTarget; ///< the user chain of Jump and Goto
   NatTarget nat;          ///< Dnat's binding
   RejectTarget reject;    ///< Reject's (and a handed-over REJECT's) type
+  LogTarget log;          ///< Log's options
   unsigned counter = 0;   ///< slot in the counters map (assigned by finalize)
   /// Handover: the target as written (`MARK`) and why XDP cannot carry it
   /// out.
@@ -456,6 +472,10 @@ struct Program {
   /// policy there, any other kernel-only rule). Names the first one; every
   /// tcp-reset REJECT is then handed over.
   std::string egressFilter;
+  /// With a Log verdict XDP carries out: the counter slot that counts LOG
+  /// events not written (assigned by finalize; 0 and unused without one).
+  unsigned logLostCounter = 0;
+  bool hasLog() const;
   /// Whether any chain has a state match (the program then looks the
   /// packet up in conntrack).
   bool usesCtState() const;

@@ -178,6 +178,8 @@ std::string print(const Program &p) {
   bool handover = p.mode == Mode::Handover;
   os << "program " << (handover ? "mode=handover " : "")
      << "counters=" << p.numCounters << "\n";
+  if (p.hasLog())
+    os << "log-lost counter " << p.logLostCounter << "\n";
   for (Family f : {Family::V4, Family::V6})
     if (const std::string &why = p.kernelSourceNat[static_cast<size_t>(f)];
         !why.empty())
@@ -224,6 +226,8 @@ std::string print(const Program &p) {
         os << " " << r.target << ": " << r.handoverReason;
       if (r.verdict == Verdict::Reject)
         os << " with:" << r.reject.name;
+      if (r.verdict == Verdict::Log)
+        os << " " << formatLogTarget(r.log);
       os << "\n";
     }
   }

@@ -60,6 +60,7 @@ enum class MapType : uint32_t {
   LpmTrie = 11,
   Devmap = 14,
   DevmapHash = 25,
+  Ringbuf = 27,
 };
 
 struct StructLayout;
@@ -373,6 +374,46 @@ inline constexpr MapSpec TxMap{"r2x_tx", MapType::DevmapHash, sizeof(uint32_t),
 inline constexpr MapSpec RedirectMap{"r2x_redirect", MapType::Devmap,
                                      sizeof(uint32_t), sizeof(uint32_t), 0};
 
+//===-- r2x_log: the events of LOG rules XDP carries out ------------------===//
+
+/// One record of the r2x_log ring buffer: a packet that LOG rules logged
+/// (docs/user-guide.md, "LOG"). `rule2xdp --log IFACE` reads them and
+/// prints, for each slot in `slots[0..count)`, the line the kernel's LOG
+/// target (nf_log_syslog.c) would print; the LOG rule of a slot, with its
+/// prefix, level, flags and hook, is the metadata's `log` record of that
+/// counter slot. The program writes a record once per packet in hand-over
+/// mode (when XDP drops it: every LOG rule the packet passed, in order) and
+/// once per LOG rule in standalone mode (count 1). `data` holds the frame's
+/// first `caplen` bytes (Ethernet header first), copied with
+/// bpf_xdp_load_bytes(); `len` is the frame's whole length; `ifindex` the
+/// receiving device; `oifindex` the routing decision's egress device for a
+/// rule in FORWARD (0 otherwise).
+inline constexpr uint32_t LogMaxRules = 8;
+inline constexpr uint32_t LogCapture = 256;
+struct LogEvent {
+  uint32_t ifindex;
+  uint32_t oifindex;
+  uint32_t len;
+  uint32_t caplen;
+  uint32_t count;
+  uint32_t slots[LogMaxRules];
+  uint8_t hooks[LogMaxRules];
+  uint8_t data[LogCapture];
+};
+static_assert(offsetof(LogEvent, slots) == 20 &&
+              offsetof(LogEvent, hooks) == 52 &&
+              offsetof(LogEvent, data) == 60 && sizeof(LogEvent) == 316);
+/// LogEvent::hooks values.
+enum class LogHook : uint8_t { Prerouting = 0, Input = 1, Forward = 2 };
+/// The bytes of frame a record can carry cover the longest headers the
+/// kernel's LOG prints: Ethernet, IPv4 with options, an ICMP error quoting
+/// an IPv4 header with options and a TCP header with options.
+static_assert(LogCapture >= 14 + 60 + 8 + 60 + 60);
+
+/// RINGBUF of LogEvent records (no key or value), in objects with a LOG
+/// rule XDP carries out. max_entries is its size in bytes.
+inline constexpr MapSpec LogMap{"r2x_log", MapType::Ringbuf, 0, 0, 1u << 18};
+
 //===-- r2x_set<N>: ipset sets (-m set) -----------------------------------===//
 
 /// One LPM_TRIE per ipset set a rule tests, named SetMapPrefix + the set's
@@ -498,7 +539,12 @@ namespace meta {
 /// Version 4 added `set`, which an older loader must not skip (the set's
 /// map would stay empty): objects with sets are version 4, all others are
 /// still written as version 3.
-inline constexpr unsigned Version = 4;
+///
+/// Version 5 added `log` and `loglost` (LOG rules XDP carries out): an
+/// older loader would skip them and `--log` could not read the events.
+/// Objects with a LOG rule are version 5; the others keep 4 or 3.
+inline constexpr unsigned Version = 5;
+inline constexpr unsigned VersionWithoutLog = 4;
 inline constexpr unsigned VersionWithoutSets = 3;
 inline constexpr unsigned OldestVersion = 1;
 /// The first version whose texts have `key` and `dnat` records.
@@ -558,6 +604,18 @@ inline constexpr std::string_view ModeHandover = "handover";
 /// (the type, then `family F [netmask N]` or `range A-B`): how an entry
 /// given later (`rule2xdp --set-add`) is read into a key.
 inline constexpr Record Set{"set", 6, true};
+/// `log SLOT FAMILY LEVEL FLAGS PREFIX` (version 5): counter slot SLOT
+/// is a `-j LOG` rule XDP carries out; FAMILY 4 or 6, LEVEL 0..7, FLAGS the
+/// XT_LOG_* bits of linux/netfilter/xt_LOG.h (in decimal), PREFIX the
+/// --log-prefix (may be empty, may hold a TAB). What `rule2xdp --log` needs to
+/// print an r2x_log record's line.
+inline constexpr Record Log{"log", 6, true};
+/// `loglost SLOT` (version 5): counter slot SLOT counts the LOG events XDP
+/// could not write (the ring buffer full, or a packet whose line XDP cannot
+/// reproduce) in standalone mode, where the packet's verdict goes on
+/// regardless. `--stats` prints it. (In hand-over mode such a packet goes
+/// to the kernel, whose LOG rule logs it.)
+inline constexpr Record LogLost{"loglost", 2};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -600,12 +658,20 @@ enum : unsigned { Mode = 1 };
 namespace set {
 enum : unsigned { Map = 1, Offset, Entries, Name, Create };
 }
+namespace log {
+enum : unsigned { Slot = 1, Family, Level, Flags, Prefix };
+}
+namespace logLost {
+enum : unsigned { Slot = 1 };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
               redirect::Dev + 1 == Redirect.fields &&
               key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
-              mode::Mode + 1 == Mode.fields && set::Create + 1 == Set.fields);
+              mode::Mode + 1 == Mode.fields && set::Create + 1 == Set.fields &&
+              log::Prefix + 1 == Log.fields &&
+              logLost::Slot + 1 == LogLost.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and
@@ -667,6 +733,8 @@ public:
     unsigned occurrence = seen_[h]++;
     return hex(hash(h, std::to_string(occurrence)));
   }
+  /// The key of the `loglost` counter.
+  static std::string logLost() { return hex(hash(Offset, "loglost")); }
   /// The key of a built-in chain's policy counter.
   static std::string policy(std::string_view table, std::string_view chain) {
     return hex(hash(hash(hash(Offset, "policy"), table), chain));

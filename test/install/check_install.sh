@@ -68,3 +68,7 @@ eval "$stop" || die "ExecStopPost failed: $stop"
 [ "$(cat "$dest/stub.log")" = "--unload eth0
 --unload veth-b" ] || die "ExecStopPost ran: $(cat "$dest/stub.log") (from: $stop)"
 echo "installed: $unit"
+log_unit=$dest$prefix/lib/systemd/system/rule2xdp-log@.service
+grep -qx "ExecStart=$prefix/sbin/rule2xdp --log %I --log-to kmsg" "$log_unit" ||
+  die "$log_unit does not start $prefix/sbin/rule2xdp --log %I --log-to kmsg"
+echo "installed: $log_unit"

@@ -106,6 +106,14 @@ const std::string kReject = R"(*filter
 COMMIT
 )";
 
+// Slots: filter INPUT 0 LOG, 1 DROP udp, policy 2 (3 is loglost).
+const std::string kLog = R"(*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -p udp -j LOG --log-prefix "u "
+-A INPUT -p udp -j DROP
+COMMIT
+)";
+
 } // namespace
 
 void handoverCases(Harness &h) {
@@ -130,6 +138,15 @@ void handoverCases(Harness &h) {
   h.expectHandover(p + "unknown-match-hands-over", kHost, udp(53), kPass, {});
   h.expectHandover(p + "log-hands-over", kHost, udp(5353), kPass, {});
   h.expectHandover(p + "reject-hands-over", kHost, udp(1000), kPass, {});
+  // LOG then DROP: XDP drops, logs (a ring buffer record) and counts both.
+  // A packet whose line XDP cannot reproduce goes to the kernel at the LOG
+  // rule: a fragment (the kernel may log it reassembled), a tagged frame
+  // (logged on the VLAN device).
+  h.expectHandover(p + "log-then-drop", kLog, udp(7), kDrop, {0, 1});
+  h.expectHandover(p + "log-fragment-hands-over", kLog, udp(7).frag(0, true),
+                   kPass, {});
+  h.expectHandover(p + "log-tagged-hands-over", kLog, udp(7).vlan(5), kPass,
+                   {});
   // RETURN counted, then the policy.
   h.expectHandover(p + "return-then-policy", kHost,
                    Frame::icmp("10.1.0.77", "10.1.0.2"), kDrop, {2, 9, 10, 11});

@@ -105,11 +105,20 @@ void readsEveryKind() {
   Meta sets = parseMeta(meta::header(meta::Version) +
                         "mode\tstandalone\nset\tr2x_set2\t48\t3\tblock\t"
                         "hash:ip family inet netmask 24\n");
-  check(sets.version == 4 && sets.sets.size() == 1 &&
+  check(sets.version == meta::Version && sets.sets.size() == 1 &&
             sets.sets[0].map == "r2x_set2" && sets.sets[0].offset == 48 &&
             sets.sets[0].entries == 3 && sets.sets[0].name == "block" &&
             sets.sets[0].create == "hash:ip family inet netmask 24",
         "set records");
+  // Version 5: `log` (the prefix may hold a TAB and end in a space) and
+  // `loglost`.
+  Meta logs = parseMeta(meta::header(meta::Version) +
+                        "mode\tstandalone\nlog\t3\t6\t7\t34\ta\tb \n"
+                        "loglost\t9\n");
+  check(logs.logs.size() == 1 && logs.logs.at(3).v6 &&
+            logs.logs.at(3).level == 7 && logs.logs.at(3).flags == 34 &&
+            logs.logs.at(3).prefix == "a\tb " && logs.logLost == 9,
+        "log records");
   // A newer compiler's record kind is skipped; blank lines too.
   Meta n = parseMeta(sample() + "future\tx\ty\n\n");
   check(n.redirects.size() == 2 && n.chains.size() == 2,
@@ -118,9 +127,9 @@ void readsEveryKind() {
 
 void refusesBadTexts() {
   std::string h = meta::header() + "mode\tstandalone\n";
-  refusesText("", "expected the header 'rule2xdp-meta<TAB>4'");
+  refusesText("", "expected the header 'rule2xdp-meta<TAB>5'");
   refusesText("iface\t0\teth0\n", "expected the header");
-  refusesText("rule2xdp-meta\t5\n", "unsupported metadata version '5'");
+  refusesText("rule2xdp-meta\t6\n", "unsupported metadata version '6'");
   refusesText(
       "rule2xdp-meta\t4\nmode\tstandalone\nset\tother\t0\t1\tx\thash:ip\n",
       "bad set record");
@@ -128,6 +137,10 @@ void refusesBadTexts() {
               "'set' record has 5 fields, expected 6");
   refusesText("rule2xdp-meta\t3\n", "metadata: no 'mode' record");
   refusesText(h + "mode\thandover\n", "a second 'mode' record");
+  refusesText(h + "log\t1\t5\t4\t0\tx\n", "bad log record");
+  refusesText(h + "log\t1\t4\t8\t0\tx\n", "bad log record");
+  refusesText(h + "log\t1\t4\t4\t0\tx\nlog\t1\t4\t4\t0\ty\n",
+              "log slot 1 defined twice");
   refusesText(meta::header() + "mode\tfast\n", "unknown mode 'fast'");
   refusesText(meta::header() + "mode\n", "'mode' record has 1 fields");
   refusesText("rule2xdp-meta\t0\n", "unsupported metadata version '0'");
