@@ -69,7 +69,7 @@ constexpr const char *TcpOptStep = "r2x_tcpopt_step";
 /// Hand-over mode: the 64-bit words of the per-packet path record (one bit
 /// per inlined jump, goto, return or count-only rule that matched). A rule
 /// beyond them hands its packets over when it matches.
-constexpr unsigned kPathWords = 8;
+constexpr unsigned kPathWords = sizeof(contract::Path) / sizeof(uint64_t);
 
 class XdpCodegen {
 public:
@@ -216,7 +216,9 @@ private:
   AllocaInst *fibSlot();
   /// Hand-over mode: the path record and the counter slot of each of its
   /// bits, for the family being emitted.
-  AllocaInst *path_ = nullptr;
+  /// Hand-over: this family's r2x_path value (emitFamily()).
+  Value *path_ = nullptr;
+  GlobalVariable *pathMap_ = nullptr;
   std::vector<unsigned> pathSlots_;
 };
 
@@ -242,6 +244,9 @@ void XdpCodegen::declareMaps() {
   }
   if (p_.hasLog())
     log_ = std::make_unique<LogLowering>(cg_, btf_);
+  if (handover())
+    pathMap_ = btf_.map(contract::PathMap, btf_.u32(),
+                        btf_.structType(contract::PathLayout));
   if (p_.hasFamily(ir::Family::V6))
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
@@ -1945,8 +1950,10 @@ void XdpCodegen::emitFamily(ir::Family fam) {
       logOif_ = cg_.stackSlot(cg_.i32, 4, "log.oif");
     b.CreateStore(b.getInt32(0), logOif_);
   }
-  if (!path_)
-    path_ = cg_.stackSlot(ArrayType::get(cg_.i64, kPathWords), 8, "path");
+  AllocaInst *key = cg_.u32Key();
+  b.CreateStore(b.getInt32(0), key);
+  path_ = cg_.callHelper(MapLookupElem, cg_.ptr, {pathMap_, key});
+  cg_.require(b.CreateIsNotNull(path_), pass_, "path.ok");
   for (unsigned w = 0; w < kPathWords; ++w)
     b.CreateStore(b.getInt64(0), cg_.at(path_, uint64_t(8 * w)));
   if (ct_)

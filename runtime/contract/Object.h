@@ -260,6 +260,27 @@ static_assert(wellFormed(ScratchLayout));
 inline constexpr MapSpec ScratchMap{"r2x_scratch", MapType::PercpuArray,
                                     sizeof(uint32_t), sizeof(Scratch), 1};
 
+/// Hand-over mode's path record (compiler/backend/XdpCodegen.cpp,
+/// recordOnPath()): one bit per jump, RETURN, count-only or LOG rule the
+/// packet passed, counted only if XDP drops it. In a map, not on the
+/// stack: the verifier follows a stack word's exact value, so n rules whose
+/// matches it cannot relate gave it 2^n states to walk; a map value it
+/// does not track.
+struct Path {
+  uint64_t w0, w1, w2, w3, w4, w5, w6, w7;
+};
+inline constexpr Field PathFields[] = {
+    R2X_CONTRACT_FIELD(Path, w0), R2X_CONTRACT_FIELD(Path, w1),
+    R2X_CONTRACT_FIELD(Path, w2), R2X_CONTRACT_FIELD(Path, w3),
+    R2X_CONTRACT_FIELD(Path, w4), R2X_CONTRACT_FIELD(Path, w5),
+    R2X_CONTRACT_FIELD(Path, w6), R2X_CONTRACT_FIELD(Path, w7)};
+inline constexpr StructLayout PathLayout =
+    layout("r2x_path", sizeof(Path), PathFields);
+static_assert(sizeof(Path) == 64 && wellFormed(PathLayout));
+/// PERCPU_ARRAY, one slot; in hand-over objects.
+inline constexpr MapSpec PathMap{"r2x_path", MapType::PercpuArray,
+                                 sizeof(uint32_t), sizeof(Path), 1};
+
 //===-- r2x_nat / r2x_nat6: DNAT connection tables ------------------------===//
 
 /// An IPv6 address as four 32-bit words in wire order.
