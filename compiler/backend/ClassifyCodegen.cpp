@@ -535,6 +535,13 @@ void emitClassifiedRun(const RunContext &ctx,
                        const classify::Options &o, unsigned id,
                        BasicBlock *next) {
   classify::Image img = classify::build(rules, o);
+  if (img.stats.maxLeaf == 0) {
+    // Every leaf is empty: no rule of the run can match (or hotdrop) any
+    // packet. A function would use none of its arguments, and LLVM would
+    // pass it undefined ones, which the verifier refuses.
+    ctx.cg.b.CreateBr(next);
+    return;
+  }
   callRun(ctx, RunEmitter(ctx, img, id, img.stats.maxLeaf > o.iterLeaf).emit(),
           next);
 }
