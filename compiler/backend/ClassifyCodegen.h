@@ -37,6 +37,11 @@ struct RunContext {
   llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
 };
 
+/// At most this many classified runs a program: each is a function, and
+/// the kernel takes at most 256 (BPF_MAX_SUBPROGS) with the program itself
+/// and its other subprograms. Runs past it are straight-line code.
+constexpr unsigned kMaxRuns = 240;
+
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
 /// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`
 /// (the rule after the run) when no rule of the run decides. `id` names its

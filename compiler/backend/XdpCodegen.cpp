@@ -1172,7 +1172,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     // A run of simple rules: a decision tree instead (ClassifyCodegen.h).
     // Not in hand-over mode: the tree counts every rule it matches at
     // once, where hand-over counts only on XDP's own drop (the path record).
-    if (size_t n = handover() ? 0 : classify::runAt(c, at, cls_)) {
+    if (size_t n = handover() || runs_ >= kMaxRuns
+                       ? 0
+                       : classify::runAt(c, at, cls_)) {
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
