@@ -83,6 +83,23 @@ void optimize(Module &m, TargetMachine &tm) {
   mpm.run(m, mam);
 }
 
+/// LLVM passes an undefined value for an argument the callee does not use
+/// (dead argument elimination, even for global functions); the verifier
+/// refuses a call of a global function with an uninitialised register.
+/// Refuse such a program here instead: it is a compiler bug.
+void checkCallArguments(const Module &m) {
+  for (const Function &f : m)
+    for (const BasicBlock &bb : f)
+      for (const Instruction &i : bb)
+        if (const auto *call = dyn_cast<CallInst>(&i))
+          if (const Function *callee = call->getCalledFunction();
+              callee && !callee->isDeclaration())
+            for (const Use &a : call->args())
+              if (isa<UndefValue>(a.get()))
+                throw BackendError("a call of " + callee->getName().str() +
+                                   " lost an argument to the optimiser");
+}
+
 } // namespace
 
 namespace {
@@ -168,6 +185,7 @@ std::string compileModule(const std::function<void(Module &)> &build, Emit emit,
   optimize(*m, *tm);
   if (verifyModule(*m, &es))
     throw BackendError("optimised LLVM IR is invalid: " + es.str());
+  checkCallArguments(*m);
 
   std::string out;
   if (emit == Emit::LLVM) {

@@ -11,6 +11,7 @@
 #include <llvm/BinaryFormat/Dwarf.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/GlobalVariable.h>
+#include <llvm/IR/Instructions.h>
 
 namespace r2x::backend {
 
@@ -78,6 +79,14 @@ void BtfBuilder::function(Function *f, DIType *ret,
                                 i + 1, file_, 1, argTypes[i],
                                 /*AlwaysPreserve=*/true);
   f->setSubprogram(sp);
+  // A call from a function with debug info to one with debug info needs a
+  // location (LLVM's verifier): the direct calls of classified runs.
+  for (BasicBlock &bb : *f)
+    for (Instruction &i : bb)
+      if (auto *call = dyn_cast<CallInst>(&i))
+        if (Function *callee = call->getCalledFunction();
+            callee && callee->getSubprogram() && !call->getDebugLoc())
+          call->setDebugLoc(DILocation::get(m_.getContext(), 1, 1, sp));
 }
 
 DICompositeType *BtfBuilder::kernelStruct(

@@ -11,9 +11,14 @@
 /// The verifier: both loops have a constant bound (the tree's depth, the
 /// longest leaf), and every index read from the data is checked against
 /// its global's length before use, so each access is a bounded offset into
-/// a map value. Loop bodies leave no constants behind that differ between
-/// paths, so the verifier's states at each loop head are equivalent and
-/// one iteration costs one body of work.
+/// a map value. The walk and the scan are a global function of their own
+/// per run (runFunction()): the verifier follows a bounded loop iteration
+/// by iteration, and inline it did so once for every distinct state the
+/// caller brought (VLAN depth, packet ranges, the port key's constants),
+/// each costing depth x leaf x body; big rulesets went past the limit of
+/// 1,000,000 instructions (docs/classifier.md, "The verifier's cost"). A
+/// global function is verified once, from unknown arguments, and the call
+/// costs each caller path one instruction and an unknown result.
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/ClassifyCodegen.h"
 
@@ -72,25 +77,58 @@ void noUnroll(BranchInst *br) {
   br->setMetadata(LLVMContext::MD_loop, loop);
 }
 
+/// What a run's function returns to its caller, which carries it out.
+/// Anything else is XDP_ABORTED.
+enum RunResult : uint32_t { RunNext, RunAccept, RunDrop, RunAborted };
+
+/// The run's arguments: the key (RunArgs::Ports is sport << 32 | dport)
+/// and tot_len for the byte counters. At most 5: BPF passes no more.
+enum RunArgs : unsigned { ArgSrc, ArgDst, ArgProto, ArgPorts, ArgLen, NArgs };
+
+/// The run's function `r2x_cls<id>_run` (RunArgs), global: the verifier
+/// checks a global function once, on its own, from unknown arguments, and
+/// a call to it costs the caller one instruction whatever the path.
+Function *runFunction(Module &m, BtfBuilder &btf, unsigned id) {
+  Type *i64 = Type::getInt64Ty(m.getContext());
+  FunctionType *ft = FunctionType::get(Type::getInt32Ty(m.getContext()),
+                                       std::vector<Type *>(NArgs, i64), false);
+  Function *f = Function::Create(ft, GlobalValue::ExternalLinkage,
+                                 "r2x_cls" + std::to_string(id) + "_run", m);
+  f->addFnAttr(Attribute::NoUnwind);
+  f->addFnAttr(Attribute::NoInline);
+  const char *names[NArgs] = {"saddr", "daddr", "proto", "ports", "tot_len"};
+  for (unsigned a = 0; a < NArgs; ++a)
+    f->getArg(a)->setName(names[a]);
+  btf.function(f, btf.int32(), std::vector<DIType *>(NArgs, btf.u64()));
+  return f;
+}
+
+/// The key (RunArgs) in the caller: addresses and protocol as r2x_hdr
+/// holds them, and the port dimensions from the conditions xt_tcpudp
+/// tests before the ports.
+std::vector<Value *> runKey(const RunContext &x);
+
+/// The run's function body: the walk down the tree and the leaf's scan.
 class RunEmitter {
 public:
   RunEmitter(const RunContext &ctx, const cls::Image &img, unsigned id,
              bool iter)
-      : x_(ctx), cg_(ctx.cg), b_(ctx.cg.b), img_(img), id_(id),
-        iter_(iter), exits_{ctx.aborted, ctx.drop, ctx.accept} {}
+      : x_(ctx), fn_(runFunction(ctx.cg.m, ctx.btf, id)), cg_(ctx.cg.m, fn_),
+        b_(cg_.b), img_(img), id_(id), iter_(iter) {}
 
-  void emit(BasicBlock *next);
+  /// Emits the function and returns it.
+  Function *emit();
 
 private:
-  void emitKey();
+  void emitExits();
   std::pair<Value *, Value *> walk();
-  void scan(Value *first, Value *count, BasicBlock *next);
+  void scan(Value *first, Value *count);
   /// The scan's loop: its head (the entry index `i`, on to `next` when the
   /// leaf is done) and its back edge from `step`. Bounded: a counter up to
   /// the longest leaf. Iterator: bpf_iter_num over the same range, and the
   /// scan's exits (exits_) destroy the iterator first, as the verifier
   /// requires of every path out.
-  Value *loopHead(Value *count, BasicBlock *next);
+  Value *loopHead(Value *count);
   void loopTail(BasicBlock *step);
   Function *iterKfunc(const char *name);
   /// A leaf entry's rule record (cls::RuleRec), read a word at a time.
@@ -128,35 +166,39 @@ private:
     cg_.require(b_.CreateICmpULT(wide, b_.getInt64(n)), exits_.aborted, what);
     return wide;
   }
-  Value *hdrField(uint64_t off, Type *ty) {
-    return b_.CreateLoad(ty, cg_.at(x_.hdr, off), /*isVolatile=*/true);
-  }
 
   const RunContext &x_;
-  Codegen &cg_;
+  Function *fn_;
+  Codegen cg_; ///< for fn_
   IRBuilder<> &b_;
   const cls::Image &img_;
   unsigned id_;
   unsigned seq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
   bool iter_;        ///< the scan runs on bpf_iter_num
   /// Where the code goes on XDP_ABORTED, XDP_DROP and the chain's ACCEPT
-  /// (the context's, or in an iterator scan blocks that destroy it first).
-  struct {
-    BasicBlock *aborted, *drop, *accept;
-  } exits_;
-  AllocaInst *iterSlot_ = nullptr; ///< struct bpf_iter_num
-  PHINode *counter_ = nullptr;     ///< the bounded scan's index
-  BasicBlock *loop_ = nullptr;     ///< the scan's head
-  BasicBlock *next_ = nullptr;     ///< after the bounded scan
+  /// (returns of RunResult, or in an iterator scan blocks that destroy it
+  /// first); `next` returns RunNext.
+  struct Exits {
+    BasicBlock *aborted, *drop, *accept, *next;
+  } exits_ = {}, plain_ = {};
+  AllocaInst *iterSlot_ = nullptr;   ///< struct bpf_iter_num
+  AllocaInst *counterKey_ = nullptr; ///< r2x_counters' key
+  Value *totLen_ = nullptr;
+  PHINode *counter_ = nullptr; ///< the bounded scan's index
+  BasicBlock *loop_ = nullptr; ///< the scan's head
   Value *key_[cls::Dims] = {};
   GlobalVariable *nodes_ = nullptr, *leaves_ = nullptr, *rules_ = nullptr;
 };
 
-/// The key: addresses and protocol as r2x_hdr holds them, and the port
-/// dimensions from the conditions xt_tcpudp tests before the ports.
-void RunEmitter::emitKey() {
+std::vector<Value *> runKey(const RunContext &x) {
   using contract::Hdr;
-  const Packet &pk = x_.pk;
+  const Packet &pk = x.pk;
+  Codegen &cg_ = x.cg;
+  IRBuilder<> &b_ = cg_.b;
+  auto hdrField = [&](uint64_t off, Type *ty) -> Value * {
+    return b_.CreateLoad(ty, cg_.at(x.hdr, off), /*isVolatile=*/true);
+  };
+  std::vector<Value *> key_(cls::Dims);
   key_[cls::Src] = hdrField(offsetof(Hdr, saddr), cg_.i32);
   key_[cls::Dst] = hdrField(offsetof(Hdr, daddr), cg_.i32);
   Value *proto = key_[cls::Proto] = hdrField(offsetof(Hdr, proto), cg_.i32);
@@ -211,6 +253,7 @@ void RunEmitter::emitKey() {
   d->addIncoming(dp, ports);
   key_[cls::Sport] = s;
   key_[cls::Dport] = d;
+  return key_;
 }
 
 /// The walk from the root to a leaf. Leaves the builder in the leaf's
@@ -248,20 +291,20 @@ std::pair<Value *, Value *> RunEmitter::walk() {
   // The builder's deepest leaf is at maxDepth: a walk past it is bad data.
   noUnroll(b_.CreateCondBr(
       b_.CreateICmpULE(deeper, b_.getInt32(img_.stats.maxDepth)), loop,
-      x_.aborted));
+      plain_.aborted));
 
   b_.SetInsertPoint(leaf);
   return {a, b_.CreateAnd(nb, cls::NodeCountMask)};
 }
 
 /// The leaf's rules in order: test (unless certain), count, act.
-void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
+void RunEmitter::scan(Value *first, Value *count) {
   loop_ = cg_.block("cls.scan");
   BasicBlock *l4 = cg_.block("cls.l4"), *l4ports = cg_.block("cls.l4.ports");
   BasicBlock *matched = cg_.block("cls.matched");
   BasicBlock *step = cg_.block("cls.step");
   BasicBlock *test = cg_.block("cls.test");
-  Value *i = loopHead(count, next);
+  Value *i = loopHead(count);
   Rule r = entry(first, i);
   b_.CreateCondBr(
       b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
@@ -278,21 +321,18 @@ void RunEmitter::scan(Value *first, Value *count, BasicBlock *next) {
   loopTail(step);
 }
 
-Value *RunEmitter::loopHead(Value *count, BasicBlock *next) {
+Value *RunEmitter::loopHead(Value *count) {
   BasicBlock *pre = b_.GetInsertBlock();
   if (!iter_) {
-    next_ = next;
     b_.CreateBr(loop_);
     b_.SetInsertPoint(loop_);
     counter_ = b_.CreatePHI(cg_.i32, 2, "cls.i");
     counter_->addIncoming(b_.getInt32(0), pre);
-    cg_.require(b_.CreateICmpULT(counter_, count), next, "cls.more");
+    cg_.require(b_.CreateICmpULT(counter_, count), exits_.next, "cls.more");
     return counter_;
   }
   Function *destroy = iterKfunc("bpf_iter_num_destroy");
-  if (!x_.iterSlot)
-    x_.iterSlot = cg_.stackSlot(cg_.i64, 8, "cls.iter");
-  iterSlot_ = x_.iterSlot;
+  iterSlot_ = cg_.stackSlot(cg_.i64, 8, "cls.iter");
   auto via = [&](BasicBlock *to, const char *name) {
     BasicBlock *bb = cg_.block(name);
     IRBuilder<> t(bb);
@@ -300,9 +340,10 @@ Value *RunEmitter::loopHead(Value *count, BasicBlock *next) {
     t.CreateBr(to);
     return bb;
   };
-  BasicBlock *done = via(next, "cls.iter.done");
-  exits_ = {via(x_.aborted, "cls.iter.aborted"), via(x_.drop, "cls.iter.drop"),
-            via(x_.accept, "cls.iter.accept")};
+  BasicBlock *done = via(plain_.next, "cls.iter.done");
+  exits_ = {via(plain_.aborted, "cls.iter.aborted"),
+            via(plain_.drop, "cls.iter.drop"),
+            via(plain_.accept, "cls.iter.accept"), done};
   b_.CreateCall(iterKfunc("bpf_iter_num_new"),
                 {iterSlot_, b_.getInt32(0), b_.getInt32(img_.stats.maxLeaf)});
   b_.CreateBr(loop_);
@@ -324,8 +365,9 @@ void RunEmitter::loopTail(BasicBlock *step) {
   }
   Value *more = b_.CreateAdd(counter_, b_.getInt32(1));
   counter_->addIncoming(more, step);
-  noUnroll(b_.CreateCondBr(
-      b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)), loop_, next_));
+  noUnroll(
+      b_.CreateCondBr(b_.CreateICmpULT(more, b_.getInt32(img_.stats.maxLeaf)),
+                      loop_, exits_.next));
 }
 
 /// The numeric iterator's kfuncs (kernel 6.4+), declared once per program:
@@ -414,13 +456,37 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
 
 /// Count (1 packet, tot_len bytes), then the target.
 void RunEmitter::act(const Rule &r, BasicBlock *step) {
-  bumpCounter(cg_, x_.counters, x_.counterKey, r.slot, x_.pk.totLen);
+  bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
   SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(r.control, 24), step, 2);
   sw->addCase(b_.getInt32(cls::VerdictAccept), exits_.accept);
   sw->addCase(b_.getInt32(cls::VerdictDrop), exits_.drop);
 }
 
-void RunEmitter::emit(BasicBlock *next) {
+/// The function's returns, and its arguments as the key.
+void RunEmitter::emitExits() {
+  BasicBlock *entry = cg_.block("entry");
+  auto ret = [&](RunResult r, const char *name) {
+    BasicBlock *bb = cg_.block(name);
+    IRBuilder<>(bb).CreateRet(b_.getInt32(r));
+    return bb;
+  };
+  plain_ = exits_ = {ret(RunAborted, "cls.aborted"), ret(RunDrop, "cls.drop"),
+                     ret(RunAccept, "cls.accept"), ret(RunNext, "cls.next")};
+  b_.SetInsertPoint(entry);
+  counterKey_ = cg_.stackSlot(cg_.i32, 4, "cls.counter.key");
+  auto arg = [&](unsigned a) {
+    return b_.CreateTrunc(fn_->getArg(a), cg_.i32);
+  };
+  key_[cls::Src] = arg(ArgSrc);
+  key_[cls::Dst] = arg(ArgDst);
+  key_[cls::Proto] = arg(ArgProto);
+  Value *ports = fn_->getArg(ArgPorts);
+  key_[cls::Sport] = b_.CreateTrunc(b_.CreateLShr(ports, 32), cg_.i32);
+  key_[cls::Dport] = b_.CreateTrunc(ports, cg_.i32);
+  totLen_ = arg(ArgLen);
+}
+
+Function *RunEmitter::emit() {
   Module &m = cg_.m;
   std::string prefix = "r2x_cls" + std::to_string(id_) + "_";
   std::vector<uint32_t> words;
@@ -437,9 +503,29 @@ void RunEmitter::emit(BasicBlock *next) {
       words.push_back(w);
   static_assert(cls::RuleWords == 8, "the words above are a RuleRec");
   rules_ = wordsGlobal(m, prefix + "rule", kRuleSection, words);
-  emitKey();
+  emitExits();
   auto [first, count] = walk();
-  scan(first, count, next);
+  scan(first, count);
+  return fn_;
+}
+
+/// The call of the run's function and what its result says.
+void callRun(const RunContext &x, Function *f, BasicBlock *next) {
+  IRBuilder<> &b = x.cg.b;
+  std::vector<Value *> key = runKey(x);
+  auto wide = [&](Value *v) { return b.CreateZExt(v, x.cg.i64); };
+  Value *args[NArgs];
+  args[ArgSrc] = wide(key[cls::Src]);
+  args[ArgDst] = wide(key[cls::Dst]);
+  args[ArgProto] = wide(key[cls::Proto]);
+  args[ArgPorts] =
+      b.CreateOr(b.CreateShl(wide(key[cls::Sport]), 32), wide(key[cls::Dport]));
+  args[ArgLen] = wide(x.pk.totLen);
+  Value *r = b.CreateCall(f, args);
+  SwitchInst *sw = b.CreateSwitch(r, x.aborted, 3);
+  sw->addCase(b.getInt32(RunNext), next);
+  sw->addCase(b.getInt32(RunAccept), x.accept);
+  sw->addCase(b.getInt32(RunDrop), x.drop);
 }
 
 } // namespace
@@ -449,7 +535,15 @@ void emitClassifiedRun(const RunContext &ctx,
                        const classify::Options &o, unsigned id,
                        BasicBlock *next) {
   classify::Image img = classify::build(rules, o);
-  RunEmitter(ctx, img, id, img.stats.maxLeaf > o.iterLeaf).emit(next);
+  if (img.stats.maxLeaf == 0) {
+    // Every leaf is empty: no rule of the run can match (or hotdrop) any
+    // packet. A function would use none of its arguments, and LLVM would
+    // pass it undefined ones, which the verifier refuses.
+    ctx.cg.b.CreateBr(next);
+    return;
+  }
+  callRun(ctx, RunEmitter(ctx, img, id, img.stats.maxLeaf > o.iterLeaf).emit(),
+          next);
 }
 
 } // namespace r2x::backend

@@ -6,8 +6,10 @@
 /// docs/classifier.md): a run's decision tree, leaf lists and rule records
 /// become read-only globals (sections `.rodata.cls_*`, which libbpf turns
 /// into frozen ARRAY maps it fills itself), and one fixed piece of code
-/// walks them: the key, a bounded walk down the tree, and a scan of the
-/// leaf that tests each listed rule, counts a match, and acts on its target
+/// walks them: the key, then a call of the run's global function
+/// (`r2x_cls<id>_run`, verified once on its own) with a bounded walk down
+/// the tree and a scan of the leaf that tests each listed rule, counts a
+/// match, and returns what its target says, which the caller carries out
 /// as the straight-line code would. The scan is a bounded loop, or for runs
 /// with long leaves (Options::iterLeaf) a bpf_iter_num loop.
 //===----------------------------------------------------------------------===//
@@ -31,14 +33,14 @@ struct RunContext {
   const Packet &pk;
   llvm::Value *hdr;                ///< the r2x_hdr value (contract::Hdr)
   llvm::GlobalVariable *counters;  ///< r2x_counters
-  llvm::AllocaInst *counterKey;    ///< an i32 stack slot for its key
   llvm::BasicBlock *accept, *drop; ///< the chain's ACCEPT, and XDP_DROP
   llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
-  /// The program's one `struct bpf_iter_num` stack slot, made by the first
-  /// run that scans with it (scans do not nest; 8 bytes of the 512 of
-  /// stack however many runs there are).
-  llvm::AllocaInst *&iterSlot;
 };
+
+/// At most this many classified runs a program: each is a function, and
+/// the kernel takes at most 256 (BPF_MAX_SUBPROGS) with the program itself
+/// and its other subprograms. Runs past it are straight-line code.
+constexpr unsigned kMaxRuns = 240;
 
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
 /// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`

@@ -173,8 +173,7 @@ private:
   Codegen cg_;
   BtfBuilder &btf_;
   classify::Options cls_;
-  unsigned runs_ = 0;             ///< classified runs emitted
-  AllocaInst *clsIter_ = nullptr; ///< their iterator (RunContext::iterSlot)
+  unsigned runs_ = 0; ///< classified runs emitted
   BasicBlock *aborted_ = nullptr;
   Value *ctx_ = nullptr;
   Packet pk_;
@@ -1214,13 +1213,15 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     // A run of simple rules: a decision tree instead (ClassifyCodegen.h).
     // Not in hand-over mode: the tree counts every rule it matches at
     // once, where hand-over counts only on XDP's own drop (the path record).
-    if (size_t n = handover() ? 0 : classify::runAt(c, at, cls_)) {
+    if (size_t n = handover() || runs_ >= kMaxRuns
+                       ? 0
+                       : classify::runAt(c, at, cls_)) {
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
-      emitClassifiedRun({cg_, btf_, pk_, hdr_, counters_, key_, accept, drop_,
-                         aborted_, clsIter_},
-                        run, cls_, runs_++, next);
+      emitClassifiedRun(
+          {cg_, btf_, pk_, hdr_, counters_, accept, drop_, aborted_}, run, cls_,
+          runs_++, next);
       b.SetInsertPoint(next);
       at += n - 1;
       continue;
@@ -2068,14 +2069,16 @@ void emitXdpProgram(const ir::Program &program, Module &m,
   BtfBuilder btf(m);
   XdpCodegen cg(program, m, fn, btf, cls);
   cg.emit(fn->getArg(0));
-  // With a subprogram (a bpf_loop callback), the kernel wants BTF func_info
-  // for every function.
-  if (Function *scan = m.getFunction(TcpOptStep)) {
-    btf.function(fn, btf.int32(), {nullptr});
+  // With a subprogram (a bpf_loop callback, a classified run), the kernel
+  // wants BTF func_info for every function; kfunc calls want it too.
+  Function *scan = m.getFunction(TcpOptStep);
+  if (scan)
     btf.function(scan, btf.long64(), {btf.u32(), nullptr});
-  } else if (m.getFunction("bpf_xdp_ct_lookup")) {
-    btf.function(fn, btf.int32(), {nullptr}); // kfunc calls want func_info
-  }
+  bool subprograms = llvm::any_of(m.functions(), [&](const Function &f) {
+    return &f != fn && !f.isDeclaration();
+  });
+  if (subprograms || m.getFunction("bpf_xdp_ct_lookup"))
+    btf.function(fn, btf.int32(), {nullptr});
   finishObject(btf, metadataText(program));
 }
 

@@ -43,4 +43,11 @@ void rulesetForwardCases(Harness &h);
 void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
                     unsigned big = 0);
 
+/// The rulesets in files `paths` (iptables-save form, of the current
+/// phase), each with `frames` random frames of a fixed seed: rulesets that
+/// once broke something (test/packet/Inputs), kept whatever the random
+/// generator becomes.
+void fileRulesets(Harness &h, const std::vector<std::string> &paths,
+                  int frames);
+
 } // namespace r2x::test

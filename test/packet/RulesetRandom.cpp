@@ -16,8 +16,10 @@
 
 #include "test/packet/FrameGen.h"
 
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 namespace r2x::test {
 
@@ -268,6 +270,87 @@ void forForwardPhase(Gen &g, std::vector<uint8_t> &frame) {
     frame[p.l3 + 8] = g.pick<uint8_t>({0, 1, 2});
 }
 
+/// What random frames through random rulesets showed, by kind.
+class Tally {
+public:
+  /// Runs `batch` through `text` (compiled once) against the model.
+  /// Returns false to stop: 20 failures since the tally began.
+  bool run(Harness &h, const std::string &name, const std::string &text,
+           const std::vector<std::pair<std::vector<uint8_t>, uint32_t>> &batch);
+  void print(const std::string &what) const {
+    std::cout << what << ": " << compiled_ << " rulesets, " << runs_
+              << " frames:";
+    for (auto &[k, n] : seen_)
+      std::cout << " " << k << " " << n << ";";
+    std::cout << "\n";
+  }
+  explicit Tally(const Harness &h) : failedBefore_(h.failed()) {}
+
+private:
+  void count(const Expected &e);
+  int failedBefore_;
+  std::map<std::string, int> seen_;
+  int runs_ = 0, compiled_ = 0;
+};
+
+bool Tally::run(
+    Harness &h, const std::string &name, const std::string &text,
+    const std::vector<std::pair<std::vector<uint8_t>, uint32_t>> &batch) {
+  if (!h.loadRuleset(text).error.empty()) {
+    h.expectSetModel(name, text, batch[0].first, batch[0].second);
+    h.forget(text);
+    return h.failed() - failedBefore_ < 20;
+  }
+  ++compiled_;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    count(h.expectSetModel(name + " frame #" + std::to_string(i), text,
+                           batch[i].first, batch[i].second));
+    if (h.failed() - failedBefore_ >= 20)
+      break;
+  }
+  h.forget(text);
+  return h.failed() - failedBefore_ < 20;
+}
+
+void Tally::count(const Expected &e) {
+  ++runs_;
+  const std::string &t = e.trace;
+  if (t.rfind("ignored", 0) == 0)
+    ++seen_["ignored"];
+  else if (t.find("hotdrop") != std::string::npos)
+    ++seen_["hotdrop"];
+  else if (t.find("reassembly") != std::string::npos)
+    ++seen_["left to reassembly"];
+  else if (t.find("TTL") != std::string::npos)
+    ++seen_["left to the kernel"];
+  else
+    ++seen_[e.action == kDrop ? "dropped" : "passed"];
+  for (const char *ev : {" jump ", " goto ", " RETURN;", " falls off;",
+                         " returns past ", " policy "})
+    for (size_t at = t.find(ev); at != std::string::npos;
+         at = t.find(ev, at + 1))
+      ++seen_[std::string("event") + ev];
+}
+
+/// `frames` random frames for a ruleset of the current phase.
+std::vector<std::pair<std::vector<uint8_t>, uint32_t>>
+randomBatch(Harness &h, Gen &g, int frames) {
+  const bool input = h.phase() == Phase::Input;
+  const std::vector<uint32_t> ifaces =
+      input ? std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("r2xa0"),
+                                    h.ifindex("r2xb0")}
+            : std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("f0"),
+                                    h.ifindex("f1")};
+  std::vector<std::pair<std::vector<uint8_t>, uint32_t>> batch;
+  for (int i = 0; i < frames; ++i) {
+    std::vector<uint8_t> f = g.chance(20) ? g.frame() : g.structured(true);
+    if (!input)
+      forForwardPhase(g, f);
+    batch.emplace_back(std::move(f), ifaces[g.below(ifaces.size())]);
+  }
+  return batch;
+}
+
 } // namespace
 
 void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
@@ -276,74 +359,44 @@ void randomRulesets(Harness &h, uint64_t seed, int rulesets, int frames,
   const std::string loop =
       std::string(big ? "big random ruleset (seed " : "random ruleset (seed ") +
       std::to_string(seed) + ", " + (input ? "INPUT" : "FORWARD") + " phase)";
-  const std::vector<uint32_t> ifaces =
-      input ? std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("r2xa0"),
-                                    h.ifindex("r2xb0")}
-            : std::vector<uint32_t>{h.ifindex("lo"), h.ifindex("f0"),
-                                    h.ifindex("f1")};
   Gen g(seed);
   RulesetGen rg(g, h.phase(), big);
-  const int failedBefore = h.failed();
-  std::map<std::string, int> seen;
-  int runs = 0, compiled = 0;
+  Tally tally(h);
   for (int k = 0; k < rulesets; ++k) {
     const std::string text = rg.generate();
     const std::string name = loop + " #" + std::to_string(k);
     // Frames are drawn whether or not the ruleset runs, so --filter keeps
     // the sequence of a seed.
-    std::vector<std::pair<std::vector<uint8_t>, uint32_t>> batch;
-    for (int i = 0; i < frames; ++i) {
-      std::vector<uint8_t> f = g.chance(20) ? g.frame() : g.structured(true);
-      if (!input)
-        forForwardPhase(g, f);
-      batch.emplace_back(std::move(f), ifaces[g.below(ifaces.size())]);
-    }
+    auto batch = randomBatch(h, g, frames);
     if (!h.wants(loop) && !h.wants(name + " "))
       continue;
-    if (!h.loadRuleset(text).error.empty()) {
-      h.expectSetModel(name, text, batch[0].first, batch[0].second);
-      h.forget(text);
-      if (h.failed() - failedBefore >= 20)
-        break;
-      continue;
-    }
-    ++compiled;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Expected e = h.expectSetModel(name + " frame #" + std::to_string(i), text,
-                                    batch[i].first, batch[i].second);
-      ++runs;
-      const std::string &t = e.trace;
-      if (t.rfind("ignored", 0) == 0)
-        ++seen["ignored"];
-      else if (t.find("hotdrop") != std::string::npos)
-        ++seen["hotdrop"];
-      else if (t.find("reassembly") != std::string::npos)
-        ++seen["left to reassembly"];
-      else if (t.find("TTL") != std::string::npos)
-        ++seen["left to the kernel"];
-      else
-        ++seen[e.action == kDrop ? "dropped" : "passed"];
-      for (const char *ev : {" jump ", " goto ", " RETURN;", " falls off;",
-                             " returns past ", " policy "})
-        for (size_t at = t.find(ev); at != std::string::npos;
-             at = t.find(ev, at + 1))
-          ++seen[std::string("event") + ev];
-      if (h.failed() - failedBefore >= 20)
-        break;
-    }
-    h.forget(text);
-    if (h.failed() - failedBefore >= 20) {
+    if (!tally.run(h, name, text, batch)) {
       std::cout << "random rulesets: stopping after 20 failures (seed " << seed
                 << ")\n";
       return;
     }
   }
-  std::cout << (big ? "big " : "") << "random rulesets ("
-            << (input ? "INPUT" : "FORWARD") << " phase, seed " << seed
-            << "): " << compiled << " rulesets, " << runs << " frames:";
-  for (auto &[k, n] : seen)
-    std::cout << " " << k << " " << n << ";";
-  std::cout << "\n";
+  tally.print(std::string(big ? "big " : "") + "random rulesets (" +
+              (input ? "INPUT" : "FORWARD") + " phase, seed " +
+              std::to_string(seed) + ")");
+}
+
+void fileRulesets(Harness &h, const std::vector<std::string> &paths,
+                  int frames) {
+  Tally tally(h);
+  for (const std::string &path : paths) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().empty())
+      throw std::runtime_error("cannot read the ruleset " + path);
+    const std::string name = "ruleset file " + path;
+    Gen g(1);
+    auto batch = randomBatch(h, g, frames);
+    if (h.wants(name + " ") && !tally.run(h, name, text.str(), batch))
+      return;
+  }
+  tally.print("ruleset files (" + std::to_string(paths.size()) + ")");
 }
 
 } // namespace r2x::test

@@ -16,15 +16,19 @@
 /// half as many), each with --ruleset-frames random frames (defaults 60 and
 /// 150). --big-rulesets: random rulesets whose filter chains hold about
 /// 200 rules, mostly simple (6 INPUT, half as many FORWARD). The random
-/// ruleset loops use seeds derived from --seed.
+/// ruleset loops use seeds derived from --seed. The rulesets of
+/// test/packet/Inputs run in the INPUT phase with --ruleset-frames random
+/// frames each, of a fixed seed.
 //===----------------------------------------------------------------------===//
 #include "test/packet/Cases.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <random>
 #include <string>
@@ -40,6 +44,17 @@ namespace {
 /// About how many rules the big random rulesets give each built-in filter
 /// chain (RulesetRandom.cpp).
 constexpr unsigned kBigRun = 200;
+
+/// The fixed rulesets of the INPUT phase (test/packet/Inputs/*.rules), in
+/// name order.
+std::vector<std::string> inputRulesetFiles() {
+  std::vector<std::string> paths;
+  for (const auto &e : std::filesystem::directory_iterator(R2X_PACKET_INPUTS))
+    if (e.path().extension() == ".rules")
+      paths.push_back(e.path().string());
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
 
 int usage(const char *argv0) {
   std::cerr << "usage: " << argv0
@@ -106,6 +121,7 @@ int main(int argc, char **argv) {
       handoverCases(h);
       randomRulesets(h, seed + 1, rulesets, rulesetFrames);
       randomRulesets(h, seed + 3, bigRulesets, rulesetFrames, kBigRun);
+      fileRulesets(h, inputRulesetFiles(), rulesetFrames);
       h.enterPhase(Phase::Forward);
       forwardCases(h);
       rulesetForwardCases(h);
