@@ -10,12 +10,14 @@
 /// Runs in a fresh network namespace (so rule2xdp's routing lookup sees the
 /// same empty table every time), pinned to one CPU, rounds interleaved
 /// A/B/A/B so drift hits both programs alike; prints the medians and the
-/// ratio (target: rule2xdp / hand-written <= 1.0x). The kernel reports the
-/// mean per run as integer nanoseconds, too coarse for programs this short,
-/// so the figure used is the CPU time the thread spent in the whole syscall
-/// divided by the repeat (not wall-clock time: that also counts whatever ran
-/// while the test loop was rescheduled, which the kernel's own timer leaves
-/// out); the kernel's integer is printed beside it as a cross-check.
+/// ratio (issue 11's targets: the talk's rule <= 1.2x the hand-written
+/// program for both frames, the raw PREROUTING variant <= 1.1x). The kernel
+/// reports the mean per run as integer nanoseconds, too coarse for programs
+/// this short, so the figure used is the CPU time the thread spent in the whole
+/// syscall divided by the repeat (not wall-clock time: that also counts
+/// whatever ran while the test loop was rescheduled, which the kernel's own
+/// timer leaves out); the kernel's integer is printed beside it as a
+/// cross-check.
 ///
 /// A benchmark, not a test: timing never fails it. It does fail (exit 1,
 /// "FAILED") if a program does not return XDP_DROP for the matching frame
@@ -375,7 +377,7 @@ int main(int argc, char **argv) {
   std::printf("rule: -A INPUT -d 10.1.0.2 -p udp --dport 1234 -j DROP\n\n");
   std::printf("%-30s %14s %14s %8s\n", "frame", "rule2xdp", "xdp_prog1",
               "ratio");
-  bool missed = false;
+  bool missed = false, rawMissed = false;
   std::vector<std::string> extra;
   for (const Case &c : cases) {
     std::vector<std::vector<double>> cpu(progs.size());
@@ -394,7 +396,7 @@ int main(int argc, char **argv) {
       }
     double a = median(cpu[0]), b = median(cpu[1]);
     double ratio = a / b;
-    missed |= ratio > 1.0;
+    missed |= ratio > 1.2;
     std::printf("%-30s %8.2f ns/pkt %8.2f ns/pkt %7.2fx\n", c.label, a, b,
                 ratio);
     std::printf("%-30s %9u ns   %9u ns    (the kernel's integer mean)\n", "",
@@ -405,7 +407,17 @@ int main(int argc, char **argv) {
                   "  %s: rule2xdp -t raw -A PREROUTING variant %.2f ns/pkt "
                   "(%.2fx); empty program %.2f ns/pkt",
                   c.label, raw, raw / b, floor);
+    rawMissed |= raw / b > 1.1;
     extra.push_back(line);
+    // Above the test-run loop's own cost (the empty program), which differs
+    // from one machine to the next more than the programs' work does.
+    if (b > floor) {
+      std::snprintf(line, sizeof line,
+                    "  %s: work above the empty program: rule2xdp %.2f ns, "
+                    "raw variant %.2f ns, xdp_prog1 %.2f ns",
+                    c.label, a - floor, raw - floor, b - floor);
+      extra.push_back(line);
+    }
   }
   // The raw variant needs no routing decision (bpf_fib_lookup); the empty
   // program is the floor of the test-run loop. Differences of a nanosecond
@@ -417,8 +429,10 @@ int main(int argc, char **argv) {
               "xdp_prog1 %u / %u, rule2xdp raw %u / %u\n",
               progs[0].xlated, progs[0].jited, progs[1].xlated, progs[1].jited,
               progs[2].xlated, progs[2].jited);
-  std::printf("target rule2xdp / hand-written <= 1.0x: %s\n",
+  std::printf("target rule2xdp / hand-written <= 1.2x: %s\n",
               missed ? "not met" : "met");
+  std::printf("target raw variant / hand-written <= 1.1x: %s\n",
+              rawMissed ? "not met" : "met");
   for (Prog &p : progs)
     if (p.obj)
       bpf_object__close(p.obj);
