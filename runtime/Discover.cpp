@@ -162,6 +162,12 @@ std::optional<OwnProgram> ownProgram(uint32_t progId) {
     else if (name == contract::Nat6Map.name &&
              hasShape(m->info, contract::Nat6Map))
       own.nat6Id = mapId;
+    else if (name == contract::LocalMap.name &&
+             hasShape(m->info, contract::LocalMap))
+      own.localId = mapId;
+    else if (name == contract::LocalOkMap.name &&
+             hasShape(m->info, contract::LocalOkMap))
+      own.localOkId = mapId;
     else if (name == contract::LogMap.name &&
              m->info.type == BPF_MAP_TYPE_RINGBUF)
       own.logId = mapId;

@@ -42,7 +42,9 @@ struct OwnProgram {
   uint32_t ifmatchId = 0;         ///< 0 for a program of an older loader
   uint32_t natId = 0, nat6Id = 0; ///< 0: the object has no such map
   uint32_t logId = 0;             ///< r2x_log, 0 without LOG rules
-  std::string metaText;           ///< read from the `.rodata` map
+  /// r2x_local and r2x_local_ok, 0 without -m addrtype.
+  uint32_t localId = 0, localOkId = 0;
+  std::string metaText; ///< read from the `.rodata` map
   /// The ipset maps (contract::SetMaps, named SetMapPrefix + N) by name.
   std::map<std::string, uint32_t> setIds;
 };

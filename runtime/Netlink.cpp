@@ -6,6 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/Netlink.h"
 
+#include "runtime/LocalTable.h"
+
 #include "runtime/Support.h"
 
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -192,3 +195,52 @@ std::string driverName(const std::string &iface) {
 }
 
 } // namespace r2x::runtime::detail
+
+namespace r2x::runtime {
+
+std::vector<Ipv4Route> ipv4Routes() {
+  detail::Netlink nl(NETLINK_ROUTE);
+  nlmsghdr *nlh = nl.request(RTM_GETROUTE, NLM_F_DUMP);
+  auto *req =
+      static_cast<rtmsg *>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  req->rtm_family = AF_INET;
+  std::vector<Ipv4Route> routes;
+  constexpr unsigned Down = RTNH_F_DEAD | RTNH_F_LINKDOWN;
+  int err = nl.run(nlh, [&routes](const nlmsghdr *m) {
+    if (m->nlmsg_type != RTM_NEWROUTE)
+      return;
+    auto *r = static_cast<const rtmsg *>(mnl_nlmsg_get_payload(m));
+    if (r->rtm_family != AF_INET || r->rtm_dst_len > 32)
+      return;
+    auto a = detail::attributes(m, sizeof(rtmsg));
+    Ipv4Route route;
+    route.table =
+        a.count(RTA_TABLE) ? mnl_attr_get_u32(a[RTA_TABLE]) : r->rtm_table;
+    route.type = r->rtm_type;
+    route.len = r->rtm_dst_len;
+    route.tos = r->rtm_tos;
+    if (a.count(RTA_DST) && mnl_attr_get_payload_len(a[RTA_DST]) == 4) {
+      uint32_t raw;
+      std::memcpy(&raw, mnl_attr_get_payload(a[RTA_DST]), 4);
+      route.dst = ntohl(raw);
+    }
+    route.maySkip = (r->rtm_flags & Down) != 0 || a.count(RTA_NH_ID);
+    if (a.count(RTA_MULTIPATH)) {
+      const auto *nh = static_cast<const rtnexthop *>(
+          mnl_attr_get_payload(a[RTA_MULTIPATH]));
+      int left = int(mnl_attr_get_payload_len(a[RTA_MULTIPATH]));
+      while (left >= int(sizeof(rtnexthop)) &&
+             nh->rtnh_len >= sizeof(rtnexthop) && nh->rtnh_len <= left) {
+        route.maySkip |= (nh->rtnh_flags & Down) != 0;
+        left -= RTNH_ALIGN(nh->rtnh_len);
+        nh = RTNH_NEXT(nh);
+      }
+    }
+    routes.push_back(route);
+  });
+  if (err)
+    throw detail::sysError("cannot read the routing tables", err);
+  return routes;
+}
+
+} // namespace r2x::runtime

@@ -528,6 +528,32 @@ inline constexpr MapSpec SetBitmapPortMap{
 /// Every shape a set's map may have.
 inline constexpr const MapSpec *SetMaps[] = {&Set4Map, &Set6Map, &SetPort4Map,
                                              &SetPort6Map, &SetBitmapPortMap};
+
+//===-- r2x_local, r2x_local_ok: the local routing table (-m addrtype) ----===//
+
+/// LPM_TRIE SetKey4 -> u32: the route type (RTN_*) inet_dev_addr_type()
+/// gives every address of the entry's network that no longer entry covers;
+/// an address no entry covers is UNICAST. The loader computes the entries
+/// from the kernel's local and main tables (runtime/LocalTable.h) so that
+/// each is the kernel's answer whether or not those two tables are merged;
+/// where the answer depends on what the loader cannot see, the value is
+/// LocalUnknown and the program hands the packet over. In hand-over
+/// objects with an `-m addrtype` match.
+inline constexpr uint32_t LocalUnknown = 0xff;
+inline constexpr MapSpec LocalMap{"r2x_local",     MapType::LpmTrie,
+                                  sizeof(SetKey4), sizeof(uint32_t),
+                                  65536,           MapNoPrealloc};
+/// ARRAY, one slot: the lease under which the program trusts r2x_local,
+/// the bpf_ktime_get_ns() time (CLOCK_MONOTONIC, ns) until which the
+/// table is current. A process that keeps the table current (--follow)
+/// renews it; without one it is 0 and every `-m addrtype` test the table
+/// would answer is handed over.
+struct LocalLease {
+  uint64_t until_ns;
+};
+static_assert(sizeof(LocalLease) == 8);
+inline constexpr MapSpec LocalOkMap{"r2x_local_ok", MapType::Array,
+                                    sizeof(uint32_t), sizeof(LocalLease), 1};
 /// The entries travel in the object, in an ELF section of their own that
 /// libbpf skips (a `.rodata` map could not hold a million entries): for
 /// each `set` record, from byte OFFSET of the section, ENTRIES keys and
