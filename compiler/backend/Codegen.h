@@ -35,7 +35,8 @@ enum Helper : unsigned {
   XdpLoadBytes = BPF_FUNC_xdp_load_bytes,
   XdpAdjustTail = BPF_FUNC_xdp_adjust_tail,
   RingbufReserve = BPF_FUNC_ringbuf_reserve,
-  RingbufSubmit = BPF_FUNC_ringbuf_submit
+  RingbufSubmit = BPF_FUNC_ringbuf_submit,
+  KtimeGetNs = BPF_FUNC_ktime_get_ns
 };
 
 struct Codegen {

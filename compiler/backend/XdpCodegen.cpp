@@ -128,7 +128,9 @@ private:
                Value *&proto);
   std::map<unsigned, GlobalVariable *> setMaps_; ///< by Program::sets index
   void emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
-                        BasicBlock *noMatch);
+                        bool limitIface, BasicBlock *noMatch);
+  std::pair<Value *, BasicBlock *> localRouteType(Value *addr,
+                                                  BasicBlock *join);
   void bumpCounter(unsigned slot);
   // REJECT --reject-with tcp-reset (the section "REJECT" below).
   void emitReject(const ir::Rule &r);
@@ -156,6 +158,8 @@ private:
   AllocaInst *logOif_ = nullptr;
   BasicBlock *sent_ = nullptr;    ///< XDP_TX after counting the path
   GlobalVariable *rst_ = nullptr; ///< r2x_rst, with a Reject verdict
+  /// r2x_local and its lease r2x_local_ok, with an -m addrtype match.
+  GlobalVariable *local_ = nullptr, *localOk_ = nullptr;
   AllocaInst *replyFib_ = nullptr;
   Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
@@ -230,6 +234,11 @@ void XdpCodegen::declareMaps() {
     for (const ir::Rule &r : c.rules)
       if (r.verdict == ir::Verdict::Reject && !rst_)
         rst_ = btf_.map(contract::RstMap, btf_.u32(), btf_.u32());
+  if (handover() && p_.usesLocalTable()) {
+    local_ = btf_.map(contract::LocalMap,
+                      btf_.structType(contract::SetKey4Layout), btf_.u32());
+    localOk_ = btf_.map(contract::LocalOkMap, btf_.u32(), btf_.u64());
+  }
   if (p_.hasFamily(ir::Family::V4))
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
                        btf_.structType(contract::HdrLayout));
@@ -1082,19 +1091,25 @@ void XdpCodegen::emitAddrType(const ir::Match::AddrType &a,
   if (!handover() || pk_.v6)
     throw BackendError("-m addrtype outside hand-over mode or in IPv6");
   if (a.src)
-    emitAddrTypeSide(sourceAddress(), a.src, a.srcNegated, noMatch);
+    emitAddrTypeSide(sourceAddress(), a.src, a.srcNegated, a.limitIface,
+                     noMatch);
   if (a.dst)
-    emitAddrTypeSide(destinationAddress(), a.dst, a.dstNegated, noMatch);
+    emitAddrTypeSide(destinationAddress(), a.dst, a.dstNegated, a.limitIface,
+                     noMatch);
 }
 
 /// inet_dev_addr_type() answers 0.0.0.0/8 and 255.255.255.255 with
 /// BROADCAST and 224.0.0.0/4 with MULTICAST before it reads any table or
-/// device; any other address's type is the local routing table's (a
-/// subnet broadcast, a local address, ...): the packet is handed over.
+/// device; any other address's type is the local routing table's (a local
+/// address, a subnet broadcast, ...; UNICAST where no route covers it),
+/// which the program reads from the loader's copy, r2x_local, while its
+/// lease holds. No lease, or an entry the loader could not decide
+/// (LocalUnknown), or --limit-iface-in/out (whose answer depends on the
+/// route's device, which the copy does not hold): handed over.
 void XdpCodegen::emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
-                                  BasicBlock *noMatch) {
+                                  bool limitIface, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
-  static_assert(RTN_BROADCAST == 3 && RTN_MULTICAST == 5 &&
+  static_assert(RTN_UNICAST == 1 && RTN_BROADCAST == 3 && RTN_MULTICAST == 5 &&
                     std::size(ir::kAddrTypeNames) == __RTN_MAX,
                 "ir::kAddrTypeNames is indexed by RTN_*");
   Value *zeronet =
@@ -1103,12 +1118,69 @@ void XdpCodegen::emitAddrTypeSide(Value *addr, uint16_t mask, bool negated,
   Value *broadcast = b.CreateOr(zeronet, limited);
   Value *multicast = b.CreateICmpEQ(b.CreateAnd(addr, b.getInt32(0xf0000000u)),
                                     b.getInt32(0xe0000000u));
-  cg_.require(b.CreateOr(broadcast, multicast), pass_, "addrtype.known");
-  bool inBroadcast = mask & (1u << RTN_BROADCAST);
-  bool inMulticast = mask & (1u << RTN_MULTICAST);
-  Value *in =
-      b.CreateSelect(broadcast, b.getInt1(inBroadcast), b.getInt1(inMulticast));
+  BasicBlock *fixed = b.GetInsertBlock();
+  BasicBlock *table = cg_.block("addrtype.table");
+  BasicBlock *join = cg_.block("addrtype.join");
+  Value *fixedType = b.CreateSelect(broadcast, b.getInt32(RTN_BROADCAST),
+                                    b.getInt32(RTN_MULTICAST));
+  b.CreateCondBr(b.CreateOr(broadcast, multicast), join, table);
+
+  b.SetInsertPoint(table);
+  Value *looked = nullptr;
+  BasicBlock *tableEnd = nullptr;
+  if (limitIface || !local_)
+    b.CreateBr(pass_);
+  else
+    std::tie(looked, tableEnd) = localRouteType(addr, join);
+
+  b.SetInsertPoint(join);
+  PHINode *type = b.CreatePHI(cg_.i32, 2, "addrtype.type");
+  type->addIncoming(fixedType, fixed);
+  if (tableEnd)
+    type->addIncoming(looked, tableEnd);
+  Value *in = b.CreateICmpNE(
+      b.CreateAnd(b.CreateLShr(b.getInt32(mask), type), b.getInt32(1)),
+      b.getInt32(0));
   cg_.require(negated ? b.CreateNot(in) : in, noMatch, "addrtype.ok");
+}
+
+/// The route type of `addr` (host order) in r2x_local, handing the packet
+/// over without a current lease or for an entry the loader could not
+/// decide; branches to `join` with the type, and returns it and the block
+/// it comes from.
+std::pair<Value *, BasicBlock *> XdpCodegen::localRouteType(Value *addr,
+                                                            BasicBlock *join) {
+  IRBuilder<> &b = cg_.b;
+  AllocaInst *slot = cg_.u32Key();
+  b.CreateStore(b.getInt32(0), slot);
+  Value *lease = cg_.callHelper(MapLookupElem, cg_.ptr, {localOk_, slot});
+  cg_.require(b.CreateIsNotNull(lease), pass_, "addrtype.lease");
+  Value *until = b.CreateLoad(cg_.i64, lease);
+  Value *now = cg_.callHelper(KtimeGetNs, cg_.i64, {});
+  cg_.require(b.CreateICmpULT(now, until), pass_, "addrtype.current");
+  AllocaInst *key = cg_.stackSlot(
+      ArrayType::get(cg_.i8, sizeof(contract::SetKey4)), 4, "localkey");
+  b.CreateStore(b.getInt32(32),
+                cg_.at(key, offsetof(contract::SetKey4, prefixlen)));
+  b.CreateStore(b.CreateUnaryIntrinsic(Intrinsic::bswap, addr),
+                cg_.at(key, offsetof(contract::SetKey4, addr)));
+  Value *hit = cg_.callHelper(MapLookupElem, cg_.ptr, {local_, key});
+  BasicBlock *miss = b.GetInsertBlock();
+  BasicBlock *found = cg_.block("addrtype.found");
+  BasicBlock *typed = cg_.block("addrtype.typed");
+  b.CreateCondBr(b.CreateIsNull(hit), typed, found);
+  b.SetInsertPoint(found);
+  Value *routeType = b.CreateLoad(cg_.i32, hit);
+  b.CreateBr(typed);
+  b.SetInsertPoint(typed);
+  PHINode *looked = b.CreatePHI(cg_.i32, 2, "addrtype.route");
+  looked->addIncoming(b.getInt32(RTN_UNICAST), miss);
+  looked->addIncoming(routeType, found);
+  cg_.require(b.CreateICmpULT(looked, b.getInt32(__RTN_MAX)), pass_,
+              "addrtype.decided");
+  BasicBlock *end = b.GetInsertBlock();
+  b.CreateBr(join);
+  return {looked, end};
 }
 
 /// A state match (Conntrack.h). The raw table runs before conntrack, and

@@ -40,9 +40,10 @@ public:
       (src ? addrSrc_ : addrDst_) = parseAddrTypes(*args[0]);
       (src ? addrSrcNegated_ : addrDstNegated_) = negated;
     } else if (name == "limit-iface-in" || name == "limit-iface-out") {
-      // The types XDP knows (from the address alone) are the same on
-      // every device: inet_dev_addr_type() returns them before it looks
-      // at the device.
+      // The types XDP knows from the address alone are the same on every
+      // device (inet_dev_addr_type() returns them before it looks at the
+      // device); a table's answer is not (ir::Match::AddrType).
+      addrLimitIface_ = true;
     } else {
       otherOptions_ = true;
     }
@@ -68,7 +69,8 @@ private:
                       const std::string &what) const;
   std::string text_;
   uint16_t addrSrc_ = 0, addrDst_ = 0;
-  bool addrSrcNegated_ = false, addrDstNegated_ = false;
+  bool addrSrcNegated_ = false, addrDstNegated_ = false,
+       addrLimitIface_ = false;
   std::optional<uint8_t> ctMask_;
   bool ctNegated_ = false, otherOptions_ = false;
 };
@@ -152,10 +154,17 @@ constexpr const char *kMarks =
 constexpr const char *kRouting =
     "needs the kernel's routing table or the output device";
 /// -m addrtype in an iptables rule (ir::Match::AddrType).
-constexpr const char *kAddrTypeReason =
+constexpr const char *kAddrTypeConditions =
+    "0.0.0.0/8, 255.255.255.255 and 224.0.0.0/4 by their numbers, any other "
+    "address from XDP's copy of the kernel's local routing table while "
+    "`rule2xdp --accelerate --follow` keeps it current, else handed over";
+/// The same with --limit-iface-in/out, whose table answer depends on the
+/// route's device, which XDP's copy does not hold.
+constexpr const char *kAddrTypeIfaceReason =
     "decided in XDP for 0.0.0.0/8 and 255.255.255.255 (BROADCAST) and "
     "224.0.0.0/4 (MULTICAST); any other address's type comes from the "
-    "kernel's local routing table: handed over there";
+    "kernel's local routing table and, with --limit-iface-in/out, the "
+    "route's device: handed over there";
 /// When XDP sends a tcp-reset REJECT's RST itself (docs/handover.md).
 constexpr const char *kRejectConditions =
     "INPUT or FORWARD, in INPUT IPv4 to the address the reply route uses, "
@@ -524,7 +533,7 @@ bool OpaqueState::finishAddrType(const RuleFacts &facts,
       facts.family != ir::Family::V4)
     return false;
   out.emplace_back(ir::Match::AddrType{addrSrc_, addrDst_, addrSrcNegated_,
-                                       addrDstNegated_, what},
+                                       addrDstNegated_, addrLimitIface_, what},
                    false, what);
   return true;
 }
@@ -697,19 +706,21 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
     std::string text;
   };
   std::vector<Item> items;
-  unsigned compiled = 0, handed = 0, stateful = 0, rejects = 0;
+  unsigned compiled = 0, handed = 0, stateful = 0, addrTyped = 0, rejects = 0;
   for (const ir::Chain &c : prog.chains)
     for (const ir::Rule &r : c.rules) {
       std::string why;
-      bool ct = false;
+      bool ct = false, addrType = false;
       for (const ir::Match &m : r.matches) {
         if (const auto *u = m.as<ir::Match::Unknown>())
           why += (why.empty() ? "" : "; ") +
                  ("match `" + u->what + "': " + u->reason);
-        if (const auto *a = m.as<ir::Match::AddrType>())
-          why += (why.empty() ? "" : "; ") +
-                 ("match `" + a->what + "': " + kAddrTypeReason);
         ct = ct || m.as<ir::Match::CtState>();
+        if (const auto *a = m.as<ir::Match::AddrType>(); a && a->limitIface)
+          why += (why.empty() ? "" : "; ") +
+                 ("match `" + a->what + "': " + kAddrTypeIfaceReason);
+        else
+          addrType = addrType || a;
       }
       if (why.empty() && r.verdict == ir::Verdict::Reject) {
         ++rejects;
@@ -719,12 +730,17 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
                                     "): " + r.text});
         continue;
       }
-      if (ct && why.empty() && r.verdict != ir::Verdict::Handover) {
-        ++stateful;
-        items.push_back({r.pos, "note: state from the kernel's conntrack "
-                                "(decided in XDP where certain, else "
-                                "handed over): " +
-                                    r.text});
+      if ((ct || addrType) && why.empty() &&
+          r.verdict != ir::Verdict::Handover) {
+        ++(addrType ? addrTyped : stateful);
+        std::string from;
+        if (ct)
+          from = "state from the kernel's conntrack (decided in XDP where "
+                 "certain, else handed over)";
+        if (addrType)
+          from += (from.empty() ? "" : "; ") + std::string("address type (") +
+                  kAddrTypeConditions + ")";
+        items.push_back({r.pos, "note: " + from + ": " + r.text});
         continue;
       }
       if (r.verdict == ir::Verdict::Handover)
@@ -763,6 +779,9 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
   if (stateful)
     os << stateful << " with a state match decided where conntrack's answer "
        << "is certain, ";
+  if (addrTyped)
+    os << addrTyped << " with an address type match decided where XDP's "
+       << "copy of the local routing table is current, ";
   if (rejects)
     os << rejects << " REJECT with tcp-reset sent from XDP where exact, ";
   os << handed << " handed over when reached, " << prog.kernelOnly.size()

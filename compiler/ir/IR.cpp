@@ -113,22 +113,31 @@ const Chain *Program::userChain(Family f, Table t,
   return const_cast<Program *>(this)->userChain(f, t, name);
 }
 
-bool Program::usesCtState() const {
+bool Program::anyMatch(const std::function<bool(const Match &)> &pred) const {
   for (const Chain &c : chains)
     for (const Rule &r : c.rules)
       for (const Match &m : r.matches)
-        if (m.as<Match::CtState>())
+        if (pred(m))
           return true;
   return false;
 }
 
+bool Program::usesCtState() const {
+  return anyMatch([](const Match &m) { return m.as<Match::CtState>(); });
+}
+
 bool Program::usesIface(bool out) const {
-  for (const Chain &c : chains)
-    for (const Rule &r : c.rules)
-      for (const Match &m : r.matches)
-        if (const auto *i = m.as<Match::Iface>(); i && i->out == out)
-          return true;
-  return false;
+  return anyMatch([out](const Match &m) {
+    const auto *i = m.as<Match::Iface>();
+    return i && i->out == out;
+  });
+}
+
+bool Program::usesLocalTable() const {
+  return anyMatch([](const Match &m) {
+    const auto *a = m.as<Match::AddrType>();
+    return a && (a->src || a->dst) && !a->limitIface;
+  });
 }
 
 std::string formatAddrTypes(uint16_t mask) {

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -269,13 +270,17 @@ struct Match {
   /// Hand-over mode only, IPv4: `-m addrtype` (xt_addrtype): the source's
   /// and then the destination's route type (inet_dev_addr_type()) is in
   /// its mask (bit N: route type N, RTN_*; 0 = that side not tested), each
-  /// with its own `!` (the match's `negated` stays false). The type is
-  /// known without the kernel's tables only for 0.0.0.0/8 and
-  /// 255.255.255.255 (BROADCAST) and 224.0.0.0/4 (MULTICAST); any other
-  /// address hands the packet over where that side is tested.
+  /// with its own `!` (the match's `negated` stays false). 0.0.0.0/8 and
+  /// 255.255.255.255 are BROADCAST and 224.0.0.0/4 MULTICAST by their
+  /// numbers; any other address's type is the local routing table's, which
+  /// the program reads from the loader's copy (r2x_local) while its lease
+  /// holds, and hands the packet over otherwise. With `limitIface`
+  /// (`--limit-iface-in/out`) the table's answer also depends on the
+  /// device, which the copy does not hold: such addresses are handed over.
   struct AddrType {
     uint16_t src = 0, dst = 0;
     bool srcNegated = false, dstNegated = false;
+    bool limitIface = false;
     std::string what; ///< the match as written
   };
   /// xt_set (`-m set --match-set NAME FLAGS`): the packet's addresses,
@@ -483,6 +488,12 @@ struct Program {
   /// up the patterns naming the routing decision's egress device) or a -i
   /// match (the ingress device's, once per packet).
   bool usesIface(bool out) const;
+  /// Whether any chain has an `-m addrtype` match without
+  /// --limit-iface-in/out (the program then reads the loader's copy of the
+  /// local routing table, r2x_local).
+  bool usesLocalTable() const;
+  /// Whether `pred` holds for any match of any rule.
+  bool anyMatch(const std::function<bool(const Match &)> &pred) const;
 
   /// The chain for (family, table, hook), created with policy ACCEPT if
   /// absent.

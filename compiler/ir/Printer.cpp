@@ -154,7 +154,10 @@ std::string printMatch(const Program &p, const Match &m, bool v6) {
             if (a.dst)
               s += std::string(" dst ") + (a.dstNegated ? "not " : "") + "in " +
                    formatAddrTypes(a.dst);
-            return s + " (from the address, else hand over)";
+            return s + (a.limitIface
+                            ? " (from the address, else hand over)"
+                            : " (from the address or the local table's "
+                              "copy, else hand over)");
           },
           [&](const Match::Set &st) {
             const IpSet &set = p.sets.at(st.set);

@@ -162,8 +162,8 @@ void neg(Rng &r, Words &g, unsigned percent) {
 }
 
 /// One rule's matches (no -A, no target).
-Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
-                  bool &length) {
+Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk, bool &length,
+                  bool handover) {
   const bool v6 = fam == Family::V6;
   std::vector<Words> groups;
   auto addr = [&](const char *opt) {
@@ -426,6 +426,29 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk,
               r.pick<std::string>({"unicast", "broadcast", "multicast"})});
     groups.push_back(g);
   }
+  // -m addrtype (iptables): hand-over mode only (XDP reads the type of an
+  // address other than 0.0.0.0/8, 255.255.255.255 and 224.0.0.0/4 from
+  // the local table's copy). --limit-iface-in/out are left to the fixed
+  // rulesets: iptables takes each only in some chains.
+  if (handover && !v6 && r.chance(10)) {
+    Words g{"-m", "addrtype"};
+    auto types = [&] {
+      return r.pick<std::string>({"LOCAL", "BROADCAST", "MULTICAST", "UNICAST",
+                                  "LOCAL,BROADCAST", "UNICAST,MULTICAST",
+                                  "BLACKHOLE,UNREACHABLE"});
+    };
+    bool any = false;
+    if (r.chance(40)) {
+      neg(r, g, 30);
+      g.insert(g.end(), {"--src-type", types()});
+      any = true;
+    }
+    if (!any || r.chance(50)) {
+      neg(r, g, 30);
+      g.insert(g.end(), {"--dst-type", types()});
+    }
+    groups.push_back(g);
+  }
   if (r.chance(6))
     groups.push_back(
         {"-m", "comment", "--comment",
@@ -463,7 +486,7 @@ bool isPortOption(const std::string &w) {
 
 //===-- rulesets ----------------------------------------------------------===//
 
-RulesetSpec makeRuleset(Rng &r, Family fam) {
+RulesetSpec makeRuleset(Rng &r, Family fam, bool handover) {
   std::vector<GenTable> tables;
   const bool raw = r.chance(30), mangle = r.chance(30);
   const bool filter = r.chance(80) || (!raw && !mangle);
@@ -509,7 +532,7 @@ RulesetSpec makeRuleset(Rng &r, Family fam) {
     // (fixed after this test found it). -m ttl / -m hl anywhere.
     const bool ttlOk = true;
     bool length = false;
-    Words w = makeMatches(r, fam, hasPorts, ttlOk, length);
+    Words w = makeMatches(r, fam, hasPorts, ttlOk, length, handover);
     // -o: iptables refuses it in INPUT and PREROUTING; in a user chain
     // reached from them it compares with an empty name.
     if ((c.user || c.name == "FORWARD") && r.chance(15)) {

@@ -66,7 +66,9 @@ struct RulesetSpec {
   bool lengthAfterRouting = false;
 };
 
-RulesetSpec makeRuleset(Rng &rng, Family family);
+/// A random ruleset. `handover`: it may also use what only hand-over mode
+/// compiles (`-m addrtype`, decided from the local table's copy).
+RulesetSpec makeRuleset(Rng &rng, Family family, bool handover = false);
 /// A ruleset file (an iptables-save dump); the family from its addresses
 /// or from `# family: ipv6` / an ip6tables-save header.
 RulesetSpec rulesetFromFile(const std::string &path);

@@ -3,6 +3,7 @@
 
 #include "runtime/BpfObject.h"
 #include "runtime/Loader.h"
+#include "runtime/LocalTable.h"
 #include "test/diff/Process.h"
 
 #include <bpf/bpf.h>
@@ -126,6 +127,14 @@ XdpProgram::XdpProgram(const std::string &compiler,
   // And the hop limits a tcp-reset REJECT's RST carries.
   if (bpf_map *rst = r2x::runtime::findMap(obj_, r2x::contract::RstMap, false))
     r2x::runtime::fillRstMap(bpf_map__fd(rst));
+  // B's local routing table for -m addrtype, under a lease that outlasts
+  // the run (B's addresses do not change during it).
+  if (bpf_map *local =
+          r2x::runtime::findMap(obj_, r2x::contract::LocalMap, false))
+    if (bpf_map *ok =
+            r2x::runtime::findMap(obj_, r2x::contract::LocalOkMap, false))
+      r2x::runtime::fillLocalTable(bpf_map__fd(local), bpf_map__fd(ok),
+                                   24u * 3600 * 1000);
   // The ipset sets' LPM tries (rulesets/X.sets).
   r2x::runtime::fillSetMaps(obj_, image, metaText_,
                             [](bpf_map *m) { return bpf_map__fd(m); });

@@ -511,7 +511,7 @@ int main(int argc, char **argv) {
       for (int k = from; k < to; ++k) {
         Case c;
         Rng rng(opt.seed, 4 * uint64_t(k) + base);
-        c.rs = makeRuleset(rng, fam);
+        c.rs = makeRuleset(rng, fam, opt.handover);
         c.id = std::string(fam == Family::V4 ? "v4" : "v6") + " #" +
                std::to_string(k);
         c.replay = "diff_kernel --seed " + std::to_string(opt.seed) +
