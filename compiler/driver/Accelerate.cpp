@@ -15,6 +15,7 @@
 #include "compiler/frontend/Handover.h"
 #include "compiler/frontend/RuleParser.h"
 #include "compiler/frontend/SaveFile.h"
+#include "runtime/LocalTable.h"
 
 #include <cerrno>
 #include <csignal>
@@ -255,6 +256,70 @@ void drainEvents(int fd) {
   }
 }
 
+/// --follow's copy of the local routing table in the programs that test
+/// `-m addrtype` (runtime/LocalTable.h): written after every load and at
+/// every change the kernel announces on rtnetlink, its lease renewed at
+/// every turn of the loop and revoked when --follow ends. A lease lasts
+/// kLocalLeaseMs, so a --follow that stops turning (killed, or busy with a
+/// long compile) leaves the tests to the kernel within that time.
+class LocalKeeper {
+public:
+  static constexpr unsigned kLocalLeaseMs = 1000;
+  static_assert(kLocalLeaseMs >= 3 * kFollowPeriodMs);
+
+  explicit LocalKeeper(const std::vector<std::string> &ifaces)
+      : ifaces_(ifaces), events_(runtime::openLocalTableEvents()) {}
+  ~LocalKeeper() {
+    runtime::revokeLocalLease(ifaces_);
+    if (events_ >= 0)
+      close(events_);
+  }
+  LocalKeeper(const LocalKeeper &) = delete;
+  LocalKeeper &operator=(const LocalKeeper &) = delete;
+
+  int events() const { return events_; }
+
+  /// Copies the table into the programs now on the interfaces.
+  void write() {
+    std::string said;
+    try {
+      runtime::LocalRefresh r =
+          runtime::refreshLocalTable(ifaces_, kLocalLeaseMs);
+      leases_ = r.leases;
+      if (!r.refused.empty())
+        said = "rule2xdp: -m addrtype stays with the kernel: " + r.refused;
+      else if (r.programs)
+        said = "rule2xdp: -m addrtype decided in XDP from a copy of the "
+               "local routing table (" +
+               std::to_string(r.entries) +
+               " entries), kept current while "
+               "this runs";
+    } catch (const runtime::LoadError &e) {
+      leases_.clear();
+      said = std::string("rule2xdp: -m addrtype stays with the kernel: ") +
+             e.what();
+    }
+    if (said != said_ && !said.empty())
+      std::cout << said << "\n" << std::flush;
+    said_ = said;
+  }
+
+  /// At every turn of --follow's loop: the table again if the kernel
+  /// announced a change (or cannot announce one), else the lease only.
+  void turn(bool changed) {
+    if (changed || events_ < 0)
+      write();
+    else
+      runtime::renewLocalLease(leases_, kLocalLeaseMs);
+  }
+
+private:
+  std::vector<std::string> ifaces_;
+  int events_;
+  std::vector<uint32_t> leases_;
+  std::string said_;
+};
+
 /// --follow: the loop after the first load. Returns on SIGTERM or SIGINT
 /// (blocked by runAccelerate(), read here through a signalfd).
 int follow(const AccelerateRequest &req, std::string lastKey,
@@ -269,6 +334,8 @@ int follow(const AccelerateRequest &req, std::string lastKey,
     return kExitInternal;
   }
   int nftFd = openNftEvents();
+  LocalKeeper local(req.ifaces);
+  local.write();
   std::cout << "rule2xdp: following the kernel's ruleset (read every "
             << kFollowPeriodMs << " ms"
             << (nftFd >= 0 ? ", and at once on nftables change events" : "")
@@ -277,14 +344,20 @@ int follow(const AccelerateRequest &req, std::string lastKey,
             << std::flush;
   std::string lastFailure;
   while (true) {
-    pollfd fds[2] = {{sigFd, POLLIN, 0}, {nftFd, POLLIN, 0}};
-    int ready = poll(fds, nftFd >= 0 ? 2 : 1, kFollowPeriodMs);
+    // Negative descriptors are ignored by poll().
+    pollfd fds[3] = {
+        {sigFd, POLLIN, 0}, {nftFd, POLLIN, 0}, {local.events(), POLLIN, 0}};
+    int ready = poll(fds, 3, kFollowPeriodMs);
     if (ready < 0 && errno != EINTR) {
       std::cerr << "rule2xdp: error: poll: " << std::strerror(errno) << "\n";
       return kExitInternal;
     }
     if (ready > 0 && (fds[1].revents & POLLIN))
       drainEvents(nftFd);
+    bool routesChanged = ready > 0 && (fds[2].revents & POLLIN);
+    if (routesChanged)
+      drainEvents(local.events());
+    local.turn(routesChanged);
     signalfd_siginfo info{};
     if (ready > 0 && (fds[0].revents & POLLIN) &&
         read(sigFd, &info, sizeof info) == sizeof info) {
@@ -317,6 +390,7 @@ int follow(const AccelerateRequest &req, std::string lastKey,
       f = accelerate(req, s, "the ruleset changed: replaced the program on",
                      cache);
     if (!f) {
+      local.write(); // the new program's copy
       lastKey = s.key;
       lastFailure.clear();
       continue;

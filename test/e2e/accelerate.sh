@@ -96,16 +96,8 @@ expect() { # WHAT GOT WANT
   say "   $1: $2"
 }
 
-# fence COUNT: COUNT datagrams to :4321 through a sink; returns once they all
-# arrived, so every datagram sent before them met the program.
-ROUND=0
-fence() {
-  ROUND=$((ROUND + 1))
-  r2x_start_sink fence$ROUND 4321 --count "$1" --timeout-ms 30000
-  [ "$(r2x_send 4321 "$1")" = "$1" ] || die "send to :4321"
-  r2x_wait_sink fence$ROUND
-  [ "$(r2x_sink_count fence$ROUND)" = "$1" ] || die "datagrams to :4321 (accepted) lost"
-}
+# fence COUNT: COUNT datagrams to :4321 (r2x_fence).
+fence() { r2x_fence 4321 "$1"; }
 
 # replaced_from ID: veth-b's program is no longer ID.
 replaced_from() { [ "$(r2x_xdp_prog_id)" != "$1" ]; }

@@ -229,6 +229,18 @@ r2x_send() {
   printf '%s\n' "${out#sent }"
 }
 
+# r2x_fence PORT COUNT: COUNT datagrams to B's PORT (one no rule drops)
+# through a sink; returns once they all arrived, so every datagram sent
+# before them met the program.
+R2X_FENCES=0
+r2x_fence() {
+  R2X_FENCES=$((R2X_FENCES + 1))
+  r2x_start_sink fence$R2X_FENCES "$1" --count "$2" --timeout-ms $((R2X_WAIT_S * 1000))
+  [ "$(r2x_send "$1" "$2")" = "$2" ] || die "send to :$1"
+  r2x_wait_sink fence$R2X_FENCES
+  [ "$(r2x_sink_count fence$R2X_FENCES)" = "$2" ] || die "datagrams to :$1 (accepted) lost"
+}
+
 # r2x_xdp_prog_id: the id of the XDP program on veth-b, empty if none.
 r2x_xdp_prog_id() {
   ip -n "$NS_B" -d link show dev veth-b |
