@@ -53,7 +53,9 @@ uint32_t answer(uint8_t type) {
   }
 }
 
-bool isError(uint8_t type) { return answer(type) == RTN_UNICAST && type != RTN_UNICAST; }
+bool isError(uint8_t type) {
+  return answer(type) == RTN_UNICAST && type != RTN_UNICAST;
+}
 
 uint32_t join(uint32_t a, uint32_t b) { return a == b ? a : Unknown; }
 
@@ -101,7 +103,8 @@ V covering(const std::unordered_map<Net, V> &nets, uint32_t dst, unsigned len,
 
 } // namespace
 
-std::vector<LocalEntry> localTableEntries(const std::vector<Ipv4Route> &routes) {
+std::vector<LocalEntry>
+localTableEntries(const std::vector<Ipv4Route> &routes) {
   std::unordered_map<Net, Stop> local, main;
   std::set<std::pair<unsigned, uint32_t>> order; // by length, then address
   for (const Ipv4Route &r : routes) {
@@ -123,7 +126,8 @@ std::vector<LocalEntry> localTableEntries(const std::vector<Ipv4Route> &routes) 
     auto m = main.find(n);
     uint32_t mergedNext = covering(merged, dst, len, uint32_t(RTN_UNICAST));
     uint32_t apartNext = covering(apart, dst, len, uint32_t(RTN_UNICAST));
-    uint32_t mainPart = m != main.end() ? m->second.then(mergedNext) : mergedNext;
+    uint32_t mainPart =
+        m != main.end() ? m->second.then(mergedNext) : mergedNext;
     merged[n] = l != local.end() ? l->second.then(mainPart) : mainPart;
     if (l != local.end())
       apart[n] = l->second.then(apartNext);

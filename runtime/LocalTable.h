@@ -1,4 +1,5 @@
-//===- runtime/LocalTable.h - the kernel's address types, for XDP -*- C++ -*-===//
+//===- runtime/LocalTable.h - the kernel's address types, for XDP -*- C++
+//-*-===//
 //
 /// \file
 /// `-m addrtype` asks inet_dev_addr_type() for an address's route type: a

@@ -49,8 +49,8 @@ uint32_t ip(unsigned a, unsigned b, unsigned c, unsigned d) {
 }
 
 std::string text(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) +
-         "." + std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+         std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
 }
 
 /// The program's lookup in r2x_local: the most specific entry, or UNICAST.
@@ -199,8 +199,8 @@ void handCases() {
 /// model's, and it is LocalUnknown only where the model's answers differ.
 void randomCases() {
   std::mt19937 rng(20261206);
-  const uint8_t types[] = {RTN_UNICAST,   RTN_LOCAL,       RTN_BROADCAST,
-                           RTN_MULTICAST, RTN_ANYCAST,     RTN_BLACKHOLE,
+  const uint8_t types[] = {RTN_UNICAST,     RTN_LOCAL,   RTN_BROADCAST,
+                           RTN_MULTICAST,   RTN_ANYCAST, RTN_BLACKHOLE,
                            RTN_UNREACHABLE, RTN_THROW};
   const uint32_t tables[] = {RT_TABLE_LOCAL, RT_TABLE_LOCAL, RT_TABLE_MAIN,
                              RT_TABLE_MAIN, 100};
@@ -210,9 +210,9 @@ void randomCases() {
     int n = 1 + int(rng() % 24);
     for (int i = 0; i < n; ++i) {
       uint8_t len = uint8_t(14 + rng() % 19);
-      Ipv4Route r = route(tables[rng() % 5], types[rng() % 8],
-                          ip(10, 0, 0, 0) | (rng() & 0x3ffff), len,
-                          rng() % 5 == 0);
+      Ipv4Route r =
+          route(tables[rng() % 5], types[rng() % 8],
+                ip(10, 0, 0, 0) | (rng() & 0x3ffff), len, rng() % 5 == 0);
       if (rng() % 20 == 0)
         r.tos = 0x10;
       routes.push_back(r);
