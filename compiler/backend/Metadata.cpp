@@ -74,6 +74,7 @@ struct Columns {
               [&](const Match::CtState &) { text(); },
               [&](const Match::AddrType &) { text(); },
               [&](const Match::Set &) { text(); },
+              [&](const Match::Limit &) { text(); },
           },
           m.kind);
     }

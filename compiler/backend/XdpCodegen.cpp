@@ -153,7 +153,14 @@ private:
   struct LogBit {
     unsigned bit, slot;
     contract::LogHook hook;
+    const ir::Match::Limit *limit = nullptr; ///< Rule::limitOnLog()
   };
+  /// r2x_limit, and each rate-limited LOG rule's index in it by counter
+  /// slot.
+  GlobalVariable *limit_ = nullptr;
+  std::map<unsigned, unsigned> limitIndex_;
+  void emitLimitsOnPath();
+  Value *takeToken(const ir::Match::Limit &l, unsigned index);
   std::vector<LogBit> logBits_;
   AllocaInst *logOif_ = nullptr;
   BasicBlock *sent_ = nullptr;    ///< XDP_TX after counting the path
@@ -234,6 +241,15 @@ void XdpCodegen::declareMaps() {
     for (const ir::Rule &r : c.rules)
       if (r.verdict == ir::Verdict::Reject && !rst_)
         rst_ = btf_.map(contract::RstMap, btf_.u32(), btf_.u32());
+  if (handover()) {
+    for (const ir::Chain &c : p_.chains)
+      for (const ir::Rule &r : c.rules)
+        if (r.limitOnLog())
+          limitIndex_.emplace(r.counter, unsigned(limitIndex_.size()));
+    if (!limitIndex_.empty())
+      limit_ = btf_.map(contract::LimitMap, btf_.u32(), btf_.u64(),
+                        unsigned(limitIndex_.size()));
+  }
   if (handover() && p_.usesLocalTable()) {
     local_ = btf_.map(contract::LocalMap,
                       btf_.structType(contract::SetKey4Layout), btf_.u32());
@@ -903,6 +919,14 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                  },
                  [&](const M::AddrType &a) { emitAddrType(a, noMatch); },
                  [&](const M::Set &s) { test(setTest(s)); },
+                 [&](const M::Limit &) {
+                   // Anywhere but a LOG rule's last match: the kernel's
+                   // bucket decides (Rule::limitOnLog()).
+                   if (!handover())
+                     throw BackendError("-m limit outside hand-over mode");
+                   b.CreateBr(pass_);
+                   b.SetInsertPoint(cg_.block("unreachable.after_limit"));
+                 },
              },
              m.kind);
 }
@@ -1244,8 +1268,10 @@ void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(commit);
   // A drop logs first (a RST is never sent for a logged packet: emitReject).
-  if (action == XdpDrop && !logBits_.empty())
+  if (action == XdpDrop && !logBits_.empty()) {
+    emitLimitsOnPath();
     emitLogCommit();
+  }
   for (unsigned bit = 0; bit < pathSlots_.size(); ++bit) {
     Value *set = pathBit(bit);
     BasicBlock *count = cg_.block("commit.count");
@@ -1298,8 +1324,11 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       at += n - 1;
       continue;
     }
-    for (const ir::Match &m : r.matches)
-      emitMatch(m, next);
+    // A LOG rule's last `-m limit` is carried out when XDP drops the packet
+    // (emitLimitsOnPath()), not here.
+    size_t tested = r.matches.size() - (handover() && r.limitOnLog() ? 1 : 0);
+    for (size_t k = 0; k < tested; ++k)
+      emitMatch(r.matches[k], next);
     if (handover()) {
       // Only a drop decides here; ACCEPT and what XDP cannot carry out go
       // to the kernel uncounted, and the rest is recorded on the path.
@@ -1459,8 +1488,76 @@ void XdpCodegen::emitLogOnPath(const ir::Rule &r) {
                   logOif_);
   unsigned bit = static_cast<unsigned>(pathSlots_.size());
   if (bit < kPathWords * 64)
-    logBits_.push_back({bit, r.counter, logHook()});
+    logBits_.push_back({bit, r.counter, logHook(), r.limitOnLog()});
   recordOnPath(r.counter);
+}
+
+/// Hand-over mode, XDP drops: each rate-limited LOG rule the packet passed,
+/// in order, takes a token from its bucket; without one its path bit is
+/// cleared, so it neither logs nor counts, as xt_limit's false answer
+/// would have made the kernel skip it. The kernel took the token when the
+/// rule was reached; XDP takes it only for the packets it drops, so the
+/// kernel's bucket and XDP's each see the packets their side decides.
+void XdpCodegen::emitLimitsOnPath() {
+  IRBuilder<> &b = cg_.b;
+  for (const LogBit &l : logBits_) {
+    if (!l.limit)
+      continue;
+    BasicBlock *take = cg_.block("limit.take"), *done = cg_.block("limit.done");
+    b.CreateCondBr(pathBit(l.bit, true), take, done);
+    b.SetInsertPoint(take);
+    Value *got = takeToken(*l.limit, limitIndex_.at(l.slot));
+    BasicBlock *none = cg_.block("limit.none");
+    b.CreateCondBr(got, done, none);
+    b.SetInsertPoint(none);
+    Value *word = cg_.at(path_, uint64_t(8 * (l.bit / 64)));
+    b.CreateStore(b.CreateAnd(b.CreateLoad(cg_.i64, word),
+                              b.getInt64(~(uint64_t(1) << (l.bit % 64)))),
+                  word);
+    b.CreateBr(done);
+    b.SetInsertPoint(done);
+  }
+}
+
+/// xt_limit's token bucket as GCRA on one u64 (contract::LimitMap): true
+/// (i1) if the bucket had a token, which is taken. Concurrent CPUs race
+/// with a compare-and-exchange; after kLimitTries lost races the packet
+/// goes to the kernel.
+Value *XdpCodegen::takeToken(const ir::Match::Limit &l, unsigned index) {
+  constexpr unsigned kLimitTries = 4;
+  IRBuilder<> &b = cg_.b;
+  AllocaInst *key = cg_.u32Key();
+  b.CreateStore(b.getInt32(index), key);
+  Value *tatPtr = cg_.callHelper(MapLookupElem, cg_.ptr, {limit_, key});
+  cg_.require(b.CreateIsNotNull(tatPtr), pass_, "limit.bucket");
+  Value *now = cg_.callHelper(KtimeGetNs, cg_.i64, {});
+  const uint64_t interval = uint64_t(l.avg) * contract::LimitNsPerAvg;
+  const uint64_t tolerance = uint64_t(l.burst - 1) * interval;
+  BasicBlock *result = cg_.block("limit.result");
+  PHINode *got = PHINode::Create(cg_.i1, 2 * kLimitTries, "limit.got", result);
+  for (unsigned i = 0; i < kLimitTries; ++i) {
+    LoadInst *tat = b.CreateLoad(cg_.i64, tatPtr);
+    tat->setVolatile(true);
+    Value *base = b.CreateSelect(b.CreateICmpUGT(tat, now), tat, now);
+    Value *late =
+        b.CreateICmpUGT(b.CreateSub(base, now), b.getInt64(tolerance));
+    BasicBlock *take = cg_.block("limit.cas");
+    got->addIncoming(b.getFalse(), b.GetInsertBlock());
+    b.CreateCondBr(late, result, take);
+    b.SetInsertPoint(take);
+    Value *pair = b.CreateAtomicCmpXchg(
+        tatPtr, tat, b.CreateAdd(base, b.getInt64(interval)), MaybeAlign(8),
+        AtomicOrdering::SequentiallyConsistent,
+        AtomicOrdering::SequentiallyConsistent);
+    Value *won = b.CreateExtractValue(pair, 1);
+    BasicBlock *retry = cg_.block("limit.retry");
+    got->addIncoming(b.getTrue(), b.GetInsertBlock());
+    b.CreateCondBr(won, result, retry);
+    b.SetInsertPoint(retry);
+  }
+  b.CreateBr(pass_); // lost every race: the kernel decides
+  b.SetInsertPoint(result);
+  return got;
 }
 
 /// Whether a LOG rule on the path matched (i1).

@@ -170,6 +170,7 @@ Box boxOf(const ir::Rule &r) {
             [&](const M::CtState &) { b.exact = false; },
             [&](const M::AddrType &) { b.exact = false; },
             [&](const M::Set &) { b.exact = false; },
+            [&](const M::Limit &) { b.exact = false; },
         },
         m.kind);
   return b;

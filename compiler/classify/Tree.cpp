@@ -93,6 +93,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
             [&](const M::CtState &) { why = "a connection state match"; },
             [&](const M::AddrType &) { why = "-m addrtype"; },
             [&](const M::Set &) { why = "-m set"; },
+            [&](const M::Limit &) { why = "-m limit"; },
         },
         m.kind);
   if (!why.empty())

@@ -11,6 +11,9 @@
 #include "compiler/frontend/Handover.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -39,6 +42,11 @@ public:
       bool src = name == "src-type";
       (src ? addrSrc_ : addrDst_) = parseAddrTypes(*args[0]);
       (src ? addrSrcNegated_ : addrDstNegated_) = negated;
+    } else if (isLimit() && name == "limit" && args.size() == 1) {
+      limitAvg_ = parseRate(*args[0]);
+    } else if (isLimit() && name == "limit-burst" && args.size() == 1) {
+      limitBurst_ = parseBurst(*args[0]);
+      limitBurstWord_ = *args[0];
     } else if (name == "limit-iface-in" || name == "limit-iface-out") {
       // The types XDP knows from the address alone are the same on every
       // device (inet_dev_addr_type() returns them before it looks at the
@@ -67,6 +75,15 @@ private:
   static uint16_t parseAddrTypes(const Word &w);
   bool finishAddrType(const RuleFacts &facts, std::vector<ir::Match> &out,
                       const std::string &what) const;
+  bool isLimit() const {
+    return spec && std::string_view(spec->name) == "limit";
+  }
+  /// libxt_limit's parse_rate(): the time between matches in 1/10000 s.
+  static uint32_t parseRate(const Word &w);
+  static uint32_t parseBurst(const Word &w);
+  /// xt_rateinfo as libxt_limit_init() leaves it: 3/hour, burst 5.
+  uint32_t limitAvg_ = 10000u * 3600 / 3, limitBurst_ = 5;
+  Word limitBurstWord_;
   std::string text_;
   uint16_t addrSrc_ = 0, addrDst_ = 0;
   bool addrSrcNegated_ = false, addrDstNegated_ = false,
@@ -129,6 +146,51 @@ uint16_t OpaqueState::parseAddrTypes(const Word &w) {
     start = end + 1;
   }
   return mask;
+}
+
+/// libxt_limit's parse_rate(): `N[/second|/minute|/hour|/day]`, the unit
+/// any leading part of its name without case, N read as atoi() reads it;
+/// the time between matches is XT_LIMIT_SCALE (10000) times the unit's
+/// seconds over N, in 32 bits.
+uint32_t OpaqueState::parseRate(const Word &w) {
+  const std::string &t = w.text;
+  uint32_t mult = 1;
+  if (size_t slash = t.find('/'); slash != std::string::npos) {
+    std::string unit = t.substr(slash + 1);
+    static constexpr std::pair<const char *, uint32_t> units[] = {
+        {"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
+    bool found = false;
+    for (const auto &[n, m] : units)
+      if (!found && !unit.empty() && unit.size() <= std::strlen(n) &&
+          strncasecmp(unit.c_str(), n, unit.size()) == 0) {
+        mult = m;
+        found = true;
+      }
+    if (!found)
+      failAt(w, "limit: bad rate \"" + t + "\"");
+  }
+  uint32_t r = static_cast<uint32_t>(std::atoi(t.c_str()));
+  if (r == 0)
+    failAt(w, "limit: bad rate \"" + t + "\"");
+  uint32_t avg = 10000u * mult / r;
+  if (avg == 0)
+    failAt(w, "limit: rate too fast \"" + t + "\"");
+  return avg;
+}
+
+/// `--limit-burst`: a number 0..10000 (libxt_limit's XTTYPE_UINT32 range).
+uint32_t OpaqueState::parseBurst(const Word &w) {
+  const std::string &t = w.text;
+  uint64_t v = 0;
+  bool ok = !t.empty() && t.size() <= 6;
+  for (char c : t)
+    if (ok && std::isdigit(static_cast<unsigned char>(c)))
+      v = v * 10 + uint64_t(c - '0');
+    else
+      ok = false;
+  if (!ok || v > 10000)
+    failAt(w, "limit: bad --limit-burst \"" + t + "\" (0 to 10000)");
+  return static_cast<uint32_t>(v);
 }
 
 std::unique_ptr<ModuleState> makeOpaque() {
@@ -550,6 +612,29 @@ void OpaqueState::finish(const RuleFacts &facts, std::vector<ir::Match> &out,
   }
   if (finishAddrType(facts, out, what))
     return;
+  if (isLimit() && !otherOptions_) {
+    // limit_mt_check() refuses a burst of 0 on every kernel.
+    if (limitBurst_ == 0)
+      failAt(limitBurstWord_.text.empty() ? where : limitBurstWord_,
+             "limit: --limit-burst 0: the kernel refuses it (Numerical "
+             "result out of range)");
+    // Up to a day's worth of tokens the kernel's credits (user2credits(),
+    // avg * burst in 32 bits scaled by HZ) hold the bucket exactly; beyond
+    // it they wrap in a way that depends on the kernel's HZ, so the kernel
+    // keeps the match.
+    if (uint64_t(limitAvg_) * limitBurst_ > 10000u * 86400u) {
+      out.emplace_back(
+          ir::Match::Unknown{what, "the rate's interval times the burst is "
+                                   "over a day: the kernel's credits for it "
+                                   "overflow 32 bits by an amount that "
+                                   "depends on its HZ"},
+          false, what);
+      return;
+    }
+    out.emplace_back(ir::Match::Limit{limitAvg_, limitBurst_, what}, false,
+                     what);
+    return;
+  }
   out.emplace_back(ir::Match::Unknown{what, registry().reasons[spec]}, false,
                    what);
 }
@@ -716,6 +801,11 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
           why += (why.empty() ? "" : "; ") +
                  ("match `" + u->what + "': " + u->reason);
         ct = ct || m.as<ir::Match::CtState>();
+        if (const auto *l = m.as<ir::Match::Limit>(); l && l != r.limitOnLog())
+          why += (why.empty() ? "" : "; ") +
+                 ("match `" + l->what + "': " + kKernelState +
+                  " (XDP carries it out only as the last match of a LOG "
+                  "rule)");
         if (const auto *a = m.as<ir::Match::AddrType>(); a && a->limitIface)
           why += (why.empty() ? "" : "; ") +
                  ("match `" + a->what + "': " + kAddrTypeIfaceReason);
@@ -730,6 +820,12 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
                                     "): " + r.text});
         continue;
       }
+      if (why.empty() && r.limitOnLog())
+        items.push_back(
+            {r.pos, "note: LOG rate-limited in XDP by a token bucket of its "
+                    "own, as xt_limit's (the kernel's bucket for the rule "
+                    "limits only the packets XDP hands over): " +
+                        r.text});
       if ((ct || addrType) && why.empty() &&
           r.verdict != ir::Verdict::Handover) {
         ++(addrType ? addrTyped : stateful);

@@ -283,6 +283,17 @@ struct Match {
     bool limitIface = false;
     std::string what; ///< the match as written
   };
+  /// Hand-over mode only: `-m limit` (xt_limit), a token bucket per rule:
+  /// `avg` the time between matches in 1/10000 s (XT_LIMIT_SCALE, as
+  /// libxt_limit computes it from `--limit`), `burst` the bucket's size in
+  /// matches (`--limit-burst`). XDP carries it out only as the last match of
+  /// a LOG rule (limitOnLog()), where it decides whether the LOG rule
+  /// counts and logs, never the verdict; anywhere else the packet is handed
+  /// over at the match.
+  struct Limit {
+    uint32_t avg = 0, burst = 0;
+    std::string what; ///< the match as written
+  };
   /// xt_set (`-m set --match-set NAME FLAGS`): the packet's addresses,
   /// taken from the sides FLAGS names (one per set dimension), are looked up
   /// in ipset set Program::sets[set]. ip_set_test(): a plain entry gives 1,
@@ -297,7 +308,7 @@ struct Match {
   };
   using Kind =
       std::variant<Address, Protocol, Iface, Fragment, TcpUdp, Icmp, Multiport,
-                   FieldRange, U32, Unknown, CtState, AddrType, Set>;
+                   FieldRange, U32, Unknown, CtState, AddrType, Set, Limit>;
 
   explicit Match(Kind k, bool negated = false, std::string listing = {})
       : kind(std::move(k)), negated(negated), listing(std::move(listing)) {}
@@ -353,6 +364,15 @@ struct Rule {
   /// Handover: the target as written (`MARK`) and why XDP cannot carry it
   /// out.
   std::string target, handoverReason;
+
+  /// The `-m limit` XDP carries out in this rule: the last match of a LOG
+  /// rule (Verdict::Log), which then counts and logs only while its bucket
+  /// has a token; null for any other rule.
+  const Match::Limit *limitOnLog() const {
+    if (verdict != Verdict::Log || matches.empty())
+      return nullptr;
+    return matches.back().as<Match::Limit>();
+  }
 };
 
 struct Chain {

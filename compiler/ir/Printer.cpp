@@ -159,6 +159,11 @@ std::string printMatch(const Program &p, const Match &m, bool v6) {
                             : " (from the address or the local table's "
                               "copy, else hand over)");
           },
+          [&](const Match::Limit &l) {
+            return "limit avg " + std::to_string(l.avg) + "/10000 s burst " +
+                   std::to_string(l.burst) +
+                   " (a LOG rule's last match: XDP's bucket, else hand over)";
+          },
           [&](const Match::Set &st) {
             const IpSet &set = p.sets.at(st.set);
             std::string s = "set " + neg + "\"" + set.name + "\" (" +

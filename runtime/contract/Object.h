@@ -554,6 +554,20 @@ struct LocalLease {
 static_assert(sizeof(LocalLease) == 8);
 inline constexpr MapSpec LocalOkMap{"r2x_local_ok", MapType::Array,
                                     sizeof(uint32_t), sizeof(LocalLease), 1};
+
+//===-- r2x_limit: the token buckets of rate-limited LOG rules ------------===//
+
+/// ARRAY limit index -> u64, shared by all CPUs: the bucket of a LOG rule
+/// whose last match is `-m limit` (xt_limit), kept as its theoretical
+/// arrival time (GCRA: the bpf_ktime_get_ns() time at which the bucket is
+/// full again; 0, as a load leaves it, is full). A packet XDP drops takes a
+/// token when TAT - now <= (burst - 1) * interval, moving TAT to max(TAT,
+/// now) + interval with a compare-and-exchange. max_entries: the number of
+/// such rules. Index N is the Nth such rule in counter slot order.
+inline constexpr MapSpec LimitMap{"r2x_limit", MapType::Array, sizeof(uint32_t),
+                                  sizeof(uint64_t), 0};
+/// xt_limit's XT_LIMIT_SCALE: ir::Match::Limit::avg is in 1/10000 s.
+inline constexpr uint64_t LimitNsPerAvg = 1000000000u / 10000u;
 /// The entries travel in the object, in an ELF section of their own that
 /// libbpf skips (a `.rodata` map could not hold a million entries): for
 /// each `set` record, from byte OFFSET of the section, ENTRIES keys and
