@@ -140,7 +140,7 @@ private:
   bool mayTrack() const;
   // LOG (the section "LOG" below).
   void emitLogNow(const ir::Rule &r, BasicBlock *next);
-  void emitLogOnPath(const ir::Rule &r);
+  void emitLogOnPath(const ir::Chain &c, const ir::Rule &r);
   void emitLogCommit();
   void requireLoggable(BasicBlock *otherwise);
   Value *pathBit(unsigned bit, bool reload = false);
@@ -153,13 +153,28 @@ private:
   struct LogBit {
     unsigned bit, slot;
     contract::LogHook hook;
-    const ir::Match::Limit *limit = nullptr; ///< Rule::limitOnLog()
   };
-  /// r2x_limit, and each rate-limited LOG rule's index in it by counter
-  /// slot.
+  /// Hand-over mode: a rule on the path whose last match is a limit XDP
+  /// carries out (ir::Program::sideLimit()), taken in path order when XDP
+  /// drops the packet (emitLimitsOnPath()). The traversal went on as if
+  /// the limit had matched for a LOG rule or a jump and as if it had not
+  /// for a RETURN; path bits [bit + 1, end) are the rules that then ran
+  /// (the callee of a jump, the rest of a RETURN's chain).
+  struct LimitGate {
+    unsigned bit, index;
+    const ir::Match::Limit *limit;
+    ir::Verdict verdict;
+    unsigned end = 0;
+  };
+  std::vector<LimitGate> gates_;
+  /// r2x_limit, and each such rule's bucket in it by counter slot.
   GlobalVariable *limit_ = nullptr;
   std::map<unsigned, unsigned> limitIndex_;
+  /// Records rule `r`'s gate at path bit `bit` (if it has a side limit);
+  /// returns its index in gates_, or -1.
+  int addGate(const ir::Chain &c, const ir::Rule &r, unsigned bit);
   void emitLimitsOnPath();
+  void clearPathBits(unsigned from, unsigned to);
   Value *takeToken(const ir::Match::Limit &l, unsigned index);
   std::vector<LogBit> logBits_;
   AllocaInst *logOif_ = nullptr;
@@ -244,7 +259,7 @@ void XdpCodegen::declareMaps() {
   if (handover()) {
     for (const ir::Chain &c : p_.chains)
       for (const ir::Rule &r : c.rules)
-        if (r.limitOnLog())
+        if (p_.sideLimit(c, r))
           limitIndex_.emplace(r.counter, unsigned(limitIndex_.size()));
     if (!limitIndex_.empty())
       limit_ = btf_.map(contract::LimitMap, btf_.u32(), btf_.u64(),
@@ -921,7 +936,7 @@ void XdpCodegen::emitMatch(const ir::Match &m, BasicBlock *noMatch) {
                  [&](const M::Set &s) { test(setTest(s)); },
                  [&](const M::Limit &) {
                    // Anywhere but a LOG rule's last match: the kernel's
-                   // bucket decides (Rule::limitOnLog()).
+                   // bucket decides (ir::Program::sideLimit()).
                    if (!handover())
                      throw BackendError("-m limit outside hand-over mode");
                    b.CreateBr(pass_);
@@ -1268,10 +1283,12 @@ void XdpCodegen::emitCommit(BasicBlock *commit, XdpAction action) {
   IRBuilder<> &b = cg_.b;
   b.SetInsertPoint(commit);
   // A drop logs first (a RST is never sent for a logged packet: emitReject).
-  if (action == XdpDrop && !logBits_.empty()) {
+  // The side limits first: they decide which LOG and other rules on the
+  // path ran.
+  if (!gates_.empty())
     emitLimitsOnPath();
+  if (action == XdpDrop && !logBits_.empty())
     emitLogCommit();
-  }
   for (unsigned bit = 0; bit < pathSlots_.size(); ++bit) {
     Value *set = pathBit(bit);
     BasicBlock *count = cg_.block("commit.count");
@@ -1305,6 +1322,7 @@ Value *XdpCodegen::pathBit(unsigned bit, bool reload) {
 void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
                            BasicBlock *ret, unsigned depth) {
   IRBuilder<> &b = cg_.b;
+  std::vector<unsigned> returnGates; // this instance's gated RETURNs
   for (size_t at = 0; at < c.rules.size(); ++at) {
     const ir::Rule &r = c.rules[at];
     BasicBlock *next = cg_.block("rule.next");
@@ -1324,9 +1342,10 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       at += n - 1;
       continue;
     }
-    // A LOG rule's last `-m limit` is carried out when XDP drops the packet
+    // A side limit is carried out when XDP drops the packet
     // (emitLimitsOnPath()), not here.
-    size_t tested = r.matches.size() - (handover() && r.limitOnLog() ? 1 : 0);
+    const bool gated = handover() && p_.sideLimit(c, r);
+    size_t tested = r.matches.size() - (gated ? 1 : 0);
     for (size_t k = 0; k < tested; ++k)
       emitMatch(r.matches[k], next);
     if (handover()) {
@@ -1349,16 +1368,38 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
         b.SetInsertPoint(next);
         continue;
       case ir::Verdict::Log:
-        emitLogOnPath(r);
+        emitLogOnPath(c, r);
         b.CreateBr(next);
         b.SetInsertPoint(next);
         continue;
       case ir::Verdict::Continue:
       case ir::Verdict::Return:
       case ir::Verdict::Jump:
-      case ir::Verdict::Goto:
+      case ir::Verdict::Goto: {
+        int gate = addGate(c, r, unsigned(pathSlots_.size()));
         recordOnPath(r.counter);
+        if (gate >= 0 && r.verdict == ir::Verdict::Return) {
+          // Goes on down the chain; the commit takes the rest off the
+          // path if the RETURN had its token.
+          returnGates.push_back(unsigned(gate));
+          b.CreateBr(next);
+          b.SetInsertPoint(next);
+          continue;
+        }
+        if (gate >= 0 && r.verdict == ir::Verdict::Jump) {
+          // Its callee's bits follow.
+          const ir::Chain *callee =
+              p_.userChain(c.family, c.table, r.jumpTarget);
+          BasicBlock *body = cg_.block("chain." + callee->name);
+          b.CreateBr(body);
+          b.SetInsertPoint(body);
+          emitRules(*callee, accept, next, depth + 1);
+          gates_[unsigned(gate)].end = unsigned(pathSlots_.size());
+          b.SetInsertPoint(next);
+          continue;
+        }
         break;
+      }
       }
     } else {
       bumpCounter(r.counter);
@@ -1403,6 +1444,8 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     }
     b.SetInsertPoint(next);
   }
+  for (unsigned g : returnGates)
+    gates_[g].end = unsigned(pathSlots_.size());
   b.CreateBr(ret);
 }
 
@@ -1480,42 +1523,71 @@ void XdpCodegen::emitLogNow(const ir::Rule &r, BasicBlock *next) {
 
 /// Hand-over mode: recorded on the path, logged if XDP drops the packet
 /// (emitLogCommit); one XDP cannot log goes to the kernel here.
-void XdpCodegen::emitLogOnPath(const ir::Rule &r) {
+void XdpCodegen::emitLogOnPath(const ir::Chain &c, const ir::Rule &r) {
   IRBuilder<> &b = cg_.b;
   requireLoggable(pass_);
   if (hook_ == ir::Hook::Forward)
     b.CreateStore(b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex)),
                   logOif_);
   unsigned bit = static_cast<unsigned>(pathSlots_.size());
-  if (bit < kPathWords * 64)
-    logBits_.push_back({bit, r.counter, logHook(), r.limitOnLog()});
+  if (bit < kPathWords * 64) {
+    logBits_.push_back({bit, r.counter, logHook()});
+    if (int g = addGate(c, r, bit); g >= 0)
+      gates_[unsigned(g)].end = bit + 1;
+  }
   recordOnPath(r.counter);
 }
 
-/// Hand-over mode, XDP drops: each rate-limited LOG rule the packet passed,
-/// in order, takes a token from its bucket; without one its path bit is
-/// cleared, so it neither logs nor counts, as xt_limit's false answer
-/// would have made the kernel skip it. The kernel took the token when the
-/// rule was reached; XDP takes it only for the packets it drops, so the
-/// kernel's bucket and XDP's each see the packets their side decides.
+int XdpCodegen::addGate(const ir::Chain &c, const ir::Rule &r, unsigned bit) {
+  const ir::Match::Limit *l = handover() ? p_.sideLimit(c, r) : nullptr;
+  if (!l || bit >= kPathWords * 64)
+    return -1;
+  gates_.push_back({bit, limitIndex_.at(r.counter), l, r.verdict, bit + 1});
+  return int(gates_.size() - 1);
+}
+
+/// Hand-over mode, XDP drops the packet (or sends a RST for it): each side
+/// limit on its path, in path order (the kernel's order), takes a token
+/// from its bucket, and the path becomes what the kernel's would have
+/// been: a LOG rule or a jump without a token leaves the path (with the
+/// callee's rules), a RETURN with one takes the rest of its chain off it.
+/// A rule taken off the path neither logs nor counts. The kernel took the
+/// token when the rule was reached; XDP takes it only for the packets it
+/// decides, so the kernel's bucket and XDP's each see the packets their
+/// side decides. Only LOG rules lie in these ranges (Program::logOnly()),
+/// so the verdict is the same either way.
 void XdpCodegen::emitLimitsOnPath() {
   IRBuilder<> &b = cg_.b;
-  for (const LogBit &l : logBits_) {
-    if (!l.limit)
-      continue;
+  for (const LimitGate &g : gates_) {
     BasicBlock *take = cg_.block("limit.take"), *done = cg_.block("limit.done");
-    b.CreateCondBr(pathBit(l.bit, true), take, done);
+    b.CreateCondBr(pathBit(g.bit, true), take, done);
     b.SetInsertPoint(take);
-    Value *got = takeToken(*l.limit, limitIndex_.at(l.slot));
-    BasicBlock *none = cg_.block("limit.none");
-    b.CreateCondBr(got, done, none);
+    Value *got = takeToken(*g.limit, g.index);
+    BasicBlock *token = cg_.block("limit.token"),
+               *none = cg_.block("limit.none");
+    b.CreateCondBr(got, token, none);
+    b.SetInsertPoint(token);
+    if (g.verdict == ir::Verdict::Return)
+      clearPathBits(g.bit + 1, g.end);
+    b.CreateBr(done);
     b.SetInsertPoint(none);
-    Value *word = cg_.at(path_, uint64_t(8 * (l.bit / 64)));
-    b.CreateStore(b.CreateAnd(b.CreateLoad(cg_.i64, word),
-                              b.getInt64(~(uint64_t(1) << (l.bit % 64)))),
-                  word);
+    clearPathBits(g.bit, g.verdict == ir::Verdict::Return ? g.bit + 1 : g.end);
     b.CreateBr(done);
     b.SetInsertPoint(done);
+  }
+}
+
+/// Clears path bits [from, to).
+void XdpCodegen::clearPathBits(unsigned from, unsigned to) {
+  IRBuilder<> &b = cg_.b;
+  for (unsigned w = from / 64; from < to && w <= (to - 1) / 64; ++w) {
+    uint64_t mask = 0;
+    for (unsigned bit = std::max(from, w * 64); bit < std::min(to, w * 64 + 64);
+         ++bit)
+      mask |= uint64_t(1) << (bit % 64);
+    Value *word = cg_.at(path_, uint64_t(8 * w));
+    b.CreateStore(b.CreateAnd(b.CreateLoad(cg_.i64, word), b.getInt64(~mask)),
+                  word);
   }
 }
 
@@ -2115,6 +2187,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
   BasicBlock *sent = sent_ = cg_.block("handover.sent");
   pathSlots_.clear();
   logBits_.clear();
+  gates_.clear();
   if (log_) {
     if (!logOif_)
       logOif_ = cg_.stackSlot(cg_.i32, 4, "log.oif");

@@ -796,16 +796,18 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
     for (const ir::Rule &r : c.rules) {
       std::string why;
       bool ct = false, addrType = false;
+      const ir::Match::Limit *side = prog.sideLimit(c, r);
       for (const ir::Match &m : r.matches) {
         if (const auto *u = m.as<ir::Match::Unknown>())
           why += (why.empty() ? "" : "; ") +
                  ("match `" + u->what + "': " + u->reason);
         ct = ct || m.as<ir::Match::CtState>();
-        if (const auto *l = m.as<ir::Match::Limit>(); l && l != r.limitOnLog())
+        if (const auto *l = m.as<ir::Match::Limit>(); l && l != side)
           why += (why.empty() ? "" : "; ") +
                  ("match `" + l->what + "': " + kKernelState +
                   " (XDP carries it out only as the last match of a LOG "
-                  "rule)");
+                  "rule, or of a RETURN or jump that only decides which "
+                  "LOG rules log)");
         if (const auto *a = m.as<ir::Match::AddrType>(); a && a->limitIface)
           why += (why.empty() ? "" : "; ") +
                  ("match `" + a->what + "': " + kAddrTypeIfaceReason);
@@ -820,15 +822,8 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
                                     "): " + r.text});
         continue;
       }
-      if (why.empty() && r.limitOnLog())
-        items.push_back(
-            {r.pos, "note: LOG rate-limited in XDP by a token bucket of its "
-                    "own, as xt_limit's (the kernel's bucket for the rule "
-                    "limits only the packets XDP hands over): " +
-                        r.text});
-      if ((ct || addrType) && why.empty() &&
+      if ((ct || addrType || side) && why.empty() &&
           r.verdict != ir::Verdict::Handover) {
-        ++(addrType ? addrTyped : stateful);
         std::string from;
         if (ct)
           from = "state from the kernel's conntrack (decided in XDP where "
@@ -836,6 +831,16 @@ std::string handoverListing(const ir::Program &prog, const SourceManager &sm) {
         if (addrType)
           from += (from.empty() ? "" : "; ") + std::string("address type (") +
                   kAddrTypeConditions + ")";
+        if (side)
+          from += (from.empty() ? "" : "; ") +
+                  std::string(r.verdict == ir::Verdict::Log
+                                  ? "LOG rate-limited"
+                                  : "a rate limit deciding only which LOG "
+                                    "rules log, taken") +
+                  " in XDP by a token bucket of its own, as xt_limit's (the "
+                  "kernel's bucket for the rule limits only the packets XDP "
+                  "hands over)";
+        ++(addrType ? addrTyped : ct ? stateful : compiled);
         items.push_back({r.pos, "note: " + from + ": " + r.text});
         continue;
       }

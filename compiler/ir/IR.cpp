@@ -133,6 +133,46 @@ bool Program::usesIface(bool out) const {
   });
 }
 
+bool Program::logOnly(const Chain &c) const {
+  for (const Rule &r : c.rules)
+    switch (r.verdict) {
+    case Verdict::Log:
+    case Verdict::Return:
+    case Verdict::Continue:
+      break;
+    case Verdict::Jump: {
+      const Chain *callee = userChain(c.family, c.table, r.jumpTarget);
+      if (!callee || !logOnly(*callee))
+        return false;
+      break;
+    }
+    default:
+      return false;
+    }
+  return true;
+}
+
+const Match::Limit *Program::sideLimit(const Chain &c, const Rule &r) const {
+  if (r.matches.empty())
+    return nullptr;
+  const auto *l = r.matches.back().as<Match::Limit>();
+  if (!l)
+    return nullptr;
+  switch (r.verdict) {
+  case Verdict::Log:
+  case Verdict::Continue:
+    return l;
+  case Verdict::Return:
+    return c.user && logOnly(c) ? l : nullptr;
+  case Verdict::Jump: {
+    const Chain *callee = userChain(c.family, c.table, r.jumpTarget);
+    return callee && logOnly(*callee) ? l : nullptr;
+  }
+  default:
+    return nullptr;
+  }
+}
+
 bool Program::usesLocalTable() const {
   return anyMatch([](const Match &m) {
     const auto *a = m.as<Match::AddrType>();

@@ -286,10 +286,10 @@ struct Match {
   /// Hand-over mode only: `-m limit` (xt_limit), a token bucket per rule:
   /// `avg` the time between matches in 1/10000 s (XT_LIMIT_SCALE, as
   /// libxt_limit computes it from `--limit`), `burst` the bucket's size in
-  /// matches (`--limit-burst`). XDP carries it out only as the last match of
-  /// a LOG rule (limitOnLog()), where it decides whether the LOG rule
-  /// counts and logs, never the verdict; anywhere else the packet is handed
-  /// over at the match.
+  /// matches (`--limit-burst`). XDP carries it out only where it decides
+  /// which LOG rules log and count, never the verdict
+  /// (Program::sideLimit()); anywhere else the packet is handed over at the
+  /// match.
   struct Limit {
     uint32_t avg = 0, burst = 0;
     std::string what; ///< the match as written
@@ -364,15 +364,6 @@ struct Rule {
   /// Handover: the target as written (`MARK`) and why XDP cannot carry it
   /// out.
   std::string target, handoverReason;
-
-  /// The `-m limit` XDP carries out in this rule: the last match of a LOG
-  /// rule (Verdict::Log), which then counts and logs only while its bucket
-  /// has a token; null for any other rule.
-  const Match::Limit *limitOnLog() const {
-    if (verdict != Verdict::Log || matches.empty())
-      return nullptr;
-    return matches.back().as<Match::Limit>();
-  }
 };
 
 struct Chain {
@@ -512,6 +503,18 @@ struct Program {
   /// --limit-iface-in/out (the program then reads the loader's copy of the
   /// local routing table, r2x_local).
   bool usesLocalTable() const;
+  /// The `-m limit` XDP carries out in rule `r` of chain `c`: the rule's
+  /// last match, where its answer decides only which LOG rules log and
+  /// count, never the verdict: a LOG rule or one without a target; a
+  /// RETURN in a user chain that
+  /// only logs (logOnly()); a jump (not a goto) to a chain that only logs.
+  /// Null for any other rule (its limit is handed over at the match).
+  const Match::Limit *sideLimit(const Chain &c, const Rule &r) const;
+  /// Whether every rule of `c` is a LOG rule, a RETURN, a rule without a
+  /// target, or a jump to a chain of which this holds: whatever its rules
+  /// match, the packet leaves it as it came, for the next rule of the
+  /// chain that jumped to it.
+  bool logOnly(const Chain &c) const;
   /// Whether `pred` holds for any match of any rule.
   bool anyMatch(const std::function<bool(const Match &)> &pred) const;
 

@@ -162,7 +162,8 @@ std::string printMatch(const Program &p, const Match &m, bool v6) {
           [&](const Match::Limit &l) {
             return "limit avg " + std::to_string(l.avg) + "/10000 s burst " +
                    std::to_string(l.burst) +
-                   " (a LOG rule's last match: XDP's bucket, else hand over)";
+                   " (XDP's bucket where it decides only what logs, else hand "
+                   "over)";
           },
           [&](const Match::Set &st) {
             const IpSet &set = p.sets.at(st.set);

@@ -145,6 +145,18 @@ XdpProgram::~XdpProgram() {
     bpf_object__close(obj_);
 }
 
+void XdpProgram::resetBuckets() {
+  bpf_map *limit = r2x::runtime::findMap(obj_, r2x::contract::LimitMap, false);
+  if (!limit)
+    return;
+  int fd = bpf_map__fd(limit);
+  const uint64_t full = 0;
+  for (uint32_t k = 0; k < bpf_map__max_entries(limit); ++k)
+    if (bpf_map_update_elem(fd, &k, &full, BPF_ANY) != 0)
+      throw std::runtime_error(std::string("cannot reset r2x_limit: ") +
+                               std::strerror(errno));
+}
+
 std::vector<Count> XdpProgram::readCounters() {
   std::vector<Count> sum(slots_);
   for (uint32_t k = 0; k < slots_; ++k) {

@@ -54,6 +54,10 @@ public:
   const r2x::runtime::Meta &meta() const { return meta_; }
   const std::string &metaText() const { return metaText_; }
 
+  /// Fills every bucket of r2x_limit (rate-limited LOG rules) again, as a
+  /// new load starts them: for a ruleset installed again in the kernel.
+  void resetBuckets();
+
   /// Runs one frame as if received on `ifindex`. Throws on a failed run.
   XdpResult run(const std::vector<uint8_t> &frame, unsigned ifindex);
 
