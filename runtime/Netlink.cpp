@@ -7,6 +7,7 @@
 #include "runtime/Netlink.h"
 
 #include "runtime/LocalTable.h"
+#include "runtime/NftChains.h"
 
 #include "runtime/Support.h"
 
@@ -14,14 +15,19 @@
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/genetlink.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <vector>
 
 namespace r2x::runtime::detail {
@@ -241,6 +247,173 @@ std::vector<Ipv4Route> ipv4Routes() {
   if (err)
     throw detail::sysError("cannot read the routing tables", err);
   return routes;
+}
+
+} // namespace r2x::runtime
+
+namespace r2x::runtime {
+
+namespace {
+
+/// An nf_tables request of `msg` for `family`, a dump unless `flags` say
+/// otherwise.
+nlmsghdr *nftRequest(detail::Netlink &nl, uint16_t msg, uint8_t family) {
+  nlmsghdr *nlh =
+      nl.request(uint16_t((NFNL_SUBSYS_NFTABLES << 8) | msg), NLM_F_DUMP);
+  auto *nfg = static_cast<nfgenmsg *>(
+      mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = family;
+  nfg->version = NFNETLINK_V0;
+  nfg->res_id = 0;
+  return nlh;
+}
+
+std::string attrString(const nlattr *a) {
+  return std::string(static_cast<const char *>(mnl_attr_get_payload(a)),
+                     strnlen(static_cast<const char *>(mnl_attr_get_payload(a)),
+                             mnl_attr_get_payload_len(a)));
+}
+
+/// The attributes nested in `nest`, in order.
+std::vector<const nlattr *> nested(const nlattr *nest) {
+  std::vector<const nlattr *> out;
+  auto *attr = static_cast<const nlattr *>(mnl_attr_get_payload(nest));
+  const char *end = static_cast<const char *>(mnl_attr_get_payload(nest)) +
+                    mnl_attr_get_payload_len(nest);
+  while (mnl_attr_ok(attr, int(end - reinterpret_cast<const char *>(attr)))) {
+    out.push_back(attr);
+    attr = mnl_attr_next(attr);
+  }
+  return out;
+}
+
+void addDevice(NftBaseChain &c, const std::string &dev) {
+  if (std::find(c.devices.begin(), c.devices.end(), dev) == c.devices.end())
+    c.devices.push_back(dev);
+}
+
+/// nf_tables puts its 32-bit numbers in network byte order.
+uint32_t attrBe32(const nlattr *a) { return ntohl(mnl_attr_get_u32(a)); }
+
+} // namespace
+
+std::vector<NftBaseChain> nftBaseChains() {
+  // A kernel without nfnetlink refuses the socket; one without nf_tables
+  // answers the first request for its subsystem with EINVAL (nfnetlink
+  // finds no such subsystem) or EOPNOTSUPP. Either way no chain exists.
+  // (That this request is well formed is checked where nf_tables exists:
+  // test/e2e/accelerate.sh finds the chains it makes.)
+  int sock = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (sock < 0 && (errno == EPROTONOSUPPORT || errno == EAFNOSUPPORT))
+    return {};
+  if (sock >= 0)
+    ::close(sock);
+  detail::Netlink nl(NETLINK_NETFILTER);
+  // Dormant tables run none of their chains.
+  std::set<std::pair<uint8_t, std::string>> dormant;
+  int err = nl.run(
+      nftRequest(nl, NFT_MSG_GETTABLE, NFPROTO_UNSPEC),
+      [&dormant](const nlmsghdr *m) {
+        auto *g = static_cast<const nfgenmsg *>(mnl_nlmsg_get_payload(m));
+        auto a = detail::attributes(m, sizeof(nfgenmsg));
+        if (a.count(NFTA_TABLE_NAME) && a.count(NFTA_TABLE_FLAGS) &&
+            (attrBe32(a[NFTA_TABLE_FLAGS]) & NFT_TABLE_F_DORMANT))
+          dormant.insert({g->nfgen_family, attrString(a[NFTA_TABLE_NAME])});
+      });
+  if (err == EINVAL || err == EOPNOTSUPP)
+    return {};
+  if (err)
+    throw detail::sysError("cannot read nftables' tables", err);
+  std::vector<NftBaseChain> chains;
+  err = nl.run(nftRequest(nl, NFT_MSG_GETCHAIN, NFPROTO_UNSPEC),
+               [&chains, &dormant](const nlmsghdr *m) {
+                 auto *g =
+                     static_cast<const nfgenmsg *>(mnl_nlmsg_get_payload(m));
+                 auto a = detail::attributes(m, sizeof(nfgenmsg));
+                 if (!a.count(NFTA_CHAIN_HOOK) || !a.count(NFTA_CHAIN_TABLE) ||
+                     !a.count(NFTA_CHAIN_NAME))
+                   return; // not a base chain
+                 NftBaseChain c;
+                 c.family = g->nfgen_family;
+                 c.table = attrString(a[NFTA_CHAIN_TABLE]);
+                 c.name = attrString(a[NFTA_CHAIN_NAME]);
+                 if (a.count(NFTA_CHAIN_TYPE))
+                   c.type = attrString(a[NFTA_CHAIN_TYPE]);
+                 if (a.count(NFTA_CHAIN_POLICY))
+                   c.policyDrop = attrBe32(a[NFTA_CHAIN_POLICY]) == NF_DROP;
+                 c.dormant = dormant.count({c.family, c.table}) != 0;
+                 for (const nlattr *h : nested(a[NFTA_CHAIN_HOOK])) {
+                   switch (mnl_attr_get_type(h)) {
+                   case NFTA_HOOK_HOOKNUM:
+                     c.hook = attrBe32(h);
+                     break;
+                   case NFTA_HOOK_PRIORITY:
+                     c.priority = int32_t(attrBe32(h));
+                     break;
+                   case NFTA_HOOK_DEV: // the first of NFTA_HOOK_DEVS, if both
+                     addDevice(c, attrString(h));
+                     break;
+                   case NFTA_HOOK_DEVS:
+                     for (const nlattr *d : nested(h))
+                       addDevice(c, attrString(d));
+                     break;
+                   default:
+                     break;
+                   }
+                 }
+                 chains.push_back(std::move(c));
+               });
+  if (err)
+    throw detail::sysError("cannot read nftables' chains", err);
+  // Whether each holds a rule: a dump of that chain's rules alone.
+  for (NftBaseChain &c : chains) {
+    nlmsghdr *nlh = nftRequest(nl, NFT_MSG_GETRULE, c.family);
+    mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, c.table.c_str());
+    mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, c.name.c_str());
+    err = nl.run(nlh, [&c](const nlmsghdr *m) {
+      if ((m->nlmsg_type & 0xff) == NFT_MSG_NEWRULE)
+        c.hasRules = true;
+    });
+    if (err == ENOENT)
+      continue; // gone since the chain dump: no rules
+    if (err)
+      throw detail::sysError("cannot read the rules of nftables chain " +
+                                 nftFamilyName(c.family) + " " + c.table + " " +
+                                 c.name,
+                             err);
+  }
+  return chains;
+}
+
+std::string nftFamilyName(uint8_t family) {
+  switch (family) {
+  case NFPROTO_INET:
+    return "inet";
+  case NFPROTO_IPV4:
+    return "ip";
+  case NFPROTO_ARP:
+    return "arp";
+  case NFPROTO_NETDEV:
+    return "netdev";
+  case NFPROTO_BRIDGE:
+    return "bridge";
+  case NFPROTO_IPV6:
+    return "ip6";
+  default:
+    return "family " + std::to_string(family);
+  }
+}
+
+std::string nftHookName(uint8_t family, uint32_t hook) {
+  if (family == NFPROTO_NETDEV)
+    return hook == NF_NETDEV_INGRESS  ? "ingress"
+           : hook == NF_NETDEV_EGRESS ? "egress"
+                                      : "hook " + std::to_string(hook);
+  if (family == NFPROTO_ARP)
+    return hook == 0 ? "input" : hook == 1 ? "output" : "forward";
+  static const char *const names[] = {"prerouting", "input",       "forward",
+                                      "output",     "postrouting", "ingress"};
+  return hook < 6 ? names[hook] : "hook " + std::to_string(hook);
 }
 
 } // namespace r2x::runtime

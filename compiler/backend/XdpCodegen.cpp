@@ -2143,6 +2143,16 @@ void XdpCodegen::emit(Value *ctxArg) {
   cg_.ret(XdpDrop);
 
   b.SetInsertPoint(entry);
+  if (!p_.handAll.empty()) {
+    // Program::handAll: the kernel decides everything. The counters are
+    // looked at (not bumped) so the program holds its r2x_counters, by
+    // which the loader knows it and carries the rules' counts on.
+    AllocaInst *key = cg_.u32Key();
+    b.CreateStore(b.getInt32(0), key);
+    cg_.callHelper(MapLookupElem, cg_.ptr, {counters_, key});
+    b.CreateBr(pass_);
+    return;
+  }
   key_ = cg_.u32Key();
   L2 l2 = emitL2(cg_, ctxArg, pass_);
   emitOtherHost(l2);

@@ -110,7 +110,8 @@ std::string compileIsolated(const ir::Program &program,
   return data.substr(1);
 }
 
-Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
+Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls,
+                         const std::string &handAll = {}) {
   frontend::SourceManager sm;
   try {
     ir::Program program;
@@ -139,6 +140,7 @@ Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls) {
       c.listing += frontend::format(sm, frontend::Severity::Warning, w.pos,
                                     w.message, w.length);
     frontend::finishHandover(program);
+    program.handAll = handAll;
     c.listing += frontend::handoverListing(program, sm);
     program.finalize();
     c.object = compileIsolated(program, cls);
@@ -162,6 +164,19 @@ std::string joined(const std::vector<std::string> &ifaces) {
   return out;
 }
 
+/// What --accelerate says of nftables chains it cannot read (Snapshot::
+/// others), up to the reason's end.
+std::string describeOthers(const Snapshot &s) {
+  std::string list;
+  for (const std::string &o : s.others)
+    list += (list.empty() ? "" : "; ") + o;
+  return "nftables base chains that iptables-save does not show judge "
+         "packets in this namespace: " +
+         list +
+         "; XDP cannot know what they decide or change, so its verdicts "
+         "could differ from the kernel's";
+}
+
 std::string describeBackend(const Snapshot &s) {
   if (s.backend == "none")
     return "no rules in either iptables back end";
@@ -183,13 +198,27 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
                                   const Snapshot &s, const char *what,
                                   CompileCache &cache) {
   try {
+    // Chains XDP cannot read: one-shot refuses; --follow loads a program
+    // that decides nothing (ir::Program::handAll) until they are gone, so
+    // no packet is ever decided against them, and the rules' counts are
+    // carried through it.
+    if (!s.others.empty() && !req.follow)
+      throw Failure{kExitKernel, "rule2xdp: error: " + describeOthers(s) +
+                                     ": nothing loaded\n"};
     if (cache.key.empty() || cache.key != s.key) {
       cache.key.clear();
-      cache.compiled = compileSnapshot(s, req.classifier);
+      cache.compiled = compileSnapshot(
+          s, req.classifier, s.others.empty() ? "" : describeOthers(s));
       cache.key = s.key;
-      std::cout << "rule2xdp: the kernel's ruleset (" << describeBackend(s)
-                << "):\n"
-                << cache.compiled.listing << std::flush;
+      if (s.others.empty())
+        std::cout << "rule2xdp: the kernel's ruleset (" << describeBackend(s)
+                  << "):\n"
+                  << cache.compiled.listing << std::flush;
+      else
+        std::cerr << "rule2xdp: " << describeOthers(s)
+                  << ": XDP hands every packet to the kernel until they are "
+                     "gone\n"
+                  << std::flush;
     }
     const std::string &obj = cache.compiled.object;
     runtime::load(req.ifaces, req.loadOptions,
@@ -210,11 +239,21 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
   }
 }
 
+/// The kernel's ruleset and the nftables chains beside it. Throws
+/// Failure or runtime::LoadError.
+Snapshot readSnapshot(const AccelerateRequest &req) {
+  Snapshot s = readKernelRuleset();
+  s.others = otherNftChains(runtime::nftBaseChains(), req.ifaces);
+  for (const std::string &o : s.others)
+    s.key += "\nnft: " + o;
+  return s;
+}
+
 std::optional<Failure> readAndAccelerate(const AccelerateRequest &req,
                                          Snapshot &s, const char *what,
                                          CompileCache &cache) {
   try {
-    s = readKernelRuleset();
+    s = readSnapshot(req);
   } catch (const Failure &f) {
     return f;
   } catch (const runtime::LoadError &e) {
@@ -375,7 +414,7 @@ int follow(const AccelerateRequest &req, std::string lastKey,
     Snapshot s;
     std::optional<Failure> f;
     try {
-      s = readKernelRuleset();
+      s = readSnapshot(req);
     } catch (const Failure &e) {
       f = e;
     } catch (const runtime::LoadError &e) {

@@ -8,10 +8,12 @@
 
 #include "runtime/Loader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <linux/netfilter.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sstream>
@@ -245,6 +247,47 @@ Snapshot readKernelRuleset(bool counters) {
   }
   s.key = s.backend + '\n' + s.key;
   return s;
+}
+
+} // namespace r2x::driver
+
+namespace r2x::driver {
+
+std::vector<std::string>
+otherNftChains(const std::vector<runtime::NftBaseChain> &chains,
+               const std::vector<std::string> &ifaces) {
+  static const char *const iptablesTables[] = {"filter", "mangle", "raw", "nat",
+                                               "security"};
+  std::vector<std::string> out;
+  for (const runtime::NftBaseChain &c : chains) {
+    bool iptables =
+        (c.family == NFPROTO_IPV4 || c.family == NFPROTO_IPV6) &&
+        std::find(std::begin(iptablesTables), std::end(iptablesTables),
+                  c.table) != std::end(iptablesTables);
+    if (iptables || c.family == NFPROTO_ARP || c.dormant ||
+        (!c.hasRules && !c.policyDrop))
+      continue;
+    bool ingress =
+        (c.family == NFPROTO_NETDEV && c.hook == NF_NETDEV_INGRESS) ||
+        (c.family == NFPROTO_INET && c.hook == NF_INET_INGRESS);
+    if (ingress && std::none_of(c.devices.begin(), c.devices.end(),
+                                [&](const std::string &d) {
+                                  return std::find(ifaces.begin(), ifaces.end(),
+                                                   d) != ifaces.end();
+                                }))
+      continue;
+    std::string what = runtime::nftFamilyName(c.family) + " " + c.table + " " +
+                       c.name + " (hook " +
+                       runtime::nftHookName(c.family, c.hook);
+    for (const std::string &d : c.devices)
+      what += " " + d;
+    what += ", priority " + std::to_string(c.priority);
+    what += c.hasRules ? ", with rules" : ", no rules";
+    if (c.policyDrop)
+      what += ", policy drop";
+    out.push_back(what + ")");
+  }
+  return out;
 }
 
 } // namespace r2x::driver

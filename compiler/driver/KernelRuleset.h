@@ -16,6 +16,7 @@
 #pragma once
 
 #include "compiler/ir/IR.h"
+#include "runtime/NftChains.h"
 
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ struct Snapshot {
   std::string backend; ///< "nft", "legacy", or "none" (no rules anywhere)
   std::vector<SaveText> texts;
   std::string key;
+  /// --accelerate only: nftables base chains the kernel runs beside these
+  /// texts (otherNftChains()); their descriptions are in `key` too.
+  std::vector<std::string> others;
 };
 
 /// Runs the four save commands (with `-c`, so each rule and policy carries
@@ -59,5 +63,21 @@ struct Snapshot {
 /// fails, a back end's table cannot be shown by iptables, none is
 /// installed, or both back ends hold rules.
 Snapshot readKernelRuleset(bool counters = false);
+
+/// The nftables base chains among `chains` that can judge, change or see
+/// packets arriving on `ifaces` beside the iptables ruleset that
+/// iptables-save shows, each described for a message ("inet fw in (hook
+/// input, priority 0, with rules)"). iptables-nft's own tables (filter,
+/// mangle, raw, nat, security of ip and ip6) are the ruleset read; arp
+/// chains see no IP packet; a chain does nothing when its table is dormant
+/// or it holds no rule and accepts; an ingress chain bound to other devices
+/// never sees these packets. Every other chain is listed: netdev and inet
+/// ingress (before netfilter), ip, ip6 and inet at any hook (they may
+/// rewrite a packet before iptables sees it, drop what XDP would forward,
+/// or count and log), egress and bridge (bypassed by XDP's own
+/// transmissions).
+std::vector<std::string>
+otherNftChains(const std::vector<runtime::NftBaseChain> &chains,
+               const std::vector<std::string> &ifaces);
 
 } // namespace r2x::driver

@@ -488,6 +488,12 @@ struct Program {
   /// policy there, any other kernel-only rule). Names the first one; every
   /// tcp-reset REJECT is then handed over.
   std::string egressFilter;
+  /// Hand-over mode: non-empty when XDP must decide no packet at all (the
+  /// kernel runs rules XDP cannot read beside these, such as native
+  /// nftables chains: `--accelerate --follow`); says why. The program
+  /// hands every packet over before its first chain, yet keeps every rule
+  /// and counter slot, so a later program carries their counts on.
+  std::string handAll;
   /// With a Log verdict XDP carries out: the counter slot that counts LOG
   /// events not written (assigned by finalize; 0 and unused without one).
   unsigned logLostCounter = 0;

@@ -32,6 +32,13 @@
 #     legacy ones (both back ends hold rules). --follow says why and keeps
 #     the program (same id, still drops :5555). The bad rule removed and the
 #     :5555 rule deleted: :5555 datagrams reach the kernel's ACCEPT again.
+#  3b. A native nftables table beside iptables' (an input chain with a
+#     rule): one-shot --accelerate refuses (exit 2, nothing loaded);
+#     --follow loads a program that hands every packet over, so :5555
+#     reaches the kernel (the native counter and the kernel's DROP count
+#     K, XDP none), until the table is deleted. An empty accepting chain,
+#     a dormant table and an ingress chain of another device are not
+#     reported.
 #  4. SIGTERM: --follow exits 0, the program stays attached; --unload
 #     removes it.
 #  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules,
@@ -62,7 +69,7 @@ while [ $# -gt 0 ]; do
   --backend) BACKEND=$2; shift ;;
   --rule2xdp) R2X=$2; shift ;;
   --tools) TOOLS=$2; shift ;;
-  -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,58p' "$0"; exit 0 ;;
   *) die "unknown argument $1" ;;
   esac
   shift
@@ -293,6 +300,70 @@ if [ "$BACKEND" = nft ]; then
 else
   in_b iptables-nft -D INPUT -p udp --dport 7777 -j DROP || die "iptables-nft -D in B"
 fi
+
+say "== 3b. nftables chains iptables-save does not show"
+# A native table beside iptables' (as nftables.service or firewalld make
+# them): the kernel runs its input chain on the same packets, and XDP
+# cannot know what it does. One-shot --accelerate refuses; --follow hands
+# every packet to the kernel until the table is gone. An empty chain that
+# accepts, a dormant table, or an ingress chain of another device changes
+# nothing here and is not reported.
+ip -n "$NS_B" link add r2x-i0 type veth peer name r2x-i1 || die "veth pair in B"
+in_b nft -f - <<'NFT' || die "nft -f in B (harmless tables)"
+add table netdev r2x-elsewhere
+add chain netdev r2x-elsewhere ing { type filter hook ingress device r2x-i0 priority 0; }
+add rule netdev r2x-elsewhere ing udp dport 5555 counter drop
+add table inet r2x-empty
+add chain inet r2x-empty in { type filter hook input priority 0; policy accept; }
+add table inet r2x-dormant { flags dormant; }
+add chain inet r2x-dormant in { type filter hook input priority 0; policy drop; }
+NFT
+IDR=$(r2x_xdp_prog_id)
+in_b nft -f - <<'NFT' || die "nft -f in B (the native table)"
+add table inet r2x-other
+add chain inet r2x-other in { type filter hook input priority -10; }
+add rule inet r2x-other in udp dport 5555 counter
+NFT
+said_others() {
+  grep -q 'XDP hands every packet to the kernel' "$TMP/follow.err" && replaced_from "$IDR"
+}
+r2x_wait_until "--follow to hand everything over for inet r2x-other ($(cat "$TMP/follow.err"))" said_others
+grep 'XDP hands every packet' "$TMP/follow.err" | sed 's/^/   | /'
+grep -q 'inet r2x-other in (hook input, priority -10, with rules)' "$TMP/follow.err" ||
+  die "--follow did not name the native chain: $(cat "$TMP/follow.err")"
+if grep -q 'r2x-empty\|r2x-dormant\|r2x-elsewhere' "$TMP/follow.err"; then
+  die "--follow reported a chain that changes nothing: $(cat "$TMP/follow.err")"
+fi
+IDP=$(r2x_xdp_prog_id)
+rc=0
+in_b "$R2X" --accelerate veth-b >"$TMP/oneshot.out" 2>"$TMP/oneshot.err" || rc=$?
+expect "one-shot --accelerate's exit status beside inet r2x-other" $rc 2
+grep -q 'inet r2x-other in .*nothing loaded' "$TMP/oneshot.err" ||
+  die "one-shot --accelerate did not say why: $(cat "$TMP/oneshot.err")"
+expect "program after the refused one-shot --accelerate" "$(r2x_xdp_prog_id)" "$IDP"
+# Every :5555 datagram now reaches the kernel: the native chain counts it,
+# and iptables' :5555 DROP drops it there; XDP decides none.
+native_count() { in_b nft list chain inet r2x-other in | awk '/counter/ {for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1)}'; }
+NBEFORE=$(native_count)
+KBEFORE=$(kernel_packets INPUT 'dpt:5555')
+XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
+[ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
+fence 10
+expect "the native chain's count of :5555 grew by" $(($(native_count) - NBEFORE)) $K
+expect "the kernel's :5555 DROP grew by" $(($(kernel_packets INPUT 'dpt:5555') - KBEFORE)) $K
+expect "XDP's :5555 DROP grew by" $(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE)) 0
+in_b nft delete table inet r2x-empty || die "nft delete table in B"
+in_b nft delete table inet r2x-dormant || die "nft delete table in B"
+in_b nft delete table netdev r2x-elsewhere || die "nft delete table in B"
+ip -n "$NS_B" link del r2x-i0 || die "veth pair in B"
+in_b nft delete table inet r2x-other || die "nft delete table in B"
+r2x_wait_until "--follow to replace program $IDP once the native table went ($(cat "$TMP/follow.err"))" replaced_from "$IDP"
+XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
+[ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
+fence 10
+expect "XDP's :5555 DROP, after the native table went, grew by" $(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE)) $K
+say "   XDP decides again once inet r2x-other is gone: program $IDP -> $(r2x_xdp_prog_id)"
+
 in_b "$IPT" -D INPUT -p udp --dport 5555 -j DROP || die "iptables -D in B"
 # Accepted by the kernel again: its ACCEPT rule for :5555 counts them.
 ABEFORE=$(kernel_packets ufw-user-input 'dpt:5555')

@@ -1,0 +1,45 @@
+//===- runtime/NftChains.h - nftables' base chains in this namespace -*- C++
+//-*-===//
+//
+/// \file
+/// The base chains nftables runs in the current network namespace (every
+/// family: ip, ip6, inet, netdev, bridge, arp), read over nfnetlink. The
+/// chains iptables-nft makes are among them; so are those of native
+/// nftables rulesets (nftables.service, firewalld's nftables back end,
+/// kube-proxy's nftables mode), which iptables-save does not show but the
+/// kernel runs on the same packets. `--accelerate` reads them to know
+/// whether the iptables ruleset it compiles is all the kernel decides with
+/// (compiler/driver/KernelRuleset.h).
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace r2x::runtime {
+
+/// One base chain (a chain with a hook) as the kernel describes it.
+struct NftBaseChain {
+  uint8_t family = 0; ///< NFPROTO_*
+  std::string table, name;
+  std::string type;                 ///< "filter", "nat" or "route"
+  uint32_t hook = 0;                ///< NF_INET_* (NF_NETDEV_* for netdev)
+  int32_t priority = 0;             ///< the hook priority
+  bool policyDrop = false;          ///< the chain's policy is drop
+  bool dormant = false;             ///< its table is dormant (runs nothing)
+  bool hasRules = false;            ///< the chain holds at least one rule
+  std::vector<std::string> devices; ///< netdev/inet ingress: bound devices
+};
+
+/// Every base chain of the namespace. Empty when the kernel has no
+/// nftables at all (no nf_tables module). Throws LoadError when nftables
+/// exists but cannot be read.
+std::vector<NftBaseChain> nftBaseChains();
+
+/// "ip", "ip6", "inet", "netdev", "bridge", "arp" (else the number).
+std::string nftFamilyName(uint8_t family);
+/// The hook's name as nft prints it ("prerouting", "input", "ingress", ...).
+std::string nftHookName(uint8_t family, uint32_t hook);
+
+} // namespace r2x::runtime
