@@ -7,17 +7,19 @@
 #include "runtime/Netlink.h"
 
 #include "runtime/LocalTable.h"
-#include "runtime/NftChains.h"
+#include "runtime/OtherHooks.h"
 
 #include "runtime/Support.h"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/genetlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -414,6 +416,52 @@ std::string nftHookName(uint8_t family, uint32_t hook) {
   static const char *const names[] = {"prerouting", "input",       "forward",
                                       "output",     "postrouting", "ingress"};
   return hook < 6 ? names[hook] : "hook " + std::to_string(hook);
+}
+
+std::vector<std::string> ingressClassifiers(const std::string &iface) {
+  unsigned ifindex = ::if_nametoindex(iface.c_str());
+  if (ifindex == 0)
+    throw LoadError("no such interface: " + iface);
+  std::vector<std::string> out;
+  // The ingress block: `tc filter show dev IFACE ingress` asks for parent
+  // ffff:fff2, which names it for an ingress qdisc and a clsact one alike;
+  // without either qdisc the dump is empty.
+  detail::Netlink nl(NETLINK_ROUTE);
+  nlmsghdr *nlh = nl.request(RTM_GETTFILTER, NLM_F_DUMP);
+  auto *tcm =
+      static_cast<tcmsg *>(mnl_nlmsg_put_extra_header(nlh, sizeof(tcmsg)));
+  tcm->tcm_family = AF_UNSPEC;
+  tcm->tcm_ifindex = int(ifindex);
+  tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+  std::set<std::string> seen;
+  int err = nl.run(nlh, [&](const nlmsghdr *m) {
+    if (m->nlmsg_type != RTM_NEWTFILTER)
+      return;
+    auto *t = static_cast<const tcmsg *>(mnl_nlmsg_get_payload(m));
+    auto a = detail::attributes(m, sizeof(tcmsg));
+    std::string kind = a.count(TCA_KIND) ? attrString(a[TCA_KIND]) : "?";
+    // A u32 filter comes as several messages (its hash tables and keys):
+    // one line per kind and preference.
+    std::string what = "tc filter " + kind + " pref " +
+                       std::to_string(TC_H_MAJ(t->tcm_info) >> 16) + " on " +
+                       iface + " ingress";
+    if (seen.insert(what).second)
+      out.push_back(what);
+  });
+  if (err)
+    throw detail::sysError("cannot read the tc filters of " + iface, err);
+  // tcx (bpf_mprog, 6.6+): a kernel without it refuses the attach type.
+  constexpr auto TcxIngress = static_cast<enum bpf_attach_type>(46);
+  uint32_t ids[64], count = 64;
+  if (bpf_prog_query(int(ifindex), TcxIngress, 0, nullptr, ids, &count) == 0) {
+    for (uint32_t i = 0; i < count && i < 64; ++i)
+      out.push_back("tcx program " + std::to_string(ids[i]) + " on " + iface +
+                    " ingress");
+  } else if (errno != EINVAL && errno != EOPNOTSUPP) {
+    throw detail::sysError("cannot ask for the tcx programs of " + iface,
+                           errno);
+  }
+  return out;
 }
 
 } // namespace r2x::runtime

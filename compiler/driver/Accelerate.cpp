@@ -164,14 +164,14 @@ std::string joined(const std::vector<std::string> &ifaces) {
   return out;
 }
 
-/// What --accelerate says of nftables chains it cannot read (Snapshot::
-/// others), up to the reason's end.
+/// What --accelerate says of the rules it cannot read (Snapshot::others:
+/// nftables chains, tc classifiers), up to the reason's end.
 std::string describeOthers(const Snapshot &s) {
   std::string list;
   for (const std::string &o : s.others)
     list += (list.empty() ? "" : "; ") + o;
-  return "nftables base chains that iptables-save does not show judge "
-         "packets in this namespace: " +
+  return "the kernel also judges these packets with rules iptables-save "
+         "does not show: " +
          list +
          "; XDP cannot know what they decide or change, so its verdicts "
          "could differ from the kernel's";
@@ -244,6 +244,9 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
 Snapshot readSnapshot(const AccelerateRequest &req) {
   Snapshot s = readKernelRuleset();
   s.others = otherNftChains(runtime::nftBaseChains(), req.ifaces);
+  for (const std::string &iface : req.ifaces)
+    for (std::string &c : runtime::ingressClassifiers(iface))
+      s.others.push_back(std::move(c));
   for (const std::string &o : s.others)
     s.key += "\nnft: " + o;
   return s;

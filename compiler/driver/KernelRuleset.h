@@ -16,7 +16,7 @@
 #pragma once
 
 #include "compiler/ir/IR.h"
-#include "runtime/NftChains.h"
+#include "runtime/OtherHooks.h"
 
 #include <string>
 #include <vector>
@@ -52,8 +52,9 @@ struct Snapshot {
   std::string backend; ///< "nft", "legacy", or "none" (no rules anywhere)
   std::vector<SaveText> texts;
   std::string key;
-  /// --accelerate only: nftables base chains the kernel runs beside these
-  /// texts (otherNftChains()); their descriptions are in `key` too.
+  /// --accelerate only: what else the kernel runs on the interfaces'
+  /// packets beside these texts (otherNftChains(), the interfaces' ingress
+  /// classifiers); their descriptions are in `key` too.
   std::vector<std::string> others;
 };
 

@@ -38,7 +38,8 @@
 #     reaches the kernel (the native counter and the kernel's DROP count
 #     K, XDP none), until the table is deleted. An empty accepting chain,
 #     a dormant table and an ingress chain of another device are not
-#     reported.
+#     reported. A tc filter and a tcx program on veth-b's ingress are
+#     reported too (one on egress is not).
 #  4. SIGTERM: --follow exits 0, the program stays attached; --unload
 #     removes it.
 #  5. A Docker-like ruleset (test/diff/rulesets/docker4-handover.rules,
@@ -352,12 +353,46 @@ fence 10
 expect "the native chain's count of :5555 grew by" $(($(native_count) - NBEFORE)) $K
 expect "the kernel's :5555 DROP grew by" $(($(kernel_packets INPUT 'dpt:5555') - KBEFORE)) $K
 expect "XDP's :5555 DROP grew by" $(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE)) 0
+# tc classifiers on veth-b's ingress run after XDP and before netfilter:
+# a u32 filter (no action) and a tcx program (TCX_NEXT) are reported too,
+# while the native table keeps the program handing over; a filter on
+# egress is not.
+in_b tc qdisc add dev veth-b clsact || die "tc qdisc add in B"
+in_b tc filter add dev veth-b egress protocol ip u32 match ip dport 7 0xffff flowid 1:1 ||
+  die "tc filter add (egress) in B"
+in_b tc filter add dev veth-b ingress protocol ip u32 match ip dport 7 0xffff flowid 1:1 ||
+  die "tc filter add (ingress) in B"
+TCX_PIN=/sys/fs/bpf/r2x-tcx-$$
+rc=0
+# In our mount namespace (its private bpffs; `ip netns exec` would hide
+# it). The link goes with veth-b, or with the bpffs, whatever ends the run.
+nsenter --net="/run/netns/$NS_B" -- "$TOOLS/tcx_attach" veth-b "$TCX_PIN" || rc=$?
+[ $rc = 0 ] || die "tcx_attach veth-b failed ($rc; 77: no tcx in this kernel)"
+# --follow sees them at its next periodic read (tc sends no nftables event).
+said_tc() {
+  grep -q 'tc filter u32 pref [0-9]* on veth-b ingress' "$TMP/follow.err" &&
+    grep -q 'tcx program [0-9]* on veth-b ingress' "$TMP/follow.err"
+}
+r2x_wait_until "--follow to report veth-b's tc filter and tcx program ($(cat "$TMP/follow.err"))" said_tc
+if grep -q 'egress' "$TMP/follow.err"; then
+  die "--follow reported an egress filter: $(cat "$TMP/follow.err")"
+fi
+rm -f "$TCX_PIN"
+in_b tc qdisc del dev veth-b clsact || die "tc qdisc del in B"
 in_b nft delete table inet r2x-empty || die "nft delete table in B"
 in_b nft delete table inet r2x-dormant || die "nft delete table in B"
 in_b nft delete table netdev r2x-elsewhere || die "nft delete table in B"
 ip -n "$NS_B" link del r2x-i0 || die "veth pair in B"
 in_b nft delete table inet r2x-other || die "nft delete table in B"
-r2x_wait_until "--follow to replace program $IDP once the native table went ($(cat "$TMP/follow.err"))" replaced_from "$IDP"
+# Each removal may give a program of its own (the tc ones, still handing
+# everything over, then the ruleset's): wait for XDP to drop again.
+XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
+xdp_drops_again() {
+  r2x_send 5555 10 >/dev/null
+  [ "$(xdp_packets 'DROP.*dpt:5555')" -gt "$XBEFORE" ]
+}
+r2x_wait_until "XDP to drop :5555 again once the native table went ($(cat "$TMP/follow.err"))" xdp_drops_again
+fence 10
 XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
 [ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
 fence 10

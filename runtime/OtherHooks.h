@@ -1,15 +1,18 @@
-//===- runtime/NftChains.h - nftables' base chains in this namespace -*- C++
-//-*-===//
+//===- runtime/OtherHooks.h - what else judges received packets -*- C++ -*-===//
 //
 /// \file
+/// What the kernel runs on received packets besides iptables' tables, for
+/// `--accelerate` to know whether the ruleset it compiles is all the kernel
+/// decides with (compiler/driver/KernelRuleset.h).
+///
 /// The base chains nftables runs in the current network namespace (every
 /// family: ip, ip6, inet, netdev, bridge, arp), read over nfnetlink. The
 /// chains iptables-nft makes are among them; so are those of native
 /// nftables rulesets (nftables.service, firewalld's nftables back end,
 /// kube-proxy's nftables mode), which iptables-save does not show but the
-/// kernel runs on the same packets. `--accelerate` reads them to know
-/// whether the iptables ruleset it compiles is all the kernel decides with
-/// (compiler/driver/KernelRuleset.h).
+/// kernel runs on the same packets. And the traffic-control classifiers on
+/// a device's ingress (tc filters of an ingress or clsact qdisc, tcx BPF
+/// programs), which run after XDP and before netfilter.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -41,5 +44,11 @@ std::vector<NftBaseChain> nftBaseChains();
 std::string nftFamilyName(uint8_t family);
 /// The hook's name as nft prints it ("prerouting", "input", "ingress", ...).
 std::string nftHookName(uint8_t family, uint32_t hook);
+
+/// The classifiers on `iface`'s ingress, each described ("tc filter u32
+/// pref 49152", "tcx program 42"): every filter of its ingress block (an
+/// ingress or clsact qdisc) and every program attached at BPF_TCX_INGRESS
+/// (kernel 6.6+; none before). Throws LoadError.
+std::vector<std::string> ingressClassifiers(const std::string &iface);
 
 } // namespace r2x::runtime
