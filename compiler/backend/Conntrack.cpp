@@ -227,9 +227,15 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   Value *len = b.CreateSub(pk.totLen, pk.ihl); // the transport bytes
   BasicBlock *tcpB = cg_.block("ct.tcp"), *udpB = cg_.block("ct.udp");
   BasicBlock *look = cg_.block("ct.look");
-  SwitchInst *sw = b.CreateSwitch(pk.proto, x.unknown, 2);
+  SwitchInst *sw = b.CreateSwitch(pk.proto, x.unknown, 3);
   sw->addCase(b.getInt8(IPPROTO_TCP), tcpB);
   sw->addCase(b.getInt8(IPPROTO_UDP), udpB);
+  if (!pk.v6) {
+    BasicBlock *icmpB = cg_.block("ct.icmp");
+    sw->addCase(b.getInt8(IPPROTO_ICMP), icmpB);
+    b.SetInsertPoint(icmpB);
+    icmpError(pk, ctx, len, x);
+  }
   b.SetInsertPoint(tcpB);
   Transport tcp = tcpError(pk, len, x);
   b.SetInsertPoint(udpB);
@@ -262,6 +268,87 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   onHit(ct, opts, isTcp, synOnly, sumOk, x);
   b.SetInsertPoint(miss);
   onMiss(opts, isTcp, synOnly, ackOnly, sumOk, x);
+}
+
+/// nf_conntrack_icmpv4_error() and nf_conntrack_inet_error(): an ICMP
+/// error about a TCP or UDP connection conntrack holds is RELATED to it
+/// (with that entry's SNAT/DNAT); about none, or with a quoted header
+/// conntrack cannot read, INVALID. The kernel's order of checks: the ICMP
+/// header readable (INVALID), its checksum (INVALID where the kernel checks
+/// it: a sum XDP cannot prove right is not known), the type known (above
+/// NR_ICMP_TYPES: INVALID), an error type (a query is tracked as an ICMP
+/// connection, which bpf_xdp_ct_lookup cannot look up: not known); then the
+/// quoted IPv4 header readable and not a fragment, its ports readable
+/// (INVALID), and the quoted tuple, inverted, looked up: a miss is
+/// INVALID, and so is a hit whose tuple's destination (the quoted
+/// source) is not the error's destination. Quoted headers with options
+/// and other quoted protocols are not known.
+void CtLowering::icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  constexpr uint64_t kInner = IcmpHlen, kInnerHlen = Ip4Hlen;
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(IcmpHlen)), x.invalid,
+              "ct.icmp_len");
+  cg_.needBytes(pk.l4, IcmpHlen, x.unknown, "ct.icmp_header");
+  cg_.require(transportChecksumOk(cg_, pk, len, x.unknown, false), x.unknown,
+              "ct.icmp_sum");
+  Value *type = b.CreateLoad(cg_.i8, pk.l4);
+  cg_.require(b.CreateICmpULE(type, b.getInt8(NR_ICMP_TYPES)), x.invalid,
+              "ct.icmp_type");
+  Value *error = b.getFalse();
+  for (uint8_t t : IcmpErrorTypes)
+    error = b.CreateOr(error, b.CreateICmpEQ(type, b.getInt8(t)));
+  cg_.require(error, x.unknown, "ct.icmp_error");
+  // The quoted header (ipv4_get_l4proto()).
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(kInner + kInnerHlen)), x.invalid,
+              "ct.icmp_inner_len");
+  cg_.needBytes(pk.l4, kInner + kInnerHlen, x.unknown, "ct.icmp_inner");
+  Value *inner = cg_.at(pk.l4, kInner);
+  Value *frag = cg_.loadBE(inner, Ip4FragOff, cg_.i16);
+  cg_.require(
+      b.CreateICmpEQ(b.CreateAnd(frag, b.getInt16(Ip4OffMask)), b.getInt16(0)),
+      x.invalid, "ct.icmp_inner_whole");
+  Value *vihl = b.CreateLoad(cg_.i8, inner);
+  cg_.require(b.CreateICmpEQ(b.CreateAnd(vihl, b.getInt8(0x0f)), b.getInt8(5)),
+              x.unknown, "ct.icmp_inner_plain");
+  Value *proto = b.CreateLoad(cg_.i8, cg_.at(inner, Ip4Protocol));
+  Value *isTcp = b.CreateICmpEQ(proto, b.getInt8(IPPROTO_TCP));
+  cg_.require(b.CreateOr(isTcp, b.CreateICmpEQ(proto, b.getInt8(IPPROTO_UDP))),
+              x.unknown, "ct.icmp_inner_proto");
+  // nf_ct_get_tuple_ports(): 4 bytes past the quoted header.
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(kInner + kInnerHlen + 4)),
+              x.invalid, "ct.icmp_inner_ports");
+  cg_.needBytes(pk.l4, kInner + kInnerHlen + 4, x.unknown,
+                "ct.icmp_inner_ports_read");
+  Value *qsrc = b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Saddr));
+  Value *qdst = b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Daddr));
+  Value *qports = b.CreateLoad(cg_.i32, cg_.at(inner, kInnerHlen));
+  // Inverted: the quoted destination port first (as loaded, little-endian:
+  // the halves swapped).
+  Value *ports = b.CreateOr(b.CreateLShr(qports, b.getInt32(16)),
+                            b.CreateShl(qports, b.getInt32(16)));
+  AllocaInst *opts = nullptr;
+  Value *ct = lookup(pk, ctx, ports, isTcp, opts, qdst, qsrc);
+  BasicBlock *hit = cg_.block("ct.icmp_hit"), *miss = cg_.block("ct.icmp_miss");
+  b.CreateCondBr(b.CreateIsNull(ct), miss, hit);
+
+  b.SetInsertPoint(hit);
+  Value *field =
+      b.CreatePreserveStructAccessIndex(nfConnTy_, ct, 0, 0, nfConnDi_);
+  Value *status = b.CreateTrunc(b.CreateLoad(cg_.i64, field), cg_.i32);
+  b.CreateCall(releaseFn_, {ct});
+  // The entry's tuple in the found direction is the inverted quoted one:
+  // its destination is the quoted source.
+  cg_.require(b.CreateICmpEQ(qsrc, pk.daddrRaw), x.invalid,
+              "ct.icmp_outer_daddr");
+  finish(b.CreateOr(b.getInt32(ir::CtRelated | kFound), natBitsOf(status)),
+         x.done);
+
+  b.SetInsertPoint(miss);
+  cg_.require(b.CreateICmpEQ(b.CreateLoad(cg_.i32, cg_.at(opts, kOptsError)),
+                             b.getInt32(-ENOENT)),
+              x.unknown, "ct.icmp_enoent");
+  b.CreateBr(x.invalid);
 }
 
 /// tcp_error(): a header conntrack can read, a data offset inside the
@@ -322,7 +409,7 @@ CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
 /// bpf_xdp_ct_lookup() of the packet's tuple in this namespace; `opts`
 /// is set to the options, which receive the error and the direction.
 Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
-                          AllocaInst *&opts) {
+                          AllocaInst *&opts, Value *saddr, Value *daddr) {
   IRBuilder<> &b = cg_.b;
   const uint64_t size = pk.v6 ? kTuple6Size : kTuple4Size;
   // One tuple and one options buffer for every lookup site: a packet is
@@ -342,8 +429,8 @@ Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
     }
     b.CreateStore(ports, cg_.at(tuple, 32));
   } else {
-    b.CreateStore(pk.saddrRaw, cg_.at(tuple, uint64_t(0)));
-    b.CreateStore(pk.daddrRaw, cg_.at(tuple, 4));
+    b.CreateStore(saddr ? saddr : pk.saddrRaw, cg_.at(tuple, uint64_t(0)));
+    b.CreateStore(daddr ? daddr : pk.daddrRaw, cg_.at(tuple, 4));
     b.CreateStore(ports, cg_.at(tuple, 8));
   }
   b.CreateStore(b.getInt32(kCurrentNetns), cg_.at(opts, kOptsNetns));
@@ -386,11 +473,7 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
       b.CreateOr(reply, seenReply), b.getInt32(ir::CtEstablished),
       b.CreateSelect(bit(kIpsExpected), b.getInt32(ir::CtRelated),
                      b.getInt32(ir::CtNew)));
-  // IPS_SRC_NAT and IPS_DST_NAT -> CtSnat, CtDnat.
-  Value *natBits =
-      b.CreateShl(b.CreateAnd(b.CreateLShr(status, b.getInt32(kIpsNatShift)),
-                              b.getInt32(3)),
-                  b.getInt32(kCtSnatShift));
+  Value *natBits = natBitsOf(status);
   // TCP: the window check may fail (INVALID); a SYN may reopen a closed
   // connection (NEW, without the entry's NAT bits: not known then).
   Value *tcpBits = b.CreateOr(
@@ -409,6 +492,14 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
       b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits),
                  found),
       x.done);
+}
+
+/// IPS_SRC_NAT and IPS_DST_NAT of an entry's status (i32) -> CtSnat, CtDnat.
+Value *CtLowering::natBitsOf(Value *status) {
+  IRBuilder<> &b = cg_.b;
+  return b.CreateShl(b.CreateAnd(b.CreateLShr(status, b.getInt32(kIpsNatShift)),
+                                 b.getInt32(3)),
+                     b.getInt32(kCtSnatShift));
 }
 
 /// No entry (any other error: not known): a new connection as tcp_new()
@@ -447,7 +538,7 @@ Value *CtLowering::l4ChecksumOk(Packet &pk, Value *len, BasicBlock *unknown) {
 /// is padded with zero as RFC 1071 pads it.
 // The parameter keeps the member's name: the body is CtLowering's own.
 Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
-                           BasicBlock *unknown) {
+                           BasicBlock *unknown, bool withPseudo) {
   IRBuilder<> &b = cg_.b;
   constexpr unsigned kMaxBytes = 64;
   // Every word as loaded (little-endian): the one's complement sum does not
@@ -461,18 +552,22 @@ Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
   // IPv6 (RFC 8200 8.1): the addresses, a 32-bit length (below 64 KiB here,
   // so its upper half adds nothing) and the next header.
   Value *pseudo = b.getInt64(0);
-  if (pk.v6)
+  if (!withPseudo) {
+    // ICMP: no pseudo header.
+  } else if (pk.v6)
     for (unsigned w = 0; w < 4; ++w)
       pseudo = b.CreateAdd(
           pseudo, b.CreateAdd(halves(pk.saddr6[w]), halves(pk.daddr6[w])));
   else
     pseudo = b.CreateAdd(halves(pk.saddrRaw), halves(pk.daddrRaw));
-  pseudo = b.CreateAdd(
-      pseudo, b.CreateShl(b.CreateZExt(pk.proto, cg_.i64), b.getInt64(8)));
-  pseudo = b.CreateAdd(
-      pseudo, b.CreateOr(b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)),
-                                     b.getInt64(8)),
-                         b.CreateLShr(len64, b.getInt64(8))));
+  if (withPseudo) {
+    pseudo = b.CreateAdd(
+        pseudo, b.CreateShl(b.CreateZExt(pk.proto, cg_.i64), b.getInt64(8)));
+    pseudo = b.CreateAdd(
+        pseudo, b.CreateOr(b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)),
+                                       b.getInt64(8)),
+                           b.CreateLShr(len64, b.getInt64(8))));
+  }
   BasicBlock *fits = cg_.block("csum.fits");
   BasicBlock *fold = cg_.block("csum.fold");
   BasicBlock *entry = b.GetInsertBlock();

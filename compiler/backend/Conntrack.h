@@ -75,10 +75,17 @@ private:
   llvm::Value *states(Packet &pk, llvm::Value *ctx);
   void emitLookup(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *done);
   void finish(llvm::Value *states, llvm::BasicBlock *done);
+  void icmpError(Packet &pk, llvm::Value *ctx, llvm::Value *len,
+                 const Exits &x);
   Transport tcpError(Packet &pk, llvm::Value *len, const Exits &x);
   Transport udpError(Packet &pk, llvm::Value *len, const Exits &x);
+  /// `saddr` and `daddr` (IPv4, as on the wire) replace the packet's own
+  /// (an ICMP error's quoted tuple, inverted).
   llvm::Value *lookup(Packet &pk, llvm::Value *ctx, llvm::Value *ports,
-                      llvm::Value *isTcp, llvm::AllocaInst *&opts);
+                      llvm::Value *isTcp, llvm::AllocaInst *&opts,
+                      llvm::Value *saddr = nullptr,
+                      llvm::Value *daddr = nullptr);
+  llvm::Value *natBitsOf(llvm::Value *status);
   void onHit(llvm::Value *ct, llvm::AllocaInst *opts, llvm::Value *isTcp,
              llvm::Value *synOnly, llvm::Value *sumOk, const Exits &x);
   void onMiss(llvm::AllocaInst *opts, llvm::Value *isTcp, llvm::Value *synOnly,
@@ -98,8 +105,9 @@ private:
 
 /// The one's complement sum of the pseudo header and the transport bytes
 /// (`len`, at most 64 of them; more: false), i1 true when it is right; a
-/// byte outside the frame goes to `unknown`.
+/// byte outside the frame goes to `unknown`. Without `pseudo` the bytes
+/// alone (ICMP's checksum).
 llvm::Value *transportChecksumOk(Codegen &cg, Packet &pk, llvm::Value *len,
-                                 llvm::BasicBlock *unknown);
+                                 llvm::BasicBlock *unknown, bool pseudo = true);
 
 } // namespace r2x::backend

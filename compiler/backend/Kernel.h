@@ -73,6 +73,12 @@ constexpr uint64_t IcmpHlen =
 constexpr uint64_t TcpCheck = offsetof(struct tcphdr, check);
 constexpr uint64_t UdpCheck = offsetof(struct udphdr, check);
 constexpr uint64_t IcmpCheck = offsetof(struct icmphdr, checksum);
+/// The ICMP error types (the kernel's icmp_is_err()); NR_ICMP_TYPES is
+/// the highest type conntrack knows.
+constexpr uint8_t IcmpErrorTypes[] = {ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH,
+                                      ICMP_REDIRECT, ICMP_TIME_EXCEEDED,
+                                      ICMP_PARAMETERPROB};
+static_assert(NR_ICMP_TYPES == 18);
 /// ICMP queries' identifier (struct icmphdr's un.echo.id).
 constexpr uint64_t IcmpId = offsetof(struct icmphdr, un.echo.id);
 static_assert(TcpHlen == 20 && UdpHlen == 8 && IcmpHlen == 8 &&

@@ -6,14 +6,25 @@
   client PORT BYTES         (in A) connects to 10.1.0.2:PORT, sends BYTES
                             random bytes, checks the echo is identical
   udp_echo READY PORT       (in A) answers one datagram on 10.1.0.1:PORT
-  udp_ask SPORT DPORT       (in B) from 10.1.0.2:SPORT asks 10.1.0.1:DPORT
-                            and waits for the answer (a connection B opened)
+  udp_ask SPORT DPORT [SRC] (in B) from 10.1.0.2:SPORT (or SRC:SPORT) asks
+                            10.1.0.1:DPORT and waits for the answer (a
+                            connection B opened)
   craft KIND DPORT COUNT    (in A) sends COUNT crafted packets to 10.1.0.2
                             with scapy: syn, synfin, fin, ack (TCP flags,
                             source port 40000 + i) or udp (source port
                             41000 + i, 10 bytes); checksums are right,
                             except for kind badsyn (a SYN whose TCP
                             checksum is off by one)
+  icmp KIND SPORT DPORT COUNT
+                            (in A, IPv4) sends COUNT ICMP errors to
+                            10.1.0.2 about a UDP datagram 10.1.0.2:SPORT ->
+                            10.1.0.1:DPORT (quoted: its IP header, UDP
+                            header and 4 bytes): port (port unreachable),
+                            host (host unreachable), short (the quote cut
+                            after 2 bytes of the UDP header), badsum (port
+                            unreachable, ICMP checksum off by one),
+                            wrongdst (port unreachable quoting a datagram
+                            from 10.1.0.3, B's other address)
 With R2X_CT_FAMILY=6 the same over IPv6: fd00::1 for 10.1.0.1, fd00::2 for
 10.1.0.2; craft then sends frames on veth-a to R2X_CT_DST_MAC.
 Exit status 0 on success; a timeout or a wrong echo is a failure.
@@ -76,9 +87,9 @@ def udp_echo(path, port):
     s.sendto(b"answer:" + d, peer)
 
 
-def udp_ask(sport, dport):
+def udp_ask(sport, dport, src=B):
     s = socket.socket(FAMILY, socket.SOCK_DGRAM)
-    s.bind((B, sport))
+    s.bind((src, sport))
     s.settimeout(TIMEOUT)
     s.sendto(b"question", (A, dport))
     d, _ = s.recvfrom(2048)
@@ -113,6 +124,27 @@ def craft(kind, dport, count):
     print(f"sent {count}")
 
 
+def icmp(kind, sport, dport, count):
+    from scapy.all import ICMP, IP, UDP, Raw, send
+
+    # wrongdst: about a flow of B's other address, sent to B's main one
+    # (conntrack finds the flow, but not for this destination).
+    qsrc = "10.1.0.3" if kind == "wrongdst" else B
+    quoted = bytes(IP(src=qsrc, dst=A, id=7) / UDP(sport=sport, dport=dport) /
+                   Raw(b"abcd"))
+    if kind == "short":
+        quoted = quoted[:22]
+    code = {"port": 3, "host": 1, "short": 3, "badsum": 3, "wrongdst": 3}[kind]
+    pkts = []
+    for _ in range(count):
+        p = IP(bytes(IP(src=A, dst=B) / ICMP(type=3, code=code) / Raw(quoted)))
+        if kind == "badsum":
+            p[ICMP].chksum = (p[ICMP].chksum + 1) & 0xFFFF
+        pkts.append(p)
+    send(pkts, verbose=False)
+    print(f"sent {count}")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "serve":
@@ -122,9 +154,11 @@ def main():
     elif cmd == "udp_echo":
         udp_echo(args[0], int(args[1]))
     elif cmd == "udp_ask":
-        udp_ask(int(args[0]), int(args[1]))
+        udp_ask(int(args[0]), int(args[1]), *args[2:3])
     elif cmd == "craft":
         craft(args[0], int(args[1]), int(args[2]))
+    elif cmd == "icmp":
+        icmp(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
         sys.exit(f"unknown command {cmd}")
 
