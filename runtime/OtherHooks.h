@@ -48,7 +48,8 @@ std::string nftHookName(uint8_t family, uint32_t hook);
 /// The classifiers on `iface`'s ingress, each described ("tc filter u32
 /// pref 49152", "tcx program 42"): every filter of its ingress block (an
 /// ingress or clsact qdisc) and every program attached at BPF_TCX_INGRESS
-/// (kernel 6.6+; none before). Throws LoadError.
+/// (kernel 6.6+; none before). None for a device that does not exist.
+/// Throws LoadError.
 std::vector<std::string> ingressClassifiers(const std::string &iface);
 
 } // namespace r2x::runtime
