@@ -769,8 +769,22 @@ std::vector<uint8_t> l4Bytes(const DatagramSpec &d) {
     put16(v, 0x0001);
     put16(v, 0x0001);
   }
+  std::vector<uint8_t> payload;
   for (size_t i = 0; i < d.payload; ++i)
-    v.push_back(uint8_t('a' + i % 26));
+    payload.push_back(uint8_t('a' + i % 26));
+  if (d.quote && d.l4 == "icmp") {
+    std::vector<uint8_t> q = {0x45, 0, 0, 48, 0x12, 0x34, 0, 0, 64, 17, 0, 0};
+    std::vector<uint8_t> qs = addrBytes(d.family, d.dst),
+                         qd = addrBytes(d.family, d.src);
+    q.insert(q.end(), qs.begin(), qs.end());
+    q.insert(q.end(), qd.begin(), qd.end());
+    put16(q, d.dport);
+    put16(q, d.sport);
+    put16(q, 28);
+    put16(q, 0);
+    std::copy_n(q.begin(), std::min(q.size(), payload.size()), payload.begin());
+  }
+  v.insert(v.end(), payload.begin(), payload.end());
   const bool pseudo = d.l4 == "udp" || d.l4 == "tcp" || d.l4 == "icmp6";
   if (pseudo || d.l4 == "icmp") {
     uint32_t s = 0;
@@ -1016,6 +1030,10 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
     auto t = r.pick(v6 ? T6 : T4);
     d.icmpType = t.first;
     d.icmpCode = t.second;
+    // An error quoting a datagram (the ports of one this test may have
+    // sent, or none), so conntrack's lookup of the quoted tuple is tried.
+    d.quote =
+        !v6 && (t.first == 3 || t.first == 11 || t.first == 5) && r.chance(60);
   } else {
     d.l4 = "raw";
     // 59 (no next header) for IPv6 too: ip6tables judges such packets (the
@@ -1115,6 +1133,8 @@ std::string describeDatagram(const DatagramSpec &d) {
   }
   if (d.l4 == "icmp" || d.l4 == "icmp6")
     s << " type=" << unsigned(d.icmpType) << " code=" << unsigned(d.icmpCode);
+  if (d.quote)
+    s << " sport=" << d.sport << " dport=" << d.dport << " quote=1";
   s << " ttl=" << unsigned(d.ttl);
   if (d.tos)
     s << " tos=" << unsigned(d.tos);
@@ -1191,6 +1211,8 @@ DatagramSpec parseDatagram(const std::string &line, Family family) {
       d.tos = uint8_t(num());
     else if (k == "payload")
       d.payload = num();
+    else if (k == "quote")
+      d.quote = num() != 0;
     else if (k == "options")
       d.ipOptWords = unsigned(num());
     else if (k == "eol")
