@@ -230,12 +230,13 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   SwitchInst *sw = b.CreateSwitch(pk.proto, x.unknown, 3);
   sw->addCase(b.getInt8(IPPROTO_TCP), tcpB);
   sw->addCase(b.getInt8(IPPROTO_UDP), udpB);
-  if (!pk.v6) {
-    BasicBlock *icmpB = cg_.block("ct.icmp");
-    sw->addCase(b.getInt8(IPPROTO_ICMP), icmpB);
-    b.SetInsertPoint(icmpB);
+  BasicBlock *icmpB = cg_.block("ct.icmp");
+  sw->addCase(b.getInt8(pk.v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP), icmpB);
+  b.SetInsertPoint(icmpB);
+  if (pk.v6)
+    icmp6Error(pk, ctx, len, x);
+  else
     icmpError(pk, ctx, len, x);
-  }
   b.SetInsertPoint(tcpB);
   Transport tcp = tcpError(pk, len, x);
   b.SetInsertPoint(udpB);
@@ -315,14 +316,71 @@ void CtLowering::icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x) {
   Value *isTcp = b.CreateICmpEQ(proto, b.getInt8(IPPROTO_TCP));
   cg_.require(b.CreateOr(isTcp, b.CreateICmpEQ(proto, b.getInt8(IPPROTO_UDP))),
               x.unknown, "ct.icmp_inner_proto");
+  quotedLookup(pk, ctx, inner, kInnerHlen, isTcp,
+               {b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Saddr))},
+               {b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Daddr))}, x);
+}
+
+/// nf_conntrack_icmpv6_error(): as icmpError() for ICMPv6 (a packet whose
+/// first next header is ICMPv6). Its checksum covers the pseudo header;
+/// types 128 and up are queries and neighbour discovery (tracked as ICMPv6
+/// connections, or untracked: not known); every type below 128 is an
+/// error. The quoted IPv6 header: ipv6_get_l4proto() reads its next header
+/// (cut short: INVALID) and, for TCP or UDP directly after it, the tuple
+/// reads its addresses and ports (cut short: INVALID); extension headers
+/// and other protocols are not known.
+void CtLowering::icmp6Error(Packet &pk, Value *ctx, Value *len,
+                            const Exits &x) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  constexpr uint64_t kInner = IcmpHlen, kInnerHlen = Ip6Hlen;
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(IcmpHlen)), x.invalid,
+              "ct.icmp6_len");
+  cg_.needBytes(pk.l4, IcmpHlen, x.unknown, "ct.icmp6_header");
+  cg_.require(transportChecksumOk(cg_, pk, len, x.unknown), x.unknown,
+              "ct.icmp6_sum");
+  Value *type = b.CreateLoad(cg_.i8, pk.l4);
+  cg_.require(b.CreateICmpULT(type, b.getInt8(ICMP6_INFOMSG_MASK)), x.unknown,
+              "ct.icmp6_error");
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(kInner + Ip6Nexthdr + 1)),
+              x.invalid, "ct.icmp6_inner_next");
+  cg_.needBytes(pk.l4, kInner + Ip6Nexthdr + 1, x.unknown,
+                "ct.icmp6_inner_next_read");
+  Value *inner = cg_.at(pk.l4, kInner);
+  Value *proto = b.CreateLoad(cg_.i8, cg_.at(inner, Ip6Nexthdr));
+  Value *isTcp = b.CreateICmpEQ(proto, b.getInt8(IPPROTO_TCP));
+  cg_.require(b.CreateOr(isTcp, b.CreateICmpEQ(proto, b.getInt8(IPPROTO_UDP))),
+              x.unknown, "ct.icmp6_inner_proto");
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(kInner + kInnerHlen)), x.invalid,
+              "ct.icmp6_inner_len");
+  cg_.needBytes(pk.l4, kInner + kInnerHlen, x.unknown, "ct.icmp6_inner");
+  Words qsrc, qdst;
+  for (unsigned w = 0; w < 4; ++w) {
+    qsrc.push_back(b.CreateLoad(cg_.i32, cg_.at(inner, Ip6Saddr + 4 * w)));
+    qdst.push_back(b.CreateLoad(cg_.i32, cg_.at(inner, Ip6Daddr + 4 * w)));
+  }
+  quotedLookup(pk, ctx, inner, kInnerHlen, isTcp, qsrc, qdst, x);
+}
+
+/// The end of nf_conntrack_inet_error() for a quoted TCP or UDP header of
+/// `innerHlen` bytes at `inner`, whose addresses are `qsrc` and `qdst`:
+/// its ports cut short: INVALID; the tuple inverted and looked up: a miss
+/// is INVALID, and so is a hit whose tuple's destination (the quoted
+/// source) is not the error's own destination; else RELATED, with the
+/// entry's SNAT/DNAT.
+void CtLowering::quotedLookup(Packet &pk, Value *ctx, Value *inner,
+                              uint64_t innerHlen, Value *isTcp,
+                              const Words &qsrc, const Words &qdst,
+                              const Exits &x) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
   // nf_ct_get_tuple_ports(): 4 bytes past the quoted header.
-  cg_.require(b.CreateICmpUGE(len, b.getInt32(kInner + kInnerHlen + 4)),
+  Value *len = b.CreateSub(pk.totLen, pk.ihl);
+  cg_.require(b.CreateICmpUGE(len, b.getInt32(IcmpHlen + innerHlen + 4)),
               x.invalid, "ct.icmp_inner_ports");
-  cg_.needBytes(pk.l4, kInner + kInnerHlen + 4, x.unknown,
+  cg_.needBytes(pk.l4, IcmpHlen + innerHlen + 4, x.unknown,
                 "ct.icmp_inner_ports_read");
-  Value *qsrc = b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Saddr));
-  Value *qdst = b.CreateLoad(cg_.i32, cg_.at(inner, Ip4Daddr));
-  Value *qports = b.CreateLoad(cg_.i32, cg_.at(inner, kInnerHlen));
+  Value *qports = b.CreateLoad(cg_.i32, cg_.at(inner, innerHlen));
   // Inverted: the quoted destination port first (as loaded, little-endian:
   // the halves swapped).
   Value *ports = b.CreateOr(b.CreateLShr(qports, b.getInt32(16)),
@@ -339,8 +397,11 @@ void CtLowering::icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x) {
   b.CreateCall(releaseFn_, {ct});
   // The entry's tuple in the found direction is the inverted quoted one:
   // its destination is the quoted source.
-  cg_.require(b.CreateICmpEQ(qsrc, pk.daddrRaw), x.invalid,
-              "ct.icmp_outer_daddr");
+  Value *same = b.getTrue();
+  for (unsigned w = 0; w < qsrc.size(); ++w)
+    same = b.CreateAnd(
+        same, b.CreateICmpEQ(qsrc[w], pk.v6 ? pk.daddr6[w] : pk.daddrRaw));
+  cg_.require(same, x.invalid, "ct.icmp_outer_daddr");
   finish(b.CreateOr(b.getInt32(ir::CtRelated | kFound), natBitsOf(status)),
          x.done);
 
@@ -409,7 +470,8 @@ CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
 /// bpf_xdp_ct_lookup() of the packet's tuple in this namespace; `opts`
 /// is set to the options, which receive the error and the direction.
 Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
-                          AllocaInst *&opts, Value *saddr, Value *daddr) {
+                          AllocaInst *&opts, const Words &saddr,
+                          const Words &daddr) {
   IRBuilder<> &b = cg_.b;
   const uint64_t size = pk.v6 ? kTuple6Size : kTuple4Size;
   // One tuple and one options buffer for every lookup site: a packet is
@@ -424,13 +486,16 @@ Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
   opts = opts_;
   if (pk.v6) {
     for (unsigned w = 0; w < 4; ++w) {
-      b.CreateStore(pk.saddr6[w], cg_.at(tuple, uint64_t(4 * w)));
-      b.CreateStore(pk.daddr6[w], cg_.at(tuple, uint64_t(16 + 4 * w)));
+      b.CreateStore(saddr.empty() ? pk.saddr6[w] : saddr[w],
+                    cg_.at(tuple, uint64_t(4 * w)));
+      b.CreateStore(daddr.empty() ? pk.daddr6[w] : daddr[w],
+                    cg_.at(tuple, uint64_t(16 + 4 * w)));
     }
     b.CreateStore(ports, cg_.at(tuple, 32));
   } else {
-    b.CreateStore(saddr ? saddr : pk.saddrRaw, cg_.at(tuple, uint64_t(0)));
-    b.CreateStore(daddr ? daddr : pk.daddrRaw, cg_.at(tuple, 4));
+    b.CreateStore(saddr.empty() ? pk.saddrRaw : saddr[0],
+                  cg_.at(tuple, uint64_t(0)));
+    b.CreateStore(daddr.empty() ? pk.daddrRaw : daddr[0], cg_.at(tuple, 4));
     b.CreateStore(ports, cg_.at(tuple, 8));
   }
   b.CreateStore(b.getInt32(kCurrentNetns), cg_.at(opts, kOptsNetns));

@@ -24,6 +24,8 @@
 #include "compiler/backend/PacketParser.h"
 #include "compiler/ir/IR.h"
 
+#include <vector>
+
 namespace r2x::backend {
 
 class CtLowering {
@@ -79,12 +81,18 @@ private:
                  const Exits &x);
   Transport tcpError(Packet &pk, llvm::Value *len, const Exits &x);
   Transport udpError(Packet &pk, llvm::Value *len, const Exits &x);
-  /// `saddr` and `daddr` (IPv4, as on the wire) replace the packet's own
+  /// An address as i32 words on the wire: one (IPv4) or four (IPv6).
+  using Words = std::vector<llvm::Value *>;
+  /// `saddr` and `daddr`, when given, replace the packet's own addresses
   /// (an ICMP error's quoted tuple, inverted).
   llvm::Value *lookup(Packet &pk, llvm::Value *ctx, llvm::Value *ports,
                       llvm::Value *isTcp, llvm::AllocaInst *&opts,
-                      llvm::Value *saddr = nullptr,
-                      llvm::Value *daddr = nullptr);
+                      const Words &saddr = {}, const Words &daddr = {});
+  void icmp6Error(Packet &pk, llvm::Value *ctx, llvm::Value *len,
+                  const Exits &x);
+  void quotedLookup(Packet &pk, llvm::Value *ctx, llvm::Value *inner,
+                    uint64_t innerHlen, llvm::Value *isTcp, const Words &qsrc,
+                    const Words &qdst, const Exits &x);
   llvm::Value *natBitsOf(llvm::Value *status);
   void onHit(llvm::Value *ct, llvm::AllocaInst *opts, llvm::Value *isTcp,
              llvm::Value *synOnly, llvm::Value *sumOk, const Exits &x);

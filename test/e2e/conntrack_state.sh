@@ -103,9 +103,13 @@ else
   in_b sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
 fi
 in_a ethtool -K veth-a tx off >/dev/null 2>&1 || die "cannot turn off checksum offload on veth-a"
-ICMP_RULE=
+# RELATED host unreachable errors (IPv6: address unreachable) are dropped.
 if [ "$FAMILY" = 4 ]; then
   ICMP_RULE='-A INPUT -p icmp -m icmp --icmp-type 3/1 -m conntrack --ctstate RELATED -j DROP'
+  HOST_RULE=/code.1/ B2=10.1.0.3
+else
+  ICMP_RULE='-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 1/3 -m conntrack --ctstate RELATED -j DROP'
+  HOST_RULE=/code.3/ B2=fd00::3
 fi
 cat >"$TMP/host.rules" <<RULES
 *filter
@@ -264,60 +268,64 @@ r2x_wait_for kern_rejected || true
 check "the kernel counted the REJECT" "$(($(kern_rule /REJECT/) > before_KR))" 1
 check "XDP counted the REJECT (conntrack has an entry: the kernel's)" "$(($(xdp_rule /REJECT/) - before_XR))" 0
 
-# 7. (IPv4) ICMP errors: RELATED to a flow conntrack holds (its quoted
+# 7. ICMP (ICMPv6) errors: RELATED to a flow conntrack holds (its quoted
 # tuple, inverted, found), or INVALID (no such flow, a quote cut short, a
 # flow found whose source is not the error's destination), decided by XDP;
 # one with a wrong checksum is the kernel's.
-ICMP_SPECS=()
+
+mkfifo "$TMP/icmp.ready"
+exec {ifd}<>"$TMP/icmp.ready"
+ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/icmp.ready" 7101 \
+  >"$TMP/icmp.out" 2>&1 &
+IE=$!
+R2X_PIDS+=("$IE")
+read -r -t "$R2X_WAIT_S" -u "$ifd" _ || die "UDP echo on :7101 did not start"
+# ICMP errors do not refresh the flow's entry: it must outlive every
+# batch below however slow the machine is (30 s by default).
+in_b sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=3600 >/dev/null
+ASK=$(in_b "$PY" "$PEER" udp_ask 7100 7101 2>&1) || true
+wait "$IE" || true
+r2x_reaped "$IE"
+check "B's UDP flow :7100 -> A:7101 answered" "$ASK" answered
+# A flow from B's second address (A reaches it by ARP, or a static
+# neighbour entry over IPv6).
 if [ "$FAMILY" = 4 ]; then
-  mkfifo "$TMP/icmp.ready"
-  exec {ifd}<>"$TMP/icmp.ready"
-  ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/icmp.ready" 7101 \
-    >"$TMP/icmp.out" 2>&1 &
-  IE=$!
-  R2X_PIDS+=("$IE")
-  read -r -t "$R2X_WAIT_S" -u "$ifd" _ || die "UDP echo on :7101 did not start"
-  # ICMP errors do not refresh the flow's entry: it must outlive every
-  # batch below however slow the machine is (30 s by default).
-  in_b sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=3600 >/dev/null
-  ASK=$(in_b "$PY" "$PEER" udp_ask 7100 7101 2>&1) || true
-  wait "$IE" || true
-  r2x_reaped "$IE"
-  check "B's UDP flow :7100 -> A:7101 answered" "$ASK" answered
-  # A flow from B's second address, 10.1.0.3 (A reaches it by ARP).
-  ip -n "$NS_B" addr add 10.1.0.3/32 dev veth-b || die "second address in B"
-  ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/icmp.ready" 7101 \
-    >"$TMP/icmp.out" 2>&1 &
-  IE=$!
-  R2X_PIDS+=("$IE")
-  read -r -t "$R2X_WAIT_S" -u "$ifd" _ || die "UDP echo on :7101 did not start"
-  ASK=$(in_b "$PY" "$PEER" udp_ask 7300 7101 10.1.0.3 2>&1) || true
-  wait "$IE" || true
-  r2x_reaped "$IE"
-  check "B's UDP flow 10.1.0.3:7300 -> A:7101 answered" "$ASK" answered
-  # kind, quoted flow's source port, the rule that must count the batch,
-  # and who counts it (xdp: XDP decided; kernel: handed over).
-  ICMP_SPECS=("host 7100 /code.1/ xdp" "port 7200 /INVALID/ xdp"
-    "short 7100 /INVALID/ xdp" "wrongdst 7300 /INVALID/ xdp"
-    "badsum 7100 /INVALID/ kernel"
-    "port 7100 /RELATED,ESTABLISHED/ kernel")
-  for spec in "${ICMP_SPECS[@]}"; do
-    read -r kind sport rule who <<<"$spec"
-    bx=$(xdp_rule "$rule") bk=$(kern_rule "$rule")
-    in_a "$PY" "$PEER" icmp "$kind" "$sport" 7101 "$N" >/dev/null || die "crafting ICMP failed"
-    counted() {
-      if [ "$who" = xdp ]; then
-        [ "$(xdp_rule "$rule")" -ge $((bx + N)) ]
-      else
-        [ "$(kern_rule "$rule")" -ge $((bk + N)) ]
-      fi
-    }
-    r2x_wait_for counted || true
-    if [ "$who" = xdp ]; then want_x=$N want_k=0; else want_x=0 want_k=$N; fi
-    check "ICMP $kind about :$sport, XDP's count on $rule" "$(($(xdp_rule "$rule") - bx))" "$want_x"
-    check "ICMP $kind about :$sport, the kernel's count on $rule" "$(($(kern_rule "$rule") - bk))" "$want_k"
-  done
+  ip -n "$NS_B" addr add "$B2/32" dev veth-b || die "second address in B"
+else
+  ip -n "$NS_B" addr add "$B2/128" dev veth-b nodad || die "second address in B"
+  ip -n "$NS_A" neigh replace "$B2" lladdr "$mac_b" dev veth-a nud permanent
 fi
+ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/icmp.ready" 7101 \
+  >"$TMP/icmp.out" 2>&1 &
+IE=$!
+R2X_PIDS+=("$IE")
+read -r -t "$R2X_WAIT_S" -u "$ifd" _ || die "UDP echo on :7101 did not start"
+ASK=$(in_b "$PY" "$PEER" udp_ask 7300 7101 "$B2" 2>&1) || true
+wait "$IE" || true
+r2x_reaped "$IE"
+check "B's UDP flow $B2:7300 -> A:7101 answered" "$ASK" answered
+# kind, quoted flow's source port, the rule that must count the batch,
+# and who counts it (xdp: XDP decided; kernel: handed over).
+ICMP_SPECS=("host 7100 $HOST_RULE xdp" "port 7200 /INVALID/ xdp"
+  "short 7100 /INVALID/ xdp" "wrongdst 7300 /INVALID/ xdp"
+  "badsum 7100 /INVALID/ kernel"
+  "port 7100 /RELATED,ESTABLISHED/ kernel")
+for spec in "${ICMP_SPECS[@]}"; do
+  read -r kind sport rule who <<<"$spec"
+  bx=$(xdp_rule "$rule") bk=$(kern_rule "$rule")
+  in_a "$PY" "$PEER" icmp "$kind" "$sport" 7101 "$N" >/dev/null || die "crafting ICMP failed"
+  counted() {
+    if [ "$who" = xdp ]; then
+      [ "$(xdp_rule "$rule")" -ge $((bx + N)) ]
+    else
+      [ "$(kern_rule "$rule")" -ge $((bk + N)) ]
+    fi
+  }
+  r2x_wait_for counted || true
+  if [ "$who" = xdp ]; then want_x=$N want_k=0; else want_x=0 want_k=$N; fi
+  check "ICMP $kind about :$sport, XDP's count on $rule" "$(($(xdp_rule "$rule") - bx))" "$want_x"
+  check "ICMP $kind about :$sport, the kernel's count on $rule" "$(($(kern_rule "$rule") - bk))" "$want_k"
+done
 
 # The reference: the kernel alone, for the batches XDP decided.
 r2x_b --unload veth-b || die "rule2xdp --unload failed"

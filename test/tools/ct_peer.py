@@ -16,7 +16,7 @@
                             except for kind badsyn (a SYN whose TCP
                             checksum is off by one)
   icmp KIND SPORT DPORT COUNT
-                            (in A, IPv4) sends COUNT ICMP errors to
+                            (in A) sends COUNT ICMP errors to
                             10.1.0.2 about a UDP datagram 10.1.0.2:SPORT ->
                             10.1.0.1:DPORT (quoted: its IP header, UDP
                             header and 4 bytes): port (port unreachable),
@@ -24,7 +24,8 @@
                             after 2 bytes of the UDP header), badsum (port
                             unreachable, ICMP checksum off by one),
                             wrongdst (port unreachable quoting a datagram
-                            from 10.1.0.3, B's other address)
+                            from 10.1.0.3, B's other address); over IPv6
+                            ICMPv6 address (for host) and port unreachable
 With R2X_CT_FAMILY=6 the same over IPv6: fd00::1 for 10.1.0.1, fd00::2 for
 10.1.0.2; craft then sends frames on veth-a to R2X_CT_DST_MAC.
 Exit status 0 on success; a timeout or a wrong echo is a failure.
@@ -37,6 +38,7 @@ TIMEOUT = 30  # only reached when something is broken
 V6 = os.environ.get("R2X_CT_FAMILY") == "6"
 A = "fd00::1" if V6 else "10.1.0.1"
 B = "fd00::2" if V6 else "10.1.0.2"
+B2 = "fd00::3" if V6 else "10.1.0.3"  # B's second address
 FAMILY = socket.AF_INET6 if V6 else socket.AF_INET
 
 
@@ -125,23 +127,37 @@ def craft(kind, dport, count):
 
 
 def icmp(kind, sport, dport, count):
-    from scapy.all import ICMP, IP, UDP, Raw, send
+    from scapy.all import (ICMP, IP, UDP, Ether, ICMPv6DestUnreach, IPv6, Raw,
+                           send, sendp)
 
     # wrongdst: about a flow of B's other address, sent to B's main one
     # (conntrack finds the flow, but not for this destination).
-    qsrc = "10.1.0.3" if kind == "wrongdst" else B
-    quoted = bytes(IP(src=qsrc, dst=A, id=7) / UDP(sport=sport, dport=dport) /
+    qsrc = (B2 if kind == "wrongdst" else B)
+    ip = IPv6 if V6 else IP
+    quoted = bytes(ip(src=qsrc, dst=A) / UDP(sport=sport, dport=dport) /
                    Raw(b"abcd"))
     if kind == "short":
-        quoted = quoted[:22]
-    code = {"port": 3, "host": 1, "short": 3, "badsum": 3, "wrongdst": 3}[kind]
+        quoted = quoted[:(40 if V6 else 20) + 2]
+    if V6:
+        # address unreachable (3) stands for host unreachable, port (4)
+        code = {"port": 4, "host": 3, "short": 4, "badsum": 4, "wrongdst": 4}[kind]
+        err = ICMPv6DestUnreach(code=code)
+    else:
+        code = {"port": 3, "host": 1, "short": 3, "badsum": 3, "wrongdst": 3}[kind]
+        err = ICMP(type=3, code=code)
     pkts = []
     for _ in range(count):
-        p = IP(bytes(IP(src=A, dst=B) / ICMP(type=3, code=code) / Raw(quoted)))
-        if kind == "badsum":
+        p = ip(bytes(ip(src=A, dst=B) / err / Raw(quoted)))
+        if kind == "badsum" and V6:
+            p[ICMPv6DestUnreach].cksum = (p[ICMPv6DestUnreach].cksum + 1) & 0xFFFF
+        elif kind == "badsum":
             p[ICMP].chksum = (p[ICMP].chksum + 1) & 0xFFFF
         pkts.append(p)
-    send(pkts, verbose=False)
+    if V6:
+        mac = os.environ["R2X_CT_DST_MAC"]
+        sendp([Ether(dst=mac) / p for p in pkts], iface="veth-a", verbose=False)
+    else:
+        send(pkts, verbose=False)
     print(f"sent {count}")
 
 
