@@ -772,8 +772,11 @@ std::vector<uint8_t> l4Bytes(const DatagramSpec &d) {
   std::vector<uint8_t> payload;
   for (size_t i = 0; i < d.payload; ++i)
     payload.push_back(uint8_t('a' + i % 26));
-  if (d.quote && d.l4 == "icmp") {
-    std::vector<uint8_t> q = {0x45, 0, 0, 48, 0x12, 0x34, 0, 0, 64, 17, 0, 0};
+  if (d.quote && (d.l4 == "icmp" || d.l4 == "icmp6")) {
+    std::vector<uint8_t> q =
+        d.l4 == "icmp" ? std::vector<uint8_t>{0x45, 0, 0,  48, 0x12, 0x34,
+                                              0,    0, 64, 17, 0,    0}
+                       : std::vector<uint8_t>{0x60, 0, 0, 0, 0, 8, 17, 64};
     std::vector<uint8_t> qs = addrBytes(d.family, d.dst),
                          qd = addrBytes(d.family, d.src);
     q.insert(q.end(), qs.begin(), qs.end());
@@ -1033,7 +1036,8 @@ DatagramSpec makeDatagramSpec(Rng &r, Family fam, DestinationSet dsts) {
     // An error quoting a datagram (the ports of one this test may have
     // sent, or none), so conntrack's lookup of the quoted tuple is tried.
     d.quote =
-        !v6 && (t.first == 3 || t.first == 11 || t.first == 5) && r.chance(60);
+        (v6 ? t.first < 128 : t.first == 3 || t.first == 11 || t.first == 5) &&
+        r.chance(60);
   } else {
     d.l4 = "raw";
     // 59 (no next header) for IPv6 too: ip6tables judges such packets (the

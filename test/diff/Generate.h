@@ -87,8 +87,9 @@ struct DatagramSpec {
   uint8_t tcpFlags = 0x02;
   std::vector<uint8_t> tcpOpts; // TCP options (a multiple of 4 bytes)
   uint8_t icmpType = 8, icmpCode = 0;
-  /// IPv4 ICMP: the payload starts with a quoted datagram (as far as the
-  /// payload reaches): the IPv4 header of a UDP datagram from dst port
+  /// ICMP and ICMPv6 errors: the payload starts with a quoted datagram (as
+  /// far as the payload reaches): the IP header of a UDP datagram from dst
+  /// port
   /// `dport` to src port `sport`, then its ports, as the error about a
   /// reply to sport -> dport would quote it (conntrack looks the inverted
   /// tuple up: an entry of a datagram this test sent makes it RELATED).
