@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <variant>
 
@@ -60,6 +61,9 @@ constexpr uint64_t HdrDaddr = offsetof(contract::Hdr, daddr);
 constexpr uint64_t HdrSport = offsetof(contract::Hdr, sport);
 constexpr uint64_t HdrDport = offsetof(contract::Hdr, dport);
 constexpr uint64_t HdrProto = offsetof(contract::Hdr, proto);
+/// Up to this many IPv4 rules, the header fields stay in registers
+/// (storeHeader()).
+constexpr size_t kHdrRegsMaxRules = 8;
 // Ports are read as HdrSport + their offset in the L4 header.
 static_assert(HdrDport - HdrSport == kernel::L4Dport - kernel::L4Sport);
 
@@ -208,6 +212,11 @@ private:
   /// read back with volatile loads at each use (see storeHeader()).
   GlobalVariable *hdrMap_ = nullptr;
   Value *hdr_ = nullptr;
+  /// A program of few rules keeps those fields in registers instead
+  /// (storeHeader()): saddr, daddr, proto, sport, dport by their r2x_hdr
+  /// offset.
+  bool hdrInRegs_ = false;
+  std::map<uint64_t, Value *> hdrRegs_;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
   Value *ifaceMask_ = nullptr;
   Value *egressMask_ = nullptr; ///< FORWARD: the -o patterns' mask
@@ -270,7 +279,14 @@ void XdpCodegen::declareMaps() {
                       btf_.structType(contract::SetKey4Layout), btf_.u32());
     localOk_ = btf_.map(contract::LocalOkMap, btf_.u32(), btf_.u64());
   }
-  if (p_.hasFamily(ir::Family::V4))
+  // The verifier's work grows with the square of the rules that compare
+  // header fields kept in registers (storeHeader()); a few rules cost less
+  // that way than a map value read at every use.
+  size_t rules = 0;
+  for (const ir::Chain &c : p_.chains)
+    rules += c.family == ir::Family::V4 ? c.rules.size() : 0;
+  hdrInRegs_ = rules <= kHdrRegsMaxRules && cls_.mode == classify::Mode::Never;
+  if (p_.hasFamily(ir::Family::V4) && !hdrInRegs_)
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
                        btf_.structType(contract::HdrLayout));
   bool v4nat = p_.hasNat(ir::Family::V4), v6nat = p_.hasNat(ir::Family::V6);
@@ -717,12 +733,20 @@ void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
 /// value read from the map is unknown again at every rule.
 void XdpCodegen::storeHeader() {
   IRBuilder<> &b = cg_.b;
-  b.CreateStore(b.getInt32(0), key_);
-  hdr_ = cg_.callHelper(MapLookupElem, cg_.ptr, {hdrMap_, key_});
-  cg_.require(b.CreateIsNotNull(hdr_), pass_, "hdr.slot");
+  std::map<uint64_t, std::pair<Value *, Value *>> split; // ports, both ways
   auto put = [&](uint64_t off, Value *v) {
-    b.CreateStore(v, cg_.at(hdr_, off), /*isVolatile=*/true);
+    if (!hdrInRegs_)
+      b.CreateStore(v, cg_.at(hdr_, off), /*isVolatile=*/true);
+    else if (off == HdrSport || off == HdrDport)
+      (split[off].first ? split[off].second : split[off].first) = v;
+    else
+      hdrRegs_[off] = v;
   };
+  if (!hdrInRegs_) {
+    b.CreateStore(b.getInt32(0), key_);
+    hdr_ = cg_.callHelper(MapLookupElem, cg_.ptr, {hdrMap_, key_});
+    cg_.require(b.CreateIsNotNull(hdr_), pass_, "hdr.slot");
+  }
   put(HdrSaddr, pk_.saddr);
   put(HdrDaddr, pk_.daddr);
   put(HdrProto, b.CreateZExt(pk_.proto, cg_.i32));
@@ -739,15 +763,24 @@ void XdpCodegen::storeHeader() {
   cg_.needBytes(pk_.l4, portsLen, none, "hdr.l4");
   put(HdrSport, cg_.loadBE(pk_.l4, kernel::L4Sport, cg_.i16));
   put(HdrDport, cg_.loadBE(pk_.l4, kernel::L4Dport, cg_.i16));
+  BasicBlock *read = b.GetInsertBlock();
   b.CreateBr(done);
   b.SetInsertPoint(none);
   put(HdrSport, b.getInt16(0));
   put(HdrDport, b.getInt16(0));
   b.CreateBr(done);
   b.SetInsertPoint(done);
+  for (auto &[off, vs] : split) {
+    PHINode *phi = b.CreatePHI(cg_.i16, 2, "hdr.port");
+    phi->addIncoming(vs.first, read);
+    phi->addIncoming(vs.second, none);
+    hdrRegs_[off] = phi;
+  }
 }
 
 Value *XdpCodegen::hdrField(uint64_t off, Type *ty) {
+  if (hdrInRegs_)
+    return hdrRegs_.at(off);
   return cg_.b.CreateLoad(ty, cg_.at(hdr_, off), /*isVolatile=*/true);
 }
 
