@@ -49,9 +49,9 @@ constexpr uint64_t Ip4Check = offsetof(struct iphdr, check);
 constexpr uint64_t Ip4Saddr = offsetof(struct iphdr, saddr);
 constexpr uint64_t Ip4Daddr = offsetof(struct iphdr, daddr);
 static_assert(Ip4Hlen == 20 && Ip4Ttl == 8 && Ip4Check == 10 && Ip4Daddr == 16);
-/// frag_off's flags and offset (host order): IP_DF, IP_OFFMASK (glibc's
-/// names for the kernel's IP_DF and IP_OFFSET).
-constexpr uint16_t Ip4Df = IP_DF, Ip4OffMask = IP_OFFMASK;
+/// frag_off's flags and offset (host order): IP_DF, IP_MF, IP_OFFMASK
+/// (glibc's names for the kernel's IP_DF, IP_MF and IP_OFFSET).
+constexpr uint16_t Ip4Df = IP_DF, Ip4Mf = IP_MF, Ip4OffMask = IP_OFFMASK;
 
 //===-- IPv6 (struct ip6_hdr, netinet/ip6.h) ------------------------------===//
 

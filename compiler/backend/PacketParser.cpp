@@ -170,11 +170,14 @@ public:
 private:
   struct Exit {
     BasicBlock *from;
-    Value *ok, *proto, *off, *frag;
+    Value *ok, *proto, *off, *frag, *sawFrag;
   };
-  /// Ends the walk here with these results.
-  void exit(Value *ok, Value *proto, Value *off, Value *frag) {
-    exits_.push_back({b_.GetInsertBlock(), ok, proto, off, frag});
+  /// Ends the walk here with these results; `sawFrag`: a fragment header
+  /// was on the way (default: sawFrag_ here).
+  void exit(Value *ok, Value *proto, Value *off, Value *frag,
+            Value *sawFrag = nullptr) {
+    exits_.push_back({b_.GetInsertBlock(), ok, proto, off, frag,
+                      sawFrag ? sawFrag : sawFrag_});
     b_.CreateBr(done_);
   }
   Value *isExt(Value *nh);
@@ -186,6 +189,9 @@ private:
   Packet &pk_;
   BasicBlock *done_;
   std::vector<Exit> exits_;
+  /// i1: the walk has passed a fragment header (an atomic or first
+  /// fragment) so far.
+  Value *sawFrag_ = nullptr;
 };
 
 Value *Ipv6Walk::isExt(Value *nh) {
@@ -200,6 +206,7 @@ Value *Ipv6Walk::isExt(Value *nh) {
 
 void Ipv6Walk::run(Value *nexthdr) {
   Value *start = b_.getInt32(kernel::Ip6Hlen);
+  sawFrag_ = b_.getFalse();
   for (unsigned step = 0; step <= kMaxIpv6ExtHeaders; ++step) {
     BasicBlock *ext = cg_.block("ip6walk.ext");
     BasicBlock *upper = cg_.block("ip6walk.upper");
@@ -220,6 +227,7 @@ void Ipv6Walk::run(Value *nexthdr) {
 /// One extension header at `start`, of type `nexthdr`: on to the header it
 /// names (nexthdr and start updated), or an exit.
 void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
+  Value *sawBefore = sawFrag_;
   // The two-byte option header must be inside the payload.
   BasicBlock *bad = cg_.block("ip6walk.short");
   cg_.require(b_.CreateICmpULE(b_.CreateAdd(start, b_.getInt32(2)), pk_.totLen),
@@ -252,6 +260,10 @@ void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
   PHINode *hdrLen = b_.CreatePHI(cg_.i32, 2, "ext.len");
   hdrLen->addIncoming(b_.getInt32(8), firstEnd);
   hdrLen->addIncoming(len, notFragEnd);
+  PHINode *saw = b_.CreatePHI(cg_.i1, 2, "ext.sawfrag");
+  saw->addIncoming(b_.getTrue(), firstEnd);
+  saw->addIncoming(sawBefore, notFragEnd);
+  sawFrag_ = saw;
   nexthdr = hpNext;
   start = b_.CreateAdd(start, hdrLen);
   BasicBlock *cont = cg_.block("ip6walk.step");
@@ -260,7 +272,7 @@ void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
   b_.SetInsertPoint(bad);
   // A failed walk has no header offset (and no rule reads one).
   exit(b_.getFalse(), b_.getInt8(0), b_.getInt32(kernel::Ip6Hlen),
-       b_.getInt16(0));
+       b_.getInt16(0), sawBefore);
   b_.SetInsertPoint(cont);
 }
 
@@ -278,7 +290,7 @@ BasicBlock *Ipv6Walk::fragment(Value *hp, Value *hpNext, Value *start,
   b_.SetInsertPoint(later);
   // Its next header is the answer unless it is another extension header
   // (then -ENOENT) or "none" (IPPROTO_NONE is reported as is).
-  exit(b_.CreateNot(isExt(hpNext)), hpNext, start, fragOff);
+  exit(b_.CreateNot(isExt(hpNext)), hpNext, start, fragOff, b_.getTrue());
   b_.SetInsertPoint(firstFrag);
   return firstFrag;
 }
@@ -299,7 +311,11 @@ void Ipv6Walk::join(Value *scratch) {
                      fragAt = offsetof(Scratch, fragoff);
   for (const Exit &e : exits_) {
     b_.SetInsertPoint(e.from->getTerminator());
-    b_.CreateStore(b_.CreateZExt(e.ok, cg_.i32), cg_.at(scratch, okAt), true);
+    // walk_ok: bit 0 the walk's success, bit 1 a fragment header passed.
+    b_.CreateStore(
+        b_.CreateOr(b_.CreateZExt(e.ok, cg_.i32),
+                    b_.CreateShl(b_.CreateZExt(e.sawFrag, cg_.i32), 1)),
+        cg_.at(scratch, okAt), true);
     b_.CreateStore(b_.CreateZExt(e.proto, cg_.i32), cg_.at(scratch, protoAt),
                    true);
     b_.CreateStore(e.off, cg_.at(scratch, thoffAt), true);
@@ -312,8 +328,9 @@ void Ipv6Walk::join(Value *scratch) {
     l->setVolatile(true);
     return l;
   };
-  pk_.walkOk = b_.CreateICmpNE(b_.CreateAnd(reload(okAt, "ip6walk.ok"), 1),
-                               b_.getInt32(0));
+  Value *okWord = reload(okAt, "ip6walk.ok");
+  pk_.walkOk = b_.CreateICmpNE(b_.CreateAnd(okWord, 1), b_.getInt32(0));
+  pk_.fragHeader = b_.CreateICmpNE(b_.CreateAnd(okWord, 2), b_.getInt32(0));
   pk_.upperProto = b_.CreateTrunc(reload(protoAt, "ip6walk.proto"), cg_.i8);
   // At most 40 + 8 * 2048 (eight 2 KiB headers): 0x7fff keeps it below the
   // verifier's 64 KiB packet-offset limit with room for the header size.

@@ -57,6 +57,8 @@ struct Packet {
   llvm::Value *flowWord = nullptr;   ///< i32 first header word as on the wire
   llvm::Value *walkOk = nullptr;     ///< i1 ipv6_find_hdr() succeeded
   llvm::Value *upperProto = nullptr; ///< i8 the protocol it found
+  /// i1 the walk passed a fragment header (any fragment, atomic ones too).
+  llvm::Value *fragHeader = nullptr;
 };
 
 /// Ethernet and up to two VLAN tags, from the function's entry. Frames too

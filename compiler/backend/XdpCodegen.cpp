@@ -2244,6 +2244,19 @@ void XdpCodegen::emitFamily(ir::Family fam) {
     b.CreateStore(b.getInt64(0), cg_.at(path_, uint64_t(8 * w)));
   if (ct_)
     ct_->begin();
+  // A fragment (IPv4: MF or an offset; IPv6: any fragment header, atomic
+  // ones too): when conntrack runs in the namespace for the family, the
+  // kernel reassembles it before PREROUTING (nf_defrag_ipv4/ipv6), and its
+  // rules judge the datagram, without the IPv6 fragment header. Whether it
+  // runs, anything in the namespace may decide: the kernel's.
+  Value *fragment =
+      fam == ir::Family::V4
+          ? b.CreateICmpNE(
+                b.CreateAnd(pk_.fragWord,
+                            b.getInt16(kernel::Ip4Mf | kernel::Ip4OffMask)),
+                b.getInt16(0))
+          : pk_.fragHeader;
+  cg_.require(b.CreateNot(fragment), pass_, "handover.not_fragment");
   emitFamilyChains(fam);
   emitCommit(commit, XdpDrop);
   emitCommit(sent, XdpTx);

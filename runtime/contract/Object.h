@@ -241,8 +241,9 @@ inline constexpr MapSpec HdrMap{"r2x_hdr", MapType::PercpuArray,
                                 sizeof(uint32_t), sizeof(Hdr), 1};
 
 /// Where the IPv6 extension-header walk's exits meet
-/// (compiler/backend/PacketParser.cpp): walk succeeded, upper-layer
-/// protocol, its offset, fragment offset.
+/// (compiler/backend/PacketParser.cpp): walk succeeded (bit 0) and passed
+/// a fragment header (bit 1), upper-layer protocol, its offset, fragment
+/// offset. The program's own scratch space: no loader reads it.
 struct Scratch {
   uint32_t walk_ok;
   uint32_t proto;

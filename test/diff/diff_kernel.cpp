@@ -106,8 +106,8 @@ usage: diff_kernel [options]
   --family 4|6      with --only: which family (default 4)
   --handover        compile with --pass-unsupported; check that every frame
                     XDP drops the kernel drops with the same counters, and
-                    that XDP counts nothing it passes (fragmented datagrams
-                    are not sent)
+                    that XDP counts nothing it passes (and hands every
+                    fragment over)
   --exact-buckets   with --handover: a count that differs in a rule an -m
                     limit bucket decides is a mismatch, not the known
                     two-bucket divergence (for fixtures whose every frame
@@ -739,10 +739,8 @@ int main(int argc, char **argv) {
           spec.ipId = ipId;
           ipId = uint16_t(ipId + 1);
           const Datagram d = buildDatagram(spec, topo);
-          // Hand-over mode: INPUT counts a fragmented datagram only once
-          // reassembled, which a first fragment XDP drops never is.
-          if (opt.handover && d.frames.size() > 1)
-            continue;
+          // Hand-over mode sends fragmented datagrams too: XDP must hand
+          // every fragment over (the kernel may reassemble it first).
           std::vector<FrameRun> runs;
           bool lost = false;
           for (const auto &bytes : d.frames) {
@@ -777,7 +775,9 @@ int main(int argc, char **argv) {
           };
 
           // IPv4 local fragmented datagram: INPUT sees it reassembled.
-          const bool whole = fam == Family::V4 && spec.local && runs.size() > 1;
+          // (Hand-over mode checks each fragment: XDP hands it over.)
+          const bool whole = !opt.handover && fam == Family::V4 && spec.local &&
+                             runs.size() > 1;
           std::vector<Verdict> status(runs.size(), Verdict::Agree);
           std::vector<std::string> knownKind(runs.size());
           std::string why;
