@@ -17,8 +17,10 @@
 #include <linux/ethtool.h>
 #include <linux/genetlink.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/sockios.h>
@@ -28,6 +30,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <vector>
@@ -462,6 +465,45 @@ std::vector<std::string> ingressClassifiers(const std::string &iface) {
                            errno);
   }
   return out;
+}
+
+std::array<bool, 2> translatedConnections() {
+  std::array<bool, 2> found{false, false};
+  int sock = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (sock < 0 && (errno == EPROTONOSUPPORT || errno == EAFNOSUPPORT))
+    return found;
+  if (sock >= 0)
+    ::close(sock);
+  detail::Netlink nl(NETLINK_NETFILTER);
+  for (int i = 0; i < 2; ++i) {
+    nlmsghdr *nlh = nl.request(
+        uint16_t((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET), NLM_F_DUMP);
+    auto *nfg = static_cast<nfgenmsg *>(
+        mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = i == 0 ? AF_INET : AF_INET6;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = 0;
+    int err = nl.run(nlh, [&found, i](const nlmsghdr *m) {
+      auto a = detail::attributes(m, sizeof(nfgenmsg));
+      if (a.count(CTA_STATUS) && (attrBe32(a[CTA_STATUS]) & IPS_NAT_MASK))
+        found[size_t(i)] = true;
+    });
+    // No ctnetlink in this kernel: nothing translated if conntrack holds
+    // nothing (its per-namespace count, which exists while it is loaded).
+    if (err == EINVAL || err == EOPNOTSUPP || err == ENOENT) {
+      std::ifstream count("/proc/sys/net/netfilter/nf_conntrack_count");
+      unsigned long n = 0;
+      if (!(count >> n) || n == 0)
+        return {false, false};
+      throw detail::sysError(
+          "cannot read the conntrack table (" + std::to_string(n) +
+              " entries; is nf_conntrack_netlink available?)",
+          err);
+    }
+    if (err)
+      throw detail::sysError("cannot read the conntrack table", err);
+  }
+  return found;
 }
 
 } // namespace r2x::runtime

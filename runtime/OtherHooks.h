@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -51,5 +52,13 @@ std::string nftHookName(uint8_t family, uint32_t hook);
 /// (kernel 6.6+; none before). None for a device that does not exist.
 /// Throws LoadError.
 std::vector<std::string> ingressClassifiers(const std::string &iface);
+
+/// Whether conntrack holds a translated connection (IPS_SRC_NAT or
+/// IPS_DST_NAT) of each family ([0] IPv4, [1] IPv6), from a ctnetlink
+/// dump of the table. Such an entry outlives the rule that made it:
+/// conntrack still rewrites its packets at nat PREROUTING under a ruleset
+/// without NAT. False for both when the kernel has no conntrack. Throws
+/// LoadError.
+std::array<bool, 2> translatedConnections();
 
 } // namespace r2x::runtime

@@ -17,7 +17,9 @@
 #include "compiler/frontend/SaveFile.h"
 #include "runtime/LocalTable.h"
 
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -141,6 +143,14 @@ Compiled compileSnapshot(const Snapshot &s, const classify::Options &cls,
                                     w.message, w.length);
     frontend::finishHandover(program);
     program.handAll = handAll;
+    // Connections an earlier ruleset translated are still rewritten by
+    // conntrack at nat PREROUTING: look every packet up there, as for a
+    // ruleset with source NAT, until they are gone.
+    for (size_t f = 0; f < 2; ++f)
+      if (s.translated[f] && program.kernelSourceNat[f].empty())
+        program.kernelSourceNat[f] =
+            "connections translated under an earlier ruleset, still in "
+            "conntrack";
     c.listing += frontend::handoverListing(program, sm);
     program.finalize();
     c.object = compileIsolated(program, cls);
@@ -239,24 +249,51 @@ std::optional<Failure> accelerate(const AccelerateRequest &req,
   }
 }
 
-/// The kernel's ruleset and the nftables chains beside it. Throws
-/// Failure or runtime::LoadError.
-Snapshot readSnapshot(const AccelerateRequest &req) {
+/// Whether conntrack holds translated connections, read again when the
+/// ruleset changes and, while some are left (they expire), every
+/// kRecheckMs; not at every read: a dump of a big table is not cheap.
+struct NatWatch {
+  static constexpr int kRecheckMs = 5000;
+  std::string key; ///< the ruleset it was read for
+  std::array<bool, 2> translated{};
+  std::chrono::steady_clock::time_point at{};
+
+  const std::array<bool, 2> &refresh(const std::string &rulesetKey) {
+    auto now = std::chrono::steady_clock::now();
+    if (key.empty() || key != rulesetKey ||
+        ((translated[0] || translated[1]) &&
+         now - at >= std::chrono::milliseconds(kRecheckMs))) {
+      translated = runtime::translatedConnections();
+      key = rulesetKey;
+      at = now;
+    }
+    return translated;
+  }
+};
+
+/// The kernel's ruleset, what else judges the interfaces' packets, and
+/// whether conntrack holds translated connections. Throws Failure or
+/// runtime::LoadError.
+Snapshot readSnapshot(const AccelerateRequest &req, NatWatch &nat) {
   Snapshot s = readKernelRuleset();
   s.others = otherNftChains(runtime::nftBaseChains(), req.ifaces);
   for (const std::string &iface : req.ifaces)
     for (std::string &c : runtime::ingressClassifiers(iface))
       s.others.push_back(std::move(c));
+  s.translated = nat.refresh(s.key);
   for (const std::string &o : s.others)
     s.key += "\nnft: " + o;
+  for (int f = 0; f < 2; ++f)
+    if (s.translated[size_t(f)])
+      s.key += f == 0 ? "\ntranslated: ipv4" : "\ntranslated: ipv6";
   return s;
 }
 
 std::optional<Failure> readAndAccelerate(const AccelerateRequest &req,
                                          Snapshot &s, const char *what,
-                                         CompileCache &cache) {
+                                         CompileCache &cache, NatWatch &nat) {
   try {
-    s = readSnapshot(req);
+    s = readSnapshot(req, nat);
   } catch (const Failure &f) {
     return f;
   } catch (const runtime::LoadError &e) {
@@ -365,7 +402,7 @@ private:
 /// --follow: the loop after the first load. Returns on SIGTERM or SIGINT
 /// (blocked by runAccelerate(), read here through a signalfd).
 int follow(const AccelerateRequest &req, std::string lastKey,
-           CompileCache &cache) {
+           CompileCache &cache, NatWatch &nat) {
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
@@ -417,7 +454,7 @@ int follow(const AccelerateRequest &req, std::string lastKey,
     Snapshot s;
     std::optional<Failure> f;
     try {
-      s = readSnapshot(req);
+      s = readSnapshot(req, nat);
     } catch (const Failure &e) {
       f = e;
     } catch (const runtime::LoadError &e) {
@@ -465,14 +502,15 @@ int runAccelerate(const AccelerateRequest &req) {
   }
   Snapshot s;
   CompileCache cache;
+  NatWatch nat;
   if (std::optional<Failure> f =
-          readAndAccelerate(req, s, "loaded on", cache)) {
+          readAndAccelerate(req, s, "loaded on", cache, nat)) {
     std::cerr << f->text << std::flush;
     return f->status;
   }
   if (!req.follow)
     return kExitOk;
-  return follow(req, s.key, cache);
+  return follow(req, s.key, cache, nat);
 }
 
 } // namespace r2x::driver

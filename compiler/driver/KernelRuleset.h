@@ -18,6 +18,7 @@
 #include "compiler/ir/IR.h"
 #include "runtime/OtherHooks.h"
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct Snapshot {
   /// packets beside these texts (otherNftChains(), the interfaces' ingress
   /// classifiers); their descriptions are in `key` too.
   std::vector<std::string> others;
+  /// --accelerate only: conntrack holds translated connections of IPv4
+  /// ([0]) and IPv6 ([1]) (runtime::translatedConnections()); in `key` too.
+  std::array<bool, 2> translated{};
 };
 
 /// Runs the four save commands (with `-c`, so each rule and policy carries

@@ -23,6 +23,10 @@
 #     b1), so the compiler hands that REJECT over (docs/handover.md,
 #     "REJECT"): C's connection is reset by the kernel, which counts the
 #     REJECT; XDP counts 0.
+#  4. The MASQUERADE rule deleted while a masqueraded UDP flow's entry
+#     stays: `--accelerate b1` notes the translated connection and hands
+#     C's replies to it over (XDP counts none), since conntrack may still
+#     rewrite them towards A.
 # Before conntrack was looked up at nat PREROUTING, every packet after
 # mangle PREROUTING was handed over: run 2 then fails (XDP counts 0).
 # Needs root; fails (never skips) without it. Everything lives in
@@ -149,4 +153,54 @@ say "ok    C's connection to B:6000 reset"
 r2x_wait_until "the kernel counting the :6000 REJECT" \
   test "$(kernel_packets 'REJECT +6 .*dpt:6000')" -ge 1
 expect "XDP's count of the :6000 REJECT (handed over)" "$(xdp_packets 'REJECT +6 .*dpt:6000')" 0
+# 4. Stale translated connections under --accelerate: a UDP flow from A to
+# C is masqueraded, then the MASQUERADE rule is deleted; its conntrack
+# entry (IPS_SRC_NAT) stays. Wherever conntrack still rewrote C's replies
+# (to B's address) back to A, a program judging them as they arrive would
+# drop them at INPUT's UDP DROP (the differential test once saw such a
+# rewrite of a GRE flow under the next ruleset). `--accelerate b1` reads a
+# ruleset without NAT, notes the translated connection, and hands packets
+# of translated entries over: XDP counts none of C's replies, the kernel
+# decides each. (This kernel, 6.18, drops them at INPUT after the rule is
+# deleted, with either back end: the entry stays UNREPLIED.)
+in_b sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=3600
+in_b sysctl -q -w net.netfilter.nf_conntrack_udp_timeout_stream=3600
+in_a /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.1", 40123))
+s.sendto(b"open", ("10.2.0.2", 5002))' || die "A's datagram to C failed"
+in_b "$IPT" -t nat -D POSTROUTING -o b1 -j MASQUERADE || die "deleting MASQUERADE in B"
+r2x_b --accelerate b1 >"$TMP/accel.out" 2>"$TMP/accel.err" ||
+  die "rule2xdp --accelerate b1 failed: $(cat "$TMP/accel.err")"
+grep -q 'connections translated under an earlier ruleset, still in conntrack' "$TMP/accel.out" ||
+  die "--accelerate did not see the translated connection: $(cat "$TMP/accel.out")"
+XBEFORE=$(xdp_packets 'DROP +17 ') KBEFORE=$(kernel_packets 'DROP +17 ')
+K=20
+r2x_start replies "$NS_A" /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.1.0.1", 40123))
+print("ready", flush=True)
+n = 0
+while True:
+    s.recvfrom(2048)
+    n += 1
+    print("got", n, flush=True)'
+ip netns exec "$NS_C" /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.2.0.2", 5002))
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"reply", ("10.2.0.1", 40123))' "$K" || die "C's replies failed"
+received() { awk '/^got/ {n = $2} END {print n + 0}' "$TMP/replies.out"; }
+all_decided() {
+  [ $(($(received) + $(kernel_packets 'DROP +17 ') - KBEFORE + $(xdp_packets 'DROP +17 ') - XBEFORE)) -ge "$K" ]
+}
+r2x_wait_until "C's $K replies delivered to A or counted" all_decided
+kill -TERM "$PID_replies" 2>/dev/null || true
+wait "$PID_replies" 2>/dev/null || true
+r2x_reaped "$PID_replies"
+say "ok    C's replies: $(received) delivered to A, $(($(kernel_packets 'DROP +17 ') - KBEFORE)) dropped by the kernel's INPUT"
+expect "XDP's count of INPUT -i b1 -p udp DROP, after the replies (handed over)" "$(($(xdp_packets 'DROP +17 ') - XBEFORE))" 0
 say "nat replies: all checks passed"
