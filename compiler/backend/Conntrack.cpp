@@ -231,7 +231,9 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   sw->addCase(b.getInt8(IPPROTO_TCP), tcpB);
   sw->addCase(b.getInt8(IPPROTO_UDP), udpB);
   BasicBlock *icmpB = cg_.block("ct.icmp");
-  sw->addCase(b.getInt8(pk.v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP), icmpB);
+  sw->addCase(
+      b.getInt8(uint8_t(pk.v6 ? int(IPPROTO_ICMPV6) : int(IPPROTO_ICMP))),
+      icmpB);
   b.SetInsertPoint(icmpB);
   if (pk.v6)
     icmp6Error(pk, ctx, len, x);
