@@ -66,17 +66,6 @@ GlobalVariable *wordsGlobal(Module &m, const std::string &name,
   return gv;
 }
 
-/// Marks the back edge `br` of a loop as not to be unrolled: the bounds are
-/// for the verifier, and an unrolled walk only makes the program longer.
-void noUnroll(BranchInst *br) {
-  LLVMContext &ctx = br->getContext();
-  MDNode *disable =
-      MDNode::get(ctx, {MDString::get(ctx, "llvm.loop.unroll.disable")});
-  MDNode *loop = MDNode::getDistinct(ctx, {nullptr, disable});
-  loop->replaceOperandWith(0, loop);
-  br->setMetadata(LLVMContext::MD_loop, loop);
-}
-
 /// What a run's function returns to its caller, which carries it out.
 /// Anything else is XDP_ABORTED.
 enum RunResult : uint32_t { RunNext, RunAccept, RunDrop, RunAborted };

@@ -101,4 +101,15 @@ Value *Codegen::ttlDecrementCsum(Value *csum) {
   return b.CreateTrunc(c, i16);
 }
 
+/// Marks the back edge `br` of a loop as not to be unrolled: the bounds are
+/// for the verifier, and an unrolled walk only makes the program longer.
+void noUnroll(BranchInst *br) {
+  LLVMContext &ctx = br->getContext();
+  MDNode *disable =
+      MDNode::get(ctx, {MDString::get(ctx, "llvm.loop.unroll.disable")});
+  MDNode *loop = MDNode::getDistinct(ctx, {nullptr, disable});
+  loop->replaceOperandWith(0, loop);
+  br->setMetadata(LLVMContext::MD_loop, loop);
+}
+
 } // namespace r2x::backend

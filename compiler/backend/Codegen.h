@@ -33,6 +33,7 @@ enum Helper : unsigned {
   FibLookup = BPF_FUNC_fib_lookup,
   Loop = BPF_FUNC_loop,
   XdpLoadBytes = BPF_FUNC_xdp_load_bytes,
+  CsumDiff = BPF_FUNC_csum_diff,
   XdpAdjustTail = BPF_FUNC_xdp_adjust_tail,
   RingbufReserve = BPF_FUNC_ringbuf_reserve,
   RingbufSubmit = BPF_FUNC_ringbuf_submit,
@@ -96,5 +97,9 @@ struct Codegen {
 private:
   llvm::AllocaInst *u32Key_ = nullptr;
 };
+
+/// Marks the back edge `br` of a loop as not to be unrolled: the bounds are
+/// for the verifier, and an unrolled walk only makes the program longer.
+void noUnroll(llvm::BranchInst *br);
 
 } // namespace r2x::backend

@@ -6,8 +6,9 @@
 /// can know it (docs/handover.md, "Connection state"):
 ///  - tcp_error()/udp_error(): a header cut short, an invalid TCP flag
 ///    combination or a UDP length outside the datagram is INVALID, whatever
-///    conntrack holds. A checksum XDP cannot verify (not computed here for
-///    more than 64 bytes of transport data) adds INVALID.
+///    conntrack holds. Where a wrong checksum would make it INVALID, the
+///    result says so (kSumUnchecked) and the checksum is verified only
+///    where that changes a decision (CtLowering::settleSum()).
 ///  - an entry found: resolve_normal_ct()'s ctinfo (REPLY direction or a
 ///    reply seen: ESTABLISHED; else RELATED if expected, else NEW); TCP adds
 ///    INVALID (window tracking) and, for a SYN, NEW (a closed connection
@@ -20,6 +21,7 @@
 #include "compiler/backend/Conntrack.h"
 
 #include "compiler/backend/Kernel.h"
+#include "compiler/backend/Scaffold.h"
 
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsBPF.h>
@@ -59,48 +61,138 @@ constexpr uint32_t kCtSnatShift = 5;
 /// An entry was found (REJECT's gate and the nat gate read it); it may be
 /// replaced by a new connection (a TCP SYN reopening a closed one).
 constexpr uint32_t kFound = 0x100, kReopen = 0x200;
+/// INVALID too if the checksum is wrong, which is not checked yet.
+constexpr uint32_t kSumUnchecked = 0x400;
+/// The checksum function sums the transport bytes up to a 1500-byte MTU's
+/// IPv4 payload; a longer message's sum is not known.
+constexpr uint32_t kSumChunk = 64, kMaxSumBytes = 1480;
+/// What bpf_csum_diff() sums at most in one call.
+constexpr uint32_t kSumBlock = 512;
 static_assert(ir::CtSnat == 1u << kCtSnatShift &&
               ir::CtDnat == 2u << kCtSnatShift);
 
 } // namespace
 
-/// The kernel functions the state matches call (nf_conntrack_bpf.c), as
+/// The kernel functions the lookup calls (nf_conntrack_bpf.c), as
 /// external declarations in ".ksyms" whose BTF libbpf resolves against the
 /// kernel's, and `struct nf_conn` as far as XDP reads it: `status`, found
 /// by name in the running kernel's BTF (a CO-RE relocation), so the object
 /// does not depend on this kernel's layout.
+struct CtLowering::Decls {
+  Function *lookup = nullptr, *release = nullptr;
+  DICompositeType *nfConnDi = nullptr, *optsDi = nullptr;
+  StructType *nfConnTy = nullptr, *optsTy = nullptr;
+  DIType *ctx = nullptr; ///< struct xdp_md *
+};
+
 CtLowering::CtLowering(Codegen &cg, BtfBuilder &btf, bool helper)
-    : cg_(cg), helper_(helper) {
+    : cg_(cg), btf_(btf), helper_(helper), k_(std::make_unique<Decls>()) {
   LLVMContext &c = cg_.ctx;
+  Decls &k = *k_;
   using Members = std::vector<std::tuple<std::string, DIType *, uint64_t>>;
-  nfConnDi_ = btf.kernelStruct("nf_conn", 8, Members{{"status", btf.u64(), 0}});
-  nfConnTy_ = StructType::create(c, {cg_.i64}, "struct.nf_conn");
-  DIType *conn = btf.pointerTo(nfConnDi_);
-  DIType *xdpMd = btf.pointerTo(btf.kernelStruct("xdp_md", 0, {}));
+  k.nfConnDi =
+      btf.kernelStruct("nf_conn", 8, Members{{"status", btf.u64(), 0}});
+  k.nfConnTy = StructType::create(c, {cg_.i64}, "struct.nf_conn");
+  DIType *conn = btf.pointerTo(k.nfConnDi);
+  k.ctx = btf.pointerTo(btf.kernelStruct("xdp_md", 0, {}));
   DIType *tuple = btf.pointerTo(btf.kernelStruct("bpf_sock_tuple", 0, {}));
   // bpf_ct_opts as far as XDP asks whether the kernel has `dir` (added
   // after the kfuncs themselves): a CO-RE field-existence relocation.
-  optsDi_ = btf.kernelStruct("bpf_ct_opts", kOptsSize,
-                             Members{{"netns_id", btf.int32(), 0},
-                                     {"error", btf.int32(), 32},
-                                     {"l4proto", btf.u8(), 64},
-                                     {"dir", btf.u8(), 72}});
-  optsTy_ = StructType::create(
+  k.optsDi = btf.kernelStruct("bpf_ct_opts", kOptsSize,
+                              Members{{"netns_id", btf.int32(), 0},
+                                      {"error", btf.int32(), 32},
+                                      {"l4proto", btf.u8(), 64},
+                                      {"dir", btf.u8(), 72}});
+  k.optsTy = StructType::create(
       c, {cg_.i32, cg_.i32, cg_.i8, cg_.i8, ArrayType::get(cg_.i8, 2)},
       "struct.bpf_ct_opts");
-  DIType *opts = btf.pointerTo(optsDi_);
-  lookupFn_ = Function::Create(
+  DIType *opts = btf.pointerTo(k.optsDi);
+  k.lookup = Function::Create(
       FunctionType::get(cg_.ptr, {cg_.ptr, cg_.ptr, cg_.i32, cg_.ptr, cg_.i32},
                         false),
       GlobalValue::ExternalLinkage, "bpf_xdp_ct_lookup", cg_.m);
-  lookupFn_->setSection(".ksyms");
-  btf.kfunc(lookupFn_, conn, {xdpMd, tuple, btf.u32(), opts, btf.u32()});
-  releaseFn_ =
+  k.lookup->setSection(".ksyms");
+  btf.kfunc(k.lookup, conn, {k.ctx, tuple, btf.u32(), opts, btf.u32()});
+  k.release =
       Function::Create(FunctionType::get(Type::getVoidTy(c), {cg_.ptr}, false),
                        GlobalValue::ExternalLinkage, "bpf_ct_release", cg_.m);
-  releaseFn_->setSection(".ksyms");
-  btf.kfunc(releaseFn_, nullptr, {conn});
+  k.release->setSection(".ksyms");
+  btf.kfunc(k.release, nullptr, {conn});
 }
+
+CtLowering::~CtLowering() = default;
+
+namespace {
+
+/// The body of a family's lookup or checksum function (Conntrack.h),
+/// `int f(struct xdp_md *ctx, u64 l3off)`: the network header is read
+/// again from `l3off` (the program has validated it; the function checks
+/// what the verifier needs) and the result returned.
+class LookupEmitter {
+public:
+  LookupEmitter(Module &m, Function *f, const CtLowering::Decls &k, bool v6,
+                bool helper)
+      : cg_(m, f), k_(k), helper_(helper), ctx_(f->getArg(0)) {
+    pk_.v6 = v6;
+  }
+  void emitLookup();
+  void emitSum();
+
+private:
+  /// What tcp_error() or udp_error() leaves for the lookup.
+  struct Transport {
+    Value *ports;    ///< i32 source and destination port, raw
+    Value *flags;    ///< i32 TCP flags (0 for UDP)
+    Value *summed;   ///< i1 a wrong checksum makes the packet INVALID
+    BasicBlock *end; ///< where its checks end
+  };
+  /// The blocks a lookup ends in: not known, INVALID whatever conntrack
+  /// holds, and the function's return.
+  struct Exits {
+    BasicBlock *unknown, *invalid, *done;
+  };
+  /// An address as i32 words on the wire: one (IPv4) or four (IPv6).
+  using Words = std::vector<Value *>;
+
+  /// The entry block, the packet pointers and the network header.
+  void header(BasicBlock *unknown);
+  void finish(Value *states, BasicBlock *done);
+  void icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x);
+  void icmp6Error(Packet &pk, Value *ctx, Value *len, const Exits &x);
+  void quotedLookup(Packet &pk, Value *ctx, Value *inner, uint64_t innerHlen,
+                    Value *isTcp, const Words &qsrc, const Words &qdst,
+                    const Exits &x);
+  Transport tcpError(Packet &pk, Value *len, const Exits &x);
+  Transport udpError(Packet &pk, Value *len, const Exits &x);
+  /// `saddr` and `daddr`, when given, replace the packet's own addresses
+  /// (an ICMP error's quoted tuple, inverted).
+  Value *lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
+                AllocaInst *&opts, const Words &saddr = {},
+                const Words &daddr = {});
+  Value *natBitsOf(Value *status);
+  void onHit(Value *ct, AllocaInst *opts, Value *isTcp, Value *synOnly,
+             Value *summed, const Exits &x);
+  void onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly, Value *ackOnly,
+              Value *summed, const Exits &x);
+
+  Codegen cg_;
+  const CtLowering::Decls &k_;
+  bool helper_;
+  Value *ctx_;
+  Packet pk_;
+  AllocaInst *result_ = nullptr;
+  /// bpf_sock_tuple (IPv6-sized) and bpf_ct_opts, shared by every lookup.
+  AllocaInst *tuple_ = nullptr, *opts_ = nullptr;
+};
+
+/// The one's complement sum (i64, unfolded) of the pseudo header of a
+/// transport message of `len` bytes (RFC 768, RFC 8200 8.1: for IPv6 the
+/// 32-bit length's upper half is 0 below 64 KiB).
+Value *pseudoSum(Codegen &cg, Packet &pk, Value *len);
+/// Whether an unfolded one's complement sum (i64) folds to 0xffff.
+Value *sumIsRight(Codegen &cg, Value *sum);
+
+} // namespace
 
 void CtLowering::begin() {
   if (!slot_)
@@ -115,20 +207,34 @@ void CtLowering::emitMatch(Packet &pk, Value *ctx, const ir::Match::CtState &c,
                            bool negated, BasicBlock *noMatch,
                            BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
-  Value *st = states(pk, ctx);
-  Value *poss = b.CreateAnd(st, b.getInt32(kStates));
-  Value *nat = b.CreateAnd(st, b.getInt32(ir::CtSnat | ir::CtDnat));
-  cg_.require(b.CreateICmpNE(poss, b.getInt32(0)), pass, "ct.known");
   Value *mask = b.getInt32(c.mask);
   // xt_conntrack adds SNAT/DNAT to the state of a packet with a conntrack
   // entry (every state but INVALID).
-  Value *hit = b.CreateAnd(poss, mask);
-  Value *natHit = b.CreateICmpNE(b.CreateAnd(nat, mask), b.getInt32(0));
-  hit = b.CreateSelect(
-      natHit, b.CreateOr(hit, b.CreateAnd(poss, b.getInt32(~ir::CtInvalid))),
-      hit);
-  Value *all = b.CreateICmpEQ(hit, poss);
-  Value *none = b.CreateICmpEQ(hit, b.getInt32(0));
+  auto decide = [&](Value *st) {
+    Value *poss = b.CreateAnd(st, b.getInt32(kStates));
+    Value *nat = b.CreateAnd(st, b.getInt32(ir::CtSnat | ir::CtDnat));
+    Value *hit = b.CreateAnd(poss, mask);
+    Value *natHit = b.CreateICmpNE(b.CreateAnd(nat, mask), b.getInt32(0));
+    hit = b.CreateSelect(
+        natHit, b.CreateOr(hit, b.CreateAnd(poss, b.getInt32(~ir::CtInvalid))),
+        hit);
+    return std::pair{b.CreateICmpEQ(hit, poss),
+                     b.CreateICmpEQ(hit, b.getInt32(0))};
+  };
+  Value *st = states(pk, ctx);
+  // An unchecked checksum matters when the states decide the match and an
+  // added INVALID would undo that: all of them meet the mask and INVALID
+  // does not, or none does and INVALID does.
+  auto [all0, none0] = decide(st);
+  Value *unchecked =
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kSumUnchecked)), b.getInt32(0));
+  st = settleSum(
+      pk, ctx, st,
+      b.CreateAnd(unchecked, (c.mask & ir::CtInvalid) ? none0 : all0));
+  cg_.require(
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kStates)), b.getInt32(0)), pass,
+      "ct.known");
+  auto [all, none] = decide(st);
   BasicBlock *matched = cg_.block("ct.match");
   BasicBlock *check = cg_.block("ct.check");
   b.CreateCondBr(negated ? none : all, matched, check);
@@ -149,6 +255,15 @@ void CtLowering::emitNatGate(Packet &pk, Value *ctx, BasicBlock *runNat,
                              BasicBlock *skipNat, BasicBlock *pass) {
   IRBuilder<> &b = cg_.b;
   Value *st = states(pk, ctx);
+  // A new connection's first packet runs the chain, an INVALID one does
+  // not: its checksum decides.
+  Value *unchecked =
+      b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kSumUnchecked)), b.getInt32(0));
+  st =
+      settleSum(pk, ctx, st,
+                b.CreateAnd(unchecked,
+                            b.CreateICmpEQ(b.CreateAnd(st, b.getInt32(kStates)),
+                                           b.getInt32(ir::CtNew))));
   Value *poss = b.CreateAnd(st, b.getInt32(kStates));
   cg_.require(b.CreateICmpNE(poss, b.getInt32(0)), pass, "ct.nat_known");
   cg_.require(
@@ -193,29 +308,127 @@ Value *CtLowering::states(Packet &pk, Value *ctx) {
   Value *cur = b.CreateLoad(cg_.i32, slot_);
   b.CreateCondBr(b.CreateICmpEQ(cur, b.getInt32(0)), look, done);
   b.SetInsertPoint(look);
-  emitLookup(pk, ctx, done);
+  b.CreateStore(b.CreateCall(function(pk.v6, false), {ctx, l3Offset(pk)}),
+                slot_);
+  b.CreateBr(done);
   b.SetInsertPoint(done);
   return b.CreateLoad(cg_.i32, slot_);
 }
 
-void CtLowering::finish(Value *states, BasicBlock *done) {
+Value *CtLowering::settleSum(Packet &pk, Value *ctx, Value *st, Value *need) {
   IRBuilder<> &b = cg_.b;
-  b.CreateStore(b.CreateOr(states, b.getInt32(kLookedUp)), slot_);
+  BasicBlock *from = b.GetInsertBlock();
+  BasicBlock *sum = cg_.block("ct.sum"), *join = cg_.block("ct.summed");
+  b.CreateCondBr(need, sum, join);
+  b.SetInsertPoint(sum);
+  Value *ok = b.CreateICmpNE(
+      b.CreateCall(function(pk.v6, true), {ctx, l3Offset(pk)}), b.getInt32(0));
+  Value *settled =
+      b.CreateOr(b.CreateAnd(st, b.getInt32(~kSumUnchecked)),
+                 b.CreateSelect(ok, b.getInt32(0), b.getInt32(ir::CtInvalid)));
+  b.CreateStore(settled, slot_);
+  BasicBlock *sumEnd = b.GetInsertBlock();
+  b.CreateBr(join);
+  b.SetInsertPoint(join);
+  PHINode *phi = b.CreatePHI(cg_.i32, 2, "ct.states");
+  phi->addIncoming(st, from);
+  phi->addIncoming(settled, sumEnd);
+  return phi;
+}
+
+Value *CtLowering::l3Offset(Packet &pk) {
+  IRBuilder<> &b = cg_.b;
+  return b.CreateSub(b.CreatePtrToInt(pk.l3, cg_.i64),
+                     b.CreatePtrToInt(cg_.data, cg_.i64));
+}
+
+/// `int r2x_ct{4,6}_{lookup,sum}(struct xdp_md *ctx, u64 l3off)`, global:
+/// the verifier checks it once, from unknown arguments.
+Function *CtLowering::function(bool v6, bool sum) {
+  Function *&f = fns_[v6][sum];
+  if (f)
+    return f;
+  std::string name =
+      std::string("r2x_ct") + (v6 ? "6" : "4") + (sum ? "_sum" : "_lookup");
+  f = Function::Create(FunctionType::get(cg_.i32, {cg_.ptr, cg_.i64}, false),
+                       GlobalValue::ExternalLinkage, name, cg_.m);
+  f->addFnAttr(Attribute::NoUnwind);
+  f->addFnAttr(Attribute::NoInline);
+  f->getArg(0)->setName("ctx");
+  f->getArg(1)->setName("l3off");
+  LookupEmitter e(cg_.m, f, *k_, v6, helper_);
+  if (sum)
+    e.emitSum();
+  else
+    e.emitLookup();
+  btf_.function(f, btf_.int32(), {k_->ctx, btf_.u64()});
+  return f;
+}
+
+void LookupEmitter::finish(Value *states, BasicBlock *done) {
+  IRBuilder<> &b = cg_.b;
+  b.CreateStore(b.CreateOr(states, b.getInt32(kLookedUp)), result_);
   b.CreateBr(done);
+}
+
+void LookupEmitter::header(BasicBlock *unknown) {
+  IRBuilder<> &b = cg_.b;
+  using namespace kernel;
+  Packet &pk = pk_;
+  loadPacketPointers(cg_, ctx_);
+  // Ethernet and at most two VLAN tags before it.
+  Value *l3off = cg_.fn->getArg(1);
+  cg_.require(b.CreateICmpULE(l3off, b.getInt64(ETH_HLEN + 2 * VlanHlen)),
+              unknown, "ct.l3off");
+  pk.l3 = cg_.at(cg_.data, l3off);
+  if (pk.v6) {
+    cg_.needBytes(pk.l3, Ip6Hlen, unknown, "ct.ip6");
+    pk.totLen = b.CreateAdd(
+        b.CreateZExt(cg_.loadBE(pk.l3, Ip6PayloadLen, cg_.i16), cg_.i32),
+        b.getInt32(Ip6Hlen));
+    pk.proto = b.CreateLoad(cg_.i8, cg_.at(pk.l3, Ip6Nexthdr));
+    for (unsigned w = 0; w < 4; ++w) {
+      pk.saddr6[w] = b.CreateLoad(cg_.i32, cg_.at(pk.l3, Ip6Saddr + 4 * w));
+      pk.daddr6[w] = b.CreateLoad(cg_.i32, cg_.at(pk.l3, Ip6Daddr + 4 * w));
+    }
+    pk.ihl = b.getInt32(Ip6Hlen);
+  } else {
+    cg_.needBytes(pk.l3, Ip4Hlen, unknown, "ct.ip4");
+    pk.ihl = b.CreateShl(
+        b.CreateZExt(b.CreateAnd(b.CreateLoad(cg_.i8, pk.l3), 0x0f), cg_.i32),
+        2);
+    pk.totLen = b.CreateZExt(cg_.loadBE(pk.l3, Ip4TotLen, cg_.i16), cg_.i32);
+    cg_.require(b.CreateAnd(b.CreateICmpUGE(pk.ihl, b.getInt32(Ip4Hlen)),
+                            b.CreateICmpUGE(pk.totLen, pk.ihl)),
+                unknown, "ct.ip4_lengths");
+    pk.fragWord = cg_.loadBE(pk.l3, Ip4FragOff, cg_.i16);
+    pk.proto = b.CreateLoad(cg_.i8, cg_.at(pk.l3, Ip4Protocol));
+    pk.saddrRaw = b.CreateLoad(cg_.i32, cg_.at(pk.l3, Ip4Saddr));
+    pk.daddrRaw = b.CreateLoad(cg_.i32, cg_.at(pk.l3, Ip4Daddr));
+  }
+  pk.l4 = cg_.at(pk.l3, b.CreateZExt(pk.ihl, cg_.i64));
 }
 
 /// nf_conntrack_in() as far as XDP can know it (the file comment): the
 /// transport header checked, the tuple looked up, the states of a hit or a
 /// miss.
-void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
+void LookupEmitter::emitLookup() {
   IRBuilder<> &b = cg_.b;
+  Packet &pk = pk_;
+  Value *ctx = ctx_;
+  b.SetInsertPoint(cg_.block("entry"));
+  result_ = cg_.stackSlot(cg_.i32, 4, "ct.result");
   BasicBlock *start = b.GetInsertBlock();
-  Exits x{cg_.block("ct.unknown"), cg_.block("ct.invalid"), done};
+  Exits x{cg_.block("ct.unknown"), cg_.block("ct.invalid"),
+          cg_.block("ct.done")};
   b.SetInsertPoint(x.unknown);
-  finish(b.getInt32(0), done);
+  finish(b.getInt32(0), x.done);
   b.SetInsertPoint(x.invalid);
-  finish(b.getInt32(ir::CtInvalid), done);
+  finish(b.getInt32(ir::CtInvalid), x.done);
+  b.SetInsertPoint(x.done);
+  b.CreateRet(b.CreateLoad(cg_.i32, result_));
   b.SetInsertPoint(start);
+  header(x.unknown);
 
   // IPv4 fragments are reassembled before conntrack; IPv6 ones too, and
   // only a packet without extension headers is looked up (its first next
@@ -256,7 +469,7 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
     return phi;
   };
   Value *isTcp = merge(cg_.i1, b.getTrue(), b.getFalse());
-  Value *sumOk = merge(cg_.i1, tcp.sumOk, udp.sumOk);
+  Value *summed = merge(cg_.i1, tcp.summed, udp.summed);
   Value *ports = merge(cg_.i32, tcp.ports, udp.ports);
   Value *flags = merge(cg_.i32, tcp.flags, udp.flags);
 
@@ -268,9 +481,9 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
   BasicBlock *hit = cg_.block("ct.hit"), *miss = cg_.block("ct.miss");
   b.CreateCondBr(b.CreateIsNull(ct), miss, hit);
   b.SetInsertPoint(hit);
-  onHit(ct, opts, isTcp, synOnly, sumOk, x);
+  onHit(ct, opts, isTcp, synOnly, summed, x);
   b.SetInsertPoint(miss);
-  onMiss(opts, isTcp, synOnly, ackOnly, sumOk, x);
+  onMiss(opts, isTcp, synOnly, ackOnly, summed, x);
 }
 
 /// nf_conntrack_icmpv4_error() and nf_conntrack_inet_error(): an ICMP
@@ -286,15 +499,14 @@ void CtLowering::emitLookup(Packet &pk, Value *ctx, BasicBlock *done) {
 /// INVALID, and so is a hit whose tuple's destination (the quoted
 /// source) is not the error's destination. Quoted headers with options
 /// and other quoted protocols are not known.
-void CtLowering::icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x) {
+void LookupEmitter::icmpError(Packet &pk, Value *ctx, Value *len,
+                              const Exits &x) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   constexpr uint64_t kInner = IcmpHlen, kInnerHlen = Ip4Hlen;
   cg_.require(b.CreateICmpUGE(len, b.getInt32(IcmpHlen)), x.invalid,
               "ct.icmp_len");
   cg_.needBytes(pk.l4, IcmpHlen, x.unknown, "ct.icmp_header");
-  cg_.require(transportChecksumOk(cg_, pk, len, x.unknown, false), x.unknown,
-              "ct.icmp_sum");
   Value *type = b.CreateLoad(cg_.i8, pk.l4);
   cg_.require(b.CreateICmpULE(type, b.getInt8(NR_ICMP_TYPES)), x.invalid,
               "ct.icmp_type");
@@ -331,16 +543,14 @@ void CtLowering::icmpError(Packet &pk, Value *ctx, Value *len, const Exits &x) {
 /// (cut short: INVALID) and, for TCP or UDP directly after it, the tuple
 /// reads its addresses and ports (cut short: INVALID); extension headers
 /// and other protocols are not known.
-void CtLowering::icmp6Error(Packet &pk, Value *ctx, Value *len,
-                            const Exits &x) {
+void LookupEmitter::icmp6Error(Packet &pk, Value *ctx, Value *len,
+                               const Exits &x) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   constexpr uint64_t kInner = IcmpHlen, kInnerHlen = Ip6Hlen;
   cg_.require(b.CreateICmpUGE(len, b.getInt32(IcmpHlen)), x.invalid,
               "ct.icmp6_len");
   cg_.needBytes(pk.l4, IcmpHlen, x.unknown, "ct.icmp6_header");
-  cg_.require(transportChecksumOk(cg_, pk, len, x.unknown), x.unknown,
-              "ct.icmp6_sum");
   Value *type = b.CreateLoad(cg_.i8, pk.l4);
   cg_.require(b.CreateICmpULT(type, b.getInt8(ICMP6_INFOMSG_MASK)), x.unknown,
               "ct.icmp6_error");
@@ -370,10 +580,10 @@ void CtLowering::icmp6Error(Packet &pk, Value *ctx, Value *len,
 /// is INVALID, and so is a hit whose tuple's destination (the quoted
 /// source) is not the error's own destination; else RELATED, with the
 /// entry's SNAT/DNAT.
-void CtLowering::quotedLookup(Packet &pk, Value *ctx, Value *inner,
-                              uint64_t innerHlen, Value *isTcp,
-                              const Words &qsrc, const Words &qdst,
-                              const Exits &x) {
+void LookupEmitter::quotedLookup(Packet &pk, Value *ctx, Value *inner,
+                                 uint64_t innerHlen, Value *isTcp,
+                                 const Words &qsrc, const Words &qdst,
+                                 const Exits &x) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
   // nf_ct_get_tuple_ports(): 4 bytes past the quoted header.
@@ -394,9 +604,9 @@ void CtLowering::quotedLookup(Packet &pk, Value *ctx, Value *inner,
 
   b.SetInsertPoint(hit);
   Value *field =
-      b.CreatePreserveStructAccessIndex(nfConnTy_, ct, 0, 0, nfConnDi_);
+      b.CreatePreserveStructAccessIndex(k_.nfConnTy, ct, 0, 0, k_.nfConnDi);
   Value *status = b.CreateTrunc(b.CreateLoad(cg_.i64, field), cg_.i32);
-  b.CreateCall(releaseFn_, {ct});
+  b.CreateCall(k_.release, {ct});
   // The entry's tuple in the found direction is the inverted quoted one:
   // its destination is the quoted source.
   Value *same = b.getTrue();
@@ -404,7 +614,9 @@ void CtLowering::quotedLookup(Packet &pk, Value *ctx, Value *inner,
     same = b.CreateAnd(
         same, b.CreateICmpEQ(qsrc[w], pk.v6 ? pk.daddr6[w] : pk.daddrRaw));
   cg_.require(same, x.invalid, "ct.icmp_outer_daddr");
-  finish(b.CreateOr(b.getInt32(ir::CtRelated | kFound), natBitsOf(status)),
+  // A wrong ICMP checksum would have made it INVALID before all this.
+  finish(b.CreateOr(b.getInt32(ir::CtRelated | kFound | kSumUnchecked),
+                    natBitsOf(status)),
          x.done);
 
   b.SetInsertPoint(miss);
@@ -416,8 +628,8 @@ void CtLowering::quotedLookup(Packet &pk, Value *ctx, Value *inner,
 
 /// tcp_error(): a header conntrack can read, a data offset inside the
 /// segment, a valid flag combination.
-CtLowering::Transport CtLowering::tcpError(Packet &pk, Value *len,
-                                           const Exits &x) {
+LookupEmitter::Transport LookupEmitter::tcpError(Packet &pk, Value *len,
+                                                 const Exits &x) {
   IRBuilder<> &b = cg_.b;
   cg_.require(b.CreateICmpUGE(len, b.getInt32(kernel::TcpHlen)), x.unknown,
               "ct.tcp_len");
@@ -440,14 +652,13 @@ CtLowering::Transport CtLowering::tcpError(Packet &pk, Value *len,
        {0x02u, 0x22u, 0x12u, 0x04u, 0x14u, 0x11u, 0x31u, 0x10u, 0x30u})
     valid = b.CreateOr(valid, b.CreateICmpEQ(vf, b.getInt32(ok)));
   cg_.require(valid, x.invalid, "ct.tcp_flags");
-  Value *sumOk = l4ChecksumOk(pk, len, x.unknown);
-  return {ports, flags, sumOk, b.GetInsertBlock()};
+  return {ports, flags, b.getTrue(), b.GetInsertBlock()};
 }
 
 /// udp_error(): a header conntrack can read, a UDP length inside the
 /// datagram.
-CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
-                                           const Exits &x) {
+LookupEmitter::Transport LookupEmitter::udpError(Packet &pk, Value *len,
+                                                 const Exits &x) {
   IRBuilder<> &b = cg_.b;
   cg_.require(b.CreateICmpUGE(len, b.getInt32(kernel::UdpHlen)), x.unknown,
               "ct.udp_len");
@@ -465,15 +676,14 @@ CtLowering::Transport CtLowering::udpError(Packet &pk, Value *len,
             : b.CreateICmpEQ(
                   b.CreateLoad(cg_.i16, cg_.at(pk.l4, kernel::UdpCheck)),
                   b.getInt16(0));
-  Value *sumOk = b.CreateOr(noSum, l4ChecksumOk(pk, len, x.unknown));
-  return {ports, b.getInt32(0), sumOk, b.GetInsertBlock()};
+  return {ports, b.getInt32(0), b.CreateNot(noSum), b.GetInsertBlock()};
 }
 
 /// bpf_xdp_ct_lookup() of the packet's tuple in this namespace; `opts`
 /// is set to the options, which receive the error and the direction.
-Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
-                          AllocaInst *&opts, const Words &saddr,
-                          const Words &daddr) {
+Value *LookupEmitter::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
+                             AllocaInst *&opts, const Words &saddr,
+                             const Words &daddr) {
   IRBuilder<> &b = cg_.b;
   const uint64_t size = pk.v6 ? kTuple6Size : kTuple4Size;
   // One tuple and one options buffer for every lookup site: a packet is
@@ -508,24 +718,24 @@ Value *CtLowering::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
   b.CreateStore(b.getInt8(0), cg_.at(opts, kOptsDir));
   b.CreateStore(b.getInt16(0), cg_.at(opts, kOptsReserved));
   return b.CreateCall(
-      lookupFn_, {ctx, tuple, b.getInt32(size), opts, b.getInt32(kOptsSize)});
+      k_.lookup, {ctx, tuple, b.getInt32(size), opts, b.getInt32(kOptsSize)});
 }
 
 /// An entry: its status and direction read, the entry released at once.
-void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
-                       Value *synOnly, Value *sumOk, const Exits &x) {
+void LookupEmitter::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
+                          Value *synOnly, Value *summed, const Exits &x) {
   IRBuilder<> &b = cg_.b;
   Value *field =
-      b.CreatePreserveStructAccessIndex(nfConnTy_, ct, 0, 0, nfConnDi_);
+      b.CreatePreserveStructAccessIndex(k_.nfConnTy, ct, 0, 0, k_.nfConnDi);
   Value *status = b.CreateLoad(cg_.i64, field);
   Value *reply = b.CreateICmpNE(b.CreateLoad(cg_.i8, cg_.at(opts, kOptsDir)),
                                 b.getInt8(0));
-  b.CreateCall(releaseFn_, {ct});
+  b.CreateCall(k_.release, {ct});
   // A kernel without bpf_ct_opts.dir leaves it 0 whatever the direction:
   // then only an entry that has seen a reply is known (ESTABLISHED both
   // ways).
   Value *dirField =
-      b.CreatePreserveStructAccessIndex(optsTy_, opts, 3, 3, optsDi_);
+      b.CreatePreserveStructAccessIndex(k_.optsTy, opts, 3, 3, k_.optsDi);
   Value *hasDir = b.CreateICmpNE(
       b.CreateIntrinsic(Intrinsic::bpf_preserve_field_info,
                         {dirField->getType()},
@@ -546,8 +756,8 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
   Value *tcpBits = b.CreateOr(
       base, b.CreateSelect(synOnly, b.getInt32(ir::CtInvalid | ir::CtNew),
                            b.getInt32(ir::CtInvalid)));
-  Value *udpBits =
-      b.CreateSelect(sumOk, base, b.CreateOr(base, b.getInt32(ir::CtInvalid)));
+  Value *udpBits = b.CreateOr(
+      base, b.CreateSelect(summed, b.getInt32(kSumUnchecked), b.getInt32(0)));
   cg_.require(b.CreateNot(b.CreateAnd(b.CreateAnd(isTcp, synOnly),
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
@@ -562,7 +772,7 @@ void CtLowering::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
 }
 
 /// IPS_SRC_NAT and IPS_DST_NAT of an entry's status (i32) -> CtSnat, CtDnat.
-Value *CtLowering::natBitsOf(Value *status) {
+Value *LookupEmitter::natBitsOf(Value *status) {
   IRBuilder<> &b = cg_.b;
   return b.CreateShl(b.CreateAnd(b.CreateLShr(status, b.getInt32(kIpsNatShift)),
                                  b.getInt32(3)),
@@ -571,16 +781,16 @@ Value *CtLowering::natBitsOf(Value *status) {
 
 /// No entry (any other error: not known): a new connection as tcp_new()
 /// judges the first packet's flags (already a valid combination).
-void CtLowering::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
-                        Value *ackOnly, Value *sumOk, const Exits &x) {
+void LookupEmitter::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
+                           Value *ackOnly, Value *summed, const Exits &x) {
   IRBuilder<> &b = cg_.b;
   cg_.require(b.CreateICmpEQ(b.CreateLoad(cg_.i32, cg_.at(opts, kOptsError)),
                              b.getInt32(-ENOENT)),
               x.unknown, "ct.enoent");
   Value *fresh =
       b.getInt32(ir::CtNew | (helper_ ? unsigned(ir::CtRelated) : 0));
-  fresh = b.CreateSelect(sumOk, fresh,
-                         b.CreateOr(fresh, b.getInt32(ir::CtInvalid)));
+  fresh = b.CreateOr(
+      fresh, b.CreateSelect(summed, b.getInt32(kSumUnchecked), b.getInt32(0)));
   Value *tcpNew = b.CreateSelect(
       synOnly, fresh,
       b.CreateSelect(ackOnly, b.CreateOr(fresh, b.getInt32(ir::CtInvalid)),
@@ -588,13 +798,140 @@ void CtLowering::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
   finish(b.CreateSelect(isTcp, tcpNew, fresh), x.done);
 }
 
-/// Whether the transport checksum in the packet is right (the pseudo header
-/// with the IP payload length `len`, as nf_ip_checksum() computes it): then
-/// the kernel's check passes however the device marked the frame. False
-/// when it is wrong or not checked (more than 64 bytes).
-Value *CtLowering::l4ChecksumOk(Packet &pk, Value *len, BasicBlock *unknown) {
-  return transportChecksumOk(cg_, pk, len, unknown);
+/// The whole transport message summed (the checksum function, Conntrack.h):
+/// 1 when its checksum is right, as nf_ip_checksum() or nf_ip6_checksum()
+/// computes it (the pseudo header with the IP payload length; ICMP over
+/// IPv4 without one): then the kernel's check passes however the device
+/// marked the frame. 0 when it is wrong, or longer than kMaxSumBytes, or
+/// not readable. bpf_csum_diff() sums 512 bytes at a time straight from
+/// the frame while they lie in its linear part; the rest goes 64 bytes at
+/// a time through a zeroed stack buffer (bpf_xdp_load_bytes, which also
+/// reads a multi-buffer frame's fragments): zero padding adds nothing, and
+/// an odd last byte is padded with zero as RFC 1071 pads it.
+void LookupEmitter::emitSum() {
+  IRBuilder<> &b = cg_.b;
+  Packet &pk = pk_;
+  b.SetInsertPoint(cg_.block("entry"));
+  AllocaInst *buf =
+      cg_.stackSlot(ArrayType::get(cg_.i8, kSumChunk), 8, "csum.buf");
+  BasicBlock *wrong = cg_.block("csum.wrong");
+  b.SetInsertPoint(wrong);
+  b.CreateRet(b.getInt32(0));
+  b.SetInsertPoint(&cg_.fn->getEntryBlock());
+  header(wrong);
+  Value *len = b.CreateSub(pk.totLen, pk.ihl);
+  cg_.require(b.CreateICmpULE(len, b.getInt32(kMaxSumBytes)), wrong,
+              "csum.len");
+  Value *seed = pseudoSum(cg_, pk, len);
+  if (!pk.v6) // ICMP over IPv4: no pseudo header
+    seed = b.CreateSelect(b.CreateICmpEQ(pk.proto, b.getInt8(IPPROTO_ICMP)),
+                          b.getInt64(0), seed);
+  // From the scalar argument, not from packet pointers (BPF forbids 32-bit
+  // arithmetic on those).
+  Value *off = b.CreateAdd(b.CreateTrunc(cg_.fn->getArg(1), cg_.i32), pk.ihl);
+  Value *nul = ConstantPointerNull::get(PointerType::get(cg_.ctx, 0));
+  // A 32-bit partial sum of `size` bytes at `p`; a negative value is an
+  // error.
+  auto partial = [&](Value *p, uint64_t size) {
+    Value *part = cg_.callHelper(
+        CsumDiff, cg_.i64,
+        {nul, b.getInt32(0), p, b.getInt32(size), b.getInt32(0)});
+    cg_.require(b.CreateICmpULE(part, b.getInt64(0xffffffff)), wrong,
+                "csum.part");
+    return part;
+  };
+  // A loop's back edge: `by` bytes more, `part` added to the sum.
+  auto backEdge = [&](PHINode *at, PHINode *acc, Value *part, uint32_t by,
+                      BasicBlock *to) {
+    at->addIncoming(b.CreateAdd(at, b.getInt32(by)), b.GetInsertBlock());
+    acc->addIncoming(b.CreateAdd(acc, part), b.GetInsertBlock());
+    noUnroll(b.CreateBr(to));
+  };
+  // Whole 512-byte blocks in the linear part, from the frame itself.
+  BasicBlock *entry = b.GetInsertBlock();
+  BasicBlock *bigHead = cg_.block("csum.big_head");
+  BasicBlock *big = cg_.block("csum.big"),
+             *bigRead = cg_.block("csum.big_read");
+  BasicBlock *head = cg_.block("csum.head"), *chunk = cg_.block("csum.chunk");
+  BasicBlock *end = cg_.block("csum.end");
+  b.CreateBr(bigHead);
+  b.SetInsertPoint(bigHead);
+  PHINode *j = b.CreatePHI(cg_.i32, 2, "csum.j");
+  PHINode *bigSum = b.CreatePHI(cg_.i64, 2, "csum.big_sum");
+  j->addIncoming(b.getInt32(0), entry);
+  bigSum->addIncoming(seed, entry);
+  b.CreateCondBr(b.CreateICmpULE(b.CreateAdd(j, b.getInt32(kSumBlock)), len),
+                 big, head);
+  b.SetInsertPoint(big);
+  Value *p = cg_.at(pk.l4, b.CreateZExt(j, cg_.i64));
+  b.CreateCondBr(b.CreateICmpULE(cg_.at(p, kSumBlock), cg_.dataEnd), bigRead,
+                 head);
+  b.SetInsertPoint(bigRead);
+  backEdge(j, bigSum, partial(p, kSumBlock), kSumBlock, bigHead);
+  // The rest, 64 bytes at a time.
+  b.SetInsertPoint(head);
+  PHINode *i = b.CreatePHI(cg_.i32, 3, "csum.i");
+  PHINode *sum = b.CreatePHI(cg_.i64, 3, "csum.sum");
+  i->addIncoming(j, bigHead);
+  sum->addIncoming(bigSum, bigHead);
+  i->addIncoming(j, big);
+  sum->addIncoming(bigSum, big);
+  // The bound the verifier follows: i grows by 64 up to kMaxSumBytes.
+  b.CreateCondBr(b.CreateICmpULT(i, len), chunk, end);
+  b.SetInsertPoint(chunk);
+  Value *rest = b.CreateSub(len, i);
+  Value *size = b.CreateSelect(b.CreateICmpUGT(rest, b.getInt32(kSumChunk)),
+                               b.getInt32(kSumChunk), rest);
+  // 1..64 in a form the verifier can bound.
+  size = b.CreateAdd(
+      b.CreateAnd(b.CreateSub(size, b.getInt32(1)), b.getInt32(kSumChunk - 1)),
+      b.getInt32(1));
+  b.CreateMemSet(buf, b.getInt8(0), kSumChunk, MaybeAlign(8));
+  Value *rc = cg_.callHelper(XdpLoadBytes, cg_.i64,
+                             {ctx_, b.CreateAdd(off, i), buf, size});
+  cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), wrong, "csum.copied");
+  backEdge(i, sum, partial(buf, kSumChunk), kSumChunk, head);
+  b.SetInsertPoint(end);
+  b.CreateRet(b.CreateZExt(sumIsRight(cg_, sum), cg_.i32));
 }
+
+namespace {
+
+Value *pseudoSum(Codegen &cg, Packet &pk, Value *len) {
+  IRBuilder<> &b = cg.b;
+  // Every word as loaded (little-endian): the one's complement sum does not
+  // depend on the byte order as long as it is the same for every word.
+  auto halves = [&](Value *v32) {
+    Value *v = b.CreateZExt(v32, cg.i64);
+    return b.CreateAdd(b.CreateAnd(v, b.getInt64(0xffff)),
+                       b.CreateLShr(v, b.getInt64(16)));
+  };
+  Value *len64 = b.CreateZExt(len, cg.i64);
+  Value *sum = b.getInt64(0);
+  if (pk.v6)
+    for (unsigned w = 0; w < 4; ++w)
+      sum = b.CreateAdd(
+          sum, b.CreateAdd(halves(pk.saddr6[w]), halves(pk.daddr6[w])));
+  else
+    sum = b.CreateAdd(halves(pk.saddrRaw), halves(pk.daddrRaw));
+  sum = b.CreateAdd(sum,
+                    b.CreateShl(b.CreateZExt(pk.proto, cg.i64), b.getInt64(8)));
+  return b.CreateAdd(
+      sum, b.CreateOr(
+               b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)), b.getInt64(8)),
+               b.CreateLShr(len64, b.getInt64(8))));
+}
+
+Value *sumIsRight(Codegen &cg, Value *sum) {
+  IRBuilder<> &b = cg.b;
+  Value *f = sum;
+  for (int k = 0; k < 4; ++k)
+    f = b.CreateAdd(b.CreateAnd(f, b.getInt64(0xffff)),
+                    b.CreateLShr(f, b.getInt64(16)));
+  return b.CreateICmpEQ(f, b.getInt64(0xffff));
+}
+
+} // namespace
 
 /// The transport bytes are copied (bpf_xdp_load_bytes) into a zeroed
 /// 64-byte stack buffer and all 32 of its words summed, without a branch
@@ -603,77 +940,46 @@ Value *CtLowering::l4ChecksumOk(Packet &pk, Value *len, BasicBlock *unknown) {
 /// range), and it would then follow the whole rest of the program once
 /// for each. Zero padding adds nothing to the sum, and an odd last byte
 /// is padded with zero as RFC 1071 pads it.
-// The parameter keeps the member's name: the body is CtLowering's own.
-Value *transportChecksumOk(Codegen &cg_, Packet &pk, Value *len,
-                           BasicBlock *unknown, bool withPseudo) {
-  IRBuilder<> &b = cg_.b;
+Value *transportChecksumOk(Codegen &cg, Packet &pk, Value *len,
+                           BasicBlock *unknown) {
+  IRBuilder<> &b = cg.b;
   constexpr unsigned kMaxBytes = 64;
-  // Every word as loaded (little-endian): the one's complement sum does not
-  // depend on the byte order as long as it is the same for every word.
-  auto halves = [&](Value *v32) {
-    Value *v = b.CreateZExt(v32, cg_.i64);
-    return b.CreateAdd(b.CreateAnd(v, b.getInt64(0xffff)),
-                       b.CreateLShr(v, b.getInt64(16)));
-  };
-  Value *len64 = b.CreateZExt(len, cg_.i64);
-  // IPv6 (RFC 8200 8.1): the addresses, a 32-bit length (below 64 KiB here,
-  // so its upper half adds nothing) and the next header.
-  Value *pseudo = b.getInt64(0);
-  if (!withPseudo) {
-    // ICMP: no pseudo header.
-  } else if (pk.v6)
-    for (unsigned w = 0; w < 4; ++w)
-      pseudo = b.CreateAdd(
-          pseudo, b.CreateAdd(halves(pk.saddr6[w]), halves(pk.daddr6[w])));
-  else
-    pseudo = b.CreateAdd(halves(pk.saddrRaw), halves(pk.daddrRaw));
-  if (withPseudo) {
-    pseudo = b.CreateAdd(
-        pseudo, b.CreateShl(b.CreateZExt(pk.proto, cg_.i64), b.getInt64(8)));
-    pseudo = b.CreateAdd(
-        pseudo, b.CreateOr(b.CreateShl(b.CreateAnd(len64, b.getInt64(0xff)),
-                                       b.getInt64(8)),
-                           b.CreateLShr(len64, b.getInt64(8))));
-  }
-  BasicBlock *fits = cg_.block("csum.fits");
-  BasicBlock *fold = cg_.block("csum.fold");
+  Value *len64 = b.CreateZExt(len, cg.i64);
+  Value *pseudo = pseudoSum(cg, pk, len);
+  BasicBlock *fits = cg.block("csum.fits");
+  BasicBlock *fold = cg.block("csum.fold");
   BasicBlock *entry = b.GetInsertBlock();
   Value *inBuf = b.CreateAnd(b.CreateICmpULE(len, b.getInt32(kMaxBytes)),
                              b.CreateICmpNE(len, b.getInt32(0)));
   b.CreateCondBr(inBuf, fits, fold);
 
   b.SetInsertPoint(fits);
-  if (!cg_.csumBuf)
-    cg_.csumBuf =
-        cg_.stackSlot(ArrayType::get(cg_.i8, kMaxBytes), 8, "csum.buf");
-  AllocaInst *buf = cg_.csumBuf;
+  if (!cg.csumBuf)
+    cg.csumBuf = cg.stackSlot(ArrayType::get(cg.i8, kMaxBytes), 8, "csum.buf");
+  AllocaInst *buf = cg.csumBuf;
   b.CreateMemSet(buf, b.getInt8(0), kMaxBytes, MaybeAlign(8));
-  Value *off = b.CreateSub(b.CreatePtrToInt(pk.l4, cg_.i64),
-                           b.CreatePtrToInt(cg_.data, cg_.i64));
+  Value *off = b.CreateSub(b.CreatePtrToInt(pk.l4, cg.i64),
+                           b.CreatePtrToInt(cg.data, cg.i64));
   // A size the verifier can bound: 1..64 (len is already in that range).
   Value *size = b.CreateAdd(
       b.CreateAnd(b.CreateSub(len64, b.getInt64(1)), b.getInt64(kMaxBytes - 1)),
       b.getInt64(1));
-  Value *rc = cg_.callHelper(XdpLoadBytes, cg_.i64,
-                             {cg_.fn->getArg(0), b.CreateTrunc(off, cg_.i32),
-                              buf, b.CreateTrunc(size, cg_.i32)});
-  cg_.require(b.CreateICmpEQ(rc, b.getInt64(0)), unknown, "csum.copied");
+  Value *rc = cg.callHelper(XdpLoadBytes, cg.i64,
+                            {cg.fn->getArg(0), b.CreateTrunc(off, cg.i32), buf,
+                             b.CreateTrunc(size, cg.i32)});
+  cg.require(b.CreateICmpEQ(rc, b.getInt64(0)), unknown, "csum.copied");
   Value *sum = pseudo;
   for (unsigned i = 0; i < kMaxBytes / 2; ++i)
     sum = b.CreateAdd(
-        sum, b.CreateZExt(b.CreateLoad(cg_.i16, cg_.at(buf, 2 * i)), cg_.i64));
+        sum, b.CreateZExt(b.CreateLoad(cg.i16, cg.at(buf, 2 * i)), cg.i64));
   BasicBlock *summed = b.GetInsertBlock();
   b.CreateBr(fold);
 
   b.SetInsertPoint(fold);
-  PHINode *s = b.CreatePHI(cg_.i64, 2, "csum");
+  PHINode *s = b.CreatePHI(cg.i64, 2, "csum");
   s->addIncoming(b.getInt64(0), entry); // not checked: never 0xffff
   s->addIncoming(sum, summed);
-  Value *f = s;
-  for (int k = 0; k < 3; ++k)
-    f = b.CreateAdd(b.CreateAnd(f, b.getInt64(0xffff)),
-                    b.CreateLShr(f, b.getInt64(16)));
-  return b.CreateICmpEQ(f, b.getInt64(0xffff));
+  return sumIsRight(cg, s);
 }
 
 } // namespace r2x::backend

@@ -13,10 +13,17 @@
 /// rewrites the packet at nat PREROUTING and whether the nat table runs for
 /// it (emitNatGate()).
 ///
-/// The per-packet result is an i32 on the stack: 0 before the lookup, else
-/// 0x80 | the possible states (ir::CtNew ...; none: not known) | ir::CtSnat
-/// and ir::CtDnat of the entry found | 0x100 when an entry was found |
-/// 0x200 when that entry may be replaced by a new one (a TCP SYN).
+/// The lookup itself is a global function per family (r2x_ct4_lookup,
+/// r2x_ct6_lookup): the verifier checks it once, on its own, and each state
+/// match costs the program one call, made at most once per packet. Its
+/// result, kept in an i32 on the stack: 0 before the lookup, else 0x80 |
+/// the possible states (ir::CtNew ...; none: not known) | ir::CtSnat and
+/// ir::CtDnat of the entry found | 0x100 when an entry was found | 0x200
+/// when that entry may be replaced by a new one (a TCP SYN) | 0x400 when
+/// the kernel would also find the packet INVALID if its checksum is wrong,
+/// which has not been checked yet. The checksum (the whole message, not
+/// only its first bytes) is another global function (r2x_ct4_sum,
+/// r2x_ct6_sum), called only where its answer changes a decision.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -24,6 +31,7 @@
 #include "compiler/backend/PacketParser.h"
 #include "compiler/ir/IR.h"
 
+#include <memory>
 #include <vector>
 
 namespace r2x::backend {
@@ -34,6 +42,10 @@ public:
   /// `helper`: the ruleset can attach a conntrack helper, so a packet
   /// without an entry may also be RELATED.
   CtLowering(Codegen &cg, BtfBuilder &btf, bool helper);
+  ~CtLowering();
+
+  /// The kernel functions and types the lookup uses (Conntrack.cpp).
+  struct Decls;
 
   /// At the start of a family's path: not looked up yet.
   void begin();
@@ -61,61 +73,30 @@ public:
                    llvm::BasicBlock *skipNat, llvm::BasicBlock *pass);
 
 private:
-  /// What tcp_error() or udp_error() leaves for the lookup.
-  struct Transport {
-    llvm::Value *ports;    ///< i32 source and destination port, raw
-    llvm::Value *flags;    ///< i32 TCP flags (0 for UDP)
-    llvm::Value *sumOk;    ///< i1 the checksum is known to be right
-    llvm::BasicBlock *end; ///< where its checks end
-  };
-  /// The blocks a lookup ends in: not known, INVALID whatever conntrack
-  /// holds, and the join after the lookup.
-  struct Exits {
-    llvm::BasicBlock *unknown, *invalid, *done;
-  };
-
+  /// The packet's result (the file comment), looked up if not yet.
   llvm::Value *states(Packet &pk, llvm::Value *ctx);
-  void emitLookup(Packet &pk, llvm::Value *ctx, llvm::BasicBlock *done);
-  void finish(llvm::Value *states, llvm::BasicBlock *done);
-  void icmpError(Packet &pk, llvm::Value *ctx, llvm::Value *len,
-                 const Exits &x);
-  Transport tcpError(Packet &pk, llvm::Value *len, const Exits &x);
-  Transport udpError(Packet &pk, llvm::Value *len, const Exits &x);
-  /// An address as i32 words on the wire: one (IPv4) or four (IPv6).
-  using Words = std::vector<llvm::Value *>;
-  /// `saddr` and `daddr`, when given, replace the packet's own addresses
-  /// (an ICMP error's quoted tuple, inverted).
-  llvm::Value *lookup(Packet &pk, llvm::Value *ctx, llvm::Value *ports,
-                      llvm::Value *isTcp, llvm::AllocaInst *&opts,
-                      const Words &saddr = {}, const Words &daddr = {});
-  void icmp6Error(Packet &pk, llvm::Value *ctx, llvm::Value *len,
-                  const Exits &x);
-  void quotedLookup(Packet &pk, llvm::Value *ctx, llvm::Value *inner,
-                    uint64_t innerHlen, llvm::Value *isTcp, const Words &qsrc,
-                    const Words &qdst, const Exits &x);
-  llvm::Value *natBitsOf(llvm::Value *status);
-  void onHit(llvm::Value *ct, llvm::AllocaInst *opts, llvm::Value *isTcp,
-             llvm::Value *synOnly, llvm::Value *sumOk, const Exits &x);
-  void onMiss(llvm::AllocaInst *opts, llvm::Value *isTcp, llvm::Value *synOnly,
-              llvm::Value *ackOnly, llvm::Value *sumOk, const Exits &x);
-  llvm::Value *l4ChecksumOk(Packet &pk, llvm::Value *len,
-                            llvm::BasicBlock *unknown);
+  /// `st` with the checksum settled (0x400 cleared; INVALID added when
+  /// it is wrong) when `need` (i1) holds; stored back for later sites.
+  llvm::Value *settleSum(Packet &pk, llvm::Value *ctx, llvm::Value *st,
+                         llvm::Value *need);
+  /// The family's lookup (`sum` false) or checksum function.
+  llvm::Function *function(bool v6, bool sum);
+  /// Bytes from `data` to the packet's network header (i64).
+  llvm::Value *l3Offset(Packet &pk);
 
   Codegen &cg_;
+  BtfBuilder &btf_;
   bool helper_;
-  llvm::Function *lookupFn_ = nullptr, *releaseFn_ = nullptr;
-  llvm::DICompositeType *nfConnDi_ = nullptr, *optsDi_ = nullptr;
-  llvm::StructType *nfConnTy_ = nullptr, *optsTy_ = nullptr;
-  llvm::AllocaInst *slot_ = nullptr; ///< the per-packet states (above)
-  /// bpf_sock_tuple (IPv6-sized) and bpf_ct_opts, shared by every lookup.
-  llvm::AllocaInst *tuple_ = nullptr, *opts_ = nullptr;
+  std::unique_ptr<Decls> k_;
+  llvm::AllocaInst *slot_ = nullptr; ///< the per-packet result (above)
+  llvm::Function *fns_[2][2] = {};   ///< [v6][sum]
 };
 
 /// The one's complement sum of the pseudo header and the transport bytes
 /// (`len`, at most 64 of them; more: false), i1 true when it is right; a
-/// byte outside the frame goes to `unknown`. Without `pseudo` the bytes
-/// alone (ICMP's checksum).
+/// byte outside the frame goes to `unknown`. Inline, for REJECT's RST
+/// (the state matches use their checksum function instead).
 llvm::Value *transportChecksumOk(Codegen &cg, Packet &pk, llvm::Value *len,
-                                 llvm::BasicBlock *unknown, bool pseudo = true);
+                                 llvm::BasicBlock *unknown);
 
 } // namespace r2x::backend

@@ -11,7 +11,9 @@
 #   - SYNs to a port the firewall blocks are dropped by XDP: XDP's INPUT
 #     policy counter grows by their number, the kernel's does not move;
 #   - UDP: datagrams opening a connection to a blocked port are dropped by
-#     XDP; the answer to a connection B opened is handed over and arrives;
+#     XDP, 1200-byte ones too (XDP sums the whole datagram), but not those
+#     with a wrong checksum (INVALID to the kernel: handed over); the answer
+#     to a connection B opened is handed over and arrives;
 #   - SYN+FIN and a bare FIN (invalid flag combinations: INVALID whatever
 #     conntrack holds) are dropped by XDP at the INVALID rule;
 #   - a bare ACK without a connection (NEW if nf_conntrack_tcp_loose, else
@@ -22,8 +24,8 @@
 #     ESTABLISHED rule: conntrack holds its entry, which the kernel's RST
 #     updates, so XDP hands the segment over instead of sending the RST
 #     itself (B forwards, A sends full checksums and the segment is short
-#     enough for XDP to verify its sum, so nothing else stops XDP's RST): A's connection is reset, the kernel counts the REJECT,
-#     XDP does not. Without that "no entry" gate XDP sends the RST and
+#     enough for XDP to verify its sum, so nothing else stops XDP's RST):
+#     A's connection is reset, the kernel counts the REJECT, XDP does not. Without that "no entry" gate XDP sends the RST and
 #     counts it, and this fails.
 # Then XDP is unloaded and every crafted batch is sent again: the kernel
 # alone must count each batch on the same rule XDP counted it on.
@@ -192,6 +194,22 @@ r2x_wait_for policy_reached "$N" || true
 snapshot after
 check "new UDP to :7000 dropped by XDP" "$((after_XP - before_XP))" "$N"
 check "new UDP to :7000 counted by the kernel" "$((after_KP - before_KP))" 0
+# The same with 1200 bytes: XDP verifies the whole checksum (NEW for
+# certain) and drops; with a wrong one the kernel finds them INVALID, which
+# XDP hands over.
+snapshot before
+in_a "$PY" "$PEER" craft bigudp 7000 "$N" >/dev/null || die "crafting UDP failed"
+r2x_wait_for policy_reached "$N" || true
+snapshot after
+check "new 1200-byte UDP to :7000 dropped by XDP" "$((after_XP - before_XP))" "$N"
+check "new 1200-byte UDP to :7000 counted by the kernel" "$((after_KP - before_KP))" 0
+snapshot before
+in_a "$PY" "$PEER" craft badudp 7000 "$N" >/dev/null || die "crafting UDP failed"
+kern_invalid() { [ "$(kern_rule /INVALID/)" -ge $((before_KI + N)) ]; }
+r2x_wait_for kern_invalid || true
+snapshot after
+check "1200-byte UDP with a wrong checksum: the kernel's INVALID rule" "$((after_KI - before_KI))" "$N"
+check "1200-byte UDP with a wrong checksum counted by XDP" "$((after_XP - before_XP + after_XI - before_XI))" 0
 mkfifo "$TMP/udp.ready"
 exec {ufd}<>"$TMP/udp.ready"
 ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/udp.ready" 7001 \
@@ -238,7 +256,6 @@ check "bare ACKs counted by XDP" "$((after_XP - before_XP + after_XI - before_XI
 # does not assume: handed over, dropped by the kernel's INVALID rule.
 snapshot before
 in_a "$PY" "$PEER" craft badsyn 80 "$N" >/dev/null || die "crafting failed"
-kern_invalid() { [ "$(kern_rule /INVALID/)" -ge $((before_KI + N)) ]; }
 r2x_wait_for kern_invalid || true
 snapshot after
 check "SYNs with a wrong checksum: the kernel's INVALID rule" "$((after_KI - before_KI))" "$N"
@@ -306,7 +323,8 @@ r2x_reaped "$IE"
 check "B's UDP flow $B2:7300 -> A:7101 answered" "$ASK" answered
 # kind, quoted flow's source port, the rule that must count the batch,
 # and who counts it (xdp: XDP decided; kernel: handed over).
-ICMP_SPECS=("host 7100 $HOST_RULE xdp" "port 7200 /INVALID/ xdp"
+ICMP_SPECS=("host 7100 $HOST_RULE xdp" "longhost 7100 $HOST_RULE xdp"
+  "port 7200 /INVALID/ xdp"
   "short 7100 /INVALID/ xdp" "wrongdst 7300 /INVALID/ xdp"
   "badsum 7100 /INVALID/ kernel"
   "port 7100 /RELATED,ESTABLISHED/ kernel")
@@ -329,7 +347,8 @@ done
 
 # The reference: the kernel alone, for the batches XDP decided.
 r2x_b --unload veth-b || die "rule2xdp --unload failed"
-for spec in "syn 80 policy" "udp 7000 policy" "synfin 2222 INVALID" "fin 2222 INVALID"; do
+for spec in "syn 80 policy" "udp 7000 policy" "bigudp 7000 policy" \
+  "synfin 2222 INVALID" "fin 2222 INVALID"; do
   read -r kind port where <<<"$spec"
   before=$( ([ "$where" = policy ] && kern_policy) || kern_rule /INVALID/)
   in_a "$PY" "$PEER" craft "$kind" "$port" "$N" >/dev/null || die "crafting failed"

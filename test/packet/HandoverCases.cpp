@@ -222,8 +222,18 @@ void handoverCases(Harness &h) {
                    syn(80).withTcpFlags(0x10), kPass, {});
   h.expectHandover(c + "bad-checksum-handed-over", kConntrack,
                    syn(80).badChecksum(), kPass, {});
-  h.expectHandover(c + "long-segment-unverified-handed-over", kConntrack,
-                   syn(80).payload(45), kPass, {});
+  // The whole message is summed, up to 1480 bytes: NEW for certain.
+  h.expectHandover(c + "long-segment-verified-policy-drop", kConntrack,
+                   syn(80).payload(45), kDrop, {3});
+  h.expectHandover(c + "1400-byte-segment-verified-policy-drop", kConntrack,
+                   syn(80).payload(1400), kDrop, {3});
+  h.expectHandover(c + "1400-byte-udp-verified-policy-drop", kConntrack,
+                   udp(7000).payload(1400), kDrop, {3});
+  h.expectHandover(c + "1400-byte-udp-bad-checksum-handed-over", kConntrack,
+                   udp(7000).payload(1400).badChecksum(), kPass, {});
+  // Longer: not summed, the kernel's.
+  h.expectHandover(c + "1500-byte-segment-unsummed-handed-over", kConntrack,
+                   syn(80).payload(1500), kPass, {});
   h.expectHandover(c + "udp-bad-checksum-handed-over", kConntrack,
                    udp(7000).badChecksum(), kPass, {});
   h.expectHandover(c + "icmp-handed-over", kConntrack,
@@ -262,6 +272,10 @@ void handoverCases(Harness &h) {
                    {});
   h.expectHandover(c + "v6-syn-fin-invalid", kConntrack6,
                    syn6(80).withTcpFlags(0x03), kDrop, {1});
+  h.expectHandover(c + "v6-1400-byte-udp-verified-policy-drop", kConntrack6,
+                   udp6(7000).payload(1400), kDrop, {3});
+  h.expectHandover(c + "v6-1400-byte-udp-bad-checksum-handed-over", kConntrack6,
+                   udp6(7000).payload(1400).badChecksum(), kPass, {});
   h.expectHandover(c + "v6-bad-checksum-handed-over", kConntrack6,
                    udp6(7000).badChecksum(), kPass, {});
   h.expectHandover(c + "v6-bare-ack-handed-over", kConntrack6,

@@ -12,9 +12,10 @@
   craft KIND DPORT COUNT    (in A) sends COUNT crafted packets to 10.1.0.2
                             with scapy: syn, synfin, fin, ack (TCP flags,
                             source port 40000 + i) or udp (source port
-                            41000 + i, 10 bytes); checksums are right,
-                            except for kind badsyn (a SYN whose TCP
-                            checksum is off by one)
+                            41000 + i, 10 bytes), bigudp (the same with
+                            1200 bytes); checksums are right, except for
+                            kinds badsyn (a SYN whose TCP checksum is off
+                            by one) and badudp (bigudp's, off by one)
   icmp KIND SPORT DPORT COUNT
                             (in A) sends COUNT ICMP errors to
                             10.1.0.2 about a UDP datagram 10.1.0.2:SPORT ->
@@ -24,7 +25,9 @@
                             after 2 bytes of the UDP header), badsum (port
                             unreachable, ICMP checksum off by one),
                             wrongdst (port unreachable quoting a datagram
-                            from 10.1.0.3, B's other address); over IPv6
+                            from 10.1.0.3, B's other address), longhost
+                            (host, quoting 1000 bytes of the datagram: a
+                            message longer than XDP used to sum); over IPv6
                             ICMPv6 address (for host) and port unreachable
 With R2X_CT_FAMILY=6 the same over IPv6: fd00::1 for 10.1.0.1, fd00::2 for
 10.1.0.2; craft then sends frames on veth-a to R2X_CT_DST_MAC.
@@ -107,8 +110,13 @@ def craft(kind, dport, count):
     pkts = []
     for i in range(count):
         ip = IPv6(src=A, dst=B) if V6 else IP(src=A, dst=B)
-        if kind == "udp":
-            pkts.append(ip / UDP(sport=41000 + i, dport=dport) / Raw(b"0123456789"))
+        if kind in ("udp", "bigudp", "badudp"):
+            data = b"0123456789" if kind == "udp" else bytes(1200)
+            p = ip / UDP(sport=41000 + i, dport=dport) / Raw(data)
+            if kind == "badudp":
+                p = (IPv6 if V6 else IP)(bytes(p))
+                p[UDP].chksum = (p[UDP].chksum % 0xFFFF) + 1
+            pkts.append(p)
         else:
             p = ip / TCP(sport=40000 + i, dport=dport, flags=flags[kind],
                          seq=1000 + i)
@@ -135,15 +143,17 @@ def icmp(kind, sport, dport, count):
     qsrc = (B2 if kind == "wrongdst" else B)
     ip = IPv6 if V6 else IP
     quoted = bytes(ip(src=qsrc, dst=A) / UDP(sport=sport, dport=dport) /
-                   Raw(b"abcd"))
+                   Raw(b"abcd" * (250 if kind == "longhost" else 1)))
     if kind == "short":
         quoted = quoted[:(40 if V6 else 20) + 2]
     if V6:
         # address unreachable (3) stands for host unreachable, port (4)
-        code = {"port": 4, "host": 3, "short": 4, "badsum": 4, "wrongdst": 4}[kind]
+        code = {"port": 4, "host": 3, "longhost": 3, "short": 4, "badsum": 4,
+                "wrongdst": 4}[kind]
         err = ICMPv6DestUnreach(code=code)
     else:
-        code = {"port": 3, "host": 1, "short": 3, "badsum": 3, "wrongdst": 3}[kind]
+        code = {"port": 3, "host": 1, "longhost": 1, "short": 3, "badsum": 3,
+                "wrongdst": 3}[kind]
         err = ICMP(type=3, code=code)
     pkts = []
     for _ in range(count):
