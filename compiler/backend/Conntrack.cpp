@@ -66,6 +66,12 @@ constexpr uint32_t kSumUnchecked = 0x400;
 /// The checksum function sums the transport bytes up to a 1500-byte MTU's
 /// IPv4 payload; a longer message's sum is not known.
 constexpr uint32_t kSumChunk = 64, kMaxSumBytes = 1480;
+/// The entry's direction is known and its tuple is the packet's; that
+/// direction is REPLY; where the entry's first four status bits sit.
+constexpr uint32_t kTupleKnown = 0x800, kReply = 0x1000, kStatusShift = 16;
+/// nf_conn's status bits --ctstatus names (EXPECTED, SEEN_REPLY, ASSURED,
+/// CONFIRMED).
+constexpr uint32_t kIpsAssured = 4, kIpsNamed = 0xf;
 /// What bpf_csum_diff() sums at most in one call.
 constexpr uint32_t kSumBlock = 512;
 static_assert(ir::CtSnat == 1u << kCtSnatShift &&
@@ -204,43 +210,172 @@ void CtLowering::begin() {
 /// false when none does, else the packet is handed over (the kernel
 /// evaluates the match).
 void CtLowering::emitMatch(Packet &pk, Value *ctx, const ir::Match::CtState &c,
-                           bool negated, BasicBlock *noMatch,
-                           BasicBlock *pass) {
+                           bool negated, BasicBlock *noMatch, BasicBlock *pass,
+                           const TupleFacts &t) {
   IRBuilder<> &b = cg_.b;
   Value *mask = b.getInt32(c.mask);
-  // xt_conntrack adds SNAT/DNAT to the state of a packet with a conntrack
-  // entry (every state but INVALID).
-  auto decide = [&](Value *st) {
-    Value *poss = b.CreateAnd(st, b.getInt32(kStates));
-    Value *nat = b.CreateAnd(st, b.getInt32(ir::CtSnat | ir::CtDnat));
-    Value *hit = b.CreateAnd(poss, mask);
-    Value *natHit = b.CreateICmpNE(b.CreateAnd(nat, mask), b.getInt32(0));
-    hit = b.CreateSelect(
-        natHit, b.CreateOr(hit, b.CreateAnd(poss, b.getInt32(~ir::CtInvalid))),
-        hit);
-    return std::pair{b.CreateICmpEQ(hit, poss),
-                     b.CreateICmpEQ(hit, b.getInt32(0))};
-  };
   Value *st = states(pk, ctx);
+  // conntrack_mt(): the state first; then, for a packet with an entry
+  // (every state but INVALID), the other options. Without an entry the
+  // match holds exactly when --ctstate is given and holds.
+  auto [restKnown, restTrue] =
+      c.hasOptions() ? entryOptions(pk, st, c, t, pass)
+                     : std::pair<Value *, Value *>{b.getTrue(), b.getTrue()};
+  const bool invalidTrue =
+      c.hasState && (((c.mask & ir::CtInvalid) != 0) != negated);
+  // The states (one world each) in which the match is true: all of them
+  // (true), none (false), or the packet is handed over. `unknown`: some
+  // world with an entry passes the state but the rest is not known.
+  auto decide = [&](Value *s) {
+    Value *poss = b.CreateAnd(s, b.getInt32(kStates));
+    Value *stateTrue = poss;
+    if (c.hasState) {
+      // xt_conntrack adds SNAT/DNAT to the state of a packet with an entry.
+      Value *nat = b.CreateAnd(s, b.getInt32(ir::CtSnat | ir::CtDnat));
+      Value *hit = b.CreateAnd(poss, mask);
+      Value *natHit = b.CreateICmpNE(b.CreateAnd(nat, mask), b.getInt32(0));
+      hit = b.CreateSelect(
+          natHit,
+          b.CreateOr(hit, b.CreateAnd(poss, b.getInt32(~ir::CtInvalid))), hit);
+      stateTrue = negated ? b.CreateAnd(poss, b.CreateNot(hit)) : hit;
+    }
+    Value *withEntry = b.CreateAnd(stateTrue, b.getInt32(~ir::CtInvalid));
+    Value *truth = b.CreateOr(
+        b.CreateAnd(stateTrue, b.getInt32(invalidTrue ? ir::CtInvalid : 0)),
+        b.CreateSelect(restTrue, withEntry, b.getInt32(0)));
+    Value *unknown = b.CreateAnd(b.CreateNot(restKnown),
+                                 b.CreateICmpNE(withEntry, b.getInt32(0)));
+    return std::tuple{b.CreateICmpEQ(truth, poss),
+                      b.CreateICmpEQ(truth, b.getInt32(0)), unknown};
+  };
   // An unchecked checksum matters when the states decide the match and an
-  // added INVALID would undo that: all of them meet the mask and INVALID
-  // does not, or none does and INVALID does.
-  auto [all0, none0] = decide(st);
+  // added INVALID would undo that: all of them meet it and INVALID would
+  // not, or none does and INVALID would.
+  auto [all0, none0, unknown0] = decide(st);
   Value *unchecked =
       b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kSumUnchecked)), b.getInt32(0));
-  st = settleSum(
-      pk, ctx, st,
-      b.CreateAnd(unchecked, (c.mask & ir::CtInvalid) ? none0 : all0));
+  st = settleSum(pk, ctx, st,
+                 b.CreateAnd(b.CreateAnd(unchecked, b.CreateNot(unknown0)),
+                             invalidTrue ? none0 : all0));
   cg_.require(
       b.CreateICmpNE(b.CreateAnd(st, b.getInt32(kStates)), b.getInt32(0)), pass,
       "ct.known");
-  auto [all, none] = decide(st);
+  auto [all, none, unknown] = decide(st);
+  cg_.require(b.CreateNot(unknown), pass, "ct.options_known");
   BasicBlock *matched = cg_.block("ct.match");
   BasicBlock *check = cg_.block("ct.check");
-  b.CreateCondBr(negated ? none : all, matched, check);
+  b.CreateCondBr(all, matched, check);
   b.SetInsertPoint(check);
-  b.CreateCondBr(negated ? all : none, noMatch, pass);
+  b.CreateCondBr(none, noMatch, pass);
   b.SetInsertPoint(matched);
+}
+
+/// The entry's tuples follow from the packet's and the direction
+/// (ORIGINAL: the packet's is the original tuple, the reply tuple its
+/// inverse; REPLY the other way round) where the program knows them: the
+/// lookup was the packet's own, XDP has not translated the packet, and the
+/// tuple not read from the packet is its inverse (the entry has no NAT
+/// binding; for a new connection, none can be made before the filter).
+/// --ctstatus: the entry's bits as looked up, SEEN_REPLY for a reply (this
+/// packet sets it), and ASSURED unknown unless set already (this packet may
+/// set it); a new connection has none of them (without a helper, which
+/// could make it EXPECTED).
+std::pair<Value *, Value *>
+CtLowering::entryOptions(Packet &pk, Value *st, const ir::Match::CtState &c,
+                         const TupleFacts &t, BasicBlock *pass) {
+  IRBuilder<> &b = cg_.b;
+  auto bit = [&](uint32_t m) {
+    return b.CreateICmpNE(b.CreateAnd(st, b.getInt32(m)), b.getInt32(0));
+  };
+  Value *tupleKnown = t.fromPacket ? bit(kTupleKnown) : b.getFalse();
+  Value *reply = bit(kReply), *found = bit(kFound);
+  Value *noNat = b.CreateNot(bit(ir::CtSnat | ir::CtDnat));
+  Value *known = b.getTrue(), *holds = b.getTrue();
+  auto test = [&](Value *k, Value *h) {
+    known = b.CreateAnd(known, k);
+    holds = b.CreateAnd(holds, h);
+  };
+  if (c.reply)
+    test(tupleKnown, *c.reply ? reply : b.CreateNot(reply));
+  if (c.proto)
+    test(tupleKnown,
+         b.CreateXor(b.CreateICmpEQ(pk.proto, b.getInt8(c.proto->proto)),
+                     b.getInt1(c.proto->negated)));
+  Value *ports = nullptr; // raw, as loaded: source port in the low half
+  for (unsigned f = 0; f < 4; ++f) {
+    const auto &addr = c.addrs[f];
+    const auto &port = c.ports[f];
+    if (!addr && !port)
+      continue;
+    const bool orig = f == ir::Match::CtOrigSrc || f == ir::Match::CtOrigDst;
+    // The tuple that is not the packet's is its inverse only without NAT.
+    Value *tk = b.CreateAnd(
+        tupleKnown, orig
+                        ? b.CreateOr(b.CreateNot(reply), noNat)
+                        : b.CreateOr(reply, b.CreateAnd(noNat, t.missReplyKnown
+                                                                   ? b.getTrue()
+                                                                   : found)));
+    // The packet's source, or its destination.
+    Value *fromSrc = b.CreateXor(
+        b.getInt1(f == ir::Match::CtOrigSrc || f == ir::Match::CtReplDst),
+        reply);
+    if (addr) {
+      const ir::Match::Address &a = addr->addr;
+      Value *in = b.getTrue();
+      if (pk.v6) {
+        for (unsigned w = 0; w < 4; ++w) {
+          uint32_t net = 0, m = 0;
+          for (unsigned k = 0; k < 4; ++k) {
+            net |= uint32_t(a.net6[4 * w + k]) << (8 * k);
+            m |= uint32_t(a.mask6[4 * w + k]) << (8 * k);
+          }
+          Value *v = b.CreateSelect(fromSrc, pk.saddr6[w], pk.daddr6[w]);
+          in = b.CreateAnd(in, b.CreateICmpEQ(b.CreateAnd(v, b.getInt32(m)),
+                                              b.getInt32(net)));
+        }
+      } else {
+        Value *v = b.CreateSelect(fromSrc, pk.saddr, pk.daddr);
+        in = b.CreateICmpEQ(b.CreateAnd(v, b.getInt32(a.mask)),
+                            b.getInt32(a.net & a.mask));
+      }
+      test(tk, b.CreateXor(in, b.getInt1(addr->negated)));
+    }
+    if (port) {
+      if (!ports) {
+        // A TCP or UDP packet's own lookup read its ports already.
+        cg_.needBytes(pk.l4, 4, pass, "ct.ports");
+        ports = b.CreateLoad(cg_.i32, pk.l4);
+      }
+      Value *raw = b.CreateSelect(fromSrc, b.CreateAnd(ports, 0xffff),
+                                  b.CreateLShr(ports, 16));
+      Value *p =
+          b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateTrunc(raw, cg_.i16));
+      Value *in = b.CreateAnd(b.CreateICmpUGE(p, b.getInt16(port->lo)),
+                              b.CreateICmpULE(p, b.getInt16(port->hi)));
+      test(tk, b.CreateXor(in, b.getInt1(port->negated)));
+    }
+  }
+  if (c.status) {
+    Value *bits = b.CreateOr(
+        b.CreateAnd(b.CreateLShr(st, b.getInt32(kStatusShift)),
+                    b.getInt32(kIpsNamed)),
+        b.CreateSelect(reply, b.getInt32(kIpsSeenReply), b.getInt32(0)));
+    uint32_t m = c.status->mask;
+    Value *hit =
+        b.CreateICmpNE(b.CreateAnd(bits, b.getInt32(m)), b.getInt32(0));
+    // ASSURED may be set by this very packet (a found entry's).
+    Value *maybe =
+        (m & kIpsAssured)
+            ? b.CreateAnd(found, b.CreateICmpEQ(
+                                     b.CreateAnd(bits, b.getInt32(kIpsAssured)),
+                                     b.getInt32(0)))
+            : b.getFalse();
+    Value *k = b.CreateAnd(
+        b.CreateAnd(tupleKnown, b.CreateOr(hit, b.CreateNot(maybe))),
+        helper_ ? found : b.getTrue());
+    test(k, b.CreateXor(hit, b.getInt1(c.status->negated)));
+  }
+  return {known, holds};
 }
 
 /// nf_nat_inet_fn() at nat PREROUTING: a packet with a conntrack entry
@@ -762,9 +897,18 @@ void LookupEmitter::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                                       b.CreateICmpNE(natBits, b.getInt32(0)))),
               x.unknown, "ct.hit_known");
   cg_.require(b.CreateOr(hasDir, seenReply), x.unknown, "ct.direction_known");
+  Value *reopen = b.CreateAnd(isTcp, synOnly);
   Value *found =
-      b.CreateSelect(b.CreateAnd(isTcp, synOnly), b.getInt32(kFound | kReopen),
-                     b.getInt32(kFound));
+      b.CreateSelect(reopen, b.getInt32(kFound | kReopen), b.getInt32(kFound));
+  // The direction is known (and a reopened connection would be a new
+  // entry, whose direction and status are not these).
+  Value *tuple =
+      b.CreateOr(b.CreateSelect(b.CreateAnd(hasDir, b.CreateNot(reopen)),
+                                b.getInt32(kTupleKnown), b.getInt32(0)),
+                 b.CreateSelect(reply, b.getInt32(kReply), b.getInt32(0)));
+  found = b.CreateOr(
+      b.CreateOr(found, tuple),
+      b.CreateShl(b.CreateAnd(status, b.getInt32(kIpsNamed)), kStatusShift));
   finish(
       b.CreateOr(b.CreateOr(b.CreateSelect(isTcp, tcpBits, udpBits), natBits),
                  found),
@@ -795,7 +939,10 @@ void LookupEmitter::onMiss(AllocaInst *opts, Value *isTcp, Value *synOnly,
       synOnly, fresh,
       b.CreateSelect(ackOnly, b.CreateOr(fresh, b.getInt32(ir::CtInvalid)),
                      b.getInt32(ir::CtInvalid)));
-  finish(b.CreateSelect(isTcp, tcpNew, fresh), x.done);
+  // The new entry: this packet's tuple, ORIGINAL, no status bits yet.
+  finish(
+      b.CreateOr(b.CreateSelect(isTcp, tcpNew, fresh), b.getInt32(kTupleKnown)),
+      x.done);
 }
 
 /// The whole transport message summed (the checksum function, Conntrack.h):

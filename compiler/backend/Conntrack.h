@@ -21,9 +21,13 @@
 /// ir::CtDnat of the entry found | 0x100 when an entry was found | 0x200
 /// when that entry may be replaced by a new one (a TCP SYN) | 0x400 when
 /// the kernel would also find the packet INVALID if its checksum is wrong,
-/// which has not been checked yet. The checksum (the whole message, not
-/// only its first bytes) is another global function (r2x_ct4_sum,
-/// r2x_ct6_sum), called only where its answer changes a decision.
+/// which has not been checked yet | 0x800 when the entry's direction is
+/// known and its tuple is the packet's (a TCP or UDP packet's own lookup)
+/// | 0x1000 when that direction is REPLY | the entry's IPS_EXPECTED,
+/// IPS_SEEN_REPLY, IPS_ASSURED and IPS_CONFIRMED bits at bits 16 to 19. The
+/// checksum (the whole message, not only its first bytes) is another global
+/// function (r2x_ct4_sum, r2x_ct6_sum), called only where its answer changes a
+/// decision.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -50,12 +54,25 @@ public:
   /// At the start of a family's path: not looked up yet.
   void begin();
 
+  /// What the program knows of a packet's entry beyond its state.
+  struct TupleFacts {
+    /// The packet's fields are still those conntrack saw (XDP has not
+    /// translated it): the entry's tuples follow from them and the
+    /// direction.
+    bool fromPacket = true;
+    /// A new connection's reply tuple is its original one inverted: no nat
+    /// PREROUTING rule and no helper can bind it before the filter.
+    bool missReplyKnown = true;
+  };
   /// A state match reached with every earlier match of its rule true: on to
   /// the next match when it holds, to `noMatch` when it does not, to `pass`
-  /// (the kernel decides) when XDP cannot know.
+  /// (the kernel decides) when XDP cannot know. Besides --ctstate, the
+  /// options of xt_conntrack (ir::Match::CtState) are decided from the
+  /// packet's tuple, its direction and the entry's status where `t` and the
+  /// lookup make them certain.
   void emitMatch(Packet &pk, llvm::Value *ctx, const ir::Match::CtState &c,
                  bool negated, llvm::BasicBlock *noMatch,
-                 llvm::BasicBlock *pass);
+                 llvm::BasicBlock *pass, const TupleFacts &t);
 
   /// REJECT --reject-with tcp-reset: goes on only when the lookup ran and
   /// found no entry (a miss, or a header tcp_error() refuses before any
@@ -83,6 +100,11 @@ private:
   llvm::Function *function(bool v6, bool sum);
   /// Bytes from `data` to the packet's network header (i64).
   llvm::Value *l3Offset(Packet &pk);
+  /// conntrack_mt()'s tests after the state, for a packet with an entry:
+  /// whether they are known (i1) and hold (i1).
+  std::pair<llvm::Value *, llvm::Value *>
+  entryOptions(Packet &pk, llvm::Value *st, const ir::Match::CtState &c,
+               const TupleFacts &t, llvm::BasicBlock *pass);
 
   Codegen &cg_;
   BtfBuilder &btf_;

@@ -1267,7 +1267,13 @@ void XdpCodegen::emitCtState(const ir::Match::CtState &c, bool negated,
     b.SetInsertPoint(cg_.block("unreachable.ct_handover"));
     return;
   }
-  ct_->emitMatch(pk_, ctx_, c, negated, noMatch, pass_);
+  // XDP's own DNAT rewrites the packet before the filter: its fields are no
+  // longer the tuple conntrack saw. A nat PREROUTING rule in the kernel or
+  // a helper may bind a new connection's reply tuple before the filter.
+  CtLowering::TupleFacts t;
+  t.fromPacket = natOf(family_) == nullptr;
+  t.missReplyKnown = !natGate(family_) && p_.ctHelper.empty();
+  ct_->emitMatch(pk_, ctx_, c, negated, noMatch, pass_, t);
 }
 
 /// A built-in chain: its rules, then its policy. RETURN in a built-in chain

@@ -26,6 +26,31 @@
 namespace r2x::frontend {
 namespace {
 
+/// Calls f(item, offset) for each comma-separated item of `w`, empty ones
+/// too (as libxt's list parsers see them), and reports a bad item there.
+template <class F> void forEachItem(const Word &w, F f) {
+  const std::string &t = w.text;
+  for (size_t start = 0; start <= t.size();) {
+    size_t end = std::min(t.find(',', start), t.size());
+    f(t.substr(start, end - start), start);
+    start = end + 1;
+  }
+}
+
+/// Whether `item` (not empty) begins `name`, without case: libxt's
+/// strncasecmp(item, name, strlen(item)).
+bool beginsName(const std::string &item, std::string_view name) {
+  return !item.empty() && item.size() <= name.size() &&
+         strncasecmp(item.c_str(), name.data(), item.size()) == 0;
+}
+
+/// `bad KIND "ITEM"` at the item.
+[[noreturn]] void badItem(const Word &w, const std::string &kind,
+                          const std::string &item, size_t start) {
+  failAt(w, kind + " \"" + item + "\"", start,
+         std::max<size_t>(1, item.size()));
+}
+
 /// Collects the words of an opaque module or target as written.
 class OpaqueState : public ModuleState {
 public:
@@ -38,6 +63,9 @@ public:
     if ((name == "state" || name == "ctstate") && args.size() == 1) {
       ctMask_ = parseStates(*args[0], name == "ctstate");
       ctNegated_ = negated;
+    } else if (isConntrack() && name != "ctexpire" && args.size() == 1) {
+      // Read at finish(), which knows the rule's family.
+      ctOptions_.push_back({optWord, *args[0], negated});
     } else if ((name == "src-type" || name == "dst-type") && args.size() == 1) {
       bool src = name == "src-type";
       (src ? addrSrc_ : addrDst_) = parseAddrTypes(*args[0]);
@@ -68,9 +96,12 @@ public:
   const std::string &text() const { return text_; }
 
 private:
-  /// `NEW,ESTABLISHED` as libxt_conntrack reads it (names without case,
-  /// comma-separated; SNAT and DNAT only for --ctstate).
+  /// `NEW,ESTABLISHED` as libxt_conntrack reads it (comma-separated, each
+  /// item the beginning of a name without case, `est` is ESTABLISHED; SNAT
+  /// and DNAT only for --ctstate).
   static uint8_t parseStates(const Word &w, bool ctstate);
+  /// `ASSURED,CONFIRMED` as libxt_conntrack reads --ctstatus: IPS_* bits.
+  static uint32_t parseStatus(const Word &w);
   /// `LOCAL,BROADCAST` as libxt_addrtype reads it.
   static uint16_t parseAddrTypes(const Word &w);
   bool finishAddrType(const RuleFacts &facts, std::vector<ir::Match> &out,
@@ -78,6 +109,17 @@ private:
   bool isLimit() const {
     return spec && std::string_view(spec->name) == "limit";
   }
+  bool isConntrack() const {
+    return spec && std::string_view(spec->name) == "conntrack";
+  }
+  /// The options of -m conntrack besides --ctstate, as libxt_conntrack
+  /// (revision 3) reads them, into `c`.
+  void finishConntrack(const RuleFacts &facts, ir::Match::CtState &c) const;
+  struct CtOption {
+    Word opt, value;
+    bool negated;
+  };
+  std::vector<CtOption> ctOptions_;
   /// libxt_limit's parse_rate(): the time between matches in 1/10000 s.
   static uint32_t parseRate(const Word &w);
   static uint32_t parseBurst(const Word &w);
@@ -93,32 +135,26 @@ private:
 };
 
 uint8_t OpaqueState::parseStates(const Word &w, bool ctstate) {
+  // libxt_conntrack's and libxt_state's order: the first name an item
+  // begins wins (`S` is SNAT).
   static const std::pair<const char *, uint8_t> names[] = {
       {"INVALID", ir::CtInvalid},
+      {"NEW", ir::CtNew},
       {"ESTABLISHED", ir::CtEstablished},
       {"RELATED", ir::CtRelated},
-      {"NEW", ir::CtNew},
       {"UNTRACKED", ir::CtUntracked},
       {"SNAT", ir::CtSnat},
       {"DNAT", ir::CtDnat}};
   uint8_t mask = 0;
-  size_t start = 0;
-  const std::string &t = w.text;
-  while (start <= t.size()) {
-    size_t end = std::min(t.find(',', start), t.size());
-    std::string item = t.substr(start, end - start);
+  forEachItem(w, [&](const std::string &item, size_t start) {
     uint8_t bit = 0;
     for (const auto &[n, b] : names)
-      if (strcasecmp(item.c_str(), n) == 0 && (ctstate || b < ir::CtSnat))
+      if (!bit && beginsName(item, n) && (ctstate || b < ir::CtSnat))
         bit = b;
     if (!bit)
-      failAt(w,
-             "bad " + std::string(ctstate ? "ctstate" : "state") + " \"" +
-                 item + "\"",
-             start, std::max<size_t>(1, item.size()));
+      badItem(w, ctstate ? "bad ctstate" : "bad state", item, start);
     mask |= bit;
-    start = end + 1;
-  }
+  });
   return mask;
 }
 
@@ -127,24 +163,17 @@ uint8_t OpaqueState::parseStates(const Word &w, bool ctstate) {
 /// in RTN_* order it begins wins. An empty item is an error.
 uint16_t OpaqueState::parseAddrTypes(const Word &w) {
   uint16_t mask = 0;
-  size_t start = 0;
-  const std::string &t = w.text;
-  while (start <= t.size()) {
-    size_t end = std::min(t.find(',', start), t.size());
-    std::string item = t.substr(start, end - start);
+  forEachItem(w, [&](const std::string &item, size_t start) {
     int type = -1;
     for (size_t i = 0; type < 0 && i < std::size(ir::kAddrTypeNames); ++i) {
       std::string_view n = ir::kAddrTypeNames[i];
-      if (!item.empty() && item.size() <= n.size() &&
-          strncasecmp(item.c_str(), n.data(), item.size()) == 0)
+      if (beginsName(item, n))
         type = static_cast<int>(i);
     }
     if (type < 0)
-      failAt(w, "addrtype: bad type \"" + item + "\"", start,
-             std::max<size_t>(1, item.size()));
+      badItem(w, "addrtype: bad type", item, start);
     mask |= static_cast<uint16_t>(1u << type);
-    start = end + 1;
-  }
+  });
   return mask;
 }
 
@@ -206,8 +235,17 @@ struct OpaqueSpec {
 
 // Why XDP cannot evaluate a match or carry out a target, by kind.
 constexpr const char *kConnState =
-    "connection state: conntrack options other than --ctstate/--state are "
-    "not read from XDP yet";
+    "connection state XDP does not read from the kernel's conntrack (byte "
+    "counts, helpers)";
+/// -m state and -m conntrack (ir::Match::CtState).
+#define R2X_CT_DECIDED                                                         \
+  "connection state: decided in XDP from the kernel's conntrack where its "    \
+  "answer is certain, else handed over; handed over in the raw and nat "       \
+  "tables (docs/handover.md, \"Connection state\")"
+constexpr const char *kStateMatch = R2X_CT_DECIDED;
+constexpr const char *kConntrack =
+    R2X_CT_DECIDED "; --ctexpire (the entry's timeout) always handed over";
+#undef R2X_CT_DECIDED
 constexpr const char *kKernelState =
     "state the kernel keeps per rule (rates, address lists, counts, "
     "randomness): not shared with XDP";
@@ -250,9 +288,9 @@ constexpr const char *kReject =
 
 const std::vector<OpaqueSpec> &moduleTable() {
   static const std::vector<OpaqueSpec> t = {
-      {"state", kConnState, {{"state", 0, 1, true}}},
+      {"state", kStateMatch, {{"state", 0, 1, true}}},
       {"conntrack",
-       kConnState,
+       kConntrack,
        {{"ctstate", 0, 1, true},
         {"ctproto", 0, 1, true},
         {"ctorigsrc", 0, 1, true},
@@ -600,14 +638,84 @@ bool OpaqueState::finishAddrType(const RuleFacts &facts,
   return true;
 }
 
+/// libxt_conntrack's conntrack3 options: --ctproto as -p reads a protocol
+/// (0 with `!` refused: "rule would never match protocol"); --ctorigsrc and
+/// the other addresses as -s reads one (XTTYPE_HOSTMASK); the ports as
+/// PORT[:PORT] (XTTYPE_PORTRC); --ctstatus a comma-separated list of NONE,
+/// EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED (each item the beginning of a
+/// name, without case; the first in that order wins,
+/// conntrack_ps_status()); --ctdir ORIGINAL or REPLY (whole words).
+void OpaqueState::finishConntrack(const RuleFacts &facts,
+                                  ir::Match::CtState &c) const {
+  static const char *const tupleOpts[] = {"ctorigsrc", "ctorigdst", "ctreplsrc",
+                                          "ctrepldst"};
+  for (const CtOption &o : ctOptions_) {
+    std::string name = o.opt.text.substr(o.opt.text.find_first_not_of('-'));
+    if (name == "ctproto") {
+      uint8_t proto = parseProtocolValue(o.opt, o.value);
+      if (proto == 0 && o.negated)
+        failAt(o.value, "conntrack: rule would never match protocol");
+      c.proto = ir::Match::CtState::Proto{proto, o.negated};
+      continue;
+    }
+    if (name == "ctdir") {
+      if (strcasecmp(o.value.text.c_str(), "ORIGINAL") == 0)
+        c.reply = false;
+      else if (strcasecmp(o.value.text.c_str(), "REPLY") == 0)
+        c.reply = true;
+      else
+        failAt(o.value,
+               "unknown --ctdir \"" + o.value.text + "\" (ORIGINAL or REPLY)");
+      continue;
+    }
+    if (name == "ctstatus") {
+      c.status = ir::Match::CtState::Status{parseStatus(o.value), o.negated};
+      continue;
+    }
+    for (unsigned f = 0; f < 4; ++f) {
+      if (name == tupleOpts[f])
+        c.addrs[f] = ir::Match::CtState::Addr{
+            parseNetwork(o.opt, o.value, facts.family), o.negated};
+      else if (name == std::string(tupleOpts[f]) + "port") {
+        ir::PortRange r = parseUdpPortRange(o.opt, o.value);
+        c.ports[f] = ir::Match::CtState::Ports{r.lo, r.hi, o.negated};
+      }
+    }
+  }
+}
+
+uint32_t OpaqueState::parseStatus(const Word &w) {
+  static const std::pair<const char *, uint32_t> names[] = {
+      {"NONE", 0},
+      {"EXPECTED", 1},   // IPS_EXPECTED
+      {"SEEN_REPLY", 2}, // IPS_SEEN_REPLY
+      {"ASSURED", 4},    // IPS_ASSURED
+      {"CONFIRMED", 8}}; // IPS_CONFIRMED
+  uint32_t mask = 0;
+  forEachItem(w, [&](const std::string &item, size_t start) {
+    for (const auto &[n, b] : names)
+      if (beginsName(item, n)) {
+        mask |= b;
+        return;
+      }
+    badItem(w, "bad ctstatus", item, start);
+  });
+  return mask;
+}
+
 void OpaqueState::finish(const RuleFacts &facts, std::vector<ir::Match> &out,
                          std::vector<std::string> &) {
   std::string what = "-m " + std::string(spec->name) + text_;
   // A state match alone is decided from XDP where conntrack's answer is
   // certain (ir::Match::CtState); the other conntrack options are not read
   // from XDP yet.
-  if (ctMask_ && !otherOptions_) {
-    out.emplace_back(ir::Match::CtState{*ctMask_, what}, ctNegated_, what);
+  if ((ctMask_ || !ctOptions_.empty()) && !otherOptions_) {
+    ir::Match::CtState c;
+    c.mask = ctMask_.value_or(0);
+    c.what = what;
+    c.hasState = ctMask_.has_value();
+    finishConntrack(facts, c);
+    out.emplace_back(std::move(c), ctNegated_, what);
     return;
   }
   if (finishAddrType(facts, out, what))

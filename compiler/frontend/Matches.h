@@ -94,5 +94,12 @@ ir::PortRange parsePortRange(const Word &opt, const Word &val,
                              const char *proto);
 uint16_t parsePort(const Word &opt, const Word &val, const std::string &text,
                    size_t offset, const char *proto);
+/// XTTYPE_PORTRC (PORT[:PORT]), as libxt_udp's --sport reads it.
+ir::PortRange parseUdpPortRange(const Word &opt, const Word &val);
+/// ADDR[/LEN|/MASK] of `family`, as -s reads it (RuleParser.cpp).
+ir::Match::Address parseNetwork(const Word &opt, const Word &val,
+                                ir::Family family);
+/// A protocol name or number, as -p reads it (RuleParser.cpp).
+uint8_t parseProtocolValue(const Word &opt, const Word &val);
 
 } // namespace r2x::frontend

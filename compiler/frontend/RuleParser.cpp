@@ -1630,4 +1630,15 @@ void checkChainGraph(const ir::Program &prog) {
   }
 }
 
+ir::Match::Address parseNetwork(const Word &opt, const Word &val,
+                                ir::Family family) {
+  using Side = Match::Address::Side;
+  return family == ir::Family::V6 ? parseAddress6(opt, val, Side::Source)
+                                  : parseAddress(opt, val, Side::Source);
+}
+
+uint8_t parseProtocolValue(const Word &opt, const Word &val) {
+  return parseProtocol(opt, val);
+}
+
 } // namespace r2x::frontend

@@ -263,10 +263,50 @@ struct Match {
   /// states the kernel could give the packet; the match is decided only
   /// when that set decides it, else the packet is handed over as for an
   /// Unknown match (docs/handover.md). `what` is the match as written.
+  ///
+  /// The other options of xt_conntrack (revision 3), each with its own `!`
+  /// (the Match's `negated` is --ctstate's): the entry's protocol, the
+  /// packet's direction, addresses and ports of the entry's original and
+  /// reply tuples, its status bits. conntrack_mt() tests them only for a
+  /// packet with an entry; without one (INVALID) the match is true exactly
+  /// when --ctstate is given and holds. `hasState` false: no --ctstate.
   struct CtState {
     uint8_t mask = 0;
     std::string what;
+    bool hasState = true;
+    struct Proto {
+      uint8_t proto = 0;
+      bool negated = false;
+    };
+    struct Addr {
+      Address addr; ///< `side` unused
+      bool negated = false;
+    };
+    struct Ports {
+      uint16_t lo = 0, hi = 0;
+      bool negated = false;
+    };
+    struct Status {
+      uint32_t mask = 0; ///< IPS_* bits (NONE: 0, never true)
+      bool negated = false;
+    };
+    std::optional<Proto> proto;
+    std::optional<bool> reply; ///< --ctdir: REPLY (true) or ORIGINAL
+    /// Original source, original destination, reply source, reply
+    /// destination (CtTupleField).
+    std::optional<Addr> addrs[4];
+    std::optional<Ports> ports[4];
+    std::optional<Status> status;
+    /// Any option besides --ctstate.
+    bool hasOptions() const {
+      for (unsigned i = 0; i < 4; ++i)
+        if (addrs[i] || ports[i])
+          return true;
+      return proto || reply || status;
+    }
   };
+  /// Which tuple field a CtState address or port option tests.
+  enum CtTupleField : unsigned { CtOrigSrc, CtOrigDst, CtReplSrc, CtReplDst };
   /// Hand-over mode only, IPv4: `-m addrtype` (xt_addrtype): the source's
   /// and then the destination's route type (inet_dev_addr_type()) is in
   /// its mask (bit N: route type N, RTN_*; 0 = that side not tested), each

@@ -143,8 +143,30 @@ std::string printMatch(const Program &p, const Match &m, bool v6) {
             return "unknown (hand over) " + neg + u.what + ": " + u.reason;
           },
           [&](const Match::CtState &c) {
-            return "ctstate " + neg + formatCtState(c.mask) + " (conntrack " +
-                   "lookup, hand over if uncertain)";
+            std::string s = "ctstate";
+            if (c.hasState)
+              s += " " + neg + formatCtState(c.mask);
+            auto no = [](bool n) { return std::string(n ? " not" : ""); };
+            if (c.proto)
+              s += " proto" + no(c.proto->negated) + " " +
+                   std::to_string(c.proto->proto);
+            if (c.reply)
+              s += *c.reply ? " dir REPLY" : " dir ORIGINAL";
+            static const char *field[] = {"origsrc", "origdst", "replsrc",
+                                          "repldst"};
+            for (unsigned f = 0; f < 4; ++f) {
+              if (const auto &a = c.addrs[f])
+                s += std::string(" ") + field[f] + no(a->negated) + " in " +
+                     (v6 ? formatNet6(a->addr.net6, a->addr.mask6)
+                         : formatNet(a->addr.net, a->addr.mask));
+              if (const auto &pt = c.ports[f])
+                s += std::string(" ") + field[f] + "port" + no(pt->negated) +
+                     " " + range({pt->lo, pt->hi});
+            }
+            if (c.status)
+              s += " status" + no(c.status->negated) + " & " +
+                   hex(c.status->mask);
+            return s + " (conntrack lookup, hand over if uncertain)";
           },
           [&](const Match::AddrType &a) {
             std::string s = "addrtype";
