@@ -10,6 +10,10 @@
 #     (its established packets are handed over);
 #   - SYNs to a port the firewall blocks are dropped by XDP: XDP's INPUT
 #     policy counter grows by their number, the kernel's does not move;
+#   - conntrack options: new datagrams to :7002 meet `! --ctstatus
+#     CONFIRMED --ctdir ORIGINAL` (dropped by XDP at that rule), the answer
+#     to B's query never meets `--ctdir REPLY ! --ctstatus SEEN_REPLY` (this
+#     packet sets SEEN_REPLY);
 #   - UDP: datagrams opening a connection to a blocked port are dropped by
 #     XDP, 1200-byte ones too (XDP sums the whole datagram), but not those
 #     with a wrong checksum (INVALID to the kernel: handed over); the answer
@@ -119,6 +123,8 @@ cat >"$TMP/host.rules" <<RULES
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 -A INPUT -d $B_NET -p tcp -m tcp --dport 2223 --tcp-flags PSH PSH -j REJECT --reject-with tcp-reset
+-A INPUT -p udp -m udp --dport 7002 -m conntrack ! --ctstatus CONFIRMED --ctdir ORIGINAL -j DROP
+-A INPUT -p udp -m udp --sport 7001 -m conntrack --ctdir REPLY ! --ctstatus SEEN_REPLY -j DROP
 $ICMP_RULE
 -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A INPUT -m conntrack --ctstate INVALID -j DROP
@@ -210,6 +216,16 @@ r2x_wait_for kern_invalid || true
 snapshot after
 check "1200-byte UDP with a wrong checksum: the kernel's INVALID rule" "$((after_KI - before_KI))" "$N"
 check "1200-byte UDP with a wrong checksum counted by XDP" "$((after_XP - before_XP + after_XI - before_XI))" 0
+# Conntrack options: a new connection's entry is not CONFIRMED before
+# INPUT, so the :7002 rule drops new datagrams in XDP; the answer below is
+# a reply, and SEEN_REPLY is set by that very packet, so the :7001 rule
+# never drops it (it must arrive).
+before_X2=$(xdp_rule /7002/) before_K2=$(kern_rule /7002/)
+in_a "$PY" "$PEER" craft udp 7002 "$N" >/dev/null || die "crafting UDP failed"
+rule_7002() { [ "$(xdp_rule /7002/)" -ge $((before_X2 + N)) ]; }
+r2x_wait_for rule_7002 || true
+check "new UDP to :7002: XDP's count on the ! --ctstatus CONFIRMED rule" "$(($(xdp_rule /7002/) - before_X2))" "$N"
+check "new UDP to :7002: the kernel's count on it" "$(($(kern_rule /7002/) - before_K2))" 0
 mkfifo "$TMP/udp.ready"
 exec {ufd}<>"$TMP/udp.ready"
 ip netns exec "$NS_A" "$PY" "$PEER" udp_echo "$TMP/udp.ready" 7001 \
@@ -224,6 +240,8 @@ r2x_reaped "$UE"
 snapshot after
 check "answer to B's UDP query arrives" "$ASK" answered
 check "XDP counted nothing for it" "$((after_XP - before_XP))" 0
+check "XDP's count on the ! --ctstatus SEEN_REPLY rule" "$(xdp_rule /7001/)" 0
+check "the kernel's count on it" "$(kern_rule /7001/)" 0
 
 # 4. Invalid flag combinations: INVALID whatever conntrack holds.
 for kind in synfin fin; do
@@ -362,6 +380,13 @@ for spec in "syn 80 policy" "udp 7000 policy" "bigudp 7000 policy" \
   check "without XDP, the kernel counts $kind to :$port on its $where" \
     "$((now - before))" "$N"
 done
+
+before=$(kern_rule /7002/)
+in_a "$PY" "$PEER" craft udp 7002 "$N" >/dev/null || die "crafting UDP failed"
+kern_7002() { [ "$(kern_rule /7002/)" -ge $((before + N)) ]; }
+r2x_wait_for kern_7002 || true
+check "without XDP, the kernel counts new UDP to :7002 on its rule" \
+  "$(($(kern_rule /7002/) - before))" "$N"
 
 for spec in "${ICMP_SPECS[@]}"; do
   read -r kind sport rule who <<<"$spec"
