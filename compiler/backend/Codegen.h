@@ -52,9 +52,6 @@ struct Codegen {
   /// A per-CPU scratch value (map r2x_scratch) for results that many paths
   /// produce: see PacketParser.cpp, the IPv6 walk.
   llvm::GlobalVariable *scratch = nullptr;
-  /// 64 bytes of stack for transportChecksumOk() (Conntrack.cpp), shared
-  /// by every call.
-  llvm::AllocaInst *csumBuf = nullptr;
   /// The one 4-byte map key on the stack (u32 keys of array and hash
   /// maps): each use stores it right before its lookup. BPF has 512 bytes
   /// of stack, and LLVM keeps every alloca apart, used or not at once.

@@ -27,6 +27,7 @@
 #include <llvm/IR/IntrinsicsBPF.h>
 
 #include <cerrno>
+#include <functional>
 
 #include <tuple>
 
@@ -136,7 +137,8 @@ namespace {
 /// what the verifier needs) and the result returned.
 class LookupEmitter {
 public:
-  LookupEmitter(Module &m, Function *f, const CtLowering::Decls &k, bool v6,
+  /// `k` may be null for the checksum function, which calls no kfunc.
+  LookupEmitter(Module &m, Function *f, const CtLowering::Decls *k, bool v6,
                 bool helper)
       : cg_(m, f), k_(k), helper_(helper), ctx_(f->getArg(0)) {
     pk_.v6 = v6;
@@ -182,7 +184,7 @@ private:
               Value *summed, const Exits &x);
 
   Codegen cg_;
-  const CtLowering::Decls &k_;
+  const CtLowering::Decls *k_;
   bool helper_;
   Value *ctx_;
   Packet pk_;
@@ -443,7 +445,7 @@ Value *CtLowering::states(Packet &pk, Value *ctx) {
   Value *cur = b.CreateLoad(cg_.i32, slot_);
   b.CreateCondBr(b.CreateICmpEQ(cur, b.getInt32(0)), look, done);
   b.SetInsertPoint(look);
-  b.CreateStore(b.CreateCall(function(pk.v6, false), {ctx, l3Offset(pk)}),
+  b.CreateStore(b.CreateCall(function(pk.v6, false), {ctx, l3Offset(cg_, pk)}),
                 slot_);
   b.CreateBr(done);
   b.SetInsertPoint(done);
@@ -457,7 +459,8 @@ Value *CtLowering::settleSum(Packet &pk, Value *ctx, Value *st, Value *need) {
   b.CreateCondBr(need, sum, join);
   b.SetInsertPoint(sum);
   Value *ok = b.CreateICmpNE(
-      b.CreateCall(function(pk.v6, true), {ctx, l3Offset(pk)}), b.getInt32(0));
+      b.CreateCall(function(pk.v6, true), {ctx, l3Offset(cg_, pk)}),
+      b.getInt32(0));
   Value *settled =
       b.CreateOr(b.CreateAnd(st, b.getInt32(~kSumUnchecked)),
                  b.CreateSelect(ok, b.getInt32(0), b.getInt32(ir::CtInvalid)));
@@ -471,33 +474,61 @@ Value *CtLowering::settleSum(Packet &pk, Value *ctx, Value *st, Value *need) {
   return phi;
 }
 
-Value *CtLowering::l3Offset(Packet &pk) {
-  IRBuilder<> &b = cg_.b;
-  return b.CreateSub(b.CreatePtrToInt(pk.l3, cg_.i64),
-                     b.CreatePtrToInt(cg_.data, cg_.i64));
-}
+namespace {
 
-/// `int r2x_ct{4,6}_{lookup,sum}(struct xdp_md *ctx, u64 l3off)`, global:
-/// the verifier checks it once, from unknown arguments.
-Function *CtLowering::function(bool v6, bool sum) {
-  Function *&f = fns_[v6][sum];
-  if (f)
+/// `int NAME(struct xdp_md *ctx, u64 l3off)`, global: the verifier checks
+/// it once, from unknown arguments. Its body is for `emit` to fill.
+Function *packetFunction(Module &m, BtfBuilder &btf, const std::string &name,
+                         DIType *ctx,
+                         const std::function<void(Function *)> &emit) {
+  if (Function *f = m.getFunction(name))
     return f;
-  std::string name =
-      std::string("r2x_ct") + (v6 ? "6" : "4") + (sum ? "_sum" : "_lookup");
-  f = Function::Create(FunctionType::get(cg_.i32, {cg_.ptr, cg_.i64}, false),
-                       GlobalValue::ExternalLinkage, name, cg_.m);
+  LLVMContext &c = m.getContext();
+  Function *f = Function::Create(
+      FunctionType::get(Type::getInt32Ty(c),
+                        {PointerType::get(c, 0), Type::getInt64Ty(c)}, false),
+      GlobalValue::ExternalLinkage, name, m);
   f->addFnAttr(Attribute::NoUnwind);
   f->addFnAttr(Attribute::NoInline);
   f->getArg(0)->setName("ctx");
   f->getArg(1)->setName("l3off");
-  LookupEmitter e(cg_.m, f, *k_, v6, helper_);
-  if (sum)
-    e.emitSum();
-  else
-    e.emitLookup();
-  btf_.function(f, btf_.int32(), {k_->ctx, btf_.u64()});
+  emit(f);
+  btf.function(f, btf.int32(), {ctx, btf.u64()});
   return f;
+}
+
+/// The family's checksum function (r2x_sum4, r2x_sum6).
+Function *sumFunction(Module &m, BtfBuilder &btf, bool v6) {
+  return packetFunction(
+      m, btf, v6 ? "r2x_sum6" : "r2x_sum4",
+      btf.pointerTo(btf.kernelStruct("xdp_md", 0, {})),
+      [&](Function *f) { LookupEmitter(m, f, nullptr, v6, false).emitSum(); });
+}
+
+} // namespace
+
+Function *CtLowering::function(bool v6, bool sum) {
+  if (sum)
+    return sumFunction(cg_.m, btf_, v6);
+  return packetFunction(
+      cg_.m, btf_, v6 ? "r2x_ct6_lookup" : "r2x_ct4_lookup", k_->ctx,
+      [&](Function *f) {
+        LookupEmitter(cg_.m, f, k_.get(), v6, helper_).emitLookup();
+      });
+}
+
+Value *l3Offset(Codegen &cg, Packet &pk) {
+  IRBuilder<> &b = cg.b;
+  return b.CreateSub(b.CreatePtrToInt(pk.l3, cg.i64),
+                     b.CreatePtrToInt(cg.data, cg.i64));
+}
+
+Value *transportChecksumOk(Codegen &cg, BtfBuilder &btf, Packet &pk,
+                           Value *ctx) {
+  IRBuilder<> &b = cg.b;
+  return b.CreateICmpNE(
+      b.CreateCall(sumFunction(cg.m, btf, pk.v6), {ctx, l3Offset(cg, pk)}),
+      b.getInt32(0));
 }
 
 void LookupEmitter::finish(Value *states, BasicBlock *done) {
@@ -739,9 +770,9 @@ void LookupEmitter::quotedLookup(Packet &pk, Value *ctx, Value *inner,
 
   b.SetInsertPoint(hit);
   Value *field =
-      b.CreatePreserveStructAccessIndex(k_.nfConnTy, ct, 0, 0, k_.nfConnDi);
+      b.CreatePreserveStructAccessIndex(k_->nfConnTy, ct, 0, 0, k_->nfConnDi);
   Value *status = b.CreateTrunc(b.CreateLoad(cg_.i64, field), cg_.i32);
-  b.CreateCall(k_.release, {ct});
+  b.CreateCall(k_->release, {ct});
   // The entry's tuple in the found direction is the inverted quoted one:
   // its destination is the quoted source.
   Value *same = b.getTrue();
@@ -853,7 +884,7 @@ Value *LookupEmitter::lookup(Packet &pk, Value *ctx, Value *ports, Value *isTcp,
   b.CreateStore(b.getInt8(0), cg_.at(opts, kOptsDir));
   b.CreateStore(b.getInt16(0), cg_.at(opts, kOptsReserved));
   return b.CreateCall(
-      k_.lookup, {ctx, tuple, b.getInt32(size), opts, b.getInt32(kOptsSize)});
+      k_->lookup, {ctx, tuple, b.getInt32(size), opts, b.getInt32(kOptsSize)});
 }
 
 /// An entry: its status and direction read, the entry released at once.
@@ -861,16 +892,16 @@ void LookupEmitter::onHit(Value *ct, AllocaInst *opts, Value *isTcp,
                           Value *synOnly, Value *summed, const Exits &x) {
   IRBuilder<> &b = cg_.b;
   Value *field =
-      b.CreatePreserveStructAccessIndex(k_.nfConnTy, ct, 0, 0, k_.nfConnDi);
+      b.CreatePreserveStructAccessIndex(k_->nfConnTy, ct, 0, 0, k_->nfConnDi);
   Value *status = b.CreateLoad(cg_.i64, field);
   Value *reply = b.CreateICmpNE(b.CreateLoad(cg_.i8, cg_.at(opts, kOptsDir)),
                                 b.getInt8(0));
-  b.CreateCall(k_.release, {ct});
+  b.CreateCall(k_->release, {ct});
   // A kernel without bpf_ct_opts.dir leaves it 0 whatever the direction:
   // then only an entry that has seen a reply is known (ESTABLISHED both
   // ways).
   Value *dirField =
-      b.CreatePreserveStructAccessIndex(k_.optsTy, opts, 3, 3, k_.optsDi);
+      b.CreatePreserveStructAccessIndex(k_->optsTy, opts, 3, 3, k_->optsDi);
   Value *hasDir = b.CreateICmpNE(
       b.CreateIntrinsic(Intrinsic::bpf_preserve_field_info,
                         {dirField->getType()},
@@ -1079,54 +1110,5 @@ Value *sumIsRight(Codegen &cg, Value *sum) {
 }
 
 } // namespace
-
-/// The transport bytes are copied (bpf_xdp_load_bytes) into a zeroed
-/// 64-byte stack buffer and all 32 of its words summed, without a branch
-/// per word: a byte-by-byte walk of the packet would leave the verifier
-/// one state per length it stopped at (each with its own proven packet
-/// range), and it would then follow the whole rest of the program once
-/// for each. Zero padding adds nothing to the sum, and an odd last byte
-/// is padded with zero as RFC 1071 pads it.
-Value *transportChecksumOk(Codegen &cg, Packet &pk, Value *len,
-                           BasicBlock *unknown) {
-  IRBuilder<> &b = cg.b;
-  constexpr unsigned kMaxBytes = 64;
-  Value *len64 = b.CreateZExt(len, cg.i64);
-  Value *pseudo = pseudoSum(cg, pk, len);
-  BasicBlock *fits = cg.block("csum.fits");
-  BasicBlock *fold = cg.block("csum.fold");
-  BasicBlock *entry = b.GetInsertBlock();
-  Value *inBuf = b.CreateAnd(b.CreateICmpULE(len, b.getInt32(kMaxBytes)),
-                             b.CreateICmpNE(len, b.getInt32(0)));
-  b.CreateCondBr(inBuf, fits, fold);
-
-  b.SetInsertPoint(fits);
-  if (!cg.csumBuf)
-    cg.csumBuf = cg.stackSlot(ArrayType::get(cg.i8, kMaxBytes), 8, "csum.buf");
-  AllocaInst *buf = cg.csumBuf;
-  b.CreateMemSet(buf, b.getInt8(0), kMaxBytes, MaybeAlign(8));
-  Value *off = b.CreateSub(b.CreatePtrToInt(pk.l4, cg.i64),
-                           b.CreatePtrToInt(cg.data, cg.i64));
-  // A size the verifier can bound: 1..64 (len is already in that range).
-  Value *size = b.CreateAdd(
-      b.CreateAnd(b.CreateSub(len64, b.getInt64(1)), b.getInt64(kMaxBytes - 1)),
-      b.getInt64(1));
-  Value *rc = cg.callHelper(XdpLoadBytes, cg.i64,
-                            {cg.fn->getArg(0), b.CreateTrunc(off, cg.i32), buf,
-                             b.CreateTrunc(size, cg.i32)});
-  cg.require(b.CreateICmpEQ(rc, b.getInt64(0)), unknown, "csum.copied");
-  Value *sum = pseudo;
-  for (unsigned i = 0; i < kMaxBytes / 2; ++i)
-    sum = b.CreateAdd(
-        sum, b.CreateZExt(b.CreateLoad(cg.i16, cg.at(buf, 2 * i)), cg.i64));
-  BasicBlock *summed = b.GetInsertBlock();
-  b.CreateBr(fold);
-
-  b.SetInsertPoint(fold);
-  PHINode *s = b.CreatePHI(cg.i64, 2, "csum");
-  s->addIncoming(b.getInt64(0), entry); // not checked: never 0xffff
-  s->addIncoming(sum, summed);
-  return sumIsRight(cg, s);
-}
 
 } // namespace r2x::backend

@@ -26,8 +26,8 @@
 /// | 0x1000 when that direction is REPLY | the entry's IPS_EXPECTED,
 /// IPS_SEEN_REPLY, IPS_ASSURED and IPS_CONFIRMED bits at bits 16 to 19. The
 /// checksum (the whole message, not only its first bytes) is another global
-/// function (r2x_ct4_sum, r2x_ct6_sum), called only where its answer changes a
-/// decision.
+/// function (r2x_sum4, r2x_sum6, which REJECT's RST calls too), called
+/// only where its answer changes a decision.
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -98,8 +98,6 @@ private:
                          llvm::Value *need);
   /// The family's lookup (`sum` false) or checksum function.
   llvm::Function *function(bool v6, bool sum);
-  /// Bytes from `data` to the packet's network header (i64).
-  llvm::Value *l3Offset(Packet &pk);
   /// conntrack_mt()'s tests after the state, for a packet with an entry:
   /// whether they are known (i1) and hold (i1).
   std::pair<llvm::Value *, llvm::Value *>
@@ -114,11 +112,13 @@ private:
   llvm::Function *fns_[2][2] = {};   ///< [v6][sum]
 };
 
-/// The one's complement sum of the pseudo header and the transport bytes
-/// (`len`, at most 64 of them; more: false), i1 true when it is right; a
-/// byte outside the frame goes to `unknown`. Inline, for REJECT's RST
-/// (the state matches use their checksum function instead).
-llvm::Value *transportChecksumOk(Codegen &cg, Packet &pk, llvm::Value *len,
-                                 llvm::BasicBlock *unknown);
+/// Whether the packet's transport checksum is right (i1), from the family's
+/// checksum function (r2x_sum4, r2x_sum6; declared on first use): the
+/// pseudo header and the whole message up to 1480 bytes, as the kernel
+/// checks it; longer or unreadable: false.
+llvm::Value *transportChecksumOk(Codegen &cg, BtfBuilder &btf, Packet &pk,
+                                 llvm::Value *ctx);
+/// Bytes from `data` to the packet's network header (i64).
+llvm::Value *l3Offset(Codegen &cg, Packet &pk);
 
 } // namespace r2x::backend

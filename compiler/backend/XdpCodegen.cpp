@@ -1827,7 +1827,7 @@ void XdpCodegen::emitReject(const ir::Rule &r) {
   // the segment (CHECKSUM_UNNECESSARY), which XDP cannot see. Only a sum XDP
   // verified is a RST; anything else goes to the kernel.
   b.SetInsertPoint(notRst);
-  Value *sumOk = transportChecksumOk(cg_, pk_, len, pass_);
+  Value *sumOk = transportChecksumOk(cg_, btf_, pk_, ctx_);
   cg_.require(sumOk, pass_, "rst.csum");
   BasicBlock *send = cg_.block("rst.send");
   b.CreateBr(send);

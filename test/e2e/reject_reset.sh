@@ -11,8 +11,8 @@
 # compiled with --pass-unsupported, runs on B's veth as well, and the
 # frames A receives must be the same, byte for byte, and nothing else.
 # The counters say who answered: XDP counts the segments it decided (a RST
-# sent, or a RST dropped), the kernel only the two it was handed (the long
-# ACK, whose checksum XDP does not compute, and the wrong checksum). Last,
+# sent, or a RST dropped; the long ACK too: XDP sums the whole segment),
+# the kernel only the one it was handed (the wrong checksum). Last,
 # with forwarding off in B, XDP hands every segment that needs a RST over
 # (no FIB answer) and A still receives the kernel's frames.
 #
@@ -165,9 +165,9 @@ grep -q "RST built in XDP" "$TMP/listing" ||
 r2x_b --load veth-b "$TMP/reject.o" || die "rule2xdp --load failed"
 [ -n "$(r2x_xdp_prog_id)" ] || die "no XDP program on veth-b after --load"
 run xdp
-check "XDP: REJECT rule counted by XDP" "$(r2x_rule_packets REJECT)" 11
-check "XDP: handed to the kernel (long ACK, wrong checksum)" \
-  "$(kern_count)" 15
+check "XDP: REJECT rule counted by XDP" "$(r2x_rule_packets REJECT)" 12
+check "XDP: handed to the kernel (wrong checksum)" \
+  "$(kern_count)" 14
 
 same_frames() { # same_frames RUN: A received the kernel's frames
   if diff <(sort "$TMP/kernel") <(sort "$TMP/$1") >"$TMP/diff"; then
@@ -191,8 +191,8 @@ if [ "$CHAIN" = INPUT ]; then
   fi
   run noforward
   check "no forwarding: XDP dropped only the RST and RST/ACK" \
-    "$(r2x_rule_packets REJECT)" 13
-  check "no forwarding: the kernel counted the other 11" "$(kern_count)" 26
+    "$(r2x_rule_packets REJECT)" 14
+  check "no forwarding: the kernel counted the other 11" "$(kern_count)" 25
   same_frames noforward
 fi
 
