@@ -449,6 +449,57 @@ Words makeMatches(Rng &r, Family fam, bool &hasPorts, bool ttlOk, bool &length,
     }
     groups.push_back(g);
   }
+  // -m conntrack (hand-over mode): the state and the other options
+  // (docs/handover.md, "Connection state"). No CONFIRMED in --ctstatus:
+  // this harness runs XDP after the kernel has seen the frame, and a new
+  // connection's entry is confirmed only after the filter, so XDP would
+  // see a bit the kernel's rule did not.
+  if (handover && r.chance(12)) {
+    Words g{"-m", "conntrack"};
+    bool any = false;
+    if (r.chance(50)) {
+      neg(r, g, 25);
+      g.insert(g.end(), {"--ctstate", r.pick<std::string>(
+                                          {"NEW", "ESTABLISHED", "INVALID",
+                                           "RELATED,ESTABLISHED", "NEW,INVALID",
+                                           "UNTRACKED", "SNAT,DNAT"})});
+      any = true;
+    }
+    if (r.chance(25)) {
+      neg(r, g, 30);
+      g.insert(g.end(),
+               {"--ctproto", r.pick<std::string>(
+                                 {"tcp", "udp", v6 ? "ipv6-icmp" : "icmp"})});
+      any = true;
+    }
+    if (r.chance(20)) {
+      g.insert(g.end(),
+               {"--ctdir", r.pick<std::string>({"ORIGINAL", "REPLY"})});
+      any = true;
+    }
+    if (r.chance(30)) {
+      neg(r, g, 30);
+      g.insert(g.end(), {r.pick<std::string>({"--ctorigsrc", "--ctorigdst",
+                                              "--ctreplsrc", "--ctrepldst"}),
+                         r.pick(v6 ? Addresses6 : Addresses4)});
+      any = true;
+    }
+    if (r.chance(25)) {
+      neg(r, g, 30);
+      g.insert(g.end(),
+               {r.pick<std::string>({"--ctorigsrcport", "--ctorigdstport",
+                                     "--ctreplsrcport", "--ctrepldstport"}),
+                portSpec(r)});
+      any = true;
+    }
+    if (!any || r.chance(20)) {
+      neg(r, g, 30);
+      g.insert(g.end(), {"--ctstatus", r.pick<std::string>(
+                                           {"NONE", "EXPECTED", "SEEN_REPLY",
+                                            "ASSURED", "SEEN_REPLY,ASSURED"})});
+    }
+    groups.push_back(g);
+  }
   if (r.chance(6))
     groups.push_back(
         {"-m", "comment", "--comment",
