@@ -72,12 +72,17 @@ public:
       const record::Record &spec;
       void (Reader::*parse)();
     };
-    static constexpr Kind kinds[] = {
-        {record::Iface, &Reader::iface}, {record::Chain, &Reader::chain},
-        {record::Rule, &Reader::rule},   {record::Redirect, &Reader::redirect},
-        {record::Key, &Reader::key},     {record::Dnat, &Reader::dnat},
-        {record::Mode, &Reader::mode},   {record::Set, &Reader::set},
-        {record::Log, &Reader::log},     {record::LogLost, &Reader::logLost}};
+    static constexpr Kind kinds[] = {{record::Iface, &Reader::iface},
+                                     {record::Chain, &Reader::chain},
+                                     {record::Rule, &Reader::rule},
+                                     {record::Redirect, &Reader::redirect},
+                                     {record::Key, &Reader::key},
+                                     {record::Dnat, &Reader::dnat},
+                                     {record::Mode, &Reader::mode},
+                                     {record::Set, &Reader::set},
+                                     {record::Log, &Reader::log},
+                                     {record::LogLost, &Reader::logLost},
+                                     {record::HandAll, &Reader::handAll}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -188,6 +193,12 @@ private:
     if (!keysSeen_.emplace(key).second)
       fail(lineNo_, "key '" + std::string(key) + "' names two counter slots");
     meta.keys.emplace(slot, std::string(key));
+  }
+
+  void handAll() {
+    meta.handAll = rest(record::handAll::Reason);
+    if (meta.handAll.empty())
+      fail(lineNo_, "handall record without a reason");
   }
 
   void dnat() {

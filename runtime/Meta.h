@@ -74,6 +74,9 @@ struct Meta {
   std::map<unsigned, MetaLog> logs;
   /// The `loglost` counter slot, -1 if none.
   int logLost = -1;
+  /// The `handall` record: why the program decides no packet (empty: it
+  /// decides what it can).
+  std::string handAll;
 };
 
 /// Parses the metadata text. Throws std::runtime_error on a malformed text.

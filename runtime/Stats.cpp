@@ -159,6 +159,7 @@ Stats statsFromMeta(const Meta &meta,
                     const std::function<CounterValue(unsigned)> &counter) {
   Stats stats;
   stats.handover = meta.handover;
+  stats.handAll = meta.handAll;
   auto keyOf = [&meta](unsigned slot) {
     auto k = meta.keys.find(slot);
     return k == meta.keys.end() ? std::string() : k->second;
@@ -211,6 +212,12 @@ std::string statsTable(const Stats &stats) {
   // iptables lists one table at a time, so only a multi-table object needs
   // the "Table:" lines.
   std::string text;
+  // A program that decides nothing says so first: its counters stand
+  // still while the kernel's move.
+  if (!stats.handAll.empty())
+    appendf(text,
+            "# XDP decides no packet (every one goes to the kernel): %s\n",
+            stats.handAll.c_str());
   bool first = true;
   for (const std::string &table : stats.tables) {
     if (stats.tables.size() > 1) {

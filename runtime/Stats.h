@@ -56,8 +56,11 @@ struct Stats {
   unsigned ifindex = 0;
   uint32_t progId = 0;
   XdpMode mode = XdpMode::Native;
-  uint32_t dispatcherId = 0;       ///< non-zero: in this libxdp dispatcher
-  bool handover = false;           ///< the metadata's `mode`
+  uint32_t dispatcherId = 0; ///< non-zero: in this libxdp dispatcher
+  bool handover = false;     ///< the metadata's `mode`
+  /// The metadata's `handall`: why XDP decides no packet (empty: it
+  /// decides what it can).
+  std::string handAll;
   std::vector<std::string> tables; ///< in order of first appearance
   std::vector<ChainCount> chains;  ///< in display order
   /// With LOG rules XDP carries out (standalone mode): the LOG events not

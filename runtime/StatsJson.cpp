@@ -82,6 +82,9 @@ std::string statsJson(const Stats &stats) {
     tables.push_back(Json{{"name", table}, {"chains", std::move(chains)}});
   }
   program["handover"] = stats.handover;
+  // Why XDP decides no packet, or null when it decides what it can.
+  program["hand_all"] =
+      stats.handAll.empty() ? Json(nullptr) : Json(stats.handAll);
   if (stats.logLost)
     program["log_events_not_written"] = counts(*stats.logLost);
   // The kernel's side: where it was read from, why it is missing, or null

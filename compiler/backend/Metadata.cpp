@@ -146,6 +146,8 @@ std::string metadataText(const ir::Program &p) {
   os << meta::format(meta::Mode,
                      {p.mode == ir::Mode::Handover ? meta::ModeHandover
                                                    : meta::ModeStandalone});
+  if (!p.handAll.empty())
+    os << meta::format(meta::HandAll, {p.handAll});
   for (const SetLayout &l : sets)
     os << meta::format(
         meta::Set, {l.map, std::to_string(l.offset), std::to_string(l.entries),

@@ -678,6 +678,13 @@ inline constexpr Record Log{"log", 6, true};
 /// regardless. `--stats` prints it. (In hand-over mode such a packet goes
 /// to the kernel, whose LOG rule logs it.)
 inline constexpr Record LogLost{"loglost", 2};
+/// `handall REASON` (a hand-over program; version 3 and up, skipped by
+/// loaders that do not know it): the program decides no packet, it hands
+/// every one to the kernel before its first chain, because of REASON
+/// (`--accelerate --follow` while the kernel runs rules XDP cannot read,
+/// such as native nftables chains). Its counters are kept all the same.
+/// `--stats` says so.
+inline constexpr Record HandAll{"handall", 2, true};
 
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
@@ -726,6 +733,9 @@ enum : unsigned { Slot = 1, Family, Level, Flags, Prefix };
 namespace logLost {
 enum : unsigned { Slot = 1 };
 }
+namespace handAll {
+enum : unsigned { Reason = 1 };
+}
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&
               rule::Extra + 1 == Rule.fields &&
@@ -733,7 +743,8 @@ static_assert(iface::Pattern + 1 == Iface.fields &&
               key::Key + 1 == Key.fields && dnat::Address + 1 == Dnat.fields &&
               mode::Mode + 1 == Mode.fields && set::Create + 1 == Set.fields &&
               log::Prefix + 1 == Log.fields &&
-              logLost::Slot + 1 == LogLost.fields);
+              logLost::Slot + 1 == LogLost.fields &&
+              handAll::Reason + 1 == HandAll.fields);
 
 /// One record as a line of text. The writer's side of the format: the
 /// values (all fields after the kind) must be as many as the kind has, and

@@ -353,6 +353,12 @@ fence 10
 expect "the native chain's count of :5555 grew by" $(($(native_count) - NBEFORE)) $K
 expect "the kernel's :5555 DROP grew by" $(($(kernel_packets INPUT 'dpt:5555') - KBEFORE)) $K
 expect "XDP's :5555 DROP grew by" $(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE)) 0
+# --stats says that this program decides nothing, and why.
+r2x_b --stats veth-b >"$TMP/stats.all" || die "--stats failed"
+sed -n 1p "$TMP/stats.all" | grep -q '^# XDP decides no packet .*inet r2x-other' ||
+  die "--stats does not say XDP decides nothing: $(sed -n 1,3p "$TMP/stats.all")"
+r2x_b --stats veth-b --json | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin)["program"]["hand_all"]; sys.exit(0 if r and "r2x-other" in r else 1)' ||
+  die "--stats --json: no program.hand_all naming inet r2x-other"
 # tc classifiers on veth-b's ingress run after XDP and before netfilter:
 # a u32 filter (no action) and a tcx program (TCX_NEXT) are reported too,
 # while the native table keeps the program handing over; a filter on
@@ -397,6 +403,10 @@ XBEFORE=$(xdp_packets 'DROP.*dpt:5555')
 [ "$(r2x_send 5555 $K)" = $K ] || die "send to :5555"
 fence 10
 expect "XDP's :5555 DROP, after the native table went, grew by" $(($(xdp_packets 'DROP.*dpt:5555') - XBEFORE)) $K
+r2x_b --stats veth-b >"$TMP/stats.all" || die "--stats failed"
+if grep -q 'XDP decides no packet' "$TMP/stats.all"; then
+  die "--stats still says XDP decides nothing: $(sed -n 1,3p "$TMP/stats.all")"
+fi
 say "   XDP decides again once inet r2x-other is gone: program $IDP -> $(r2x_xdp_prog_id)"
 
 in_b "$IPT" -D INPUT -p udp --dport 5555 -j DROP || die "iptables -D in B"
