@@ -321,26 +321,30 @@ CtLowering::entryOptions(Packet &pk, Value *st, const ir::Match::CtState &c,
     Value *fromSrc = b.CreateXor(
         b.getInt1(f == ir::Match::CtOrigSrc || f == ir::Match::CtReplDst),
         reply);
+    // Both sides tested, one chosen: a select per word would be a branch
+    // per word for the verifier.
     if (addr) {
       const ir::Match::Address &a = addr->addr;
-      Value *in = b.getTrue();
-      if (pk.v6) {
+      auto in = [&](bool src) {
+        if (!pk.v6)
+          return b.CreateICmpEQ(
+              b.CreateAnd(src ? pk.saddr : pk.daddr, b.getInt32(a.mask)),
+              b.getInt32(a.net & a.mask));
+        Value *all = b.getTrue();
         for (unsigned w = 0; w < 4; ++w) {
           uint32_t net = 0, m = 0;
           for (unsigned k = 0; k < 4; ++k) {
             net |= uint32_t(a.net6[4 * w + k]) << (8 * k);
             m |= uint32_t(a.mask6[4 * w + k]) << (8 * k);
           }
-          Value *v = b.CreateSelect(fromSrc, pk.saddr6[w], pk.daddr6[w]);
-          in = b.CreateAnd(in, b.CreateICmpEQ(b.CreateAnd(v, b.getInt32(m)),
-                                              b.getInt32(net)));
+          Value *v = src ? pk.saddr6[w] : pk.daddr6[w];
+          all = b.CreateAnd(all, b.CreateICmpEQ(b.CreateAnd(v, b.getInt32(m)),
+                                                b.getInt32(net & m)));
         }
-      } else {
-        Value *v = b.CreateSelect(fromSrc, pk.saddr, pk.daddr);
-        in = b.CreateICmpEQ(b.CreateAnd(v, b.getInt32(a.mask)),
-                            b.getInt32(a.net & a.mask));
-      }
-      test(tk, b.CreateXor(in, b.getInt1(addr->negated)));
+        return all;
+      };
+      test(tk, b.CreateXor(b.CreateSelect(fromSrc, in(true), in(false)),
+                           b.getInt1(addr->negated)));
     }
     if (port) {
       if (!ports) {
@@ -348,13 +352,15 @@ CtLowering::entryOptions(Packet &pk, Value *st, const ir::Match::CtState &c,
         cg_.needBytes(pk.l4, 4, pass, "ct.ports");
         ports = b.CreateLoad(cg_.i32, pk.l4);
       }
-      Value *raw = b.CreateSelect(fromSrc, b.CreateAnd(ports, 0xffff),
-                                  b.CreateLShr(ports, 16));
-      Value *p =
-          b.CreateUnaryIntrinsic(Intrinsic::bswap, b.CreateTrunc(raw, cg_.i16));
-      Value *in = b.CreateAnd(b.CreateICmpUGE(p, b.getInt16(port->lo)),
-                              b.CreateICmpULE(p, b.getInt16(port->hi)));
-      test(tk, b.CreateXor(in, b.getInt1(port->negated)));
+      auto in = [&](bool src) {
+        Value *raw = src ? b.CreateAnd(ports, 0xffff) : b.CreateLShr(ports, 16);
+        Value *p = b.CreateUnaryIntrinsic(Intrinsic::bswap,
+                                          b.CreateTrunc(raw, cg_.i16));
+        return b.CreateAnd(b.CreateICmpUGE(p, b.getInt16(port->lo)),
+                           b.CreateICmpULE(p, b.getInt16(port->hi)));
+      };
+      test(tk, b.CreateXor(b.CreateSelect(fromSrc, in(true), in(false)),
+                           b.getInt1(port->negated)));
     }
   }
   if (c.status) {
