@@ -129,6 +129,16 @@ std::optional<uint16_t> xtablesParsePort(const std::string &s,
 }
 
 std::optional<uint16_t> xtablesGetPortByName(const std::string &s) {
+  // Decimal digits are the port itself, as getaddrinfo() reads a numeric
+  // service (strtoul, base 10); answered here because getaddrinfo() asks
+  // the kernel which address families are configured on every call (two
+  // socket syscalls a port: half the parse time of 100,000 rules).
+  if (!s.empty() && s.size() <= 5 &&
+      s.find_first_not_of("0123456789") == std::string::npos) {
+    unsigned long v = std::stoul(s);
+    if (v <= UINT16_MAX)
+      return static_cast<uint16_t>(v);
+  }
   addrinfo *res = nullptr;
   if (getaddrinfo(nullptr, s.c_str(), nullptr, &res) != 0)
     return std::nullopt;
