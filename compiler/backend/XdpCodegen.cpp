@@ -285,7 +285,11 @@ void XdpCodegen::declareMaps() {
   size_t rules = 0;
   for (const ir::Chain &c : p_.chains)
     rules += c.family == ir::Family::V4 ? c.rules.size() : 0;
-  hdrInRegs_ = rules <= kHdrRegsMaxRules && cls_.mode == classify::Mode::Never;
+  // The classifier reads the header from r2x_hdr: registers only where it
+  // cannot classify a run (auto: no chain holds minRun rules).
+  bool mayClassify = cls_.mode == classify::Mode::Always ||
+                     (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
+  hdrInRegs_ = rules <= kHdrRegsMaxRules && !mayClassify;
   if (p_.hasFamily(ir::Family::V4) && !hdrInRegs_)
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
                        btf_.structType(contract::HdrLayout));

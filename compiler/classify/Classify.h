@@ -42,7 +42,7 @@ std::optional<Mode> parseMode(std::string_view text);
 inline constexpr unsigned kDefaultMinRun = 16;
 
 struct Options {
-  Mode mode = Mode::Never; ///< the command's default too (--classifier)
+  Mode mode = Mode::Auto; ///< the command's default too (--classifier)
   unsigned minRun = kDefaultMinRun;
   /// Leaves are cut until they hold at most this many rules (HiCuts'
   /// binth), when a cut can separate them.

@@ -63,7 +63,7 @@ struct Options {
   std::vector<std::string> tc; // --tc commands (compiler/driver/TcMain.h)
   std::string tcBatch;
   bool passUnsupported = false;
-  std::string classifier = "never"; ///< --classifier (compiler/classify)
+  std::string classifier = "auto"; ///< --classifier (compiler/classify)
   unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
   std::string sets; ///< --sets: `ipset save` output for -m set
   /// --set-add / --set-del NAME ENTRY IFACE (compiler/driver/SetUpdate.h)
@@ -308,11 +308,9 @@ void declareOptions(CLI::App &app, Options &o) {
                  "'filter add dev eth0 ingress u32 match ... action drop'");
   app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
   app.add_option("--classifier", o.classifier,
-                 "Runs of simple rules as decision trees: never (the default), "
-                 "auto (runs "
-                 "of " +
+                 "Runs of simple rules as decision trees: never, auto (runs of " +
                      std::to_string(classify::kDefaultMinRun) +
-                     " rules or more), always")
+                     " rules or more; the default), always")
       ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_option("--classifier-iter-leaf", o.iterLeaf,
                  "Classified runs whose longest leaf holds more rules than "
