@@ -519,20 +519,37 @@ void callRun(const RunContext &x, Function *f, BasicBlock *next) {
 
 } // namespace
 
-void emitClassifiedRun(const RunContext &ctx,
-                       const std::vector<const ir::Rule *> &rules,
-                       const classify::Options &o, unsigned id,
-                       BasicBlock *next) {
-  classify::Image img = classify::build(rules, o);
-  if (img.stats.maxLeaf == 0) {
+unsigned emitClassifiedRun(const RunContext &ctx,
+                           const std::vector<const ir::Rule *> &rules,
+                           const classify::Options &o, unsigned id,
+                           unsigned ids, BasicBlock *next) {
+  std::optional<classify::Image> img =
+      ids > 1 && rules.size() > 1
+          ? classify::buildWithin(
+                rules, o, classify::wordBudget(rules.size(), o.wordsPerRule))
+          : classify::build(rules, o);
+  if (!img) {
+    size_t half = rules.size() / 2;
+    std::vector<const ir::Rule *> first(rules.begin(),
+                                        rules.begin() + long(half)),
+        second(rules.begin() + long(half), rules.end());
+    BasicBlock *mid = ctx.cg.block("run.half");
+    unsigned used = emitClassifiedRun(ctx, first, o, id, ids / 2, mid);
+    ctx.cg.b.SetInsertPoint(mid);
+    return used +
+           emitClassifiedRun(ctx, second, o, id + used, ids - used, next);
+  }
+  if (img->stats.maxLeaf == 0) {
     // Every leaf is empty: no rule of the run can match (or hotdrop) any
     // packet. A function would use none of its arguments, and LLVM would
     // pass it undefined ones, which the verifier refuses.
     ctx.cg.b.CreateBr(next);
-    return;
+    return 1;
   }
-  callRun(ctx, RunEmitter(ctx, img, id, img.stats.maxLeaf > o.iterLeaf).emit(),
+  callRun(ctx,
+          RunEmitter(ctx, *img, id, img->stats.maxLeaf > o.iterLeaf).emit(),
           next);
+  return 1;
 }
 
 } // namespace r2x::backend

@@ -45,10 +45,14 @@ constexpr unsigned kMaxRuns = 240;
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
 /// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`
 /// (the rule after the run) when no rule of the run decides. `id` names its
-/// globals (r2x_cls<id>_*), one id per run of the program.
-void emitClassifiedRun(const RunContext &ctx,
-                       const std::vector<const ir::Rule *> &rules,
-                       const classify::Options &o, unsigned id,
-                       llvm::BasicBlock *next);
+/// globals (r2x_cls<id>_*), one id per classified run of the program. A run
+/// whose tree would outgrow classify::wordBudget() is cut in two halves,
+/// each classified on its own, the second after the first (first-match
+/// order is the order of the pieces), while ids are left: at most `ids`
+/// from `id` on. Returns how many ids it took.
+unsigned emitClassifiedRun(const RunContext &ctx,
+                           const std::vector<const ir::Rule *> &rules,
+                           const classify::Options &o, unsigned id,
+                           unsigned ids, llvm::BasicBlock *next);
 
 } // namespace r2x::backend

@@ -287,8 +287,9 @@ void XdpCodegen::declareMaps() {
     rules += c.family == ir::Family::V4 ? c.rules.size() : 0;
   // The classifier reads the header from r2x_hdr: registers only where it
   // cannot classify a run (auto: no chain holds minRun rules).
-  bool mayClassify = cls_.mode == classify::Mode::Always ||
-                     (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
+  bool mayClassify =
+      cls_.mode == classify::Mode::Always ||
+      (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
   hdrInRegs_ = rules <= kHdrRegsMaxRules && !mayClassify;
   if (p_.hasFamily(ir::Family::V4) && !hdrInRegs_)
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
@@ -1378,9 +1379,9 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
-      emitClassifiedRun(
+      runs_ += emitClassifiedRun(
           {cg_, btf_, pk_, hdr_, counters_, accept, drop_, aborted_}, run, cls_,
-          runs_++, next);
+          runs_, kMaxRuns - runs_, next);
       b.SetInsertPoint(next);
       at += n - 1;
       continue;

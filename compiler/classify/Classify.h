@@ -23,6 +23,8 @@
 
 #include "compiler/ir/IR.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,6 +58,10 @@ struct Options {
   /// iteration by iteration and refuses past about a thousand
   /// (`--classifier-iter-leaf`).
   unsigned iterLeaf = 64;
+  /// A run's tree may take wordBudget(rules, wordsPerRule) words; a run
+  /// whose tree would take more is classified in two halves, one after the
+  /// other (`--classifier-words`; 0: trees of 16 words at most, for tests).
+  unsigned wordsPerRule = 1024;
 };
 
 //===-- the key -----------------------------------------------------------===//
@@ -150,6 +156,26 @@ struct Image {
 
 /// The run `rules` (each one unclassifiable() accepts) as data.
 Image build(const std::vector<const ir::Rule *> &rules, const Options &o);
+
+/// The words (a node is two, a leaf entry one) a tree of `rules` rules may
+/// take before build() gives up on it (Options::wordsPerRule): HiCuts
+/// replicates a rule into every child its box meets, and rulesets full of
+/// wildcards and overlapping prefixes (ClassBench's acl and fw shapes)
+/// multiply that at every level (10,000 acl rules: 268 MB, 31 s
+/// unbounded). Exact 5-tuples take about 23 words a rule, 1,000 acl rules
+/// about 900. At most 8M words (32 MiB) a tree, whatever the rules.
+/// wordsPerRule 0 is for tests: 16 words, so nearly every run is split.
+inline size_t wordBudget(size_t rules, unsigned wordsPerRule) {
+  constexpr size_t kMaxWords = size_t(8) << 20;
+  if (wordsPerRule == 0)
+    return 16;
+  return std::min(65536 + size_t(wordsPerRule) * rules, kMaxWords);
+}
+
+/// build(), or nothing when the tree would take more than `words` words
+/// (it stops as soon as it does: the caller splits the run).
+std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
+                                 const Options &o, size_t words);
 
 /// The reference walk of an Image, as the program does it: the rule
 /// indexes in `img.rules` that the program tests for `key`, in order (the

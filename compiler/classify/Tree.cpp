@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <variant>
@@ -153,12 +154,16 @@ struct Cut {
   bool zoom = false;
 };
 
+/// Thrown by TreeBuilder when the tree outgrows its word budget.
+struct OverBudget {};
+
 class TreeBuilder {
 public:
   TreeBuilder(const Options &o, Image &img, Stats &st, std::vector<Cand> cands,
-              std::vector<uint32_t> landings)
+              std::vector<uint32_t> landings,
+              size_t words = std::numeric_limits<size_t>::max())
       : o_(o), img_(img), st_(st), cands_(std::move(cands)),
-        landings_(std::move(landings)) {
+        landings_(std::move(landings)), words_(words) {
     std::sort(landings_.begin(), landings_.end());
   }
 
@@ -322,6 +327,8 @@ private:
 
   void node(uint32_t at, const Region &r, const std::vector<uint32_t> &list,
             unsigned depth) {
+    if (2 * img_.nodes.size() + img_.leaves.size() > words_)
+      throw OverBudget{};
     st_.maxDepth = std::max(st_.maxDepth, depth);
     std::optional<Cut> cut;
     if (list.size() > o_.binth && depth + 1 < kMaxDepth)
@@ -360,6 +367,7 @@ private:
   std::vector<uint32_t> landings_;
   std::map<std::vector<uint32_t>, uint32_t> memo_;
   size_t leafSum_ = 0, leafCount_ = 0;
+  size_t words_; ///< the budget (OverBudget)
 };
 
 static_assert(kMaxZoomBits < 16, "a node's mask is 15 bits (Node::b)");
@@ -412,6 +420,11 @@ RuleRec encode(const ir::Rule &r) {
 } // namespace
 
 Image build(const std::vector<const ir::Rule *> &rules, const Options &o) {
+  return *buildWithin(rules, o, std::numeric_limits<size_t>::max());
+}
+
+std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
+                                 const Options &o, size_t words) {
   Image img;
   std::vector<Cand> cands;
   cands.reserve(rules.size());
@@ -425,7 +438,13 @@ Image build(const std::vector<const ir::Rule *> &rules, const Options &o) {
     cands.push_back(std::move(c));
   }
   // The run is entered at its first rule only.
-  TreeBuilder(o, img, img.stats, std::move(cands), {0}).build();
+  try {
+    TreeBuilder(o, img, img.stats, std::move(cands), {0}, words).build();
+  } catch (const OverBudget &) {
+    return std::nullopt;
+  }
+  if (2 * img.nodes.size() + img.leaves.size() > words)
+    return std::nullopt;
   img.stats.nodes = unsigned(img.nodes.size());
   img.stats.leafEntries = unsigned(img.leaves.size());
   return img;

@@ -65,6 +65,8 @@ struct Options {
   bool passUnsupported = false;
   std::string classifier = "auto"; ///< --classifier (compiler/classify)
   unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
+  unsigned wordsPerRule =
+      classify::Options{}.wordsPerRule; ///< --classifier-words
   std::string sets; ///< --sets: `ipset save` output for -m set
   /// --set-add / --set-del NAME ENTRY IFACE (compiler/driver/SetUpdate.h)
   std::vector<std::string> setAdd, setDel;
@@ -72,24 +74,38 @@ struct Options {
 
 /// rule2xdp's own options and whether they take a value.
 const std::vector<std::pair<std::string, bool>> kOwnOptions = {
-    {"-o", true},           {"--output", true},
-    {"--emit", true},       {"--load", true},
-    {"--mode", true},       {"--unload", true},
-    {"--stats", true},      {"-h", false},
-    {"--help", false},      {"--tc", true},
-    {"--tc-batch", true},   {"--pass-unsupported", false},
-    {"--classifier", true}, {"--classifier-iter-leaf", true},
-    {"--version", false},   {"--multiprog", false},
-    {"--json", false},      {"--accelerate", true},
-    {"--follow", false},    {"--kernel-counters", false},
-    {"--sets", true},       {"--log", true},
-    {"--log-to", true},     {"--log-count", true}};
+    {"-o", true},
+    {"--output", true},
+    {"--emit", true},
+    {"--load", true},
+    {"--mode", true},
+    {"--unload", true},
+    {"--stats", true},
+    {"-h", false},
+    {"--help", false},
+    {"--tc", true},
+    {"--tc-batch", true},
+    {"--pass-unsupported", false},
+    {"--classifier", true},
+    {"--classifier-iter-leaf", true},
+    {"--classifier-words", true},
+    {"--version", false},
+    {"--multiprog", false},
+    {"--json", false},
+    {"--accelerate", true},
+    {"--follow", false},
+    {"--kernel-counters", false},
+    {"--sets", true},
+    {"--log", true},
+    {"--log-to", true},
+    {"--log-count", true}};
 
 /// The classifier's options from the command line's.
 classify::Options classifierOptions(const Options &o) {
   classify::Options cls;
   cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
   cls.iterLeaf = o.iterLeaf;
+  cls.wordsPerRule = o.wordsPerRule;
   return cls;
 }
 
@@ -307,16 +323,23 @@ void declareOptions(CLI::App &app, Options &o) {
                  "A tc command (the words after `tc`), e.g. "
                  "'filter add dev eth0 ingress u32 match ... action drop'");
   app.add_option("--tc-batch", o.tcBatch, "A tc -batch file ('-' for stdin)");
-  app.add_option("--classifier", o.classifier,
-                 "Runs of simple rules as decision trees: never, auto (runs of " +
-                     std::to_string(classify::kDefaultMinRun) +
-                     " rules or more; the default), always")
+  app.add_option(
+         "--classifier", o.classifier,
+         "Runs of simple rules as decision trees: never, auto (runs of " +
+             std::to_string(classify::kDefaultMinRun) +
+             " rules or more; the default), always")
       ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_option("--classifier-iter-leaf", o.iterLeaf,
                  "Classified runs whose longest leaf holds more rules than "
                  "this scan leaves with bpf_iter_num rather than a bounded "
                  "loop (default " +
                      std::to_string(o.iterLeaf) + ")");
+  app.add_option("--classifier-words", o.wordsPerRule,
+                 "A classified run's tree may take 65536 + this many words a "
+                 "rule (at most 8M); a run whose tree would take more is "
+                 "classified in halves, one after the other; 0 splits nearly "
+                 "every run, for tests (default " +
+                     std::to_string(o.wordsPerRule) + ")");
   app.add_option("--set-add", o.setAdd,
                  "Add ENTRY to set NAME of the program loaded on IFACE, "
                  "without a reload")
