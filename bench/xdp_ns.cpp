@@ -10,8 +10,13 @@
 /// the figure is the median over --rounds of the thread's CPU time in the
 /// syscall divided by the repeat (see bench/prog_ns.cpp for why).
 ///
-///   xdp_ns --obj FILE.o [--prog rule2xdp] [--iface IF] [--expect drop|pass]
-///          [--rounds N] [--ms N]
+/// With `--attached` instead of `--obj`, the program measured is the one
+/// attached to IFACE (as `rule2xdp --load` left it, with the maps the loader
+/// filled: ipset sets, the interface's MAC), and the frame is addressed to
+/// IFACE's own MAC. Its counters then count the test runs too.
+///
+///   xdp_ns (--obj FILE.o [--prog rule2xdp] | --attached) [--iface IF]
+///          [--expect drop|pass] [--rounds N] [--ms N]
 /// prints: ns=X kernel_ns=Y repeat=N retval=ACTION  (exit 1 on a wrong verdict)
 //===----------------------------------------------------------------------===//
 #include "frame.h"
@@ -21,9 +26,13 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -66,8 +75,17 @@ int main(int argc, char **argv) {
   std::string obj, prog = r2x::contract::ProgName, iface = "lo",
                    expect = "drop";
   int rounds = 5, ms = 100;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i], v = argv[i + 1];
+  bool attached = false;
+  for (int i = 1; i < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--attached") {
+      attached = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc)
+      die("option " + a + " needs a value");
+    std::string v = argv[i + 1];
     if (a == "--obj")
       obj = v;
     else if (a == "--prog")
@@ -83,23 +101,44 @@ int main(int argc, char **argv) {
     else
       die("unknown option " + a);
   }
-  if (obj.empty() || rounds < 1 || ms < 1)
-    die("usage: xdp_ns --obj FILE [--prog NAME] [--iface IF] "
+  if (obj.empty() == !attached || rounds < 1 || ms < 1)
+    die("usage: xdp_ns (--obj FILE [--prog NAME] | --attached) [--iface IF] "
         "[--expect drop|pass] [--rounds N] [--ms N]");
   unsigned ifindex = if_nametoindex(iface.c_str());
   if (!ifindex)
     die("no interface " + iface);
   libbpf_set_print(nullptr);
-  bpf_object *o = bpf_object__open_file(obj.c_str(), nullptr);
-  if (!o)
-    die("opening " + obj + ": " + std::strerror(errno));
-  if (int err = bpf_object__load(o))
-    die("loading " + obj + ": " + std::strerror(-err));
-  bpf_program *p = bpf_object__find_program_by_name(o, prog.c_str());
-  if (!p)
-    die(obj + " has no program " + prog);
-  int fd = bpf_program__fd(p);
   bench::Mac dmac{0x02, 0, 0, 0, 0, 2}, smac{0x02, 0, 0, 0, 0, 1};
+  bpf_object *o = nullptr;
+  int fd = -1;
+  if (attached) {
+    uint32_t id = 0;
+    if (bpf_xdp_query_id(int(ifindex), 0, &id) || id == 0)
+      die("no XDP program attached to " + iface);
+    fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0)
+      die("cannot open the program on " + iface + ": " + std::strerror(errno));
+    // Through this network namespace's socket: /sys may be another's
+    // (nsenter --net does not remount it).
+    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr {};
+    std::snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", iface.c_str());
+    if (sock < 0 || ioctl(sock, SIOCGIFHWADDR, &ifr) != 0)
+      die("cannot read the MAC of " + iface + ": " + std::strerror(errno));
+    close(sock);
+    for (int k = 0; k < 6; ++k)
+      dmac[size_t(k)] = uint8_t(ifr.ifr_hwaddr.sa_data[k]);
+  } else {
+    o = bpf_object__open_file(obj.c_str(), nullptr);
+    if (!o)
+      die("opening " + obj + ": " + std::strerror(errno));
+    if (int err = bpf_object__load(o))
+      die("loading " + obj + ": " + std::strerror(-err));
+    bpf_program *p = bpf_object__find_program_by_name(o, prog.c_str());
+    if (!p)
+      die(obj + " has no program " + prog);
+    fd = bpf_program__fd(p);
+  }
   bench::Frame f =
       bench::udpFrame(dmac, smac, 0x0a010001, 0x0a010002, 40000, 1234);
   uint32_t want = expect == "drop" ? XDP_DROP : XDP_PASS;
@@ -135,6 +174,7 @@ int main(int argc, char **argv) {
   std::sort(kns.begin(), kns.end());
   std::printf("ns=%.2f kernel_ns=%u repeat=%u retval=%u\n", ns[ns.size() / 2],
               kns[kns.size() / 2], repeat, want);
-  bpf_object__close(o);
+  if (o)
+    bpf_object__close(o);
   return 0;
 }
