@@ -39,6 +39,8 @@ enum class OptId {
   Command,
   Append,
   Insert,
+  Delete,
+  Replace,
   NewChain,
   Policy,
   Table,
@@ -72,8 +74,8 @@ struct OptSpec {
 constexpr OptSpec kBaseOpts[] = {
     {"append", 'A', OptId::Append, true, false},
     {"insert", 'I', OptId::Insert, true, false},
-    {"delete", 'D', OptId::Command, true, false},
-    {"replace", 'R', OptId::Command, true, false},
+    {"delete", 'D', OptId::Delete, true, false},
+    {"replace", 'R', OptId::Replace, true, false},
     {"check", 'C', OptId::Command, true, false},
     {"list", 'L', OptId::Command, false, false},
     {"list-rules", 'S', OptId::Command, false, false},
@@ -853,6 +855,8 @@ void CommandWalker::baseOption(const Occurrence &o) {
   case OptId::Command:
   case OptId::Append:
   case OptId::Insert:
+  case OptId::Delete:
+  case OptId::Replace:
   case OptId::NewChain:
   case OptId::Policy:
     return onCommand(o);
@@ -899,14 +903,14 @@ void CommandWalker::baseOption(const Occurrence &o) {
   }
 }
 
-/// -A, -I, -N, -P; any other command is refused.
+/// -A, -I, -D, -R, -N, -P; any other command is refused.
 void CommandWalker::onCommand(const Occurrence &o) {
   const Word &w = *o.word;
   OptId id = o.spec.base->id;
   if (id == OptId::Command)
     failAt(w, "command `" + w.text +
-                  "' is not supported: rule2xdp compiles rules (-A, -I) and "
-                  "chain declarations (-N, -P)");
+                  "' is not supported: rule2xdp compiles rules (-A, -I, -D, "
+                  "-R) and chain declarations (-N, -P)");
   if (p_.commandWord)
     failAt(w, "only one command per rule (already `" + p_.commandWord->text +
                   "')");
@@ -916,9 +920,12 @@ void CommandWalker::onCommand(const Occurrence &o) {
   // -I CHAIN [RULENUM] and -P CHAIN TARGET take a second word.
   // xs_has_arg(): a next word not starting with `-' or `!' is the
   // rule number.
-  if (id == OptId::Insert && i_ + 1 < seq_.size() &&
-      seq_[i_ + 1]->text[0] != '-' && seq_[i_ + 1]->text[0] != '!')
+  if ((id == OptId::Insert || id == OptId::Delete || id == OptId::Replace) &&
+      i_ + 1 < seq_.size() && seq_[i_ + 1]->text[0] != '-' &&
+      seq_[i_ + 1]->text[0] != '!')
     p_.insertAt = seq_[++i_];
+  if (id == OptId::Replace && !p_.insertAt)
+    failAt(w, "-R needs a chain and a rule number (-R CHAIN RULENUM RULE)");
   if (id == OptId::Policy) {
     if (i_ + 1 >= seq_.size())
       failAt(w, "-P needs a chain and a policy (ACCEPT or DROP)");
@@ -1510,29 +1517,28 @@ bool leftToKernel(ir::Program &prog, const CommandContext &ctx,
   return true;
 }
 
-/// -A appends; -I inserts at RULENUM (1 when not given).
-void insertRules(ir::Program &prog, const CommandContext &ctx,
-                 const ChainPlace &at, const Parsed &p, const ir::Rule &rule,
-                 std::vector<ir::Rule> newRules) {
-  std::vector<ir::Rule> &rules =
-      at.user ? at.user->rules
-              : prog.chain(ctx.family, at.table, *at.hook).rules;
-  size_t pos = rules.size();
-  if (p.command == OptId::Insert) {
-    pos = 0;
-    if (p.insertAt) {
-      // parse_rulenumber(): xtables_strtoui, 1 to INT_MAX.
-      std::optional<uint64_t> num =
-          xtablesStrtoul(p.insertAt->text, 1, INT_MAX);
-      if (!num)
-        failAt(*p.insertAt, "invalid rule number `" + p.insertAt->text + "'");
-      if (*num > rules.size() + 1)
-        failAt(*p.insertAt, "index of insertion too big (chain `" + at.name() +
-                                "' has " + std::to_string(rules.size()) +
-                                " rules)");
-      pos = *num - 1;
-    }
-  }
+/// The rules of the chain a command names.
+std::vector<ir::Rule> &chainRules(ir::Program &prog, const CommandContext &ctx,
+                                  const ChainPlace &at) {
+  return at.user ? at.user->rules
+                 : prog.chain(ctx.family, at.table, *at.hook).rules;
+}
+
+/// RULENUM (parse_rulenumber(): xtables_strtoui, 1 to INT_MAX), at most
+/// `most`; `what` names the index in the error, as iptables does.
+size_t ruleNumber(const Word &w, size_t most, const ChainPlace &at,
+                  const char *what) {
+  std::optional<uint64_t> num = xtablesStrtoul(w.text, 1, INT_MAX);
+  if (!num)
+    failAt(w, "invalid rule number `" + w.text + "'");
+  if (*num > most)
+    failAt(w, std::string("index of ") + what + " too big (chain `" +
+                  at.name() + "' has " + std::to_string(most) + " rules)");
+  return *num;
+}
+
+/// The command's target on each of its (expanded) rules.
+void setTarget(std::vector<ir::Rule> &newRules, const ir::Rule &rule) {
   for (ir::Rule &r : newRules) {
     r.verdict = rule.verdict;
     r.jumpTarget = rule.jumpTarget;
@@ -1542,9 +1548,68 @@ void insertRules(ir::Program &prog, const CommandContext &ctx,
     r.reject = rule.reject;
     r.log = rule.log;
   }
+}
+
+/// -A appends; -I inserts at RULENUM (1 when not given).
+void insertRules(ir::Program &prog, const CommandContext &ctx,
+                 const ChainPlace &at, const Parsed &p, const ir::Rule &rule,
+                 std::vector<ir::Rule> newRules) {
+  std::vector<ir::Rule> &rules = chainRules(prog, ctx, at);
+  size_t pos = rules.size();
+  if (p.command == OptId::Insert)
+    pos = p.insertAt
+              ? ruleNumber(*p.insertAt, rules.size() + 1, at, "insertion") - 1
+              : 0;
+  setTarget(newRules, rule);
   rules.insert(rules.begin() + static_cast<long>(pos),
                std::make_move_iterator(newRules.begin()),
                std::make_move_iterator(newRules.end()));
+}
+
+/// What `iptables -D CHAIN RULE` compares: the matches, the comments and
+/// the target.
+std::string sameness(const ir::Program &prog, const ir::Rule &r, bool v6) {
+  std::string s = ir::printRule(prog, r, v6);
+  for (const std::string &c : r.comments)
+    s += "comment " + c + "\n";
+  return s;
+}
+
+/// -D CHAIN RULENUM deletes that rule; -D CHAIN RULE the first rule equal
+/// to each rule RULE expands to (several -s/-d addresses), as iptables
+/// deletes them one by one; -R CHAIN RULENUM RULE replaces one rule.
+void deleteOrReplace(ir::Program &prog, const CommandContext &ctx,
+                     const ChainPlace &at, const Parsed &p,
+                     const ir::Rule &rule, std::vector<ir::Rule> newRules) {
+  std::vector<ir::Rule> &rules = chainRules(prog, ctx, at);
+  if (p.command == OptId::Replace) {
+    size_t num = ruleNumber(*p.insertAt, rules.size(), at, "replacement");
+    if (newRules.size() != 1)
+      failAt(*p.commandWord, "-R replaces one rule: the addresses make " +
+                                 std::to_string(newRules.size()));
+    setTarget(newRules, rule);
+    rules[num - 1] = std::move(newRules.front());
+    return;
+  }
+  if (p.insertAt) {
+    if (p.hasMatches || p.target || p.gotoChain)
+      failAt(*p.commandWord, "-D CHAIN RULENUM takes no matches or target");
+    size_t num = ruleNumber(*p.insertAt, rules.size(), at, "deletion");
+    rules.erase(rules.begin() + static_cast<long>(num - 1));
+    return;
+  }
+  setTarget(newRules, rule);
+  bool v6 = ctx.family == ir::Family::V6;
+  for (const ir::Rule &r : newRules) {
+    std::string want = sameness(prog, r, v6);
+    auto it = std::find_if(rules.begin(), rules.end(), [&](const ir::Rule &x) {
+      return sameness(prog, x, v6) == want;
+    });
+    if (it == rules.end())
+      failAt(*p.commandWord, "Bad rule (does a matching rule exist in that "
+                             "chain?)");
+    rules.erase(it);
+  }
 }
 
 /// The command's effect on the program: a dispatcher over -N, -P and
@@ -1563,6 +1628,11 @@ void applyCommand(ir::Program &prog, const CommandContext &ctx, Parsed &p,
   if (p.command == OptId::Policy)
     return setPolicy(prog, ctx, at, p);
   ir::Rule rule = ruleVerdict(prog, ctx, at, p);
+  bool edit = p.command == OptId::Delete || p.command == OptId::Replace;
+  if (edit && ctx.handover && (at.egress || at.natSource))
+    failAt(*p.commandWord, "`" + p.commandWord->text + "' in " + at.name() +
+                               ", which the kernel alone runs, is not "
+                               "supported in hand-over mode");
   if (leftToKernel(prog, ctx, at, rule, newRules))
     return;
   if (at.natSource)
@@ -1570,6 +1640,8 @@ void applyCommand(ir::Program &prog, const CommandContext &ctx, Parsed &p,
                              " rules (SNAT, MASQUERADE) are not supported "
                              "yet: rule2xdp translates destinations in "
                              "PREROUTING only");
+  if (p.command == OptId::Delete || p.command == OptId::Replace)
+    return deleteOrReplace(prog, ctx, at, p, rule, std::move(newRules));
   insertRules(prog, ctx, at, p, rule, std::move(newRules));
 }
 

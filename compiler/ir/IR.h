@@ -498,8 +498,21 @@ enum class Mode {
 
 /// A whole ruleset for the ingress path. Chains are kept in netfilter's
 /// traversal order by finalize().
+/// One input a program was compiled from (Program::source).
+struct SourcePart {
+  bool file = false; ///< a ruleset file (name, text) or one command (words)
+  Family family = Family::V4;
+  std::string name, text;
+  std::vector<std::string> words;
+};
+
 struct Program {
   std::vector<Chain> chains;
+  /// What the program was compiled from, in order (ruleset files, the
+  /// command line's command, later edits): kept in the object so that a
+  /// loaded program can be changed (`--load IFACE -A ...`) and compiled
+  /// again. Empty for programs read from the kernel (--accelerate).
+  std::vector<SourcePart> source;
   std::vector<std::string> ifacePatterns; ///< index = Match::Iface::bit
   unsigned numCounters = 0;
   Mode mode = Mode::Standalone;
@@ -588,6 +601,9 @@ struct Program {
 
 /// Human-readable dump of the IR (`--emit=ir`); stable for lit tests.
 std::string print(const Program &p);
+/// One rule's matches and verdict as print() shows them (not its counter,
+/// text or comments).
+std::string printRule(const Program &p, const Rule &r, bool v6);
 
 /// Dotted-quad form of a host-order address.
 std::string formatAddr(uint32_t a);

@@ -204,6 +204,25 @@ std::string printMatch(const Program &p, const Match &m, bool v6) {
 
 } // namespace
 
+std::string printRule(const Program &p, const Rule &r, bool v6) {
+  std::ostringstream os;
+  for (const Match &m : r.matches)
+    os << "    match " << printMatch(p, m, v6) << "\n";
+  os << "    verdict " << verdictName(r.verdict);
+  if (!r.jumpTarget.empty())
+    os << " " << r.jumpTarget;
+  if (r.verdict == Verdict::Dnat)
+    os << " " << formatNatTarget(r.nat);
+  if (r.verdict == Verdict::Handover)
+    os << " " << r.target << ": " << r.handoverReason;
+  if (r.verdict == Verdict::Reject)
+    os << " with:" << r.reject.name;
+  if (r.verdict == Verdict::Log)
+    os << " " << formatLogTarget(r.log);
+  os << "\n";
+  return os.str();
+}
+
 std::string print(const Program &p) {
   std::ostringstream os;
   bool handover = p.mode == Mode::Handover;
@@ -246,20 +265,7 @@ std::string print(const Program &p) {
          << " counter " << c.policyCounter << "\n";
     for (const Rule &r : c.rules) {
       os << "  rule counter " << r.counter << "  # " << r.text << "\n";
-      for (const Match &m : r.matches)
-        os << "    match " << printMatch(p, m, c.family == Family::V6) << "\n";
-      os << "    verdict " << verdictName(r.verdict);
-      if (!r.jumpTarget.empty())
-        os << " " << r.jumpTarget;
-      if (r.verdict == Verdict::Dnat)
-        os << " " << formatNatTarget(r.nat);
-      if (r.verdict == Verdict::Handover)
-        os << " " << r.target << ": " << r.handoverReason;
-      if (r.verdict == Verdict::Reject)
-        os << " with:" << r.reject.name;
-      if (r.verdict == Verdict::Log)
-        os << " " << formatLogTarget(r.log);
-      os << "\n";
+      os << printRule(p, r, c.family == Family::V6);
     }
   }
   for (const KernelOnlyRule &k : p.kernelOnly)
