@@ -443,6 +443,13 @@ void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
   Meta meta = parseObjectMeta(objectMetaText(obj.get()));
   std::map<uint32_t, uint32_t> redirects = redirectTargets(meta);
   Plan p = plan(ifaces, options);
+  if (options.replaceOnly)
+    for (const InterfaceXdp &x : p.ifaces)
+      if (!x.own || x.own->progId != options.replaceOnly)
+        throw LoadError("rule2xdp's program on " + x.iface +
+                        " changed while this change to it was compiled "
+                        "(another rule2xdp?); nothing was changed: run the "
+                        "command again");
   std::optional<std::set<unsigned>> tx = transmitters(options.mode);
   checkDnat(meta, p, tx);
   checkRedirects(redirects, tx);
@@ -577,6 +584,22 @@ void updateSet(const std::string &iface, const std::string &set,
     throw LoadError("Element cannot be deleted from the set " + set +
                     ": it's not added");
   throw sysError("cannot delete from set " + set, errno);
+}
+
+std::vector<LoadedProgram>
+loadedPrograms(const std::vector<std::string> &ifaces) {
+  InterfaceLock lock(ifindexes(ifaces));
+  std::vector<LoadedProgram> out;
+  for (const std::string &name : ifaces) {
+    InterfaceXdp x = inspect(name);
+    LoadedProgram l;
+    if (x.own) {
+      l.progId = x.own->progId;
+      l.metaText = x.own->metaText;
+    }
+    out.push_back(std::move(l));
+  }
+  return out;
 }
 
 void unload(const std::string &iface) {

@@ -51,7 +51,22 @@ struct LoadOptions {
   /// (xdp-loader's) share the interface. Taken anyway when an interface
   /// already has a dispatcher.
   bool multiprog = false;
+  /// Non-zero: replace only this program of rule2xdp's (an edit of it,
+  /// `--load IFACE -A ...`); when an interface runs another one (or none)
+  /// by the time the load starts, the load is refused and nothing changes.
+  uint32_t replaceOnly = 0;
 };
+
+/// rule2xdp's program on one interface, as an edit starts from it.
+struct LoadedProgram {
+  uint32_t progId = 0;  ///< 0: rule2xdp has no program there
+  std::string metaText; ///< its metadata text
+};
+
+/// rule2xdp's program on each of `ifaces` (in order). Throws LoadError for
+/// an interface that does not exist.
+std::vector<LoadedProgram>
+loadedPrograms(const std::vector<std::string> &ifaces);
 
 /// The pin directory for an interface of this network namespace:
 /// /sys/fs/bpf/rule2xdp/net<NETNS-INODE>/IFACE.

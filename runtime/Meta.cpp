@@ -82,7 +82,8 @@ public:
                                      {record::Set, &Reader::set},
                                      {record::Log, &Reader::log},
                                      {record::LogLost, &Reader::logLost},
-                                     {record::HandAll, &Reader::handAll}};
+                                     {record::HandAll, &Reader::handAll},
+                                     {record::Source, &Reader::source}};
     for (const Kind &kind : kinds)
       if (fields_[0] == kind.spec.name) {
         expectFields(kind.spec);
@@ -193,6 +194,57 @@ private:
     if (!keysSeen_.emplace(key).second)
       fail(lineNo_, "key '" + std::string(key) + "' names two counter slots");
     meta.keys.emplace(slot, std::string(key));
+  }
+
+  void source() {
+    std::string_view kind = field(record::source::Kind);
+    std::string rest = this->rest(record::source::Rest);
+    if (kind == record::SourceLine) {
+      if (meta.source.empty() || !meta.source.back().file)
+        fail(lineNo_, "source line without a source file");
+      meta.source.back().text += rest + "\n";
+      return;
+    }
+    std::vector<std::string_view> parts = splitTabs(rest);
+    MetaSource s;
+    if (parts[0] != "4" && parts[0] != "6")
+      fail(lineNo_, "source family '" + std::string(parts[0]) + "'");
+    s.family = parts[0] == "6" ? 6 : 4;
+    if (kind == record::SourceFile) {
+      if (parts.size() < 2)
+        fail(lineNo_, "source file without a name");
+      s.file = true;
+      s.name = rest.substr(2);
+    } else if (kind == record::SourceRule) {
+      for (std::size_t i = 1; i < parts.size(); ++i)
+        s.words.push_back(decodeWord(parts[i]));
+    } else {
+      return; // a newer compiler's kind
+    }
+    meta.source.push_back(std::move(s));
+  }
+
+  /// contract::meta::encodeWord() undone.
+  std::string decodeWord(std::string_view w) const {
+    if (w == "%00")
+      return {};
+    std::string out;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      if (w[i] != '%') {
+        out += w[i];
+        continue;
+      }
+      auto hex = [&](char c) -> int {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+      };
+      if (i + 2 >= w.size() || hex(w[i + 1]) < 0 || hex(w[i + 2]) < 0)
+        fail(lineNo_, "bad word '" + std::string(w) + "' in a source record");
+      out += char(hex(w[i + 1]) << 4 | hex(w[i + 2]));
+      i += 2;
+    }
+    return out;
   }
 
   void handAll() {

@@ -56,8 +56,19 @@ struct MetaLog {
   uint8_t level = 4, flags = 0; ///< flags: XT_LOG_* bits
   std::string prefix;
 };
+/// A `source` record group: one input the program was compiled from.
+struct MetaSource {
+  bool file = false; ///< a ruleset file (name, text), or one command (words)
+  unsigned family = 4;
+  std::string name, text;
+  std::vector<std::string> words; ///< decoded
+};
+
 struct Meta {
   unsigned version = 0; ///< of the text read
+  /// The `source` records, in order (empty for a program compiled before
+  /// they existed, from tc filters, or by --accelerate).
+  std::vector<MetaSource> source;
   /// The `mode` record: true when the program was compiled in hand-over
   /// mode (the kernel decides what XDP passes). Texts older than version 3
   /// do not say; they read as standalone.

@@ -148,6 +148,27 @@ std::string metadataText(const ir::Program &p) {
                                                    : meta::ModeStandalone});
   if (!p.handAll.empty())
     os << meta::format(meta::HandAll, {p.handAll});
+  for (const ir::SourcePart &part : p.source) {
+    std::string fam = part.family == ir::Family::V6 ? "6" : "4";
+    if (part.file) {
+      os << meta::format(meta::Source, {std::string(meta::SourceFile),
+                                        fam + "\t" + part.name});
+      size_t at = 0;
+      while (at < part.text.size()) {
+        size_t end = part.text.find('\n', at);
+        if (end == std::string::npos)
+          end = part.text.size();
+        os << meta::format(meta::Source, {std::string(meta::SourceLine),
+                                          part.text.substr(at, end - at)});
+        at = end + 1;
+      }
+    } else {
+      std::string words = fam;
+      for (const std::string &w : part.words)
+        words += "\t" + meta::encodeWord(w);
+      os << meta::format(meta::Source, {std::string(meta::SourceRule), words});
+    }
+  }
   for (const SetLayout &l : sets)
     os << meta::format(
         meta::Set, {l.map, std::to_string(l.offset), std::to_string(l.entries),

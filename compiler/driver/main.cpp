@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/backend/Backend.h"
 #include "compiler/driver/Accelerate.h"
+#include "compiler/driver/Edit.h"
 #include "compiler/driver/Ifaces.h"
 #include "compiler/driver/KernelStats.h"
 #include "compiler/driver/SetUpdate.h"
@@ -394,6 +395,7 @@ bool readRulesets(const Invocation &inv, frontend::SourceManager &sm,
     std::optional<ir::Family> detected = frontend::detectFamily(name, text);
     ir::Family fam = inv.family.value_or(detected.value_or(ir::Family::V4));
     frontend::parseSaveFile(name, text, sm, program, warnings, fam, &errors);
+    program.source.push_back({true, fam, name, text, {}});
   }
   if (!errors.empty()) {
     for (const frontend::Diagnostic &d : errors)
@@ -423,6 +425,7 @@ void readCommandRule(const Invocation &inv, const std::vector<std::string> &all,
   ctx.family = inv.family.value_or(ir::Family::V4);
   ctx.handover = inv.o.passUnsupported;
   frontend::parseCommand(rule, program, ctx);
+  program.source.push_back({false, ctx.family, {}, {}, inv.ruleArgs});
 }
 
 /// The iptables path: rules (from files or the command line) compiled and
@@ -432,6 +435,7 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
                  frontend::SourceManager &sm) {
   const Options &o = inv.o;
   ir::Program program;
+  uint32_t replaceId = 0; ///< the loaded program a command changes
   if (o.passUnsupported)
     program.mode = ir::Mode::Handover;
   if (!o.sets.empty())
@@ -445,7 +449,13 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
     if (!readRulesets(inv, sm, program))
       return kExitInput;
   } else {
+    // `--load IFACE COMMAND` changes the ruleset loaded there, if any
+    // (Edit.h); in hand-over mode the command is a ruleset of its own.
+    if (!o.load.empty() && !o.passUnsupported)
+      replaceId = driver::readLoadedSource(loadIfaces, sm, program);
     readCommandRule(inv, all, sm, program);
+    if (replaceId)
+      frontend::checkChainGraph(program);
   }
   if (program.mode == ir::Mode::Handover) {
     frontend::finishHandover(program);
@@ -459,8 +469,9 @@ int compileRules(const Invocation &inv, const std::vector<std::string> &all,
       throw frontend::Diagnostic({"<command line>", 0, 0, -1},
                                  "--load takes an object: drop --emit");
     std::string obj = backend::compile(program, backend::Emit::Obj, cls);
-    runtime::load(loadIfaces, loadOptions(o),
-                  std::vector<uint8_t>(obj.begin(), obj.end()));
+    runtime::LoadOptions lo = loadOptions(o);
+    lo.replaceOnly = replaceId;
+    runtime::load(loadIfaces, lo, std::vector<uint8_t>(obj.begin(), obj.end()));
     return kExitOk;
   }
 

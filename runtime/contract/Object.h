@@ -686,6 +686,38 @@ inline constexpr Record LogLost{"loglost", 2};
 /// `--stats` says so.
 inline constexpr Record HandAll{"handall", 2, true};
 
+/// `source KIND ...` (any version; skipped by readers that do not know it):
+/// what the program was compiled from, in order, so that `rule2xdp --load
+/// IFACE -A|-I|-D|-R ...` can change a loaded ruleset and compile it again.
+/// KIND `file` (FAMILY NAME: a ruleset file read with -f; NAME to the end
+/// of the line), `line` (TEXT: the file's next line, to the end of the
+/// line), or `rule` (FAMILY WORD...: one command of the command line, each
+/// word percent-encoded, encodeWord()). FAMILY is 4 or 6.
+inline constexpr Record Source{"source", 3, true};
+inline constexpr std::string_view SourceFile = "file";
+inline constexpr std::string_view SourceLine = "line";
+inline constexpr std::string_view SourceRule = "rule";
+
+/// A command word as a `source rule` field: bytes up to space, `%` and
+/// DEL as %XX, so no TAB or newline is left; the empty word is `%00`
+/// (argv never holds a NUL).
+inline std::string encodeWord(std::string_view w) {
+  static constexpr char Hex[] = "0123456789ABCDEF";
+  if (w.empty())
+    return "%00";
+  std::string out;
+  for (unsigned char c : w) {
+    if (c <= ' ' || c == '%' || c == 0x7f) {
+      out += '%';
+      out += Hex[c >> 4];
+      out += Hex[c & 15];
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
 /// The text every metadata text starts with.
 inline constexpr std::string_view HeaderPrefix = "rule2xdp-meta\t";
 static_assert(HeaderPrefix.substr(0, HeaderPrefix.size() - 1) == Header.name);
@@ -735,6 +767,9 @@ enum : unsigned { Slot = 1 };
 }
 namespace handAll {
 enum : unsigned { Reason = 1 };
+}
+namespace source {
+enum : unsigned { Kind = 1, Rest };
 }
 static_assert(iface::Pattern + 1 == Iface.fields &&
               chain::Slot + 1 == Chain.fields &&

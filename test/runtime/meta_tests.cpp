@@ -214,11 +214,43 @@ void writerChecksItsRecords() {
   check(meta::header() == "rule2xdp-meta\t3\n", "the header line");
 }
 
+/// `source` records: files line by line, commands word by word, every
+/// byte of a word back as written.
+void readsSources() {
+  std::string odd = std::string("a b\tc%d") + char(0x7f);
+  std::string text = meta::header() + "mode\tstandalone\n" +
+                     "source\tfile\t6\tmy\tfile.rules\n" +
+                     "source\tline\t*filter\n" +
+                     "source\tline\t-A INPUT\t-j DROP\n" + "source\tline\t\n" +
+                     "source\trule\t4\t-A\t" + meta::encodeWord(odd) + "\t" +
+                     meta::encodeWord("") + "\n" + "source\tnewkind\t4\tx\n";
+  Meta m = parseMeta(text);
+  check(m.source.size() == 2 && m.source[0].file && m.source[0].family == 6 &&
+            m.source[0].name == "my\tfile.rules" &&
+            m.source[0].text == "*filter\n-A INPUT\t-j DROP\n\n",
+        "a source file and its lines");
+  check(!m.source[1].file && m.source[1].family == 4 &&
+            m.source[1].words.size() == 3 && m.source[1].words[1] == odd &&
+            m.source[1].words[2].empty(),
+        "a source command's words, decoded");
+  check(meta::encodeWord(odd).find_first_of(" \t\n") == std::string::npos,
+        "an encoded word has no separator");
+  refuses<std::runtime_error>(
+      [] { parseMeta(meta::header() + "mode\tstandalone\nsource\tline\tx\n"); },
+      "without a source file", "a line before its file");
+  refuses<std::runtime_error>(
+      [] {
+        parseMeta(meta::header() + "mode\tstandalone\nsource\trule\t4\t%4\n");
+      },
+      "bad word", "a cut escape");
+}
+
 } // namespace
 
 int main() {
   try {
     readsEveryKind();
+    readsSources();
     refusesBadTexts();
     writerChecksItsRecords();
     keysAreStable();
