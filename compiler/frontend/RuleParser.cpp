@@ -1585,8 +1585,10 @@ void deleteOrReplace(ir::Program &prog, const CommandContext &ctx,
   if (p.command == OptId::Replace) {
     size_t num = ruleNumber(*p.insertAt, rules.size(), at, "replacement");
     if (newRules.size() != 1)
-      failAt(*p.commandWord, "-R replaces one rule: the addresses make " +
-                                 std::to_string(newRules.size()));
+      failAt(*p.commandWord,
+             "Replacement rule does not specify a unique address (the "
+             "addresses make " +
+                 std::to_string(newRules.size()) + " rules)");
     setTarget(newRules, rule);
     rules[num - 1] = std::move(newRules.front());
     return;
