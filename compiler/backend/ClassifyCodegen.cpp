@@ -74,21 +74,46 @@ enum RunResult : uint32_t { RunNext, RunAccept, RunDrop, RunAborted };
 /// and tot_len for the byte counters. At most 5: BPF passes no more.
 enum RunArgs : unsigned { ArgSrc, ArgDst, ArgProto, ArgPorts, ArgLen, NArgs };
 
-/// The run's function `r2x_cls<id>_run` (RunArgs), global: the verifier
-/// checks a global function once, on its own, from unknown arguments, and
-/// a call to it costs the caller one instruction whatever the path.
-Function *runFunction(Module &m, BtfBuilder &btf, unsigned id) {
-  Type *i64 = Type::getInt64Ty(m.getContext());
-  FunctionType *ft = FunctionType::get(Type::getInt32Ty(m.getContext()),
+/// A forest's tree function `r2x_cls<id>_tree` (docs/classifier.md,
+/// "Forests") takes the key packed (TreeArgs: the protocol in the ports'
+/// top byte), the tree's root with the best event so far, and tot_len
+/// with what to do (TreeMode). An event is a rule's index times 2, plus 1
+/// for a hotdrop; the earliest wins. Find returns the earliest event of
+/// the tree that is earlier than the one given; Count counts the
+/// count-only rules of the tree that match before the event given and
+/// returns it; Finish (no tree) carries out the event: counts the rule
+/// and returns a RunResult. TreeAborted: data the walk cannot use.
+enum TreeArgs : unsigned {
+  TArgSrc,
+  TArgDst,
+  TArgKey,
+  TArgRootBest,
+  TArgLenMode
+};
+enum TreeMode : uint64_t { TreeFind, TreeCount, TreeFinish };
+constexpr uint64_t TreeNoEvent = 0xffffffffu, TreeAborted = uint64_t(1) << 32;
+
+/// The run's function `r2x_cls<id>_run` (RunArgs), or a forest's tree
+/// function `r2x_cls<id>_tree` (TreeArgs), global: the verifier checks a
+/// global function once, on its own, from unknown arguments, and a call
+/// to it costs the caller one instruction whatever the path.
+Function *runFunction(Module &m, BtfBuilder &btf, unsigned id, bool tree) {
+  LLVMContext &c = m.getContext();
+  Type *i64 = Type::getInt64Ty(c);
+  FunctionType *ft = FunctionType::get(tree ? i64 : Type::getInt32Ty(c),
                                        std::vector<Type *>(NArgs, i64), false);
-  Function *f = Function::Create(ft, GlobalValue::ExternalLinkage,
-                                 "r2x_cls" + std::to_string(id) + "_run", m);
+  Function *f = Function::Create(
+      ft, GlobalValue::ExternalLinkage,
+      "r2x_cls" + std::to_string(id) + (tree ? "_tree" : "_run"), m);
   f->addFnAttr(Attribute::NoUnwind);
   f->addFnAttr(Attribute::NoInline);
   const char *names[NArgs] = {"saddr", "daddr", "proto", "ports", "tot_len"};
+  const char *treeNames[NArgs] = {"saddr", "daddr", "key", "root_best",
+                                  "len_mode"};
   for (unsigned a = 0; a < NArgs; ++a)
-    f->getArg(a)->setName(names[a]);
-  btf.function(f, btf.int32(), std::vector<DIType *>(NArgs, btf.u64()));
+    f->getArg(a)->setName(tree ? treeNames[a] : names[a]);
+  btf.function(f, tree ? btf.u64() : btf.int32(),
+               std::vector<DIType *>(NArgs, btf.u64()));
   return f;
 }
 
@@ -100,16 +125,27 @@ std::vector<Value *> runKey(const RunContext &x);
 /// The run's function body: the walk down the tree and the leaf's scan.
 class RunEmitter {
 public:
+  /// `tree`: the forest's tree function (TreeArgs), else the run's
+  /// function of a one-tree run (RunArgs).
   RunEmitter(const RunContext &ctx, const cls::Image &img, unsigned id,
-             bool iter)
-      : x_(ctx), fn_(runFunction(ctx.cg.m, ctx.btf, id)), cg_(ctx.cg.m, fn_),
-        b_(cg_.b), img_(img), id_(id), iter_(iter) {}
+             bool iter, bool tree)
+      : x_(ctx), fn_(runFunction(ctx.cg.m, ctx.btf, id, tree)),
+        cg_(ctx.cg.m, fn_), b_(cg_.b), img_(img), id_(id), iter_(iter),
+        tree_(tree) {}
 
   /// Emits the function and returns it.
   Function *emit();
 
 private:
   void emitExits();
+  void emitTreeExits();
+  /// The tree function's Finish: the event given, carried out.
+  void finish();
+  /// A tree function's return of `v` (after the iterator's destruction).
+  void leave(Value *v) {
+    b_.CreateStore(v, result_);
+    b_.CreateBr(exits_.next);
+  }
   std::pair<Value *, Value *> walk();
   void scan(Value *first, Value *count);
   /// The scan's loop: its head (the entry index `i`, on to `next` when the
@@ -123,6 +159,7 @@ private:
   /// A leaf entry's rule record (cls::RuleRec), read a word at a time.
   struct Rule {
     Value *entry; ///< the leaf entry (index and LeafCertain)
+    Value *index; ///< the rule's index in the run (i32)
     Value *base;  ///< the record's first word in the rules global
     Value *slot, *control, *flags;
   };
@@ -135,8 +172,9 @@ private:
     return b_.CreateICmpNE(b_.CreateAnd(r.flags, f), b_.getInt32(0));
   }
   Value *ipMatch(const Rule &r);
+  /// `hot`: where a hotdrop goes.
   void portsMatch(const Rule &r, BasicBlock *l4ports, BasicBlock *matched,
-                  BasicBlock *step);
+                  BasicBlock *step, BasicBlock *hot);
   void act(const Rule &r, BasicBlock *step);
   /// Word `k` (i64, already bounded) of the global `g`.
   Value *word(GlobalVariable *g, Value *k) {
@@ -164,6 +202,9 @@ private:
   unsigned id_;
   unsigned seq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
   bool iter_;        ///< the scan runs on bpf_iter_num
+  bool tree_;        ///< a forest's tree function
+  Value *root_ = nullptr, *best_ = nullptr, *mode_ = nullptr; ///< tree_
+  AllocaInst *result_ = nullptr; ///< tree_: what the function returns
   /// Where the code goes on XDP_ABORTED, XDP_DROP and the chain's ACCEPT
   /// (returns of RunResult, or in an iterator scan blocks that destroy it
   /// first); `next` returns RunNext.
@@ -256,7 +297,7 @@ std::pair<Value *, Value *> RunEmitter::walk() {
   b_.SetInsertPoint(loop);
   PHINode *node = b_.CreatePHI(cg_.i32, 2, "cls.node");
   PHINode *depth = b_.CreatePHI(cg_.i32, 2, "cls.depth");
-  node->addIncoming(b_.getInt32(0), pre);
+  node->addIncoming(tree_ ? root_ : b_.getInt32(0), pre);
   depth->addIncoming(b_.getInt32(0), pre);
   Value *w = b_.CreateShl(bounded(node, img_.nodes.size(), "cls.node.ok"), 1);
   Value *a = word(nodes_, w);
@@ -295,6 +336,13 @@ void RunEmitter::scan(Value *first, Value *count) {
   BasicBlock *test = cg_.block("cls.test");
   Value *i = loopHead(count);
   Rule r = entry(first, i);
+  Value *event = nullptr;
+  if (tree_) {
+    // Entries are in rule order: none from the event given on can be
+    // earlier.
+    event = b_.CreateShl(b_.CreateZExt(r.index, cg_.i64), 1);
+    cg_.require(b_.CreateICmpULT(event, best_), exits_.next, "cls.earlier");
+  }
   b_.CreateCondBr(
       b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
       matched, test);
@@ -303,9 +351,35 @@ void RunEmitter::scan(Value *first, Value *count) {
   cg_.require(ipMatch(r), step, "cls.ip.ok");
   b_.CreateCondBr(flag(r, cls::L4), l4, matched);
   b_.SetInsertPoint(l4);
-  portsMatch(r, l4ports, matched, step);
+  BasicBlock *hot = exits_.drop;
+  if (tree_) {
+    hot = cg_.block("cls.hotdrop");
+    IRBuilder<>::InsertPointGuard g(b_);
+    b_.SetInsertPoint(hot);
+    leave(b_.CreateOr(event, 1));
+  }
+  portsMatch(r, l4ports, matched, step, hot);
   b_.SetInsertPoint(matched);
-  act(r, step);
+  if (!tree_) {
+    act(r, step);
+  } else {
+    // Find: a terminal rule is the tree's event. Count: a count-only rule
+    // before the event is counted.
+    BasicBlock *found = cg_.block("cls.found");
+    BasicBlock *counted = cg_.block("cls.count");
+    Value *terminal = b_.CreateICmpNE(b_.CreateLShr(r.control, 24),
+                                      b_.getInt32(cls::VerdictContinue));
+    Value *finding = b_.CreateICmpEQ(mode_, b_.getInt64(TreeFind));
+    b_.CreateCondBr(b_.CreateAnd(finding, terminal), found, counted);
+    b_.SetInsertPoint(found);
+    leave(event);
+    b_.SetInsertPoint(counted);
+    BasicBlock *bump = cg_.block("cls.bump");
+    b_.CreateCondBr(b_.CreateOr(finding, terminal), step, bump);
+    b_.SetInsertPoint(bump);
+    bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
+    b_.CreateBr(step);
+  }
 
   loopTail(step);
 }
@@ -331,8 +405,9 @@ Value *RunEmitter::loopHead(Value *count) {
   };
   BasicBlock *done = via(plain_.next, "cls.iter.done");
   exits_ = {via(plain_.aborted, "cls.iter.aborted"),
-            via(plain_.drop, "cls.iter.drop"),
-            via(plain_.accept, "cls.iter.accept"), done};
+            plain_.drop ? via(plain_.drop, "cls.iter.drop") : nullptr,
+            plain_.accept ? via(plain_.accept, "cls.iter.accept") : nullptr,
+            done};
   b_.CreateCall(iterKfunc("bpf_iter_num_new"),
                 {iterSlot_, b_.getInt32(0), b_.getInt32(img_.stats.maxLeaf)});
   b_.CreateBr(loop_);
@@ -394,7 +469,7 @@ RunEmitter::Rule RunEmitter::entry(Value *first, Value *i) {
   Rule r;
   Value *li = b_.CreateAdd(first, i);
   r.entry = word(leaves_, bounded(li, img_.leaves.size(), "cls.entry.ok"));
-  Value *index = b_.CreateAnd(r.entry, cls::LeafIndexMask);
+  Value *index = r.index = b_.CreateAnd(r.entry, cls::LeafIndexMask);
   r.base = b_.CreateMul(bounded(index, img_.rules.size(), "cls.rule.ok"),
                         b_.getInt64(cls::RuleWords));
   using R = cls::RuleRec;
@@ -423,10 +498,11 @@ Value *RunEmitter::ipMatch(const Rule &r) {
 
 /// xt_tcpudp: the key says hotdrop, no ports, or the ports.
 void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
-                            BasicBlock *matched, BasicBlock *step) {
+                            BasicBlock *matched, BasicBlock *step,
+                            BasicBlock *hot) {
   using R = cls::RuleRec;
   Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
-  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), exits_.drop,
+  cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), hot,
               "cls.l4.whole");
   b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
                   l4ports);
@@ -475,6 +551,77 @@ void RunEmitter::emitExits() {
   totLen_ = arg(ArgLen);
 }
 
+/// The tree function's returns and arguments (TreeArgs): what it returns
+/// is in result_, the event given unless it finds an earlier one.
+void RunEmitter::emitTreeExits() {
+  BasicBlock *entry = cg_.block("entry");
+  BasicBlock *out = cg_.block("cls.out");
+  BasicBlock *aborted = cg_.block("cls.aborted");
+  IRBuilder<>(aborted).CreateRet(b_.getInt64(TreeAborted));
+  plain_ = exits_ = {aborted, nullptr, nullptr, out};
+  b_.SetInsertPoint(entry);
+  counterKey_ = cg_.stackSlot(cg_.i32, 4, "cls.counter.key");
+  result_ = cg_.stackSlot(cg_.i64, 8, "cls.result");
+  Value *key = fn_->getArg(TArgKey);
+  key_[cls::Src] = b_.CreateTrunc(fn_->getArg(TArgSrc), cg_.i32);
+  key_[cls::Dst] = b_.CreateTrunc(fn_->getArg(TArgDst), cg_.i32);
+  key_[cls::Proto] = b_.CreateTrunc(b_.CreateLShr(key, 56), cg_.i32);
+  key_[cls::Sport] = b_.CreateAnd(
+      b_.CreateTrunc(b_.CreateLShr(key, 32), cg_.i32), cls::dimMax(cls::Sport));
+  key_[cls::Dport] = b_.CreateTrunc(key, cg_.i32);
+  Value *rootBest = fn_->getArg(TArgRootBest);
+  root_ = b_.CreateTrunc(rootBest, cg_.i32);
+  best_ = b_.CreateLShr(rootBest, 32);
+  Value *lenMode = fn_->getArg(TArgLenMode);
+  totLen_ = b_.CreateTrunc(lenMode, cg_.i32);
+  mode_ = b_.CreateLShr(lenMode, 32);
+  b_.CreateStore(best_, result_);
+  {
+    IRBuilder<> o(out);
+    o.CreateRet(o.CreateLoad(cg_.i64, result_));
+  }
+  BasicBlock *walkBB = cg_.block("cls.tree");
+  BasicBlock *finishBB = cg_.block("cls.finish");
+  b_.CreateCondBr(b_.CreateICmpEQ(mode_, b_.getInt64(TreeFinish)), finishBB,
+                  walkBB);
+  b_.SetInsertPoint(finishBB);
+  finish();
+  b_.SetInsertPoint(walkBB);
+}
+
+void RunEmitter::finish() {
+  BasicBlock *none = cg_.block("cls.finish.none");
+  BasicBlock *some = cg_.block("cls.finish.some");
+  BasicBlock *rule = cg_.block("cls.finish.rule");
+  BasicBlock *hotdrop = cg_.block("cls.finish.hotdrop");
+  b_.CreateCondBr(b_.CreateICmpEQ(best_, b_.getInt64(TreeNoEvent)), none, some);
+  b_.SetInsertPoint(none);
+  leave(b_.getInt64(RunNext));
+  b_.SetInsertPoint(some);
+  b_.CreateCondBr(b_.CreateTrunc(best_, b_.getInt1Ty()), hotdrop, rule);
+  b_.SetInsertPoint(hotdrop);
+  leave(b_.getInt64(RunDrop));
+  b_.SetInsertPoint(rule);
+  Rule r;
+  r.index = b_.CreateTrunc(b_.CreateLShr(best_, 1), cg_.i32);
+  r.base = b_.CreateMul(bounded(r.index, img_.rules.size(), "cls.event.ok"),
+                        b_.getInt64(cls::RuleWords));
+  using R = cls::RuleRec;
+  r.slot = field(r, offsetof(R, slot));
+  r.control = field(r, offsetof(R, control));
+  bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
+  BasicBlock *accept = cg_.block("cls.finish.accept");
+  BasicBlock *drop = cg_.block("cls.finish.drop");
+  SwitchInst *sw =
+      b_.CreateSwitch(b_.CreateLShr(r.control, 24), exits_.aborted, 2);
+  sw->addCase(b_.getInt32(cls::VerdictAccept), accept);
+  sw->addCase(b_.getInt32(cls::VerdictDrop), drop);
+  b_.SetInsertPoint(accept);
+  leave(b_.getInt64(RunAccept));
+  b_.SetInsertPoint(drop);
+  leave(b_.getInt64(RunDrop));
+}
+
 Function *RunEmitter::emit() {
   Module &m = cg_.m;
   std::string prefix = "r2x_cls" + std::to_string(id_) + "_";
@@ -492,10 +639,49 @@ Function *RunEmitter::emit() {
       words.push_back(w);
   static_assert(cls::RuleWords == 8, "the words above are a RuleRec");
   rules_ = wordsGlobal(m, prefix + "rule", kRuleSection, words);
-  emitExits();
+  if (tree_)
+    emitTreeExits();
+  else
+    emitExits();
   auto [first, count] = walk();
   scan(first, count);
   return fn_;
+}
+
+/// A forest's run function: every tree's Find in turn (each from the
+/// event the trees before found), then, when the run has count-only rules,
+/// every tree's Count up to that event, and the event's Finish.
+Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
+                    Function *tree) {
+  Function *fn = runFunction(x.cg.m, x.btf, id, /*tree=*/false);
+  Codegen cg(x.cg.m, fn);
+  IRBuilder<> &b = cg.b;
+  b.SetInsertPoint(cg.block("entry"));
+  BasicBlock *aborted = cg.block("cls.aborted");
+  IRBuilder<>(aborted).CreateRet(b.getInt32(RunAborted));
+  Value *src = fn->getArg(ArgSrc), *dst = fn->getArg(ArgDst);
+  Value *key =
+      b.CreateOr(fn->getArg(ArgPorts), b.CreateShl(fn->getArg(ArgProto), 56));
+  Value *len = b.CreateAnd(fn->getArg(ArgLen), 0xffffffffu);
+  Value *best = b.getInt64(TreeNoEvent);
+  auto call = [&](uint64_t root, TreeMode mode) {
+    CallInst *r = b.CreateCall(tree, {src, dst, key,
+                                      b.CreateOr(b.CreateShl(best, 32), root),
+                                      b.CreateOr(len, uint64_t(mode) << 32)});
+    // A call between functions with debug info needs a location.
+    r->setDebugLoc(
+        DILocation::get(x.cg.m.getContext(), 1, 1, fn->getSubprogram()));
+    cg.require(b.CreateICmpULT(r, b.getInt64(TreeAborted)), aborted,
+               "cls.tree.ok");
+    return r;
+  };
+  for (uint32_t root : img.roots)
+    best = call(root, TreeFind);
+  if (img.countOnly)
+    for (uint32_t root : img.roots)
+      call(root, TreeCount);
+  b.CreateRet(b.CreateTrunc(call(0, TreeFinish), cg.i32));
+  return fn;
 }
 
 /// The call of the run's function and what its result says.
@@ -521,8 +707,12 @@ void callRun(const RunContext &x, Function *f, BasicBlock *next) {
 
 unsigned emitClassifiedRun(const RunContext &ctx,
                            const std::vector<const ir::Rule *> &rules,
-                           const classify::Options &o, unsigned id,
+                           const classify::Options &options, unsigned id,
                            unsigned ids, BasicBlock *next) {
+  // A forest takes two functions: the run's and its trees'.
+  classify::Options o = options;
+  if (ids < 2)
+    o.forest = classify::Options::Forest::Never;
   std::optional<classify::Image> img =
       ids > 1 && rules.size() > 1
           ? classify::buildWithin(
@@ -546,9 +736,13 @@ unsigned emitClassifiedRun(const RunContext &ctx,
     ctx.cg.b.CreateBr(next);
     return 1;
   }
-  callRun(ctx,
-          RunEmitter(ctx, *img, id, img->stats.maxLeaf > o.iterLeaf).emit(),
-          next);
+  bool iter = img->stats.maxLeaf > o.iterLeaf;
+  if (img->forest()) {
+    Function *tree = RunEmitter(ctx, *img, id, iter, /*tree=*/true).emit();
+    callRun(ctx, forestRun(ctx, *img, id, tree), next);
+    return 2;
+  }
+  callRun(ctx, RunEmitter(ctx, *img, id, iter, /*tree=*/false).emit(), next);
   return 1;
 }
 

@@ -58,10 +58,20 @@ struct Options {
   /// iteration by iteration and refuses past about a thousand
   /// (`--classifier-iter-leaf`).
   unsigned iterLeaf = 64;
-  /// A run's tree may take wordBudget(rules, wordsPerRule) words; a run
-  /// whose tree would take more is classified in two halves, one after the
-  /// other (`--classifier-words`; 0: trees of 16 words at most, for tests).
+  /// A run's trees may take wordBudget(rules, wordsPerRule) words; past
+  /// it, leaves grow; a run whose rules do not fit even as leaves is
+  /// classified in two halves, one after the other (`--classifier-words`;
+  /// 0: trees of 16 words at most, for tests).
   unsigned wordsPerRule = 1024;
+  /// When a run is classified as several trees, one per group of rules
+  /// of one field pattern (EffiCuts' separation, docs/classifier.md
+  /// "Forests"): `Auto` when one tree would outgrow its budget, `Always`
+  /// whenever the rules fall into two groups or more (for tests), `Never`
+  /// (`--classifier-forest`).
+  enum class Forest { Never, Auto, Always } forest = Forest::Auto;
+  /// A forest has at most this many trees: a packet walks all of them.
+  /// (Rules are grouped by two fields, so at most four groups exist.)
+  unsigned maxTrees = 4;
 };
 
 //===-- the key -----------------------------------------------------------===//
@@ -143,27 +153,36 @@ enum RuleVerdict : uint32_t {
 /// Statistics of a build, for the benchmarks and tests.
 struct Stats {
   unsigned nodes = 0, leafEntries = 0, maxDepth = 0, maxLeaf = 0;
+  unsigned trees = 0;
   double meanLeaf = 0; ///< rules per non-empty leaf, mean
 };
 
 /// A run's data, as the program's read-only globals hold it.
+///
+/// One tree (roots == {0}), or a forest: each rule of the run is in
+/// exactly one tree, every tree is walked, and what the run does is the
+/// first event in rule order over all of them (a terminal rule that
+/// matches, or a tcp/udp rule that hotdrops), after counting every
+/// count-only rule before it that matches (forestDecide()).
 struct Image {
-  std::vector<Node> nodes; ///< the root is node 0
+  std::vector<Node> nodes;
+  std::vector<uint32_t> roots; ///< each tree's root node, in nodes
   std::vector<uint32_t> leaves;
   std::vector<RuleRec> rules; ///< in run order
+  bool countOnly = false;     ///< some rule of the run has no target
   Stats stats;
+  bool forest() const { return roots.size() > 1; }
 };
 
 /// The run `rules` (each one unclassifiable() accepts) as data.
 Image build(const std::vector<const ir::Rule *> &rules, const Options &o);
 
-/// The words (a node is two, a leaf entry one) a tree of `rules` rules may
-/// take before build() gives up on it (Options::wordsPerRule): HiCuts
-/// replicates a rule into every child its box meets, and rulesets full of
-/// wildcards and overlapping prefixes (ClassBench's acl and fw shapes)
-/// multiply that at every level (10,000 acl rules: 268 MB, 31 s
-/// unbounded). Exact 5-tuples take about 23 words a rule, 1,000 acl rules
-/// about 900. At most 8M words (32 MiB) a tree, whatever the rules.
+/// The words (a node is two, a leaf entry one) a run's trees may take
+/// (Options::wordsPerRule): HiCuts replicates a rule into every child its
+/// box meets, and rulesets full of wildcards and overlapping prefixes
+/// (ClassBench's acl and fw shapes) multiply that at every level (10,000
+/// acl rules once took 268 MB and 31 s). Past the budget the builder stops
+/// cutting and leaves grow. At most 8M words (32 MiB), whatever the rules.
 /// wordsPerRule 0 is for tests: 16 words, so nearly every run is split.
 inline size_t wordBudget(size_t rules, unsigned wordsPerRule) {
   constexpr size_t kMaxWords = size_t(8) << 20;
@@ -172,14 +191,42 @@ inline size_t wordBudget(size_t rules, unsigned wordsPerRule) {
   return std::min(65536 + size_t(wordsPerRule) * rules, kMaxWords);
 }
 
-/// build(), or nothing when the tree would take more than `words` words
-/// (it stops as soon as it does: the caller splits the run).
+/// build() within `words` words: where cuts would take more, leaves are
+/// longer; nothing when even one leaf a tree holding the rules takes more
+/// (the caller splits the run).
 std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
                                  const Options &o, size_t words);
 
-/// The reference walk of an Image, as the program does it: the rule
-/// indexes in `img.rules` that the program tests for `key`, in order (the
-/// leaf's list), with LeafCertain kept. For tests.
-std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]);
+/// What a packet costs the program's walk of `img`, roughly (a tree's
+/// call, a node, a leaf entry tested), on average over keys drawn from the
+/// boxes of its rules (a fixed sequence): how build() chooses between one
+/// tree and a forest.
+double walkCost(const Image &img);
+
+/// The reference walk of an Image's tree `tree`, as the program does it:
+/// the rule indexes in `img.rules` that the program tests for `key`, in
+/// order (the leaf's list), with LeafCertain kept. For tests.
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims],
+                             unsigned tree = 0);
+
+/// What the matcher makes of one rule record for a key: no match, a
+/// match, or xt_tcpudp's hotdrop (the packet is dropped, nothing counted).
+enum class RecResult { NoMatch, Match, Hotdrop };
+RecResult matchRec(const RuleRec &r, const uint32_t key[Dims]);
+
+/// What a run decides for a key: the rules counted (in rule order) and how
+/// it ends: `Next` (the rule after the run), ACCEPT, DROP, or a hotdrop.
+struct Decision {
+  enum End { Next, Accept, Drop, Hotdrop } end = Next;
+  std::vector<uint32_t> counted;
+  bool operator==(const Decision &o) const {
+    return end == o.end && counted == o.counted;
+  }
+};
+/// The straight-line meaning: each rule in turn.
+Decision linearDecide(const Image &img, const uint32_t key[Dims]);
+/// The walk the program makes: every tree's leaf, the earliest event over
+/// all of them, the count-only rules before it (forest or one tree).
+Decision forestDecide(const Image &img, const uint32_t key[Dims]);
 
 } // namespace r2x::classify

@@ -5,14 +5,19 @@
 /// a shift and a mask: a node cuts one dimension of its region (an aligned
 /// block of key space) into 2^b equal parts, the key's next b bits of that
 /// dimension. A leaf lists, in rule order, every rule whose box meets the
-/// leaf's region. Two things keep leaves short:
-///  - the cut of each node is the one (dimension, b) whose largest child is
-///    smallest, among those whose children together hold at most
-///    Options::spaceFactor times the node's rules (plus the children);
-///    when no cut separates the rules, a node zooms into the block of key
-///    space they all share;
+/// leaf's region. What keeps leaves short and the tree small:
+///  - the cut of each node is the (dimension, b) whose largest plus mean
+///    child is smallest, among those whose children and their lists take at
+///    most Options::spaceFactor times the node's rules (HiCuts' space
+///    measure); when no cut separates the rules, a node zooms into the
+///    block of key space they all share;
 ///  - a rule that certainly matches the whole region and ends the scan
-///    (ACCEPT, DROP) hides every later rule there: those are left out.
+///    (ACCEPT, DROP) hides every later rule there: those are left out;
+///  - the tree is built breadth first within a word budget: a node is cut
+///    only if the tree, with every node still to make as a leaf, stays
+///    within it; past it, leaves grow instead of the tree;
+///  - rules wide in different addresses go to different trees (a forest,
+///    separate()), when that walks cheaper (walkCost()).
 /// (From the stopped WIP's Build.cpp, commit 5bf95fa, cut down to runs
 /// without jumps: a run is entered only at its first rule.)
 //===----------------------------------------------------------------------===//
@@ -22,6 +27,8 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <deque>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -179,7 +186,19 @@ public:
     uint32_t root = uint32_t(img_.nodes.size());
     img_.nodes.push_back({});
     Region whole = wholeSpace();
-    node(root, whole, prune(all, whole), 0);
+    std::vector<uint32_t> list = prune(all, whole);
+    if (words() + 2 + list.size() > words_)
+      throw OverBudget{};
+    // Breadth first: when the budget runs out, the nodes still to cut
+    // become leaves all over the tree, not only in its last subtrees.
+    pending_.push_back({root, whole, std::move(list), 0});
+    reserved_ = pending_.back().list.size();
+    while (!pending_.empty()) {
+      Pending p = std::move(pending_.front());
+      pending_.pop_front();
+      reserved_ -= p.list.size();
+      node(p);
+    }
     return root;
   }
 
@@ -257,16 +276,34 @@ private:
       --diff[b + 1];
       c.sum += b - a + 1;
     });
+    // Every tcp/udp rule meets the port dimensions' PortShort key (where
+    // it hotdrops), so the child holding it holds them all: a cut is
+    // judged by the children of real ports, which nearly every packet
+    // takes.
+    unsigned shift = DimBits[dim] - r.used[dim] - bits;
+    bool ports = dim == Sport || dim == Dport;
     int64_t run = 0;
     for (size_t k = 0; k + 1 < diff.size(); ++k) {
       run += diff[k];
+      if (ports && r.lo[dim] + (uint64_t(k) << shift) >= PortShort &&
+          r.lo[dim] < PortShort)
+        continue;
       c.max = std::max<size_t>(c.max, size_t(run));
     }
     return c;
   }
 
-  /// HiCuts' choice: per dimension the most bits within the space factor,
-  /// then the dimension whose largest child is smallest.
+  /// A cut's worth: its largest child (the worst packet's list) plus
+  /// its mean child (a packet's list on average over the region). The
+  /// largest alone misses cuts that leave most of the region nearly empty
+  /// and one child full (rules clustered in one block of addresses, with
+  /// traffic elsewhere): it judged them useless.
+  static double score(const Cut &c) {
+    return double(c.max) + double(c.sum) / double(size_t(1) << c.bits);
+  }
+  /// HiCuts' choice: per dimension the bits, within the space factor
+  /// (children and their lists at most spaceFactor times the node's
+  /// rules), that score best, then the dimension that scores best.
   std::optional<Cut> chooseCut(const std::vector<uint32_t> &list,
                                const Region &r) const {
     std::optional<Cut> best;
@@ -277,15 +314,16 @@ private:
       for (unsigned b = 1; b <= std::min(free, kMaxCutBits); ++b) {
         Cut c = measure(list, r, d, b);
         if (b > 1 &&
-            double(c.sum) > o_.spaceFactor * double(n) + double(1u << b))
+            double(c.sum) + double(1u << b) > o_.spaceFactor * double(n))
           break;
-        if (!mine || c.max <= mine->max)
+        if (!mine || score(c) <= score(*mine))
           mine = c;
       }
-      if (!mine || mine->max >= n)
+      // A cut that puts every candidate into every child separates none.
+      if (!mine || mine->sum >= n << mine->bits)
         continue;
-      if (!best || mine->max < best->max ||
-          (mine->max == best->max && mine->sum < best->sum))
+      if (!best || score(*mine) < score(*best) ||
+          (score(*mine) == score(*best) && mine->sum < best->sum))
         best = mine;
     }
     if (best)
@@ -325,38 +363,67 @@ private:
     return {it->second, NodeLeaf | uint32_t(entries.size())};
   }
 
-  void node(uint32_t at, const Region &r, const std::vector<uint32_t> &list,
-            unsigned depth) {
-    if (2 * img_.nodes.size() + img_.leaves.size() > words_)
-      throw OverBudget{};
-    st_.maxDepth = std::max(st_.maxDepth, depth);
+  /// A node still to make: where it goes, its region and candidates.
+  struct Pending {
+    uint32_t at;
+    Region r;
+    std::vector<uint32_t> list;
+    unsigned depth;
+  };
+
+  /// The words the image holds.
+  size_t words() const { return 2 * img_.nodes.size() + img_.leaves.size(); }
+
+  /// Makes node `p`: a cut whose children (as leaves, at worst) fit the
+  /// budget with every node still to make as a leaf, else a leaf. So the
+  /// tree never outgrows the budget: where it would, its leaves are longer.
+  void node(Pending &p) {
+    st_.maxDepth = std::max(st_.maxDepth, p.depth);
+    const Region &r = p.r;
     std::optional<Cut> cut;
-    if (list.size() > o_.binth && depth + 1 < kMaxDepth)
-      cut = chooseCut(list, r);
+    if (p.list.size() > o_.binth && p.depth + 1 < kMaxDepth)
+      cut = chooseCut(p.list, r);
+    std::vector<std::vector<uint32_t>> lists;
+    std::vector<Region> regions;
+    if (cut) {
+      size_t children = size_t(1) << cut->bits;
+      lists.resize(children);
+      childSpans(p.list, r, cut->dim, cut->bits,
+                 [&](uint32_t i, uint32_t a, uint32_t b) {
+                   for (uint32_t k = a; k <= b; ++k)
+                     lists[k].push_back(i);
+                 });
+      unsigned shift = DimBits[cut->dim] - r.used[cut->dim] - cut->bits;
+      size_t cost = 2 * children;
+      for (size_t k = 0; k < children; ++k) {
+        Region child = r;
+        uint64_t width = uint64_t(1) << shift;
+        child.lo[cut->dim] = uint32_t(r.lo[cut->dim] + k * width);
+        child.hi[cut->dim] = uint32_t(r.lo[cut->dim] + (k + 1) * width - 1);
+        child.used[cut->dim] += cut->bits;
+        // Lists are already in rule order (childSpans walks `list` in
+        // order).
+        lists[k] = prune(lists[k], child);
+        cost += lists[k].size();
+        regions.push_back(child);
+      }
+      if (words() + reserved_ + cost > words_)
+        cut.reset();
+    }
     if (!cut) {
-      img_.nodes[at] = leaf(list, r);
+      img_.nodes[p.at] = leaf(p.list, r);
       return;
     }
-    size_t children = size_t(1) << cut->bits;
-    std::vector<std::vector<uint32_t>> lists(children);
-    childSpans(list, r, cut->dim, cut->bits,
-               [&](uint32_t i, uint32_t a, uint32_t b) {
-                 for (uint32_t k = a; k <= b; ++k)
-                   lists[k].push_back(i);
-               });
+    size_t children = lists.size();
     uint32_t base = uint32_t(img_.nodes.size());
     img_.nodes.resize(img_.nodes.size() + children);
     unsigned shift = DimBits[cut->dim] - r.used[cut->dim] - cut->bits;
-    img_.nodes[at] = {base,
-                      cut->dim | shift << 8 | uint32_t((children - 1) << 16)};
+    img_.nodes[p.at] = {base,
+                        cut->dim | shift << 8 | uint32_t((children - 1) << 16)};
     for (size_t k = 0; k < children; ++k) {
-      Region child = r;
-      uint64_t width = uint64_t(1) << shift;
-      child.lo[cut->dim] = uint32_t(r.lo[cut->dim] + k * width);
-      child.hi[cut->dim] = uint32_t(r.lo[cut->dim] + (k + 1) * width - 1);
-      child.used[cut->dim] += cut->bits;
-      // Lists are already in rule order (childSpans walks `list` in order).
-      node(base + uint32_t(k), child, prune(lists[k], child), depth + 1);
+      reserved_ += lists[k].size();
+      pending_.push_back(
+          {base + uint32_t(k), regions[k], std::move(lists[k]), p.depth + 1});
     }
   }
 
@@ -367,7 +434,9 @@ private:
   std::vector<uint32_t> landings_;
   std::map<std::vector<uint32_t>, uint32_t> memo_;
   size_t leafSum_ = 0, leafCount_ = 0;
-  size_t words_; ///< the budget (OverBudget)
+  size_t words_; ///< the budget
+  std::deque<Pending> pending_;
+  size_t reserved_ = 0; ///< the entries of pending_'s lists
 };
 
 static_assert(kMaxZoomBits < 16, "a node's mask is 15 bits (Node::b)");
@@ -419,39 +488,222 @@ RuleRec encode(const ir::Rule &r) {
 
 } // namespace
 
+namespace {
+
+/// A rule's field pattern: bit d set when its box covers a large part of
+/// address dimension d (EffiCuts' "large" fields): a prefix of /8 or
+/// shorter, or a negated one. Cuts separate narrow rules; a wide one is
+/// copied into every child it meets, so a tree of mixed rules multiplies
+/// the wide ones at every level, while in a tree of rules wide in the same
+/// fields the cuts go to the others. Only the addresses count: measured on
+/// bench/ruleset_gen's acl and fw shapes (docs/classifier.md, "Forests"),
+/// patterns of the ports and protocol too made more trees and longer scans.
+unsigned pattern(const Box &b) {
+  unsigned m = 0;
+  for (unsigned d : {Src, Dst}) {
+    uint64_t covered = 0;
+    for (unsigned k = 0; k < b.dim[d].size(); ++k)
+      covered += uint64_t(b.dim[d][k].hi) - b.dim[d][k].lo + 1;
+    if (covered >= uint64_t(1) << 24)
+      m |= 1u << d;
+  }
+  return m;
+}
+
+/// The groups of a forest: the candidates by field pattern, small groups
+/// merged into the one they widen least, at most `maxTrees`; each group in
+/// rule order.
+std::vector<std::vector<Cand>> separate(const std::vector<Cand> &cands,
+                                        unsigned maxTrees) {
+  struct Group {
+    unsigned mask;
+    std::vector<Cand> cands;
+  };
+  std::vector<Group> groups;
+  for (const Cand &c : cands) {
+    unsigned m = pattern(c.box);
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const Group &x) { return x.mask == m; });
+    if (g == groups.end()) {
+      groups.push_back({m, {}});
+      g = groups.end() - 1;
+    }
+    g->cands.push_back(c);
+  }
+  // A group of fewer than 1/64 of the rules is not worth a walk.
+  size_t small = std::max<size_t>(cands.size() / 64, 1);
+  auto widened = [](unsigned into, unsigned from) {
+    return __builtin_popcount(into | from) - __builtin_popcount(into);
+  };
+  while (groups.size() > 1) {
+    auto least = std::min_element(groups.begin(), groups.end(),
+                                  [](const Group &a, const Group &b) {
+                                    return a.cands.size() < b.cands.size();
+                                  });
+    if (groups.size() <= maxTrees && least->cands.size() >= small)
+      break;
+    Group *into = nullptr;
+    for (Group &g : groups)
+      if (&g != &*least &&
+          (!into ||
+           widened(g.mask, least->mask) < widened(into->mask, least->mask) ||
+           (widened(g.mask, least->mask) == widened(into->mask, least->mask) &&
+            g.cands.size() > into->cands.size())))
+        into = &g;
+    std::vector<Cand> merged;
+    merged.reserve(into->cands.size() + least->cands.size());
+    std::merge(into->cands.begin(), into->cands.end(), least->cands.begin(),
+               least->cands.end(), std::back_inserter(merged),
+               [](const Cand &a, const Cand &b) { return a.index < b.index; });
+    into->cands = std::move(merged);
+    into->mask |= least->mask;
+    groups.erase(least);
+  }
+  std::vector<std::vector<Cand>> out;
+  for (Group &g : groups)
+    out.push_back(std::move(g.cands));
+  return out;
+}
+
+} // namespace
+
 Image build(const std::vector<const ir::Rule *> &rules, const Options &o) {
-  return *buildWithin(rules, o, std::numeric_limits<size_t>::max());
+  std::optional<Image> img =
+      buildWithin(rules, o, std::numeric_limits<size_t>::max());
+  if (!img)
+    throw std::logic_error("classify: no tree within an unbounded budget");
+  return std::move(*img);
 }
 
 std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
                                  const Options &o, size_t words) {
-  Image img;
+  Image base;
   std::vector<Cand> cands;
   cands.reserve(rules.size());
   for (uint32_t i = 0; i < rules.size(); ++i) {
-    img.rules.push_back(encode(*rules[i]));
+    base.rules.push_back(encode(*rules[i]));
     Cand c;
     c.index = i;
     c.box = boxOf(*rules[i]);
     c.terminal = rules[i]->verdict == ir::Verdict::Accept ||
                  rules[i]->verdict == ir::Verdict::Drop;
+    base.countOnly |= !c.terminal;
     cands.push_back(std::move(c));
   }
-  // The run is entered at its first rule only.
-  try {
-    TreeBuilder(o, img, img.stats, std::move(cands), {0}, words).build();
-  } catch (const OverBudget &) {
-    return std::nullopt;
-  }
-  if (2 * img.nodes.size() + img.leaves.size() > words)
-    return std::nullopt;
-  img.stats.nodes = unsigned(img.nodes.size());
-  img.stats.leafEntries = unsigned(img.leaves.size());
-  return img;
+  // Each tree is entered at its first rule only (a run is entered at its
+  // first rule, and a forest's trees are walked from their roots).
+  auto trees = [&](std::vector<std::vector<Cand>> groups,
+                   size_t budget) -> std::optional<Image> {
+    Image img = base;
+    size_t left = 0;
+    for (const std::vector<Cand> &g : groups)
+      left += g.size();
+    try {
+      // Each tree may take its share of what the trees before it left.
+      for (std::vector<Cand> &g : groups) {
+        size_t used = 2 * img.nodes.size() + img.leaves.size();
+        if (used > budget)
+          return std::nullopt;
+        size_t room = budget - used;
+        size_t share = g.size() >= left ? room
+                       : room > std::numeric_limits<size_t>::max() / g.size()
+                           ? room / left * g.size()
+                           : room * g.size() / left;
+        left -= g.size();
+        img.roots.push_back(
+            TreeBuilder(o, img, img.stats, std::move(g), {0}, used + share)
+                .build());
+      }
+    } catch (const OverBudget &) {
+      return std::nullopt;
+    }
+    if (2 * img.nodes.size() + img.leaves.size() > budget)
+      return std::nullopt;
+    img.stats.nodes = unsigned(img.nodes.size());
+    img.stats.leafEntries = unsigned(img.leaves.size());
+    img.stats.trees = unsigned(img.roots.size());
+    return img;
+  };
+  std::vector<std::vector<Cand>> groups;
+  if (o.forest != Options::Forest::Never && o.maxTrees > 1)
+    groups = separate(cands, o.maxTrees);
+  if (groups.size() < 2)
+    return trees({cands}, words);
+  std::optional<Image> forest = trees(std::move(groups), words);
+  if (o.forest == Options::Forest::Always || !forest)
+    return forest ? forest : trees({cands}, words);
+  // One tree, in at most the forest's words (a tree that multiplies wide
+  // rules is slow to build, and past its budget its leaves grow), against
+  // the forest: the cheaper walk for packets of the rules' own boxes.
+  std::optional<Image> one =
+      trees({cands},
+            std::min(words, 2 * forest->nodes.size() + forest->leaves.size()));
+  if (one && walkCost(*one) <= walkCost(*forest))
+    return one;
+  return forest;
 }
 
-std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]) {
-  uint32_t at = 0;
+double walkCost(const Image &img) {
+  // Keys drawn from the rules' boxes, a fixed sequence; the costs are the
+  // program's rough instruction counts (a call a tree, a node, a leaf
+  // entry), measured as ratios on bench/classifier's programs.
+  constexpr double kTree = 4, kNode = 1, kEntry = 4;
+  constexpr unsigned kSamples = 512;
+  if (img.rules.empty() || img.roots.empty())
+    return 0;
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto rnd = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return uint32_t(state >> 11);
+  };
+  double cost = 0;
+  for (unsigned k = 0; k < kSamples; ++k) {
+    const RuleRec &r = img.rules[rnd() % img.rules.size()];
+    uint32_t flags = r.control >> 16 & 0xff;
+    uint32_t key[Dims];
+    key[Src] = (flags & SrcNeg) ? rnd() : (r.srcNet | (rnd() & ~r.srcMask));
+    key[Dst] = (flags & DstNeg) ? rnd() : (r.dstNet | (rnd() & ~r.dstMask));
+    uint32_t protoMask = r.control >> 8 & 0xff;
+    key[Proto] = protoMask && !(flags & ProtoNeg) ? (r.control & 0xff)
+                                                  : (rnd() & 1 ? 6 : 17);
+    auto port = [&](uint32_t range) {
+      uint32_t lo = range & 0xffff, hi = range >> 16;
+      return lo <= hi ? lo + rnd() % (hi - lo + 1) : rnd() & 0xffff;
+    };
+    key[Sport] = port(r.sport);
+    key[Dport] = port(r.dport);
+    uint64_t best = std::numeric_limits<uint64_t>::max();
+    for (uint32_t root : img.roots) {
+      cost += img.roots.size() > 1 ? kTree : 0;
+      uint32_t at = root;
+      while (!(img.nodes[at].b & NodeLeaf)) {
+        const Node &n = img.nodes[at];
+        cost += kNode;
+        at = n.a + ((key[n.b & 0xff] >> ((n.b >> 8) & 0xff)) & (n.b >> 16));
+      }
+      const Node &leaf = img.nodes[at];
+      for (uint32_t e = 0; e < (leaf.b & NodeCountMask); ++e) {
+        uint32_t i = img.leaves[leaf.a + e] & LeafIndexMask;
+        if (uint64_t(i) * 2 >= best)
+          break;
+        cost += kEntry;
+        RecResult m = matchRec(img.rules[i], key);
+        if (m == RecResult::Hotdrop ||
+            (m == RecResult::Match && (img.rules[i].control >> 24) != 0)) {
+          best = uint64_t(i) * 2;
+          break;
+        }
+      }
+    }
+  }
+  return cost / kSamples;
+}
+
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims],
+                             unsigned tree) {
+  uint32_t at = img.roots.at(tree);
   for (unsigned depth = 0;; ++depth) {
     if (depth > img.stats.maxDepth)
       throw std::logic_error("classify: a walk deeper than the tree");
@@ -462,6 +714,105 @@ std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims]) {
     unsigned dim = n.b & 0xff, shift = (n.b >> 8) & 0xff;
     at = n.a + ((key[dim] >> shift) & (n.b >> 16));
   }
+}
+
+RecResult matchRec(const RuleRec &r, const uint32_t key[Dims]) {
+  uint32_t flags = r.control >> 16 & 0xff;
+  auto test = [&](bool eq, uint32_t neg) { return eq != bool(flags & neg); };
+  uint32_t proto = r.control & 0xff, protoMask = r.control >> 8 & 0xff;
+  if (!test((key[Src] & r.srcMask) == r.srcNet, SrcNeg) ||
+      !test((key[Dst] & r.dstMask) == r.dstNet, DstNeg) ||
+      !test((key[Proto] & protoMask) == proto, ProtoNeg))
+    return RecResult::NoMatch;
+  if (!(flags & L4))
+    return RecResult::Match;
+  if (key[Sport] == PortShort)
+    return RecResult::Hotdrop;
+  if (key[Sport] == PortNone)
+    return RecResult::NoMatch;
+  auto in = [&](uint32_t port, uint32_t range, uint32_t neg) {
+    return test((range & 0xffff) <= port && port <= range >> 16, neg);
+  };
+  return in(key[Sport], r.sport, SportNeg) && in(key[Dport], r.dport, DportNeg)
+             ? RecResult::Match
+             : RecResult::NoMatch;
+}
+
+namespace {
+
+/// What rule `i`'s match ends in.
+Decision::End endOf(const RuleRec &r) {
+  switch (r.control >> 24) {
+  case VerdictAccept:
+    return Decision::Accept;
+  case VerdictDrop:
+    return Decision::Drop;
+  default:
+    return Decision::Next;
+  }
+}
+
+} // namespace
+
+Decision linearDecide(const Image &img, const uint32_t key[Dims]) {
+  Decision d;
+  for (uint32_t i = 0; i < img.rules.size(); ++i) {
+    RecResult m = matchRec(img.rules[i], key);
+    if (m == RecResult::Hotdrop) {
+      d.end = Decision::Hotdrop;
+      return d;
+    }
+    if (m == RecResult::NoMatch)
+      continue;
+    d.counted.push_back(i);
+    if ((d.end = endOf(img.rules[i])) != Decision::Next)
+      return d;
+  }
+  return d;
+}
+
+Decision forestDecide(const Image &img, const uint32_t key[Dims]) {
+  // The earliest event over every tree: rule index * 2, + 1 for a hotdrop.
+  uint64_t best = std::numeric_limits<uint64_t>::max();
+  for (unsigned t = 0; t < img.roots.size(); ++t)
+    for (uint32_t e : leafOf(img, key, t)) {
+      uint32_t i = e & LeafIndexMask;
+      if (uint64_t(i) * 2 >= best)
+        break;
+      const RuleRec &r = img.rules.at(i);
+      RecResult m = matchRec(r, key);
+      if ((e & LeafCertain) && m != RecResult::Match)
+        throw std::logic_error("classify: a certain entry that does not match");
+      if (m == RecResult::Hotdrop) {
+        best = uint64_t(i) * 2 + 1;
+        break;
+      }
+      if (m == RecResult::Match && endOf(r) != Decision::Next) {
+        best = uint64_t(i) * 2;
+        break;
+      }
+    }
+  Decision d;
+  for (unsigned t = 0; t < img.roots.size(); ++t)
+    for (uint32_t e : leafOf(img, key, t)) {
+      uint32_t i = e & LeafIndexMask;
+      if (uint64_t(i) * 2 >= best)
+        break;
+      if (endOf(img.rules[i]) == Decision::Next &&
+          matchRec(img.rules[i], key) == RecResult::Match)
+        d.counted.push_back(i);
+    }
+  std::sort(d.counted.begin(), d.counted.end());
+  if (best != std::numeric_limits<uint64_t>::max()) {
+    uint32_t i = uint32_t(best / 2);
+    if (best & 1)
+      d.end = Decision::Hotdrop;
+    else {
+      d.counted.push_back(i);
+      d.end = endOf(img.rules[i]);
+    }
+  }
+  return d;
 }
 
 } // namespace r2x::classify

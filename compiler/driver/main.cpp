@@ -68,6 +68,7 @@ struct Options {
   unsigned iterLeaf = classify::Options{}.iterLeaf; ///< --classifier-iter-leaf
   unsigned wordsPerRule =
       classify::Options{}.wordsPerRule; ///< --classifier-words
+  std::string forest = "auto";          ///< --classifier-forest
   std::string sets; ///< --sets: `ipset save` output for -m set
   /// --set-add / --set-del NAME ENTRY IFACE (compiler/driver/SetUpdate.h)
   std::vector<std::string> setAdd, setDel;
@@ -90,6 +91,7 @@ const std::vector<std::pair<std::string, bool>> kOwnOptions = {
     {"--classifier", true},
     {"--classifier-iter-leaf", true},
     {"--classifier-words", true},
+    {"--classifier-forest", true},
     {"--version", false},
     {"--multiprog", false},
     {"--json", false},
@@ -107,6 +109,10 @@ classify::Options classifierOptions(const Options &o) {
   cls.mode = classify::parseMode(o.classifier).value_or(classify::Mode::Never);
   cls.iterLeaf = o.iterLeaf;
   cls.wordsPerRule = o.wordsPerRule;
+  using F = classify::Options::Forest;
+  cls.forest = o.forest == "never"    ? F::Never
+               : o.forest == "always" ? F::Always
+                                      : F::Auto;
   return cls;
 }
 
@@ -336,11 +342,18 @@ void declareOptions(CLI::App &app, Options &o) {
                  "loop (default " +
                      std::to_string(o.iterLeaf) + ")");
   app.add_option("--classifier-words", o.wordsPerRule,
-                 "A classified run's tree may take 65536 + this many words a "
-                 "rule (at most 8M); a run whose tree would take more is "
-                 "classified in halves, one after the other; 0 splits nearly "
-                 "every run, for tests (default " +
+                 "A classified run's trees may take 65536 + this many words "
+                 "a rule (at most 8M); past it their leaves grow; a run that "
+                 "does not fit even as leaves is classified in halves, one "
+                 "after the other; 0 splits nearly every run, for tests "
+                 "(default " +
                      std::to_string(o.wordsPerRule) + ")");
+  app.add_option("--classifier-forest", o.forest,
+                 "Classify a run as several trees, one per group of rules "
+                 "wide or narrow in the same addresses, each walked for "
+                 "every packet: auto (when it is the smaller; the default), "
+                 "always (whenever the run has two groups, for tests), never")
+      ->check(CLI::IsMember({"never", "auto", "always"}));
   app.add_option("--set-add", o.setAdd,
                  "Add ENTRY to set NAME of the program loaded on IFACE, "
                  "without a reload")

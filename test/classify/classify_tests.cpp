@@ -1,0 +1,205 @@
+//===- test/classify/classify_tests.cpp - trees and forests, on the host --===//
+//
+/// \file
+/// The property test of the classifier's data (compiler/classify): random
+/// runs of simple rules (clustered prefixes and wildcards, negations,
+/// protocols, port ranges, ACCEPT, DROP and count-only rules) built as one
+/// tree and as forests, within budgets from unbounded down to a few words
+/// (where the builder makes long leaves instead of cuts), and random keys
+/// (inside the rules' boxes, anywhere, and the port dimensions' hotdrop and
+/// no-port keys): the walk the program makes (classify::forestDecide: every
+/// tree's leaf, the earliest event, the count-only rules before it) must
+/// decide each key as the rules one after the other do
+/// (classify::linearDecide): the same end and the same rules counted. The
+/// program's side of the same walk is the packet suite's
+/// (packet_classifier*). Needs no root: no kernel is involved.
+//===----------------------------------------------------------------------===//
+#include "compiler/classify/Classify.h"
+#include "compiler/frontend/Diagnostics.h"
+#include "compiler/frontend/SaveFile.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace cls = r2x::classify;
+using namespace r2x;
+
+namespace {
+
+int failures = 0, checks = 0;
+
+void check(bool ok, const std::string &what) {
+  ++checks;
+  if (!ok && ++failures <= 20)
+    std::printf("FAIL %s\n", what.c_str());
+}
+
+uint64_t gState = 0x2545f4914f6cdd1dull;
+uint32_t rnd() {
+  gState ^= gState << 13;
+  gState ^= gState >> 7;
+  gState ^= gState << 17;
+  return uint32_t(gState >> 16);
+}
+bool chance(unsigned percent) { return rnd() % 100 < percent; }
+
+const uint32_t kPools[] = {0x0a000000, 0xac100000, 0xc0a80000, 0x0a010000};
+
+std::string quad(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 255) + "." +
+         std::to_string(a >> 8 & 255) + "." + std::to_string(a & 255);
+}
+
+/// An address word: a prefix around a pool, often wide, sometimes negated.
+std::string address(const char *opt) {
+  static const unsigned lens[] = {0, 4, 8, 8, 12, 16, 20, 24, 24, 28, 32, 32};
+  unsigned len = lens[rnd() % (sizeof lens / sizeof *lens)];
+  if (len == 0)
+    return "";
+  uint32_t a = kPools[rnd() % 4] | (rnd() & 0xffff);
+  a &= len == 32 ? ~0u : ~(~0u >> len);
+  return std::string(chance(10) ? " !" : "") + " " + opt + " " + quad(a) + "/" +
+         std::to_string(len);
+}
+
+std::string ports(const char *opt) {
+  unsigned p = rnd() % 100;
+  if (p < 40)
+    return "";
+  std::string neg = chance(10) ? " !" : "";
+  if (p < 70)
+    return neg + " " + opt + " " + std::to_string(rnd() % 8 * 1000 + rnd() % 3);
+  unsigned lo = rnd() % 60000, hi = lo + rnd() % 5000;
+  return neg + " " + opt + " " + std::to_string(lo) + ":" + std::to_string(hi);
+}
+
+std::string ruleText() {
+  std::string w = "-A INPUT" + address("-s") + address("-d");
+  unsigned p = rnd() % 100;
+  if (p < 35)
+    w += " -p tcp" + ports("--sport") + ports("--dport");
+  else if (p < 70)
+    w += " -p udp" + ports("--sport") + ports("--dport");
+  else if (p < 80)
+    w += std::string(chance(30) ? " !" : "") + " -p icmp";
+  unsigned t = rnd() % 100;
+  w += t < 40 ? " -j DROP" : t < 80 ? " -j ACCEPT" : "";
+  return w;
+}
+
+/// A key: inside a rule's box, anywhere, or with a port dimension's
+/// special keys.
+void randomKey(const cls::Image &img, uint32_t key[cls::Dims]) {
+  const cls::RuleRec &r = img.rules[rnd() % img.rules.size()];
+  bool inside = chance(70);
+  key[cls::Src] = inside ? (r.srcNet | (rnd() & ~r.srcMask))
+                         : (kPools[rnd() % 4] | (rnd() & 0xffffff));
+  key[cls::Dst] = inside ? (r.dstNet | (rnd() & ~r.dstMask))
+                         : (kPools[rnd() % 4] | (rnd() & 0xffffff));
+  static const uint32_t protos[] = {6, 17, 1, 47};
+  key[cls::Proto] = protos[rnd() % 4];
+  auto port = [&](uint32_t range) {
+    uint32_t lo = range & 0xffff, hi = range >> 16;
+    return inside && lo <= hi ? lo + rnd() % (hi - lo + 1) : rnd() & 0xffff;
+  };
+  key[cls::Sport] = port(r.sport);
+  key[cls::Dport] = port(r.dport);
+  if (key[cls::Proto] != 6 && key[cls::Proto] != 17)
+    key[cls::Sport] = key[cls::Dport] = cls::PortNone;
+  else if (chance(3))
+    key[cls::Sport] = key[cls::Dport] = chance(50) ? cls::PortShort
+                                                   : cls::PortNone;
+}
+
+std::string endName(cls::Decision::End e) {
+  const char *n[] = {"next", "accept", "drop", "hotdrop"};
+  return n[e];
+}
+
+} // namespace
+
+int main() {
+  unsigned forests = 0, degraded = 0, keys = 0;
+  for (unsigned set = 0; set < 400; ++set) {
+    unsigned n = 1 + rnd() % (set % 10 == 0 ? 600 : 60);
+    std::string text = "*filter\n:INPUT ACCEPT [0:0]\n";
+    for (unsigned i = 0; i < n; ++i)
+      text += ruleText() + "\n";
+    text += "COMMIT\n";
+    frontend::SourceManager sm;
+    ir::Program prog;
+    std::vector<frontend::Warning> warnings;
+    frontend::parseSaveFile("set" + std::to_string(set), text, sm, prog,
+                            warnings);
+    std::vector<const ir::Rule *> rules;
+    for (const ir::Chain &c : prog.chains)
+      if (c.name == "INPUT")
+        for (const ir::Rule &r : c.rules)
+          if (cls::unclassifiable(r, c.family, c.table).empty())
+            rules.push_back(&r);
+    if (rules.empty())
+      continue;
+    using F = cls::Options::Forest;
+    for (F forest : {F::Never, F::Auto, F::Always})
+      for (size_t words : {std::numeric_limits<size_t>::max(),
+                           cls::wordBudget(rules.size(), 1024),
+                           rules.size() + 64, rules.size() * 3 + 8}) {
+        cls::Options o;
+        o.forest = forest;
+        // Two trees at most: groups merged into the one they widen least.
+        if (set % 2)
+          o.maxTrees = 2;
+        std::string what = "set " + std::to_string(set) + " (" +
+                           std::to_string(rules.size()) + " rules), forest " +
+                           std::to_string(int(forest)) + ", words " +
+                           std::to_string(words);
+        std::optional<cls::Image> img;
+        try {
+          img = cls::buildWithin(rules, o, words);
+        } catch (const std::exception &e) {
+          check(false, what + ": " + e.what());
+          continue;
+        }
+        // Every budget that holds the rules as one leaf each gets data.
+        check(img.has_value() || words < rules.size() + 2 * 4,
+              what + ": no image");
+        if (!img)
+          continue;
+        check(2 * img->nodes.size() + img->leaves.size() <= words,
+              what + ": over the budget");
+        forests += img->forest();
+        degraded += words < 1000 && img->stats.maxLeaf > o.binth;
+        for (unsigned k = 0; k < 300; ++k, ++keys) {
+          uint32_t key[cls::Dims];
+          randomKey(*img, key);
+          try {
+            cls::Decision want = cls::linearDecide(*img, key);
+            cls::Decision got = cls::forestDecide(*img, key);
+            if (!(want == got))
+              check(false, what + ": key " + std::to_string(k) + " ends " +
+                               endName(got.end) + " with " +
+                               std::to_string(got.counted.size()) +
+                               " counted, rules say " + endName(want.end) +
+                               " with " + std::to_string(want.counted.size()));
+            else
+              ++checks;
+          } catch (const std::exception &e) {
+            check(false, what + ": " + e.what());
+          }
+        }
+      }
+  }
+  // The test means something only if it built forests and trees whose
+  // budget made long leaves.
+  check(forests >= 100, "forests built: " + std::to_string(forests));
+  check(degraded >= 100,
+        "trees held to their budget: " + std::to_string(degraded));
+  std::printf("%d checks, %d failures (%u keys, %u forests, %u trees held "
+              "to their budget)\n",
+              checks, failures, keys, forests, degraded);
+  return failures ? 1 : 0;
+}
