@@ -79,10 +79,12 @@ enum RunArgs : unsigned { ArgSrc, ArgDst, ArgProto, ArgPorts, ArgLen, NArgs };
 /// top byte), the tree's root with the best event so far, and tot_len
 /// with what to do (TreeMode). An event is a rule's index times 2, plus 1
 /// for a hotdrop; the earliest wins. Find returns the earliest event of
-/// the tree that is earlier than the one given; Count counts the
-/// count-only rules of the tree that match before the event given and
-/// returns it; Finish (no tree) carries out the event: counts the rule
-/// and returns a RunResult. TreeAborted: data the walk cannot use.
+/// the tree that is earlier than the one given; TreeCount counts instead
+/// the count-only rules of the tree that match before the event given and
+/// returns it; TreeSkip does neither (the tree's rules all come after the
+/// event); with TreeFinish the function then carries out the event: counts
+/// its rule and returns a RunResult (the last call of a run, which saves
+/// the run one call). TreeAborted: data the walk cannot use.
 enum TreeArgs : unsigned {
   TArgSrc,
   TArgDst,
@@ -90,7 +92,12 @@ enum TreeArgs : unsigned {
   TArgRootBest,
   TArgLenMode
 };
-enum TreeMode : uint64_t { TreeFind, TreeCount, TreeFinish };
+enum TreeMode : uint64_t {
+  TreeFind = 0,
+  TreeCount = 1,
+  TreeFinish = 2,
+  TreeSkip = 4
+};
 constexpr uint64_t TreeNoEvent = 0xffffffffu, TreeAborted = uint64_t(1) << 32;
 
 /// The run's function `r2x_cls<id>_run` (RunArgs), or a forest's tree
@@ -139,8 +146,8 @@ public:
 private:
   void emitExits();
   void emitTreeExits();
-  /// The tree function's Finish: the event given, carried out.
-  void finish();
+  /// The tree function's TreeFinish: `event`, carried out.
+  void finish(Value *event);
   /// A tree function's return of `v` (after the iterator's destruction).
   void leave(Value *v) {
     b_.CreateStore(v, result_);
@@ -369,7 +376,8 @@ void RunEmitter::scan(Value *first, Value *count) {
     BasicBlock *counted = cg_.block("cls.count");
     Value *terminal = b_.CreateICmpNE(b_.CreateLShr(r.control, 24),
                                       b_.getInt32(cls::VerdictContinue));
-    Value *finding = b_.CreateICmpEQ(mode_, b_.getInt64(TreeFind));
+    Value *finding =
+        b_.CreateICmpEQ(b_.CreateAnd(mode_, TreeCount), b_.getInt64(0));
     b_.CreateCondBr(b_.CreateAnd(finding, terminal), found, counted);
     b_.SetInsertPoint(found);
     leave(event);
@@ -576,34 +584,40 @@ void RunEmitter::emitTreeExits() {
   totLen_ = b_.CreateTrunc(lenMode, cg_.i32);
   mode_ = b_.CreateLShr(lenMode, 32);
   b_.CreateStore(best_, result_);
-  {
-    IRBuilder<> o(out);
-    o.CreateRet(o.CreateLoad(cg_.i64, result_));
-  }
+  auto hasMode = [&](uint64_t m) {
+    return b_.CreateICmpNE(b_.CreateAnd(mode_, m), b_.getInt64(0));
+  };
   BasicBlock *walkBB = cg_.block("cls.tree");
   BasicBlock *finishBB = cg_.block("cls.finish");
-  b_.CreateCondBr(b_.CreateICmpEQ(mode_, b_.getInt64(TreeFinish)), finishBB,
-                  walkBB);
+  BasicBlock *ret = cg_.block("cls.ret");
+  Value *fin = hasMode(TreeFinish);
+  b_.CreateCondBr(hasMode(TreeSkip), out, walkBB);
+  b_.SetInsertPoint(out);
+  Value *result = b_.CreateLoad(cg_.i64, result_);
+  b_.CreateCondBr(fin, finishBB, ret);
+  b_.SetInsertPoint(ret);
+  b_.CreateRet(result);
   b_.SetInsertPoint(finishBB);
-  finish();
+  finish(result);
   b_.SetInsertPoint(walkBB);
 }
 
-void RunEmitter::finish() {
+void RunEmitter::finish(Value *event) {
+  auto ret = [&](RunResult r) { b_.CreateRet(b_.getInt64(r)); };
   BasicBlock *none = cg_.block("cls.finish.none");
   BasicBlock *some = cg_.block("cls.finish.some");
   BasicBlock *rule = cg_.block("cls.finish.rule");
   BasicBlock *hotdrop = cg_.block("cls.finish.hotdrop");
-  b_.CreateCondBr(b_.CreateICmpEQ(best_, b_.getInt64(TreeNoEvent)), none, some);
+  b_.CreateCondBr(b_.CreateICmpEQ(event, b_.getInt64(TreeNoEvent)), none, some);
   b_.SetInsertPoint(none);
-  leave(b_.getInt64(RunNext));
+  ret(RunNext);
   b_.SetInsertPoint(some);
-  b_.CreateCondBr(b_.CreateTrunc(best_, b_.getInt1Ty()), hotdrop, rule);
+  b_.CreateCondBr(b_.CreateTrunc(event, b_.getInt1Ty()), hotdrop, rule);
   b_.SetInsertPoint(hotdrop);
-  leave(b_.getInt64(RunDrop));
+  ret(RunDrop);
   b_.SetInsertPoint(rule);
   Rule r;
-  r.index = b_.CreateTrunc(b_.CreateLShr(best_, 1), cg_.i32);
+  r.index = b_.CreateTrunc(b_.CreateLShr(event, 1), cg_.i32);
   r.base = b_.CreateMul(bounded(r.index, img_.rules.size(), "cls.event.ok"),
                         b_.getInt64(cls::RuleWords));
   using R = cls::RuleRec;
@@ -617,9 +631,9 @@ void RunEmitter::finish() {
   sw->addCase(b_.getInt32(cls::VerdictAccept), accept);
   sw->addCase(b_.getInt32(cls::VerdictDrop), drop);
   b_.SetInsertPoint(accept);
-  leave(b_.getInt64(RunAccept));
+  ret(RunAccept);
   b_.SetInsertPoint(drop);
-  leave(b_.getInt64(RunDrop));
+  ret(RunDrop);
 }
 
 Function *RunEmitter::emit() {
@@ -648,9 +662,11 @@ Function *RunEmitter::emit() {
   return fn_;
 }
 
-/// A forest's run function: every tree's Find in turn (each from the
-/// event the trees before found), then, when the run has count-only rules,
-/// every tree's Count up to that event, and the event's Finish.
+/// A forest's run function: every tree's Find in turn, in the order of
+/// their first rules (each from the event the trees before found, and
+/// skipped when that event comes before its first rule), then, when the
+/// run has count-only rules, every tree's Count up to that event; the last
+/// call finishes.
 Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
                     Function *tree) {
   Function *fn = runFunction(x.cg.m, x.btf, id, /*tree=*/false);
@@ -664,10 +680,21 @@ Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
       b.CreateOr(fn->getArg(ArgPorts), b.CreateShl(fn->getArg(ArgProto), 56));
   Value *len = b.CreateAnd(fn->getArg(ArgLen), 0xffffffffu);
   Value *best = b.getInt64(TreeNoEvent);
-  auto call = [&](uint64_t root, TreeMode mode) {
-    CallInst *r = b.CreateCall(tree, {src, dst, key,
-                                      b.CreateOr(b.CreateShl(best, 32), root),
-                                      b.CreateOr(len, uint64_t(mode) << 32)});
+  std::vector<unsigned> order(img.roots.size());
+  for (unsigned t = 0; t < order.size(); ++t)
+    order[t] = t;
+  std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned c) {
+    return img.firsts[a] < img.firsts[c];
+  });
+  // Whether the event so far comes before tree t's first rule.
+  auto before = [&](unsigned t) {
+    return b.CreateICmpULT(best, b.getInt64(uint64_t(img.firsts[t]) * 2));
+  };
+  auto call = [&](unsigned t, Value *mode) {
+    CallInst *r = b.CreateCall(
+        tree, {src, dst, key,
+               b.CreateOr(b.CreateShl(best, 32), uint64_t(img.roots[t])),
+               b.CreateOr(len, b.CreateShl(mode, 32))});
     // A call between functions with debug info needs a location.
     r->setDebugLoc(
         DILocation::get(x.cg.m.getContext(), 1, 1, fn->getSubprogram()));
@@ -675,12 +702,36 @@ Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
                "cls.tree.ok");
     return r;
   };
-  for (uint32_t root : img.roots)
-    best = call(root, TreeFind);
+  // Calls tree t unless the event so far comes before its first rule.
+  auto maybe = [&](unsigned t, uint64_t mode) {
+    BasicBlock *pre = b.GetInsertBlock();
+    BasicBlock *go = cg.block("cls.call"), *join = cg.block("cls.called");
+    b.CreateCondBr(before(t), join, go);
+    b.SetInsertPoint(go);
+    Value *r = call(t, b.getInt64(mode));
+    BasicBlock *from = b.GetInsertBlock();
+    b.CreateBr(join);
+    b.SetInsertPoint(join);
+    PHINode *phi = b.CreatePHI(cg.i64, 2);
+    phi->addIncoming(best, pre);
+    phi->addIncoming(r, from);
+    return phi;
+  };
+  unsigned last = order.back();
+  for (unsigned t : order) {
+    if (t != last || img.countOnly)
+      best = maybe(t, TreeFind);
+  }
   if (img.countOnly)
-    for (uint32_t root : img.roots)
-      call(root, TreeCount);
-  b.CreateRet(b.CreateTrunc(call(0, TreeFinish), cg.i32));
+    for (unsigned t : order)
+      if (t != last)
+        maybe(t, TreeCount);
+  // The last call finishes; its tree is skipped (not its finish) when the
+  // event comes before it.
+  Value *skip =
+      b.CreateSelect(before(last), b.getInt64(TreeSkip), b.getInt64(0));
+  uint64_t mode = TreeFinish | (img.countOnly ? TreeCount : TreeFind);
+  b.CreateRet(b.CreateTrunc(call(last, b.CreateOr(skip, mode)), cg.i32));
   return fn;
 }
 

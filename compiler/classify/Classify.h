@@ -166,7 +166,8 @@ struct Stats {
 /// count-only rule before it that matches (forestDecide()).
 struct Image {
   std::vector<Node> nodes;
-  std::vector<uint32_t> roots; ///< each tree's root node, in nodes
+  std::vector<uint32_t> roots;  ///< each tree's root node, in nodes
+  std::vector<uint32_t> firsts; ///< each tree's first rule (index)
   std::vector<uint32_t> leaves;
   std::vector<RuleRec> rules; ///< in run order
   bool countOnly = false;     ///< some rule of the run has no target

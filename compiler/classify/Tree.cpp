@@ -610,6 +610,8 @@ std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
                            ? room / left * g.size()
                            : room * g.size() / left;
         left -= g.size();
+        img.firsts.push_back(g.empty() ? std::numeric_limits<uint32_t>::max()
+                                       : g.front().index);
         img.roots.push_back(
             TreeBuilder(o, img, img.stats, std::move(g), {0}, used + share)
                 .build());

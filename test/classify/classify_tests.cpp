@@ -111,8 +111,8 @@ void randomKey(const cls::Image &img, uint32_t key[cls::Dims]) {
   if (key[cls::Proto] != 6 && key[cls::Proto] != 17)
     key[cls::Sport] = key[cls::Dport] = cls::PortNone;
   else if (chance(3))
-    key[cls::Sport] = key[cls::Dport] = chance(50) ? cls::PortShort
-                                                   : cls::PortNone;
+    key[cls::Sport] = key[cls::Dport] =
+        chance(50) ? cls::PortShort : cls::PortNone;
 }
 
 std::string endName(cls::Decision::End e) {
