@@ -168,9 +168,12 @@ private:
     Value *entry; ///< the leaf entry (index and LeafCertain)
     Value *index; ///< the rule's index in the run (i32)
     Value *base;  ///< the record's first word in the rules global
-    Value *slot, *control, *flags;
+    Value *control, *flags;
   };
   Rule entry(Value *first, Value *i);
+  void record(Rule &r);
+  /// The rule's counter slot, read where it is counted.
+  Value *slot(const Rule &r) { return field(r, offsetof(cls::RuleRec, slot)); }
   /// The record's word at byte offset `off` of cls::RuleRec.
   Value *field(const Rule &r, uint64_t off) {
     return word(rules_, b_.CreateAdd(r.base, b_.getInt64(off / 4)));
@@ -350,6 +353,7 @@ void RunEmitter::scan(Value *first, Value *count) {
     event = b_.CreateShl(b_.CreateZExt(r.index, cg_.i64), 1);
     cg_.require(b_.CreateICmpULT(event, best_), exits_.next, "cls.earlier");
   }
+  record(r);
   b_.CreateCondBr(
       b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
       matched, test);
@@ -385,7 +389,7 @@ void RunEmitter::scan(Value *first, Value *count) {
     BasicBlock *bump = cg_.block("cls.bump");
     b_.CreateCondBr(b_.CreateOr(finding, terminal), step, bump);
     b_.SetInsertPoint(bump);
-    bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
+    bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
     b_.CreateBr(step);
   }
 
@@ -477,14 +481,17 @@ RunEmitter::Rule RunEmitter::entry(Value *first, Value *i) {
   Rule r;
   Value *li = b_.CreateAdd(first, i);
   r.entry = word(leaves_, bounded(li, img_.leaves.size(), "cls.entry.ok"));
-  Value *index = r.index = b_.CreateAnd(r.entry, cls::LeafIndexMask);
-  r.base = b_.CreateMul(bounded(index, img_.rules.size(), "cls.rule.ok"),
-                        b_.getInt64(cls::RuleWords));
-  using R = cls::RuleRec;
-  r.slot = field(r, offsetof(R, slot));
-  r.control = field(r, offsetof(R, control));
-  r.flags = b_.CreateLShr(r.control, 16);
+  r.index = b_.CreateAnd(r.entry, cls::LeafIndexMask);
   return r;
+}
+
+/// The record of `r`'s rule, and its control word. (Loads are volatile:
+/// each is made where it is emitted, so only what a test needs is read.)
+void RunEmitter::record(Rule &r) {
+  r.base = b_.CreateMul(bounded(r.index, img_.rules.size(), "cls.rule.ok"),
+                        b_.getInt64(cls::RuleWords));
+  r.control = field(r, offsetof(cls::RuleRec, control));
+  r.flags = b_.CreateLShr(r.control, 16);
 }
 
 /// ip_packet_match(): each test `!`-ed by its flag.
@@ -529,7 +536,7 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
 
 /// Count (1 packet, tot_len bytes), then the target.
 void RunEmitter::act(const Rule &r, BasicBlock *step) {
-  bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
+  bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
   SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(r.control, 24), step, 2);
   sw->addCase(b_.getInt32(cls::VerdictAccept), exits_.accept);
   sw->addCase(b_.getInt32(cls::VerdictDrop), exits_.drop);
@@ -621,9 +628,8 @@ void RunEmitter::finish(Value *event) {
   r.base = b_.CreateMul(bounded(r.index, img_.rules.size(), "cls.event.ok"),
                         b_.getInt64(cls::RuleWords));
   using R = cls::RuleRec;
-  r.slot = field(r, offsetof(R, slot));
   r.control = field(r, offsetof(R, control));
-  bumpCounter(cg_, x_.counters, counterKey_, r.slot, totLen_);
+  bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
   BasicBlock *accept = cg_.block("cls.finish.accept");
   BasicBlock *drop = cg_.block("cls.finish.drop");
   SwitchInst *sw =

@@ -636,7 +636,15 @@ std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
     return forest ? forest : trees({cands}, words);
   // One tree, in at most the forest's words (a tree that multiplies wide
   // rules is slow to build, and past its budget its leaves grow), against
-  // the forest: the cheaper walk for packets of the rules' own boxes.
+  // the forest: the cheaper walk for packets of the rules' own boxes. Not
+  // tried for runs of more than kOneTreeMaxRules: there the one tree took
+  // 0.2 to 2.3 s more to build (bench/ruleset_gen's acl and fw, 10,000 and
+  // 100,000 rules), was never the cheaper, and even where its mean walk
+  // was (bench/classifier's mixed 10,000) it held a leaf of 4,865 rules
+  // that the forest's longest leaf (10) does not.
+  constexpr size_t kOneTreeMaxRules = 4096;
+  if (rules.size() > kOneTreeMaxRules)
+    return forest;
   std::optional<Image> one =
       trees({cands},
             std::min(words, 2 * forest->nodes.size() + forest->leaves.size()));
