@@ -11,7 +11,10 @@
 /// the tree and a scan of the leaf that tests each listed rule, counts a
 /// match, and returns what its target says, which the caller carries out
 /// as the straight-line code would. The scan is a bounded loop, or for runs
-/// with long leaves (Options::iterLeaf) a bpf_iter_num loop.
+/// with long leaves (Options::iterLeaf) a bpf_iter_num loop. A run
+/// classified as a forest (several trees) has a second global function,
+/// `r2x_cls<id>_tree`, which the run's calls once a tree (docs/classifier.md,
+/// "Forests").
 //===----------------------------------------------------------------------===//
 #pragma once
 
@@ -37,9 +40,10 @@ struct RunContext {
   llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
 };
 
-/// At most this many classified runs a program: each is a function, and
-/// the kernel takes at most 256 (BPF_MAX_SUBPROGS) with the program itself
-/// and its other subprograms. Runs past it are straight-line code.
+/// At most this many functions of classified runs a program (one a run, two
+/// a forest): the kernel takes at most 256 subprograms (BPF_MAX_SUBPROGS)
+/// with the program itself and its other subprograms. Runs past it are
+/// straight-line code.
 constexpr unsigned kMaxRuns = 240;
 
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
