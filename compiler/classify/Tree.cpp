@@ -654,9 +654,10 @@ std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
 }
 
 double walkCost(const Image &img) {
-  // Keys drawn from the rules' boxes, a fixed sequence; the costs are the
-  // program's rough instruction counts (a call a tree, a node, a leaf
-  // entry), measured as ratios on bench/classifier's programs.
+  // Keys drawn from the rules' boxes, a fixed sequence; the weights are
+  // rough guesses from the program's instruction counts (a tree's call, a
+  // node, a leaf entry), not fitted: perf on acl 10,000 later put a leaf
+  // entry nearer 5 nodes (docs/classifier.md, "Forests").
   constexpr double kTree = 4, kNode = 1, kEntry = 4;
   constexpr unsigned kSamples = 512;
   if (img.rules.empty() || img.roots.empty())
