@@ -122,9 +122,12 @@ std::string endName(cls::Decision::End e) {
 
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
+  // The number of random runs (400; fewer under the sanitizers, which make
+  // each 15 times slower).
+  unsigned sets = argc > 1 ? unsigned(std::stoul(argv[1])) : 400;
   unsigned forests = 0, degraded = 0, keys = 0;
-  for (unsigned set = 0; set < 400; ++set) {
+  for (unsigned set = 0; set < sets; ++set) {
     unsigned n = 1 + rnd() % (set % 10 == 0 ? 600 : 60);
     std::string text = "*filter\n:INPUT ACCEPT [0:0]\n";
     for (unsigned i = 0; i < n; ++i)
@@ -195,8 +198,8 @@ int main() {
   }
   // The test means something only if it built forests and trees whose
   // budget made long leaves.
-  check(forests >= 100, "forests built: " + std::to_string(forests));
-  check(degraded >= 100,
+  check(forests >= sets / 4, "forests built: " + std::to_string(forests));
+  check(degraded >= sets / 4,
         "trees held to their budget: " + std::to_string(degraded));
   std::printf("%d checks, %d failures (%u keys, %u forests, %u trees held "
               "to their budget)\n",
