@@ -106,6 +106,13 @@ DIType *BtfBuilder::pointerTo(DIType *t) {
   return di_.createPointerType(t, 64);
 }
 
+DIType *BtfBuilder::arrayOf(DIType *t, unsigned count) {
+  Metadata *range = di_.getOrCreateSubrange(0, int64_t(count));
+  return di_.createArrayType(t->getSizeInBits() * count,
+                             uint32_t(t->getSizeInBits()), t,
+                             di_.getOrCreateArray({range}));
+}
+
 void BtfBuilder::kfunc(Function *f, DIType *ret,
                        const std::vector<DIType *> &args) {
   std::vector<Metadata *> types{ret};
@@ -153,9 +160,7 @@ DIType *BtfBuilder::structType(const contract::StructLayout &layout) {
 DIType *BtfBuilder::intArrayPtr(unsigned count) {
   if (!int_)
     int_ = di_.createBasicType("int", 32, dwarf::DW_ATE_signed);
-  DINodeArray sub = di_.getOrCreateArray({di_.getOrCreateSubrange(0, count)});
-  DIType *arr = di_.createArrayType(uint64_t(count) * 32, 32, int_, sub);
-  return di_.createPointerType(arr, 64);
+  return pointerTo(arrayOf(int_, count));
 }
 
 GlobalVariable *BtfBuilder::map(const contract::MapSpec &spec, DIType *key,

@@ -66,6 +66,9 @@ public:
       const std::vector<std::tuple<std::string, llvm::DIType *, uint64_t>>
           &members);
   llvm::DIType *pointerTo(llvm::DIType *t);
+  /// `t[count]`: a kernel struct's array member, for CO-RE relocations on
+  /// one of its elements.
+  llvm::DIType *arrayOf(llvm::DIType *t, unsigned count);
   /// The BTF of a kernel function the program calls (a kfunc): `f` must be
   /// an external declaration in section ".ksyms"; the BPF backend then
   /// emits it as an extern FUNC, which libbpf resolves against the

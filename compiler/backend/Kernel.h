@@ -102,6 +102,13 @@ constexpr uint64_t FibDmac = offsetof(struct bpf_fib_lookup, dmac);
 static_assert(FibSize == 64 && FibIfindex == 8 && FibSrc == 16 &&
               FibDst == 32 && FibSmac == 52 && FibDmac == 58);
 
+//===-- a device's IPv4 configuration (linux/ip.h) ------------------------===//
+
+/// IPV4_DEVCONF_FORWARDING of linux/ip.h (whose struct iphdr clashes with
+/// netinet/ip.h's): in_device's cnf.data[] holds it at this index minus 1,
+/// where IN_DEV_FORWARD() reads it.
+constexpr unsigned Ipv4DevconfForwarding = 1;
+
 //===-- struct xdp_md (linux/bpf.h) ---------------------------------------===//
 
 /// The context's fields by index, each a u32 (the code generators read them

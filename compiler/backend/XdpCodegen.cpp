@@ -18,6 +18,7 @@
 #include "compiler/backend/Btf.h"
 #include "compiler/backend/ClassifyCodegen.h"
 #include "compiler/backend/Conntrack.h"
+#include "compiler/backend/DeviceConf.h"
 #include "compiler/backend/Log.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
@@ -187,6 +188,14 @@ private:
   /// r2x_local and its lease r2x_local_ok, with an -m addrtype match.
   GlobalVariable *local_ = nullptr, *localOk_ = nullptr;
   AllocaInst *replyFib_ = nullptr;
+  /// The routing decision's shortcut (DeviceConf.h): the ingress device
+  /// forwards this family, read once at the family's start, where few
+  /// values are live across the kfunc call; null if the family never
+  /// routes.
+  std::unique_ptr<DeviceConf> devConf_;
+  Value *forwards_ = nullptr;
+  bool routes(ir::Family fam);
+  void readForwarding(ir::Family fam);
   Value *fibLookup(Value *totLen);
   void emitRouting(BasicBlock *input, BasicBlock *forward);
   void emitEgressOfFragmented(BasicBlock *forward);
@@ -2086,6 +2095,11 @@ Value *XdpCodegen::fibLookup(Value *totLen) {
 /// big) goes to the kernel, which answers with its own ICMP.
 void XdpCodegen::emitRouting(BasicBlock *input, BasicBlock *forward) {
   IRBuilder<> &b = cg_.b;
+  // The lookup's first answer, forwarding off on the ingress device (below),
+  // read without it (readForwarding()): on a host, every packet's answer.
+  BasicBlock *lookup = cg_.block("route.lookup");
+  b.CreateCondBr(forwards_, lookup, input);
+  b.SetInsertPoint(lookup);
   Value *rc = fibRc_ = fibLookup(b.CreateTrunc(pk_.totLen, cg_.i16));
 
   BasicBlock *fwd = cg_.block("route.forwarded");
@@ -2213,6 +2227,7 @@ void XdpCodegen::emit(Value *ctxArg) {
 
   b.SetInsertPoint(v4);
   if (p_.hasFamily(ir::Family::V4)) {
+    readForwarding(ir::Family::V4);
     pk_ = emitIpv4(cg_, l2, pass_);
     emitFamily(ir::Family::V4);
   } else {
@@ -2220,6 +2235,7 @@ void XdpCodegen::emit(Value *ctxArg) {
   }
   b.SetInsertPoint(v6);
   if (p_.hasFamily(ir::Family::V6)) {
+    readForwarding(ir::Family::V6);
     pk_ = emitIpv6(cg_, l2, pass_);
     ifaceMask_ = nullptr; // the v4 path's value does not dominate this one
     egressMask_ = nullptr;
@@ -2227,6 +2243,26 @@ void XdpCodegen::emit(Value *ctxArg) {
   } else {
     b.CreateBr(pass_);
   }
+}
+
+/// Whether the family's packets reach the routing decision: it has DNAT or
+/// an INPUT or FORWARD chain (emitFamilyChains()).
+bool XdpCodegen::routes(ir::Family fam) {
+  if (natOf(fam))
+    return true;
+  return llvm::any_of(p_.chains, [&](const ir::Chain &c) {
+    return !c.user && c.family == fam &&
+           (c.hook == ir::Hook::Input || c.hook == ir::Hook::Forward);
+  });
+}
+
+void XdpCodegen::readForwarding(ir::Family fam) {
+  forwards_ = nullptr;
+  if (!routes(fam))
+    return;
+  if (!devConf_)
+    devConf_ = std::make_unique<DeviceConf>(cg_, btf_);
+  forwards_ = devConf_->ingressForwards(ctx_, fam == ir::Family::V6);
 }
 
 /// One family's chains in netfilter's order. In hand-over mode, drops go
@@ -2338,8 +2374,7 @@ void XdpCodegen::emitFamilyChains(ir::Family fam) {
   BasicBlock *routing = cg_.block("routing");
   emitHook(ir::Hook::Prerouting, routing);
   b.SetInsertPoint(routing);
-  if (!nat && hookChains(ir::Hook::Input).empty() &&
-      hookChains(ir::Hook::Forward).empty()) {
+  if (!routes(fam)) {
     b.CreateBr(pass_);
     return;
   }
@@ -2386,7 +2421,10 @@ void emitXdpProgram(const ir::Program &program, Module &m,
   bool subprograms = llvm::any_of(m.functions(), [&](const Function &f) {
     return &f != fn && !f.isDeclaration();
   });
-  if (subprograms || m.getFunction("bpf_xdp_ct_lookup"))
+  bool kfuncs = llvm::any_of(m.functions(), [](const Function &f) {
+    return f.isDeclaration() && f.getSection() == ".ksyms";
+  });
+  if (subprograms || kfuncs)
     btf.function(fn, btf.int32(), {nullptr});
   finishObject(btf, metadataText(program));
 }
