@@ -34,9 +34,9 @@ struct Local {
 /// `struct name { T0 m0; T1 m1; ... }` laid out in order, each member at
 /// its natural alignment (the local offsets; the kernel's come from its
 /// BTF).
-Local localStruct(Codegen &cg, BtfBuilder &btf, const std::string &name,
-                   const std::vector<std::tuple<std::string, DIType *, Type *>>
-                       &members) {
+Local localStruct(
+    Codegen &cg, BtfBuilder &btf, const std::string &name,
+    const std::vector<std::tuple<std::string, DIType *, Type *>> &members) {
   std::vector<Type *> types;
   for (const auto &m : members)
     types.push_back(std::get<2>(m));
@@ -56,9 +56,8 @@ Function *castToKernCtx(Codegen &cg, BtfBuilder &btf) {
   const char *name = "bpf_cast_to_kern_ctx";
   if (Function *f = cg.m.getFunction(name))
     return f;
-  Function *f =
-      Function::Create(FunctionType::get(cg.ptr, {cg.ptr}, false),
-                       GlobalValue::ExternalLinkage, name, cg.m);
+  Function *f = Function::Create(FunctionType::get(cg.ptr, {cg.ptr}, false),
+                                 GlobalValue::ExternalLinkage, name, cg.m);
   f->setSection(".ksyms");
   btf.kfunc(f, btf.pointerTo(nullptr), {btf.pointerTo(nullptr)});
   return f;
@@ -127,8 +126,7 @@ Value *DeviceConf::ingressForwards(Value *ctx, bool v6) {
     const unsigned n = kernel::Ipv4DevconfForwarding;
     sw = b.CreatePreserveArrayAccessIndex(
         ArrayType::get(cg_.i32, n),
-        member(t.v4conf, member(t.inDevice, in, 0), 0), 1, n - 1,
-        t.v4data);
+        member(t.v4conf, member(t.inDevice, in, 0), 0), 1, n - 1, t.v4data);
   }
   Value *on = b.CreateICmpNE(b.CreateLoad(cg_.i32, sw), b.getInt32(0));
   b.CreateBr(done);

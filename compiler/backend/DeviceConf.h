@@ -1,4 +1,5 @@
-//===- compiler/backend/DeviceConf.h - the ingress device's switches -*- C++ -*-===//
+//===- compiler/backend/DeviceConf.h - the ingress device's switches -*- C++
+//-*-===//
 //
 /// \file
 /// What the kernel keeps per device that a routing decision reads before

@@ -2062,6 +2062,14 @@ void XdpCodegen::writeReset(Value *ports, Value *seq, Value *ack, Value *flags,
 /// into fib_ (the egress device, MACs, MTU); `totLen` is the length the
 /// lookup checks against the egress MTU. Returns the answer
 /// (BPF_FIB_LKUP_RET_*).
+///
+/// Only DNAT's fast path forwards the packet itself and needs the next
+/// hop's MACs; otherwise the lookup stops at the route
+/// (BPF_FIB_LOOKUP_SKIP_NEIGH: SUCCESS or NO_NEIGH, both FORWARD, with the
+/// egress device and the MTU check as before). A kernel before 6.3 refuses
+/// the flag (-EINVAL, before it reads anything): then it is asked again
+/// without it, so an old kernel costs a second call and never a wrong
+/// answer.
 Value *XdpCodegen::fibLookup(Value *totLen) {
   IRBuilder<> &b = cg_.b;
   using namespace kernel;
@@ -2086,8 +2094,25 @@ Value *XdpCodegen::fibLookup(Value *totLen) {
     b.CreateStore(pk_.saddrRaw, cg_.at(fib, FibSrc));
     b.CreateStore(pk_.daddrRaw, cg_.at(fib, FibDst));
   }
-  return cg_.callHelper(FibLookup, cg_.i64,
-                        {ctx_, fib, b.getInt32(FibSize), b.getInt32(0)});
+  auto lookup = [&](uint32_t flags) {
+    return cg_.callHelper(FibLookup, cg_.i64,
+                          {ctx_, fib, b.getInt32(FibSize), b.getInt32(flags)});
+  };
+  if (natOf(family_))
+    return lookup(0);
+  Value *rc = lookup(BPF_FIB_LOOKUP_SKIP_NEIGH);
+  BasicBlock *from = b.GetInsertBlock();
+  BasicBlock *again = cg_.block("fib.without_skip_neigh");
+  BasicBlock *done = cg_.block("fib.answered");
+  b.CreateCondBr(b.CreateICmpSLT(rc, b.getInt64(0)), again, done);
+  b.SetInsertPoint(again);
+  Value *rc0 = lookup(0);
+  b.CreateBr(done);
+  b.SetInsertPoint(done);
+  PHINode *phi = b.CreatePHI(cg_.i64, 2, "fib.rc");
+  phi->addIncoming(rc, from);
+  phi->addIncoming(rc0, again);
+  return phi;
 }
 
 /// The kernel's routing decision between INPUT and FORWARD (fibLookup()).
