@@ -15,9 +15,19 @@
 /// filled: ipset sets, the interface's MAC), and the frame is addressed to
 /// IFACE's own MAC. Its counters then count the test runs too.
 ///
+/// With `--ref FILE.o`, a reference program (rule2xdp's, e.g. the same
+/// policy's one rule) is loaded from FILE.o and timed on the same frame in
+/// alternate rounds (measured, reference, measured, ...), each with its own
+/// repeat, and the line gains `ref_ns=` and `ratio=` (measured / reference).
+/// On this VM a core's speed can change by 2x from one second to the next;
+/// a ratio from interleaved rounds is stable where two figures taken
+/// minutes apart are not. The reference's r2x_ifmac gets IFACE's MAC, as
+/// the loader gives the attached program, so both make the same MAC check.
+///
 ///   xdp_ns (--obj FILE.o [--prog rule2xdp] | --attached) [--iface IF]
-///          [--expect drop|pass] [--rounds N] [--ms N]
-/// prints: ns=X kernel_ns=Y repeat=N retval=ACTION  (exit 1 on a wrong verdict)
+///          [--ref FILE.o] [--expect drop|pass] [--rounds N] [--ms N]
+/// prints: ns=X kernel_ns=Y repeat=N retval=ACTION [ref_ns=R ratio=Q]
+/// (exit 1 on a wrong verdict)
 //===----------------------------------------------------------------------===//
 #include "frame.h"
 #include "runtime/contract/Object.h"
@@ -69,11 +79,45 @@ Run once(int fd, bench::Frame &f, unsigned ifindex, uint32_t repeat) {
       double(t1.tv_sec - t0.tv_sec) * 1e9 + double(t1.tv_nsec - t0.tv_nsec);
   return {ns / repeat, o.duration, o.retval};
 }
+
+/// The repeat that makes one round of `fd` last about `ms` milliseconds.
+uint32_t sizeRepeat(int fd, bench::Frame &f, unsigned ifindex, int ms) {
+  uint32_t repeat = 1000;
+  for (;;) {
+    Run c = once(fd, f, ifindex, repeat);
+    double total = c.ns * repeat;
+    if (total > ms * 1e5 || repeat >= 100'000'000u) {
+      double scale = ms * 1e6 / std::max(total, 1.0);
+      return uint32_t(std::clamp(repeat * scale, 1.0, 200e6));
+    }
+    repeat *= 10;
+  }
+}
+
+/// Loads `path` and returns the fd of its program `prog`.
+int loadObject(const std::string &path, const std::string &prog,
+               bpf_object **out) {
+  bpf_object *o = bpf_object__open_file(path.c_str(), nullptr);
+  if (!o)
+    die("opening " + path + ": " + std::strerror(errno));
+  if (int err = bpf_object__load(o))
+    die("loading " + path + ": " + std::strerror(-err));
+  bpf_program *p = bpf_object__find_program_by_name(o, prog.c_str());
+  if (!p)
+    die(path + " has no program " + prog);
+  *out = o;
+  return bpf_program__fd(p);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 } // namespace
 
 int main(int argc, char **argv) {
   std::string obj, prog = r2x::contract::ProgName, iface = "lo",
-                   expect = "drop";
+                   expect = "drop", ref;
   int rounds = 5, ms = 100;
   bool attached = false;
   for (int i = 1; i < argc; i += 2) {
@@ -90,6 +134,8 @@ int main(int argc, char **argv) {
       obj = v;
     else if (a == "--prog")
       prog = v;
+    else if (a == "--ref")
+      ref = v;
     else if (a == "--iface")
       iface = v;
     else if (a == "--expect")
@@ -103,7 +149,7 @@ int main(int argc, char **argv) {
   }
   if (obj.empty() == !attached || rounds < 1 || ms < 1)
     die("usage: xdp_ns (--obj FILE [--prog NAME] | --attached) [--iface IF] "
-        "[--expect drop|pass] [--rounds N] [--ms N]");
+        "[--ref FILE] [--expect drop|pass] [--rounds N] [--ms N]");
   unsigned ifindex = if_nametoindex(iface.c_str());
   if (!ifindex)
     die("no interface " + iface);
@@ -129,39 +175,40 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 6; ++k)
       dmac[size_t(k)] = uint8_t(ifr.ifr_hwaddr.sa_data[k]);
   } else {
-    o = bpf_object__open_file(obj.c_str(), nullptr);
-    if (!o)
-      die("opening " + obj + ": " + std::strerror(errno));
-    if (int err = bpf_object__load(o))
-      die("loading " + obj + ": " + std::strerror(-err));
-    bpf_program *p = bpf_object__find_program_by_name(o, prog.c_str());
-    if (!p)
-      die(obj + " has no program " + prog);
-    fd = bpf_program__fd(p);
+    fd = loadObject(obj, prog, &o);
+  }
+  bpf_object *refObj = nullptr;
+  int refFd = -1;
+  if (!ref.empty()) {
+    refFd = loadObject(ref, r2x::contract::ProgName, &refObj);
+    bpf_map *mac =
+        bpf_object__find_map_by_name(refObj, r2x::contract::IfmacMap.name);
+    r2x::contract::MacValue value{};
+    std::memcpy(value.addr, dmac.data(), sizeof value.addr);
+    uint32_t key = ifindex;
+    if (attached && mac &&
+        bpf_map_update_elem(bpf_map__fd(mac), &key, &value, BPF_ANY) != 0)
+      die(std::string("cannot give the reference the MAC of ") + iface + ": " +
+          std::strerror(errno));
   }
   bench::Frame f =
       bench::udpFrame(dmac, smac, 0x0a010001, 0x0a010002, 40000, 1234);
   uint32_t want = expect == "drop" ? XDP_DROP : XDP_PASS;
-  Run r = once(fd, f, ifindex, 1);
-  if (r.retval != want) {
-    std::printf("ns=0 kernel_ns=0 repeat=0 retval=%u\n", r.retval);
-    std::fprintf(stderr, "xdp_ns: FAILED: verdict %u, expected %u\n", r.retval,
-                 want);
-    return 1;
-  }
-  // Size the repeat: ~ms milliseconds per round.
-  uint32_t repeat = 1000;
-  for (;;) {
-    Run c = once(fd, f, ifindex, repeat);
-    double total = c.ns * repeat;
-    if (total > ms * 1e5 || repeat >= 100'000'000u) {
-      double scale = ms * 1e6 / std::max(total, 1.0);
-      repeat = uint32_t(std::clamp(repeat * scale, 1.0, 200e6));
-      break;
+  for (int p : {fd, refFd}) {
+    if (p < 0)
+      continue;
+    Run r = once(p, f, ifindex, 1);
+    if (r.retval != want) {
+      std::printf("ns=0 kernel_ns=0 repeat=0 retval=%u\n", r.retval);
+      std::fprintf(stderr, "xdp_ns: FAILED: %s verdict %u, expected %u\n",
+                   p == fd ? "the program's" : "the reference's", r.retval,
+                   want);
+      return 1;
     }
-    repeat *= 10;
   }
-  std::vector<double> ns;
+  uint32_t repeat = sizeRepeat(fd, f, ifindex, ms);
+  uint32_t refRepeat = refFd < 0 ? 0 : sizeRepeat(refFd, f, ifindex, ms);
+  std::vector<double> ns, refNs, ratios;
   std::vector<uint32_t> kns;
   for (int i = 0; i < rounds; ++i) {
     Run c = once(fd, f, ifindex, repeat);
@@ -169,11 +216,22 @@ int main(int argc, char **argv) {
       die("wrong verdict during timing");
     ns.push_back(c.ns);
     kns.push_back(c.kernelNs);
+    if (refFd >= 0) {
+      Run rc = once(refFd, f, ifindex, refRepeat);
+      if (rc.retval != want)
+        die("wrong verdict of the reference during timing");
+      refNs.push_back(rc.ns);
+      ratios.push_back(c.ns / std::max(rc.ns, 0.01));
+    }
   }
-  std::sort(ns.begin(), ns.end());
   std::sort(kns.begin(), kns.end());
-  std::printf("ns=%.2f kernel_ns=%u repeat=%u retval=%u\n", ns[ns.size() / 2],
+  std::printf("ns=%.2f kernel_ns=%u repeat=%u retval=%u", median(ns),
               kns[kns.size() / 2], repeat, want);
+  if (refFd >= 0)
+    std::printf(" ref_ns=%.2f ratio=%.2f", median(refNs), median(ratios));
+  std::printf("\n");
+  if (refObj)
+    bpf_object__close(refObj);
   if (o)
     bpf_object__close(o);
   return 0;
