@@ -120,21 +120,43 @@ std::vector<SetLayout> setLayouts(const ir::Program &p) {
 std::string setsSection(const ir::Program &p,
                         const std::vector<SetLayout> &layouts) {
   std::string out;
+  size_t bytes = 0;
+  for (const SetLayout &l : layouts)
+    bytes += l.entries * (l.spec->keySize + l.spec->valueSize);
+  out.reserve(bytes);
   for (const SetLayout &l : layouts) {
     const ir::IpSet &s = p.sets[l.set];
     // In key order: the kernel inserts into its trie faster when
     // consecutive keys share their path (1,000,000 random hash:net entries
     // filled in 1.0 s instead of 1.8 s, kernel 6.18). Stable, so a repeated
     // entry's last form still wins.
-    std::vector<ir::IpSet::Entry> entries = s.entries;
-    std::stable_sort(entries.begin(), entries.end(),
-                     [](const ir::IpSet::Entry &a, const ir::IpSet::Entry &b) {
-                       return std::tie(a.port, a.proto, a.addr, a.prefix) <
-                              std::tie(b.port, b.proto, b.addr, b.prefix);
-                     });
-    for (const ir::IpSet::Entry &e : entries)
-      putKey(out, s, e, l);
-    for (const ir::IpSet::Entry &e : entries) {
+    // (port, proto, address, prefix) as integers, the entry's index last
+    // (stable); comparing the fields took a sixth of a 1,000,000-entry
+    // compile in memcmp().
+    struct Order {
+      uint64_t portProto, hi, lo, prefixIndex;
+      auto tie() const { return std::tie(portProto, hi, lo, prefixIndex); }
+    };
+    std::vector<Order> order(s.entries.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      const ir::IpSet::Entry &e = s.entries[i];
+      Order &o = order[i];
+      o.portProto = uint64_t(e.port) << 8 | e.proto;
+      for (size_t b = 0; b < 8; ++b) {
+        o.hi = o.hi << 8 | e.addr[b];
+        o.lo = o.lo << 8 | e.addr[8 + b];
+      }
+      o.prefixIndex = uint64_t(e.prefix) << 32 | i;
+    }
+    std::sort(order.begin(), order.end(),
+              [](const Order &a, const Order &b) { return a.tie() < b.tie(); });
+    auto entry = [&](const Order &o) -> const ir::IpSet::Entry & {
+      return s.entries[o.prefixIndex & 0xffffffffu];
+    };
+    for (const Order &o : order)
+      putKey(out, s, entry(o), l);
+    for (const Order &o : order) {
+      const ir::IpSet::Entry &e = entry(o);
       uint32_t value = e.nomatch ? contract::SetNomatch : contract::SetMatch;
       out.append(reinterpret_cast<const char *>(&value), sizeof value);
     }

@@ -35,6 +35,8 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
+#include <malloc.h>
 #include <net/if.h>
 #include <optional>
 #include <set>
@@ -218,14 +220,20 @@ std::string readText(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
     throw std::runtime_error("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
+  // In blocks (a pipe has no size); a character at a time took a third of
+  // the compile of a 1,000,000-entry set file.
+  std::string text;
+  std::vector<char> block(1 << 16);
+  while (f.read(block.data(), std::streamsize(block.size())) || f.gcount() > 0)
+    text.append(block.data(), size_t(f.gcount()));
+  if (f.bad())
+    throw std::runtime_error("cannot read " + path);
+  return text;
 }
 
 std::vector<uint8_t> readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    throw std::runtime_error("cannot read " + path);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+  std::string text = readText(path);
+  return std::vector<uint8_t>(text.begin(), text.end());
 }
 
 runtime::LoadOptions loadOptions(const Options &o) {
@@ -571,6 +579,18 @@ int run(const Invocation &inv, const std::vector<std::string> &all,
 
 } // namespace
 
+/// A run that compiles once and exits allocates and frees large buffers
+/// many times (rules, tree, LLVM's module, the object); glibc's defaults
+/// hand each back to the kernel and fault it in again, a fifth of the time
+/// of 100,000 rules or a 1,000,000-entry set on this machine. Keep freed
+/// memory in the heap instead (peak memory is unchanged: it is reused).
+/// Not for --follow, which lives on between compiles.
+void keepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's largest
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  mallopt(M_TOP_PAD, 64 << 20);
+}
+
 int main(int argc, char **argv) {
   Invocation inv;
   std::vector<std::string> own;
@@ -612,6 +632,8 @@ int main(int argc, char **argv) {
     return kExitInput;
   }
 
+  if (!inv.o.follow)
+    keepFreedMemory();
   frontend::SourceManager sm;
   try {
     return run(inv, std::vector<std::string>(argv, argv + argc), sm);

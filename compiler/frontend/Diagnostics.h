@@ -47,7 +47,11 @@ public:
   std::string lineOf(const ir::SourcePos &pos) const;
 
 private:
-  std::vector<std::pair<std::string, std::vector<std::string>>> files_;
+  struct File {
+    std::string name, text;
+    std::vector<size_t> starts; ///< each line's first offset in `text`
+  };
+  std::vector<File> files_;
   std::string cmdline_;
 };
 
