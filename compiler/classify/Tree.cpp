@@ -30,8 +30,8 @@
 #include <deque>
 #include <iterator>
 #include <limits>
-#include <map>
 #include <stdexcept>
+#include <unordered_map>
 #include <variant>
 
 namespace r2x::classify {
@@ -432,7 +432,17 @@ private:
   Stats &st_;
   std::vector<Cand> cands_;
   std::vector<uint32_t> landings_;
-  std::map<std::vector<uint32_t>, uint32_t> memo_;
+  /// Leaves by their entries, for sharing (looked up only, never walked,
+  /// so a hash map keeps the image the same).
+  struct EntriesHash {
+    size_t operator()(const std::vector<uint32_t> &v) const {
+      uint64_t h = 0xcbf29ce484222325ull; // FNV-1a over the words
+      for (uint32_t x : v)
+        h = (h ^ x) * 0x100000001b3ull;
+      return size_t(h);
+    }
+  };
+  std::unordered_map<std::vector<uint32_t>, uint32_t, EntriesHash> memo_;
   size_t leafSum_ = 0, leafCount_ = 0;
   size_t words_; ///< the budget
   std::deque<Pending> pending_;

@@ -156,24 +156,31 @@ struct Candidate {
 
 /// glibc getopt_long's rule: an exact name wins; otherwise a unique prefix,
 /// where prefixes of several names that mean the same option are not
-/// ambiguous.
-const Candidate *lookupLong(std::string_view name,
-                            const std::vector<Candidate> &active,
-                            bool &ambiguous) {
+/// ambiguous. `forEach(f)` calls f on every candidate (twice over: once for
+/// the exact name, once for prefixes), so no list of them is built: the
+/// parser asks this for every option of every rule.
+template <class ForEach>
+std::optional<Candidate> lookupLong(std::string_view name, ForEach forEach,
+                                    bool &ambiguous) {
   ambiguous = false;
-  for (const Candidate &o : active)
-    if (name == o.name)
-      return &o;
-  const Candidate *found = nullptr;
-  for (const Candidate &o : active) {
+  std::optional<Candidate> found;
+  forEach([&](const Candidate &o) {
+    if (!found && name == o.name)
+      found = o;
+  });
+  if (found)
+    return found;
+  forEach([&](const Candidate &o) {
     if (o.name.substr(0, name.size()) != name)
-      continue;
+      return;
     if (!found)
-      found = &o;
+      found = o;
     else if (found->key() != o.key() || found->hasArg() != o.hasArg())
       ambiguous = true;
-  }
-  return ambiguous ? nullptr : found;
+  });
+  if (ambiguous)
+    return std::nullopt;
+  return found;
 }
 
 // --- value actions -----------------------------------------------------------
@@ -581,7 +588,9 @@ private:
   };
 
   void step();
-  std::vector<Candidate> activeOptions() const;
+  /// Calls f(const Candidate &) on every option the walker may see now,
+  /// in the order iptables' option table would list them.
+  template <class F> void forEachActive(F f) const;
   ModuleState &load(const ModuleSpec &spec, const Word &where);
   std::optional<Candidate> longOption(const Word &w, const std::string &name);
   std::optional<Candidate> implicitOption(const std::string &name,
@@ -666,27 +675,25 @@ void CommandWalker::step() {
   ++i_;
 }
 
-std::vector<Candidate> CommandWalker::activeOptions() const {
-  std::vector<Candidate> active;
-  for (const OptSpec &o : kBaseOpts)
-    active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+template <class F> void CommandWalker::forEachActive(F f) const {
+  auto base = [&](const auto &opts) {
+    for (const OptSpec &o : opts)
+      f(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+  };
+  base(kBaseOpts);
   if (p_.target && p_.target->text == "DNAT" && !ctx_.handover)
-    for (const OptSpec &o : kDnatOpts)
-      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+    base(kDnatOpts);
   if (p_.target && p_.target->text == "REJECT")
-    for (const OptSpec &o : kRejectOpts)
-      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+    base(kRejectOpts);
   if (p_.target && p_.target->text == "LOG")
-    for (const OptSpec &o : kLogOpts)
-      active.push_back(Candidate{o.name, o.shortName, &o, nullptr, nullptr});
+    base(kLogOpts);
   for (const auto &m : p_.modules)
     if (!m->superseded)
       for (const ModuleOption &o : m->spec->options)
-        active.push_back(Candidate{o.name, 0, nullptr, &o, m.get()});
+        f(Candidate{o.name, 0, nullptr, &o, m.get()});
   if (p_.targetState)
     for (const ModuleOption &o : p_.targetState->spec->options)
-      active.push_back(Candidate{o.name, 0, nullptr, &o, p_.targetState.get()});
-  return active;
+      f(Candidate{o.name, 0, nullptr, &o, p_.targetState.get()});
 }
 
 ModuleState &CommandWalker::load(const ModuleSpec &spec, const Word &where) {
@@ -707,10 +714,10 @@ ModuleState &CommandWalker::load(const ModuleSpec &spec, const Word &where) {
 /// (nullopt). Anything else is an error.
 std::optional<Candidate> CommandWalker::longOption(const Word &w,
                                                    const std::string &name) {
-  std::vector<Candidate> active = activeOptions();
   bool ambiguous = false;
-  if (const Candidate *c = lookupLong(name, active, ambiguous))
-    return *c;
+  if (std::optional<Candidate> c = lookupLong(
+          name, [&](auto f) { forEachActive(f); }, ambiguous))
+    return c;
   if (!ambiguous)
     if (std::optional<Candidate> c = implicitOption(name, ambiguous))
       return c;
@@ -736,10 +743,13 @@ std::optional<Candidate> CommandWalker::implicitOption(const std::string &name,
       std::any_of(p_.modules.begin(), p_.modules.end(),
                   [&](const auto &m) { return m->spec == implicit; }))
     return std::nullopt;
-  std::vector<Candidate> more;
-  for (const ModuleOption &o : implicit->options)
-    more.push_back(Candidate{o.name, 0, nullptr, &o, nullptr});
-  const Candidate *c = lookupLong(name, more, ambiguous);
+  std::optional<Candidate> c = lookupLong(
+      name,
+      [&](auto f) {
+        for (const ModuleOption &o : implicit->options)
+          f(Candidate{o.name, 0, nullptr, &o, nullptr});
+      },
+      ambiguous);
   if (!c)
     return std::nullopt;
   Candidate spec = *c;
@@ -785,9 +795,10 @@ void CommandWalker::failUnknownLong(const Word &w, const std::string &name) {
 /// it is rule2xdp's output file).
 Candidate CommandWalker::shortOption(const Word &w) {
   std::optional<Candidate> spec;
-  for (const Candidate &o : activeOptions())
+  forEachActive([&](const Candidate &o) {
     if (o.shortName == w.text[1])
       spec = o;
+  });
   static constexpr OptSpec kOutShort{"out-interface", 'o', OptId::OutIface,
                                      true, true};
   if (!spec && w.text == "-o" && ctx_.fileTable)
@@ -1561,6 +1572,10 @@ void insertRules(ir::Program &prog, const CommandContext &ctx,
               ? ruleNumber(*p.insertAt, rules.size() + 1, at, "insertion") - 1
               : 0;
   setTarget(newRules, rule);
+  if (ctx.appends && rules.size() + newRules.size() > rules.capacity())
+    if (auto n = ctx.appends->find(at.name());
+        n != ctx.appends->end() && n->second > rules.size() + newRules.size())
+      rules.reserve(n->second);
   rules.insert(rules.begin() + static_cast<long>(pos),
                std::make_move_iterator(newRules.begin()),
                std::make_move_iterator(newRules.end()));

@@ -8,9 +8,12 @@
 
 #include "compiler/frontend/Handover.h"
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 namespace r2x::frontend {
 namespace {
@@ -153,6 +156,7 @@ struct Reader {
   std::vector<Warning> &warnings;
   ir::Family family;
   std::optional<Section> open;
+  std::unordered_map<std::string, size_t> appends; ///< CommandContext's
 
   void line(unsigned lineNo, const std::string &line);
   void tableLine(const std::vector<Word> &words);
@@ -170,7 +174,15 @@ void parseSaveFile(const std::string &name, const std::string &text,
                    std::vector<Warning> &warnings, ir::Family family,
                    std::vector<Diagnostic> *errors) {
   sm.addFile(name, text);
-  Reader rd{name, prog, warnings, family, std::nullopt};
+  Reader rd{name, prog, warnings, family, std::nullopt, {}};
+  for (size_t at = 0; at < text.size();) {
+    size_t nl = std::min(text.find('\n', at), text.size());
+    if (text.compare(at, 3, "-A ") == 0) {
+      size_t end = text.find_first_of(" \t\r\n", at + 3);
+      ++rd.appends[text.substr(at + 3, std::min(end, nl) - at - 3)];
+    }
+    at = nl + 1;
+  }
   unsigned lineNo = 0;
   size_t start = 0;
   while (start <= text.size()) {
@@ -315,7 +327,7 @@ void Reader::ruleLine(const std::vector<Word> &words) {
 void Reader::rule(std::vector<Word> cmd) {
   bool handover = prog.mode == ir::Mode::Handover;
   if (!open->kernelOnly) {
-    CommandContext ctx{family, open->table, &warnings, handover};
+    CommandContext ctx{family, open->table, &warnings, handover, &appends};
     parseCommand(cmd, prog, ctx);
     return;
   }
