@@ -182,6 +182,11 @@ private:
     return b_.CreateICmpNE(b_.CreateAnd(r.flags, f), b_.getInt32(0));
   }
   Value *ipMatch(const Rule &r);
+  /// The flags that `!` a test: a rule with none is a plainMatch().
+  static constexpr uint32_t kNegFlags =
+      cls::SrcNeg | cls::DstNeg | cls::ProtoNeg | cls::SportNeg | cls::DportNeg;
+  void plainMatch(const Rule &r, BasicBlock *l4, BasicBlock *matched,
+                  BasicBlock *step);
   /// `hot`: where a hotdrop goes.
   void portsMatch(const Rule &r, BasicBlock *l4ports, BasicBlock *matched,
                   BasicBlock *step, BasicBlock *hot);
@@ -358,7 +363,16 @@ void RunEmitter::scan(Value *first, Value *count) {
       b_.CreateICmpNE(b_.CreateAnd(r.entry, cls::LeafCertain), b_.getInt32(0)),
       matched, test);
 
+  // A rule without `!` (most of a big ruleset) is tested by plainMatch();
+  // the general test, which `!`-s every result by its flag, is for the
+  // rest.
+  BasicBlock *general = cg_.block("cls.general");
+  BasicBlock *plain = cg_.block("cls.plain");
   b_.SetInsertPoint(test);
+  b_.CreateCondBr(flag(r, kNegFlags), general, plain);
+  b_.SetInsertPoint(plain);
+  plainMatch(r, l4, matched, step);
+  b_.SetInsertPoint(general);
   cg_.require(ipMatch(r), step, "cls.ip.ok");
   b_.CreateCondBr(flag(r, cls::L4), l4, matched);
   b_.SetInsertPoint(l4);
@@ -509,6 +523,42 @@ Value *RunEmitter::ipMatch(const Rule &r) {
                       masked(key_[cls::Proto],
                              b_.CreateAnd(b_.CreateLShr(r.control, 8), 0xff),
                              b_.CreateAnd(r.control, 0xff), cls::ProtoNeg));
+}
+
+/// ipMatch() and portsMatch() of a rule without `!`, in fewer
+/// instructions: the address and protocol tests as one word that is zero
+/// when all three hold (no truth value is made of each, which BPF has no
+/// instruction for), then each port bound as its own branch. A key that
+/// says hotdrop or no ports goes to the general port test (`l4`).
+void RunEmitter::plainMatch(const Rule &r, BasicBlock *l4, BasicBlock *matched,
+                            BasicBlock *step) {
+  using R = cls::RuleRec;
+  auto diff = [&](Value *v, uint64_t maskOff, uint64_t netOff) {
+    return b_.CreateXor(b_.CreateAnd(v, field(r, maskOff)), field(r, netOff));
+  };
+  Value *d = b_.CreateOr(
+      diff(key_[cls::Src], offsetof(R, srcMask), offsetof(R, srcNet)),
+      diff(key_[cls::Dst], offsetof(R, dstMask), offsetof(R, dstNet)));
+  // (proto ^ want) & protoMask, from the control word's two low bytes.
+  d = b_.CreateOr(
+      d, b_.CreateAnd(b_.CreateAnd(b_.CreateXor(key_[cls::Proto], r.control),
+                                   b_.CreateLShr(r.control, 8)),
+                      0xff));
+  cg_.require(b_.CreateICmpEQ(d, b_.getInt32(0)), step, "cls.plain.ip");
+  BasicBlock *ports = cg_.block("cls.plain.l4");
+  b_.CreateCondBr(flag(r, cls::L4), ports, matched);
+  b_.SetInsertPoint(ports);
+  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
+  cg_.require(b_.CreateICmpULE(sp, b_.getInt32(0xffff)), l4, "cls.plain.ports");
+  for (auto [port, off] :
+       {std::pair{sp, offsetof(R, sport)}, std::pair{dp, offsetof(R, dport)}}) {
+    Value *range = field(r, off);
+    cg_.require(b_.CreateICmpUGE(port, b_.CreateAnd(range, 0xffff)), step,
+                "cls.plain.lo");
+    cg_.require(b_.CreateICmpULE(port, b_.CreateLShr(range, 16)), step,
+                "cls.plain.hi");
+  }
+  b_.CreateBr(matched);
 }
 
 /// xt_tcpudp: the key says hotdrop, no ports, or the ports.
