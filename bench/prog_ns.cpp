@@ -24,7 +24,13 @@
 /// and XDP_PASS for the other, or if anything cannot be set up.
 ///
 ///   prog_ns [--repeat N] [--rounds N] [--cpu N] [--rule2xdp PATH]
-///           [--prog1 PATH]
+///           [--prog1 PATH] [--obj LABEL=FILE.o ...]
+///
+/// `--obj` adds any compiled rule2xdp object (e.g. a bench/ruleset_gen
+/// ruleset, whose flow is the same UDP 10.1.0.1:40000 -> 10.1.0.2:1234) to
+/// the same interleaved rounds; each is printed with its ns per frame and
+/// the verdict it gave (not required to be the talk's): two builds of
+/// rule2xdp compared side by side, on this VM whose speed drifts.
 //===----------------------------------------------------------------------===//
 #include "runtime/contract/Object.h"
 
@@ -46,8 +52,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifndef R2X_COMPILER
@@ -289,11 +297,13 @@ const char *action(uint32_t a) {
 int main(int argc, char **argv) {
   int repeat = 10'000'000, rounds = 5, cpu = -1;
   std::string compiler = R2X_COMPILER, prog1 = R2X_XDP_PROG1;
+  std::vector<std::pair<std::string, std::string>> objs; // label, path
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) {
       std::fprintf(stderr, "usage: prog_ns [--repeat N] [--rounds N] "
-                           "[--cpu N] [--rule2xdp PATH] [--prog1 PATH]\n");
+                           "[--cpu N] [--rule2xdp PATH] [--prog1 PATH] "
+                           "[--obj LABEL=FILE.o ...]\n");
       return 2;
     }
     std::string v = argv[++i];
@@ -307,6 +317,8 @@ int main(int argc, char **argv) {
       compiler = v;
     else if (a == "--prog1")
       prog1 = v;
+    else if (a == "--obj" && v.find('=') != std::string::npos)
+      objs.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
     else {
       std::fprintf(stderr, "prog_ns: unknown option %s\n", a.c_str());
       return 2;
@@ -346,6 +358,9 @@ int main(int argc, char **argv) {
       loadProg("rule2xdp", input, r2x::contract::ProgName),
       loadProg("xdp_prog1", prog1, "xdp_prog1"),
       loadProg("rule2xdp raw", raw, r2x::contract::ProgName), emptyProg()};
+  constexpr size_t kFirstObj = 4; // --obj programs follow the four above
+  for (const auto &[label, path] : objs)
+    progs.push_back(loadProg(label, path, r2x::contract::ProgName));
   removeScratch();
   gScratchMade = false;
 
@@ -370,6 +385,12 @@ int main(int argc, char **argv) {
     }
   if (wrong)
     return 1;
+  // An --obj program's verdict per frame, as it gives it before timing.
+  std::vector<std::vector<uint32_t>> objWant(std::size(cases));
+  for (size_t c = 0; c < std::size(cases); ++c)
+    for (size_t k = kFirstObj; k < progs.size(); ++k)
+      objWant[c].push_back(testRun(progs[k], cases[c].frame, 1).retval);
+  std::vector<std::string> objLines;
 
   std::printf("prog_ns: BPF_PROG_TEST_RUN, %d repeats x %d rounds per "
               "program, interleaved, CPU %d, 60-byte frames (64 on the wire)\n",
@@ -379,7 +400,8 @@ int main(int argc, char **argv) {
               "ratio");
   bool missed = false, rawMissed = false;
   std::vector<std::string> extra;
-  for (const Case &c : cases) {
+  for (size_t ci = 0; ci < std::size(cases); ++ci) {
+    const Case &c = cases[ci];
     std::vector<std::vector<double>> cpu(progs.size());
     std::vector<std::vector<uint32_t>> kern(progs.size());
     for (int r = 0; r < rounds; ++r)
@@ -387,7 +409,9 @@ int main(int argc, char **argv) {
         // Rotate the order so no program always runs on a warmer cache.
         size_t which = (k + size_t(r)) % progs.size();
         Run run = testRun(progs[which], c.frame, repeat);
-        uint32_t want = which == 3 ? uint32_t(XDP_PASS) : c.want;
+        uint32_t want = which >= kFirstObj ? objWant[ci][which - kFirstObj]
+                        : which == 3       ? uint32_t(XDP_PASS)
+                                           : c.want;
         if (run.retval != want)
           failed("%s returned %s for %s during timing",
                  progs[which].label.c_str(), action(run.retval), c.label);
@@ -418,6 +442,12 @@ int main(int argc, char **argv) {
                     c.label, a - floor, raw - floor, b - floor);
       extra.push_back(line);
     }
+    for (size_t k = kFirstObj; k < progs.size(); ++k) {
+      std::snprintf(line, sizeof line, "  %s: %s %.2f ns/pkt (%s)", c.label,
+                    progs[k].label.c_str(), median(cpu[k]),
+                    action(objWant[ci][k - kFirstObj]));
+      objLines.push_back(line);
+    }
   }
   // The raw variant needs no routing decision (bpf_fib_lookup); the empty
   // program is the floor of the test-run loop. Differences of a nanosecond
@@ -429,6 +459,11 @@ int main(int argc, char **argv) {
               "xdp_prog1 %u / %u, rule2xdp raw %u / %u\n",
               progs[0].xlated, progs[0].jited, progs[1].xlated, progs[1].jited,
               progs[2].xlated, progs[2].jited);
+  if (!objLines.empty()) {
+    std::printf("\n--obj programs (same runs):\n");
+    for (const auto &l : objLines)
+      std::printf("%s\n", l.c_str());
+  }
   std::printf("target rule2xdp / hand-written <= 1.2x: %s\n",
               missed ? "not met" : "met");
   std::printf("target raw variant / hand-written <= 1.1x: %s\n",
