@@ -70,28 +70,27 @@ GlobalVariable *wordsGlobal(Module &m, const std::string &name,
 /// Anything else is XDP_ABORTED.
 enum RunResult : uint32_t { RunNext, RunAccept, RunDrop, RunAborted };
 
-/// The run's arguments: the key (RunArgs::Ports is sport << 32 | dport)
-/// and tot_len for the byte counters. At most 5: BPF passes no more.
-enum RunArgs : unsigned { ArgSrc, ArgDst, ArgProto, ArgPorts, ArgLen, NArgs };
+/// The run's arguments: the r2x_hdr value holding the key (contract::Hdr,
+/// the port dimensions as storeRunKey() put them), and tot_len for the
+/// byte counters. The functions read the key from there, afresh at each
+/// leaf entry: kept in a register (or a stack slot), a key field each
+/// entry's test compared with the rule's constants stayed known on that
+/// entry's paths, and the verifier, which follows the scan entry by entry,
+/// kept a state for every combination (a leaf of 16 rules with ports:
+/// 466,000 instructions for one function). It does not track map memory.
+enum RunArgs : unsigned { ArgHdr, ArgLen, NArgs };
 
 /// A forest's tree function `r2x_cls<id>_tree` (docs/classifier.md,
-/// "Forests") takes the key packed (TreeArgs: the protocol in the ports'
-/// top byte), the tree's root with the best event so far, and tot_len
-/// with what to do (TreeMode). An event is a rule's index times 2, plus 1
-/// for a hotdrop; the earliest wins. Find returns the earliest event of
-/// the tree that is earlier than the one given; TreeCount counts instead
-/// the count-only rules of the tree that match before the event given and
-/// returns it; TreeSkip does neither (the tree's rules all come after the
-/// event); with TreeFinish the function then carries out the event: counts
+/// "Forests") takes the r2x_hdr value (as RunArgs), the tree's root with the
+/// best event so far, and tot_len with what to do (TreeMode). An event is a
+/// rule's index times 2, plus 1 for a hotdrop; the earliest wins. Find returns
+/// the earliest event of the tree that is earlier than the one given; TreeCount
+/// counts instead the count-only rules of the tree that match before the event
+/// given and returns it; TreeSkip does neither (the tree's rules all come after
+/// the event); with TreeFinish the function then carries out the event: counts
 /// its rule and returns a RunResult (the last call of a run, which saves
 /// the run one call). TreeAborted: data the walk cannot use.
-enum TreeArgs : unsigned {
-  TArgSrc,
-  TArgDst,
-  TArgKey,
-  TArgRootBest,
-  TArgLenMode
-};
+enum TreeArgs : unsigned { TArgHdr, TArgRootBest, TArgLenMode, NTreeArgs };
 enum TreeMode : uint64_t {
   TreeFind = 0,
   TreeCount = 1,
@@ -107,27 +106,28 @@ constexpr uint64_t TreeNoEvent = 0xffffffffu, TreeAborted = uint64_t(1) << 32;
 Function *runFunction(Module &m, BtfBuilder &btf, unsigned id, bool tree) {
   LLVMContext &c = m.getContext();
   Type *i64 = Type::getInt64Ty(c);
-  FunctionType *ft = FunctionType::get(tree ? i64 : Type::getInt32Ty(c),
-                                       std::vector<Type *>(NArgs, i64), false);
+  unsigned n = tree ? unsigned(NTreeArgs) : unsigned(NArgs);
+  std::vector<Type *> params(n, i64);
+  params[0] = PointerType::get(c, 0);
+  FunctionType *ft =
+      FunctionType::get(tree ? i64 : Type::getInt32Ty(c), params, false);
   Function *f = Function::Create(
       ft, GlobalValue::ExternalLinkage,
       "r2x_cls" + std::to_string(id) + (tree ? "_tree" : "_run"), m);
   f->addFnAttr(Attribute::NoUnwind);
   f->addFnAttr(Attribute::NoInline);
-  const char *names[NArgs] = {"saddr", "daddr", "proto", "ports", "tot_len"};
-  const char *treeNames[NArgs] = {"saddr", "daddr", "key", "root_best",
-                                  "len_mode"};
-  for (unsigned a = 0; a < NArgs; ++a)
+  const char *names[NArgs] = {"hdr", "tot_len"};
+  const char *treeNames[NTreeArgs] = {"hdr", "root_best", "len_mode"};
+  for (unsigned a = 0; a < n; ++a)
     f->getArg(a)->setName(tree ? treeNames[a] : names[a]);
-  btf.function(f, tree ? btf.u64() : btf.int32(),
-               std::vector<DIType *>(NArgs, btf.u64()));
+  // The verifier takes a global function's pointer argument for memory of
+  // its BTF type's size that may be null: the caller passes the r2x_hdr
+  // value, the function checks it (RunEmitter::readKey()).
+  std::vector<DIType *> types(n, btf.u64());
+  types[0] = btf.pointerTo(btf.structType(contract::HdrLayout));
+  btf.function(f, tree ? btf.u64() : btf.int32(), types);
   return f;
 }
-
-/// The key (RunArgs) in the caller: addresses and protocol as r2x_hdr
-/// holds them, and the port dimensions from the conditions xt_tcpudp
-/// tests before the ports.
-std::vector<Value *> runKey(const RunContext &x);
 
 /// The run's function body: the walk down the tree and the leaf's scan.
 class RunEmitter {
@@ -152,6 +152,13 @@ private:
   void leave(Value *v) {
     b_.CreateStore(v, result_);
     b_.CreateBr(exits_.next);
+  }
+  void readKey(Value *hdr);
+  static uint64_t keyOffset(unsigned d);
+  /// Dimension `d` of the key, read again from r2x_hdr (RunArgs says why).
+  Value *fresh(unsigned d) {
+    return b_.CreateLoad(cg_.i32, cg_.at(hdr_, keyOffset(d)),
+                         /*isVolatile=*/true);
   }
   std::pair<Value *, Value *> walk();
   void scan(Value *first, Value *count);
@@ -231,75 +238,10 @@ private:
   Value *totLen_ = nullptr;
   PHINode *counter_ = nullptr; ///< the bounded scan's index
   BasicBlock *loop_ = nullptr; ///< the scan's head
-  Value *key_[cls::Dims] = {};
+  Value *hdr_ = nullptr;       ///< the r2x_hdr value (ArgHdr)
+  Value *key_[cls::Dims] = {}; ///< read once, for the walk
   GlobalVariable *nodes_ = nullptr, *leaves_ = nullptr, *rules_ = nullptr;
 };
-
-std::vector<Value *> runKey(const RunContext &x) {
-  using contract::Hdr;
-  const Packet &pk = x.pk;
-  Codegen &cg_ = x.cg;
-  IRBuilder<> &b_ = cg_.b;
-  auto hdrField = [&](uint64_t off, Type *ty) -> Value * {
-    return b_.CreateLoad(ty, cg_.at(x.hdr, off), /*isVolatile=*/true);
-  };
-  std::vector<Value *> key_(cls::Dims);
-  key_[cls::Src] = hdrField(offsetof(Hdr, saddr), cg_.i32);
-  key_[cls::Dst] = hdrField(offsetof(Hdr, daddr), cg_.i32);
-  Value *proto = key_[cls::Proto] = hdrField(offsetof(Hdr, proto), cg_.i32);
-  BasicBlock *frag = cg_.block("cls.key.fragment");
-  BasicBlock *first = cg_.block("cls.key.first");
-  BasicBlock *tcp = cg_.block("cls.key.tcp"), *udp = cg_.block("cls.key.udp");
-  BasicBlock *ports = cg_.block("cls.key.ports");
-  BasicBlock *done = cg_.block("cls.key.done");
-  b_.CreateCondBr(b_.CreateICmpNE(pk.fragOff, b_.getInt16(0)), frag, first);
-
-  // A later fragment: tcp hotdrops at offset 1, nothing else matches.
-  b_.SetInsertPoint(frag);
-  Value *off1 = b_.CreateAnd(b_.CreateICmpEQ(proto, b_.getInt32(IPPROTO_TCP)),
-                             b_.CreateICmpEQ(pk.fragOff, b_.getInt16(1)));
-  Value *fragKey = b_.CreateSelect(off1, b_.getInt32(cls::PortShort),
-                                   b_.getInt32(cls::PortNone));
-  b_.CreateBr(done);
-
-  // A first fragment (or a whole datagram): the header of its protocol.
-  b_.SetInsertPoint(first);
-  BasicBlock *short_ = cg_.block("cls.key.short");
-  SwitchInst *sw = b_.CreateSwitch(proto, done, 2);
-  sw->addCase(b_.getInt32(IPPROTO_TCP), tcp);
-  sw->addCase(b_.getInt32(IPPROTO_UDP), udp);
-  for (auto [bb, len] :
-       {std::pair{tcp, kernel::TcpHlen}, {udp, kernel::UdpHlen}}) {
-    b_.SetInsertPoint(bb);
-    Value *fits =
-        b_.CreateICmpULE(b_.CreateAdd(pk.ihl, b_.getInt32(len)), pk.totLen);
-    cg_.require(fits, short_, "cls.key.fits");
-    cg_.needBytes(pk.l4, len, short_, "cls.key.l4");
-    b_.CreateBr(ports);
-  }
-  b_.SetInsertPoint(short_);
-  b_.CreateBr(done);
-  // r2x_hdr holds the ports whenever the first 4 bytes are there.
-  b_.SetInsertPoint(ports);
-  Value *sp = b_.CreateZExt(hdrField(offsetof(Hdr, sport), cg_.i16), cg_.i32);
-  Value *dp = b_.CreateZExt(hdrField(offsetof(Hdr, dport), cg_.i16), cg_.i32);
-  b_.CreateBr(done);
-
-  b_.SetInsertPoint(done);
-  PHINode *s = b_.CreatePHI(cg_.i32, 4, "cls.sport");
-  PHINode *d = b_.CreatePHI(cg_.i32, 4, "cls.dport");
-  s->addIncoming(fragKey, frag);
-  d->addIncoming(fragKey, frag);
-  s->addIncoming(b_.getInt32(cls::PortNone), first);
-  d->addIncoming(b_.getInt32(cls::PortNone), first);
-  s->addIncoming(b_.getInt32(cls::PortShort), short_);
-  d->addIncoming(b_.getInt32(cls::PortShort), short_);
-  s->addIncoming(sp, ports);
-  d->addIncoming(dp, ports);
-  key_[cls::Sport] = s;
-  key_[cls::Dport] = d;
-  return key_;
-}
 
 /// The walk from the root to a leaf. Leaves the builder in the leaf's
 /// block and returns its first entry and its count.
@@ -515,12 +457,12 @@ Value *RunEmitter::ipMatch(const Rule &r) {
     Value *eq = b_.CreateICmpEQ(b_.CreateAnd(v, mask), want);
     return b_.CreateXor(eq, flag(r, neg));
   };
-  Value *ok = masked(key_[cls::Src], field(r, offsetof(R, srcMask)),
+  Value *ok = masked(fresh(cls::Src), field(r, offsetof(R, srcMask)),
                      field(r, offsetof(R, srcNet)), cls::SrcNeg);
-  ok = b_.CreateAnd(ok, masked(key_[cls::Dst], field(r, offsetof(R, dstMask)),
+  ok = b_.CreateAnd(ok, masked(fresh(cls::Dst), field(r, offsetof(R, dstMask)),
                                field(r, offsetof(R, dstNet)), cls::DstNeg));
   return b_.CreateAnd(ok,
-                      masked(key_[cls::Proto],
+                      masked(fresh(cls::Proto),
                              b_.CreateAnd(b_.CreateLShr(r.control, 8), 0xff),
                              b_.CreateAnd(r.control, 0xff), cls::ProtoNeg));
 }
@@ -537,18 +479,18 @@ void RunEmitter::plainMatch(const Rule &r, BasicBlock *l4, BasicBlock *matched,
     return b_.CreateXor(b_.CreateAnd(v, field(r, maskOff)), field(r, netOff));
   };
   Value *d = b_.CreateOr(
-      diff(key_[cls::Src], offsetof(R, srcMask), offsetof(R, srcNet)),
-      diff(key_[cls::Dst], offsetof(R, dstMask), offsetof(R, dstNet)));
+      diff(fresh(cls::Src), offsetof(R, srcMask), offsetof(R, srcNet)),
+      diff(fresh(cls::Dst), offsetof(R, dstMask), offsetof(R, dstNet)));
   // (proto ^ want) & protoMask, from the control word's two low bytes.
   d = b_.CreateOr(
-      d, b_.CreateAnd(b_.CreateAnd(b_.CreateXor(key_[cls::Proto], r.control),
+      d, b_.CreateAnd(b_.CreateAnd(b_.CreateXor(fresh(cls::Proto), r.control),
                                    b_.CreateLShr(r.control, 8)),
                       0xff));
   cg_.require(b_.CreateICmpEQ(d, b_.getInt32(0)), step, "cls.plain.ip");
   BasicBlock *ports = cg_.block("cls.plain.l4");
   b_.CreateCondBr(flag(r, cls::L4), ports, matched);
   b_.SetInsertPoint(ports);
-  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
+  Value *sp = fresh(cls::Sport), *dp = fresh(cls::Dport);
   cg_.require(b_.CreateICmpULE(sp, b_.getInt32(0xffff)), l4, "cls.plain.ports");
   for (auto [port, off] :
        {std::pair{sp, offsetof(R, sport)}, std::pair{dp, offsetof(R, dport)}}) {
@@ -566,7 +508,7 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
                             BasicBlock *matched, BasicBlock *step,
                             BasicBlock *hot) {
   using R = cls::RuleRec;
-  Value *sp = key_[cls::Sport], *dp = key_[cls::Dport];
+  Value *sp = fresh(cls::Sport), *dp = fresh(cls::Dport);
   cg_.require(b_.CreateICmpNE(sp, b_.getInt32(cls::PortShort)), hot,
               "cls.l4.whole");
   b_.CreateCondBr(b_.CreateICmpEQ(sp, b_.getInt32(cls::PortNone)), step,
@@ -604,16 +546,34 @@ void RunEmitter::emitExits() {
                      ret(RunAccept, "cls.accept"), ret(RunNext, "cls.next")};
   b_.SetInsertPoint(entry);
   counterKey_ = cg_.stackSlot(cg_.i32, 4, "cls.counter.key");
-  auto arg = [&](unsigned a) {
-    return b_.CreateTrunc(fn_->getArg(a), cg_.i32);
-  };
-  key_[cls::Src] = arg(ArgSrc);
-  key_[cls::Dst] = arg(ArgDst);
-  key_[cls::Proto] = arg(ArgProto);
-  Value *ports = fn_->getArg(ArgPorts);
-  key_[cls::Sport] = b_.CreateTrunc(b_.CreateLShr(ports, 32), cg_.i32);
-  key_[cls::Dport] = b_.CreateTrunc(ports, cg_.i32);
-  totLen_ = arg(ArgLen);
+  readKey(fn_->getArg(ArgHdr));
+  totLen_ = b_.CreateTrunc(fn_->getArg(ArgLen), cg_.i32);
+}
+
+/// The key for the walk, read once from the r2x_hdr value the caller
+/// passed (null: aborted); the scan reads it again at each entry (fresh()).
+void RunEmitter::readKey(Value *hdr) {
+  cg_.require(b_.CreateIsNotNull(hdr), exits_.aborted, "cls.hdr");
+  hdr_ = hdr;
+  for (unsigned d = 0; d < cls::Dims; ++d)
+    key_[d] = b_.CreateLoad(cg_.i32, cg_.at(hdr_, keyOffset(d)));
+}
+
+/// Where r2x_hdr holds dimension `d` of the key.
+uint64_t RunEmitter::keyOffset(unsigned d) {
+  using contract::Hdr;
+  switch (d) {
+  case cls::Src:
+    return offsetof(Hdr, saddr);
+  case cls::Dst:
+    return offsetof(Hdr, daddr);
+  case cls::Proto:
+    return offsetof(Hdr, proto);
+  case cls::Sport:
+    return offsetof(Hdr, sport_key);
+  default:
+    return offsetof(Hdr, dport_key);
+  }
 }
 
 /// The tree function's returns and arguments (TreeArgs): what it returns
@@ -627,13 +587,7 @@ void RunEmitter::emitTreeExits() {
   b_.SetInsertPoint(entry);
   counterKey_ = cg_.stackSlot(cg_.i32, 4, "cls.counter.key");
   result_ = cg_.stackSlot(cg_.i64, 8, "cls.result");
-  Value *key = fn_->getArg(TArgKey);
-  key_[cls::Src] = b_.CreateTrunc(fn_->getArg(TArgSrc), cg_.i32);
-  key_[cls::Dst] = b_.CreateTrunc(fn_->getArg(TArgDst), cg_.i32);
-  key_[cls::Proto] = b_.CreateTrunc(b_.CreateLShr(key, 56), cg_.i32);
-  key_[cls::Sport] = b_.CreateAnd(
-      b_.CreateTrunc(b_.CreateLShr(key, 32), cg_.i32), cls::dimMax(cls::Sport));
-  key_[cls::Dport] = b_.CreateTrunc(key, cg_.i32);
+  readKey(fn_->getArg(TArgHdr));
   Value *rootBest = fn_->getArg(TArgRootBest);
   root_ = b_.CreateTrunc(rootBest, cg_.i32);
   best_ = b_.CreateLShr(rootBest, 32);
@@ -731,9 +685,7 @@ Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
   b.SetInsertPoint(cg.block("entry"));
   BasicBlock *aborted = cg.block("cls.aborted");
   IRBuilder<>(aborted).CreateRet(b.getInt32(RunAborted));
-  Value *src = fn->getArg(ArgSrc), *dst = fn->getArg(ArgDst);
-  Value *key =
-      b.CreateOr(fn->getArg(ArgPorts), b.CreateShl(fn->getArg(ArgProto), 56));
+  Value *hdr = fn->getArg(ArgHdr);
   Value *len = b.CreateAnd(fn->getArg(ArgLen), 0xffffffffu);
   Value *best = b.getInt64(TreeNoEvent);
   std::vector<unsigned> order(img.roots.size());
@@ -748,8 +700,7 @@ Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
   };
   auto call = [&](unsigned t, Value *mode) {
     CallInst *r = b.CreateCall(
-        tree, {src, dst, key,
-               b.CreateOr(b.CreateShl(best, 32), uint64_t(img.roots[t])),
+        tree, {hdr, b.CreateOr(b.CreateShl(best, 32), uint64_t(img.roots[t])),
                b.CreateOr(len, b.CreateShl(mode, 32))});
     // A call between functions with debug info needs a location.
     r->setDebugLoc(
@@ -794,15 +745,9 @@ Function *forestRun(const RunContext &x, const cls::Image &img, unsigned id,
 /// The call of the run's function and what its result says.
 void callRun(const RunContext &x, Function *f, BasicBlock *next) {
   IRBuilder<> &b = x.cg.b;
-  std::vector<Value *> key = runKey(x);
-  auto wide = [&](Value *v) { return b.CreateZExt(v, x.cg.i64); };
   Value *args[NArgs];
-  args[ArgSrc] = wide(key[cls::Src]);
-  args[ArgDst] = wide(key[cls::Dst]);
-  args[ArgProto] = wide(key[cls::Proto]);
-  args[ArgPorts] =
-      b.CreateOr(b.CreateShl(wide(key[cls::Sport]), 32), wide(key[cls::Dport]));
-  args[ArgLen] = wide(x.pk.totLen);
+  args[ArgHdr] = x.hdr;
+  args[ArgLen] = b.CreateZExt(x.pk.totLen, x.cg.i64);
   Value *r = b.CreateCall(f, args);
   SwitchInst *sw = b.CreateSwitch(r, x.aborted, 3);
   sw->addCase(b.getInt32(RunNext), next);
@@ -811,6 +756,66 @@ void callRun(const RunContext &x, Function *f, BasicBlock *next) {
 }
 
 } // namespace
+
+void storeRunKey(Codegen &cg, const Packet &pk, Value *hdr) {
+  using contract::Hdr;
+  IRBuilder<> &b = cg.b;
+  auto hdrField = [&](uint64_t off, Type *ty) -> Value * {
+    return b.CreateLoad(ty, cg.at(hdr, off), /*isVolatile=*/true);
+  };
+  Value *proto = hdrField(offsetof(Hdr, proto), cg.i32);
+  BasicBlock *frag = cg.block("cls.key.fragment");
+  BasicBlock *first = cg.block("cls.key.first");
+  BasicBlock *tcp = cg.block("cls.key.tcp"), *udp = cg.block("cls.key.udp");
+  BasicBlock *ports = cg.block("cls.key.ports");
+  BasicBlock *done = cg.block("cls.key.done");
+  b.CreateCondBr(b.CreateICmpNE(pk.fragOff, b.getInt16(0)), frag, first);
+
+  // A later fragment: tcp hotdrops at offset 1, nothing else matches.
+  b.SetInsertPoint(frag);
+  Value *off1 = b.CreateAnd(b.CreateICmpEQ(proto, b.getInt32(IPPROTO_TCP)),
+                            b.CreateICmpEQ(pk.fragOff, b.getInt16(1)));
+  Value *fragKey = b.CreateSelect(off1, b.getInt32(cls::PortShort),
+                                  b.getInt32(cls::PortNone));
+  b.CreateBr(done);
+
+  // A first fragment (or a whole datagram): the header of its protocol.
+  b.SetInsertPoint(first);
+  BasicBlock *short_ = cg.block("cls.key.short");
+  SwitchInst *sw = b.CreateSwitch(proto, done, 2);
+  sw->addCase(b.getInt32(IPPROTO_TCP), tcp);
+  sw->addCase(b.getInt32(IPPROTO_UDP), udp);
+  for (auto [bb, len] :
+       {std::pair{tcp, kernel::TcpHlen}, {udp, kernel::UdpHlen}}) {
+    b.SetInsertPoint(bb);
+    Value *fits =
+        b.CreateICmpULE(b.CreateAdd(pk.ihl, b.getInt32(len)), pk.totLen);
+    cg.require(fits, short_, "cls.key.fits");
+    cg.needBytes(pk.l4, len, short_, "cls.key.l4");
+    b.CreateBr(ports);
+  }
+  b.SetInsertPoint(short_);
+  b.CreateBr(done);
+  // r2x_hdr holds the ports whenever the first 4 bytes are there.
+  b.SetInsertPoint(ports);
+  Value *sp = b.CreateZExt(hdrField(offsetof(Hdr, sport), cg.i16), cg.i32);
+  Value *dp = b.CreateZExt(hdrField(offsetof(Hdr, dport), cg.i16), cg.i32);
+  b.CreateBr(done);
+
+  b.SetInsertPoint(done);
+  PHINode *s = b.CreatePHI(cg.i32, 4, "cls.sport");
+  PHINode *d = b.CreatePHI(cg.i32, 4, "cls.dport");
+  s->addIncoming(fragKey, frag);
+  d->addIncoming(fragKey, frag);
+  s->addIncoming(b.getInt32(cls::PortNone), first);
+  d->addIncoming(b.getInt32(cls::PortNone), first);
+  s->addIncoming(b.getInt32(cls::PortShort), short_);
+  d->addIncoming(b.getInt32(cls::PortShort), short_);
+  s->addIncoming(sp, ports);
+  d->addIncoming(dp, ports);
+  b.CreateStore(s, cg.at(hdr, offsetof(Hdr, sport_key)), /*isVolatile=*/true);
+  b.CreateStore(d, cg.at(hdr, offsetof(Hdr, dport_key)), /*isVolatile=*/true);
+}
 
 unsigned emitClassifiedRun(const RunContext &ctx,
                            const std::vector<const ir::Rule *> &rules,

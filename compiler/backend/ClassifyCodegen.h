@@ -46,6 +46,14 @@ struct RunContext {
 /// straight-line code.
 constexpr unsigned kMaxRuns = 240;
 
+/// Once per packet, after the header fields are in `hdr` (contract::Hdr),
+/// in a program with classified runs: the port dimensions of the runs' key
+/// (Hdr::sport_key, Hdr::dport_key) from the conditions xt_tcpudp tests
+/// before the ports. Each run's call reads them back: decided at every
+/// call, their five paths (later fragment, other protocol, short header,
+/// tcp, udp) multiplied the verifier's states at every run.
+void storeRunKey(Codegen &cg, const Packet &pk, llvm::Value *hdr);
+
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
 /// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`
 /// (the rule after the run) when no rule of the run decides. `id` names its

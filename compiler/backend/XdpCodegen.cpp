@@ -204,7 +204,7 @@ private:
   Value *hdrField(uint64_t off, Type *ty);
   void emitOtherHost(const L2 &l2);
   Value *ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner);
-  Value *ifaceMask();
+  void storeIfaceMasks();
   void lookupEgressMask();
   Value *ifaceTest(const ir::Match::Iface &i);
 
@@ -225,10 +225,16 @@ private:
   /// (storeHeader()): saddr, daddr, proto, sport, dport by their r2x_hdr
   /// offset.
   bool hdrInRegs_ = false;
+  /// Whether some run will be classified: storeHeader() then stores the
+  /// runs' port keys too (storeRunKey()).
+  bool classifies_ = false;
   std::map<uint64_t, Value *> hdrRegs_;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
-  Value *ifaceMask_ = nullptr;
-  Value *egressMask_ = nullptr; ///< FORWARD: the -o patterns' mask
+  /// The -i and -o masks of the packet, in a per-CPU map value read back
+  /// at each use (storeIfaceMasks()); egressKnown_ once FORWARD's is there.
+  GlobalVariable *ifMasksMap_ = nullptr;
+  Value *ifMasks_ = nullptr;
+  bool egressKnown_ = false;
   ir::Family family_ = ir::Family::V4;
   ir::Hook hook_ = ir::Hook::Prerouting; ///< the hook being emitted
   AllocaInst *key_ = nullptr;
@@ -300,6 +306,14 @@ void XdpCodegen::declareMaps() {
       cls_.mode == classify::Mode::Always ||
       (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
   hdrInRegs_ = rules <= kHdrRegsMaxRules && !mayClassify;
+  classifies_ =
+      mayClassify && !handover() &&
+      std::any_of(p_.chains.begin(), p_.chains.end(), [&](const ir::Chain &c) {
+        for (size_t at = 0; at < c.rules.size(); ++at)
+          if (classify::runAt(c, at, cls_))
+            return true;
+        return false;
+      });
   if (p_.hasFamily(ir::Family::V4) && !hdrInRegs_)
     hdrMap_ = btf_.map(contract::HdrMap, btf_.u32(),
                        btf_.structType(contract::HdrLayout));
@@ -316,6 +330,9 @@ void XdpCodegen::declareMaps() {
   if (handover())
     pathMap_ = btf_.map(contract::PathMap, btf_.u32(),
                         btf_.structType(contract::PathLayout));
+  if (p_.usesIface(false) || p_.usesIface(true))
+    ifMasksMap_ = btf_.map(contract::IfMasksMap, btf_.u32(),
+                           btf_.structType(contract::IfMasksLayout));
   if (p_.hasFamily(ir::Family::V6))
     cg_.scratch = btf_.map(contract::ScratchMap, btf_.u32(),
                            btf_.structType(contract::ScratchLayout));
@@ -366,12 +383,20 @@ Value *XdpCodegen::ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner) {
   return phi;
 }
 
-/// The bitmask of patterns naming the ingress device (and the VLAN devices
-/// of the frame's tags), looked up once per packet.
-Value *XdpCodegen::ifaceMask() {
-  if (!ifaceMask_)
-    ifaceMask_ = ifMaskOf(pk_.ifindex, pk_.vidOuter, pk_.vidInner);
-  return ifaceMask_;
+/// Once per packet, before the first rule: the slot of r2x_ifmasks, and
+/// in it the bitmask of patterns naming the ingress device (and the VLAN
+/// devices of the frame's tags). Rules read the masks back from the slot at
+/// each test (contract::IfMasks says why not from a register).
+void XdpCodegen::storeIfaceMasks() {
+  IRBuilder<> &b = cg_.b;
+  egressKnown_ = false;
+  b.CreateStore(b.getInt32(0), key_);
+  ifMasks_ = cg_.callHelper(MapLookupElem, cg_.ptr, {ifMasksMap_, key_});
+  cg_.require(b.CreateIsNotNull(ifMasks_), pass_, "ifmasks.slot");
+  if (p_.usesIface(false))
+    b.CreateStore(ifMaskOf(pk_.ifindex, pk_.vidOuter, pk_.vidInner),
+                  cg_.at(ifMasks_, offsetof(contract::IfMasks, in)),
+                  /*isVolatile=*/true);
 }
 
 /// The bitmask of patterns naming the routing decision's egress device
@@ -382,7 +407,10 @@ Value *XdpCodegen::ifaceMask() {
 void XdpCodegen::lookupEgressMask() {
   IRBuilder<> &b = cg_.b;
   Value *oif = b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex));
-  egressMask_ = ifMaskOf(oif, b.getInt16(0), b.getInt16(0));
+  b.CreateStore(ifMaskOf(oif, b.getInt16(0), b.getInt16(0)),
+                cg_.at(ifMasks_, offsetof(contract::IfMasks, out)),
+                /*isVolatile=*/true);
+  egressKnown_ = true;
 }
 
 /// -i, or -o: in FORWARD the egress device's bit; in PREROUTING and INPUT
@@ -392,9 +420,13 @@ Value *XdpCodegen::ifaceTest(const ir::Match::Iface &i) {
   IRBuilder<> &b = cg_.b;
   if (i.out && hook_ != ir::Hook::Forward)
     return b.getInt1(i.pattern == "+");
-  if (i.out && !egressMask_)
+  if (i.out && !egressKnown_)
     throw BackendError("a -o match without the egress device's mask");
-  Value *mask = i.out ? egressMask_ : ifaceMask();
+  Value *mask =
+      b.CreateLoad(cg_.i64,
+                   cg_.at(ifMasks_, i.out ? offsetof(contract::IfMasks, out)
+                                          : offsetof(contract::IfMasks, in)),
+                   /*isVolatile=*/true);
   Value *bit = b.CreateAnd(mask, b.getInt64(uint64_t(1) << i.bit));
   return b.CreateICmpNE(bit, b.getInt64(0));
 }
@@ -790,6 +822,8 @@ void XdpCodegen::storeHeader() {
     phi->addIncoming(vs.second, none);
     hdrRegs_[off] = phi;
   }
+  if (classifies_)
+    storeRunKey(cg_, pk_, hdr_);
 }
 
 Value *XdpCodegen::hdrField(uint64_t off, Type *ty) {
@@ -1385,6 +1419,8 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     if (size_t n = handover() || runs_ >= kMaxRuns
                        ? 0
                        : classify::runAt(c, at, cls_)) {
+      if (!classifies_)
+        throw BackendError("a classified run without its key in r2x_hdr");
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
@@ -2262,8 +2298,8 @@ void XdpCodegen::emit(Value *ctxArg) {
   if (p_.hasFamily(ir::Family::V6)) {
     readForwarding(ir::Family::V6);
     pk_ = emitIpv6(cg_, l2, pass_);
-    ifaceMask_ = nullptr; // the v4 path's value does not dominate this one
-    egressMask_ = nullptr;
+    ifMasks_ = nullptr; // the v4 path's slot does not dominate this one
+    egressKnown_ = false;
     emitFamily(ir::Family::V6);
   } else {
     b.CreateBr(pass_);
@@ -2337,8 +2373,8 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 void XdpCodegen::emitFamilyChains(ir::Family fam) {
   IRBuilder<> &b = cg_.b;
   family_ = fam;
-  if (p_.usesIface(false))
-    ifaceMask(); // once per packet, before the first rule needs it
+  if (ifMasksMap_)
+    storeIfaceMasks(); // once per packet, before the first rule needs it
   if (fam == ir::Family::V4)
     storeHeader();
 

@@ -219,22 +219,29 @@ inline constexpr MapSpec IfmacMap{"r2x_ifmac", MapType::Array, sizeof(uint32_t),
 
 /// IPv4 header fields rules compare, stored once and read back at each use
 /// (compiler/backend/XdpCodegen.cpp, storeHeader()); host byte order; the
-/// ports are 0 when the packet has none.
+/// ports are 0 when the packet has none. In a program with classified runs
+/// also the classifier's port dimensions (compiler/classify/Classify.h:
+/// the port, PortShort or PortNone; storeRunKey() in
+/// compiler/backend/ClassifyCodegen.cpp), so that each run's call reads its
+/// key without the five paths that decide it.
 struct Hdr {
   uint32_t saddr;
   uint32_t daddr;
   uint16_t sport;
   uint16_t dport;
   uint32_t proto;
+  uint32_t sport_key;
+  uint32_t dport_key;
 };
 inline constexpr Field HdrFields[] = {
-    R2X_CONTRACT_FIELD(Hdr, saddr), R2X_CONTRACT_FIELD(Hdr, daddr),
-    R2X_CONTRACT_FIELD(Hdr, sport), R2X_CONTRACT_FIELD(Hdr, dport),
-    R2X_CONTRACT_FIELD(Hdr, proto)};
+    R2X_CONTRACT_FIELD(Hdr, saddr),    R2X_CONTRACT_FIELD(Hdr, daddr),
+    R2X_CONTRACT_FIELD(Hdr, sport),    R2X_CONTRACT_FIELD(Hdr, dport),
+    R2X_CONTRACT_FIELD(Hdr, proto),    R2X_CONTRACT_FIELD(Hdr, sport_key),
+    R2X_CONTRACT_FIELD(Hdr, dport_key)};
 inline constexpr StructLayout HdrLayout =
     layout("r2x_hdr", sizeof(Hdr), HdrFields);
-static_assert(sizeof(Hdr) == 16 && offsetof(Hdr, sport) == 8 &&
-              offsetof(Hdr, proto) == 12);
+static_assert(sizeof(Hdr) == 24 && offsetof(Hdr, sport) == 8 &&
+              offsetof(Hdr, proto) == 12 && offsetof(Hdr, dport_key) == 20);
 static_assert(wellFormed(HdrLayout));
 /// PERCPU_ARRAY, one slot; in objects with IPv4 rules.
 inline constexpr MapSpec HdrMap{"r2x_hdr", MapType::PercpuArray,
@@ -260,6 +267,28 @@ static_assert(wellFormed(ScratchLayout));
 /// PERCPU_ARRAY, one slot; in objects with IPv6 rules.
 inline constexpr MapSpec ScratchMap{"r2x_scratch", MapType::PercpuArray,
                                     sizeof(uint32_t), sizeof(Scratch), 1};
+
+/// The bitmasks of the -i patterns naming the ingress device and of the -o
+/// patterns naming FORWARD's egress device (r2x_ifmatch's values), stored
+/// once per packet and read back at every -i / -o match. Kept in a
+/// register, a mask a rule tested stays known on that rule's paths: n rules
+/// of different patterns that do not end the packet left the verifier up
+/// to 2^n states at every later rule (17-rule blocks each after one -i
+/// rule: 20 blocks did not load). A map value it does not track. The
+/// program's own scratch space: no loader reads it.
+struct IfMasks {
+  uint64_t in;
+  uint64_t out;
+};
+inline constexpr Field IfMasksFields[] = {R2X_CONTRACT_FIELD(IfMasks, in),
+                                          R2X_CONTRACT_FIELD(IfMasks, out)};
+inline constexpr StructLayout IfMasksLayout =
+    layout("r2x_ifmasks", sizeof(IfMasks), IfMasksFields);
+static_assert(sizeof(IfMasks) == 16 && offsetof(IfMasks, out) == 8);
+static_assert(wellFormed(IfMasksLayout));
+/// PERCPU_ARRAY, one slot; in objects with -i or -o matches.
+inline constexpr MapSpec IfMasksMap{"r2x_ifmasks", MapType::PercpuArray,
+                                    sizeof(uint32_t), sizeof(IfMasks), 1};
 
 /// Hand-over mode's path record (compiler/backend/XdpCodegen.cpp,
 /// recordOnPath()): one bit per jump, RETURN, count-only or LOG rule the
