@@ -235,6 +235,10 @@ private:
   GlobalVariable *ifMasksMap_ = nullptr;
   Value *ifMasks_ = nullptr;
   bool egressKnown_ = false;
+  /// A program of few rules keeps the masks in registers instead, as it
+  /// keeps the header fields (ifMasksInRegs_): ifMaskIn_ and ifMaskOut_.
+  bool ifMasksInRegs_ = false;
+  Value *ifMaskIn_ = nullptr, *ifMaskOut_ = nullptr;
   ir::Family family_ = ir::Family::V4;
   ir::Hook hook_ = ir::Hook::Prerouting; ///< the hook being emitted
   AllocaInst *key_ = nullptr;
@@ -330,7 +334,14 @@ void XdpCodegen::declareMaps() {
   if (handover())
     pathMap_ = btf_.map(contract::PathMap, btf_.u32(),
                         btf_.structType(contract::PathLayout));
-  if (p_.usesIface(false) || p_.usesIface(true))
+  // The masks stay in registers where the 2^n states of n -i rules
+  // (contract::IfMasks) are few: up to kHdrRegsMaxRules rules in all, none
+  // classified. That saves a map lookup per packet and a load per test.
+  size_t allRules = 0;
+  for (const ir::Chain &c : p_.chains)
+    allRules += c.rules.size();
+  ifMasksInRegs_ = allRules <= kHdrRegsMaxRules && !mayClassify;
+  if ((p_.usesIface(false) || p_.usesIface(true)) && !ifMasksInRegs_)
     ifMasksMap_ = btf_.map(contract::IfMasksMap, btf_.u32(),
                            btf_.structType(contract::IfMasksLayout));
   if (p_.hasFamily(ir::Family::V6))
@@ -390,6 +401,12 @@ Value *XdpCodegen::ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner) {
 void XdpCodegen::storeIfaceMasks() {
   IRBuilder<> &b = cg_.b;
   egressKnown_ = false;
+  if (ifMasksInRegs_) {
+    ifMaskIn_ = p_.usesIface(false)
+                    ? ifMaskOf(pk_.ifindex, pk_.vidOuter, pk_.vidInner)
+                    : nullptr;
+    return;
+  }
   b.CreateStore(b.getInt32(0), key_);
   ifMasks_ = cg_.callHelper(MapLookupElem, cg_.ptr, {ifMasksMap_, key_});
   cg_.require(b.CreateIsNotNull(ifMasks_), pass_, "ifmasks.slot");
@@ -407,9 +424,12 @@ void XdpCodegen::storeIfaceMasks() {
 void XdpCodegen::lookupEgressMask() {
   IRBuilder<> &b = cg_.b;
   Value *oif = b.CreateLoad(cg_.i32, cg_.at(fib_, kernel::FibIfindex));
-  b.CreateStore(ifMaskOf(oif, b.getInt16(0), b.getInt16(0)),
-                cg_.at(ifMasks_, offsetof(contract::IfMasks, out)),
-                /*isVolatile=*/true);
+  Value *mask = ifMaskOf(oif, b.getInt16(0), b.getInt16(0));
+  if (ifMasksInRegs_)
+    ifMaskOut_ = mask;
+  else
+    b.CreateStore(mask, cg_.at(ifMasks_, offsetof(contract::IfMasks, out)),
+                  /*isVolatile=*/true);
   egressKnown_ = true;
 }
 
@@ -422,11 +442,17 @@ Value *XdpCodegen::ifaceTest(const ir::Match::Iface &i) {
     return b.getInt1(i.pattern == "+");
   if (i.out && !egressKnown_)
     throw BackendError("a -o match without the egress device's mask");
-  Value *mask =
-      b.CreateLoad(cg_.i64,
-                   cg_.at(ifMasks_, i.out ? offsetof(contract::IfMasks, out)
-                                          : offsetof(contract::IfMasks, in)),
-                   /*isVolatile=*/true);
+  Value *mask;
+  if (ifMasksInRegs_)
+    mask = i.out ? ifMaskOut_ : ifMaskIn_;
+  else
+    mask =
+        b.CreateLoad(cg_.i64,
+                     cg_.at(ifMasks_, i.out ? offsetof(contract::IfMasks, out)
+                                            : offsetof(contract::IfMasks, in)),
+                     /*isVolatile=*/true);
+  if (!mask)
+    throw BackendError("an interface match without the device's mask");
   Value *bit = b.CreateAnd(mask, b.getInt64(uint64_t(1) << i.bit));
   return b.CreateICmpNE(bit, b.getInt64(0));
 }
@@ -2298,7 +2324,8 @@ void XdpCodegen::emit(Value *ctxArg) {
   if (p_.hasFamily(ir::Family::V6)) {
     readForwarding(ir::Family::V6);
     pk_ = emitIpv6(cg_, l2, pass_);
-    ifMasks_ = nullptr; // the v4 path's slot does not dominate this one
+    // The v4 path's slot and masks do not dominate this one.
+    ifMasks_ = ifMaskIn_ = ifMaskOut_ = nullptr;
     egressKnown_ = false;
     emitFamily(ir::Family::V6);
   } else {
@@ -2373,7 +2400,7 @@ void XdpCodegen::emitFamily(ir::Family fam) {
 void XdpCodegen::emitFamilyChains(ir::Family fam) {
   IRBuilder<> &b = cg_.b;
   family_ = fam;
-  if (ifMasksMap_)
+  if (p_.usesIface(false) || p_.usesIface(true))
     storeIfaceMasks(); // once per packet, before the first rule needs it
   if (fam == ir::Family::V4)
     storeHeader();

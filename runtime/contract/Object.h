@@ -275,7 +275,8 @@ inline constexpr MapSpec ScratchMap{"r2x_scratch", MapType::PercpuArray,
 /// of different patterns that do not end the packet left the verifier up
 /// to 2^n states at every later rule (17-rule blocks each after one -i
 /// rule: 20 blocks did not load). A map value it does not track. The
-/// program's own scratch space: no loader reads it.
+/// program's own scratch space: no loader reads it. Programs of up to 8
+/// rules, none classified, keep the masks in registers and have no such map.
 struct IfMasks {
   uint64_t in;
   uint64_t out;

@@ -590,6 +590,20 @@ void forwardCases(Harness &h) {
   const std::string in = "-A FORWARD -i f1 -d 10.9.0.2 -j DROP";
   h.expect("FORWARD -i: right device", in, fwd, Match, "f1");
   h.expect("FORWARD -i: other device", in, fwd, NoMatch, "lo");
+
+  // -o (spelled --out-interface on rule2xdp's command line, where -o is
+  // the object file): the route to 10.9.0.2 leaves through f0. With -i in the
+  // same rule each pattern is tested against its own device's mask.
+  const std::string out = "-A FORWARD --out-interface f0 -p udp -j DROP";
+  h.expect("FORWARD -o: egress device", out, fwd, Match, "f1");
+  h.expect("FORWARD -o: local packet (INPUT)", out, local, NoMatch, "f1");
+  const std::string outIn = "-A FORWARD -i f1 --out-interface f1 -j DROP";
+  h.expect("FORWARD -i f1 -o f1: leaves through f0", outIn, fwd, NoMatch, "f1");
+  const std::string inOut = "-A FORWARD -i f1 --out-interface f0 -j DROP";
+  h.expect("FORWARD -i f1 -o f0: match", inOut, fwd, Match, "f1");
+  h.expect("FORWARD -i f1 -o f0: other ingress", inOut, fwd, NoMatch, "lo");
+  const std::string notOut = "-A FORWARD ! --out-interface f0 -j DROP";
+  h.expect("FORWARD ! -o f0: leaves through f0", notOut, fwd, NoMatch, "f1");
 }
 
 } // namespace r2x::test

@@ -421,9 +421,15 @@ Expected Harness::modelExpect(const Loaded &l,
   auto it = devices_.find({ifindex, p.vidOuter, p.vidInner});
   if (it != devices_.end())
     dev = it->second;
-  return traverse(
-      l.meta, classify(p.ipv6, p.dst), p.ipv6, p.totLen, p.fragOff,
-      [&](const r2x::runtime::MetaRule &) { return evalRule(l.rule, p, dev); });
+  FilterChain chain = classify(p.ipv6, p.dst);
+  // -o: the route to 10.9.0.2 leaves through f0 (enterPhase()); outside
+  // FORWARD netfilter compares the pattern with an empty name.
+  std::string out =
+      chain == FilterChain::Forward && l.rule.chain == "FORWARD" ? "f0" : "";
+  return traverse(l.meta, chain, p.ipv6, p.totLen, p.fragOff,
+                  [&](const r2x::runtime::MetaRule &) {
+                    return evalRule(l.rule, p, dev, &out);
+                  });
 }
 
 void Harness::fail(const std::string &name, const std::string &report) {

@@ -174,6 +174,8 @@ Rule parseRule(const std::string &text, bool needTarget) {
       r.dscp = {true, inv, uint8_t(number(v, 63))};
     } else if (o == "-i" || o == "--in-interface") {
       r.in = {true, inv, v};
+    } else if (o == "-o" || o == "--out-interface") {
+      r.out = {true, inv, v};
     } else {
       throw std::invalid_argument("the model does not know option " + o);
     }
@@ -300,7 +302,8 @@ Parsed parseFrame(const std::vector<uint8_t> &f) {
 }
 
 RuleResult evalRule(const Rule &r, const Parsed &p,
-                    const std::optional<std::string> &ifname) {
+                    const std::optional<std::string> &ifname,
+                    const std::string *outname) {
   if (r.v6 != p.ipv6)
     throw std::logic_error("test bug: a rule judged a packet of the other "
                            "family: " +
@@ -317,6 +320,13 @@ RuleResult evalRule(const Rule &r, const Parsed &p,
   if (r.in.set) {
     bool m = ifname && ifacePatternMatches(r.in.pattern, *ifname);
     if (m == r.in.inv)
+      return RuleResult::NoMatch;
+  }
+  if (r.out.set) {
+    if (!outname)
+      throw std::logic_error("test bug: -o without an output device: " +
+                             r.text);
+    if (ifacePatternMatches(r.out.pattern, *outname) == r.out.inv)
       return RuleResult::NoMatch;
   }
   if (r.protoSet && r.proto != 0 && ((p.proto == r.proto) == r.protoInv))

@@ -70,7 +70,7 @@ struct Rule {
   bool protoSet = false, protoInv = false;
   uint8_t proto = 0;
   Ports sport, dport;
-  Iface in;
+  Iface in, out;
   Dscp dscp;
   bool v6 = false; // -6: an ip6tables rule (no -s/-d in the model)
 };
@@ -111,9 +111,12 @@ const char *resultName(RuleResult r);
 
 /// Evaluates one rule on a parsed packet of the rule's family as x_tables
 /// does.
-/// `ifname` is the device the frame's {ifindex, VIDs} names, if any.
+/// `ifname` is the device the frame's {ifindex, VIDs} names, if any;
+/// `outname` the output device netfilter compares -o with: the route's
+/// device in FORWARD, "" elsewhere (nulldevname). A rule with -o needs it.
 RuleResult evalRule(const Rule &rule, const Parsed &pkt,
-                    const std::optional<std::string> &ifname);
+                    const std::optional<std::string> &ifname,
+                    const std::string *outname = nullptr);
 
 /// The filter chain a packet reaches after the routing decision.
 enum class FilterChain { Input, Forward };
