@@ -198,6 +198,7 @@ private:
   void portsMatch(const Rule &r, BasicBlock *l4ports, BasicBlock *matched,
                   BasicBlock *step, BasicBlock *hot);
   void act(const Rule &r, BasicBlock *step);
+  void countEvent(const Rule &r);
   /// Word `k` (i64, already bounded) of the global `g`.
   Value *word(GlobalVariable *g, Value *k) {
     Value *p = b_.CreateGEP(cg_.i32, g, k);
@@ -528,7 +529,7 @@ void RunEmitter::portsMatch(const Rule &r, BasicBlock *l4ports,
 
 /// Count (1 packet, tot_len bytes), then the target.
 void RunEmitter::act(const Rule &r, BasicBlock *step) {
-  bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
+  countEvent(r);
   SwitchInst *sw = b_.CreateSwitch(b_.CreateLShr(r.control, 24), step, 2);
   sw->addCase(b_.getInt32(cls::VerdictAccept), exits_.accept);
   sw->addCase(b_.getInt32(cls::VerdictDrop), exits_.drop);
@@ -613,6 +614,24 @@ void RunEmitter::emitTreeExits() {
   b_.SetInsertPoint(walkBB);
 }
 
+/// Counts the rule that decides the run (1 packet, tot_len bytes), unless
+/// hand-over mode leaves that to the kernel (cls::Uncounted; the test is
+/// emitted only in runs that have such rules).
+void RunEmitter::countEvent(const Rule &r) {
+  if (!img_.uncounted) {
+    bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
+    return;
+  }
+  BasicBlock *bump = cg_.block("cls.event.bump");
+  BasicBlock *done = cg_.block("cls.event.counted");
+  Value *uncounted = b_.CreateAnd(r.control, uint32_t(cls::Uncounted) << 16);
+  b_.CreateCondBr(b_.CreateICmpNE(uncounted, b_.getInt32(0)), done, bump);
+  b_.SetInsertPoint(bump);
+  bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
+  b_.CreateBr(done);
+  b_.SetInsertPoint(done);
+}
+
 void RunEmitter::finish(Value *event) {
   auto ret = [&](RunResult r) { b_.CreateRet(b_.getInt64(r)); };
   BasicBlock *none = cg_.block("cls.finish.none");
@@ -633,7 +652,7 @@ void RunEmitter::finish(Value *event) {
                         b_.getInt64(cls::RuleWords));
   using R = cls::RuleRec;
   r.control = field(r, offsetof(R, control));
-  bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
+  countEvent(r);
   BasicBlock *accept = cg_.block("cls.finish.accept");
   BasicBlock *drop = cg_.block("cls.finish.drop");
   SwitchInst *sw =

@@ -80,7 +80,9 @@ class XdpCodegen {
 public:
   XdpCodegen(const ir::Program &p, Module &m, Function *fn, BtfBuilder &btf,
              const classify::Options &cls)
-      : p_(p), cg_(m, fn), btf_(btf), cls_(cls) {}
+      : p_(p), cg_(m, fn), btf_(btf), cls_(cls) {
+    cls_.handover = handover();
+  }
 
   void emit(Value *ctxArg);
 
@@ -311,7 +313,7 @@ void XdpCodegen::declareMaps() {
       (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
   hdrInRegs_ = rules <= kHdrRegsMaxRules && !mayClassify;
   classifies_ =
-      mayClassify && !handover() &&
+      mayClassify &&
       std::any_of(p_.chains.begin(), p_.chains.end(), [&](const ir::Chain &c) {
         for (size_t at = 0; at < c.rules.size(); ++at)
           if (classify::runAt(c, at, cls_))
@@ -1440,19 +1442,19 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     const ir::Rule &r = c.rules[at];
     BasicBlock *next = cg_.block("rule.next");
     // A run of simple rules: a decision tree instead (ClassifyCodegen.h).
-    // Not in hand-over mode: the tree counts every rule it matches at
-    // once, where hand-over counts only on XDP's own drop (the path record).
-    if (size_t n = handover() || runs_ >= kMaxRuns
-                       ? 0
-                       : classify::runAt(c, at, cls_)) {
+    // In hand-over mode (cls_.handover) a run holds no count-only rule
+    // (hand-over records those on the path, counted only if XDP drops),
+    // and ACCEPT and the targets XDP hands over leave it uncounted for the
+    // kernel, as below.
+    if (size_t n = runs_ >= kMaxRuns ? 0 : classify::runAt(c, at, cls_)) {
       if (!classifies_)
         throw BackendError("a classified run without its key in r2x_hdr");
       std::vector<const ir::Rule *> run;
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
-      runs_ += emitClassifiedRun(
-          {cg_, btf_, pk_, hdr_, counters_, accept, drop_, aborted_}, run, cls_,
-          runs_, kMaxRuns - runs_, next);
+      runs_ += emitClassifiedRun({cg_, btf_, pk_, hdr_, counters_,
+                                  handover() ? pass_ : accept, drop_, aborted_},
+                                 run, cls_, runs_, kMaxRuns - runs_, next);
       b.SetInsertPoint(next);
       at += n - 1;
       continue;

@@ -72,6 +72,13 @@ struct Options {
   /// A forest has at most this many trees: a packet walks all of them.
   /// (Rules are grouped by two fields, so at most four groups exist.)
   unsigned maxTrees = 4;
+  /// Hand-over mode (docs/handover.md): XDP counts only what it drops. A
+  /// rule XDP hands over (ir::Verdict::Handover, e.g. REJECT with an ICMP
+  /// error) may be a run's rule; it and ACCEPT end the run uncounted
+  /// (RuleFlag Uncounted: the kernel counts them when it decides the packet
+  /// again). Count-only rules end a run instead: hand-over records them on
+  /// the packet's path, which a run does not.
+  bool handover = false;
 };
 
 //===-- the key -----------------------------------------------------------===//
@@ -94,10 +101,12 @@ constexpr uint32_t dimMax(unsigned dim) {
 //===-- what can be classified --------------------------------------------===//
 
 /// Empty when `r` (a rule of an IPv4 chain of `table`) can be a rule of a
-/// run: ACCEPT, DROP or no target; -s/-d (any mask), -p, and tcp/udp with
-/// only --sport/--dport after its own non-negated -p. Else what it cannot.
+/// run: ACCEPT, DROP or no target (in hand-over mode: ACCEPT, DROP or a
+/// target XDP hands over; Options::handover); -s/-d (any mask), -p, and
+/// tcp/udp with only --sport/--dport after its own non-negated -p. Else
+/// what it cannot.
 std::string unclassifiable(const ir::Rule &r, ir::Family family,
-                           ir::Table table);
+                           ir::Table table, bool handover = false);
 
 /// The length of the run of `c` that starts at rule `first` (0 if
 /// `c.rules[first]` cannot start one): the classifiable rules from there,
@@ -141,7 +150,10 @@ enum RuleFlag : uint32_t {
   ProtoNeg = 4,
   L4 = 8,
   SportNeg = 16,
-  DportNeg = 32
+  DportNeg = 32,
+  /// Hand-over mode: the rule's match ends the run uncounted (ACCEPT, or a
+  /// target the kernel carries out: the kernel counts it).
+  Uncounted = 64
 };
 /// RuleRec::control's verdict byte.
 enum RuleVerdict : uint32_t {
@@ -171,6 +183,7 @@ struct Image {
   std::vector<uint32_t> leaves;
   std::vector<RuleRec> rules; ///< in run order
   bool countOnly = false;     ///< some rule of the run has no target
+  bool uncounted = false;     ///< some rule of the run is Uncounted
   Stats stats;
   bool forest() const { return roots.size() > 1; }
 };

@@ -56,14 +56,17 @@ std::optional<Mode> parseMode(std::string_view text) {
 }
 
 std::string unclassifiable(const ir::Rule &r, ir::Family family,
-                           ir::Table table) {
+                           ir::Table table, bool handover) {
   using M = ir::Match;
   if (family != ir::Family::V4)
     return "an ip6tables rule";
   if (table == ir::Table::Nat)
     return "a nat rule";
-  if (r.verdict != ir::Verdict::Accept && r.verdict != ir::Verdict::Drop &&
-      r.verdict != ir::Verdict::Continue)
+  bool target = r.verdict == ir::Verdict::Accept ||
+                r.verdict == ir::Verdict::Drop ||
+                (handover ? r.verdict == ir::Verdict::Handover
+                          : r.verdict == ir::Verdict::Continue);
+  if (!target)
     return std::string("target ") + ir::verdictName(r.verdict);
   unsigned src = 0, dst = 0, proto = 0, l4 = 0;
   const M::Protocol *protocol = nullptr;
@@ -116,7 +119,7 @@ size_t runAt(const ir::Chain &c, size_t first, const Options &o) {
     return 0;
   size_t end = first;
   while (end < c.rules.size() &&
-         unclassifiable(c.rules[end], c.family, c.table).empty())
+         unclassifiable(c.rules[end], c.family, c.table, o.handover).empty())
     ++end;
   size_t minRun = o.mode == Mode::Always ? 1 : std::max(1u, o.minRun);
   return end - first >= minRun ? end - first : 0;
@@ -452,7 +455,7 @@ private:
 static_assert(kMaxZoomBits < 16, "a node's mask is 15 bits (Node::b)");
 
 /// A rule's tests as the matcher's record.
-RuleRec encode(const ir::Rule &r) {
+RuleRec encode(const ir::Rule &r, bool handover) {
   using M = ir::Match;
   RuleRec rec;
   uint32_t proto = 0, protoMask = 0, flags = 0;
@@ -488,7 +491,13 @@ RuleRec encode(const ir::Rule &r) {
                    },
                },
                m.kind);
-  uint32_t verdict = r.verdict == ir::Verdict::Accept ? VerdictAccept
+  // Hand-over mode: ACCEPT and a handed-over target both leave the packet
+  // to the kernel, which counts the rule when it decides the packet again.
+  bool toKernel =
+      r.verdict == ir::Verdict::Accept || r.verdict == ir::Verdict::Handover;
+  if (handover && toKernel)
+    flags |= Uncounted;
+  uint32_t verdict = toKernel                         ? VerdictAccept
                      : r.verdict == ir::Verdict::Drop ? VerdictDrop
                                                       : VerdictContinue;
   rec.slot = r.counter;
@@ -591,13 +600,13 @@ std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
   std::vector<Cand> cands;
   cands.reserve(rules.size());
   for (uint32_t i = 0; i < rules.size(); ++i) {
-    base.rules.push_back(encode(*rules[i]));
+    base.rules.push_back(encode(*rules[i], o.handover));
     Cand c;
     c.index = i;
     c.box = boxOf(*rules[i]);
-    c.terminal = rules[i]->verdict == ir::Verdict::Accept ||
-                 rules[i]->verdict == ir::Verdict::Drop;
+    c.terminal = rules[i]->verdict != ir::Verdict::Continue;
     base.countOnly |= !c.terminal;
+    base.uncounted |= bool(base.rules.back().control >> 16 & Uncounted);
     cands.push_back(std::move(c));
   }
   // Each tree is entered at its first rule only (a run is entered at its
@@ -785,7 +794,8 @@ Decision linearDecide(const Image &img, const uint32_t key[Dims]) {
     }
     if (m == RecResult::NoMatch)
       continue;
-    d.counted.push_back(i);
+    if (!(img.rules[i].control >> 16 & Uncounted))
+      d.counted.push_back(i);
     if ((d.end = endOf(img.rules[i])) != Decision::Next)
       return d;
   }
@@ -829,7 +839,8 @@ Decision forestDecide(const Image &img, const uint32_t key[Dims]) {
     if (best & 1)
       d.end = Decision::Hotdrop;
     else {
-      d.counted.push_back(i);
+      if (!(img.rules[i].control >> 16 & Uncounted))
+        d.counted.push_back(i);
       d.end = endOf(img.rules[i]);
     }
   }
