@@ -180,7 +180,10 @@ private:
   Rule entry(Value *first, Value *i);
   void record(Rule &r);
   /// The rule's counter slot, read where it is counted.
-  Value *slot(const Rule &r) { return field(r, offsetof(cls::RuleRec, slot)); }
+  Value *slot(const Rule &r) {
+    return b_.CreateAnd(field(r, offsetof(cls::RuleRec, slot)), cls::SlotMask);
+  }
+  void ifaceMatch(const Rule &r, BasicBlock *step);
   /// The record's word at byte offset `off` of cls::RuleRec.
   Value *field(const Rule &r, uint64_t off) {
     return word(rules_, b_.CreateAdd(r.base, b_.getInt64(off / 4)));
@@ -312,6 +315,8 @@ void RunEmitter::scan(Value *first, Value *count) {
   BasicBlock *general = cg_.block("cls.general");
   BasicBlock *plain = cg_.block("cls.plain");
   b_.SetInsertPoint(test);
+  if (img_.ifaces)
+    ifaceMatch(r, step);
   b_.CreateCondBr(flag(r, kNegFlags), general, plain);
   b_.SetInsertPoint(plain);
   plainMatch(r, l4, matched, step);
@@ -449,6 +454,36 @@ void RunEmitter::record(Rule &r) {
                         b_.getInt64(cls::RuleWords));
   r.control = field(r, offsetof(cls::RuleRec, control));
   r.flags = b_.CreateLShr(r.control, 16);
+}
+
+/// A `-i` rule's test (cls::IfaceTest in its slot word): its pattern's bit
+/// of the packet's -i mask, read again from r2x_hdr (Hdr::ifmask), `!`-ed
+/// by IfaceNeg. ip_packet_match() makes it with the address tests, before
+/// any match that could hotdrop; the order among those does not matter.
+void RunEmitter::ifaceMatch(const Rule &r, BasicBlock *step) {
+  BasicBlock *test = cg_.block("cls.iface");
+  BasicBlock *done = cg_.block("cls.iface.done");
+  // The record's address made opaque, the word at a constant offset from
+  // it: an index `base + 6` that LLVM writes `base | 6` is one the
+  // verifier cannot bound (it refused such a load of the slot word).
+  Value *rec = b_.CreateIntrinsic(
+      Intrinsic::bpf_passthrough, {cg_.ptr, cg_.ptr},
+      {b_.getInt32(seq_++), b_.CreateGEP(cg_.i32, rules_, r.base)});
+  Value *w = b_.CreateLoad(
+      cg_.i32, b_.CreateConstGEP1_64(cg_.i8, rec, offsetof(cls::RuleRec, slot)),
+      /*isVolatile=*/true);
+  b_.CreateCondBr(b_.CreateICmpSLT(w, b_.getInt32(0)), test, done);
+  b_.SetInsertPoint(test);
+  Value *mask = b_.CreateLoad(
+      cg_.i64, cg_.at(hdr_, offsetof(contract::Hdr, ifmask)), true);
+  Value *bit = b_.CreateZExt(
+      b_.CreateAnd(b_.CreateLShr(w, cls::IfaceBitShift), cls::IfaceBitMask),
+      cg_.i64);
+  Value *set = b_.CreateTrunc(b_.CreateLShr(mask, bit), b_.getInt1Ty());
+  Value *neg = b_.CreateICmpNE(b_.CreateAnd(w, cls::IfaceNeg), b_.getInt32(0));
+  cg_.require(b_.CreateXor(set, neg), step, "cls.iface.ok");
+  b_.CreateBr(done);
+  b_.SetInsertPoint(done);
 }
 
 /// ip_packet_match(): each test `!`-ed by its flag.
@@ -776,7 +811,7 @@ void callRun(const RunContext &x, Function *f, BasicBlock *next) {
 
 } // namespace
 
-void storeRunKey(Codegen &cg, const Packet &pk, Value *hdr) {
+void storeRunKey(Codegen &cg, const Packet &pk, Value *hdr, Value *ifmask) {
   using contract::Hdr;
   IRBuilder<> &b = cg.b;
   auto hdrField = [&](uint64_t off, Type *ty) -> Value * {
@@ -834,6 +869,9 @@ void storeRunKey(Codegen &cg, const Packet &pk, Value *hdr) {
   d->addIncoming(dp, ports);
   b.CreateStore(s, cg.at(hdr, offsetof(Hdr, sport_key)), /*isVolatile=*/true);
   b.CreateStore(d, cg.at(hdr, offsetof(Hdr, dport_key)), /*isVolatile=*/true);
+  b.CreateStore(ifmask ? ifmask : b.getInt64(0),
+                cg.at(hdr, offsetof(Hdr, ifmask)),
+                /*isVolatile=*/true);
 }
 
 unsigned emitClassifiedRun(const RunContext &ctx,

@@ -51,8 +51,11 @@ constexpr unsigned kMaxRuns = 240;
 /// (Hdr::sport_key, Hdr::dport_key) from the conditions xt_tcpudp tests
 /// before the ports. Each run's call reads them back: decided at every
 /// call, their five paths (later fragment, other protocol, short header,
-/// tcp, udp) multiplied the verifier's states at every run.
-void storeRunKey(Codegen &cg, const Packet &pk, llvm::Value *hdr);
+/// tcp, udp) multiplied the verifier's states at every run. `ifmask`: the
+/// packet's -i mask (contract::IfMasks::in) for the runs' -i rules, null
+/// when the program has none.
+void storeRunKey(Codegen &cg, const Packet &pk, llvm::Value *hdr,
+                 llvm::Value *ifmask);
 
 /// Emits the run `rules` (each one classify::unclassifiable() accepts) at
 /// the builder's insertion point, ending in ctx.accept, ctx.drop, or `next`

@@ -850,8 +850,18 @@ void XdpCodegen::storeHeader() {
     phi->addIncoming(vs.second, none);
     hdrRegs_[off] = phi;
   }
-  if (classifies_)
-    storeRunKey(cg_, pk_, hdr_);
+  if (classifies_) {
+    // The runs' -i rules read the ingress mask from r2x_hdr too.
+    Value *ifmask = nullptr;
+    if (p_.usesIface(false)) {
+      if (!ifMasks_)
+        throw BackendError("classified runs before the interface masks");
+      ifmask = b.CreateLoad(cg_.i64,
+                            cg_.at(ifMasks_, offsetof(contract::IfMasks, in)),
+                            /*isVolatile=*/true);
+    }
+    storeRunKey(cg_, pk_, hdr_, ifmask);
+  }
 }
 
 Value *XdpCodegen::hdrField(uint64_t off, Type *ty) {

@@ -91,6 +91,10 @@ struct Options {
 /// fragment, or a protocol other than TCP and UDP).
 enum Dim : unsigned { Src, Dst, Proto, Sport, Dport, Dims };
 inline constexpr unsigned DimBits[Dims] = {32, 32, 8, 17, 17};
+/// A key is Dims words the tree cuts and, after them, the packet's `-i`
+/// mask (contract::IfMasks::in: bit n set when the ingress device matches
+/// the program's -i pattern n), low word first; the leaf's scan tests it.
+enum KeyWord : unsigned { IfmaskLo = Dims, IfmaskHi, KeyWords };
 inline constexpr uint32_t PortShort = 0x10000, PortNone = 0x10001;
 
 /// The largest key of dimension `dim` (its domain is [0, max]).
@@ -102,9 +106,9 @@ constexpr uint32_t dimMax(unsigned dim) {
 
 /// Empty when `r` (a rule of an IPv4 chain of `table`) can be a rule of a
 /// run: ACCEPT, DROP or no target (in hand-over mode: ACCEPT, DROP or a
-/// target XDP hands over; Options::handover); -s/-d (any mask), -p, and
-/// tcp/udp with only --sport/--dport after its own non-negated -p. Else
-/// what it cannot.
+/// target XDP hands over; Options::handover); -s/-d (any mask), -p, -i,
+/// and tcp/udp with only --sport/--dport after its own non-negated -p.
+/// Else what it cannot.
 std::string unclassifiable(const ir::Rule &r, ir::Family family,
                            ir::Table table, bool handover = false);
 
@@ -138,7 +142,7 @@ struct RuleRec {
   uint32_t srcNet = 0, srcMask = 0, dstNet = 0, dstMask = 0;
   uint32_t sport = 0xffff0000u; ///< lo | hi << 16
   uint32_t dport = 0xffff0000u;
-  uint32_t slot = 0; ///< the rule's counter slot
+  uint32_t slot = 0; ///< the counter slot (SlotMask) and the -i test
   uint32_t control =
       0; ///< proto | protoMask << 8 | flags << 16 | verdict << 24
 };
@@ -155,6 +159,12 @@ enum RuleFlag : uint32_t {
   /// target the kernel carries out: the kernel counts it).
   Uncounted = 64
 };
+/// RuleRec::slot: the rule's counter slot in the low 24 bits; a `-i`
+/// rule's test in the top byte: IfaceTest, IfaceNeg (`! -i`), and the
+/// pattern's bit in the key's -i mask (IfaceBitShift, 6 bits).
+inline constexpr uint32_t SlotMask = 0x00ffffffu, IfaceTest = 0x80000000u,
+                          IfaceNeg = 0x40000000u, IfaceBitShift = 24,
+                          IfaceBitMask = 0x3f;
 /// RuleRec::control's verdict byte.
 enum RuleVerdict : uint32_t {
   VerdictContinue = 0,
@@ -184,6 +194,7 @@ struct Image {
   std::vector<RuleRec> rules; ///< in run order
   bool countOnly = false;     ///< some rule of the run has no target
   bool uncounted = false;     ///< some rule of the run is Uncounted
+  bool ifaces = false;        ///< some rule of the run tests -i
   Stats stats;
   bool forest() const { return roots.size() > 1; }
 };
@@ -220,13 +231,13 @@ double walkCost(const Image &img);
 /// The reference walk of an Image's tree `tree`, as the program does it:
 /// the rule indexes in `img.rules` that the program tests for `key`, in
 /// order (the leaf's list), with LeafCertain kept. For tests.
-std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims],
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[KeyWords],
                              unsigned tree = 0);
 
 /// What the matcher makes of one rule record for a key: no match, a
 /// match, or xt_tcpudp's hotdrop (the packet is dropped, nothing counted).
 enum class RecResult { NoMatch, Match, Hotdrop };
-RecResult matchRec(const RuleRec &r, const uint32_t key[Dims]);
+RecResult matchRec(const RuleRec &r, const uint32_t key[KeyWords]);
 
 /// What a run decides for a key: the rules counted (in rule order) and how
 /// it ends: `Next` (the rule after the run), ACCEPT, DROP, or a hotdrop.
@@ -238,9 +249,9 @@ struct Decision {
   }
 };
 /// The straight-line meaning: each rule in turn.
-Decision linearDecide(const Image &img, const uint32_t key[Dims]);
+Decision linearDecide(const Image &img, const uint32_t key[KeyWords]);
 /// The walk the program makes: every tree's leaf, the earliest event over
 /// all of them, the count-only rules before it (forest or one tree).
-Decision forestDecide(const Image &img, const uint32_t key[Dims]);
+Decision forestDecide(const Image &img, const uint32_t key[KeyWords]);
 
 } // namespace r2x::classify

@@ -68,7 +68,7 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
                           : r.verdict == ir::Verdict::Continue);
   if (!target)
     return std::string("target ") + ir::verdictName(r.verdict);
-  unsigned src = 0, dst = 0, proto = 0, l4 = 0;
+  unsigned src = 0, dst = 0, proto = 0, l4 = 0, iface = 0;
   const M::Protocol *protocol = nullptr;
   bool protoNegated = false;
   std::string why;
@@ -94,7 +94,12 @@ std::string unclassifiable(const ir::Rule &r, ir::Family family,
               if (!protocol || protoNegated || protocol->proto != t.proto)
                 why = "a transport match without its -p";
             },
-            [&](const M::Iface &i) { why = i.out ? "-o" : "-i"; },
+            [&](const M::Iface &i) {
+              if (i.out)
+                why = "-o";
+              else if (i.bit > IfaceBitMask || ++iface > 1)
+                why = "-i beyond the run's bits";
+            },
             [&](const M::Fragment &) { why = "-f"; },
             [&](const M::Icmp &) { why = "-m icmp"; },
             [&](const M::Multiport &) { why = "-m multiport"; },
@@ -485,6 +490,10 @@ RuleRec encode(const ir::Rule &r, bool handover) {
                        flags |= t.dport->negated ? uint32_t(DportNeg) : 0u;
                      }
                    },
+                   [&](const M::Iface &i) {
+                     rec.slot |= IfaceTest | (m.negated ? IfaceNeg : 0u) |
+                                 uint32_t(i.bit) << IfaceBitShift;
+                   },
                    [&](const auto &) {
                      throw std::logic_error(
                          "classify: a match a run cannot hold");
@@ -500,7 +509,9 @@ RuleRec encode(const ir::Rule &r, bool handover) {
   uint32_t verdict = toKernel                         ? VerdictAccept
                      : r.verdict == ir::Verdict::Drop ? VerdictDrop
                                                       : VerdictContinue;
-  rec.slot = r.counter;
+  if (r.counter > SlotMask)
+    throw std::logic_error("classify: a counter slot past 2^24");
+  rec.slot |= r.counter;
   rec.control = proto | protoMask << 8 | flags << 16 | verdict << 24;
   return rec;
 }
@@ -607,6 +618,7 @@ std::optional<Image> buildWithin(const std::vector<const ir::Rule *> &rules,
     c.terminal = rules[i]->verdict != ir::Verdict::Continue;
     base.countOnly |= !c.terminal;
     base.uncounted |= bool(base.rules.back().control >> 16 & Uncounted);
+    base.ifaces |= bool(base.rules.back().slot & IfaceTest);
     cands.push_back(std::move(c));
   }
   // Each tree is entered at its first rule only (a run is entered at its
@@ -692,7 +704,7 @@ double walkCost(const Image &img) {
   for (unsigned k = 0; k < kSamples; ++k) {
     const RuleRec &r = img.rules[rnd() % img.rules.size()];
     uint32_t flags = r.control >> 16 & 0xff;
-    uint32_t key[Dims];
+    uint32_t key[KeyWords] = {};
     key[Src] = (flags & SrcNeg) ? rnd() : (r.srcNet | (rnd() & ~r.srcMask));
     key[Dst] = (flags & DstNeg) ? rnd() : (r.dstNet | (rnd() & ~r.dstMask));
     uint32_t protoMask = r.control >> 8 & 0xff;
@@ -731,7 +743,7 @@ double walkCost(const Image &img) {
   return cost / kSamples;
 }
 
-std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims],
+std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[KeyWords],
                              unsigned tree) {
   uint32_t at = img.roots.at(tree);
   for (unsigned depth = 0;; ++depth) {
@@ -746,7 +758,7 @@ std::vector<uint32_t> leafOf(const Image &img, const uint32_t key[Dims],
   }
 }
 
-RecResult matchRec(const RuleRec &r, const uint32_t key[Dims]) {
+RecResult matchRec(const RuleRec &r, const uint32_t key[KeyWords]) {
   uint32_t flags = r.control >> 16 & 0xff;
   auto test = [&](bool eq, uint32_t neg) { return eq != bool(flags & neg); };
   uint32_t proto = r.control & 0xff, protoMask = r.control >> 8 & 0xff;
@@ -754,6 +766,14 @@ RecResult matchRec(const RuleRec &r, const uint32_t key[Dims]) {
       !test((key[Dst] & r.dstMask) == r.dstNet, DstNeg) ||
       !test((key[Proto] & protoMask) == proto, ProtoNeg))
     return RecResult::NoMatch;
+  // ip_packet_match() tests the interface with the addresses and the
+  // protocol, before any match that could hotdrop.
+  if (r.slot & IfaceTest) {
+    unsigned bit = r.slot >> IfaceBitShift & IfaceBitMask;
+    uint64_t mask = uint64_t(key[IfmaskHi]) << 32 | key[IfmaskLo];
+    if (bool(mask >> bit & 1) == bool(r.slot & IfaceNeg))
+      return RecResult::NoMatch;
+  }
   if (!(flags & L4))
     return RecResult::Match;
   if (key[Sport] == PortShort)
@@ -784,7 +804,7 @@ Decision::End endOf(const RuleRec &r) {
 
 } // namespace
 
-Decision linearDecide(const Image &img, const uint32_t key[Dims]) {
+Decision linearDecide(const Image &img, const uint32_t key[KeyWords]) {
   Decision d;
   for (uint32_t i = 0; i < img.rules.size(); ++i) {
     RecResult m = matchRec(img.rules[i], key);
@@ -802,7 +822,7 @@ Decision linearDecide(const Image &img, const uint32_t key[Dims]) {
   return d;
 }
 
-Decision forestDecide(const Image &img, const uint32_t key[Dims]) {
+Decision forestDecide(const Image &img, const uint32_t key[KeyWords]) {
   // The earliest event over every tree: rule index * 2, + 1 for a hotdrop.
   uint64_t best = std::numeric_limits<uint64_t>::max();
   for (unsigned t = 0; t < img.roots.size(); ++t)

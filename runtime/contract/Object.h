@@ -223,7 +223,8 @@ inline constexpr MapSpec IfmacMap{"r2x_ifmac", MapType::Array, sizeof(uint32_t),
 /// also the classifier's port dimensions (compiler/classify/Classify.h:
 /// the port, PortShort or PortNone; storeRunKey() in
 /// compiler/backend/ClassifyCodegen.cpp), so that each run's call reads its
-/// key without the five paths that decide it.
+/// key without the five paths that decide it, and the -i mask of the
+/// packet (IfMasks::in) for the runs' `-i` rules.
 struct Hdr {
   uint32_t saddr;
   uint32_t daddr;
@@ -232,16 +233,18 @@ struct Hdr {
   uint32_t proto;
   uint32_t sport_key;
   uint32_t dport_key;
+  uint64_t ifmask;
 };
 inline constexpr Field HdrFields[] = {
-    R2X_CONTRACT_FIELD(Hdr, saddr),    R2X_CONTRACT_FIELD(Hdr, daddr),
-    R2X_CONTRACT_FIELD(Hdr, sport),    R2X_CONTRACT_FIELD(Hdr, dport),
-    R2X_CONTRACT_FIELD(Hdr, proto),    R2X_CONTRACT_FIELD(Hdr, sport_key),
-    R2X_CONTRACT_FIELD(Hdr, dport_key)};
+    R2X_CONTRACT_FIELD(Hdr, saddr),     R2X_CONTRACT_FIELD(Hdr, daddr),
+    R2X_CONTRACT_FIELD(Hdr, sport),     R2X_CONTRACT_FIELD(Hdr, dport),
+    R2X_CONTRACT_FIELD(Hdr, proto),     R2X_CONTRACT_FIELD(Hdr, sport_key),
+    R2X_CONTRACT_FIELD(Hdr, dport_key), R2X_CONTRACT_FIELD(Hdr, ifmask)};
 inline constexpr StructLayout HdrLayout =
     layout("r2x_hdr", sizeof(Hdr), HdrFields);
-static_assert(sizeof(Hdr) == 24 && offsetof(Hdr, sport) == 8 &&
-              offsetof(Hdr, proto) == 12 && offsetof(Hdr, dport_key) == 20);
+static_assert(sizeof(Hdr) == 32 && offsetof(Hdr, sport) == 8 &&
+              offsetof(Hdr, proto) == 12 && offsetof(Hdr, dport_key) == 20 &&
+              offsetof(Hdr, ifmask) == 24);
 static_assert(wellFormed(HdrLayout));
 /// PERCPU_ARRAY, one slot; in objects with IPv4 rules.
 inline constexpr MapSpec HdrMap{"r2x_hdr", MapType::PercpuArray,

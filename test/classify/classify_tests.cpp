@@ -77,8 +77,17 @@ std::string ports(const char *opt) {
   return neg + " " + opt + " " + std::to_string(lo) + ":" + std::to_string(hi);
 }
 
+/// `-i` in a fifth of the rules: one of four patterns (the program's bits
+/// 0-3), sometimes negated.
+std::string iface() {
+  static const char *const names[] = {"eth0", "eth1", "veth+", "lo"};
+  if (!chance(20))
+    return "";
+  return std::string(chance(25) ? " !" : "") + " -i " + names[rnd() % 4];
+}
+
 std::string ruleText() {
-  std::string w = "-A INPUT" + address("-s") + address("-d");
+  std::string w = "-A INPUT" + address("-s") + address("-d") + iface();
   unsigned p = rnd() % 100;
   if (p < 35)
     w += " -p tcp" + ports("--sport") + ports("--dport");
@@ -93,7 +102,7 @@ std::string ruleText() {
 
 /// A key: inside a rule's box, anywhere, or with a port dimension's
 /// special keys.
-void randomKey(const cls::Image &img, uint32_t key[cls::Dims]) {
+void randomKey(const cls::Image &img, uint32_t key[cls::KeyWords]) {
   const cls::RuleRec &r = img.rules[rnd() % img.rules.size()];
   bool inside = chance(70);
   key[cls::Src] = inside ? (r.srcNet | (rnd() & ~r.srcMask))
@@ -113,6 +122,9 @@ void randomKey(const cls::Image &img, uint32_t key[cls::Dims]) {
   else if (chance(3))
     key[cls::Sport] = key[cls::Dport] =
         chance(50) ? cls::PortShort : cls::PortNone;
+  // The -i mask: any of the four patterns' bits (and bits no rule tests).
+  key[cls::IfmaskLo] = rnd() & 0x1f;
+  key[cls::IfmaskHi] = chance(10) ? rnd() : 0;
 }
 
 std::string endName(cls::Decision::End e) {
@@ -181,7 +193,7 @@ int main(int argc, char **argv) {
         forests += img->forest();
         degraded += words < 1000 && img->stats.maxLeaf > o.binth;
         for (unsigned k = 0; k < 300; ++k, ++keys) {
-          uint32_t key[cls::Dims];
+          uint32_t key[cls::KeyWords];
           randomKey(*img, key);
           try {
             cls::Decision want = cls::linearDecide(*img, key);
