@@ -186,13 +186,15 @@ Topology::Topology() {
   must({"ip", "netns", "exec", B, "sysctl", "-qw",
         "net.ipv6.conf.all.forwarding=1"});
   // A and C send nothing of their own (MLD reports, neighbour discovery,
-  // ICMPv6 errors, TCP resets...): their IP output is dropped by their own
-  // nf_tables (not B's, the one under test). Test frames leave through
-  // AF_PACKET sockets, which no hook sees.
+  // ICMP errors, TCP resets to what B forwards them...): their IPv4 and
+  // IPv6 output is dropped by their own nf_tables (not B's, the one under
+  // test). ARP is not IP: A and C still answer B's ARP requests for their
+  // addresses. Test frames leave through AF_PACKET sockets, which no hook
+  // sees.
   for (const std::string &n : {A, C})
     must({"ip", "netns", "exec", n, "nft",
-          "add table ip6 r2xquiet; "
-          "add chain ip6 r2xquiet out { type filter hook output priority 0; "
+          "add table inet r2xquiet; "
+          "add chain inet r2xquiet out { type filter hook output priority 0; "
           "policy drop; }"});
   must(
       {"ip", "-n", A, "addr", "add", "2001:db8:1::1/64", "dev", "a0", "nodad"});
@@ -257,28 +259,12 @@ Topology::Topology() {
   close(nsB);
   close(nsC);
 
-  // 10.1.0.7 and 10.1.1.9 are test sources nobody owns. Without a neighbour
-  // entry B's answers to them would wait for ARP, fail after seconds, and
-  // come back into B's own INPUT as ICMP host unreachable (via lo), counted
-  // against some later frame. A and C drop what B sends them for these
-  // addresses (not theirs, no forwarding), silently.
-  auto mac = [](const Mac &m) {
-    char s[18];
-    std::snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1],
-                  m[2], m[3], m[4], m[5]);
-    return std::string(s);
-  };
-  must({"ip", "-n", B, "neigh", "replace", "10.1.0.7", "lladdr", mac(macA0_),
-        "dev", "b0", "nud", "permanent"});
-  must({"ip", "-n", B, "neigh", "replace", "10.1.1.9", "lladdr", mac(macC0_),
-        "dev", "b1", "nud", "permanent"});
-  // IPv6: every neighbour B could talk to, so B never solicits and waits.
-  for (const char *a : {"2001:db8:1::1", "2001:db8:1::7"})
-    must({"ip", "-n", B, "-6", "neigh", "replace", a, "lladdr", mac(macA0_),
-          "dev", "b0", "nud", "permanent"});
-  for (const char *a : {"2001:db8:2::2", "2001:db8:2::9"})
-    must({"ip", "-n", B, "-6", "neigh", "replace", a, "lladdr", mac(macC0_),
-          "dev", "b1", "nud", "permanent"});
+  // The random frames' sources nobody owns (answerable() says why), and,
+  // for IPv6, every neighbour B could talk to, so B never solicits and
+  // waits.
+  for (const char *a : {"10.1.0.7", "10.1.1.9", "2001:db8:1::1",
+                        "2001:db8:1::7", "2001:db8:2::2", "2001:db8:2::9"})
+    answerable(a);
 
   // IPv6 on B's devices is ready (multicast delivered to INPUT) only once
   // linkwatch has seen the carrier: poll (bounded) for operstate UP.
@@ -335,6 +321,53 @@ unsigned Topology::routerIfindex(Ingress in) const {
 }
 const Mac &Topology::senderMac(Ingress in) const {
   return in == Ingress::FromA ? macA0_ : macC0_;
+}
+
+void Topology::answerable(const std::string &src) {
+  if (answerable_.count(src))
+    return;
+  answerable_.insert(src);
+  // Which link of B's the address is on, and whose MAC answers there.
+  const Mac *mac = nullptr;
+  const char *dev = nullptr;
+  bool v6 = false;
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, src.c_str(), &a4) == 1) {
+    const uint32_t h = ntohl(a4.s_addr), host = h & 0xff;
+    if (host == 0 || host == 255 || h == 0x0a010002 || h == 0x0a010101)
+      return; // network, broadcast, or B's own
+    if ((h & 0xffffff00) == 0x0a010000)
+      mac = &macA0_, dev = "b0";
+    else if ((h & 0xffffff00) == 0x0a010100)
+      mac = &macC0_, dev = "b1";
+  } else if (inet_pton(AF_INET6, src.c_str(), &a6) == 1) {
+    v6 = true;
+    static const uint8_t net1[8] = {0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0};
+    static const uint8_t net2[8] = {0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0};
+    in6_addr own1{}, own2{};
+    inet_pton(AF_INET6, "2001:db8:1::2", &own1);
+    inet_pton(AF_INET6, "2001:db8:2::1", &own2);
+    if (!std::memcmp(&a6, &own1, 16) || !std::memcmp(&a6, &own2, 16))
+      return;
+    if (!std::memcmp(a6.s6_addr, net1, 8))
+      mac = &macA0_, dev = "b0";
+    else if (!std::memcmp(a6.s6_addr, net2, 8))
+      mac = &macC0_, dev = "b1";
+  }
+  if (!mac)
+    return; // not on a link of B's: routed via C, which answers for itself
+  char lladdr[18];
+  std::snprintf(lladdr, sizeof lladdr, "%02x:%02x:%02x:%02x:%02x:%02x",
+                (*mac)[0], (*mac)[1], (*mac)[2], (*mac)[3], (*mac)[4],
+                (*mac)[5]);
+  std::vector<std::string> cmd = {"ip", "-n", names_[1]};
+  if (v6)
+    cmd.push_back("-6");
+  for (const char *w : {"neigh", "replace", src.c_str(), "lladdr",
+                        (const char *)lladdr, "dev", dev, "nud", "permanent"})
+    cmd.push_back(w);
+  must(cmd);
 }
 
 void Topology::sentinel(Ingress in) {

@@ -16,13 +16,14 @@
 /// bytes. B is the router under test: ip_forward=1, IPv6 forwarding on,
 /// rp_filter=0, default routes via C (so no destination is unroutable), and
 /// permanent neighbour entries for every address it may talk to (it never
-/// solicits). A and C have only their connected routes, and their own
-/// nf_tables drops every IPv6 packet they would send themselves (MLD, ND,
-/// errors): nothing of theirs reaches B's counters. IPv6 addresses are added
-/// with nodad, and no namespace makes link-local addresses or sends router
-/// solicitations. Setup waits (bounded) until b0 and b1 are operationally
-/// up: before linkwatch has run, B does not deliver IPv6 multicast to
-/// INPUT, which showed as a flaky ff02::1 frame.
+/// solicits; answerable() adds the sources fixed frames use). A and C have
+/// only their connected routes, and their own nf_tables drops every IPv4 and
+/// IPv6 packet they would send themselves (MLD, ND, ICMP errors, TCP resets
+/// to what B forwards them): nothing of theirs reaches B's counters. IPv6
+/// addresses are added with nodad, and no namespace makes link-local addresses
+/// or sends router solicitations. Setup waits (bounded) until b0 and b1 are
+/// operationally up: before linkwatch has run, B does not deliver IPv6
+/// multicast to INPUT, which showed as a flaky ff02::1 frame.
 ///
 /// The process itself lives in B after setup: the XDP program's fib lookup,
 /// fillIfaceMap() and every `iptables` child then see B. Test frames are sent
@@ -48,6 +49,7 @@
 
 #include <array>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,15 @@ public:
 
   const std::string &nameB() const { return names_[1]; }
 
+  /// Makes sure B can answer `src` (a frame's source address) without
+  /// soliciting: an address on a0's or c0's link that nobody owns gets a
+  /// permanent neighbour entry with A's or C's MAC, once. Otherwise B's
+  /// answer to it (a TCP reset, an ICMP error) waits for ARP, fails seconds
+  /// later and comes back into B's own INPUT as ICMP host unreachable (via
+  /// lo), counted against some later frame. A and C drop what B sends them
+  /// for addresses that are not theirs, silently.
+  void answerable(const std::string &src);
+
 private:
   void sentinel(Ingress in);
   bool awaitSentinel(int timeoutMs);
@@ -96,6 +107,7 @@ private:
   unsigned b0_ = 0, b1_ = 0;
   Mac macA0_{}, macB0_{}, macB1_{}, macC0_{};
   uint64_t seq_ = 0;
+  std::set<std::string> answerable_; // sources with a neighbour entry in B
 };
 
 } // namespace r2x::diff
