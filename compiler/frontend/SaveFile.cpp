@@ -101,6 +101,11 @@ std::optional<ir::Family> detectFamily(const std::string &name,
         start, nl == std::string::npos ? std::string::npos : nl - start);
     start = nl == std::string::npos ? text.size() : nl + 1;
     ++lineNo;
+    // A comment says nothing of the family, even when it quotes an
+    // option ("a -d rule"): iptables-restore skips it.
+    if (size_t f = line.find_first_not_of(" \t");
+        f != std::string::npos && line[f] == '#')
+      continue;
     std::vector<Word> words;
     try {
       words = splitWords(name, lineNo, line);
