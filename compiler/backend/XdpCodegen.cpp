@@ -19,6 +19,7 @@
 #include "compiler/backend/ClassifyCodegen.h"
 #include "compiler/backend/Conntrack.h"
 #include "compiler/backend/DeviceConf.h"
+#include "compiler/backend/ExactCodegen.h"
 #include "compiler/backend/Log.h"
 #include "compiler/backend/Nat.h"
 #include "compiler/backend/PacketParser.h"
@@ -214,7 +215,9 @@ private:
   Codegen cg_;
   BtfBuilder &btf_;
   classify::Options cls_;
-  unsigned runs_ = 0; ///< classified runs emitted
+  unsigned runs_ = 0;       ///< classified runs emitted
+  unsigned exactRuns_ = 0;  ///< exact runs emitted (ExactCodegen.h)
+  size_t exactEntries_ = 0; ///< their entries, all runs
   BasicBlock *aborted_ = nullptr;
   Value *ctx_ = nullptr;
   Packet pk_;
@@ -1456,6 +1459,23 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
     // (hand-over records those on the path, counted only if XDP drops),
     // and ACCEPT and the targets XDP hands over leave it uncounted for the
     // kernel, as below.
+    // A run of one-address IPv6 rules (a jail): a sorted table and a
+    // search instead (ExactCodegen.h).
+    if (size_t n = classify::exactRunAt(c, at, cls_)) {
+      std::vector<const ir::Rule *> run;
+      for (size_t k = at; k < at + n; ++k)
+        run.push_back(&c.rules[k]);
+      classify::ExactImage img = classify::buildExact(run, handover());
+      if (exactEntries_ + img.entries.size() <= kMaxExactEntries) {
+        exactEntries_ += img.entries.size();
+        emitExactRun({cg_, btf_, pk_, hdr_, counters_,
+                      handover() ? pass_ : accept, drop_, aborted_},
+                     img, exactRuns_++, key_, next);
+        b.SetInsertPoint(next);
+        at += n - 1;
+        continue;
+      }
+    }
     if (size_t n = runs_ >= kMaxRuns ? 0 : classify::runAt(c, at, cls_)) {
       if (!classifies_)
         throw BackendError("a classified run without its key in r2x_hdr");

@@ -15,9 +15,13 @@
 /// (packet_classifier*). Needs no root: no kernel is involved.
 //===----------------------------------------------------------------------===//
 #include "compiler/classify/Classify.h"
+#include "compiler/classify/Exact.h"
 #include "compiler/frontend/Diagnostics.h"
 #include "compiler/frontend/SaveFile.h"
 
+#include <arpa/inet.h>
+
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -132,6 +136,106 @@ std::string endName(cls::Decision::End e) {
   return n[e];
 }
 
+/// Exact runs (classify/Exact.h): random runs of `-s|-d ADDR/128 -j
+/// ACCEPT|DROP` (in hand-over mode also REJECT) over a small pool of
+/// addresses, so that one address is often named twice, and the search
+/// the program makes (exactFind) against the rules one after the other:
+/// for every pool address and some others, the entry found must be the
+/// first rule naming the key, with that rule's counter slot, verdict and
+/// (hand-over mode) Uncounted; none when no rule names it.
+void exactProperty(unsigned sets) {
+  for (unsigned set = 0; set < sets; ++set) {
+    const bool handover = set % 2 == 1;
+    const bool source = set % 3 != 0;
+    std::vector<std::string> pool;
+    unsigned poolSize = 1 + rnd() % (set % 10 == 0 ? 3000 : 40);
+    for (unsigned i = 0; i < poolSize; ++i) {
+      char a[64];
+      // Addresses that differ in the high, middle or low words.
+      std::snprintf(a, sizeof a, "2001:db8:%x:%x::%x:%x", rnd() % 3,
+                    rnd() % 65536, rnd() % 4, rnd() % 65536);
+      pool.push_back(a);
+    }
+    unsigned n = 1 + rnd() % (poolSize * 2);
+    std::string text = "*filter\n:INPUT ACCEPT [0:0]\n";
+    for (unsigned i = 0; i < n; ++i) {
+      const char *targets[] = {"ACCEPT", "DROP",
+                               "REJECT --reject-with icmp6-port-unreachable"};
+      text += std::string("-A INPUT ") + (source ? "-s " : "-d ") +
+              pool[rnd() % pool.size()] + "/128 -j " +
+              targets[rnd() % (handover ? 3 : 2)] + "\n";
+    }
+    text += "COMMIT\n";
+    frontend::SourceManager sm;
+    ir::Program prog;
+    std::vector<frontend::Warning> warnings;
+    if (handover)
+      prog.mode = ir::Mode::Handover;
+    try {
+      frontend::parseSaveFile("exact" + std::to_string(set), text, sm, prog,
+                              warnings, ir::Family::V6);
+    } catch (const std::exception &e) {
+      check(false, "exact set " + std::to_string(set) + ": " + e.what());
+      continue;
+    }
+    const ir::Chain *input = nullptr;
+    for (const ir::Chain &c : prog.chains)
+      if (c.name == "INPUT")
+        input = &c;
+    cls::Options o;
+    o.mode = cls::Mode::Always;
+    o.handover = handover;
+    std::string what = "exact set " + std::to_string(set) + " (" +
+                       std::to_string(n) + " rules)";
+    if (!input || cls::exactRunAt(*input, 0, o) != input->rules.size()) {
+      check(false, what + ": not one exact run");
+      continue;
+    }
+    std::vector<const ir::Rule *> rules;
+    for (const ir::Rule &r : input->rules)
+      rules.push_back(&r);
+    cls::ExactImage img = cls::buildExact(rules, handover);
+    std::vector<std::string> keys = pool;
+    for (unsigned k = 0; k < 20; ++k)
+      keys.push_back("2001:db8:" + std::to_string(rnd() % 3) +
+                     "::" + std::to_string(rnd() % 9999));
+    for (const std::string &k : keys) {
+      std::array<uint8_t, 16> bytes{};
+      inet_pton(AF_INET6, k.c_str(), bytes.data());
+      const cls::ExactKey key = cls::exactKey(bytes);
+      long want = -1;
+      for (size_t i = 0; i < rules.size() && want < 0; ++i)
+        if (cls::exactKey(
+                rules[i]->matches.front().as<ir::Match::Address>()->net6) ==
+            key)
+          want = long(i);
+      long at = cls::exactFind(img, key);
+      if (want < 0) {
+        check(at < 0, what + ": " + k + " found, no rule names it");
+        continue;
+      }
+      if (at < 0) {
+        check(false, what + ": " + k + " not found, rule " +
+                         std::to_string(want) + " names it");
+        continue;
+      }
+      const cls::ExactEntry &e = img.entries[size_t(at)];
+      const ir::Rule &r = *rules[size_t(want)];
+      uint32_t verdict = r.verdict == ir::Verdict::Drop ? cls::VerdictDrop
+                                                        : cls::VerdictAccept;
+      bool uncounted = handover && r.verdict != ir::Verdict::Drop;
+      check(e.rule == uint32_t(want) &&
+                (e.info & cls::ExactSlotMask) == r.counter &&
+                (e.info >> cls::ExactVerdictShift & cls::ExactVerdictMask) ==
+                    verdict &&
+                bool(e.info & cls::ExactUncounted) == uncounted,
+            what + ": " + k + ": entry of rule " + std::to_string(e.rule) +
+                ", info " + std::to_string(e.info) + ", want rule " +
+                std::to_string(want));
+    }
+  }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -212,6 +316,7 @@ int main(int argc, char **argv) {
         }
       }
   }
+  exactProperty(sets / 2);
   // The test means something only if it built forests and trees whose
   // budget made long leaves.
   check(forests >= sets / 4, "forests built: " + std::to_string(forests));
