@@ -38,15 +38,7 @@ namespace r2x::backend {
 using namespace llvm;
 namespace cls = classify;
 
-namespace {
-
-/// The sections of the classifier's globals: each is one frozen ARRAY map
-/// whose one value is the section (at most KMALLOC_MAX_SIZE, 4 MiB here).
-constexpr const char *kNodeSection = ".rodata.cls_node",
-                     *kLeafSection = ".rodata.cls_leaf",
-                     *kRuleSection = ".rodata.cls_rule";
-
-/// A constant array of u32 words in `section`, named `name`.
+/// (ClassifyCodegen.h)
 GlobalVariable *wordsGlobal(Module &m, const std::string &name,
                             const char *section,
                             const std::vector<uint32_t> &words) {
@@ -65,6 +57,14 @@ GlobalVariable *wordsGlobal(Module &m, const std::string &name,
   gv->setDSOLocal(true);
   return gv;
 }
+
+namespace {
+
+/// The sections of the classifier's globals: each is one frozen ARRAY map
+/// whose one value is the section (at most KMALLOC_MAX_SIZE, 4 MiB here).
+constexpr const char *kNodeSection = ".rodata.cls_node",
+                     *kLeafSection = ".rodata.cls_leaf",
+                     *kRuleSection = ".rodata.cls_rule";
 
 /// What a run's function returns to its caller, which carries it out.
 /// Anything else is XDP_ABORTED.

@@ -25,6 +25,7 @@
 
 #include <llvm/IR/GlobalVariable.h>
 
+#include <string>
 #include <vector>
 
 namespace r2x::backend {
@@ -39,6 +40,14 @@ struct RunContext {
   llvm::BasicBlock *accept, *drop; ///< the chain's ACCEPT, and XDP_DROP
   llvm::BasicBlock *aborted;       ///< XDP_ABORTED: data the walk cannot use
 };
+
+/// A read-only array of u32 words in `section` (a `.rodata.*` section:
+/// libbpf makes it one frozen ARRAY map whose one value is the section, at
+/// most KMALLOC_MAX_SIZE, 4 MiB here), named `name`. Not `constant` to
+/// LLVM: read it with volatile loads, bounds-checked.
+llvm::GlobalVariable *wordsGlobal(llvm::Module &m, const std::string &name,
+                                  const char *section,
+                                  const std::vector<uint32_t> &words);
 
 /// At most this many functions of classified runs a program (one a run, two
 /// a forest): the kernel takes at most 256 subprograms (BPF_MAX_SUBPROGS)

@@ -39,15 +39,14 @@ public:
     Value *bucket = b_.getInt64(0);
     if (img_.bucketBits > 0)
       bucket = b_.CreateLShr(
-          b_.CreateMul(b_.CreateXor(b_.CreateMul(hi, b_.getInt64(
-                                                         cls::kExactMulHi)),
-                                    lo),
-                       b_.getInt64(cls::kExactMulLo)),
+          b_.CreateMul(
+              b_.CreateXor(b_.CreateMul(hi, b_.getInt64(cls::kExactMulHi)), lo),
+              b_.getInt64(cls::kExactMulLo)),
           64 - img_.bucketBits);
     Value *bk = opaque(bucket);
-    cg_.require(b_.CreateICmpULT(
-                    bk, b_.getInt64(uint64_t(1) << img_.bucketBits)),
-                x_.aborted, "xct.bucket.ok");
+    cg_.require(
+        b_.CreateICmpULT(bk, b_.getInt64(uint64_t(1) << img_.bucketBits)),
+        x_.aborted, "xct.bucket.ok");
     Value *slot = b_.CreateGEP(cg_.i8, buckets, b_.CreateShl(bk, 2));
     Value *start = b_.CreateLoad(cg_.i32, slot, /*isVolatile=*/true);
     Value *end = b_.CreateLoad(cg_.i32, cg_.at(slot, 4), /*isVolatile=*/true);
@@ -56,16 +55,16 @@ public:
     // after llvm.bpf.passthrough is gone) would turn the entry's index into
     // a pointer it advances, which the verifier cannot bound.
     BasicBlock *found = cg_.block("xct.found");
-    PHINode *entry = PHINode::Create(cg_.ptr, img_.maxBucket, "xct.entry",
-                                     found);
+    PHINode *entry =
+        PHINode::Create(cg_.ptr, img_.maxBucket, "xct.entry", found);
     for (unsigned k = 0; k < img_.maxBucket; ++k) {
       Value *i = b_.CreateAdd(start, b_.getInt32(k));
       cg_.require(b_.CreateICmpULT(i, end), next, "xct.more");
       Value *idx = opaque(b_.CreateZExt(i, cg_.i64));
       cg_.require(b_.CreateICmpULT(idx, b_.getInt64(n)), x_.aborted,
                   "xct.idx.ok");
-      Value *at = b_.CreateGEP(
-          cg_.i8, table, b_.CreateMul(idx, b_.getInt64(kEntryWords * 4)));
+      Value *at = b_.CreateGEP(cg_.i8, table,
+                               b_.CreateMul(idx, b_.getInt64(kEntryWords * 4)));
       Value *same = b_.CreateAnd(b_.CreateICmpEQ(load64(at, 0), hi),
                                  b_.CreateICmpEQ(load64(at, 8), lo));
       BasicBlock *step = cg_.block("xct.step");
@@ -80,18 +79,16 @@ public:
         b_.CreateLoad(cg_.i32, cg_.at(entry, 16), /*isVolatile=*/true);
     BasicBlock *bump = cg_.block("xct.bump");
     BasicBlock *counted = cg_.block("xct.counted");
-    b_.CreateCondBr(
-        b_.CreateICmpNE(b_.CreateAnd(info, cls::ExactUncounted),
-                        b_.getInt32(0)),
-        counted, bump);
+    b_.CreateCondBr(b_.CreateICmpNE(b_.CreateAnd(info, cls::ExactUncounted),
+                                    b_.getInt32(0)),
+                    counted, bump);
     b_.SetInsertPoint(bump);
     bumpCounter(cg_, x_.counters, counterKey,
                 b_.CreateAnd(info, cls::ExactSlotMask), x_.pk.totLen);
     b_.CreateBr(counted);
     b_.SetInsertPoint(counted);
-    Value *verdict =
-        b_.CreateAnd(b_.CreateLShr(info, cls::ExactVerdictShift),
-                     cls::ExactVerdictMask);
+    Value *verdict = b_.CreateAnd(b_.CreateLShr(info, cls::ExactVerdictShift),
+                                  cls::ExactVerdictMask);
     SwitchInst *sw = b_.CreateSwitch(verdict, x_.aborted, 2);
     sw->addCase(b_.getInt32(cls::VerdictAccept), x_.accept);
     sw->addCase(b_.getInt32(cls::VerdictDrop), x_.drop);
@@ -105,29 +102,13 @@ private:
       words.insert(words.end(),
                    {uint32_t(e.key.hi), uint32_t(e.key.hi >> 32),
                     uint32_t(e.key.lo), uint32_t(e.key.lo >> 32), e.info, 0});
-    Constant *init = ConstantDataArray::get(cg_.ctx, words);
-    // Not `constant` to LLVM, read with volatile loads (as the tree's
-    // globals, ClassifyCodegen.cpp): libbpf freezes the map.
-    auto *gv =
-        new GlobalVariable(cg_.m, init->getType(), /*isConstant=*/false,
-                           GlobalValue::ExternalLinkage, init,
-                           "r2x_xct" + std::to_string(id_));
-    gv->setSection(kExactSection);
-    gv->setAlignment(Align(8));
-    gv->setDSOLocal(true);
-    return gv;
+    return wordsGlobal(cg_.m, "r2x_xct" + std::to_string(id_), kExactSection,
+                       words);
   }
 
   GlobalVariable *bucketsGlobal() {
-    Constant *init = ConstantDataArray::get(cg_.ctx, img_.bucketStart);
-    auto *gv =
-        new GlobalVariable(cg_.m, init->getType(), /*isConstant=*/false,
-                           GlobalValue::ExternalLinkage, init,
-                           "r2x_xbk" + std::to_string(id_));
-    gv->setSection(kBucketSection);
-    gv->setAlignment(Align(8));
-    gv->setDSOLocal(true);
-    return gv;
+    return wordsGlobal(cg_.m, "r2x_xbk" + std::to_string(id_), kBucketSection,
+                       img_.bucketStart);
   }
 
   /// Two 32-bit words as the key's 64-bit half, the first one high.

@@ -43,19 +43,17 @@ struct ExactKey {
   bool operator<(const ExactKey &o) const {
     return hi != o.hi ? hi < o.hi : lo < o.lo;
   }
-  bool operator==(const ExactKey &o) const {
-    return hi == o.hi && lo == o.lo;
-  }
+  bool operator==(const ExactKey &o) const { return hi == o.hi && lo == o.lo; }
 };
 ExactKey exactKey(const std::array<uint8_t, 16> &address);
 
 /// An entry's info word: the rule's counter slot, its verdict
 /// (RuleVerdict: VerdictAccept or VerdictDrop) and ExactUncounted.
 inline constexpr uint32_t ExactSlotMask = 0x00ffffffu, ExactVerdictShift = 24,
-                          ExactVerdictMask = 0x3,
-                          /// Hand-over mode: the kernel counts the rule
-                          /// (ACCEPT, or a target XDP hands over).
-                          ExactUncounted = 0x80000000u;
+                          ExactVerdictMask = 0x3;
+/// Hand-over mode: the kernel counts the rule (ACCEPT, or a target XDP
+/// hands over).
+inline constexpr uint32_t ExactUncounted = 0x80000000u;
 
 struct ExactEntry {
   ExactKey key;
