@@ -23,6 +23,10 @@ namespace r2x::backend {
 /// 24 bytes, and up to two bucket offsets of 4. Runs past it are
 /// straight-line code.
 constexpr size_t kMaxExactEntries = 160000;
+/// The most bucket offsets (4 bytes each) they hold together, for the same
+/// reason (the buckets are at least the entries, up to 8 times that when
+/// buildExact() doubles them).
+constexpr size_t kMaxExactBucketWords = 1000000;
 
 /// Emits the exact run `img` at the builder's insertion point (an IPv6
 /// packet: ctx.pk.saddr6/daddr6 hold its addresses), ending in ctx.accept,

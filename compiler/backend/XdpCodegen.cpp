@@ -218,6 +218,7 @@ private:
   unsigned runs_ = 0;       ///< classified runs emitted
   unsigned exactRuns_ = 0;  ///< exact runs emitted (ExactCodegen.h)
   size_t exactEntries_ = 0; ///< their entries, all runs
+  size_t exactBuckets_ = 0; ///< their bucket offsets, all runs
   BasicBlock *aborted_ = nullptr;
   Value *ctx_ = nullptr;
   Packet pk_;
@@ -1466,8 +1467,10 @@ void XdpCodegen::emitRules(const ir::Chain &c, BasicBlock *accept,
       for (size_t k = at; k < at + n; ++k)
         run.push_back(&c.rules[k]);
       classify::ExactImage img = classify::buildExact(run, handover());
-      if (exactEntries_ + img.entries.size() <= kMaxExactEntries) {
+      if (exactEntries_ + img.entries.size() <= kMaxExactEntries &&
+          exactBuckets_ + img.bucketStart.size() <= kMaxExactBucketWords) {
         exactEntries_ += img.entries.size();
+        exactBuckets_ += img.bucketStart.size();
         emitExactRun({cg_, btf_, pk_, hdr_, counters_,
                       handover() ? pass_ : accept, drop_, aborted_},
                      img, exactRuns_++, key_, next);
