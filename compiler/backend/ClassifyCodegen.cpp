@@ -213,9 +213,7 @@ private:
   /// passes do) nor widen the index another way: the verifier sees the
   /// register it bounded used as the offset.
   Value *bounded(Value *k, size_t n, const char *what) {
-    Value *wide =
-        b_.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.i64, cg_.i64},
-                           {b_.getInt32(seq_++), b_.CreateZExt(k, cg_.i64)});
+    Value *wide = cg_.opaque(b_.CreateZExt(k, cg_.i64));
     cg_.require(b_.CreateICmpULT(wide, b_.getInt64(n)), exits_.aborted, what);
     return wide;
   }
@@ -226,9 +224,8 @@ private:
   IRBuilder<> &b_;
   const cls::Image &img_;
   unsigned id_;
-  unsigned seq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
-  bool iter_;        ///< the scan runs on bpf_iter_num
-  bool tree_;        ///< a forest's tree function
+  bool iter_; ///< the scan runs on bpf_iter_num
+  bool tree_; ///< a forest's tree function
   Value *root_ = nullptr, *best_ = nullptr, *mode_ = nullptr; ///< tree_
   AllocaInst *result_ = nullptr; ///< tree_: what the function returns
   /// Where the code goes on XDP_ABORTED, XDP_DROP and the chain's ACCEPT
@@ -349,12 +346,8 @@ void RunEmitter::scan(Value *first, Value *count) {
     BasicBlock *counted = cg_.block("cls.count");
     Value *verdict = b_.CreateZExt(b_.CreateLShr(r.control, 24), cg_.i64);
     Value *counting = b_.CreateAnd(mode_, TreeCount); // 1: Count, 0: Find
-    auto opaque = [&](Value *v) {
-      return b_.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.i64, cg_.i64},
-                                {b_.getInt32(seq_++), v});
-    };
     // Found when finding and terminal: (counting | !terminal) == 0.
-    Value *notFound = opaque(b_.CreateOr(
+    Value *notFound = cg_.opaque(b_.CreateOr(
         counting, b_.CreateZExt(b_.CreateICmpEQ(
                                     verdict, b_.getInt64(cls::VerdictContinue)),
                                 cg_.i64)));
@@ -364,8 +357,8 @@ void RunEmitter::scan(Value *first, Value *count) {
     b_.SetInsertPoint(counted);
     BasicBlock *bump = cg_.block("cls.bump");
     // Bumped when counting and count-only: ((counting ^ 1) | verdict) == 0.
-    Value *noBump =
-        opaque(b_.CreateOr(b_.CreateXor(counting, b_.getInt64(1)), verdict));
+    Value *noBump = cg_.opaque(
+        b_.CreateOr(b_.CreateXor(counting, b_.getInt64(1)), verdict));
     b_.CreateCondBr(b_.CreateICmpNE(noBump, b_.getInt64(0)), step, bump);
     b_.SetInsertPoint(bump);
     bumpCounter(cg_, x_.counters, counterKey_, slot(r), totLen_);
@@ -486,9 +479,7 @@ void RunEmitter::ifaceMatch(const Rule &r, BasicBlock *step) {
   // The record's address made opaque, the word at a constant offset from
   // it: an index `base + 6` that LLVM writes `base | 6` is one the
   // verifier cannot bound (it refused such a load of the slot word).
-  Value *rec = b_.CreateIntrinsic(
-      Intrinsic::bpf_passthrough, {cg_.ptr, cg_.ptr},
-      {b_.getInt32(seq_++), b_.CreateGEP(cg_.i32, rules_, r.base)});
+  Value *rec = cg_.opaque(b_.CreateGEP(cg_.i32, rules_, r.base));
   Value *w = b_.CreateLoad(
       cg_.i32, b_.CreateConstGEP1_64(cg_.i8, rec, offsetof(cls::RuleRec, slot)),
       /*isVolatile=*/true);

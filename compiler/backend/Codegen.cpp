@@ -6,6 +6,7 @@
 #include "compiler/backend/Codegen.h"
 
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsBPF.h>
 
 namespace r2x::backend {
 
@@ -59,6 +60,12 @@ Value *Codegen::loadBE(Value *base, uint64_t off, Type *ty) {
   if (ty == i8)
     return v;
   return b.CreateUnaryIntrinsic(Intrinsic::bswap, v);
+}
+
+Value *Codegen::opaque(Value *v) {
+  return b.CreateIntrinsic(Intrinsic::bpf_passthrough,
+                           {v->getType(), v->getType()},
+                           {b.getInt32(opaqueSeq_++), v});
 }
 
 void Codegen::require(Value *cond, BasicBlock *no, const Twine &name) {

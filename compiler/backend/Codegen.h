@@ -70,6 +70,11 @@ struct Codegen {
                  const llvm::Twine &name);
   /// A big-endian load of `ty` at base + off, converted to host order.
   llvm::Value *loadBE(llvm::Value *base, uint64_t off, llvm::Type *ty);
+  /// `v` (an integer or a pointer) through llvm.bpf.passthrough: the same
+  /// value in the program, but one LLVM cannot see through, so it neither
+  /// folds what it knows of `v` into the uses nor merges two such copies
+  /// (each takes the next sequence number of this function).
+  llvm::Value *opaque(llvm::Value *v);
   /// Conditional branch to `no` when !cond, continuing in a new block.
   void require(llvm::Value *cond, llvm::BasicBlock *no,
                const llvm::Twine &name);
@@ -93,6 +98,7 @@ struct Codegen {
 
 private:
   llvm::AllocaInst *u32Key_ = nullptr;
+  unsigned opaqueSeq_ = 0; ///< llvm.bpf.passthrough's sequence numbers
 };
 
 /// Marks the back edge `br` of a loop as not to be unrolled: the bounds are

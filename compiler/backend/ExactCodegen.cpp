@@ -21,8 +21,6 @@ constexpr const char *kExactSection = ".rodata.cls_xct",
 /// An entry: the key's hi and lo as 64-bit little-endian words, then the
 /// info word and padding (24 bytes, 8-aligned).
 constexpr unsigned kEntryWords = 6;
-/// llvm.bpf.passthrough's sequence numbers here: apart from other users'.
-constexpr unsigned kSeqBase = 1u << 20;
 
 class ExactEmitter {
 public:
@@ -43,7 +41,7 @@ public:
               b_.CreateXor(b_.CreateMul(hi, b_.getInt64(cls::kExactMulHi)), lo),
               b_.getInt64(cls::kExactMulLo)),
           64 - img_.bucketBits);
-    Value *bk = opaque(bucket);
+    Value *bk = cg_.opaque(bucket);
     cg_.require(
         b_.CreateICmpULT(bk, b_.getInt64(uint64_t(1) << img_.bucketBits)),
         x_.aborted, "xct.bucket.ok");
@@ -60,7 +58,7 @@ public:
     for (unsigned k = 0; k < img_.maxBucket; ++k) {
       Value *i = b_.CreateAdd(start, b_.getInt32(k));
       cg_.require(b_.CreateICmpULT(i, end), next, "xct.more");
-      Value *idx = opaque(b_.CreateZExt(i, cg_.i64));
+      Value *idx = cg_.opaque(b_.CreateZExt(i, cg_.i64));
       cg_.require(b_.CreateICmpULT(idx, b_.getInt64(n)), x_.aborted,
                   "xct.idx.ok");
       Value *at = b_.CreateGEP(cg_.i8, table,
@@ -117,12 +115,6 @@ private:
                        b_.CreateZExt(second, cg_.i64));
   }
 
-  Value *opaque(Value *v) {
-    return b_.CreateIntrinsic(Intrinsic::bpf_passthrough,
-                              {v->getType(), v->getType()},
-                              {b_.getInt32(kSeqBase + seq_++), v});
-  }
-
   Value *load64(Value *at, uint64_t off) {
     return b_.CreateLoad(cg_.i64, cg_.at(at, off), /*isVolatile=*/true);
   }
@@ -132,7 +124,6 @@ private:
   IRBuilder<> &b_;
   const cls::ExactImage &img_;
   unsigned id_;
-  unsigned seq_ = 0;
 };
 
 } // namespace

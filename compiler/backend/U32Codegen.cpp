@@ -111,7 +111,6 @@ private:
   Walk w_;
   GlobalVariable *counters_ = nullptr, *redirect_ = nullptr;
   AllocaInst *key_ = nullptr;
-  unsigned seq_ = 0;
   BasicBlock *pass_ = nullptr, *drop_ = nullptr;
 };
 
@@ -144,8 +143,7 @@ Value *U32Codegen::access(Value *dyn, int32_t rel, unsigned width,
   // every check right before its load instead of merging equal checks of
   // different filters: the verifier explores paths LLVM knows impossible
   // and would find the merged check's range marked past the end there.
-  Value *end = b.CreateIntrinsic(Intrinsic::bpf_passthrough, {cg_.ptr, cg_.ptr},
-                                 {b.getInt32(seq_++), cg_.dataEnd});
+  Value *end = cg_.opaque(cg_.dataEnd);
   BasicBlock *ok = cg_.block("u32.read");
   b.CreateCondBr(b.CreateICmpUGT(cg_.at(p, uint64_t(width)), end), fail, ok);
   b.SetInsertPoint(ok);
