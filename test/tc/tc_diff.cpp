@@ -937,6 +937,8 @@ int natCheck(uint64_t seed, unsigned cases, unsigned packets) {
       throw std::runtime_error("rule2xdp refused:\n" + batch + cr.err);
     ProcessResult ir =
         run({R2X_COMPILER, "--tc-batch", file, "--emit=ir"}, {}, 60000);
+    if (!ir.ok())
+      throw std::runtime_error("rule2xdp --emit=ir failed:\n" + ir.err);
     Program prog(obj, ir.out);
     for (const std::vector<uint8_t> &in : frames) {
       NatExpect e = natModel(n, in);
@@ -1037,6 +1039,11 @@ int main(int argc, char **argv) {
       }
       ProcessResult ir =
           run({R2X_COMPILER, "--tc-batch", xfile, "--emit=ir"}, {}, 60000);
+      // Without the IR no counter slot maps to a sink, and every frame
+      // would read as a mismatch instead of this.
+      if (!ir.ok())
+        throw std::runtime_error("rule2xdp --emit=ir failed:\n" + ir.err +
+                                 "filters:\n" + c.xdp);
       std::unique_ptr<Program> progPtr;
       try {
         progPtr = std::make_unique<Program>(obj, ir.out);
