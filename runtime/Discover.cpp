@@ -17,7 +17,9 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 
+#include <memory>
 #include <string_view>
+#include <tuple>
 
 namespace r2x::runtime {
 
@@ -87,8 +89,9 @@ bool hasShape(const struct bpf_map_info &info, const contract::MapSpec &spec) {
 }
 
 /// The metadata text in a `.rodata` map: an ARRAY with one value, the
-/// section's image. Empty if it holds none, or none this runtime reads.
-std::string metaTextOf(const MapHandle &m) {
+/// section's image, and its parse. Empty if it holds none, or none this
+/// runtime reads.
+std::pair<std::string, std::shared_ptr<const Meta>> metaOf(const MapHandle &m) {
   constexpr std::string_view Suffix = contract::MetaSection;
   std::string_view name = m.info.name;
   if (name.size() < Suffix.size() ||
@@ -102,11 +105,11 @@ std::string metaTextOf(const MapHandle &m) {
     throw sysError(std::string("cannot read BPF map ") + m.info.name, err);
   std::string text = findMetaText(image.data(), image.size());
   try {
-    parseMeta(text);
+    auto meta = std::make_shared<const Meta>(parseMeta(text));
+    return {std::move(text), std::move(meta)};
   } catch (const std::runtime_error &) {
     return {}; // not a text we read: not ours to act on
   }
-  return text;
 }
 
 /// The extension programs linked into dispatcher `dispatcherId`, found
@@ -179,9 +182,9 @@ std::optional<OwnProgram> ownProgram(uint32_t progId) {
                            return hasShape(m->info, *spec);
                          }))
       own.setIds.emplace(std::string(name), mapId);
-    else if (own.metaText.empty()) {
-      own.metaText = metaTextOf(*m);
-      if (!own.metaText.empty())
+    else if (!own.meta) {
+      std::tie(own.metaText, own.meta) = metaOf(*m);
+      if (own.meta)
         own.metaId = mapId;
     }
   }

@@ -246,9 +246,7 @@ std::string_view elfSection(const std::vector<uint8_t> &image,
 constexpr int kEnotsupp = 524;
 
 void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
-                 const std::string &metaText,
-                 const std::function<int(bpf_map *)> &fdOf) {
-  Meta meta = parseMeta(metaText);
+                 const Meta &meta, const std::function<int(bpf_map *)> &fdOf) {
   if (meta.sets.empty())
     return;
   std::string_view section = elfSection(image, contract::SetsSection);
@@ -297,8 +295,7 @@ void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
   }
 }
 
-void fillIfaceMap(int mapFd, const std::string &metaText) {
-  Meta meta = parseObjectMeta(metaText);
+void fillIfaceMap(int mapFd, const Meta &meta) {
   auto maskOf = [&meta](const std::string &name) {
     uint64_t mask = 0;
     for (const MetaIface &iface : meta.ifaces)

@@ -459,13 +459,12 @@ void load(const std::vector<std::string> &ifaces, const LoadOptions &options,
   // 2. The maps, complete before the program exists.
   PreparedMaps maps(obj.get());
   int countersFd = maps.create(counters);
-  fillIfaceMap(maps.create(findMap(obj.get(), contract::IfmatchMap)),
-               objectMetaText(obj.get()));
+  fillIfaceMap(maps.create(findMap(obj.get(), contract::IfmatchMap)), meta);
   if (bpf_map *ifmac = findMap(obj.get(), contract::IfmacMap, false))
     fillMacMap(maps.create(ifmac));
   if (bpf_map *rst = findMap(obj.get(), contract::RstMap, false))
     fillRstMap(maps.create(rst));
-  fillSetMaps(obj.get(), object, objectMetaText(obj.get()),
+  fillSetMaps(obj.get(), object, meta,
               [&maps](bpf_map *m) { return maps.create(m); });
   if (bpf_map *txMap = findMap(obj.get(), contract::TxMap, false))
     fillTxMap(maps.create(txMap), tx);
@@ -532,8 +531,7 @@ std::pair<MetaSet, uint32_t> setMap(const InterfaceXdp &x,
                                     const std::string &set) {
   if (!x.own)
     throw LoadError("rule2xdp has no program on " + x.iface);
-  Meta meta = parseMeta(x.own->metaText);
-  for (const MetaSet &s : meta.sets)
+  for (const MetaSet &s : x.own->meta->sets)
     if (s.name == set) {
       auto id = x.own->setIds.find(s.map);
       if (id == x.own->setIds.end())

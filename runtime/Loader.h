@@ -23,6 +23,8 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "runtime/Meta.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -99,9 +101,9 @@ void unload(const std::string &iface);
 
 /// Fills the `r2x_ifmatch` map (given by fd) for every interface of the
 /// current network namespace, including VLAN devices stacked on them, from
-/// the `-i` patterns of the metadata text. Used by load() and by tests that
-/// run the program through BPF_PROG_TEST_RUN.
-void fillIfaceMap(int mapFd, const std::string &metaText);
+/// the `-i` patterns of the object's metadata (parseMeta()). Used by load()
+/// and by tests that run the program through BPF_PROG_TEST_RUN.
+void fillIfaceMap(int mapFd, const Meta &meta);
 
 /// Fills `r2x_ifmac` (ARRAY, ifindex -> MAC in frame byte order, two zero
 /// bytes after it) for every Ethernet device of the current network
@@ -129,12 +131,11 @@ void updateSet(const std::string &iface, const std::string &set,
 /// Throws LoadError when there is no such program or set.
 std::string setCreateOptions(const std::string &iface, const std::string &set);
 
-/// Fills the ipset maps (`set` records, r2x_set<N>) of an opened object
-/// from the entries the object carries (contract::SetsSection of `image`,
-/// the object's bytes). `fdOf` gives the fd of a map to fill (load()
-/// creates it; a test takes libbpf's). Used by load() and by tests.
+/// Fills the ipset maps (`set` records of `meta`, r2x_set<N>) of an opened
+/// object from the entries the object carries (contract::SetsSection of
+/// `image`, the object's bytes). `fdOf` gives the fd of a map to fill
+/// (load() creates it; a test takes libbpf's). Used by load() and by tests.
 void fillSetMaps(bpf_object *obj, const std::vector<uint8_t> &image,
-                 const std::string &metaText,
-                 const std::function<int(bpf_map *)> &fdOf);
+                 const Meta &meta, const std::function<int(bpf_map *)> &fdOf);
 
 } // namespace r2x::runtime

@@ -135,7 +135,7 @@ std::unique_ptr<Source> openSource(const std::string &iface, Follower &f) {
   src->rb = ring_buffer__new(src->fd, &Follower::callback, &f, nullptr);
   if (!src->rb)
     throw sysError("cannot read map r2x_log", -errno);
-  f.meta = parseObjectMeta(x.own->metaText);
+  f.meta = *x.own->meta;
   return src;
 }
 

@@ -16,9 +16,9 @@
 #include <climits>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 namespace r2x::runtime {
@@ -28,16 +28,24 @@ namespace {
 namespace record = contract::meta;
 using contract::MaxIfaceName;
 
-/// Splits on TAB, keeping empty fields: an empty EXTRA is meaningful.
-std::vector<std::string_view> splitTabs(std::string_view line) {
-  std::vector<std::string_view> fields;
+/// Splits on TAB into `fields` (cleared first, its storage kept: one
+/// record of 100,000 after another), keeping empty fields: an empty EXTRA
+/// is meaningful.
+void splitTabs(std::string_view line, std::vector<std::string_view> &fields) {
+  fields.clear();
   for (;;) {
     std::size_t tab = line.find(record::Separator);
     fields.push_back(line.substr(0, tab));
     if (tab == std::string_view::npos)
-      return fields;
+      return;
     line.remove_prefix(tab + 1);
   }
+}
+
+std::vector<std::string_view> splitTabs(std::string_view line) {
+  std::vector<std::string_view> fields;
+  splitTabs(line, fields);
+  return fields;
 }
 
 [[noreturn]] void fail(unsigned lineNo, const std::string &msg) {
@@ -67,7 +75,7 @@ public:
   void record(std::string_view line, unsigned lineNo) {
     lineNo_ = lineNo;
     line_ = line;
-    fields_ = splitTabs(line);
+    splitTabs(line, fields_);
     struct Kind {
       const record::Record &spec;
       void (Reader::*parse)();
@@ -189,11 +197,13 @@ private:
     std::string_view key = field(f::Key);
     if (key.empty())
       fail(lineNo_, "empty key for counter slot " + std::to_string(slot));
-    if (meta.keys.count(slot))
-      fail(lineNo_, "counter slot " + std::to_string(slot) + " has two keys");
     if (!keysSeen_.emplace(key).second)
       fail(lineNo_, "key '" + std::string(key) + "' names two counter slots");
-    meta.keys.emplace(slot, std::string(key));
+    // Slots come in order: the hint makes each insert constant time.
+    std::size_t before = meta.keys.size();
+    meta.keys.emplace_hint(meta.keys.end(), slot, std::string(key));
+    if (meta.keys.size() == before)
+      fail(lineNo_, "counter slot " + std::to_string(slot) + " has two keys");
   }
 
   void source() {
@@ -313,7 +323,8 @@ private:
   unsigned modes_ = 0;
   unsigned lineNo_ = 0;
   std::string_view line_;
-  std::set<std::string, std::less<>> keysSeen_;
+  /// Views into the text parseMeta() reads, which outlives the reader.
+  std::unordered_set<std::string_view> keysSeen_;
   std::vector<std::string_view> fields_;
   /// Index of each chain in meta.chains by (table, chain): rules look it up.
   std::map<std::pair<std::string, std::string>, std::size_t> chainIndex_;

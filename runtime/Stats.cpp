@@ -197,9 +197,8 @@ Stats readStats(const std::string &iface) {
   InterfaceXdp x = inspect(iface);
   if (!x.own)
     throw LoadError("rule2xdp has no program on " + iface);
-  Meta meta = parseObjectMeta(x.own->metaText);
   CounterReader counter(x.own->countersId);
-  Stats stats = statsFromMeta(meta, std::ref(counter));
+  Stats stats = statsFromMeta(*x.own->meta, std::ref(counter));
   stats.iface = iface;
   stats.ifindex = x.ifindex;
   stats.progId = x.own->progId;

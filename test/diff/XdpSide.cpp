@@ -119,7 +119,7 @@ XdpProgram::XdpProgram(const std::string &compiler,
         throw std::runtime_error("object contract: rule slot out of range");
   }
   // In B: the devices and their ifindexes the program will see.
-  r2x::runtime::fillIfaceMap(bpf_map__fd(ifmatch), metaText_);
+  r2x::runtime::fillIfaceMap(bpf_map__fd(ifmatch), meta_);
   // And their MACs, so frames for other hosts are left to the kernel.
   if (bpf_map *ifmac =
           r2x::runtime::findMap(obj_, r2x::contract::IfmacMap, false))
@@ -136,7 +136,7 @@ XdpProgram::XdpProgram(const std::string &compiler,
       r2x::runtime::fillLocalTable(bpf_map__fd(local), bpf_map__fd(ok),
                                    24u * 3600 * 1000);
   // The ipset sets' LPM tries (rulesets/X.sets).
-  r2x::runtime::fillSetMaps(obj_, image, metaText_,
+  r2x::runtime::fillSetMaps(obj_, image, meta_,
                             [](bpf_map *m) { return bpf_map__fd(m); });
 }
 

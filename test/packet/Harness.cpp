@@ -334,7 +334,7 @@ std::string Harness::openObject(Loaded &l, const std::string &obj) {
   l.slots = bpf_map__max_entries(counters);
 
   try {
-    r2x::runtime::fillIfaceMap(l.ifmatch, l.metaText);
+    r2x::runtime::fillIfaceMap(l.ifmatch, l.meta);
   } catch (const std::exception &e) {
     return std::string("fillIfaceMap: ") + e.what();
   }
