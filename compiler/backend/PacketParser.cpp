@@ -155,17 +155,25 @@ Value *ipv6Header(Codegen &cg, Packet &pk, BasicBlock *pass) {
 /// is not an extension header, else the walk fails. A header cut short by
 /// the payload length fails. Each step is a block that either finishes (an
 /// exit, to `done_`) or goes on; at most kMaxIpv6ExtHeaders headers.
+/// A mask for an offset the walk reloads from memory: above any real offset
+/// (40 + 8 headers of at most 2 KiB), below the verifier's 64 KiB limit on
+/// packet offsets, with room for a header's size.
+constexpr uint32_t kMaxIpv6WalkOffset = 0x7fff;
+
 class Ipv6Walk {
 public:
-  Ipv6Walk(Codegen &cg, Packet &pk)
-      : cg_(cg), b_(cg.b), pk_(pk), done_(cg.block("ip6walk.done")) {}
+  /// `scratch`: the per-CPU scratch value (contract::Scratch) the steps
+  /// and the exits meet in.
+  Ipv6Walk(Codegen &cg, Packet &pk, Value *scratch)
+      : cg_(cg), b_(cg.b), pk_(pk), scratch_(scratch),
+        done_(cg.block("ip6walk.done")) {}
 
   /// The walk from the first next header; ends with the insert point at
   /// the join, the results not yet read.
   void run(Value *first);
   /// The results into the packet (walkOk, upperProto, ihl, fragOff, l4),
-  /// met in the per-CPU scratch value `scratch`.
-  void join(Value *scratch);
+  /// met in the scratch value.
+  void join();
 
 private:
   struct Exit {
@@ -187,6 +195,7 @@ private:
   Codegen &cg_;
   IRBuilder<> &b_;
   Packet &pk_;
+  Value *scratch_;
   BasicBlock *done_;
   std::vector<Exit> exits_;
   /// i1: the walk has passed a fragment header (an atomic or first
@@ -265,7 +274,16 @@ void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
   saw->addIncoming(sawBefore, notFragEnd);
   sawFrag_ = saw;
   nexthdr = hpNext;
-  start = b_.CreateAdd(start, hdrLen);
+  // The next header's offset goes through the scratch value: the verifier
+  // knows each path's offset exactly (40, 48, 40 + an option's length...)
+  // and, without this, walks every sequence of header kinds apart
+  // (2^steps paths). Reloaded from memory it tracks no contents of, the
+  // offset is one range at every step, and the paths into a step prune.
+  constexpr uint64_t thoffAt = offsetof(contract::Scratch, thoff);
+  // Bit 20: a fragment header passed, for the same reason.
+  b_.CreateStore(b_.CreateOr(b_.CreateAdd(start, hdrLen),
+                             b_.CreateShl(b_.CreateZExt(saw, cg_.i32), 20)),
+                 cg_.at(scratch_, thoffAt), true);
   BasicBlock *cont = cg_.block("ip6walk.step");
   b_.CreateBr(cont);
 
@@ -274,6 +292,11 @@ void Ipv6Walk::extension(Value *&nexthdr, Value *&start) {
   exit(b_.getFalse(), b_.getInt8(0), b_.getInt32(kernel::Ip6Hlen),
        b_.getInt16(0), sawBefore);
   b_.SetInsertPoint(cont);
+  LoadInst *next = b_.CreateLoad(cg_.i32, cg_.at(scratch_, thoffAt), "ext.off");
+  next->setVolatile(true);
+  start = b_.CreateAnd(next, b_.getInt32(kMaxIpv6WalkOffset));
+  sawFrag_ = b_.CreateICmpNE(b_.CreateAnd(next, b_.getInt32(1u << 20)),
+                             b_.getInt32(0));
 }
 
 /// A fragment header at `hp`: a non-first fragment ends the walk, the first
@@ -303,7 +326,8 @@ BasicBlock *Ipv6Walk::fragment(Value *hp, Value *hpNext, Value *start,
 /// reach the join with equal states and are pruned. The reloaded offset is
 /// masked to give it bounds again; the L4 reads check it against the
 /// packet anyway.
-void Ipv6Walk::join(Value *scratch) {
+void Ipv6Walk::join() {
+  Value *scratch = scratch_;
   using contract::Scratch;
   constexpr uint64_t okAt = offsetof(Scratch, walk_ok),
                      protoAt = offsetof(Scratch, proto),
@@ -332,10 +356,11 @@ void Ipv6Walk::join(Value *scratch) {
   pk_.walkOk = b_.CreateICmpNE(b_.CreateAnd(okWord, 1), b_.getInt32(0));
   pk_.fragHeader = b_.CreateICmpNE(b_.CreateAnd(okWord, 2), b_.getInt32(0));
   pk_.upperProto = b_.CreateTrunc(reload(protoAt, "ip6walk.proto"), cg_.i8);
-  // At most 40 + 8 * 2048 (eight 2 KiB headers): 0x7fff keeps it below the
-  // verifier's 64 KiB packet-offset limit with room for the header size.
-  Value *off =
-      b_.CreateAnd(reload(thoffAt, "ip6walk.thoff"), b_.getInt32(0x7fff));
+  // At most 40 + 8 * 2048 (eight 2 KiB headers): kMaxIpv6WalkOffset keeps
+  // it below the verifier's 64 KiB packet-offset limit with room for the
+  // header size.
+  Value *off = b_.CreateAnd(reload(thoffAt, "ip6walk.thoff"),
+                            b_.getInt32(kMaxIpv6WalkOffset));
   Value *frag = b_.CreateTrunc(reload(fragAt, "ip6walk.fragoff"), cg_.i16);
   pk_.ihl = off;
   pk_.fragOff = frag;
@@ -357,9 +382,9 @@ Packet emitIpv6(Codegen &cg, const L2 &l2, BasicBlock *pass) {
   b.CreateStore(b.getInt32(0), zero);
   Value *scratch = cg.callHelper(MapLookupElem, cg.ptr, {cg.scratch, zero});
   cg.require(b.CreateIsNotNull(scratch), pass, "scratch.ok");
-  Ipv6Walk walk(cg, pk);
+  Ipv6Walk walk(cg, pk, scratch);
   walk.run(first);
-  walk.join(scratch);
+  walk.join();
   return pk;
 }
 
