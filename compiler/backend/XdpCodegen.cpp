@@ -106,7 +106,8 @@ private:
   void emitIcmp(const ir::Match::Icmp &i, bool negated, BasicBlock *noMatch);
   void emitMultiport(const ir::Match::Multiport &mp, bool negated,
                      BasicBlock *noMatch);
-  void emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch);
+  void emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch,
+                     bool readsPacket = true);
   Value *transportPort(uint64_t off);
   void emitU32(const ir::Match::U32 &u, bool negated, BasicBlock *noMatch);
   // Connection state (docs/handover.md, "Connection state").
@@ -204,6 +205,7 @@ private:
   void emitEgressOfFragmented(BasicBlock *forward);
   void emitFamily(ir::Family fam);
   void storeHeader();
+  Value *ip6Word(bool src, unsigned w);
   Value *hdrField(uint64_t off, Type *ty);
   void emitOtherHost(const L2 &l2);
   Value *ifMaskOf(Value *ifindex, Value *vidOuter, Value *vidInner);
@@ -231,6 +233,12 @@ private:
   /// (storeHeader()): saddr, daddr, proto, sport, dport by their r2x_hdr
   /// offset.
   bool hdrInRegs_ = false;
+  /// The same choice for IPv6's addresses and ports, read from the packet
+  /// (ip6Word(), transportPort()).
+  bool hdrInRegs6_ = false;
+  /// The transport header the current match reads, as emitTransport() left
+  /// it checked: pk_.l4, or a pointer of the rule's own.
+  Value *l4_ = nullptr;
   /// Whether some run will be classified: storeHeader() then stores the
   /// runs' port keys too (storeRunKey()).
   bool classifies_ = false;
@@ -316,6 +324,10 @@ void XdpCodegen::declareMaps() {
       cls_.mode == classify::Mode::Always ||
       (cls_.mode == classify::Mode::Auto && rules >= cls_.minRun);
   hdrInRegs_ = rules <= kHdrRegsMaxRules && !mayClassify;
+  size_t rules6 = 0;
+  for (const ir::Chain &c : p_.chains)
+    rules6 += c.family == ir::Family::V6 ? c.rules.size() : 0;
+  hdrInRegs6_ = rules6 <= kHdrRegsMaxRules;
   classifies_ =
       mayClassify &&
       std::any_of(p_.chains.begin(), p_.chains.end(), [&](const ir::Chain &c) {
@@ -484,8 +496,17 @@ Value *XdpCodegen::inRange(Value *port, const ir::PortRange &r) {
 /// multiport) share their preamble: a non-first fragment never matches;
 /// tcp hotdrops a fragment at offset 1 (it could overwrite the flags of the
 /// first); a header cut short by tot_len (shorter than `need`) is a
-/// hotdrop. The pointer check repeats the length check for the verifier.
-void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
+/// hotdrop. The pointer check repeats the length check for the verifier,
+/// where the match reads the header from the packet (`readsPacket`, and
+/// IPv6's ports); IPv4's ports come from r2x_hdr.
+///
+/// The length check compares copies of the header length and tot_len that
+/// share no register identity with them: otherwise the verifier keeps what
+/// each rule proved (tot_len >= 28, >= 40, the L4 pointer's range) on every
+/// later path, and a run of rules carried several such states apart
+/// through all the rules after it.
+void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch,
+                               bool readsPacket) {
   IRBuilder<> &b = cg_.b;
   Value *isFrag = b.CreateICmpNE(pk_.fragOff, b.getInt16(0));
   BasicBlock *frag = cg_.block("l4.fragment");
@@ -498,30 +519,66 @@ void XdpCodegen::emitTransport(uint64_t need, bool tcp, BasicBlock *noMatch) {
     b.CreateBr(noMatch);
 
   b.SetInsertPoint(whole);
-  Value *fits =
-      b.CreateICmpULE(b.CreateAdd(pk_.ihl, b.getInt32(need)), pk_.totLen);
+  bool inRegs = pk_.v6 ? hdrInRegs6_ : hdrInRegs_; // few rules: no need
+  auto unlinked = [&](Value *v) {
+    return inRegs
+               ? v
+               : b.CreateOr(v, cg_.opaque(ConstantInt::get(v->getType(), 0)));
+  };
+  Value *fits = b.CreateICmpULE(
+      b.CreateAdd(unlinked(pk_.ihl), b.getInt32(need)), unlinked(pk_.totLen));
   cg_.require(fits, drop_, "l4.fits");
-  cg_.needBytes(pk_.l4, need, drop_, "l4.hdr");
+  // The header this match reads, through a pointer of its own for the same
+  // reason: checked against data_end, it proves a range for this rule only.
+  l4_ = inRegs ? pk_.l4
+               : cg_.at(pk_.l3, b.CreateZExt(unlinked(pk_.ihl), cg_.i64));
+  if (readsPacket || pk_.v6)
+    cg_.needBytes(l4_, need, drop_, "l4.hdr");
 }
 
 /// The source (0) or destination (2) port, after emitTransport(): IPv4 from
 /// r2x_hdr (see storeHeader()), IPv6 from the header the walk found.
 Value *XdpCodegen::transportPort(uint64_t off) {
-  return pk_.v6 ? cg_.loadBE(pk_.l4, off, cg_.i16)
-                : hdrField(HdrSport + off, cg_.i16);
+  if (!pk_.v6)
+    return hdrField(HdrSport + off, cg_.i16);
+  if (hdrInRegs6_)
+    return cg_.loadBE(l4_, off, cg_.i16);
+  // Read afresh at each use, for the reason ip6Word() gives.
+  LoadInst *l = cg_.b.CreateLoad(cg_.i16, cg_.at(l4_, off));
+  l->setVolatile(true);
+  return cg_.b.CreateUnaryIntrinsic(Intrinsic::bswap, l);
+}
+
+/// Word `w` of the IPv6 source (`src`) or destination address, as on the
+/// wire. The packet holds the current addresses (a DNAT rewrites them there,
+/// and pk_ reloads them after). Beyond kHdrRegsMaxRules IPv6 rules each use
+/// reads the packet again, as IPv4 rules read r2x_hdr (storeHeader()): a
+/// word kept in a register stays exact on the paths of the rule that
+/// compared it, and the verifier carries those paths apart through every
+/// later rule (about 3x its work a rule). It does not track packet contents,
+/// so a word read again is unknown again.
+Value *XdpCodegen::ip6Word(bool src, unsigned w) {
+  if (hdrInRegs6_)
+    return (src ? pk_.saddr6 : pk_.daddr6)[w];
+  LoadInst *l = cg_.b.CreateLoad(
+      cg_.i32, cg_.at(pk_.l3, (src ? kernel::Ip6Saddr : kernel::Ip6Daddr) +
+                                  4 * uint64_t(w)));
+  l->setVolatile(true);
+  return l;
 }
 
 /// xt_tcpudp: every part given must hold, each with its own `!`.
 void XdpCodegen::emitTcpUdp(const ir::Match::TcpUdp &t, BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
   bool tcp = t.proto == IPPROTO_TCP;
-  emitTransport(tcp ? kTcpHeaderLen : kUdpHeaderLen, tcp, noMatch);
+  emitTransport(tcp ? kTcpHeaderLen : kUdpHeaderLen, tcp, noMatch,
+                t.flags || t.option);
   if (t.sport)
     cg_.require(inRange(transportPort(0), *t.sport), noMatch, "sport.ok");
   if (t.dport)
     cg_.require(inRange(transportPort(2), *t.dport), noMatch, "dport.ok");
   if (t.flags) {
-    Value *flags = cg_.loadBE(pk_.l4, 13, cg_.i8);
+    Value *flags = cg_.loadBE(l4_, 13, cg_.i8);
     Value *eq = b.CreateICmpEQ(b.CreateAnd(flags, t.flags->mask),
                                b.getInt8(t.flags->comp));
     cg_.require(t.flags->negated ? b.CreateNot(eq) : eq, noMatch, "flags.ok");
@@ -538,8 +595,8 @@ void XdpCodegen::emitIcmp(const ir::Match::Icmp &i, bool negated,
   emitTransport(kIcmpHeaderLen, false, noMatch);
   Value *ok = b.getTrue();
   if (i.type != 0xff) {
-    Value *type = cg_.loadBE(pk_.l4, 0, cg_.i8);
-    Value *code = cg_.loadBE(pk_.l4, 1, cg_.i8);
+    Value *type = cg_.loadBE(l4_, 0, cg_.i8);
+    Value *code = cg_.loadBE(l4_, 1, cg_.i8);
     ok = b.CreateAnd(b.CreateICmpEQ(type, b.getInt8(i.type)),
                      b.CreateAnd(b.CreateICmpUGE(code, b.getInt8(i.codeLo)),
                                  b.CreateICmpULE(code, b.getInt8(i.codeHi))));
@@ -553,7 +610,7 @@ void XdpCodegen::emitMultiport(const ir::Match::Multiport &mp, bool negated,
                                BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
   using Side = ir::Match::Multiport::Side;
-  emitTransport(kPortsLen, false, noMatch);
+  emitTransport(kPortsLen, false, noMatch, false);
   Value *sport = transportPort(0);
   Value *dport = transportPort(2);
   Value *any = b.getFalse();
@@ -748,8 +805,7 @@ void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
                                BasicBlock *noMatch) {
   IRBuilder<> &b = cg_.b;
   Value *doff = b.CreateShl(
-      b.CreateZExt(b.CreateLShr(cg_.loadBE(pk_.l4, 12, cg_.i8), 4), cg_.i32),
-      2);
+      b.CreateZExt(b.CreateLShr(cg_.loadBE(l4_, 12, cg_.i8), 4), cg_.i32), 2);
   cg_.require(b.CreateICmpUGE(doff, b.getInt32(20)), drop_, "tcpopt.doff");
   cg_.require(b.CreateICmpULE(b.CreateAdd(pk_.ihl, doff), pk_.totLen), drop_,
               "tcpopt.fits");
@@ -772,7 +828,7 @@ void XdpCodegen::emitTcpOption(const ir::Match::TcpUdp &t,
   b.CreateStore(b.getInt8(t.option), field(tcpopt::kKind));
   // The options' offset in the frame, and their length as a size the
   // verifier can bound (1..64; optlen is 4..40).
-  Value *off = b.CreateAdd(b.CreateSub(b.CreatePtrToInt(pk_.l4, cg_.i64),
+  Value *off = b.CreateAdd(b.CreateSub(b.CreatePtrToInt(l4_, cg_.i64),
                                        b.CreatePtrToInt(cg_.data, cg_.i64)),
                            b.getInt64(20));
   Value *size = b.CreateAdd(
@@ -967,15 +1023,15 @@ Value *XdpCodegen::addressTest(const ir::Match::Address &a) {
   IRBuilder<> &b = cg_.b;
   bool src = a.side == ir::Match::Address::Side::Source;
   if (pk_.v6) {
-    Value *const *words = src ? pk_.saddr6 : pk_.daddr6;
     Value *cond = b.getTrue();
     for (unsigned w = 0; w < 4; ++w) {
       uint32_t mk = 0, net = 0;
       std::memcpy(&mk, a.mask6.data() + 4 * w, 4);
       std::memcpy(&net, a.net6.data() + 4 * w, 4);
       if (mk != 0)
-        cond = b.CreateAnd(
-            cond, b.CreateICmpEQ(b.CreateAnd(words[w], mk), b.getInt32(net)));
+        cond =
+            b.CreateAnd(cond, b.CreateICmpEQ(b.CreateAnd(ip6Word(src, w), mk),
+                                             b.getInt32(net)));
     }
     return cond;
   }
